@@ -1,0 +1,1 @@
+"""Crowd backends: where tasks go to people and answers come back from."""

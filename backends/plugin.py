@@ -1,0 +1,9 @@
+"""Registers the built-in crowd backends through the same hook third-party plugins use."""
+
+from backends.simulated import SimulatedCrowd
+from orchestrator.hookspecs import Register, hookimpl
+
+
+@hookimpl
+def clicloop_register_backends(register: Register) -> None:
+    register("simulated", SimulatedCrowd)

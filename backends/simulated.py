@@ -1,0 +1,164 @@
+"""A simulated crowd: answers from the ground truth through per-worker confusion, with human
+time, unpaid overhead and pay drawn from documented distributions.
+
+It is stateless per task: an answer is a pure function of (seed, task key), so re-dispatching a
+task after a crash yields the same answer, and the ledger de-duplicates it. Use it to plan
+("how many hours and euros to reach 95%?") and to test the loop end to end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from orchestrator.errors import BackendError
+from orchestrator.seeding import rng_for
+from orchestrator.types import Answer, BackendContext, Task
+
+
+@dataclass(frozen=True)
+class _Worker:
+    raw_id: str
+    accuracy: float
+    careless: bool
+    qualification_s: float
+
+
+class SimulatedCrowd:
+    """Simulated workers with per-worker confusion, log-normal task times and unpaid overhead.
+
+    Parameters
+    ----------
+    n_workers: size of the worker pool.
+    accuracy_mean, accuracy_concentration: each careful worker's accuracy is drawn from a Beta
+        distribution with this mean and concentration (alpha + beta); errors spread over the
+        other labels with Dirichlet(1) weights per worker and true label.
+    careless_fraction: share of workers who answer uniformly at random.
+    seconds_median, seconds_sigma, seconds_per_char: active time per task is log-normal with
+        median ``seconds_median + seconds_per_char * len(text)`` and log-sd ``seconds_sigma``.
+    search_seconds_median, wait_seconds_median, overhead_sigma: unpaid time per task spent
+        finding the task and waiting (log-normal).
+    qualification_seconds: unpaid qualification test, once per worker.
+    reward, fee_rate, currency: pay per task; the platform fee is ``fee_rate * reward``.
+    """
+
+    confidential = False
+    reads_ground_truth = True
+
+    def __init__(
+        self,
+        n_workers: int = 20,
+        accuracy_mean: float = 0.97,
+        accuracy_concentration: float = 30.0,
+        careless_fraction: float = 0.05,
+        seconds_median: float = 5.0,
+        seconds_sigma: float = 0.5,
+        seconds_per_char: float = 0.05,
+        search_seconds_median: float = 10.0,
+        wait_seconds_median: float = 3.0,
+        overhead_sigma: float = 0.8,
+        qualification_seconds: float = 180.0,
+        reward: float = 0.02,
+        fee_rate: float = 0.2,
+        currency: str = "EUR",
+    ):
+        self.n_workers = n_workers
+        self.accuracy_mean = accuracy_mean
+        self.accuracy_concentration = accuracy_concentration
+        self.careless_fraction = careless_fraction
+        self.seconds_median = seconds_median
+        self.seconds_sigma = seconds_sigma
+        self.seconds_per_char = seconds_per_char
+        self.search_seconds_median = search_seconds_median
+        self.wait_seconds_median = wait_seconds_median
+        self.overhead_sigma = overhead_sigma
+        self.qualification_seconds = qualification_seconds
+        self.reward = reward
+        self.fee_rate = fee_rate
+        self.currency = currency
+
+    def open(self, context: BackendContext) -> None:
+        self._validate()
+        if context.truth is None:
+            raise BackendError("the simulated crowd needs ground truth: set data.pool.truth to the column that holds it")
+        self.context_ = context
+        self.label_index_ = {label: i for i, label in enumerate(context.labels)}
+        rng = rng_for(context.seed, "simulated-crowd", "workers")
+        k = len(context.labels)
+        a = self.accuracy_mean * self.accuracy_concentration
+        b = (1 - self.accuracy_mean) * self.accuracy_concentration
+        careless = rng.random(self.n_workers) < self.careless_fraction
+        accuracy = np.where(careless, 1.0 / k, rng.beta(a, b, self.n_workers))
+        self.workers_ = [
+            _Worker(f"sim-{i:04d}", float(accuracy[i]), bool(careless[i]), self.qualification_seconds)
+            for i in range(self.n_workers)
+        ]
+        # error distribution per worker and true label (over the other labels)
+        self.errors_ = rng.dirichlet(np.ones(max(k - 1, 1)), size=(self.n_workers, k))
+
+    def _validate(self) -> None:
+        if self.n_workers < 1:
+            raise BackendError("simulated crowd: n_workers must be at least 1")
+        if not 0 < self.accuracy_mean < 1:
+            raise BackendError("simulated crowd: accuracy_mean must be strictly between 0 and 1")
+        if not 0 <= self.careless_fraction <= 1:
+            raise BackendError("simulated crowd: careless_fraction must be between 0 and 1")
+        if self.reward < 0 or self.fee_rate < 0:
+            raise BackendError("simulated crowd: reward and fee_rate must not be negative")
+
+    def dispatch(self, tasks: Sequence[Task]) -> None:
+        for task in tasks:
+            if task.item_id not in self.context_.truth:
+                raise BackendError(
+                    f"the simulated crowd has no ground truth for item {task.item_id!r} "
+                    "(is data.pool.truth filled for every pool row?)"
+                )
+
+    def collect(self, tasks: Sequence[Task]) -> list[Answer]:
+        return [self._answer(task) for task in tasks]
+
+    def expected_cost_per_task(self) -> float:
+        return self.reward * (1 + self.fee_rate)
+
+    def close(self) -> None:
+        pass
+
+    def _answer(self, task: Task) -> Answer:
+        seed = self.context_.seed
+        order = rng_for(seed, "simulated-crowd", "assign", task.round_no, task.item_id).permutation(self.n_workers)
+        worker = self.workers_[int(order[task.replica % self.n_workers])]
+        rng = rng_for(seed, "simulated-crowd", "answer", task.key)
+        label = self._label(rng, worker, order[task.replica % self.n_workers], task)
+        length = len(task.payload) if isinstance(task.payload, str) else 0
+        median = self.seconds_median + self.seconds_per_char * length
+        active = float(median * np.exp(self.seconds_sigma * rng.standard_normal()))
+        search = float(self.search_seconds_median * np.exp(self.overhead_sigma * rng.standard_normal()))
+        wait = float(self.wait_seconds_median * np.exp(self.overhead_sigma * rng.standard_normal()))
+        return Answer(
+            task_key=task.key,
+            worker=worker.raw_id,
+            label=label,
+            active_s=round(active, 3),
+            search_s=round(search, 3),
+            wait_s=round(wait, 3),
+            qualification_s=worker.qualification_s,
+            reward=self.reward,
+            fee=round(self.reward * self.fee_rate, 6),
+            currency=self.currency,
+        )
+
+    def _label(self, rng: np.random.Generator, worker: _Worker, w: int, task: Task) -> str:
+        labels = self.context_.labels
+        true = self.context_.truth[task.item_id]
+        if worker.careless:
+            return labels[int(rng.integers(len(labels)))]
+        if rng.random() < worker.accuracy or len(labels) < 2:
+            return true
+        c = self.label_index_[true]
+        others = [j for j in range(len(labels)) if j != c]
+        return labels[others[int(rng.choice(len(others), p=self.errors_[w, c]))]]
+
+    def __repr__(self) -> str:
+        return f"SimulatedCrowd(n_workers={self.n_workers}, reward={self.reward} {self.currency})"

@@ -1,0 +1,1 @@
+"""Things other systems call or feed: the Label Studio ML-backend server, production ingest."""

@@ -1,0 +1,157 @@
+"""The ``clicloop`` command line: parse, call the core, format. Errors print without a traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from orchestrator.errors import ClicloopError
+
+app = typer.Typer(
+    help="clicloop: an active-learning labeling loop that accounts for every human second behind a model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+ConfigArg = Annotated[Path, typer.Argument(help="the loop's config file (YAML or TOML)")]
+
+
+@app.command()
+def quickstart(
+    ledger: Annotated[str, typer.Option(help="where to write the ledger")] = "sqlite:///clicloop-quickstart.db",
+    seed: Annotated[int, typer.Option(help="seed for data split, crowd and selection")] = 0,
+    budget: Annotated[int, typer.Option(help="answers each loop may buy")] = 300,
+) -> None:
+    """Margin sampling against random sampling on scikit-learn's digits, with a simulated crowd."""
+    from orchestrator.quickstart import run_quickstart
+
+    run_quickstart(ledger=ledger, seed=seed, budget=budget)
+
+
+@app.command()
+def run(
+    config: ConfigArg,
+    restart: Annotated[bool, typer.Option("--restart", help="delete this loop's records first and start over")] = False,
+) -> None:
+    """Run a loop, or resume it from the ledger where it stopped."""
+    from rich.console import Console
+
+    from orchestrator.config import load_config
+    from orchestrator.loop import Loop
+    from orchestrator.progress import progress_plugin
+    from orchestrator.plugins import Registry, check_names, get_plugin_manager
+
+    cfg = load_config(config)
+    console = Console(stderr=True)
+    pm = get_plugin_manager(cfg.plugins)
+    check_names(cfg, Registry(pm))
+    with progress_plugin(pm, cfg, console):
+        loop = Loop(cfg, plugin_manager=pm)
+        loop.run(restart=restart)
+    _print_report(cfg.ledger, cfg.loop.name, cfg.wage_floor.amount)
+
+
+@app.command()
+def report(
+    config: Annotated[Optional[Path], typer.Argument(help="config file (for its ledger and loop name)")] = None,
+    ledger: Annotated[Optional[str], typer.Option(help="ledger URL (instead of a config)")] = None,
+    loop: Annotated[Optional[str], typer.Option(help="loop name (default: every loop in the ledger)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    """Per round: labels, human hours (active / with unpaid time), cost, metric, gain, cost per point, wages."""
+    floor = None
+    if config is not None:
+        from orchestrator.config import load_config
+
+        cfg = load_config(config)
+        ledger, loop, floor = ledger or cfg.ledger, loop or cfg.loop.name, cfg.wage_floor.amount
+    if ledger is None:
+        raise typer.BadParameter("give a config file or --ledger URL")
+    _print_report(ledger, loop, floor, as_json=as_json)
+
+
+def _print_report(url: str, loop: str | None, floor: float | None, *, as_json: bool = False) -> None:
+    from rich.console import Console
+
+    from orchestrator.errors import LedgerError
+    from orchestrator.ledger import Ledger
+    from orchestrator.report import build_report, render_report, report_dict
+
+    with Ledger(url) as ledger:
+        names = [loop] if loop else ledger.loops()
+        unknown = [n for n in names if n not in ledger.loops()]
+        if unknown or not names:
+            raise LedgerError(f"no loop {unknown[0]!r} in the ledger; loops there: {ledger.loops()}" if unknown else "the ledger holds no loop yet")
+        reports = {n: build_report(ledger, n) for n in names}
+    if as_json:
+        print(json.dumps({n: report_dict(*r) for n, r in reports.items()}, indent=2))
+        return
+    console = Console()
+    for rows, totals in reports.values():
+        console.print(render_report(rows, totals, floor))
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="where to write the config")] = Path("clicloop.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented starter config (runs as is on the bundled digits data)."""
+    from importlib.resources import files
+
+    if path.exists() and not force:
+        raise ClicloopError(f"{path} exists; pass --force to overwrite it")
+    path.write_text(files("orchestrator").joinpath("templates/clicloop.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    typer.echo(f"wrote {path}; run it with: clicloop run {path}")
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """List the strategies, backends, models and aggregators installed, and where each comes from."""
+    from orchestrator.plugins import KINDS, Registry, get_plugin_manager
+
+    registry = Registry(get_plugin_manager())
+    rows = [
+        {"kind": kind, "name": e.name, "plugin": e.plugin, "distribution": e.distribution or "clicloop (built-in)"}
+        for kind in KINDS
+        for e in sorted(registry.entries[kind].values(), key=lambda e: e.name)
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("kind", "name", "plugin", "from")
+    for r in rows:
+        table.add_row(r["kind"], r["name"], r["plugin"], r["distribution"])
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point: clicloop errors become one clear line and exit status 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return app(args=argv, standalone_mode=False)
+    except ClicloopError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume from the ledger", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise

@@ -1,0 +1,175 @@
+"""The loop's configuration: a YAML or TOML file validated with pydantic.
+
+Errors name the file and the dotted field. Relative paths resolve against the config file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestrator.errors import BudgetError, ConfigError
+
+BUILTIN_DATASETS = ("digits",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_Strict):
+    """One tabular or array file. Columns name the id, the features and the labels."""
+
+    path: Path
+    id: str | None = Field(None, description="id column; row numbers when absent")
+    text: str | None = Field(None, description="text column (text features)")
+    features: list[str] | None = Field(None, description="numeric feature columns (default: every numeric column)")
+    label: str | None = Field("label", description="label column: seed labels in the pool, required in eval")
+    truth: str | None = Field(None, description="ground truth that only the simulated crowd reads")
+
+    @model_validator(mode="after")
+    def _text_or_features(self) -> Source:
+        if self.text and self.features:
+            raise ValueError("give either 'text' or 'features', not both")
+        return self
+
+
+class Data(_Strict):
+    """The pool to label, seed labels, and the evaluation set."""
+
+    builtin: Literal["digits"] | None = Field(None, description="a dataset that ships with a dependency")
+    pool: Source | None = None
+    eval: Source | None = None
+    eval_fraction: float = Field(0.25, gt=0, lt=1, description="builtin only: share held out for evaluation")
+    seed_size: int = Field(0, ge=0, description="seed labels drawn from the ground truth (simulations)")
+    labels: list[str] | None = Field(None, description="the label set; inferred from eval and seed labels")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Data:
+        if (self.builtin is None) == (self.pool is None):
+            raise ValueError("give exactly one of 'builtin' or 'pool'")
+        return self
+
+
+class PluginRef(_Strict):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Plateau(_Strict):
+    rounds: int = Field(3, ge=1)
+    min_points_per_hour: float = Field(..., ge=0)
+
+
+class Stop(_Strict):
+    """Stopping rules; the loop stops at the first that holds (or when the pool runs out)."""
+
+    max_rounds: int | None = Field(None, ge=1)
+    max_labels: int | None = Field(None, ge=1, description="human answers bought")
+    max_cost: float | None = Field(None, gt=0, description="requester cost, reward + fees")
+    max_hours: float | None = Field(None, gt=0, description="human hours, unpaid overhead included")
+    target_metric: float | None = Field(None, description="stop once the metric reaches this")
+    plateau: Plateau | None = None
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f) is None for f in type(self).model_fields)
+
+
+class WageFloor(_Strict):
+    amount: float = Field(12.02, ge=0, description="gross hourly wage (default: France's SMIC, 2026)")
+    currency: str = "EUR"
+
+
+class LoopSection(_Strict):
+    name: str = Field("default", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    seed: int = 0
+    purpose: str = Field(..., min_length=10, description="one plain sentence shown to every worker")
+    batch_size: int = Field(10, ge=1)
+    redundancy: int = Field(1, ge=1, description="answers per item")
+    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    chunk_size: int = Field(65536, ge=1, description="pool rows scored at once")
+    poll_seconds: float = Field(2.0, gt=0, description="wait between collects while answers are pending")
+    round_timeout_s: float | None = Field(None, gt=0, description="give up on unanswered tasks after this")
+
+
+class Config(_Strict):
+    loop: LoopSection
+    data: Data
+    model: PluginRef = PluginRef(name="auto")
+    strategy: PluginRef = PluginRef(name="margin")
+    backend: PluginRef = PluginRef(name="simulated")
+    aggregator: PluginRef = PluginRef(name="majority")
+    stop: Stop = Stop()
+    ledger: str = Field("sqlite:///clicloop.db", description="SQLAlchemy URL of the ledger")
+    wage_floor: WageFloor = WageFloor()
+    plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
+
+    @model_validator(mode="after")
+    def _checks(self) -> Config:
+        if self.stop.is_empty():
+            raise ValueError("add at least one stop rule (stop.max_rounds, max_labels, max_cost, max_hours, target_metric)")
+        per_batch = self.loop.batch_size * self.loop.redundancy
+        if self.stop.max_labels is not None and self.stop.max_labels < per_batch:
+            raise BudgetError(
+                f"stop.max_labels={self.stop.max_labels} cannot pay for one batch of "
+                f"{self.loop.batch_size} items x {self.loop.redundancy} answers = {per_batch}; "
+                "raise max_labels or lower loop.batch_size",
+                field="stop.max_labels",
+            )
+        return self
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML (.yaml/.yml) or TOML (.toml) config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file: {e.strerror}", source=str(path)) from e
+    try:
+        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {e}", source=str(path)) from e
+    if not isinstance(raw, dict):
+        raise ConfigError("the file must hold a mapping of sections (loop:, data:, ...)", source=str(path))
+    return config_from_dict(raw, source=str(path), base_dir=path.parent)
+
+
+def config_from_dict(raw: dict[str, Any], *, source: str = "<python>", base_dir: Path | None = None) -> Config:
+    """Validate a config given as a dict; relative data paths resolve against ``base_dir``."""
+    try:
+        config = Config.model_validate(raw)
+    except BudgetError as e:
+        raise BudgetError(e.detail, source=source, field=e.field) from e
+    except ValidationError as e:
+        raise _config_error(e, source) from e
+    if base_dir is not None:
+        _resolve_paths(config, base_dir)
+    return config
+
+
+def _config_error(e: ValidationError, source: str) -> ConfigError:
+    first = e.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field (check its spelling; `clicloop init` writes a commented example)"
+    if first["type"] == "missing":
+        message = "this field is required"
+    more = len(e.errors()) - 1
+    return ConfigError(message + (f" (and {more} more problem(s))" if more else ""), source=source, field=field)
+
+
+def _resolve_paths(config: Config, base_dir: Path) -> None:
+    for source in (config.data.pool, config.data.eval):
+        if source is not None and not source.path.is_absolute():
+            source.path = base_dir / source.path
+    prefix = "sqlite:///"
+    if config.ledger.startswith(prefix) and not config.ledger.startswith(prefix + "/"):
+        rel = config.ledger[len(prefix) :]
+        if rel and rel != ":memory:":
+            config.ledger = prefix + str((base_dir / rel).resolve())

@@ -1,0 +1,282 @@
+"""Pools and evaluation sets: read from CSV, JSONL, Parquet or NumPy, validated strictly.
+
+Every error names the file, the column and the rows at fault. Item ids are strings and stable
+(the id column, or row numbers when there is none). Labels are strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orchestrator.config import Data, Source
+from orchestrator.errors import DataError
+from orchestrator.seeding import rng_for
+
+
+@dataclass
+class Pool:
+    """Items to label. ``X`` is a 2-D float array (numeric) or a 1-D object array of texts.
+
+    ``truth`` (ground truth, None where unknown) is read only by the simulated crowd.
+    """
+
+    ids: np.ndarray
+    X: Any
+    kind: str
+    truth: np.ndarray | None
+    seed_labels: dict[str, str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def payload(self, i: int) -> Any:
+        return self.X[i] if self.kind == "text" else None
+
+
+@dataclass
+class EvalSet:
+    X: Any
+    y: np.ndarray
+    source: str
+
+
+def load_data(data: Data, seed: int) -> tuple[Pool, EvalSet | None, tuple[str, ...]]:
+    """Load the pool, the evaluation set and the label set a config describes."""
+    if data.builtin is not None:
+        pool, evalset = _builtin(data.builtin, data.eval_fraction, seed)
+    elif data.pool is not None:
+        pool = read_pool(data.pool)
+        evalset = read_eval(data.eval, pool.kind) if data.eval is not None else None
+    else:
+        raise DataError("the config gives neither data.builtin nor data.pool")
+    if data.seed_size:
+        _draw_seed(pool, data.seed_size, seed)
+    return pool, evalset, _label_set(data, pool, evalset)
+
+
+def read_pool(source: Source) -> Pool:
+    cols, name = _read(source.path)
+    n = _n_rows(cols, name)
+    if n == 0:
+        raise DataError(f"{name}: the pool is empty; nothing to label")
+    ids = _ids(cols, source, n, name)
+    kind, X = _features(cols, source, name)
+    truth = _labels(cols, source.truth, name) if source.truth else None
+    seed_labels: dict[str, str] = {}
+    if source.label and source.label in cols:
+        labels = _labels(cols, source.label, name)
+        seed_labels = {ids[i]: labels[i] for i in np.flatnonzero(labels != None)}  # noqa: E711
+    return Pool(ids, X, kind, truth, seed_labels, name)
+
+
+def read_eval(source: Source, kind: str) -> EvalSet:
+    cols, name = _read(source.path)
+    if _n_rows(cols, name) == 0:
+        raise DataError(f"{name}: the evaluation set is empty")
+    got_kind, X = _features(cols, source, name)
+    if got_kind != kind:
+        raise DataError(f"{name}: the evaluation set has {got_kind} features but the pool has {kind} features")
+    if not source.label or source.label not in cols:
+        raise DataError(f"{name}: the evaluation set needs a label column ({source.label!r} not found)")
+    y = _labels(cols, source.label, name)
+    missing = np.flatnonzero(y == None)  # noqa: E711
+    if missing.size:
+        raise DataError(f"{name}: column {source.label!r} is empty in evaluation rows {_rows(missing)}")
+    return EvalSet(X, y.astype(str), name)
+
+
+# -- readers -----------------------------------------------------------------------------------
+
+
+def _read(path: Path) -> tuple[dict[str, Any], str]:
+    name = str(path)
+    if not path.exists():
+        raise DataError(f"{name}: file not found")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    try:
+        if suffix == ".npy":
+            return {"__X__": np.load(path, mmap_mode="r", allow_pickle=False)}, name
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}, name
+        import pandas as pd
+
+        if suffix in (".csv", ".csv.gz", ".tsv"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        elif suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
+            frame = pd.read_json(path, lines=True, dtype=False)
+        elif suffix == ".parquet":
+            frame = _read_parquet(path)
+        else:
+            raise DataError(f"{name}: unsupported file type {suffix!r}; use .csv, .tsv, .jsonl, .parquet, .npy or .npz")
+    except DataError:
+        raise
+    except (ValueError, OSError) as e:
+        raise DataError(f"{name}: cannot read it: {e}") from e
+    return {c: frame[c].to_numpy() for c in frame.columns}, name
+
+
+def _read_parquet(path: Path) -> Any:
+    import pandas as pd
+
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as e:
+        raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'clicloop[parquet]'") from e
+    return pd.read_parquet(path)
+
+
+def _n_rows(cols: dict[str, Any], name: str) -> int:
+    lengths = {len(v) for v in cols.values()}
+    if len(lengths) > 1:
+        raise DataError(f"{name}: arrays have different lengths {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
+
+
+def _ids(cols: dict[str, Any], source: Source, n: int, name: str) -> np.ndarray:
+    if source.id is None:
+        return np.array([str(i) for i in range(n)], dtype=object)
+    if source.id not in cols:
+        raise DataError(f"{name}: id column {source.id!r} not found; columns: {_names(cols)}")
+    raw = cols[source.id]
+    missing = np.flatnonzero([_is_missing(v) for v in raw])
+    if missing.size:
+        raise DataError(f"{name}: column {source.id!r} has missing ids in rows {_rows(missing)}")
+    ids = np.array([_label_str(v) for v in raw], dtype=object)
+    uniq, first, counts = np.unique(ids.astype(str), return_index=True, return_counts=True)
+    if (counts > 1).any():
+        dup = [str(d) for d in uniq[counts > 1][:5]]
+        rows = {d: np.flatnonzero(ids == d)[:3].tolist() for d in dup}
+        raise DataError(
+            f"{name}: column {source.id!r} has {int((counts > 1).sum())} duplicate id(s), "
+            + "; ".join(f"{d!r} in rows {r}" for d, r in rows.items())
+            + ". Item ids must be unique and stable."
+        )
+    return ids
+
+
+def _features(cols: dict[str, Any], source: Source, name: str) -> tuple[str, Any]:
+    if "__X__" in cols:
+        X = cols["__X__"]
+        if X.ndim != 2:
+            raise DataError(f"{name}: a .npy pool must be a 2-D array (rows x features), got shape {X.shape}")
+        return "numeric", _finite_or_raise(X, name)
+    if source.text:
+        if source.text not in cols:
+            raise DataError(f"{name}: text column {source.text!r} not found; columns: {_names(cols)}")
+        texts = cols[source.text]
+        bad = np.flatnonzero([not isinstance(t, str) for t in texts])
+        if bad.size:
+            raise DataError(f"{name}: column {source.text!r} has empty or non-text values in rows {_rows(bad)}")
+        return "text", np.asarray(texts, dtype=object)
+    if "X" in cols and np.asarray(cols["X"]).ndim == 2:  # .npz with an X array
+        return "numeric", _finite_or_raise(np.asarray(cols["X"], dtype=np.float64), name)
+    reserved = {source.id, source.label, source.truth}
+    names = source.features or [c for c in cols if c not in reserved and np.issubdtype(np.asarray(cols[c]).dtype, np.number)]
+    if not names:
+        raise DataError(f"{name}: no features found; name a 'text' column or numeric 'features' (columns: {_names(cols)})")
+    for c in names:
+        if c not in cols:
+            raise DataError(f"{name}: feature column {c!r} not found; columns: {_names(cols)}")
+        try:
+            col = np.asarray(cols[c], dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{name}: feature column {c!r} is not numeric ({e})") from e
+        _check_finite(col, name, c)
+    return "numeric", np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in names])
+
+
+def _finite_or_raise(X: Any, name: str, chunk: int = 1 << 18) -> Any:
+    for start in range(0, len(X), chunk):
+        block = np.asarray(X[start : start + chunk])
+        bad = ~np.isfinite(block).all(axis=1)
+        if bad.any():
+            raise DataError(f"{name}: NaN or infinite features in rows {_rows(np.flatnonzero(bad) + start)}")
+    return X
+
+
+def _check_finite(col: np.ndarray, name: str, column: str) -> None:
+    bad = ~np.isfinite(col) if col.ndim == 1 else ~np.isfinite(col).all(axis=1)
+    if bad.any():
+        raise DataError(f"{name}: column {column!r} has NaN or infinite values in rows {_rows(np.flatnonzero(bad))}")
+
+
+def _labels(cols: dict[str, Any], column: str, name: str) -> np.ndarray:
+    if column not in cols:
+        raise DataError(f"{name}: label column {column!r} not found; columns: {_names(cols)}")
+    return np.array([None if _is_missing(v) else _label_str(v) for v in cols[column]], dtype=object)
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def _label_str(v: Any) -> str:
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v.item() if isinstance(v, np.generic) else v)
+
+
+def _names(cols: dict[str, Any]) -> str:
+    return ", ".join(repr(c) for c in cols)
+
+
+def _rows(rows: np.ndarray) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:5])
+    return shown + (f" and {rows.size - 5} more" if rows.size > 5 else "") + " (0-based)"
+
+
+# -- builtin data, seed labels and the label set -----------------------------------------------
+
+
+def _builtin(name: str, eval_fraction: float, seed: int) -> tuple[Pool, EvalSet]:
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    order = rng_for(seed, "builtin-split", name).permutation(len(y))
+    n_eval = int(round(len(y) * eval_fraction))
+    ev, po = order[:n_eval], np.sort(order[n_eval:])
+    ids = np.array([f"digit-{i:04d}" for i in po], dtype=object)
+    truth = y[po].astype(str).astype(object)
+    pool = Pool(ids, X[po].astype(np.float64), "numeric", truth, {}, f"builtin:{name}")
+    return pool, EvalSet(X[ev].astype(np.float64), y[ev].astype(str), f"builtin:{name}")
+
+
+def _draw_seed(pool: Pool, size: int, seed: int) -> None:
+    if pool.truth is None:
+        raise DataError(f"{pool.source}: data.seed_size needs ground truth (data.pool.truth)")
+    known = np.flatnonzero(pool.truth != None)  # noqa: E711
+    chosen = rng_for(seed, "seed-labels").choice(known, size=min(size, known.size), replace=False)
+    for i in np.sort(chosen):
+        pool.seed_labels.setdefault(pool.ids[i], pool.truth[i])
+
+
+def _label_set(data: Data, pool: Pool, evalset: EvalSet | None) -> tuple[str, ...]:
+    if data.labels:
+        labels = tuple(str(label) for label in data.labels)
+        unknown = sorted(set(pool.seed_labels.values()) - set(labels))
+        if unknown:
+            raise DataError(f"{pool.source}: seed labels {unknown[:5]} are not in data.labels")
+        return labels
+    found = set(pool.seed_labels.values())
+    if evalset is not None:
+        found |= set(evalset.y.tolist())
+    if pool.truth is not None:
+        found |= {t for t in pool.truth if t is not None}
+    if len(found) < 2:
+        raise DataError(
+            f"{pool.source}: cannot infer a label set of at least two labels; list them in data.labels"
+        )
+    return tuple(sorted(found, key=_natural))
+
+
+def _natural(label: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(label))
+    except ValueError:
+        return (1, label)

@@ -1,0 +1,96 @@
+"""Every hook clicloop calls, typed and documented in one place.
+
+A plugin is a module or object whose functions are marked with :data:`hookimpl` and named after
+a hook below. Built-in strategies, backends, models and aggregators register through these same
+hooks. Third-party distributions expose their plugin module in the ``clicloop`` entry-point group::
+
+    [project.entry-points.clicloop]
+    my_plugin = "my_package.clicloop_plugin"
+
+Registration hooks receive ``register(name, factory)``; ``factory(**params)`` builds the object
+from the ``params`` of the config section that names it. A name registered twice (by any two
+plugins) fails loudly. A misspelled hook name fails when plugins load (``check_pending``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:
+    from orchestrator.loop import Loop, RoundResult
+    from orchestrator.types import Answer, Task
+
+PROJECT = "clicloop"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Register(Protocol):
+    """The callable a registration hook receives."""
+
+    def __call__(self, name: str, factory: Callable[..., Any]) -> None: ...
+
+
+# -- registration ------------------------------------------------------------------------------
+
+
+@hookspec
+def clicloop_register_strategies(register: Register) -> None:
+    """Register query strategies: ``register("margin", MarginStrategy)``.
+
+    The factory returns an object satisfying :class:`orchestrator.types.Strategy`.
+    """
+
+
+@hookspec
+def clicloop_register_backends(register: Register) -> None:
+    """Register crowd backends: ``register("simulated", SimulatedCrowd)``.
+
+    The factory returns an object satisfying :class:`orchestrator.types.Backend`.
+    """
+
+
+@hookspec
+def clicloop_register_models(register: Register) -> None:
+    """Register model factories: ``register("logreg", make_logreg)``.
+
+    The factory returns an object with ``fit``, ``predict_proba`` and ``classes_``.
+    """
+
+
+@hookspec
+def clicloop_register_aggregators(register: Register) -> None:
+    """Register answer aggregators: ``register("majority", MajorityVote)``.
+
+    The factory returns an object satisfying :class:`orchestrator.types.Aggregator`.
+    """
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+
+
+@hookspec
+def clicloop_round_started(loop: Loop, round_no: int) -> None:
+    """A round begins (before the model is fitted). Called again for a round being resumed."""
+
+
+@hookspec
+def clicloop_tasks_dispatched(loop: Loop, round_no: int, tasks: Sequence[Task]) -> None:
+    """Tasks were handed to the backend and the dispatch is recorded in the ledger."""
+
+
+@hookspec
+def clicloop_annotation_received(loop: Loop, answer: Answer, status: str) -> None:
+    """An answer was committed to the ledger for the first time.
+
+    ``status`` is ``"submitted"`` for a usable label, ``"skipped"`` for effort without a label,
+    or ``"quarantined"`` for an answer outside the label set.
+    """
+
+
+@hookspec
+def clicloop_round_finished(loop: Loop, result: RoundResult) -> None:
+    """A round is complete and committed: its metric, labels bought, effort and cost."""

@@ -1,0 +1,311 @@
+"""The loop: fit -> score -> select -> dispatch -> collect -> aggregate -> evaluate -> record.
+
+Every fact is committed to the ledger before the loop acts on it, and every write is idempotent,
+so a killed run resumes where it stopped: no answer lost, no task sent or paid twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from orchestrator.config import Config
+from orchestrator.data import EvalSet, Pool, load_data
+from orchestrator.errors import BudgetError, ConfigError, StrategyError
+from orchestrator.ledger import Ledger
+from orchestrator.models import DEFAULT_FOR
+from orchestrator.plugins import Registry, check_names, get_plugin_manager
+from orchestrator.seeding import rng_for
+from orchestrator.stopping import Budget, items_affordable, stop_reason
+from orchestrator.types import Answer, BackendContext, Consensus, Model, Task, Vote
+
+log = logging.getLogger("clicloop")
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """One round as recorded: the model it fitted, its metric, and what the round bought."""
+
+    loop: str
+    round_no: int
+    model_version: str
+    n_labeled: int
+    metric: float | None
+    answers: int
+    cost: float
+    active_hours: float
+    total_hours: float
+    stop_reason: str | None
+
+
+class Loop:
+    """An active-learning loop over one pool, one backend and one ledger.
+
+    ``Loop(config).run()`` runs (or resumes) the loop the config describes. Objects given here
+    (``pool``, ``evalset``, ``model``, ``strategy``, ``backend``) replace what the config names.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        pool: Pool | None = None,
+        evalset: EvalSet | None = None,
+        model: Any = None,
+        strategy: Any = None,
+        backend: Any = None,
+        plugin_manager: Any = None,
+    ):
+        self.config = config
+        self.pool = pool
+        self.evalset = evalset
+        self.model = model
+        self.strategy = strategy
+        self.backend = backend
+        self.plugin_manager = plugin_manager
+
+    @property
+    def name(self) -> str:
+        return self.config.loop.name
+
+    # -- run -------------------------------------------------------------------------------------
+
+    def run(self, *, restart: bool = False) -> list[RoundResult]:
+        """Run or resume the loop until a stopping rule holds; returns every round's result."""
+        self._setup(restart)
+        try:
+            round_no = self._first_round()
+            while True:
+                result = self._round(round_no)
+                if result.stop_reason is not None:
+                    break
+                round_no += 1
+        finally:
+            self.backend_.close()
+            self.ledger_.close()
+        return self.results_
+
+    def _setup(self, restart: bool) -> None:
+        cfg = self.config
+        self.pm_ = self.plugin_manager or get_plugin_manager(cfg.plugins)
+        self.registry_ = Registry(self.pm_)
+        check_names(cfg, self.registry_)
+        pool, evalset, labels = load_data(cfg.data, cfg.loop.seed)
+        self.pool_ = self.pool or pool
+        self.evalset_ = self.evalset if self.evalset is not None else evalset
+        self.labels_ = labels
+        self.index_ = {item_id: i for i, item_id in enumerate(self.pool_.ids)}
+        model_name = DEFAULT_FOR[self.pool_.kind] if cfg.model.name == "auto" else cfg.model.name
+        self.registry_.get("model", model_name, field="model.name")
+        self.model_name_ = model_name
+        self.strategy_ = self.strategy or self.registry_.create("strategy", cfg.strategy.name, cfg.strategy.params, field="strategy")
+        self.backend_ = self.backend or self.registry_.create("backend", cfg.backend.name, cfg.backend.params, field="backend")
+        self.aggregator_ = self.registry_.create("aggregator", cfg.aggregator.name, cfg.aggregator.params, field="aggregator")
+        self._check_strategy()
+        self._check_money_budget()
+        self.ledger_ = Ledger(cfg.ledger).open()
+        if restart:
+            self.ledger_.delete_loop(self.name)
+        self.ledger_.begin_loop(self.name, *_fingerprint(cfg), cfg.loop.seed)
+        truth = None
+        if getattr(self.backend_, "reads_ground_truth", False) and self.pool_.truth is not None:
+            truth = {i: t for i, t in zip(self.pool_.ids, self.pool_.truth) if t is not None}
+        self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, truth))
+        self.results_: list[RoundResult] = []
+
+    def _check_strategy(self) -> None:
+        missing = [m for m in getattr(self.strategy_, "requires", ()) if m not in ("predict_proba",)]
+        if missing:
+            raise ConfigError(
+                f"strategy {self.config.strategy.name!r} needs {', '.join(missing)}, which the loop cannot provide",
+                field="strategy.name",
+            )
+
+    def _check_money_budget(self) -> None:
+        stop, loop = self.config.stop, self.config.loop
+        per_task = self.backend_.expected_cost_per_task()
+        if stop.max_cost is not None and per_task:
+            batch = per_task * loop.batch_size * loop.redundancy
+            if stop.max_cost < batch:
+                raise BudgetError(
+                    f"stop.max_cost={stop.max_cost:g} cannot pay for one batch ({loop.batch_size} items x "
+                    f"{loop.redundancy} answers x {per_task:g} per task = {batch:g}); raise it or lower loop.batch_size",
+                    field="stop.max_cost",
+                )
+
+    def _first_round(self) -> int:
+        rounds = self.ledger_.rounds(self.name)
+        for row in rounds[:-1]:
+            self.results_.append(self._result(row))
+        if not rounds:
+            return 0
+        last = rounds[-1]
+        return last["round_no"] + 1 if last["status"] == "finished" and last["stop_reason"] is None else last["round_no"]
+
+    # -- one round -------------------------------------------------------------------------------
+
+    def _round(self, r: int) -> RoundResult:
+        self.pm_.hook.clicloop_round_started(loop=self, round_no=r)
+        labeled = self._labeled()
+        model = self._fit(labeled)
+        metric = self._evaluate(model)
+        self.ledger_.start_round(self.name, r, self._version(r, model), len(labeled), self.config.loop.metric, metric)
+        tasks = self._recorded_tasks(r)
+        if not tasks:
+            reason, tasks = self._plan(r, metric, model, labeled)
+            if reason is not None:
+                return self._finish(r, reason)
+        self._dispatch(r, tasks)
+        self._collect(r, tasks)
+        self._aggregate(r)
+        return self._finish(r, None)
+
+    def _labeled(self) -> dict[str, str]:
+        labeled = dict(self.pool_.seed_labels)
+        labeled.update(self.ledger_.labels(self.name))
+        return labeled
+
+    def _fit(self, labeled: dict[str, str]) -> Model | None:
+        if len(set(labeled.values())) < 2:
+            return None  # cold start: nothing to learn from yet
+        idx = np.fromiter((self.index_[i] for i in sorted(labeled, key=self.index_.__getitem__)), dtype=np.int64)
+        y = np.array([labeled[self.pool_.ids[i]] for i in idx], dtype=object).astype(str)
+        model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, self.config.model.params, field="model")
+        model.fit(self.pool_.X[idx], y)
+        return model
+
+    def _evaluate(self, model: Model | None) -> float | None:
+        if model is None or self.evalset_ is None:
+            return None
+        from sklearn.metrics import accuracy_score, f1_score
+
+        proba = np.asarray(model.predict_proba(self.evalset_.X))
+        predicted = np.asarray(model.classes_)[proba.argmax(axis=1)].astype(str)
+        if self.config.loop.metric == "macro_f1":
+            return float(f1_score(self.evalset_.y, predicted, average="macro", zero_division=0))
+        return float(accuracy_score(self.evalset_.y, predicted))
+
+    def _version(self, r: int, model: Model | None) -> str:
+        return f"{self.name}-r{r}" if model is not None else f"{self.name}-r{r}-cold"
+
+    def _recorded_tasks(self, r: int) -> list[Task]:
+        return [self._task(r, row["item_id"], row["replica"]) for row in self.ledger_.tasks(self.name, r)]
+
+    def _task(self, r: int, item_id: str, replica: int) -> Task:
+        return Task(
+            key=f"{self.name}/{r}/{item_id}/{replica}", loop=self.name, round_no=r, item_id=item_id,
+            replica=replica, purpose=self.config.loop.purpose, labels=self.labels_,
+            payload=self.pool_.payload(self.index_[item_id]),
+        )
+
+    def _plan(self, r: int, metric: float | None, model: Model | None, labeled: dict[str, str]) -> tuple[str | None, list[Task]]:
+        """Decide whether to stop; otherwise select this round's items and record their tasks."""
+        cfg = self.config
+        spent = self._budget(r)
+        history = [row for row in self.ledger_.rounds(self.name) if row["round_no"] < r]
+        reason = stop_reason(cfg.stop, r, metric, spent, history, self._hours_between)
+        if reason is not None:
+            return reason, []
+        n, reason = items_affordable(cfg.stop, cfg.loop.batch_size, cfg.loop.redundancy, spent)
+        if reason is not None:
+            return reason, []
+        candidates = np.flatnonzero(~np.isin(self.pool_.ids, np.array(list(labeled), dtype=object)))
+        if candidates.size == 0:
+            return "pool exhausted: every item is labeled", []
+        chosen = self._select(r, model, candidates, n)
+        tasks = [self._task(r, self.pool_.ids[i], rep) for i in chosen for rep in range(cfg.loop.redundancy)]
+        self.ledger_.record_tasks(tasks, cfg.backend.name)
+        return None, tasks
+
+    def _select(self, r: int, model: Model | None, candidates: np.ndarray, n: int) -> np.ndarray:
+        from strategies.scores import RandomSampling
+        from strategies.select import select_top_k
+
+        strategy = self.strategy_ if model is not None or not self.strategy_.requires else RandomSampling()
+        if strategy is not self.strategy_:
+            log.info("round %d: no model yet (cold start); selecting at random", r)
+        try:
+            return select_top_k(
+                strategy, model, self.pool_.X, candidates, n, rng_for(self.config.loop.seed, "select", r),
+                chunk_size=self.config.loop.chunk_size, ids=self.pool_.ids,
+            )
+        except (ValueError, TypeError) as e:
+            raise StrategyError(f"strategy {self.config.strategy.name!r} failed in round {r}: {e}") from e
+
+    def _budget(self, r: int) -> Budget:
+        spent = self.ledger_.spent(self.name, rounds=(0, r - 1))
+        return Budget(spent["answers"], spent["cost"], spent["total_hours"], self.backend_.expected_cost_per_task())
+
+    def _hours_between(self, first: int, last: int) -> float:
+        return self.ledger_.spent(self.name, rounds=(first, last))["total_hours"]
+
+    def _dispatch(self, r: int, tasks: Sequence[Task]) -> None:
+        self.backend_.dispatch(tasks)  # idempotent by task key: safe to repeat after a crash
+        self.ledger_.mark_dispatched(t.key for t in tasks)
+        self.pm_.hook.clicloop_tasks_dispatched(loop=self, round_no=r, tasks=list(tasks))
+
+    def _collect(self, r: int, tasks: Sequence[Task]) -> None:
+        by_key = {t.key: t for t in tasks}
+        pending = set(by_key) - self.ledger_.answered(self.name, r)
+        deadline = None if self.config.loop.round_timeout_s is None else time.monotonic() + self.config.loop.round_timeout_s
+        while pending:
+            answers = self.backend_.collect([t for t in tasks if t.key in pending])
+            rows = [(by_key[a.task_key], a, *self._check(a)) for a in answers if a.task_key in pending]
+            stray = [a.task_key for a in answers if a.task_key not in by_key]
+            if stray:
+                log.warning("round %d: backend returned answers for unknown tasks %s; ignored", r, stray[:3])
+            new = self.ledger_.record_answers(self.name, self.config.backend.name, rows)
+            for i in new:
+                self.pm_.hook.clicloop_annotation_received(loop=self, answer=rows[i][1], status=rows[i][2])
+            pending -= {rows[i][0].key for i in new}
+            if pending:
+                if deadline is not None and time.monotonic() > deadline:
+                    log.warning("round %d: %d task(s) unanswered after %ss; going on without them", r, len(pending), self.config.loop.round_timeout_s)
+                    return
+                time.sleep(self.config.loop.poll_seconds)
+
+    def _check(self, answer: Answer) -> tuple[str, str | None]:
+        """Status and reason of an answer: usable, skipped, or quarantined (never a crash)."""
+        times = (answer.active_s, answer.search_s, answer.wait_s, answer.qualification_s, answer.reward, answer.fee)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in times):
+            return "quarantined", f"invalid times or pay {times!r}"
+        if answer.label is None:
+            return "skipped", None
+        if answer.label not in self.labels_:
+            return "quarantined", f"label {answer.label!r} is not in the label set"
+        return "submitted", None
+
+    def _aggregate(self, r: int) -> None:
+        votes = [Vote(v["item_id"], v["worker"], v["label"]) for v in self.ledger_.votes(self.name, r)]
+        consensus: list[Consensus] = self.aggregator_.aggregate(votes, rng_for(self.config.loop.seed, "aggregate", r))
+        self.ledger_.record_labels(self.name, r, consensus)
+
+    def _finish(self, r: int, reason: str | None) -> RoundResult:
+        self.ledger_.finish_round(self.name, r, reason)
+        row = next(row for row in self.ledger_.rounds(self.name) if row["round_no"] == r)
+        result = self._result(row)
+        self.results_.append(result)
+        self.pm_.hook.clicloop_round_finished(loop=self, result=result)
+        return result
+
+    def _result(self, row: dict[str, Any]) -> RoundResult:
+        spent = self.ledger_.spent(self.name, rounds=(row["round_no"], row["round_no"]))
+        return RoundResult(
+            self.name, row["round_no"], row["model_version"], row["n_labeled"], row["metric"], spent["answers"],
+            spent["cost"], spent["active_hours"], spent["total_hours"], row["stop_reason"],
+        )
+
+
+def _fingerprint(cfg: Config) -> tuple[str, str]:
+    """Hash of what decides a loop's results (stop rules may change between resumes)."""
+    body = cfg.model_dump(mode="json", exclude={"stop", "ledger"})
+    text = json.dumps(body, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest(), text

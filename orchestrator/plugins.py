@@ -1,0 +1,155 @@
+"""The plugin-manager factory and the registry of named strategies, backends, models and
+aggregators.
+
+Nothing registers at import time: :func:`get_plugin_manager` registers the built-in plugin
+modules, then the ``clicloop`` entry points, then any extra modules a config names, and checks
+that every hook implementation matches a spec.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from orchestrator import hookspecs
+from orchestrator.errors import ConfigError, DuplicatePluginError, PluginError, UnknownPluginError
+
+BUILTIN_PLUGINS = (
+    "strategies.plugin",
+    "backends.plugin",
+    "orchestrator.models",
+    "orchestrator.aggregate",
+)
+KINDS = ("strategy", "backend", "model", "aggregator")
+_HOOK_OF_KIND = {
+    "strategy": "clicloop_register_strategies",
+    "backend": "clicloop_register_backends",
+    "model": "clicloop_register_models",
+    "aggregator": "clicloop_register_aggregators",
+}
+
+
+def get_plugin_manager(
+    extra_modules: Iterable[str] = (), *, load_entrypoints: bool = True
+) -> pluggy.PluginManager:
+    """Build a plugin manager with the built-ins, installed entry points and ``extra_modules``."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    if load_entrypoints:
+        try:
+            pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+        except Exception as e:  # a broken third-party plugin: name it, keep the cause
+            raise PluginError(f"could not load a plugin from the 'clicloop' entry points: {e}") from e
+    for name in extra_modules:
+        if pm.has_plugin(name):
+            continue
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            raise PluginError(f"plugin module {name!r} (from the config's 'plugins') cannot be imported: {e}") from e
+        pm.register(module, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as e:
+        raise PluginError(f"{e} (is the hook name misspelled? known hooks: {', '.join(_hook_names())})") from e
+    return pm
+
+
+def _hook_names() -> list[str]:
+    return sorted(n for n in dir(hookspecs) if n.startswith("clicloop_"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered name: its factory and the plugin (and distribution) it came from."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    distribution: str | None
+
+
+class Registry:
+    """Every named factory the plugins registered, by kind."""
+
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        dists = {id(plugin): f"{dist.project_name} {dist.version}" for plugin, dist in pm.list_plugin_distinfo()}
+        for kind, hook_name in _HOOK_OF_KIND.items():
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                plugin_name = impl.plugin_name
+                dist = dists.get(id(impl.plugin))
+                impl.function(register=self._register_fn(kind, plugin_name, dist))
+
+    def _register_fn(self, kind: str, plugin: str, dist: str | None) -> hookspecs.Register:
+        def register(name: str, factory: Callable[..., Any]) -> None:
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {plugin!r} registered a {kind} with an empty or non-string name")
+            previous = self.entries[kind].get(name)
+            if previous is not None:
+                raise DuplicatePluginError(
+                    f"{kind} {name!r} is registered twice: by plugin {previous.plugin!r}"
+                    f"{_from(previous.distribution)} and by plugin {plugin!r}{_from(dist)}. "
+                    "Uninstall one of them, or rename one."
+                )
+            self.entries[kind][name] = Entry(kind, name, factory, plugin, dist)
+
+        return register
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.entries[kind])
+
+    def get(self, kind: str, name: str, *, field: str | None = None) -> Entry:
+        try:
+            return self.entries[kind][name]
+        except KeyError:
+            raise UnknownPluginError(kind, name, self.names(kind), field=field) from None
+
+    def create(self, kind: str, name: str, params: dict[str, Any], *, field: str | None = None) -> Any:
+        """Build the named object from its params, with unknown params named in the error."""
+        entry = self.get(kind, name, field=field)
+        _check_params(entry, params, field)
+        try:
+            return entry.factory(**params)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(
+                f"cannot build {kind} {name!r} from params {params!r}: {e}", field=f"{field}.params" if field else None
+            ) from e
+
+
+def _check_params(entry: Entry, params: dict[str, Any], field: str | None) -> None:
+    try:
+        sig = inspect.signature(entry.factory)
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    accepted = {n for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"{entry.kind} {entry.name!r} takes no parameter(s) {', '.join(unknown)}; "
+            f"it accepts: {', '.join(sorted(accepted)) or '(none)'}",
+            field=f"{field}.params" if field else None,
+        )
+
+
+def _from(dist: str | None) -> str:
+    return f" (from {dist})" if dist else ""
+
+
+def check_names(config: Any, registry: Registry) -> None:
+    """Fail early, before any work, on a strategy, backend, model or aggregator nobody registered."""
+    for kind, ref, field in (("strategy", config.strategy, "strategy.name"), ("backend", config.backend, "backend.name"),
+                             ("aggregator", config.aggregator, "aggregator.name"), ("model", config.model, "model.name")):
+        if not (kind == "model" and ref.name == "auto"):
+            registry.get(kind, ref.name, field=field)

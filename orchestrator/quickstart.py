@@ -1,0 +1,135 @@
+"""``clicloop quickstart``: margin sampling against a random baseline on the same budget, on
+scikit-learn's digits with the simulated crowd, ending with a summary a person reads in seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.config import Config, config_from_dict
+from orchestrator.loop import Loop, RoundResult
+
+PURPOSE = "Teach a model to read handwritten digits on scanned forms."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    strategy: str
+    results: list[RoundResult]
+    reached_at: RoundResult | None  # first round whose model met the target
+    answers_to_target: int | None
+    hours_to_target: float | None
+    cost_to_target: float | None
+
+
+def quickstart_config(strategy: str, *, ledger: str, seed: int, budget: int) -> Config:
+    return config_from_dict(
+        {
+            "loop": {"name": f"quickstart-{strategy}", "seed": seed, "purpose": PURPOSE, "batch_size": 10},
+            "data": {"builtin": "digits", "seed_size": 20},
+            "strategy": {"name": strategy},
+            "stop": {"max_labels": budget},
+            "ledger": ledger,
+        }
+    )
+
+
+def full_data_metric(config: Config) -> float:
+    """Accuracy of the same model trained on the whole pool's ground truth."""
+    from orchestrator.data import load_data
+    from orchestrator.models import scaled_logreg  # the default numeric model the loops use
+
+    pool, evalset, _ = load_data(config.data, config.loop.seed)
+    model = scaled_logreg().fit(pool.X, pool.truth.astype(str))
+    return float((model.predict(evalset.X) == evalset.y).mean())
+
+
+def outcome(strategy: str, results: list[RoundResult], target: float) -> Outcome:
+    reached = next((r for r in results if r.metric is not None and r.metric >= target), None)
+    if reached is None:
+        return Outcome(strategy, results, None, None, None, None)
+    bought = [r for r in results if r.round_no < reached.round_no]
+    return Outcome(
+        strategy, results, reached, sum(r.answers for r in bought),
+        sum(r.total_hours for r in bought), sum(r.cost for r in bought),
+    )
+
+
+def run_quickstart(*, ledger: str, seed: int, budget: int, console: Any = None) -> list[Outcome]:
+    from rich.console import Console
+
+    from orchestrator.plugins import get_plugin_manager
+    from orchestrator.progress import progress_plugin
+
+    console = console or Console()
+    configs = [quickstart_config(s, ledger=ledger, seed=seed, budget=budget) for s in ("margin", "random")]
+    full = full_data_metric(configs[0])
+    target = 0.95 * full
+    console.print(
+        f"[bold]clicloop quickstart[/]: digits (scikit-learn), simulated crowd, {budget} answers per loop; "
+        f"target = 95% of full-data accuracy {full:.3f} = {target:.3f}"
+    )
+    outcomes = []
+    for cfg in configs:
+        pm = get_plugin_manager()
+        with progress_plugin(pm, cfg, console):
+            results = Loop(cfg, plugin_manager=pm).run(restart=True)
+        outcomes.append(outcome(cfg.strategy.name, results, target))
+    console.print(summary(outcomes, target, configs[0], ledger))
+    return outcomes
+
+
+def summary(outcomes: list[Outcome], target: float, config: Config, ledger: str) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from orchestrator.ledger import Ledger
+    from orchestrator.report import build_report
+
+    floor = config.wage_floor
+    table = Table(title=f"to reach accuracy {target:.3f}", title_justify="left")
+    for heading in ("strategy", "labels", "human hours", f"cost {floor.currency}", "final accuracy", "wage paid/h", "wage all/h"):
+        table.add_column(heading, justify="right")
+    totals = {}
+    with Ledger(ledger) as led:
+        for o in outcomes:
+            totals[o.strategy] = build_report(led, f"quickstart-{o.strategy}")[1]
+    for o in outcomes:
+        t = totals[o.strategy]
+        table.add_row(
+            o.strategy,
+            "not reached" if o.answers_to_target is None else str(o.answers_to_target),
+            "-" if o.hours_to_target is None else f"{o.hours_to_target:.2f}",
+            "-" if o.cost_to_target is None else f"{o.cost_to_target:.2f}",
+            f"{t.final_metric:.3f}" if t.final_metric is not None else "-",
+            f"{t.wage_paid_time:.2f}" if t.wage_paid_time else "-",
+            f"{t.wage_total_time:.2f}" if t.wage_total_time else "-",
+        )
+    lines = [_verdict(outcomes)]
+    margin = totals["margin"]
+    if margin.wage_total_time is not None:
+        lines.append(_wage_line(margin.wage_paid_time, margin.wage_total_time, floor.amount, floor.currency))
+    lines.append(f"ledger: {ledger}  ·  details: clicloop report --ledger {ledger}")
+    return Group(table, *(Text(line) for line in lines))
+
+
+def _verdict(outcomes: list[Outcome]) -> str:
+    m, r = outcomes[0], outcomes[1]
+    if m.answers_to_target is None:
+        return "margin did not reach the target within the budget; raise --budget"
+    if r.answers_to_target is None:
+        return f"margin reached the target with {m.answers_to_target} labels; random did not reach it within the budget"
+    ratio = m.answers_to_target / r.answers_to_target if r.answers_to_target else float("nan")
+    return (
+        f"margin reached the target with {m.answers_to_target} labels, random with {r.answers_to_target} "
+        f"({ratio:.2f}x the labels, {m.hours_to_target:.2f} h against {r.hours_to_target:.2f} h of human time)"
+    )
+
+
+def _wage_line(paid: float | None, total: float, floor: float, currency: str) -> str:
+    verdict = "above" if total >= floor else "BELOW"
+    return (
+        f"effective wage: {paid or 0:.2f} {currency}/h on paid time, {total:.2f} {currency}/h counting unpaid time "
+        f"(searching, waiting, qualification) — {verdict} the {floor:.2f} {currency}/h floor"
+    )

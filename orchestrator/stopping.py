@@ -1,0 +1,70 @@
+"""Stopping rules and batch sizing: how many items the next round may buy, or why it stops."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.config import Stop
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What has been spent before this round, and what a task is expected to cost."""
+
+    answers: int
+    cost: float
+    total_hours: float
+    cost_per_task: float | None
+
+
+def stop_reason(stop: Stop, round_no: int, metric: float | None, spent: Budget, history: Sequence[dict[str, Any]], hours_between: Any) -> str | None:
+    """Why the loop stops before buying round ``round_no``'s labels, or None to go on.
+
+    ``history`` holds earlier rounds (round_no, metric); ``hours_between(a, b)`` gives the human
+    hours bought in rounds a..b inclusive.
+    """
+    if stop.target_metric is not None and metric is not None and metric >= stop.target_metric:
+        return f"target metric {stop.target_metric:g} reached ({metric:.4f})"
+    if stop.max_rounds is not None and round_no >= stop.max_rounds:
+        return f"round limit reached ({stop.max_rounds} labeling rounds)"
+    if stop.max_labels is not None and spent.answers >= stop.max_labels:
+        return f"label budget spent ({spent.answers} of {stop.max_labels} answers)"
+    if stop.max_cost is not None and spent.cost >= stop.max_cost:
+        return f"money budget spent ({spent.cost:.2f} of {stop.max_cost:g})"
+    if stop.max_hours is not None and spent.total_hours >= stop.max_hours:
+        return f"human-hours budget spent ({spent.total_hours:.2f} h of {stop.max_hours:g} h, unpaid time included)"
+    if stop.plateau is not None and metric is not None:
+        return _plateau(stop, round_no, metric, history, hours_between)
+    return None
+
+
+def _plateau(stop: Stop, round_no: int, metric: float, history: Sequence[dict[str, Any]], hours_between: Any) -> str | None:
+    n = stop.plateau.rounds  # type: ignore[union-attr]
+    earlier = {r["round_no"]: r["metric"] for r in history}
+    before = earlier.get(round_no - n)
+    if before is None:
+        return None
+    hours = hours_between(round_no - n, round_no - 1)
+    if hours <= 0:
+        return None
+    rate = 100 * (metric - before) / hours
+    if rate < stop.plateau.min_points_per_hour:  # type: ignore[union-attr]
+        return (
+            f"plateau: the last {n} rounds bought {rate:.2f} points per human hour "
+            f"(< {stop.plateau.min_points_per_hour:g})"  # type: ignore[union-attr]
+        )
+    return None
+
+
+def items_affordable(stop: Stop, batch_size: int, redundancy: int, spent: Budget) -> tuple[int, str | None]:
+    """How many items the next batch may hold under the label and money budgets."""
+    n = batch_size
+    if stop.max_labels is not None:
+        n = min(n, (stop.max_labels - spent.answers) // redundancy)
+    if stop.max_cost is not None and spent.cost_per_task:
+        n = min(n, int((stop.max_cost - spent.cost + 1e-9) // (spent.cost_per_task * redundancy)))
+    if n <= 0:
+        return 0, "budget left cannot pay for one more item"
+    return n, None

@@ -1,0 +1,148 @@
+"""Contracts shared by the loop and every plugin: tasks, answers, and the protocols a model,
+strategy, backend and aggregator satisfy.
+
+Nothing here imports anything heavy; plugins depend on this module, never the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+TASK_KINDS = ("label", "review")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A request for one human judgment on one item.
+
+    ``key`` is the idempotency key (loop, round, item, replica): a backend that receives the
+    same key twice must treat it as one task.
+    """
+
+    key: str
+    loop: str
+    round_no: int
+    item_id: str
+    replica: int
+    purpose: str
+    labels: tuple[str, ...]
+    payload: Any = None
+    kind: str = "label"
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One worker's answer to one task, as a backend reports it.
+
+    ``worker`` is the platform's raw id: the ledger stores only its salted pseudonym.
+    ``label`` is None when the worker skipped the task (effort without a label).
+    Seconds are human time: ``active_s`` on the task, the rest unpaid overhead.
+    ``qualification_s`` is the worker's one-off qualification time: the ledger records it once
+    per worker and backend, however many answers repeat it. Money is in ``currency`` units.
+    """
+
+    task_key: str
+    worker: str
+    label: str | None
+    active_s: float
+    reward: float
+    fee: float
+    currency: str
+    search_s: float = 0.0
+    wait_s: float = 0.0
+    qualification_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What a backend is told when a loop opens it.
+
+    ``truth`` is the ground truth, given only to backends whose class sets
+    ``reads_ground_truth = True`` (the simulated crowd); every other backend gets None.
+    """
+
+    loop: str
+    labels: tuple[str, ...]
+    purpose: str
+    seed: int
+    truth: Mapping[str, str] | None = None
+    payloads: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Anything with ``fit``, ``predict_proba`` and ``classes_`` is a model (scikit-learn style)."""
+
+    classes_: np.ndarray
+
+    def fit(self, X: Any, y: Any) -> Any: ...
+
+    def predict_proba(self, X: Any) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """A query strategy: a pure, vectorised score, higher = more informative.
+
+    ``requires`` names the model methods the score needs (checked when the config loads).
+    ``score`` must not keep state between calls; randomness only from ``rng``.
+    """
+
+    requires: tuple[str, ...]
+
+    def score(self, model: Model | None, X: Any, rng: np.random.Generator) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A crowd backend: sends tasks to people and brings their answers back.
+
+    ``dispatch`` is idempotent by ``Task.key``. ``collect`` returns the answers available now
+    for the given tasks (it may repeat earlier answers: the ledger de-duplicates them).
+    ``expected_cost_per_task`` (reward + fee) lets the loop respect a money budget; None if
+    unknown. ``confidential`` backends (in-house people) may receive sensitive items.
+    """
+
+    confidential: bool
+    reads_ground_truth: bool
+
+    def open(self, context: BackendContext) -> None: ...
+
+    def dispatch(self, tasks: Sequence[Task]) -> None: ...
+
+    def collect(self, tasks: Sequence[Task]) -> list[Answer]: ...
+
+    def expected_cost_per_task(self) -> float | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One valid answer as an aggregator sees it."""
+
+    item_id: str
+    worker: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """An aggregated label for one item with its confidence in [0, 1]."""
+
+    item_id: str
+    label: str
+    confidence: float
+    n_answers: int
+
+
+@runtime_checkable
+class Aggregator(Protocol):
+    """Turns several answers per item into one label per item."""
+
+    def aggregate(self, votes: Sequence[Vote], rng: np.random.Generator) -> list[Consensus]: ...

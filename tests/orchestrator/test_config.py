@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import config_from_dict, load_config
+from orchestrator.errors import BudgetError, ConfigError
+from tests.conftest import digits_config
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_errors_name_the_file_and_the_field(tmp_path):
+    path = write(tmp_path, "bad.yaml", "loop: {purpose: 'Label digits for a form reader.', batch_size: 0}\ndata: {builtin: digits}\nstop: {max_rounds: 2}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(path) in str(e.value) and "loop.batch_size" in str(e.value)
+
+
+def test_unknown_fields_are_refused_not_ignored(tmp_path):
+    path = write(tmp_path, "typo.yaml", "loop: {purpose: 'Label digits for a form reader.', batchsize: 5}\ndata: {builtin: digits}\nstop: {max_rounds: 2}\n")
+    with pytest.raises(ConfigError, match=r"loop\.batchsize.*unknown field"):
+        load_config(path)
+
+
+def test_missing_purpose_is_required():
+    cfg = digits_config("sqlite://")
+    del cfg["loop"]["purpose"]
+    with pytest.raises(ConfigError, match="loop.purpose.*required"):
+        config_from_dict(cfg)
+
+
+def test_a_loop_needs_a_stop_rule():
+    with pytest.raises(ConfigError, match="stop rule"):
+        config_from_dict(digits_config("sqlite://", stop={"max_labels": None}))
+
+
+def test_a_label_budget_below_one_batch_is_refused():
+    with pytest.raises(BudgetError, match=r"stop.max_labels.*one batch"):
+        config_from_dict(digits_config("sqlite://", stop={"max_labels": 5}))
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = write(tmp_path, "broken.yaml", "loop: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml.*not valid YAML"):
+        load_config(path)
+
+
+def test_toml_works_and_relative_paths_resolve_against_the_file(tmp_path):
+    path = write(tmp_path, "c.toml", """
+ledger = "sqlite:///runs/l.db"
+[loop]
+purpose = "Sort support tickets by topic."
+[data.pool]
+path = "pool.csv"
+text = "text"
+[stop]
+max_rounds = 3
+""")
+    cfg = load_config(path)
+    assert cfg.data.pool.path == tmp_path / "pool.csv"
+    assert cfg.ledger == f"sqlite:///{tmp_path / 'runs' / 'l.db'}"
+
+
+def test_the_starter_config_is_valid():
+    from importlib.resources import files
+
+    template = Path(str(files("orchestrator").joinpath("templates/clicloop.yaml")))
+    cfg = load_config(template)
+    assert cfg.strategy.name == "margin" and cfg.stop.max_labels == 300

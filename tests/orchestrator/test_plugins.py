@@ -1,0 +1,124 @@
+"""Plugins: built-ins and third-party distributions register through the same hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.errors import DuplicatePluginError, PluginError
+from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins import Registry, get_plugin_manager
+from tests.conftest import digits_config
+
+
+def test_builtins_register_through_the_hooks():
+    registry = Registry(get_plugin_manager(load_entrypoints=False))
+    assert {"random", "margin", "entropy", "least-confidence"} <= set(registry.names("strategy"))
+    assert registry.get("backend", "simulated").plugin == "backends.plugin"
+    assert registry.get("strategy", "margin").plugin == "strategies.plugin"
+
+
+def test_a_duplicate_name_fails_naming_both_plugins():
+    plugin = types.ModuleType("copycat")
+
+    @hookimpl
+    def clicloop_register_strategies(register):
+        register("margin", object)
+
+    plugin.clicloop_register_strategies = clicloop_register_strategies
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(plugin, name="copycat")
+    with pytest.raises(DuplicatePluginError, match=r"strategy 'margin'.*strategies.plugin.*copycat"):
+        Registry(pm)
+
+
+def test_a_misspelled_hook_is_caught(tmp_path, monkeypatch):
+    (tmp_path / "typo_plugin.py").write_text(
+        "from orchestrator.hookspecs import hookimpl\n@hookimpl\ndef clicloop_register_strategys(register):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match="clicloop_register_strategys.*misspelled"):
+        get_plugin_manager(["typo_plugin"], load_entrypoints=False)
+
+
+PLUGIN_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "clicloop-demo-plugin"
+version = "1.2.3"
+
+[project.entry-points.clicloop]
+demo = "clicloop_demo"
+"""
+
+PLUGIN_MODULE = '''
+"""A third-party clicloop plugin: a strategy and a backend."""
+import numpy as np
+from orchestrator.hookspecs import hookimpl
+from backends.simulated import SimulatedCrowd
+
+
+class LongestFirst:
+    """Prefers items with the largest feature sum (a toy strategy)."""
+    requires = ()
+
+    def score(self, model, X, rng):
+        return np.asarray(X, dtype=float).sum(axis=1)
+
+
+class SlowCrowd(SimulatedCrowd):
+    def __init__(self, factor: float = 2.0):
+        super().__init__(seconds_median=5.0 * factor)
+
+
+@hookimpl
+def clicloop_register_strategies(register):
+    register("longest-first", LongestFirst)
+
+
+@hookimpl
+def clicloop_register_backends(register):
+    register("slow-crowd", SlowCrowd)
+'''
+
+
+@pytest.mark.slow
+def test_a_real_third_party_distribution_adds_a_strategy_and_a_backend(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
+    (src / "clicloop_demo.py").write_text(textwrap.dedent(PLUGIN_MODULE))
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), str(src)],
+        check=True, capture_output=True, text=True,
+    )
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+    listed = subprocess.run([sys.executable, "-m", "orchestrator", "plugins", "--json"], env=env, capture_output=True, text=True, check=True)
+    rows = {(r["kind"], r["name"]): r for r in json.loads(listed.stdout)}
+    assert rows[("strategy", "longest-first")]["distribution"] == "clicloop-demo-plugin 1.2.3"
+    assert rows[("backend", "slow-crowd")]["plugin"] == "demo"
+
+    cfg = digits_config(f"sqlite:///{tmp_path / 'l.db'}", strategy={"name": "longest-first"},
+                        backend={"name": "slow-crowd", "params": {"factor": 3.0}}, stop={"max_labels": 20})
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    run = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(config)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    report = subprocess.run([sys.executable, "-m", "orchestrator", "report", str(config), "--json"], env=env,
+                            capture_output=True, text=True, check=True)
+    totals = json.loads(report.stdout)["t"]["totals"]
+    assert totals["answers"] == 20
+    assert totals["active_hours"] * 3600 / 20 > 10  # the slow crowd's tasks took ~15 s each

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from orchestrator.errors import StrategyError
+from orchestrator.plugins import Registry, get_plugin_manager
+from strategies.scores import entropy, least_confidence, margin
+from strategies.select import select_top_k
+
+REGISTRY = Registry(get_plugin_manager(load_entrypoints=False))
+STRATEGIES = REGISTRY.names("strategy")
+
+
+class FixedProba:
+    """A fake model whose probabilities are the first columns of X."""
+
+    classes_ = np.array(["a", "b", "c"])
+
+    def fit(self, X, y):
+        return self
+
+    def predict_proba(self, X):
+        return np.asarray(X)[:, :3]
+
+
+def proba_rows(n=200, seed=0):
+    return np.random.default_rng(seed).dirichlet(np.ones(3), size=n)
+
+
+@pytest.mark.parametrize("fn", [least_confidence, margin, entropy])
+def test_uncertain_rows_score_higher_than_certain_ones(fn):
+    P = np.array([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.4, 0.1], [0.98, 0.01, 0.01], [1.0, 0.0, 0.0]])
+    s = fn(P)
+    assert s[0] > s[1] > s[2] > s[3]
+
+
+def test_margin_is_one_minus_the_top_two_gap():
+    P = np.array([[0.6, 0.3, 0.1]])
+    assert margin(P)[0] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_every_strategy_scores_every_row_finitely_and_deterministically(name):
+    strategy = REGISTRY.create("strategy", name, {})
+    X = proba_rows()
+    a = strategy.score(FixedProba(), X, np.random.default_rng(1))
+    b = strategy.score(FixedProba(), X, np.random.default_rng(1))
+    assert a.shape == (len(X),) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_selection_does_not_depend_on_chunk_size(name):
+    strategy = REGISTRY.create("strategy", name, {})
+    X = np.round(proba_rows(500), 2)  # rounding makes ties
+    cand = np.arange(0, 500, 2)
+    picks = [select_top_k(strategy, FixedProba(), X, cand, 17, np.random.default_rng(3), chunk_size=c) for c in (7, 64, 10_000)]
+    for p in picks[1:]:
+        np.testing.assert_array_equal(picks[0], p)
+    assert set(picks[0]) <= set(cand) and len(set(picks[0])) == 17
+
+
+def test_selector_returns_the_best_scores_best_first():
+    X = proba_rows(300)
+    chosen = select_top_k(REGISTRY.create("strategy", "margin", {}), FixedProba(), X, np.arange(300), 10, np.random.default_rng(0))
+    scores = margin(X)
+    np.testing.assert_allclose(np.sort(scores)[::-1][:10], scores[chosen])
+
+
+def test_asking_for_more_than_the_pool_returns_the_pool():
+    X = proba_rows(5)
+    chosen = select_top_k(REGISTRY.create("strategy", "entropy", {}), FixedProba(), X, np.arange(5), 50, np.random.default_rng(0))
+    assert sorted(chosen) == list(range(5))
+
+
+def test_non_finite_scores_are_refused_with_the_items_named():
+    X = proba_rows(10)
+    X[4] = np.nan
+    with pytest.raises(StrategyError, match=r"non-finite.*item-4"):
+        select_top_k(REGISTRY.create("strategy", "margin", {}), FixedProba(), X, np.arange(10), 3,
+                     np.random.default_rng(0), ids=np.array([f"item-{i}" for i in range(10)]))

@@ -1,0 +1,48 @@
+"""The command line as a user runs it: a subprocess, real files, exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def clicloop(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_quickstart_prints_a_summary_against_random(tmp_path):
+    run = clicloop("quickstart", "--budget", "200", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "margin reached the target with" in run.stdout
+    assert "effective wage" in run.stdout and "floor" in run.stdout
+    assert (tmp_path / "clicloop-quickstart.db").exists()
+    report = clicloop("report", "--ledger", "sqlite:///clicloop-quickstart.db", "--json", cwd=tmp_path)
+    data = json.loads(report.stdout)
+    assert set(data) == {"quickstart-margin", "quickstart-random"}
+    assert data["quickstart-margin"]["totals"]["answers"] == 200
+
+
+def test_init_then_run_then_report(tmp_path):
+    assert clicloop("init", cwd=tmp_path).returncode == 0
+    config = tmp_path / "clicloop.yaml"
+    config.write_text(config.read_text().replace("max_labels: 300", "max_labels: 30"))
+    run = clicloop("run", "clicloop.yaml", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "total: 30 answers" in run.stdout and "effective wage" in run.stdout
+    assert clicloop("init", cwd=tmp_path).returncode == 2  # refuses to overwrite
+
+
+def test_errors_are_one_clear_line_and_exit_2(tmp_path):
+    (tmp_path / "bad.yaml").write_text("loop: {purpose: 'Label digits for a form reader.'}\ndata: {builtin: digits}\nstop: {max_rounds: 1}\nstrategy: {name: nope}\n")
+    run = clicloop("run", "bad.yaml", cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: ") and "unknown strategy 'nope'" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_help_lists_the_commands(tmp_path):
+    out = clicloop("--help", cwd=tmp_path).stdout
+    for command in ("quickstart", "run", "report", "init", "plugins"):
+        assert command in out
