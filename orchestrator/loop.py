@@ -249,7 +249,7 @@ class Loop:
 
     def _dispatch(self, r: int, tasks: Sequence[Task]) -> None:
         self.backend_.dispatch(tasks)  # idempotent by task key: safe to repeat after a crash
-        self.ledger_.mark_dispatched(t.key for t in tasks)
+        self.ledger_.set_task_status((t.key for t in tasks), "dispatched")
         self.pm_.hook.clicloop_tasks_dispatched(loop=self, round_no=r, tasks=list(tasks))
 
     def _collect(self, r: int, tasks: Sequence[Task]) -> None:
@@ -258,8 +258,10 @@ class Loop:
         deadline = None if self.config.loop.round_timeout_s is None else time.monotonic() + self.config.loop.round_timeout_s
         while pending:
             answers = self.backend_.collect([t for t in tasks if t.key in pending])
-            rows = [(by_key[a.task_key], a, *self._check(a)) for a in answers if a.task_key in pending]
-            stray = [a.task_key for a in answers if a.task_key not in by_key]
+            self._correct(r, [a for a in answers if a.event != "created"])
+            created = [a for a in answers if a.event == "created"]
+            rows = [(by_key[a.task_key], a, *self._check(a)) for a in created if a.task_key in pending]
+            stray = [a.task_key for a in created if a.task_key not in by_key]
             if stray:
                 log.warning("round %d: backend returned answers for unknown tasks %s; ignored", r, stray[:3])
             new = self.ledger_.record_answers(self.name, self.config.backend.name, rows)
@@ -268,13 +270,33 @@ class Loop:
             pending -= {rows[i][0].key for i in new}
             if pending:
                 if deadline is not None and time.monotonic() > deadline:
-                    log.warning("round %d: %d task(s) unanswered after %ss; going on without them", r, len(pending), self.config.loop.round_timeout_s)
+                    log.warning("round %d: %d task(s) unanswered after %ss; they expire", r, len(pending), self.config.loop.round_timeout_s)
+                    self.ledger_.set_task_status(pending, "expired")
                     return
                 time.sleep(self.config.loop.poll_seconds)
 
+    def _correct(self, r: int, answers: Sequence[Answer]) -> None:
+        """Record updated or deleted answers as corrections and re-aggregate the items they touch."""
+        if not answers:
+            return
+        items = self.ledger_.task_items(a.task_key for a in answers)
+        rows = []
+        for a in answers:
+            usable = a.event == "deleted" or (a.event == "updated" and a.label in self.labels_)
+            if a.task_key not in items or not usable:
+                log.warning("round %d: ignored correction %s of task %s (unknown task, event or label %r)", r, a.event, a.task_key, a.label)
+                continue
+            rows.append((a.task_key, items[a.task_key], a.event, a.label, a.version))
+        self.ledger_.record_corrections(self.name, rows)
+        touched = sorted({row[1] for row in rows})
+        votes = [Vote(v["item_id"], v["worker"], v["label"]) for v in self.ledger_.votes(self.name, item_ids=touched)]
+        consensus = self.aggregator_.aggregate(votes, rng_for(self.config.loop.seed, "correct", r))
+        withdrawn = sorted(set(touched) - {c.item_id for c in consensus})
+        self.ledger_.revise_labels(self.name, r, consensus, withdrawn)
+
     def _check(self, answer: Answer) -> tuple[str, str | None]:
         """Status and reason of an answer: usable, skipped, or quarantined (never a crash)."""
-        times = (answer.active_s, answer.search_s, answer.wait_s, answer.qualification_s, answer.reward, answer.fee)
+        times = (answer.active_s, answer.search_s, answer.wait_s, answer.returned_s, answer.qualification_s, answer.reward, answer.fee)
         if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in times):
             return "quarantined", f"invalid times or pay {times!r}"
         if answer.label is None:
@@ -284,7 +306,7 @@ class Loop:
         return "submitted", None
 
     def _aggregate(self, r: int) -> None:
-        votes = [Vote(v["item_id"], v["worker"], v["label"]) for v in self.ledger_.votes(self.name, r)]
+        votes = [Vote(v["item_id"], v["worker"], v["label"]) for v in self.ledger_.votes(self.name, round_no=r)]
         consensus: list[Consensus] = self.aggregator_.aggregate(votes, rng_for(self.config.loop.seed, "aggregate", r))
         self.ledger_.record_labels(self.name, r, consensus)
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 TASK_KINDS = ("label", "review")
+ANSWER_EVENTS = ("created", "updated", "deleted")
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,15 @@ class Answer:
 
     ``worker`` is the platform's raw id: the ledger stores only its salted pseudonym.
     ``label`` is None when the worker skipped the task (effort without a label).
-    Seconds are human time: ``active_s`` on the task, the rest unpaid overhead.
+    Seconds are human time: ``active_s`` on the task, the rest unpaid overhead (``search_s``
+    finding it, ``wait_s`` waiting, ``returned_s`` on work returned unfinished).
     ``qualification_s`` is the worker's one-off qualification time: the ledger records it once
     per worker and backend, however many answers repeat it. Money is in ``currency`` units.
+    ``accepted_at`` / ``submitted_at`` are the platform's epoch seconds, when it reports them.
+
+    Corrections: a backend reports a changed or deleted answer with the same ``task_key``,
+    ``event="updated"`` or ``"deleted"`` and a ``version`` (e.g. the platform's updated-at) that
+    makes the correction idempotent; ``external_id`` is the platform's id of the answer.
     """
 
     task_key: str
@@ -55,7 +62,13 @@ class Answer:
     currency: str
     search_s: float = 0.0
     wait_s: float = 0.0
+    returned_s: float = 0.0
     qualification_s: float = 0.0
+    accepted_at: float | None = None
+    submitted_at: float | None = None
+    external_id: str | None = None
+    event: str = "created"
+    version: str = ""
 
 
 @dataclass(frozen=True)

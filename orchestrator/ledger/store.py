@@ -1,6 +1,6 @@
 """The ledger store: open or create a ledger, append facts idempotently, read them back.
 
-Every write is an insert that ignores a row whose key exists (loop, round, item, replica), so a
+Every write is an insert that skips a row whose key exists (loop, round, item, replica), so a
 crash and a resume never record an answer, a task or a payment twice.
 """
 
@@ -8,26 +8,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import os
 import secrets
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, case, create_engine, event, func, inspect, select, update
-from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, and_, func, inspect, select, update
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from orchestrator.errors import LedgerError
+from orchestrator.ledger import accounting
 from orchestrator.ledger import schema as s
+from orchestrator.ledger.db import chunks, insert_ignore, lock_for_migration, make_engine, micros, migrate, num, redact
 from orchestrator.types import Answer, Consensus, Task
 
 SALT_ENV = "CLICLOOP_WORKER_SALT"
 
 
 class Ledger:
-    """A ledger at a SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://...``)."""
+    """A ledger at a SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://...``).
+
+    Worker ids are stored as salted pseudonyms; the salt comes from ``$CLICLOOP_WORKER_SALT``
+    or, when that is unset, from a random salt kept in the ledger.
+    """
 
     def __init__(self, url: str):
         self.url = url
@@ -35,55 +39,43 @@ class Ledger:
     # -- opening -------------------------------------------------------------------------------
 
     def open(self) -> Ledger:
-        """Connect, create the tables in an empty database, refuse a foreign one."""
-        self.engine_ = _engine(self.url)
-        try:
-            with self.engine_.begin() as conn:
-                self._check_or_create(conn)
-                self.salt_ = os.environ.get(SALT_ENV) or conn.execute(
-                    select(s.meta.c.value).where(s.meta.c.key == "salt")
-                ).scalar_one()
-        except DatabaseError as e:
-            raise LedgerError(
-                f"{_redact(self.url)} is not a usable database ({e.orig}); it was left untouched. "
-                "Point 'ledger' at a new file or an existing clicloop ledger."
-            ) from e
-        except OperationalError as e:
-            raise LedgerError(f"cannot open the ledger at {_redact(self.url)}: {e.orig}") from e
-        return self
+        """Connect, create or migrate the tables, refuse a foreign or corrupt database."""
+        self.engine_ = make_engine(self.url)
+        for attempt in range(3):
+            try:
+                with self.engine_.begin() as conn:
+                    lock_for_migration(conn)
+                    self._check_or_create(conn)
+                    stored = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "salt")).scalar_one()
+                self.salt_ = os.environ.get(SALT_ENV) or stored
+                return self
+            except (IntegrityError, OperationalError) as e:
+                if attempt == 2 or "already exists" not in str(e) and "UNIQUE" not in str(e):
+                    self.engine_.dispose()
+                    raise LedgerError(f"cannot open the ledger at {redact(self.url)}: {getattr(e, 'orig', e)}") from e
+            except DatabaseError as e:
+                self.engine_.dispose()
+                raise LedgerError(
+                    f"{redact(self.url)} is not a usable database ({e.orig}); it was left untouched. "
+                    "Point 'ledger' at a new file or an existing clicloop ledger."
+                ) from e
+        return self  # pragma: no cover - the loop returns or raises
 
     def _check_or_create(self, conn: Connection) -> None:
         existing = set(inspect(conn).get_table_names())
-        ours = {t.name for t in s.TABLES}
         if s.meta.name in existing:
-            found = dict(conn.execute(select(s.meta.c.key, s.meta.c.value)).all())
-            if found.get("app") != s.APP:
-                raise LedgerError(f"{_redact(self.url)} has a {s.meta.name} table that clicloop did not write; refusing to use it")
-            if found.get("schema_version") != s.SCHEMA_VERSION:
+            app = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "app")).scalar()
+            if app != s.APP:
+                raise LedgerError(f"{redact(self.url)} has a {s.meta.name} table that clicloop did not write; refusing to use it")
+        else:
+            ours = {t.name for t in s.TABLES} | {"alembic_version"}
+            if existing & ours or (conn.dialect.name == "sqlite" and existing):
                 raise LedgerError(
-                    f"{_redact(self.url)} is a clicloop ledger of schema version {found.get('schema_version')}, "
-                    f"this clicloop writes version {s.SCHEMA_VERSION}; upgrade clicloop or use another ledger"
+                    f"{redact(self.url)} already holds tables that are not a clicloop ledger "
+                    f"({', '.join(sorted(existing)[:5])}); refusing to write into it. Use a new file, database or schema."
                 )
-            missing = ours - existing
-            if missing:
-                raise LedgerError(f"{_redact(self.url)} is a damaged clicloop ledger: tables {sorted(missing)} are missing")
-            return
-        clash = existing & ours
-        if clash or (conn.dialect.name == "sqlite" and existing):
-            raise LedgerError(
-                f"{_redact(self.url)} already holds tables that are not a clicloop ledger "
-                f"({', '.join(sorted(existing)[:5])}); refusing to write into it. Use a new file, database or schema."
-            )
-        s.metadata.create_all(conn)
-        _insert_ignore(
-            conn,
-            s.meta,
-            [
-                {"key": "app", "value": s.APP},
-                {"key": "schema_version", "value": s.SCHEMA_VERSION},
-                {"key": "salt", "value": secrets.token_hex(16)},
-            ],
-        )
+        migrate(conn)
+        insert_ignore(conn, s.meta, [{"key": "app", "value": s.APP}, {"key": "salt", "value": secrets.token_hex(16)}])
 
     def close(self) -> None:
         if hasattr(self, "engine_"):
@@ -95,6 +87,11 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def pseudonym(self, backend: str, raw_worker_id: str) -> str:
+        """The salted hash that stands for a worker in the ledger."""
+        digest = hmac.new(self.salt_.encode(), f"{backend}\x00{raw_worker_id}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:16]
+
     # -- loops and rounds ------------------------------------------------------------------------
 
     def begin_loop(self, name: str, config_hash: str, config_json: str, seed: int) -> bool:
@@ -102,11 +99,8 @@ class Ledger:
         with self.engine_.begin() as conn:
             row = conn.execute(select(s.loops.c.config_hash).where(s.loops.c.name == name)).first()
             if row is None:
-                _insert_ignore(
-                    conn,
-                    s.loops,
-                    [{"name": name, "config_hash": config_hash, "config_json": config_json, "seed": seed, "created_at": time.time()}],
-                )
+                insert_ignore(conn, s.loops, [{"name": name, "config_hash": config_hash, "config_json": config_json,
+                                               "seed": seed, "created_at": time.time()}])
                 return True
         if row.config_hash != config_hash:
             raise LedgerError(
@@ -118,9 +112,9 @@ class Ledger:
     def delete_loop(self, name: str) -> None:
         """Remove a loop and everything recorded for it (``clicloop run --restart``)."""
         with self.engine_.begin() as conn:
-            for table in (s.labels, s.workers, s.assignments, s.tasks, s.rounds, s.loops):
-                column = table.c.name if table is s.loops else table.c.loop
-                conn.execute(table.delete().where(column == name))
+            for table in (s.labels, s.corrections, s.reviews, s.payments, s.workers, s.assignments, s.tasks, s.rounds):
+                conn.execute(table.delete().where(table.c.loop == name))
+            conn.execute(s.loops.delete().where(s.loops.c.name == name))
 
     def loops(self) -> list[str]:
         with self.engine_.connect() as conn:
@@ -132,255 +126,201 @@ class Ledger:
             return [dict(r._mapping) for r in rows]
 
     def start_round(self, loop: str, round_no: int, model_version: str, n_labeled: int, metric_name: str, metric: float | None) -> None:
+        row = {"loop": loop, "round_no": round_no, "model_version": model_version, "n_labeled": n_labeled,
+               "metric_name": metric_name, "metric": metric, "status": "started", "stop_reason": None, "recorded_at": time.time()}
         with self.engine_.begin() as conn:
-            _insert_ignore(
-                conn,
-                s.rounds,
-                [
-                    {
-                        "loop": loop, "round_no": round_no, "model_version": model_version, "n_labeled": n_labeled,
-                        "metric_name": metric_name, "metric": metric, "status": "started", "stop_reason": None,
-                        "recorded_at": time.time(),
-                    }
-                ],
-            )
+            insert_ignore(conn, s.rounds, [row])
 
     def finish_round(self, loop: str, round_no: int, stop_reason: str | None = None) -> None:
         with self.engine_.begin() as conn:
-            conn.execute(
-                update(s.rounds)
-                .where(s.rounds.c.loop == loop, s.rounds.c.round_no == round_no)
-                .values(status="finished", stop_reason=stop_reason)
-            )
+            conn.execute(update(s.rounds).where(s.rounds.c.loop == loop, s.rounds.c.round_no == round_no)
+                         .values(status="finished", stop_reason=stop_reason))
 
-    # -- tasks and answers -----------------------------------------------------------------------
+    # -- tasks -----------------------------------------------------------------------------------
 
     def record_tasks(self, tasks: Sequence[Task], backend: str) -> None:
         now = time.time()
-        rows = [
-            {
-                "key": t.key, "loop": t.loop, "round_no": t.round_no, "item_id": t.item_id, "replica": t.replica,
-                "kind": t.kind, "purpose": t.purpose, "backend": backend, "rank": i, "status": "created",
-                "recorded_at": now,
-            }
-            for i, t in enumerate(tasks)
-        ]
+        rows = [{"key": t.key, "loop": t.loop, "round_no": t.round_no, "item_id": t.item_id, "replica": t.replica,
+                 "kind": t.kind, "purpose": t.purpose, "backend": backend, "rank": i, "status": "created", "recorded_at": now}
+                for i, t in enumerate(tasks)]
         with self.engine_.begin() as conn:
-            _insert_ignore(conn, s.tasks, rows)
+            insert_ignore(conn, s.tasks, rows)
 
     def tasks(self, loop: str, round_no: int) -> list[dict[str, Any]]:
         with self.engine_.connect() as conn:
-            rows = conn.execute(
-                select(s.tasks).where(s.tasks.c.loop == loop, s.tasks.c.round_no == round_no).order_by(s.tasks.c.rank)
-            )
+            rows = conn.execute(select(s.tasks).where(s.tasks.c.loop == loop, s.tasks.c.round_no == round_no).order_by(s.tasks.c.rank))
             return [dict(r._mapping) for r in rows]
 
-    def mark_dispatched(self, keys: Iterable[str]) -> None:
-        keys = list(keys)
+    def task_items(self, keys: Iterable[str]) -> dict[str, str]:
+        """Item id of each known task key (unknown keys are left out)."""
+        out: dict[str, str] = {}
+        with self.engine_.connect() as conn:
+            for chunk in chunks(list(keys), 500):
+                out.update(conn.execute(select(s.tasks.c.key, s.tasks.c.item_id).where(s.tasks.c.key.in_(chunk))).all())
+        return out
+
+    def set_task_status(self, keys: Iterable[str], status: str) -> None:
         with self.engine_.begin() as conn:
-            for chunk in _chunks(keys, 500):
-                conn.execute(update(s.tasks).where(s.tasks.c.key.in_(chunk)).values(status="dispatched"))
+            for chunk in chunks(list(keys), 500):
+                conn.execute(update(s.tasks).where(s.tasks.c.key.in_(chunk)).values(status=status))
+
+    # -- answers, payments, reviews, corrections -------------------------------------------------
 
     def answered(self, loop: str, round_no: int) -> set[str]:
         with self.engine_.connect() as conn:
-            rows = conn.execute(
-                select(s.assignments.c.task_key).where(s.assignments.c.loop == loop, s.assignments.c.round_no == round_no)
-            )
-            return set(rows.scalars())
+            a = s.assignments.c
+            return set(conn.execute(select(a.task_key).where(a.loop == loop, a.round_no == round_no)).scalars())
 
     def record_answers(self, loop: str, backend: str, rows: Sequence[tuple[Task, Answer, str, str | None]]) -> list[int]:
-        """Commit answers ``(task, answer, status, reason)``; returns the positions that were new.
-
-        Raw worker ids become salted pseudonyms here; a worker's qualification time is recorded
-        once per loop and backend.
-        """
+        """Commit answers ``(task, answer, status, reason)`` with their reward and fee, in one
+        transaction; returns the positions that were new. Raw worker ids become pseudonyms here;
+        a worker's qualification time is recorded once per loop and backend."""
         now = time.time()
         with self.engine_.begin() as conn:
-            keys = [task.key for task, *_ in rows]
             seen: set[str] = set()
-            for chunk in _chunks(keys, 500):
+            for chunk in chunks([task.key for task, *_ in rows], 500):
                 seen |= set(conn.execute(select(s.assignments.c.task_key).where(s.assignments.c.task_key.in_(chunk))).scalars())
-            new = []
-            for i, key in enumerate(keys):
-                if key not in seen:
-                    seen.add(key)
-                    new.append(i)
-            answer_rows, worker_rows = [], []
-            for i in new:
-                task, answer, status, reason = rows[i]
+            new, answer_rows, worker_rows, pay_rows = [], [], {}, []
+            for i, (task, answer, status, reason) in enumerate(rows):
+                if task.key in seen:
+                    continue
+                seen.add(task.key)
+                new.append(i)
                 worker = self.pseudonym(backend, answer.worker)
                 answer_rows.append(_assignment_row(task, answer, backend, worker, status, reason, now))
-                worker_rows.append(
-                    {"loop": loop, "backend": backend, "worker": worker, "qualification_s": _num(answer.qualification_s),
-                     "first_round": task.round_no, "recorded_at": now}
-                )
-            _insert_ignore(conn, s.assignments, answer_rows)
-            _insert_ignore(conn, s.workers, worker_rows)
+                worker_rows.setdefault(worker, {"loop": loop, "backend": backend, "worker": worker, "first_round": task.round_no,
+                                                "qualification_s": num(answer.qualification_s), "recorded_at": now})
+                for kind, amount in (("reward", answer.reward), ("fee", answer.fee)):
+                    if num(amount) > 0:
+                        pay_rows.append(_payment_row(f"{task.key}/{kind}", loop, task.round_no, backend, worker, task.key,
+                                                     kind, num(amount), answer.currency, None, now))
+            insert_ignore(conn, s.assignments, answer_rows)
+            insert_ignore(conn, s.workers, list(worker_rows.values()))
+            insert_ignore(conn, s.payments, pay_rows)
         return new
 
-    def pseudonym(self, backend: str, raw_worker_id: str) -> str:
-        """The salted hash that stands for a worker in the ledger."""
-        digest = hmac.new(self.salt_.encode(), f"{backend}\x00{raw_worker_id}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:16]
+    def pay(self, key: str, loop: str, round_no: int, backend: str, worker: str, kind: str, amount: float,
+            currency: str, reason: str | None = None, task_key: str | None = None) -> bool:
+        """Record one payment (``worker`` is a pseudonym); ``key`` makes it happen once. True if new."""
+        if kind not in s.PAYMENT_KINDS:
+            raise LedgerError(f"unknown payment kind {kind!r}; use one of {', '.join(s.PAYMENT_KINDS)}")
+        with self.engine_.begin() as conn:
+            if conn.execute(select(s.payments.c.key).where(s.payments.c.key == key)).first():
+                return False
+            insert_ignore(conn, s.payments, [_payment_row(key, loop, round_no, backend, worker, task_key, kind, amount,
+                                                          currency, reason, time.time())])
+        return True
 
-    def votes(self, loop: str, round_no: int) -> list[dict[str, Any]]:
-        cols = s.assignments.c
-        with self.engine_.connect() as conn:
-            rows = conn.execute(
-                select(cols.item_id, cols.worker, cols.label)
-                .where(cols.loop == loop, cols.round_no == round_no, cols.status == "submitted")
-                .order_by(cols.task_key)
-            )
-            return [dict(r._mapping) for r in rows]
+    def review(self, task_key: str, *, accept: bool, reason: str | None = None, reviewer: str = "requester",
+               withhold_pay: bool = False) -> bool:
+        """Accept or reject an answer; a rejection needs a reason. ``withhold_pay`` reverses its
+        reward and fee (as platforms do for rejected work). True if this decision is new."""
+        if not accept and not (reason and reason.strip()):
+            raise LedgerError(f"rejecting {task_key} needs a reason the worker can read (and appeal)")
+        with self.engine_.begin() as conn:
+            row = conn.execute(select(s.assignments.c.loop).where(s.assignments.c.task_key == task_key)).first()
+            if row is None:
+                raise LedgerError(f"no answer for task {task_key!r} in this ledger")
+            if conn.execute(select(s.reviews.c.task_key).where(s.reviews.c.task_key == task_key)).first():
+                return False
+            now = time.time()
+            insert_ignore(conn, s.reviews, [{"task_key": task_key, "loop": row.loop, "decision": "accept" if accept else "reject",
+                                             "reason": reason, "reviewer": reviewer, "recorded_at": now}])
+            if not accept and withhold_pay:
+                paid = conn.execute(select(s.payments).where(s.payments.c.task_key == task_key,
+                                                            s.payments.c.kind.in_(("reward", "fee")))).all()
+                insert_ignore(conn, s.payments, [
+                    {**p._mapping, "key": f"{p.key}/reversal", "amount_micros": -p.amount_micros, "reason": f"rejected: {reason}",
+                     "recorded_at": now}
+                    for p in paid
+                ])
+        return True
+
+    def record_corrections(self, loop: str, rows: Sequence[tuple[str, str, str, str | None, str]]) -> int:
+        """Record corrections ``(task_key, item_id, event, label, version)``; returns how many were new."""
+        now = time.time()
+        records = [{"key": f"{key}@{version}", "loop": loop, "task_key": key, "item_id": item, "event": event,
+                    "label": label if event == "updated" else None, "recorded_at": now}
+                   for key, item, event, label, version in rows]
+        with self.engine_.begin() as conn:
+            known: set[str] = set()
+            for chunk in chunks([r["key"] for r in records], 500):
+                known |= set(conn.execute(select(s.corrections.c.key).where(s.corrections.c.key.in_(chunk))).scalars())
+            insert_ignore(conn, s.corrections, [r for r in records if r["key"] not in known])
+        return sum(r["key"] not in known for r in records)
+
+    def votes(self, loop: str, *, round_no: int | None = None, item_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Usable answers (item_id, worker, label): submitted, not rejected, with the latest
+        correction of each applied (a deleted answer drops out)."""
+        return accounting.votes(self.engine_, loop, round_no=round_no, item_ids=item_ids)
 
     # -- labels ----------------------------------------------------------------------------------
 
     def record_labels(self, loop: str, round_no: int, consensus: Sequence[Consensus]) -> None:
+        """The first aggregation of items (revision 0); repeated calls change nothing."""
         now = time.time()
-        rows = [
-            {"loop": loop, "item_id": c.item_id, "label": c.label, "confidence": c.confidence,
-             "n_answers": c.n_answers, "round_no": round_no, "recorded_at": now}
-            for c in consensus
-        ]
         with self.engine_.begin() as conn:
-            _insert_ignore(conn, s.labels, rows)
+            insert_ignore(conn, s.labels, [_label_row(loop, round_no, c, 0, now) for c in consensus])
+
+    def revise_labels(self, loop: str, round_no: int, consensus: Sequence[Consensus], withdrawn: Sequence[str] = ()) -> int:
+        """After corrections: add a revision for each item whose label changed (or was withdrawn)."""
+        current = self._latest_labels(loop, [c.item_id for c in consensus] + list(withdrawn))
+        now, rows = time.time(), []
+        for c in consensus:
+            rev, label = current.get(c.item_id, (-1, None))
+            if label != c.label:
+                rows.append(_label_row(loop, round_no, c, rev + 1, now))
+        for item in withdrawn:
+            rev, label = current.get(item, (-1, None))
+            if label is not None:
+                rows.append(_label_row(loop, round_no, Consensus(item, None, 0.0, 0), rev + 1, now))  # type: ignore[arg-type]
+        with self.engine_.begin() as conn:
+            insert_ignore(conn, s.labels, rows)
+        return len(rows)
+
+    def _latest_labels(self, loop: str, item_ids: Sequence[str] | None = None) -> dict[str, tuple[int, str | None]]:
+        lab = s.labels.c
+        latest = select(lab.item_id, func.max(lab.revision).label("rev")).where(lab.loop == loop).group_by(lab.item_id)
+        if item_ids is not None:
+            latest = latest.where(lab.item_id.in_(list(item_ids)))
+        latest = latest.subquery()
+        query = select(lab.item_id, lab.revision, lab.label).join(
+            latest, and_(lab.item_id == latest.c.item_id, lab.revision == latest.c.rev)).where(lab.loop == loop)
+        with self.engine_.connect() as conn:
+            return {item: (rev, label) for item, rev, label in conn.execute(query)}
 
     def labels(self, loop: str) -> dict[str, str]:
-        with self.engine_.connect() as conn:
-            rows = conn.execute(select(s.labels.c.item_id, s.labels.c.label).where(s.labels.c.loop == loop))
-            return dict(rows.all())
+        """The current label of every labeled item (latest revision; withdrawn items left out)."""
+        return {item: label for item, (_, label) in self._latest_labels(loop).items() if label is not None}
 
-    # -- totals (SQL) ----------------------------------------------------------------------------
+    # -- accounting (SQL) ------------------------------------------------------------------------
 
     def spent(self, loop: str, rounds: tuple[int, int] | None = None) -> dict[str, float]:
-        """Answers bought, cost (reward + fee) and human hours, summed in SQL, over all rounds or
-        over ``rounds = (first, last)`` inclusive."""
-        a, w = s.assignments.c, s.workers.c
-        where_a, where_w = [a.loop == loop], [w.loop == loop]
-        if rounds is not None:
-            where_a += [a.round_no >= rounds[0], a.round_no <= rounds[1]]
-            where_w += [w.first_round >= rounds[0], w.first_round <= rounds[1]]
-        with self.engine_.connect() as conn:
-            row = conn.execute(
-                select(
-                    func.count(),
-                    func.coalesce(func.sum(a.reward_micros + a.fee_micros), 0),
-                    func.coalesce(func.sum(a.active_s), 0.0),
-                    func.coalesce(func.sum(a.search_s + a.wait_s), 0.0),
-                ).where(*where_a)
-            ).one()
-            qual = conn.execute(select(func.coalesce(func.sum(w.qualification_s), 0.0)).where(*where_w)).scalar_one()
-        active_h = float(row[2]) / 3600
-        return {
-            "answers": int(row[0]),
-            "cost": int(row[1]) / s.MICROS,
-            "active_hours": active_h,
-            "total_hours": active_h + (float(row[3]) + float(qual)) / 3600,
-        }
+        return accounting.spent(self.engine_, loop, rounds)
 
     def effort_by_round(self, loop: str) -> dict[int, dict[str, float]]:
-        """Per round: answers, reward, fee, active and unpaid seconds, grouped in SQL."""
-        a, w = s.assignments.c, s.workers.c
-        with self.engine_.connect() as conn:
-            rows = conn.execute(
-                select(
-                    a.round_no,
-                    func.count(),
-                    func.sum(a.reward_micros),
-                    func.sum(a.fee_micros),
-                    func.sum(a.active_s),
-                    func.sum(a.search_s + a.wait_s),
-                    func.sum(case((a.status == "quarantined", 1), else_=0)),
-                )
-                .where(a.loop == loop)
-                .group_by(a.round_no)
-            ).all()
-            qual = dict(
-                conn.execute(
-                    select(w.first_round, func.sum(w.qualification_s)).where(w.loop == loop).group_by(w.first_round)
-                ).all()
-            )
-        out: dict[int, dict[str, float]] = {}
-        for r, n, reward, fee, active, overhead, quarantined in rows:
-            out[r] = {  # PostgreSQL sums come back as Decimal: normalise
-                "answers": int(n), "reward": int(reward) / s.MICROS, "fee": int(fee) / s.MICROS, "active_s": float(active),
-                "unpaid_s": float(overhead) + float(qual.get(r, 0.0)), "quarantined": int(quarantined or 0),
-            }
-        return out
+        return accounting.effort_by_round(self.engine_, loop)
 
     def currency(self, loop: str) -> str | None:
         with self.engine_.connect() as conn:
-            return conn.execute(select(s.assignments.c.currency).where(s.assignments.c.loop == loop).limit(1)).scalar()
-
-
-# -- helpers -------------------------------------------------------------------------------------
+            return conn.execute(select(s.payments.c.currency).where(s.payments.c.loop == loop).limit(1)).scalar()
 
 
 def _assignment_row(task: Task, answer: Answer, backend: str, worker: str, status: str, reason: str | None, now: float) -> dict[str, Any]:
     return {
-        "task_key": task.key, "loop": task.loop, "round_no": task.round_no, "item_id": task.item_id,
-        "backend": backend, "worker": worker, "label": answer.label, "status": status, "reason": reason,
-        "active_s": _num(answer.active_s), "search_s": _num(answer.search_s), "wait_s": _num(answer.wait_s),
-        "reward_micros": round(_num(answer.reward) * s.MICROS), "fee_micros": round(_num(answer.fee) * s.MICROS),
-        "currency": answer.currency, "recorded_at": now,
+        "task_key": task.key, "loop": task.loop, "round_no": task.round_no, "item_id": task.item_id, "backend": backend,
+        "worker": worker, "label": answer.label, "status": status, "reason": reason, "external_id": answer.external_id,
+        "accepted_at": answer.accepted_at, "submitted_at": answer.submitted_at, "active_s": num(answer.active_s),
+        "search_s": num(answer.search_s), "wait_s": num(answer.wait_s), "returned_s": num(answer.returned_s), "recorded_at": now,
     }
 
 
-def _num(value: Any) -> float:
-    """A finite, non-negative number, or 0.0 (the loop quarantines such answers with the raw values)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return v if math.isfinite(v) and v >= 0 else 0.0
+def _payment_row(key: str, loop: str, round_no: int, backend: str, worker: str, task_key: str | None, kind: str,
+                 amount: float, currency: str, reason: str | None, now: float) -> dict[str, Any]:
+    return {"key": key, "loop": loop, "round_no": round_no, "backend": backend, "worker": worker, "task_key": task_key,
+            "kind": kind, "amount_micros": micros(amount), "currency": currency, "reason": reason, "recorded_at": now}
 
 
-def _engine(url: str) -> Engine:
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url[len("sqlite:///") :])
-        path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        engine = create_engine(url)
-    except (SQLAlchemyError, ImportError, ValueError) as e:
-        hint = " (PostgreSQL needs: pip install 'clicloop[postgres]')" if "postgres" in url else ""
-        raise LedgerError(f"cannot use the ledger URL {_redact(url)}: {e}{hint}") from e
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")  # durable against a killed process, readers never block
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
-def _insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    name = conn.dialect.name
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        raise LedgerError(f"ledger databases must be SQLite or PostgreSQL, not {name}")
-    for chunk in _chunks(rows, 1000):
-        conn.execute(insert(table).on_conflict_do_nothing(), chunk)
-
-
-def _chunks(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
-
-
-def _redact(url: str) -> str:
-    """The URL without its password."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+def _label_row(loop: str, round_no: int, c: Consensus, revision: int, now: float) -> dict[str, Any]:
+    return {"loop": loop, "item_id": c.item_id, "revision": revision, "label": c.label, "confidence": c.confidence,
+            "n_answers": c.n_answers, "round_no": round_no, "recorded_at": now}

@@ -10,7 +10,7 @@ from orchestrator.loop import Loop
 from orchestrator.types import Answer
 from tests.conftest import digits_config
 
-TABLES = ("loops", "rounds", "tasks", "assignments", "workers", "labels")
+TABLES = ("loops", "rounds", "tasks", "assignments", "workers", "payments", "reviews", "corrections", "labels")
 
 
 def dump(path) -> dict:

@@ -87,3 +87,5 @@ def test_sigkill_at_any_point_then_resume_loses_nothing_and_pays_no_one_twice(tm
         assert got == expected, f"ledger differs after a kill at {point}"
         with sqlite3.connect(tmp_path / f"killed{i}.db") as conn:
             assert conn.execute("select count(*), count(distinct task_key) from assignments").fetchone() == (60, 60)
+            # each answer paid exactly once: one reward and one fee per task key
+            assert conn.execute("select count(*), count(distinct key) from payments").fetchone() == (120, 120)

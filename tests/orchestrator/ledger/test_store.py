@@ -29,7 +29,7 @@ def test_answers_are_recorded_once_and_workers_are_pseudonyms(ledger_url):
         assert spent["active_hours"] == pytest.approx(12 / 3600)
         # qualification counted once for the one worker, searching for each answer
         assert spent["total_hours"] == pytest.approx((12 + 6 + 60) / 3600)
-        votes = ledger.votes("l", 0)
+        votes = ledger.votes("l", round_no=0)
         assert {v["worker"] for v in votes} == {ledger.pseudonym("sim", "w1")}
         assert "w1" not in {v["worker"] for v in votes}
 
@@ -71,3 +71,71 @@ def test_a_foreign_database_is_refused(tmp_path):
         Ledger(f"sqlite:///{path}").open()
     with sqlite3.connect(path) as conn:
         assert conn.execute("select name from sqlite_master").fetchall() == [("customers",)]
+
+
+def test_a_rejection_needs_a_reason_and_can_withhold_pay(ledger_url):
+    with Ledger(ledger_url) as ledger:
+        ledger.begin_loop("l", "h", "{}", 0)
+        tasks = [task(i) for i in range(2)]
+        ledger.record_tasks(tasks, "sim")
+        ledger.record_answers("l", "sim", [(t, answer(t), "submitted", None) for t in tasks])
+        with pytest.raises(LedgerError, match="needs a reason"):
+            ledger.review(tasks[0].key, accept=False, reason="  ")
+        assert ledger.review(tasks[0].key, accept=False, reason="answered 'a' on a blank image", withhold_pay=True)
+        assert not ledger.review(tasks[0].key, accept=False, reason="again", withhold_pay=True)  # once
+        assert ledger.review(tasks[1].key, accept=True)
+        spent = ledger.spent("l")
+        assert spent["income"] == pytest.approx(0.05) and spent["cost"] == pytest.approx(0.06)
+        assert [v["item_id"] for v in ledger.votes("l")] == ["item1"]  # the rejected answer no longer votes
+
+
+def test_corrections_revise_labels_idempotently(ledger_url):
+    from orchestrator.aggregate import MajorityVote
+    import numpy as np
+
+    with Ledger(ledger_url) as ledger:
+        ledger.begin_loop("l", "h", "{}", 0)
+        t0, t1 = task(0), task(1)
+        ledger.record_tasks([t0, t1], "sim")
+        ledger.record_answers("l", "sim", [(t0, answer(t0, label="a"), "submitted", None), (t1, answer(t1, label="a"), "submitted", None)])
+        ledger.record_labels("l", 0, [Consensus("item0", "a", 1.0, 1), Consensus("item1", "a", 1.0, 1)])
+        rows = [(t0.key, "item0", "updated", "b", "2026-01-01T10:00"), (t1.key, "item1", "deleted", None, "2026-01-01T10:01")]
+        assert ledger.record_corrections("l", rows) == 2
+        assert ledger.record_corrections("l", rows) == 0  # a repeated webhook changes nothing
+        votes = ledger.votes("l", item_ids=["item0", "item1"])
+        assert votes == [{"item_id": "item0", "worker": ledger.pseudonym("sim", "w1"), "label": "b"}]
+        from orchestrator.types import Vote
+
+        consensus = MajorityVote().aggregate([Vote(**v) for v in votes], np.random.default_rng(0))
+        assert ledger.revise_labels("l", 1, consensus, withdrawn=["item1"]) == 2
+        assert ledger.revise_labels("l", 1, consensus, withdrawn=["item1"]) == 0
+        assert ledger.labels("l") == {"item0": "b"}
+
+
+def test_wages_per_worker_count_unpaid_time(ledger_url):
+    from orchestrator.ledger.accounting import by_backend, by_worker
+
+    with Ledger(ledger_url) as ledger:
+        ledger.begin_loop("l", "h", "{}", 0)
+        tasks = [task(i) for i in range(4)]
+        ledger.record_tasks(tasks, "sim")
+        ledger.record_answers("l", "sim", [(t, answer(t, worker=f"w{i % 2}"), "submitted", None) for i, t in enumerate(tasks)])
+        ledger.review(tasks[0].key, accept=False, reason="wrong")
+        workers = {r["worker"]: r for r in by_worker(ledger.engine_, "l")}
+        w0 = workers[ledger.pseudonym("sim", "w0")]
+        # 2 answers x 4 s active; 2 x 2 s searching + 60 s qualification unpaid; 2 x 0.05 paid
+        assert w0["answers"] == 2 and w0["rejected"] == 1 and w0["rejection_rate"] == 0.5
+        assert w0["wage_paid_time"] == pytest.approx(0.10 / (8 / 3600))
+        assert w0["wage_total_time"] == pytest.approx(0.10 / (72 / 3600))
+        assert w0["unpaid_share"] == pytest.approx(64 / 72)
+        (backend,) = by_backend(ledger.engine_, "l")
+        assert backend["answers"] == 4 and backend["income"] == pytest.approx(0.20) and backend["fees"] == pytest.approx(0.04)
+
+
+def test_a_ledger_from_a_newer_clicloop_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    Ledger(url).open().close()
+    with sqlite3.connect(tmp_path / "l.db") as conn:
+        conn.execute("update alembic_version set version_num = '9999'")
+    with pytest.raises(LedgerError, match="newer clicloop"):
+        Ledger(url).open()

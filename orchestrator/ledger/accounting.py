@@ -1,0 +1,142 @@
+"""Accounting, computed in SQL: what the human work cost and what it paid, per round, per
+worker and per backend. Python only turns the grouped sums into ratios."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, case, func, literal, select, union_all
+
+from orchestrator.ledger import schema as s
+
+INCOME_KINDS = ("reward", "bonus", "adjustment")
+a, p, w, rv = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c
+
+
+def _unpaid() -> Any:
+    return a.search_s + a.wait_s + a.returned_s
+
+
+def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None) -> dict[str, float]:
+    """Answers bought, cost (everything paid, fees included), worker income and human hours, over
+    all rounds or ``rounds = (first, last)`` inclusive."""
+    wa, wp, ww = [a.loop == loop], [p.loop == loop], [w.loop == loop]
+    if rounds is not None:
+        wa += [a.round_no.between(*rounds)]
+        wp += [p.round_no.between(*rounds)]
+        ww += [w.first_round.between(*rounds)]
+    with engine.connect() as conn:
+        n, active, unpaid = conn.execute(
+            select(func.count(), func.coalesce(func.sum(a.active_s), 0.0), func.coalesce(func.sum(_unpaid()), 0.0)).where(*wa)
+        ).one()
+        cost, income = conn.execute(
+            select(func.coalesce(func.sum(p.amount_micros), 0),
+                   func.coalesce(func.sum(case((p.kind.in_(INCOME_KINDS), p.amount_micros), else_=0)), 0)).where(*wp)
+        ).one()
+        qual = conn.execute(select(func.coalesce(func.sum(w.qualification_s), 0.0)).where(*ww)).scalar_one()
+    active_h = float(active) / 3600  # PostgreSQL sums come back as Decimal: normalise
+    return {"answers": int(n), "cost": int(cost) / s.MICROS, "income": int(income) / s.MICROS, "active_hours": active_h,
+            "total_hours": active_h + (float(unpaid) + float(qual)) / 3600}
+
+
+def effort_by_round(engine: Engine, loop: str) -> dict[int, dict[str, float]]:
+    """Per round: answers, active and unpaid seconds, worker income, fees, quarantined answers."""
+    with engine.connect() as conn:
+        work = conn.execute(
+            select(a.round_no, func.count(), func.sum(a.active_s), func.sum(_unpaid()),
+                   func.sum(case((a.status == "quarantined", 1), else_=0)))
+            .where(a.loop == loop).group_by(a.round_no)
+        ).all()
+        money = dict((r, (inc, fee)) for r, inc, fee in conn.execute(
+            select(p.round_no, func.sum(case((p.kind.in_(INCOME_KINDS), p.amount_micros), else_=0)),
+                   func.sum(case((p.kind.in_(INCOME_KINDS), 0), else_=p.amount_micros)))
+            .where(p.loop == loop).group_by(p.round_no)
+        ).all())
+        qual = dict(conn.execute(select(w.first_round, func.sum(w.qualification_s)).where(w.loop == loop).group_by(w.first_round)).all())
+    out: dict[int, dict[str, float]] = {}
+    for r, n, active, unpaid, quarantined in work:
+        income, fee = money.get(r, (0, 0))
+        out[r] = {"answers": int(n), "reward": int(income or 0) / s.MICROS, "fee": int(fee or 0) / s.MICROS,
+                  "active_s": float(active), "unpaid_s": float(unpaid) + float(qual.get(r, 0.0)),
+                  "quarantined": int(quarantined or 0)}
+    return out
+
+
+def by_worker(engine: Engine, loop: str | None = None) -> list[dict[str, Any]]:
+    """Per (loop, backend, worker): answers, active and unpaid hours, income, rejections, and the
+    effective hourly wage on paid time and on total time."""
+    return _grouped(engine, loop, ("loop", "backend", "worker"))
+
+
+def by_backend(engine: Engine, loop: str | None = None) -> list[dict[str, Any]]:
+    """The same figures per (loop, backend)."""
+    return _grouped(engine, loop, ("loop", "backend"))
+
+
+def _grouped(engine: Engine, loop: str | None, keys: Sequence[str]) -> list[dict[str, Any]]:
+    # one UNION of three fact streams (work, money, qualification), summed per group in SQL
+    zero = literal(0.0)
+    work = select(*(a[k] for k in keys), func.count().label("answers"), func.sum(a.active_s).label("active_s"),
+                  func.sum(_unpaid()).label("unpaid_s"), zero.label("income"), zero.label("fees"),
+                  zero.label("rejected")).group_by(*(a[k] for k in keys))
+    money = select(*(p[k] for k in keys), literal(0).label("answers"), zero.label("active_s"), zero.label("unpaid_s"),
+                   func.sum(case((p.kind.in_(INCOME_KINDS), p.amount_micros), else_=0)).label("income"),
+                   func.sum(case((p.kind.in_(INCOME_KINDS), 0), else_=p.amount_micros)).label("fees"),
+                   zero.label("rejected")).group_by(*(p[k] for k in keys))
+    quals = select(*(w[k] for k in keys), literal(0).label("answers"), zero.label("active_s"),
+                   func.sum(w.qualification_s).label("unpaid_s"), zero.label("income"), zero.label("fees"),
+                   zero.label("rejected")).group_by(*(w[k] for k in keys))
+    rejected = (select(*(a[k] for k in keys), literal(0).label("answers"), zero.label("active_s"), zero.label("unpaid_s"),
+                       zero.label("income"), zero.label("fees"), func.count().label("rejected"))
+                .join(s.reviews, rv.task_key == a.task_key).where(rv.decision == "reject").group_by(*(a[k] for k in keys)))
+    if loop is not None:
+        work, money, quals, rejected = (work.where(a.loop == loop), money.where(p.loop == loop),
+                                        quals.where(w.loop == loop), rejected.where(a.loop == loop))
+    facts = union_all(work, money, quals, rejected).subquery()
+    query = select(*(facts.c[k] for k in keys), *(func.sum(facts.c[c]).label(c) for c in
+                   ("answers", "active_s", "unpaid_s", "income", "fees", "rejected"))).group_by(*(facts.c[k] for k in keys))
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(*(facts.c[k] for k in keys))).all()
+    return [_wages(dict(zip(keys, r[: len(keys)])), *r[len(keys) :]) for r in rows]
+
+
+def _wages(group: dict[str, Any], answers: Any, active_s: Any, unpaid_s: Any, income: Any, fees: Any, rejected: Any) -> dict[str, Any]:
+    active_h, unpaid_h = float(active_s or 0) / 3600, float(unpaid_s or 0) / 3600
+    total_h, income = active_h + unpaid_h, int(income or 0) / s.MICROS
+    return {
+        **group, "answers": int(answers or 0), "active_hours": active_h, "unpaid_hours": unpaid_h, "total_hours": total_h,
+        "income": income, "fees": int(fees or 0) / s.MICROS, "rejected": int(rejected or 0),
+        "rejection_rate": int(rejected or 0) / int(answers) if answers else 0.0,
+        "unpaid_share": unpaid_h / total_h if total_h else 0.0,
+        "wage_paid_time": income / active_h if active_h else None,
+        "wage_total_time": income / total_h if total_h else None,
+    }
+
+
+def votes(engine: Engine, loop: str, *, round_no: int | None = None, item_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Usable answers with the latest correction of each applied (versions sort in time order)."""
+    where = [a.loop == loop, a.status == "submitted"]
+    if round_no is not None:
+        where.append(a.round_no == round_no)
+    if item_ids is not None:
+        where.append(a.item_id.in_(list(item_ids)))
+    c = s.corrections.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(a.task_key, a.item_id, a.worker, a.label).outerjoin(s.reviews, rv.task_key == a.task_key)
+            .where(*where, (rv.decision.is_(None)) | (rv.decision == "accept")).order_by(a.task_key)
+        ).all()
+        keys = [r.task_key for r in rows]
+        latest: dict[str, tuple[str, str | None]] = {}
+        for i in range(0, len(keys), 500):
+            for key, task_key, event, label in conn.execute(
+                select(c.key, c.task_key, c.event, c.label).where(c.task_key.in_(keys[i : i + 500])).order_by(c.key)
+            ):
+                latest[task_key] = (event, label)  # ordered by key = task@version: the last one wins
+    out = []
+    for r in rows:
+        event, label = latest.get(r.task_key, ("created", r.label))
+        if event != "deleted":
+            out.append({"item_id": r.item_id, "worker": r.worker, "label": label})
+    return out
