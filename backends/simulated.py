@@ -41,7 +41,8 @@ class SimulatedCrowd:
     search_seconds_median, wait_seconds_median, overhead_sigma: unpaid time per task spent
         finding the task and waiting (log-normal).
     qualification_seconds: unpaid qualification test, once per worker.
-    reward, fee_rate, currency: pay per task; the platform fee is ``fee_rate * reward``.
+    reward, fee_rate, currency: pay per task (unless the loop prices the task: ``Task.reward``);
+        the platform fee is ``fee_rate * reward``.
     """
 
     confidential = False
@@ -136,6 +137,7 @@ class SimulatedCrowd:
         active = float(median * np.exp(self.seconds_sigma * rng.standard_normal()))
         search = float(self.search_seconds_median * np.exp(self.overhead_sigma * rng.standard_normal()))
         wait = float(self.wait_seconds_median * np.exp(self.overhead_sigma * rng.standard_normal()))
+        reward = self.reward if task.reward is None else task.reward  # the loop's price wins
         return Answer(
             task_key=task.key,
             worker=worker.raw_id,
@@ -144,8 +146,8 @@ class SimulatedCrowd:
             search_s=round(search, 3),
             wait_s=round(wait, 3),
             qualification_s=worker.qualification_s,
-            reward=self.reward,
-            fee=round(self.reward * self.fee_rate, 6),
+            reward=reward,
+            fee=round(reward * self.fee_rate, 6),
             currency=self.currency,
         )
 

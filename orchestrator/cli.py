@@ -133,6 +133,12 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] 
     Console().print(table)
 
 
+from orchestrator.cli_ledger import labor_card_command, ledger_app  # noqa: E402 (typer only; commands import lazily)
+
+app.add_typer(ledger_app, name="ledger")
+app.command("labor-card")(labor_card_command)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point: clicloop errors become one clear line and exit status 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -79,9 +79,22 @@ class Stop(_Strict):
         return all(getattr(self, f) is None for f in type(self).model_fields)
 
 
+class Floor(_Strict):
+    amount: float = Field(..., ge=0)
+    currency: str
+
+
 class WageFloor(_Strict):
+    """The hourly wage every worker should earn on their *total* time, unpaid time included."""
+
     amount: float = Field(12.02, ge=0, description="gross hourly wage (default: France's SMIC, 2026)")
     currency: str = "EUR"
+    per_backend: dict[str, Floor] = Field(default_factory=dict, description="e.g. prolific: {amount: 8.0, currency: USD}")
+    price_rewards: bool = Field(False, description="price each round's reward from the median task time so the floor holds")
+    strict: bool = Field(False, description="stop dispatching while a worker on the backend is below the floor")
+
+    def for_backend(self, name: str) -> Floor:
+        return self.per_backend.get(name) or Floor(amount=self.amount, currency=self.currency)
 
 
 class LoopSection(_Strict):

@@ -20,6 +20,7 @@ import numpy as np
 from orchestrator.config import Config
 from orchestrator.data import EvalSet, Pool, load_data
 from orchestrator.errors import BudgetError, ConfigError, StrategyError
+from orchestrator.fairness import below_floor, price_per_answer
 from orchestrator.ledger import Ledger
 from orchestrator.models import DEFAULT_FOR
 from orchestrator.plugins import Registry, check_names, get_plugin_manager
@@ -197,13 +198,16 @@ class Loop:
         return f"{self.name}-r{r}" if model is not None else f"{self.name}-r{r}-cold"
 
     def _recorded_tasks(self, r: int) -> list[Task]:
-        return [self._task(r, row["item_id"], row["replica"]) for row in self.ledger_.tasks(self.name, r)]
+        return [
+            self._task(r, row["item_id"], row["replica"], None if row["reward_micros"] is None else row["reward_micros"] / 1e6)
+            for row in self.ledger_.tasks(self.name, r)
+        ]
 
-    def _task(self, r: int, item_id: str, replica: int) -> Task:
+    def _task(self, r: int, item_id: str, replica: int, reward: float | None = None) -> Task:
         return Task(
             key=f"{self.name}/{r}/{item_id}/{replica}", loop=self.name, round_no=r, item_id=item_id,
             replica=replica, purpose=self.config.loop.purpose, labels=self.labels_,
-            payload=self.pool_.payload(self.index_[item_id]),
+            payload=self.pool_.payload(self.index_[item_id]), reward=reward,
         )
 
     def _plan(self, r: int, metric: float | None, model: Model | None, labeled: dict[str, str]) -> tuple[str | None, list[Task]]:
@@ -215,15 +219,29 @@ class Loop:
         if reason is not None:
             return reason, []
         n, reason = items_affordable(cfg.stop, cfg.loop.batch_size, cfg.loop.redundancy, spent)
+        if reason is None:
+            reason = self._wage_floor_pause()
         if reason is not None:
             return reason, []
         candidates = np.flatnonzero(~np.isin(self.pool_.ids, np.array(list(labeled), dtype=object)))
         if candidates.size == 0:
             return "pool exhausted: every item is labeled", []
         chosen = self._select(r, model, candidates, n)
-        tasks = [self._task(r, self.pool_.ids[i], rep) for i in chosen for rep in range(cfg.loop.redundancy)]
+        reward = price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor) if cfg.wage_floor.price_rewards else None
+        tasks = [self._task(r, self.pool_.ids[i], rep, reward) for i in chosen for rep in range(cfg.loop.redundancy)]
         self.ledger_.record_tasks(tasks, cfg.backend.name)
         return None, tasks
+
+    def _wage_floor_pause(self) -> str | None:
+        floor, backend = self.config.wage_floor, self.config.backend.name
+        if not floor.strict:
+            return None
+        low = below_floor(self.ledger_, self.name, floor, backend=backend)
+        if not low:
+            return None
+        f = floor.for_backend(backend)
+        return (f"wage floor (strict): {len(low)} worker(s) on {backend} earn below {f.amount:.2f} {f.currency}/h on total "
+                "time; pay the adjustments (clicloop ledger adjust CONFIG --apply), then run again to go on")
 
     def _select(self, r: int, model: Model | None, candidates: np.ndarray, n: int) -> np.ndarray:
         from strategies.scores import RandomSampling
@@ -327,7 +345,7 @@ class Loop:
 
 
 def _fingerprint(cfg: Config) -> tuple[str, str]:
-    """Hash of what decides a loop's results (stop rules may change between resumes)."""
-    body = cfg.model_dump(mode="json", exclude={"stop", "ledger"})
+    """Hash of what decides a loop's results (stop rules and pay may change between resumes)."""
+    body = cfg.model_dump(mode="json", exclude={"stop", "ledger", "wage_floor"})
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

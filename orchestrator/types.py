@@ -34,6 +34,7 @@ class Task:
     payload: Any = None
     kind: str = "label"
     sensitive: bool = False
+    reward: float | None = None  # offered per answer, when the loop prices tasks (wage_floor.price_rewards)
 
 
 @dataclass(frozen=True)

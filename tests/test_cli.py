@@ -46,3 +46,25 @@ def test_help_lists_the_commands(tmp_path):
     out = clicloop("--help", cwd=tmp_path).stdout
     for command in ("quickstart", "run", "report", "init", "plugins"):
         assert command in out
+
+
+def test_ledger_commands_verify_export_adjust_and_labor_card(tmp_path):
+    assert clicloop("init", cwd=tmp_path).returncode == 0
+    config = tmp_path / "clicloop.yaml"
+    config.write_text(config.read_text().replace("max_labels: 300", "max_labels: 20"))
+    assert clicloop("run", "clicloop.yaml", cwd=tmp_path).returncode == 0
+    verified = clicloop("ledger", "verify", "clicloop.yaml", cwd=tmp_path)
+    assert verified.returncode == 0 and "invariants hold" in verified.stdout
+    exported = clicloop("ledger", "export", "out", "--config", "clicloop.yaml", "--format", "csv", cwd=tmp_path)
+    assert exported.returncode == 0 and (tmp_path / "out" / "assignments.csv").exists()
+    proposed = clicloop("ledger", "adjust", "clicloop.yaml", cwd=tmp_path)
+    assert proposed.returncode == 0 and "pass --apply" in proposed.stdout
+    applied = clicloop("ledger", "adjust", "clicloop.yaml", "--apply", cwd=tmp_path)
+    assert "recorded" in applied.stdout
+    assert "every worker earns at least the floor" in clicloop("ledger", "adjust", "clicloop.yaml", cwd=tmp_path).stdout
+    card = clicloop("labor-card", "clicloop.yaml", "--model-version", "digits-margin-r2", "--out", "card", cwd=tmp_path)
+    assert card.returncode == 0, card.stderr
+    text = (tmp_path / "card.md").read_text()
+    assert "# Labor card: digits-margin-r2" in text and "0 of" in text and "below the 12.02 floor" in text
+    missing = clicloop("labor-card", "clicloop.yaml", "--model-version", "nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "no model version 'nope'" in missing.stderr

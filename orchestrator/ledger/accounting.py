@@ -63,18 +63,32 @@ def effort_by_round(engine: Engine, loop: str) -> dict[int, dict[str, float]]:
     return out
 
 
-def by_worker(engine: Engine, loop: str | None = None) -> list[dict[str, Any]]:
+def by_worker(engine: Engine, loop: str | None = None, *, before_round: int | None = None) -> list[dict[str, Any]]:
     """Per (loop, backend, worker): answers, active and unpaid hours, income, rejections, and the
-    effective hourly wage on paid time and on total time."""
-    return _grouped(engine, loop, ("loop", "backend", "worker"))
+    effective hourly wage on paid time and on total time (rounds before ``before_round`` only)."""
+    return _grouped(engine, loop, ("loop", "backend", "worker"), before_round)
 
 
-def by_backend(engine: Engine, loop: str | None = None) -> list[dict[str, Any]]:
+def by_backend(engine: Engine, loop: str | None = None, *, before_round: int | None = None) -> list[dict[str, Any]]:
     """The same figures per (loop, backend)."""
-    return _grouped(engine, loop, ("loop", "backend"))
+    return _grouped(engine, loop, ("loop", "backend"), before_round)
 
 
-def _grouped(engine: Engine, loop: str | None, keys: Sequence[str]) -> list[dict[str, Any]]:
+def unpaid_by_kind(engine: Engine, loop: str, *, before_round: int | None = None) -> dict[str, float]:
+    """Unpaid hours by kind: searching, waiting, returned work, qualification tests."""
+    wa, ww = [a.loop == loop], [w.loop == loop]
+    if before_round is not None:
+        wa.append(a.round_no < before_round)
+        ww.append(w.first_round < before_round)
+    with engine.connect() as conn:
+        search, wait, returned = conn.execute(
+            select(*(func.coalesce(func.sum(c), 0.0) for c in (a.search_s, a.wait_s, a.returned_s))).where(*wa)).one()
+        qual = conn.execute(select(func.coalesce(func.sum(w.qualification_s), 0.0)).where(*ww)).scalar_one()
+    return {"search": float(search) / 3600, "wait": float(wait) / 3600, "returned": float(returned) / 3600,
+            "qualification": float(qual) / 3600}
+
+
+def _grouped(engine: Engine, loop: str | None, keys: Sequence[str], before_round: int | None = None) -> list[dict[str, Any]]:
     # one UNION of three fact streams (work, money, qualification), summed per group in SQL
     zero = literal(0.0)
     work = select(*(a[k] for k in keys), func.count().label("answers"), func.sum(a.active_s).label("active_s"),
@@ -93,6 +107,9 @@ def _grouped(engine: Engine, loop: str | None, keys: Sequence[str]) -> list[dict
     if loop is not None:
         work, money, quals, rejected = (work.where(a.loop == loop), money.where(p.loop == loop),
                                         quals.where(w.loop == loop), rejected.where(a.loop == loop))
+    if before_round is not None:
+        work, money, quals, rejected = (work.where(a.round_no < before_round), money.where(p.round_no < before_round),
+                                        quals.where(w.first_round < before_round), rejected.where(a.round_no < before_round))
     facts = union_all(work, money, quals, rejected).subquery()
     query = select(*(facts.c[k] for k in keys), *(func.sum(facts.c[c]).label(c) for c in
                    ("answers", "active_s", "unpaid_s", "income", "fees", "rejected"))).group_by(*(facts.c[k] for k in keys))

@@ -53,6 +53,7 @@ tasks = Table(
     Column("purpose", Text, nullable=False),
     Column("backend", String(100), nullable=False),
     Column("rank", Integer, nullable=False),  # position in the strategy's ranking
+    Column("reward_micros", BigInteger),  # the reward offered, when the loop priced the task
     Column("status", String(16), nullable=False),  # created | dispatched | expired
     Column("recorded_at", Float, nullable=False),
     Index("ix_tasks_loop_round", "loop", "round_no"),

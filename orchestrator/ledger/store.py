@@ -141,7 +141,8 @@ class Ledger:
     def record_tasks(self, tasks: Sequence[Task], backend: str) -> None:
         now = time.time()
         rows = [{"key": t.key, "loop": t.loop, "round_no": t.round_no, "item_id": t.item_id, "replica": t.replica,
-                 "kind": t.kind, "purpose": t.purpose, "backend": backend, "rank": i, "status": "created", "recorded_at": now}
+                 "kind": t.kind, "purpose": t.purpose, "backend": backend, "rank": i, "status": "created", "recorded_at": now,
+                 "reward_micros": None if t.reward is None else micros(t.reward)}
                 for i, t in enumerate(tasks)]
         with self.engine_.begin() as conn:
             insert_ignore(conn, s.tasks, rows)

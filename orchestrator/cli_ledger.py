@@ -1,0 +1,107 @@
+"""``clicloop ledger ...`` and ``clicloop labor-card``: verify, export, wage-floor adjustments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from orchestrator.errors import ClicloopError
+
+ledger_app = typer.Typer(help="Check, export and settle the human-labor ledger.", no_args_is_help=True)
+LedgerOpt = Annotated[Optional[str], typer.Option("--ledger", help="ledger URL (default: the config's)")]
+ConfigOpt = Annotated[Optional[Path], typer.Argument(help="a loop config (for its ledger, loop and wage floor)")]
+
+
+def _resolve(config: Path | None, ledger: str | None) -> tuple[str, object | None]:
+    cfg = None
+    if config is not None:
+        from orchestrator.config import load_config
+
+        cfg = load_config(config)
+        ledger = ledger or cfg.ledger
+    if ledger is None:
+        raise ClicloopError("give a config file or --ledger URL")
+    return ledger, cfg
+
+
+@ledger_app.command()
+def verify(config: ConfigOpt = None, ledger: LedgerOpt = None) -> None:
+    """Check the invariants: every payment has its answer, nothing is paid twice, totals add up."""
+    from orchestrator.ledger import Ledger
+    from orchestrator.ledger.verify import CHECKS
+    from orchestrator.ledger.verify import verify as run_checks
+
+    url, _ = _resolve(config, ledger)
+    with Ledger(url) as led:
+        violations = run_checks(led)
+    for v in violations:
+        typer.echo(f"FAIL {v.check}: {v.count} row(s), e.g. {', '.join(v.examples)}")
+    if violations:
+        raise typer.Exit(1)
+    typer.echo(f"ok: {len(CHECKS)} invariants hold")
+
+
+@ledger_app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="directory to write into")],
+    config: Annotated[Optional[Path], typer.Option("--config", help="a loop config (for its ledger)")] = None,
+    ledger: LedgerOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+) -> None:
+    """Write every table (worker pseudonyms, never raw ids) to CSV or Parquet files."""
+    from orchestrator.ledger import Ledger
+    from orchestrator.ledger.export import export as run_export
+
+    url, _ = _resolve(config, ledger)
+    with Ledger(url) as led:
+        counts = run_export(led, out, fmt)
+    for table, n in counts.items():
+        typer.echo(f"{out / f'{table}.{fmt}'}: {n} rows")
+
+
+@ledger_app.command()
+def adjust(
+    config: Annotated[Path, typer.Argument(help="the loop config (its wage floor and loop name)")],
+    apply: Annotated[bool, typer.Option("--apply", help="record the payments (otherwise only list them)")] = False,
+) -> None:
+    """Adjustment payments that lift every worker below the wage floor (on total time) to it."""
+    from orchestrator.fairness import apply_adjustments, proposed_adjustments
+    from orchestrator.ledger import Ledger
+
+    url, cfg = _resolve(config, None)
+    with Ledger(url) as led:
+        proposals = proposed_adjustments(led, cfg.loop.name, cfg.wage_floor)  # type: ignore[union-attr]
+        for adj in proposals:
+            typer.echo(f"{adj.backend}/{adj.worker}: {adj.wage_total_time:.2f}/h < {adj.floor:.2f}/h -> pay {adj.amount:.2f} {adj.currency}")
+        if not proposals:
+            typer.echo("every worker earns at least the floor on total time")
+        elif apply:
+            # attributed to the last round that bought answers: the labor card of the model it trained counts them
+            last = max(led.effort_by_round(cfg.loop.name), default=0)  # type: ignore[union-attr]
+            typer.echo(f"recorded {apply_adjustments(led, proposals, last)} adjustment payment(s)")
+        else:
+            typer.echo(f"total {sum(a.amount for a in proposals):.2f}; pass --apply to record them")
+
+
+def labor_card_command(
+    model_version: Annotated[str, typer.Option("--model-version", help="e.g. quickstart-margin-r12")],
+    config: ConfigOpt = None,
+    ledger: LedgerOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="write <out>.md and <out>.json (default: print Markdown)")] = None,
+) -> None:
+    """The human labor behind one model version, as Markdown and JSON, to ship beside its model card."""
+    from orchestrator.laborcard import labor_card, render_markdown
+    from orchestrator.ledger import Ledger
+
+    url, cfg = _resolve(config, ledger)
+    with Ledger(url) as led:
+        card = labor_card(led, model_version, cfg.wage_floor if cfg else None)  # type: ignore[union-attr]
+    if out is None:
+        typer.echo(render_markdown(card))
+        return
+    out.with_suffix(".md").write_text(render_markdown(card), encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2, default=float), encoding="utf-8")
+    typer.echo(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")

@@ -1,0 +1,110 @@
+"""The labor card: the human work behind one model version, to ship beside its model card.
+
+How many people, how many hours (paid and unpaid), what they were paid and what the platforms
+took, the distribution of effective wages against the floor, rejections and their reasons,
+and corrections.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from orchestrator.config import WageFloor
+from orchestrator.errors import LedgerError
+from orchestrator.ledger import Ledger
+from orchestrator.ledger import schema as s
+from orchestrator.ledger.accounting import by_worker, spent, unpaid_by_kind
+
+
+def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = None) -> dict[str, Any]:
+    """The labor card of ``model_version`` as a JSON-ready dict."""
+    r = s.rounds.c
+    with ledger.engine_.connect() as conn:
+        row = conn.execute(select(s.rounds).where(r.model_version == model_version)).first()
+        loop_row = conn.execute(select(s.loops.c.config_json).where(s.loops.c.name == row.loop)).first() if row else None
+    if row is None:
+        raise LedgerError(f"no model version {model_version!r} in the ledger; versions look like '<loop>-r<round>' (see clicloop report)")
+    loop, before = row.loop, row.round_no
+    config = json.loads(loop_row.config_json) if loop_row else {}
+    floor = floor or WageFloor()
+    workers = by_worker(ledger.engine_, loop, before_round=before)
+    totals = spent(ledger.engine_, loop, (0, before - 1)) if before > 0 else spent(ledger.engine_, loop, (0, -1))
+    wages = np.array([w["wage_total_time"] for w in workers if w["wage_total_time"] is not None])
+    floors = np.array([floor.for_backend(w["backend"]).amount for w in workers if w["wage_total_time"] is not None])
+    currency = ledger.currency(loop) or floor.currency
+    return {
+        "model_version": model_version, "loop": loop, "purpose": config.get("loop", {}).get("purpose"),
+        "metric": {"name": row.metric_name, "value": row.metric},
+        "labels": {"trained_on": row.n_labeled, "bought_answers": totals["answers"]},
+        "people": len({(w["backend"], w["worker"]) for w in workers}),
+        "backends": sorted({w["backend"] for w in workers}),
+        "hours": {"active": totals["active_hours"], "total": totals["total_hours"],
+                  "unpaid": totals["total_hours"] - totals["active_hours"],
+                  "unpaid_by_kind": unpaid_by_kind(ledger.engine_, loop, before_round=before)},
+        "money": {"currency": currency, "paid_to_workers": totals["income"], "fees_and_taxes": totals["cost"] - totals["income"],
+                  "total_cost": totals["cost"]},
+        "wages_total_time": _distribution(wages, floors, floor.currency),
+        "rejections": _rejections(ledger, loop, before),
+        "corrections": _count(ledger, s.corrections, loop),
+        "post_deployment_corrections": None,
+    }
+
+
+def _distribution(wages: np.ndarray, floors: np.ndarray, currency: str) -> dict[str, Any]:
+    if wages.size == 0:
+        return {"workers": 0}
+    q = np.percentile(wages, [0, 10, 50, 90, 100])
+    return {"workers": int(wages.size), "currency": currency, "min": q[0], "p10": q[1], "median": q[2], "p90": q[3],
+            "max": q[4], "below_floor": int((wages < floors).sum()), "share_below_floor": float((wages < floors).mean()),
+            "floor": float(floors.max())}
+
+
+def _rejections(ledger: Ledger, loop: str, before: int) -> dict[str, Any]:
+    a, rv = s.assignments.c, s.reviews.c
+    with ledger.engine_.connect() as conn:
+        reasons = conn.execute(select(rv.reason).join(s.assignments, a.task_key == rv.task_key)
+                               .where(rv.loop == loop, rv.decision == "reject", a.round_no < before)).scalars().all()
+    return {"count": len(reasons), "reasons": dict(Counter(reasons).most_common())}
+
+
+def _count(ledger: Ledger, table: Any, loop: str) -> int:
+    with ledger.engine_.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table).where(table.c.loop == loop)).scalar_one())
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    """The card as Markdown, for a model repository."""
+    h, m, w = card["hours"], card["money"], card["wages_total_time"]
+    cur = m["currency"]
+    lines = [
+        f"# Labor card: {card['model_version']}",
+        "",
+        f"*Purpose shown to every worker:* {card['purpose'] or '(none recorded)'}",
+        "",
+        f"- Model: {card['metric']['name']} {_f(card['metric']['value'], 4)}, trained on {card['labels']['trained_on']} labels "
+        f"({card['labels']['bought_answers']} human answers bought through clicloop)",
+        f"- People: {card['people']} (backends: {', '.join(card['backends']) or '-'})",
+        f"- Hours: {h['total']:.2f} h in all — {h['active']:.2f} h on tasks, {h['unpaid']:.2f} h unpaid "
+        f"(searching {h['unpaid_by_kind']['search']:.2f}, waiting {h['unpaid_by_kind']['wait']:.2f}, "
+        f"returned work {h['unpaid_by_kind']['returned']:.2f}, qualification {h['unpaid_by_kind']['qualification']:.2f})",
+        f"- Money: {m['paid_to_workers']:.2f} {cur} paid to workers, {m['fees_and_taxes']:.2f} {cur} in fees and taxes, "
+        f"{m['total_cost']:.2f} {cur} in all",
+    ]
+    if w.get("workers"):
+        lines.append(
+            f"- Effective wage on total time ({w['currency']}/h): median {w['median']:.2f}, 10th percentile {w['p10']:.2f}, "
+            f"lowest {w['min']:.2f}; {w['below_floor']} of {w['workers']} worker(s) below the {w['floor']:.2f} floor"
+        )
+    rej = card["rejections"]
+    lines.append(f"- Rejections: {rej['count']}" + "".join(f"\n  - {n} x {reason}" for reason, n in rej["reasons"].items()))
+    lines.append(f"- Corrections of earlier answers: {card['corrections']}")
+    return "\n".join(lines) + "\n"
+
+
+def _f(v: float | None, digits: int) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
