@@ -7,3 +7,8 @@ from orchestrator.hookspecs import Register, hookimpl
 @hookimpl
 def clicloop_register_backends(register: Register) -> None:
     register("simulated", SimulatedCrowd)
+    from backends.file_exchange import FileExchange  # stdlib only
+    from backends.prolific import ProlificBackend  # stdlib only (urllib)
+
+    register("file-exchange", FileExchange)
+    register("prolific", ProlificBackend)

@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = (
     "backends.plugin",
     "orchestrator.models",
     "orchestrator.aggregate",
+    "orchestrator.aggregators_crowdkit",
 )
 KINDS = ("strategy", "backend", "model", "aggregator")
 _HOOK_OF_KIND = {

@@ -1,0 +1,382 @@
+"""Prolific: one study per batch of tasks, answers from the survey tool the study points to.
+
+Where the answers come from. Prolific recruits and pays; it never sees the answers: a study sends
+each participant to an ``external_study_url`` with ``PROLIFIC_PID``, ``STUDY_ID`` and
+``SESSION_ID`` (the submission id) in the URL, the participant answers there, and comes back
+with the study's completion code. So this backend talks to two services:
+
+- Prolific's API (token auth) for studies, submissions, reviews, bonuses and messages;
+- the requester's survey tool at ``survey_url``, through a small documented protocol:
+  ``PUT {survey_url}/batches/{batch_id}`` with the batch manifest (purpose, instructions,
+  labels, completion code, tasks with key and payload), participants sent to
+  ``{survey_url}/batches/{batch_id}/take?PROLIFIC_PID=..&STUDY_ID=..&SESSION_ID=..``, and
+  ``GET {survey_url}/batches/{batch_id}/responses`` returning ``{"results": [{"session_id",
+  "participant_id", "task_key", "label", "active_s" (optional)}]}``.
+
+An answer is reported once its submission is AWAITING REVIEW, APPROVED or PARTIALLY APPROVED
+(statuses per https://docs.prolific.com/api-reference/submissions/submission-object), joined
+with the survey responses by session id: participant id -> ``worker``, the survey's per-task
+seconds (or the submission's completed_at - started_at, split evenly over its tasks) ->
+``active_s``, submission id -> ``external_id``. RETURNED and TIMED-OUT submissions carry no
+label; their unpaid seconds are kept in :meth:`returned_effort` for the ledger.
+
+Prolific endpoints used (https://docs.prolific.com/api-reference):
+``POST /api/v1/studies/`` (create a draft), ``GET /api/v1/studies/``, ``GET /api/v1/studies/{id}/``,
+``POST /api/v1/studies/{id}/transition/`` (``{"action": "PUBLISH"}``), ``GET /api/v1/submissions/
+?study=``, ``POST /api/v1/submissions/{id}/transition/`` (APPROVE, or REJECT with
+``rejection_category`` and a ``message`` of at least 100 characters), ``POST /api/v1/submissions/
+bulk-approve/``, ``POST /api/v1/submissions/bonus-payments/`` (set up, ``csv_bonuses``),
+``POST /api/v1/bulk-bonus-payments/{id}/pay/`` (not idempotent), ``POST /api/v1/messages/``.
+
+Idempotency: a batch's id is a hash of its task keys; its study's ``internal_name`` is
+``clicloop <batch_id>`` and its ``metadata`` holds the task keys, so dispatching the same tasks
+again (after a crash, in another process) finds the study instead of creating a second one, and
+publishes it if the crash came between create and publish.
+
+Pricing: reward per submission = ``reward_per_hour`` x ``estimated_completion_time`` (minutes),
+rounded up to the cent. The time is the parameter if given, else the median active seconds
+observed so far (the ``median_task_seconds`` prior until five answers are in) x
+``tasks_per_submission``. ``reward_per_hour`` below Prolific's minimum (GBP 6.00 / USD 8.00)
+is refused; it defaults to the recommended GBP 9.00 / USD 12.00. When a study's median
+completion time turns out longer than estimated, :meth:`adjustment_payments` tops everyone up.
+
+Review and pay (for the loop and the ledger; each returns what it did):
+:meth:`review` (accept, or reject with a reason: no reason raises :class:`RejectionReasonRequired`),
+:meth:`approve_all`, :meth:`pay_bonus` (set up + pay + a message with the reason),
+:meth:`adjustment_payments`. Paying is not idempotent at Prolific: pass ``key`` (e.g. the
+ledger's pay-event id) and record it before calling; a key already paid in this process is
+refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from backends.prolific_client import (
+    PROLIFIC_MINIMUM_PER_HOUR, PROLIFIC_RECOMMENDED_PER_HOUR, JsonClient, Payment, ProlificError, UnpaidEffort,
+    batch_id as _batch_id, epoch as _epoch, html as _html, jsonable as _jsonable, minutes_for, reward_cents,
+    safe as _safe, seconds as _seconds,
+)
+from orchestrator.types import Answer, BackendContext, Task
+
+ANSWERED = ("AWAITING REVIEW", "APPROVED", "PARTIALLY APPROVED")
+UNPAID = ("RETURNED", "TIMED-OUT")
+REJECTION_CATEGORIES = ("TOO_QUICKLY", "TOO_SLOWLY", "FAILED_INSTRUCTIONS", "INCOMP_LONGITUDINAL", "FAILED_CHECK",
+                        "LOW_EFFORT", "MALINGERING", "NO_CODE", "BAD_CODE", "NO_DATA", "UNSUPP_DEVICE", "OTHER")
+APPEAL_NOTE = (" If you think this is wrong, reply to this message through Prolific: we read every appeal and "
+               "reverse the decision when we made a mistake.")
+
+
+class RejectionReasonRequired(ProlificError):
+    """A rejection without a reason: every rejection must tell the participant why."""
+
+
+@dataclass
+class _Study:
+    id: str
+    batch_id: str
+    keys: tuple[str, ...]
+    status: str
+    reward_cents: int
+
+
+class ProlificBackend:
+    """Label through Prolific studies; see the module docstring for the design.
+
+    Parameters
+    ----------
+    survey_url: base URL of the survey tool that shows the tasks (protocol in the module doc).
+    base_url: Prolific's API root. token: the API token, or None to read ``token_env``.
+    currency: the workspace currency, ``"GBP"`` or ``"USD"``.
+    reward_per_hour: target pay per hour (the wage floor); default Prolific's recommendation.
+    estimated_completion_time: minutes per submission; None to derive it from task times.
+    median_task_seconds: prior median seconds per task, used until 5 answers are observed.
+    tasks_per_submission: tasks one participant does in one submission.
+    fee_rate: Prolific's service fee on rewards, for the cost accounting.
+    instructions: shown in the study description and the survey; project: Prolific project id.
+    """
+
+    confidential = False  # an open crowd: never for sensitive items
+    reads_ground_truth = False
+
+    def __init__(self, survey_url: str, base_url: str = "https://api.prolific.com", token: str | None = None,
+                 token_env: str = "PROLIFIC_TOKEN", currency: str = "GBP", reward_per_hour: float | None = None,
+                 estimated_completion_time: float | None = None, median_task_seconds: float = 30.0,
+                 tasks_per_submission: int = 1, fee_rate: float = 0.333, instructions: str = "",
+                 project: str | None = None, timeout_s: float = 30.0):
+        self.survey_url = survey_url
+        self.base_url = base_url
+        self.token = token
+        self.token_env = token_env
+        self.currency = currency
+        self.reward_per_hour = reward_per_hour
+        self.estimated_completion_time = estimated_completion_time
+        self.median_task_seconds = median_task_seconds
+        self.tasks_per_submission = tasks_per_submission
+        self.fee_rate = fee_rate
+        self.instructions = instructions
+        self.project = project
+        self.timeout_s = timeout_s
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def open(self, context: BackendContext) -> None:
+        if self.currency not in PROLIFIC_MINIMUM_PER_HOUR:
+            raise ProlificError(f"prolific: currency must be one of {', '.join(PROLIFIC_MINIMUM_PER_HOUR)}")
+        rate = self._rate()
+        minimum = PROLIFIC_MINIMUM_PER_HOUR[self.currency]
+        if not rate >= minimum:
+            raise ProlificError(f"prolific: reward_per_hour {rate} {self.currency} is under Prolific's minimum of "
+                                f"{minimum:.2f} {self.currency}/h; raise it (recommended: "
+                                f"{PROLIFIC_RECOMMENDED_PER_HOUR[self.currency]:.2f})")
+        if self.tasks_per_submission < 1 or not self.median_task_seconds > 0:
+            raise ProlificError("prolific: tasks_per_submission must be >= 1 and median_task_seconds > 0")
+        token = self.token or os.environ.get(self.token_env)
+        if not token:
+            raise ProlificError(f"prolific: no API token; set the {self.token_env} environment variable")
+        self.rate_ = float(rate)
+        self.context_ = context
+        self.api_ = JsonClient(self.base_url, token, timeout_s=self.timeout_s)
+        self.survey_ = JsonClient(self.survey_url, None, timeout_s=self.timeout_s, name="survey tool")
+        self.studies_: dict[str, _Study] = {}  # by study id
+        self.study_of_: dict[str, str] = {}  # task key -> study id
+        self.observed_s_: dict[str, float] = {}  # task key -> active seconds
+        self.submission_of_: dict[str, tuple[str, str, str]] = {}  # task key -> (submission, participant, study)
+        self.unpaid_: dict[str, UnpaidEffort] = {}
+        self.paid_keys_: set[str] = set()
+        self._refresh()
+
+    def close(self) -> None:
+        pass
+
+    def expected_cost_per_task(self) -> float:
+        """Reward + fee per task at the current pricing (callable before ``open``: the loop checks budgets first)."""
+        return reward_cents(self._rate(), self._minutes()) / 100.0 / self.tasks_per_submission * (1 + self.fee_rate)
+
+    # -- dispatch --------------------------------------------------------------------------------
+
+    def dispatch(self, tasks: Sequence[Task]) -> None:
+        new = sorted({t.key: t for t in tasks if t.key not in self.study_of_}.values(), key=lambda t: t.key)
+        if not new:
+            for study_id in {self.study_of_[t.key] for t in tasks}:
+                self._publish(self.studies_[study_id])
+            return
+        batch_id = _batch_id(self.context_.loop, new)
+        study = next((s for s in self.studies_.values() if s.batch_id == batch_id), None)
+        if study is None:
+            self._refresh()
+            study = next((s for s in self.studies_.values() if s.batch_id == batch_id), None)
+        if study is None:
+            study = self._create(batch_id, new)
+        self._publish(study)
+        for study_id in {self.study_of_[t.key] for t in tasks}:
+            self._publish(self.studies_[study_id])
+
+    def _create(self, batch_id: str, tasks: list[Task]) -> _Study:
+        code = hashlib.sha256(f"complete:{batch_id}".encode()).hexdigest()[:8].upper()
+        places = -(-len(tasks) // self.tasks_per_submission)
+        minutes = self._minutes()
+        cents = reward_cents(self.rate_, minutes)
+        labels = ", ".join(self.context_.labels)
+        self.survey_.request("PUT", f"/batches/{batch_id}", body={
+            "batch_id": batch_id, "purpose": self.context_.purpose, "instructions": self.instructions,
+            "labels": list(self.context_.labels), "completion_code": code,
+            "tasks_per_submission": self.tasks_per_submission,
+            "tasks": [{"key": t.key, "item_id": t.item_id, "payload": _jsonable(t.payload)} for t in tasks],
+        })
+        body: dict[str, Any] = {
+            "name": f"Short labeling task ({self.tasks_per_submission} item(s), about {minutes} min)",
+            "internal_name": f"clicloop {batch_id}",
+            "description": (f"<p><b>What this is for:</b> {_html(self.context_.purpose)}</p>"
+                            f"<p>{_html(self.instructions)}</p><p>For each item you choose one of: {_html(labels)}.</p>"),
+            "external_study_url": (f"{self.survey_url.rstrip('/')}/batches/{batch_id}/take?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
+                                   "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"),
+            "prolific_id_option": "url_parameters",
+            "completion_codes": [{"code": code, "code_type": "COMPLETED", "actions": [{"action": "MANUALLY_REVIEW"}]}],
+            "total_available_places": places,
+            "estimated_completion_time": minutes,
+            "reward": cents,
+            "metadata": json.dumps({"clicloop_batch": batch_id, "task_keys": [t.key for t in tasks]}),
+        }
+        if self.project:
+            body["project"] = self.project
+        created = self.api_.request("POST", "/api/v1/studies/", body=body)
+        study = _Study(str(created["id"]), batch_id, tuple(t.key for t in tasks), str(created.get("status", "UNPUBLISHED")), cents)
+        self._remember(study)
+        return study
+
+    def _publish(self, study: _Study) -> None:
+        if study.status == "UNPUBLISHED":
+            answer = self.api_.request("POST", f"/api/v1/studies/{study.id}/transition/", body={"action": "PUBLISH"})
+            study.status = str((answer or {}).get("status", "ACTIVE"))
+
+    def _refresh(self) -> None:
+        """Find this loop's studies at Prolific (after a restart, or a crash between create and publish)."""
+        prefix = f"clicloop {_safe(self.context_.loop)}-"
+        for row in self.api_.paged("/api/v1/studies/", {}):
+            if not str(row.get("internal_name") or "").startswith(prefix) or str(row.get("id")) in self.studies_:
+                continue
+            detail = self.api_.request("GET", f"/api/v1/studies/{row['id']}/")
+            try:
+                meta = json.loads(detail.get("metadata") or "{}")
+                study = _Study(str(detail["id"]), str(meta["clicloop_batch"]), tuple(meta["task_keys"]),
+                               str(detail.get("status")), int(detail.get("reward") or 0))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                raise ProlificError(f"prolific: study {row.get('id')} is named like ours but its metadata is unreadable: {e}") from e
+            self._remember(study)
+
+    def _remember(self, study: _Study) -> None:
+        self.studies_[study.id] = study
+        for key in study.keys:
+            self.study_of_.setdefault(key, study.id)
+
+    # -- collect ---------------------------------------------------------------------------------
+
+    def collect(self, tasks: Sequence[Task]) -> list[Answer]:
+        wanted = {t.key for t in tasks}
+        if wanted - set(self.study_of_):
+            self._refresh()
+        answers: list[Answer] = []
+        for study_id in sorted({self.study_of_[k] for k in wanted if k in self.study_of_}):
+            answers.extend(a for a in self._study_answers(self.studies_[study_id]) if a.task_key in wanted)
+        return answers
+
+    def _study_answers(self, study: _Study) -> list[Answer]:
+        submissions = list(self.api_.paged("/api/v1/submissions/", {"study": study.id}))
+        responses = self.survey_.request("GET", f"/batches/{study.batch_id}/responses") or {}
+        by_session: dict[str, list[dict[str, Any]]] = {}
+        for r in responses.get("results", []):
+            if r.get("task_key") in study.keys:
+                by_session.setdefault(str(r.get("session_id")), []).append(r)
+        answers = []
+        for sub in sorted(submissions, key=lambda s: (str(s.get("started_at")), str(s.get("id")))):
+            status, sub_id = str(sub.get("status")), str(sub.get("id"))
+            participant = str(sub.get("participant_id") or sub.get("participant") or "")
+            started, completed = _epoch(sub.get("started_at")), _epoch(sub.get("completed_at"))
+            if status in UNPAID and started is not None:
+                end = completed if completed is not None else started
+                self.unpaid_[sub_id] = UnpaidEffort(participant, study.id, sub_id, status, max(end - started, 0.0))
+            rows = by_session.get(sub_id, [])
+            if status not in ANSWERED or not rows:
+                continue
+            total = (completed - started) if started is not None and completed is not None else float("nan")
+            reward = study.reward_cents / 100.0 / len(rows)
+            for r in rows:
+                active = _seconds(r.get("active_s"), total / len(rows))
+                key = str(r["task_key"])
+                self.observed_s_[key] = active
+                self.submission_of_.setdefault(key, (sub_id, participant, study.id))
+                label = r.get("label")
+                answers.append(Answer(
+                    task_key=key, worker=participant, label=None if label in (None, "") else str(label),
+                    active_s=active, reward=round(reward, 6), fee=round(reward * self.fee_rate, 6),
+                    currency=self.currency, accepted_at=started, submitted_at=completed, external_id=sub_id,
+                ))
+        return answers
+
+    def returned_effort(self) -> list[UnpaidEffort]:
+        """Unpaid time on returned or timed-out submissions seen so far (for the ledger's overhead)."""
+        return sorted(self.unpaid_.values(), key=lambda u: u.submission_id)
+
+    # -- review and pay --------------------------------------------------------------------------
+
+    def review(self, assignment: str, accept: bool, reason: str | None = None, category: str = "OTHER") -> dict[str, Any]:
+        """Approve or reject one submission (``assignment``: a task key or a submission id).
+
+        Rejecting needs a ``reason`` (sent to the participant with how to appeal; Prolific needs
+        at least 100 characters) and a Prolific ``category``. Repeating a review is harmless.
+        """
+        submission = self.submission_of_.get(assignment, (assignment, "", ""))[0]
+        if accept:
+            return self.api_.request("POST", f"/api/v1/submissions/{submission}/transition/", body={"action": "APPROVE"})
+        if reason is None or not reason.strip():
+            raise RejectionReasonRequired(f"prolific: rejecting {assignment!r} needs a reason the participant can read")
+        if category not in REJECTION_CATEGORIES:
+            raise ProlificError(f"prolific: rejection category must be one of {', '.join(REJECTION_CATEGORIES)}")
+        message = reason.strip() + APPEAL_NOTE
+        return self.api_.request("POST", f"/api/v1/submissions/{submission}/transition/",
+                                 body={"action": "REJECT", "message": message, "rejection_category": category})
+
+    def approve_all(self, assignments: Iterable[str]) -> list[str]:
+        """Approve many submissions (task keys or submission ids) with the bulk endpoint."""
+        ids = sorted({self.submission_of_.get(a, (a, "", ""))[0] for a in assignments})
+        for start in range(0, len(ids), 1000):
+            self.api_.request("POST", "/api/v1/submissions/bulk-approve/", body={"submission_ids": ids[start:start + 1000]})
+        return ids
+
+    def pay_bonus(self, worker: str, amount: float, reason: str, *, study_id: str | None = None,
+                  key: str | None = None, kind: str = "bonus") -> Payment:
+        """Pay ``amount`` (study currency) to participant ``worker`` and message them the reason.
+
+        ``study_id`` defaults to the last study the participant submitted to; ``key`` guards
+        against paying twice (Prolific's pay call is not idempotent).
+        """
+        if not reason or not reason.strip():
+            raise ProlificError("prolific: a bonus needs a reason the participant can read")
+        if not amount > 0:
+            raise ProlificError(f"prolific: a bonus must be positive, not {amount!r}")
+        if key is not None and key in self.paid_keys_:
+            raise ProlificError(f"prolific: payment {key!r} was already made; not paying twice")
+        study_id = study_id or next((s for _, p, s in reversed(list(self.submission_of_.values())) if p == worker), None)
+        if study_id is None:
+            raise ProlificError(f"prolific: participant {worker!r} has no submission we know of; pass study_id")
+        setup = self.api_.request("POST", "/api/v1/submissions/bonus-payments/",
+                                  body={"study_id": study_id, "csv_bonuses": f"{worker},{amount:.2f}\n"})
+        if key is not None:
+            self.paid_keys_.add(key)
+        self.api_.request("POST", f"/api/v1/bulk-bonus-payments/{setup['id']}/pay/", safe_to_repeat=False)
+        self.api_.request("POST", "/api/v1/messages/", body={"recipient_id": worker, "study_id": study_id,
+                                                             "body": reason.strip()})
+        return Payment(worker, study_id, round(amount, 2), self.currency, reason.strip(), str(setup["id"]), kind)
+
+    def adjustment_payments(self, *, dry_run: bool = False) -> list[Payment]:
+        """Top up every answered submission of a study whose median time beat its estimate.
+
+        Prolific checks pay against the median completion time; when the median shows the
+        reward was under ``reward_per_hour``, each participant is paid the difference once.
+        """
+        payments = []
+        for study in sorted(self.studies_.values(), key=lambda s: s.id):
+            subs = [s for s in self.api_.paged("/api/v1/submissions/", {"study": study.id}) if s.get("status") in ANSWERED]
+            times = [e - b for s in subs if (b := _epoch(s.get("started_at"))) is not None
+                     and (e := _epoch(s.get("completed_at"))) is not None]
+            if not times:
+                continue
+            median_s = statistics.median(times)
+            owed = reward_cents(self.rate_, median_s / 60.0) - study.reward_cents
+            if owed <= 0:
+                continue
+            reason = (f"Adjustment payment: this study took a median of {median_s / 60:.1f} minutes, longer than we "
+                      f"estimated, so we top your reward up to {self.rate_:.2f} {self.currency} per hour.")
+            for sub in sorted(subs, key=lambda s: str(s.get("id"))):
+                pid = str(sub.get("participant_id") or sub.get("participant"))
+                key = f"adjustment:{study.id}:{pid}"
+                if key in self.paid_keys_:
+                    continue
+                if dry_run:
+                    payments.append(Payment(pid, study.id, owed / 100.0, self.currency, reason, "", "adjustment"))
+                else:
+                    payments.append(self.pay_bonus(pid, owed / 100.0, reason, study_id=study.id, key=key, kind="adjustment"))
+        return payments
+
+    # -- pricing ---------------------------------------------------------------------------------
+
+    def _rate(self) -> float:
+        default = PROLIFIC_RECOMMENDED_PER_HOUR.get(self.currency, 0.0)
+        return float(default if self.reward_per_hour is None else self.reward_per_hour)
+
+    def _minutes(self) -> int:
+        if self.estimated_completion_time is not None:
+            return minutes_for(float(self.estimated_completion_time) * 60.0)
+        observed = list(self.observed_s_.values()) if hasattr(self, "observed_s_") else []
+        per_task = statistics.median(observed) if len(observed) >= 5 else self.median_task_seconds
+        return minutes_for(per_task * self.tasks_per_submission)
+
+    def __repr__(self) -> str:
+        return f"ProlificBackend(base_url={self.base_url!r}, currency={self.currency!r}, reward_per_hour={self.reward_per_hour})"

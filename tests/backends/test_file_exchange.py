@@ -1,0 +1,138 @@
+"""File exchange: export batches, import answers strictly, never crash, never count twice."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from backends.file_exchange import FileExchange, FileExchangeError
+from orchestrator.types import BackendContext, Task
+
+LABELS = ("spam", "ham")
+PURPOSE = "Teach a model to keep unwanted e-mail out of a small charity's inbox."
+
+
+def _tasks(n: int = 4, round_no: int = 0) -> list[Task]:
+    return [Task(f"fx/{round_no}/m{i}/0", "fx", round_no, f"m{i}", 0, PURPOSE, LABELS, payload=f"mail {i}")
+            for i in range(n)]
+
+
+def _open(tmp_path: Path, **params) -> FileExchange:
+    backend = FileExchange(directory=str(tmp_path), instructions="Spam = unsolicited bulk mail.", **params)
+    backend.open(BackendContext("fx", LABELS, PURPOSE, 0))
+    return backend
+
+
+def _rejected(tmp_path: Path, name: str) -> list[dict]:
+    path = tmp_path / "rejected" / f"{name}.rejected.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_dispatch_exports_one_row_per_task_with_purpose_and_instructions_once(tmp_path: Path) -> None:
+    backend = _open(tmp_path)
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    (path,) = sorted((tmp_path / "outbox").iterdir())
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["task_key"] for r in rows] == [t.key for t in tasks]
+    assert all(r["purpose"] == PURPOSE and r["instructions"] and r["labels"] == list(LABELS) for r in rows)
+    before = path.stat().st_mtime_ns
+    backend.dispatch(tasks)
+    _open(tmp_path).dispatch(list(reversed(tasks)))  # another process, same tasks
+    assert sorted((tmp_path / "outbox").iterdir()) == [path] and path.stat().st_mtime_ns == before
+    _open(tmp_path).dispatch(tasks + _tasks(6)[4:])
+    files = sorted((tmp_path / "outbox").iterdir())
+    assert sorted(len(f.read_text().splitlines()) for f in files) == [2, 4]  # only the new tasks
+
+
+def test_csv_export_round_trips_labels_and_payload(tmp_path: Path) -> None:
+    backend = _open(tmp_path, format="csv")
+    backend.dispatch(_tasks(2))
+    (path,) = (tmp_path / "outbox").iterdir()
+    rows = list(csv.DictReader(path.open(newline="")))
+    assert path.suffix == ".csv" and json.loads(rows[0]["labels"]) == list(LABELS) and json.loads(rows[1]["payload"]) == "mail 1"
+    with pytest.raises(FileExchangeError, match="format"):
+        _open(tmp_path, format="xlsx")
+
+
+def test_valid_answers_are_imported_with_their_times_and_pay(tmp_path: Path) -> None:
+    backend = _open(tmp_path, reward=0.04, fee_rate=0.25, currency="EUR")
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    (tmp_path / "inbox" / "day1.csv").write_text(
+        "task_key,worker,label,started_at,submitted_at,reward\n"
+        f"{tasks[0].key},anna,spam,2026-03-02T10:00:00Z,2026-03-02T10:00:12.5Z,\n"
+        f"{tasks[1].key},ben,,1772445600,1772445607,0.10\n"
+    )
+    (tmp_path / "inbox" / "day2.jsonl").write_text(json.dumps(
+        {"task_key": tasks[2].key, "worker": "anna", "label": "ham", "active_s": 9, "search_s": 4}) + "\n")
+    answers = {a.task_key: a for a in backend.collect(tasks)}
+    assert set(answers) == {t.key for t in tasks[:3]}
+    a0, a1, a2 = (answers[t.key] for t in tasks[:3])
+    assert (a0.worker, a0.label, a0.active_s, a0.reward, a0.fee) == ("anna", "spam", 12.5, 0.04, 0.01)
+    assert a1.label is None and a1.active_s == 7 and a1.reward == 0.10  # empty label: a skip
+    assert (a2.active_s, a2.search_s, a2.currency) == (9, 4, "EUR")
+    assert backend.collect(tasks[:1]) == [a0]  # only the tasks asked for
+
+
+def test_malformed_rows_are_skipped_reported_and_kept_never_crash(tmp_path: Path, caplog) -> None:
+    backend = _open(tmp_path)
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    k = [t.key for t in tasks]
+    lines = [
+        json.dumps({"task_key": k[0], "worker": "w1", "label": "spam", "active_s": 5}),
+        "{not json",
+        json.dumps({"task_key": "fx/0/nope/0", "worker": "w1", "label": "spam", "active_s": 5}),
+        json.dumps({"task_key": k[1], "worker": "w1", "label": "eggs", "active_s": 5}),
+        json.dumps({"task_key": k[1], "worker": "w1", "label": "ham", "active_s": -3}),
+        json.dumps({"task_key": k[2], "label": "ham", "active_s": 3}),
+        json.dumps({"task_key": k[2], "worker": "w2", "label": "ham",
+                    "started_at": "2026-03-02T10:00:10", "submitted_at": "2026-03-02T10:00:00"}),
+        json.dumps({"task_key": k[3], "worker": "w2", "label": "ham", "active_s": 3, "currency": "USD"}),
+        json.dumps({"task_key": k[3], "worker": "w2", "label": "ham"}),
+        json.dumps(["a", "list"]),
+        json.dumps({"task_key": k[3], "worker": "w2", "label": "ham", "active_s": "NaN"}),
+    ]
+    (tmp_path / "inbox" / "batch.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "inbox" / "extra.csv").write_text(f"task_key,worker,label,active_s\n{k[2]},w3,ham,4,surplus\n")
+    answers = backend.collect(tasks)
+    assert [a.task_key for a in answers] == [k[0]]
+    got = [(r["line"], r["field"]) for r in _rejected(tmp_path, "batch.jsonl")]
+    assert got == [(2, "<json>"), (3, "task_key"), (4, "label"), (5, "active_s"), (6, "worker"), (7, "submitted_at"),
+                   (8, "currency"), (9, "active_s"), (10, "<row>"), (11, "active_s")]
+    assert [(r["file"], r["line"], r["field"]) for r in _rejected(tmp_path, "extra.csv")] == [("extra.csv", 2, "<row>")]
+    assert "batch.jsonl line 4, field label" in caplog.text
+    backend.collect(tasks)
+    assert len(_rejected(tmp_path, "batch.jsonl")) == 10  # rewritten, never appended twice
+    assert caplog.text.count("batch.jsonl line 4, field label") == 1
+
+
+def test_the_same_file_imported_twice_counts_once_and_a_contradiction_is_rejected(tmp_path: Path) -> None:
+    backend = _open(tmp_path)
+    tasks = _tasks(2)
+    backend.dispatch(tasks)
+    inbox = tmp_path / "inbox"
+    (inbox / "a.jsonl").write_text("".join(json.dumps({"task_key": t.key, "worker": "w", "label": "ham", "active_s": 2}) + "\n"
+                                           for t in tasks))
+    shutil.copy(inbox / "a.jsonl", inbox / "a-again.jsonl")
+    (inbox / "b.jsonl").write_text(json.dumps({"task_key": tasks[0].key, "worker": "x", "label": "spam", "active_s": 2}) + "\n")
+    answers = backend.collect(tasks)
+    assert len(answers) == 2 and all(a.worker == "w" for a in answers)
+    assert _rejected(tmp_path, "a-again.jsonl") == []
+    (conflict,) = _rejected(tmp_path, "b.jsonl")
+    assert conflict["field"] == "task_key" and "a-again.jsonl line 1" in conflict["reason"]
+
+
+def test_answers_survive_a_restart_and_confidential_is_a_parameter(tmp_path: Path) -> None:
+    tasks = _tasks(1)
+    _open(tmp_path).dispatch(tasks)
+    (tmp_path / "inbox" / "a.jsonl").write_text(json.dumps({"task_key": tasks[0].key, "worker": "w", "label": "ham",
+                                                            "active_s": 1}) + "\n")
+    fresh = _open(tmp_path, confidential=True)
+    assert [a.label for a in fresh.collect(tasks)] == ["ham"]  # keys known from the outbox on disk
+    assert fresh.confidential is True and FileExchange().confidential is False

@@ -1,0 +1,198 @@
+"""ProlificBackend against tests/support/prolific_server.py.
+
+We cannot reach Prolific from here: the server these tests talk to is a local stand-in written
+from Prolific's published API documentation (https://docs.prolific.com/api-reference), with a
+seeded, simulated participant pool. What it checks is our reading of those documents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from backends.prolific import APPEAL_NOTE, ProlificBackend, RejectionReasonRequired, _batch_id
+from backends.prolific_client import ProlificError
+from orchestrator.types import Answer, BackendContext, Task
+from tests.support import prolific_server
+
+LABELS = ("cat", "dog", "bird")
+PURPOSE = "Teach a model to tell pets apart in photos for an animal shelter's intake form."
+TRUTH = {f"item-{i}": LABELS[i % 3] for i in range(12)}
+
+
+def _tasks(n: int = 6, round_no: int = 0) -> list[Task]:
+    return [Task(f"p/{round_no}/item-{i}/0", "p", round_no, f"item-{i}", 0, PURPOSE, LABELS, payload=f"photo {i}")
+            for i in range(n)]
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[prolific_server.State, str]]:
+    pool = getattr(request, "param", None) or prolific_server.Pool()
+    state = prolific_server.new_state(seed=3, truth=TRUTH, pool=pool)
+    with prolific_server.running(state) as url:
+        yield state, url
+
+
+def _backend(url: str, **params: Any) -> ProlificBackend:
+    backend = ProlificBackend(survey_url=f"{url}/survey", base_url=url, token="test-token", **params)
+    backend.open(BackendContext("p", LABELS, PURPOSE, 0))
+    return backend
+
+
+def _answers(backend: ProlificBackend, tasks: list[Task]) -> list[Answer]:
+    answers: dict[str, Answer] = {}
+    for _ in range(50):
+        answers.update((a.task_key, a) for a in backend.collect(tasks))
+        if len(answers) == len(tasks):
+            return sorted(answers.values(), key=lambda a: a.task_key)
+    raise AssertionError(f"only {len(answers)} of {len(tasks)} answered")
+
+
+def test_a_batch_becomes_one_published_study_with_its_purpose_and_a_fair_reward(server) -> None:
+    state, url = server
+    backend = _backend(url)
+    backend.dispatch(_tasks())
+    (study,) = state.studies.values()
+    assert study["status"] == "ACTIVE"
+    assert PURPOSE in study["description"] and "cat, dog, bird" in study["description"]
+    assert study["estimated_completion_time"] == 1 and study["total_available_places"] == 6
+    assert study["reward"] == 15  # GBP 9.00/h (recommended) for 1 minute, rounded up to the cent
+    assert study["completion_codes"][0]["actions"] == [{"action": "MANUALLY_REVIEW"}]
+    assert "{{%SESSION_ID%}}" in study["external_study_url"] and study["prolific_id_option"] == "url_parameters"
+    assert ("POST", f"/api/v1/studies/{study['id']}/transition/") in state.calls
+    assert backend.expected_cost_per_task() == pytest.approx(0.15 * 1.333)
+
+
+def test_the_token_is_sent_and_checked(server) -> None:
+    _, url = server
+    backend = ProlificBackend(survey_url=f"{url}/survey", base_url=url, token="wrong")
+    with pytest.raises(ProlificError) as err:
+        backend.open(BackendContext("p", LABELS, PURPOSE, 0))
+    assert err.value.status == 401
+
+
+def test_the_reward_follows_the_median_task_time_and_never_goes_under_prolifics_minimum(server) -> None:
+    state, url = server
+    backend = _backend(url, median_task_seconds=150, tasks_per_submission=2, reward_per_hour=10.0)
+    backend.dispatch(_tasks(4))
+    (study,) = state.studies.values()
+    assert (study["estimated_completion_time"], study["reward"], study["total_available_places"]) == (5, 84, 2)
+    for currency, rate in (("GBP", 5.99), ("USD", 7.99)):
+        with pytest.raises(ProlificError, match="minimum"):
+            _backend(url, currency=currency, reward_per_hour=rate)
+    _backend(url, currency="USD", reward_per_hour=8.00)  # exactly the minimum is allowed
+
+
+def test_observed_task_times_replace_the_prior_for_the_next_study(server) -> None:
+    _, url = server
+    backend = _backend(url, median_task_seconds=300)
+    assert backend.expected_cost_per_task() == pytest.approx(0.75 * 1.333)
+    tasks = _tasks(6)
+    backend.dispatch(tasks)
+    _answers(backend, tasks)
+    assert backend.expected_cost_per_task() == pytest.approx(0.15 * 1.333)  # ~12 s per task -> 1 minute
+
+
+def test_dispatch_is_idempotent_across_processes_and_a_crash_between_create_and_publish(server) -> None:
+    state, url = server
+    tasks = _tasks()
+    first = _backend(url)
+    first._create(_batch_id("p", tasks), tasks)  # created, then "crashed" before publishing
+    assert [s["status"] for s in state.studies.values()] == ["UNPUBLISHED"]
+    second = _backend(url)
+    second.dispatch(tasks)
+    second.dispatch(tasks)
+    _backend(url).dispatch(list(reversed(tasks)))
+    assert [s["status"] for s in state.studies.values()] == ["ACTIVE"]
+    assert json.loads(next(iter(state.studies.values()))["metadata"])["task_keys"] == sorted(t.key for t in tasks)
+
+
+def test_submissions_map_to_answers(server) -> None:
+    state, url = server
+    backend = _backend(url)
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    assert backend.collect(tasks) == []  # participants are still ACTIVE
+    answers = _answers(backend, tasks)
+    subs = {s["id"]: s for s in state.submissions.values()}
+    (batch,) = state.responses.values()
+    seconds = {r["task_key"]: r["active_s"] for r in batch}
+    for a in answers:
+        sub = subs[a.external_id]
+        assert sub["status"] == "AWAITING REVIEW" and a.worker == sub["participant"]
+        assert a.active_s == seconds[a.task_key] and a.currency == "GBP"
+        assert a.reward == 0.15 and a.fee == pytest.approx(0.15 * 0.333)
+        assert a.submitted_at - a.accepted_at == pytest.approx(a.active_s + 20.0)
+    assert sum(a.label == TRUTH[a.task_key.split("/")[2]] for a in answers) >= 4
+
+
+@pytest.mark.parametrize("server", [prolific_server.Pool(return_rate=0.5)], indirect=True)
+def test_returned_submissions_reopen_the_place_and_keep_their_unpaid_time(server) -> None:
+    state, url = server
+    backend = _backend(url)
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    answers = _answers(backend, tasks)
+    assert {a.task_key for a in answers} == {t.key for t in tasks}
+    returned = backend.returned_effort()
+    assert returned and all(r.status == "RETURNED" and r.seconds >= 0 for r in returned)
+    assert {r.participant for r in returned}.isdisjoint({a.worker for a in answers})
+
+
+def test_review_approves_and_rejects_only_with_a_reason(server) -> None:
+    state, url = server
+    backend = _backend(url)
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    answers = _answers(backend, tasks)
+    with pytest.raises(RejectionReasonRequired):
+        backend.review(tasks[0].key, accept=False)
+    with pytest.raises(RejectionReasonRequired):
+        backend.review(tasks[0].key, accept=False, reason="  ")
+    with pytest.raises(ProlificError, match="category"):
+        backend.review(tasks[0].key, accept=False, reason="too fast", category="BORED")
+    backend.review(tasks[0].key, accept=False, reason="Every item was answered in under a second.", category="TOO_QUICKLY")
+    rejected = state.submissions[answers[0].external_id]
+    assert rejected["status"] == "REJECTED" and rejected["rejection"]["rejection_category"] == "TOO_QUICKLY"
+    assert rejected["rejection"]["message"] == "Every item was answered in under a second." + APPEAL_NOTE
+    assert len(rejected["rejection"]["message"]) >= 100  # Prolific's documented minimum
+    backend.review(answers[1].external_id, accept=True)
+    backend.review(answers[1].external_id, accept=True)  # documented as idempotent
+    assert state.submissions[answers[1].external_id]["status"] == "APPROVED"
+    backend.approve_all(t.key for t in tasks[2:])
+    assert [state.submissions[a.external_id]["status"] for a in answers[2:]] == ["APPROVED"] * 4
+
+
+def test_a_bonus_is_set_up_paid_once_and_explained(server) -> None:
+    state, url = server
+    backend = _backend(url)
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    worker = _answers(backend, tasks)[0].worker
+    payment = backend.pay_bonus(worker, 0.5, "Thank you: your answers matched the experts'.", key="bonus-1")
+    assert payment.amount == 0.5 and payment.kind == "bonus"
+    with pytest.raises(ProlificError, match="already"):
+        backend.pay_bonus(worker, 0.5, "again", key="bonus-1")
+    with pytest.raises(ProlificError, match="reason"):
+        backend.pay_bonus(worker, 0.5, "")
+    assert state.payments == [{"bonus_id": payment.bonus_id, "participant": worker, "amount": 0.5,
+                               "study": payment.study_id}]
+    assert state.messages[0]["recipient_id"] == worker and "matched" in state.messages[0]["body"]
+
+
+@pytest.mark.parametrize("server", [prolific_server.Pool(seconds_median=200.0, return_rate=0.0)], indirect=True)
+def test_a_study_slower_than_estimated_gets_adjustment_payments_once(server) -> None:
+    state, url = server
+    backend = _backend(url, median_task_seconds=30)  # estimates 1 minute; people take ~3.7
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    answers = _answers(backend, tasks)
+    planned = backend.adjustment_payments(dry_run=True)
+    assert state.payments == [] and len(planned) == 6 and all(p.amount > 0.3 for p in planned)
+    paid = backend.adjustment_payments()
+    assert sorted(p.participant for p in paid) == sorted(a.worker for a in answers)
+    assert backend.adjustment_payments() == []  # once per participant and study
+    assert len(state.payments) == 6 and all("Adjustment" in m["body"] for m in state.messages)
