@@ -12,3 +12,6 @@ def clicloop_register_backends(register: Register) -> None:
 
     register("file-exchange", FileExchange)
     register("prolific", ProlificBackend)
+    from backends.labelstudio import LabelStudioBackend  # light: httpx is imported on first call
+
+    register("labelstudio", LabelStudioBackend)

@@ -136,6 +136,9 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] 
 from orchestrator.cli_ledger import labor_card_command, ledger_app  # noqa: E402 (typer only; commands import lazily)
 
 app.add_typer(ledger_app, name="ledger")
+from orchestrator.cli_serve import serve_app  # noqa: E402 (typer only; servers import lazily)
+
+app.add_typer(serve_app, name="serve")
 app.command("labor-card")(labor_card_command)
 
 

@@ -69,6 +69,14 @@ def clicloop_register_aggregators(register: Register) -> None:
     """
 
 
+@hookspec
+def clicloop_register_triage_policies(register: Register) -> None:
+    """Register post-deployment triage policies: ``register("low-confidence", LowConfidence)``.
+
+    A policy decides, for each production prediction, whether people should review it, and why.
+    """
+
+
 # -- lifecycle ---------------------------------------------------------------------------------
 
 

@@ -203,12 +203,22 @@ class Loop:
             for row in self.ledger_.tasks(self.name, r)
         ]
 
-    def _task(self, r: int, item_id: str, replica: int, reward: float | None = None) -> Task:
+    def _task(self, r: int, item_id: str, replica: int, reward: float | None = None,
+              prediction: tuple[str, float] | None = None) -> Task:
         return Task(
             key=f"{self.name}/{r}/{item_id}/{replica}", loop=self.name, round_no=r, item_id=item_id,
             replica=replica, purpose=self.config.loop.purpose, labels=self.labels_,
-            payload=self.pool_.payload(self.index_[item_id]), reward=reward,
+            payload=self.pool_.payload(self.index_[item_id]), reward=reward, prediction=prediction,
         )
+
+    def _predictions(self, model: Model | None, chosen: np.ndarray) -> dict[int, tuple[str, float]]:
+        """The model's label and confidence for the chosen items (pre-annotations for backends)."""
+        if model is None or len(chosen) == 0:
+            return {}
+        proba = np.asarray(model.predict_proba(self.pool_.X[chosen]))
+        classes = np.asarray(model.classes_).astype(str)
+        best = proba.argmax(axis=1)
+        return {int(i): (str(classes[b]), float(proba[j, b])) for j, (i, b) in enumerate(zip(chosen, best))}
 
     def _plan(self, r: int, metric: float | None, model: Model | None, labeled: dict[str, str]) -> tuple[str | None, list[Task]]:
         """Decide whether to stop; otherwise select this round's items and record their tasks."""
@@ -228,7 +238,9 @@ class Loop:
             return "pool exhausted: every item is labeled", []
         chosen = self._select(r, model, candidates, n)
         reward = price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor) if cfg.wage_floor.price_rewards else None
-        tasks = [self._task(r, self.pool_.ids[i], rep, reward) for i in chosen for rep in range(cfg.loop.redundancy)]
+        predictions = self._predictions(model, chosen)
+        tasks = [self._task(r, self.pool_.ids[i], rep, reward, predictions.get(int(i)))
+                 for i in chosen for rep in range(cfg.loop.redundancy)]
         self.ledger_.record_tasks(tasks, cfg.backend.name)
         return None, tasks
 

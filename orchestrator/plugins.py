@@ -26,12 +26,13 @@ BUILTIN_PLUGINS = (
     "orchestrator.aggregate",
     "orchestrator.aggregators_crowdkit",
 )
-KINDS = ("strategy", "backend", "model", "aggregator")
+KINDS = ("strategy", "backend", "model", "aggregator", "triage")
 _HOOK_OF_KIND = {
     "strategy": "clicloop_register_strategies",
     "backend": "clicloop_register_backends",
     "model": "clicloop_register_models",
     "aggregator": "clicloop_register_aggregators",
+    "triage": "clicloop_register_triage_policies",
 }
 
 

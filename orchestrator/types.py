@@ -35,6 +35,7 @@ class Task:
     kind: str = "label"
     sensitive: bool = False
     reward: float | None = None  # offered per answer, when the loop prices tasks (wage_floor.price_rewards)
+    prediction: tuple[str, float] | None = None  # the model's (label, confidence): a pre-annotation, or what a review checks
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,209 @@
+"""The FastAPI app speaking Label Studio's ML-backend protocol.
+
+| call | what clicloop does |
+|---|---|
+| GET /health | ``{"status": "UP", "model_class": "clicloop"}`` |
+| POST /setup | parses the labeling config, keeps the access token, answers the current model version |
+| POST /predict | all tasks in one batch: label + confidence as ``score``; acquisition scores go into
+  ``task.data["clicloop_acquisition"]`` in the background (a Data Manager column to sort on) |
+| POST /webhook | ANNOTATION_CREATED / UPDATED / ANNOTATIONS_DELETED into the ledger; START_TRAINING, or
+  every N new annotations, retrains in the background; other actions are acknowledged |
+| GET /versions | every model version trained |
+| GET /status | training progress and versions per project |
+
+Every call needs the token (HTTP Basic password, ``Authorization: Bearer|Token``, or the path
+prefix ``/t/<token>/`` for Label Studio's own webhooks, which carry no auth header). Bodies are
+size-limited and validated: bad requests get 4xx with a reason, never 5xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import threading
+from typing import Any
+
+from fastapi import BackgroundTasks, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from connectors.labelstudio.engine import LabelConfigError, ProjectModel, Schema, parse_schema
+from connectors.labelstudio.schemas import PredictRequest, SetupRequest, WebhookRequest, project_id
+from connectors.labelstudio.settings import ServeSettings
+from orchestrator.errors import ClicloopError
+
+log = logging.getLogger("clicloop.labelstudio.ml")
+
+ANNOTATION_EVENTS = {"ANNOTATION_CREATED": "created", "ANNOTATION_UPDATED": "updated"}
+
+
+class _Guard:
+    """ASGI middleware: token check (header or ``/t/<token>`` prefix) and body-size limit."""
+
+    def __init__(self, app: ASGIApp, token: str, max_body: int):
+        self.app, self.token, self.max_body = app, token, max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        authorized = False
+        if path.startswith("/t/"):
+            _, _, rest = path.partition("/t/")
+            given, _, tail = rest.partition("/")
+            authorized = hmac.compare_digest(given.encode(), self.token.encode())
+            scope = {**scope, "path": "/" + tail, "raw_path": ("/" + tail).encode()}
+        else:
+            headers = dict(scope.get("headers") or [])
+            authorized = self._header_ok(headers.get(b"authorization", b"").decode("latin-1"))
+        if not authorized:
+            await _reply(send, 401, "missing or wrong token: use HTTP Basic (any user, the token as password), "
+                                    "'Authorization: Bearer <token>' or the URL prefix /t/<token>/")
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await _reply(send, 413, f"request body larger than {self.max_body} bytes")
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                raise HTTPException(413, f"request body larger than {self.max_body} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _header_ok(self, value: str) -> bool:
+        scheme, _, credential = value.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                credential = base64.b64decode(credential, validate=True).decode().partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                return False
+        elif scheme.lower() not in ("bearer", "token"):
+            return False
+        return hmac.compare_digest(credential.encode(), self.token.encode())
+
+
+async def _reply(send: Send, status: int, detail: str) -> None:
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Projects:
+    """The served projects, created on /setup (or on first sight of a labeling config)."""
+
+    def __init__(self, settings: ServeSettings):
+        from orchestrator.plugins import Registry, get_plugin_manager
+
+        self.settings = settings
+        self.registry = Registry(get_plugin_manager(list(settings.plugins)))
+        self.by_id: dict[int, ProjectModel] = {}
+        self.lock = threading.Lock()
+
+    def get(self, pid: int, xml: str | None = None, hostname: str | None = None, token: str | None = None) -> ProjectModel:
+        with self.lock:
+            model = self.by_id.get(pid)
+            if model is None:
+                if not xml:
+                    raise HTTPException(409, f"project {pid} is not set up yet: Label Studio calls /setup first (reconnect the model)")
+                schema: Schema = parse_schema(xml)
+                model = self.by_id[pid] = ProjectModel(self.settings, pid, schema, self.registry).open(hostname, token)
+            elif token:
+                model.connect(hostname, token)
+            return model
+
+
+def build_app(settings: ServeSettings) -> FastAPI:
+    """The app; see the module docstring for the endpoints."""
+    app = FastAPI(title="clicloop ML backend for Label Studio", docs_url=None, redoc_url=None, openapi_url=None)
+    projects = Projects(settings)
+    app.state.projects = projects
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()[:10]]
+        return JSONResponse({"detail": "invalid request body", "errors": errors}, status_code=422)
+
+    @app.exception_handler(LabelConfigError)
+    async def _bad_config(_: Request, exc: LabelConfigError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(ValueError)
+    async def _bad_value(_: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(ClicloopError)
+    async def _clicloop(_: Request, exc: ClicloopError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=502)  # Label Studio or the ledger failed us
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "UP", "model_class": "clicloop", "strategy": settings.strategy_name}
+
+    @app.post("/setup")
+    def setup(body: SetupRequest) -> dict[str, Any]:
+        model = projects.get(project_id(body.project), body.schema_, body.hostname, body.access_token)
+        return {"model_version": model.version}
+
+    @app.post("/predict")
+    def predict(body: PredictRequest, background: BackgroundTasks) -> dict[str, Any]:
+        if body.project is None:
+            raise HTTPException(422, "project is required")
+        model = projects.get(project_id(body.project), body.label_config)
+        tasks = [{"id": t.id, "data": t.data} for t in body.tasks]
+        results, scores = model.predict(tasks)
+        if results and settings.write_acquisition:
+            background.add_task(model.write_acquisition, tasks, scores)
+        return {"results": results, "model_version": model.version}
+
+    @app.post("/webhook")
+    def webhook(body: WebhookRequest) -> dict[str, Any]:
+        if body.project is None:
+            return {"status": "ignored", "reason": "no project in the payload"}
+        pid = project_id(body.project)
+        if body.action == "START_TRAINING":
+            started = projects.get(pid).start_training()
+            return {"status": "training" if started else "not started", "job": f"{pid}-{len(projects.get(pid).versions_) + 1}"}
+        if body.action in ANNOTATION_EVENTS:
+            if body.annotation is None:
+                raise HTTPException(422, f"{body.action} needs an 'annotation'")
+            task = body.task or {}
+            task_id = task.get("id") if task else body.annotation.task
+            if isinstance(task_id, dict):
+                task_id = task_id.get("id")
+            if not isinstance(task_id, int):
+                raise HTTPException(422, f"{body.action} needs the task id (task.id or annotation.task)")
+            new = projects.get(pid).on_annotation(ANNOTATION_EVENTS[body.action], task_id, body.annotation.model_dump(), task.get("data"))
+            return {"status": "recorded" if new else "already recorded"}
+        if body.action == "ANNOTATIONS_DELETED":
+            model, n = projects.get(pid), 0
+            for a in body.annotations or []:
+                if isinstance(a, dict) and isinstance(a.get("id"), int):
+                    n += model.on_annotation("deleted", 0, a, None)
+            return {"status": "recorded", "deleted": n}
+        return {"status": "ignored", "action": body.action}
+
+    @app.get("/versions")
+    def versions() -> dict[str, Any]:
+        all_versions = [v["model_version"] for m in list(projects.by_id.values()) for v in m.versions_]
+        return {"versions": all_versions}
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        return {"projects": [m.status() for m in list(projects.by_id.values())]}
+
+    guarded = _Guard(app, settings.token, settings.max_body_bytes)
+    guarded.state = app.state  # type: ignore[attr-defined]  # tests and the CLI reach the projects here
+    return guarded

@@ -1,0 +1,122 @@
+"""Writes what Label Studio reports into the clicloop ledger: every annotation's lead_time as
+active seconds (its annotator as a pseudonym), edits and deletions as corrections, and one
+round per model version. Every write is idempotent, so a repeated webhook changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from typing import Any
+
+from orchestrator.ledger import Ledger
+from orchestrator.types import Answer, Consensus, Task
+
+BACKEND = "labelstudio-ml"
+
+
+def answer_label(annotation: dict[str, Any], from_name: str) -> str | None:
+    """The chosen label of a choices annotation; None if skipped or empty."""
+    if annotation.get("was_cancelled"):
+        return None
+    for region in annotation.get("result") or []:
+        if region.get("from_name") == from_name and region.get("type") == "choices":
+            chosen = (region.get("value") or {}).get("choices") or []
+            return str(chosen[0]) if chosen else None
+    return None
+
+
+def _user(annotation: dict[str, Any]) -> str:
+    who = annotation.get("completed_by")
+    if isinstance(who, dict):
+        who = who.get("id", who.get("email"))
+    return f"labelstudio-user-{who}"
+
+
+class Recorder:
+    """The ledger side of one served Label Studio project (loop ``<prefix>.p<project id>``)."""
+
+    def __init__(self, ledger_url: str, loop: str, project_id: int, purpose: str, labels: tuple[str, ...],
+                 hourly_wage: float = 0.0, currency: str = "EUR"):
+        self.ledger_url = ledger_url
+        self.loop = loop
+        self.project_id = project_id
+        self.purpose = purpose
+        self.labels = labels
+        self.hourly_wage = hourly_wage
+        self.currency = currency
+
+    def open(self) -> Recorder:
+        self.ledger_ = Ledger(self.ledger_url).open()
+        body = json.dumps({"labelstudio_project": self.project_id, "backend": BACKEND}, sort_keys=True)
+        self.ledger_.begin_loop(self.loop, hashlib.sha256(body.encode()).hexdigest(), body, 0)
+        self.lock_ = threading.Lock()
+        rounds = self.ledger_.rounds(self.loop)
+        self.round_ = rounds[-1]["round_no"] if rounds else 0
+        if not rounds:
+            self.ledger_.start_round(self.loop, 0, f"{self.loop}-cold", 0, "accuracy", None)
+        return self
+
+    def close(self) -> None:
+        if hasattr(self, "ledger_"):
+            self.ledger_.close()
+
+    def new_round(self, model_version: str, n_labeled: int, metric: float | None = None) -> int:
+        """A model version was trained: close the current round, open the next."""
+        with self.lock_:
+            self.ledger_.finish_round(self.loop, self.round_)
+            self.round_ += 1
+            self.ledger_.start_round(self.loop, self.round_, model_version, n_labeled, "accuracy", metric)
+            return self.round_
+
+    def _task(self, ls_task_id: int, annotation_id: int, data: dict[str, Any] | None) -> Task:
+        item = str((data or {}).get("clicloop_item") or f"ls-task-{ls_task_id}")
+        key = f"{self.loop}/ls-task-{ls_task_id}/annotation-{annotation_id}"
+        return Task(key, self.loop, self.round_, item, int(annotation_id), self.purpose, self.labels)
+
+    def created(self, ls_task_id: int, annotation: dict[str, Any], data: dict[str, Any] | None, from_name: str) -> bool:
+        """Record one annotation; True if it was new (a repeat changes nothing)."""
+        label = answer_label(annotation, from_name)
+        lead = annotation.get("lead_time")
+        active = float(lead) if isinstance(lead, (int, float)) and lead >= 0 else 0.0
+        with self.lock_:
+            task = self._task(ls_task_id, int(annotation["id"]), data)
+            answer = Answer(
+                task_key=task.key, worker=_user(annotation), label=label, active_s=active,
+                reward=round(self.hourly_wage * active / 3600, 6), fee=0.0, currency=self.currency,
+                external_id=str(annotation["id"]), version=str(annotation.get("created_at") or ""),
+            )
+            status = "skipped" if label is None else ("submitted" if label in self.labels else "quarantined")
+            reason = f"label {label!r} is not in the project's label set" if status == "quarantined" else None
+            self.ledger_.record_tasks([task], BACKEND)
+            new = self.ledger_.record_answers(self.loop, BACKEND, [(task, answer, status, reason)])
+            if new and status == "submitted":
+                self.ledger_.record_labels(self.loop, self.round_, [Consensus(task.item_id, label, 1.0, 1)])
+            return bool(new)
+
+    def _recorded(self, annotation_id: int) -> tuple[str, str] | None:
+        """(task key, item id) of the recorded answer for this annotation id, if any."""
+        from sqlalchemy import select
+
+        from orchestrator.ledger import schema as s
+
+        a = s.assignments.c
+        with self.ledger_.engine_.connect() as conn:
+            row = conn.execute(select(a.task_key, a.item_id).where(a.loop == self.loop, a.external_id == str(annotation_id))).first()
+        return (row.task_key, row.item_id) if row else None
+
+    def corrected(self, annotation: dict[str, Any], from_name: str, event: str) -> bool:
+        """Record an edit (``updated``) or a deletion (``deleted``) of an annotation, once per version."""
+        label = answer_label(annotation, from_name) if event == "updated" else None
+        event = "deleted" if label is None else event
+        version = str(annotation.get("updated_at") or "") if event == "updated" else f"deleted:{annotation['id']}"
+        with self.lock_:
+            found = self._recorded(int(annotation["id"]))
+            if found is None:
+                return False  # never recorded (made before clicloop was connected)
+            key, item = found
+            new = self.ledger_.record_corrections(self.loop, [(key, item, event, label, version)])
+            if new:
+                consensus = [Consensus(item, label, 1.0, 1)] if label is not None else []
+                self.ledger_.revise_labels(self.loop, self.round_, consensus, [] if label is not None else [item])
+            return bool(new)

@@ -1,0 +1,67 @@
+"""Request bodies Label Studio sends, validated with pydantic (unknown keys are kept, since
+Label Studio adds fields between versions; wrong types get a 422 with the reason)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def project_id(value: Any) -> int:
+    """Label Studio's project uid "<id>.<created-timestamp>", a bare id, or a project dict."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    text = str(value).split(".", 1)[0] if value is not None else ""
+    if not text.isdigit():
+        raise ValueError(f"project must be '<id>.<timestamp>', an id or an object with an id, not {value!r}")
+    return int(text)
+
+
+class SetupRequest(_Open):
+    project: str | int = Field(..., description="'<id>.<timestamp>'")
+    schema_: str = Field(..., alias="schema", min_length=1, max_length=1_000_000)
+    hostname: str | None = None
+    access_token: str | None = Field(None, max_length=4096)
+    extra_params: Any = None
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: Any) -> Any:
+        project_id(v)
+        return v
+
+
+class LSTask(_Open):
+    id: int
+    data: dict[str, Any]
+
+
+class PredictRequest(_Open):
+    tasks: list[LSTask] = Field(..., max_length=200_000)
+    project: str | int | None = None
+    label_config: str | None = Field(None, max_length=1_000_000)
+    params: dict[str, Any] | None = None
+
+
+class Annotation(_Open):
+    id: int
+    result: list[dict[str, Any]] = Field(default_factory=list)
+    lead_time: float | None = Field(None, ge=0)
+    completed_by: int | dict[str, Any] | None = None
+    was_cancelled: bool = False
+    created_at: str | None = None
+    updated_at: str | None = None
+    task: int | dict[str, Any] | None = None
+
+
+class WebhookRequest(_Open):
+    action: str = Field(..., min_length=1, max_length=100)
+    project: dict[str, Any] | int | str | None = None
+    annotation: Annotation | None = None
+    annotations: list[dict[str, Any]] | None = None
+    task: dict[str, Any] | None = None

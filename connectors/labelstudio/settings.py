@@ -1,0 +1,63 @@
+"""Settings of the ML-backend server: what the clicloop config gives, plus serving options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything the server needs; build it with :func:`settings_from_config`.
+
+    token: the shared secret Label Studio must present on every call (HTTP Basic password,
+        ``Authorization: Bearer``/``Token``, or the URL path prefix ``/t/<token>/``).
+    loop: ledger loop-name prefix; each Label Studio project gets ``<loop>.p<project id>``.
+    ledger: SQLAlchemy URL of the clicloop ledger.
+    model_name, model_params: the clicloop model (``auto``: TF-IDF + logistic regression for
+        text, scaled logistic regression for numeric vectors).
+    strategy_name, strategy_params: the acquisition function written into each task's data.
+    plugins: extra plugin modules (as in the config).
+    train_every: retrain after this many new annotations (0: only on demand).
+    min_labels: fewest labeled tasks (with two classes at least) before a first model.
+    label_studio_url: where to fetch annotations (default: the ``hostname`` sent in /setup).
+    max_body_bytes: requests larger than this get 413.
+    hourly_wage, currency: pay recorded per annotation (lead_time x wage); 0 records none.
+    write_acquisition: store the acquisition score in ``task.data`` so the Data Manager sorts by it.
+    seed: for strategies that draw random numbers.
+    """
+
+    token: str
+    loop: str = "labelstudio"
+    ledger: str = "sqlite:///clicloop.db"
+    model_name: str = "auto"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    strategy_name: str = "margin"
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    plugins: tuple[str, ...] = ()
+    train_every: int = 10
+    min_labels: int = 2
+    label_studio_url: str | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    hourly_wage: float = 0.0
+    currency: str = "EUR"
+    write_acquisition: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.token) < 16:
+            raise ConfigError("the ML backend token must be at least 16 characters (e.g. `openssl rand -hex 20`)")
+        if self.train_every < 0 or self.min_labels < 2 or self.max_body_bytes < 1024 or self.hourly_wage < 0:
+            raise ConfigError("train_every >= 0, min_labels >= 2, max_body_bytes >= 1024 and hourly_wage >= 0 are required")
+
+
+def settings_from_config(config: Any, token: str, **options: Any) -> ServeSettings:
+    """Serve settings from a loaded clicloop :class:`~orchestrator.config.Config` and options."""
+    return ServeSettings(
+        token=token, loop=config.loop.name, ledger=config.ledger, model_name=config.model.name,
+        model_params=dict(config.model.params), strategy_name=config.strategy.name,
+        strategy_params=dict(config.strategy.params), plugins=tuple(config.plugins), seed=config.loop.seed,
+        currency=config.wage_floor.currency, **options,
+    )

@@ -1,0 +1,205 @@
+"""clicloop as a Label Studio ML backend, connected to a REAL Label Studio server: Label Studio
+calls /health, /setup, /predict and /webhook itself; annotations are made through the SDK."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, select
+
+from connectors.labelstudio import create_app
+from connectors.labelstudio.settings import ServeSettings
+from orchestrator.ledger import schema as s
+from tests.support.labelstudio_server import LabelStudioServer, free_port, labelstudio  # noqa: F401 - fixture
+
+CONFIG = """<View>
+  <Header value="Route customer e-mails to the team that can answer them."/>
+  <Text name="text" value="$text"/>
+  <Choices name="topic" toName="text" choice="single"><Choice value="billing"/><Choice value="delivery"/></Choices>
+</View>"""
+WORDS = {"billing": ["invoice", "refund", "charge", "payment", "card"], "delivery": ["parcel", "late", "courier", "address", "package"]}
+FILLER = ["hello", "please", "my", "the", "thanks", "today", "order"]
+
+
+def _texts(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        label = str(rng.choice(list(WORDS)))
+        words = list(rng.choice(WORDS[label], 2)) + list(rng.choice(FILLER, 4))
+        rng.shuffle(words)
+        out.append((" ".join(words), label))
+    return out
+
+
+@dataclass
+class Served:
+    url: str
+    token: str
+    app: Any
+    ledger: str
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """The clicloop ML backend served by uvicorn on a free 127.0.0.1 port, in a thread."""
+    import uvicorn
+
+    token = secrets.token_hex(20)
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    app = create_app(ServeSettings(token=token, loop="ml", ledger=ledger, train_every=4, max_body_bytes=256 * 1024))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield Served(f"http://127.0.0.1:{port}", token, app, ledger)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _sdk(ls: LabelStudioServer) -> Any:
+    from label_studio_sdk import LabelStudio
+
+    return LabelStudio(base_url=ls.url, api_key=ls.token, timeout=120)
+
+
+def _wait(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _assignments(ledger: str) -> list[dict[str, Any]]:
+    engine = create_engine(ledger)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(s.assignments))]
+    engine.dispose()
+    return rows
+
+
+def _choice(label: str) -> list[dict[str, Any]]:
+    return [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
+
+
+def test_label_studio_drives_clicloop_end_to_end(labelstudio: LabelStudioServer, served: Served) -> None:
+    ls = _sdk(labelstudio)
+    project = ls.projects.create(title=f"ml-{secrets.token_hex(3)}", label_config=CONFIG)
+    items = _texts(40, seed=0)
+    ids = ls.projects.import_tasks(id=project.id, request=[{"text": t} for t, _ in items], return_task_ids=True).task_ids
+    truth = dict(zip(ids, (label for _, label in items)))
+    backend = ls.ml.create(project=project.id, url=f"{served.url}/t/{served.token}", title="clicloop", auto_update=True)
+    model = served.app.state.projects.by_id[project.id]  # /setup was called by Label Studio
+    assert model.schema.labels == ("billing", "delivery") and model.schema.field == "text"
+
+    # annotators label 8 tasks: the webhooks land each lead_time in the ledger, and retrain every 4
+    rng = np.random.default_rng(1)
+    made = {}
+    for task_id in ids[:8]:
+        lead = float(np.round(rng.uniform(3, 20), 2))
+        made[task_id] = (ls.annotations.create(id=task_id, result=_choice(truth[task_id]), lead_time=lead).id, lead)
+    rows = _wait(lambda: (r := _assignments(served.ledger)) and len(r) == 8 and r, what="8 ledger answers")
+    assert sorted(r["active_s"] for r in rows) == sorted(lead for _, lead in made.values())
+    assert {r["external_id"] for r in rows} == {str(a) for a, _ in made.values()}
+    assert all(r["loop"] == f"ml.p{project.id}" and "labelstudio-user" not in r["worker"] for r in rows)
+    _wait(lambda: len(model.versions_) >= 1, what="a first model version")
+    model.wait_trained()
+    status = httpx.get(f"{served.url}/status", headers={"Authorization": f"Bearer {served.token}"}).json()
+    assert status["projects"][0]["training"]["state"] == "idle" and status["projects"][0]["versions"]
+
+    # a repeated webhook changes nothing
+    task_id = ids[0]
+    payload = {"action": "ANNOTATION_CREATED", "project": {"id": project.id},
+               "task": {"id": task_id, "data": {"text": items[0][0]}},
+               "annotation": {"id": made[task_id][0], "lead_time": made[task_id][1], "completed_by": 1,
+                              "result": _choice(truth[task_id]), "was_cancelled": False}}
+    for _ in range(2):
+        r = httpx.post(f"{served.url}/webhook", json=payload, headers={"Authorization": f"Bearer {served.token}"})
+        assert r.status_code == 200 and r.json()["status"] == "already recorded"
+    assert len(_assignments(served.ledger)) == 8
+
+    # Label Studio asks for predictions of every task: one batch, label + confidence, and the
+    # acquisition score lands in task.data (a Data Manager column to sort on)
+    ls.actions.create(id="retrieve_tasks_predictions", project=project.id)
+    tasks = list(ls.tasks.list(project=project.id, fields="all"))
+    predicted = [t for t in tasks if t.predictions]
+    assert len(predicted) == len(ids)
+    version = model.version
+    scores = [p.score for t in predicted for p in t.predictions if p.model_version == version]
+    assert len(scores) == len(ids) and all(0.5 <= sc <= 1.0 for sc in scores)
+    accuracy = np.mean([t.predictions[-1].result[0]["value"]["choices"][0] == truth[t.id] for t in predicted])
+    assert accuracy > 0.7
+    acq = _wait(lambda: (d := [t.data.get("clicloop_acquisition") for t in ls.tasks.list(project=project.id)]) and all(
+        a is not None for a in d) and d, timeout=60, what="acquisition scores in task data")
+    assert all(0.0 <= a <= 1.0 for a in acq) and len(set(acq)) > 1
+
+    # corrections: an edit and a deletion become corrections in the ledger, once
+    edited, deleted = ids[1], ids[2]
+    time.sleep(0.6)
+    other = "delivery" if truth[edited] == "billing" else "billing"
+    ls.annotations.update(id=made[edited][0], result=_choice(other), lead_time=made[edited][1] + 2)
+    ls.annotations.delete(id=made[deleted][0])
+    engine = create_engine(served.ledger)
+
+    def corrections() -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(s.corrections))]
+
+    fixed = _wait(lambda: (c := corrections()) and len(c) == 2 and c, what="two corrections")
+    assert {(c["event"], c["label"]) for c in fixed} == {("updated", other), ("deleted", None)}
+    engine.dispose()
+
+    # training on demand (Label Studio's "Start training" button) makes a new visible version
+    before = len(model.versions_)
+    ls.ml.train(id=backend.id)
+    _wait(lambda: len(model.versions_) > before, what="a version trained on demand")
+    versions = httpx.get(f"{served.url}/versions", headers={"Authorization": f"Bearer {served.token}"}).json()["versions"]
+    assert versions == [v["model_version"] for v in model.versions_] and len(set(versions)) == len(versions)
+
+
+def test_bad_requests_get_4xx_with_a_reason(served: Served) -> None:
+    good = {"Authorization": f"Bearer {served.token}"}
+    url = served.url
+    assert httpx.get(f"{url}/health").status_code == 401
+    assert httpx.get(f"{url}/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(f"{url}/t/wrong-token/health").status_code == 401
+    assert httpx.get(f"{url}/health", auth=("anyone", served.token)).status_code == 200
+    assert httpx.get(f"{url}/t/{served.token}/health").status_code == 200
+    cases = [
+        ("/setup", b"not json"),
+        ("/setup", b'{"project": "x.1", "schema": "<View/>"}'),
+        ("/setup", b'{"project": "1.1", "schema": "<View><Text name=\\"t\\" value=\\"$t\\"/></View>"}'),
+        ("/setup", b'{"project": "1.1", "schema": "<View><oops"}'),
+        ("/predict", b'{"tasks": "nope", "project": "1.1"}'),
+        ("/predict", b'{"tasks": [], "project": "999.1"}'),
+        ("/predict", b'{"tasks": [{"id": 1}], "project": "1.1"}'),
+        ("/webhook", b'{"project": {"id": 1}}'),
+        ("/webhook", b'{"action": "ANNOTATION_CREATED", "project": {"id": 1}}'),
+        ("/webhook", b'{"action": "ANNOTATION_CREATED", "project": {"id": 1}, "annotation": {"id": "x"}}'),
+        ("/webhook", b"[1, 2, 3]"),
+        ("/predict", b"{" + b'"pad": "' + b"x" * (300 * 1024) + b'"}'),
+    ]
+    for path, body in cases:
+        r = httpx.post(f"{url}{path}", content=body, headers={**good, "Content-Type": "application/json"})
+        assert 400 <= r.status_code < 500, (path, body[:80], r.status_code, r.text)
+        assert r.json()["detail"], (path, r.text)
+    big = httpx.post(f"{url}/predict", content=b"x" * (300 * 1024), headers=good)
+    assert big.status_code == 413
+    # a webhook Label Studio sends for actions clicloop does not use is acknowledged
+    r = httpx.post(f"{url}/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}}, headers=good)
+    assert r.status_code == 200 and r.json()["status"] == "ignored"
