@@ -53,7 +53,7 @@ def run(
     with progress_plugin(pm, cfg, console):
         loop = Loop(cfg, plugin_manager=pm)
         loop.run(restart=restart)
-    _print_report(cfg.ledger, cfg.loop.name, cfg.wage_floor.amount)
+    _print_report(cfg.ledger, cfg.loop.name, cfg.wage_floor)
 
 
 @app.command()
@@ -69,31 +69,41 @@ def report(
         from orchestrator.config import load_config
 
         cfg = load_config(config)
-        ledger, loop, floor = ledger or cfg.ledger, loop or cfg.loop.name, cfg.wage_floor.amount
+        ledger, loop, floor = ledger or cfg.ledger, loop or cfg.loop.name, cfg.wage_floor
     if ledger is None:
         raise typer.BadParameter("give a config file or --ledger URL")
     _print_report(ledger, loop, floor, as_json=as_json)
 
 
-def _print_report(url: str, loop: str | None, floor: float | None, *, as_json: bool = False) -> None:
+def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = False) -> None:
     from rich.console import Console
 
+    from orchestrator.config import WageFloor
     from orchestrator.errors import LedgerError
+    from orchestrator.fairness import below_floor, proposed_adjustments
     from orchestrator.ledger import Ledger
     from orchestrator.report import build_report, render_report, report_dict
 
+    floor = floor or WageFloor()
     with Ledger(url) as ledger:
         names = [loop] if loop else ledger.loops()
         unknown = [n for n in names if n not in ledger.loops()]
         if unknown or not names:
             raise LedgerError(f"no loop {unknown[0]!r} in the ledger; loops there: {ledger.loops()}" if unknown else "the ledger holds no loop yet")
         reports = {n: build_report(ledger, n) for n in names}
+        fairness = {n: (len(below_floor(ledger, n, floor)), sum(a.amount for a in proposed_adjustments(ledger, n, floor))) for n in names}
     if as_json:
-        print(json.dumps({n: report_dict(*r) for n, r in reports.items()}, indent=2))
+        out = {n: {**report_dict(*r), "below_floor": {"workers": fairness[n][0], "adjustments_owed": fairness[n][1]}}
+               for n, r in reports.items()}
+        print(json.dumps(out, indent=2))
         return
     console = Console()
-    for rows, totals in reports.values():
-        console.print(render_report(rows, totals, floor))
+    for name, (rows, totals) in reports.items():
+        console.print(render_report(rows, totals, floor.amount))
+        low, owed = fairness[name]
+        if low:
+            console.print(f"[bold]! {low} worker(s) earn below the floor of {floor.amount:.2f} {floor.currency}/h on total time; "
+                          f"adjustments owed: {owed:.2f} (clicloop ledger adjust CONFIG --apply)[/]")
 
 
 @app.command()

@@ -30,6 +30,7 @@ class Source(_Strict):
     features: list[str] | None = Field(None, description="numeric feature columns (default: every numeric column)")
     label: str | None = Field("label", description="label column: seed labels in the pool, required in eval")
     truth: str | None = Field(None, description="ground truth that only the simulated crowd reads")
+    sensitive: str | None = Field(None, description="boolean column: personal or sensitive items (confidential backends only)")
 
     @model_validator(mode="after")
     def _text_or_features(self) -> Source:
@@ -97,12 +98,29 @@ class WageFloor(_Strict):
         return self.per_backend.get(name) or Floor(amount=self.amount, currency=self.currency)
 
 
+class Adaptive(_Strict):
+    """Adaptive redundancy: ask for one more answer while an item's answers disagree."""
+
+    max_answers: int = Field(3, ge=2, description="never more answers per item than this")
+    agreement: float = Field(0.75, gt=0, le=1, description="stop asking once the top label has this share of the votes")
+
+
+class Sensitive(_Strict):
+    """Which items count as personal or sensitive: they only go to confidential backends."""
+
+    detectors: list[Literal["email", "phone", "iban", "card"]] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list, description="extra regular expressions")
+
+
 class LoopSection(_Strict):
     name: str = Field("default", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     seed: int = 0
     purpose: str = Field(..., min_length=10, description="one plain sentence shown to every worker")
     batch_size: int = Field(10, ge=1)
-    redundancy: int = Field(1, ge=1, description="answers per item")
+    redundancy: int = Field(1, ge=1, description="answers per item (the minimum, with adaptive)")
+    adaptive: Adaptive | None = Field(None, description="ask for more answers while they disagree")
+    weight_by_confidence: bool = Field(False, description="train on aggregated labels weighted by their confidence")
+    sensitive: Sensitive = Sensitive()
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
     chunk_size: int = Field(65536, ge=1, description="pool rows scored at once")
     poll_seconds: float = Field(2.0, gt=0, description="wait between collects while answers are pending")
@@ -118,11 +136,17 @@ class Config(_Strict):
     aggregator: PluginRef = PluginRef(name="majority")
     stop: Stop = Stop()
     ledger: str = Field("sqlite:///clicloop.db", description="SQLAlchemy URL of the ledger")
+    worker_salt: str | None = Field(None, min_length=8, description="salt of worker pseudonyms (else $CLICLOOP_WORKER_SALT)")
     wage_floor: WageFloor = WageFloor()
     plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
 
     @model_validator(mode="after")
     def _checks(self) -> Config:
+        adaptive = self.loop.adaptive
+        if adaptive is not None and self.loop.redundancy < 2:
+            raise ValueError("loop.adaptive needs loop.redundancy >= 2: agreement is measured between the first answers")
+        if adaptive is not None and adaptive.max_answers < self.loop.redundancy:
+            raise ValueError(f"loop.adaptive.max_answers ({adaptive.max_answers}) is below loop.redundancy ({self.loop.redundancy})")
         if self.stop.is_empty():
             raise ValueError("add at least one stop rule (stop.max_rounds, max_labels, max_cost, max_hours, target_metric)")
         per_batch = self.loop.batch_size * self.loop.redundancy

@@ -30,6 +30,7 @@ class Pool:
     truth: np.ndarray | None
     seed_labels: dict[str, str]
     source: str
+    sensitive: np.ndarray | None = None  # flagged personal or sensitive in the data
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -71,7 +72,23 @@ def read_pool(source: Source) -> Pool:
     if source.label and source.label in cols:
         labels = _labels(cols, source.label, name)
         seed_labels = {ids[i]: labels[i] for i in np.flatnonzero(labels != None)}  # noqa: E711
-    return Pool(ids, X, kind, truth, seed_labels, name)
+    sensitive = _flags(cols, source.sensitive, name) if source.sensitive else None
+    return Pool(ids, X, kind, truth, seed_labels, name, sensitive)
+
+
+def _flags(cols: dict[str, Any], column: str, name: str) -> np.ndarray:
+    if column not in cols:
+        raise DataError(f"{name}: sensitive column {column!r} not found; columns: {_names(cols)}")
+    truthy, falsy = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f", ""}
+    out = np.zeros(len(cols[column]), dtype=bool)
+    for i, v in enumerate(cols[column]):
+        text = "" if _is_missing(v) else str(v).strip().lower()
+        if text in {"1.0"}:
+            text = "1"
+        if text not in truthy | falsy and text != "0.0":
+            raise DataError(f"{name}: column {column!r} row {i} holds {v!r}; use true/false (or 1/0)")
+        out[i] = text in truthy
+    return out
 
 
 def read_eval(source: Source, kind: str) -> EvalSet:

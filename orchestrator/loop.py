@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from orchestrator.config import Config
 from orchestrator.data import EvalSet, Pool, load_data
 from orchestrator.errors import BudgetError, ConfigError, StrategyError
 from orchestrator.fairness import below_floor, price_per_answer
+from orchestrator.policies import check_dispatch, sensitive_mask
+from orchestrator.redundancy import check_answer, doubtful_items
 from orchestrator.ledger import Ledger
 from orchestrator.models import DEFAULT_FOR
 from orchestrator.plugins import Registry, check_names, get_plugin_manager
@@ -112,7 +113,7 @@ class Loop:
         self.aggregator_ = self.registry_.create("aggregator", cfg.aggregator.name, cfg.aggregator.params, field="aggregator")
         self._check_strategy()
         self._check_money_budget()
-        self.ledger_ = Ledger(cfg.ledger).open()
+        self.ledger_ = Ledger(cfg.ledger, salt=cfg.worker_salt).open()
         if restart:
             self.ledger_.delete_loop(self.name)
         self.ledger_.begin_loop(self.name, *_fingerprint(cfg), cfg.loop.seed)
@@ -120,13 +121,20 @@ class Loop:
         if getattr(self.backend_, "reads_ground_truth", False) and self.pool_.truth is not None:
             truth = {i: t for i, t in zip(self.pool_.ids, self.pool_.truth) if t is not None}
         self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, truth))
+        self.confidential_ = bool(getattr(self.backend_, "confidential", False))
+        texts = self.pool_.X if self.pool_.kind == "text" else None
+        self.sensitive_ = sensitive_mask(texts, self.pool_.sensitive, cfg.loop.sensitive, len(self.pool_))
         self.results_: list[RoundResult] = []
 
     def _check_strategy(self) -> None:
-        missing = [m for m in getattr(self.strategy_, "requires", ()) if m not in ("predict_proba",)]
+        from strategies.requirements import unmet
+
+        model = self.model if self.model is not None else self.registry_.create(
+            "model", self.model_name_, self.config.model.params, field="model")
+        missing = unmet(self.strategy_, model, self.pool_.X)
         if missing:
             raise ConfigError(
-                f"strategy {self.config.strategy.name!r} needs {', '.join(missing)}, which the loop cannot provide",
+                f"strategy {self.config.strategy.name!r} needs {'; '.join(missing)}",
                 field="strategy.name",
             )
 
@@ -164,8 +172,10 @@ class Loop:
             reason, tasks = self._plan(r, metric, model, labeled)
             if reason is not None:
                 return self._finish(r, reason)
-        self._dispatch(r, tasks)
-        self._collect(r, tasks)
+        while tasks:  # adaptive redundancy: more answers while they disagree
+            self._dispatch(r, tasks)
+            self._collect(r, tasks)
+            tasks = self._more_answers(r)
         self._aggregate(r)
         return self._finish(r, None)
 
@@ -180,8 +190,17 @@ class Loop:
         idx = np.fromiter((self.index_[i] for i in sorted(labeled, key=self.index_.__getitem__)), dtype=np.int64)
         y = np.array([labeled[self.pool_.ids[i]] for i in idx], dtype=object).astype(str)
         model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, self.config.model.params, field="model")
-        model.fit(self.pool_.X[idx], y)
+        model.fit(self.pool_.X[idx], y, **self._weights(model, idx))
         return model
+
+    def _weights(self, model: Any, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """``sample_weight`` = the aggregator's confidence (seed labels count 1), when asked for."""
+        if not self.config.loop.weight_by_confidence:
+            return {}
+        confidence = self.ledger_.label_confidence(self.name)
+        weights = np.array([confidence.get(self.pool_.ids[i], 1.0) for i in idx])
+        steps = getattr(model, "steps", None)  # a scikit-learn Pipeline routes the weight to its last step
+        return {f"{steps[-1][0]}__sample_weight" if steps else "sample_weight": weights}
 
     def _evaluate(self, model: Model | None) -> float | None:
         if model is None or self.evalset_ is None:
@@ -209,6 +228,7 @@ class Loop:
             key=f"{self.name}/{r}/{item_id}/{replica}", loop=self.name, round_no=r, item_id=item_id,
             replica=replica, purpose=self.config.loop.purpose, labels=self.labels_,
             payload=self.pool_.payload(self.index_[item_id]), reward=reward, prediction=prediction,
+            sensitive=bool(self.sensitive_[self.index_[item_id]]),
         )
 
     def _predictions(self, model: Model | None, chosen: np.ndarray) -> dict[int, tuple[str, float]]:
@@ -233,9 +253,13 @@ class Loop:
             reason = self._wage_floor_pause()
         if reason is not None:
             return reason, []
-        candidates = np.flatnonzero(~np.isin(self.pool_.ids, np.array(list(labeled), dtype=object)))
+        open_items = ~np.isin(self.pool_.ids, np.array(list(labeled), dtype=object))
+        if not self.confidential_:
+            open_items &= ~self.sensitive_  # sensitive items never go to an open crowd
+        candidates = np.flatnonzero(open_items)
         if candidates.size == 0:
-            return "pool exhausted: every item is labeled", []
+            held = int(self.sensitive_.sum()) if not self.confidential_ else 0
+            return "pool exhausted: every item is labeled" + (f" ({held} sensitive item(s) kept from this open backend)" if held else ""), []
         chosen = self._select(r, model, candidates, n)
         reward = price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor) if cfg.wage_floor.price_rewards else None
         predictions = self._predictions(model, chosen)
@@ -256,16 +280,21 @@ class Loop:
                 "time; pay the adjustments (clicloop ledger adjust CONFIG --apply), then run again to go on")
 
     def _select(self, r: int, model: Model | None, candidates: np.ndarray, n: int) -> np.ndarray:
-        from strategies.scores import RandomSampling
-        from strategies.select import select_top_k
+        from strategies.cost import ledger_seconds
+        from strategies.diversity import ColdStart
+        from strategies.scores import RandomSampling, is_numeric
+        from strategies.select import SelectContext, select
 
-        strategy = self.strategy_ if model is not None or not self.strategy_.requires else RandomSampling()
-        if strategy is not self.strategy_:
-            log.info("round %d: no model yet (cold start); selecting at random", r)
+        strategy = self.strategy_
+        if model is None and set(getattr(strategy, "requires", ())) - {"features"}:
+            strategy = ColdStart() if is_numeric(self.pool_.X) else RandomSampling()
+            log.info("round %d: no model yet (cold start); selecting with %r", r, strategy)
+        labeled = np.setdiff1d(np.arange(len(self.pool_)), candidates)
+        context = SelectContext(labeled=labeled, seconds=lambda: ledger_seconds(self.ledger_, self.name))
         try:
-            return select_top_k(
+            return select(
                 strategy, model, self.pool_.X, candidates, n, rng_for(self.config.loop.seed, "select", r),
-                chunk_size=self.config.loop.chunk_size, ids=self.pool_.ids,
+                chunk_size=self.config.loop.chunk_size, ids=self.pool_.ids, context=context,
             )
         except (ValueError, TypeError) as e:
             raise StrategyError(f"strategy {self.config.strategy.name!r} failed in round {r}: {e}") from e
@@ -278,6 +307,7 @@ class Loop:
         return self.ledger_.spent(self.name, rounds=(first, last))["total_hours"]
 
     def _dispatch(self, r: int, tasks: Sequence[Task]) -> None:
+        check_dispatch(tasks, self.config.backend.name, self.confidential_)
         self.backend_.dispatch(tasks)  # idempotent by task key: safe to repeat after a crash
         self.ledger_.set_task_status((t.key for t in tasks), "dispatched")
         self.pm_.hook.clicloop_tasks_dispatched(loop=self, round_no=r, tasks=list(tasks))
@@ -290,7 +320,7 @@ class Loop:
             answers = self.backend_.collect([t for t in tasks if t.key in pending])
             self._correct(r, [a for a in answers if a.event != "created"])
             created = [a for a in answers if a.event == "created"]
-            rows = [(by_key[a.task_key], a, *self._check(a)) for a in created if a.task_key in pending]
+            rows = [(by_key[a.task_key], a, *check_answer(a, self.labels_)) for a in created if a.task_key in pending]
             stray = [a.task_key for a in created if a.task_key not in by_key]
             if stray:
                 log.warning("round %d: backend returned answers for unknown tasks %s; ignored", r, stray[:3])
@@ -304,6 +334,20 @@ class Loop:
                     self.ledger_.set_task_status(pending, "expired")
                     return
                 time.sleep(self.config.loop.poll_seconds)
+
+    def _more_answers(self, r: int) -> list[Task]:
+        """One more replica per doubtful item, within the budget. Derived from the ledger, so a
+        resumed round asks for exactly the same tasks."""
+        adaptive = self.config.loop.adaptive
+        if adaptive is None:
+            return []
+        recorded = self.ledger_.tasks(self.name, r)
+        doubtful = doubtful_items(recorded, self.ledger_.votes(self.name, round_no=r), adaptive)
+        n, _ = items_affordable(self.config.stop, len(doubtful), 1, self._budget(r + 1))  # this round's spending included
+        reward = recorded[0]["reward_micros"] / 1e6 if recorded and recorded[0]["reward_micros"] is not None else None
+        tasks = [self._task(r, item, replica, reward) for item, replica in doubtful[:n]]
+        self.ledger_.record_tasks(tasks, self.config.backend.name, first_rank=len(recorded))
+        return tasks
 
     def _correct(self, r: int, answers: Sequence[Answer]) -> None:
         """Record updated or deleted answers as corrections and re-aggregate the items they touch."""
@@ -323,17 +367,6 @@ class Loop:
         consensus = self.aggregator_.aggregate(votes, rng_for(self.config.loop.seed, "correct", r))
         withdrawn = sorted(set(touched) - {c.item_id for c in consensus})
         self.ledger_.revise_labels(self.name, r, consensus, withdrawn)
-
-    def _check(self, answer: Answer) -> tuple[str, str | None]:
-        """Status and reason of an answer: usable, skipped, or quarantined (never a crash)."""
-        times = (answer.active_s, answer.search_s, answer.wait_s, answer.returned_s, answer.qualification_s, answer.reward, answer.fee)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in times):
-            return "quarantined", f"invalid times or pay {times!r}"
-        if answer.label is None:
-            return "skipped", None
-        if answer.label not in self.labels_:
-            return "quarantined", f"label {answer.label!r} is not in the label set"
-        return "submitted", None
 
     def _aggregate(self, r: int) -> None:
         votes = [Vote(v["item_id"], v["worker"], v["label"]) for v in self.ledger_.votes(self.name, round_no=r)]
@@ -358,6 +391,6 @@ class Loop:
 
 def _fingerprint(cfg: Config) -> tuple[str, str]:
     """Hash of what decides a loop's results (stop rules and pay may change between resumes)."""
-    body = cfg.model_dump(mode="json", exclude={"stop", "ledger", "wage_floor"})
+    body = cfg.model_dump(mode="json", exclude={"stop", "ledger", "wage_floor", "worker_salt"})
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

@@ -1,7 +1,13 @@
-"""Registers the built-in strategies through the same hook third-party plugins use."""
+"""Registers the built-in strategies (and the models some of them need) through the same hooks
+third-party plugins use. Nothing heavy is imported here: torch and modAL load when used."""
 
 from orchestrator.hookspecs import Register, hookimpl
+from strategies.committee import Committee, KLToConsensus, VoteEntropy
+from strategies.cost import CostAware
+from strategies.diversity import ClusterMargin, ColdStart, DensityWeighted, KCenterGreedy
+from strategies.modal_adapter import register_all as register_modal
 from strategies.scores import Entropy, LeastConfidence, Margin, RandomSampling
+from strategies.torch_models import BALD, MCDropoutMLP
 
 
 @hookimpl
@@ -10,3 +16,18 @@ def clicloop_register_strategies(register: Register) -> None:
     register("least-confidence", LeastConfidence)
     register("margin", Margin)
     register("entropy", Entropy)
+    register("bald", BALD)
+    register("qbc-vote-entropy", VoteEntropy)
+    register("qbc-kl", KLToConsensus)
+    register("density-weighted", DensityWeighted)
+    register("k-center-greedy", KCenterGreedy)
+    register("cluster-margin", ClusterMargin)
+    register("cold-start", ColdStart)
+    register("cost-aware", CostAware)
+    register_modal(register)
+
+
+@hookimpl
+def clicloop_register_models(register: Register) -> None:
+    register("committee", Committee)
+    register("mc-dropout-mlp", MCDropoutMLP)

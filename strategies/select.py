@@ -3,7 +3,9 @@ top-k, break ties with the seed, return pool indices (most informative first).""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,12 +37,13 @@ def select_top_k(
     if chunk_size <= 0:
         raise StrategyError(f"chunk_size must be positive, got {chunk_size}")
     score_rng, tie_rng = rng.spawn(2)
+    chunk_size = _bounded_chunk(X, chunk_size)
     best_i = np.empty(0, dtype=np.int64)
     best_s = np.empty(0, dtype=np.float64)
     best_t = np.empty(0, dtype=np.float64)
     for start in range(0, candidates.size, chunk_size):
         idx = candidates[start : start + chunk_size]
-        scores = np.asarray(strategy.score(model, X[idx], score_rng), dtype=np.float64).reshape(-1)
+        scores = np.asarray(strategy.score(model, _rows(X, idx), score_rng), dtype=np.float64).reshape(-1)
         if scores.shape[0] != idx.shape[0]:
             raise StrategyError(
                 f"strategy {strategy!r} returned {scores.shape[0]} scores for {idx.shape[0]} items"
@@ -52,6 +55,24 @@ def select_top_k(
         )
     order = np.lexsort((best_t, -best_s))
     return best_i[order]
+
+
+CHUNK_BYTES = 32 << 20  # at most this much of the pool is copied at once, however wide its rows
+
+
+def _bounded_chunk(X: Any, chunk_size: int) -> int:
+    """``chunk_size`` rows, fewer for wide numeric rows (the choice never depends on it)."""
+    shape, dtype = getattr(X, "shape", None), getattr(X, "dtype", None)
+    if shape is None or dtype is None or len(shape) != 2:
+        return chunk_size
+    return max(1, min(chunk_size, CHUNK_BYTES // max(1, shape[1] * dtype.itemsize)))
+
+
+def _rows(X: Any, idx: np.ndarray) -> Any:
+    """The rows ``idx`` of ``X``: a view (no copy) when they are one contiguous run."""
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size and hasattr(X, "shape") and np.all(np.diff(idx) == 1):
+        return X[int(idx[0]) : int(idx[-1]) + 1]
+    return X[idx]
 
 
 def _keep_top(i: np.ndarray, s: np.ndarray, t: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
@@ -76,3 +97,68 @@ def _check_finite(strategy: Strategy, scores: np.ndarray, idx: np.ndarray, ids: 
             f"e.g. for items {', '.join(names)}; non-finite scores are never selected silently. "
             "Check the model's predict_proba output for these items."
         )
+
+
+# -- batch-aware strategies and the one dispatcher the loop calls ---------------------------------
+
+
+@dataclass(frozen=True)
+class SelectContext:
+    """What the loop knows beyond the model and the pool, for strategies that need it.
+
+    ``labeled``: pool indices that already have a label (core-set, typicality, cold start).
+    ``seconds``: a callable returning ``{item_id: observed active seconds}`` from the ledger
+    (cost-aware selection); called only by strategies that need it.
+    """
+
+    labeled: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    seconds: Callable[[], Mapping[str, float]] | None = None
+
+
+@runtime_checkable
+class BatchStrategy(Protocol):
+    """A strategy that picks a whole batch at once (diversity, clustering, cost, adapters).
+
+    ``select`` returns at most ``k`` distinct indices into ``X`` taken from ``candidates``, best
+    first; randomness only from ``rng``; memory bounded by ``chunk_size`` rows plus O(k) state
+    where the method allows it.
+    """
+
+    requires: tuple[str, ...]
+
+    def select(
+        self, model: Model | None, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
+        chunk_size: int, ids: np.ndarray | None, context: SelectContext,
+    ) -> np.ndarray: ...
+
+
+def select(
+    strategy: Any,
+    model: Model | None,
+    X: Any,
+    candidates: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    chunk_size: int = 65536,
+    ids: np.ndarray | None = None,
+    context: SelectContext | None = None,
+) -> np.ndarray:
+    """Pick ``k`` of ``candidates`` with any strategy: batch-aware ones through their ``select``,
+    pure score strategies through :func:`select_top_k`. Returns distinct pool indices, best first;
+    asking for more than the candidates returns all of them."""
+    candidates = np.asarray(candidates, dtype=np.int64)
+    if k <= 0 or candidates.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if chunk_size <= 0:
+        raise StrategyError(f"chunk_size must be positive, got {chunk_size}")
+    if not callable(getattr(strategy, "select", None)):
+        return select_top_k(strategy, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids)
+    chosen = np.asarray(
+        strategy.select(model, X, candidates, min(k, candidates.size), rng, chunk_size=chunk_size, ids=ids,
+                        context=context or SelectContext()),
+        dtype=np.int64,
+    ).reshape(-1)
+    if chosen.size > min(k, candidates.size) or np.unique(chosen).size != chosen.size or not np.isin(chosen, candidates).all():
+        raise StrategyError(f"strategy {strategy!r} returned an invalid batch (duplicates, too many, or items not among the candidates)")
+    return chosen

@@ -101,15 +101,19 @@ def _grouped(engine: Engine, loop: str | None, keys: Sequence[str], before_round
     quals = select(*(w[k] for k in keys), literal(0).label("answers"), zero.label("active_s"),
                    func.sum(w.qualification_s).label("unpaid_s"), zero.label("income"), zero.label("fees"),
                    zero.label("rejected")).group_by(*(w[k] for k in keys))
+    # one row per rejection (the outer query sums them), found from the few reviews with one primary-key
+    # lookup each. The answer's loop and round are tested in a form no index serves (``|| ''``, ``+ 0``):
+    # SQLite, without statistics, would otherwise walk every answer of the loop through an index
+    # to find the rejected ones (3 s instead of 0.02 s at 1,000,000 answers).
     rejected = (select(*(a[k] for k in keys), literal(0).label("answers"), zero.label("active_s"), zero.label("unpaid_s"),
-                       zero.label("income"), zero.label("fees"), func.count().label("rejected"))
-                .join(s.reviews, rv.task_key == a.task_key).where(rv.decision == "reject").group_by(*(a[k] for k in keys)))
+                       zero.label("income"), zero.label("fees"), literal(1).label("rejected"))
+                .select_from(s.reviews).join(s.assignments, a.task_key == rv.task_key).where(rv.decision == "reject"))
     if loop is not None:
         work, money, quals, rejected = (work.where(a.loop == loop), money.where(p.loop == loop),
-                                        quals.where(w.loop == loop), rejected.where(a.loop == loop))
+                                        quals.where(w.loop == loop), rejected.where(a.loop.concat("") == loop))
     if before_round is not None:
         work, money, quals, rejected = (work.where(a.round_no < before_round), money.where(p.round_no < before_round),
-                                        quals.where(w.first_round < before_round), rejected.where(a.round_no < before_round))
+                                        quals.where(w.first_round < before_round), rejected.where(a.round_no + 0 < before_round))
     facts = union_all(work, money, quals, rejected).subquery()
     query = select(*(facts.c[k] for k in keys), *(func.sum(facts.c[c]).label(c) for c in
                    ("answers", "active_s", "unpaid_s", "income", "fees", "rejected"))).group_by(*(facts.c[k] for k in keys))

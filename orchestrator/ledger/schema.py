@@ -78,8 +78,11 @@ assignments = Table(
     Column("wait_s", Float, nullable=False),
     Column("returned_s", Float, nullable=False),
     Column("recorded_at", Float, nullable=False),
-    Index("ix_assignments_loop_round", "loop", "round_no"),
-    Index("ix_assignments_worker", "loop", "backend", "worker"),
+    # Covering indexes (migration 0003): the accounting queries read only the index, in group order
+    # (benchmarks/ledger_bench.py: 1,000,000 answers; docs/benchmarks.md "Ledger").
+    Index("ix_assignments_loop_round", "loop", "round_no", "status", "active_s", "search_s", "wait_s", "returned_s"),
+    Index("ix_assignments_worker", "loop", "backend", "worker", "round_no", "active_s", "search_s", "wait_s", "returned_s"),
+    Index("ix_assignments_item", "loop", "item_id"),  # votes of given items; verify's labels check
 )
 
 workers = Table(
@@ -105,8 +108,9 @@ payments = Table(
     Column("currency", String(8), nullable=False),
     Column("reason", Text),
     Column("recorded_at", Float, nullable=False),
-    Index("ix_payments_loop_round", "loop", "round_no"),
-    Index("ix_payments_worker", "loop", "backend", "worker"),
+    Index("ix_payments_loop_round", "loop", "round_no", "kind", "amount_micros"),  # covering (migration 0003)
+    Index("ix_payments_worker", "loop", "backend", "worker", "round_no", "kind", "amount_micros"),
+    Index("ix_payments_task", "task_key", "kind", "amount_micros", "worker"),  # a task's payments; verify
 )
 
 reviews = Table(
@@ -144,3 +148,110 @@ labels = Table(
 )
 
 TABLES = [meta, loops, rounds, tasks, assignments, workers, payments, reviews, corrections, labels]
+
+
+# == post-deployment review (issue #5; migration 0004_post_deployment) ========================
+# Production predictions of deployed models, the triage decision on each (with the conditions
+# that fired), the reviews people made of them, and the model versions promoted or rolled back.
+# Review work itself (tasks, answers, pay) goes to the tables above under the loop
+# ``<deployment>:review`` with task kind "review", so accounting splits it from labeling.
+
+from sqlalchemy import Boolean  # noqa: E402 (kept with the section it serves)
+
+pd_models = Table(
+    "pd_models", metadata,
+    Column("deployment", _id, primary_key=True),
+    Column("version", _id, primary_key=True),
+    Column("labels_json", Text, nullable=False),  # the label set the version may predict
+    Column("parent", _id),  # the version it was retrained from
+    Column("n_train", Integer, nullable=False),
+    Column("n_corrections", Integer, nullable=False),  # production corrections in its training set
+    Column("artifact", Text),  # where the fitted model is stored, if anywhere
+    Column("created_at", Float, nullable=False),
+)
+
+pd_promotions = Table(
+    "pd_promotions", metadata,
+    Column("deployment", _id, primary_key=True),
+    Column("seq", Integer, primary_key=True),  # the latest deploy/promote/rollback names the serving version
+    Column("action", String(16), nullable=False),  # deploy | promote | reject | rollback
+    Column("version", _id, nullable=False),
+    Column("previous", _id),
+    Column("reason", Text),
+    Column("error_current", Float),  # on the audited slice: the serving version
+    Column("error_candidate", Float),  # on the audited slice: the candidate
+    Column("n_slice", Integer),
+    Column("recorded_at", Float, nullable=False),
+)
+
+pd_predictions = Table(
+    "pd_predictions", metadata,
+    Column("deployment", _id, primary_key=True),
+    Column("prediction_id", _id, primary_key=True),
+    Column("model_version", _id, nullable=False),
+    Column("text", Text),
+    Column("features_json", Text),
+    Column("predicted_label", Text, nullable=False),
+    Column("confidence", Float),
+    Column("proba_json", Text),
+    Column("predicted_at", Float, nullable=False),
+    Column("feedback", String(32)),  # thumbs_down | not_what_i_asked | rephrased
+    Column("rephrasing", Text),
+    Column("source", String(16), nullable=False),  # http | file | python
+    Column("status", String(16), nullable=False),  # accepted | quarantined
+    Column("reason", Text),
+    Column("recorded_at", Float, nullable=False),
+    Index("ix_pd_predictions_time", "deployment", "predicted_at"),
+    Index("ix_pd_predictions_version", "deployment", "model_version"),
+)
+
+pd_rejects = Table(
+    "pd_rejects", metadata,
+    Column("key", _key, primary_key=True),  # file: <path fingerprint>@<offset>; http/python: hash of the record
+    Column("deployment", _id, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text),  # the first 2,000 characters
+    Column("recorded_at", Float, nullable=False),
+)
+
+pd_offsets = Table(
+    "pd_offsets", metadata,  # the one table updated in place: where a followed file was read to
+    Column("deployment", _id, primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # hash of the file's first line
+    Column("offset", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+pd_triage = Table(
+    "pd_triage", metadata,
+    Column("deployment", _id, primary_key=True),
+    Column("prediction_id", _id, primary_key=True),
+    Column("policy", String(100), primary_key=True),
+    Column("review", Boolean, nullable=False),
+    Column("audit", Boolean, nullable=False),  # the random audit fired: the unbiased error sample
+    Column("priority", Float, nullable=False),
+    Column("fired_json", Text, nullable=False),  # [{"condition", "value", "threshold"}...]
+    Column("day", String(10), nullable=False),  # UTC day of the prediction (daily budgets)
+    Column("model_version", _id, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    Index("ix_pd_triage_review", "deployment", "policy", "review"),
+)
+
+pd_reviews = Table(
+    "pd_reviews", metadata,
+    Column("task_key", _key, primary_key=True),  # the review task (kind "review") in `tasks`
+    Column("deployment", _id, nullable=False),
+    Column("prediction_id", _id, nullable=False),
+    Column("model_version", _id, nullable=False),
+    Column("model_label", Text, nullable=False),
+    Column("verdict", String(16), nullable=False),  # confirm | correct | out_of_scope
+    Column("label", Text, nullable=False),  # the label the reviewer gave
+    Column("worker", String(64), nullable=False),  # pseudonym
+    Column("reviewed_at", Float, nullable=False),
+    Index("ix_pd_reviews_prediction", "deployment", "prediction_id"),
+)
+
+PD_TABLES = [pd_models, pd_promotions, pd_predictions, pd_rejects, pd_offsets, pd_triage, pd_reviews]
+TABLES += PD_TABLES

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, inspect, select, update
+from sqlalchemy import Connection, Table, and_, func, inspect, select, update
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from orchestrator.errors import LedgerError
@@ -29,12 +29,13 @@ SALT_ENV = "CLICLOOP_WORKER_SALT"
 class Ledger:
     """A ledger at a SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://...``).
 
-    Worker ids are stored as salted pseudonyms; the salt comes from ``$CLICLOOP_WORKER_SALT``
-    or, when that is unset, from a random salt kept in the ledger.
+    Worker ids are stored as salted pseudonyms; the salt comes from ``salt`` (the config's
+    ``worker_salt``), else ``$CLICLOOP_WORKER_SALT``, else a random salt kept in the ledger.
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, salt: str | None = None):
         self.url = url
+        self.salt = salt
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -47,7 +48,7 @@ class Ledger:
                     lock_for_migration(conn)
                     self._check_or_create(conn)
                     stored = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "salt")).scalar_one()
-                self.salt_ = os.environ.get(SALT_ENV) or stored
+                self.salt_ = self.salt or os.environ.get(SALT_ENV) or stored
                 return self
             except (IntegrityError, OperationalError) as e:
                 if attempt == 2 or "already exists" not in str(e) and "UNIQUE" not in str(e):
@@ -138,10 +139,10 @@ class Ledger:
 
     # -- tasks -----------------------------------------------------------------------------------
 
-    def record_tasks(self, tasks: Sequence[Task], backend: str) -> None:
+    def record_tasks(self, tasks: Sequence[Task], backend: str, first_rank: int = 0) -> None:
         now = time.time()
         rows = [{"key": t.key, "loop": t.loop, "round_no": t.round_no, "item_id": t.item_id, "replica": t.replica,
-                 "kind": t.kind, "purpose": t.purpose, "backend": backend, "rank": i, "status": "created", "recorded_at": now,
+                 "kind": t.kind, "purpose": t.purpose, "backend": backend, "rank": first_rank + i, "status": "created", "recorded_at": now,
                  "reward_micros": None if t.reward is None else micros(t.reward)}
                 for i, t in enumerate(tasks)]
         with self.engine_.begin() as conn:
@@ -176,29 +177,48 @@ class Ledger:
         """Commit answers ``(task, answer, status, reason)`` with their reward and fee, in one
         transaction; returns the positions that were new. Raw worker ids become pseudonyms here;
         a worker's qualification time is recorded once per loop and backend."""
+        # The hot write path: rows go to the driver as tuples through one prepared INSERT per table
+        # (SQLAlchemy's per-row parameter processing cost more than the database's own work).
         now = time.time()
         with self.engine_.begin() as conn:
             seen: set[str] = set()
             for chunk in chunks([task.key for task, *_ in rows], 500):
                 seen |= set(conn.execute(select(s.assignments.c.task_key).where(s.assignments.c.task_key.in_(chunk))).scalars())
-            new, answer_rows, worker_rows, pay_rows = [], [], {}, []
+            new: list[int] = []
+            answer_rows: list[tuple[Any, ...]] = []
+            worker_rows: dict[str, tuple[Any, ...]] = {}
+            pay_rows: list[tuple[Any, ...]] = []
+            pseudonyms = self._pseudonyms(backend)
             for i, (task, answer, status, reason) in enumerate(rows):
-                if task.key in seen:
+                key = task.key
+                if key in seen:
                     continue
-                seen.add(task.key)
+                seen.add(key)
                 new.append(i)
-                worker = self.pseudonym(backend, answer.worker)
-                answer_rows.append(_assignment_row(task, answer, backend, worker, status, reason, now))
-                worker_rows.setdefault(worker, {"loop": loop, "backend": backend, "worker": worker, "first_round": task.round_no,
-                                                "qualification_s": num(answer.qualification_s), "recorded_at": now})
+                worker = pseudonyms.get(answer.worker)
+                if worker is None:
+                    worker = pseudonyms[answer.worker] = self.pseudonym(backend, answer.worker)
+                answer_rows.append((key, task.loop, task.round_no, task.item_id, backend, worker, answer.label, status, reason,
+                                    answer.external_id, answer.accepted_at, answer.submitted_at, num(answer.active_s),
+                                    num(answer.search_s), num(answer.wait_s), num(answer.returned_s), now))
+                if worker not in worker_rows:
+                    worker_rows[worker] = (loop, backend, worker, num(answer.qualification_s), task.round_no, now)
                 for kind, amount in (("reward", answer.reward), ("fee", answer.fee)):
-                    if num(amount) > 0:
-                        pay_rows.append(_payment_row(f"{task.key}/{kind}", loop, task.round_no, backend, worker, task.key,
-                                                     kind, num(amount), answer.currency, None, now))
-            insert_ignore(conn, s.assignments, answer_rows)
-            insert_ignore(conn, s.workers, list(worker_rows.values()))
-            insert_ignore(conn, s.payments, pay_rows)
+                    amount = num(amount)
+                    if amount > 0:
+                        pay_rows.append((f"{key}/{kind}", loop, task.round_no, backend, worker, key, kind, micros(amount),
+                                         answer.currency, None, now))
+            _insert_tuples(conn, s.assignments, _ASSIGNMENT_COLUMNS, answer_rows)
+            _insert_tuples(conn, s.workers, _WORKER_COLUMNS, list(worker_rows.values()))
+            _insert_tuples(conn, s.payments, _PAYMENT_COLUMNS, pay_rows)
         return new
+
+    def _pseudonyms(self, backend: str) -> dict[str, str]:
+        """Raw worker id -> pseudonym for ``backend``, remembered (the salt is fixed once open)."""
+        cache: dict[str, dict[str, str]] = self.__dict__.setdefault("_pseudonym_cache", {})
+        if sum(map(len, cache.values())) > 100_000:  # bounded: a ledger can see any number of people
+            cache.clear()
+        return cache.setdefault(backend, {})
 
     def pay(self, key: str, loop: str, round_no: int, backend: str, worker: str, kind: str, amount: float,
             currency: str, reason: str | None = None, task_key: str | None = None) -> bool:
@@ -294,6 +314,15 @@ class Ledger:
         """The current label of every labeled item (latest revision; withdrawn items left out)."""
         return {item: label for item, (_, label) in self._latest_labels(loop).items() if label is not None}
 
+    def label_confidence(self, loop: str) -> dict[str, float]:
+        """The aggregator's confidence in each item's current label."""
+        lab = s.labels.c
+        latest = (select(lab.item_id, func.max(lab.revision).label("rev")).where(lab.loop == loop).group_by(lab.item_id)).subquery()
+        query = select(lab.item_id, lab.confidence).join(
+            latest, and_(lab.item_id == latest.c.item_id, lab.revision == latest.c.rev)).where(lab.loop == loop, lab.label.is_not(None))
+        with self.engine_.connect() as conn:
+            return {item: float(conf) for item, conf in conn.execute(query)}
+
     # -- accounting (SQL) ------------------------------------------------------------------------
 
     def spent(self, loop: str, rounds: tuple[int, int] | None = None) -> dict[str, float]:
@@ -307,13 +336,23 @@ class Ledger:
             return conn.execute(select(s.payments.c.currency).where(s.payments.c.loop == loop).limit(1)).scalar()
 
 
-def _assignment_row(task: Task, answer: Answer, backend: str, worker: str, status: str, reason: str | None, now: float) -> dict[str, Any]:
-    return {
-        "task_key": task.key, "loop": task.loop, "round_no": task.round_no, "item_id": task.item_id, "backend": backend,
-        "worker": worker, "label": answer.label, "status": status, "reason": reason, "external_id": answer.external_id,
-        "accepted_at": answer.accepted_at, "submitted_at": answer.submitted_at, "active_s": num(answer.active_s),
-        "search_s": num(answer.search_s), "wait_s": num(answer.wait_s), "returned_s": num(answer.returned_s), "recorded_at": now,
-    }
+_ASSIGNMENT_COLUMNS = ("task_key", "loop", "round_no", "item_id", "backend", "worker", "label", "status", "reason", "external_id",
+                       "accepted_at", "submitted_at", "active_s", "search_s", "wait_s", "returned_s", "recorded_at")
+_WORKER_COLUMNS = ("loop", "backend", "worker", "qualification_s", "first_round", "recorded_at")
+_PAYMENT_COLUMNS = ("key", "loop", "round_no", "backend", "worker", "task_key", "kind", "amount_micros", "currency", "reason",
+                    "recorded_at")
+
+
+def _insert_tuples(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """``insert_ignore`` for rows given as tuples in ``columns`` order, straight to the driver's
+    executemany: the same INSERT ... ON CONFLICT DO NOTHING, without SQLAlchemy's per-row work."""
+    if not rows:
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+           f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING")
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def _payment_row(key: str, loop: str, round_no: int, backend: str, worker: str, task_key: str | None, kind: str,

@@ -4,7 +4,7 @@ import pytest
 from orchestrator.errors import StrategyError
 from orchestrator.plugins import Registry, get_plugin_manager
 from strategies.scores import entropy, least_confidence, margin
-from strategies.select import select_top_k
+from strategies.select import SelectContext, select, select_top_k
 
 REGISTRY = Registry(get_plugin_manager(load_entrypoints=False))
 STRATEGIES = REGISTRY.names("strategy")
@@ -20,6 +20,25 @@ class FixedProba:
 
     def predict_proba(self, X):
         return np.asarray(X)[:, :3]
+
+
+class FullModel(FixedProba):
+    """A fake model offering everything a strategy may require (members, dropout samples)."""
+
+    def predict_proba_members(self, X):
+        P = np.asarray(X)[:, :3]
+        sharp = P**2 / (P**2).sum(axis=1, keepdims=True)
+        flat = np.sqrt(P) / np.sqrt(P).sum(axis=1, keepdims=True)
+        return np.stack([P, sharp, flat])
+
+    def predict_proba_samples(self, X, n_samples, rng):
+        P = np.asarray(X)[:, :3]
+        noise = rng.random((P.shape[0], n_samples, 3))  # drawn row after row: chunk-independent
+        S = P[:, None, :] * (0.5 + noise)
+        return (S / S.sum(axis=2, keepdims=True)).transpose(1, 0, 2)
+
+
+SCORE_ONLY = [n for n in STRATEGIES if not callable(getattr(REGISTRY.create("strategy", n, {}), "select", None))]
 
 
 def proba_rows(n=200, seed=0):
@@ -38,12 +57,12 @@ def test_margin_is_one_minus_the_top_two_gap():
     assert margin(P)[0] == pytest.approx(0.7)
 
 
-@pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.parametrize("name", SCORE_ONLY)
 def test_every_strategy_scores_every_row_finitely_and_deterministically(name):
     strategy = REGISTRY.create("strategy", name, {})
     X = proba_rows()
-    a = strategy.score(FixedProba(), X, np.random.default_rng(1))
-    b = strategy.score(FixedProba(), X, np.random.default_rng(1))
+    a = strategy.score(FullModel(), X, np.random.default_rng(1))
+    b = strategy.score(FullModel(), X, np.random.default_rng(1))
     assert a.shape == (len(X),) and np.isfinite(a).all()
     np.testing.assert_array_equal(a, b)
 
@@ -53,10 +72,23 @@ def test_selection_does_not_depend_on_chunk_size(name):
     strategy = REGISTRY.create("strategy", name, {})
     X = np.round(proba_rows(500), 2)  # rounding makes ties
     cand = np.arange(0, 500, 2)
-    picks = [select_top_k(strategy, FixedProba(), X, cand, 17, np.random.default_rng(3), chunk_size=c) for c in (7, 64, 10_000)]
+    ctx = SelectContext(labeled=np.arange(1, 40, 2), seconds=lambda: {})
+    picks = [select(strategy, FullModel(), X, cand, 17, np.random.default_rng(3), chunk_size=c, context=ctx) for c in (7, 64, 10_000)]
     for p in picks[1:]:
         np.testing.assert_array_equal(picks[0], p)
     assert set(picks[0]) <= set(cand) and len(set(picks[0])) == 17
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_every_strategy_repeats_with_the_seed_and_returns_the_pool_when_asked_for_more(name):
+    strategy = REGISTRY.create("strategy", name, {})
+    X = proba_rows(60, seed=4)
+    cand = np.arange(5, 60)
+    a = select(strategy, FullModel(), X, cand, 8, np.random.default_rng(9))
+    b = select(strategy, FullModel(), X, cand, 8, np.random.default_rng(9))
+    np.testing.assert_array_equal(a, b)
+    everything = select(strategy, FullModel(), X, cand[:6], 50, np.random.default_rng(9))
+    assert sorted(everything) == list(cand[:6])
 
 
 def test_selector_returns_the_best_scores_best_first():

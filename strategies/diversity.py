@@ -1,0 +1,222 @@
+"""Batch strategies that look at the pool's geometry, not only at each item's score.
+
+- :class:`KCenterGreedy`: the core-set / k-center greedy selection of O. Sener and S. Savarese,
+  "Active Learning for Convolutional Neural Networks: A Core-Set Approach", ICLR 2018.
+- :class:`ClusterMargin`: uncertainty first, diversity second, after G. Citovsky et al., "Batch
+  Active Learning at Scale", NeurIPS 2021: the ``factor x k`` smallest-margin items, then
+  k-means++ seeding (D. Arthur and S. Vassilvitskii, "k-means++: The Advantages of Careful
+  Seeding", SODA 2007) among them, away from what is already labeled.
+- :class:`DensityWeighted`: information density of B. Settles and M. Craven, "An Analysis of
+  Active Learning Strategies for Sequence Labeling Tasks", EMNLP 2008: uncertainty x (mean
+  cosine similarity to the pool)^beta, the pool represented by a seeded reference sample.
+- :class:`ColdStart`: coverage of the pool with no model (TypiClust: G. Hacohen, A. Dekel and
+  D. Weinshall, "Active Learning on a Budget: Opposite Strategies Suit High and Low Budgets",
+  ICML 2022): cluster the pool into labeled + k clusters, then take the most typical item of
+  each of the largest clusters that hold no label yet.
+
+Every strategy here needs numeric features (``requires`` names ``"features"``) and returns
+distinct pool indices, best first. Randomness comes only from the ``rng`` argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from orchestrator.errors import StrategyError
+from orchestrator.types import Model
+from strategies.scores import Margin, ProbaStrategy, is_numeric
+from strategies.select import SelectContext, select_top_k
+
+
+def _features(X: Any, idx: np.ndarray, name: str) -> np.ndarray:
+    if not is_numeric(X):
+        raise StrategyError(f"{name} needs numeric features (a 2-D numeric pool); this pool has none")
+    return np.asarray(X[idx], dtype=np.float32)
+
+
+def _sq_dist_to(F: np.ndarray, C: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Squared euclidean distance of each row of ``F`` to its nearest row of ``C`` (bounded memory)."""
+    out = np.full(F.shape[0], np.inf, dtype=np.float32)
+    if C.shape[0] == 0:
+        return out
+    f2 = np.einsum("ij,ij->i", F, F)
+    for s in range(0, C.shape[0], chunk):
+        Cb = C[s : s + chunk]
+        d = f2[:, None] - 2.0 * (F @ Cb.T) + np.einsum("ij,ij->i", Cb, Cb)[None, :]
+        np.minimum(out, d.min(axis=1), out=out)
+    return np.maximum(out, 0.0)
+
+
+def kmeans_pp(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: np.ndarray | None = None,
+              first: int | None = None, weights: np.ndarray | None = None) -> np.ndarray:
+    """k-means++ seeding (Arthur and Vassilvitskii 2007): ``k`` row indices of ``F`` drawn with
+    probability proportional to (weight x) squared distance to the nearest chosen row or to
+    ``centers``. ``first`` fixes the first pick when there are no centers."""
+    k = min(k, F.shape[0])
+    d2 = _sq_dist_to(F, centers) if centers is not None and len(centers) else np.full(F.shape[0], np.inf, np.float32)
+    w = np.ones(F.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    chosen: list[int] = []
+    for _ in range(k):
+        if np.isinf(d2).all():
+            i = int(first) if first is not None else int(rng.integers(F.shape[0]))
+        else:
+            p = w * np.where(np.isfinite(d2), d2, 0.0)
+            p[chosen] = 0.0
+            total = p.sum()
+            i = int(rng.choice(F.shape[0], p=p / total)) if total > 0 else int(rng.choice(np.setdiff1d(np.arange(F.shape[0]), chosen)))
+        chosen.append(i)
+        np.minimum(d2, _sq_dist_to(F, F[i : i + 1]), out=d2)
+    return np.array(chosen, dtype=np.int64)
+
+
+def k_center_greedy(F: np.ndarray, k: int, centers: np.ndarray | None = None, first: int = 0) -> np.ndarray:
+    """Farthest-first traversal (Sener and Savarese 2018): each pick is the row farthest from
+    everything chosen or labeled (``centers``). Deterministic; ties go to the lowest row."""
+    k = min(k, F.shape[0])
+    d2 = _sq_dist_to(F, centers) if centers is not None and len(centers) else np.full(F.shape[0], np.inf, np.float32)
+    chosen: list[int] = []
+    for _ in range(k):
+        i = first if np.isinf(d2).all() else int(np.argmax(d2))
+        chosen.append(i)
+        np.minimum(d2, _sq_dist_to(F, F[i : i + 1]), out=d2)
+        d2[i] = -1.0
+    return np.array(chosen, dtype=np.int64)
+
+
+class KCenterGreedy:
+    """Core-set selection (Sener and Savarese 2018): the batch that best covers the candidates,
+    starting from the labeled items. Model-free: diversity only."""
+
+    requires: tuple[str, ...] = ("features",)
+
+    def __init__(self, max_candidates: int = 50_000):
+        self.max_candidates = max_candidates
+
+    def select(self, model: Model | None, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
+               chunk_size: int, ids: np.ndarray | None, context: SelectContext) -> np.ndarray:
+        cand = candidates
+        if cand.size > self.max_candidates:  # bounded work on huge pools: a seeded subsample
+            cand = np.sort(rng.choice(cand, self.max_candidates, replace=False))
+        F = _features(X, cand, "k-center greedy")
+        centers = _features(X, context.labeled, "k-center greedy") if context.labeled.size else None
+        return cand[k_center_greedy(F, k, centers, first=int(rng.integers(cand.size)))]
+
+    def __repr__(self) -> str:
+        return f"KCenterGreedy(max_candidates={self.max_candidates})"
+
+
+class ClusterMargin:
+    """Cluster-margin (Citovsky et al. 2021): the ``factor x k`` smallest-margin candidates,
+    then k-means++ seeding among them (first pick: the smallest margin), so the batch is
+    uncertain and spread out. ``avoid_labeled`` starts the seeding away from labeled items."""
+
+    requires: tuple[str, ...] = ("predict_proba", "features")
+
+    def __init__(self, factor: int = 10, avoid_labeled: bool = False):
+        if factor < 1:
+            raise ValueError(f"factor must be >= 1, got {factor}")
+        self.factor = factor
+        self.avoid_labeled = avoid_labeled
+
+    def select(self, model: Model | None, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
+               chunk_size: int, ids: np.ndarray | None, context: SelectContext) -> np.ndarray:
+        if model is None:
+            raise StrategyError("cluster-margin needs a fitted model")
+        top_rng, seed_rng = rng.spawn(2)
+        short = select_top_k(Margin(), model, X, candidates, self.factor * k, top_rng, chunk_size=chunk_size, ids=ids)
+        F = _features(X, short, "cluster-margin")
+        centers = _features(X, context.labeled, "cluster-margin") if self.avoid_labeled and context.labeled.size else None
+        return short[kmeans_pp(F, k, seed_rng, centers=centers, first=0)]
+
+    def __repr__(self) -> str:
+        return f"ClusterMargin(factor={self.factor}, avoid_labeled={self.avoid_labeled})"
+
+
+class _Densified(ProbaStrategy):
+    def __init__(self, base: ProbaStrategy, refs: np.ndarray, beta: float):
+        self.base, self.refs, self.beta = base, refs, beta
+
+    def score(self, model: Model | None, X: Any, rng: np.random.Generator) -> np.ndarray:
+        u = np.asarray(self.base.score(model, X, rng), dtype=np.float64)
+        F = np.asarray(X, dtype=np.float32)
+        F = F / np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
+        density = np.clip((F @ self.refs.T).mean(axis=1), 0.0, None).astype(np.float64)
+        return u * density**self.beta
+
+
+class DensityWeighted:
+    """Information density (Settles and Craven 2008): ``margin x similarity^beta``, where the
+    similarity is the mean cosine similarity (clipped at 0) to ``n_ref`` seeded pool items."""
+
+    requires: tuple[str, ...] = ("predict_proba", "features")
+
+    def __init__(self, beta: float = 1.0, n_ref: int = 1000):
+        self.beta = beta
+        self.n_ref = n_ref
+
+    def select(self, model: Model | None, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
+               chunk_size: int, ids: np.ndarray | None, context: SelectContext) -> np.ndarray:
+        if model is None:
+            raise StrategyError("density-weighted needs a fitted model")
+        ref_rng, top_rng = rng.spawn(2)
+        ref = np.sort(ref_rng.choice(candidates, min(self.n_ref, candidates.size), replace=False))
+        R = _features(X, ref, "density-weighted")
+        R /= np.maximum(np.linalg.norm(R, axis=1, keepdims=True), 1e-12)
+        return select_top_k(_Densified(Margin(), R, self.beta), model, X, candidates, k, top_rng,
+                            chunk_size=chunk_size, ids=ids)
+
+    def __repr__(self) -> str:
+        return f"DensityWeighted(beta={self.beta}, n_ref={self.n_ref})"
+
+
+class ColdStart:
+    """Typical, covering items with no model (Hacohen et al. 2022, TypiClust): k-means with
+    labeled + k clusters over a seeded sample of at most ``max_candidates`` candidates; in each
+    of the k largest clusters without a labeled item, the item closest to the centroid."""
+
+    requires: tuple[str, ...] = ("features",)
+
+    def __init__(self, max_candidates: int = 20_000, n_iter: int = 20):
+        self.max_candidates = max_candidates
+        self.n_iter = n_iter
+
+    def select(self, model: Model | None, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
+               chunk_size: int, ids: np.ndarray | None, context: SelectContext) -> np.ndarray:
+        cand = candidates
+        if cand.size > self.max_candidates:
+            cand = np.sort(rng.choice(cand, self.max_candidates, replace=False))
+        F = _features(X, cand, "cold-start")
+        L = _features(X, context.labeled, "cold-start") if context.labeled.size else np.empty((0, F.shape[1]), np.float32)
+        n_clusters = min(k + L.shape[0], F.shape[0])
+        C = F[kmeans_pp(F, n_clusters, rng)]
+        for _ in range(self.n_iter):  # Lloyd iterations, bounded
+            assign = _nearest(F, C)
+            for j in np.unique(assign):
+                C[j] = F[assign == j].mean(axis=0)
+        assign = _nearest(F, C)
+        covered = set(_nearest(L, C).tolist()) if L.shape[0] else set()
+        sizes = np.bincount(assign, minlength=n_clusters)
+        order = [j for j in np.lexsort((np.arange(n_clusters), -sizes)) if j not in covered and sizes[j] > 0]
+        picks = []
+        for j in order[:k]:
+            members = np.flatnonzero(assign == j)
+            d = ((F[members] - C[j]) ** 2).sum(axis=1)
+            picks.append(members[int(np.argmin(d))])
+        if len(picks) < k:  # fewer uncovered clusters than k: fill by farthest-first
+            rest = np.setdiff1d(np.arange(F.shape[0]), picks)
+            more = k_center_greedy(F[rest], k - len(picks), np.vstack([L, F[picks]]) if picks or L.shape[0] else None)
+            picks.extend(rest[more].tolist())
+        return cand[np.array(picks, dtype=np.int64)]
+
+    def __repr__(self) -> str:
+        return f"ColdStart(max_candidates={self.max_candidates}, n_iter={self.n_iter})"
+
+
+def _nearest(F: np.ndarray, C: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    out = np.empty(F.shape[0], dtype=np.int64)
+    c2 = np.einsum("ij,ij->i", C, C)
+    for s in range(0, F.shape[0], chunk):
+        out[s : s + chunk] = np.argmin(c2[None, :] - 2.0 * (F[s : s + chunk] @ C.T), axis=1)
+    return out

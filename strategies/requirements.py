@@ -1,0 +1,41 @@
+"""What a strategy needs from the model and the pool, checked when the config loads.
+
+A strategy lists its needs in ``requires``: model capabilities (``predict_proba``,
+``predict_proba_samples`` for MC dropout, ``predict_proba_members`` for a committee) and
+``features`` (a numeric 2-D pool). A model states what it offers with ``clicloop_provides()``
+(so a committee of one or a dropout of 0 can say no); otherwise its methods are looked up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strategies.scores import is_numeric
+
+NEEDS = {
+    "predict_proba": "a model with predict_proba",
+    "predict_proba_samples": "a model with Monte-Carlo dropout samples (model: mc-dropout-mlp with dropout > 0)",
+    "predict_proba_members": "a committee of at least two members (model: committee with n_members >= 2)",
+    "features": "numeric features (a 2-D numeric pool: NumPy, or numeric columns); this pool has none",
+}
+
+
+def provides(model: Any) -> set[str]:
+    offered = getattr(model, "clicloop_provides", None)
+    if callable(offered):
+        return set(offered())
+    return {name for name in NEEDS if name != "features" and callable(getattr(model, name, None))}
+
+
+def unmet(strategy: Any, model: Any, X: Any) -> list[str]:
+    """Plain-language descriptions of what ``strategy`` needs and ``model`` / the pool ``X`` lack."""
+    needs = tuple(getattr(strategy, "requires", ()))
+    offered = provides(model) if model is not None else set(NEEDS) - {"features"}
+    out = []
+    for need in needs:
+        if need == "features":
+            if not is_numeric(X):
+                out.append(NEEDS["features"])
+        elif need not in offered:
+            out.append(NEEDS.get(need, f"a model with {need}"))
+    return out

@@ -1,0 +1,174 @@
+"""Batch-aware strategies, committees, BALD, cost-aware selection and the requirement checks."""
+
+import numpy as np
+import pytest
+
+from orchestrator import Loop, config_from_dict
+from orchestrator.errors import ConfigError, StrategyError
+from strategies.committee import Committee, KLToConsensus, VoteEntropy, kl_to_consensus, vote_entropy
+from strategies.cost import CostAware, SecondsModel, item_feature
+from strategies.diversity import ClusterMargin, ColdStart, KCenterGreedy, k_center_greedy, kmeans_pp
+from strategies.requirements import unmet
+from strategies.scores import Margin, margin
+from strategies.select import SelectContext, select
+from strategies.torch_models import BALD, MCDropoutMLP, bald
+from tests.conftest import digits_config
+
+
+def blobs(n_per=40, centers=((0, 0), (10, 0), (0, 10), (10, 10)), seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.vstack([rng.normal(c, 0.5, (n_per, 2)) for c in centers]).astype(np.float32)
+    return X, np.repeat(np.arange(len(centers)), n_per)
+
+
+def test_k_center_greedy_covers_every_cluster_before_repeating_one():
+    X, y = blobs()
+    picks = k_center_greedy(X, 4, first=0)
+    assert sorted(y[picks]) == [0, 1, 2, 3]
+
+
+def test_k_center_starts_away_from_the_labeled_items():
+    X, y = blobs()
+    labeled = np.flatnonzero(y < 3)[:6]
+    chosen = select(KCenterGreedy(), None, X, np.setdiff1d(np.arange(len(y)), labeled), 1, np.random.default_rng(0),
+                    context=SelectContext(labeled=labeled))
+    assert y[chosen[0]] == 3 or y[chosen[0]] not in set(y[labeled])
+
+
+def test_kmeans_pp_never_picks_a_row_twice_and_spreads_out():
+    X, y = blobs()
+    picks = kmeans_pp(X, 4, np.random.default_rng(1))
+    assert len(set(picks)) == 4 and sorted(y[picks]) == [0, 1, 2, 3]
+
+
+class TwoBlobModel:
+    """Uncertain about x near 5 (between the blobs), sure elsewhere."""
+
+    classes_ = np.array(["l", "r"])
+
+    def predict_proba(self, X):
+        p = 1 / (1 + np.exp(-(np.asarray(X)[:, 0] - 5.0) * 3))
+        return np.column_stack([1 - p, p])
+
+
+def test_cluster_margin_picks_uncertain_items_spread_along_the_boundary():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(0, 10, 2000), rng.uniform(0, 100, 2000)]).astype(np.float32)
+    chosen = select(ClusterMargin(factor=10), TwoBlobModel(), X, np.arange(2000), 5, np.random.default_rng(0))
+    short = np.argsort(-margin(TwoBlobModel().predict_proba(X)))[:50]
+    assert set(chosen) <= set(short)
+    assert np.ptp(X[chosen, 1]) > 40  # spread along the boundary, not one clump
+    assert chosen[0] == select(Margin(), TwoBlobModel(), X, np.arange(2000), 1, np.random.default_rng(0))[0]
+
+
+def test_cold_start_takes_one_typical_item_per_uncovered_cluster():
+    X, y = blobs(n_per=60)
+    chosen = select(ColdStart(), None, X, np.arange(len(y)), 4, np.random.default_rng(0))
+    assert sorted(y[chosen]) == [0, 1, 2, 3]
+    centroid_dist = [np.linalg.norm(X[i] - X[y == y[i]].mean(axis=0)) for i in chosen]
+    assert max(centroid_dist) < 0.5  # typical, not outliers
+    labeled = np.flatnonzero(y == 0)[:3]
+    chosen = select(ColdStart(), None, X, np.setdiff1d(np.arange(len(y)), labeled), 3, np.random.default_rng(0),
+                    context=SelectContext(labeled=labeled))
+    assert sorted(y[chosen]) == [1, 2, 3]
+
+
+def test_committee_disagreement_measures():
+    agree = np.array([[[0.9, 0.1]], [[0.9, 0.1]], [[0.9, 0.1]]])
+    split = np.array([[[0.9, 0.1]], [[0.1, 0.9]], [[0.9, 0.1]], [[0.1, 0.9]]])
+    assert vote_entropy(agree)[0] == 0 and vote_entropy(split)[0] == pytest.approx(np.log(2))
+    assert kl_to_consensus(agree)[0] == pytest.approx(0) and kl_to_consensus(split)[0] > 0.3
+
+
+def test_committee_model_members_align_with_its_classes():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    c = Committee(n_members=3, seed=0).fit(X[:60], y[:60].astype(str))
+    members = c.predict_proba_members(X[:20])
+    assert members.shape == (3, 20, len(c.classes_))
+    np.testing.assert_allclose(members.sum(axis=2), 1.0)
+    for s in (VoteEntropy(), KLToConsensus()):
+        assert np.isfinite(s.score(c, X[:20], np.random.default_rng(0))).all()
+
+
+def test_bald_is_zero_when_samples_agree_and_positive_when_they_disagree():
+    same = np.tile(np.array([[[0.5, 0.5]]]), (4, 1, 1))
+    differ = np.array([[[1.0, 0.0]], [[0.0, 1.0]], [[1.0, 0.0]], [[0.0, 1.0]]])
+    assert bald(same)[0] == pytest.approx(0) and bald(differ)[0] == pytest.approx(np.log(2))
+
+
+@pytest.mark.slow  # torch import and a short training: several seconds on a loaded 2-core machine
+def test_mc_dropout_model_learns_and_samples_repeat_with_the_seed():
+    X, y = blobs(n_per=30)
+    m = MCDropoutMLP(hidden=16, epochs=40, lr=2e-2, dropout=0.2, batch_size=64, seed=0).fit(X, y.astype(str))
+    assert (m.classes_[m.predict_proba(X).argmax(1)] == y.astype(str)).mean() > 0.9
+    a = BALD(n_samples=5).score(m, X, np.random.default_rng(2))
+    b = BALD(n_samples=5).score(m, X, np.random.default_rng(2))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (len(y),) and (a >= 0).all()
+
+
+def test_requirements_name_what_is_missing():
+    texts = np.array(["a short text", "another"], dtype=object)
+    assert any("numeric features" in p for p in unmet(KCenterGreedy(), None, texts))
+    assert any("dropout" in p for p in unmet(BALD(), MCDropoutMLP(dropout=0.0), np.zeros((2, 2))))
+    assert any("committee" in p for p in unmet(VoteEntropy(), Committee(n_members=1), np.zeros((2, 2))))
+    assert unmet(VoteEntropy(), Committee(n_members=3), np.zeros((2, 2))) == []
+
+
+@pytest.mark.parametrize("strategy, model, needed", [
+    ({"name": "bald"}, {"name": "mc-dropout-mlp", "params": {"dropout": 0.0}}, "dropout"),
+    ({"name": "qbc-vote-entropy"}, {"name": "committee", "params": {"n_members": 1}}, "committee"),
+    ({"name": "bald"}, {"name": "auto"}, "dropout"),
+])
+def test_a_loop_refuses_a_strategy_its_model_cannot_serve_before_any_work(tmp_path, strategy, model, needed):
+    db = tmp_path / "l.db"
+    cfg = config_from_dict(digits_config(f"sqlite:///{db}", strategy=strategy, model=model))
+    with pytest.raises(ConfigError, match=needed):
+        Loop(cfg).run()
+    assert not db.exists() or db.stat().st_size == 0
+
+
+def test_a_loop_runs_with_cluster_margin_and_cold_start(tmp_path):
+    cfg = config_from_dict(digits_config(f"sqlite:///{tmp_path / 'c.db'}", strategy={"name": "cluster-margin"},
+                                         data={"builtin": "digits", "seed_size": 0}, stop={"max_labels": 30}))
+    results = Loop(cfg).run()
+    assert results[-1].n_labeled >= 30 and results[-1].metric is not None
+
+
+def test_seconds_model_learns_a_line_and_falls_back_to_the_prior():
+    f = np.array([10.0, 20, 30, 40, 50])
+    m = SecondsModel(min_observations=3).fit(f, 2 + 0.5 * f)
+    np.testing.assert_allclose(m.predict([100.0]), [52.0])
+    assert SecondsModel(prior_seconds=30).fit(f[:2], f[:2]).predict([1000.0])[0] == 30
+    assert list(item_feature(np.array(["ab", "abcd"], dtype=object), "length")) == [2.0, 4.0]
+
+
+def test_cost_aware_prefers_the_cheaper_of_two_equally_uncertain_items():
+    X = np.array([[5.0, 1.0], [5.0, 9.0], [9.9, 1.0], [0.1, 1.0], [5.0, 1.0]], dtype=np.float32)
+    ids = np.array(["a", "b", "c", "d", "e"])
+    seconds = {"c": 12.0, "d": 12.0, "e": 12.0}  # items with feature 1 take 12 s; no slope known
+    seconds.update({"x": 99.0})  # an item not in the pool is ignored
+    ctx = SelectContext(labeled=np.array([2, 3, 4]), seconds=lambda: {**seconds, "b": 100.0})
+    strategy = CostAware(feature=1, min_observations=2)
+    chosen = select(strategy, TwoBlobModel(), X, np.array([0, 1]), 1, np.random.default_rng(0), ids=ids, context=ctx)
+    assert list(chosen) == [0]
+    with pytest.raises(StrategyError):
+        select(strategy, None, X, np.array([0, 1]), 1, np.random.default_rng(0), ids=ids, context=ctx)
+
+
+def test_cost_aware_runs_in_a_loop_and_reads_seconds_from_the_ledger(tmp_path):
+    from orchestrator.ledger import Ledger
+    from strategies.cost import ledger_seconds
+
+    url = f"sqlite:///{tmp_path / 'cost.db'}"
+    cfg = config_from_dict(digits_config(url, strategy={"name": "cost-aware", "params": {"min_observations": 3}},
+                                         stop={"max_labels": 40}))
+    results = Loop(cfg).run()
+    assert results[-1].n_labeled >= 40
+    with Ledger(url) as ledger:
+        seconds = ledger_seconds(ledger, "t")
+        labeled = ledger.labels("t")
+    assert seconds and set(seconds) <= set(labeled)  # timed answers are for items that got a label
+    assert all(s > 0 for s in seconds.values())

@@ -1,0 +1,40 @@
+"""The ray engine on a local Ray bound to 127.0.0.1: one start, the same picks as the local engine."""
+
+import os
+
+import numpy as np
+import pytest
+
+from strategies.pools import stream_top_k
+from strategies.ray_engine import RayEngine
+from strategies.scores import Margin, RandomSampling
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray listener on 127.0.0.1
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.parametrize("strategy", [Margin(), RandomSampling()])
+def test_ray_picks_exactly_what_the_local_engine_picks(local_ray, tmp_path, strategy):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12_000, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    model = LogisticRegression().fit(X[:400], y[:400])
+    np.save(tmp_path / "pool.npy", X)
+    exclude = np.arange(0, 12_000, 5)
+    local = stream_top_k(strategy, model, tmp_path / "pool.npy", 30, np.random.default_rng(7), chunk_size=4096, exclude=exclude)
+    engine = RayEngine(num_workers=2, range_rows=2500)
+    from_file = engine.top_k(strategy, model, tmp_path / "pool.npy", 30, np.random.default_rng(7), exclude=exclude, chunk_size=1000)
+    from_store = engine.top_k(strategy, model, X, 30, np.random.default_rng(7), exclude=exclude, chunk_size=700)
+    np.testing.assert_array_equal(local, from_file)
+    np.testing.assert_array_equal(local, from_store)
+    engine.close()
