@@ -46,7 +46,7 @@ from orchestrator.types import Answer, BackendContext, Task
 log = logging.getLogger("clicloop.file_exchange")
 
 FORMATS = ("jsonl", "csv")
-OUTBOX_COLUMNS = ("task_key", "item_id", "replica", "round", "purpose", "instructions", "labels", "payload")
+OUTBOX_COLUMNS = ("task_key", "item_id", "replica", "round", "purpose", "instructions", "labels", "payload", "content_warning")
 
 
 class FileExchangeError(BackendError):
@@ -152,7 +152,7 @@ class FileExchange:
     def _outbox_row(self, task: Task) -> dict[str, Any]:
         return {"task_key": task.key, "item_id": task.item_id, "replica": task.replica, "round": task.round_no,
                 "purpose": task.purpose, "instructions": self.instructions, "labels": list(task.labels),
-                "payload": _jsonable(task.payload)}
+                "payload": _jsonable(task.payload), "content_warning": task.content_warning or ""}
 
     def _exported_keys(self) -> set[str]:
         keys: set[str] = set()

@@ -199,6 +199,7 @@ class LabelStudioBackend:
             "data": {
                 "text": text, "purpose": task.purpose, "clicloop_key": task.key, "clicloop_loop": task.loop,
                 "clicloop_round": task.round_no, "clicloop_item": task.item_id, "clicloop_kind": task.kind,
+                "content_warning": task.content_warning or "",  # annotators may skip a flagged task (an opt-out)
             }
         }
         prediction = getattr(task, "prediction", None)

@@ -184,16 +184,19 @@ class ProlificBackend:
         minutes = self._minutes()
         cents = reward_cents(self.rate_, minutes)
         labels = ", ".join(self.context_.labels)
+        warnings = sorted({t.content_warning for t in tasks if t.content_warning})
+        warning = "".join(f"<p><b>Content warning:</b> {_html(w)}</p>" for w in warnings)  # seen before taking part
         self.survey_.request("PUT", f"/batches/{batch_id}", body={
             "batch_id": batch_id, "purpose": self.context_.purpose, "instructions": self.instructions,
             "labels": list(self.context_.labels), "completion_code": code,
             "tasks_per_submission": self.tasks_per_submission,
-            "tasks": [{"key": t.key, "item_id": t.item_id, "payload": _jsonable(t.payload)} for t in tasks],
+            "tasks": [{"key": t.key, "item_id": t.item_id, "payload": _jsonable(t.payload), "content_warning": t.content_warning}
+                      for t in tasks],
         })
         body: dict[str, Any] = {
             "name": f"Short labeling task ({self.tasks_per_submission} item(s), about {minutes} min)",
             "internal_name": f"clicloop {batch_id}",
-            "description": (f"<p><b>What this is for:</b> {_html(self.context_.purpose)}</p>"
+            "description": (f"{warning}<p><b>What this is for:</b> {_html(self.context_.purpose)}</p>"
                             f"<p>{_html(self.instructions)}</p><p>For each item you choose one of: {_html(labels)}.</p>"),
             "external_study_url": (f"{self.survey_url.rstrip('/')}/batches/{batch_id}/take?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
                                    "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"),

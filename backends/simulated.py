@@ -41,6 +41,9 @@ class SimulatedCrowd:
     search_seconds_median, wait_seconds_median, overhead_sigma: unpaid time per task spent
         finding the task and waiting (log-normal).
     qualification_seconds: unpaid qualification test, once per worker.
+    opt_out_rate: chance that a worker skips a task with a content warning (a paid opt-out).
+        With ``exposure_cap_per_day`` in the loop's content warning, a round counts as one
+        working day: no worker gets more flagged tasks in a round than the cap.
     reward, fee_rate, currency: pay per task (unless the loop prices the task: ``Task.reward``);
         the platform fee is ``fee_rate * reward``.
     """
@@ -61,6 +64,7 @@ class SimulatedCrowd:
         wait_seconds_median: float = 3.0,
         overhead_sigma: float = 0.8,
         qualification_seconds: float = 180.0,
+        opt_out_rate: float = 0.1,
         reward: float = 0.02,
         fee_rate: float = 0.2,
         currency: str = "EUR",
@@ -76,6 +80,7 @@ class SimulatedCrowd:
         self.wait_seconds_median = wait_seconds_median
         self.overhead_sigma = overhead_sigma
         self.qualification_seconds = qualification_seconds
+        self.opt_out_rate = opt_out_rate
         self.reward = reward
         self.fee_rate = fee_rate
         self.currency = currency
@@ -98,12 +103,16 @@ class SimulatedCrowd:
         ]
         # error distribution per worker and true label (over the other labels)
         self.errors_ = rng.dirichlet(np.ones(max(k - 1, 1)), size=(self.n_workers, k))
+        self.assigned_: dict[str, int] = {}  # task key -> worker, for capped (content-warning) tasks
+        self.exposure_: dict[tuple[int, int], int] = {}  # (round = day, worker) -> flagged tasks
 
     def _validate(self) -> None:
         if self.n_workers < 1:
             raise BackendError("simulated crowd: n_workers must be at least 1")
         if not 0 < self.accuracy_mean < 1:
             raise BackendError("simulated crowd: accuracy_mean must be strictly between 0 and 1")
+        if not 0 <= self.opt_out_rate <= 1:
+            raise BackendError("simulated crowd: opt_out_rate must be between 0 and 1")
         if not 0 <= self.careless_fraction <= 1:
             raise BackendError("simulated crowd: careless_fraction must be between 0 and 1")
         if self.reward < 0 or self.fee_rate < 0:
@@ -116,6 +125,30 @@ class SimulatedCrowd:
                     f"the simulated crowd has no ground truth for item {task.item_id!r} "
                     "(is data.pool.truth filled for every pool row?)"
                 )
+        cap = self.context_.exposure_cap_per_day
+        if cap is not None:
+            for task in sorted((t for t in tasks if t.content_warning and t.key not in self.assigned_), key=lambda t: t.key):
+                self.assigned_[task.key] = self._capped_worker(task, cap)
+
+    def _order(self, task: Task) -> np.ndarray:
+        """The workers in the order they would take this item (a fixed shuffle per round and item)."""
+        return rng_for(self.context_.seed, "simulated-crowd", "assign", task.round_no, task.item_id).permutation(self.n_workers)
+
+    def _capped_worker(self, task: Task, cap: int) -> int:
+        """The first worker, from the task's usual place in the item's order, with flagged tasks
+        left today (a round) who has not taken another replica of the item."""
+        order = self._order(task)
+        prefix = task.key.rsplit("/", 1)[0] + "/"
+        taken = {w for key, w in self.assigned_.items() if key.startswith(prefix)}
+        start = task.replica % self.n_workers
+        for w in map(int, np.roll(order, -start)):
+            if w not in taken and self.exposure_.get((task.round_no, w), 0) < cap:
+                self.exposure_[(task.round_no, w)] = self.exposure_.get((task.round_no, w), 0) + 1
+                return w
+        raise BackendError(
+            f"task {task.key}: every one of the {self.n_workers} simulated workers already had {cap} flagged task(s) "
+            "in this round (content_warning.exposure_cap_per_day); raise backend n_workers or the cap, or lower loop.batch_size"
+        )
 
     def collect(self, tasks: Sequence[Task]) -> list[Answer]:
         return [self._answer(task) for task in tasks]
@@ -128,13 +161,17 @@ class SimulatedCrowd:
 
     def _answer(self, task: Task) -> Answer:
         seed = self.context_.seed
-        order = rng_for(seed, "simulated-crowd", "assign", task.round_no, task.item_id).permutation(self.n_workers)
-        worker = self.workers_[int(order[task.replica % self.n_workers])]
+        w = self.assigned_.get(task.key)
+        if w is None:
+            w = int(self._order(task)[task.replica % self.n_workers])
+        worker = self.workers_[w]
         rng = rng_for(seed, "simulated-crowd", "answer", task.key)
-        label = self._label(rng, worker, order[task.replica % self.n_workers], task)
+        label: str | None = self._label(rng, worker, w, task)
         length = len(task.payload) if isinstance(task.payload, str) else 0
         median = self.seconds_median + self.seconds_per_char * length
         active = float(median * np.exp(self.seconds_sigma * rng.standard_normal()))
+        if task.content_warning and rng_for(seed, "simulated-crowd", "opt-out", task.key).random() < self.opt_out_rate:
+            label, active = None, min(active, self.seconds_median)  # read the warning, opted out: paid, no label
         search = float(self.search_seconds_median * np.exp(self.overhead_sigma * rng.standard_normal()))
         wait = float(self.wait_seconds_median * np.exp(self.overhead_sigma * rng.standard_normal()))
         reward = self.reward if task.reward is None else task.reward  # the loop's price wins

@@ -42,6 +42,7 @@ class _CrowdKitAggregator:
     """Shared plumbing: votes -> DataFrame -> crowd-kit ``fit_predict_proba`` -> Consensus."""
 
     _crowdkit_name = ""
+    pooled = True  # learns worker parameters across items: the loop aggregates every vote so far, each round
 
     def _model(self, rng: np.random.Generator, aggregation: Any) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError

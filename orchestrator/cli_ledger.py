@@ -105,3 +105,38 @@ def labor_card_command(
     out.with_suffix(".md").write_text(render_markdown(card), encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps(card, indent=2, default=float), encoding="utf-8")
     typer.echo(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+
+
+@ledger_app.command()
+def quality(
+    config: Annotated[Path, typer.Argument(help="the loop's config (its gold settings and known answers)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Each worker's accuracy on gold questions, and the gold items most workers disputed."""
+    from orchestrator.config import Gold, load_config
+    from orchestrator.data import load_data
+    from orchestrator.ledger import Ledger
+    from orchestrator.quality import gold_status, worker_accuracy
+
+    cfg = load_config(config)
+    gold = cfg.loop.gold or Gold()
+    pool, _, _ = load_data(cfg.data, cfg.loop.seed)
+    with Ledger(cfg.ledger, salt=cfg.worker_salt) as led:
+        accuracy = worker_accuracy(led, cfg.loop.name, pool.seed_labels, gold)
+        disputed = sorted(i for i, g in gold_status(led.gold_answers(cfg.loop.name), pool.seed_labels, gold).items() if g.disputed)
+    rows = [{"worker": w, "right": right, "answered": n, "accuracy": right / n} for w, (right, n) in sorted(accuracy.items())]
+    if as_json:
+        print(json.dumps({"workers": rows, "disputed_gold": disputed}, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no gold answers in loop {cfg.loop.name!r} (set loop.gold in the config)")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("worker (pseudonym)", "gold right", "answered", "accuracy", title=f"gold questions, loop {cfg.loop.name}")
+    for r in rows:
+        table.add_row(r["worker"], str(r["right"]), str(r["answered"]), f"{r['accuracy']:.0%}")
+    Console().print(table)
+    if disputed:
+        typer.echo(f"disputed gold items (answers accepted and paid; check their answer key): {', '.join(disputed)}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import BudgetError, ConfigError
 
@@ -31,6 +31,7 @@ class Source(_Strict):
     label: str | None = Field("label", description="label column: seed labels in the pool, required in eval")
     truth: str | None = Field(None, description="ground truth that only the simulated crowd reads")
     sensitive: str | None = Field(None, description="boolean column: personal or sensitive items (confidential backends only)")
+    disturbing: str | None = Field(None, description="boolean column: items that need a content warning")
 
     @model_validator(mode="after")
     def _text_or_features(self) -> Source:
@@ -66,6 +67,14 @@ class Plateau(_Strict):
     min_points_per_hour: float = Field(..., ge=0)
 
 
+class ForecastStop(_Strict):
+    """Stop when the forecast to ``target_metric`` (a learning curve fitted to the rounds so far,
+    orchestrator/forecast.py) needs more human hours or money than ``max_hours`` / ``max_cost`` leave."""
+
+    conservative: bool = Field(True, description="compare the optimistic end of the 80% interval: stop only when even it is over budget")
+    min_rounds: int = Field(4, ge=3, description="evaluated rounds the forecast needs before it may stop the loop")
+
+
 class Stop(_Strict):
     """Stopping rules; the loop stops at the first that holds (or when the pool runs out)."""
 
@@ -75,6 +84,13 @@ class Stop(_Strict):
     max_hours: float | None = Field(None, gt=0, description="human hours, unpaid overhead included")
     target_metric: float | None = Field(None, description="stop once the metric reaches this")
     plateau: Plateau | None = None
+    forecast: ForecastStop | None = Field(None, description="stop when the forecast to target_metric exceeds the budget left")
+
+    @model_validator(mode="after")
+    def _forecast_needs_target_and_budget(self) -> Stop:
+        if self.forecast is not None and (self.target_metric is None or (self.max_hours is None and self.max_cost is None)):
+            raise ValueError("stop.forecast needs stop.target_metric and a budget to compare with (stop.max_hours or stop.max_cost)")
+        return self
 
     def is_empty(self) -> bool:
         return all(getattr(self, f) is None for f in type(self).model_fields)
@@ -105,11 +121,58 @@ class Adaptive(_Strict):
     agreement: float = Field(0.75, gt=0, le=1, description="stop asking once the top label has this share of the votes")
 
 
+def _compiles(patterns: list[str]) -> list[str]:
+    import re
+
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as e:
+            raise ValueError(f"pattern {p!r} is not a valid regular expression: {e}") from e
+    return patterns
+
+
 class Sensitive(_Strict):
     """Which items count as personal or sensitive: they only go to confidential backends."""
 
     detectors: list[Literal["email", "phone", "iban", "card"]] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list, description="extra regular expressions")
+
+    _valid = field_validator("patterns")(_compiles)
+
+
+class Gold(_Strict):
+    """Gold questions: items with a known answer (the seed labels) mixed into every round, to
+    estimate each worker's accuracy. A gold item's answers are judged once it has
+    ``min_answers``: when at least ``dispute_share`` of them disagree with the known answer, the
+    item is unclear (instructions or answer key), so every answer on it is accepted and paid and
+    the item is no longer used as gold."""
+
+    per_round: int = Field(1, ge=1, description="gold items mixed into each round (each asked loop.redundancy times)")
+    min_answers: int = Field(3, ge=1, description="answers on a gold item before they are judged")
+    dispute_share: float = Field(0.5, gt=0, le=1, description="this share disagreeing with the key = unclear item, pay all")
+    reject_failed: bool = Field(False, description="reject (with the reason) wrong answers on undisputed gold")
+
+
+class Relabel(_Strict):
+    """Relabel or label new: labeled items whose consensus confidence is below ``below`` compete
+    with new items for the batch; the strategy's score decides, and a chosen item gets one more
+    answer."""
+
+    below: float = Field(0.75, gt=0, le=1, description="consensus confidence under which an item may get one more answer")
+    max_answers: int = Field(5, ge=2, description="never more answers per item than this")
+
+
+class ContentWarning(_Strict):
+    """Disturbing content: flagged items carry a warning shown before the task, workers may opt
+    out (an opt-out is paid for the time spent and never penalised), and backends that choose
+    workers keep each worker under ``exposure_cap_per_day`` such tasks."""
+
+    text: str = Field("This item may contain disturbing content. You may skip it without any penalty.", min_length=10)
+    patterns: list[str] = Field(default_factory=list, description="regular expressions over the text that flag an item")
+    exposure_cap_per_day: int | None = Field(None, ge=1, description="flagged tasks per worker and day, at most")
+
+    _valid = field_validator("patterns")(_compiles)
 
 
 class LoopSection(_Strict):
@@ -121,6 +184,9 @@ class LoopSection(_Strict):
     adaptive: Adaptive | None = Field(None, description="ask for more answers while they disagree")
     weight_by_confidence: bool = Field(False, description="train on aggregated labels weighted by their confidence")
     sensitive: Sensitive = Sensitive()
+    gold: Gold | None = Field(None, description="gold questions from the seed labels: per-worker accuracy")
+    relabel: Relabel | None = Field(None, description="let doubtful labeled items compete with new ones")
+    content_warning: ContentWarning | None = Field(None, description="warn, allow opt-out and cap exposure on flagged items")
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
     chunk_size: int = Field(65536, ge=1, description="pool rows scored at once")
     poll_seconds: float = Field(2.0, gt=0, description="wait between collects while answers are pending")
@@ -147,6 +213,8 @@ class Config(_Strict):
             raise ValueError("loop.adaptive needs loop.redundancy >= 2: agreement is measured between the first answers")
         if adaptive is not None and adaptive.max_answers < self.loop.redundancy:
             raise ValueError(f"loop.adaptive.max_answers ({adaptive.max_answers}) is below loop.redundancy ({self.loop.redundancy})")
+        if self.loop.gold is not None and self.data.seed_size == 0 and not (self.data.pool and self.data.pool.label):
+            raise ValueError("loop.gold needs items with known answers: set data.seed_size or give seed labels in the pool")
         if self.stop.is_empty():
             raise ValueError("add at least one stop rule (stop.max_rounds, max_labels, max_cost, max_hours, target_metric)")
         per_batch = self.loop.batch_size * self.loop.redundancy

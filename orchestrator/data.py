@@ -31,6 +31,7 @@ class Pool:
     seed_labels: dict[str, str]
     source: str
     sensitive: np.ndarray | None = None  # flagged personal or sensitive in the data
+    disturbing: np.ndarray | None = None  # flagged disturbing in the data (content warning)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -73,12 +74,13 @@ def read_pool(source: Source) -> Pool:
         labels = _labels(cols, source.label, name)
         seed_labels = {ids[i]: labels[i] for i in np.flatnonzero(labels != None)}  # noqa: E711
     sensitive = _flags(cols, source.sensitive, name) if source.sensitive else None
-    return Pool(ids, X, kind, truth, seed_labels, name, sensitive)
+    disturbing = _flags(cols, source.disturbing, name) if source.disturbing else None
+    return Pool(ids, X, kind, truth, seed_labels, name, sensitive, disturbing)
 
 
 def _flags(cols: dict[str, Any], column: str, name: str) -> np.ndarray:
     if column not in cols:
-        raise DataError(f"{name}: sensitive column {column!r} not found; columns: {_names(cols)}")
+        raise DataError(f"{name}: flag column {column!r} not found; columns: {_names(cols)}")
     truthy, falsy = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f", ""}
     out = np.zeros(len(cols[column]), dtype=bool)
     for i, v in enumerate(cols[column]):

@@ -21,7 +21,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from orchestrator.loop import Loop, RoundResult
-    from orchestrator.types import Answer, Task
+    from orchestrator.types import Answer, PolicyDecision, Task
 
 PROJECT = "clicloop"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -74,6 +74,21 @@ def clicloop_register_triage_policies(register: Register) -> None:
     """Register post-deployment triage policies: ``register("low-confidence", LowConfidence)``.
 
     A policy decides, for each production prediction, whether people should review it, and why.
+    """
+
+
+# -- fair-work policies ------------------------------------------------------------------------
+
+
+@hookspec
+def clicloop_task_policy(loop: Loop, backend: str, confidential: bool, tasks: Sequence[Task]) -> Sequence[PolicyDecision] | None:
+    """Look at the tasks a round is about to create and veto or reprice some of them.
+
+    Return :class:`orchestrator.types.PolicyDecision` objects: ``veto`` keeps a task from this
+    backend (its item stays unlabeled and is not offered again in this run; the reason is
+    logged), ``reprice`` changes the reward it offers (the ledger records the new price). Called
+    before the tasks are recorded, so a resumed round sees the same decisions. The built-in
+    policies (purpose statement, sensitive data) answer through this hook too.
     """
 
 

@@ -20,14 +20,15 @@ from orchestrator.config import Config
 from orchestrator.data import EvalSet, Pool, load_data
 from orchestrator.errors import BudgetError, ConfigError, StrategyError
 from orchestrator.fairness import below_floor, price_per_answer
-from orchestrator.policies import check_dispatch, sensitive_mask
+from orchestrator.policies import apply_policies, check_dispatch, sensitive_mask, warning_mask
+from orchestrator import quality
 from orchestrator.redundancy import check_answer, doubtful_items
 from orchestrator.ledger import Ledger
-from orchestrator.models import DEFAULT_FOR
+from orchestrator.models import DEFAULT_FOR, confidence_weights, evaluate, predictions_for
 from orchestrator.plugins import Registry, check_names, get_plugin_manager
 from orchestrator.seeding import rng_for
 from orchestrator.stopping import Budget, items_affordable, stop_reason
-from orchestrator.types import Answer, BackendContext, Consensus, Model, Task, Vote
+from orchestrator.types import BackendContext, Model, Task
 
 log = logging.getLogger("clicloop")
 
@@ -120,14 +121,25 @@ class Loop:
         truth = None
         if getattr(self.backend_, "reads_ground_truth", False) and self.pool_.truth is not None:
             truth = {i: t for i, t in zip(self.pool_.ids, self.pool_.truth) if t is not None}
-        self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, truth))
+        warning = cfg.loop.content_warning
+        self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, truth,
+                                          exposure_cap_per_day=warning.exposure_cap_per_day if warning else None))
         self.confidential_ = bool(getattr(self.backend_, "confidential", False))
         texts = self.pool_.X if self.pool_.kind == "text" else None
         self.sensitive_ = sensitive_mask(texts, self.pool_.sensitive, cfg.loop.sensitive, len(self.pool_))
+        self.warned_ = warning_mask(texts, self.pool_.disturbing, warning, len(self.pool_))
+        self.known_ = dict(self.pool_.seed_labels) if cfg.loop.gold is not None else {}  # gold: the known answers
         self.results_: list[RoundResult] = []
+        self.vetoed_: set[str] = set()  # items a policy kept from this backend (not offered again in this run)
 
     def _check_strategy(self) -> None:
         from strategies.requirements import unmet
+        from strategies.scores import RandomSampling
+
+        if self.config.loop.relabel is not None and not (hasattr(self.strategy_, "measure") or isinstance(self.strategy_, RandomSampling)):
+            raise ConfigError(f"loop.relabel weighs doubtful items with the strategy's uncertainty measure; strategy "
+                              f"{self.config.strategy.name!r} has none (use least-confidence, margin, entropy or random)",
+                              field="loop.relabel")
 
         model = self.model if self.model is not None else self.registry_.create(
             "model", self.model_name_, self.config.model.params, field="model")
@@ -165,7 +177,7 @@ class Loop:
         self.pm_.hook.clicloop_round_started(loop=self, round_no=r)
         labeled = self._labeled()
         model = self._fit(labeled)
-        metric = self._evaluate(model)
+        metric = evaluate(model, self.evalset_, self.config.loop.metric)
         self.ledger_.start_round(self.name, r, self._version(r, model), len(labeled), self.config.loop.metric, metric)
         tasks = self._recorded_tasks(r)
         if not tasks:
@@ -176,7 +188,11 @@ class Loop:
             self._dispatch(r, tasks)
             self._collect(r, tasks)
             tasks = self._more_answers(r)
-        self._aggregate(r)
+        if self.config.loop.gold is not None:
+            quality.judge_gold(self.ledger_, self.name, self.known_, self.config.loop.gold)
+        items = sorted({row["item_id"] for row in self.ledger_.tasks(self.name, r) if row["kind"] != "gold"})
+        quality.aggregate_items(self.ledger_, self.aggregator_, self.name, r, items, rng_for(self.config.loop.seed, "aggregate", r),
+                                gold=list(self.known_))
         return self._finish(r, None)
 
     def _labeled(self) -> dict[str, str]:
@@ -190,55 +206,31 @@ class Loop:
         idx = np.fromiter((self.index_[i] for i in sorted(labeled, key=self.index_.__getitem__)), dtype=np.int64)
         y = np.array([labeled[self.pool_.ids[i]] for i in idx], dtype=object).astype(str)
         model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, self.config.model.params, field="model")
-        model.fit(self.pool_.X[idx], y, **self._weights(model, idx))
+        weights = confidence_weights(self.ledger_.label_confidence(self.name), self.pool_.ids[idx], model) \
+            if self.config.loop.weight_by_confidence else {}
+        model.fit(self.pool_.X[idx], y, **weights)
         return model
-
-    def _weights(self, model: Any, idx: np.ndarray) -> dict[str, np.ndarray]:
-        """``sample_weight`` = the aggregator's confidence (seed labels count 1), when asked for."""
-        if not self.config.loop.weight_by_confidence:
-            return {}
-        confidence = self.ledger_.label_confidence(self.name)
-        weights = np.array([confidence.get(self.pool_.ids[i], 1.0) for i in idx])
-        steps = getattr(model, "steps", None)  # a scikit-learn Pipeline routes the weight to its last step
-        return {f"{steps[-1][0]}__sample_weight" if steps else "sample_weight": weights}
-
-    def _evaluate(self, model: Model | None) -> float | None:
-        if model is None or self.evalset_ is None:
-            return None
-        from sklearn.metrics import accuracy_score, f1_score
-
-        proba = np.asarray(model.predict_proba(self.evalset_.X))
-        predicted = np.asarray(model.classes_)[proba.argmax(axis=1)].astype(str)
-        if self.config.loop.metric == "macro_f1":
-            return float(f1_score(self.evalset_.y, predicted, average="macro", zero_division=0))
-        return float(accuracy_score(self.evalset_.y, predicted))
 
     def _version(self, r: int, model: Model | None) -> str:
         return f"{self.name}-r{r}" if model is not None else f"{self.name}-r{r}-cold"
 
     def _recorded_tasks(self, r: int) -> list[Task]:
         return [
-            self._task(r, row["item_id"], row["replica"], None if row["reward_micros"] is None else row["reward_micros"] / 1e6)
+            self._task(r, row["item_id"], row["replica"], None if row["reward_micros"] is None else row["reward_micros"] / 1e6,
+                       kind=row["kind"])
             for row in self.ledger_.tasks(self.name, r)
         ]
 
     def _task(self, r: int, item_id: str, replica: int, reward: float | None = None,
-              prediction: tuple[str, float] | None = None) -> Task:
+              prediction: tuple[str, float] | None = None, kind: str = "label") -> Task:
+        i = self.index_[item_id]
+        warning = self.config.loop.content_warning
         return Task(
             key=f"{self.name}/{r}/{item_id}/{replica}", loop=self.name, round_no=r, item_id=item_id,
-            replica=replica, purpose=self.config.loop.purpose, labels=self.labels_,
-            payload=self.pool_.payload(self.index_[item_id]), reward=reward, prediction=prediction,
-            sensitive=bool(self.sensitive_[self.index_[item_id]]),
+            replica=replica, purpose=self.config.loop.purpose, labels=self.labels_, kind=kind,
+            payload=self.pool_.payload(i), reward=reward, prediction=prediction if kind != "gold" else None,
+            sensitive=bool(self.sensitive_[i]), content_warning=warning.text if warning and self.warned_[i] else None,
         )
-
-    def _predictions(self, model: Model | None, chosen: np.ndarray) -> dict[int, tuple[str, float]]:
-        """The model's label and confidence for the chosen items (pre-annotations for backends)."""
-        if model is None or len(chosen) == 0:
-            return {}
-        proba = np.asarray(model.predict_proba(self.pool_.X[chosen]))
-        classes = np.asarray(model.classes_).astype(str)
-        best = proba.argmax(axis=1)
-        return {int(i): (str(classes[b]), float(proba[j, b])) for j, (i, b) in enumerate(zip(chosen, best))}
 
     def _plan(self, r: int, metric: float | None, model: Model | None, labeled: dict[str, str]) -> tuple[str | None, list[Task]]:
         """Decide whether to stop; otherwise select this round's items and record their tasks."""
@@ -253,20 +245,62 @@ class Loop:
             reason = self._wage_floor_pause()
         if reason is not None:
             return reason, []
-        open_items = ~np.isin(self.pool_.ids, np.array(list(labeled), dtype=object))
+        open_items = ~np.isin(self.pool_.ids, np.array(list(labeled) + sorted(self.vetoed_), dtype=object))
         if not self.confidential_:
             open_items &= ~self.sensitive_  # sensitive items never go to an open crowd
         candidates = np.flatnonzero(open_items)
         if candidates.size == 0:
             held = int(self.sensitive_.sum()) if not self.confidential_ else 0
             return "pool exhausted: every item is labeled" + (f" ({held} sensitive item(s) kept from this open backend)" if held else ""), []
-        chosen = self._select(r, model, candidates, n)
+        gold = self._gold_items(r, n)
+        relabel = self._relabel_candidates() if model is not None else {}
+        chosen = self._choose(r, model, candidates, relabel, n - len(gold))
         reward = price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor) if cfg.wage_floor.price_rewards else None
-        predictions = self._predictions(model, chosen)
-        tasks = [self._task(r, self.pool_.ids[i], rep, reward, predictions.get(int(i)))
-                 for i in chosen for rep in range(cfg.loop.redundancy)]
+        predictions = predictions_for(model, self.pool_.X, chosen)
+        tasks = []
+        for i in chosen:
+            item = self.pool_.ids[i]
+            replicas = [relabel[item]] if item in relabel else range(cfg.loop.redundancy)  # a relabel: one more answer
+            tasks += [self._task(r, item, rep, reward, predictions.get(int(i))) for rep in replicas]
+        tasks += [self._task(r, item, rep, reward, kind="gold") for item in gold for rep in range(cfg.loop.redundancy)]
+        tasks = self._police(r, tasks)
         self.ledger_.record_tasks(tasks, cfg.backend.name)
         return None, tasks
+
+    def _police(self, r: int, tasks: list[Task]) -> list[Task]:
+        """Fair-work policies (the ``clicloop_task_policy`` hook) veto or reprice tasks before they exist."""
+        kept, vetoed = apply_policies(self.pm_.hook, self, self.config.backend.name, self.confidential_, tasks)
+        for key, reason in vetoed.items():
+            log.warning("round %d: task %s vetoed by a policy: %s", r, key, reason)
+        self.vetoed_ |= {t.item_id for t in tasks if t.key in vetoed}
+        return kept
+
+    def _choose(self, r: int, model: Model | None, candidates: np.ndarray, relabel: dict[str, int], k: int) -> np.ndarray:
+        """The strategy's top ``k`` new items; with relabeling, doubtful labeled items compete."""
+        doubtful = np.fromiter((self.index_[i] for i in relabel), dtype=np.int64, count=len(relabel))
+        measure = getattr(self.strategy_, "measure", None)
+        if not relabel or measure is None:  # random sampling: doubtful items are drawn like new ones
+            return self._select(r, model, np.union1d(candidates, doubtful), k)
+        proba = quality.vote_proba(self.ledger_, self.name, list(relabel), np.asarray(model.classes_).astype(str))
+        return quality.compete(measure, model, self.pool_.X, self._select(r, model, candidates, k), doubtful, proba, k)
+
+    def _gold_items(self, r: int, n: int) -> list[str]:
+        """Gold items for round ``r`` (never the whole batch), minus retired (disputed) ones."""
+        gold = self.config.loop.gold
+        if gold is None or n < 2:
+            return []
+        status = quality.gold_status(self.ledger_.gold_answers(self.name), self.known_, gold)
+        retired = {item for item, g in status.items() if g.disputed}
+        return quality.plan_gold(self.known_, retired, min(gold.per_round, n - 1), rng_for(self.config.loop.seed, "gold", r))
+
+    def _relabel_candidates(self) -> dict[str, int]:
+        """Doubtful labeled items that may compete with new ones: item -> its next replica."""
+        relabel = self.config.loop.relabel
+        if relabel is None:
+            return {}
+        held = np.zeros(len(self.pool_), dtype=bool) if self.confidential_ else self.sensitive_
+        keep_out = set(self.pool_.seed_labels) | set(self.pool_.ids[held])
+        return quality.relabel_candidates(self.ledger_, self.name, relabel, keep_out)
 
     def _wage_floor_pause(self) -> str | None:
         floor, backend = self.config.wage_floor, self.config.backend.name
@@ -318,7 +352,8 @@ class Loop:
         deadline = None if self.config.loop.round_timeout_s is None else time.monotonic() + self.config.loop.round_timeout_s
         while pending:
             answers = self.backend_.collect([t for t in tasks if t.key in pending])
-            self._correct(r, [a for a in answers if a.event != "created"])
+            quality.apply_corrections(self.ledger_, self.aggregator_, self.name, r, [a for a in answers if a.event != "created"],
+                                      self.labels_, rng_for(self.config.loop.seed, "correct", r))
             created = [a for a in answers if a.event == "created"]
             rows = [(by_key[a.task_key], a, *check_answer(a, self.labels_)) for a in created if a.task_key in pending]
             stray = [a.task_key for a in created if a.task_key not in by_key]
@@ -342,36 +377,13 @@ class Loop:
         if adaptive is None:
             return []
         recorded = self.ledger_.tasks(self.name, r)
-        doubtful = doubtful_items(recorded, self.ledger_.votes(self.name, round_no=r), adaptive)
+        asked = [row for row in recorded if row["kind"] != "gold"]
+        doubtful = doubtful_items(asked, self.ledger_.votes(self.name, round_no=r), adaptive)
         n, _ = items_affordable(self.config.stop, len(doubtful), 1, self._budget(r + 1))  # this round's spending included
         reward = recorded[0]["reward_micros"] / 1e6 if recorded and recorded[0]["reward_micros"] is not None else None
-        tasks = [self._task(r, item, replica, reward) for item, replica in doubtful[:n]]
+        tasks = self._police(r, [self._task(r, item, replica, reward) for item, replica in doubtful[:n]])
         self.ledger_.record_tasks(tasks, self.config.backend.name, first_rank=len(recorded))
         return tasks
-
-    def _correct(self, r: int, answers: Sequence[Answer]) -> None:
-        """Record updated or deleted answers as corrections and re-aggregate the items they touch."""
-        if not answers:
-            return
-        items = self.ledger_.task_items(a.task_key for a in answers)
-        rows = []
-        for a in answers:
-            usable = a.event == "deleted" or (a.event == "updated" and a.label in self.labels_)
-            if a.task_key not in items or not usable:
-                log.warning("round %d: ignored correction %s of task %s (unknown task, event or label %r)", r, a.event, a.task_key, a.label)
-                continue
-            rows.append((a.task_key, items[a.task_key], a.event, a.label, a.version))
-        self.ledger_.record_corrections(self.name, rows)
-        touched = sorted({row[1] for row in rows})
-        votes = [Vote(v["item_id"], v["worker"], v["label"]) for v in self.ledger_.votes(self.name, item_ids=touched)]
-        consensus = self.aggregator_.aggregate(votes, rng_for(self.config.loop.seed, "correct", r))
-        withdrawn = sorted(set(touched) - {c.item_id for c in consensus})
-        self.ledger_.revise_labels(self.name, r, consensus, withdrawn)
-
-    def _aggregate(self, r: int) -> None:
-        votes = [Vote(v["item_id"], v["worker"], v["label"]) for v in self.ledger_.votes(self.name, round_no=r)]
-        consensus: list[Consensus] = self.aggregator_.aggregate(votes, rng_for(self.config.loop.seed, "aggregate", r))
-        self.ledger_.record_labels(self.name, r, consensus)
 
     def _finish(self, r: int, reason: str | None) -> RoundResult:
         self.ledger_.finish_round(self.name, r, reason)

@@ -47,3 +47,42 @@ def clicloop_register_models(register: Register) -> None:
     register("logreg", logreg)
     register("scaled-logreg", scaled_logreg)
     register("tfidf-logreg", tfidf_logreg)
+
+
+# -- what the loop asks of a fitted model -------------------------------------------------------
+
+
+def confidence_weights(confidence: dict[str, float], item_ids: Any, model: Any) -> dict[str, Any]:
+    """``fit`` keyword: ``sample_weight`` = the aggregator's confidence in each label (seed
+    labels count 1); a scikit-learn Pipeline gets it routed to its last step."""
+    import numpy as np
+
+    weights = np.array([confidence.get(item, 1.0) for item in item_ids])
+    steps = getattr(model, "steps", None)
+    return {f"{steps[-1][0]}__sample_weight" if steps else "sample_weight": weights}
+
+
+def evaluate(model: Any, evalset: Any, metric: str) -> float | None:
+    """``metric`` (accuracy or macro_f1) of ``model`` on the evaluation set; None without either."""
+    if model is None or evalset is None:
+        return None
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score
+
+    proba = np.asarray(model.predict_proba(evalset.X))
+    predicted = np.asarray(model.classes_)[proba.argmax(axis=1)].astype(str)
+    if metric == "macro_f1":
+        return float(f1_score(evalset.y, predicted, average="macro", zero_division=0))
+    return float(accuracy_score(evalset.y, predicted))
+
+
+def predictions_for(model: Any, X: Any, chosen: Any) -> dict[int, tuple[str, float]]:
+    """The model's label and confidence for the chosen pool rows (pre-annotations for backends)."""
+    if model is None or len(chosen) == 0:
+        return {}
+    import numpy as np
+
+    proba = np.asarray(model.predict_proba(X[chosen]))
+    classes = np.asarray(model.classes_).astype(str)
+    best = proba.argmax(axis=1)
+    return {int(i): (str(classes[b]), float(proba[j, b])) for j, (i, b) in enumerate(zip(chosen, best))}

@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = (
     "orchestrator.models",
     "orchestrator.aggregate",
     "orchestrator.aggregators_crowdkit",
+    "orchestrator.policies",
 )
 KINDS = ("strategy", "backend", "model", "aggregator", "triage")
 _HOOK_OF_KIND = {

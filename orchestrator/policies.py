@@ -3,18 +3,24 @@
 - Sensitive data: items flagged personal or sensitive (a data column, or a configurable
   detector over the text) only go to backends declared ``confidential``; never to an open crowd.
 - Purpose: every task says what the work is for; a task without a purpose is never dispatched.
+- Disturbing content: flagged items carry a content warning; workers may opt out without penalty
+  (an opt-out is a paid, skipped answer), and backends that pick workers cap each worker's daily
+  exposure (``BackendContext.exposure_cap_per_day``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
-from orchestrator.config import Sensitive
+from orchestrator.config import ContentWarning, Sensitive
 from orchestrator.errors import ClicloopError
-from orchestrator.types import Task
+from orchestrator.hookspecs import hookimpl
+from orchestrator.types import PolicyDecision, Task
 
 DETECTORS = {
     "email": r"[\w.+-]+@[\w-]+\.[\w.-]+",
@@ -31,8 +37,19 @@ class PolicyError(ClicloopError):
 def sensitive_mask(texts: Sequence[object] | None, flags: np.ndarray | None, config: Sensitive, n: int) -> np.ndarray:
     """True for items that must stay with confidential backends: flagged in the data, or caught
     by a detector or pattern in their text."""
+    return flag_mask(texts, flags, [DETECTORS[d] for d in config.detectors] + list(config.patterns), n)
+
+
+def warning_mask(texts: Sequence[object] | None, flags: np.ndarray | None, config: ContentWarning | None, n: int) -> np.ndarray:
+    """True for items that carry a content warning: flagged in the data or matched by a pattern."""
+    if config is None:
+        return np.zeros(n, dtype=bool)
+    return flag_mask(texts, flags, list(config.patterns), n)
+
+
+def flag_mask(texts: Sequence[object] | None, flags: np.ndarray | None, patterns: Sequence[str], n: int) -> np.ndarray:
+    """A data column's flags, or'ed with any of ``patterns`` found in the item's text."""
     mask = np.zeros(n, dtype=bool) if flags is None else flags.astype(bool).copy()
-    patterns = [DETECTORS[d] for d in config.detectors] + list(config.patterns)
     if patterns and texts is not None:
         regex = re.compile("|".join(f"(?:{p})" for p in patterns))
         mask |= np.fromiter((isinstance(t, str) and regex.search(t) is not None for t in texts), dtype=bool, count=n)
@@ -49,3 +66,37 @@ def check_dispatch(tasks: Sequence[Task], backend_name: str, confidential: bool)
                 f"task {task.key} holds a sensitive item and backend {backend_name!r} is not confidential; "
                 "route sensitive items to an in-house (confidential) backend"
             )
+
+
+@hookimpl
+def clicloop_task_policy(loop: Any, backend: str, confidential: bool, tasks: Sequence[Task]) -> list[PolicyDecision]:
+    """Built-in policies, through the same hook as third-party ones: no purpose, no task; no
+    sensitive item for a backend that is not confidential."""
+    out = []
+    for task in tasks:
+        if not task.purpose or not task.purpose.strip():
+            out.append(PolicyDecision(task.key, "veto", "no purpose statement: every task must say what the work is for"))
+        elif task.sensitive and not confidential:
+            out.append(PolicyDecision(task.key, "veto", f"sensitive item; backend {backend!r} is not confidential"))
+    return out
+
+
+def apply_policies(hook: Any, loop: Any, backend: str, confidential: bool, tasks: Sequence[Task]) -> tuple[list[Task], dict[str, str]]:
+    """Ask every policy about ``tasks``; returns the tasks to create (repriced where a policy
+    said so) and the vetoed task keys with their reasons."""
+    vetoed: dict[str, str] = {}
+    prices: dict[str, float] = {}
+    known = {t.key for t in tasks}
+    for decisions in hook.clicloop_task_policy(loop=loop, backend=backend, confidential=confidential, tasks=list(tasks)):
+        for d in decisions or ():
+            if not isinstance(d, PolicyDecision) or d.task_key not in known or not d.reason:
+                raise PolicyError(f"a task policy returned {d!r}: expected PolicyDecision(task_key of a given task, "
+                                  "'veto' or 'reprice', a reason)")
+            if d.action == "veto":
+                vetoed.setdefault(d.task_key, d.reason)
+            elif d.reward is None or not d.reward >= 0:
+                raise PolicyError(f"a task policy repriced {d.task_key} without a valid reward: {d!r}")
+            else:
+                prices[d.task_key] = max(prices.get(d.task_key, 0.0), d.reward)  # two prices: the higher wins
+    kept = [replace(t, reward=prices[t.key]) if t.key in prices else t for t in tasks if t.key not in vetoed]
+    return kept, vetoed

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,6 +36,19 @@ class Task:
     sensitive: bool = False
     reward: float | None = None  # offered per answer, when the loop prices tasks (wage_floor.price_rewards)
     prediction: tuple[str, float] | None = None  # the model's (label, confidence): a pre-annotation, or what a review checks
+    content_warning: str | None = None  # shown before the item; the worker may opt out (skip) without penalty
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """A fair-work policy's verdict on one task (see the ``clicloop_task_policy`` hook):
+    ``veto`` keeps it from the backend, ``reprice`` offers ``reward`` instead. ``reason`` is
+    required and logged."""
+
+    task_key: str
+    action: Literal["veto", "reprice"]
+    reason: str
+    reward: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,7 @@ class BackendContext:
     seed: int
     truth: Mapping[str, str] | None = None
     payloads: Mapping[str, Any] = field(default_factory=dict)
+    exposure_cap_per_day: int | None = None  # flagged (content-warning) tasks per worker and day, for backends that pick workers
 
 
 @runtime_checkable

@@ -275,6 +275,16 @@ class Ledger:
         correction of each applied (a deleted answer drops out)."""
         return accounting.votes(self.engine_, loop, round_no=round_no, item_ids=item_ids)
 
+    def gold_answers(self, loop: str) -> list[dict[str, Any]]:
+        """Every submitted answer on a gold task (task_key, item_id, worker, label) with its
+        review decision (None when not reviewed yet), in task-key order."""
+        a, t, rv = s.assignments.c, s.tasks.c, s.reviews.c
+        query = (select(a.task_key, a.item_id, a.worker, a.label, rv.decision).join(s.tasks, t.key == a.task_key)
+                 .outerjoin(s.reviews, rv.task_key == a.task_key)
+                 .where(a.loop == loop, t.kind == "gold", a.status.in_(("submitted", "skipped"))).order_by(a.task_key))
+        with self.engine_.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     # -- labels ----------------------------------------------------------------------------------
 
     def record_labels(self, loop: str, round_no: int, consensus: Sequence[Consensus]) -> None:
@@ -284,35 +294,36 @@ class Ledger:
             insert_ignore(conn, s.labels, [_label_row(loop, round_no, c, 0, now) for c in consensus])
 
     def revise_labels(self, loop: str, round_no: int, consensus: Sequence[Consensus], withdrawn: Sequence[str] = ()) -> int:
-        """After corrections: add a revision for each item whose label changed (or was withdrawn)."""
+        """Add a revision for each item whose label changed, that got more answers (a relabel,
+        with its new confidence) or that was withdrawn (every answer deleted)."""
         current = self._latest_labels(loop, [c.item_id for c in consensus] + list(withdrawn))
         now, rows = time.time(), []
         for c in consensus:
-            rev, label = current.get(c.item_id, (-1, None))
-            if label != c.label:
+            rev, label, n_answers = current.get(c.item_id, (-1, None, 0))
+            if label != c.label or n_answers != c.n_answers:
                 rows.append(_label_row(loop, round_no, c, rev + 1, now))
         for item in withdrawn:
-            rev, label = current.get(item, (-1, None))
+            rev, label, _ = current.get(item, (-1, None, 0))
             if label is not None:
                 rows.append(_label_row(loop, round_no, Consensus(item, None, 0.0, 0), rev + 1, now))  # type: ignore[arg-type]
         with self.engine_.begin() as conn:
             insert_ignore(conn, s.labels, rows)
         return len(rows)
 
-    def _latest_labels(self, loop: str, item_ids: Sequence[str] | None = None) -> dict[str, tuple[int, str | None]]:
+    def _latest_labels(self, loop: str, item_ids: Sequence[str] | None = None) -> dict[str, tuple[int, str | None, int]]:
         lab = s.labels.c
         latest = select(lab.item_id, func.max(lab.revision).label("rev")).where(lab.loop == loop).group_by(lab.item_id)
         if item_ids is not None:
             latest = latest.where(lab.item_id.in_(list(item_ids)))
         latest = latest.subquery()
-        query = select(lab.item_id, lab.revision, lab.label).join(
+        query = select(lab.item_id, lab.revision, lab.label, lab.n_answers).join(
             latest, and_(lab.item_id == latest.c.item_id, lab.revision == latest.c.rev)).where(lab.loop == loop)
         with self.engine_.connect() as conn:
-            return {item: (rev, label) for item, rev, label in conn.execute(query)}
+            return {item: (rev, label, n) for item, rev, label, n in conn.execute(query)}
 
     def labels(self, loop: str) -> dict[str, str]:
         """The current label of every labeled item (latest revision; withdrawn items left out)."""
-        return {item: label for item, (_, label) in self._latest_labels(loop).items() if label is not None}
+        return {item: label for item, (_, label, _) in self._latest_labels(loop).items() if label is not None}
 
     def label_confidence(self, loop: str) -> dict[str, float]:
         """The aggregator's confidence in each item's current label."""

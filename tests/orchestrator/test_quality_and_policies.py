@@ -133,3 +133,46 @@ def test_every_backend_declares_whether_it_is_confidential(name):
     assert declared, (
         f"backend {name!r} must declare `confidential` (True only for in-house people): the loop keeps sensitive items "
         "from every backend that is not")
+
+
+def test_a_policy_plugin_can_veto_and_reprice_tasks(tmp_path):
+    from orchestrator.hookspecs import hookimpl
+    from orchestrator.types import PolicyDecision
+
+    sent = []
+
+    class FairPay:
+        @hookimpl
+        def clicloop_task_policy(self, loop, backend, confidential, tasks):
+            return [PolicyDecision(t.key, "veto", "item under legal hold") if t.item_id.endswith("7") else
+                    PolicyDecision(t.key, "reprice", "hard item: pay more", reward=0.05) for t in tasks]
+
+        @hookimpl
+        def clicloop_tasks_dispatched(self, loop, round_no, tasks):
+            sent.extend(tasks)
+
+    pm = get_plugin_manager()
+    pm.register(FairPay())
+    cfg = config_from_dict(digits_config(f"sqlite:///{tmp_path / 'p.db'}", stop={"max_labels": None, "max_rounds": 3}))
+    Loop(cfg, plugin_manager=pm).run()
+    assert sent and not [t for t in sent if t.item_id.endswith("7")]
+    assert all(t.reward == 0.05 for t in sent)
+    with Ledger(cfg.ledger) as ledger:
+        rows = [t for r in range(3) for t in ledger.tasks("t", r)]
+        assert rows and {t["reward_micros"] for t in rows} == {50_000}
+        assert ledger.spent("t")["cost"] == pytest.approx(len(rows) * 0.05 * 1.2)  # reward + 20% fee
+
+
+def test_a_malformed_policy_decision_names_the_fault(tmp_path):
+    from orchestrator.hookspecs import hookimpl
+
+    class Broken:
+        @hookimpl
+        def clicloop_task_policy(self, loop, backend, confidential, tasks):
+            return ["veto everything"]
+
+    pm = get_plugin_manager()
+    pm.register(Broken())
+    cfg = config_from_dict(digits_config(f"sqlite:///{tmp_path / 'b.db'}"))
+    with pytest.raises(PolicyError, match="expected PolicyDecision"):
+        Loop(cfg, plugin_manager=pm).run()
