@@ -175,6 +175,16 @@ class ContentWarning(_Strict):
     _valid = field_validator("patterns")(_compiles)
 
 
+class Engine(_Strict):
+    """Where the pool is scored: ``local`` (chunked, in this process) or ``ray`` (actors on a
+    Ray cluster at ``address``; None starts a local Ray). Both pick exactly the same items."""
+
+    name: Literal["local", "ray"] = "local"
+    address: str | None = Field(None, description="Ray cluster address, e.g. ray://head:10001 (ray only)")
+    num_workers: int = Field(2, ge=1, description="scoring actors (ray only)")
+    range_rows: int = Field(262_144, ge=1, description="pool rows per actor task (ray only)")
+
+
 class LoopSection(_Strict):
     name: str = Field("default", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     seed: int = 0
@@ -189,6 +199,7 @@ class LoopSection(_Strict):
     content_warning: ContentWarning | None = Field(None, description="warn, allow opt-out and cap exposure on flagged items")
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
     chunk_size: int = Field(65536, ge=1, description="pool rows scored at once")
+    engine: Engine = Engine()
     poll_seconds: float = Field(2.0, gt=0, description="wait between collects while answers are pending")
     round_timeout_s: float | None = Field(None, gt=0, description="give up on unanswered tasks after this")
 

@@ -18,12 +18,13 @@ import numpy as np
 
 from orchestrator.config import Config
 from orchestrator.data import EvalSet, Pool, load_data
-from orchestrator.errors import BudgetError, ConfigError, StrategyError
+from orchestrator.errors import StrategyError
 from orchestrator.fairness import below_floor, price_per_answer
 from orchestrator.policies import apply_policies, check_dispatch, sensitive_mask, warning_mask
 from orchestrator import quality
 from orchestrator.redundancy import check_answer, doubtful_items
 from orchestrator.ledger import Ledger
+from orchestrator.loop_setup import check_money_budget, check_strategy, make_engine
 from orchestrator.models import DEFAULT_FOR, confidence_weights, evaluate, predictions_for
 from orchestrator.plugins import Registry, check_names, get_plugin_manager
 from orchestrator.seeding import rng_for
@@ -94,6 +95,8 @@ class Loop:
         finally:
             self.backend_.close()
             self.ledger_.close()
+            if self.engine_ is not None:
+                self.engine_.close()
         return self.results_
 
     def _setup(self, restart: bool) -> None:
@@ -112,8 +115,10 @@ class Loop:
         self.strategy_ = self.strategy or self.registry_.create("strategy", cfg.strategy.name, cfg.strategy.params, field="strategy")
         self.backend_ = self.backend or self.registry_.create("backend", cfg.backend.name, cfg.backend.params, field="backend")
         self.aggregator_ = self.registry_.create("aggregator", cfg.aggregator.name, cfg.aggregator.params, field="aggregator")
-        self._check_strategy()
-        self._check_money_budget()
+        model = self.model if self.model is not None else self.registry_.create("model", model_name, cfg.model.params, field="model")
+        check_strategy(cfg, self.strategy_, model, self.pool_.X)
+        check_money_budget(cfg, self.backend_.expected_cost_per_task())
+        self.engine_ = make_engine(cfg, self.strategy_)
         self.ledger_ = Ledger(cfg.ledger, salt=cfg.worker_salt).open()
         if restart:
             self.ledger_.delete_loop(self.name)
@@ -131,36 +136,6 @@ class Loop:
         self.known_ = dict(self.pool_.seed_labels) if cfg.loop.gold is not None else {}  # gold: the known answers
         self.results_: list[RoundResult] = []
         self.vetoed_: set[str] = set()  # items a policy kept from this backend (not offered again in this run)
-
-    def _check_strategy(self) -> None:
-        from strategies.requirements import unmet
-        from strategies.scores import RandomSampling
-
-        if self.config.loop.relabel is not None and not (hasattr(self.strategy_, "measure") or isinstance(self.strategy_, RandomSampling)):
-            raise ConfigError(f"loop.relabel weighs doubtful items with the strategy's uncertainty measure; strategy "
-                              f"{self.config.strategy.name!r} has none (use least-confidence, margin, entropy or random)",
-                              field="loop.relabel")
-
-        model = self.model if self.model is not None else self.registry_.create(
-            "model", self.model_name_, self.config.model.params, field="model")
-        missing = unmet(self.strategy_, model, self.pool_.X)
-        if missing:
-            raise ConfigError(
-                f"strategy {self.config.strategy.name!r} needs {'; '.join(missing)}",
-                field="strategy.name",
-            )
-
-    def _check_money_budget(self) -> None:
-        stop, loop = self.config.stop, self.config.loop
-        per_task = self.backend_.expected_cost_per_task()
-        if stop.max_cost is not None and per_task:
-            batch = per_task * loop.batch_size * loop.redundancy
-            if stop.max_cost < batch:
-                raise BudgetError(
-                    f"stop.max_cost={stop.max_cost:g} cannot pay for one batch ({loop.batch_size} items x "
-                    f"{loop.redundancy} answers x {per_task:g} per task = {batch:g}); raise it or lower loop.batch_size",
-                    field="stop.max_cost",
-                )
 
     def _first_round(self) -> int:
         rounds = self.ledger_.rounds(self.name)
@@ -325,11 +300,13 @@ class Loop:
             log.info("round %d: no model yet (cold start); selecting with %r", r, strategy)
         labeled = np.setdiff1d(np.arange(len(self.pool_)), candidates)
         context = SelectContext(labeled=labeled, seconds=lambda: ledger_seconds(self.ledger_, self.name))
+        rng = rng_for(self.config.loop.seed, "select", r)
         try:
-            return select(
-                strategy, model, self.pool_.X, candidates, n, rng_for(self.config.loop.seed, "select", r),
-                chunk_size=self.config.loop.chunk_size, ids=self.pool_.ids, context=context,
-            )
+            if self.engine_ is not None and not callable(getattr(strategy, "select", None)):
+                excluded = np.setdiff1d(np.arange(len(self.pool_)), candidates)
+                return self.engine_.top_k(strategy, model, self.pool_.X, n, rng, exclude=excluded, chunk_size=self.config.loop.chunk_size)
+            return select(strategy, model, self.pool_.X, candidates, n, rng, chunk_size=self.config.loop.chunk_size,
+                          ids=self.pool_.ids, context=context)
         except (ValueError, TypeError) as e:
             raise StrategyError(f"strategy {self.config.strategy.name!r} failed in round {r}: {e}") from e
 
@@ -403,6 +380,7 @@ class Loop:
 
 def _fingerprint(cfg: Config) -> tuple[str, str]:
     """Hash of what decides a loop's results (stop rules and pay may change between resumes)."""
-    body = cfg.model_dump(mode="json", exclude={"stop", "ledger", "wage_floor", "worker_salt"})
+    body = cfg.model_dump(mode="json", exclude={"stop": True, "ledger": True, "wage_floor": True, "worker_salt": True,
+                                                "loop": {"engine"}})  # engines pick the same items
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

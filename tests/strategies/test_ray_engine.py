@@ -38,3 +38,32 @@ def test_ray_picks_exactly_what_the_local_engine_picks(local_ray, tmp_path, stra
     np.testing.assert_array_equal(local, from_file)
     np.testing.assert_array_equal(local, from_store)
     engine.close()
+
+
+def test_a_loop_configured_with_the_ray_engine_buys_what_the_local_engine_buys(local_ray, tmp_path):
+    from orchestrator.config import config_from_dict
+    from orchestrator.ledger import Ledger
+    from orchestrator.loop import Loop
+    from tests.conftest import digits_config
+
+    picks = {}
+    for engine in ("local", "ray"):
+        url = f"sqlite:///{tmp_path / engine}.db"
+        cfg = digits_config(url, loop={"engine": {"name": engine, "num_workers": 2, "range_rows": 300}},
+                            stop={"max_labels": None, "max_rounds": 3})
+        Loop(config_from_dict(cfg)).run()
+        with Ledger(url) as ledger:
+            picks[engine] = [t["item_id"] for r in range(3) for t in ledger.tasks("t", r)]
+    assert len(picks["local"]) == 30
+    assert picks["ray"] == picks["local"]
+
+
+def test_the_ray_engine_refuses_a_batch_strategy_when_the_config_loads(tmp_path):
+    from orchestrator.config import config_from_dict
+    from orchestrator.errors import ConfigError
+    from orchestrator.loop import Loop
+    from tests.conftest import digits_config
+
+    cfg = digits_config(f"sqlite:///{tmp_path / 'b.db'}", loop={"engine": {"name": "ray"}}, strategy={"name": "cluster-margin"})
+    with pytest.raises(ConfigError, match="engine 'local'"):
+        Loop(config_from_dict(cfg)).run()
