@@ -361,9 +361,16 @@ def _insert_tuples(conn: Connection, table: Table, columns: Sequence[str], rows:
         return
     quote = conn.dialect.identifier_preparer.quote
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-           f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING")
-    conn.exec_driver_sql(sql, list(rows))
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES "
+    one = f"({', '.join([mark] * len(columns))})"
+    if conn.dialect.name != "postgresql":  # SQLite: executemany is one prepared statement, run in-process
+        conn.exec_driver_sql(head + one + " ON CONFLICT DO NOTHING", list(rows))
+        return
+    # PostgreSQL: one statement over column arrays (unnest), so the rows cost neither a round trip
+    # each nor a parameter each (psycopg parses every placeholder of a query on the client)
+    arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns)
+    conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+                         f"SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING", tuple(list(col) for col in zip(*rows)))
 
 
 def _payment_row(key: str, loop: str, round_no: int, backend: str, worker: str, task_key: str | None, kind: str,
