@@ -150,6 +150,9 @@ from orchestrator.cli_serve import serve_app  # noqa: E402 (typer only; servers 
 
 app.add_typer(serve_app, name="serve")
 app.command("labor-card")(labor_card_command)
+from orchestrator.cli_postdeploy import deploy_app  # noqa: E402 (typer only; commands import lazily)
+
+app.add_typer(deploy_app, name="deploy")
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -42,3 +42,8 @@ def labelstudio(
                                     hourly_wage=hourly_wage, max_body_bytes=max_body_mb * 1024 * 1024)
     typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {cfg.ledger}, loop prefix {cfg.loop.name!r})", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+from orchestrator.cli_postdeploy import serve_ingest  # noqa: E402 (typer only; the server imports lazily)
+
+serve_app.command("ingest")(serve_ingest)

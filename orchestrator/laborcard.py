@@ -3,6 +3,11 @@
 How many people, how many hours (paid and unpaid), what they were paid and what the platforms
 took, the distribution of effective wages against the floor, rejections and their reasons,
 and corrections.
+
+A version a deployment serves (``clicloop deploy``) also gets its post-deployment figures: the
+review work and corrections behind it, and the audited error rate of the traffic it served. A
+version retrained from production corrections (not a labeling loop's round) gets a card of the
+review work that produced those corrections.
 """
 
 from __future__ import annotations
@@ -23,14 +28,23 @@ from orchestrator.ledger.accounting import by_worker, spent, unpaid_by_kind
 
 def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = None) -> dict[str, Any]:
     """The labor card of ``model_version`` as a JSON-ready dict."""
+    from orchestrator.postdeploy.card import deployed_card_base, post_deployment
+
     r = s.rounds.c
-    with ledger.engine_.connect() as conn:
-        row = conn.execute(select(s.rounds).where(r.model_version == model_version)).first()
+    with ledger.engine_.connect() as conn:  # a review loop's rounds carry the serving version: skip them
+        row = conn.execute(select(s.rounds).where(r.model_version == model_version, r.loop.not_like("%:review"))
+                           .order_by(r.round_no, r.loop).limit(1)).first()
         loop_row = conn.execute(select(s.loops.c.config_json).where(s.loops.c.name == row.loop)).first() if row else None
     if row is None:
-        raise LedgerError(f"no model version {model_version!r} in the ledger; versions look like '<loop>-r<round>' (see clicloop report)")
-    loop, before = row.loop, row.round_no
-    config = json.loads(loop_row.config_json) if loop_row else {}
+        base = deployed_card_base(ledger, model_version)
+        if base is None:
+            raise LedgerError(f"no model version {model_version!r} in the ledger; versions look like '<loop>-r<round>' "
+                              "or a deployed version (see clicloop report, clicloop deploy status)")
+        loop, before, metric, n_labeled, purpose = base
+    else:
+        loop, before, n_labeled = row.loop, row.round_no, row.n_labeled
+        metric = {"name": row.metric_name, "value": row.metric}
+        purpose = (json.loads(loop_row.config_json) if loop_row else {}).get("loop", {}).get("purpose")
     floor = floor or WageFloor()
     workers = by_worker(ledger.engine_, loop, before_round=before)
     totals = spent(ledger.engine_, loop, (0, before - 1)) if before > 0 else spent(ledger.engine_, loop, (0, -1))
@@ -38,9 +52,9 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
     floors = np.array([floor.for_backend(w["backend"]).amount for w in workers if w["wage_total_time"] is not None])
     currency = ledger.currency(loop) or floor.currency
     return {
-        "model_version": model_version, "loop": loop, "purpose": config.get("loop", {}).get("purpose"),
-        "metric": {"name": row.metric_name, "value": row.metric},
-        "labels": {"trained_on": row.n_labeled, "bought_answers": totals["answers"]},
+        "model_version": model_version, "loop": loop, "purpose": purpose,
+        "metric": metric,
+        "labels": {"trained_on": n_labeled, "bought_answers": totals["answers"]},
         "people": len({(w["backend"], w["worker"]) for w in workers}),
         "backends": sorted({w["backend"] for w in workers}),
         "hours": {"active": totals["active_hours"], "total": totals["total_hours"],
@@ -51,7 +65,7 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         "wages_total_time": _distribution(wages, floors, floor.currency),
         "rejections": _rejections(ledger, loop, before),
         "corrections": _count(ledger, s.corrections, loop),
-        "post_deployment_corrections": None,
+        "post_deployment_corrections": post_deployment(ledger, model_version),
     }
 
 
@@ -103,6 +117,9 @@ def render_markdown(card: dict[str, Any]) -> str:
     rej = card["rejections"]
     lines.append(f"- Rejections: {rej['count']}" + "".join(f"\n  - {n} x {reason}" for reason, n in rej["reasons"].items()))
     lines.append(f"- Corrections of earlier answers: {card['corrections']}")
+    from orchestrator.postdeploy.card import markdown_lines
+
+    lines += markdown_lines(card.get("post_deployment_corrections"), cur)
     return "\n".join(lines) + "\n"
 
 

@@ -26,6 +26,7 @@ BUILTIN_PLUGINS = (
     "orchestrator.aggregate",
     "orchestrator.aggregators_crowdkit",
     "orchestrator.policies",
+    "orchestrator.postdeploy.plugin",
 )
 KINDS = ("strategy", "backend", "model", "aggregator", "triage")
 _HOOK_OF_KIND = {

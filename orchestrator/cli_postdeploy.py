@@ -1,0 +1,276 @@
+"""``clicloop deploy ...``: post-deployment correction from the command line. Mount with
+``app.add_typer(deploy_app, name="deploy")``; everything heavy is imported inside the commands.
+
+    clicloop deploy register v1 --labels labels.txt --model v1.joblib --serve
+    clicloop deploy ingest predictions.jsonl [--follow]      # or: clicloop serve ingest (HTTP)
+    clicloop deploy triage --policy triage.yaml [--base labeled.jsonl]
+    clicloop deploy review --backend simulated --truth truth.jsonl
+    clicloop deploy retrain --base labeled.jsonl --model tfidf-logreg   # gate, then promote if better
+    clicloop deploy promote v3 | rollback [--to v1] | status [--json] | report [--out report]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from orchestrator.errors import ConfigError
+
+deploy_app = typer.Typer(help="Review a deployed model's predictions with people and learn from their corrections.",
+                         no_args_is_help=True)
+LedgerOpt = Annotated[str, typer.Option("--ledger", envvar="CLICLOOP_LEDGER", help="ledger URL")]
+DeploymentOpt = Annotated[str, typer.Option("--deployment", "-d", help="deployment name")]
+ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", help="where fitted model versions are stored")]
+DEFAULT_LEDGER = "sqlite:///clicloop.db"
+PLUGIN = "orchestrator.postdeploy.plugin"
+
+
+@contextmanager
+def _store(ledger: str, deployment: str) -> Iterator[Any]:
+    from orchestrator.ledger import Ledger
+    from orchestrator.postdeploy.store import DeploymentStore
+
+    with Ledger(ledger) as led:
+        yield DeploymentStore(led, deployment)
+
+
+def _registry(plugins: list[str] | None = None) -> Any:
+    from orchestrator.postdeploy.triage import triage_registry
+
+    return triage_registry(plugins or ())
+
+
+@deploy_app.command()
+def register(
+    version: Annotated[str, typer.Argument(help="the model version name, as production records carry it")],
+    labels: Annotated[Path, typer.Option(help="text file: the version's labels, one a line")],
+    model: Annotated[Optional[Path], typer.Option(help="the fitted model (joblib), for triage scores and retraining")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="record it as the serving version (a first deployment)")] = False,
+    base: Annotated[Optional[Path], typer.Option(help="JSONL {text|features, label} it was trained on (counted on its "
+                                                      "labor card)")] = None,
+    ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
+) -> None:
+    """Register a model version and its label set (predictions of unknown versions are quarantined)."""
+    from orchestrator.postdeploy.inputs import read_labeled, read_labels
+    from orchestrator.postdeploy.learn import load_model
+
+    names = read_labels(labels)
+    n_train = 0 if base is None else len(read_labeled(base).y)
+    if model is not None:
+        classes = {str(c) for c in getattr(load_model(model), "classes_", ())}
+        if not classes <= set(names):
+            raise ConfigError(f"the model predicts label(s) {sorted(classes - set(names))[:5]} missing from the label file; "
+                              "list every label the model can predict", source=str(labels))
+    with _store(ledger, deployment) as store:
+        new = store.register_version(version, names, artifact=None if model is None else str(model.resolve()), n_train=n_train)
+        if serve:
+            store.record_promotion("deploy", version, reason="registered from the command line")
+    typer.echo(f"{deployment}: version {version} with {len(names)} labels{'' if new else ' (already registered)'}"
+               f"{', now serving' if serve else ''}")
+
+
+@deploy_app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="a JSONL file of prediction records")],
+    follow: Annotated[bool, typer.Option("--follow", help="keep reading as the file grows (Ctrl-C to stop)")] = False,
+    poll: Annotated[float, typer.Option(help="seconds between polls with --follow")] = 1.0,
+    ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
+) -> None:
+    """Ingest a JSONL file from where the last run stopped (resumable; a replay is not counted twice)."""
+    from orchestrator.postdeploy.follower import FileFollower
+    from orchestrator.postdeploy.ingest import Ingestor
+
+    if not follow and not file.is_file():
+        raise ConfigError(f"no file {file}; give the JSONL file the deployed model writes (or --follow to wait for it)")
+    with _store(ledger, deployment) as store:
+        follower = FileFollower(Ingestor(store), file)
+        try:
+            result = follower.follow(poll_s=poll) if follow else follower.poll()
+        except KeyboardInterrupt:
+            typer.echo("stopped; run again to resume from the saved offset", err=True)
+            return
+    typer.echo(json.dumps(result.as_dict()))
+
+
+@deploy_app.command()
+def triage(
+    policy: Annotated[Path, typer.Option(help="YAML/JSON triage policy spec (see docs/postdeploy.md)")],
+    name: Annotated[str, typer.Option(help="the policy's name in the ledger")] = "default",
+    base: Annotated[Optional[Path], typer.Option(help="JSONL {text|features, label}: the first version's training data "
+                                                      "(needed by the novelty condition)")] = None,
+    plugins: Annotated[Optional[list[str]], typer.Option("--plugin", help="extra plugin module")] = None,
+    ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
+) -> None:
+    """Decide, for every prediction not decided yet, whether people review it (and record why)."""
+    import numpy as np
+
+    from orchestrator.postdeploy.conditions import TriageContext, normalised, vocabulary_of
+    from orchestrator.postdeploy.inputs import read_labeled, read_policy
+    from orchestrator.postdeploy.learn import corrections, featurize, load_model
+    from orchestrator.postdeploy.triage import Triage, build_policy
+
+    registry = _registry(plugins)
+    built = build_policy(read_policy(policy), registry)
+    with _store(ledger, deployment) as store:
+        serving = store.serving()
+        info = store.versions().get(serving) if serving else None
+        ctx = TriageContext(model=load_model(Path(info["artifact"])) if info and info["artifact"] else None,
+                            featurize=featurize, registry=registry)
+        if base is not None:
+            data = read_labeled(base)
+            used = [c for c in corrections(store) if not c["audit"] and info and c["reviewed_at"] <= info["created_at"]]
+            if data.texts is not None:
+                ctx.vocabulary = vocabulary_of([*data.texts, *(c["text"] for c in used)])
+            else:
+                ctx.reference = normalised(np.vstack([data.X, *(featurize([c]) for c in used if c["features_json"])]))
+        summary = Triage(store, name, built, ctx).run()
+    typer.echo(f"{deployment}/{name}: decided {summary.decided}, selected {summary.selected} for review ({summary.audits} audits)")
+
+
+@deploy_app.command()
+def review(
+    backend: Annotated[str, typer.Option(help="a registered backend (simulated, file-exchange, prolific, ...)")] = "simulated",
+    params: Annotated[str, typer.Option(help="the backend's params as JSON")] = "{}",
+    labels: Annotated[Optional[Path], typer.Option(help="labels reviewers choose from (default: every version's, "
+                                                        "plus those in --truth)")] = None,
+    truth: Annotated[Optional[Path], typer.Option(help="JSONL {id, label}: ground truth for the simulated crowd only")] = None,
+    name: Annotated[str, typer.Option(help="the triage policy whose selection to review")] = "default",
+    limit: Annotated[Optional[int], typer.Option(help="review at most this many now")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="seconds to wait for answers")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the backend (the simulated crowd's workers)")] = 0,
+    ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
+) -> None:
+    """Send the selected predictions to people: confirm, correct, or out of scope."""
+    from orchestrator.plugins import Registry, get_plugin_manager
+    from orchestrator.postdeploy.inputs import parse_json_object, read_jsonl, read_labels
+    from orchestrator.postdeploy.review import Reviewer
+
+    gold = None if truth is None else {str(r["id"]): str(r["label"]) for r in read_jsonl(truth, ("id", "label"))}
+    backend_obj = Registry(get_plugin_manager()).create("backend", backend, parse_json_object(params, "--params"), field="backend")
+    with _store(ledger, deployment) as store:
+        names = (read_labels(labels) if labels else
+                 sorted({lab for v in store.versions().values() for lab in v["labels"]} | set((gold or {}).values())))
+        reviewer = Reviewer(store, backend_obj, backend, names, policy=name, truth=gold, timeout_s=timeout, seed=seed)
+        try:
+            s = reviewer.run(limit)
+        finally:
+            reviewer.close()
+    typer.echo(f"batch {s.batch}: {s.answered}/{s.tasks} reviewed: {s.confirmed} confirmed, {s.corrected} corrected, "
+               f"{s.out_of_scope} out of scope")
+
+
+@deploy_app.command()
+def retrain(
+    base: Annotated[Path, typer.Option(help="JSONL {text, label} (or {features, label}): the labeled data of the first version")],
+    model: Annotated[str, typer.Option(help="a registered model (tfidf-logreg, logreg, ...)")] = "tfidf-logreg",
+    params: Annotated[str, typer.Option(help="the model's params as JSON")] = "{}",
+    version: Annotated[Optional[str], typer.Option(help="the new version's name (default: <deployment>-v<n>)")] = None,
+    every_reviews: Annotated[Optional[int], typer.Option(help="only if this many reviews arrived since the last version")] = None,
+    every_hours: Annotated[Optional[float], typer.Option(help="only if the last version is this old (and reviews came)")] = None,
+    min_slice: Annotated[int, typer.Option(help="fewest audits the gate needs")] = 30,
+    min_gain: Annotated[float, typer.Option(help="how much lower the candidate's audited error must be")] = 0.0,
+    artifacts: ArtifactsOpt = Path("clicloop-models"),
+    ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
+) -> None:
+    """Retrain on the base data plus corrections; promote only if better on the audited slice."""
+    from orchestrator.plugins import Registry, get_plugin_manager
+    from orchestrator.postdeploy.inputs import parse_json_object, read_labeled
+    from orchestrator.postdeploy.learn import Learner, due
+
+    data = read_labeled(base)
+    model_params = parse_json_object(params, "--params")
+    registry = Registry(get_plugin_manager())
+    registry.create("model", model, model_params, field="model")  # fail on a bad name or param before any work
+    with _store(ledger, deployment) as store:
+        if (every_reviews is not None or every_hours is not None) and not due(
+                store, every_reviews=every_reviews, every_s=None if every_hours is None else every_hours * 3600):
+            typer.echo("not due yet: no retraining (see --every-reviews / --every-hours)")
+            return
+        learner = Learner(store, lambda: registry.create("model", model, model_params, field="model"), (data.X, data.y),
+                          artifacts=artifacts, min_slice=min_slice, min_gain=min_gain)
+        gate = learner.gate(learner.retrain(version))
+    typer.echo(("promoted " if gate.promoted else "kept the serving version; rejected ") + f"{gate.candidate}: {gate.reason}")
+
+
+@deploy_app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="a registered version")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")] = "promoted by hand",
+    ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
+) -> None:
+    """Serve a version now, without the gate (the gate runs in `retrain`)."""
+    with _store(ledger, deployment) as store:
+        store.record_promotion("promote", version, reason=reason)
+    typer.echo(f"{deployment}: {version} is serving")
+
+
+@deploy_app.command()
+def rollback(
+    to: Annotated[Optional[str], typer.Option(help="the version to serve (default: the one before)")] = None,
+    reason: Annotated[str, typer.Option(help="why (recorded)")] = "rollback on demand",
+    ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
+) -> None:
+    """Serve the previous version (or --to) again."""
+    from orchestrator.postdeploy.learn import rollback as do_rollback
+
+    with _store(ledger, deployment) as store:
+        typer.echo(f"{deployment}: rolled back to {do_rollback(store, to, reason)}")
+
+
+@deploy_app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
+) -> None:
+    """Serving version, audited error rate with its interval, errors fixed per hour, time to correction, promotions."""
+    from orchestrator.postdeploy import report as rep
+
+    with _store(ledger, deployment) as store:
+        data = rep.build(store)
+    typer.echo(json.dumps(data, indent=2, default=float) if as_json else "\n".join([f"deployment {deployment}", *rep.lines(data)]))
+
+
+@deploy_app.command("report")
+def report_command(
+    out: Annotated[Optional[Path], typer.Option(help="write <out>.md and <out>.json (default: print Markdown)")] = None,
+    ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
+) -> None:
+    """The post-deployment report as Markdown (and JSON with --out)."""
+    from orchestrator.postdeploy import report as rep
+
+    with _store(ledger, deployment) as store:
+        data = rep.build(store)
+    if out is None:
+        typer.echo(rep.markdown(data))
+        return
+    out.with_suffix(".md").write_text(rep.markdown(data), encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps(data, indent=2, default=float), encoding="utf-8")
+    typer.echo(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+
+
+def serve_ingest(
+    deployment: DeploymentOpt = "default",
+    ledger: LedgerOpt = DEFAULT_LEDGER,
+    port: Annotated[int, typer.Option(help="port to listen on")] = 9091,
+    host: Annotated[str, typer.Option(help="interface to bind (127.0.0.1: this machine only)")] = "127.0.0.1",
+    token_env: Annotated[str, typer.Option(help="environment variable holding the bearer token")] = "CLICLOOP_INGEST_TOKEN",
+    max_body_mb: Annotated[int, typer.Option(help="largest request body accepted, in MiB")] = 16,
+) -> None:
+    """Serve the prediction-ingest endpoint (POST /v1/predictions with a bearer token)."""
+    import os
+
+    import uvicorn
+
+    from orchestrator.postdeploy.server import IngestSettings, create_ingest_app
+
+    token = os.environ.get(token_env, "")
+    if not token:
+        raise ConfigError(f"set {token_env} to a secret of 16+ characters (e.g. `export {token_env}=$(openssl rand -hex 20)`)")
+    settings = IngestSettings(token=token, ledger=ledger, deployment=deployment, max_body_bytes=max_body_mb * 1024 * 1024)
+    typer.echo(f"clicloop ingest on http://{host}:{port}/v1/predictions (deployment {deployment!r})", err=True)
+    uvicorn.run(create_ingest_app(settings), host=host, port=port, log_level="warning")

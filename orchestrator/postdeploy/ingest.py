@@ -1,0 +1,150 @@
+"""Ingest production predictions: validate, quarantine, de-duplicate, record.
+
+The same :class:`Ingestor` serves the Python call, the JSONL follower and the HTTP endpoint.
+Malformed records are rejected with a reason and counted in ``pd_rejects`` (keyed so a replay is
+not counted twice); a record for an unknown model version or a label outside that version's label
+set is kept with status ``quarantined``; a prediction id seen before is a duplicate, not an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+
+from orchestrator.ledger import schema as s
+from orchestrator.ledger.db import insert_ignore
+from orchestrator.postdeploy.records import PredictionRecord, parse_record
+from orchestrator.postdeploy.store import DeploymentStore
+
+SOURCES = ("python", "file", "http")
+
+
+@dataclass
+class IngestResult:
+    """What one call did: new accepted and quarantined rows, duplicates, rejects with reasons
+    (``(position, reason)``; the position is the index in the batch, or, with ``position ==
+    "line"``, the 1-based line of a followed file)."""
+
+    accepted: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    position: str = "index"
+
+    def add(self, other: IngestResult, offset: int = 0) -> None:
+        self.accepted += other.accepted
+        self.quarantined += other.quarantined
+        self.duplicates += other.duplicates
+        self.rejected += [(i + offset, r) for i, r in other.rejected]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "quarantined": self.quarantined, "duplicates": self.duplicates,
+                "rejected": len(self.rejected), "errors": [{self.position: i, "reason": r} for i, r in self.rejected[:100]]}
+
+
+def day_of(epoch: float) -> str:
+    """The UTC day of an epoch second, ``YYYY-MM-DD``."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+class Ingestor:
+    """Records predictions of one deployment. Thread-safe (one writer at a time per process)."""
+
+    def __init__(self, store: DeploymentStore):
+        self.store = store
+        self._labels: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+
+    def _labels_of(self, version: str) -> frozenset[str] | None:
+        if version not in self._labels:
+            self._labels = {v: frozenset(info["labels"]) for v, info in self.store.versions().items()}
+        return self._labels.get(version)
+
+    def _quarantine_reason(self, record: PredictionRecord) -> str | None:
+        labels = self._labels_of(record.model_version)
+        if labels is None:
+            return f"unknown model version {record.model_version!r}"
+        if record.predicted_label not in labels:
+            return f"label {record.predicted_label!r} is not in the label set of {record.model_version!r}"
+        extra = sorted(set(record.probabilities or ()) - labels)
+        if extra:
+            return f"probabilities name labels outside the label set of {record.model_version!r}: {extra[:5]}"
+        return None
+
+    def ingest(self, raws: Sequence[Any], source: str = "python", *, reject_keys: Sequence[str] | None = None) -> IngestResult:
+        """Validate and record a batch. ``reject_keys`` (the follower's ``path@offset``) key the
+        rejects; otherwise a reject is keyed by a hash of its content."""
+        result, now = IngestResult(), time.time()
+        rows: dict[str, dict[str, Any]] = {}
+        rejects: list[dict[str, Any]] = []
+        for i, raw in enumerate(raws):
+            record = parse_record(raw)
+            if isinstance(record, str):
+                result.rejected.append((i, record))
+                key = reject_keys[i] if reject_keys is not None else f"{source}:{_digest(raw)}"
+                rejects.append({"key": key[:400], "deployment": self.store.deployment, "source": source, "reason": record[:2000],
+                                "raw": _text(raw)[:2000], "recorded_at": now})
+                continue
+            if record.id in rows:
+                result.duplicates += 1
+                continue
+            rows[record.id] = _row(self.store.deployment, record, source, self._quarantine_reason(record), now)
+        with self._lock:
+            seen = self.store.existing_predictions(rows)
+            new = [r for pid, r in rows.items() if pid not in seen]
+            with self.store.engine.begin() as conn:
+                insert_ignore(conn, s.pd_predictions, new)
+                insert_ignore(conn, s.pd_rejects, rejects)
+        result.duplicates += len(seen)
+        result.quarantined = sum(r["status"] == "quarantined" for r in new)
+        result.accepted = len(new) - result.quarantined
+        return result
+
+    def counts(self) -> dict[str, int]:
+        """Rows recorded so far: accepted, quarantined, rejected (SQL counts)."""
+        p, r = s.pd_predictions.c, s.pd_rejects.c
+        with self.store.engine.connect() as conn:
+            by_status = dict(conn.execute(select(p.status, func.count()).where(p.deployment == self.store.deployment)
+                                          .group_by(p.status)).all())
+            rejected = conn.execute(select(func.count()).where(r.deployment == self.store.deployment)).scalar_one()
+        return {"accepted": int(by_status.get("accepted", 0)), "quarantined": int(by_status.get("quarantined", 0)),
+                "rejected": int(rejected)}
+
+
+def _row(deployment: str, r: PredictionRecord, source: str, reason: str | None, now: float) -> dict[str, Any]:
+    return {
+        "deployment": deployment, "prediction_id": r.id, "model_version": r.model_version, "text": r.text,
+        "features_json": None if r.features is None else json.dumps(r.features),
+        "predicted_label": r.predicted_label, "confidence": r.score,
+        "proba_json": None if r.probabilities is None else json.dumps(r.probabilities),
+        "predicted_at": r.time, "feedback": r.feedback, "rephrasing": r.rephrasing, "source": source,
+        "status": "quarantined" if reason else "accepted", "reason": reason, "recorded_at": now,
+    }
+
+
+def _text(raw: Any) -> str:
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace")
+    if isinstance(raw, str):
+        return raw
+    try:
+        return json.dumps(raw, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return repr(raw)
+
+
+def _digest(raw: Any) -> str:
+    return hashlib.sha256(_text(raw).encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def ingest(ledger: Any, deployment: str, records: Sequence[Any]) -> IngestResult:
+    """The Python call: ``ingest(ledger, "assistant", [{"id": ..., ...}, ...])`` on an open ledger."""
+    return Ingestor(DeploymentStore(ledger, deployment)).ingest(records, "python")

@@ -1,0 +1,114 @@
+"""``clicloop serve ingest``: an HTTP endpoint that takes production predictions in batches.
+
+| call | what it does |
+|---|---|
+| GET /health | ``{"status": "UP"}`` (no token needed) |
+| POST /v1/predictions | a JSON list of records, or ``{"predictions": [...]}``; answers per-batch counts
+  (accepted, quarantined, duplicates, rejected with the reason of each) |
+| GET /v1/stats | rows recorded so far: accepted, quarantined, rejected |
+
+Every call but /health needs ``Authorization: Bearer <token>``. A body above the size limit gets
+413; a body that is not JSON gets 400 and is counted as a reject; a bad record inside a batch is
+rejected with its reason while the rest are recorded. Re-sending a batch is harmless (ids).
+FastAPI is imported here: import this module only to serve.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from orchestrator.errors import ConfigError
+from orchestrator.postdeploy.ingest import Ingestor
+
+log = logging.getLogger("clicloop.postdeploy.server")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """token (16+ characters), ledger URL, deployment name, body limit, records per request."""
+
+    token: str
+    ledger: str
+    deployment: str
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_records: int = 10_000
+
+    def __post_init__(self) -> None:
+        if len(self.token) < 16:
+            raise ConfigError("the ingest token must be at least 16 characters (e.g. `openssl rand -hex 20`)")
+        if self.max_body_bytes < 1024 or self.max_records < 1:
+            raise ConfigError("max_body_bytes >= 1024 and max_records >= 1 are required")
+
+
+def create_ingest_app(settings: IngestSettings) -> Any:
+    """The FastAPI app (opens the ledger; closes it on shutdown)."""
+    from contextlib import asynccontextmanager
+
+    from starlette.concurrency import run_in_threadpool
+
+    from orchestrator.ledger import Ledger
+    from orchestrator.postdeploy.store import DeploymentStore
+
+    ledger = Ledger(settings.ledger).open()
+    ingestor = Ingestor(DeploymentStore(ledger, settings.deployment))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        yield
+        ledger.close()
+
+    app = FastAPI(title="clicloop prediction ingest", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.ingestor = ingestor
+    expected = settings.token.encode()
+
+    def authorized(request: Request) -> bool:
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(credential.encode(), expected)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "UP"}
+
+    @app.get("/v1/stats")
+    async def stats(request: Request) -> JSONResponse:
+        if not authorized(request):
+            return _unauthorized()
+        return JSONResponse(await run_in_threadpool(ingestor.counts))
+
+    @app.post("/v1/predictions")
+    async def predictions(request: Request) -> JSONResponse:
+        if not authorized(request):
+            return _unauthorized()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            return JSONResponse({"detail": f"request body larger than {settings.max_body_bytes} bytes"}, status_code=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_body_bytes:
+                return JSONResponse({"detail": f"request body larger than {settings.max_body_bytes} bytes"}, status_code=413)
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            await run_in_threadpool(ingestor.ingest, [bytes(body[:2000])], "http")
+            return JSONResponse({"detail": f"the body is not JSON: {e}"}, status_code=400)
+        records = parsed.get("predictions") if isinstance(parsed, dict) else parsed
+        if not isinstance(records, list):
+            return JSONResponse({"detail": "send a JSON list of prediction records, or {\"predictions\": [...]}"}, status_code=422)
+        if len(records) > settings.max_records:
+            return JSONResponse({"detail": f"at most {settings.max_records} records per request; split the batch"}, status_code=413)
+        result = await run_in_threadpool(ingestor.ingest, records, "http")
+        return JSONResponse(result.as_dict())
+
+    return app
+
+
+def _unauthorized() -> JSONResponse:
+    return JSONResponse({"detail": "missing or wrong token: send 'Authorization: Bearer <token>'"}, status_code=401)

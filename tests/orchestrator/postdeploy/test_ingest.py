@@ -1,0 +1,88 @@
+"""Ingest: the Python call and the JSONL follower, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orchestrator.ledger import Ledger
+from orchestrator.postdeploy import DeploymentStore, Ingestor, ingest
+from orchestrator.postdeploy.follower import FileFollower
+
+LABELS = ["music", "timer", "weather"]
+
+
+def rec(i: int, **kw: object) -> dict:
+    base = {"id": f"p{i}", "model_version": "v1", "predicted_label": "music", "text": f"play song {i}",
+            "confidence": 0.9, "time": 1_700_000_000 + i}
+    return {**base, **kw}
+
+
+@pytest.fixture
+def store(ledger_url: str):
+    with Ledger(ledger_url) as ledger:
+        st = DeploymentStore(ledger, "assistant")
+        st.register_version("v1", LABELS)
+        yield st
+
+
+def test_python_call_records_once_and_quarantines_unknown_versions_and_labels(store: DeploymentStore) -> None:
+    batch = [rec(0), rec(1, feedback="thumbs_down"), rec(2, model_version="v9"), rec(3, predicted_label="cooking"),
+             rec(4, probabilities={"music": 0.5, "cooking": 0.5}), rec(1)]
+    first = ingest(store.ledger, "assistant", batch)
+    assert (first.accepted, first.quarantined, first.duplicates, first.rejected) == (2, 3, 1, [])
+    again = ingest(store.ledger, "assistant", batch)
+    assert (again.accepted, again.quarantined, again.duplicates) == (0, 0, 6)
+    rows = {r["prediction_id"]: r for r in store.predictions(status=None)}
+    assert rows["p2"]["status"] == "quarantined" and "unknown model version 'v9'" in rows["p2"]["reason"]
+    assert "'cooking' is not in the label set" in rows["p3"]["reason"]
+    assert "outside the label set" in rows["p4"]["reason"]
+    assert rows["p1"]["feedback"] == "thumbs_down"
+    assert Ingestor(store).counts() == {"accepted": 2, "quarantined": 3, "rejected": 0}
+
+
+def test_malformed_records_are_rejected_with_a_reason_and_counted_once(store: DeploymentStore) -> None:
+    bad = [{"id": "x"}, "not json", 42, rec(5, confidence=1.5), rec(6, text=None), rec(7, time="yesterday"),
+           rec(8, probabilities={"music": 0.2, "timer": 0.2}), rec(9, feedback="rephrased")]
+    result = Ingestor(store).ingest(bad + [rec(10)])
+    reasons = dict(result.rejected)
+    assert result.accepted == 1 and len(result.rejected) == len(bad)
+    assert "model_version" in reasons[0] and "not JSON" in reasons[1] and "JSON object" in reasons[2]
+    assert "confidence" in reasons[3] and "'text' or 'features'" in reasons[4] and "ISO-8601" in reasons[5]
+    assert "sum to" in reasons[6] and "rephrasing" in reasons[7]
+    Ingestor(store).ingest(bad)  # a retry of the same bad records
+    assert Ingestor(store).counts()["rejected"] == len(bad)
+
+
+def _write(path: Path, records: list, partial: str = "") -> None:
+    with path.open("a", encoding="utf-8") as f:
+        for r in records:
+            f.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
+        f.write(partial)
+
+
+def test_follower_tails_a_growing_file_resumes_and_never_counts_a_replay_twice(store: DeploymentStore, tmp_path: Path) -> None:
+    path = tmp_path / "predictions.jsonl"
+    _write(path, [rec(i) for i in range(5)] + ["{broken"], partial='{"id": "p5", "model_ver')
+    follower = FileFollower(Ingestor(store), path, batch_lines=2)
+    first = follower.poll()
+    assert (first.accepted, len(first.rejected)) == (5, 1)
+    assert first.rejected[0][0] == 6 and first.as_dict()["errors"][0]["line"] == 6  # the file's line, across batches of 2
+    assert follower.poll().accepted == 0  # the half-written line waits for its newline
+    with path.open("a", encoding="utf-8") as f:  # the writer finishes the line and goes on
+        f.write('sion": "v1", "predicted_label": "timer", "text": "t", "time": 1700000100}\n')
+    _write(path, [rec(6), rec(7, model_version="v2")])
+    _write(path, ["[1, 2]"])
+    resumed = FileFollower(Ingestor(store), path).poll()  # a new process: resumes from the ledger's offset
+    assert (resumed.accepted, resumed.quarantined, resumed.duplicates) == (2, 1, 0)
+    assert resumed.rejected == [(10, "a record must be a JSON object, not list")]  # line numbers survive the restart
+    copy = tmp_path / "replayed.jsonl"  # the same file fed again under another name
+    shutil.copy(path, copy)
+    replay = FileFollower(Ingestor(store), copy).poll()
+    assert (replay.accepted, replay.quarantined, replay.duplicates) == (0, 0, 8)
+    assert Ingestor(store).counts() == {"accepted": 7, "quarantined": 1, "rejected": 2}
+    path.write_text(json.dumps(rec(20)) + "\n", encoding="utf-8")  # replaced in place: read from the start
+    assert FileFollower(Ingestor(store), path).poll().accepted == 1
