@@ -5,76 +5,38 @@
 - ``dispatch`` imports one Label Studio task per clicloop task, keeping the clicloop task key in
   ``task.data["clicloop_key"]``; keys already in the project are never imported again, and an
   import whose answer was lost (server restart) is re-checked before it is retried.
-- ``collect`` polls the project's annotations: ``lead_time`` becomes ``Answer.active_s``, the
+- ``collect`` reads the project's annotations: ``lead_time`` becomes ``Answer.active_s``, the
   annotator's user id ``Answer.worker`` (the ledger pseudonymises it), a skipped task
   (``was_cancelled``) an answer with ``label=None``. An annotation changed or deleted after it
   was reported comes back as ``event="updated"`` / ``"deleted"`` with a ``version`` that makes
   the correction idempotent. Which annotation was reported is kept in the Label Studio task's
   ``meta["clicloop_reported"]``, so deletions are noticed even across clicloop restarts.
+- With ``webhook_port`` set, ``open`` also starts a small receiver (:mod:`backends.labelstudio_webhook`)
+  and registers a project webhook for annotation events; the receiver answers each delivery at
+  once and ``collect`` works through the queue, polling the project on its first call and every
+  ``poll_every_s`` as well, since a delivery can be lost. ``close`` removes the webhook.
 - Every call retries with backoff while Label Studio is down (see :mod:`backends.labelstudio_client`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 from backends.labelstudio_client import LabelStudioClient, LabelStudioError, LabelStudioUnreachable
+from backends.labelstudio_format import (
+    FROM_NAME, TO_NAME, annotation_label, changed, choices_of, epoch, label_config, stamp, user_id,
+)
+from backends.labelstudio_webhook import WebhookReceiver, open_webhook
 from orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.labelstudio")
 
-FROM_NAME, TO_NAME = "label", "text"
-UPDATE_AFTER_S = 0.5  # Label Studio stamps updated_at a few microseconds after created_at on create
-
-
-def label_config(labels: Sequence[str], purpose: str, kind: str = "label") -> str:
-    """The labeling config XML for a single-choice task over ``labels`` with the purpose shown."""
-    choices = "\n".join(f"    <Choice value={quoteattr(str(label))}/>" for label in labels)
-    hint = (
-        '\n  <Header value="The model\'s answer is pre-selected: keep it if it is right, change it if not." size="6"/>'
-        if kind == "review" else ""
-    )
-    return (
-        "<View>\n"
-        f"  <Header value={quoteattr(purpose.replace('$', '＄'))} size=\"5\"/>{hint}\n"
-        f'  <Text name="{TO_NAME}" value="$text"/>\n'
-        f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInline="true" required="true">\n'
-        f"{choices}\n  </Choices>\n</View>"
-    )
-
-
-def choices_of(parsed_label_config: dict[str, Any]) -> tuple[str, ...]:
-    """The label values of the first Choices control in a project's parsed label config."""
-    for control in (parsed_label_config or {}).values():
-        if control.get("type") == "Choices":
-            return tuple(str(v) for v in control.get("labels", []))
-    return ()
-
-
-def _epoch(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def annotation_label(annotation: dict[str, Any], from_name: str = FROM_NAME) -> str | None:
-    """The chosen label of a choices annotation; None if skipped or empty."""
-    if annotation.get("was_cancelled"):
-        return None
-    for region in annotation.get("result") or []:
-        if region.get("from_name") == from_name and region.get("type") == "choices":
-            chosen = (region.get("value") or {}).get("choices") or []
-            return str(chosen[0]) if chosen else None
-    return None
+__all__ = ["LabelStudioBackend", "annotation_label", "choices_of", "label_config"]
 
 
 class LabelStudioBackend:
@@ -92,6 +54,13 @@ class LabelStudioBackend:
         the hour, so the reward is ``reward_per_task + hourly_wage * lead_time / 3600``.
     timeout_s, retry_for_s: per-request timeout, and how long Label Studio may be down before
         dispatch/collect give up (the loop then stops; run it again to resume).
+    webhook_port: receive annotations by webhook on this port (0: any free port); None (the
+        default) polls only. Label Studio must reach the receiver: on the same machine, start it
+        with ``SSRF_PROTECTION_ENABLED=false`` (else it refuses webhooks to 127.0.0.1).
+    webhook_host: the address the receiver binds (default ``127.0.0.1``).
+    webhook_url: the base URL Label Studio posts to, when it is not ``http://<host>:<port>``
+        (Label Studio in a container, behind a proxy); a secret path is appended.
+    poll_every_s: with a webhook, poll the project this often as well (lost deliveries).
     """
 
     confidential = True
@@ -100,7 +69,8 @@ class LabelStudioBackend:
     def __init__(self, url: str | None = None, api_key: str | None = None, api_key_env: str = "LABEL_STUDIO_API_KEY",
                  project: int | str | None = None, kind: str = "label", pre_annotations: bool = False,
                  hourly_wage: float | None = None, reward_per_task: float = 0.0, currency: str = "EUR",
-                 timeout_s: float = 30.0, retry_for_s: float = 120.0):
+                 timeout_s: float = 30.0, retry_for_s: float = 120.0, webhook_port: int | None = None,
+                 webhook_host: str = "127.0.0.1", webhook_url: str | None = None, poll_every_s: float = 30.0):
         self.url = url
         self.api_key = api_key
         self.api_key_env = api_key_env
@@ -112,6 +82,10 @@ class LabelStudioBackend:
         self.currency = currency
         self.timeout_s = timeout_s
         self.retry_for_s = retry_for_s
+        self.webhook_port = webhook_port
+        self.webhook_host = webhook_host
+        self.webhook_url = webhook_url
+        self.poll_every_s = poll_every_s
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -129,13 +103,31 @@ class LabelStudioBackend:
         self.prefix_ = f"{context.loop}/"
         self.task_ids_: dict[str, int] = {}
         self.emitted_: set[tuple[str, str, str]] = set()
+        self.reported_: dict[str, int] = {}  # task key -> the annotation id reported to the loop
+        self.hooked_: dict[str, dict[int, dict[str, Any]]] = {}  # unreported annotations from webhooks
+        self.annotation_keys_: dict[int, tuple[str, int]] = {}  # annotation id -> (task key, task id)
+        self.metas_: dict[int, dict[str, Any]] = {}
+        self.sources_: dict[str, str] = {}  # task key -> where its answer first came from
+        self.counts_ = dict.fromkeys(("polls", "answers_by_webhook", "answers_by_poll", "corrections_by_webhook",
+                                      "corrections_by_poll"), 0)
+        self.last_poll_, self.poll_soon_ = -math.inf, False
+        self.receiver_: WebhookReceiver | None = None
+        self.webhook_id_: int | None = None
         self._refresh_task_ids()
+        if self.webhook_port is not None:
+            self.receiver_, self.webhook_id_ = open_webhook(self.client_, self.project_id_, context.loop, self.webhook_host,
+                                                            self.webhook_port, self.webhook_url)
 
     def _validate(self) -> None:
         if self.kind not in ("label", "review"):
             raise LabelStudioError(f"labelstudio backend: kind must be 'label' or 'review', not {self.kind!r}")
         if self.hourly_wage is not None and self.hourly_wage < 0 or self.reward_per_task < 0:
             raise LabelStudioError("labelstudio backend: hourly_wage and reward_per_task must not be negative")
+        port = self.webhook_port
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+            raise LabelStudioError(f"labelstudio backend: webhook_port must be a port number (0 for any free one), not {port!r}")
+        if not isinstance(self.poll_every_s, (int, float)) or not self.poll_every_s > 0:
+            raise LabelStudioError(f"labelstudio backend: poll_every_s must be a positive number of seconds, not {self.poll_every_s!r}")
 
     def _project(self, context: BackendContext) -> int:
         client = self.client_
@@ -158,6 +150,16 @@ class LabelStudioBackend:
         return None if self.hourly_wage else self.reward_per_task
 
     def close(self) -> None:
+        """Remove the webhook (best effort: a Label Studio that is down is not waited for) and stop."""
+        if getattr(self, "webhook_id_", None) is not None:
+            try:
+                self.client_.delete_webhook(int(self.webhook_id_), retry=False)
+            except LabelStudioError as e:
+                log.warning("could not remove webhook %s from Label Studio project %s (%s); the next run of this loop "
+                            "removes it, or delete it under Settings > Webhooks", self.webhook_id_, self.project_id_, e)
+            self.webhook_id_ = None
+        if getattr(self, "receiver_", None) is not None:
+            self.receiver_.stop()  # kept: stats() still reports its counts
         if hasattr(self, "client_"):
             self.client_.close()
 
@@ -214,38 +216,142 @@ class LabelStudioBackend:
     # -- collect ---------------------------------------------------------------------------------
 
     def collect(self, tasks: Sequence[Task]) -> list[Answer]:
-        """Answers for ``tasks``, plus corrections to any earlier answer of this loop."""
+        """Answers for ``tasks``, plus corrections to any earlier answer of this loop.
+
+        Webhook deliveries are drained first; the project is polled on every call without a
+        webhook, and with one on the first call and then every ``poll_every_s`` (deliveries can
+        be lost), which also answers the tasks the webhooks left unanswered.
+        """
         wanted = {t.key for t in tasks}
+        found: list[tuple[Answer, str]] = []
+        marks: dict[int, tuple[dict[str, Any], int, str]] = {}
+        if self.receiver_ is not None:
+            found += [(a, "webhook") for a in self._from_webhooks(wanted, marks)]
+        if self.receiver_ is None or self.poll_soon_ or time.monotonic() - self.last_poll_ >= self.poll_every_s:
+            found += [(a, "poll") for a in self._poll(wanted, marks)]
+        for task_id, (meta, annotation_id, key) in marks.items():
+            self.client_.update_task(task_id, meta={**meta, "clicloop_reported": annotation_id})
+            self.reported_[key] = annotation_id
+            self.hooked_.pop(key, None)
+        return self._fresh(found)
+
+    def _fresh(self, found: list[tuple[Answer, str]]) -> list[Answer]:
+        """One created answer per key, and each correction once; counts where answers came from."""
+        out: list[Answer] = []
+        created: set[str] = set()
+        for answer, source in found:
+            if answer.event == "created":
+                if answer.task_key in created:
+                    continue
+                created.add(answer.task_key)
+                if answer.task_key not in self.sources_:
+                    self.sources_[answer.task_key] = source
+                    self.counts_[f"answers_by_{source}"] += 1
+            else:
+                mark = (answer.task_key, answer.event, answer.version)
+                if mark in self.emitted_:
+                    continue
+                self.emitted_.add(mark)
+                self.counts_[f"corrections_by_{source}"] += 1
+            out.append(answer)
+        return out
+
+    def _poll(self, wanted: set[str], marks: dict[int, tuple[dict[str, Any], int, str]]) -> list[Answer]:
+        self.last_poll_, self.poll_soon_ = time.monotonic(), False
+        self.counts_["polls"] += 1
         answers: list[Answer] = []
-        marks: list[tuple[int, dict[str, Any], int]] = []
         for ls_task in self.client_.iter_tasks(self.project_id_):
             key = (ls_task.get("data") or {}).get("clicloop_key")
-            if not isinstance(key, str) or not key.startswith(self.prefix_):
-                continue
-            self.task_ids_.setdefault(key, int(ls_task["id"]))
-            meta = ls_task.get("meta") or {}
-            current = min(ls_task.get("annotations") or [], key=lambda a: a["id"], default=None)
-            reported = meta.get("clicloop_reported")
-            if key in wanted:
-                if current is not None:
-                    answers.append(self._answer(key, current, "created", str(current.get("created_at", ""))))
-                    if reported != current["id"]:
-                        marks.append((int(ls_task["id"]), meta, int(current["id"])))
-                continue
-            if reported is None:
-                continue  # never reported: nothing to correct
+            if isinstance(key, str) and key.startswith(self.prefix_):
+                answers += self._judge(key, ls_task, wanted, marks)
+        return answers
+
+    def _judge(self, key: str, ls_task: dict[str, Any], wanted: set[str],
+               marks: dict[int, tuple[dict[str, Any], int, str]]) -> list[Answer]:
+        """What one Label Studio task (with its annotations) means for the loop."""
+        task_id = int(ls_task["id"])
+        self.task_ids_.setdefault(key, task_id)
+        meta = ls_task.get("meta") or {}
+        annotations = ls_task.get("annotations") or []
+        for a in annotations:
+            self.annotation_keys_[int(a["id"])] = (key, task_id)
+        current = min(annotations, key=lambda a: a["id"], default=None)
+        reported = meta.get("clicloop_reported")
+        if reported is not None:
+            self.reported_[key] = reported
+        if key in wanted:
             if current is None:
-                answers.append(self._deleted(key, reported))
-            elif current["id"] != reported:
-                answers.append(self._correction(key, current, f"{current['id']}@{current.get('updated_at')}"))
-                marks.append((int(ls_task["id"]), meta, int(current["id"])))
-            elif _changed(current):
-                answers.append(self._correction(key, current, str(current.get("updated_at"))))
-        for task_id, meta, annotation_id in marks:
-            self.client_.update_task(task_id, meta={**meta, "clicloop_reported": annotation_id})
-        fresh = [a for a in answers if (a.task_key, a.event, a.version) not in self.emitted_ or a.event == "created"]
-        self.emitted_.update((a.task_key, a.event, a.version) for a in fresh if a.event != "created")
-        return fresh
+                return []
+            if reported != current["id"]:
+                marks[task_id] = (meta, int(current["id"]), key)
+            return [self._answer(key, current, "created", stamp(current.get("created_at")))]
+        if reported is None:
+            return []  # never reported: nothing to correct
+        if current is None:
+            return [self._deleted(key, reported)]
+        if current["id"] != reported:
+            marks[task_id] = (meta, int(current["id"]), key)
+            return [self._correction(key, current, f"{current['id']}@{stamp(current.get('updated_at'))}")]
+        if changed(current):
+            return [self._correction(key, current, stamp(current.get("updated_at")))]
+        return []
+
+    def _from_webhooks(self, wanted: set[str], marks: dict[int, tuple[dict[str, Any], int, str]]) -> list[Answer]:
+        """Answers from the queued deliveries. A new annotation of a task not yet reported is
+        taken from the payload; anything touching a reported answer (an edit, a deletion) makes
+        the backend re-read that one task, so corrections follow exactly the polling rules."""
+        recheck: dict[int, str] = {}
+        for delivery in self.receiver_.drain() if self.receiver_ is not None else []:
+            if delivery.action == "ANNOTATIONS_DELETED":
+                for a in delivery.annotations:
+                    key, task_id = self.annotation_keys_.get(a["id"], (None, 0))
+                    if key is not None:
+                        self.hooked_.get(key, {}).pop(a["id"], None)
+                        recheck[task_id] = key
+                continue
+            for a in delivery.annotations:
+                task_id = int(a["task"]["id"] if isinstance(a["task"], dict) else a["task"])
+                task = delivery.tasks.get(task_id) or {}
+                key = (task.get("data") or {}).get("clicloop_key") or self._key_of(task_id)
+                if key is None:
+                    self.poll_soon_ = True  # no task data and a task we have not seen: ask the project
+                if not isinstance(key, str) or not key.startswith(self.prefix_):
+                    continue
+                self.task_ids_.setdefault(key, task_id)
+                self.annotation_keys_[int(a["id"])] = (key, task_id)
+                if key in self.reported_ and key not in wanted:
+                    recheck[task_id] = key
+                else:
+                    self.hooked_.setdefault(key, {})[int(a["id"])] = a
+                    self.metas_[task_id] = task.get("meta") or self.metas_.get(task_id) or {}
+        answers: list[Answer] = []
+        for task_id, key in recheck.items():
+            try:
+                ls_task = self.client_.task(task_id)
+            except LabelStudioError as e:
+                if e.status != 404:
+                    raise
+                ls_task = {"id": task_id, "annotations": [], "meta": {"clicloop_reported": self.reported_.get(key)}}
+            answers += self._judge(key, ls_task, wanted, marks)
+        for key, annotations in list(self.hooked_.items()):
+            if key not in wanted and key in self.reported_:
+                del self.hooked_[key]  # reported by a poll meanwhile
+            elif key in wanted and annotations:
+                current = annotations[min(annotations)]
+                task_id = self.task_ids_[key]
+                if self.reported_.get(key) != current["id"]:
+                    marks.setdefault(task_id, (self.metas_.get(task_id, {}), int(current["id"]), key))
+                answers.append(self._answer(key, current, "created", stamp(current.get("created_at"))))
+        return answers
+
+    def _key_of(self, task_id: int) -> str | None:
+        return next((k for k, i in self.task_ids_.items() if i == task_id), None)
+
+    def stats(self) -> dict[str, int]:
+        """Where answers came from: webhook deliveries (received, accepted, ignored, rejected),
+        polls, and answers and corrections by webhook or by poll."""
+        deliveries = self.receiver_.stats() if getattr(self, "receiver_", None) is not None else {}
+        return {**{f"webhook_{k}": v for k, v in deliveries.items()}, **getattr(self, "counts_", {})}
 
     def _correction(self, key: str, annotation: dict[str, Any], version: str) -> Answer:
         if annotation_label(annotation) is None:  # replaced by a skip: the label is withdrawn
@@ -263,15 +369,11 @@ class LabelStudioBackend:
         active = float(lead) if isinstance(lead, (int, float)) else 0.0
         reward = self.reward_per_task + (self.hourly_wage or 0.0) * max(active, 0.0) / 3600
         return Answer(
-            task_key=key, worker=f"labelstudio-user-{annotation.get('completed_by')}", label=annotation_label(annotation),
+            task_key=key, worker=f"labelstudio-user-{user_id(annotation.get('completed_by'))}", label=annotation_label(annotation),
             active_s=active, reward=round(reward, 6), fee=0.0, currency=self.currency,
-            submitted_at=_epoch(annotation.get("created_at")), external_id=str(annotation["id"]), event=event, version=version,
+            submitted_at=epoch(annotation.get("created_at")), external_id=str(annotation["id"]), event=event, version=version,
         )
 
     def __repr__(self) -> str:
         return f"LabelStudioBackend(url={self.url!r}, project={self.project!r}, kind={self.kind!r})"
 
-
-def _changed(annotation: dict[str, Any]) -> bool:
-    created, updated = _epoch(annotation.get("created_at")), _epoch(annotation.get("updated_at"))
-    return created is not None and updated is not None and updated - created > UPDATE_AFTER_S

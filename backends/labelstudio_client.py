@@ -13,6 +13,7 @@ other 4xx fails at once with a :class:`LabelStudioError` that says what the serv
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -56,16 +57,18 @@ class LabelStudioClient:
         self.retry_for_s = retry_for_s
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
+        self.lock_ = threading.Lock()
 
     # -- plumbing --------------------------------------------------------------------------------
 
     def _http(self) -> Any:
-        if not hasattr(self, "http_"):
-            import httpx
+        with self.lock_:  # one client for every thread (httpx.Client is thread-safe once built)
+            if not hasattr(self, "http_"):
+                import httpx
 
-            self.http_ = httpx.Client(base_url=self.url, timeout=self.timeout_s)
-            self.auth_ = self._auth_header()
-        return self.http_
+                self.http_ = httpx.Client(base_url=self.url, timeout=self.timeout_s)
+                self.auth_ = self._auth_header()
+            return self.http_
 
     def _auth_header(self) -> dict[str, str]:
         if self.api_key.count(".") == 2:  # a JWT personal access token: exchange it
@@ -155,6 +158,29 @@ class LabelStudioClient:
 
     def update_task(self, task_id: int, **fields: Any) -> dict[str, Any]:
         return self.request("PATCH", f"/api/tasks/{task_id}", json=fields)
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        """One task with its annotations."""
+        return self.request("GET", f"/api/tasks/{task_id}")
+
+    def webhooks(self, project_id: int) -> list[dict[str, Any]]:
+        """The webhooks registered for a project."""
+        out = self.request("GET", "/api/webhooks/", params={"project": project_id})
+        hooks = out.get("results", []) if isinstance(out, dict) else out or []
+        return [h for h in hooks if h.get("project") == project_id]
+
+    def create_webhook(self, project_id: int, url: str, actions: tuple[str, ...]) -> dict[str, Any]:
+        """Register a project webhook that sends its payload for ``actions``."""
+        body = {"project": project_id, "url": url, "send_payload": True, "send_for_all_actions": False,
+                "is_active": True, "actions": list(actions)}
+        return self.request("POST", "/api/webhooks/", json=body)
+
+    def delete_webhook(self, webhook_id: int, *, retry: bool = True) -> None:
+        try:
+            self.request("DELETE", f"/api/webhooks/{webhook_id}/", retry=retry)
+        except LabelStudioError as e:
+            if e.status != 404:  # already gone is fine
+                raise
 
     def whoami(self) -> dict[str, Any]:
         return self.request("GET", "/api/current-user/whoami")

@@ -24,6 +24,7 @@ def labelstudio(
     label_studio_url: Annotated[Optional[str], typer.Option(help="Label Studio URL to fetch annotations from (default: the one /setup sends)")] = None,
     hourly_wage: Annotated[float, typer.Option(help="pay recorded per annotation: lead_time x this hourly wage")] = 0.0,
     max_body_mb: Annotated[int, typer.Option(help="largest request body accepted, in MiB")] = 64,
+    acquisition_workers: Annotated[int, typer.Option(help="concurrent writes of acquisition scores into task data")] = 4,
 ) -> None:
     """Serve clicloop as a Label Studio ML backend: predictions with uncertainty ranking, retraining
     on new annotations, and every annotation's lead_time in the ledger."""
@@ -39,7 +40,8 @@ def labelstudio(
                           "and give the same value to Label Studio as the Basic-auth password")
     cfg = load_config(config)
     settings = settings_from_config(cfg, token, train_every=train_every, label_studio_url=label_studio_url,
-                                    hourly_wage=hourly_wage, max_body_bytes=max_body_mb * 1024 * 1024)
+                                    hourly_wage=hourly_wage, max_body_bytes=max_body_mb * 1024 * 1024,
+                                    acquisition_workers=acquisition_workers)
     typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {cfg.ledger}, loop prefix {cfg.loop.name!r})", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 

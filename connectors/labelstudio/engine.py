@@ -214,15 +214,42 @@ class ProjectModel:
 
     # -- acquisition scores into the Data Manager ------------------------------------------------
 
-    def write_acquisition(self, tasks: list[dict[str, Any]], scores: list[float]) -> None:
+    def write_acquisition(self, tasks: list[dict[str, Any]], scores: list[float], workers: int | None = None) -> int:
         """Store each task's acquisition score in ``task.data["clicloop_acquisition"]``, a column
-        the Data Manager sorts on (Community edition included). Runs in the background."""
+        the Data Manager sorts on (Community edition included). Runs in the background.
+
+        Label Studio has no bulk update of task data (one PATCH per task; see HumanSignal/label-studio
+        issues 1597 and 4576), so the PATCHes go out over ``workers`` connections at once (default
+        ``settings.acquisition_workers``), and tasks whose data already hold this score and model
+        version are skipped. Returns how many tasks were written; a failure is logged, not raised.
+        """
         if not hasattr(self, "client_"):
-            return
+            return 0
         version = self.version
+        todo = []
         for task, score in zip(tasks, scores):
-            data = {**task["data"], "clicloop_acquisition": round(score, 6), "clicloop_model_version": version}
-            self.client_.update_task(int(task["id"]), data=data)
+            value, data = round(float(score), 6), task.get("data") or {}
+            if data.get("clicloop_acquisition") != value or data.get("clicloop_model_version") != version:
+                todo.append((int(task["id"]), {**data, "clicloop_acquisition": value, "clicloop_model_version": version}))
+        n = max(1, workers or self.settings.acquisition_workers)
+        client = self.client_
+
+        def write(item: tuple[int, dict[str, Any]]) -> None:
+            client.update_task(item[0], data=item[1])
+
+        try:
+            if n == 1 or len(todo) < 2:
+                for item in todo:
+                    write(item)
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(min(n, len(todo)), thread_name_prefix=f"ls-acq-{self.project_id}") as pool:
+                    for _ in pool.map(write, todo):
+                        pass
+        except ClicloopError as e:
+            log.warning("project %s: acquisition scores not all written (%s); the next predictions write them", self.project_id, e)
+        return len(todo)
 
     def status(self) -> dict[str, Any]:
         with self.lock_:

@@ -26,6 +26,7 @@ class ServeSettings:
     max_body_bytes: requests larger than this get 413.
     hourly_wage, currency: pay recorded per annotation (lead_time x wage); 0 records none.
     write_acquisition: store the acquisition score in ``task.data`` so the Data Manager sorts by it.
+    acquisition_workers: concurrent PATCH requests for those writes (Label Studio has no bulk update).
     seed: for strategies that draw random numbers.
     """
 
@@ -44,6 +45,7 @@ class ServeSettings:
     hourly_wage: float = 0.0
     currency: str = "EUR"
     write_acquisition: bool = True
+    acquisition_workers: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -51,6 +53,8 @@ class ServeSettings:
             raise ConfigError("the ML backend token must be at least 16 characters (e.g. `openssl rand -hex 20`)")
         if self.train_every < 0 or self.min_labels < 2 or self.max_body_bytes < 1024 or self.hourly_wage < 0:
             raise ConfigError("train_every >= 0, min_labels >= 2, max_body_bytes >= 1024 and hourly_wage >= 0 are required")
+        if not 1 <= self.acquisition_workers <= 64:
+            raise ConfigError(f"acquisition_workers must be between 1 and 64, not {self.acquisition_workers}")
 
 
 def settings_from_config(config: Any, token: str, **options: Any) -> ServeSettings:

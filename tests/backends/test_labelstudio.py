@@ -30,12 +30,12 @@ from tests.support.labelstudio_server import LabelStudioServer, labelstudio  # n
 LABELS = tuple(str(i) for i in range(10))
 
 
-def _config(server: LabelStudioServer, ledger: str, project: str, **stop: Any) -> Any:
+def _config(server: LabelStudioServer, ledger: str, project: str, webhook: dict[str, Any] | None = None, **stop: Any) -> Any:
     return config_from_dict(digits_config(
         ledger,
         loop={"name": f"ls-{project}", "batch_size": 5, "poll_seconds": 0.2},
         backend={"name": "labelstudio", "params": {"url": server.url, "api_key": server.token, "project": project,
-                                                   "hourly_wage": 18.0, "retry_for_s": 60.0}},
+                                                   "hourly_wage": 18.0, "retry_for_s": 60.0, **(webhook or {})}},
         stop=stop or {"max_labels": 10},
     ))
 
@@ -82,13 +82,17 @@ def _wait_for_project(server: LabelStudioServer, title: str, timeout: float = 60
     raise AssertionError(f"project {title!r} never appeared")
 
 
-def test_loop_with_label_studio_annotators(labelstudio: LabelStudioServer, ledger_url: str) -> None:
+@pytest.mark.parametrize("collect_by", ["poll", "webhook"])
+def test_loop_with_label_studio_annotators(labelstudio: LabelStudioServer, ledger_url: str, collect_by: str) -> None:
     """Two rounds labeled in Label Studio: lead_time -> active seconds, pseudonymous worker,
-    a skipped task recorded as effort without a label, pay from the hourly wage."""
-    title = f"loop-{secrets.token_hex(3)}"
-    config = _config(labelstudio, ledger_url, title)
+    a skipped task recorded as effort without a label, pay from the hourly wage; answers
+    collected by polling, or by webhook (with a slow fallback poll)."""
+    title = f"loop-{collect_by}-{secrets.token_hex(3)}"
+    webhook = {"webhook_port": 0, "poll_every_s": 10.0} if collect_by == "webhook" else None
+    config = _config(labelstudio, ledger_url, title, webhook)
     truth = _truth(config)
-    thread, out = _run_in_thread(Loop(config))
+    loop = Loop(config)
+    thread, out = _run_in_thread(loop)
     pid = _wait_for_project(labelstudio, title)
     first_items = []
     while not first_items:  # skip the first item the loop sends
@@ -116,6 +120,19 @@ def test_loop_with_label_studio_annotators(labelstudio: LabelStudioServer, ledge
     expected_pay = sum(18.0 * r["active_s"] / 3600 for r in rows.values())
     assert spent["cost"] == pytest.approx(expected_pay, abs=1e-4)
     assert spent["active_hours"] == pytest.approx(sum(r["active_s"] for r in rows.values()) / 3600)
+    stats = loop.backend_.stats()
+    assert stats["answers_by_webhook"] + stats["answers_by_poll"] == len(rows)
+    if collect_by == "webhook":  # every submit was delivered to the receiver; only the fallback polls ran
+        assert stats["answers_by_webhook"] == len(rows) and stats["webhook_accepted"] >= len(rows)
+        assert stats["webhook_rejected"] == 0
+        assert _webhooks(labelstudio, pid) == []  # unregistered when the loop closed its backend
+    else:
+        assert stats["answers_by_poll"] == len(rows) and "webhook_accepted" not in stats
+
+
+def _webhooks(server: LabelStudioServer, pid: int) -> list[dict[str, Any]]:
+    r = httpx.get(f"{server.url}/api/webhooks/", params={"project": pid}, headers={"Authorization": f"Token {server.token}"})
+    return [h for h in r.json() if h["project"] == pid]
 
 
 def _context(loop: str) -> BackendContext:

@@ -147,6 +147,14 @@ def test_label_studio_drives_clicloop_end_to_end(labelstudio: LabelStudioServer,
     acq = _wait(lambda: (d := [t.data.get("clicloop_acquisition") for t in ls.tasks.list(project=project.id)]) and all(
         a is not None for a in d) and d, timeout=60, what="acquisition scores in task data")
     assert all(0.0 <= a <= 1.0 for a in acq) and len(set(acq)) > 1
+    # writing the same scores again sends nothing (one PATCH per task is all Label Studio offers);
+    # new scores go out over concurrent connections
+    held = [{"id": t.id, "data": t.data} for t in ls.tasks.list(project=project.id)]
+    _, again = model.predict(held)
+    assert model.write_acquisition(held, again) == 0
+    assert model.write_acquisition(held[:3], [0.125, 0.25, 0.5], workers=3) == 3
+    rewritten = {t.id: t.data["clicloop_acquisition"] for t in ls.tasks.list(project=project.id)}
+    assert [rewritten[t["id"]] for t in held[:3]] == [0.125, 0.25, 0.5]
 
     # corrections: an edit and a deletion become corrections in the ledger, once
     edited, deleted = ids[1], ids[2]
