@@ -62,17 +62,46 @@ def report(
     ledger: Annotated[Optional[str], typer.Option(help="ledger URL (instead of a config)")] = None,
     loop: Annotated[Optional[str], typer.Option(help="loop name (default: every loop in the ledger)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    html: Annotated[Optional[Path], typer.Option("--html", help="write the dashboard's views to this one self-contained HTML file (opens offline)")] = None,
+    target: Annotated[Optional[float], typer.Option(help="target metric of the forecast (default: the config's stop.target_metric)")] = None,
 ) -> None:
-    """Per round: labels, human hours (active / with unpaid time), cost, metric, gain, cost per point, wages."""
-    floor = None
+    """Per round: labels, human hours (active / with unpaid time), cost, metric, gain, cost per point, wages;
+    then the forecast of the hours and money still needed to reach the target."""
+    import contextlib
+    import io
+
+    floor, stops = None, {}
     if config is not None:
         from orchestrator.config import load_config
 
         cfg = load_config(config)
         ledger, loop, floor = ledger or cfg.ledger, loop or cfg.loop.name, cfg.wage_floor
+        stops = {cfg.loop.name: cfg.stop}  # the forecast's target and budget (the ledger keeps no stop rules)
     if ledger is None:
         raise typer.BadParameter("give a config file or --ledger URL")
-    _print_report(ledger, loop, floor, as_json=as_json)
+    if html is not None:
+        from orchestrator.dashboard.render import write_html_report
+
+        out = write_html_report(ledger, html, loop, floor=floor, target=target, stops=stops)
+        typer.echo(f"wrote {out} (every dashboard view, one self-contained file; it opens without a network)")
+        return
+    from orchestrator.dashboard.source import ReadOnlyLedger
+    from orchestrator.report import build_report, forecasts
+
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured) if as_json else contextlib.nullcontext():
+        _print_report(ledger, loop, floor, as_json=as_json)
+    with ReadOnlyLedger(ledger) as led:
+        names = [loop] if loop else led.loops()
+        predicted = forecasts(led, {n: build_report(led, n) for n in names}, target, stops)
+    if as_json:
+        data = json.loads(captured.getvalue())
+        for name, fc in predicted.items():
+            data[name]["forecast"] = fc
+        print(json.dumps(data, indent=2))
+        return
+    for name, fc in predicted.items():
+        typer.echo(f"{name}: {fc['text']}")
 
 
 def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = False) -> None:
@@ -153,6 +182,9 @@ app.command("labor-card")(labor_card_command)
 from orchestrator.cli_postdeploy import deploy_app  # noqa: E402 (typer only; commands import lazily)
 
 app.add_typer(deploy_app, name="deploy")
+from orchestrator.cli_dashboard import dashboard_command  # noqa: E402 (typer only; the server imports lazily)
+
+app.command("dashboard")(dashboard_command)
 
 
 def main(argv: list[str] | None = None) -> Any:

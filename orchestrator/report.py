@@ -5,10 +5,14 @@ Sums come from SQL (grouped by round); only the per-round ratios are computed he
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.ledger import Ledger
+
+if TYPE_CHECKING:
+    from orchestrator.config import Stop
 
 
 @dataclass(frozen=True)
@@ -146,3 +150,39 @@ def _f(v: float | None, digits: int, *, signed: bool = False) -> str:
     if v is None:
         return "-"
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def forecasts(ledger: Ledger, reports: dict[str, tuple[list[ReportRow], Totals]], target: float | None = None,
+              stops: Mapping[str, Stop] | None = None) -> dict[str, dict[str, Any]]:
+    """Per labeling loop: the forecast to its target (``target``, else the ``stop.target_metric``
+    of the loop's config in ``stops``, else 2 points above the best metric of the loops reported:
+    the dashboard's rule), the budget left under that config's ``max_hours`` / ``max_cost``, and a
+    line for people. (The ledger keeps no stop rules: they come from the config.)"""
+    import math
+
+    from orchestrator.forecast import default_target, describe, forecast
+
+    stops = stops or {}
+    best = max((r.metric for rows, _ in reports.values() for r in rows if r.metric is not None), default=None)
+    out: dict[str, dict[str, Any]] = {}
+    for loop, (rows, totals) in reports.items():
+        if loop.endswith(":review"):  # post-deployment review work has no learning curve
+            continue
+        stop = stops.get(loop)
+        configured = stop.target_metric if stop is not None else None
+        aim = target if target is not None else default_target(configured, best)
+        fc = forecast(rows, aim)
+        hours_left = max(0.0, stop.max_hours - totals.total_hours) if stop is not None and stop.max_hours is not None else None
+        cost_left = max(0.0, stop.max_cost - totals.cost) if stop is not None and stop.max_cost is not None else None
+
+        def interval(iv: Any) -> dict[str, float | None] | None:
+            if iv is None:
+                return None
+            return {k: (v if math.isfinite(v) else None) for k, v in (("point", iv.point), ("low", iv.low), ("high", iv.high))}
+
+        out[loop] = {"target": aim, "target_from": "option" if target is not None else "config" if configured is not None else "default",
+                     "status": fc.status, "labels": interval(fc.labels_to_target), "hours": interval(fc.hours_to_target),
+                     "cost": interval(fc.cost_to_target), "hours_left": hours_left, "cost_left": cost_left,
+                     "beyond_budget": fc.beyond(hours_left=hours_left, cost_left=cost_left),
+                     "text": describe(fc, totals.currency, hours_left, cost_left)}
+    return out

@@ -36,8 +36,53 @@ def stop_reason(stop: Stop, round_no: int, metric: float | None, spent: Budget, 
     if stop.max_hours is not None and spent.total_hours >= stop.max_hours:
         return f"human-hours budget spent ({spent.total_hours:.2f} h of {stop.max_hours:g} h, unpaid time included)"
     if stop.plateau is not None and metric is not None:
-        return _plateau(stop, round_no, metric, history, hours_between)
+        reason = _plateau(stop, round_no, metric, history, hours_between)
+        if reason is not None:
+            return reason
+    if stop.forecast is not None and metric is not None:
+        return _forecast(stop, spent, history, hours_between)
     return None
+
+
+def _forecast(stop: Stop, spent: Budget, history: Sequence[dict[str, Any]], hours_between: Any) -> str | None:
+    """Stop when the forecast to the target needs more than the hours or money left.
+
+    The learning curve is fitted to the rounds before this one (their models' labels and
+    metrics); each round's hours come from ``hours_between``, its money from the loop's money per
+    human hour so far. The rule never fires on fewer than ``stop.forecast.min_rounds`` evaluated
+    rounds, nor before any human time is recorded."""
+    from orchestrator.forecast import forecast
+
+    rule = stop.forecast
+    evaluated = [r for r in history if r.get("metric") is not None]
+    if rule is None or stop.target_metric is None or len(evaluated) < rule.min_rounds or spent.total_hours <= 0:
+        return None
+    money_per_hour = spent.cost / spent.total_hours
+    rows = []
+    for r in history:
+        hours = float(hours_between(r["round_no"], r["round_no"]))
+        rows.append({"n_labeled": r["n_labeled"], "metric": r.get("metric"), "total_hours": hours, "cost": hours * money_per_hour})
+    fc = forecast(rows, stop.target_metric)
+    hours_left = None if stop.max_hours is None else max(0.0, stop.max_hours - spent.total_hours)
+    cost_left = None if stop.max_cost is None else max(0.0, stop.max_cost - spent.cost)
+    if not fc.beyond(hours_left=hours_left, cost_left=cost_left, conservative=rule.conservative):
+        return None
+    if fc.status == "unreachable":
+        return f"forecast: {fc.message}; the budget left cannot reach it"
+    which = "optimistic end of the interval" if rule.conservative else "point forecast"
+    needs = []
+    if hours_left is not None and fc.hours_to_target is not None:
+        h = fc.hours_to_target
+        needs.append(f"{_n(h.point)} h ({_n(h.low)}-{_n(h.high)}) against {hours_left:.2f} h left")
+    if cost_left is not None and fc.cost_to_target is not None:
+        c = fc.cost_to_target
+        needs.append(f"{_n(c.point)} ({_n(c.low)}-{_n(c.high)}) against {cost_left:.2f} left")
+    return (f"forecast: reaching the target {stop.target_metric:g} needs about " + "; ".join(needs)
+            + f" ({fc.level:.0%} interval; the {which} is over budget)")
+
+
+def _n(v: float) -> str:
+    return f"{v:.2f}" if v != float("inf") else "∞"
 
 
 def _plateau(stop: Stop, round_no: int, metric: float, history: Sequence[dict[str, Any]], hours_between: Any) -> str | None:

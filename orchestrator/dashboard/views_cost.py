@@ -1,0 +1,210 @@
+"""Views of what the model bought: the learning curve (labels, human hours, money) against the
+random baseline, the forecast to the target, and the marginal cost of each point per round."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+from orchestrator.dashboard.base import FLOOR, Context, Number, View, fmt, layout, table
+from orchestrator.forecast import Forecast, default_target, forecast
+
+AXES = (("n_labeled", "labels", "labels the model was trained on"), ("hours", "hours", "human hours (unpaid time included)"),
+        ("cost", "money", "money spent ({cur}, fees included)"))
+
+
+def targets(ctx: Context) -> dict[str, float]:
+    """Per loop, the target its forecast aims at: ``?target=``, else the ``stop.target_metric`` of
+    the loop's config (``clicloop dashboard --config``), else 2 points above the best metric in
+    scope (capped at 0.99); the same rule as ``clicloop report`` (orchestrator.forecast.default_target)."""
+    best = max((r["metric"] for rows in ctx.curves.values() for r in rows if r["metric"] is not None), default=None)
+    return {loop: ctx.target if ctx.target is not None else
+            default_target(ctx.stops[loop].target_metric if loop in ctx.stops else None, best) for loop in ctx.curves}
+
+
+def learning(ctx: Context) -> View:
+    import plotly.graph_objects as go
+
+    view = View("learning", "Learning curve", "The model's metric against the labels it was trained on, the human hours and "
+                "the money spent before it; a random-sampling loop, when the ledger has one, is the grey dashed baseline.")
+    curves = ctx.curves
+    if not curves:
+        view.empty = "No round in scope: run a loop (clicloop quickstart) or widen the filters."
+        return view
+    cur = ctx.currency
+    for key, short, title in AXES:
+        fig = go.Figure()
+        for loop, rows in curves.items():
+            pts = [r for r in rows if r["metric"] is not None]
+            base = ctx.is_baseline(loop)
+            fig.add_trace(go.Scatter(
+                x=[r[key] for r in pts], y=[r["metric"] for r in pts], name=loop + (" (baseline)" if base else ""),
+                mode="lines+markers+text", line={"color": ctx.color(loop), "dash": "dash" if base else "solid", "width": 2},
+                marker={"symbol": "circle-open" if base else "circle", "size": 6},
+                text=[""] * (len(pts) - 1) + [f"{pts[-1]['metric']:.3f}"] if pts else [], textposition="top left",
+                hovertemplate=f"%{{x:,.2f}} {short}<br>metric %{{y:.4f}}<extra>{loop}</extra>"))
+        layout(fig, title=f"{_metric_name(ctx)} vs {title.format(cur=cur)}", xaxis_title=title.format(cur=cur),
+               yaxis_title=_metric_name(ctx))
+        view.figures.append(fig)
+    summary = []
+    for loop, rows in curves.items():
+        last = next((r for r in reversed(rows) if r["metric"] is not None), rows[-1])
+        spent = rows[-1]["hours"] + rows[-1]["bought_hours"], rows[-1]["cost"] + rows[-1]["bought_cost"]
+        summary.append({"loop": loop, "strategy": next((i.strategy for i in ctx.all_loops if i.name == loop), "?"),
+                        "rounds": len(rows), "n_labeled": last["n_labeled"], "metric": last["metric"], "hours": spent[0], "cost": spent[1]})
+        view.numbers.append(Number(f"final_metric:{loop}", f"{loop}: latest {_metric_name(ctx)}", last["metric"], fmt(last["metric"], 4)))
+    view.tables.append(table("Each loop's latest model and everything spent so far", [
+        ("loop", "loop", None), ("strategy", "strategy", None), ("rounds", "rounds", 0), ("n_labeled", "labels", 0),
+        ("metric", _metric_name(ctx), 4), ("hours", "human hours", 2), ("cost", f"cost {cur}", 2)], summary))
+    view.numbers.extend(_versus_baseline(ctx))
+    return view
+
+
+def _metric_name(ctx: Context) -> str:
+    names = {r["metric_name"] for rows in ctx.curves.values() for r in rows}
+    return names.pop() if len(names) == 1 else "metric"
+
+
+def _versus_baseline(ctx: Context) -> list[Number]:
+    """For each loop: what it spent to first reach the random baseline's latest metric."""
+    bases = [lp for lp in ctx.curves if ctx.is_baseline(lp)]
+    out = []
+    for base in bases:
+        ref = next((r for r in reversed(ctx.curves[base]) if r["metric"] is not None), None)
+        if ref is None:
+            continue
+        for loop, rows in ctx.curves.items():
+            if ctx.is_baseline(loop):
+                continue
+            hit = next((r for r in rows if r["metric"] is not None and r["metric"] >= ref["metric"]), None)
+            text = (f"{hit['n_labeled']} labels, {hit['hours']:.2f} h, {hit['cost']:.2f} {ctx.currency} "
+                    f"(baseline: {ref['n_labeled']} labels, {ref['hours']:.2f} h, {ref['cost']:.2f})" if hit else "not reached yet")
+            out.append(Number(f"versus:{loop}:{base}", f"{loop} to reach {base}'s {ref['metric']:.3f}",
+                              hit["n_labeled"] if hit else None, text))
+    return out
+
+
+@lru_cache(maxsize=256)
+def _cached_forecast(points: tuple[tuple[float, float | None, float, float], ...], target: float) -> Forecast:
+    rows = [{"n_labeled": n, "metric": m, "total_hours": h, "cost": c} for n, m, h, c in points]
+    return forecast(rows, target)
+
+
+def loop_forecast(ctx: Context, loop: str, target: float) -> Forecast:
+    """The forecast for one loop of the context (cached on the rounds' figures: same rounds, same forecast)."""
+    pts = tuple((float(r["n_labeled"]), r["metric"], float(r["bought_hours"]), float(r["bought_cost"])) for r in ctx.curves[loop])
+    return _cached_forecast(pts, float(target))
+
+
+def forecast_view(ctx: Context) -> View:
+    import numpy as np
+    import plotly.graph_objects as go
+
+    view = View("forecast", "Forecast to target", f"Labels, human hours and money still needed until a round's measured "
+                f"{_metric_name(ctx)} first reaches the target: a learning curve a - b·n^-c fitted to each loop's rounds so far "
+                "(refitted every round), bootstrapped and rolled forward with the measurement noise; median and 80% interval. "
+                "The target is ?target=, else the stop.target_metric of the loop's config (clicloop dashboard --config), else 2 "
+                "points above the best metric in scope. With stop.forecast in its config a loop stops once even the "
+                "optimistic end is over its budget.")
+    if not ctx.curves:
+        view.empty = "No round in scope: nothing to forecast."
+        return view
+    aims = targets(ctx)
+    fig, rows = go.Figure(), []
+    cur = ctx.currency
+    for loop, curve in ctx.curves.items():
+        target = aims[loop]
+        fc = loop_forecast(ctx, loop, target)
+        pts = [r for r in curve if r["metric"] is not None]
+        stop = ctx.stops.get(loop)
+        spent_h = sum(r["bought_hours"] for r in curve)
+        spent_c = sum(r["bought_cost"] for r in curve)
+        hours_left = max(0.0, stop.max_hours - spent_h) if stop and stop.max_hours is not None and not _filtered(ctx) else None
+        cost_left = max(0.0, stop.max_cost - spent_c) if stop and stop.max_cost is not None and not _filtered(ctx) else None
+        budget = " / ".join(x for x in (fmt(hours_left, 2, unit="h") if hours_left is not None else "",
+                                        fmt(cost_left, 2, unit=cur) if cost_left is not None else "") if x) or "-"
+        rows.append({"loop": loop, "target": target, "status": fc.status, "labels": _interval(fc.labels_to_target, 0),
+                     "hours": _interval(fc.hours_to_target, 2), "cost": _interval(fc.cost_to_target, 2), "budget": budget,
+                     "beyond": ("over budget" if fc.beyond(hours_left=hours_left, cost_left=cost_left) else "within")
+                     if budget != "-" else "-", "message": fc.message})
+        view.numbers.append(Number(f"target:{loop}", f"{loop}: target", target, f"{target:.4f}"))
+        view.numbers.append(Number(f"forecast_hours:{loop}", f"{loop}: human hours to target",
+                                   fc.hours_to_target.point if fc.hours_to_target else None,
+                                   _interval(fc.hours_to_target, 2, unit="h") if fc.hours_to_target else fc.status))
+        view.numbers.append(Number(f"forecast_cost:{loop}", f"{loop}: money to target",
+                                   fc.cost_to_target.point if fc.cost_to_target else None,
+                                   _interval(fc.cost_to_target, 2, unit=cur) if fc.cost_to_target else fc.status))
+        fig.add_trace(go.Scatter(x=[r["n_labeled"] for r in pts], y=[r["metric"] for r in pts], mode="markers", name=loop,
+                                 marker={"color": ctx.color(loop), "size": 7}))
+        if fc.params is not None and pts:
+            end = fc.labels_now + (fc.labels_to_target.point if fc.labels_to_target and math.isfinite(fc.labels_to_target.point)
+                                   else fc.labels_now)
+            xs = np.linspace(max(1.0, pts[0]["n_labeled"]), max(end * 1.1, fc.labels_now * 1.5), 80)
+            fig.add_trace(go.Scatter(x=xs, y=fc.predict(xs), mode="lines", name=f"{loop} fitted ({fc.model})",
+                                     line={"color": ctx.color(loop), "dash": "dot"}, hoverinfo="skip"))
+        lab = fc.labels_to_target
+        if fc.status == "forecast" and lab is not None:  # where a round's measured metric first reaches the target
+            hi = lab.high if math.isfinite(lab.high) else 3 * lab.point  # an open end, drawn as a long bar
+            fig.add_trace(go.Scatter(
+                x=[fc.labels_now + lab.point], y=[target], mode="markers", name=f"{loop}: target reached (80% interval)",
+                marker={"color": ctx.color(loop), "symbol": "diamond", "size": 11, "line": {"width": 1, "color": "#000"}},
+                error_x={"type": "data", "symmetric": False, "array": [hi - lab.point], "arrayminus": [lab.point - lab.low],
+                         "color": ctx.color(loop), "thickness": 2},
+                hovertemplate=f"{loop}: about %{{x:,.0f}} labels<extra></extra>"))
+    for target in sorted(set(aims.values())):
+        fig.add_hline(y=target, line={"color": FLOOR, "dash": "dash"}, annotation_text=f"target {target:.3f}",
+                      annotation_position="bottom right")
+    view.figures.append(layout(fig, title="Fitted learning curves and the target", xaxis_title="labels",
+                               yaxis_title=_metric_name(ctx)))
+    view.tables.append(table("Still needed to reach the target (point, and 80% interval)", [
+        ("loop", "loop", None), ("target", "target", 4), ("status", "status", None), ("labels", "more labels", None),
+        ("hours", "human hours", None), ("cost", f"cost {cur}", None), ("budget", "budget left", None),
+        ("beyond", "forecast vs budget", None), ("message", "how", None)], rows,
+        note="Budget left: stop.max_hours / stop.max_cost of the loop's config (clicloop dashboard --config) minus what it "
+             "spent; not shown without a config, nor under backend, model-version or date filters (they cover part of the spending)."))
+    return view
+
+
+def _filtered(ctx: Context) -> bool:
+    """Filters that cover only part of a loop's spending (the budget left would be wrong)."""
+    f = ctx.filters
+    return any((f.backend, f.model_version, f.date_from, f.date_to))
+
+
+def _interval(iv: Any, digits: int, unit: str = "") -> str:
+    if iv is None:
+        return "-"
+    if math.isinf(iv.point) and math.isinf(iv.low):
+        return f"∞ {unit}".rstrip()
+    return f"{fmt(iv.point, digits)} ({fmt(iv.low, digits)}–{fmt(iv.high, digits)}) {unit}".rstrip()
+
+
+def marginal(ctx: Context) -> View:
+    import plotly.graph_objects as go
+
+    cur = ctx.currency
+    view = View("marginal", "Marginal cost per point", "What each round's gain of one point (0.01 of the metric) cost: the "
+                "hours and money of the answers bought before it, divided by the gain. Rising costs say where to stop; "
+                "rounds without a gain have no cost per point.")
+    if not ctx.curves:
+        view.empty = "No round in scope."
+        return view
+    figs = {k: go.Figure() for k in ("cost_per_point", "hours_per_point")}
+    for loop, rows in ctx.curves.items():
+        for key, fig in figs.items():
+            fig.add_trace(go.Scatter(x=[r["round_no"] for r in rows], y=[r[key] for r in rows], name=loop, mode="lines+markers",
+                                     connectgaps=False, line={"color": ctx.color(loop), "dash": "dash" if ctx.is_baseline(loop) else "solid"}))
+        recent = [r["cost_per_point"] for r in rows[-3:] if r["cost_per_point"] is not None]
+        view.numbers.append(Number(f"recent_cost_per_point:{loop}", f"{loop}: cost per point, last 3 rounds (mean)",
+                                   sum(recent) / len(recent) if recent else None,
+                                   fmt(sum(recent) / len(recent), 2, unit=cur) if recent else "no gain"))
+        view.tables.append(table(f"{loop}: per round", [
+            ("round_no", "round", 0), ("n_labeled", "labels", 0), ("metric", "metric", 4), ("gain", "gain", 4),
+            ("answers", "answers bought", 0), ("bought_hours", "hours bought", 3), ("bought_cost", f"cost bought {cur}", 2),
+            ("hours_per_point", "h/point", 3), ("cost_per_point", f"{cur}/point", 2)], rows))
+    view.figures.append(layout(figs["cost_per_point"], title=f"Cost per point ({cur}), per round", xaxis_title="round",
+                               yaxis_title=f"{cur} per point", yaxis_type="log"))
+    view.figures.append(layout(figs["hours_per_point"], title="Human hours per point, per round", xaxis_title="round",
+                               yaxis_title="hours per point", yaxis_type="log"))
+    return view

@@ -1,0 +1,161 @@
+"""The learning-curve forecast: recovers a known curve, says when the target is reached or out of
+reach, is seeded, and drives the stopping rule."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchestrator.errors import ConfigError
+from orchestrator.forecast import forecast
+
+
+def rounds(a: float, b: float, c: float, n: list[int], *, noise: float = 0.0, hours: float = 0.1, cost: float = 0.2,
+           seed: int = 0) -> list[dict[str, float]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, k in enumerate(n):
+        bought = n[i + 1] - k if i + 1 < len(n) else 0
+        rows.append({"n_labeled": k, "metric": a - b * k ** -c + rng.normal(0, noise), "total_hours": bought * hours,
+                     "cost": bought * cost})
+    return rows
+
+
+def test_recovers_a_known_curve_and_prices_the_labels() -> None:
+    n = list(range(20, 220, 10))
+    fc = forecast(rounds(0.95, 2.0, 0.6, n), target=0.9)
+    truth = (2.0 / 0.05) ** (1 / 0.6) - n[-1]  # labels at which the true curve reaches 0.9
+    assert fc.status == "forecast" and fc.model == "power"
+    assert fc.labels_to_target.point == pytest.approx(truth, rel=0.02)
+    assert fc.hours_to_target.point == pytest.approx(truth * 0.1, rel=0.02)
+    assert fc.cost_to_target.point == pytest.approx(truth * 0.2, rel=0.02)
+    assert fc.labels_to_target.low <= fc.labels_to_target.point <= fc.labels_to_target.high
+    assert fc.predict([100])[0] == pytest.approx(0.95 - 2.0 * 100 ** -0.6, abs=1e-3)
+
+
+def first_crossing(a: float, b: float, c: float, n_last: int, step: int, target: float, noise: float, seed: int) -> float:
+    """More labels until the loop's measured metric first reaches the target (the truth the
+    forecast predicts): the same curve, measured with the same noise, round after round."""
+    rng = np.random.default_rng(seed)
+    for j in range(1, 10_000):
+        if a - b * (n_last + step * j) ** -c + rng.normal(0, noise) >= target:
+            return float(step * j)
+    return math.inf
+
+
+def test_noisy_curves_the_interval_is_calibrated_and_seeded() -> None:
+    n = list(range(20, 320, 10))
+    inside, errors = [], []
+    for seed in range(40):
+        rows = rounds(0.93, 1.5, 0.5, n, noise=0.01, seed=seed)
+        fc = forecast(rows, target=0.9, seed=seed)
+        truth = first_crossing(0.93, 1.5, 0.5, n[-1], 10, 0.9, 0.01, seed=1000 + seed)
+        inside.append(fc.labels_to_target.low <= truth <= fc.labels_to_target.high)
+        errors.append(abs(fc.labels_to_target.point - truth) / truth)
+    assert 0.65 <= np.mean(inside) <= 0.95  # a nominal 80% interval
+    assert np.median(errors) < 0.5
+    rows = rounds(0.93, 1.5, 0.5, n, noise=0.01, seed=3)
+    assert forecast(rows, target=0.9, seed=1) == forecast(rows, target=0.9, seed=1)
+    assert forecast(rows, target=0.9, seed=2).labels_to_target != forecast(rows, target=0.9, seed=1).labels_to_target
+
+
+def test_reached_unreachable_and_too_few_rounds() -> None:
+    n = list(range(20, 220, 10))
+    assert forecast(rounds(0.95, 2.0, 0.6, n), target=0.5).status == "reached"
+    out = forecast(rounds(0.8, 2.0, 0.6, n), target=0.9)
+    assert out.status == "unreachable" and math.isinf(out.hours_to_target.point)
+    assert forecast(rounds(0.95, 2.0, 0.6, n[:2]), target=0.9).status == "too-few-rounds"
+    assert forecast([], target=0.9).status == "too-few-rounds"
+
+
+def test_stop_rule_compares_the_forecast_with_the_budget_left() -> None:
+    fc = forecast(rounds(0.95, 2.0, 0.6, list(range(20, 220, 10))), target=0.9)
+    assert fc.beyond(hours_left=fc.hours_to_target.low * 0.5)
+    assert not fc.beyond(hours_left=fc.hours_to_target.high * 2)
+    assert fc.beyond(cost_left=fc.cost_to_target.point * 0.99, conservative=False)
+    assert not forecast(rounds(0.95, 2.0, 0.6, list(range(20, 220, 10))), target=0.5).beyond(hours_left=0.0)
+
+
+def test_accepts_report_rows_and_checks_the_level() -> None:
+    from orchestrator.report import ReportRow
+
+    rows = [ReportRow(i, f"v{i}", k, r["metric"], None, 10, 0.1, r["total_hours"], r["cost"], 0.0, None, None, None, None, None)
+            for i, (k, r) in enumerate(zip(range(20, 220, 10), rounds(0.95, 2.0, 0.6, list(range(20, 220, 10)))))]
+    assert forecast(rows, 0.9).status == "forecast"
+    with pytest.raises(ConfigError):
+        forecast(rows, 0.9, level=1.5)
+
+
+def test_the_stop_rule_in_the_config_needs_a_target_and_a_budget() -> None:
+    from orchestrator.config import config_from_dict
+    from tests.conftest import digits_config
+
+    with pytest.raises(ConfigError, match="stop.forecast needs stop.target_metric"):
+        config_from_dict(digits_config("sqlite:///x.db", stop={"max_hours": 1.0, "forecast": {}}))
+    with pytest.raises(ConfigError, match="stop.forecast needs"):
+        config_from_dict(digits_config("sqlite:///x.db", stop={"target_metric": 0.9, "forecast": {}}))
+    cfg = config_from_dict(digits_config("sqlite:///x.db", stop={"target_metric": 0.9, "max_cost": 5.0, "forecast": {}}))
+    assert cfg.stop.forecast is not None and cfg.stop.forecast.conservative
+
+
+def test_stop_reason_fires_when_the_forecast_exceeds_the_budget_left() -> None:
+    from orchestrator.config import ForecastStop, Stop
+    from orchestrator.stopping import Budget, stop_reason
+
+    n = list(range(20, 220, 10))
+    rows = rounds(0.95, 2.0, 0.6, n, hours=0.1, cost=0.2)
+    history = [{"round_no": i, "n_labeled": r["n_labeled"], "metric": r["metric"]} for i, r in enumerate(rows)]
+    hours = {i: r["total_hours"] for i, r in enumerate(rows)}
+    spent_h, spent_c = sum(hours.values()), 2 * sum(hours.values())  # 2 money units per human hour
+    need = forecast(rows, 0.93).hours_to_target
+    assert need is not None and need.low > 0
+
+    def reason(max_hours: float, **rule: object) -> str | None:
+        stop = Stop(target_metric=0.93, max_hours=max_hours, forecast=ForecastStop(**rule))
+        return stop_reason(stop, len(rows), rows[-1]["metric"], Budget(len(rows) * 10, spent_c, spent_h, 0.2), history,
+                           lambda a, b: sum(hours[i] for i in range(a, b + 1)))
+
+    assert reason(spent_h + need.low * 0.5).startswith("forecast: reaching the target 0.93 needs about")
+    assert reason(spent_h + need.high * 2) is None  # the budget left covers even the pessimistic end
+    between = spent_h + (need.low + need.point) / 2
+    assert reason(between) is None and reason(between, conservative=False) is not None  # point vs optimistic end
+    assert reason(spent_h + need.low * 0.5, min_rounds=len(rows) + 1) is None  # too few rounds yet
+
+
+def test_a_loop_stops_on_the_forecast_before_its_budget_is_spent(tmp_path: Path) -> None:
+    from orchestrator.config import config_from_dict
+    from orchestrator.loop import Loop
+    from tests.conftest import digits_config
+
+    url = f"sqlite:///{tmp_path / 'forecast.db'}"
+    cfg = config_from_dict(digits_config(url, stop={"max_labels": None, "target_metric": 0.999, "max_hours": 50.0,
+                                                    "forecast": {"min_rounds": 4}}))
+    results = Loop(cfg).run(restart=True)
+    reason = results[-1].stop_reason
+    assert reason is not None and reason.startswith("forecast:"), reason
+    assert 4 <= len(results) < 15 and sum(r.total_hours for r in results) < 50.0
+
+    from orchestrator.dashboard.source import ReadOnlyLedger
+    from orchestrator.report import build_report, forecasts
+
+    with ReadOnlyLedger(url) as led:
+        rows, totals = build_report(led, "t")
+        assert forecasts(led, {"t": (rows, totals)})["t"]["hours_left"] is None  # the ledger keeps no stop rules
+        fc = forecasts(led, {"t": (rows, totals)}, stops={"t": cfg.stop})["t"]
+    assert fc["target"] == 0.999 and fc["target_from"] == "config"  # the config's stop.target_metric
+    assert fc["hours_left"] == pytest.approx(50.0 - totals.total_hours) and fc["cost_left"] is None
+    assert "budget left" in fc["text"] and fc["beyond_budget"] == ("over budget" in fc["text"])
+
+
+def test_describe_says_what_is_left_and_against_which_budget() -> None:
+    from orchestrator.forecast import default_target, describe
+
+    fc = forecast(rounds(0.95, 2.0, 0.6, list(range(20, 220, 10))), target=0.9)
+    text = describe(fc, "EUR", hours_left=fc.hours_to_target.low / 2)
+    assert f"{fc.hours_to_target.point:.2f} human hours" in text and "over budget" in text
+    assert "within reach" in describe(fc, "EUR", hours_left=fc.hours_to_target.high * 2)
+    assert default_target(None, 0.913) == pytest.approx(0.94) and default_target(0.8, 0.95) == 0.8
+    assert default_target(None, 0.985) == 0.99
