@@ -177,30 +177,35 @@ class Ledger:
         """Commit answers ``(task, answer, status, reason)`` with their reward and fee, in one
         transaction; returns the positions that were new. Raw worker ids become pseudonyms here;
         a worker's qualification time is recorded once per loop and backend."""
-        # The hot write path: rows go to the driver as tuples through one prepared INSERT per table
+        # The hot write path: rows go to the driver as tuples through one INSERT per table
         # (SQLAlchemy's per-row parameter processing cost more than the database's own work).
         now = time.time()
         with self.engine_.begin() as conn:
-            seen: set[str] = set()
-            for chunk in chunks([task.key for task, *_ in rows], 500):
-                seen |= set(conn.execute(select(s.assignments.c.task_key).where(s.assignments.c.task_key.in_(chunk))).scalars())
-            new: list[int] = []
+            postgres = conn.dialect.name == "postgresql"
+            # SQLite: look the keys up first. PostgreSQL: the insert itself returns the new keys (a
+            # lookup on a young table without statistics is planned as a scan: quadratic).
+            seen = set() if postgres else self._recorded(conn, [task.key for task, *_ in rows])
+            entries: list[tuple[int, str, str, Task, Answer]] = []
             answer_rows: list[tuple[Any, ...]] = []
-            worker_rows: dict[str, tuple[Any, ...]] = {}
-            pay_rows: list[tuple[Any, ...]] = []
             pseudonyms = self._pseudonyms(backend)
             for i, (task, answer, status, reason) in enumerate(rows):
                 key = task.key
                 if key in seen:
                     continue
                 seen.add(key)
-                new.append(i)
                 worker = pseudonyms.get(answer.worker)
                 if worker is None:
                     worker = pseudonyms[answer.worker] = self.pseudonym(backend, answer.worker)
+                entries.append((i, key, worker, task, answer))
                 answer_rows.append((key, task.loop, task.round_no, task.item_id, backend, worker, answer.label, status, reason,
                                     answer.external_id, answer.accepted_at, answer.submitted_at, num(answer.active_s),
                                     num(answer.search_s), num(answer.wait_s), num(answer.returned_s), now))
+            inserted = _insert_tuples(conn, s.assignments, _ASSIGNMENT_COLUMNS, answer_rows, returning=postgres)
+            if inserted is not None:
+                entries = [e for e in entries if e[1] in inserted]
+            worker_rows: dict[str, tuple[Any, ...]] = {}
+            pay_rows: list[tuple[Any, ...]] = []
+            for _, key, worker, task, answer in entries:
                 if worker not in worker_rows:
                     worker_rows[worker] = (loop, backend, worker, num(answer.qualification_s), task.round_no, now)
                 for kind, amount in (("reward", answer.reward), ("fee", answer.fee)):
@@ -208,10 +213,17 @@ class Ledger:
                     if amount > 0:
                         pay_rows.append((f"{key}/{kind}", loop, task.round_no, backend, worker, key, kind, micros(amount),
                                          answer.currency, None, now))
-            _insert_tuples(conn, s.assignments, _ASSIGNMENT_COLUMNS, answer_rows)
             _insert_tuples(conn, s.workers, _WORKER_COLUMNS, list(worker_rows.values()))
             _insert_tuples(conn, s.payments, _PAYMENT_COLUMNS, pay_rows)
-        return new
+        return [e[0] for e in entries]
+
+    @staticmethod
+    def _recorded(conn: Connection, keys: Sequence[str]) -> set[str]:
+        """The task keys among ``keys`` that already have an answer."""
+        seen: set[str] = set()
+        for chunk in chunks(list(keys), 500):
+            seen |= set(conn.execute(select(s.assignments.c.task_key).where(s.assignments.c.task_key.in_(chunk))).scalars())
+        return seen
 
     def _pseudonyms(self, backend: str) -> dict[str, str]:
         """Raw worker id -> pseudonym for ``backend``, remembered (the salt is fixed once open)."""
@@ -354,23 +366,27 @@ _PAYMENT_COLUMNS = ("key", "loop", "round_no", "backend", "worker", "task_key", 
                     "recorded_at")
 
 
-def _insert_tuples(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-    """``insert_ignore`` for rows given as tuples in ``columns`` order, straight to the driver's
-    executemany: the same INSERT ... ON CONFLICT DO NOTHING, without SQLAlchemy's per-row work."""
+def _insert_tuples(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]], *,
+                   returning: bool = False) -> set[Any] | None:
+    """``insert_ignore`` for rows given as tuples in ``columns`` order, straight to the driver:
+    the same INSERT ... ON CONFLICT DO NOTHING, without SQLAlchemy's per-row work. With
+    ``returning`` (PostgreSQL only), the first column's values of the rows actually inserted."""
     if not rows:
-        return
+        return set() if returning else None
     quote = conn.dialect.identifier_preparer.quote
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES "
-    one = f"({', '.join([mark] * len(columns))})"
+    names = ", ".join(quote(c) for c in columns)
     if conn.dialect.name != "postgresql":  # SQLite: executemany is one prepared statement, run in-process
-        conn.exec_driver_sql(head + one + " ON CONFLICT DO NOTHING", list(rows))
-        return
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join([mark] * len(columns))}) "
+                             "ON CONFLICT DO NOTHING", list(rows))
+        return None
     # PostgreSQL: one statement over column arrays (unnest), so the rows cost neither a round trip
     # each nor a parameter each (psycopg parses every placeholder of a query on the client)
     arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns)
-    conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-                         f"SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING", tuple(list(col) for col in zip(*rows)))
+    tail = f" RETURNING {quote(columns[0])}" if returning else ""
+    result = conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays}) "
+                                  f"ON CONFLICT DO NOTHING{tail}", tuple(list(col) for col in zip(*rows)))
+    return {r[0] for r in result} if returning else None
 
 
 def _payment_row(key: str, loop: str, round_no: int, backend: str, worker: str, task_key: str | None, kind: str,
