@@ -200,12 +200,22 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
+    except ModuleNotFoundError as e:
+        extra = _EXTRA_OF.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"error: this command needs {e.name}, which is not installed; install the extra that brings it: "
+              f"pip install 'clicloop[{extra}]'", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:  # usage errors: click's, or typer's own since typer 0.16 (duck-typed: both have show/exit_code)
+        if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+        if type(e).__name__ == "Abort":
             sys.exit(1)
         raise
+
+
+# optional dependencies -> the extra (pyproject.toml) that installs them
+_EXTRA_OF = {"plotly": "dashboard", "fastapi": "labelstudio,dashboard", "uvicorn": "labelstudio,dashboard", "httpx": "labelstudio", "psycopg": "postgres",
+             "pyarrow": "parquet", "crowdkit": "crowd", "ray": "ray", "torch": "torch", "modAL": "modal"}

@@ -68,3 +68,23 @@ def test_ledger_commands_verify_export_adjust_and_labor_card(tmp_path):
     assert "# Labor card: digits-margin-r2" in text and "0 of" in text and "below the 12.02 floor" in text
     missing = clicloop("labor-card", "clicloop.yaml", "--model-version", "nope", cwd=tmp_path)
     assert missing.returncode == 2 and "no model version 'nope'" in missing.stderr
+
+
+def test_a_missing_optional_dependency_names_the_extra_to_install(monkeypatch, capsys, tmp_path):
+    from orchestrator.cli import main
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the dashboard extra were not installed
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dashboard", "--ledger", f"sqlite:///{tmp_path / 'l.db'}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "uvicorn" in err and "pip install 'clicloop[labelstudio,dashboard]'" in err
+
+
+def test_a_usage_error_exits_2_with_the_option_named(capsys):
+    from orchestrator.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--bogus"])
+    assert exit_info.value.code == 2
+    assert "--bogus" in capsys.readouterr().err
