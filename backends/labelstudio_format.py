@@ -74,4 +74,4 @@ def changed(annotation: dict[str, Any]) -> bool:
 
 def user_id(completed_by: Any) -> Any:
     """The annotator's user id: task lists give it bare, the task detail as a user object."""
-    return completed_by.get("id") if isinstance(completed_by, dict) else completed_by
+    return completed_by.get("id", completed_by.get("email")) if isinstance(completed_by, dict) else completed_by

@@ -57,28 +57,29 @@ def flag_mask(texts: Sequence[object] | None, flags: np.ndarray | None, patterns
 
 
 def check_dispatch(tasks: Sequence[Task], backend_name: str, confidential: bool) -> None:
-    """The last check before tasks leave the loop: raises rather than leak or mislead."""
+    """The last check before tasks leave the loop (a resumed round's tasks included): raises
+    rather than leak or mislead."""
     for task in tasks:
-        if not task.purpose or not task.purpose.strip():
-            raise PolicyError(f"task {task.key} has no purpose statement; every task must say what the work is for")
-        if task.sensitive and not confidential:
-            raise PolicyError(
-                f"task {task.key} holds a sensitive item and backend {backend_name!r} is not confidential; "
-                "route sensitive items to an in-house (confidential) backend"
-            )
+        breach = _breach(task, backend_name, confidential)
+        if breach is not None:
+            raise PolicyError(f"task {task.key}: {breach}")
 
 
 @hookimpl
 def clicloop_task_policy(loop: Any, backend: str, confidential: bool, tasks: Sequence[Task]) -> list[PolicyDecision]:
     """Built-in policies, through the same hook as third-party ones: no purpose, no task; no
     sensitive item for a backend that is not confidential."""
-    out = []
-    for task in tasks:
-        if not task.purpose or not task.purpose.strip():
-            out.append(PolicyDecision(task.key, "veto", "no purpose statement: every task must say what the work is for"))
-        elif task.sensitive and not confidential:
-            out.append(PolicyDecision(task.key, "veto", f"sensitive item; backend {backend!r} is not confidential"))
-    return out
+    return [PolicyDecision(t.key, "veto", breach) for t in tasks if (breach := _breach(t, backend, confidential)) is not None]
+
+
+def _breach(task: Task, backend: str, confidential: bool) -> str | None:
+    """Which built-in policy ``task`` breaks on ``backend``, if any."""
+    if not task.purpose or not task.purpose.strip():
+        return "no purpose statement: every task must say what the work is for"
+    if task.sensitive and not confidential:
+        return (f"sensitive item and backend {backend!r} is not confidential; "
+                "route sensitive items to an in-house (confidential) backend")
+    return None
 
 
 def apply_policies(hook: Any, loop: Any, backend: str, confidential: bool, tasks: Sequence[Task]) -> tuple[list[Task], dict[str, str]]:

@@ -9,28 +9,16 @@ import json
 import threading
 from typing import Any
 
+from backends.labelstudio_format import annotation_label as answer_label
+from backends.labelstudio_format import user_id
 from orchestrator.ledger import Ledger
 from orchestrator.types import Answer, Consensus, Task
 
 BACKEND = "labelstudio-ml"
 
 
-def answer_label(annotation: dict[str, Any], from_name: str) -> str | None:
-    """The chosen label of a choices annotation; None if skipped or empty."""
-    if annotation.get("was_cancelled"):
-        return None
-    for region in annotation.get("result") or []:
-        if region.get("from_name") == from_name and region.get("type") == "choices":
-            chosen = (region.get("value") or {}).get("choices") or []
-            return str(chosen[0]) if chosen else None
-    return None
-
-
 def _user(annotation: dict[str, Any]) -> str:
-    who = annotation.get("completed_by")
-    if isinstance(who, dict):
-        who = who.get("id", who.get("email"))
-    return f"labelstudio-user-{who}"
+    return f"labelstudio-user-{user_id(annotation.get('completed_by'))}"
 
 
 class Recorder:

@@ -311,40 +311,36 @@ class Ledger:
         current = self._latest_labels(loop, [c.item_id for c in consensus] + list(withdrawn))
         now, rows = time.time(), []
         for c in consensus:
-            rev, label, n_answers = current.get(c.item_id, (-1, None, 0))
+            rev, label, n_answers, _ = current.get(c.item_id, (-1, None, 0, 0.0))
             if label != c.label or n_answers != c.n_answers:
                 rows.append(_label_row(loop, round_no, c, rev + 1, now))
         for item in withdrawn:
-            rev, label, _ = current.get(item, (-1, None, 0))
+            rev, label, _, _ = current.get(item, (-1, None, 0, 0.0))
             if label is not None:
                 rows.append(_label_row(loop, round_no, Consensus(item, None, 0.0, 0), rev + 1, now))  # type: ignore[arg-type]
         with self.engine_.begin() as conn:
             insert_ignore(conn, s.labels, rows)
         return len(rows)
 
-    def _latest_labels(self, loop: str, item_ids: Sequence[str] | None = None) -> dict[str, tuple[int, str | None, int]]:
+    def _latest_labels(self, loop: str, item_ids: Sequence[str] | None = None) -> dict[str, tuple[int, str | None, int, float]]:
+        """Each item's latest label revision: (revision, label, answers, confidence)."""
         lab = s.labels.c
         latest = select(lab.item_id, func.max(lab.revision).label("rev")).where(lab.loop == loop).group_by(lab.item_id)
         if item_ids is not None:
             latest = latest.where(lab.item_id.in_(list(item_ids)))
         latest = latest.subquery()
-        query = select(lab.item_id, lab.revision, lab.label, lab.n_answers).join(
+        query = select(lab.item_id, lab.revision, lab.label, lab.n_answers, lab.confidence).join(
             latest, and_(lab.item_id == latest.c.item_id, lab.revision == latest.c.rev)).where(lab.loop == loop)
         with self.engine_.connect() as conn:
-            return {item: (rev, label, n) for item, rev, label, n in conn.execute(query)}
+            return {item: (rev, label, n, float(conf)) for item, rev, label, n, conf in conn.execute(query)}
 
     def labels(self, loop: str) -> dict[str, str]:
         """The current label of every labeled item (latest revision; withdrawn items left out)."""
-        return {item: label for item, (_, label, _) in self._latest_labels(loop).items() if label is not None}
+        return {item: label for item, (_, label, _, _) in self._latest_labels(loop).items() if label is not None}
 
     def label_confidence(self, loop: str) -> dict[str, float]:
         """The aggregator's confidence in each item's current label."""
-        lab = s.labels.c
-        latest = (select(lab.item_id, func.max(lab.revision).label("rev")).where(lab.loop == loop).group_by(lab.item_id)).subquery()
-        query = select(lab.item_id, lab.confidence).join(
-            latest, and_(lab.item_id == latest.c.item_id, lab.revision == latest.c.rev)).where(lab.loop == loop, lab.label.is_not(None))
-        with self.engine_.connect() as conn:
-            return {item: float(conf) for item, conf in conn.execute(query)}
+        return {item: conf for item, (_, label, _, conf) in self._latest_labels(loop).items() if label is not None}
 
     # -- accounting (SQL) ------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 The accounting queries filter on the loop and sum seconds and money per round, worker or backend.
 On SQLite (no statistics) an index on (loop, ...) alone was used for ``loop = ?`` and every row
-was then fetched from the table in index order: 2-8 s per query over 1,000,000 answers. These
+was then fetched from the table in index order (seconds per query over 1,000,000 answers). These
 indexes carry the summed columns, so each query reads one index in group order. Also: the items
 of a loop (votes of given items; verify's "labels come from answers" check was quadratic without
 it) and the payments of a task (review with withheld pay; verify's payment checks).
