@@ -12,7 +12,8 @@ repetition, so a noisy machine slows them alike); every figure is a median over 
   repetition). Target: >= 20,000 answers/s on SQLite, >= 5,000/s on PostgreSQL. SQLite runs in
   the ledger's WAL mode with synchronous=NORMAL (a commit survives a killed process);
   PostgreSQL with the server's settings (fsync and synchronous_commit on: a commit survives a
-  power cut).
+  power cut). ``--sqlite-checkpoints ledger,1000`` repeats the SQLite writes with SQLite's own
+  ``wal_autocheckpoint`` of 1,000 pages beside the ledger's setting, in the same repetitions.
 * read: a realistic ledger of ``--rows`` assignments over ``--rounds`` rounds, ``--workers``
   workers on two backends, a reward and a fee per answer, reviews on 2% (a quarter rejected, half
   of those with their pay reversed), corrections on 1%, a task per answer plus expired tasks, a
@@ -44,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("CLICLOOP_WORKER_SALT", "ledger-bench")  # same pseudonyms in every run
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, event, text  # noqa: E402
 
 from orchestrator.ledger import Ledger  # noqa: E402
 from orchestrator.ledger import accounting  # noqa: E402
@@ -93,6 +94,23 @@ class Target:
             with engine.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE"))
             engine.dispose()
+
+
+def set_checkpoint(ledger: Ledger, pages: str) -> None:
+    """Run the SQLite ledger's next writes with ``wal_autocheckpoint = pages`` (``ledger``: its own
+    setting): a connect hook applied after the ledger's own pragmas, then a fresh connection."""
+    engine = ledger.engine_
+    if not hasattr(engine, "_bench_checkpoint"):
+        def hook(dbapi_conn: Any, _record: Any) -> None:
+            if engine._bench_checkpoint != "ledger":  # type: ignore[attr-defined]
+                dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={int(engine._bench_checkpoint)}")  # type: ignore[attr-defined]
+        event.listen(engine, "connect", hook)
+    engine._bench_checkpoint = pages  # type: ignore[attr-defined]
+    engine.dispose()
+    with engine.connect() as conn:
+        got = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    if pages != "ledger" and got != int(pages):
+        raise SystemExit(f"wal_autocheckpoint is {got}, not {pages}")
 
 
 # -- a realistic ledger, drawn from a seeded Generator ------------------------------------------------
@@ -313,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of every measurement (the median is reported)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sqlite-checkpoints", default="ledger",
+                    help="comma-separated wal_autocheckpoint settings for the SQLite writes, side by side: "
+                         "'ledger' (the ledger's own) and/or page counts, e.g. ledger,1000")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: write, read")
     ap.add_argument("--dir", type=Path, default=None, help="where SQLite files go (default: a temporary directory)")
     ap.add_argument("--verbose", action="store_true", help="log every timing")
@@ -348,31 +369,40 @@ def main(argv: list[str] | None = None) -> int:
         if "write" not in skip:
             rows = write_rows(LOOP, args.write_rows, args.workers, args.seed + 1)
             samples: dict[tuple[str, str], list[float]] = {}
+            variants = [(b, v) for b in backends
+                        for v in ([c.strip() for c in args.sqlite_checkpoints.split(",") if c.strip()] if b == "sqlite" else ["-"])]
             for rep in range(args.reps):
-                for b in backends:
+                for b, variant in variants:
+                    name = b if variant in ("-", "ledger") else f"{b} (wal_autocheckpoint={variant})"
                     t = Target(b, workdir, "write")
                     try:
                         with Ledger(t.url) as ledger:
+                            if b == "sqlite":
+                                set_checkpoint(ledger, variant)
                             ledger.begin_loop(LOOP, "bench", "{}", 0)
                             sec = time_writes(ledger, LOOP, rows, args.batch)
                     finally:
                         t.drop()
-                    samples.setdefault((b, "fresh"), []).append(args.write_rows / sec)
-                    log(f"write rep {rep + 1}/{args.reps} {b} fresh ledger: {args.write_rows / sec:,.0f} answers/s")
+                    samples.setdefault((name, "fresh"), []).append(args.write_rows / sec)
+                    log(f"write rep {rep + 1}/{args.reps} {name} fresh ledger: {args.write_rows / sec:,.0f} answers/s")
                     if b in big:
                         _, ledger = big[b]
-                        loop = f"{LOOP}-w{rep}"
+                        if b == "sqlite":
+                            set_checkpoint(ledger, variant)
+                        loop = f"{LOOP}-w{rep}-{variant}"
                         ledger.begin_loop(loop, "bench", "{}", 0)
                         grown = write_rows(loop, args.write_rows, args.workers, args.seed + 1)
                         sec = time_writes(ledger, loop, grown, args.batch)
-                        samples.setdefault((b, "big"), []).append(args.write_rows / sec)
-                        log(f"write rep {rep + 1}/{args.reps} {b} into the {args.rows:,}-answer ledger: "
+                        samples.setdefault((name, "big"), []).append(args.write_rows / sec)
+                        log(f"write rep {rep + 1}/{args.reps} {name} into the {args.rows:,}-answer ledger: "
                             f"{args.write_rows / sec:,.0f} answers/s")
+                        if b == "sqlite":
+                            set_checkpoint(ledger, "ledger")
             for (b, where), vals in samples.items():
                 op = (f"record_answers, batches of {args.batch:,}, fresh ledger" if where == "fresh" else
                       f"record_answers, batches of {args.batch:,}, into the {args.rows:,}-answer ledger")
                 results.append({"backend": b, "op": op, "rows": args.write_rows, "samples": vals, "kind": "rate",
-                                "target": WRITE_TARGET[b]})
+                                "target": WRITE_TARGET[b.split(" ")[0]]})
 
         if "read" not in skip:
             ops = read_ops(args.rounds)

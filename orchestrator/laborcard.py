@@ -23,7 +23,7 @@ from orchestrator.config import WageFloor
 from orchestrator.errors import LedgerError
 from orchestrator.ledger import Ledger
 from orchestrator.ledger import schema as s
-from orchestrator.ledger.accounting import by_worker, spent, unpaid_by_kind
+from orchestrator.ledger.accounting import by_worker, unpaid_by_kind
 
 
 def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = None) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         purpose = (json.loads(loop_row.config_json) if loop_row else {}).get("loop", {}).get("purpose")
     floor = floor or WageFloor()
     workers = by_worker(ledger.engine_, loop, before_round=before)
-    totals = spent(ledger.engine_, loop, (0, before - 1)) if before > 0 else spent(ledger.engine_, loop, (0, -1))
+    totals = _totals(workers)
     wages = np.array([w["wage_total_time"] for w in workers if w["wage_total_time"] is not None])
     floors = np.array([floor.for_backend(w["backend"]).amount for w in workers if w["wage_total_time"] is not None])
     currency = ledger.currency(loop) or floor.currency
@@ -67,6 +67,15 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         "corrections": _count(ledger, s.corrections, loop),
         "post_deployment_corrections": post_deployment(ledger, model_version),
     }
+
+
+def _totals(workers: list[dict[str, Any]]) -> dict[str, float]:
+    """``accounting.spent`` over the same rounds, summed from the per-worker rows (one query less:
+    the per-worker groups partition the loop's answers, payments and qualification time)."""
+    income = sum(w["income"] for w in workers)
+    active = sum(w["active_hours"] for w in workers)
+    return {"answers": sum(w["answers"] for w in workers), "income": income, "cost": income + sum(w["fees"] for w in workers),
+            "active_hours": active, "total_hours": active + sum(w["unpaid_hours"] for w in workers)}
 
 
 def _distribution(wages: np.ndarray, floors: np.ndarray, currency: str) -> dict[str, Any]:

@@ -51,11 +51,18 @@ def test_the_labor_card_adds_up(tmp_path):
     Loop(config_from_dict(digits_config(url, stop={"max_labels": 30}))).run()
     with Ledger(url) as ledger:
         ledger.review("t/0/" + ledger.tasks("t", 0)[0]["item_id"] + "/0", accept=False, reason="blank answer")
+        worker = by_worker(ledger.engine_, "t")[0]
+        ledger.pay("bonus-1", "t", 1, worker["backend"], worker["worker"], "bonus", 0.5, "EUR")
+        ledger.pay("fee-1", "t", 1, worker["backend"], worker["worker"], "fee", 0.1, "EUR")
+        ledger.pay("late-bonus", "t", 2, worker["backend"], worker["worker"], "bonus", 9.0, "EUR")  # after v2: not in its card
         card = labor_card(ledger, "t-r2")
         spent_two_rounds = ledger.spent("t", (0, 1))
     assert card["labels"] == {"trained_on": 40, "bought_answers": 20}
+    # the card's totals (summed from the per-worker rows) equal the ledger's own totals over rounds 0-1
     assert card["hours"]["total"] == pytest.approx(spent_two_rounds["total_hours"])
-    assert card["money"]["paid_to_workers"] == pytest.approx(20 * 0.02)
+    assert card["hours"]["active"] == pytest.approx(spent_two_rounds["active_hours"])
+    assert card["money"]["total_cost"] == pytest.approx(spent_two_rounds["cost"])
+    assert card["money"]["paid_to_workers"] == pytest.approx(spent_two_rounds["income"]) == pytest.approx(20 * 0.02 + 0.5)
     assert card["rejections"] == {"count": 1, "reasons": {"blank answer": 1}}
     assert sum(card["hours"]["unpaid_by_kind"].values()) == pytest.approx(card["hours"]["unpaid"])
     text = render_markdown(card)
