@@ -20,8 +20,10 @@ through the simulated crowd (151 labels: every intent and out_of_scope); retrain
 plus the non-audit reviews; promote the candidate only if it beats the serving version on the
 audited slice. The next day is served by whatever serves then.
 
-Policies: random (random-review), low-confidence, strategy-score (margin), user-flag, and a
-combination (user-flag or low confidence). Reported per policy over seeds: the production error
+Policies: random (random-review), low-confidence, strategy-score (margin), user-flag, a
+combination (user-flag or low confidence), and novelty (cosine distance to the serving model's
+training inputs). The "Floor" line is a model trained on v1's labels plus every production
+prediction, correctly labeled: what reviewing everything would buy with this model class. Reported per policy over seeds: the production error
 rate on the eval sample at the end, its reduction from v1, the ratio of that reduction to random
 review's, review hours used, errors fixed per human hour, promotions.
 """
@@ -49,6 +51,7 @@ POLICIES: dict[str, Any] = {
     "strategy-score": {"name": "strategy-score", "params": {"strategy": "margin", "threshold": 0.5}},
     "user-flag": "user-flagged",
     "flag-or-low-confidence": {"any": ["user-flagged", {"name": "low-confidence", "params": {"threshold": 0.5}}]},
+    "novelty": {"name": "novelty", "params": {"max_unknown_share": None, "min_distance": 0.0}},
 }
 
 
@@ -103,8 +106,8 @@ def run_policy(data: dict[str, Any], parts: dict[str, Any], seed: int, policy: s
     from orchestrator.ledger import Ledger
     from orchestrator.models import logreg
     from orchestrator.postdeploy import DeploymentStore, ingest, metrics
-    from orchestrator.postdeploy.conditions import TriageContext
-    from orchestrator.postdeploy.learn import Learner
+    from orchestrator.postdeploy.conditions import TriageContext, normalised
+    from orchestrator.postdeploy.learn import Learner, corrections
     from orchestrator.postdeploy.review import Reviewer
     from orchestrator.postdeploy.triage import Triage, build_policy, triage_registry
 
@@ -143,7 +146,9 @@ def run_policy(data: dict[str, Any], parts: dict[str, Any], seed: int, policy: s
                 recs.append(rec)
                 truth[rec["id"]] = str(label[i])
             ingest(ledger, "assistant", recs)
-            ctx = TriageContext(model=model, featurize=featurize, registry=registry)
+            trained = [c for c in corrections(store) if not c["audit"]]  # the serving candidate's training inputs
+            reference = normalised(np.vstack([data["E"][parts["base"]], *([featurize(trained)] if trained else [])]))
+            ctx = TriageContext(model=model, featurize=featurize, registry=registry, reference=reference)
             Triage(store, "audit", audit, ctx).run()
             Triage(store, policy, capped, ctx).run()
             now[0] = START + (d + 1) * DAY  # reviews come in by the end of the day
@@ -183,9 +188,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             parts = split(data, seed, args)
             v1 = logreg(C=args.C, max_iter=300).fit(data["E"][parts["base"]], data["label"][parts["base"]].astype(str))
             error_v1 = float(np.mean(predict(v1, data["E"][parts["eval"]])[0] != data["label"][parts["eval"]]))
+            # the floor: every production prediction of the days reviewed, correctly: what reviewing
+            # everything buys with this model class (a policy reviews a subset of the same predictions)
+            seen = np.concatenate([parts["base"], *parts["days"]])
+            full = logreg(C=args.C, max_iter=300).fit(data["E"][seen], data["label"][seen].astype(str))
+            error_floor = float(np.mean(predict(full, data["E"][parts["eval"]])[0] != data["label"][parts["eval"]]))
+            print(f"seed {seed}: error v1 {error_v1:.3f}, floor (all traffic labeled) {error_floor:.3f}", file=sys.stderr)
             for policy in args.policies:
                 out = run_policy(data, parts, seed, policy, args, v1, Path(tmp))
-                out.update(error_v1=error_v1, reduction=error_v1 - out["error_end"], unseen=parts["unseen"])
+                out.update(error_v1=error_v1, error_floor=error_floor, reduction=error_v1 - out["error_end"], unseen=parts["unseen"])
                 results.append(out)
                 print(f"seed {seed} {policy:>24}: error {error_v1:.3f} -> {out['error_end']:.3f}, {out['reviews']} reviews, "
                       f"{out['hours']:.2f} h, {out['promotions']} promotions ({out['seconds']:.0f} s)", file=sys.stderr)
@@ -203,6 +214,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         ratios = [r["reduction"] / random[r["seed"]] for r in mine if random.get(r["seed"], 0) > 0]
         out[policy] = {
             "error_v1": float(np.mean([r["error_v1"] for r in mine])),
+            "error_floor": float(np.mean([r.get("error_floor", np.nan) for r in mine])),
             "error_end": [float(np.mean([r["error_end"] for r in mine])), float(np.std([r["error_end"] for r in mine]))],
             "reduction": [float(np.mean([r["reduction"] for r in mine])), float(np.std([r["reduction"] for r in mine]))],
             "ratio_to_random": ([float(np.mean([r["reduction"] for r in mine]) / np.mean(list(random.values()))),
@@ -233,6 +245,13 @@ def markdown(report: dict[str, Any]) -> str:
     audit = np.mean([s["audit"][0] for s in summary.values()]), np.mean([s["audit"][1] for s in summary.values()])
     lines += ["", f"Random audits of the last day's traffic (~{a['audit_rate'] * a['traffic'] / a['days']:.0f} reviews): "
                   f"mean |estimate - true error| {audit[0]:.3f}; the 95% interval held the true rate in {audit[1]:.0%} of runs."]
+    if "random" in summary and not np.isnan(summary["random"]["error_floor"]):
+        r = summary["random"]
+        reachable = (r["error_v1"] - r["error_floor"]) / r["reduction"][0] if r["reduction"][0] > 0 else float("inf")
+        lines += ["", f"Floor: a model trained on v1's labels plus every production prediction of the {a['days']} days, "
+                      f"correctly labeled (every prediction reviewed), has error {r['error_floor']:.3f} on the eval sample: "
+                      f"a reduction of {r['error_v1'] - r['error_floor']:.3f}, {reachable:.2f}x random review's mean reduction "
+                      f"at this budget (the most any policy can expect to reach with this model class)."]
     best = max((p for p in summary if p != "random"), key=lambda p: summary[p]["reduction"][0], default=None)
     if best and summary[best]["ratio_to_random"]:
         met = summary[best]["ratio_to_random"][0] >= 2
