@@ -86,6 +86,8 @@ def main() -> None:
         "bare predict_proba (sklearn)": lambda: model.predict_proba(X),
         "clicloop margin, fused linear path": lambda: select_top_k(Margin(), model, X, cand, k, np.random.default_rng(0), chunk_size=ns.chunk_size),
         "clicloop margin, generic path (any model)": lambda: select_top_k(Margin(), Opaque(), X, cand, k, np.random.default_rng(0), chunk_size=ns.chunk_size),
+        "clicloop margin, generic path, threads=1": lambda: select_top_k(Margin(), Opaque(), X, cand, k, np.random.default_rng(0), chunk_size=ns.chunk_size, threads=1),
+        "clicloop margin, fused linear path, threads=1": lambda: select_top_k(Margin(), model, X, cand, k, np.random.default_rng(0), chunk_size=ns.chunk_size, threads=1),
         "clicloop margin, streamed from .npy memmap": lambda: stream_top_k(Margin(), model, workdir / "pool.npy", k, np.random.default_rng(0), chunk_size=ns.chunk_size),
         "modAL margin_sampling": lambda: modAL.uncertainty.margin_sampling(model, X, n_instances=k),
     }

@@ -183,6 +183,8 @@ class Engine(_Strict):
     address: str | None = Field(None, description="Ray cluster address, e.g. ray://head:10001 (ray only)")
     num_workers: int = Field(2, ge=1, description="scoring actors (ray only)")
     range_rows: int = Field(262_144, ge=1, description="pool rows per actor task (ray only)")
+    threads: int | None = Field(None, ge=1, description="threads scoring pool chunks (local only; None: one per core, "
+                                "up to 8; 1 for a model that is not safe to call from several threads)")
 
 
 class LoopSection(_Strict):

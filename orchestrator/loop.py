@@ -306,7 +306,7 @@ class Loop:
                 excluded = np.setdiff1d(np.arange(len(self.pool_)), candidates)
                 return self.engine_.top_k(strategy, model, self.pool_.X, n, rng, exclude=excluded, chunk_size=self.config.loop.chunk_size)
             return select(strategy, model, self.pool_.X, candidates, n, rng, chunk_size=self.config.loop.chunk_size,
-                          ids=self.pool_.ids, context=context)
+                          ids=self.pool_.ids, context=context, threads=self.config.loop.engine.threads)
         except (ValueError, TypeError) as e:
             raise StrategyError(f"strategy {self.config.strategy.name!r} failed in round {r}: {e}") from e
 

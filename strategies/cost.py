@@ -63,6 +63,10 @@ class SecondsModel:
 
 
 class _PerSecond(ProbaStrategy):
+    @property
+    def rng_free(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self.base, "rng_free", False))
+
     def __init__(self, base: ProbaStrategy, seconds: SecondsModel, feature: str | int, power: float):
         self.base, self.seconds, self.feature, self.power = base, seconds, feature, power
 

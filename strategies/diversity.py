@@ -135,6 +135,10 @@ class ClusterMargin:
 
 
 class _Densified(ProbaStrategy):
+    @property
+    def rng_free(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self.base, "rng_free", False))
+
     def __init__(self, base: ProbaStrategy, refs: np.ndarray, beta: float):
         self.base, self.refs, self.beta = base, refs, beta
 

@@ -79,7 +79,7 @@ def fused_scores(X: Any, W: np.ndarray, b: np.ndarray, measure: str) -> np.ndarr
     out = np.empty(n, dtype=np.float32)
     WT = np.ascontiguousarray(W.T, dtype=np.float32)
     bT = np.asarray(b, dtype=np.float32)[:, None]
-    with _one_blas_thread():
+    with one_blas_thread():
         for start in range(0, n, BLOCK):
             block = np.asarray(X[start : start + BLOCK], dtype=np.float32)
             Z = WT @ block.T  # (c, rows)
@@ -91,7 +91,7 @@ def fused_scores(X: Any, W: np.ndarray, b: np.ndarray, measure: str) -> np.ndarr
 _CONTROLLER: Any = None
 
 
-def _one_blas_thread() -> Any:
+def one_blas_thread() -> Any:
     """Each block's product is tiny: BLAS threads only add synchronisation, and on a busy machine
     spinning OpenBLAS threads make it 10-50x slower. Limit BLAS to one thread (threadpoolctl,
     a scikit-learn dependency) while the fused loop runs."""

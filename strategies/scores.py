@@ -52,6 +52,7 @@ class ProbaStrategy:
     """A strategy that scores ``model.predict_proba(X)`` with one uncertainty measure."""
 
     requires: tuple[str, ...] = ("predict_proba",)
+    rng_free = True  # scores draw no random numbers: chunks may be scored in parallel
     measure = staticmethod(margin)
     fused: str | None = None  # name of the measure in strategies.linear, for linear softmax models
 

@@ -3,7 +3,9 @@ top-k, break ties with the seed, return pool indices (most informative first).""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,13 +25,19 @@ def select_top_k(
     *,
     chunk_size: int = 65536,
     ids: np.ndarray | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Indices (into ``X``) of the ``k`` best-scoring ``candidates``, best first.
 
-    Memory stays bounded by one chunk plus the running top-k. Ties are broken by random keys
-    from a stream independent of the strategy's own, so the choice does not depend on
-    ``chunk_size``. Asking for more than the candidates returns all of them, ranked.
-    Non-finite scores raise :class:`StrategyError` naming the items (``ids``) at fault.
+    Memory stays bounded by one chunk per thread plus the running top-k. Ties are broken by
+    random keys from a stream independent of the strategy's own, so the choice does not depend
+    on ``chunk_size`` or ``threads``. Asking for more than the candidates returns all of them,
+    ranked. Non-finite scores raise :class:`StrategyError` naming the items (``ids``) at fault.
+
+    Strategies whose scores draw no random numbers (``rng_free``) score chunks on ``threads``
+    threads (None: one per available core, at most 8; 1: in this thread), each with one BLAS
+    thread: many small products in parallel beat BLAS threads fighting over each one. A model
+    that is not safe to call from several threads at once needs ``threads=1``.
     """
     candidates = np.asarray(candidates, dtype=np.int64)
     if k <= 0 or candidates.size == 0:
@@ -41,9 +49,7 @@ def select_top_k(
     best_i = np.empty(0, dtype=np.int64)
     best_s = np.empty(0, dtype=np.float64)
     best_t = np.empty(0, dtype=np.float64)
-    for start in range(0, candidates.size, chunk_size):
-        idx = candidates[start : start + chunk_size]
-        scores = np.asarray(strategy.score(model, _rows(X, idx), score_rng), dtype=np.float64).reshape(-1)
+    for idx, scores in _scored_chunks(strategy, model, X, candidates, chunk_size, score_rng, threads):
         if scores.shape[0] != idx.shape[0]:
             raise StrategyError(
                 f"strategy {strategy!r} returned {scores.shape[0]} scores for {idx.shape[0]} items"
@@ -55,6 +61,42 @@ def select_top_k(
         )
     order = np.lexsort((best_t, -best_s))
     return best_i[order]
+
+
+def _scored_chunks(strategy: Strategy, model: Model | None, X: Any, candidates: np.ndarray, chunk_size: int,
+                   rng: np.random.Generator, threads: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(idx, scores)`` per chunk, in candidate order; at most ``threads`` chunks in flight."""
+    def score(start: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = candidates[start : start + chunk_size]
+        return idx, np.asarray(strategy.score(model, _rows(X, idx), rng), dtype=np.float64).reshape(-1)
+
+    starts = range(0, candidates.size, chunk_size)
+    n = scoring_threads(threads) if getattr(strategy, "rng_free", False) else 1
+    if n <= 1 or len(starts) <= 1:
+        yield from map(score, starts)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from strategies.linear import one_blas_thread
+
+    with one_blas_thread(), ThreadPoolExecutor(n, thread_name_prefix="clicloop-score") as pool:
+        pending: deque[Any] = deque()
+        for start in starts:
+            pending.append(pool.submit(score, start))
+            if len(pending) >= n:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def scoring_threads(threads: int | None) -> int:
+    """Threads for chunk scoring: ``threads``, or one per core this process may use (at most 8)."""
+    if threads is not None:
+        if threads < 1:
+            raise StrategyError(f"threads must be at least 1, got {threads}")
+        return threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cores))
 
 
 CHUNK_BYTES = 32 << 20  # at most this much of the pool is copied at once, however wide its rows
@@ -143,17 +185,18 @@ def select(
     chunk_size: int = 65536,
     ids: np.ndarray | None = None,
     context: SelectContext | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Pick ``k`` of ``candidates`` with any strategy: batch-aware ones through their ``select``,
-    pure score strategies through :func:`select_top_k`. Returns distinct pool indices, best first;
-    asking for more than the candidates returns all of them."""
+    pure score strategies through :func:`select_top_k` (on ``threads`` scoring threads). Returns
+    distinct pool indices, best first; asking for more than the candidates returns all of them."""
     candidates = np.asarray(candidates, dtype=np.int64)
     if k <= 0 or candidates.size == 0:
         return np.empty(0, dtype=np.int64)
     if chunk_size <= 0:
         raise StrategyError(f"chunk_size must be positive, got {chunk_size}")
     if not callable(getattr(strategy, "select", None)):
-        return select_top_k(strategy, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids)
+        return select_top_k(strategy, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, threads=threads)
     chosen = np.asarray(
         strategy.select(model, X, candidates, min(k, candidates.size), rng, chunk_size=chunk_size, ids=ids,
                         context=context or SelectContext()),

@@ -123,3 +123,18 @@ def test_margin_needs_about_half_the_labels_random_needs_on_digits(tmp_path):
             needed[strategy] = outcome(strategy, Loop(cfg).run(), target).answers_to_target
         ratios.append(needed["margin"] / needed["random"])
     assert np.mean(ratios) < 0.7, ratios
+
+
+def test_the_number_of_scoring_threads_never_changes_what_the_loop_buys(tmp_path):
+    from orchestrator.errors import ConfigError
+
+    bought = []
+    for threads in (1, 3):
+        url = f"sqlite:///{tmp_path / f'threads{threads}.db'}"
+        cfg = digits_config(url, loop={"chunk_size": 97, "engine": {"name": "local", "threads": threads}})
+        Loop(config_from_dict(cfg)).run()
+        with Ledger(url) as ledger:
+            bought.append([t["item_id"] for r in range(4) for t in ledger.tasks("t", r)])
+    assert bought[0] == bought[1] and len(bought[0]) == len(set(bought[0])) >= 30, len(bought[0])
+    with pytest.raises(ConfigError, match=r"loop\.engine\.threads"):
+        config_from_dict(digits_config("sqlite://", loop={"engine": {"threads": 0}}))

@@ -110,3 +110,45 @@ def test_non_finite_scores_are_refused_with_the_items_named():
     with pytest.raises(StrategyError, match=r"non-finite.*item-4"):
         select_top_k(REGISTRY.create("strategy", "margin", {}), FixedProba(), X, np.arange(10), 3,
                      np.random.default_rng(0), ids=np.array([f"item-{i}" for i in range(10)]))
+
+
+@pytest.mark.parametrize("name", SCORE_ONLY)
+def test_selection_does_not_depend_on_the_number_of_scoring_threads(name):
+    strategy = REGISTRY.create("strategy", name, {})
+    X = np.round(proba_rows(500, seed=2), 2)
+    cand = np.arange(3, 500)
+    picks = [select_top_k(strategy, FullModel(), X, cand, 23, np.random.default_rng(5), chunk_size=11, threads=t)
+             for t in (1, 2, 4)]
+    for p in picks[1:]:
+        np.testing.assert_array_equal(picks[0], p)
+
+
+class ThreadRecorder(FixedProba):
+    def __init__(self):
+        import threading
+
+        self.threads, self.lock = set(), threading.Lock()
+
+    def predict_proba(self, X):
+        import threading
+        import time
+
+        with self.lock:
+            self.threads.add(threading.current_thread().name)
+        time.sleep(0.002)  # long enough that the pool's threads overlap
+        return super().predict_proba(X)
+
+
+def test_rng_free_strategies_score_chunks_on_several_threads_and_random_ones_in_order():
+    X = proba_rows(400)
+    margin_model = ThreadRecorder()
+    select_top_k(REGISTRY.create("strategy", "margin", {}), margin_model, X, np.arange(400), 5, np.random.default_rng(0),
+                 chunk_size=10, threads=3)
+    assert len(margin_model.threads) > 1 and all(t.startswith("clicloop-score") for t in margin_model.threads)
+    one = ThreadRecorder()
+    select_top_k(REGISTRY.create("strategy", "margin", {}), one, X, np.arange(400), 5, np.random.default_rng(0),
+                 chunk_size=10, threads=1)
+    assert len(one.threads) == 1 and not next(iter(one.threads)).startswith("clicloop-score")
+    with pytest.raises(StrategyError, match="threads must be at least 1"):
+        select_top_k(REGISTRY.create("strategy", "margin", {}), FixedProba(), X, np.arange(400), 5,
+                     np.random.default_rng(0), chunk_size=10, threads=0)
