@@ -45,11 +45,12 @@ def select_top_k(
     if chunk_size <= 0:
         raise StrategyError(f"chunk_size must be positive, got {chunk_size}")
     score_rng, tie_rng = rng.spawn(2)
-    chunk_size = _bounded_chunk(X, chunk_size)
+    n_threads = scoring_threads(threads) if getattr(strategy, "rng_free", False) else 1
+    chunk_size = _bounded_chunk(X, chunk_size, n_threads)
     best_i = np.empty(0, dtype=np.int64)
     best_s = np.empty(0, dtype=np.float64)
     best_t = np.empty(0, dtype=np.float64)
-    for idx, scores in _scored_chunks(strategy, model, X, candidates, chunk_size, score_rng, threads):
+    for idx, scores in _scored_chunks(strategy, model, X, candidates, chunk_size, score_rng, n_threads):
         if scores.shape[0] != idx.shape[0]:
             raise StrategyError(
                 f"strategy {strategy!r} returned {scores.shape[0]} scores for {idx.shape[0]} items"
@@ -64,14 +65,13 @@ def select_top_k(
 
 
 def _scored_chunks(strategy: Strategy, model: Model | None, X: Any, candidates: np.ndarray, chunk_size: int,
-                   rng: np.random.Generator, threads: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(idx, scores)`` per chunk, in candidate order; at most ``threads`` chunks in flight."""
+                   rng: np.random.Generator, n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(idx, scores)`` per chunk, in candidate order; at most ``n`` chunks in flight."""
     def score(start: int) -> tuple[np.ndarray, np.ndarray]:
         idx = candidates[start : start + chunk_size]
         return idx, np.asarray(strategy.score(model, _rows(X, idx), rng), dtype=np.float64).reshape(-1)
 
     starts = range(0, candidates.size, chunk_size)
-    n = scoring_threads(threads) if getattr(strategy, "rng_free", False) else 1
     if n <= 1 or len(starts) <= 1:
         yield from map(score, starts)
         return
@@ -99,15 +99,15 @@ def scoring_threads(threads: int | None) -> int:
     return max(1, min(8, cores))
 
 
-CHUNK_BYTES = 32 << 20  # at most this much of the pool is copied at once, however wide its rows
+CHUNK_BYTES = 32 << 20  # at most this much of the pool is copied at once (all threads together), however wide its rows
 
 
-def _bounded_chunk(X: Any, chunk_size: int) -> int:
-    """``chunk_size`` rows, fewer for wide numeric rows (the choice never depends on it)."""
+def _bounded_chunk(X: Any, chunk_size: int, threads: int = 1) -> int:
+    """``chunk_size`` rows, fewer for wide numeric rows or many threads (the choice never depends on it)."""
     shape, dtype = getattr(X, "shape", None), getattr(X, "dtype", None)
     if shape is None or dtype is None or len(shape) != 2:
         return chunk_size
-    return max(1, min(chunk_size, CHUNK_BYTES // max(1, shape[1] * dtype.itemsize)))
+    return max(1, min(chunk_size, CHUNK_BYTES // max(threads, 1) // max(1, shape[1] * dtype.itemsize)))
 
 
 def _rows(X: Any, idx: np.ndarray) -> Any:
