@@ -16,7 +16,7 @@ import numpy as np
 
 from orchestrator.errors import DataError, StrategyError
 from orchestrator.types import Model, Strategy
-from strategies.select import _bounded_chunk, _check_finite, _keep_top
+from strategies.select import _bounded_chunk, _check_finite, merge_top
 
 
 def open_npy(path: str | Path) -> np.ndarray:
@@ -100,9 +100,6 @@ def stream_top_k(
         if scores.shape[0] != idx.shape[0]:
             raise StrategyError(f"strategy {strategy!r} returned {scores.shape[0]} scores for {idx.shape[0]} items")
         _check_finite(strategy, scores, idx, ids)
-        ties = tie_rng.random(idx.shape[0])
-        best_i, best_s, best_t = _keep_top(
-            np.concatenate([best_i, idx]), np.concatenate([best_s, scores]), np.concatenate([best_t, ties]), k
-        )
+        best_i, best_s, best_t = merge_top((best_i, best_s, best_t), idx, scores, tie_rng.random(idx.shape[0]), k)
     order = np.lexsort((best_t, -best_s))
     return best_i[order]

@@ -20,7 +20,7 @@ import numpy as np
 
 from orchestrator.errors import StrategyError
 from orchestrator.types import Model, Strategy
-from strategies.select import _keep_top
+from strategies.select import _keep_top, merge_top
 
 
 def _range_top_k(strategy: Strategy, model: Model | None, source: Any, start: int, stop: int, excluded: np.ndarray,
@@ -48,8 +48,7 @@ def _range_top_k(strategy: Strategy, model: Model | None, source: Any, start: in
         if not np.isfinite(scores).all():
             bad = idx[~np.isfinite(scores)][:5]
             raise StrategyError(f"strategy {strategy!r} gave non-finite scores, e.g. for rows {bad.tolist()}")
-        bi, bs, bt = _keep_top(np.concatenate([bi, idx]), np.concatenate([bs, scores]),
-                               np.concatenate([bt, tie_rng.random(idx.size)]), k)
+        bi, bs, bt = merge_top((bi, bs, bt), idx, scores, tie_rng.random(idx.size), k)
     return bi, bs, bt
 
 

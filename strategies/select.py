@@ -56,10 +56,7 @@ def select_top_k(
                 f"strategy {strategy!r} returned {scores.shape[0]} scores for {idx.shape[0]} items"
             )
         _check_finite(strategy, scores, idx, ids)
-        ties = tie_rng.random(idx.shape[0])
-        best_i, best_s, best_t = _keep_top(
-            np.concatenate([best_i, idx]), np.concatenate([best_s, scores]), np.concatenate([best_t, ties]), k
-        )
+        best_i, best_s, best_t = merge_top((best_i, best_s, best_t), idx, scores, tie_rng.random(idx.shape[0]), k)
     order = np.lexsort((best_t, -best_s))
     return best_i[order]
 
@@ -115,6 +112,18 @@ def _rows(X: Any, idx: np.ndarray) -> Any:
     if idx.size and idx[-1] - idx[0] + 1 == idx.size and hasattr(X, "shape") and np.all(np.diff(idx) == 1):
         return X[int(idx[0]) : int(idx[-1]) + 1]
     return X[idx]
+
+
+def merge_top(best: tuple[np.ndarray, np.ndarray, np.ndarray], idx: np.ndarray, scores: np.ndarray, ties: np.ndarray,
+              k: int) -> tuple[np.ndarray, ...]:
+    """The running top-``k`` ``best = (indices, scores, tie keys)`` merged with one chunk. Once
+    ``k`` are kept, chunk items scoring below the worst kept one cannot enter and are dropped
+    before the merge (most of a big pool: the merge then sorts a few items, not a chunk)."""
+    bi, bs, bt = best
+    if bs.size >= k:
+        keep = scores >= bs.min()
+        idx, scores, ties = idx[keep], scores[keep], ties[keep]
+    return _keep_top(np.concatenate([bi, idx]), np.concatenate([bs, scores]), np.concatenate([bt, ties]), k)
 
 
 def _keep_top(i: np.ndarray, s: np.ndarray, t: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
