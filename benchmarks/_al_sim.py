@@ -52,23 +52,29 @@ class WarmLR:
         self.classes_ = np.arange(n_classes)
         self.W_: Any = None
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> WarmLR:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> WarmLR:
+        """Weighted as scikit-learn: ``sum_i w_i CE_i + ||W||^2 / (2 C)`` (no weights: all 1)."""
         import torch
 
         X_t = torch.from_numpy(np.asarray(X, dtype=np.float64))
         y_t = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        w_t = None if sample_weight is None else torch.from_numpy(np.asarray(sample_weight, dtype=np.float64))
         d = X.shape[1]
         if self.W_ is None:
             self.W_ = torch.zeros(d + 1, self.n_classes, dtype=torch.float64)
         W = self.W_.clone().requires_grad_()
         opt = torch.optim.LBFGS([W], max_iter=self.max_iter, tolerance_grad=1e-6, tolerance_change=1e-10,
                                 history_size=20, line_search_fn="strong_wolfe")
-        lam = 1.0 / (self.C * len(y))
+        lam = 1.0 / (self.C * (len(y) if w_t is None else float(w_t.sum())))
 
         def closure() -> Any:
             opt.zero_grad()
             logits = X_t @ W[:-1] + W[-1]
-            loss = torch.nn.functional.cross_entropy(logits, y_t) + 0.5 * lam * (W[:-1] ** 2).sum()
+            if w_t is None:
+                ce = torch.nn.functional.cross_entropy(logits, y_t)
+            else:
+                ce = (torch.nn.functional.cross_entropy(logits, y_t, reduction="none") * w_t).sum() / w_t.sum()
+            loss = ce + 0.5 * lam * (W[:-1] ** 2).sum()
             loss.backward()
             return loss
 
@@ -85,9 +91,17 @@ class WarmLR:
         return e / e.sum(axis=1, keepdims=True)
 
 
-def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_labels: int) -> list[tuple[int, float]]:
+def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_labels: int,
+              self_train: float | None = None, pseudo_weight: float = 1.0) -> list[tuple[int, float]]:
     """One simulated loop: the same seed labels for every strategy (drawn from ``seed``), a
-    perfect oracle, accuracy on the fixed eval split after every round."""
+    perfect oracle, accuracy on the fixed eval split after every round.
+
+    ``self_train`` (a training change, not a strategy): after each fit on the labeled set, the
+    unlabeled pool items whose max probability is >= ``self_train`` get the model's predicted
+    label (never the true one) with weight ``pseudo_weight``, and a second model is fitted on
+    labeled + pseudo-labeled items; that model is evaluated and queried with. It is warm-started
+    from the labeled-only fit and never feeds back into it: pseudo-labels never enter the
+    labeled-only model's warm start. ``self_train=None`` is exactly the plain run."""
     from orchestrator.plugins import Registry, get_plugin_manager
     from orchestrator.seeding import rng_for
     from strategies.select import SelectContext, select
@@ -104,16 +118,37 @@ def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max
     r = 0
     while True:
         model.fit(X[labeled], y[labeled])
-        acc = float((model.predict_proba(ds["Xte"]).argmax(1) == ds["yte"]).mean())
+        used = model if self_train is None else pseudo_labeled_fit(model, X, y, labeled, self_train, pseudo_weight)
+        acc = float((used.predict_proba(ds["Xte"]).argmax(1) == ds["yte"]).mean())
         curve.append((int(labeled.size), acc))
         if labeled.size >= max_labels:
             return curve
         cand = np.setdiff1d(np.arange(len(y)), labeled)
         k = min(batch, max_labels - labeled.size)
-        picked = select(strategy, model, X, cand, k, rng_for(seed, "select", r), chunk_size=65536,
+        picked = select(strategy, used, X, cand, k, rng_for(seed, "select", r), chunk_size=65536,
                         context=SelectContext(labeled=labeled, seconds=None))
         labeled = np.sort(np.concatenate([labeled, picked]))
         r += 1
+
+
+def pseudo_labeled_fit(base: WarmLR, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, threshold: float,
+                       weight: float) -> WarmLR:
+    """A fresh WarmLR, warm-started from ``base``'s weights, fitted on the labeled items (true
+    labels) plus the unlabeled items ``base`` predicts with max probability >= ``threshold``
+    (``base``'s predicted labels, weight ``weight``). ``base`` is left untouched."""
+    unl = np.setdiff1d(np.arange(len(y)), labeled)
+    P = base.predict_proba(X[unl])
+    sure = P.max(axis=1) >= threshold
+    st = WarmLR(base.n_classes, base.C, base.max_iter)
+    st.W_ = base.W_.clone()
+    st.n_pseudo_ = int(sure.sum())
+    if not sure.any():
+        st.coef_, st.intercept_ = base.coef_.copy(), base.intercept_.copy()
+        return st
+    Xs = np.concatenate([X[labeled], X[unl[sure]]])
+    ys = np.concatenate([y[labeled], P[sure].argmax(axis=1)])  # predicted labels, not y[unl]
+    w = np.concatenate([np.ones(labeled.size), np.full(int(sure.sum()), weight)])
+    return st.fit(Xs, ys, sample_weight=None if weight == 1.0 else w)
 
 
 def full_accuracy(ds: dict[str, Any]) -> float:

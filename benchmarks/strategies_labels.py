@@ -7,6 +7,13 @@ area under the learning curve, paired seeds, bootstrap intervals on ratios to ma
 
 Every strategy gets the same model (benchmarks._al_sim.WarmLR), the same seed labels for a given
 seed, the same perfect oracle and the same evaluation split; only the selection differs.
+
+A training change is a row of its own, same protocol, never mixed with the strategy rows:
+``--self-train 0.95`` adds ``<strategy>+self-train=0.95`` for every strategy (pseudo-labels on
+pool items with max probability >= 0.95, see ``benchmarks._al_sim.run_curve``); such a name can
+also be given directly, e.g. ``--strategies margin badge margin+self-train=0.95``.
+``--pseudo-weight 0.5`` weights the pseudo-labels (name suffix ``+pseudo-weight=0.5``).
+``--report a.json b.json --merge`` pools the curves of runs with the same data, batch and budget.
 """
 
 from __future__ import annotations
@@ -35,9 +42,38 @@ def _job(args: tuple[str, str, int, int, int]) -> tuple[str, int, list[tuple[int
     from benchmarks._al_sim import load_dataset, run_curve
 
     data, name, seed, batch, max_labels = args
+    strategy, options = parse_name(name)
     t = time.perf_counter()
-    curve = run_curve(load_dataset(data), name, seed, batch, max_labels)
+    curve = run_curve(load_dataset(data), strategy, seed, batch, max_labels,
+                      self_train=options.get("self-train"), pseudo_weight=options.get("pseudo-weight", 1.0))
     return name, seed, curve, time.perf_counter() - t
+
+
+TRAINING_CHANGES = ("self-train", "pseudo-weight")
+
+
+def parse_name(name: str) -> tuple[str, dict[str, float]]:
+    """``"margin+self-train=0.95+pseudo-weight=0.5"`` -> ``("margin", {"self-train": 0.95, "pseudo-weight": 0.5})``."""
+    strategy, *changes = name.split("+")
+    options = {}
+    for change in changes:
+        key, _, value = change.partition("=")
+        if key not in TRAINING_CHANGES or not value:
+            raise SystemExit(f"unknown training change {change!r} in {name!r}; known: {', '.join(TRAINING_CHANGES)} (key=value)")
+        options[key] = float(value)
+    if "pseudo-weight" in options and "self-train" not in options:
+        raise SystemExit(f"{name!r}: pseudo-weight needs self-train")
+    return strategy, options
+
+
+def with_training_changes(ns: argparse.Namespace) -> list[str]:
+    names = list(ns.strategies)
+    weight = "" if ns.pseudo_weight == 1.0 else f"+pseudo-weight={ns.pseudo_weight:g}"
+    for threshold in ns.self_train or []:
+        names += [f"{s}+self-train={threshold:g}{weight}" for s in ns.strategies if "+" not in s]
+    for name in names:
+        parse_name(name)
+    return names
 
 
 def run(ns: argparse.Namespace) -> None:
@@ -45,7 +81,8 @@ def run(ns: argparse.Namespace) -> None:
 
     ds = load_dataset(ns.data)
     full = full_accuracy(ds)
-    jobs = [(ns.data, s, seed, ns.batch, ns.max_labels) for seed in range(ns.seeds) for s in ns.strategies]
+    seeds = range(ns.first_seed, ns.first_seed + ns.seeds)
+    jobs = [(ns.data, s, seed, ns.batch, ns.max_labels) for seed in seeds for s in with_training_changes(ns)]
     out: dict[str, Any] = {"data": ds["name"], "batch": ns.batch, "max_labels": ns.max_labels, "full_accuracy": full,
                            "seeds": ns.seeds, "curves": {}, "seconds": {}}
     with ProcessPoolExecutor(ns.jobs) as pool:
@@ -75,37 +112,63 @@ def _boot(ratios: np.ndarray, rng: np.random.Generator, B: int = 10_000) -> tupl
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def report(paths: list[str]) -> None:
+def _load(paths: list[str], merge: bool) -> list[dict[str, Any]]:
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    if not merge:
+        return runs
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for res in runs:
+        key = (res["data"], res["batch"], res["max_labels"])
+        into = merged.setdefault(key, {**res, "curves": {}, "seconds": {}, "seeds": 0})
+        if abs(into["full_accuracy"] - res["full_accuracy"]) > 1e-9:
+            raise SystemExit(f"cannot merge runs of {key} with different full-data accuracy")
+        for name, curves in res["curves"].items():
+            into["curves"].setdefault(name, {}).update(curves)
+        into["seeds"] = len(set().union(*(set(c) for c in into["curves"].values())))
+    return list(merged.values())
+
+
+def report(paths: list[str], merge: bool = False) -> None:
     rng = np.random.default_rng(0)
-    for path in paths:
-        res = json.loads(Path(path).read_text())
+    for res in _load(paths, merge):
         full = res["full_accuracy"]
         print(f"\n{res['data']}, batch {res['batch']}, budget {res['max_labels']} labels, {res['seeds']} paired seeds, "
-              f"full-data accuracy {full:.3f}\n")
-        print("| strategy | labels to 95% (median) | ratio to margin [95% CI] | labels to 98% (median) | ratio to margin [95% CI] | AULC | AULC - margin [95% CI] |")
-        print("|---|---|---|---|---|---|---|")
+              f"full-data accuracy {full:.3f}")
         base = res["curves"]["margin"]
-        for name, curves in res["curves"].items():
-            seeds = sorted(set(base) & set(curves), key=int)  # paired: seeds both have finished
-            if not seeds:
+        names = list(res["curves"])
+        groups = [("strategy", [n for n in names if "+" not in n]),
+                  ("training change (same protocol; ratios to plain margin)", [n for n in names if "+" in n])]
+        for title, group in groups:
+            if not group:
                 continue
-            cells = [f"{name} (n={len(seeds)})" if len(seeds) < res["seeds"] else name]
-            for frac in (0.95, 0.98):
-                mine = np.array([labels_to(curves[s], frac * full) for s in seeds])
-                ref = np.array([labels_to(base[s], frac * full) for s in seeds])
-                med = np.median(mine)
-                cells.append(f"{med:.0f}" if np.isfinite(med) else f"> {res['max_labels']}")
-                if np.isfinite(mine).all() and np.isfinite(ref).all():
-                    r = mine / ref
-                    lo, hi = _boot(r, rng)
-                    cells.append(f"{r.mean():.2f} [{lo:.2f}, {hi:.2f}]")
-                else:
-                    cells.append(f"not reached in {int((~np.isfinite(mine)).sum())}/{len(seeds)} runs")
-            a = np.array([aulc(curves[s]) for s in seeds])
-            d = a - np.array([aulc(base[s]) for s in seeds])
-            lo, hi = _boot(d, rng)
-            cells += [f"{a.mean():.3f}", f"{d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]"]
-            print("| " + " | ".join(cells) + " |")
+            print(f"\n| {title} | labels to 95% (median) | ratio to margin [95% CI] | labels to 98% (median) | ratio to margin [95% CI] | AULC | AULC - margin [95% CI] |")
+            print("|---|---|---|---|---|---|---|")
+            for name in group:
+                _row(name, res["curves"][name], base, res, full, rng)
+
+
+def _row(name: str, curves: dict[str, Any], base: dict[str, Any], res: dict[str, Any], full: float,
+         rng: np.random.Generator) -> None:
+    seeds = sorted(set(base) & set(curves), key=int)  # paired: seeds both have finished
+    if not seeds:
+        return
+    cells = [f"{name} (n={len(seeds)})" if len(seeds) < res["seeds"] else name]
+    for frac in (0.95, 0.98):
+        mine = np.array([labels_to(curves[s], frac * full) for s in seeds])
+        ref = np.array([labels_to(base[s], frac * full) for s in seeds])
+        med = np.median(mine)
+        cells.append(f"{med:.0f}" if np.isfinite(med) else f"> {res['max_labels']}")
+        if np.isfinite(mine).all() and np.isfinite(ref).all():
+            r = mine / ref
+            lo, hi = _boot(r, rng)
+            cells.append(f"{r.mean():.2f} [{lo:.2f}, {hi:.2f}]")
+        else:
+            cells.append(f"not reached in {int((~np.isfinite(mine)).sum())}/{len(seeds)} runs")
+    a = np.array([aulc(curves[s]) for s in seeds])
+    d = a - np.array([aulc(base[s]) for s in seeds])
+    lo, hi = _boot(d, rng)
+    cells += [f"{a.mean():.3f}", f"{d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]"]
+    print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -114,13 +177,18 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--max-labels", type=int, default=400)
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1 (e.g. held-out seeds for tuning)")
     p.add_argument("--strategies", nargs="+", default=DEFAULT)
+    p.add_argument("--self-train", nargs="+", type=float, metavar="THRESHOLD",
+                   help="also run every strategy with self-training at each threshold (a training change)")
+    p.add_argument("--pseudo-weight", type=float, default=1.0, help="weight of pseudo-labels with --self-train")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default="labels.json")
     p.add_argument("--report", nargs="+", help="print the tables of earlier runs")
+    p.add_argument("--merge", action="store_true", help="with --report: pool runs of the same data, batch, budget")
     ns = p.parse_args()
     if ns.report:
-        report(ns.report)
+        report(ns.report, ns.merge)
     else:
         run(ns)
 

@@ -2,6 +2,7 @@
 third-party plugins use. Nothing heavy is imported here: torch and modAL load when used."""
 
 from orchestrator.hookspecs import Register, hookimpl
+from strategies.badge import Badge
 from strategies.committee import Committee, KLToConsensus, VoteEntropy
 from strategies.cost import CostAware
 from strategies.diversity import ClusterMargin, ColdStart, DensityWeighted, KCenterGreedy
@@ -22,6 +23,7 @@ def clicloop_register_strategies(register: Register) -> None:
     register("density-weighted", DensityWeighted)
     register("k-center-greedy", KCenterGreedy)
     register("cluster-margin", ClusterMargin)
+    register("badge", Badge)
     register("cold-start", ColdStart)
     register("cost-aware", CostAware)
     register_modal(register)
