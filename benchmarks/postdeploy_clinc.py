@@ -146,8 +146,10 @@ def run_policy(data: dict[str, Any], parts: dict[str, Any], seed: int, policy: s
                 recs.append(rec)
                 truth[rec["id"]] = str(label[i])
             ingest(ledger, "assistant", recs)
-            trained = [c for c in corrections(store) if not c["audit"]]  # the serving candidate's training inputs
-            reference = normalised(np.vstack([data["E"][parts["base"]], *([featurize(trained)] if trained else [])]))
+            reference = None
+            if policy == "novelty":  # the only policy that needs the training inputs (one more read of the reviews)
+                trained = [c for c in corrections(store) if not c["audit"]]
+                reference = normalised(np.vstack([data["E"][parts["base"]], *([featurize(trained)] if trained else [])]))
             ctx = TriageContext(model=model, featurize=featurize, registry=registry, reference=reference)
             Triage(store, "audit", audit, ctx).run()
             Triage(store, policy, capped, ctx).run()

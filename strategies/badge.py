@@ -25,7 +25,7 @@ import numpy as np
 from orchestrator.errors import StrategyError
 from orchestrator.types import Model
 from strategies.scores import Margin, is_numeric
-from strategies.select import SelectContext, select_top_k
+from strategies.select import SelectContext, item_names, select_top_k
 
 
 def gradient_factors(P: np.ndarray, F: np.ndarray, intercept: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -118,10 +118,8 @@ class Badge:
 def _check_finite(P: np.ndarray, F: np.ndarray, cand: np.ndarray, ids: np.ndarray | None) -> None:
     bad = ~(np.isfinite(P).all(axis=1) & np.isfinite(F).all(axis=1))
     if bad.any():
-        where = cand[bad][:5]
-        names = [str(ids[j]) for j in where] if ids is not None else [str(j) for j in where]
         raise StrategyError(
             f"badge: {int(bad.sum())} item(s) with non-finite features or probabilities (NaN or inf), "
-            f"e.g. items {', '.join(names)}; they are never selected silently. Check the pool's features "
+            f"e.g. items {item_names(cand[bad], ids)}; they are never selected silently. Check the pool's features "
             "and the model's predict_proba output for these items."
         )

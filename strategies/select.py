@@ -138,14 +138,17 @@ def _keep_top(i: np.ndarray, s: np.ndarray, t: np.ndarray, k: int) -> tuple[np.n
     return i, s, t
 
 
+def item_names(idx: np.ndarray, ids: np.ndarray | None, limit: int = 5) -> str:
+    """The first ``limit`` pool items of ``idx``, by id when ``ids`` is given, for error messages."""
+    return ", ".join(str(ids[j]) if ids is not None else str(j) for j in idx[:limit])
+
+
 def _check_finite(strategy: Strategy, scores: np.ndarray, idx: np.ndarray, ids: np.ndarray | None) -> None:
     bad = ~np.isfinite(scores)
     if bad.any():
-        where = idx[bad][:5]
-        names = [str(ids[j]) for j in where] if ids is not None else [str(j) for j in where]
         raise StrategyError(
             f"strategy {strategy!r} gave {int(bad.sum())} non-finite score(s) (NaN or inf), "
-            f"e.g. for items {', '.join(names)}; non-finite scores are never selected silently. "
+            f"e.g. for items {item_names(idx[bad], ids)}; non-finite scores are never selected silently. "
             "Check the model's predict_proba output for these items."
         )
 
