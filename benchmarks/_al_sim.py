@@ -92,7 +92,8 @@ class WarmLR:
 
 
 def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_labels: int,
-              self_train: float | None = None, pseudo_weight: float = 1.0) -> list[tuple[int, float]]:
+              self_train: float | None = None, pseudo_weight: float = 1.0,
+              cold_start: int | None = None, model_name: str = "warm-lr") -> list[tuple[int, float]]:
     """One simulated loop: the same seed labels for every strategy (drawn from ``seed``), a
     perfect oracle, accuracy on the fixed eval split after every round.
 
@@ -101,7 +102,18 @@ def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max
     label (never the true one) with weight ``pseudo_weight``, and a second model is fitted on
     labeled + pseudo-labeled items; that model is evaluated and queried with. It is warm-started
     from the labeled-only fit and never feeds back into it: pseudo-labels never enter the
-    labeled-only model's warm start. ``self_train=None`` is exactly the plain run."""
+    labeled-only model's warm start. ``self_train=None`` is exactly the plain run.
+
+    ``cold_start=n`` (a change of the starting set, not of the strategy): the first ``n`` labels
+    are picked by clicloop's cold-start selector (TypiClust coverage, no model, no labels, its
+    randomness from ``seed``) instead of ``seed_size`` random pool items; the curve then starts
+    at ``n`` labels. ``None`` is exactly the plain run.
+
+    ``model_name`` (a different model, for the strategies that need one; compare only runs with
+    the same model): ``"warm-lr"`` (the default, :class:`WarmLR`), ``"committee"`` (clicloop's
+    bagged committee of 5 scaled logistic regressions, ``C`` as the data set's, for
+    query-by-committee) or ``"mc-dropout"`` (clicloop's MC-dropout MLP, 256 hidden units,
+    dropout 0.3, for BALD); the latter two are refitted from scratch every round (seeded)."""
     from orchestrator.plugins import Registry, get_plugin_manager
     from orchestrator.seeding import rng_for
     from strategies.select import SelectContext, select
@@ -112,14 +124,24 @@ def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max
     strategy = registry.create("strategy", name, params)
     X, y = ds["X"], ds["y"]
     n_classes = int(max(y.max(), ds["yte"].max()) + 1)
-    labeled = np.sort(np.random.default_rng(seed).choice(len(y), ds["seed_size"], replace=False))
-    model = WarmLR(n_classes, ds["C"])
+    if cold_start is None:
+        labeled = np.sort(np.random.default_rng(seed).choice(len(y), ds["seed_size"], replace=False))
+    else:
+        from strategies.diversity import ColdStart
+
+        labeled = np.sort(ColdStart().select(None, X, np.arange(len(y)), cold_start, rng_for(seed, "cold-start"),
+                                             chunk_size=65536, ids=None, context=SelectContext()))
+    if model_name != "warm-lr" and self_train is not None:
+        raise ValueError("self-training is measured with the warm-lr model only")
+    model = WarmLR(n_classes, ds["C"]) if model_name == "warm-lr" else None
     curve = []
     r = 0
     while True:
+        if model_name != "warm-lr":
+            model = other_model(model_name, ds["C"], seed)
         model.fit(X[labeled], y[labeled])
         used = model if self_train is None else pseudo_labeled_fit(model, X, y, labeled, self_train, pseudo_weight)
-        acc = float((used.predict_proba(ds["Xte"]).argmax(1) == ds["yte"]).mean())
+        acc = float((np.asarray(used.classes_)[used.predict_proba(ds["Xte"]).argmax(1)] == ds["yte"]).mean())
         curve.append((int(labeled.size), acc))
         if labeled.size >= max_labels:
             return curve
@@ -129,6 +151,22 @@ def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max
                         context=SelectContext(labeled=labeled, seconds=None))
         labeled = np.sort(np.concatenate([labeled, picked]))
         r += 1
+
+
+MODELS = ("warm-lr", "committee", "mc-dropout")
+
+
+def other_model(name: str, C: float, seed: int) -> Any:
+    """A fresh, seeded instance of one of clicloop's own models (see :func:`run_curve`)."""
+    if name == "committee":
+        from strategies.committee import Committee
+
+        return Committee(n_members=5, base="scaled-logreg", C=C, seed=seed)
+    if name == "mc-dropout":
+        from strategies.torch_models import MCDropoutMLP
+
+        return MCDropoutMLP(hidden=256, dropout=0.3, seed=seed)
+    raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
 
 
 def pseudo_labeled_fit(base: WarmLR, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, threshold: float,
@@ -151,7 +189,11 @@ def pseudo_labeled_fit(base: WarmLR, X: np.ndarray, y: np.ndarray, labeled: np.n
     return st.fit(Xs, ys, sample_weight=None if weight == 1.0 else w)
 
 
-def full_accuracy(ds: dict[str, Any]) -> float:
+def full_accuracy(ds: dict[str, Any], model_name: str = "warm-lr") -> float:
+    """Test accuracy of ``model_name`` fitted on the whole pool (seed 0 for the seeded models)."""
     n_classes = int(max(ds["y"].max(), ds["yte"].max()) + 1)
-    model = WarmLR(n_classes, ds["C"], max_iter=500).fit(ds["X"], ds["y"])
-    return float((model.predict_proba(ds["Xte"]).argmax(1) == ds["yte"]).mean())
+    if model_name == "warm-lr":
+        model = WarmLR(n_classes, ds["C"], max_iter=500).fit(ds["X"], ds["y"])
+    else:
+        model = other_model(model_name, ds["C"], 0).fit(ds["X"], ds["y"])
+    return float((np.asarray(model.classes_)[model.predict_proba(ds["Xte"]).argmax(1)] == ds["yte"]).mean())

@@ -13,6 +13,11 @@ A training change is a row of its own, same protocol, never mixed with the strat
 pool items with max probability >= 0.95, see ``benchmarks._al_sim.run_curve``); such a name can
 also be given directly, e.g. ``--strategies margin badge margin+self-train=0.95``.
 ``--pseudo-weight 0.5`` weights the pseudo-labels (name suffix ``+pseudo-weight=0.5``).
+``--cold-start N`` adds ``<strategy>+cold-start=N`` rows: the starting set is N items picked by
+clicloop's cold-start selector (pool coverage, no model) instead of the random seed labels, as
+clicloop's loop does when it starts with no labels; the curve counts those N labels.
+``--model committee`` / ``--model mc-dropout`` run every strategy with clicloop's bagged committee
+or MC-dropout MLP instead (what query-by-committee and BALD need); compare within such a run only.
 ``--report a.json b.json --merge`` pools the curves of runs with the same data, batch and budget.
 """
 
@@ -35,21 +40,23 @@ DEFAULT = ["random", "margin", "modal:margin_sampling", "entropy", "least-confid
            "density-weighted", "k-center-greedy"]
 
 
-def _job(args: tuple[str, str, int, int, int]) -> tuple[str, int, list[tuple[int, float]], float]:
+def _job(args: tuple[str, str, int, int, int, str]) -> tuple[str, int, list[tuple[int, float]], float]:
     import torch
 
     torch.set_num_threads(1)
     from benchmarks._al_sim import load_dataset, run_curve
 
-    data, name, seed, batch, max_labels = args
+    data, name, seed, batch, max_labels, model = args
     strategy, options = parse_name(name)
     t = time.perf_counter()
+    cold = options.get("cold-start")
     curve = run_curve(load_dataset(data), strategy, seed, batch, max_labels,
-                      self_train=options.get("self-train"), pseudo_weight=options.get("pseudo-weight", 1.0))
+                      self_train=options.get("self-train"), pseudo_weight=options.get("pseudo-weight", 1.0),
+                      cold_start=None if cold is None else int(cold), model_name=model)
     return name, seed, curve, time.perf_counter() - t
 
 
-TRAINING_CHANGES = ("self-train", "pseudo-weight")
+TRAINING_CHANGES = ("self-train", "pseudo-weight", "cold-start")
 
 
 def parse_name(name: str) -> tuple[str, dict[str, float]]:
@@ -71,6 +78,8 @@ def with_training_changes(ns: argparse.Namespace) -> list[str]:
     weight = "" if ns.pseudo_weight == 1.0 else f"+pseudo-weight={ns.pseudo_weight:g}"
     for threshold in ns.self_train or []:
         names += [f"{s}+self-train={threshold:g}{weight}" for s in ns.strategies if "+" not in s]
+    for n in ns.cold_start or []:
+        names += [f"{s}+cold-start={n}" for s in ns.strategies if "+" not in s]
     for name in names:
         parse_name(name)
     return names
@@ -80,11 +89,11 @@ def run(ns: argparse.Namespace) -> None:
     from benchmarks._al_sim import full_accuracy, load_dataset
 
     ds = load_dataset(ns.data)
-    full = full_accuracy(ds)
+    full = full_accuracy(ds, ns.model)
     seeds = range(ns.first_seed, ns.first_seed + ns.seeds)
-    jobs = [(ns.data, s, seed, ns.batch, ns.max_labels) for seed in seeds for s in with_training_changes(ns)]
+    jobs = [(ns.data, s, seed, ns.batch, ns.max_labels, ns.model) for seed in seeds for s in with_training_changes(ns)]
     out: dict[str, Any] = {"data": ds["name"], "batch": ns.batch, "max_labels": ns.max_labels, "full_accuracy": full,
-                           "seeds": ns.seeds, "curves": {}, "seconds": {}}
+                           "seeds": ns.seeds, "model": ns.model, "curves": {}, "seconds": {}}
     with ProcessPoolExecutor(ns.jobs) as pool:
         for name, seed, curve, secs in pool.map(_job, jobs):
             out["curves"].setdefault(name, {})[str(seed)] = curve
@@ -118,7 +127,7 @@ def _load(paths: list[str], merge: bool) -> list[dict[str, Any]]:
         return runs
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for res in runs:
-        key = (res["data"], res["batch"], res["max_labels"])
+        key = (res["data"], res["batch"], res["max_labels"], res.get("model", "warm-lr"))
         into = merged.setdefault(key, {**res, "curves": {}, "seconds": {}, "seeds": 0})
         if abs(into["full_accuracy"] - res["full_accuracy"]) > 1e-9:
             raise SystemExit(f"cannot merge runs of {key} with different full-data accuracy")
@@ -133,7 +142,7 @@ def report(paths: list[str], merge: bool = False) -> None:
     for res in _load(paths, merge):
         full = res["full_accuracy"]
         print(f"\n{res['data']}, batch {res['batch']}, budget {res['max_labels']} labels, {res['seeds']} paired seeds, "
-              f"full-data accuracy {full:.3f}")
+              f"model {res.get('model', 'warm-lr')}, its full-data accuracy {full:.3f}")
         base = res["curves"]["margin"]
         names = list(res["curves"])
         groups = [("strategy", [n for n in names if "+" not in n]),
@@ -182,6 +191,10 @@ def main() -> None:
     p.add_argument("--self-train", nargs="+", type=float, metavar="THRESHOLD",
                    help="also run every strategy with self-training at each threshold (a training change)")
     p.add_argument("--pseudo-weight", type=float, default=1.0, help="weight of pseudo-labels with --self-train")
+    p.add_argument("--cold-start", nargs="+", type=int, metavar="N",
+                   help="also run every strategy from N labels picked by the cold-start selector instead of the random seed labels")
+    p.add_argument("--model", default="warm-lr", choices=["warm-lr", "committee", "mc-dropout"],
+                   help="the model every strategy of the run uses (committee: for qbc-*, mc-dropout: for bald)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default="labels.json")
     p.add_argument("--report", nargs="+", help="print the tables of earlier runs")

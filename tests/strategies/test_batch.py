@@ -109,6 +109,19 @@ def test_mc_dropout_model_learns_and_samples_repeat_with_the_seed():
     assert a.shape == (len(y),) and (a >= 0).all()
 
 
+@pytest.mark.slow  # torch import and a short training
+def test_mc_dropout_model_keeps_a_feature_constant_on_its_labels_harmless():
+    # a feature that is constant on the labeled items (a blank border pixel) must not blow up the
+    # predictions for a later item that differs there: it keeps scale 1, as in StandardScaler
+    X, y = blobs(n_per=30)
+    X = np.hstack([X, np.zeros((len(X), 1), dtype=X.dtype)])
+    m = MCDropoutMLP(hidden=16, epochs=40, lr=2e-2, dropout=0.2, batch_size=64, seed=0).fit(X, y.astype(str))
+    odd = X.copy()
+    odd[:, -1] = 1.0
+    np.testing.assert_allclose(m.predict_proba(odd), m.predict_proba(X), atol=0.2)
+    assert (m.classes_[m.predict_proba(odd).argmax(1)] == y.astype(str)).mean() > 0.9
+
+
 def test_requirements_name_what_is_missing():
     texts = np.array(["a short text", "another"], dtype=object)
     assert any("numeric features" in p for p in unmet(KCenterGreedy(), None, texts))
