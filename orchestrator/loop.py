@@ -295,10 +295,12 @@ class Loop:
         from strategies.select import SelectContext, select
 
         strategy = self.strategy_
-        if model is None and set(getattr(strategy, "requires", ())) - {"features"}:
-            strategy = ColdStart() if is_numeric(self.pool_.X) else RandomSampling()
-            log.info("round %d: no model yet (cold start); selecting with %r", r, strategy)
         labeled = np.setdiff1d(np.arange(len(self.pool_)), candidates)
+        warming = labeled.size < self.config.loop.cold_start_labels
+        if (model is None or warming) and set(getattr(strategy, "requires", ())) - {"features"}:
+            strategy = ColdStart() if is_numeric(self.pool_.X) else RandomSampling()
+            why = "no model yet" if model is None else f"{labeled.size} < loop.cold_start_labels labeled"
+            log.info("round %d: cold start (%s); selecting with %r", r, why, strategy)
         context = SelectContext(labeled=labeled, seconds=lambda: ledger_seconds(self.ledger_, self.name))
         rng = rng_for(self.config.loop.seed, "select", r)
         try:

@@ -150,6 +150,17 @@ def test_a_loop_runs_with_cluster_margin_and_cold_start(tmp_path):
     assert results[-1].n_labeled >= 30 and results[-1].metric is not None
 
 
+def test_cold_start_labels_keep_picking_by_coverage_until_enough_are_labeled(tmp_path, caplog):
+    cfg = config_from_dict(digits_config(f"sqlite:///{tmp_path / 'w.db'}", loop={"cold_start_labels": 40},
+                                         stop={"max_labels": 60}))
+    with caplog.at_level("INFO", logger="clicloop"):
+        results = Loop(cfg).run()
+    cold = [m for m in caplog.messages if "cold start" in m]
+    # seed 20 labels, batches of 10: rounds start at 20 and 30 labeled (< 40) by coverage, then margin
+    assert len(cold) == 2 and all("ColdStart" in m for m in cold), caplog.messages
+    assert results[-1].n_labeled >= 60
+
+
 def test_seconds_model_learns_a_line_and_falls_back_to_the_prior():
     f = np.array([10.0, 20, 30, 40, 50])
     m = SecondsModel(min_observations=3).fit(f, 2 + 0.5 * f)
