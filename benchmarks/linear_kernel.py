@@ -1,0 +1,78 @@
+"""The fused linear path's product layout, side by side on one thread: class-major
+(``W.T @ X.T``, what ``strategies.linear`` did before) against row-major (``X @ W`` then a
+transpose of the small result, what it does now), each followed by the same margin reductions.
+
+    .venv/bin/python benchmarks/linear_kernel.py --repeats 7
+
+Medians over interleaved repeats (machine noise hits both alike); blocks sized as
+``select_top_k`` sizes chunks for two scoring threads (32 MB of pool rows in all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def kernels(X: np.ndarray, W: np.ndarray, block: int) -> dict[str, Callable[[], None]]:
+    from strategies.linear import _margin
+
+    WT, bT = np.ascontiguousarray(W.T), np.zeros((W.shape[1], 1), np.float32)
+    rows = np.empty((block, W.shape[1]), np.float32)
+
+    def class_major() -> None:
+        for s in range(0, X.shape[0], block):
+            Z = WT @ X[s : s + block].T
+            Z += bT
+            _margin(Z)
+
+    def row_major() -> None:
+        for s in range(0, X.shape[0], block):
+            b = X[s : s + block]
+            Z = np.matmul(b, W, out=rows[: b.shape[0]]).T.copy()
+            Z += bT
+            _margin(Z)
+
+    return {"class-major W.T @ X.T": class_major, "row-major X @ W, transposed": row_major}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shapes", nargs="+", default=["1000000x64", "200000x768"], help="ROWSxDIMS pools")
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=7)
+    ns = p.parse_args()
+    from strategies.linear import BLOCK, one_blas_thread
+    from strategies.select import CHUNK_BYTES
+
+    rng = np.random.default_rng(0)
+    print("| pool | block rows | kernel | median ms | x class-major |")
+    print("|---|---|---|---|---|")
+    for shape in ns.shapes:
+        n, d = (int(v) for v in shape.split("x"))
+        X = rng.standard_normal((n, d), dtype=np.float32)
+        W = rng.standard_normal((d, ns.classes)).astype(np.float32)
+        block = max(1, min(BLOCK, CHUNK_BYTES // 2 // (d * 4)))
+        fns = kernels(X, W, block)
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        with one_blas_thread():
+            for _ in range(ns.repeats):
+                for name, fn in fns.items():
+                    t = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - t)
+        base = float(np.median(times["class-major W.T @ X.T"]))
+        for name, ts in times.items():
+            med = float(np.median(ts))
+            print(f"| {n:,} x {d} | {block:,} | {name} | {med * 1000:.0f} | {med / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
