@@ -200,8 +200,9 @@ class LoopSection(_Strict):
     relabel: Relabel | None = Field(None, description="let doubtful labeled items compete with new ones")
     content_warning: ContentWarning | None = Field(None, description="warn, allow opt-out and cap exposure on flagged items")
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
-    cold_start_labels: int = Field(0, ge=0, description="pick by pool coverage (model-free cold start) while fewer "
-                                   "than this many items are labeled, then by the strategy; 0: only while no model exists")
+    cold_start_labels: int = Field(0, ge=0, description="pick by pool coverage (model-free cold start; random for a "
+                                   "text pool) while fewer than this many items are labeled, then by the strategy; "
+                                   "0: only while no model exists")
     chunk_size: int = Field(65536, ge=1, description="pool rows scored at once")
     engine: Engine = Engine()
     poll_seconds: float = Field(2.0, gt=0, description="wait between collects while answers are pending")
