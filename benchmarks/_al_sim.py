@@ -153,20 +153,21 @@ def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max
         r += 1
 
 
-MODELS = ("warm-lr", "committee", "mc-dropout")
+MODELS = {  # benchmark name -> (clicloop's registered model, its params besides C and seed)
+    "committee": ("committee", {"n_members": 5, "base": "scaled-logreg"}),
+    "mc-dropout": ("mc-dropout-mlp", {"hidden": 256, "dropout": 0.3}),
+}
 
 
 def other_model(name: str, C: float, seed: int) -> Any:
-    """A fresh, seeded instance of one of clicloop's own models (see :func:`run_curve`)."""
-    if name == "committee":
-        from strategies.committee import Committee
+    """A fresh, seeded instance of one of clicloop's registered models (see :func:`run_curve`)."""
+    from orchestrator.plugins import Registry, get_plugin_manager
 
-        return Committee(n_members=5, base="scaled-logreg", C=C, seed=seed)
-    if name == "mc-dropout":
-        from strategies.torch_models import MCDropoutMLP
-
-        return MCDropoutMLP(hidden=256, dropout=0.3, seed=seed)
-    raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: warm-lr, {', '.join(MODELS)}")
+    registered, params = MODELS[name]
+    params = {**params, "seed": seed, **({"C": C} if registered == "committee" else {})}
+    return Registry(get_plugin_manager(load_entrypoints=False)).create("model", registered, params)
 
 
 def pseudo_labeled_fit(base: WarmLR, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, threshold: float,
