@@ -93,7 +93,8 @@ class WarmLR:
 
 def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_labels: int,
               self_train: float | None = None, pseudo_weight: float = 1.0,
-              cold_start: int | None = None, model_name: str = "warm-lr") -> list[tuple[int, float]]:
+              cold_start: int | None = None, model_name: str = "warm-lr",
+              training: dict[str, float] | None = None) -> list[tuple[int, float]]:
     """One simulated loop: the same seed labels for every strategy (drawn from ``seed``), a
     perfect oracle, accuracy on the fixed eval split after every round.
 
@@ -131,16 +132,19 @@ def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max
 
         labeled = np.sort(ColdStart().select(None, X, np.arange(len(y)), cold_start, rng_for(seed, "cold-start"),
                                              chunk_size=65536, ids=None, context=SelectContext()))
-    if model_name != "warm-lr" and self_train is not None:
-        raise ValueError("self-training is measured with the warm-lr model only")
-    model = WarmLR(n_classes, ds["C"]) if model_name == "warm-lr" else None
+    from benchmarks._training import train
+
+    training = {**(training or {}), **({} if self_train is None else {"self-train": self_train, "pseudo-weight": pseudo_weight})}
+    if model_name != "warm-lr" and training:
+        raise ValueError("training changes are measured with the warm-lr model only")
+    model = WarmLR(n_classes, training.get("C", ds["C"])) if model_name == "warm-lr" else None
     curve = []
     r = 0
     while True:
         if model_name != "warm-lr":
             model = other_model(model_name, ds["C"], seed)
         model.fit(X[labeled], y[labeled])
-        used = model if self_train is None else pseudo_labeled_fit(model, X, y, labeled, self_train, pseudo_weight)
+        used = train(model, X, y, labeled, training) if training else model
         acc = float((np.asarray(used.classes_)[used.predict_proba(ds["Xte"]).argmax(1)] == ds["yte"]).mean())
         curve.append((int(labeled.size), acc))
         if labeled.size >= max_labels:
@@ -168,26 +172,6 @@ def other_model(name: str, C: float, seed: int) -> Any:
     registered, params = MODELS[name]
     params = {**params, "seed": seed, **({"C": C} if registered == "committee" else {})}
     return Registry(get_plugin_manager(load_entrypoints=False)).create("model", registered, params)
-
-
-def pseudo_labeled_fit(base: WarmLR, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, threshold: float,
-                       weight: float) -> WarmLR:
-    """A fresh WarmLR, warm-started from ``base``'s weights, fitted on the labeled items (true
-    labels) plus the unlabeled items ``base`` predicts with max probability >= ``threshold``
-    (``base``'s predicted labels, weight ``weight``). ``base`` is left untouched."""
-    unl = np.setdiff1d(np.arange(len(y)), labeled)
-    P = base.predict_proba(X[unl])
-    sure = P.max(axis=1) >= threshold
-    st = WarmLR(base.n_classes, base.C, base.max_iter)
-    st.W_ = base.W_.clone()
-    st.n_pseudo_ = int(sure.sum())
-    if not sure.any():
-        st.coef_, st.intercept_ = base.coef_.copy(), base.intercept_.copy()
-        return st
-    Xs = np.concatenate([X[labeled], X[unl[sure]]])
-    ys = np.concatenate([y[labeled], P[sure].argmax(axis=1)])  # predicted labels, not y[unl]
-    w = np.concatenate([np.ones(labeled.size), np.full(int(sure.sum()), weight)])
-    return st.fit(Xs, ys, sample_weight=None if weight == 1.0 else w)
 
 
 def full_accuracy(ds: dict[str, Any], model_name: str = "warm-lr") -> float:

@@ -16,6 +16,9 @@ also be given directly, e.g. ``--strategies margin badge margin+self-train=0.95`
 ``--cold-start N`` adds ``<strategy>+cold-start=N`` rows: the starting set is N items picked by
 clicloop's cold-start selector (pool coverage, no model) instead of the random seed labels, as
 clicloop's loop does when it starts with no labels; the curve counts those N labels.
+Other training changes are given by name (see ``benchmarks/_training.py``): ``margin+C=100``
+(another regularisation), ``margin+proto=20`` (class prototypes added to the weights),
+``margin+label-spread=0.5`` (label-spreading pseudo-labels on the surer half of the pool).
 ``--model committee`` / ``--model mc-dropout`` run every strategy with clicloop's bagged committee
 or MC-dropout MLP instead (what query-by-committee and BALD need); compare within such a run only.
 ``--report a.json b.json --merge`` pools the curves of runs with the same data, batch and budget.
@@ -50,13 +53,13 @@ def _job(args: tuple[str, str, int, int, int, str]) -> tuple[str, int, list[tupl
     strategy, options = parse_name(name)
     t = time.perf_counter()
     cold = options.get("cold-start")
+    training = {k: v for k, v in options.items() if k != "cold-start"}
     curve = run_curve(load_dataset(data), strategy, seed, batch, max_labels,
-                      self_train=options.get("self-train"), pseudo_weight=options.get("pseudo-weight", 1.0),
-                      cold_start=None if cold is None else int(cold), model_name=model)
+                      cold_start=None if cold is None else int(cold), model_name=model, training=training)
     return name, seed, curve, time.perf_counter() - t
 
 
-TRAINING_CHANGES = ("self-train", "pseudo-weight", "cold-start")
+TRAINING_CHANGES = ("self-train", "pseudo-weight", "label-spread", "proto", "C", "cold-start")
 
 
 def parse_name(name: str) -> tuple[str, dict[str, float]]:

@@ -1,0 +1,90 @@
+"""Training changes for the label benchmark: other ways to fit the same model class (a multinomial
+logistic regression over the same features, :class:`benchmarks._al_sim.WarmLR`) from the labels
+bought so far. Each is a row of its own, never mixed with a strategy's gain; the labeled-only fit
+that :func:`train` starts from is left untouched, so nothing a change adds (a pseudo-label, a
+prototype) ever feeds back into the next round's warm start.
+
+- ``self-train=t`` (+ ``pseudo-weight=w``): pool items the labeled-only model predicts with max
+  probability >= ``t`` get its predicted label (weight ``w``) in a second fit (self-training,
+  Yarowsky 1995; Lee 2013, "Pseudo-label").
+- ``label-spread=q``: scikit-learn's ``LabelSpreading`` (kNN graph over the pool, k=10,
+  alpha=0.2; Zhou et al. 2004, "Learning with local and global consistency") labels the pool;
+  the items whose spread confidence is at or above its ``q`` quantile join the second fit with
+  their spread label.
+- ``proto=s``: ``s`` times the unit-length mean of each class's labeled items is added to the
+  fitted weights, i.e. the logits gain ``s`` times a cosine nearest-class-mean score (weight
+  imprinting, Qi et al. 2018; prototypes, Snell et al. 2017): a prior that matters while a class
+  has few labels.
+- ``C=c`` is handled where the model is built (:func:`benchmarks._al_sim.run_curve`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+KNOWN = ("self-train", "pseudo-weight", "label-spread", "proto", "C")
+
+
+def train(base: Any, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, options: dict[str, float]) -> Any:
+    """The model to evaluate and query with this round, given the labeled-only fit ``base``."""
+    unknown = set(options) - set(KNOWN)
+    if unknown:
+        raise ValueError(f"unknown training change(s) {sorted(unknown)}; known: {', '.join(KNOWN)}")
+    model = base
+    if "self-train" in options:
+        model = _pseudo_fit(base, X, y, labeled, *_confident(base, X, labeled, options["self-train"]),
+                            options.get("pseudo-weight", 1.0))
+    elif "label-spread" in options:
+        model = _pseudo_fit(base, X, y, labeled, *_spread(X, y, labeled, options["label-spread"]), 1.0)
+    if "proto" in options:
+        model = _with_prototypes(model, X[labeled], y[labeled], options["proto"])
+    return model
+
+
+def _confident(base: Any, X: np.ndarray, labeled: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    unl = np.setdiff1d(np.arange(len(X)), labeled)
+    P = base.predict_proba(X[unl])
+    sure = P.max(axis=1) >= threshold
+    return unl[sure], P[sure].argmax(axis=1)  # predicted labels, never the truth
+
+
+def _spread(X: np.ndarray, y: np.ndarray, labeled: np.ndarray, quantile: float) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.semi_supervised import LabelSpreading
+
+    partial = np.full(len(X), -1)
+    partial[labeled] = y[labeled]
+    spread = LabelSpreading(kernel="knn", n_neighbors=10, alpha=0.2, max_iter=100).fit(X, partial)
+    unl = np.setdiff1d(np.arange(len(X)), labeled)
+    conf = spread.label_distributions_[unl].max(axis=1)
+    sure = conf >= np.quantile(conf, quantile)
+    return unl[sure], spread.transduction_[unl[sure]]
+
+
+def _pseudo_fit(base: Any, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, extra: np.ndarray,
+                extra_labels: np.ndarray, weight: float) -> Any:
+    """A fresh copy of ``base``, warm-started from its weights, fitted on the labeled items (their
+    true labels) plus ``extra`` (``extra_labels``, weight ``weight``); ``base`` is untouched."""
+    model = type(base)(base.n_classes, base.C, base.max_iter)
+    model.W_ = base.W_.clone()
+    model.n_pseudo_ = int(extra.size)
+    if not extra.size:
+        model.coef_, model.intercept_ = base.coef_.copy(), base.intercept_.copy()
+        return model
+    Xs = np.concatenate([X[labeled], X[extra]])
+    ys = np.concatenate([y[labeled], extra_labels])
+    w = np.concatenate([np.ones(labeled.size), np.full(extra.size, weight)])
+    return model.fit(Xs, ys, sample_weight=None if weight == 1.0 else w)
+
+
+def _with_prototypes(base: Any, Xl: np.ndarray, yl: np.ndarray, scale: float) -> Any:
+    model = type(base)(base.n_classes, base.C, base.max_iter)
+    model.W_ = base.W_.clone()
+    model.coef_, model.intercept_ = base.coef_.copy(), base.intercept_.copy()
+    for c in np.unique(yl):
+        mean = Xl[yl == c].mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        if norm > 0:
+            model.coef_[c] += scale * mean / norm
+    return model
