@@ -28,6 +28,7 @@ from orchestrator.loop_setup import check_money_budget, check_strategy, make_eng
 from orchestrator.models import DEFAULT_FOR, confidence_weights, evaluate, predictions_for
 from orchestrator.plugins import Registry, check_names, get_plugin_manager
 from orchestrator.seeding import rng_for
+from orchestrator.semisup import PseudoLabeler, check_pseudo_labels, with_pseudo_labels
 from orchestrator.stopping import Budget, items_affordable, stop_reason
 from orchestrator.types import BackendContext, Model, Task
 
@@ -117,6 +118,9 @@ class Loop:
         self.aggregator_ = self.registry_.create("aggregator", cfg.aggregator.name, cfg.aggregator.params, field="aggregator")
         model = self.model if self.model is not None else self.registry_.create("model", model_name, cfg.model.params, field="model")
         check_strategy(cfg, self.strategy_, model, self.pool_.X)
+        check_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_))
+        spread = cfg.loop.pseudo_labels
+        self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha)
         check_money_budget(cfg, self.backend_.expected_cost_per_task())
         self.engine_ = make_engine(cfg, self.strategy_)
         self.ledger_ = Ledger(cfg.ledger, salt=cfg.worker_salt).open()
@@ -183,7 +187,9 @@ class Loop:
         model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, self.config.model.params, field="model")
         weights = confidence_weights(self.ledger_.label_confidence(self.name), self.pool_.ids[idx], model) \
             if self.config.loop.weight_by_confidence else {}
-        model.fit(self.pool_.X[idx], y, **weights)
+        X, y, weights = (self.pool_.X[idx], y, weights) if self.pseudo_ is None else \
+            with_pseudo_labels(self.pseudo_, self.pool_.X, idx, y, weights)  # pseudo-labels train, never stored
+        model.fit(X, y, **weights)
         return model
 
     def _version(self, r: int, model: Model | None) -> str:
