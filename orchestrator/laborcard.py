@@ -41,10 +41,12 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
             raise LedgerError(f"no model version {model_version!r} in the ledger; versions look like '<loop>-r<round>' "
                               "or a deployed version (see clicloop report, clicloop deploy status)")
         loop, before, metric, n_labeled, purpose = base
+        pseudo = None
     else:
         loop, before, n_labeled = row.loop, row.round_no, row.n_labeled
         metric = {"name": row.metric_name, "value": row.metric}
-        purpose = (json.loads(loop_row.config_json) if loop_row else {}).get("loop", {}).get("purpose")
+        loop_cfg = (json.loads(loop_row.config_json) if loop_row else {}).get("loop", {})
+        purpose, pseudo = loop_cfg.get("purpose"), loop_cfg.get("pseudo_labels")
     floor = floor or WageFloor()
     workers = by_worker(ledger.engine_, loop, before_round=before)
     totals = _totals(workers)
@@ -55,6 +57,7 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         "model_version": model_version, "loop": loop, "purpose": purpose,
         "metric": metric,
         "labels": {"trained_on": n_labeled, "bought_answers": totals["answers"]},
+        "pseudo_labels": pseudo,  # machine-made training labels (loop.pseudo_labels), or None
         "people": len({(w["backend"], w["worker"]) for w in workers}),
         "backends": sorted({w["backend"] for w in workers}),
         "hours": {"active": totals["active_hours"], "total": totals["total_hours"],
@@ -111,6 +114,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
         f"- Model: {card['metric']['name']} {_f(card['metric']['value'], 4)}, trained on {card['labels']['trained_on']} labels "
         f"({card['labels']['bought_answers']} human answers bought through clicloop)",
+        *_pseudo_line(card.get("pseudo_labels")),
         f"- People: {card['people']} (backends: {', '.join(card['backends']) or '-'})",
         f"- Hours: {h['total']:.2f} h in all — {h['active']:.2f} h on tasks, {h['unpaid']:.2f} h unpaid "
         f"(searching {h['unpaid_by_kind']['search']:.2f}, waiting {h['unpaid_by_kind']['wait']:.2f}, "
@@ -130,6 +134,13 @@ def render_markdown(card: dict[str, Any]) -> str:
 
     lines += markdown_lines(card.get("post_deployment_corrections"), cur)
     return "\n".join(lines) + "\n"
+
+
+def _pseudo_line(pseudo: dict[str, Any] | None) -> list[str]:
+    if not pseudo:
+        return []
+    return [f"- Also trained on label-spreading pseudo-labels: the surest {pseudo['share']:.0%} of the unlabeled pool "
+            "each round (machine-made: no human time, not counted in the labels above)"]
 
 
 def _f(v: float | None, digits: int) -> str:

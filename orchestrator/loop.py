@@ -390,5 +390,7 @@ def _fingerprint(cfg: Config) -> tuple[str, str]:
     """Hash of what decides a loop's results (stop rules and pay may change between resumes)."""
     body = cfg.model_dump(mode="json", exclude={"stop": True, "ledger": True, "wage_floor": True, "worker_salt": True,
                                                 "loop": {"engine"}})  # engines pick the same items
+    if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
+        del body["loop"]["pseudo_labels"]
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

@@ -4,6 +4,7 @@ import pytest
 from orchestrator import Loop, config_from_dict
 from orchestrator.config import PseudoLabels
 from orchestrator.errors import ConfigError
+from orchestrator.laborcard import labor_card, render_markdown
 from orchestrator.ledger import Ledger
 from orchestrator.semisup import PseudoLabeler, check_pseudo_labels, with_pseudo_labels
 from tests.conftest import PURPOSE, digits_config
@@ -74,3 +75,14 @@ def test_loop_with_pseudo_labels_trains_on_them_but_records_only_human_labels(tm
     assert len(runs["spread"][1]) == len(runs["plain"][1]) == sum(r.answers for r in spread) == 30
     # on digits' first round (20 seed labels) the spread labels lift the model (measured in docs/benchmarks.md)
     assert spread[0].metric > plain[0].metric + 0.02, (spread[0].metric, plain[0].metric)
+
+
+def test_labor_card_says_the_model_also_learned_from_pseudo_labels(tmp_path):
+    cards = {}
+    for name, extra in (("plain", {}), ("spread", {"pseudo_labels": {"share": 0.5}})):
+        ledger = f"sqlite:///{tmp_path / name}.db"
+        Loop(config_from_dict(digits_config(ledger, loop=extra, stop={"max_labels": 10}))).run()
+        cards[name] = labor_card(Ledger(ledger).open(), "t-r1")
+    assert cards["plain"]["pseudo_labels"] is None and "pseudo-labels" not in render_markdown(cards["plain"])
+    assert cards["spread"]["pseudo_labels"]["share"] == 0.5
+    assert "surest 50% of the unlabeled pool" in render_markdown(cards["spread"])
