@@ -75,13 +75,15 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
     with ctx.engine.connect() as conn:
         config = conn.execute(select(s.loops.c.config_json).where(s.loops.c.name == loop)).scalar()
     try:
-        purpose = (json.loads(config) or {}).get("loop", {}).get("purpose") if config else None
+        loop_cfg = (json.loads(config) or {}).get("loop", {}) if config else {}
+        purpose, pseudo = loop_cfg.get("purpose"), loop_cfg.get("pseudo_labels")
     except (json.JSONDecodeError, AttributeError):
-        purpose = None
+        purpose, pseudo = None, None
     return {
         "model_version": row["model_version"], "loop": loop, "purpose": purpose,
         "metric": {"name": row["metric_name"], "value": row["metric"]},
         "labels": {"trained_on": row["n_labeled"], "bought_answers": sum(w["answers"] for w in workers)},
+        "pseudo_labels": pseudo,
         "people": len({(w["backend"], w["worker"]) for w in workers}), "backends": sorted({w["backend"] for w in workers}),
         "hours": {"active": active, "total": total, "unpaid": total - active,
                   "unpaid_by_kind": {k: unpaid.get(k, 0.0) for k, _ in UNPAID_KINDS}},
@@ -122,6 +124,8 @@ def _card_table(card: dict[str, Any]) -> Table:
         {"field": f"{card['metric']['name']}", "value": fmt(card["metric"]["value"], 4)},
         {"field": "labels trained on", "value": str(card["labels"]["trained_on"])},
         {"field": "answers bought", "value": str(card["labels"]["bought_answers"])},
+        *([{"field": "also trained on pseudo-labels", "value": f"surest {card['pseudo_labels']['share']:.0%} of the unlabeled "
+            "pool each round (machine-made, no human time)"}] if card.get("pseudo_labels") else []),
         {"field": "people", "value": f"{card['people']} ({', '.join(card['backends']) or '-'})"},
         {"field": "hours in all", "value": fmt(h["total"], 3, unit="h")},
         {"field": "hours on tasks (paid)", "value": fmt(h["active"], 3, unit="h")},

@@ -86,3 +86,11 @@ def test_labor_card_says_the_model_also_learned_from_pseudo_labels(tmp_path):
     assert cards["plain"]["pseudo_labels"] is None and "pseudo-labels" not in render_markdown(cards["plain"])
     assert cards["spread"]["pseudo_labels"]["share"] == 0.5
     assert "surest 50% of the unlabeled pool" in render_markdown(cards["spread"])
+    from orchestrator.dashboard.base import Context
+    from orchestrator.dashboard.source import Filters, ReadOnlyLedger
+    from orchestrator.dashboard.views_cards import version_card
+
+    with ReadOnlyLedger(f"sqlite:///{tmp_path / 'spread'}.db") as led:  # the dashboard's card says it too
+        ctx = Context(led.engine_, Filters())
+        row = next(r for r in ctx.rounds if r["model_version"] == "t-r1")
+        assert version_card(ctx, led, row)["pseudo_labels"] == cards["spread"]["pseudo_labels"]
