@@ -92,18 +92,10 @@ class WarmLR:
 
 
 def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_labels: int,
-              self_train: float | None = None, pseudo_weight: float = 1.0,
               cold_start: int | None = None, model_name: str = "warm-lr",
               training: dict[str, float] | None = None) -> list[tuple[int, float]]:
     """One simulated loop: the same seed labels for every strategy (drawn from ``seed``), a
     perfect oracle, accuracy on the fixed eval split after every round.
-
-    ``self_train`` (a training change, not a strategy): after each fit on the labeled set, the
-    unlabeled pool items whose max probability is >= ``self_train`` get the model's predicted
-    label (never the true one) with weight ``pseudo_weight``, and a second model is fitted on
-    labeled + pseudo-labeled items; that model is evaluated and queried with. It is warm-started
-    from the labeled-only fit and never feeds back into it: pseudo-labels never enter the
-    labeled-only model's warm start. ``self_train=None`` is exactly the plain run.
 
     ``cold_start=n`` (a change of the starting set, not of the strategy): the first ``n`` labels
     are picked by clicloop's cold-start selector (TypiClust coverage, no model, no labels, its
@@ -134,7 +126,7 @@ def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max
                                              chunk_size=65536, ids=None, context=SelectContext()))
     from benchmarks._training import train
 
-    training = {**(training or {}), **({} if self_train is None else {"self-train": self_train, "pseudo-weight": pseudo_weight})}
+    training = training or {}
     if model_name != "warm-lr" and training:
         raise ValueError("training changes are measured with the warm-lr model only")
     model = WarmLR(n_classes, training.get("C", ds["C"])) if model_name == "warm-lr" else None

@@ -10,7 +10,10 @@ prototype) ever feeds back into the next round's warm start.
 - ``label-spread=q``: scikit-learn's ``LabelSpreading`` (kNN graph over the pool, k=10,
   alpha=0.2; Zhou et al. 2004, "Learning with local and global consistency") labels the pool;
   the items whose spread confidence is at or above its ``q`` quantile join the second fit with
-  their spread label.
+  their spread label. The loop's ``loop.pseudo_labels`` (:class:`orchestrator.semisup.PseudoLabeler`)
+  keeps the surest ``round(share * n)`` items instead; with ``share = 1 - q`` the two can differ
+  by the items that tie at the cut or by one item of rounding. This rule stays because the
+  published tables in ``docs/benchmarks.md`` were measured with it.
 - ``proto=s``: ``s`` times the unit-length mean of each class's labeled items is added to the
   fitted weights, i.e. the logits gain ``s`` times a cosine nearest-class-mean score (weight
   imprinting, Qi et al. 2018; prototypes, Snell et al. 2017): a prior that matters while a class
@@ -55,7 +58,7 @@ _GRAPHS: dict[tuple[int, ...], Any] = {}
 
 def _knn_graph(X: np.ndarray) -> Any:
     """The pool's 10-nearest-neighbour connectivity graph, built once per pool and process (what
-    ``LabelSpreading(kernel="knn", n_neighbors=10)`` builds on every fit: ~20 s on CLINC150)."""
+    ``LabelSpreading(kernel="knn", n_neighbors=10)`` would rebuild on every fit)."""
     from sklearn.neighbors import NearestNeighbors
 
     key = (X.shape[0], X.shape[1], X.ctypes.data)

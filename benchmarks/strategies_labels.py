@@ -21,7 +21,8 @@ Other training changes are given by name (see ``benchmarks/_training.py``): ``ma
 ``margin+label-spread=0.5`` (label-spreading pseudo-labels on the surer half of the pool).
 ``--model committee`` / ``--model mc-dropout`` run every strategy with clicloop's bagged committee
 or MC-dropout MLP instead (what query-by-committee and BALD need); compare within such a run only.
-``--report a.json b.json --merge`` pools the curves of runs with the same data, batch and budget.
+``--report a.json b.json --merge`` pools the curves of runs with the same data, batch and budget;
+``--at 400 1000`` also prints each run's accuracy at those label counts.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def _load(paths: list[str], merge: bool) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-def report(paths: list[str], merge: bool = False) -> None:
+def report(paths: list[str], merge: bool = False, at: list[int] | None = None) -> None:
     rng = np.random.default_rng(0)
     for res in _load(paths, merge):
         full = res["full_accuracy"]
@@ -157,6 +158,18 @@ def report(paths: list[str], merge: bool = False) -> None:
             print("|---|---|---|---|---|---|---|")
             for name in group:
                 _row(name, res["curves"][name], base, res, full, rng)
+        if at:
+            _accuracy_at(res, at)
+
+
+def _accuracy_at(res: dict[str, Any], at: list[int]) -> None:
+    """Each run's test accuracy when it had exactly N labels (a round boundary), per seed."""
+    print("\n| row | seed | " + " | ".join(f"accuracy at {n} labels" for n in at) + " |")
+    print("|---|---|" + "---|" * len(at))
+    for name, curves in res["curves"].items():
+        for seed in sorted(curves, key=int):
+            points = {int(n): acc for n, acc in curves[seed]}
+            print(f"| {name} | {seed} | " + " | ".join(f"{points[n]:.3f}" if n in points else "-" for n in at) + " |")
 
 
 def _row(name: str, curves: dict[str, Any], base: dict[str, Any], res: dict[str, Any], full: float,
@@ -202,9 +215,10 @@ def main() -> None:
     p.add_argument("--out", default="labels.json")
     p.add_argument("--report", nargs="+", help="print the tables of earlier runs")
     p.add_argument("--merge", action="store_true", help="with --report: pool runs of the same data, batch, budget")
+    p.add_argument("--at", nargs="+", type=int, metavar="N", help="with --report: also each run's accuracy at N labels")
     ns = p.parse_args()
     if ns.report:
-        report(ns.report, ns.merge)
+        report(ns.report, ns.merge, ns.at)
     else:
         run(ns)
 

@@ -45,8 +45,7 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
     else:
         loop, before, n_labeled = row.loop, row.round_no, row.n_labeled
         metric = {"name": row.metric_name, "value": row.metric}
-        loop_cfg = (json.loads(loop_row.config_json) if loop_row else {}).get("loop", {})
-        purpose, pseudo = loop_cfg.get("purpose"), loop_cfg.get("pseudo_labels")
+        purpose, pseudo = loop_settings(loop_row.config_json if loop_row else None)
     floor = floor or WageFloor()
     workers = by_worker(ledger.engine_, loop, before_round=before)
     totals = _totals(workers)
@@ -70,6 +69,16 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         "corrections": _count(ledger, s.corrections, loop),
         "post_deployment_corrections": post_deployment(ledger, model_version),
     }
+
+
+def loop_settings(config_json: str | None) -> tuple[str | None, dict[str, Any] | None]:
+    """``(purpose, pseudo_labels settings)`` from a loop's recorded config; ``None`` for what is
+    missing or unreadable."""
+    try:
+        section = (json.loads(config_json) or {}).get("loop", {}) if config_json else {}
+        return section.get("purpose"), section.get("pseudo_labels")
+    except (json.JSONDecodeError, AttributeError):
+        return None, None
 
 
 def _totals(workers: list[dict[str, Any]]) -> dict[str, float]:

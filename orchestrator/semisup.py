@@ -7,7 +7,7 @@ counted as labels: only the model sees them.
 
 Measured (``docs/benchmarks.md``, "Label spreading, class prototypes and another C"): on digits
 it cuts margin's labels to 98% of full-data accuracy to 0.61-0.65x; on CLINC150's sentence
-embeddings it makes every round worse. Turn it on where neighbours in feature space share
+embeddings it is worse than plain margin from 400 labels on. Turn it on where neighbours in feature space share
 labels, and check on your own data.
 """
 

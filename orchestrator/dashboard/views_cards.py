@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -60,7 +59,7 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
     """The labor card of a labeling loop's model version, as ``orchestrator.laborcard.labor_card``
     writes it (a test checks they agree), from one pass of the dashboard's per-worker query: the
     card's totals are the sums of its workers' figures, so the ledger is scanned once, not twice."""
-    from orchestrator.laborcard import _count, _distribution, _rejections
+    from orchestrator.laborcard import _count, _distribution, _rejections, loop_settings
     from orchestrator.ledger import schema as s
 
     loop, before = row["loop"], int(row["round_no"])
@@ -74,11 +73,7 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
     paid = [w for w in workers if w["wage_total_time"] is not None]
     with ctx.engine.connect() as conn:
         config = conn.execute(select(s.loops.c.config_json).where(s.loops.c.name == loop)).scalar()
-    try:
-        loop_cfg = (json.loads(config) or {}).get("loop", {}) if config else {}
-        purpose, pseudo = loop_cfg.get("purpose"), loop_cfg.get("pseudo_labels")
-    except (json.JSONDecodeError, AttributeError):
-        purpose, pseudo = None, None
+    purpose, pseudo = loop_settings(config)
     return {
         "model_version": row["model_version"], "loop": loop, "purpose": purpose,
         "metric": {"name": row["metric_name"], "value": row["metric"]},
