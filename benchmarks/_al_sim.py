@@ -6,6 +6,7 @@ the whole label set, so rounds are fast), and a simulated pool-based loop with a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +95,20 @@ class WarmLR:
 def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_labels: int,
               cold_start: int | None = None, model_name: str = "warm-lr",
               training: dict[str, float] | None = None) -> list[tuple[int, float]]:
+    """``(labels, accuracy on the fixed eval split)`` after every round of :func:`rounds`."""
+    curve = []
+    for labeled, model, Xte in rounds(ds, strategy_name, seed, batch, max_labels, cold_start, model_name, training):
+        acc = float((np.asarray(model.classes_)[model.predict_proba(Xte).argmax(1)] == ds["yte"]).mean())
+        curve.append((int(labeled.size), acc))
+    return curve
+
+
+def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_labels: int,
+           cold_start: int | None = None, model_name: str = "warm-lr",
+           training: dict[str, float] | None = None) -> Iterator[tuple[np.ndarray, Any, np.ndarray]]:
     """One simulated loop: the same seed labels for every strategy (drawn from ``seed``), a
-    perfect oracle, accuracy on the fixed eval split after every round.
+    perfect oracle. After every round it yields the labeled pool indices, the model trained on
+    them and the eval features that model reads (mapped, for ``prior``); it stops at ``max_labels``.
 
     ``cold_start=n`` (a change of the starting set, not of the strategy): the first ``n`` labels
     are picked by clicloop's cold-start selector (TypiClust coverage, no model, no labels, its
@@ -126,21 +139,24 @@ def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max
                                              chunk_size=65536, ids=None, context=SelectContext()))
     from benchmarks._training import train
 
-    training = training or {}
+    training = dict(training or {})
+    if "prior" in training:
+        from benchmarks._training import prior_map
+
+        ds = prior_map(ds, training.pop("prior"))
+        X = ds["X"]
     if model_name != "warm-lr" and training:
         raise ValueError("training changes are measured with the warm-lr model only")
     model = WarmLR(n_classes, training.get("C", ds["C"])) if model_name == "warm-lr" else None
-    curve = []
     r = 0
     while True:
         if model_name != "warm-lr":
             model = other_model(model_name, ds["C"], seed)
         model.fit(X[labeled], y[labeled])
         used = train(model, X, y, labeled, training) if training else model
-        acc = float((np.asarray(used.classes_)[used.predict_proba(ds["Xte"]).argmax(1)] == ds["yte"]).mean())
-        curve.append((int(labeled.size), acc))
+        yield labeled, used, ds["Xte"]
         if labeled.size >= max_labels:
-            return curve
+            return
         cand = np.setdiff1d(np.arange(len(y)), labeled)
         k = min(batch, max_labels - labeled.size)
         picked = select(strategy, used, X, cand, k, rng_for(seed, "select", r), chunk_size=65536,

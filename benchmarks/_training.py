@@ -18,6 +18,12 @@ prototype) ever feeds back into the next round's warm start.
   fitted weights, i.e. the logits gain ``s`` times a cosine nearest-class-mean score (weight
   imprinting, Qi et al. 2018; prototypes, Snell et al. 2017): a prior that matters while a class
   has few labels.
+- ``prior=a``: the weights' Gaussian prior takes the pool's covariance (shrunk towards the
+  identity by ``a``) instead of the identity: the penalty ``w^T S^-1 w`` with
+  ``S = (Sigma + a mean(ev) I) / ((1 + a) mean(ev))``, ``ev`` the pool covariance's eigenvalues.
+  Fitting plain L2 logistic regression on the pool mapped by ``S^(1/2)`` (unlabeled items only,
+  no label used) gives it; still a linear softmax over the raw features. Applied to the data set
+  by :func:`prior_map` where the run starts, so every round and strategy sees the mapped features.
 - ``C=c`` is handled where the model is built (:func:`benchmarks._al_sim.run_curve`).
 """
 
@@ -27,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-KNOWN = ("self-train", "pseudo-weight", "label-spread", "proto", "C")
+KNOWN = ("self-train", "pseudo-weight", "label-spread", "proto", "C", "prior")
 
 
 def train(base: Any, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, options: dict[str, float]) -> Any:
@@ -44,6 +50,18 @@ def train(base: Any, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, options:
     if "proto" in options:
         model = _with_prototypes(model, X[labeled], y[labeled], options["proto"])
     return model
+
+
+def prior_map(ds: dict[str, Any], shrink: float) -> dict[str, Any]:
+    """``ds`` with pool and eval features mapped by ``S^(1/2)`` (see ``prior=a`` above), centred
+    on the pool mean; the map is learned from the pool's features alone."""
+    X = ds["X"].astype(np.float64)
+    mu = X.mean(axis=0)
+    _, sv, Vt = np.linalg.svd(X - mu, full_matrices=False)
+    ev = sv**2 / len(X)
+    P = Vt.T * np.sqrt((ev + shrink * ev.mean()) / ((1 + shrink) * ev.mean()))
+    mapped = {k: ((ds[k] - mu) @ P).astype(np.float32) for k in ("X", "Xte")}
+    return {**ds, **mapped}
 
 
 def _confident(base: Any, X: np.ndarray, labeled: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

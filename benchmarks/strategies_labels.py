@@ -60,7 +60,7 @@ def _job(args: tuple[str, str, int, int, int, str]) -> tuple[str, int, list[tupl
     return name, seed, curve, time.perf_counter() - t
 
 
-TRAINING_CHANGES = ("self-train", "pseudo-weight", "label-spread", "proto", "C", "cold-start")
+TRAINING_CHANGES = ("self-train", "pseudo-weight", "label-spread", "proto", "C", "prior", "cold-start")
 
 
 def parse_name(name: str) -> tuple[str, dict[str, float]]:
