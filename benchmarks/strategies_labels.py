@@ -147,10 +147,13 @@ def report(paths: list[str], merge: bool = False, at: list[int] | None = None) -
         full = res["full_accuracy"]
         print(f"\n{res['data']}, batch {res['batch']}, budget {res['max_labels']} labels, {res['seeds']} paired seeds, "
               f"model {res.get('model', 'warm-lr')}, its full-data accuracy {full:.3f}")
-        base = res["curves"]["margin"]
+        base = res["curves"].get("margin")
         names = list(res["curves"])
         groups = [("strategy", [n for n in names if "+" not in n]),
                   ("training change (same protocol; ratios to plain margin)", [n for n in names if "+" in n])]
+        if base is None:
+            print("\n(no ratio tables: this run has no plain 'margin' row to compare with; add margin to --strategies)")
+            groups = []
         for title, group in groups:
             if not group:
                 continue
