@@ -20,6 +20,7 @@ distinct pool indices, best first. Randomness comes only from the ``rng`` argume
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from strategies.scores import Margin, ProbaStrategy, is_numeric
 from strategies.select import SelectContext, select_top_k
 
 
-def _features(X: Any, idx: np.ndarray, name: str) -> np.ndarray:
+def features(X: Any, idx: np.ndarray, name: str) -> np.ndarray:
     if not is_numeric(X):
         raise StrategyError(f"{name} needs numeric features (a 2-D numeric pool); this pool has none")
     return np.asarray(X[idx], dtype=np.float32)
@@ -49,14 +50,24 @@ def _sq_dist_to(F: np.ndarray, C: np.ndarray, chunk: int = 4096) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
+def pairwise_sq(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Squared euclidean distances between every row of ``A`` and every row of ``B``."""
+    return np.maximum(np.einsum("ij,ij->i", A, A)[:, None] - 2.0 * (A @ B.T) + np.einsum("ij,ij->i", B, B)[None, :], 0.0)
+
+
 def kmeans_pp(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: np.ndarray | None = None,
-              first: int | None = None, weights: np.ndarray | None = None) -> np.ndarray:
+              first: int | None = None, weights: np.ndarray | None = None, trials: int = 1) -> np.ndarray:
     """k-means++ seeding (Arthur and Vassilvitskii 2007): ``k`` row indices of ``F`` drawn with
     probability proportional to (weight x) squared distance to the nearest chosen row or to
-    ``centers``. ``first`` fixes the first pick when there are no centers."""
+    ``centers``. ``first`` fixes the first pick when there are no centers. ``trials > 1`` is
+    greedy k-means++ (as scikit-learn's ``kmeans_plusplus``): each step draws ``trials``
+    candidates and keeps the one that leaves the smallest total (weighted) squared distance;
+    ``trials=0`` tries every row (deterministic greedy coverage after the first pick)."""
     k = min(k, F.shape[0])
     d2 = _sq_dist_to(F, centers) if centers is not None and len(centers) else np.full(F.shape[0], np.inf, np.float32)
     w = np.ones(F.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    if trials == 0:
+        return _greedy_cover(F, k, rng, d2, w, first)
     chosen: list[int] = []
     for _ in range(k):
         if np.isinf(d2).all():
@@ -65,9 +76,66 @@ def kmeans_pp(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: np.nd
             p = w * np.where(np.isfinite(d2), d2, 0.0)
             p[chosen] = 0.0
             total = p.sum()
-            i = int(rng.choice(F.shape[0], p=p / total)) if total > 0 else int(rng.choice(np.setdiff1d(np.arange(F.shape[0]), chosen)))
+            if total <= 0:
+                i = int(rng.choice(np.setdiff1d(np.arange(F.shape[0]), chosen)))
+            elif trials > 1:
+                i = _best_of(F, d2, w, rng.choice(F.shape[0], size=trials, p=p / total))
+            else:
+                i = int(rng.choice(F.shape[0], p=p / total))
         chosen.append(i)
         np.minimum(d2, _sq_dist_to(F, F[i : i + 1]), out=d2)
+    return np.array(chosen, dtype=np.int64)
+
+
+def _costs(F: np.ndarray, d2: np.ndarray, w: np.ndarray, cands: np.ndarray, D: np.ndarray | None = None,
+           chunk: int = 256) -> np.ndarray:
+    """For each candidate row, the weighted sum of squared distances to the nearest chosen row
+    if it were chosen too. ``D``: the rows' pairwise squared distances, if precomputed."""
+    cost = np.empty(cands.size)
+    for s in range(0, cands.size, chunk):
+        block = D[cands[s : s + chunk]] if D is not None else pairwise_sq(F[cands[s : s + chunk]], F)
+        cost[s : s + chunk] = (np.minimum(block, d2[None, :]) * w[None, :]).sum(axis=1)
+    return cost
+
+
+def _best_of(F: np.ndarray, d2: np.ndarray, w: np.ndarray, cands: np.ndarray) -> int:
+    """The candidate that leaves the smallest weighted sum of squared distances (ties: the first)."""
+    return int(cands[int(np.argmin(_costs(F, d2, w, cands)))])
+
+
+def _greedy_cover(F: np.ndarray, k: int, rng: np.random.Generator, d2: np.ndarray, w: np.ndarray,
+                  first: int | None) -> np.ndarray:
+    """Greedy minimisation of the weighted k-means cost over every row, made lazy (M. Minoux,
+    "Accelerated greedy algorithms for maximizing submodular set functions", 1978): the cost
+    reduction of a row only shrinks as rows are chosen, so a stale reduction bounds the fresh
+    one and most rows are never re-evaluated. Picks as the plain greedy loop does."""
+    n = F.shape[0]
+    D = pairwise_sq(F, F) if n <= 4096 else None  # at most 64 MB; larger: recomputed per evaluation
+    chosen: list[int] = []
+    if np.isinf(d2).all():
+        chosen.append(int(first) if first is not None else int(rng.integers(n)))
+        np.minimum(d2, _sq_dist_to(F, F[chosen[0] : chosen[0] + 1]), out=d2)
+    d2 = d2.astype(np.float64)
+    total = float((w * d2).sum())
+    eligible = np.flatnonzero(w * d2 > 0)
+    eligible = eligible[~np.isin(eligible, chosen)]
+    heap = [(-(total - c), int(i)) for c, i in zip(_costs(F, d2, w, eligible, D), eligible)]
+    heapq.heapify(heap)
+    while len(chosen) < k:
+        if not heap:  # nothing left that lowers the cost: the rest at random, as k-means++ does
+            rest = np.setdiff1d(np.arange(n), chosen)
+            chosen.extend(int(i) for i in rng.choice(rest, k - len(chosen), replace=False))
+            break
+        _, i = heapq.heappop(heap)
+        if w[i] * d2[i] <= 0:
+            continue
+        gain = total - float(_costs(F, d2, w, np.array([i]), D)[0])
+        if heap and gain < -heap[0][0]:
+            heapq.heappush(heap, (-gain, i))
+            continue
+        chosen.append(i)
+        np.minimum(d2, D[i] if D is not None else pairwise_sq(F[i : i + 1], F)[0], out=d2)
+        total = float((w * d2).sum())
     return np.array(chosen, dtype=np.int64)
 
 
@@ -99,8 +167,8 @@ class KCenterGreedy:
         cand = candidates
         if cand.size > self.max_candidates:  # bounded work on huge pools: a seeded subsample
             cand = np.sort(rng.choice(cand, self.max_candidates, replace=False))
-        F = _features(X, cand, "k-center greedy")
-        centers = _features(X, context.labeled, "k-center greedy") if context.labeled.size else None
+        F = features(X, cand, "k-center greedy")
+        centers = features(X, context.labeled, "k-center greedy") if context.labeled.size else None
         return cand[k_center_greedy(F, k, centers, first=int(rng.integers(cand.size)))]
 
     def __repr__(self) -> str:
@@ -114,11 +182,15 @@ class ClusterMargin:
 
     requires: tuple[str, ...] = ("predict_proba", "features")
 
-    def __init__(self, factor: int = 10, avoid_labeled: bool = False):
+    def __init__(self, factor: int = 10, avoid_labeled: bool = False, trials: int = 1, weighted: bool = False):
         if factor < 1:
             raise ValueError(f"factor must be >= 1, got {factor}")
+        if trials < 0:
+            raise ValueError(f"trials must be >= 0 (0: every candidate), got {trials}")
         self.factor = factor
         self.avoid_labeled = avoid_labeled
+        self.trials = trials
+        self.weighted = weighted
 
     def select(self, model: Model | None, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
                chunk_size: int, ids: np.ndarray | None, context: SelectContext) -> np.ndarray:
@@ -126,12 +198,14 @@ class ClusterMargin:
             raise StrategyError("cluster-margin needs a fitted model")
         top_rng, seed_rng = rng.spawn(2)
         short = select_top_k(Margin(), model, X, candidates, self.factor * k, top_rng, chunk_size=chunk_size, ids=ids)
-        F = _features(X, short, "cluster-margin")
-        centers = _features(X, context.labeled, "cluster-margin") if self.avoid_labeled and context.labeled.size else None
-        return short[kmeans_pp(F, k, seed_rng, centers=centers, first=0)]
+        F = features(X, short, "cluster-margin")
+        centers = features(X, context.labeled, "cluster-margin") if self.avoid_labeled and context.labeled.size else None
+        w = Margin().score(model, X[short], seed_rng) if self.weighted else None
+        return short[kmeans_pp(F, k, seed_rng, centers=centers, first=0, trials=self.trials, weights=w)]
 
     def __repr__(self) -> str:
-        return f"ClusterMargin(factor={self.factor}, avoid_labeled={self.avoid_labeled})"
+        return (f"ClusterMargin(factor={self.factor}, avoid_labeled={self.avoid_labeled}, trials={self.trials}, "
+                f"weighted={self.weighted})")
 
 
 class _Densified(ProbaStrategy):
@@ -166,7 +240,7 @@ class DensityWeighted:
             raise StrategyError("density-weighted needs a fitted model")
         ref_rng, top_rng = rng.spawn(2)
         ref = np.sort(ref_rng.choice(candidates, min(self.n_ref, candidates.size), replace=False))
-        R = _features(X, ref, "density-weighted")
+        R = features(X, ref, "density-weighted")
         R /= np.maximum(np.linalg.norm(R, axis=1, keepdims=True), 1e-12)
         return select_top_k(_Densified(Margin(), R, self.beta), model, X, candidates, k, top_rng,
                             chunk_size=chunk_size, ids=ids)
@@ -191,8 +265,8 @@ class ColdStart:
         cand = candidates
         if cand.size > self.max_candidates:
             cand = np.sort(rng.choice(cand, self.max_candidates, replace=False))
-        F = _features(X, cand, "cold-start")
-        L = _features(X, context.labeled, "cold-start") if context.labeled.size else np.empty((0, F.shape[1]), np.float32)
+        F = features(X, cand, "cold-start")
+        L = features(X, context.labeled, "cold-start") if context.labeled.size else np.empty((0, F.shape[1]), np.float32)
         n_clusters = min(k + L.shape[0], F.shape[0])
         C = F[kmeans_pp(F, n_clusters, rng)]
         for _ in range(self.n_iter):  # Lloyd iterations, bounded

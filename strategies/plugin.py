@@ -5,6 +5,7 @@ from orchestrator.hookspecs import Register, hookimpl
 from strategies.badge import Badge
 from strategies.committee import Committee, KLToConsensus, VoteEntropy
 from strategies.cost import CostAware
+from strategies.coverage import DiverseMiniBatch, MarginCoverage
 from strategies.diversity import ClusterMargin, ColdStart, DensityWeighted, KCenterGreedy
 from strategies.modal_adapter import register_all as register_modal
 from strategies.scores import Entropy, LeastConfidence, Margin, RandomSampling
@@ -16,6 +17,7 @@ def clicloop_register_strategies(register: Register) -> None:
     register("random", RandomSampling)
     register("least-confidence", LeastConfidence)
     register("margin", Margin)
+    register("margin-coverage", MarginCoverage)
     register("entropy", Entropy)
     register("bald", BALD)
     register("qbc-vote-entropy", VoteEntropy)
@@ -23,6 +25,7 @@ def clicloop_register_strategies(register: Register) -> None:
     register("density-weighted", DensityWeighted)
     register("k-center-greedy", KCenterGreedy)
     register("cluster-margin", ClusterMargin)
+    register("diverse-mini-batch", DiverseMiniBatch)
     register("badge", Badge)
     register("cold-start", ColdStart)
     register("cost-aware", CostAware)

@@ -7,6 +7,7 @@ from orchestrator import Loop, config_from_dict
 from orchestrator.errors import ConfigError, StrategyError
 from strategies.committee import Committee, KLToConsensus, VoteEntropy, kl_to_consensus, vote_entropy
 from strategies.cost import CostAware, SecondsModel, item_feature
+from strategies.coverage import DiverseMiniBatch, MarginCoverage
 from strategies.diversity import ClusterMargin, ColdStart, KCenterGreedy, k_center_greedy, kmeans_pp
 from strategies.requirements import unmet
 from strategies.scores import Margin, margin
@@ -41,6 +42,42 @@ def test_kmeans_pp_never_picks_a_row_twice_and_spreads_out():
     assert len(set(picks)) == 4 and sorted(y[picks]) == [0, 1, 2, 3]
 
 
+def test_greedy_kmeans_pp_covers_the_rows_better_than_plain_seeding():
+    X = np.random.default_rng(0).normal(size=(400, 5)).astype(np.float32)
+
+    def potential(picks):
+        return float(((X[:, None, :] - X[picks][None, :, :]) ** 2).sum(-1).min(1).sum())
+
+    plain = [potential(kmeans_pp(X, 8, np.random.default_rng(s))) for s in range(20)]
+    greedy = [potential(kmeans_pp(X, 8, np.random.default_rng(s), trials=5)) for s in range(20)]
+    assert np.mean(greedy) < 0.97 * np.mean(plain)
+    assert len(set(kmeans_pp(X, 50, np.random.default_rng(0), trials=5))) == 50
+    every = [kmeans_pp(X, 8, np.random.default_rng(s), trials=0, first=0) for s in range(3)]
+    assert all(np.array_equal(e, every[0]) for e in every)  # no draws after the fixed first pick
+    assert potential(every[0]) < np.mean(greedy)
+    assert len(set(kmeans_pp(X, 400, np.random.default_rng(0), trials=0, first=0))) == 400
+
+
+def test_greedy_coverage_is_lazy_but_picks_what_the_plain_greedy_loop_picks():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 6)).astype(np.float64)
+    w = rng.uniform(0.1, 1.0, 300)
+
+    def plain(k):  # every candidate evaluated at every step
+        d2 = ((X - X[0]) ** 2).sum(1)
+        picks = [0]
+        D = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+        for _ in range(k - 1):
+            cost = (np.minimum(D, d2[None, :]) * w).sum(1)
+            cost[picks] = np.inf
+            picks.append(int(np.argmin(cost)))
+            d2 = np.minimum(d2, D[picks[-1]])
+        return picks
+
+    lazy = kmeans_pp(X.astype(np.float32), 25, np.random.default_rng(0), first=0, weights=w, trials=0)
+    assert list(lazy) == plain(25)
+
+
 class TwoBlobModel:
     """Uncertain about x near 5 (between the blobs), sure elsewhere."""
 
@@ -51,14 +88,17 @@ class TwoBlobModel:
         return np.column_stack([1 - p, p])
 
 
-def test_cluster_margin_picks_uncertain_items_spread_along_the_boundary():
+@pytest.mark.parametrize("strategy", [ClusterMargin(factor=10), ClusterMargin(factor=10, trials=0),
+                                      MarginCoverage(factor=10), DiverseMiniBatch(factor=10)], ids=repr)
+def test_margin_then_diversity_picks_uncertain_items_spread_along_the_boundary(strategy):
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.uniform(0, 10, 2000), rng.uniform(0, 100, 2000)]).astype(np.float32)
-    chosen = select(ClusterMargin(factor=10), TwoBlobModel(), X, np.arange(2000), 5, np.random.default_rng(0))
+    chosen = select(strategy, TwoBlobModel(), X, np.arange(2000), 5, np.random.default_rng(0))
     short = np.argsort(-margin(TwoBlobModel().predict_proba(X)))[:50]
-    assert set(chosen) <= set(short)
+    assert len(set(chosen)) == 5 and set(chosen) <= set(short)
     assert np.ptp(X[chosen, 1]) > 40  # spread along the boundary, not one clump
-    assert chosen[0] == select(Margin(), TwoBlobModel(), X, np.arange(2000), 1, np.random.default_rng(0))[0]
+    if not isinstance(strategy, DiverseMiniBatch):  # the others start from the smallest margin
+        assert chosen[0] == select(Margin(), TwoBlobModel(), X, np.arange(2000), 1, np.random.default_rng(0))[0]
 
 
 def test_cold_start_takes_one_typical_item_per_uncovered_cluster():
@@ -72,6 +112,25 @@ def test_cold_start_takes_one_typical_item_per_uncovered_cluster():
                     context=SelectContext(labeled=labeled))
     assert sorted(y[chosen]) == [1, 2, 3]
 
+
+def test_margin_coverage_is_weighted_greedy_cluster_margin_on_features_and_margin_on_text():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(0, 10, 2000), rng.uniform(0, 100, 2000)]).astype(np.float32)
+    picks = select(MarginCoverage(factor=10), TwoBlobModel(), X, np.arange(2000), 5, np.random.default_rng(3))
+    same = select(ClusterMargin(factor=10, trials=0, weighted=True), TwoBlobModel(), X, np.arange(2000), 5,
+                  np.random.default_rng(3))
+    np.testing.assert_array_equal(picks, same)
+
+    class TextModel:  # reads the number at the start of each text
+        classes_ = np.array(["l", "r"])
+
+        def predict_proba(self, texts):
+            return TwoBlobModel().predict_proba(np.array([[float(t.split()[0])] for t in texts]))
+
+    texts = np.array([f"{x:.3f} some words" for x in X[:, 0]], dtype=object)
+    assert unmet(MarginCoverage(), TextModel(), texts) == []
+    on_text = select(MarginCoverage(), TextModel(), texts, np.arange(2000), 5, np.random.default_rng(3))
+    np.testing.assert_array_equal(on_text, select(Margin(), TextModel(), texts, np.arange(2000), 5, np.random.default_rng(3)))
 
 def test_committee_disagreement_measures():
     agree = np.array([[[0.9, 0.1]], [[0.9, 0.1]], [[0.9, 0.1]]])

@@ -1,0 +1,110 @@
+"""Uncertainty first, then coverage: batches that are uncertain *and* typical of the uncertain
+region, not its outliers.
+
+- :class:`MarginCoverage` (clicloop's default strategy): the ``factor x k`` smallest-margin
+  candidates (margin sampling, T. Scheffer et al., "Active Hidden Markov Models for Information
+  Extraction", IDA 2001), then k items chosen greedily to cover them: each pick is the
+  shortlisted item that most reduces the margin-weighted sum of squared distances from the
+  shortlist to its nearest pick (the k-means objective, greedy as in the greedy k-means++ of
+  scikit-learn's ``kmeans_plusplus``, here over every candidate). The shortlist-then-diversify
+  recipe is that of cluster-margin (G. Citovsky et al., "Batch Active Learning at Scale",
+  NeurIPS 2021) and of diverse mini-batch active learning (F. Zhdanov, arXiv:1901.05954, 2019);
+  choosing the central items of the uncertain region follows the typicality argument of
+  TypiClust (G. Hacohen et al., ICML 2022).
+- :class:`DiverseMiniBatch`: Zhdanov's method itself, with scikit-learn's k-means.
+
+Randomness comes only from the ``rng`` argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from orchestrator.errors import StrategyError
+from orchestrator.types import Model
+from strategies.diversity import features, kmeans_pp, pairwise_sq
+from strategies.scores import Margin, is_numeric, margin
+from strategies.select import SelectContext, select_top_k
+
+
+class MarginCoverage:
+    """The ``factor x k`` smallest-margin candidates (at most ``max_shortlist``, at least k),
+    covered greedily by k of them, weighted by their margin score when ``weighted``; the first
+    pick is the smallest margin. After the scoring pass (margin's), the shortlist's pairwise
+    distances are computed once (shortlist^2, at most 64 MB) and the greedy is lazy, so few rows
+    are re-evaluated per pick. On a pool
+    without numeric features (raw text) there are no distances, and it ranks by margin alone,
+    so it works as a default on any pool."""
+
+    requires: tuple[str, ...] = ("predict_proba",)
+    measure = staticmethod(margin)  # its uncertainty, for loop.relabel's doubtful-or-new contest
+
+    def __init__(self, factor: int = 20, weighted: bool = True, max_shortlist: int = 4096):
+        if factor < 1:
+            raise ValueError(f"factor must be >= 1, got {factor}")
+        if max_shortlist < 1:
+            raise ValueError(f"max_shortlist must be >= 1, got {max_shortlist}")
+        self.factor = factor
+        self.weighted = weighted
+        self.max_shortlist = max_shortlist
+
+    def score(self, model: Model | None, X: Any, rng: np.random.Generator) -> np.ndarray:
+        """Each item's own informativeness, margin's: what Label Studio's task ordering and the
+        post-deployment triage read. Batches are chosen by :meth:`select`."""
+        return Margin().score(model, X, rng)
+
+    def select(self, model: Model | None, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
+               chunk_size: int, ids: np.ndarray | None, context: SelectContext) -> np.ndarray:
+        if model is None:
+            raise StrategyError("margin-coverage needs a fitted model")
+        if not is_numeric(X):
+            return select_top_k(Margin(), model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids)
+        top_rng, cover_rng = rng.spawn(2)
+        size = min(self.factor * k, max(self.max_shortlist, k))
+        short = select_top_k(Margin(), model, X, candidates, size, top_rng, chunk_size=chunk_size, ids=ids)
+        w = Margin().score(model, X[short], cover_rng) if self.weighted else None
+        return short[kmeans_pp(features(X, short, "margin-coverage"), k, cover_rng, first=0, trials=0, weights=w)]
+
+    def __repr__(self) -> str:
+        return f"MarginCoverage(factor={self.factor}, weighted={self.weighted}, max_shortlist={self.max_shortlist})"
+
+
+class DiverseMiniBatch:
+    """Diverse mini-batch active learning (F. Zhdanov, "Diverse mini-batch Active Learning",
+    arXiv:1901.05954, 2019): the ``factor x k`` smallest-margin candidates, clustered into k
+    clusters by k-means (scikit-learn's, weighted by the margin score when ``weighted``); the
+    batch is the candidate nearest each centroid, so it is uncertain, spread out and typical of
+    its cluster."""
+
+    requires: tuple[str, ...] = ("predict_proba", "features")
+
+    def __init__(self, factor: int = 10, weighted: bool = True):
+        if factor < 1:
+            raise ValueError(f"factor must be >= 1, got {factor}")
+        self.factor = factor
+        self.weighted = weighted
+
+    def select(self, model: Model | None, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
+               chunk_size: int, ids: np.ndarray | None, context: SelectContext) -> np.ndarray:
+        from sklearn.cluster import KMeans
+
+        if model is None:
+            raise StrategyError("diverse-mini-batch needs a fitted model")
+        top_rng, km_rng = rng.spawn(2)
+        short = select_top_k(Margin(), model, X, candidates, self.factor * k, top_rng, chunk_size=chunk_size, ids=ids)
+        if short.size <= k:
+            return short
+        F = features(X, short, "diverse-mini-batch")
+        w = Margin().score(model, X[short], km_rng) if self.weighted else None
+        km = KMeans(n_clusters=k, n_init=1, random_state=int(km_rng.integers(2**31 - 1))).fit(F, sample_weight=w)
+        d2 = pairwise_sq(km.cluster_centers_.astype(np.float32), F)
+        picks: list[int] = []
+        for j in np.argsort(np.bincount(km.labels_, minlength=k))[::-1]:  # largest clusters first
+            order = np.argsort(d2[j], kind="stable")
+            picks.append(int(next(i for i in order if i not in picks)))
+        return short[np.array(picks, dtype=np.int64)]
+
+    def __repr__(self) -> str:
+        return f"DiverseMiniBatch(factor={self.factor}, weighted={self.weighted})"
