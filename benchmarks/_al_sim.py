@@ -94,10 +94,11 @@ class WarmLR:
 
 def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_labels: int,
               cold_start: int | None = None, model_name: str = "warm-lr",
-              training: dict[str, float] | None = None) -> list[tuple[int, float]]:
+              training: dict[str, float] | None = None, noise: float = 0.0) -> list[tuple[int, float]]:
     """``(labels, accuracy on the fixed eval split)`` after every round of :func:`rounds`."""
     curve = []
-    for labeled, model, Xte in rounds(ds, strategy_name, seed, batch, max_labels, cold_start, model_name, training):
+    for labeled, model, Xte in rounds(ds, strategy_name, seed, batch, max_labels, cold_start, model_name, training,
+                                      noise):
         acc = float((np.asarray(model.classes_)[model.predict_proba(Xte).argmax(1)] == ds["yte"]).mean())
         curve.append((int(labeled.size), acc))
     return curve
@@ -105,10 +106,15 @@ def run_curve(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max
 
 def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_labels: int,
            cold_start: int | None = None, model_name: str = "warm-lr",
-           training: dict[str, float] | None = None) -> Iterator[tuple[np.ndarray, Any, np.ndarray]]:
+           training: dict[str, float] | None = None,
+           noise: float = 0.0) -> Iterator[tuple[np.ndarray, Any, np.ndarray]]:
     """One simulated loop: the same seed labels for every strategy (drawn from ``seed``), a
     perfect oracle. After every round it yields the labeled pool indices, the model trained on
     them and the eval features that model reads (mapped, for ``prior``); it stops at ``max_labels``.
+
+    ``noise=p``: the oracle errs, as a crowd does: each pool item's answer is, with probability
+    ``p``, another class drawn uniformly (:func:`noisy_answers`, fixed by ``seed``, so every
+    strategy of a seed gets the same answer for the same item). The eval split stays true.
 
     ``cold_start=n`` (a change of the starting set, not of the strategy): the first ``n`` labels
     are picked by clicloop's cold-start selector (TypiClust coverage, no model, no labels, its
@@ -130,6 +136,8 @@ def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_la
     strategy = registry.create("strategy", name, params)
     X, y = ds["X"], ds["y"]
     n_classes = int(max(y.max(), ds["yte"].max()) + 1)
+    if noise:
+        y = noisy_answers(y, noise, n_classes, seed)
     if cold_start is None:
         labeled = np.sort(np.random.default_rng(seed).choice(len(y), ds["seed_size"], replace=False))
     else:
@@ -163,6 +171,18 @@ def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_la
                         context=SelectContext(labeled=labeled, seconds=None))
         labeled = np.sort(np.concatenate([labeled, picked]))
         r += 1
+
+
+def noisy_answers(y: np.ndarray, rate: float, n_classes: int, seed: int) -> np.ndarray:
+    """The answers of an erring oracle: each item's true class, or with probability ``rate``
+    one of the other classes, uniformly; the same for every strategy run with ``seed``."""
+    from orchestrator.seeding import rng_for
+
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"noise must be in [0, 1), got {rate}")
+    rng = rng_for(seed, "oracle-noise")
+    wrong = rng.random(y.size) < rate
+    return np.where(wrong, (y + rng.integers(1, n_classes, y.size)) % n_classes, y)
 
 
 MODELS = {  # benchmark name -> (clicloop's registered model, its params besides C and seed)

@@ -7,6 +7,8 @@ area under the learning curve, paired seeds, bootstrap intervals on ratios to ma
 
 Every strategy gets the same model (benchmarks._al_sim.WarmLR), the same seed labels for a given
 seed, the same perfect oracle and the same evaluation split; only the selection differs.
+``--noise 0.08`` makes the oracle err as a crowd does (8% of answers another class, the same
+answers for every strategy of a seed); the evaluation split stays true.
 
 A training change is a row of its own, same protocol, never mixed with the strategy rows:
 ``--self-train 0.95`` adds ``<strategy>+self-train=0.95`` for every strategy (pseudo-labels on
@@ -44,19 +46,19 @@ DEFAULT = ["random", "margin", "modal:margin_sampling", "entropy", "least-confid
            "density-weighted", "k-center-greedy"]
 
 
-def _job(args: tuple[str, str, int, int, int, str]) -> tuple[str, int, list[tuple[int, float]], float]:
+def _job(args: tuple[str, str, int, int, int, str, float]) -> tuple[str, int, list[tuple[int, float]], float]:
     import torch
 
     torch.set_num_threads(1)
     from benchmarks._al_sim import load_dataset, run_curve
 
-    data, name, seed, batch, max_labels, model = args
+    data, name, seed, batch, max_labels, model, noise = args
     strategy, options = parse_name(name)
     t = time.perf_counter()
     cold = options.get("cold-start")
     training = {k: v for k, v in options.items() if k != "cold-start"}
     curve = run_curve(load_dataset(data), strategy, seed, batch, max_labels,
-                      cold_start=None if cold is None else int(cold), model_name=model, training=training)
+                      cold_start=None if cold is None else int(cold), model_name=model, training=training, noise=noise)
     return name, seed, curve, time.perf_counter() - t
 
 
@@ -95,9 +97,9 @@ def run(ns: argparse.Namespace) -> None:
     ds = load_dataset(ns.data)
     full = full_accuracy(ds, ns.model)
     seeds = range(ns.first_seed, ns.first_seed + ns.seeds)
-    jobs = [(ns.data, s, seed, ns.batch, ns.max_labels, ns.model) for seed in seeds for s in with_training_changes(ns)]
+    jobs = [(ns.data, s, seed, ns.batch, ns.max_labels, ns.model, ns.noise) for seed in seeds for s in with_training_changes(ns)]
     out: dict[str, Any] = {"data": ds["name"], "batch": ns.batch, "max_labels": ns.max_labels, "full_accuracy": full,
-                           "seeds": ns.seeds, "model": ns.model, "curves": {}, "seconds": {}}
+                           "seeds": ns.seeds, "model": ns.model, "noise": ns.noise, "curves": {}, "seconds": {}}
     with ProcessPoolExecutor(ns.jobs) as pool:
         for name, seed, curve, secs in pool.map(_job, jobs):
             out["curves"].setdefault(name, {})[str(seed)] = curve
@@ -131,7 +133,7 @@ def _load(paths: list[str], merge: bool) -> list[dict[str, Any]]:
         return runs
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for res in runs:
-        key = (res["data"], res["batch"], res["max_labels"], res.get("model", "warm-lr"))
+        key = (res["data"], res["batch"], res["max_labels"], res.get("model", "warm-lr"), res.get("noise", 0.0))
         into = merged.setdefault(key, {**res, "curves": {}, "seconds": {}, "seeds": 0})
         if abs(into["full_accuracy"] - res["full_accuracy"]) > 1e-9:
             raise SystemExit(f"cannot merge runs of {key} with different full-data accuracy")
@@ -146,7 +148,8 @@ def report(paths: list[str], merge: bool = False, at: list[int] | None = None) -
     for res in _load(paths, merge):
         full = res["full_accuracy"]
         print(f"\n{res['data']}, batch {res['batch']}, budget {res['max_labels']} labels, {res['seeds']} paired seeds, "
-              f"model {res.get('model', 'warm-lr')}, its full-data accuracy {full:.3f}")
+              f"model {res.get('model', 'warm-lr')}, its full-data accuracy {full:.3f}"
+              + (f", answers wrong with probability {res['noise']:g}" if res.get("noise") else ""))
         base = res["curves"].get("margin")
         names = list(res["curves"])
         groups = [("strategy", [n for n in names if "+" not in n]),
@@ -214,6 +217,9 @@ def main() -> None:
                    help="also run every strategy from N labels picked by the cold-start selector instead of the random seed labels")
     p.add_argument("--model", default="warm-lr", choices=["warm-lr", "committee", "mc-dropout"],
                    help="the model every strategy of the run uses (committee: for qbc-*, mc-dropout: for bald)")
+    p.add_argument("--noise", type=float, default=0.0, metavar="P",
+                   help="the oracle errs with probability P (another class, uniformly; the same answers for every "
+                        "strategy of a seed), as a crowd does; the eval split stays true")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default="labels.json")
     p.add_argument("--report", nargs="+", help="print the tables of earlier runs")
