@@ -225,7 +225,7 @@ class Config(_Strict):
     loop: LoopSection
     data: Data
     model: PluginRef = PluginRef(name="auto")
-    strategy: PluginRef = PluginRef(name="margin")
+    strategy: PluginRef = PluginRef(name="margin-coverage")
     backend: PluginRef = PluginRef(name="simulated")
     aggregator: PluginRef = PluginRef(name="majority")
     stop: Stop = Stop()

@@ -16,7 +16,8 @@ def check_strategy(cfg: Config, strategy: Any, model: Any, X: Any) -> None:
 
     if cfg.loop.relabel is not None and not (hasattr(strategy, "measure") or isinstance(strategy, RandomSampling)):
         raise ConfigError(f"loop.relabel weighs doubtful items with the strategy's uncertainty measure; strategy "
-                          f"{cfg.strategy.name!r} has none (use least-confidence, margin, entropy or random)", field="loop.relabel")
+                          f"{cfg.strategy.name!r} has none: set strategy: {{name: margin}} (or least-confidence, entropy, "
+                          "random)", field="loop.relabel")
     missing = unmet(strategy, model, X)
     if missing:
         raise ConfigError(f"strategy {cfg.strategy.name!r} needs {'; '.join(missing)}", field="strategy.name")
@@ -42,7 +43,8 @@ def make_engine(cfg: Config, strategy: Any) -> Any:
         return None
     if callable(getattr(strategy, "select", None)):
         raise ConfigError(f"loop.engine 'ray' scores the pool for score strategies; {cfg.strategy.name!r} selects whole "
-                          "batches (use engine 'local')", field="loop.engine.name")
+                          "batches: set a score strategy (strategy: {name: margin}) or use engine 'local'",
+                          field="loop.engine.name")
     from strategies.ray_engine import RayEngine
 
     return RayEngine(address=engine.address, num_workers=engine.num_workers, range_rows=engine.range_rows)

@@ -70,4 +70,4 @@ def test_the_starter_config_is_valid():
 
     template = Path(str(files("orchestrator").joinpath("templates/clicloop.yaml")))
     cfg = load_config(template)
-    assert cfg.strategy.name == "margin" and cfg.stop.max_labels == 300
+    assert cfg.strategy.name == "margin-coverage" and cfg.stop.max_labels == 300

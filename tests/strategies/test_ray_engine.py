@@ -50,7 +50,7 @@ def test_a_loop_configured_with_the_ray_engine_buys_what_the_local_engine_buys(l
     for engine in ("local", "ray"):
         url = f"sqlite:///{tmp_path / engine}.db"
         cfg = digits_config(url, loop={"engine": {"name": engine, "num_workers": 2, "range_rows": 300}},
-                            stop={"max_labels": None, "max_rounds": 3})
+                            strategy={"name": "margin"}, stop={"max_labels": None, "max_rounds": 3})
         Loop(config_from_dict(cfg)).run()
         with Ledger(url) as ledger:
             picks[engine] = [t["item_id"] for r in range(3) for t in ledger.tasks("t", r)]
@@ -64,6 +64,6 @@ def test_the_ray_engine_refuses_a_batch_strategy_when_the_config_loads(tmp_path)
     from orchestrator.loop import Loop
     from tests.conftest import digits_config
 
-    cfg = digits_config(f"sqlite:///{tmp_path / 'b.db'}", loop={"engine": {"name": "ray"}}, strategy={"name": "cluster-margin"})
-    with pytest.raises(ConfigError, match="engine 'local'"):
+    cfg = digits_config(f"sqlite:///{tmp_path / 'b.db'}", loop={"engine": {"name": "ray"}})  # the default strategy
+    with pytest.raises(ConfigError, match="strategy: {name: margin}.*engine 'local'"):
         Loop(config_from_dict(cfg)).run()
