@@ -126,13 +126,19 @@ def _greedy_cover(F: np.ndarray, k: int, rng: np.random.Generator, d2: np.ndarra
             rest = np.setdiff1d(np.arange(n), chosen)
             chosen.extend(int(i) for i in rng.choice(rest, k - len(chosen), replace=False))
             break
-        _, i = heapq.heappop(heap)
-        if w[i] * d2[i] <= 0:
+        batch = [i for _, i in (heapq.heappop(heap) for _ in range(min(16, len(heap))))]  # re-evaluated together
+        batch = np.array([i for i in batch if w[i] * d2[i] > 0], dtype=np.int64)
+        if batch.size == 0:
             continue
-        gain = total - float(_costs(F, d2, w, np.array([i]), D)[0])
-        if heap and gain < -heap[0][0]:
-            heapq.heappush(heap, (-gain, i))
+        gains = total - _costs(F, d2, w, batch, D)
+        best = int(np.lexsort((batch, -gains))[0])  # ties: the lowest row, as the plain loop
+        wait = bool(heap) and gains[best] < -heap[0][0]  # a stale bound is higher: not yet
+        for j in range(batch.size):
+            if wait or j != best:
+                heapq.heappush(heap, (-float(gains[j]), int(batch[j])))
+        if wait:
             continue
+        i = int(batch[best])
         chosen.append(i)
         np.minimum(d2, D[i] if D is not None else pairwise_sq(F[i : i + 1], F)[0], out=d2)
         total = float((w * d2).sum())
