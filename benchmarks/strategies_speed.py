@@ -66,7 +66,8 @@ def main() -> None:
 
     from strategies.pools import stream_top_k
     from strategies.scores import Margin
-    from strategies.select import select_top_k
+    from strategies.coverage import MarginCoverage
+    from strategies.select import select, select_top_k
 
     X, model = make_pool(ns.rows, ns.dims, ns.classes)
     workdir = Path(ns.workdir or tempfile.mkdtemp(prefix="clicloop-bench-"))
@@ -88,6 +89,7 @@ def main() -> None:
         "clicloop margin, generic path (any model)": lambda: select_top_k(Margin(), Opaque(), X, cand, k, np.random.default_rng(0), chunk_size=ns.chunk_size),
         "clicloop margin, generic path, threads=1": lambda: select_top_k(Margin(), Opaque(), X, cand, k, np.random.default_rng(0), chunk_size=ns.chunk_size, threads=1),
         "clicloop margin, fused linear path, threads=1": lambda: select_top_k(Margin(), model, X, cand, k, np.random.default_rng(0), chunk_size=ns.chunk_size, threads=1),
+        "clicloop margin-coverage (the default), fused linear path": lambda: select(MarginCoverage(), model, X, cand, k, np.random.default_rng(0), chunk_size=ns.chunk_size),
         "clicloop margin, streamed from .npy memmap": lambda: stream_top_k(Margin(), model, workdir / "pool.npy", k, np.random.default_rng(0), chunk_size=ns.chunk_size),
         "modAL margin_sampling": lambda: modAL.uncertainty.margin_sampling(model, X, n_instances=k),
     }
