@@ -184,7 +184,10 @@ class KCenterGreedy:
 class ClusterMargin:
     """Cluster-margin (Citovsky et al. 2021): the ``factor x k`` smallest-margin candidates,
     then k-means++ seeding among them (first pick: the smallest margin), so the batch is
-    uncertain and spread out. ``avoid_labeled`` starts the seeding away from labeled items."""
+    uncertain and spread out. ``avoid_labeled`` starts the seeding away from labeled items.
+    ``trials``: candidates drawn per pick, the best kept (greedy k-means++; 0: every candidate,
+    deterministic, as :class:`strategies.coverage.MarginCoverage`); ``weighted`` weighs the
+    shortlist by its margin score."""
 
     requires: tuple[str, ...] = ("predict_proba", "features")
 
