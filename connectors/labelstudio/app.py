@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from connectors.labelstudio.engine import LabelConfigError, ProjectModel, Schema, parse_schema
 from connectors.labelstudio.schemas import PredictRequest, SetupRequest, WebhookRequest, project_id
 from connectors.labelstudio.settings import ServeSettings
-from orchestrator.errors import ClicloopError
+from orchestrator.errors import ClicloopError, ConfigError
 
 log = logging.getLogger("clicloop.labelstudio.ml")
 
@@ -109,6 +109,11 @@ class Projects:
 
         self.settings = settings
         self.registry = Registry(get_plugin_manager(list(settings.plugins)))
+        strategy = self.registry.create("strategy", settings.strategy_name, settings.strategy_params, field="strategy")
+        if not callable(getattr(strategy, "score", None)):  # each prediction carries one item's score
+            raise ConfigError(f"strategy {settings.strategy_name!r} selects whole batches and gives no per-task score for "
+                              "Label Studio's predictions; use margin-coverage, margin, entropy or least-confidence",
+                              field="strategy.name")
         self.by_id: dict[int, ProjectModel] = {}
         self.lock = threading.Lock()
 

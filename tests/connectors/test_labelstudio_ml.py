@@ -211,3 +211,29 @@ def test_bad_requests_get_4xx_with_a_reason(served: Served) -> None:
     # a webhook Label Studio sends for actions clicloop does not use is acknowledged
     r = httpx.post(f"{url}/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}}, headers=good)
     assert r.status_code == 200 and r.json()["status"] == "ignored"
+
+
+@pytest.mark.parametrize("name", ["cluster-margin", "k-center-greedy"])
+def test_a_batch_only_strategy_is_refused_when_the_backend_starts(tmp_path: Path, name: str) -> None:
+    from orchestrator.errors import ConfigError
+
+    settings = ServeSettings(token="t" * 16, loop="ml", ledger=f"sqlite:///{tmp_path / 'l.db'}", strategy_name=name)
+    with pytest.raises(ConfigError, match=f"'{name}' selects whole batches.*margin-coverage"):
+        create_app(settings)
+
+
+def test_the_default_strategy_scores_each_task_as_margin_does(tmp_path: Path) -> None:
+    from strategies.coverage import MarginCoverage
+    from strategies.scores import Margin
+
+    create_app(ServeSettings(token="t" * 16, loop="ml", ledger=f"sqlite:///{tmp_path / 'l.db'}", strategy_name="margin-coverage"))
+
+    class Model:
+        classes_ = np.array(["a", "b", "c"])
+
+        def predict_proba(self, X: Any) -> np.ndarray:
+            return np.asarray(X, dtype=float)
+
+    P = np.random.default_rng(0).dirichlet(np.ones(3), 50)
+    rng = np.random.default_rng(1)
+    np.testing.assert_array_equal(MarginCoverage().score(Model(), P, rng), Margin().score(Model(), P, rng))
