@@ -34,9 +34,8 @@ class MarginCoverage:
     covered greedily by k of them, weighted by their margin score when ``weighted``; the first
     pick is the smallest margin. After the scoring pass (margin's), the shortlist's pairwise
     distances are computed once (shortlist^2, at most 64 MB) and the greedy is lazy, so few rows
-    are re-evaluated per pick. On a pool
-    without numeric features (raw text) there are no distances, and it ranks by margin alone,
-    so it works as a default on any pool."""
+    are re-evaluated per pick. On a pool without numeric features (raw text) there are no
+    distances, and it ranks by margin alone, so it works as a default on any pool."""
 
     requires: tuple[str, ...] = ("predict_proba",)
     measure = staticmethod(margin)  # its uncertainty, for loop.relabel's doubtful-or-new contest

@@ -37,22 +37,17 @@ def features(X: Any, idx: np.ndarray, name: str) -> np.ndarray:
     return np.asarray(X[idx], dtype=np.float32)
 
 
-def _sq_dist_to(F: np.ndarray, C: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Squared euclidean distance of each row of ``F`` to its nearest row of ``C`` (bounded memory)."""
-    out = np.full(F.shape[0], np.inf, dtype=np.float32)
-    if C.shape[0] == 0:
-        return out
-    f2 = np.einsum("ij,ij->i", F, F)
-    for s in range(0, C.shape[0], chunk):
-        Cb = C[s : s + chunk]
-        d = f2[:, None] - 2.0 * (F @ Cb.T) + np.einsum("ij,ij->i", Cb, Cb)[None, :]
-        np.minimum(out, d.min(axis=1), out=out)
-    return np.maximum(out, 0.0)
-
-
 def pairwise_sq(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Squared euclidean distances between every row of ``A`` and every row of ``B``."""
     return np.maximum(np.einsum("ij,ij->i", A, A)[:, None] - 2.0 * (A @ B.T) + np.einsum("ij,ij->i", B, B)[None, :], 0.0)
+
+
+def _sq_dist_to(F: np.ndarray, C: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Squared euclidean distance of each row of ``F`` to its nearest row of ``C`` (bounded memory)."""
+    out = np.full(F.shape[0], np.inf, dtype=np.float32)
+    for s in range(0, C.shape[0], chunk):
+        np.minimum(out, pairwise_sq(F, C[s : s + chunk]).min(axis=1), out=out)
+    return out
 
 
 def kmeans_pp(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: np.ndarray | None = None,
