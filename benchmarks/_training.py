@@ -14,6 +14,10 @@ prototype) ever feeds back into the next round's warm start.
   keeps the surest ``round(share * n)`` items instead; with ``share = 1 - q`` the two can differ
   by the items that tie at the cut or by one item of rounding. This rule stays because the
   published tables in ``docs/benchmarks.md`` were measured with it.
+  With ``agree=1`` only the items whose spread label is also the labeled-only model's prediction
+  are kept (two views that must agree, as in co-training, A. Blum and T. Mitchell, COLT 1998, and
+  tri-training, Z.-H. Zhou and M. Li, IEEE TKDE 2005); ``label-spread=0+agree=1`` keeps every
+  unlabeled item on which they agree.
 - ``proto=s``: ``s`` times the unit-length mean of each class's labeled items is added to the
   fitted weights, i.e. the logits gain ``s`` times a cosine nearest-class-mean score (weight
   imprinting, Qi et al. 2018; prototypes, Snell et al. 2017): a prior that matters while a class
@@ -33,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-KNOWN = ("self-train", "pseudo-weight", "label-spread", "proto", "C", "prior")
+KNOWN = ("self-train", "pseudo-weight", "label-spread", "agree", "proto", "C", "prior")
 
 
 def train(base: Any, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, options: dict[str, float]) -> Any:
@@ -46,7 +50,11 @@ def train(base: Any, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, options:
         model = _pseudo_fit(base, X, y, labeled, *_confident(base, X, labeled, options["self-train"]),
                             options.get("pseudo-weight", 1.0))
     elif "label-spread" in options:
-        model = _pseudo_fit(base, X, y, labeled, *_spread(X, y, labeled, options["label-spread"]), 1.0)
+        rows, spread = _spread(X, y, labeled, options["label-spread"])
+        if options.get("agree"):
+            same = base.predict_proba(X[rows]).argmax(axis=1) == spread
+            rows, spread = rows[same], spread[same]
+        model = _pseudo_fit(base, X, y, labeled, rows, spread, 1.0)
     if "proto" in options:
         model = _with_prototypes(model, X[labeled], y[labeled], options["proto"])
     return model

@@ -20,7 +20,8 @@ clicloop's cold-start selector (pool coverage, no model) instead of the random s
 clicloop's loop does when it starts with no labels; the curve counts those N labels.
 Other training changes are given by name (see ``benchmarks/_training.py``): ``margin+C=100``
 (another regularisation), ``margin+proto=20`` (class prototypes added to the weights),
-``margin+label-spread=0.5`` (label-spreading pseudo-labels on the surer half of the pool).
+``margin+label-spread=0.5`` (label-spreading pseudo-labels on the surer half of the pool),
+``margin+label-spread=0+agree=1`` (every pool item on which the spread label and the model agree).
 ``--model committee`` / ``--model mc-dropout`` run every strategy with clicloop's bagged committee
 or MC-dropout MLP instead (what query-by-committee and BALD need); compare within such a run only.
 ``--report a.json b.json --merge`` pools the curves of runs with the same data, batch and budget;
@@ -62,7 +63,7 @@ def _job(args: tuple[str, str, int, int, int, str, float]) -> tuple[str, int, li
     return name, seed, curve, time.perf_counter() - t
 
 
-TRAINING_CHANGES = ("self-train", "pseudo-weight", "label-spread", "proto", "C", "prior", "cold-start")
+TRAINING_CHANGES = ("self-train", "pseudo-weight", "label-spread", "agree", "proto", "C", "prior", "cold-start")
 
 
 def parse_name(name: str) -> tuple[str, dict[str, float]]:
@@ -76,6 +77,8 @@ def parse_name(name: str) -> tuple[str, dict[str, float]]:
         options[key] = float(value)
     if "pseudo-weight" in options and "self-train" not in options:
         raise SystemExit(f"{name!r}: pseudo-weight needs self-train")
+    if "agree" in options and "label-spread" not in options:
+        raise SystemExit(f"{name!r}: agree needs label-spread")
     return strategy, options
 
 

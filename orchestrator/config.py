@@ -183,6 +183,8 @@ class PseudoLabels(_Strict):
     neighbors: int = Field(10, ge=1, description="neighbours per item in the graph")
     alpha: float = Field(0.2, gt=0, lt=1, description="label spreading's clamping factor (0: keep the given labels)")
     max_pool: int = Field(100_000, ge=2, description="largest pool to build the graph for (brute force, n^2 distances)")
+    agree: bool = Field(False, description="keep only the items whose spread label the model (fitted on the human "
+                        "labels alone) also predicts; costs a second fit per round")
 
 
 class Engine(_Strict):

@@ -148,7 +148,10 @@ def render_markdown(card: dict[str, Any]) -> str:
 def _pseudo_line(pseudo: dict[str, Any] | None) -> list[str]:
     if not pseudo:
         return []
-    return [f"- Also trained on label-spreading pseudo-labels: the surest {pseudo['share']:.0%} of the unlabeled pool "
+    which = f"the surest {pseudo['share']:.0%} of the unlabeled pool"
+    if pseudo.get("agree"):
+        which += ", where the model's own prediction agreed"
+    return [f"- Also trained on label-spreading pseudo-labels: {which} "
             "each round (machine-made: no human time, not counted in the labels above)"]
 
 

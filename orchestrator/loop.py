@@ -120,7 +120,8 @@ class Loop:
         check_strategy(cfg, self.strategy_, model, self.pool_.X)
         check_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_))
         spread = cfg.loop.pseudo_labels
-        self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha)
+        self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
+                                                                 agree=spread.agree)
         check_money_budget(cfg, self.backend_.expected_cost_per_task())
         self.engine_ = make_engine(cfg, self.strategy_)
         self.ledger_ = Ledger(cfg.ledger, salt=cfg.worker_salt).open()
@@ -187,8 +188,13 @@ class Loop:
         model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, self.config.model.params, field="model")
         weights = confidence_weights(self.ledger_.label_confidence(self.name), self.pool_.ids[idx], model) \
             if self.config.loop.weight_by_confidence else {}
-        X, y, weights = (self.pool_.X[idx], y, weights) if self.pseudo_ is None else \
-            with_pseudo_labels(self.pseudo_, self.pool_.X, idx, y, weights)  # pseudo-labels train, never stored
+        first = None
+        if self.pseudo_ is None or self.pseudo_.agree:  # with agree, the pseudo-labels must agree with this fit
+            model.fit(self.pool_.X[idx], y, **weights)
+            if self.pseudo_ is None:
+                return model
+            first = model
+        X, y, weights = with_pseudo_labels(self.pseudo_, self.pool_.X, idx, y, weights, first)  # never stored
         model.fit(X, y, **weights)
         return model
 

@@ -41,11 +41,13 @@ class PseudoLabeler:
     The graph is built once (on the first call) and kept in ``graph_``: the pool does not change
     during a loop."""
 
-    def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100):
+    def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
+                 agree: bool = False):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
         self.max_iter = max_iter
+        self.agree = agree
 
     def pseudo_labels(self, X: Any, labeled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, their spread labels)`` for unlabeled rows of ``X``; ``labeled`` are the rows
@@ -77,9 +79,20 @@ class PseudoLabeler:
 
 
 def with_pseudo_labels(labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,
-                       fit_kwargs: dict[str, Any]) -> tuple[Any, np.ndarray, dict[str, Any]]:
-    """The training set with the pseudo-labeled rows appended (weight 1 where weights are used)."""
+                       fit_kwargs: dict[str, Any], model: Any = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """The training set with the pseudo-labeled rows appended (weight 1 where weights are used).
+
+    With ``labeler.agree``, ``model`` (fitted on the human labels alone) must be given: only the
+    rows whose spread label is also the model's prediction are kept, two views of the pool that
+    must agree (co-training, A. Blum and T. Mitchell, COLT 1998; tri-training, Z.-H. Zhou and
+    M. Li, IEEE TKDE 2005)."""
     rows, labels = labeler.pseudo_labels(X, idx, y)
+    if labeler.agree and rows.size:
+        if model is None:
+            raise ValueError("agreeing pseudo-labels need the model fitted on the human labels")
+        predicted = np.asarray(model.classes_)[np.asarray(model.predict_proba(X[rows])).argmax(axis=1)]
+        same = predicted.astype(str) == labels.astype(str)
+        rows, labels = rows[same], labels[same]
     if not rows.size:
         return X[idx], y, fit_kwargs
     both = np.concatenate([idx, rows])

@@ -94,3 +94,37 @@ def test_labor_card_says_the_model_also_learned_from_pseudo_labels(tmp_path):
         ctx = Context(led.engine_, Filters())
         row = next(r for r in ctx.rounds if r["model_version"] == "t-r1")
         assert version_card(ctx, led, row)["pseudo_labels"] == cards["spread"]["pseudo_labels"]
+
+
+class _SaysA:
+    """A fitted model that predicts class "a" for every row."""
+
+    classes_ = np.array(["a", "b"])
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.tile([0.9, 0.1], (len(X), 1))
+
+
+def test_agreeing_pseudo_labels_keep_only_rows_the_model_also_predicts():
+    X, truth = two_blobs(10)
+    idx, y = np.array([0, 10]), np.array(["a", "b"])
+    labeler = PseudoLabeler(share=1.0, agree=True)
+    Xs, ys, _ = with_pseudo_labels(labeler, X, idx, y, {}, _SaysA())
+    # the spread labels are 9 x "a" and 9 x "b"; the model says "a" everywhere: only the a's stay
+    assert len(Xs) == 2 + 9 and (ys[2:] == "a").all()
+    with pytest.raises(ValueError, match="fitted on the human labels"):
+        with_pseudo_labels(labeler, X, idx, y, {})
+
+
+def test_loop_with_agreeing_pseudo_labels_lifts_the_first_model_and_says_so_on_the_card(tmp_path):
+    runs = {}
+    for name, extra in (("plain", {}), ("agree", {"pseudo_labels": {"share": 1.0, "agree": True}})):
+        ledger = f"sqlite:///{tmp_path / name}.db"
+        cfg = config_from_dict(digits_config(ledger, loop=extra, stop={"max_labels": 30}))
+        runs[name] = (Loop(cfg).run(), Ledger(ledger).open())
+    plain, agree = runs["plain"][0], runs["agree"][0]
+    assert len(runs["agree"][1].labels("t")) == len(runs["plain"][1].labels("t")) == 30  # human labels only
+    assert agree[0].metric > plain[0].metric + 0.02, (agree[0].metric, plain[0].metric)
+    card = labor_card(runs["agree"][1], "t-r1")
+    assert card["pseudo_labels"]["agree"] is True
+    assert "where the model's own prediction agreed" in render_markdown(card)
