@@ -177,13 +177,15 @@ class ContentWarning(_Strict):
 
 class PseudoLabels(_Strict):
     """Label spreading over the pool's nearest-neighbour graph; the surest unlabeled items train the
-    model with their spread label (never stored, never paid). Numeric pools only."""
+    model with their spread label (never stored, never paid). Numeric pools only. By default
+    every unlabeled item whose spread label the model (fitted on the human labels alone) also
+    predicts is kept."""
 
-    share: float = Field(0.75, gt=0, le=1, description="share of the unlabeled pool, surest first, added to training")
+    share: float = Field(1.0, gt=0, le=1, description="share of the unlabeled pool, surest first, added to training")
     neighbors: int = Field(10, ge=1, description="neighbours per item in the graph")
     alpha: float = Field(0.2, gt=0, lt=1, description="label spreading's clamping factor (0: keep the given labels)")
     max_pool: int = Field(100_000, ge=2, description="largest pool to build the graph for (brute force, n^2 distances)")
-    agree: bool = Field(False, description="keep only the items whose spread label the model (fitted on the human "
+    agree: bool = Field(True, description="keep only the items whose spread label the model (fitted on the human "
                         "labels alone) also predicts; costs a second fit per round")
 
 
@@ -215,8 +217,9 @@ class LoopSection(_Strict):
     cold_start_labels: int = Field(0, ge=0, description="pick by pool coverage (model-free cold start; random for a "
                                    "text pool) while fewer than this many items are labeled, then by the strategy; "
                                    "0: only while no model exists")
-    pseudo_labels: PseudoLabels | None = Field(None, description="train on label-spreading pseudo-labels too (a training "
-                                               "change; helps where neighbours share labels, see docs/strategies.md)")
+    pseudo_labels: PseudoLabels | Literal["auto"] | None = Field(
+        "auto", description="train on label-spreading pseudo-labels too (a training change, see docs/strategies.md); "
+        "auto: with the defaults on a numeric pool of at most 100,000 items, off otherwise; null: off")
     chunk_size: int = Field(65536, ge=1, description="pool rows scored at once")
     engine: Engine = Engine()
     poll_seconds: float = Field(2.0, gt=0, description="wait between collects while answers are pending")

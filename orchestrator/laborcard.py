@@ -145,14 +145,19 @@ def render_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pseudo_labels_text(pseudo: dict[str, Any]) -> str:
+    """Which pool items trained the model with a machine-made label, in words."""
+    which = "every unlabeled item" if pseudo["share"] >= 1 else f"the surest {pseudo['share']:.0%} of the unlabeled pool"
+    if pseudo.get("agree"):
+        which += " on which label spreading and the model's own prediction agreed"
+    return which
+
+
 def _pseudo_line(pseudo: dict[str, Any] | None) -> list[str]:
     if not pseudo:
         return []
-    which = f"the surest {pseudo['share']:.0%} of the unlabeled pool"
-    if pseudo.get("agree"):
-        which += ", where the model's own prediction agreed"
-    return [f"- Also trained on label-spreading pseudo-labels: {which} "
-            "each round (machine-made: no human time, not counted in the labels above)"]
+    return [f"- Also trained on label-spreading pseudo-labels: {pseudo_labels_text(pseudo)}, each round "
+            "(machine-made: no human time, not counted in the labels above)"]
 
 
 def _f(v: float | None, digits: int) -> str:

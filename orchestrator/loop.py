@@ -28,7 +28,7 @@ from orchestrator.loop_setup import check_money_budget, check_strategy, make_eng
 from orchestrator.models import DEFAULT_FOR, confidence_weights, evaluate, predictions_for
 from orchestrator.plugins import Registry, check_names, get_plugin_manager
 from orchestrator.seeding import rng_for
-from orchestrator.semisup import PseudoLabeler, check_pseudo_labels, with_pseudo_labels
+from orchestrator.semisup import PseudoLabeler, resolve_pseudo_labels, with_pseudo_labels
 from orchestrator.stopping import Budget, items_affordable, stop_reason
 from orchestrator.types import BackendContext, Model, Task
 
@@ -118,8 +118,9 @@ class Loop:
         self.aggregator_ = self.registry_.create("aggregator", cfg.aggregator.name, cfg.aggregator.params, field="aggregator")
         model = self.model if self.model is not None else self.registry_.create("model", model_name, cfg.model.params, field="model")
         check_strategy(cfg, self.strategy_, model, self.pool_.X)
-        check_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_))
-        spread = cfg.loop.pseudo_labels
+        spread = resolve_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_))
+        if spread is not cfg.loop.pseudo_labels:  # "auto", resolved: the ledger records what runs
+            cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"pseudo_labels": spread})})
         self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
                                                                  agree=spread.agree)
         check_money_budget(cfg, self.backend_.expected_cost_per_task())

@@ -112,6 +112,8 @@ def _hours_figure(cards: list[dict[str, Any]]) -> Any:
 
 
 def _card_table(card: dict[str, Any]) -> Table:
+    from orchestrator.laborcard import pseudo_labels_text
+
     h, m, w, rej = card["hours"], card["money"], card["wages_total_time"], card["rejections"]
     cur = m["currency"]
     rows: list[dict[str, Any]] = [
@@ -119,8 +121,8 @@ def _card_table(card: dict[str, Any]) -> Table:
         {"field": f"{card['metric']['name']}", "value": fmt(card["metric"]["value"], 4)},
         {"field": "labels trained on", "value": str(card["labels"]["trained_on"])},
         {"field": "answers bought", "value": str(card["labels"]["bought_answers"])},
-        *([{"field": "also trained on pseudo-labels", "value": f"surest {card['pseudo_labels']['share']:.0%} of the unlabeled "
-            "pool each round (machine-made, no human time)"}] if card.get("pseudo_labels") else []),
+        *([{"field": "also trained on pseudo-labels", "value": f"{pseudo_labels_text(card['pseudo_labels'])}, each round "
+            "(machine-made, no human time)"}] if card.get("pseudo_labels") else []),
         {"field": "people", "value": f"{card['people']} ({', '.join(card['backends']) or '-'})"},
         {"field": "hours in all", "value": fmt(h["total"], 3, unit="h")},
         {"field": "hours on tasks (paid)", "value": fmt(h["active"], 3, unit="h")},

@@ -116,13 +116,34 @@ def test_margin_needs_about_half_the_labels_random_needs_on_digits(tmp_path):
         needed = {}
         for strategy in ("margin", "random"):
             cfg = config_from_dict(digits_config(
-                f"sqlite:///{tmp_path / f'{strategy}{seed}.db'}", loop={"seed": seed}, strategy={"name": strategy},
-                stop={"max_labels": 500}, backend={"name": "simulated", "params": {"accuracy_mean": 0.999, "careless_fraction": 0.0}},
+                f"sqlite:///{tmp_path / f'{strategy}{seed}.db'}", loop={"seed": seed, "pseudo_labels": None},
+                strategy={"name": strategy}, stop={"max_labels": 500},
+                backend={"name": "simulated", "params": {"accuracy_mean": 0.999, "careless_fraction": 0.0}},
             ))
             target = 0.95 * full_data_metric(cfg)
             needed[strategy] = outcome(strategy, Loop(cfg).run(), target).answers_to_target
         ratios.append(needed["margin"] / needed["random"])
     assert np.mean(ratios) < 0.7, ratios
+
+
+@pytest.mark.slow
+def test_the_default_loop_needs_fewer_labels_than_plain_margin_on_digits(tmp_path):
+    """clicloop's default loop (margin-coverage, pseudo-labels where spreading and model agree)
+    against plain margin sampling, same model, seed labels and crowd: the issue's comparison."""
+    from orchestrator.quickstart import full_data_metric, outcome
+
+    ratios = []
+    for seed in range(3):
+        needed = {}
+        for name, loop, other in (("default", {}, {}), ("margin", {"pseudo_labels": None}, {"strategy": {"name": "margin"}})):
+            cfg = config_from_dict(digits_config(
+                f"sqlite:///{tmp_path / f'{name}{seed}.db'}", loop={"seed": seed, **loop}, **other,
+                stop={"max_labels": 400}, backend={"name": "simulated", "params": {"accuracy_mean": 0.999, "careless_fraction": 0.0}},
+            ))
+            target = 0.95 * full_data_metric(cfg)
+            needed[name] = outcome(name, Loop(cfg).run(), target).answers_to_target
+        ratios.append(needed["default"] / needed["margin"])
+    assert np.mean(ratios) < 0.8, ratios
 
 
 def test_the_number_of_scoring_threads_never_changes_what_the_loop_buys(tmp_path):

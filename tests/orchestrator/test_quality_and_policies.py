@@ -57,7 +57,7 @@ def test_confidence_weights_reach_the_model(tmp_path):
         def predict_proba(self, X):
             return self.inner.predict_proba(X)
 
-    cfg = digits_config(f"sqlite:///{tmp_path / 'w.db'}", loop={"redundancy": 3, "weight_by_confidence": True},
+    cfg = digits_config(f"sqlite:///{tmp_path / 'w.db'}", loop={"redundancy": 3, "weight_by_confidence": True, "pseudo_labels": None},
                         backend=NOISY, stop={"max_labels": 60})
     Loop(config_from_dict(cfg), model=Spy()).run()
     w = seen["w"]

@@ -6,7 +6,7 @@ from orchestrator.config import PseudoLabels
 from orchestrator.errors import ConfigError
 from orchestrator.laborcard import labor_card, render_markdown
 from orchestrator.ledger import Ledger
-from orchestrator.semisup import PseudoLabeler, check_pseudo_labels, with_pseudo_labels
+from orchestrator.semisup import PseudoLabeler, check_pseudo_labels, resolve_pseudo_labels, with_pseudo_labels
 from tests.conftest import PURPOSE, digits_config
 
 
@@ -65,7 +65,7 @@ def test_text_pool_with_pseudo_labels_fails_when_the_loop_is_set_up(tmp_path):
 
 def test_loop_with_pseudo_labels_trains_on_them_but_records_only_human_labels(tmp_path):
     runs = {}
-    for name, extra in (("plain", {}), ("spread", {"pseudo_labels": {"share": 0.75}})):
+    for name, extra in (("plain", {"pseudo_labels": None}), ("spread", {"pseudo_labels": {"share": 0.75, "agree": False}})):
         ledger = f"sqlite:///{tmp_path / name}.db"
         cfg = config_from_dict(digits_config(ledger, loop=extra, stop={"max_labels": 30}))
         runs[name] = (Loop(cfg).run(), Ledger(ledger).open().labels("t"))
@@ -79,13 +79,13 @@ def test_loop_with_pseudo_labels_trains_on_them_but_records_only_human_labels(tm
 
 def test_labor_card_says_the_model_also_learned_from_pseudo_labels(tmp_path):
     cards = {}
-    for name, extra in (("plain", {}), ("spread", {"pseudo_labels": {"share": 0.5}})):
+    for name, extra in (("plain", {"pseudo_labels": None}), ("spread", {"pseudo_labels": {"share": 0.5, "agree": False}})):
         ledger = f"sqlite:///{tmp_path / name}.db"
         Loop(config_from_dict(digits_config(ledger, loop=extra, stop={"max_labels": 10}))).run()
         cards[name] = labor_card(Ledger(ledger).open(), "t-r1")
     assert cards["plain"]["pseudo_labels"] is None and "pseudo-labels" not in render_markdown(cards["plain"])
     assert cards["spread"]["pseudo_labels"]["share"] == 0.5
-    assert "surest 50% of the unlabeled pool" in render_markdown(cards["spread"])
+    assert "the surest 50% of the unlabeled pool, each round" in render_markdown(cards["spread"])
     from orchestrator.dashboard.base import Context
     from orchestrator.dashboard.source import Filters, ReadOnlyLedger
     from orchestrator.dashboard.views_cards import version_card
@@ -116,9 +116,9 @@ def test_agreeing_pseudo_labels_keep_only_rows_the_model_also_predicts():
         with_pseudo_labels(labeler, X, idx, y, {})
 
 
-def test_loop_with_agreeing_pseudo_labels_lifts_the_first_model_and_says_so_on_the_card(tmp_path):
+def test_default_loop_trains_on_agreeing_pseudo_labels_and_says_so_on_the_card(tmp_path):
     runs = {}
-    for name, extra in (("plain", {}), ("agree", {"pseudo_labels": {"share": 1.0, "agree": True}})):
+    for name, extra in (("plain", {"pseudo_labels": None}), ("agree", {})):  # the default: auto
         ledger = f"sqlite:///{tmp_path / name}.db"
         cfg = config_from_dict(digits_config(ledger, loop=extra, stop={"max_labels": 30}))
         runs[name] = (Loop(cfg).run(), Ledger(ledger).open())
@@ -127,4 +127,26 @@ def test_loop_with_agreeing_pseudo_labels_lifts_the_first_model_and_says_so_on_t
     assert agree[0].metric > plain[0].metric + 0.02, (agree[0].metric, plain[0].metric)
     card = labor_card(runs["agree"][1], "t-r1")
     assert card["pseudo_labels"]["agree"] is True
-    assert "where the model's own prediction agreed" in render_markdown(card)
+    assert card["pseudo_labels"]["share"] == 1.0  # auto, resolved: the ledger records what ran
+    assert "every unlabeled item on which label spreading and the model's own prediction agreed" in render_markdown(card)
+
+
+def test_auto_is_off_for_text_and_large_pools_and_the_default_settings_otherwise():
+    assert resolve_pseudo_labels("auto", "text", 10) is None
+    assert resolve_pseudo_labels("auto", "numeric", 100_001) is None
+    assert resolve_pseudo_labels("auto", "numeric", 100) == PseudoLabels(share=1.0, agree=True)
+    assert resolve_pseudo_labels(None, "text", 10) is None
+    with pytest.raises(ConfigError, match="text"):  # asked for explicitly: refused, not silently dropped
+        resolve_pseudo_labels(PseudoLabels(), "text", 10)
+
+
+def test_a_text_pool_runs_with_the_default_and_records_no_pseudo_labels(tmp_path):
+    path = tmp_path / "pool.csv"
+    path.write_text("id,text,label,truth\n" + "".join(f"{i},{w} {i},{w},{w}\n" for i, w in enumerate(["hi", "bye"] * 6))
+                    + "".join(f"u{i},{w} there {i},,{w}\n" for i, w in enumerate(["hi", "bye"] * 10)))
+    ledger = f"sqlite:///{tmp_path / 'w.db'}"
+    cfg = config_from_dict({"loop": {"name": "t", "purpose": PURPOSE, "batch_size": 2},
+                            "data": {"pool": {"path": str(path), "id": "id", "text": "text", "label": "label", "truth": "truth"}},
+                            "stop": {"max_labels": 16}, "ledger": ledger})
+    Loop(cfg).run()
+    assert labor_card(Ledger(ledger).open(), "t-r1")["pseudo_labels"] is None
