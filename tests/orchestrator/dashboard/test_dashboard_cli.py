@@ -144,7 +144,7 @@ def test_configs_give_the_forecast_its_target_and_budget(sqlite_ledger: str, tmp
 
     with ReadOnlyLedger(sqlite_ledger) as led:
         rows, totals = build_report(led, "quickstart-margin")
-    stop = Stop(target_metric=0.97, max_hours=totals.total_hours + 0.05, forecast={})
+    stop = Stop(target_metric=0.985, max_hours=totals.total_hours + 0.05, forecast={})  # never a default (2 decimals)
     engine = read_only_engine(sqlite_ledger)
     try:
         view = build_views(engine, names=["forecast"], stops={"quickstart-margin": stop})[0]
@@ -152,11 +152,11 @@ def test_configs_give_the_forecast_its_target_and_budget(sqlite_ledger: str, tmp
         engine.dispose()
     table = view.tables[0]
     row = dict(zip(table.keys, table.rows[0]))
-    fc = forecast(rows, 0.97)
-    assert row["loop"] == "quickstart-margin" and row["target"] == 0.97 and row["budget"] == "0.05 h"
+    fc = forecast(rows, 0.985)
+    assert row["loop"] == "quickstart-margin" and row["target"] == 0.985 and row["budget"] == "0.05 h"
     assert row["beyond"] == ("over budget" if fc.beyond(hours_left=0.05) else "within")
     other = dict(zip(table.keys, table.rows[1]))
-    assert other["budget"] == "-" and other["target"] != 0.97  # no config for the random loop: the default target
+    assert other["budget"] == "-" and other["target"] != 0.985  # no config for the random loop: the default target
 
     # `clicloop dashboard --config` reads the loop's config for its stop rules and wage floor
     cfg = {"loop": {"name": "quickstart-margin", "purpose": "Teach a model to read handwritten digits on scanned forms."},
