@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator.config import PseudoLabels
 from orchestrator.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,6 @@ def resolve_pseudo_labels(settings: Any, pool_kind: str, n_items: int) -> Any:
     numeric pool within their ``max_pool``, and off (None) on a text or larger pool; an explicit
     section is checked (:func:`check_pseudo_labels`) and returned."""
     if settings == "auto":
-        from orchestrator.config import PseudoLabels
-
         default = PseudoLabels()
         if pool_kind == "text" or n_items > default.max_pool:
             log.info("loop.pseudo_labels: auto is off for this pool (%s, %d items)", pool_kind, n_items)
