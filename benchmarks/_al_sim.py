@@ -116,6 +116,11 @@ def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_la
     ``p``, another class drawn uniformly (:func:`noisy_answers`, fixed by ``seed``, so every
     strategy of a seed gets the same answer for the same item). The eval split stays true.
 
+    ``query-human=1`` in ``training``: the strategy scores the pool with the model fitted on the
+    human labels alone, while the model trained with the other changes is the one evaluated (and
+    the one a deployment would use): a pool item that trained the model with its own pseudo-label
+    looks surer to that model than the human labels warrant.
+
     ``cold_start=n`` (a change of the starting set, not of the strategy): the first ``n`` labels
     are picked by clicloop's cold-start selector (TypiClust coverage, no model, no labels, its
     randomness from ``seed``) instead of ``seed_size`` random pool items; the curve then starts
@@ -163,11 +168,12 @@ def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_la
         model.fit(X[labeled], y[labeled])
         used = train(model, X, y, labeled, training) if training else model
         yield labeled, used, ds["Xte"]
+        query = model if training.get("query-human") else used  # still the human-label fit: train copies it
         if labeled.size >= max_labels:
             return
         cand = np.setdiff1d(np.arange(len(y)), labeled)
         k = min(batch, max_labels - labeled.size)
-        picked = select(strategy, used, X, cand, k, rng_for(seed, "select", r), chunk_size=65536,
+        picked = select(strategy, query, X, cand, k, rng_for(seed, "select", r), chunk_size=65536,
                         context=SelectContext(labeled=labeled, seconds=None))
         labeled = np.sort(np.concatenate([labeled, picked]))
         r += 1

@@ -28,6 +28,8 @@ prototype) ever feeds back into the next round's warm start.
   Fitting plain L2 logistic regression on the pool mapped by ``S^(1/2)`` (unlabeled items only,
   no label used) gives it; still a linear softmax over the raw features. Applied to the data set
   by :func:`prior_map` where the run starts, so every round and strategy sees the mapped features.
+- ``query-human=1`` changes no fit: the strategy queries with the labeled-only fit instead of the
+  trained model (:func:`benchmarks._al_sim.rounds`).
 - ``C=c`` is handled where the model is built (:func:`benchmarks._al_sim.run_curve`).
 """
 
@@ -37,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-KNOWN = ("self-train", "pseudo-weight", "label-spread", "agree", "proto", "C", "prior")
+KNOWN = ("self-train", "pseudo-weight", "label-spread", "agree", "proto", "C", "prior", "query-human")
 
 
 def train(base: Any, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, options: dict[str, float]) -> Any:
