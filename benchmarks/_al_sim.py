@@ -173,6 +173,8 @@ def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_la
             return
         cand = np.setdiff1d(np.arange(len(y)), labeled)
         k = min(batch, max_labels - labeled.size)
+        if training.get("contention") and getattr(used, "contention_", cand).size >= k:
+            cand = used.contention_
         picked = select(strategy, query, X, cand, k, rng_for(seed, "select", r), chunk_size=65536,
                         context=SelectContext(labeled=labeled, seconds=None))
         labeled = np.sort(np.concatenate([labeled, picked]))

@@ -28,6 +28,10 @@ prototype) ever feeds back into the next round's warm start.
   Fitting plain L2 logistic regression on the pool mapped by ``S^(1/2)`` (unlabeled items only,
   no label used) gives it; still a linear softmax over the raw features. Applied to the data set
   by :func:`prior_map` where the run starts, so every round and strategy sees the mapped features.
+- ``contention=1`` (with ``agree=1``) changes no fit either: the strategy picks only among the
+  unlabeled items where the spread label and the labeled-only model disagree, while there are at
+  least a batch of them (co-testing's contention points, I. Muslea, S. Minton and C. Knoblock,
+  "Selective sampling with redundant views", AAAI 2000).
 - ``query-human=1`` changes no fit: the strategy queries with the labeled-only fit instead of the
   trained model (:func:`benchmarks._al_sim.rounds`).
 - ``C=c`` is handled where the model is built (:func:`benchmarks._al_sim.run_curve`).
@@ -39,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-KNOWN = ("self-train", "pseudo-weight", "label-spread", "agree", "proto", "C", "prior", "query-human")
+KNOWN = ("self-train", "pseudo-weight", "label-spread", "agree", "proto", "C", "prior", "query-human", "contention")
 
 
 def train(base: Any, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, options: dict[str, float]) -> Any:
@@ -53,10 +57,13 @@ def train(base: Any, X: np.ndarray, y: np.ndarray, labeled: np.ndarray, options:
                             options.get("pseudo-weight", 1.0))
     elif "label-spread" in options:
         rows, spread = _spread(X, y, labeled, options["label-spread"])
+        contention = rows[:0]
         if options.get("agree"):
             same = base.predict_proba(X[rows]).argmax(axis=1) == spread
+            contention = rows[~same]
             rows, spread = rows[same], spread[same]
         model = _pseudo_fit(base, X, y, labeled, rows, spread, 1.0)
+        model.contention_ = contention  # where the two views disagree: for ``contention=1``
     if "proto" in options:
         model = _with_prototypes(model, X[labeled], y[labeled], options["proto"])
     return model

@@ -23,7 +23,8 @@ Other training changes are given by name (see ``benchmarks/_training.py``): ``ma
 ``margin+label-spread=0.5`` (label-spreading pseudo-labels on the surer half of the pool),
 ``margin+label-spread=0+agree=1`` (every pool item on which the spread label and the model agree);
 ``+query-human=1`` makes the strategy score the pool with the model fitted on the human labels
-alone, while the model trained with the other changes is evaluated.
+alone, while the model trained with the other changes is evaluated; ``+contention=1`` restricts
+the picks to the items where the spread label and the labeled-only model disagree (co-testing).
 ``--model committee`` / ``--model mc-dropout`` run every strategy with clicloop's bagged committee
 or MC-dropout MLP instead (what query-by-committee and BALD need); compare within such a run only.
 ``--report a.json b.json --merge`` pools the curves of runs with the same data, batch and budget;
@@ -66,7 +67,7 @@ def _job(args: tuple[str, str, int, int, int, str, float]) -> tuple[str, int, li
 
 
 TRAINING_CHANGES = ("self-train", "pseudo-weight", "label-spread", "agree", "proto", "C", "prior", "cold-start",
-                    "query-human")
+                    "query-human", "contention")
 
 
 def parse_name(name: str) -> tuple[str, dict[str, float]]:
