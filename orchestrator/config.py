@@ -179,7 +179,7 @@ class PseudoLabels(_Strict):
     """Label spreading over the pool's nearest-neighbour graph; the surest unlabeled items train the
     model with their spread label (never stored, never paid). Numeric pools only. By default
     every unlabeled item whose spread label the model (fitted on the human labels alone) also
-    predicts is kept."""
+    predicts is kept, and the strategy queries with that human-label fit."""
 
     share: float = Field(1.0, gt=0, le=1, description="share of the unlabeled pool, surest first, added to training")
     neighbors: int = Field(10, ge=1, description="neighbours per item in the graph")

@@ -28,7 +28,7 @@ from orchestrator.loop_setup import check_money_budget, check_strategy, make_eng
 from orchestrator.models import DEFAULT_FOR, confidence_weights, evaluate, predictions_for
 from orchestrator.plugins import Registry, check_names, get_plugin_manager
 from orchestrator.seeding import rng_for
-from orchestrator.semisup import PseudoLabeler, resolve_pseudo_labels, with_pseudo_labels
+from orchestrator.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels
 from orchestrator.stopping import Budget, items_affordable, stop_reason
 from orchestrator.types import BackendContext, Model, Task
 
@@ -157,12 +157,12 @@ class Loop:
     def _round(self, r: int) -> RoundResult:
         self.pm_.hook.clicloop_round_started(loop=self, round_no=r)
         labeled = self._labeled()
-        model = self._fit(labeled)
+        model, query = self._fit(labeled)
         metric = evaluate(model, self.evalset_, self.config.loop.metric)
         self.ledger_.start_round(self.name, r, self._version(r, model), len(labeled), self.config.loop.metric, metric)
         tasks = self._recorded_tasks(r)
         if not tasks:
-            reason, tasks = self._plan(r, metric, model, labeled)
+            reason, tasks = self._plan(r, metric, model, query, labeled)
             if reason is not None:
                 return self._finish(r, reason)
         while tasks:  # adaptive redundancy: more answers while they disagree
@@ -181,23 +181,16 @@ class Loop:
         labeled.update(self.ledger_.labels(self.name))
         return labeled
 
-    def _fit(self, labeled: dict[str, str]) -> Model | None:
+    def _fit(self, labeled: dict[str, str]) -> tuple[Model | None, Model | None]:
+        """``(trained, query)``: the model to evaluate and deploy, the one the strategy scores with."""
         if len(set(labeled.values())) < 2:
-            return None  # cold start: nothing to learn from yet
+            return None, None  # cold start: nothing to learn from yet
         idx = np.fromiter((self.index_[i] for i in sorted(labeled, key=self.index_.__getitem__)), dtype=np.int64)
         y = np.array([labeled[self.pool_.ids[i]] for i in idx], dtype=object).astype(str)
         model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, self.config.model.params, field="model")
         weights = confidence_weights(self.ledger_.label_confidence(self.name), self.pool_.ids[idx], model) \
             if self.config.loop.weight_by_confidence else {}
-        first = None
-        if self.pseudo_ is None or self.pseudo_.agree:  # with agree, the pseudo-labels must agree with this fit
-            model.fit(self.pool_.X[idx], y, **weights)
-            if self.pseudo_ is None:
-                return model
-            first = model
-        X, y, weights = with_pseudo_labels(self.pseudo_, self.pool_.X, idx, y, weights, first)  # never stored
-        model.fit(X, y, **weights)
-        return model
+        return fit_with_pseudo_labels(model, self.pseudo_, self.pool_.X, idx, y, weights)  # pseudo-labels: never stored
 
     def _version(self, r: int, model: Model | None) -> str:
         return f"{self.name}-r{r}" if model is not None else f"{self.name}-r{r}-cold"
@@ -220,8 +213,10 @@ class Loop:
             sensitive=bool(self.sensitive_[i]), content_warning=warning.text if warning and self.warned_[i] else None,
         )
 
-    def _plan(self, r: int, metric: float | None, model: Model | None, labeled: dict[str, str]) -> tuple[str | None, list[Task]]:
-        """Decide whether to stop; otherwise select this round's items and record their tasks."""
+    def _plan(self, r: int, metric: float | None, model: Model | None, query: Model | None,
+              labeled: dict[str, str]) -> tuple[str | None, list[Task]]:
+        """Decide whether to stop; otherwise select this round's items (scored by ``query``) and
+        record their tasks (pre-annotated by ``model``)."""
         cfg = self.config
         spent = self._budget(r)
         history = [row for row in self.ledger_.rounds(self.name) if row["round_no"] < r]
@@ -242,7 +237,7 @@ class Loop:
             return "pool exhausted: every item is labeled" + (f" ({held} sensitive item(s) kept from this open backend)" if held else ""), []
         gold = self._gold_items(r, n)
         relabel = self._relabel_candidates() if model is not None else {}
-        chosen = self._choose(r, model, candidates, relabel, n - len(gold))
+        chosen = self._choose(r, query, candidates, relabel, n - len(gold))
         reward = price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor) if cfg.wage_floor.price_rewards else None
         predictions = predictions_for(model, self.pool_.X, chosen)
         tasks = []

@@ -6,7 +6,8 @@ from orchestrator.config import PseudoLabels
 from orchestrator.errors import ConfigError
 from orchestrator.laborcard import labor_card, render_markdown
 from orchestrator.ledger import Ledger
-from orchestrator.semisup import PseudoLabeler, check_pseudo_labels, resolve_pseudo_labels, with_pseudo_labels
+from orchestrator.semisup import (PseudoLabeler, check_pseudo_labels, fit_with_pseudo_labels, resolve_pseudo_labels,
+                                  with_pseudo_labels)
 from tests.conftest import PURPOSE, digits_config
 
 
@@ -150,3 +151,56 @@ def test_a_text_pool_runs_with_the_default_and_records_no_pseudo_labels(tmp_path
                             "stop": {"max_labels": 16}, "ledger": ledger})
     Loop(cfg).run()
     assert labor_card(Ledger(ledger).open(), "t-r1")["pseudo_labels"] is None
+
+
+class _Rows:
+    """A model that remembers how many rows it was last fitted on."""
+
+    classes_ = np.array(["a", "b"])
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "_Rows":
+        self.rows_ = len(X)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.tile([0.9, 0.1], (len(X), 1))
+
+
+def test_the_strategy_queries_with_the_human_label_fit_and_the_trained_model_is_a_copy():
+    X, _ = two_blobs(10)
+    idx, y = np.array([0, 10]), np.array(["a", "b"])
+    model = _Rows()
+    trained, query = fit_with_pseudo_labels(model, PseudoLabeler(share=1.0, agree=True), X, idx, y, {})
+    assert query is model and query.rows_ == 2  # human labels only
+    assert trained is not model and trained.rows_ == 2 + 9  # plus the 9 agreeing "a" rows
+    trained, query = fit_with_pseudo_labels(_Rows(), PseudoLabeler(share=0.5, agree=False), X, idx, y, {})
+    assert trained is query and trained.rows_ == 2 + 9  # no human-label fit without agree: one model
+    trained, query = fit_with_pseudo_labels(_Rows(), None, X, idx, y, {})
+    assert trained is query and trained.rows_ == 2
+
+
+def test_the_loop_selects_with_the_human_label_fit_and_evaluates_the_pseudo_labeled_one(tmp_path):
+    from strategies.scores import Margin
+
+    class Spy(Margin):
+        def score(self, model, X, rng):
+            seen.append(model.fitted_rows_)  # now: the loop refits the same object next round
+            return super().score(model, X, rng)
+
+    from sklearn.linear_model import LogisticRegression
+
+    seen: list = []
+    fits: list = []
+
+    class CountingLR(LogisticRegression):
+        def fit(self, X, y, sample_weight=None):
+            fits.append(len(X))
+            self.fitted_rows_ = len(X)
+            return super().fit(X, y, sample_weight=sample_weight)
+
+    ledger = f"sqlite:///{tmp_path / 'q.db'}"
+    cfg = config_from_dict(digits_config(ledger, strategy={"name": "margin"}, stop={"max_rounds": 1}))
+    Loop(cfg, model=CountingLR(max_iter=500), strategy=Spy()).run()
+    human = cfg.data.seed_size  # round 0 learns from the seed labels
+    assert fits[:2] == [human, fits[1]] and fits[1] > human  # round 0: the human-label fit, then the pseudo-labeled copy
+    assert seen and set(seen) == {human}  # every score the strategy computed: the human-label fit
