@@ -72,8 +72,10 @@ def fused_scores(X: Any, W: np.ndarray, b: np.ndarray, measure: str) -> np.ndarr
     {"margin", "least-confidence", "entropy"}; float32, higher = more informative.
 
     The product is row-major (``X @ W``, faster in BLAS than ``W.T @ X.T``: the whole kernel
-    0.81x at 1M x 64 x 10 on one thread, ``benchmarks/linear_kernel.py``), then transposed into a class-major (c, rows) buffer, so every reduction over classes is an
-    element-wise pass over contiguous rows instead of a short-axis reduction."""
+    0.81x at 1M x 64 x 10 on one thread, ``benchmarks/linear_kernel.py``), then transposed into a
+    class-major (c, rows) buffer (with the bias added in the same pass), so every reduction over
+    classes is an element-wise pass over contiguous rows instead of a short-axis reduction. The
+    softmax skips the top-logit shift on blocks where ``exp`` cannot overflow (``_exp_in_place``)."""
     if measure not in _MEASURES:
         raise ValueError(f"no fused path for measure {measure!r}; known: {', '.join(_MEASURES)}")
     n = X.shape[0]
@@ -81,12 +83,14 @@ def fused_scores(X: Any, W: np.ndarray, b: np.ndarray, measure: str) -> np.ndarr
     W = np.ascontiguousarray(W, dtype=np.float32)
     bT = np.asarray(b, dtype=np.float32)[:, None]
     rows = np.empty((min(n, BLOCK), W.shape[1]), dtype=np.float32)
+    logits = np.empty((W.shape[1], min(n, BLOCK)), dtype=np.float32)
     with one_blas_thread():
         for start in range(0, n, BLOCK):
             block = np.asarray(X[start : start + BLOCK], dtype=np.float32)
-            Z = np.matmul(block, W, out=rows[: block.shape[0]]).T.copy()  # (c, rows), contiguous
-            Z += bT
-            out[start : start + block.shape[0]] = _MEASURES[measure](Z)
+            m = block.shape[0]
+            Z = logits[:, :m]  # (c, rows), contiguous: the transpose and the bias in one pass
+            np.add(np.matmul(block, W, out=rows[:m]).T, bT, out=Z)
+            out[start : start + m] = _MEASURES[measure](Z)
     return out
 
 
@@ -112,26 +116,49 @@ def one_blas_thread() -> Any:
 def _top_two(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first = Z[0].copy()
     second = np.full_like(first, -np.inf)
+    lower = np.empty_like(first)
     for z in Z[1:]:
-        np.maximum(second, np.minimum(first, z), out=second)
+        np.maximum(second, np.minimum(first, z, out=lower), out=second)
         np.maximum(first, z, out=first)
     return first, second
+
+
+def _exp_in_place(Z: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``Z <- exp(Z - s)`` and its sum over classes; returns ``(sum, s)``. The stable softmax
+    subtracts the top logit (``s = first``); where every top logit of the block lies well inside
+    float32's range for ``exp`` (no term overflows, no row's sum underflows to 0), ``s = 0`` gives
+    the same probabilities and saves a pass over the block."""
+    bound = 80.0 - np.log(Z.shape[0])  # c * e^bound < float32's max; e^-80 is a normal float32
+    if -80.0 < first.min() and first.max() < bound:
+        shift = np.zeros(1, dtype=np.float32)
+    else:
+        shift = first.copy()  # a copy: callers shift ``first`` itself by it
+        Z -= shift
+    np.exp(Z, out=Z)
+    return np.add.reduce(Z, axis=0), shift
 
 
 def _margin(Z: np.ndarray) -> np.ndarray:
     if Z.shape[0] < 2:
         return np.zeros(Z.shape[1], dtype=np.float32)
     first, second = _top_two(Z)
-    Z -= first  # the top logit is now exactly 0
-    np.exp(Z, out=Z)
-    total = Z.sum(axis=0)
-    return 1.0 - (1.0 - np.exp(second - first)) / total  # p1 - p2 = (e^0 - e^(z2 - z1)) / sum e^(z - z1)
+    total, shift = _exp_in_place(Z, first)
+    first -= shift
+    second -= shift
+    np.exp(first, out=first)
+    np.exp(second, out=second)
+    first -= second
+    first /= total
+    return 1.0 - first  # 1 - (p1 - p2), p = e^(z - s) / sum e^(z - s)
 
 
 def _least_confidence(Z: np.ndarray) -> np.ndarray:
-    Z -= Z.max(axis=0)
-    np.exp(Z, out=Z)
-    return 1.0 - 1.0 / Z.sum(axis=0)
+    first = Z.max(axis=0)
+    total, shift = _exp_in_place(Z, first)
+    first -= shift
+    np.exp(first, out=first)
+    first /= total
+    return 1.0 - first
 
 
 def _entropy(Z: np.ndarray) -> np.ndarray:

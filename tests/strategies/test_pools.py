@@ -33,6 +33,25 @@ def test_fused_scores_match_predict_proba(fitted, which, measure):
     np.testing.assert_allclose(fused_scores(X, W, b, measure), MEASURES[measure](models[which].predict_proba(X)), atol=2e-5)
 
 
+def _softmax64(Z):
+    Z = Z - Z.max(axis=1, keepdims=True)
+    E = np.exp(Z)
+    return E / E.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("scale, offset", [(1.0, 0.0), (10.0, 0.0), (1.0, -300.0), (1.0, 300.0), (0.1, -79.0)])
+@pytest.mark.parametrize("measure", sorted(MEASURES))
+def test_fused_scores_hold_for_logits_beyond_float32_exp_range(fitted, measure, scale, offset):
+    """Blocks whose top logits leave exp's safe range take the shifted softmax; the others skip it."""
+    X, _, models = fitted
+    W, b = linear_head(models["scaled"])
+    W, b = W * scale, b * scale + offset  # an offset on every class leaves the softmax unchanged
+    expected = MEASURES[measure](_softmax64(X.astype(np.float64) @ W.astype(np.float64) + b.astype(np.float64)))
+    got = fused_scores(X, W, b, measure)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
 def test_non_linear_models_take_the_generic_path(fitted):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler
