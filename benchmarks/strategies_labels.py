@@ -38,7 +38,7 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +50,20 @@ DEFAULT = ["random", "margin", "modal:margin_sampling", "entropy", "least-confid
            "density-weighted", "k-center-greedy"]
 
 
-def _job(args: tuple[str, str, int, int, int, str, float]) -> tuple[str, int, list[tuple[int, float]], float]:
+def _job(args: tuple[str, str, int, int, int, str, float, str]) -> tuple[str, int, list[tuple[int, float]], float]:
     import torch
 
     torch.set_num_threads(1)
     from benchmarks._al_sim import load_dataset, run_curve
 
-    data, name, seed, batch, max_labels, model, noise = args
+    data, name, seed, batch, max_labels, model, noise, pseudo_start = args
     strategy, options = parse_name(name)
     t = time.perf_counter()
     cold = options.get("cold-start")
     training = {k: v for k, v in options.items() if k != "cold-start"}
     curve = run_curve(load_dataset(data), strategy, seed, batch, max_labels,
-                      cold_start=None if cold is None else int(cold), model_name=model, training=training, noise=noise)
+                      cold_start=None if cold is None else int(cold), model_name=model, training=training, noise=noise,
+                      pseudo_start=pseudo_start)
     return name, seed, curve, time.perf_counter() - t
 
 
@@ -104,12 +105,16 @@ def run(ns: argparse.Namespace) -> None:
     ds = load_dataset(ns.data)
     full = full_accuracy(ds, ns.model)
     seeds = range(ns.first_seed, ns.first_seed + ns.seeds)
-    jobs = [(ns.data, s, seed, ns.batch, ns.max_labels, ns.model, ns.noise) for seed in seeds for s in with_training_changes(ns)]
+    names = with_training_changes(ns)
+    jobs = [(ns.data, s, seed, ns.batch, ns.max_labels, ns.model, ns.noise, ns.pseudo_start)
+            for seed in seeds for s in names]
     out: dict[str, Any] = {"data": ds["name"], "batch": ns.batch, "max_labels": ns.max_labels, "full_accuracy": full,
-                           "seeds": ns.seeds, "model": ns.model, "noise": ns.noise, "curves": {}, "seconds": {}}
-    with ProcessPoolExecutor(ns.jobs) as pool:
-        for name, seed, curve, secs in pool.map(_job, jobs):
-            out["curves"].setdefault(name, {})[str(seed)] = curve
+                           "seeds": ns.seeds, "model": ns.model, "noise": ns.noise, "pseudo_start": ns.pseudo_start,
+                           "curves": {name: {} for name in names}, "seconds": {}}
+    with ProcessPoolExecutor(ns.jobs) as pool:  # each curve is written as soon as it ends: a stopped run keeps them
+        for future in as_completed([pool.submit(_job, job) for job in jobs]):
+            name, seed, curve, secs = future.result()
+            out["curves"][name][str(seed)] = curve
             out["seconds"].setdefault(name, []).append(secs)
             print(f"{name} seed {seed}: final {curve[-1]} in {secs:.0f}s", flush=True)
             Path(ns.out).write_text(json.dumps(out))
@@ -227,6 +232,9 @@ def main() -> None:
     p.add_argument("--noise", type=float, default=0.0, metavar="P",
                    help="the oracle errs with probability P (another class, uniformly; the same answers for every "
                         "strategy of a seed), as a crowd does; the eval split stays true")
+    p.add_argument("--pseudo-start", choices=["previous", "base"], default="previous",
+                   help="where a pseudo-labeled fit starts its solver: the last round's pseudo-labeled fit (faster) "
+                        "or this round's labeled-only fit (how tables before it was added were measured)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default="labels.json")
     p.add_argument("--report", nargs="+", help="print the tables of earlier runs")
