@@ -40,8 +40,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import BackendError
-from orchestrator.types import Answer, BackendContext, Task
+from clicloop.orchestrator.errors import BackendError
+from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.file_exchange")
 

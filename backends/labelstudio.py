@@ -11,11 +11,11 @@
   was reported comes back as ``event="updated"`` / ``"deleted"`` with a ``version`` that makes
   the correction idempotent. Which annotation was reported is kept in the Label Studio task's
   ``meta["clicloop_reported"]``, so deletions are noticed even across clicloop restarts.
-- With ``webhook_port`` set, ``open`` also starts a small receiver (:mod:`backends.labelstudio_webhook`)
+- With ``webhook_port`` set, ``open`` also starts a small receiver (:mod:`clicloop.backends.labelstudio_webhook`)
   and registers a project webhook for annotation events; the receiver answers each delivery at
   once and ``collect`` works through the queue, polling the project on its first call and every
   ``poll_every_s`` as well, since a delivery can be lost. ``close`` removes the webhook.
-- Every call retries with backoff while Label Studio is down (see :mod:`backends.labelstudio_client`).
+- Every call retries with backoff while Label Studio is down (see :mod:`clicloop.backends.labelstudio_client`).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from backends.labelstudio_client import LabelStudioClient, LabelStudioError, LabelStudioUnreachable
-from backends.labelstudio_format import (
+from clicloop.backends.labelstudio_client import LabelStudioClient, LabelStudioError, LabelStudioUnreachable
+from clicloop.backends.labelstudio_format import (
     FROM_NAME, TO_NAME, annotation_label, changed, choices_of, epoch, label_config, stamp, user_id,
 )
-from backends.labelstudio_webhook import WebhookReceiver, open_webhook
-from orchestrator.types import Answer, BackendContext, Task
+from clicloop.backends.labelstudio_webhook import WebhookReceiver, open_webhook
+from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.labelstudio")
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from orchestrator.errors import BackendError
+from clicloop.orchestrator.errors import BackendError
 
 log = logging.getLogger("clicloop.labelstudio")
 

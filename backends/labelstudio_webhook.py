@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from backends.labelstudio_client import LabelStudioClient
+    from clicloop.backends.labelstudio_client import LabelStudioClient
 
 log = logging.getLogger("clicloop.labelstudio")
 
@@ -229,7 +229,7 @@ def open_webhook(client: LabelStudioClient, project_id: int, loop: str, host: st
     import secrets
     from urllib.parse import quote, urlsplit
 
-    from backends.labelstudio_client import LabelStudioError
+    from clicloop.backends.labelstudio_client import LabelStudioError
 
     prefix = f"/clicloop/{quote(loop, safe='')}/"
     receiver = WebhookReceiver(host, port, prefix + secrets.token_urlsafe(18), project_id)

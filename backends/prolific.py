@@ -58,12 +58,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from backends.prolific_client import (
+from clicloop.backends.prolific_client import (
     PROLIFIC_MINIMUM_PER_HOUR, PROLIFIC_RECOMMENDED_PER_HOUR, JsonClient, Payment, ProlificError, UnpaidEffort,
     batch_id as _batch_id, epoch as _epoch, html as _html, jsonable as _jsonable, minutes_for, reward_cents,
     safe as _safe, seconds as _seconds,
 )
-from orchestrator.types import Answer, BackendContext, Task
+from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 ANSWERED = ("AWAITING REVIEW", "APPROVED", "PARTIALLY APPROVED")
 UNPAID = ("RETURNED", "TIMED-OUT")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from orchestrator.errors import BackendError
+from clicloop.orchestrator.errors import BackendError
 
 log = logging.getLogger("clicloop.prolific")
 
@@ -162,7 +162,7 @@ class UnpaidEffort:
     seconds: float
 
 
-# -- small helpers shared with backends.prolific ---------------------------------------------------
+# -- small helpers shared with clicloop.backends.prolific ---------------------------------------------------
 
 
 def batch_id(loop: str, tasks: Sequence[Any]) -> str:

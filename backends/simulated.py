@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from orchestrator.errors import BackendError
-from orchestrator.seeding import rng_for
-from orchestrator.types import Answer, BackendContext, Task
+from clicloop.orchestrator.errors import BackendError
+from clicloop.orchestrator.seeding import rng_for
+from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 
 @dataclass(frozen=True)

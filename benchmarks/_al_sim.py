@@ -124,7 +124,7 @@ def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_la
 
     ``pseudo_start``: where a pseudo-labeled fit starts L-BFGS, ``"previous"`` (the last round's
     pseudo-labeled fit) or ``"base"`` (this round's labeled-only fit, as the tables in
-    ``docs/benchmarks.md`` measured before ``"previous"`` became the default). The objective is
+    ``docs/benchmarks/log.md`` measured before ``"previous"`` became the default). The objective is
     convex, so both end at its optimum up to the solver's tolerance; ``"previous"`` takes fewer
     steps, and the two differ only in round accuracies at that tolerance (with ``query-human``)
     or, without it, in picks that follow from those.
@@ -139,9 +139,9 @@ def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_la
     bagged committee of 5 scaled logistic regressions, ``C`` as the data set's, for
     query-by-committee) or ``"mc-dropout"`` (clicloop's MC-dropout MLP, 256 hidden units,
     dropout 0.3, for BALD); the latter two are refitted from scratch every round (seeded)."""
-    from orchestrator.plugins import Registry, get_plugin_manager
-    from orchestrator.seeding import rng_for
-    from strategies.select import SelectContext, select
+    from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+    from clicloop.orchestrator.seeding import rng_for
+    from clicloop.strategies.select import SelectContext, select
 
     registry = Registry(get_plugin_manager(load_entrypoints=False))
     name, _, query = strategy_name.partition("?")  # e.g. "cluster-margin?factor=3&avoid_labeled=true"
@@ -154,7 +154,7 @@ def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_la
     if cold_start is None:
         labeled = np.sort(np.random.default_rng(seed).choice(len(y), ds["seed_size"], replace=False))
     else:
-        from strategies.diversity import ColdStart
+        from clicloop.strategies.diversity import ColdStart
 
         labeled = np.sort(ColdStart().select(None, X, np.arange(len(y)), cold_start, rng_for(seed, "cold-start"),
                                              chunk_size=65536, ids=None, context=SelectContext()))
@@ -195,7 +195,7 @@ def rounds(ds: dict[str, Any], strategy_name: str, seed: int, batch: int, max_la
 def noisy_answers(y: np.ndarray, rate: float, n_classes: int, seed: int) -> np.ndarray:
     """The answers of an erring oracle: each item's true class, or with probability ``rate``
     one of the other classes, uniformly; the same for every strategy run with ``seed``."""
-    from orchestrator.seeding import rng_for
+    from clicloop.orchestrator.seeding import rng_for
 
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"noise must be in [0, 1), got {rate}")
@@ -212,7 +212,7 @@ MODELS = {  # benchmark name -> (clicloop's registered model, its params besides
 
 def other_model(name: str, C: float, seed: int) -> Any:
     """A fresh, seeded instance of one of clicloop's registered models (see :func:`run_curve`)."""
-    from orchestrator.plugins import Registry, get_plugin_manager
+    from clicloop.orchestrator.plugins import Registry, get_plugin_manager
 
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: warm-lr, {', '.join(MODELS)}")

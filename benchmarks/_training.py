@@ -10,10 +10,10 @@ prototype) ever feeds back into the next round's warm start.
 - ``label-spread=q``: scikit-learn's ``LabelSpreading`` (kNN graph over the pool, k=10,
   alpha=0.2; Zhou et al. 2004, "Learning with local and global consistency") labels the pool;
   the items whose spread confidence is at or above its ``q`` quantile join the second fit with
-  their spread label. The loop's ``loop.pseudo_labels`` (:class:`orchestrator.semisup.PseudoLabeler`)
+  their spread label. The loop's ``loop.pseudo_labels`` (:class:`clicloop.orchestrator.training.semisup.PseudoLabeler`)
   keeps the surest ``round(share * n)`` items instead; with ``share = 1 - q`` the two can differ
   by the items that tie at the cut or by one item of rounding. This rule stays because the
-  published tables in ``docs/benchmarks.md`` were measured with it.
+  published tables in ``docs/benchmarks/log.md`` were measured with it.
   With ``agree=1`` only the items whose spread label is also the labeled-only model's prediction
   are kept (two views that must agree, as in co-training, A. Blum and T. Mitchell, COLT 1998, and
   tri-training, Z.-H. Zhou and M. Li, IEEE TKDE 2005); ``label-spread=0+agree=1`` keeps every

@@ -41,8 +41,8 @@ def write_split(data: Path, intents: int, folder: Path) -> tuple[Path, Path]:
 
 
 def run_one(strategy: dict[str, Any], seed: int, pool: Path, evalset: Path, args: argparse.Namespace, ledger: str) -> dict[str, Any]:
-    from orchestrator.config import config_from_dict
-    from orchestrator.loop import Loop
+    from clicloop.orchestrator.config import config_from_dict
+    from clicloop.orchestrator.loop import Loop
 
     cfg = config_from_dict({
         "loop": {"name": "cost", "seed": seed, "batch_size": 10, "purpose": "Benchmark: cost-aware selection (simulated crowd)."},

@@ -52,9 +52,9 @@ def add_deployment(url: str, predictions: int, reviews: int, seed: int) -> None:
     """A deployment's predictions, triage decisions and reviews; the review work recorded by
     ``Ledger.record_answers`` under the loop ``assistant:review`` (tasks of kind review)."""
     from benchmarks.ledger_bench import BACKENDS, T0, write_rows
-    from orchestrator.ledger import Ledger
-    from orchestrator.ledger import schema as s
-    from orchestrator.postdeploy import review_loop
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.ledger import schema as s
+    from clicloop.orchestrator.postdeploy import review_loop
 
     rng = np.random.default_rng(seed)
     loop = review_loop(DEPLOYMENT)
@@ -106,7 +106,7 @@ def add_deployment(url: str, predictions: int, reviews: int, seed: int) -> None:
 
 def build(url: str, args: argparse.Namespace) -> None:
     from benchmarks.ledger_bench import bulk_load, draw
-    from orchestrator.ledger import Ledger
+    from clicloop.orchestrator.ledger import Ledger
 
     with Ledger(url) as ledger:
         tick = time.perf_counter()
@@ -130,7 +130,7 @@ def build(url: str, args: argparse.Namespace) -> None:
 def serve(url: str) -> tuple[str, Any, threading.Thread]:
     import uvicorn
 
-    from orchestrator.dashboard.app import create_app
+    from clicloop.orchestrator.dashboard.app import create_app
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -146,7 +146,7 @@ def serve(url: str) -> tuple[str, Any, threading.Thread]:
 def measure(base: str, reps: int) -> tuple[dict[str, str], dict[str, float], dict[str, list[float]], dict[str, int]]:
     import httpx
 
-    from orchestrator.dashboard.views import VIEWS
+    from clicloop.orchestrator.dashboard.views import VIEWS
 
     paths = {name: f"/view/{name}" for name in VIEWS} | {"all views (/)": "/", "JSON, all views (/api/views)": "/api/views"}
     cold: dict[str, float] = {}

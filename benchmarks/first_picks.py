@@ -26,10 +26,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=50)
     ns = p.parse_args()
     from benchmarks._al_sim import WarmLR, load_dataset, other_model
-    from orchestrator.plugins import Registry, get_plugin_manager
-    from orchestrator.seeding import rng_for
-    from strategies.diversity import ColdStart
-    from strategies.select import SelectContext, select
+    from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+    from clicloop.orchestrator.seeding import rng_for
+    from clicloop.strategies.diversity import ColdStart
+    from clicloop.strategies.select import SelectContext, select
 
     ds = load_dataset(ns.data)
     X, y, n = ds["X"], ds["y"], len(ds["y"])

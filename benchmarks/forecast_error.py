@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/forecast_error.py --seeds 0,1,2,3,4,5 --budget 400 --out /tmp/forecast_error.md
 
 Runs quickstart-like loops (digits, simulated crowd, batches of 10; margin and random sampling)
-for every seed through ``orchestrator.loop.Loop``. For each finished loop the target is 98% of
+for every seed through ``clicloop.orchestrator.loop.Loop``. For each finished loop the target is 98% of
 the best metric it reached; round R is the first whose model meets it (as the loop's target rule
 would see it). From the first k rounds (k = 25%, 50%, 75% of R, at least 4)
-``orchestrator.forecast.forecast`` predicts the labels, human hours and money still needed; the
+``clicloop.orchestrator.reporting.forecast.forecast`` predicts the labels, human hours and money still needed; the
 truth is what rounds k..R-1 bought. Reported per fraction: median absolute relative error of
 labels, hours and money (a forecast of "unreachable" counts as an infinite error), the share of
 truths inside the 80% interval (labels and hours), how often the forecast said "unreachable"
@@ -35,10 +35,10 @@ FRACTIONS = (0.25, 0.5, 0.75)
 
 
 def run_loops(seeds: list[int], budget: int, workdir: Path) -> list[tuple[str, int, list[Any]]]:
-    from orchestrator.ledger import Ledger
-    from orchestrator.loop import Loop
-    from orchestrator.quickstart import quickstart_config
-    from orchestrator.report import build_report
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.loop import Loop
+    from clicloop.orchestrator.cli.quickstart import quickstart_config
+    from clicloop.orchestrator.reporting.report import build_report
 
     out = []
     for seed in seeds:
@@ -54,7 +54,7 @@ def run_loops(seeds: list[int], budget: int, workdir: Path) -> list[tuple[str, i
 
 
 def evaluate(loops: list[tuple[str, int, list[Any]]]) -> list[dict[str, Any]]:
-    from orchestrator.forecast import forecast
+    from clicloop.orchestrator.reporting.forecast import forecast
 
     cases = []
     for strategy, seed, rows in loops:

@@ -113,8 +113,8 @@ def main() -> None:
     import httpx
     from label_studio_sdk import LabelStudio
 
-    from connectors.labelstudio import create_app
-    from connectors.labelstudio.settings import ServeSettings
+    from clicloop.connectors.labelstudio import create_app
+    from clicloop.connectors.labelstudio.settings import ServeSettings
 
     started = time.perf_counter()
     tmp = Path(f"/tmp/clicloop-bench-{secrets.token_hex(3)}")

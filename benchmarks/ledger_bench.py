@@ -47,10 +47,10 @@ os.environ.setdefault("CLICLOOP_WORKER_SALT", "ledger-bench")  # same pseudonyms
 
 from sqlalchemy import create_engine, event, text  # noqa: E402
 
-from orchestrator.ledger import Ledger  # noqa: E402
-from orchestrator.ledger import accounting  # noqa: E402
-from orchestrator.ledger import schema as s  # noqa: E402
-from orchestrator.types import Answer, Task  # noqa: E402
+from clicloop.orchestrator.ledger import Ledger  # noqa: E402
+from clicloop.orchestrator.ledger import accounting  # noqa: E402
+from clicloop.orchestrator.ledger import schema as s  # noqa: E402
+from clicloop.orchestrator.types import Answer, Task  # noqa: E402
 
 PG_BASE = os.environ.get("CLICLOOP_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 LOOP = "bench"
@@ -294,9 +294,9 @@ def time_writes(ledger: Ledger, loop: str, rows: list[tuple[Task, Answer, str, s
 
 
 def read_ops(rounds: int) -> list[tuple[str, Callable[[Ledger], Any]]]:
-    from orchestrator.laborcard import labor_card
-    from orchestrator.ledger.verify import verify
-    from orchestrator.report import build_report
+    from clicloop.orchestrator.reporting.laborcard import labor_card
+    from clicloop.orchestrator.ledger.verify import verify
+    from clicloop.orchestrator.reporting.report import build_report
 
     def checked_verify(ledger: Ledger) -> Any:
         bad = verify(ledger)

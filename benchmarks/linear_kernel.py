@@ -1,7 +1,7 @@
 """The fused linear path's kernel, side by side on one thread: class-major (``W.T @ X.T``, what
-``strategies.linear`` did first) against row-major (``X @ W`` then a transpose of the small
+``clicloop.strategies.linear`` did first) against row-major (``X @ W`` then a transpose of the small
 result), both followed by the margin reductions with the stable softmax's shift always applied;
-and what ``strategies.linear`` does now: row-major, the transpose and the bias in one pass, and the
+and what ``clicloop.strategies.linear`` does now: row-major, the transpose and the bias in one pass, and the
 shift skipped on blocks whose top logits cannot overflow or underflow ``exp``.
 
     .venv/bin/python benchmarks/linear_kernel.py --repeats 7
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _margin_shifted(Z: np.ndarray) -> np.ndarray:
-    """The margin reductions as ``strategies.linear`` had them before it skipped the shift: the
+    """The margin reductions as ``clicloop.strategies.linear`` had them before it skipped the shift: the
     top logit is always subtracted (one more pass over the block), a temporary per class."""
     first = Z[0].copy()
     second = np.full_like(first, -np.inf)
@@ -37,7 +37,7 @@ def _margin_shifted(Z: np.ndarray) -> np.ndarray:
 
 
 def kernels(X: np.ndarray, W: np.ndarray, block: int) -> dict[str, Callable[[], None]]:
-    from strategies.linear import _margin
+    from clicloop.strategies.linear import _margin
 
     WT, bT = np.ascontiguousarray(W.T), np.zeros((W.shape[1], 1), np.float32)
     rows = np.empty((block, W.shape[1]), np.float32)
@@ -56,7 +56,7 @@ def kernels(X: np.ndarray, W: np.ndarray, block: int) -> dict[str, Callable[[], 
             Z += bT
             _margin_shifted(Z)
 
-    def row_major_now() -> None:  # strategies.linear.fused_scores's loop
+    def row_major_now() -> None:  # clicloop.strategies.linear.fused_scores's loop
         for s in range(0, X.shape[0], block):
             b = X[s : s + block]
             Z = logits[:, : b.shape[0]]
@@ -73,8 +73,8 @@ def main() -> None:
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--repeats", type=int, default=7)
     ns = p.parse_args()
-    from strategies.linear import BLOCK, one_blas_thread
-    from strategies.select import CHUNK_BYTES
+    from clicloop.strategies.linear import BLOCK, one_blas_thread
+    from clicloop.strategies.select import CHUNK_BYTES
 
     rng = np.random.default_rng(0)
     print("| pool | block rows | kernel | median ms | x class-major |")

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/loop_round_time.py --data ../shared/data/clinc150 --rounds 8 --batch 50
     .venv/bin/python benchmarks/loop_round_time.py --data digits --rounds 8 --batch 10
 
-The real :class:`orchestrator.loop.Loop` (default strategy, default model, a reliable simulated
+The real :class:`clicloop.orchestrator.loop.Loop` (default strategy, default model, a reliable simulated
 crowd, SQLite ledger in a temporary folder) runs ``--rounds`` rounds from ``--seed-size`` seed
 labels, once per setting of ``loop.pseudo_labels`` (``auto`` is the default: agreeing
 pseudo-labels on a numeric pool; ``null`` is off). Each round's wall time (fit, select, dispatch,
@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.hookspecs import hookimpl  # noqa: E402
+from clicloop.orchestrator.hookspecs import hookimpl  # noqa: E402
 
 SETTINGS = {"pseudo_labels: auto (default)": "auto", "pseudo_labels: null": None}
 
@@ -53,9 +53,9 @@ def data_section(spec: str, folder: Path, seed_size: int) -> dict[str, Any]:
 
 
 def round_seconds(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: Path) -> tuple[list[float], list[float]]:
-    from orchestrator.config import config_from_dict
-    from orchestrator.loop import Loop
-    from orchestrator.plugins import get_plugin_manager
+    from clicloop.orchestrator.config import config_from_dict
+    from clicloop.orchestrator.loop import Loop
+    from clicloop.orchestrator.plugins import get_plugin_manager
 
     cfg = config_from_dict({
         "loop": {"name": "round-time", "seed": ns.seed, "batch_size": ns.batch, "pseudo_labels": pseudo,

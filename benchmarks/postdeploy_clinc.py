@@ -102,14 +102,14 @@ def predict(model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def run_policy(data: dict[str, Any], parts: dict[str, Any], seed: int, policy: str, args: argparse.Namespace,
                v1: Any, workdir: Path) -> dict[str, Any]:
     """One policy, one seed: the daily loop on its own ledger; the end-of-run figures."""
-    from backends.simulated import SimulatedCrowd
-    from orchestrator.ledger import Ledger
-    from orchestrator.models import logreg
-    from orchestrator.postdeploy import DeploymentStore, ingest, metrics
-    from orchestrator.postdeploy.conditions import TriageContext, normalised
-    from orchestrator.postdeploy.learn import Learner, corrections
-    from orchestrator.postdeploy.review import Reviewer
-    from orchestrator.postdeploy.triage import Triage, build_policy, triage_registry
+    from clicloop.backends.simulated import SimulatedCrowd
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.training.models import logreg
+    from clicloop.orchestrator.postdeploy import DeploymentStore, ingest, metrics
+    from clicloop.orchestrator.postdeploy.conditions import TriageContext, normalised
+    from clicloop.orchestrator.postdeploy.learn import Learner, corrections
+    from clicloop.orchestrator.postdeploy.review import Reviewer
+    from clicloop.orchestrator.postdeploy.triage import Triage, build_policy, triage_registry
 
     t0 = time.perf_counter()
     featurize, label, texts = Featurizer(data), data["label"], data["text"]
@@ -179,7 +179,7 @@ def run_policy(data: dict[str, Any], parts: dict[str, Any], seed: int, policy: s
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
-    from orchestrator.models import logreg
+    from clicloop.orchestrator.training.models import logreg
 
     threadpool_limits(1)  # small fits: one BLAS thread each is ~10x faster on a shared 2-core machine
 

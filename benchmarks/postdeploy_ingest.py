@@ -69,7 +69,7 @@ class Server:
     def __init__(self, ledger: str, token: str):
         self.port = free_port()
         env = {**os.environ, "CLICLOOP_INGEST_TOKEN": token}
-        self.proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "serve", "ingest", "--ledger", ledger,
+        self.proc = subprocess.Popen([sys.executable, "-m", "clicloop", "serve", "ingest", "--ledger", ledger,
                                       "--deployment", "bench", "--port", str(self.port)], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -123,8 +123,8 @@ def post_all(url: str, token: str, bodies: list[bytes], concurrency: int) -> tup
 def bench(backend: str, args: argparse.Namespace, records: list[dict[str, Any]]) -> dict[str, Any]:
     from sqlalchemy import create_engine, text
 
-    from orchestrator.ledger import Ledger
-    from orchestrator.postdeploy import DeploymentStore, Ingestor
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.postdeploy import DeploymentStore, Ingestor
 
     token = secrets.token_hex(20)
     with tempfile.TemporaryDirectory() as tmp:

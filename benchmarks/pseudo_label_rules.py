@@ -2,7 +2,7 @@
 is refitted with the pool's label-spreading pseudo-labels kept by each rule, and its eval
 accuracy printed beside the plain fit's, with how many items each rule keeps and how often their
 spread label is right. This chose ``+label-spread=0+agree=1`` (the loop's ``loop.pseudo_labels``
-default) on the tuning seed 100, before the evaluation seeds ran (docs/benchmarks.md).
+default) on the tuning seed 100, before the evaluation seeds ran (docs/benchmarks/log.md).
 
     .venv/bin/python benchmarks/pseudo_label_rules.py --data ../shared/data/clinc150 --batch 50 --at 200 400 700 1000 1500 --seed 100
     .venv/bin/python benchmarks/pseudo_label_rules.py --data digits --batch 10 --at 20 40 60 100 150 200 --seed 100

@@ -37,7 +37,7 @@ SCHEMES: dict[str, dict[str, Any]] = {
 
 def config(scheme: dict[str, Any], *, seed: int, ledger: str, target: float, max_hours: float, careless: float,
            batch: int) -> Any:
-    from orchestrator.config import config_from_dict
+    from clicloop.orchestrator.config import config_from_dict
 
     loop: dict[str, Any] = {"name": "redundancy", "seed": seed, "batch_size": batch, "redundancy": scheme["redundancy"],
                             "purpose": "Benchmark: redundancy and aggregation on a careless crowd (simulated)."}
@@ -55,7 +55,7 @@ def config(scheme: dict[str, Any], *, seed: int, ledger: str, target: float, max
 
 
 def run_one(scheme: dict[str, Any], seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    from orchestrator.loop import Loop
+    from clicloop.orchestrator.loop import Loop
 
     cfg = config(scheme, seed=seed, ledger=f"sqlite:///{folder / 'ledger.db'}", target=args.target,
                  max_hours=args.max_hours, careless=args.careless, batch=args.batch)

@@ -31,9 +31,9 @@ def main() -> None:
     import ray
 
     from benchmarks.strategies_speed import make_pool
-    from strategies.pools import stream_top_k
-    from strategies.ray_engine import RayEngine
-    from strategies.scores import Margin
+    from clicloop.strategies.pools import stream_top_k
+    from clicloop.strategies.ray_engine import RayEngine
+    from clicloop.strategies.scores import Margin
 
     X, model = make_pool(ns.rows, ns.dims, 10)
     path = Path(tempfile.mkdtemp(prefix="clicloop-ray-")) / "pool.npy"

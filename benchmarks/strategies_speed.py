@@ -64,10 +64,10 @@ def main() -> None:
     p.add_argument("--workdir", default=None, help="where the memory-mapped copy of the pool goes (default: a temp dir)")
     ns = p.parse_args()
 
-    from strategies.pools import stream_top_k
-    from strategies.scores import Margin
-    from strategies.coverage import MarginCoverage
-    from strategies.select import select, select_top_k
+    from clicloop.strategies.pools import stream_top_k
+    from clicloop.strategies.scores import Margin
+    from clicloop.strategies.coverage import MarginCoverage
+    from clicloop.strategies.select import select, select_top_k
 
     X, model = make_pool(ns.rows, ns.dims, ns.classes)
     workdir = Path(ns.workdir or tempfile.mkdtemp(prefix="clicloop-bench-"))

@@ -1,31 +1,17 @@
-"""clicloop: an active-learning labeling orchestrator that accounts for every human second.
+"""The orchestrator: the loop and what it stands on.
 
-``import orchestrator`` stays fast: the names below load on first use.
+At the top: the contracts (``hookspecs``, ``types``, ``errors``), the plugin manager
+(``plugins``), ``config``, ``data``, ``seeding`` and the loop itself (``loop``, ``loop_setup``,
+``stopping``, ``progress``). Around it, one room per concern:
 
-    from orchestrator import Loop, load_config
-    Loop(load_config("clicloop.yaml")).run()
+- ``training/``: model factories and pseudo-labels (the training side of a round);
+- ``crowd/``: aggregation, redundancy, gold questions and relabeling (label quality);
+- ``fairwork/``: the wage floor, reward pricing and the policies applied before a task leaves;
+- ``ledger/``: the system of record for every answer, second and cent;
+- ``reporting/``: the report, the labor card and the forecast, read from the ledger;
+- ``dashboard/``: the cost-of-human-labor views (live and as one HTML file);
+- ``postdeploy/``: reviewing a deployed model's predictions with people;
+- ``cli/``: the ``clicloop`` command line, a thin edge over all of the above.
+
+The public API is ``clicloop`` itself (``from clicloop import Loop, config_from_dict``).
 """
-
-from __future__ import annotations
-
-from importlib import import_module
-from typing import Any
-
-__version__ = "0.1.0"
-
-_LAZY = {
-    "Loop": "orchestrator.loop",
-    "RoundResult": "orchestrator.loop",
-    "Config": "orchestrator.config",
-    "load_config": "orchestrator.config",
-    "config_from_dict": "orchestrator.config",
-    "Ledger": "orchestrator.ledger",
-    "hookimpl": "orchestrator.hookspecs",
-}
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")

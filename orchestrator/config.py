@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.errors import BudgetError, ConfigError
+from clicloop.orchestrator.errors import BudgetError, ConfigError
 
 BUILTIN_DATASETS = ("digits",)
 
@@ -69,7 +69,7 @@ class Plateau(_Strict):
 
 class ForecastStop(_Strict):
     """Stop when the forecast to ``target_metric`` (a learning curve fitted to the rounds so far,
-    orchestrator/forecast.py) needs more human hours or money than ``max_hours`` / ``max_cost`` leave."""
+    orchestrator/reporting/forecast.py) needs more human hours or money than ``max_hours`` / ``max_cost`` leave."""
 
     conservative: bool = Field(True, description="compare the optimistic end of the 80% interval: stop only when even it is over budget")
     min_rounds: int = Field(4, ge=3, description="evaluated rounds the forecast needs before it may stop the loop")

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.config import Data, Source
-from orchestrator.errors import DataError
-from orchestrator.seeding import rng_for
+from clicloop.orchestrator.config import Data, Source
+from clicloop.orchestrator.errors import DataError
+from clicloop.orchestrator.seeding import rng_for
 
 
 @dataclass

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
-    from orchestrator.loop import Loop, RoundResult
-    from orchestrator.types import Answer, PolicyDecision, Task
+    from clicloop.orchestrator.loop import Loop, RoundResult
+    from clicloop.orchestrator.types import Answer, PolicyDecision, Task
 
 PROJECT = "clicloop"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -41,7 +41,7 @@ class Register(Protocol):
 def clicloop_register_strategies(register: Register) -> None:
     """Register query strategies: ``register("margin", MarginStrategy)``.
 
-    The factory returns an object satisfying :class:`orchestrator.types.Strategy`.
+    The factory returns an object satisfying :class:`clicloop.orchestrator.types.Strategy`.
     """
 
 
@@ -49,7 +49,7 @@ def clicloop_register_strategies(register: Register) -> None:
 def clicloop_register_backends(register: Register) -> None:
     """Register crowd backends: ``register("simulated", SimulatedCrowd)``.
 
-    The factory returns an object satisfying :class:`orchestrator.types.Backend`.
+    The factory returns an object satisfying :class:`clicloop.orchestrator.types.Backend`.
     """
 
 
@@ -65,7 +65,7 @@ def clicloop_register_models(register: Register) -> None:
 def clicloop_register_aggregators(register: Register) -> None:
     """Register answer aggregators: ``register("majority", MajorityVote)``.
 
-    The factory returns an object satisfying :class:`orchestrator.types.Aggregator`.
+    The factory returns an object satisfying :class:`clicloop.orchestrator.types.Aggregator`.
     """
 
 
@@ -84,7 +84,7 @@ def clicloop_register_triage_policies(register: Register) -> None:
 def clicloop_task_policy(loop: Loop, backend: str, confidential: bool, tasks: Sequence[Task]) -> Sequence[PolicyDecision] | None:
     """Look at the tasks a round is about to create and veto or reprice some of them.
 
-    Return :class:`orchestrator.types.PolicyDecision` objects: ``veto`` keeps a task from this
+    Return :class:`clicloop.orchestrator.types.PolicyDecision` objects: ``veto`` keeps a task from this
     backend (its item stays unlabeled and is not offered again in this run; the reason is
     logged), ``reprice`` changes the reward it offers (the ledger records the new price). Called
     before the tasks are recorded, so a resumed round sees the same decisions. The built-in

@@ -16,21 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.config import Config
-from orchestrator.data import EvalSet, Pool, load_data
-from orchestrator.errors import StrategyError
-from orchestrator.fairness import below_floor, price_per_answer
-from orchestrator.policies import apply_policies, check_dispatch, sensitive_mask, warning_mask
-from orchestrator import quality
-from orchestrator.redundancy import check_answer, doubtful_items
-from orchestrator.ledger import Ledger
-from orchestrator.loop_setup import check_money_budget, check_strategy, make_engine
-from orchestrator.models import DEFAULT_FOR, confidence_weights, evaluate, predictions_for
-from orchestrator.plugins import Registry, check_names, get_plugin_manager
-from orchestrator.seeding import rng_for
-from orchestrator.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels
-from orchestrator.stopping import Budget, items_affordable, stop_reason
-from orchestrator.types import BackendContext, Model, Task
+from clicloop.orchestrator.config import Config
+from clicloop.orchestrator.data import EvalSet, Pool, load_data
+from clicloop.orchestrator.errors import StrategyError
+from clicloop.orchestrator.fairwork.wages import below_floor, price_per_answer
+from clicloop.orchestrator.fairwork.policies import apply_policies, check_dispatch, sensitive_mask, warning_mask
+from clicloop.orchestrator.crowd import quality
+from clicloop.orchestrator.crowd.redundancy import check_answer, doubtful_items
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.loop_setup import check_money_budget, check_strategy, make_engine
+from clicloop.orchestrator.training.models import DEFAULT_FOR, confidence_weights, evaluate, predictions_for
+from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
+from clicloop.orchestrator.seeding import rng_for
+from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels
+from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
+from clicloop.orchestrator.types import BackendContext, Model, Task
 
 log = logging.getLogger("clicloop")
 
@@ -297,10 +297,10 @@ class Loop:
                 "time; pay the adjustments (clicloop ledger adjust CONFIG --apply), then run again to go on")
 
     def _select(self, r: int, model: Model | None, candidates: np.ndarray, n: int) -> np.ndarray:
-        from strategies.cost import ledger_seconds
-        from strategies.diversity import ColdStart
-        from strategies.scores import RandomSampling, is_numeric
-        from strategies.select import SelectContext, select
+        from clicloop.strategies.cost import ledger_seconds
+        from clicloop.strategies.diversity import ColdStart
+        from clicloop.strategies.scores import RandomSampling, is_numeric
+        from clicloop.strategies.select import SelectContext, select
 
         strategy = self.strategy_
         labeled = np.setdiff1d(np.arange(len(self.pool_)), candidates)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.config import Config
-from orchestrator.errors import BudgetError, ConfigError
+from clicloop.orchestrator.config import Config
+from clicloop.orchestrator.errors import BudgetError, ConfigError
 
 
 def check_strategy(cfg: Config, strategy: Any, model: Any, X: Any) -> None:
     """The strategy gets what it needs from the model and the pool (and from relabeling)."""
-    from strategies.requirements import unmet
-    from strategies.scores import RandomSampling
+    from clicloop.strategies.requirements import unmet
+    from clicloop.strategies.scores import RandomSampling
 
     if cfg.loop.relabel is not None and not (hasattr(strategy, "measure") or isinstance(strategy, RandomSampling)):
         raise ConfigError(f"loop.relabel weighs doubtful items with the strategy's uncertainty measure; strategy "
@@ -45,6 +45,6 @@ def make_engine(cfg: Config, strategy: Any) -> Any:
         raise ConfigError(f"loop.engine 'ray' scores the pool for score strategies; {cfg.strategy.name!r} selects whole "
                           "batches: set a score strategy (strategy: {name: margin}) or use engine 'local'",
                           field="loop.engine.name")
-    from strategies.ray_engine import RayEngine
+    from clicloop.strategies.ray_engine import RayEngine
 
     return RayEngine(address=engine.address, num_workers=engine.num_workers, range_rows=engine.range_rows)

@@ -16,17 +16,17 @@ from typing import Any
 
 import pluggy
 
-from orchestrator import hookspecs
-from orchestrator.errors import ConfigError, DuplicatePluginError, PluginError, UnknownPluginError
+from clicloop.orchestrator import hookspecs
+from clicloop.orchestrator.errors import ConfigError, DuplicatePluginError, PluginError, UnknownPluginError
 
 BUILTIN_PLUGINS = (
-    "strategies.plugin",
-    "backends.plugin",
-    "orchestrator.models",
-    "orchestrator.aggregate",
-    "orchestrator.aggregators_crowdkit",
-    "orchestrator.policies",
-    "orchestrator.postdeploy.plugin",
+    "clicloop.strategies.plugin",
+    "clicloop.backends.plugin",
+    "clicloop.orchestrator.training.models",
+    "clicloop.orchestrator.crowd.aggregate",
+    "clicloop.orchestrator.crowd.crowdkit",
+    "clicloop.orchestrator.fairwork.policies",
+    "clicloop.orchestrator.postdeploy.plugin",
 )
 KINDS = ("strategy", "backend", "model", "aggregator", "triage")
 _HOOK_OF_KIND = {

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from orchestrator.hookspecs import hookimpl
+from clicloop.orchestrator.hookspecs import hookimpl
 
 
 class ProgressPlugin:

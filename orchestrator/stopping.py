@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.config import Stop
+from clicloop.orchestrator.config import Stop
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _forecast(stop: Stop, spent: Budget, history: Sequence[dict[str, Any]], hour
     metrics); each round's hours come from ``hours_between``, its money from the loop's money per
     human hour so far. The rule never fires on fewer than ``stop.forecast.min_rounds`` evaluated
     rounds, nor before any human time is recorded."""
-    from orchestrator.forecast import forecast
+    from clicloop.orchestrator.reporting.forecast import forecast
 
     rule = stop.forecast
     evaluated = [r for r in history if r.get("metric") is not None]

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import StrategyError
-from orchestrator.types import Model
-from strategies.scores import Margin, is_numeric
-from strategies.select import SelectContext, item_names, select_top_k
+from clicloop.orchestrator.errors import StrategyError
+from clicloop.orchestrator.types import Model
+from clicloop.strategies.scores import Margin, is_numeric
+from clicloop.strategies.select import SelectContext, item_names, select_top_k
 
 
 def gradient_factors(P: np.ndarray, F: np.ndarray, intercept: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +73,7 @@ class Badge:
 
     ``factor``: when > 0, seed only among the ``factor x k`` smallest-margin candidates (a
     prefilter, as in cluster-margin); 0 seeds over all candidates, as in the paper. The default,
-    10, is what docs/benchmarks.md measured best: over all candidates BADGE needed 1.1-1.5x
+    10, is what docs/benchmarks/log.md measured best: over all candidates BADGE needed 1.1-1.5x
     margin's labels on digits and CLINC150, with the prefilter about as many as margin.
     ``max_candidates``: above this many candidates, a seeded subsample (bounded work and memory).
     ``intercept``: append a constant 1 to the features (the gradient of the bias)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.types import Model
+from clicloop.orchestrator.types import Model
 
 _BASES = ("logreg", "scaled-logreg")
 
@@ -58,7 +58,7 @@ class Committee:
         return {"predict_proba", "predict_proba_members"} if self.n_members >= 2 else {"predict_proba"}
 
     def fit(self, X: Any, y: Any) -> Committee:
-        from orchestrator import models
+        from clicloop.orchestrator.training import models
 
         if self.base not in _BASES:
             raise ValueError(f"committee base must be one of {', '.join(_BASES)}, got {self.base!r}")

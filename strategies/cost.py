@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import StrategyError
-from orchestrator.types import Model
-from strategies.scores import Entropy, LeastConfidence, Margin, ProbaStrategy
-from strategies.select import SelectContext, select_top_k
+from clicloop.orchestrator.errors import StrategyError
+from clicloop.orchestrator.types import Model
+from clicloop.strategies.scores import Entropy, LeastConfidence, Margin, ProbaStrategy
+from clicloop.strategies.select import SelectContext, select_top_k
 
 _BASES = {"margin": Margin, "entropy": Entropy, "least-confidence": LeastConfidence}
 
@@ -116,7 +116,7 @@ def ledger_seconds(ledger: Any, loop: str) -> dict[str, float]:
     """Mean active seconds per item over the loop's usable answers, read from the ledger in SQL."""
     from sqlalchemy import func, select
 
-    from orchestrator.ledger import schema
+    from clicloop.orchestrator.ledger import schema
 
     a = schema.assignments.c
     with ledger.engine_.connect() as conn:

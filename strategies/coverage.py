@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import StrategyError
-from orchestrator.types import Model
-from strategies.diversity import features, kmeans_pp, pairwise_sq
-from strategies.scores import Margin, is_numeric, margin
-from strategies.select import SelectContext, select_top_k
+from clicloop.orchestrator.errors import StrategyError
+from clicloop.orchestrator.types import Model
+from clicloop.strategies.diversity import features, kmeans_pp, pairwise_sq
+from clicloop.strategies.scores import Margin, is_numeric, margin
+from clicloop.strategies.select import SelectContext, select_top_k
 
 
 class MarginCoverage:

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import StrategyError
-from orchestrator.types import Model
-from strategies.scores import Margin, ProbaStrategy, is_numeric
-from strategies.select import SelectContext, select_top_k
+from clicloop.orchestrator.errors import StrategyError
+from clicloop.orchestrator.types import Model
+from clicloop.strategies.scores import Margin, ProbaStrategy, is_numeric
+from clicloop.strategies.select import SelectContext, select_top_k
 
 
 def features(X: Any, idx: np.ndarray, name: str) -> np.ndarray:
@@ -181,7 +181,7 @@ class ClusterMargin:
     then k-means++ seeding among them (first pick: the smallest margin), so the batch is
     uncertain and spread out. ``avoid_labeled`` starts the seeding away from labeled items.
     ``trials``: candidates drawn per pick, the best kept (greedy k-means++; 0: every candidate,
-    deterministic, as :class:`strategies.coverage.MarginCoverage`); ``weighted`` weighs the
+    deterministic, as :class:`clicloop.strategies.coverage.MarginCoverage`); ``weighted`` weighs the
     shortlist by its margin score."""
 
     requires: tuple[str, ...] = ("predict_proba", "features")

@@ -7,7 +7,7 @@ A model qualifies when its ``predict_proba`` is ``softmax(X @ W + b)``: scikit-l
 object that sets ``linear_softmax_ = True`` next to ``coef_`` and ``intercept_``.
 Scores equal the generic path's up to float32 rounding (relative error ~1e-6).
 
-The measures are those of :mod:`strategies.scores` (Lewis and Gale 1994; Scheffer et al. 2001;
+The measures are those of :mod:`clicloop.strategies.scores` (Lewis and Gale 1994; Scheffer et al. 2001;
 Settles 2009); the log-sum-exp form follows the usual stable softmax (e.g. Goodfellow, Bengio and
 Courville, "Deep Learning", MIT Press 2016, section 4.1).
 """

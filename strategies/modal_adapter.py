@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import StrategyError
-from orchestrator.hookspecs import Register
-from orchestrator.types import Model
-from strategies.select import SelectContext, select_top_k
+from clicloop.orchestrator.errors import StrategyError
+from clicloop.orchestrator.hookspecs import Register
+from clicloop.orchestrator.types import Model
+from clicloop.strategies.select import SelectContext, select_top_k
 
 # name -> (module, measure, sign): the score is sign * measure (higher = more informative)
 SCORED = {

@@ -1,15 +1,15 @@
 """Registers the built-in strategies (and the models some of them need) through the same hooks
 third-party plugins use. Nothing heavy is imported here: torch and modAL load when used."""
 
-from orchestrator.hookspecs import Register, hookimpl
-from strategies.badge import Badge
-from strategies.committee import Committee, KLToConsensus, VoteEntropy
-from strategies.cost import CostAware
-from strategies.coverage import DiverseMiniBatch, MarginCoverage
-from strategies.diversity import ClusterMargin, ColdStart, DensityWeighted, KCenterGreedy
-from strategies.modal_adapter import register_all as register_modal
-from strategies.scores import Entropy, LeastConfidence, Margin, RandomSampling
-from strategies.torch_models import BALD, MCDropoutMLP
+from clicloop.orchestrator.hookspecs import Register, hookimpl
+from clicloop.strategies.badge import Badge
+from clicloop.strategies.committee import Committee, KLToConsensus, VoteEntropy
+from clicloop.strategies.cost import CostAware
+from clicloop.strategies.coverage import DiverseMiniBatch, MarginCoverage
+from clicloop.strategies.diversity import ClusterMargin, ColdStart, DensityWeighted, KCenterGreedy
+from clicloop.strategies.modal_adapter import register_all as register_modal
+from clicloop.strategies.scores import Entropy, LeastConfidence, Margin, RandomSampling
+from clicloop.strategies.torch_models import BALD, MCDropoutMLP
 
 
 @hookimpl

@@ -2,7 +2,7 @@
 chunks and keep a running top-k, so memory stays bounded by one chunk whatever the pool's size.
 
 :func:`stream_top_k` over a pool with ``exclude`` (the labeled rows) picks exactly what
-:func:`strategies.select.select_top_k` picks over the complement as candidates, for the same
+:func:`clicloop.strategies.select.select_top_k` picks over the complement as candidates, for the same
 ``rng``: scores and tie-breaking keys are drawn row after row in pool order.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import DataError, StrategyError
-from orchestrator.types import Model, Strategy
-from strategies.select import _bounded_chunk, _check_finite, merge_top
+from clicloop.orchestrator.errors import DataError, StrategyError
+from clicloop.orchestrator.types import Model, Strategy
+from clicloop.strategies.select import _bounded_chunk, _check_finite, merge_top
 
 
 def open_npy(path: str | Path) -> np.ndarray:

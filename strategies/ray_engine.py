@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import StrategyError
-from orchestrator.types import Model, Strategy
-from strategies.select import _keep_top, merge_top
+from clicloop.orchestrator.errors import StrategyError
+from clicloop.orchestrator.types import Model, Strategy
+from clicloop.strategies.select import _keep_top, merge_top
 
 
 def _range_top_k(strategy: Strategy, model: Model | None, source: Any, start: int, stop: int, excluded: np.ndarray,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strategies.scores import is_numeric
+from clicloop.strategies.scores import is_numeric
 
 NEEDS = {
     "predict_proba": "a model with predict_proba",

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.types import Model
+from clicloop.orchestrator.types import Model
 
 
 def least_confidence(proba: np.ndarray) -> np.ndarray:
@@ -54,13 +54,13 @@ class ProbaStrategy:
     requires: tuple[str, ...] = ("predict_proba",)
     rng_free = True  # scores draw no random numbers: chunks may be scored in parallel
     measure = staticmethod(margin)
-    fused: str | None = None  # name of the measure in strategies.linear, for linear softmax models
+    fused: str | None = None  # name of the measure in clicloop.strategies.linear, for linear softmax models
 
     def score(self, model: Model | None, X: Any, rng: np.random.Generator) -> np.ndarray:
         if model is None:
             raise ValueError(f"{type(self).__name__} needs a fitted model")
         if self.fused is not None and is_numeric(X):
-            from strategies.linear import fused_scores, linear_head
+            from clicloop.strategies.linear import fused_scores, linear_head
 
             head = linear_head(model)
             if head is not None:

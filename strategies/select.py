@@ -11,8 +11,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from orchestrator.errors import StrategyError
-from orchestrator.types import Model, Strategy
+from clicloop.orchestrator.errors import StrategyError
+from clicloop.orchestrator.types import Model, Strategy
 
 
 def select_top_k(
@@ -74,7 +74,7 @@ def _scored_chunks(strategy: Strategy, model: Model | None, X: Any, candidates: 
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    from strategies.linear import one_blas_thread
+    from clicloop.strategies.linear import one_blas_thread
 
     with one_blas_thread(), ThreadPoolExecutor(n, thread_name_prefix="clicloop-score") as pool:
         pending: deque[Any] = deque()

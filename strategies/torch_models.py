@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.types import Model
+from clicloop.orchestrator.types import Model
 
 
 def bald(samples: np.ndarray) -> np.ndarray:

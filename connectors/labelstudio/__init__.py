@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from connectors.labelstudio.settings import ServeSettings
+    from clicloop.connectors.labelstudio.settings import ServeSettings
 
 
 def create_app(settings: ServeSettings) -> Any:
     """The ASGI app serving Label Studio's ML-backend protocol for ``settings``."""
-    from connectors.labelstudio.app import build_app
+    from clicloop.connectors.labelstudio.app import build_app
 
     return build_app(settings)
 

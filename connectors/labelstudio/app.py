@@ -29,10 +29,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connectors.labelstudio.engine import LabelConfigError, ProjectModel, Schema, parse_schema
-from connectors.labelstudio.schemas import PredictRequest, SetupRequest, WebhookRequest, project_id
-from connectors.labelstudio.settings import ServeSettings
-from orchestrator.errors import ClicloopError, ConfigError
+from clicloop.connectors.labelstudio.engine import LabelConfigError, ProjectModel, Schema, parse_schema
+from clicloop.connectors.labelstudio.schemas import PredictRequest, SetupRequest, WebhookRequest, project_id
+from clicloop.connectors.labelstudio.settings import ServeSettings
+from clicloop.orchestrator.errors import ClicloopError, ConfigError
 
 log = logging.getLogger("clicloop.labelstudio.ml")
 
@@ -105,7 +105,7 @@ class Projects:
     """The served projects, created on /setup (or on first sight of a labeling config)."""
 
     def __init__(self, settings: ServeSettings):
-        from orchestrator.plugins import Registry, get_plugin_manager
+        from clicloop.orchestrator.plugins import Registry, get_plugin_manager
 
         self.settings = settings
         self.registry = Registry(get_plugin_manager(list(settings.plugins)))

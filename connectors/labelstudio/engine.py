@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from backends.labelstudio_client import LabelStudioClient
-from connectors.labelstudio.recorder import Recorder, answer_label
-from connectors.labelstudio.settings import ServeSettings
-from orchestrator.errors import ClicloopError
-from orchestrator.seeding import rng_for
+from clicloop.backends.labelstudio_client import LabelStudioClient
+from clicloop.connectors.labelstudio.recorder import Recorder, answer_label
+from clicloop.connectors.labelstudio.settings import ServeSettings
+from clicloop.orchestrator.errors import ClicloopError
+from clicloop.orchestrator.seeding import rng_for
 
 log = logging.getLogger("clicloop.labelstudio.ml")
 

@@ -9,10 +9,10 @@ import json
 import threading
 from typing import Any
 
-from backends.labelstudio_format import annotation_label as answer_label
-from backends.labelstudio_format import user_id
-from orchestrator.ledger import Ledger
-from orchestrator.types import Answer, Consensus, Task
+from clicloop.backends.labelstudio_format import annotation_label as answer_label
+from clicloop.backends.labelstudio_format import user_id
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.types import Answer, Consensus, Task
 
 BACKEND = "labelstudio-ml"
 
@@ -86,7 +86,7 @@ class Recorder:
         """(task key, item id) of the recorded answer for this annotation id, if any."""
         from sqlalchemy import select
 
-        from orchestrator.ledger import schema as s
+        from clicloop.orchestrator.ledger import schema as s
 
         a = s.assignments.c
         with self.ledger_.engine_.connect() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from clicloop.orchestrator.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ServeSettings:
 
 
 def settings_from_config(config: Any, token: str, **options: Any) -> ServeSettings:
-    """Serve settings from a loaded clicloop :class:`~orchestrator.config.Config` and options."""
+    """Serve settings from a loaded clicloop :class:`~clicloop.orchestrator.config.Config` and options."""
     return ServeSettings(
         token=token, loop=config.loop.name, ledger=config.ledger, model_name=config.model.name,
         model_params=dict(config.model.params), strategy_name=config.strategy.name,

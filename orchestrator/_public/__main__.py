@@ -1,5 +1,5 @@
-"""``python -m orchestrator`` runs the clicloop command line."""
+"""``python -m clicloop`` runs the clicloop command line."""
 
-from orchestrator.cli import main
+from clicloop.orchestrator.cli.main import main
 
 main()

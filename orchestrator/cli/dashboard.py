@@ -1,6 +1,6 @@
 """``clicloop dashboard``: serve the cost-of-human-labor dashboard (read-only) on 127.0.0.1.
 (``clicloop report --html out.html`` writes the same views to one file:
-``orchestrator.dashboard.render.write_html_report``.)
+``clicloop.orchestrator.dashboard.render.write_html_report``.)
 
 Mounted into the main CLI with ``app.command("dashboard")(dashboard_command)``; plotly, FastAPI
 and uvicorn are imported only when the command runs.
@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orchestrator.errors import ConfigError
+from clicloop.orchestrator.errors import ConfigError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -31,8 +31,8 @@ def dashboard_command(
     floor, unpaid overhead, rejections, post-deployment review and labor cards."""
     import uvicorn
 
-    from orchestrator.config import WageFloor, load_config
-    from orchestrator.dashboard.app import create_app
+    from clicloop.orchestrator.config import WageFloor, load_config
+    from clicloop.orchestrator.dashboard.app import create_app
 
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port} is not a port number", field="port")

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from orchestrator.errors import ConfigError
+from clicloop.orchestrator.errors import ConfigError
 
 deploy_app = typer.Typer(help="Review a deployed model's predictions with people and learn from their corrections.",
                          no_args_is_help=True)
@@ -27,20 +27,20 @@ LedgerOpt = Annotated[str, typer.Option("--ledger", envvar="CLICLOOP_LEDGER", he
 DeploymentOpt = Annotated[str, typer.Option("--deployment", "-d", help="deployment name")]
 ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", help="where fitted model versions are stored")]
 DEFAULT_LEDGER = "sqlite:///clicloop.db"
-PLUGIN = "orchestrator.postdeploy.plugin"
+PLUGIN = "clicloop.orchestrator.postdeploy.plugin"
 
 
 @contextmanager
 def _store(ledger: str, deployment: str) -> Iterator[Any]:
-    from orchestrator.ledger import Ledger
-    from orchestrator.postdeploy.store import DeploymentStore
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.postdeploy.store import DeploymentStore
 
     with Ledger(ledger) as led:
         yield DeploymentStore(led, deployment)
 
 
 def _registry(plugins: list[str] | None = None) -> Any:
-    from orchestrator.postdeploy.triage import triage_registry
+    from clicloop.orchestrator.postdeploy.triage import triage_registry
 
     return triage_registry(plugins or ())
 
@@ -56,8 +56,8 @@ def register(
     ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
 ) -> None:
     """Register a model version and its label set (predictions of unknown versions are quarantined)."""
-    from orchestrator.postdeploy.inputs import read_labeled, read_labels
-    from orchestrator.postdeploy.learn import load_model
+    from clicloop.orchestrator.postdeploy.inputs import read_labeled, read_labels
+    from clicloop.orchestrator.postdeploy.learn import load_model
 
     names = read_labels(labels)
     n_train = 0 if base is None else len(read_labeled(base).y)
@@ -82,8 +82,8 @@ def ingest(
     ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
 ) -> None:
     """Ingest a JSONL file from where the last run stopped (resumable; a replay is not counted twice)."""
-    from orchestrator.postdeploy.follower import FileFollower
-    from orchestrator.postdeploy.ingest import Ingestor
+    from clicloop.orchestrator.postdeploy.follower import FileFollower
+    from clicloop.orchestrator.postdeploy.ingest import Ingestor
 
     if not follow and not file.is_file():
         raise ConfigError(f"no file {file}; give the JSONL file the deployed model writes (or --follow to wait for it)")
@@ -109,10 +109,10 @@ def triage(
     """Decide, for every prediction not decided yet, whether people review it (and record why)."""
     import numpy as np
 
-    from orchestrator.postdeploy.conditions import TriageContext, normalised, vocabulary_of
-    from orchestrator.postdeploy.inputs import read_labeled, read_policy
-    from orchestrator.postdeploy.learn import corrections, featurize, load_model
-    from orchestrator.postdeploy.triage import Triage, build_policy
+    from clicloop.orchestrator.postdeploy.conditions import TriageContext, normalised, vocabulary_of
+    from clicloop.orchestrator.postdeploy.inputs import read_labeled, read_policy
+    from clicloop.orchestrator.postdeploy.learn import corrections, featurize, load_model
+    from clicloop.orchestrator.postdeploy.triage import Triage, build_policy
 
     registry = _registry(plugins)
     built = build_policy(read_policy(policy), registry)
@@ -146,9 +146,9 @@ def review(
     ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
 ) -> None:
     """Send the selected predictions to people: confirm, correct, or out of scope."""
-    from orchestrator.plugins import Registry, get_plugin_manager
-    from orchestrator.postdeploy.inputs import parse_json_object, read_jsonl, read_labels
-    from orchestrator.postdeploy.review import Reviewer
+    from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+    from clicloop.orchestrator.postdeploy.inputs import parse_json_object, read_jsonl, read_labels
+    from clicloop.orchestrator.postdeploy.review import Reviewer
 
     gold = None if truth is None else {str(r["id"]): str(r["label"]) for r in read_jsonl(truth, ("id", "label"))}
     backend_obj = Registry(get_plugin_manager()).create("backend", backend, parse_json_object(params, "--params"), field="backend")
@@ -178,9 +178,9 @@ def retrain(
     ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
 ) -> None:
     """Retrain on the base data plus corrections; promote only if better on the audited slice."""
-    from orchestrator.plugins import Registry, get_plugin_manager
-    from orchestrator.postdeploy.inputs import parse_json_object, read_labeled
-    from orchestrator.postdeploy.learn import Learner, due
+    from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+    from clicloop.orchestrator.postdeploy.inputs import parse_json_object, read_labeled
+    from clicloop.orchestrator.postdeploy.learn import Learner, due
 
     data = read_labeled(base)
     model_params = parse_json_object(params, "--params")
@@ -216,7 +216,7 @@ def rollback(
     ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
 ) -> None:
     """Serve the previous version (or --to) again."""
-    from orchestrator.postdeploy.learn import rollback as do_rollback
+    from clicloop.orchestrator.postdeploy.learn import rollback as do_rollback
 
     with _store(ledger, deployment) as store:
         typer.echo(f"{deployment}: rolled back to {do_rollback(store, to, reason)}")
@@ -228,7 +228,7 @@ def status(
     ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
 ) -> None:
     """Serving version, audited error rate with its interval, errors fixed per hour, time to correction, promotions."""
-    from orchestrator.postdeploy import report as rep
+    from clicloop.orchestrator.postdeploy import report as rep
 
     with _store(ledger, deployment) as store:
         data = rep.build(store)
@@ -241,7 +241,7 @@ def report_command(
     ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
 ) -> None:
     """The post-deployment report as Markdown (and JSON with --out)."""
-    from orchestrator.postdeploy import report as rep
+    from clicloop.orchestrator.postdeploy import report as rep
 
     with _store(ledger, deployment) as store:
         data = rep.build(store)
@@ -266,7 +266,7 @@ def serve_ingest(
 
     import uvicorn
 
-    from orchestrator.postdeploy.server import IngestSettings, create_ingest_app
+    from clicloop.orchestrator.postdeploy.server import IngestSettings, create_ingest_app
 
     token = os.environ.get(token_env, "")
     if not token:

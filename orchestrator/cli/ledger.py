@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orchestrator.errors import ClicloopError
+from clicloop.orchestrator.errors import ClicloopError
 
 ledger_app = typer.Typer(help="Check, export and settle the human-labor ledger.", no_args_is_help=True)
 LedgerOpt = Annotated[Optional[str], typer.Option("--ledger", help="ledger URL (default: the config's)")]
@@ -18,7 +18,7 @@ ConfigOpt = Annotated[Optional[Path], typer.Argument(help="a loop config (for it
 def _resolve(config: Path | None, ledger: str | None) -> tuple[str, object | None]:
     cfg = None
     if config is not None:
-        from orchestrator.config import load_config
+        from clicloop.orchestrator.config import load_config
 
         cfg = load_config(config)
         ledger = ledger or cfg.ledger
@@ -30,9 +30,9 @@ def _resolve(config: Path | None, ledger: str | None) -> tuple[str, object | Non
 @ledger_app.command()
 def verify(config: ConfigOpt = None, ledger: LedgerOpt = None) -> None:
     """Check the invariants: every payment has its answer, nothing is paid twice, totals add up."""
-    from orchestrator.ledger import Ledger
-    from orchestrator.ledger.verify import CHECKS
-    from orchestrator.ledger.verify import verify as run_checks
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.ledger.verify import CHECKS
+    from clicloop.orchestrator.ledger.verify import verify as run_checks
 
     url, _ = _resolve(config, ledger)
     with Ledger(url) as led:
@@ -52,8 +52,8 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
 ) -> None:
     """Write every table (worker pseudonyms, never raw ids) to CSV or Parquet files."""
-    from orchestrator.ledger import Ledger
-    from orchestrator.ledger.export import export as run_export
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.ledger.export import export as run_export
 
     url, _ = _resolve(config, ledger)
     with Ledger(url) as led:
@@ -68,8 +68,8 @@ def adjust(
     apply: Annotated[bool, typer.Option("--apply", help="record the payments (otherwise only list them)")] = False,
 ) -> None:
     """Adjustment payments that lift every worker below the wage floor (on total time) to it."""
-    from orchestrator.fairness import apply_adjustments, proposed_adjustments
-    from orchestrator.ledger import Ledger
+    from clicloop.orchestrator.fairwork.wages import apply_adjustments, proposed_adjustments
+    from clicloop.orchestrator.ledger import Ledger
 
     url, cfg = _resolve(config, None)
     with Ledger(url) as led:
@@ -93,8 +93,8 @@ def labor_card_command(
     out: Annotated[Optional[Path], typer.Option(help="write <out>.md and <out>.json (default: print Markdown)")] = None,
 ) -> None:
     """The human labor behind one model version, as Markdown and JSON, to ship beside its model card."""
-    from orchestrator.laborcard import labor_card, render_markdown
-    from orchestrator.ledger import Ledger
+    from clicloop.orchestrator.reporting.laborcard import labor_card, render_markdown
+    from clicloop.orchestrator.ledger import Ledger
 
     url, cfg = _resolve(config, ledger)
     with Ledger(url) as led:
@@ -113,10 +113,10 @@ def quality(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Each worker's accuracy on gold questions, and the gold items most workers disputed."""
-    from orchestrator.config import Gold, load_config
-    from orchestrator.data import load_data
-    from orchestrator.ledger import Ledger
-    from orchestrator.quality import gold_status, worker_accuracy
+    from clicloop.orchestrator.config import Gold, load_config
+    from clicloop.orchestrator.data import load_data
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.crowd.quality import gold_status, worker_accuracy
 
     cfg = load_config(config)
     gold = cfg.loop.gold or Gold()

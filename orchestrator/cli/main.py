@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from orchestrator.errors import ClicloopError
+from clicloop.orchestrator.errors import ClicloopError
 
 app = typer.Typer(
     help="clicloop: an active-learning labeling loop that accounts for every human second behind a model.",
@@ -28,7 +28,7 @@ def quickstart(
     budget: Annotated[int, typer.Option(help="answers each loop may buy")] = 300,
 ) -> None:
     """Margin sampling against random sampling on scikit-learn's digits, with a simulated crowd."""
-    from orchestrator.quickstart import run_quickstart
+    from clicloop.orchestrator.cli.quickstart import run_quickstart
 
     run_quickstart(ledger=ledger, seed=seed, budget=budget)
 
@@ -41,10 +41,10 @@ def run(
     """Run a loop, or resume it from the ledger where it stopped."""
     from rich.console import Console
 
-    from orchestrator.config import load_config
-    from orchestrator.loop import Loop
-    from orchestrator.progress import progress_plugin
-    from orchestrator.plugins import Registry, check_names, get_plugin_manager
+    from clicloop.orchestrator.config import load_config
+    from clicloop.orchestrator.loop import Loop
+    from clicloop.orchestrator.progress import progress_plugin
+    from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
 
     cfg = load_config(config)
     console = Console(stderr=True)
@@ -72,7 +72,7 @@ def report(
 
     floor, stops = None, {}
     if config is not None:
-        from orchestrator.config import load_config
+        from clicloop.orchestrator.config import load_config
 
         cfg = load_config(config)
         ledger, loop, floor = ledger or cfg.ledger, loop or cfg.loop.name, cfg.wage_floor
@@ -80,13 +80,13 @@ def report(
     if ledger is None:
         raise typer.BadParameter("give a config file or --ledger URL")
     if html is not None:
-        from orchestrator.dashboard.render import write_html_report
+        from clicloop.orchestrator.dashboard.render import write_html_report
 
         out = write_html_report(ledger, html, loop, floor=floor, target=target, stops=stops)
         typer.echo(f"wrote {out} (every dashboard view, one self-contained file; it opens without a network)")
         return
-    from orchestrator.dashboard.source import ReadOnlyLedger
-    from orchestrator.report import build_report, forecasts
+    from clicloop.orchestrator.dashboard.source import ReadOnlyLedger
+    from clicloop.orchestrator.reporting.report import build_report, forecasts
 
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured) if as_json else contextlib.nullcontext():
@@ -107,11 +107,11 @@ def report(
 def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = False) -> None:
     from rich.console import Console
 
-    from orchestrator.config import WageFloor
-    from orchestrator.errors import LedgerError
-    from orchestrator.fairness import below_floor, proposed_adjustments
-    from orchestrator.ledger import Ledger
-    from orchestrator.report import build_report, render_report, report_dict
+    from clicloop.orchestrator.config import WageFloor
+    from clicloop.orchestrator.errors import LedgerError
+    from clicloop.orchestrator.fairwork.wages import below_floor, proposed_adjustments
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.reporting.report import build_report, render_report, report_dict
 
     floor = floor or WageFloor()
     with Ledger(url) as ledger:
@@ -145,14 +145,14 @@ def init(
 
     if path.exists() and not force:
         raise ClicloopError(f"{path} exists; pass --force to overwrite it")
-    path.write_text(files("orchestrator").joinpath("templates/clicloop.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    path.write_text(files("clicloop.orchestrator").joinpath("templates/clicloop.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     typer.echo(f"wrote {path}; run it with: clicloop run {path}")
 
 
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """List the strategies, backends, models and aggregators installed, and where each comes from."""
-    from orchestrator.plugins import KINDS, Registry, get_plugin_manager
+    from clicloop.orchestrator.plugins import KINDS, Registry, get_plugin_manager
 
     registry = Registry(get_plugin_manager())
     rows = [
@@ -172,17 +172,17 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] 
     Console().print(table)
 
 
-from orchestrator.cli_ledger import labor_card_command, ledger_app  # noqa: E402 (typer only; commands import lazily)
+from clicloop.orchestrator.cli.ledger import labor_card_command, ledger_app  # noqa: E402 (typer only; commands import lazily)
 
 app.add_typer(ledger_app, name="ledger")
-from orchestrator.cli_serve import serve_app  # noqa: E402 (typer only; servers import lazily)
+from clicloop.orchestrator.cli.serve import serve_app  # noqa: E402 (typer only; servers import lazily)
 
 app.add_typer(serve_app, name="serve")
 app.command("labor-card")(labor_card_command)
-from orchestrator.cli_postdeploy import deploy_app  # noqa: E402 (typer only; commands import lazily)
+from clicloop.orchestrator.cli.deploy import deploy_app  # noqa: E402 (typer only; commands import lazily)
 
 app.add_typer(deploy_app, name="deploy")
-from orchestrator.cli_dashboard import dashboard_command  # noqa: E402 (typer only; the server imports lazily)
+from clicloop.orchestrator.cli.dashboard import dashboard_command  # noqa: E402 (typer only; the server imports lazily)
 
 app.command("dashboard")(dashboard_command)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.config import Config, config_from_dict
-from orchestrator.loop import Loop, RoundResult
+from clicloop.orchestrator.config import Config, config_from_dict
+from clicloop.orchestrator.loop import Loop, RoundResult
 
 PURPOSE = "Teach a model to read handwritten digits on scanned forms."
 
@@ -36,8 +36,8 @@ def quickstart_config(strategy: str, *, ledger: str, seed: int, budget: int) -> 
 
 def full_data_metric(config: Config) -> float:
     """Accuracy of the same model trained on the whole pool's ground truth."""
-    from orchestrator.data import load_data
-    from orchestrator.models import scaled_logreg  # the default numeric model the loops use
+    from clicloop.orchestrator.data import load_data
+    from clicloop.orchestrator.training.models import scaled_logreg  # the default numeric model the loops use
 
     pool, evalset, _ = load_data(config.data, config.loop.seed)
     model = scaled_logreg().fit(pool.X, pool.truth.astype(str))
@@ -58,8 +58,8 @@ def outcome(strategy: str, results: list[RoundResult], target: float) -> Outcome
 def run_quickstart(*, ledger: str, seed: int, budget: int, console: Any = None) -> list[Outcome]:
     from rich.console import Console
 
-    from orchestrator.plugins import get_plugin_manager
-    from orchestrator.progress import progress_plugin
+    from clicloop.orchestrator.plugins import get_plugin_manager
+    from clicloop.orchestrator.progress import progress_plugin
 
     console = console or Console()
     configs = [quickstart_config(s, ledger=ledger, seed=seed, budget=budget) for s in ("margin", "random")]
@@ -84,8 +84,8 @@ def summary(outcomes: list[Outcome], target: float, config: Config, ledger: str)
     from rich.table import Table
     from rich.text import Text
 
-    from orchestrator.ledger import Ledger
-    from orchestrator.report import build_report
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.reporting.report import build_report
 
     floor = config.wage_floor
     table = Table(title=f"to reach accuracy {target:.3f}", title_justify="left")

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from orchestrator.errors import ConfigError
+from clicloop.orchestrator.errors import ConfigError
 
 serve_app = typer.Typer(help="Run clicloop as a server (e.g. a Label Studio ML backend).", no_args_is_help=True)
 
@@ -30,9 +30,9 @@ def labelstudio(
     on new annotations, and every annotation's lead_time in the ledger."""
     import uvicorn
 
-    from connectors.labelstudio import create_app
-    from connectors.labelstudio.settings import settings_from_config
-    from orchestrator.config import load_config
+    from clicloop.connectors.labelstudio import create_app
+    from clicloop.connectors.labelstudio.settings import settings_from_config
+    from clicloop.orchestrator.config import load_config
 
     token = os.environ.get(token_env, "")
     if not token:
@@ -46,6 +46,6 @@ def labelstudio(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
-from orchestrator.cli_postdeploy import serve_ingest  # noqa: E402 (typer only; the server imports lazily)
+from clicloop.orchestrator.cli.deploy import serve_ingest  # noqa: E402 (typer only; the server imports lazily)
 
 serve_app.command("ingest")(serve_ingest)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from orchestrator.hookspecs import Register, hookimpl
-from orchestrator.types import Consensus, Vote
+from clicloop.orchestrator.hookspecs import Register, hookimpl
+from clicloop.orchestrator.types import Consensus, Vote
 
 
 class MajorityVote:

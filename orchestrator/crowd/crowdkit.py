@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import ClicloopError
-from orchestrator.hookspecs import Register, hookimpl
-from orchestrator.types import Consensus, Vote
+from clicloop.orchestrator.errors import ClicloopError
+from clicloop.orchestrator.hookspecs import Register, hookimpl
+from clicloop.orchestrator.types import Consensus, Vote
 
 _TIE_TOLERANCE = 1e-9
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.config import Gold, Relabel
-from orchestrator.ledger import Ledger
-from orchestrator.types import Answer, Consensus, Vote
+from clicloop.orchestrator.config import Gold, Relabel
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.types import Answer, Consensus, Vote
 
 log = logging.getLogger("clicloop")
 DISPUTED = "gold item disputed by most workers: treated as unclear instructions, answer accepted and paid"

@@ -10,8 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.config import Adaptive
-from orchestrator.types import Answer
+from clicloop.orchestrator.config import Adaptive
+from clicloop.orchestrator.types import Answer
 
 
 def agreement(labels: Sequence[str]) -> float:

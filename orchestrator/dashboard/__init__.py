@@ -1,7 +1,7 @@
 """The cost-of-human-labor dashboard: pure views (ledger -> plotly figures and key numbers), an
 HTML renderer (one self-contained page) and a read-only FastAPI app serving the same views.
 
-    from orchestrator.dashboard import write_html_report
+    from clicloop.orchestrator.dashboard import write_html_report
     write_html_report("sqlite:///clicloop-quickstart.db", "report.html")
 
 plotly, fastapi and uvicorn (the ``dashboard`` extra) are imported only when a view is built.
@@ -13,13 +13,13 @@ from importlib import import_module
 from typing import Any
 
 _LAZY = {
-    "build_views": "orchestrator.dashboard.views",
-    "VIEWS": "orchestrator.dashboard.views",
-    "Filters": "orchestrator.dashboard.source",
-    "read_only_engine": "orchestrator.dashboard.source",
-    "render_page": "orchestrator.dashboard.render",
-    "write_html_report": "orchestrator.dashboard.render",
-    "create_app": "orchestrator.dashboard.app",
+    "build_views": "clicloop.orchestrator.dashboard.views",
+    "VIEWS": "clicloop.orchestrator.dashboard.views",
+    "Filters": "clicloop.orchestrator.dashboard.source",
+    "read_only_engine": "clicloop.orchestrator.dashboard.source",
+    "render_page": "clicloop.orchestrator.dashboard.render",
+    "write_html_report": "clicloop.orchestrator.dashboard.render",
+    "create_app": "clicloop.orchestrator.dashboard.app",
 }
 __all__ = sorted(_LAZY)
 
@@ -27,4 +27,4 @@ __all__ = sorted(_LAZY)
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'orchestrator.dashboard' has no attribute {name!r}")
+    raise AttributeError(f"module 'clicloop.orchestrator.dashboard' has no attribute {name!r}")

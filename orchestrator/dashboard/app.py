@@ -4,7 +4,7 @@ Routes (GET only; filters as query parameters ``loop``, ``backend``, ``model_ver
 ``date_from``, ``date_to``, ``target``):
 
 - ``/``: every view on one page, with the filter form;
-- ``/view/{name}``: one view alone (names: ``orchestrator.dashboard.views.VIEWS``);
+- ``/view/{name}``: one view alone (names: ``clicloop.orchestrator.dashboard.views.VIEWS``);
 - ``/api/views`` and ``/api/views/{name}``: the same as JSON (numbers, tables, plotly figures);
 - ``/assets/plotly.min.js``: plotly.js from the installed plotly package (no CDN);
 - ``/healthz``.
@@ -20,8 +20,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config import Stop, WageFloor
-from orchestrator.errors import ClicloopError, LedgerError
+from clicloop.orchestrator.config import Stop, WageFloor
+from clicloop.orchestrator.errors import ClicloopError, LedgerError
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -40,11 +40,11 @@ def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mappin
 
     import plotly
 
-    from orchestrator.dashboard import queries
-    from orchestrator.dashboard.render import PageOptions, page_json, render_page
-    from orchestrator.dashboard.source import Filters, loop_infos, read_only_engine
-    from orchestrator.dashboard.views import VIEWS, build_views
-    from orchestrator.ledger.db import redact
+    from clicloop.orchestrator.dashboard import queries
+    from clicloop.orchestrator.dashboard.render import PageOptions, page_json, render_page
+    from clicloop.orchestrator.dashboard.source import Filters, loop_infos, read_only_engine
+    from clicloop.orchestrator.dashboard.views import VIEWS, build_views
+    from clicloop.orchestrator.ledger.db import redact
 
     engine = read_only_engine(ledger_url)
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"

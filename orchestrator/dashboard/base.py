@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from orchestrator.config import Stop, WageFloor
-from orchestrator.dashboard import queries
-from orchestrator.dashboard.source import Filters, LoopInfo, loop_infos
+from clicloop.orchestrator.config import Stop, WageFloor
+from clicloop.orchestrator.dashboard import queries
+from clicloop.orchestrator.dashboard.source import Filters, LoopInfo, loop_infos
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")

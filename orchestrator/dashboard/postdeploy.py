@@ -11,7 +11,7 @@ figure is a grouped count or sum in SQL, by UTC day:
   which cannot attribute it);
 - the production error rate by the day of the *prediction*, from reviewed random audits only
   (every prediction had the same chance to be audited, so their error share is unbiased), as
-  ``orchestrator.postdeploy.metrics.audit_error_rate`` computes it.
+  ``clicloop.orchestrator.postdeploy.metrics.audit_error_rate`` computes it.
 
 Filters: ``loop`` ``<deployment>:review`` (labeling loops have no post-deployment data),
 ``model_version`` a deployed version (the predictions it made), ``backend`` (reviews done there),
@@ -26,10 +26,10 @@ from typing import Any
 
 from sqlalchemy import Engine, Integer, case, cast, func, inspect, select
 
-from orchestrator.dashboard.base import FLOOR, PALETTE, Context, Number, View, fmt, layout, table
-from orchestrator.dashboard.queries import Scope
-from orchestrator.dashboard.source import REVIEW_SUFFIX
-from orchestrator.ledger import schema as s
+from clicloop.orchestrator.dashboard.base import FLOOR, PALETTE, Context, Number, View, fmt, layout, table
+from clicloop.orchestrator.dashboard.queries import Scope
+from clicloop.orchestrator.dashboard.source import REVIEW_SUFFIX
+from clicloop.orchestrator.ledger import schema as s
 
 NO_DATA = "No post-deployment data in this ledger: no production predictions have been reviewed yet."
 NONE_IN_SCOPE = ("No post-deployment review in scope: post-deployment work is filtered by its loop '<deployment>:review' "
@@ -169,7 +169,7 @@ def read(engine: Engine, scope: Scope, review_loops: set[str]) -> list[Deploymen
 
 
 def _rate(errors: int, n: int) -> tuple[float | None, float | None, float | None]:
-    from orchestrator.postdeploy.metrics import wilson  # the same estimate as `clicloop deploy status`
+    from clicloop.orchestrator.postdeploy.metrics import wilson  # the same estimate as `clicloop deploy status`
 
     return wilson(errors, n, LEVEL)
 

@@ -1,6 +1,6 @@
 """The dashboard's SQL: the ledger's accounting, grouped and filtered (loop, backend, model
 version, dates). Every figure is a grouped sum computed by the database; Python only turns sums
-into ratios. Without filters the figures equal ``orchestrator.ledger.accounting``'s (a test
+into ratios. Without filters the figures equal ``clicloop.orchestrator.ledger.accounting``'s (a test
 checks it); the filters are why these queries live here rather than there.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, inspect, literal, select, union_all
 
-from orchestrator.dashboard.source import REVIEW_SUFFIX, Filters
-from orchestrator.errors import LedgerError
-from orchestrator.ledger import schema as s
-from orchestrator.ledger.accounting import INCOME_KINDS, _wages
+from clicloop.orchestrator.dashboard.source import REVIEW_SUFFIX, Filters
+from clicloop.orchestrator.errors import LedgerError
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, _wages
 
 a, p, w, rv, r = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c, s.rounds.c
 

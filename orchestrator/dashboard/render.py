@@ -12,10 +12,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config import Stop, WageFloor
-from orchestrator.dashboard.base import View
-from orchestrator.dashboard.source import Filters
-from orchestrator.ledger.db import redact
+from clicloop.orchestrator.config import Stop, WageFloor
+from clicloop.orchestrator.dashboard.base import View
+from clicloop.orchestrator.dashboard.source import Filters
+from clicloop.orchestrator.ledger.db import redact
 
 # a static file may load nothing from anywhere: the browser enforces it
 STATIC_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:"
@@ -178,8 +178,8 @@ def write_html_report(ledger_url: str, out_path: str | Path, loop: str | None = 
     """Write every view of the ledger (one loop, or all) as ONE self-contained HTML file that
     opens without a network (plotly.js inline; a Content-Security-Policy forbids any fetch).
     The ledger is opened read-only. Returns the path written."""
-    from orchestrator.dashboard.source import read_only_engine
-    from orchestrator.dashboard.views import build_views
+    from clicloop.orchestrator.dashboard.source import read_only_engine
+    from clicloop.orchestrator.dashboard.views import build_views
 
     filters = filters or Filters(loop=loop)
     engine = read_only_engine(ledger_url)

@@ -17,10 +17,10 @@ from urllib.parse import quote
 from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.errors import ConfigError, LedgerError
-from orchestrator.ledger import Ledger
-from orchestrator.ledger import schema as s
-from orchestrator.ledger.db import redact
+from clicloop.orchestrator.errors import ConfigError, LedgerError
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.db import redact
 
 
 @dataclass(frozen=True)

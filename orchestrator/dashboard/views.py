@@ -6,14 +6,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import Engine
 
-from orchestrator.config import Stop, WageFloor
-from orchestrator.dashboard.base import Context, View
-from orchestrator.dashboard.postdeploy import post_deployment
-from orchestrator.dashboard.source import Filters
-from orchestrator.dashboard.views_cards import labor_cards
-from orchestrator.dashboard.views_cost import forecast_view, learning, marginal
-from orchestrator.dashboard.views_people import rejections, unpaid, wages
-from orchestrator.errors import ConfigError
+from clicloop.orchestrator.config import Stop, WageFloor
+from clicloop.orchestrator.dashboard.base import Context, View
+from clicloop.orchestrator.dashboard.postdeploy import post_deployment
+from clicloop.orchestrator.dashboard.source import Filters
+from clicloop.orchestrator.dashboard.views_cards import labor_cards
+from clicloop.orchestrator.dashboard.views_cost import forecast_view, learning, marginal
+from clicloop.orchestrator.dashboard.views_people import rejections, unpaid, wages
+from clicloop.orchestrator.errors import ConfigError
 
 VIEWS: dict[str, Callable[[Context], View]] = {
     "learning": learning,

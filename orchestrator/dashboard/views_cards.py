@@ -1,4 +1,4 @@
-"""The labor card of each model version: the human work behind it (``orchestrator.laborcard``)."""
+"""The labor card of each model version: the human work behind it (``clicloop.orchestrator.reporting.laborcard``)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from orchestrator.dashboard import queries
-from orchestrator.dashboard.base import PALETTE, Context, Number, Table, View, fmt, layout, table
-from orchestrator.dashboard.views_people import UNPAID_KINDS
-from orchestrator.dashboard.source import Filters, ReadOnlyLedger
+from clicloop.orchestrator.dashboard import queries
+from clicloop.orchestrator.dashboard.base import PALETTE, Context, Number, Table, View, fmt, layout, table
+from clicloop.orchestrator.dashboard.views_people import UNPAID_KINDS
+from clicloop.orchestrator.dashboard.source import Filters, ReadOnlyLedger
 
 MAX_CARDS = 4  # full cards shown at once (the latest version of each loop, or the one filtered on)
 
 
 def labor_cards(ctx: Context) -> View:
-    from orchestrator.laborcard import labor_card
+    from clicloop.orchestrator.reporting.laborcard import labor_card
 
     cur = ctx.currency
     view = View("laborcards", "Labor cards", "Every model version with the human work behind it (labels, hours, money "
@@ -56,11 +56,11 @@ def labor_cards(ctx: Context) -> View:
 
 
 def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> dict[str, Any]:
-    """The labor card of a labeling loop's model version, as ``orchestrator.laborcard.labor_card``
+    """The labor card of a labeling loop's model version, as ``clicloop.orchestrator.reporting.laborcard.labor_card``
     writes it (a test checks they agree), from one pass of the dashboard's per-worker query: the
     card's totals are the sums of its workers' figures, so the ledger is scanned once, not twice."""
-    from orchestrator.laborcard import _count, _distribution, _rejections, loop_settings
-    from orchestrator.ledger import schema as s
+    from clicloop.orchestrator.reporting.laborcard import _count, _distribution, _rejections, loop_settings
+    from clicloop.orchestrator.ledger import schema as s
 
     loop, before = row["loop"], int(row["round_no"])
     scope = queries.Scope(Filters(loop=loop), (loop,), before, None, None)  # all the work before it, whatever the filters
@@ -112,7 +112,7 @@ def _hours_figure(cards: list[dict[str, Any]]) -> Any:
 
 
 def _card_table(card: dict[str, Any]) -> Table:
-    from orchestrator.laborcard import pseudo_labels_text
+    from clicloop.orchestrator.reporting.laborcard import pseudo_labels_text
 
     h, m, w, rej = card["hours"], card["money"], card["wages_total_time"], card["rejections"]
     cur = m["currency"]

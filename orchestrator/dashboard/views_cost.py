@@ -7,8 +7,8 @@ import math
 from functools import lru_cache
 from typing import Any
 
-from orchestrator.dashboard.base import FLOOR, Context, Number, View, fmt, layout, table
-from orchestrator.forecast import Forecast, default_target, forecast
+from clicloop.orchestrator.dashboard.base import FLOOR, Context, Number, View, fmt, layout, table
+from clicloop.orchestrator.reporting.forecast import Forecast, default_target, forecast
 
 AXES = (("n_labeled", "labels", "labels the model was trained on"), ("hours", "hours", "human hours (unpaid time included)"),
         ("cost", "money", "money spent ({cur}, fees included)"))
@@ -17,7 +17,7 @@ AXES = (("n_labeled", "labels", "labels the model was trained on"), ("hours", "h
 def targets(ctx: Context) -> dict[str, float]:
     """Per loop, the target its forecast aims at: ``?target=``, else the ``stop.target_metric`` of
     the loop's config (``clicloop dashboard --config``), else 2 points above the best metric in
-    scope (capped at 0.99); the same rule as ``clicloop report`` (orchestrator.forecast.default_target)."""
+    scope (capped at 0.99); the same rule as ``clicloop report`` (clicloop.orchestrator.reporting.forecast.default_target)."""
     best = max((r["metric"] for rows in ctx.curves.values() for r in rows if r["metric"] is not None), default=None)
     return {loop: ctx.target if ctx.target is not None else
             default_target(ctx.stops[loop].target_metric if loop in ctx.stops else None, best) for loop in ctx.curves}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from orchestrator.dashboard import queries
-from orchestrator.dashboard.base import FLOOR, PALETTE, Context, Number, View, fmt, layout, table
+from clicloop.orchestrator.dashboard import queries
+from clicloop.orchestrator.dashboard.base import FLOOR, PALETTE, Context, Number, View, fmt, layout, table
 
 MAX_WORKER_ROWS = 100  # the per-worker table lists the lowest wages first; the figure shows everyone
 UNPAID_KINDS = (("search", "searching for tasks"), ("wait", "waiting"), ("returned", "returned work"),

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.config import ContentWarning, Sensitive
-from orchestrator.errors import ClicloopError
-from orchestrator.hookspecs import hookimpl
-from orchestrator.types import PolicyDecision, Task
+from clicloop.orchestrator.config import ContentWarning, Sensitive
+from clicloop.orchestrator.errors import ClicloopError
+from clicloop.orchestrator.hookspecs import hookimpl
+from clicloop.orchestrator.types import PolicyDecision, Task
 
 DETECTORS = {
     "email": r"[\w.+-]+@[\w-]+\.[\w.-]+",

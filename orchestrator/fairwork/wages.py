@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
-from orchestrator.config import WageFloor
-from orchestrator.ledger import Ledger
-from orchestrator.ledger import schema as s
-from orchestrator.ledger.accounting import by_worker
+from clicloop.orchestrator.config import WageFloor
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.accounting import by_worker
 
 RECENT_ANSWERS = 500
 

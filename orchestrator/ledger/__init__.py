@@ -3,6 +3,6 @@
 SQLite is the embedded default; any SQLAlchemy URL works (PostgreSQL for teams).
 """
 
-from orchestrator.ledger.store import Ledger
+from clicloop.orchestrator.ledger.store import Ledger
 
 __all__ = ["Ledger"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, literal, select, union_all
 
-from orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger import schema as s
 
 INCOME_KINDS = ("reward", "bonus", "adjustment")
 a, p, w, rv = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c

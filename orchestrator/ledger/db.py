@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.errors import LedgerError
+from clicloop.orchestrator.errors import LedgerError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -91,7 +91,7 @@ def num(value: Any) -> float:
 
 
 def micros(amount: float) -> int:
-    from orchestrator.ledger.schema import MICROS
+    from clicloop.orchestrator.ledger.schema import MICROS
 
     return round(amount * MICROS)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import Float, Integer, Table
 
-from orchestrator.errors import LedgerError
-from orchestrator.ledger import Ledger
-from orchestrator.ledger import schema as s
+from clicloop.orchestrator.errors import LedgerError
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger import schema as s
 
 CHUNK = 100_000
 

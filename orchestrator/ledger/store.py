@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, func, inspect, select, update
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
-from orchestrator.errors import LedgerError
-from orchestrator.ledger import accounting
-from orchestrator.ledger import schema as s
-from orchestrator.ledger.db import chunks, insert_ignore, lock_for_migration, make_engine, micros, migrate, num, redact
-from orchestrator.types import Answer, Consensus, Task
+from clicloop.orchestrator.errors import LedgerError
+from clicloop.orchestrator.ledger import accounting
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.db import chunks, insert_ignore, lock_for_migration, make_engine, micros, migrate, num, redact
+from clicloop.orchestrator.types import Answer, Consensus, Task
 
 SALT_ENV = "CLICLOOP_WORKER_SALT"
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, func, not_, or_, select
 
-from orchestrator.ledger import Ledger
-from orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger import schema as s
 
 a, p, t, w, rv, lab = s.assignments.c, s.payments.c, s.tasks.c, s.workers.c, s.reviews.c, s.labels.c
 

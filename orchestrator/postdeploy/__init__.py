@@ -8,8 +8,8 @@ files), :mod:`.server` (HTTP), :mod:`.conditions` and :mod:`.triage` (policies),
 part), :mod:`.inputs` (files the CLI reads), :mod:`.store` (ledger access), :mod:`.plugin` (registration).
 """
 
-from orchestrator.postdeploy.ingest import IngestResult, Ingestor, ingest
-from orchestrator.postdeploy.records import OUT_OF_SCOPE, PredictionRecord
-from orchestrator.postdeploy.store import DeploymentStore, review_loop
+from clicloop.orchestrator.postdeploy.ingest import IngestResult, Ingestor, ingest
+from clicloop.orchestrator.postdeploy.records import OUT_OF_SCOPE, PredictionRecord
+from clicloop.orchestrator.postdeploy.store import DeploymentStore, review_loop
 
 __all__ = ["OUT_OF_SCOPE", "DeploymentStore", "IngestResult", "Ingestor", "PredictionRecord", "ingest", "review_loop"]

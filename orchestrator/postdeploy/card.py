@@ -1,4 +1,4 @@
-"""The post-deployment part of the labor card (:mod:`orchestrator.laborcard`).
+"""The post-deployment part of the labor card (:mod:`clicloop.orchestrator.reporting.laborcard`).
 
 For a model version that a deployment registered: the review work and corrections behind it,
 what its production traffic looked like under review (audited error rate with its interval),
@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import case, func, inspect, select
 
-from orchestrator.ledger import schema as s
-from orchestrator.postdeploy.store import DeploymentStore, review_loop
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.postdeploy.store import DeploymentStore, review_loop
 
 m, pr, rd = s.pd_models.c, s.pd_promotions.c, s.rounds.c
 
@@ -36,7 +36,7 @@ def _reviews_before(ledger: Any, deployment: str, created_at: float) -> int:
 def deployed_card_base(ledger: Any, version: str) -> tuple[str, int, dict[str, Any], int, str] | None:
     """For a deployed version: (review loop, review batches before it, metric, training size,
     purpose), or None when no deployment registered ``version``."""
-    from orchestrator.postdeploy.review import PURPOSE
+    from clicloop.orchestrator.postdeploy.review import PURPOSE
 
     if not _has_tables(ledger):
         return None
@@ -53,8 +53,8 @@ def deployed_card_base(ledger: Any, version: str) -> tuple[str, int, dict[str, A
 def post_deployment(ledger: Any, version: str) -> list[dict[str, Any]] | None:
     """Per deployment that registered ``version``: corrections behind it, the review work that
     made them, its audited production error rate, and its promotions. None: never deployed."""
-    from orchestrator.ledger.accounting import spent
-    from orchestrator.postdeploy.metrics import audit_error_rate
+    from clicloop.orchestrator.ledger.accounting import spent
+    from clicloop.orchestrator.postdeploy.metrics import audit_error_rate
 
     if not _has_tables(ledger):
         return None

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.postdeploy.records import FEEDBACK
-from orchestrator.seeding import stable_int
+from clicloop.orchestrator.postdeploy.records import FEEDBACK, day_of
+from clicloop.orchestrator.seeding import stable_int
 
 Fired = dict[str, Any]
 _TOKEN = re.compile(r"[a-z0-9']+")
@@ -188,6 +188,16 @@ def _nearest_distance(X: np.ndarray, reference: np.ndarray, chunk: int = 2048) -
     return out
 
 
+PLUGIN = "clicloop.orchestrator.postdeploy.plugin"
+
+
+def triage_registry(extra_modules: Sequence[str] = ()) -> Any:
+    """The plugin registry with the built-in triage policies (and ``extra_modules``)."""
+    from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+
+    return Registry(get_plugin_manager([PLUGIN, *extra_modules]))
+
+
 class StrategyScore:
     """The active-learning strategy's score under the serving model, at or above ``threshold``
     (e.g. margin >= 0.7: the two likeliest labels are close)."""
@@ -196,14 +206,12 @@ class StrategyScore:
         self.strategy, self.threshold, self.params, self.seed = strategy, threshold, dict(params or {}), seed
 
     def evaluate(self, rows: Sequence[Mapping[str, Any]], ctx: TriageContext) -> Outcome:
-        from orchestrator.seeding import rng_for
+        from clicloop.orchestrator.seeding import rng_for
 
         if ctx.model is None:
             raise ValueError("strategy-score needs the serving model: register the serving version with its model file "
                              "(`clicloop deploy register <version> --labels ... --model model.joblib`)")
         if ctx.registry is None:
-            from orchestrator.postdeploy.triage import triage_registry
-
             ctx.registry = triage_registry()
         strategy = ctx.registry.create("strategy", self.strategy, self.params, field="triage.strategy")
         rng = rng_for(self.seed, "triage", self.strategy, rows[0]["prediction_id"] if rows else "")
@@ -244,8 +252,6 @@ class DailyBudget:
         return spent["total_hours"] * 3600 / spent["answers"] if self.hours is not None else spent["cost"] / spent["answers"]
 
     def limit(self, rows: Sequence[Mapping[str, Any]], out: Outcome, audit: np.ndarray, ctx: TriageContext) -> Outcome:
-        from orchestrator.postdeploy.ingest import day_of
-
         cap = self.capacity(ctx)
         days = [day_of(r["predicted_at"]) for r in rows]
         used = {d: ctx.store.selected_on(ctx.policy, d) if ctx.store is not None else 0 for d in set(days)}

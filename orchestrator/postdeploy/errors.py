@@ -1,8 +1,8 @@
-"""Errors of the post-deployment loop, under :class:`orchestrator.errors.ClicloopError`."""
+"""Errors of the post-deployment loop, under :class:`clicloop.orchestrator.errors.ClicloopError`."""
 
 from __future__ import annotations
 
-from orchestrator.errors import ClicloopError, ConfigError
+from clicloop.orchestrator.errors import ClicloopError, ConfigError
 
 
 class PostDeployError(ClicloopError):

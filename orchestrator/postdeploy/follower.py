@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from orchestrator.postdeploy.ingest import IngestResult, Ingestor
+from clicloop.orchestrator.postdeploy.ingest import IngestResult, Ingestor
 
 log = logging.getLogger("clicloop.postdeploy")
 

@@ -14,15 +14,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import func, select
 
-from orchestrator.ledger import schema as s
-from orchestrator.ledger.db import insert_ignore
-from orchestrator.postdeploy.records import PredictionRecord, parse_record
-from orchestrator.postdeploy.store import DeploymentStore
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.db import insert_ignore
+from clicloop.orchestrator.postdeploy.records import PredictionRecord, day_of, parse_record
+from clicloop.orchestrator.postdeploy.store import DeploymentStore
 
 SOURCES = ("python", "file", "http")
 
@@ -48,11 +47,6 @@ class IngestResult:
     def as_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "quarantined": self.quarantined, "duplicates": self.duplicates,
                 "rejected": len(self.rejected), "errors": [{self.position: i, "reason": r} for i, r in self.rejected[:100]]}
-
-
-def day_of(epoch: float) -> str:
-    """The UTC day of an epoch second, ``YYYY-MM-DD``."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
 class Ingestor:

@@ -1,5 +1,5 @@
 """Files the ``clicloop deploy`` commands read: label lists, JSONL (labeled data, ground truth)
-and triage policy specs. Every problem is a :class:`~orchestrator.errors.ConfigError` that names
+and triage policy specs. Every problem is a :class:`~clicloop.orchestrator.errors.ConfigError` that names
 the file, the line and the field, and says what to do."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import ConfigError
+from clicloop.orchestrator.errors import ConfigError
 
 
 def read_labels(path: Path) -> list[str]:
@@ -82,7 +82,7 @@ def read_labeled(path: Path) -> Labeled:
 
 
 def read_policy(path: Path) -> Any:
-    """A triage policy spec from YAML or JSON (see :mod:`orchestrator.postdeploy.triage`)."""
+    """A triage policy spec from YAML or JSON (see :mod:`clicloop.orchestrator.postdeploy.triage`)."""
     import yaml
 
     try:

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
-from orchestrator.ledger import schema as s
-from orchestrator.postdeploy.errors import PromotionError
-from orchestrator.postdeploy.store import DeploymentStore
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.postdeploy.errors import PromotionError
+from clicloop.orchestrator.postdeploy.store import DeploymentStore
 
 
 def featurize(rows: Sequence[Mapping[str, Any]]) -> Any:

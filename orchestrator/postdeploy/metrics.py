@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import case, func, select
 
-from orchestrator.ledger import schema as s
-from orchestrator.postdeploy.store import DeploymentStore, review_loop
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.postdeploy.store import DeploymentStore, review_loop
 
 r, p, t = s.pd_reviews.c, s.pd_predictions.c, s.pd_triage.c
 

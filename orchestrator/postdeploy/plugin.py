@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from orchestrator.hookspecs import Register, hookimpl
+from clicloop.orchestrator.hookspecs import Register, hookimpl
 
 
 @hookimpl
 def clicloop_register_triage_policies(register: Register) -> None:
-    from orchestrator.postdeploy.conditions import (DailyBudget, LowConfidence, Novelty, RandomAudit, RandomReview, StrategyScore,
+    from clicloop.orchestrator.postdeploy.conditions import (DailyBudget, LowConfidence, Novelty, RandomAudit, RandomReview, StrategyScore,
                                                     UserFlagged)
 
     register("low-confidence", LowConfidence)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -99,3 +99,8 @@ def parse_record(raw: Any) -> PredictionRecord | str:
         return PredictionRecord.model_validate(raw)
     except ValidationError as e:
         return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in e.errors()[:5])
+
+
+def day_of(epoch: float) -> str:
+    """The UTC day of an epoch second, ``YYYY-MM-DD``."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d")

@@ -1,17 +1,17 @@
-"""The post-deployment report: :func:`orchestrator.postdeploy.metrics.summary` plus ingest counts,
+"""The post-deployment report: :func:`clicloop.orchestrator.postdeploy.metrics.summary` plus ingest counts,
 as plain lines for ``clicloop deploy status`` and as Markdown for ``clicloop deploy report``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.postdeploy.store import DeploymentStore
+from clicloop.orchestrator.postdeploy.store import DeploymentStore
 
 
 def build(store: DeploymentStore, level: float = 0.95) -> dict[str, Any]:
     """Everything the report shows, JSON-ready."""
-    from orchestrator.postdeploy.ingest import Ingestor
-    from orchestrator.postdeploy.metrics import summary
+    from clicloop.orchestrator.postdeploy.ingest import Ingestor
+    from clicloop.orchestrator.postdeploy.metrics import summary
 
     return {**summary(store, level), "ingest": Ingestor(store).counts()}
 

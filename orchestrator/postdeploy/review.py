@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.postdeploy.errors import ReviewError
-from orchestrator.postdeploy.records import OUT_OF_SCOPE
-from orchestrator.postdeploy.store import DeploymentStore, review_loop
-from orchestrator.types import Answer, BackendContext, Consensus, Task
+from clicloop.orchestrator.postdeploy.errors import ReviewError
+from clicloop.orchestrator.postdeploy.records import OUT_OF_SCOPE
+from clicloop.orchestrator.postdeploy.store import DeploymentStore, review_loop
+from clicloop.orchestrator.types import Answer, BackendContext, Consensus, Task
 
 log = logging.getLogger("clicloop.postdeploy")
 PURPOSE = ("Check what a deployed assistant understood: confirm its answer, correct it, or mark the request "

@@ -24,8 +24,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from orchestrator.errors import ConfigError
-from orchestrator.postdeploy.ingest import Ingestor
+from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.postdeploy.ingest import Ingestor
 
 log = logging.getLogger("clicloop.postdeploy.server")
 
@@ -53,8 +53,8 @@ def create_ingest_app(settings: IngestSettings) -> Any:
 
     from starlette.concurrency import run_in_threadpool
 
-    from orchestrator.ledger import Ledger
-    from orchestrator.postdeploy.store import DeploymentStore
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.postdeploy.store import DeploymentStore
 
     ledger = Ledger(settings.ledger).open()
     ingestor = Ingestor(DeploymentStore(ledger, settings.deployment))

@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
-from orchestrator.ledger import Ledger
-from orchestrator.ledger import schema as s
-from orchestrator.ledger.db import chunks, insert_ignore
-from orchestrator.postdeploy.errors import PromotionError
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.db import chunks, insert_ignore
+from clicloop.orchestrator.postdeploy.errors import PromotionError
 
 SERVING_ACTIONS = ("deploy", "promote", "rollback")
 
@@ -25,7 +25,7 @@ def review_loop(deployment: str) -> str:
 
 
 class DeploymentStore:
-    """One deployment's records in an open :class:`~orchestrator.ledger.Ledger`."""
+    """One deployment's records in an open :class:`~clicloop.orchestrator.ledger.Ledger`."""
 
     def __init__(self, ledger: Ledger, deployment: str):
         if not deployment or ":" in deployment:
@@ -188,6 +188,6 @@ class DeploymentStore:
 
     def review_spent(self) -> dict[str, float]:
         """Review answers, cost and human hours so far (the review loop's accounting, in SQL)."""
-        from orchestrator.ledger import accounting
+        from clicloop.orchestrator.ledger import accounting
 
         return accounting.spent(self.engine, review_loop(self.deployment))

@@ -21,20 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.postdeploy.conditions import Outcome, TriageContext
-from orchestrator.postdeploy.errors import TriageConfigError
-from orchestrator.postdeploy.ingest import day_of
-from orchestrator.postdeploy.store import DeploymentStore
-
-
-PLUGIN = "orchestrator.postdeploy.plugin"
-
-
-def triage_registry(extra_modules: Sequence[str] = ()) -> Any:
-    """The plugin registry with the built-in triage policies (and ``extra_modules``)."""
-    from orchestrator.plugins import Registry, get_plugin_manager
-
-    return Registry(get_plugin_manager([PLUGIN, *extra_modules]))
+from clicloop.orchestrator.postdeploy.conditions import Outcome, TriageContext, triage_registry
+from clicloop.orchestrator.postdeploy.errors import TriageConfigError
+from clicloop.orchestrator.postdeploy.records import day_of
+from clicloop.orchestrator.postdeploy.store import DeploymentStore
 
 
 class AnyOf:

@@ -15,8 +15,8 @@ resamples never get there. Labels are turned into hours and money at the loop's 
 hours with unpaid time, and money with fees, per label over the last 3 rounds), less what the
 latest round already bought. benchmarks/forecast_error.py measures the error.
 
-    from orchestrator.forecast import forecast
-    rows, totals = build_report(ledger, loop)     # orchestrator.report
+    from clicloop.orchestrator.reporting.forecast import forecast
+    rows, totals = build_report(ledger, loop)     # clicloop.orchestrator.reporting.report
     fc = forecast(rows, target=0.93)
     fc.hours_to_target.point, fc.hours_to_target.low, fc.hours_to_target.high
     fc.beyond(hours_left=10.0)                    # the stopping rule: the target is out of reach
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import ConfigError
+from clicloop.orchestrator.errors import ConfigError
 
 MIN_ROUNDS = 3
 BOOTSTRAP = 200
@@ -110,7 +110,7 @@ def forecast(rounds_rows: Sequence[Any], target: float, *, seed: int = 0, n_boot
              level: float = LEVEL) -> Forecast:
     """Forecast the labels, human hours and money still needed to reach ``target``.
 
-    ``rounds_rows``: one loop's rounds in order, as ``orchestrator.report.ReportRow`` objects or
+    ``rounds_rows``: one loop's rounds in order, as ``clicloop.orchestrator.reporting.report.ReportRow`` objects or
     mappings with ``n_labeled`` (labels the round's model was trained on), ``metric`` (its
     evaluation, may be None), ``total_hours`` and ``cost`` (what the round bought after fitting
     its model: human hours with unpaid time, and money with fees). Rounds without a metric are

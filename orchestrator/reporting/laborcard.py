@@ -19,16 +19,16 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
-from orchestrator.config import WageFloor
-from orchestrator.errors import LedgerError
-from orchestrator.ledger import Ledger
-from orchestrator.ledger import schema as s
-from orchestrator.ledger.accounting import by_worker, unpaid_by_kind
+from clicloop.orchestrator.config import WageFloor
+from clicloop.orchestrator.errors import LedgerError
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.accounting import by_worker, unpaid_by_kind
 
 
 def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = None) -> dict[str, Any]:
     """The labor card of ``model_version`` as a JSON-ready dict."""
-    from orchestrator.postdeploy.card import deployed_card_base, post_deployment
+    from clicloop.orchestrator.postdeploy.card import deployed_card_base, post_deployment
 
     r = s.rounds.c
     with ledger.engine_.connect() as conn:  # a review loop's rounds carry the serving version: skip them
@@ -139,7 +139,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     rej = card["rejections"]
     lines.append(f"- Rejections: {rej['count']}" + "".join(f"\n  - {n} x {reason}" for reason, n in rej["reasons"].items()))
     lines.append(f"- Corrections of earlier answers: {card['corrections']}")
-    from orchestrator.postdeploy.card import markdown_lines
+    from clicloop.orchestrator.postdeploy.card import markdown_lines
 
     lines += markdown_lines(card.get("post_deployment_corrections"), cur)
     return "\n".join(lines) + "\n"

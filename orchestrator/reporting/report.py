@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger import Ledger
 
 if TYPE_CHECKING:
-    from orchestrator.config import Stop
+    from clicloop.orchestrator.config import Stop
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def forecasts(ledger: Ledger, reports: dict[str, tuple[list[ReportRow], Totals]]
     line for people. (The ledger keeps no stop rules: they come from the config.)"""
     import math
 
-    from orchestrator.forecast import default_target, describe, forecast
+    from clicloop.orchestrator.reporting.forecast import default_target, describe, forecast
 
     stops = stops or {}
     best = max((r.metric for rows, _ in reports.values() for r in rows if r.metric is not None), default=None)

@@ -1,5 +1,5 @@
 """Built-in model factories. Any object with ``fit`` / ``predict_proba`` / ``classes_`` works as a
-model (see :class:`orchestrator.types.Model`); these are sensible defaults.
+model (see :class:`clicloop.orchestrator.types.Model`); these are sensible defaults.
 
 scikit-learn is imported inside the factories, so ``import orchestrator`` stays fast.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.hookspecs import Register, hookimpl
+from clicloop.orchestrator.hookspecs import Register, hookimpl
 
 
 def logreg(C: float = 1.0, max_iter: int = 2000) -> Any:

@@ -7,7 +7,7 @@ Mitchell 1998) join the model's training set with that label. They are never wri
 ledger, never paid for and never counted as labels: only the model sees them. The strategy still
 scores the pool with the fit on human labels alone (:func:`fit_with_pseudo_labels`).
 
-Measured (``docs/benchmarks.md``, "Pseudo-labels where label spreading and the model agree"):
+Measured (``docs/benchmarks/log.md``, "Pseudo-labels where label spreading and the model agree"):
 with agreement it cuts the labels to 95% and 98% of full-data accuracy on digits and on
 CLINC150's sentence embeddings; without it (the surest share of spread labels alone) it helps on
 digits and is worse than plain margin on CLINC150.
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.config import PseudoLabels
-from orchestrator.errors import ConfigError
+from clicloop.orchestrator.config import PseudoLabels
+from clicloop.orchestrator.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
 
     ``query`` is the fit on human labels alone whenever there is one (``agree``, the default): a
     pool item that trained a model with its own pseudo-label looks surer to that model than the
-    human labels warrant, so uncertainty is measured without them (``docs/benchmarks.md``,
+    human labels warrant, so uncertainty is measured without them (``docs/benchmarks/log.md``,
     "Querying with the human-label fit"). Without ``agree`` there is no such fit: both are the
     pseudo-labeled model."""
     if labeler is not None and not labeler.agree:

@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from orchestrator.config import config_from_dict
-from orchestrator.data import load_data
-from orchestrator.ledger import Ledger
-from orchestrator.loop import Loop
-from orchestrator.plugins import Registry, get_plugin_manager
-from orchestrator.seeding import rng_for
-from orchestrator.types import Answer, BackendContext, Task
+from clicloop.orchestrator.config import config_from_dict
+from clicloop.orchestrator.data import load_data
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.loop import Loop
+from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+from clicloop.orchestrator.seeding import rng_for
+from clicloop.orchestrator.types import Answer, BackendContext, Task
 from tests.conftest import PURPOSE, digits_config
 from tests.support import prolific_server
 
@@ -56,7 +56,7 @@ class SimulatedHarness:
         pass
 
     def backend(self) -> Any:
-        from backends.simulated import SimulatedCrowd
+        from clicloop.backends.simulated import SimulatedCrowd
 
         return SimulatedCrowd()
 
@@ -75,7 +75,7 @@ class ProlificHarness:
         self.url = stack.enter_context(prolific_server.running(self.state))
 
     def backend(self) -> Any:
-        from backends.prolific import ProlificBackend
+        from clicloop.backends.prolific import ProlificBackend
 
         return ProlificBackend(survey_url=f"{self.url}/survey", base_url=self.url, token=self.state.token)
 
@@ -96,7 +96,7 @@ class FileExchangeHarness:
         self.lock = threading.Lock()
 
     def backend(self) -> Any:
-        from backends.file_exchange import FileExchange
+        from clicloop.backends.file_exchange import FileExchange
 
         return FileExchange(directory=str(self.dir), reward=0.05, fee_rate=0.1, confidential=True)
 
@@ -146,7 +146,7 @@ class LabelStudioHarness:
         self.annotators: dict[int, Any] = {}
 
     def backend(self) -> Any:
-        from backends.labelstudio import LabelStudioBackend
+        from clicloop.backends.labelstudio import LabelStudioBackend
 
         backend = LabelStudioBackend(url=self.server.url, api_key=self.server.token, project=self.project, retry_for_s=60.0)
         self.backends.append(backend)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.file_exchange import FileExchange, FileExchangeError
-from orchestrator.types import BackendContext, Task
+from clicloop.backends.file_exchange import FileExchange, FileExchangeError
+from clicloop.orchestrator.types import BackendContext, Task
 
 LABELS = ("spam", "ham")
 PURPOSE = "Teach a model to keep unwanted e-mail out of a small charity's inbox."

@@ -16,13 +16,13 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select
 
-from backends.labelstudio import LabelStudioBackend
-from orchestrator import config_from_dict
-from orchestrator.data import load_data
-from orchestrator.ledger import Ledger
-from orchestrator.ledger import schema as s
-from orchestrator.loop import Loop
-from orchestrator.types import BackendContext, Task
+from clicloop.backends.labelstudio import LabelStudioBackend
+from clicloop import config_from_dict
+from clicloop.orchestrator.data import load_data
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.loop import Loop
+from clicloop.orchestrator.types import BackendContext, Task
 from tests.conftest import PURPOSE, digits_config
 from tests.support.labelstudio_annotator import Annotator
 from tests.support.labelstudio_server import LabelStudioServer, labelstudio  # noqa: F401 - fixture

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from backends.labelstudio import LabelStudioBackend
-from backends.labelstudio_client import LabelStudioError
-from backends.labelstudio_webhook import WebhookPayloadError, parse_delivery
-from orchestrator.types import BackendContext, Task
+from clicloop.backends.labelstudio import LabelStudioBackend
+from clicloop.backends.labelstudio_client import LabelStudioError
+from clicloop.backends.labelstudio_webhook import WebhookPayloadError, parse_delivery
+from clicloop.orchestrator.types import BackendContext, Task
 from tests.conftest import PURPOSE
 from tests.support.labelstudio_annotator import Annotator
 from tests.support.labelstudio_server import LabelStudioServer, labelstudio  # noqa: F401 - fixture

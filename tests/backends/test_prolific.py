@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from backends.prolific import APPEAL_NOTE, ProlificBackend, RejectionReasonRequired, _batch_id
-from backends.prolific_client import ProlificError
-from orchestrator.types import Answer, BackendContext, Task
+from clicloop.backends.prolific import APPEAL_NOTE, ProlificBackend, RejectionReasonRequired, _batch_id
+from clicloop.backends.prolific_client import ProlificError
+from clicloop.orchestrator.types import Answer, BackendContext, Task
 from tests.support import prolific_server
 
 LABELS = ("cat", "dog", "bird")

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, select
 
-from connectors.labelstudio import create_app
-from connectors.labelstudio.settings import ServeSettings
-from orchestrator.ledger import schema as s
+from clicloop.connectors.labelstudio import create_app
+from clicloop.connectors.labelstudio.settings import ServeSettings
+from clicloop.orchestrator.ledger import schema as s
 from tests.support.labelstudio_server import LabelStudioServer, free_port, labelstudio  # noqa: F401 - fixture
 
 CONFIG = """<View>
@@ -215,7 +215,7 @@ def test_bad_requests_get_4xx_with_a_reason(served: Served) -> None:
 
 @pytest.mark.parametrize("name", ["cluster-margin", "k-center-greedy"])
 def test_a_batch_only_strategy_is_refused_when_the_backend_starts(tmp_path: Path, name: str) -> None:
-    from orchestrator.errors import ConfigError
+    from clicloop.orchestrator.errors import ConfigError
 
     settings = ServeSettings(token="t" * 16, loop="ml", ledger=f"sqlite:///{tmp_path / 'l.db'}", strategy_name=name)
     with pytest.raises(ConfigError, match=f"'{name}' selects whole batches.*margin-coverage"):
@@ -223,8 +223,8 @@ def test_a_batch_only_strategy_is_refused_when_the_backend_starts(tmp_path: Path
 
 
 def test_the_default_strategy_scores_each_task_as_margin_does(tmp_path: Path) -> None:
-    from strategies.coverage import MarginCoverage
-    from strategies.scores import Margin
+    from clicloop.strategies.coverage import MarginCoverage
+    from clicloop.strategies.scores import Margin
 
     create_app(ServeSettings(token="t" * 16, loop="ml", ledger=f"sqlite:///{tmp_path / 'l.db'}", strategy_name="margin-coverage"))
 

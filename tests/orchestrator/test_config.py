@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import config_from_dict, load_config
-from orchestrator.errors import BudgetError, ConfigError
+from clicloop.orchestrator.config import config_from_dict, load_config
+from clicloop.orchestrator.errors import BudgetError, ConfigError
 from tests.conftest import digits_config
 
 
@@ -68,6 +68,6 @@ max_rounds = 3
 def test_the_starter_config_is_valid():
     from importlib.resources import files
 
-    template = Path(str(files("orchestrator").joinpath("templates/clicloop.yaml")))
+    template = Path(str(files("clicloop.orchestrator").joinpath("templates/clicloop.yaml")))
     cfg = load_config(template)
     assert cfg.strategy.name == "margin-coverage" and cfg.stop.max_labels == 300

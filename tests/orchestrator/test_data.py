@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from orchestrator.config import Source
-from orchestrator.data import read_eval, read_pool
-from orchestrator.errors import DataError
+from clicloop.orchestrator.config import Source
+from clicloop.orchestrator.data import read_eval, read_pool
+from clicloop.orchestrator.errors import DataError
 
 
 def test_csv_text_pool_with_seed_labels_and_truth(tmp_path):

@@ -3,11 +3,11 @@ import sqlite3
 import numpy as np
 import pytest
 
-from orchestrator.config import config_from_dict
-from orchestrator.errors import BudgetError, UnknownPluginError
-from orchestrator.ledger import Ledger
-from orchestrator.loop import Loop
-from orchestrator.types import Answer
+from clicloop.orchestrator.config import config_from_dict
+from clicloop.orchestrator.errors import BudgetError, UnknownPluginError
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.loop import Loop
+from clicloop.orchestrator.types import Answer
 from tests.conftest import digits_config
 
 TABLES = ("loops", "rounds", "tasks", "assignments", "workers", "payments", "reviews", "corrections", "labels")
@@ -109,7 +109,7 @@ def test_a_money_budget_below_one_batch_is_refused_before_anything_is_written(tm
 @pytest.mark.slow
 def test_margin_needs_about_half_the_labels_random_needs_on_digits(tmp_path):
     """The issue's reference: margin ~100 labels to 95% of full-data accuracy, random ~200."""
-    from orchestrator.quickstart import full_data_metric, outcome
+    from clicloop.orchestrator.cli.quickstart import full_data_metric, outcome
 
     ratios = []
     for seed in range(3):
@@ -130,7 +130,7 @@ def test_margin_needs_about_half_the_labels_random_needs_on_digits(tmp_path):
 def test_the_default_loop_needs_fewer_labels_than_plain_margin_on_digits(tmp_path):
     """clicloop's default loop (margin-coverage, pseudo-labels where spreading and model agree)
     against plain margin sampling, same model, seed labels and crowd: the issue's comparison."""
-    from orchestrator.quickstart import full_data_metric, outcome
+    from clicloop.orchestrator.cli.quickstart import full_data_metric, outcome
 
     ratios = []
     for seed in range(3):
@@ -147,7 +147,7 @@ def test_the_default_loop_needs_fewer_labels_than_plain_margin_on_digits(tmp_pat
 
 
 def test_the_number_of_scoring_threads_never_changes_what_the_loop_buys(tmp_path):
-    from orchestrator.errors import ConfigError
+    from clicloop.orchestrator.errors import ConfigError
 
     bought = []
     for threads in (1, 3):

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.errors import DuplicatePluginError, PluginError
-from orchestrator.hookspecs import hookimpl
-from orchestrator.plugins import Registry, get_plugin_manager
+from clicloop.orchestrator.errors import DuplicatePluginError, PluginError
+from clicloop.orchestrator.hookspecs import hookimpl
+from clicloop.orchestrator.plugins import Registry, get_plugin_manager
 from tests.conftest import digits_config
 
 
 def test_builtins_register_through_the_hooks():
     registry = Registry(get_plugin_manager(load_entrypoints=False))
     assert {"random", "margin", "entropy", "least-confidence"} <= set(registry.names("strategy"))
-    assert registry.get("backend", "simulated").plugin == "backends.plugin"
-    assert registry.get("strategy", "margin").plugin == "strategies.plugin"
+    assert registry.get("backend", "simulated").plugin == "clicloop.backends.plugin"
+    assert registry.get("strategy", "margin").plugin == "clicloop.strategies.plugin"
 
 
 def test_a_duplicate_name_fails_naming_both_plugins():
@@ -36,13 +36,13 @@ def test_a_duplicate_name_fails_naming_both_plugins():
     plugin.clicloop_register_strategies = clicloop_register_strategies
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(plugin, name="copycat")
-    with pytest.raises(DuplicatePluginError, match=r"strategy 'margin'.*strategies.plugin.*copycat"):
+    with pytest.raises(DuplicatePluginError, match=r"strategy 'margin'.*clicloop.strategies.plugin.*copycat"):
         Registry(pm)
 
 
 def test_a_misspelled_hook_is_caught(tmp_path, monkeypatch):
     (tmp_path / "typo_plugin.py").write_text(
-        "from orchestrator.hookspecs import hookimpl\n@hookimpl\ndef clicloop_register_strategys(register):\n    pass\n"
+        "from clicloop.orchestrator.hookspecs import hookimpl\n@hookimpl\ndef clicloop_register_strategys(register):\n    pass\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(PluginError, match="clicloop_register_strategys.*misspelled"):
@@ -65,8 +65,8 @@ demo = "clicloop_demo"
 PLUGIN_MODULE = '''
 """A third-party clicloop plugin: a strategy and a backend."""
 import numpy as np
-from orchestrator.hookspecs import hookimpl
-from backends.simulated import SimulatedCrowd
+from clicloop.orchestrator.hookspecs import hookimpl
+from clicloop.backends.simulated import SimulatedCrowd
 
 
 class LongestFirst:
@@ -106,7 +106,7 @@ def test_a_real_third_party_distribution_adds_a_strategy_and_a_backend(tmp_path)
     )
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
-    listed = subprocess.run([sys.executable, "-m", "orchestrator", "plugins", "--json"], env=env, capture_output=True, text=True, check=True)
+    listed = subprocess.run([sys.executable, "-m", "clicloop", "plugins", "--json"], env=env, capture_output=True, text=True, check=True)
     rows = {(r["kind"], r["name"]): r for r in json.loads(listed.stdout)}
     assert rows[("strategy", "longest-first")]["distribution"] == "clicloop-demo-plugin 1.2.3"
     assert rows[("backend", "slow-crowd")]["plugin"] == "demo"
@@ -115,9 +115,9 @@ def test_a_real_third_party_distribution_adds_a_strategy_and_a_backend(tmp_path)
                         backend={"name": "slow-crowd", "params": {"factor": 3.0}}, stop={"max_labels": 20})
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    run = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(config)], env=env, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "clicloop", "run", str(config)], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    report = subprocess.run([sys.executable, "-m", "orchestrator", "report", str(config), "--json"], env=env,
+    report = subprocess.run([sys.executable, "-m", "clicloop", "report", str(config), "--json"], env=env,
                             capture_output=True, text=True, check=True)
     totals = json.loads(report.stdout)["t"]["totals"]
     assert totals["answers"] == 20

@@ -20,7 +20,7 @@ from tests.orchestrator.test_loop import dump
 KILLER = '''
 """Test plugin: SIGKILLs its own process at the N-th call of a chosen hook."""
 import os, signal
-from orchestrator.hookspecs import hookimpl
+from clicloop.orchestrator.hookspecs import hookimpl
 
 HOOK, N = os.environ["KILL_AT"].rsplit(":", 1)
 calls = 0
@@ -66,7 +66,7 @@ def write_config(tmp_path: Path, db: str) -> Path:
 def clicloop(config: Path, tmp_path: Path, kill_at: str | None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "CLICLOOP_WORKER_SALT": "resume-test", "KILL_AT": kill_at or "never:0"}
-    return subprocess.run([sys.executable, "-m", "orchestrator", "run", str(config)], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "clicloop", "run", str(config)], env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow

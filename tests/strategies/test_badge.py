@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from orchestrator.errors import StrategyError
-from orchestrator.plugins import Registry, get_plugin_manager
-from strategies.badge import Badge, badge_seeding, gradient_factors, sq_dist_to_center
-from strategies.select import select
+from clicloop.orchestrator.errors import StrategyError
+from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+from clicloop.strategies.badge import Badge, badge_seeding, gradient_factors, sq_dist_to_center
+from clicloop.strategies.select import select
 
 
 class LinearSoftmax:
@@ -76,7 +76,7 @@ def test_duplicate_items_still_give_distinct_picks():
 
 
 def test_prefilter_keeps_the_picks_among_the_most_uncertain():
-    from strategies.scores import margin
+    from clicloop.strategies.scores import margin
 
     X, model = pool(n=400)
     chosen = select(Badge(factor=2), model, X, np.arange(400), 10, np.random.default_rng(0))
@@ -99,7 +99,7 @@ def test_fails_clearly_without_features_or_model_or_with_nan():
 
 
 def test_registered_and_names_its_requirements():
-    from strategies.requirements import unmet
+    from clicloop.strategies.requirements import unmet
 
     strategy = Registry(get_plugin_manager(load_entrypoints=False)).create("strategy", "badge", {"factor": 5})
     assert isinstance(strategy, Badge) and strategy.factor == 5
@@ -108,7 +108,7 @@ def test_registered_and_names_its_requirements():
 
 
 def test_a_loop_runs_with_badge(tmp_path):
-    from orchestrator import Loop, config_from_dict
+    from clicloop import Loop, config_from_dict
     from tests.conftest import digits_config
 
     cfg = config_from_dict(digits_config(f"sqlite:///{tmp_path / 'b.db'}", strategy={"name": "badge"},

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from orchestrator import Loop, config_from_dict
-from orchestrator.errors import ConfigError, StrategyError
-from strategies.committee import Committee, KLToConsensus, VoteEntropy, kl_to_consensus, vote_entropy
-from strategies.cost import CostAware, SecondsModel, item_feature
-from strategies.coverage import DiverseMiniBatch, MarginCoverage
-from strategies.diversity import ClusterMargin, ColdStart, KCenterGreedy, k_center_greedy, kmeans_pp
-from strategies.requirements import unmet
-from strategies.scores import Margin, margin
-from strategies.select import SelectContext, select
-from strategies.torch_models import BALD, MCDropoutMLP, bald
+from clicloop import Loop, config_from_dict
+from clicloop.orchestrator.errors import ConfigError, StrategyError
+from clicloop.strategies.committee import Committee, KLToConsensus, VoteEntropy, kl_to_consensus, vote_entropy
+from clicloop.strategies.cost import CostAware, SecondsModel, item_feature
+from clicloop.strategies.coverage import DiverseMiniBatch, MarginCoverage
+from clicloop.strategies.diversity import ClusterMargin, ColdStart, KCenterGreedy, k_center_greedy, kmeans_pp
+from clicloop.strategies.requirements import unmet
+from clicloop.strategies.scores import Margin, margin
+from clicloop.strategies.select import SelectContext, select
+from clicloop.strategies.torch_models import BALD, MCDropoutMLP, bald
 from tests.conftest import digits_config
 
 
@@ -242,8 +242,8 @@ def test_cost_aware_prefers_the_cheaper_of_two_equally_uncertain_items():
 
 
 def test_cost_aware_runs_in_a_loop_and_reads_seconds_from_the_ledger(tmp_path):
-    from orchestrator.ledger import Ledger
-    from strategies.cost import ledger_seconds
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.strategies.cost import ledger_seconds
 
     url = f"sqlite:///{tmp_path / 'cost.db'}"
     cfg = config_from_dict(digits_config(url, strategy={"name": "cost-aware", "params": {"min_observations": 3}},

@@ -5,11 +5,11 @@ import sys
 import numpy as np
 import pytest
 
-from orchestrator.plugins import Registry, get_plugin_manager
-from strategies.linear import fused_scores, linear_head
-from strategies.pools import iter_chunks, stream_top_k
-from strategies.scores import Entropy, LeastConfidence, Margin, RandomSampling, entropy, least_confidence, margin
-from strategies.select import select, select_top_k
+from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+from clicloop.strategies.linear import fused_scores, linear_head
+from clicloop.strategies.pools import iter_chunks, stream_top_k
+from clicloop.strategies.scores import Entropy, LeastConfidence, Margin, RandomSampling, entropy, least_confidence, margin
+from clicloop.strategies.select import select, select_top_k
 
 MEASURES = {"margin": margin, "entropy": entropy, "least-confidence": least_confidence}
 
@@ -18,7 +18,7 @@ MEASURES = {"margin": margin, "entropy": entropy, "least-confidence": least_conf
 def fitted():
     from sklearn.datasets import load_digits
 
-    from orchestrator.models import logreg, scaled_logreg
+    from clicloop.orchestrator.training.models import logreg, scaled_logreg
 
     X, y = load_digits(return_X_y=True)
     return X.astype(np.float32), y, {"logreg": logreg().fit(X[:200], y[:200]), "scaled": scaled_logreg().fit(X[:200], y[:200]),
@@ -110,7 +110,7 @@ def test_modal_names_are_registered_without_importing_modal():
     assert {"modal:margin_sampling", "modal:uncertainty_batch_sampling", "modal:vote_entropy_sampling"} <= set(names)
     import subprocess
 
-    code = ("import sys; from orchestrator.plugins import Registry, get_plugin_manager; "
+    code = ("import sys; from clicloop.orchestrator.plugins import Registry, get_plugin_manager; "
             "Registry(get_plugin_manager(load_entrypoints=False)).create('strategy', 'modal:margin_sampling', {}); "
             "print('modAL' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

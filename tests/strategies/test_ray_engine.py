@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from strategies.pools import stream_top_k
-from strategies.ray_engine import RayEngine
-from strategies.scores import Margin, RandomSampling
+from clicloop.strategies.pools import stream_top_k
+from clicloop.strategies.ray_engine import RayEngine
+from clicloop.strategies.scores import Margin, RandomSampling
 
 pytestmark = pytest.mark.slow
 
@@ -41,9 +41,9 @@ def test_ray_picks_exactly_what_the_local_engine_picks(local_ray, tmp_path, stra
 
 
 def test_a_loop_configured_with_the_ray_engine_buys_what_the_local_engine_buys(local_ray, tmp_path):
-    from orchestrator.config import config_from_dict
-    from orchestrator.ledger import Ledger
-    from orchestrator.loop import Loop
+    from clicloop.orchestrator.config import config_from_dict
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.loop import Loop
     from tests.conftest import digits_config
 
     picks = {}
@@ -59,9 +59,9 @@ def test_a_loop_configured_with_the_ray_engine_buys_what_the_local_engine_buys(l
 
 
 def test_the_ray_engine_refuses_a_batch_strategy_when_the_config_loads(tmp_path):
-    from orchestrator.config import config_from_dict
-    from orchestrator.errors import ConfigError
-    from orchestrator.loop import Loop
+    from clicloop.orchestrator.config import config_from_dict
+    from clicloop.orchestrator.errors import ConfigError
+    from clicloop.orchestrator.loop import Loop
     from tests.conftest import digits_config
 
     cfg = digits_config(f"sqlite:///{tmp_path / 'b.db'}", loop={"engine": {"name": "ray"}})  # the default strategy

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from orchestrator.errors import StrategyError
-from orchestrator.plugins import Registry, get_plugin_manager
-from strategies.scores import entropy, least_confidence, margin
-from strategies.select import SelectContext, select, select_top_k
+from clicloop.orchestrator.errors import StrategyError
+from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+from clicloop.strategies.scores import entropy, least_confidence, margin
+from clicloop.strategies.select import SelectContext, select, select_top_k
 
 REGISTRY = Registry(get_plugin_manager(load_entrypoints=False))
 STRATEGIES = REGISTRY.names("strategy")

@@ -63,8 +63,8 @@ def main() -> None:
     from label_studio_sdk import LabelStudio
     from playwright.sync_api import sync_playwright
 
-    from connectors.labelstudio import create_app
-    from connectors.labelstudio.settings import ServeSettings
+    from clicloop.connectors.labelstudio import create_app
+    from clicloop.connectors.labelstudio.settings import ServeSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="clicloop-shots-"))
     ls_server = LabelStudioServer().start()

@@ -20,7 +20,7 @@ read in 2026) for the endpoints clicloop uses, and nothing else:
 - ``POST /api/v1/messages/``.
 
 Every call needs ``Authorization: Token <token>``. Under ``/survey`` it also plays the
-requester's survey tool (the protocol in :mod:`backends.prolific`).
+requester's survey tool (the protocol in :mod:`clicloop.backends.prolific`).
 
 The participant pool is simulated and seeded: each listing of a study's submissions advances
 that study by one step. Participants arrive (ACTIVE), then either return the study (RETURNED;

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from orchestrator.ledger.schema import metadata
+from clicloop.orchestrator.ledger.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)

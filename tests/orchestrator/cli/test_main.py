@@ -9,7 +9,7 @@ import pytest
 
 
 def clicloop(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "clicloop", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
@@ -71,7 +71,7 @@ def test_ledger_commands_verify_export_adjust_and_labor_card(tmp_path):
 
 
 def test_a_missing_optional_dependency_names_the_extra_to_install(monkeypatch, capsys, tmp_path):
-    from orchestrator.cli import main
+    from clicloop.orchestrator.cli.main import main
 
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the dashboard extra were not installed
     with pytest.raises(SystemExit) as exit_info:
@@ -82,7 +82,7 @@ def test_a_missing_optional_dependency_names_the_extra_to_install(monkeypatch, c
 
 
 def test_a_usage_error_exits_2_with_the_option_named(capsys):
-    from orchestrator.cli import main
+    from clicloop.orchestrator.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--bogus"])

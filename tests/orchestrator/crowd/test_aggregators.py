@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orchestrator.aggregate import MajorityVote
-from orchestrator.plugins import Registry, get_plugin_manager
-from orchestrator.types import Consensus, Vote
+from clicloop.orchestrator.crowd.aggregate import MajorityVote
+from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+from clicloop.orchestrator.types import Consensus, Vote
 
 REGISTRY = Registry(get_plugin_manager())
 NAMES = REGISTRY.names("aggregator")

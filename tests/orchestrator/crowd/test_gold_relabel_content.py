@@ -5,13 +5,13 @@ import collections
 import pytest
 from sqlalchemy import text
 
-from orchestrator.config import Gold, config_from_dict
-from orchestrator.data import load_data
-from orchestrator.errors import BackendError, ConfigError
-from orchestrator.hookspecs import hookimpl
-from orchestrator.ledger import Ledger
-from orchestrator.loop import Loop
-from orchestrator.quality import DISPUTED, gold_status, worker_accuracy
+from clicloop.orchestrator.config import Gold, config_from_dict
+from clicloop.orchestrator.data import load_data
+from clicloop.orchestrator.errors import BackendError, ConfigError
+from clicloop.orchestrator.hookspecs import hookimpl
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.loop import Loop
+from clicloop.orchestrator.crowd.quality import DISPUTED, gold_status, worker_accuracy
 from tests.conftest import digits_config
 
 NOISY = {"name": "simulated", "params": {"careless_fraction": 0.3}}
@@ -112,7 +112,7 @@ def test_flagged_items_carry_a_warning_an_opt_out_is_paid_and_exposure_is_capped
         def clicloop_tasks_dispatched(self, loop, round_no, tasks):
             sent.extend(tasks)
 
-    from orchestrator.plugins import get_plugin_manager
+    from clicloop.orchestrator.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
     pm.register(Spy())

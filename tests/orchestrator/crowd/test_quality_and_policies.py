@@ -5,14 +5,14 @@ import collections
 import numpy as np
 import pytest
 
-from orchestrator.config import config_from_dict
-from orchestrator.errors import ConfigError
-from orchestrator.ledger import Ledger
-from orchestrator.loop import Loop
-from orchestrator.plugins import Registry, get_plugin_manager
-from orchestrator.policies import PolicyError, check_dispatch, sensitive_mask
-from orchestrator.config import Sensitive
-from orchestrator.types import Answer, Task
+from clicloop.orchestrator.config import config_from_dict
+from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.loop import Loop
+from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+from clicloop.orchestrator.fairwork.policies import PolicyError, check_dispatch, sensitive_mask
+from clicloop.orchestrator.config import Sensitive
+from clicloop.orchestrator.types import Answer, Task
 from tests.conftest import digits_config
 
 NOISY = {"name": "simulated", "params": {"careless_fraction": 0.3}}
@@ -78,7 +78,7 @@ def test_sensitive_items_never_reach_an_open_crowd(tmp_path):
         reads_ground_truth = True
 
         def __init__(self):
-            from backends.simulated import SimulatedCrowd
+            from clicloop.backends.simulated import SimulatedCrowd
             self.inner = SimulatedCrowd()
 
         def open(self, context):
@@ -136,8 +136,8 @@ def test_every_backend_declares_whether_it_is_confidential(name):
 
 
 def test_a_policy_plugin_can_veto_and_reprice_tasks(tmp_path):
-    from orchestrator.hookspecs import hookimpl
-    from orchestrator.types import PolicyDecision
+    from clicloop.orchestrator.hookspecs import hookimpl
+    from clicloop.orchestrator.types import PolicyDecision
 
     sent = []
 
@@ -164,7 +164,7 @@ def test_a_policy_plugin_can_veto_and_reprice_tasks(tmp_path):
 
 
 def test_a_malformed_policy_decision_names_the_fault(tmp_path):
-    from orchestrator.hookspecs import hookimpl
+    from clicloop.orchestrator.hookspecs import hookimpl
 
     class Broken:
         @hookimpl

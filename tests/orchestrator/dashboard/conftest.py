@@ -1,6 +1,6 @@
 """Fixtures for the dashboard tests: ledgers made by a real (small) quickstart run on SQLite and
 on the real PostgreSQL, with reviews added through the Ledger's API and a post-deployment
-deployment (ingest, triage, review through the simulated crowd) through orchestrator.postdeploy;
+deployment (ingest, triage, review through the simulated crowd) through clicloop.orchestrator.postdeploy;
 the dashboard served by uvicorn on 127.0.0.1; Debian's Chromium driven by Playwright.
 
 A missing Chromium FAILS the tests (run ``bash .ci/chromium``), never skips. Screenshots are kept
@@ -58,16 +58,16 @@ def fill_ledger(url: str, seed: int = 0) -> None:
     from rich.console import Console
     from sqlalchemy import select
 
-    from backends.simulated import SimulatedCrowd
-    from orchestrator.ledger import Ledger
-    from orchestrator.ledger import schema as s
-    from orchestrator.models import tfidf_logreg
-    from orchestrator.postdeploy import DeploymentStore, ingest
-    from orchestrator.postdeploy.conditions import TriageContext
-    from orchestrator.postdeploy.learn import Learner, featurize
-    from orchestrator.postdeploy.review import Reviewer
-    from orchestrator.postdeploy.triage import Triage, build_policy
-    from orchestrator.quickstart import run_quickstart
+    from clicloop.backends.simulated import SimulatedCrowd
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.ledger import schema as s
+    from clicloop.orchestrator.training.models import tfidf_logreg
+    from clicloop.orchestrator.postdeploy import DeploymentStore, ingest
+    from clicloop.orchestrator.postdeploy.conditions import TriageContext
+    from clicloop.orchestrator.postdeploy.learn import Learner, featurize
+    from clicloop.orchestrator.postdeploy.review import Reviewer
+    from clicloop.orchestrator.postdeploy.triage import Triage, build_policy
+    from clicloop.orchestrator.cli.quickstart import run_quickstart
     from tests.orchestrator.postdeploy.synth import INTENTS, fit_model, records, utterances
 
     run_quickstart(ledger=url, seed=seed, budget=100, console=Console(file=io.StringIO()))
@@ -148,7 +148,7 @@ def server(quickstart_ledger: str) -> Iterator[str]:
     """The dashboard app served by uvicorn on 127.0.0.1; yields its base URL."""
     import uvicorn
 
-    from orchestrator.dashboard.app import create_app
+    from clicloop.orchestrator.dashboard.app import create_app
 
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(quickstart_ledger), host="127.0.0.1", port=port, log_level="warning"))

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from clicloop.orchestrator.cli.main import app
 from tests.orchestrator.dashboard.conftest import _free_port
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ def test_dashboard_command_serves_on_localhost(sqlite_ledger: str, tmp_path: Pat
 
     port = _free_port()
     log = (tmp_path / "dashboard.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "dashboard", "--ledger", sqlite_ledger, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "clicloop", "dashboard", "--ledger", sqlite_ledger, "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         deadline, response = time.monotonic() + 60, None
@@ -64,9 +64,9 @@ def test_binding_elsewhere_needs_the_option_and_warns(sqlite_ledger: str, monkey
 
 
 def test_report_prints_the_forecast(sqlite_ledger: str) -> None:
-    from orchestrator.dashboard.source import ReadOnlyLedger
-    from orchestrator.forecast import forecast
-    from orchestrator.report import build_report
+    from clicloop.orchestrator.dashboard.source import ReadOnlyLedger
+    from clicloop.orchestrator.reporting.forecast import forecast
+    from clicloop.orchestrator.reporting.report import build_report
 
     result = CliRunner().invoke(app, ["report", "--ledger", sqlite_ledger, "--target", "0.99"])
     assert result.exit_code == 0, result.output
@@ -90,7 +90,7 @@ def test_the_dashboard_cannot_write(which: str, request: pytest.FixtureRequest) 
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
-    from orchestrator.dashboard.source import read_only_engine
+    from clicloop.orchestrator.dashboard.source import read_only_engine
 
     url = request.getfixturevalue(f"{which}_ledger")
     engine = read_only_engine(url)
@@ -106,10 +106,10 @@ def test_the_dashboard_cannot_write(which: str, request: pytest.FixtureRequest) 
 
 @pytest.mark.parametrize("which", ["sqlite", "postgresql"])
 def test_the_dashboard_card_is_the_labor_card(which: str, request: pytest.FixtureRequest) -> None:
-    from orchestrator.dashboard.base import Context
-    from orchestrator.dashboard.source import Filters, ReadOnlyLedger
-    from orchestrator.dashboard.views_cards import version_card
-    from orchestrator.laborcard import labor_card
+    from clicloop.orchestrator.dashboard.base import Context
+    from clicloop.orchestrator.dashboard.source import Filters, ReadOnlyLedger
+    from clicloop.orchestrator.dashboard.views_cards import version_card
+    from clicloop.orchestrator.reporting.laborcard import labor_card
 
     url = request.getfixturevalue(f"{which}_ledger")
     with ReadOnlyLedger(url) as led:
@@ -136,11 +136,11 @@ def test_configs_give_the_forecast_its_target_and_budget(sqlite_ledger: str, tmp
     import uvicorn
     import yaml
 
-    from orchestrator.config import Stop
-    from orchestrator.dashboard.source import ReadOnlyLedger, read_only_engine
-    from orchestrator.dashboard.views import build_views
-    from orchestrator.forecast import forecast
-    from orchestrator.report import build_report
+    from clicloop.orchestrator.config import Stop
+    from clicloop.orchestrator.dashboard.source import ReadOnlyLedger, read_only_engine
+    from clicloop.orchestrator.dashboard.views import build_views
+    from clicloop.orchestrator.reporting.forecast import forecast
+    from clicloop.orchestrator.reporting.report import build_report
 
     with ReadOnlyLedger(sqlite_ledger) as led:
         rows, totals = build_report(led, "quickstart-margin")

@@ -1,7 +1,7 @@
 """End to end in real headless Chromium, on a SQLite and a PostgreSQL ledger made by a real
 quickstart run (plus reviews and a post-deployment deployment): every view loads, the numbers on
-the page equal the ledger's accounting (orchestrator.ledger.accounting, orchestrator.report,
-orchestrator.laborcard, orchestrator.postdeploy.metrics), the console shows no errors, and
+the page equal the ledger's accounting (clicloop.orchestrator.ledger.accounting, clicloop.orchestrator.reporting.report,
+clicloop.orchestrator.reporting.laborcard, clicloop.orchestrator.postdeploy.metrics), the console shows no errors, and
 screenshots are kept."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.dashboard.views import VIEWS
+from clicloop.orchestrator.dashboard.views import VIEWS
 from tests.orchestrator.dashboard.conftest import DEPLOYMENT, Watched, docs_screenshot
 
 pytestmark = pytest.mark.integration
@@ -54,13 +54,13 @@ def test_each_view_loads_without_console_errors(server: str, quickstart_ledger: 
 def test_page_numbers_equal_the_ledger(server: str, watched: Watched, quickstart_ledger: str, artifacts: Path) -> None:
     from sqlalchemy import func, select
 
-    from orchestrator.dashboard.source import ReadOnlyLedger
-    from orchestrator.laborcard import labor_card
-    from orchestrator.ledger import accounting
-    from orchestrator.ledger import schema as s
-    from orchestrator.postdeploy import DeploymentStore
-    from orchestrator.postdeploy import metrics
-    from orchestrator.report import build_report, forecasts
+    from clicloop.orchestrator.dashboard.source import ReadOnlyLedger
+    from clicloop.orchestrator.reporting.laborcard import labor_card
+    from clicloop.orchestrator.ledger import accounting
+    from clicloop.orchestrator.ledger import schema as s
+    from clicloop.orchestrator.postdeploy import DeploymentStore
+    from clicloop.orchestrator.postdeploy import metrics
+    from clicloop.orchestrator.reporting.report import build_report, forecasts
 
     watched.open(f"{server}/")
     page = watched.page
@@ -159,8 +159,8 @@ def test_page_numbers_equal_the_ledger(server: str, watched: Watched, quickstart
 
 
 def test_filters_narrow_every_view(server: str, watched: Watched, quickstart_ledger: str) -> None:
-    from orchestrator.dashboard.source import ReadOnlyLedger
-    from orchestrator.ledger import accounting
+    from clicloop.orchestrator.dashboard.source import ReadOnlyLedger
+    from clicloop.orchestrator.ledger import accounting
 
     watched.open(f"{server}/?loop=quickstart-random&backend=simulated")
     page = watched.page
@@ -209,7 +209,7 @@ def test_narrow_window_reflows(server: str, quickstart_ledger: str, browser: Any
 def test_report_html_opens_offline(quickstart_ledger: str, browser: Any, tmp_path: Path, artifacts: Path) -> None:
     from typer.testing import CliRunner
 
-    from orchestrator.cli import app
+    from clicloop.orchestrator.cli.main import app
 
     out = tmp_path / "report.html"
     result = CliRunner().invoke(app, ["report", "--ledger", quickstart_ledger, "--html", str(out)])

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from orchestrator.config import config_from_dict
-from orchestrator.fairness import apply_adjustments, below_floor, proposed_adjustments
-from orchestrator.laborcard import labor_card, render_markdown
-from orchestrator.ledger import Ledger
-from orchestrator.ledger.accounting import by_worker
-from orchestrator.loop import Loop
+from clicloop.orchestrator.config import config_from_dict
+from clicloop.orchestrator.fairwork.wages import apply_adjustments, below_floor, proposed_adjustments
+from clicloop.orchestrator.reporting.laborcard import labor_card, render_markdown
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger.accounting import by_worker
+from clicloop.orchestrator.loop import Loop
 from tests.conftest import digits_config
 
 CROWD = {"name": "simulated", "params": {"n_workers": 5, "qualification_seconds": 60, "reward": 0.01}}

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from orchestrator.ledger import Ledger
-from orchestrator.ledger.verify import verify
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger.verify import verify
 from tests.conftest import digits_config
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,7 +63,7 @@ def test_several_loops_write_to_one_postgresql_ledger_at_once(pg_url, tmp_path):
         path = tmp_path / f"c{i}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         configs.append(path)
-    procs = [subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(c)], cwd=ROOT, stdout=subprocess.DEVNULL,
+    procs = [subprocess.Popen([sys.executable, "-m", "clicloop", "run", str(c)], cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, env={**os.environ}) for c in configs]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read()

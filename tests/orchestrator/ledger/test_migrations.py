@@ -3,8 +3,8 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from orchestrator.ledger import Ledger
-from orchestrator.ledger import schema
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger import schema
 
 
 def test_migrations_match_the_declared_schema(ledger_url):
@@ -22,6 +22,6 @@ def test_migrations_have_one_head():
     from importlib.resources import files
 
     config = Config()
-    config.set_main_option("script_location", str(files("orchestrator.ledger").joinpath("migrations")))
+    config.set_main_option("script_location", str(files("clicloop.orchestrator.ledger").joinpath("migrations")))
     heads = ScriptDirectory.from_config(config).get_heads()
     assert len(heads) == 1, f"several migration heads: {heads}; chain them"

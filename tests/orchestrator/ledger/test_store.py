@@ -2,9 +2,9 @@ import sqlite3
 
 import pytest
 
-from orchestrator.errors import LedgerError
-from orchestrator.ledger import Ledger
-from orchestrator.types import Answer, Consensus, Task
+from clicloop.orchestrator.errors import LedgerError
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.types import Answer, Consensus, Task
 
 
 def task(i: int, round_no: int = 0) -> Task:
@@ -90,7 +90,7 @@ def test_a_rejection_needs_a_reason_and_can_withhold_pay(ledger_url):
 
 
 def test_corrections_revise_labels_idempotently(ledger_url):
-    from orchestrator.aggregate import MajorityVote
+    from clicloop.orchestrator.crowd.aggregate import MajorityVote
     import numpy as np
 
     with Ledger(ledger_url) as ledger:
@@ -104,7 +104,7 @@ def test_corrections_revise_labels_idempotently(ledger_url):
         assert ledger.record_corrections("l", rows) == 0  # a repeated webhook changes nothing
         votes = ledger.votes("l", item_ids=["item0", "item1"])
         assert votes == [{"item_id": "item0", "worker": ledger.pseudonym("sim", "w1"), "label": "b"}]
-        from orchestrator.types import Vote
+        from clicloop.orchestrator.types import Vote
 
         consensus = MajorityVote().aggregate([Vote(**v) for v in votes], np.random.default_rng(0))
         assert ledger.revise_labels("l", 1, consensus, withdrawn=["item1"]) == 2
@@ -113,7 +113,7 @@ def test_corrections_revise_labels_idempotently(ledger_url):
 
 
 def test_wages_per_worker_count_unpaid_time(ledger_url):
-    from orchestrator.ledger.accounting import by_backend, by_worker
+    from clicloop.orchestrator.ledger.accounting import by_backend, by_worker
 
     with Ledger(ledger_url) as ledger:
         ledger.begin_loop("l", "h", "{}", 0)

@@ -2,11 +2,11 @@ import sqlite3
 
 import pytest
 
-from orchestrator.config import config_from_dict
-from orchestrator.ledger import Ledger
-from orchestrator.ledger.export import export
-from orchestrator.ledger.verify import verify
-from orchestrator.loop import Loop
+from clicloop.orchestrator.config import config_from_dict
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger.export import export
+from clicloop.orchestrator.ledger.verify import verify
+from clicloop.orchestrator.loop import Loop
 from tests.conftest import digits_config
 
 

@@ -3,8 +3,8 @@ pay and bonuses, always with the same keys, so running it again resumes (idempot
 
 import sys
 
-from orchestrator.ledger import Ledger
-from orchestrator.types import Answer, Task
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.types import Answer, Task
 
 
 def main(url: str, batches: int, loop: str = "crash") -> None:

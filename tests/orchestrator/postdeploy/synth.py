@@ -38,7 +38,7 @@ def utterances(n: int, seed: int, intents: dict[str, list[str]] | None = None, o
 
 
 def fit_model(pairs: list[tuple[str, str]]) -> Any:
-    from orchestrator.models import tfidf_logreg
+    from clicloop.orchestrator.training.models import tfidf_logreg
 
     model = tfidf_logreg(C=10.0)
     model.fit([t for t, _ in pairs], [label for _, label in pairs])

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from backends.simulated import SimulatedCrowd
-from orchestrator.config import config_from_dict
-from orchestrator.laborcard import labor_card, render_markdown
-from orchestrator.ledger import Ledger
-from orchestrator.loop import Loop
-from orchestrator.postdeploy import DeploymentStore, ingest, metrics, report
-from orchestrator.postdeploy.conditions import TriageContext
-from orchestrator.postdeploy.errors import ReviewError
-from orchestrator.postdeploy.learn import Learner, featurize
-from orchestrator.postdeploy.review import Reviewer
-from orchestrator.postdeploy.triage import Triage, build_policy
+from clicloop.backends.simulated import SimulatedCrowd
+from clicloop.orchestrator.config import config_from_dict
+from clicloop.orchestrator.reporting.laborcard import labor_card, render_markdown
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.loop import Loop
+from clicloop.orchestrator.postdeploy import DeploymentStore, ingest, metrics, report
+from clicloop.orchestrator.postdeploy.conditions import TriageContext
+from clicloop.orchestrator.postdeploy.errors import ReviewError
+from clicloop.orchestrator.postdeploy.learn import Learner, featurize
+from clicloop.orchestrator.postdeploy.review import Reviewer
+from clicloop.orchestrator.postdeploy.triage import Triage, build_policy
 from tests.conftest import digits_config
 from tests.orchestrator.postdeploy.synth import INTENTS, NEW_INTENT, fit_model, records, utterances
 
@@ -27,7 +27,7 @@ POLICY = {"any": ["user-flagged", {"name": "low-confidence", "params": {"thresho
 def _deployment(ledger: Ledger, version: str) -> tuple[DeploymentStore, Learner, dict[str, str]]:
     """A deployment serving ``version`` (a toy intent model), two days of reviewed traffic, and a
     retrained, promoted v2."""
-    from orchestrator.models import tfidf_logreg
+    from clicloop.orchestrator.training.models import tfidf_logreg
 
     base = utterances(100, seed=1)
     model = fit_model(base)

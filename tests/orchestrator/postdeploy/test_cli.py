@@ -33,7 +33,7 @@ all:
 
 
 def clicloop(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "clicloop", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
                           env=env)
 
 
@@ -65,7 +65,7 @@ def _files(tmp: Path) -> tuple[list[dict], dict[str, str]]:
 
 def _serve(tmp: Path, ledger: str, port: int, token: str) -> subprocess.Popen:
     env = {**os.environ, "CLICLOOP_INGEST_TOKEN": token}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "serve", "ingest", "--ledger", ledger, "--deployment", "bot",
+    proc = subprocess.Popen([sys.executable, "-m", "clicloop", "serve", "ingest", "--ledger", ledger, "--deployment", "bot",
                              "--port", str(port)], cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -176,7 +176,7 @@ def test_bad_input_is_one_clear_line_and_leaves_the_ledger_sound(ledger_url: str
 
 @pytest.mark.parametrize("field", ["id", "model_version", "predicted_label", "time"])
 def test_a_record_without_a_required_field_is_rejected_naming_it(field: str) -> None:
-    from orchestrator.postdeploy.records import parse_record
+    from clicloop.orchestrator.postdeploy.records import parse_record
 
     record = {"id": "a", "model_version": "v1", "predicted_label": "music", "text": "hi", "time": 1}
     reason = parse_record({k: v for k, v in record.items() if k != field})

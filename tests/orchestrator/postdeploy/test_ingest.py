@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.ledger import Ledger
-from orchestrator.postdeploy import DeploymentStore, Ingestor, ingest
-from orchestrator.postdeploy.follower import FileFollower
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.postdeploy import DeploymentStore, Ingestor, ingest
+from clicloop.orchestrator.postdeploy.follower import FileFollower
 
 LABELS = ["music", "timer", "weather"]
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends.simulated import SimulatedCrowd
-from orchestrator.ledger import Ledger
-from orchestrator.postdeploy import DeploymentStore, ingest, review_loop
-from orchestrator.postdeploy import metrics
-from orchestrator.postdeploy.conditions import TriageContext
-from orchestrator.postdeploy.errors import PromotionError
-from orchestrator.postdeploy.learn import Learner, due, featurize
-from orchestrator.postdeploy.review import Reviewer
-from orchestrator.postdeploy.triage import Triage, build_policy
+from clicloop.backends.simulated import SimulatedCrowd
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.postdeploy import DeploymentStore, ingest, review_loop
+from clicloop.orchestrator.postdeploy import metrics
+from clicloop.orchestrator.postdeploy.conditions import TriageContext
+from clicloop.orchestrator.postdeploy.errors import PromotionError
+from clicloop.orchestrator.postdeploy.learn import Learner, due, featurize
+from clicloop.orchestrator.postdeploy.review import Reviewer
+from clicloop.orchestrator.postdeploy.triage import Triage, build_policy
 from tests.orchestrator.postdeploy.synth import INTENTS, NEW_INTENT, fit_model, records, utterances
 
 POLICY = {"any": [{"name": "low-confidence", "params": {"threshold": 0.6}}, "user-flagged",
@@ -22,7 +22,7 @@ POLICY = {"any": [{"name": "low-confidence", "params": {"threshold": 0.6}}, "use
 
 
 def test_corrections_flow_back_and_only_a_better_model_is_promoted(ledger_url: str) -> None:
-    from orchestrator.models import tfidf_logreg
+    from clicloop.orchestrator.training.models import tfidf_logreg
 
     base = utterances(120, seed=1)
     model = fit_model(base)

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.ledger import Ledger
-from orchestrator.postdeploy import DeploymentStore
-from orchestrator.postdeploy.server import IngestSettings, create_ingest_app
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.postdeploy import DeploymentStore
+from clicloop.orchestrator.postdeploy.server import IngestSettings, create_ingest_app
 from tests.support.labelstudio_server import free_port
 
 

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from orchestrator.errors import ConfigError
-from orchestrator.ledger import Ledger
-from orchestrator.postdeploy import DeploymentStore, ingest
-from orchestrator.postdeploy.conditions import RandomAudit, TriageContext
-from orchestrator.postdeploy.errors import TriageConfigError
-from orchestrator.postdeploy.learn import featurize
-from orchestrator.postdeploy.triage import Triage, build_policy, triage_registry
+from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.postdeploy import DeploymentStore, ingest
+from clicloop.orchestrator.postdeploy.conditions import RandomAudit, TriageContext
+from clicloop.orchestrator.postdeploy.errors import TriageConfigError
+from clicloop.orchestrator.postdeploy.learn import featurize
+from clicloop.orchestrator.postdeploy.triage import Triage, build_policy, triage_registry
 from tests.orchestrator.postdeploy.synth import INTENTS, fit_model, records, utterances
 
 
@@ -30,7 +30,7 @@ def test_every_builtin_policy_is_registered_through_the_hook() -> None:
     reg = triage_registry()
     assert {"low-confidence", "user-flagged", "random-audit", "random-review", "novelty", "strategy-score",
             "daily-budget"} <= set(reg.names("triage"))
-    assert reg.get("triage", "random-audit").plugin == "orchestrator.postdeploy.plugin"
+    assert reg.get("triage", "random-audit").plugin == "clicloop.orchestrator.postdeploy.plugin"
 
 
 def test_low_confidence_per_label_and_user_flag_combine_with_and_or() -> None:
@@ -122,7 +122,7 @@ def test_decisions_are_recorded_with_what_fired_and_the_daily_budget_caps_them(l
         assert again.decided == 0  # decided once, never re-rolled
         from sqlalchemy import select
 
-        from orchestrator.ledger import schema as s
+        from clicloop.orchestrator.ledger import schema as s
 
         with store.engine.connect() as conn:
             decided = [dict(r._mapping) for r in conn.execute(select(s.pd_triage))]
@@ -140,7 +140,7 @@ def test_decisions_are_recorded_with_what_fired_and_the_daily_budget_caps_them(l
 
 
 def test_a_money_budget_caps_by_the_cost_per_review_or_the_mean_recorded_so_far() -> None:
-    from orchestrator.postdeploy.conditions import DailyBudget
+    from clicloop.orchestrator.postdeploy.conditions import DailyBudget
 
     class Spent:  # the review loop's accounting, as DeploymentStore.review_spent returns it
         def __init__(self, answers: int, cost: float, hours: float) -> None:

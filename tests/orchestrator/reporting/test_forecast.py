@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestrator.errors import ConfigError
-from orchestrator.forecast import forecast
+from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.reporting.forecast import forecast
 
 
 def rounds(a: float, b: float, c: float, n: list[int], *, noise: float = 0.0, hours: float = 0.1, cost: float = 0.2,
@@ -80,7 +80,7 @@ def test_stop_rule_compares_the_forecast_with_the_budget_left() -> None:
 
 
 def test_accepts_report_rows_and_checks_the_level() -> None:
-    from orchestrator.report import ReportRow
+    from clicloop.orchestrator.reporting.report import ReportRow
 
     rows = [ReportRow(i, f"v{i}", k, r["metric"], None, 10, 0.1, r["total_hours"], r["cost"], 0.0, None, None, None, None, None)
             for i, (k, r) in enumerate(zip(range(20, 220, 10), rounds(0.95, 2.0, 0.6, list(range(20, 220, 10)))))]
@@ -90,7 +90,7 @@ def test_accepts_report_rows_and_checks_the_level() -> None:
 
 
 def test_the_stop_rule_in_the_config_needs_a_target_and_a_budget() -> None:
-    from orchestrator.config import config_from_dict
+    from clicloop.orchestrator.config import config_from_dict
     from tests.conftest import digits_config
 
     with pytest.raises(ConfigError, match="stop.forecast needs stop.target_metric"):
@@ -102,8 +102,8 @@ def test_the_stop_rule_in_the_config_needs_a_target_and_a_budget() -> None:
 
 
 def test_stop_reason_fires_when_the_forecast_exceeds_the_budget_left() -> None:
-    from orchestrator.config import ForecastStop, Stop
-    from orchestrator.stopping import Budget, stop_reason
+    from clicloop.orchestrator.config import ForecastStop, Stop
+    from clicloop.orchestrator.stopping import Budget, stop_reason
 
     n = list(range(20, 220, 10))
     rows = rounds(0.95, 2.0, 0.6, n, hours=0.1, cost=0.2)
@@ -126,8 +126,8 @@ def test_stop_reason_fires_when_the_forecast_exceeds_the_budget_left() -> None:
 
 
 def test_a_loop_stops_on_the_forecast_before_its_budget_is_spent(tmp_path: Path) -> None:
-    from orchestrator.config import config_from_dict
-    from orchestrator.loop import Loop
+    from clicloop.orchestrator.config import config_from_dict
+    from clicloop.orchestrator.loop import Loop
     from tests.conftest import digits_config
 
     url = f"sqlite:///{tmp_path / 'forecast.db'}"
@@ -138,8 +138,8 @@ def test_a_loop_stops_on_the_forecast_before_its_budget_is_spent(tmp_path: Path)
     assert reason is not None and reason.startswith("forecast:"), reason
     assert 4 <= len(results) < 15 and sum(r.total_hours for r in results) < 50.0
 
-    from orchestrator.dashboard.source import ReadOnlyLedger
-    from orchestrator.report import build_report, forecasts
+    from clicloop.orchestrator.dashboard.source import ReadOnlyLedger
+    from clicloop.orchestrator.reporting.report import build_report, forecasts
 
     with ReadOnlyLedger(url) as led:
         rows, totals = build_report(led, "t")
@@ -151,7 +151,7 @@ def test_a_loop_stops_on_the_forecast_before_its_budget_is_spent(tmp_path: Path)
 
 
 def test_describe_says_what_is_left_and_against_which_budget() -> None:
-    from orchestrator.forecast import default_target, describe
+    from clicloop.orchestrator.reporting.forecast import default_target, describe
 
     fc = forecast(rounds(0.95, 2.0, 0.6, list(range(20, 220, 10))), target=0.9)
     text = describe(fc, "EUR", hours_left=fc.hours_to_target.low / 2)

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from orchestrator import Loop, config_from_dict
-from orchestrator.config import PseudoLabels
-from orchestrator.errors import ConfigError
-from orchestrator.laborcard import labor_card, render_markdown
-from orchestrator.ledger import Ledger
-from orchestrator.semisup import (PseudoLabeler, check_pseudo_labels, fit_with_pseudo_labels, resolve_pseudo_labels,
+from clicloop import Loop, config_from_dict
+from clicloop.orchestrator.config import PseudoLabels
+from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.reporting.laborcard import labor_card, render_markdown
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.training.semisup import (PseudoLabeler, check_pseudo_labels, fit_with_pseudo_labels, resolve_pseudo_labels,
                                   with_pseudo_labels)
 from tests.conftest import PURPOSE, digits_config
 
@@ -74,7 +74,7 @@ def test_loop_with_pseudo_labels_trains_on_them_but_records_only_human_labels(tm
     assert [r.n_labeled for r in spread] == [r.n_labeled for r in plain]  # same human labels bought
     # the ledger holds the 30 labels people gave, in both runs: no pseudo-label is ever recorded
     assert len(runs["spread"][1]) == len(runs["plain"][1]) == sum(r.answers for r in spread) == 30
-    # on digits' first round (20 seed labels) the spread labels lift the model (measured in docs/benchmarks.md)
+    # on digits' first round (20 seed labels) the spread labels lift the model (measured in docs/benchmarks/log.md)
     assert spread[0].metric > plain[0].metric + 0.02, (spread[0].metric, plain[0].metric)
 
 
@@ -87,9 +87,9 @@ def test_labor_card_says_the_model_also_learned_from_pseudo_labels(tmp_path):
     assert cards["plain"]["pseudo_labels"] is None and "pseudo-labels" not in render_markdown(cards["plain"])
     assert cards["spread"]["pseudo_labels"]["share"] == 0.5
     assert "the surest 50% of the unlabeled pool, each round" in render_markdown(cards["spread"])
-    from orchestrator.dashboard.base import Context
-    from orchestrator.dashboard.source import Filters, ReadOnlyLedger
-    from orchestrator.dashboard.views_cards import version_card
+    from clicloop.orchestrator.dashboard.base import Context
+    from clicloop.orchestrator.dashboard.source import Filters, ReadOnlyLedger
+    from clicloop.orchestrator.dashboard.views_cards import version_card
 
     with ReadOnlyLedger(f"sqlite:///{tmp_path / 'spread'}.db") as led:  # the dashboard's card says it too
         ctx = Context(led.engine_, Filters())
@@ -180,7 +180,7 @@ def test_the_strategy_queries_with_the_human_label_fit_and_the_trained_model_is_
 
 
 def test_the_loop_selects_with_the_human_label_fit_and_evaluates_the_pseudo_labeled_one(tmp_path):
-    from strategies.scores import Margin
+    from clicloop.strategies.scores import Margin
 
     class Spy(Margin):
         def score(self, model, X, rng):

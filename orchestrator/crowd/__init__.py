@@ -1,0 +1,2 @@
+"""Label quality: aggregation (majority vote; Dawid-Skene and friends through crowd-kit),
+adaptive redundancy and answer checks, gold questions, and relabel-or-label-new."""
