@@ -14,4 +14,4 @@ def clicloop_register_backends(register: Register) -> None:
     register("prolific", ProlificBackend)
     from clicloop.backends.labelstudio import LabelStudioBackend  # light: httpx is imported on first call
 
-    register("labelstudio", LabelStudioBackend)
+    register("labelstudio", LabelStudioBackend, requires=("httpx",), extra="labelstudio")

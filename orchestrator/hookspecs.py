@@ -7,8 +7,12 @@ hooks. Third-party distributions expose their plugin module in the ``clicloop`` 
     [project.entry-points.clicloop]
     my_plugin = "my_package.clicloop_plugin"
 
-Registration hooks receive ``register(name, factory)``; ``factory(**params)`` builds the object
-from the ``params`` of the config section that names it. A name registered twice (by any two
+Registration hooks receive ``register(name, factory, *, requires=(), extra=None)``;
+``factory(**params)`` builds the object from the ``params`` of the config section that names it.
+``requires`` names the modules the object imports when it is used and ``extra`` what to install
+for them (``"crowd"`` means ``pip install 'clicloop[crowd]'``; a text with a space, such as
+``"pip install my-lib"``, is shown as is), so
+``clicloop plugins`` marks what cannot run yet and a config naming it fails before any work. A name registered twice (by any two
 plugins) fails loudly. A misspelled hook name fails when plugins load (``check_pending``).
 """
 
@@ -31,7 +35,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 class Register(Protocol):
     """The callable a registration hook receives."""
 
-    def __call__(self, name: str, factory: Callable[..., Any]) -> None: ...
+    def __call__(self, name: str, factory: Callable[..., Any], *, requires: Sequence[str] = (),
+                 extra: str | None = None) -> None: ...
 
 
 # -- registration ------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ that every hook implementation matches a spec.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,25 @@ class Entry:
     factory: Callable[..., Any]
     plugin: str
     distribution: str | None
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+
+    def missing(self) -> list[str]:
+        """The required modules that are not installed (found without importing them)."""
+        return [m for m in self.requires if not _installed(m)]
+
+    def install_hint(self) -> str:
+        """What to install for the missing modules."""
+        if self.extra is None:
+            return f"pip install {' '.join(self.missing())}"
+        return self.extra if " " in self.extra else f"pip install 'clicloop[{self.extra}]'"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package, or a module without a spec
+        return False
 
 
 class Registry:
@@ -95,7 +115,7 @@ class Registry:
                 impl.function(register=self._register_fn(kind, plugin_name, dist))
 
     def _register_fn(self, kind: str, plugin: str, dist: str | None) -> hookspecs.Register:
-        def register(name: str, factory: Callable[..., Any]) -> None:
+        def register(name: str, factory: Callable[..., Any], *, requires: Sequence[str] = (), extra: str | None = None) -> None:
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {plugin!r} registered a {kind} with an empty or non-string name")
             previous = self.entries[kind].get(name)
@@ -105,7 +125,10 @@ class Registry:
                     f"{_from(previous.distribution)} and by plugin {plugin!r}{_from(dist)}. "
                     "Uninstall one of them, or rename one."
                 )
-            self.entries[kind][name] = Entry(kind, name, factory, plugin, dist)
+            if isinstance(requires, str) or not all(isinstance(m, str) and m for m in requires):
+                raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} with requires={requires!r}: "
+                                  "give a list of module names")
+            self.entries[kind][name] = Entry(kind, name, factory, plugin, dist, tuple(requires), extra)
 
         return register
 
@@ -121,6 +144,10 @@ class Registry:
     def create(self, kind: str, name: str, params: dict[str, Any], *, field: str | None = None) -> Any:
         """Build the named object from its params, with unknown params named in the error."""
         entry = self.get(kind, name, field=field)
+        missing = entry.missing()
+        if missing:
+            raise PluginError(f"{kind} {name!r} needs {', '.join(missing)}, which is not installed: "
+                              f"{entry.install_hint()} (clicloop plugins lists what each entry needs)")
         _check_params(entry, params, field)
         try:
             return entry.factory(**params)

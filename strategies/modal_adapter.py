@@ -124,4 +124,4 @@ class ModalStrategy:
 def register_all(register: Register) -> None:
     """Register every known modAL function as ``modal:<name>`` (modAL itself is not imported)."""
     for name in (*SCORED, *BATCH, *COMMITTEE):
-        register(f"modal:{name}", functools.partial(ModalStrategy, name))
+        register(f"modal:{name}", functools.partial(ModalStrategy, name), requires=("modAL",), extra="modal")

@@ -35,4 +35,4 @@ def clicloop_register_strategies(register: Register) -> None:
 @hookimpl
 def clicloop_register_models(register: Register) -> None:
     register("committee", Committee)
-    register("mc-dropout-mlp", MCDropoutMLP)
+    register("mc-dropout-mlp", MCDropoutMLP, requires=("torch",), extra="torch")

@@ -151,24 +151,26 @@ def init(
 
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """List the strategies, backends, models and aggregators installed, and where each comes from."""
+    """List the strategies, backends, models and aggregators installed, where each comes from, and
+    what to install for those whose extra is missing."""
     from clicloop.orchestrator.plugins import KINDS, Registry, get_plugin_manager
 
     registry = Registry(get_plugin_manager())
-    rows = [
-        {"kind": kind, "name": e.name, "plugin": e.plugin, "distribution": e.distribution or "clicloop (built-in)"}
-        for kind in KINDS
-        for e in sorted(registry.entries[kind].values(), key=lambda e: e.name)
-    ]
+    rows = []
+    for kind in KINDS:
+        for e in sorted(registry.entries[kind].values(), key=lambda e: e.name):
+            missing = e.missing()
+            rows.append({"kind": kind, "name": e.name, "plugin": e.plugin, "distribution": e.distribution or "clicloop (built-in)",
+                         "usable": not missing, "missing": missing, "install": e.install_hint() if missing else None})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("kind", "name", "plugin", "from")
+    table = Table("kind", "name", "plugin", "from", "status")
     for r in rows:
-        table.add_row(r["kind"], r["name"], r["plugin"], r["distribution"])
+        table.add_row(r["kind"], r["name"], r["plugin"], r["distribution"], "ok" if r["usable"] else f"needs: {r['install']}")
     Console().print(table)
 
 

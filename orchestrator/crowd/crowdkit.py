@@ -161,7 +161,7 @@ class MACEAggregator(_CrowdKitAggregator):
 
 @hookimpl
 def clicloop_register_aggregators(register: Register) -> None:
-    register("dawid-skene", DawidSkeneAggregator)
-    register("one-coin-dawid-skene", OneCoinDawidSkeneAggregator)
-    register("glad", GLADAggregator)
-    register("mace", MACEAggregator)
+    register("dawid-skene", DawidSkeneAggregator, requires=("crowdkit",), extra="crowd")
+    register("one-coin-dawid-skene", OneCoinDawidSkeneAggregator, requires=("crowdkit",), extra="crowd")
+    register("glad", GLADAggregator, requires=("crowdkit",), extra="crowd")
+    register("mace", MACEAggregator, requires=("crowdkit",), extra="crowd")

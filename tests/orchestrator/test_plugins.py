@@ -40,6 +40,49 @@ def test_a_duplicate_name_fails_naming_both_plugins():
         Registry(pm)
 
 
+NEEDS_EXTRA = """
+from clicloop.orchestrator.hookspecs import hookimpl
+
+
+class Fancy:
+    requires = ()
+
+    def score(self, model, X, rng):
+        import clicloop_missing_dependency_xyz  # noqa: F401
+        return X[:, 0]
+
+
+@hookimpl
+def clicloop_register_strategies(register):
+    register("fancy", Fancy, requires=("clicloop_missing_dependency_xyz",), extra="fancy-extra")
+"""
+
+
+def test_an_entry_whose_extra_is_missing_is_listed_with_what_to_install(tmp_path):
+    (tmp_path / "needs_extra.py").write_text(NEEDS_EXTRA)
+    cfg = digits_config(f"sqlite:///{tmp_path / 'l.db'}", strategy={"name": "fancy"}, plugins=["needs_extra"])
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    code = ("import json, sys; from clicloop.orchestrator.plugins import Registry, get_plugin_manager; "
+            "r = Registry(get_plugin_manager(['needs_extra'])); e = r.get('strategy', 'fancy'); "
+            "print(json.dumps([e.missing(), e.install_hint(), r.get('strategy', 'margin').missing()]))")
+    listed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(listed.stdout) == [["clicloop_missing_dependency_xyz"], "pip install 'clicloop[fancy-extra]'", []]
+
+    run = subprocess.run([sys.executable, "-m", "clicloop", "run", str(config)], env=env, capture_output=True, text=True)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "needs clicloop_missing_dependency_xyz" in run.stderr and "clicloop[fancy-extra]" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_plugins_lists_every_builtin_as_usable_here():
+    listed = subprocess.run([sys.executable, "-m", "clicloop", "plugins", "--json"], capture_output=True, text=True, check=True)
+    rows = {(r["kind"], r["name"]): r for r in json.loads(listed.stdout)}
+    assert rows[("aggregator", "dawid-skene")]["usable"]  # the test environment has every extra
+    assert all(r["usable"] and r["install"] is None for r in rows.values())
+
+
 def test_a_misspelled_hook_is_caught(tmp_path, monkeypatch):
     (tmp_path / "typo_plugin.py").write_text(
         "from clicloop.orchestrator.hookspecs import hookimpl\n@hookimpl\ndef clicloop_register_strategys(register):\n    pass\n"
