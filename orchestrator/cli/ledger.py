@@ -87,17 +87,20 @@ def adjust(
 
 
 def labor_card_command(
-    model_version: Annotated[str, typer.Option("--model-version", help="e.g. quickstart-margin-r12")],
+    model_version: Annotated[Optional[str], typer.Option("--model-version", help="e.g. quickstart-margin-r12 (default: the latest finished round's, of the config's loop when a config is given)")] = None,
     config: ConfigOpt = None,
     ledger: LedgerOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="write <out>.md and <out>.json (default: print Markdown)")] = None,
 ) -> None:
     """The human labor behind one model version, as Markdown and JSON, to ship beside its model card."""
-    from clicloop.orchestrator.reporting.laborcard import labor_card, render_markdown
     from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.reporting.laborcard import labor_card, latest_model_version, render_markdown
 
     url, cfg = _resolve(config, ledger)
     with Ledger(url) as led:
+        if model_version is None:
+            model_version = latest_model_version(led, cfg.loop.name if cfg else None)  # type: ignore[union-attr]
+            typer.echo(f"labor card of {model_version} (the latest finished round; --model-version picks another)", err=True)
         card = labor_card(led, model_version, cfg.wage_floor if cfg else None)  # type: ignore[union-attr]
     if out is None:
         typer.echo(render_markdown(card))

@@ -26,6 +26,26 @@ from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.accounting import by_worker, unpaid_by_kind
 
 
+def model_versions(ledger: Ledger, loop: str | None = None) -> list[str]:
+    """The model versions of finished rounds, newest first (review loops left out)."""
+    r = s.rounds.c
+    query = select(r.model_version).where(r.status == "finished", r.loop.not_like("%:review"))
+    if loop is not None:
+        query = query.where(r.loop == loop)
+    with ledger.engine_.connect() as conn:
+        rows = conn.execute(query.order_by(r.recorded_at.desc(), r.round_no.desc())).scalars().all()
+    return list(dict.fromkeys(rows))
+
+
+def latest_model_version(ledger: Ledger, loop: str | None = None) -> str:
+    """The model version of the latest finished round (of ``loop``, or of any loop)."""
+    known = model_versions(ledger, loop)
+    if not known:
+        where = f"loop {loop!r}" if loop else "the ledger"
+        raise LedgerError(f"{where} has no finished round yet, so no model version to describe; run the loop first")
+    return known[0]
+
+
 def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = None) -> dict[str, Any]:
     """The labor card of ``model_version`` as a JSON-ready dict."""
     from clicloop.orchestrator.postdeploy.card import deployed_card_base, post_deployment
@@ -38,8 +58,11 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
     if row is None:
         base = deployed_card_base(ledger, model_version)
         if base is None:
-            raise LedgerError(f"no model version {model_version!r} in the ledger; versions look like '<loop>-r<round>' "
-                              "or a deployed version (see clicloop report, clicloop deploy status)")
+            known = model_versions(ledger)
+            listed = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+            raise LedgerError(f"no model version {model_version!r} in the ledger; "
+                              + (f"the latest are: {listed}" if known else "it holds no finished round yet")
+                              + " (clicloop report lists them per round)")
         loop, before, metric, n_labeled, purpose = base
         pseudo = None
     else:
