@@ -1,4 +1,6 @@
-"""A progress bar for long loops, fed by the lifecycle hooks like any other plugin."""
+"""Progress for long loops, fed by the lifecycle hooks like any other plugin: a live bar on a
+terminal, plain log lines (one per round, flushed as it finishes) in a pipe or a log file, and
+in both a line saying where a resumed loop picks up."""
 
 from __future__ import annotations
 
@@ -9,31 +11,100 @@ from typing import Any
 from clicloop.orchestrator.hookspecs import hookimpl
 
 
+def _round_line(loop: Any, result: Any) -> str:
+    metric = "-" if result.metric is None else f"{result.metric:.4f}"
+    return f"{loop.name}: round {result.round_no}, {result.n_labeled} labels, {loop.config.loop.metric} {metric}"
+
+
+def _resumed_line(loop: Any, round_no: int) -> str | None:
+    """'resumed at round N' when the loop picks up from the ledger (its earlier rounds are loaded)."""
+    done = getattr(loop, "results_", [])
+    if not done:
+        return None
+    answers = sum(r.answers for r in done)
+    return f"{loop.name}: resumed at round {round_no} ({len(done)} rounds and {answers} answers already in the ledger)"
+
+
 class ProgressPlugin:
-    """Advances a rich progress bar as rounds finish (by answers bought, or by rounds)."""
+    """Advances a rich progress bar as rounds finish (by answers bought, or by rounds); on a
+    resume, the bar starts from what the ledger already holds."""
 
     def __init__(self, progress: Any, task_id: Any, by_answers: bool):
         self.progress = progress
         self.task_id = task_id
         self.by_answers = by_answers
+        self.started_ = False
+
+    @hookimpl
+    def clicloop_round_started(self, loop: Any, round_no: int) -> None:
+        if self.started_:
+            return
+        self.started_ = True
+        line = _resumed_line(loop, round_no)
+        if line is not None:
+            done = loop.results_
+            self.progress.update(self.task_id, completed=sum(r.answers for r in done) if self.by_answers else len(done))
+            self.progress.console.print(line)
 
     @hookimpl
     def clicloop_round_finished(self, loop: Any, result: Any) -> None:
-        metric = "-" if result.metric is None else f"{result.metric:.4f}"
-        self.progress.update(
-            self.task_id,
-            advance=result.answers if self.by_answers else 1,
-            description=f"{loop.name}: round {result.round_no}, {result.n_labeled} labels, {loop.config.loop.metric} {metric}",
-        )
+        self.progress.update(self.task_id, advance=result.answers if self.by_answers else 1,
+                             description=_round_line(loop, result))
+
+
+class LogLinesPlugin:
+    """One plain line per round, written and flushed as the round finishes: for pipes and logs,
+    where a live bar would print nothing until the end."""
+
+    def __init__(self, console: Any, total: int | None, by_answers: bool):
+        self.console = console
+        self.total = total
+        self.by_answers = by_answers
+        self.done_ = 0
+        self.started_ = False
+
+    def _print(self, text: str) -> None:
+        self.console.file.write(text + "\n")
+        self.console.file.flush()
+
+    @hookimpl
+    def clicloop_round_started(self, loop: Any, round_no: int) -> None:
+        if self.started_:
+            return
+        self.started_ = True
+        line = _resumed_line(loop, round_no)
+        if line is not None:
+            done = loop.results_
+            self.done_ = sum(r.answers for r in done) if self.by_answers else len(done)
+            self._print(line)
+        else:
+            self._print(f"{loop.name}: starting at round {round_no}")
+
+    @hookimpl
+    def clicloop_round_finished(self, loop: Any, result: Any) -> None:
+        self.done_ += result.answers if self.by_answers else 1
+        unit = "answers" if self.by_answers else "rounds"
+        of = f"/{self.total}" if self.total is not None else ""
+        cost = f", {result.total_hours:.2f} h, cost {result.cost:.2f}"
+        self._print(f"{_round_line(loop, result)}{cost} ({self.done_}{of} {unit})")
 
 
 @contextmanager
 def progress_plugin(pm: Any, config: Any, console: Any, *, transient: bool = False) -> Iterator[Any]:
-    """Register a progress bar on ``pm`` for the loop ``config`` describes, for a ``with`` block."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    """Register progress reporting on ``pm`` for the loop ``config`` describes, for a ``with``
+    block: a live bar when ``console`` is a terminal, plain per-round log lines otherwise."""
     by_answers = config.stop.max_labels is not None
     total = config.stop.max_labels if by_answers else config.stop.max_rounds
+    if not console.is_terminal:
+        lines = LogLinesPlugin(console, total, by_answers)
+        pm.register(lines, name=f"progress-{config.loop.name}")
+        try:
+            yield None
+        finally:
+            pm.unregister(lines)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=transient) as progress:
         task_id = progress.add_task(f"{config.loop.name}: starting", total=total)

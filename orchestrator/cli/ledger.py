@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from clicloop.orchestrator.cli.output import table_console
 from clicloop.orchestrator.errors import ClicloopError
 
 ledger_app = typer.Typer(help="Check, export and settle the human-labor ledger.", no_args_is_help=True)
@@ -134,12 +135,11 @@ def quality(
     if not rows:
         typer.echo(f"no gold answers in loop {cfg.loop.name!r} (set loop.gold in the config)")
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("worker (pseudonym)", "gold right", "answered", "accuracy", title=f"gold questions, loop {cfg.loop.name}")
     for r in rows:
         table.add_row(r["worker"], str(r["right"]), str(r["answered"]), f"{r['accuracy']:.0%}")
-    Console().print(table)
+    table_console().print(table)
     if disputed:
         typer.echo(f"disputed gold items (answers accepted and paid; check their answer key): {', '.join(disputed)}")

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from clicloop.orchestrator.cli.output import table_console
 from clicloop.orchestrator.errors import ClicloopError
 
 app = typer.Typer(
@@ -61,7 +62,8 @@ def report(
     config: Annotated[Optional[Path], typer.Argument(help="config file (for its ledger and loop name)")] = None,
     ledger: Annotated[Optional[str], typer.Option(help="ledger URL (instead of a config)")] = None,
     loop: Annotated[Optional[str], typer.Option(help="loop name (default: every loop in the ledger)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables (same as --format json)")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table (default), csv (one row per round, for spreadsheets and pipes) or json")] = "table",
     html: Annotated[Optional[Path], typer.Option("--html", help="write the dashboard's views to this one self-contained HTML file (opens offline)")] = None,
     target: Annotated[Optional[float], typer.Option(help="target metric of the forecast (default: the config's stop.target_metric)")] = None,
 ) -> None:
@@ -70,6 +72,9 @@ def report(
     import contextlib
     import io
 
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter(f"--format {fmt!r}: use table, csv or json", param_hint="--format")
+    as_json = as_json or fmt == "json"
     floor, stops = None, {}
     if config is not None:
         from clicloop.orchestrator.config import load_config
@@ -84,6 +89,9 @@ def report(
 
         out = write_html_report(ledger, html, loop, floor=floor, target=target, stops=stops)
         typer.echo(f"wrote {out} (every dashboard view, one self-contained file; it opens without a network)")
+        return
+    if fmt == "csv":
+        _print_csv(ledger, loop)
         return
     from clicloop.orchestrator.dashboard.source import ReadOnlyLedger
     from clicloop.orchestrator.reporting.report import build_report, forecasts
@@ -104,9 +112,28 @@ def report(
         typer.echo(f"{name}: {fc['text']}")
 
 
-def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = False) -> None:
-    from rich.console import Console
+def _print_csv(url: str, loop: str | None) -> None:
+    """The per-round rows of every loop (or ``loop``) as CSV on stdout, with a ``loop`` column."""
+    import csv
 
+    from clicloop.orchestrator.dashboard.source import ReadOnlyLedger
+    from clicloop.orchestrator.reporting.report import build_report, report_dict
+
+    with ReadOnlyLedger(url) as led:
+        names = [loop] if loop else led.loops()
+        tables = {n: report_dict(*build_report(led, n)) for n in names}
+    writer = None
+    for name, data in tables.items():
+        currency = data["totals"]["currency"]
+        for row in data["rounds"]:
+            row = {"loop": name, **row, "currency": currency}
+            if writer is None:
+                writer = csv.DictWriter(sys.stdout, fieldnames=list(row), lineterminator="\n")
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = False) -> None:
     from clicloop.orchestrator.config import WageFloor
     from clicloop.orchestrator.errors import LedgerError
     from clicloop.orchestrator.fairwork.wages import below_floor, proposed_adjustments
@@ -126,7 +153,7 @@ def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = Fal
                for n, r in reports.items()}
         print(json.dumps(out, indent=2))
         return
-    console = Console()
+    console = table_console()
     for name, (rows, totals) in reports.items():
         console.print(render_report(rows, totals, floor.amount))
         low, owed = fairness[name]
@@ -165,13 +192,12 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] 
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("kind", "name", "plugin", "from", "status")
     for r in rows:
         table.add_row(r["kind"], r["name"], r["plugin"], r["distribution"], "ok" if r["usable"] else f"needs: {r['install']}")
-    Console().print(table)
+    table_console().print(table)
 
 
 from clicloop.orchestrator.cli.ledger import labor_card_command, ledger_app  # noqa: E402 (typer only; commands import lazily)

@@ -56,12 +56,11 @@ def outcome(strategy: str, results: list[RoundResult], target: float) -> Outcome
 
 
 def run_quickstart(*, ledger: str, seed: int, budget: int, console: Any = None) -> list[Outcome]:
-    from rich.console import Console
-
+    from clicloop.orchestrator.cli.output import table_console
     from clicloop.orchestrator.plugins import get_plugin_manager
     from clicloop.orchestrator.progress import progress_plugin
 
-    console = console or Console()
+    console = console or table_console()
     configs = [quickstart_config(s, ledger=ledger, seed=seed, budget=budget) for s in ("margin", "random")]
     full = full_data_metric(configs[0])
     target = 0.95 * full

@@ -1,0 +1,62 @@
+"""Output a pipe or a log file can read: per-round lines as rounds finish, a line on resume,
+tables whose numbers are never cut, and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+
+import yaml
+
+from tests.conftest import digits_config
+
+
+def _config(tmp_path, max_labels: int):
+    cfg = digits_config(f"sqlite:///{tmp_path / 'l.db'}", stop={"max_labels": max_labels})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _clicloop(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clicloop", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_a_run_in_a_pipe_writes_one_line_per_round_as_it_goes(tmp_path):
+    config = _config(tmp_path, 30)
+    proc = subprocess.Popen([sys.executable, "-m", "clicloop", "run", str(config)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()  # a line while the loop runs, not everything at the end
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert first.startswith("t: starting at round 0"), first
+    assert [ln.split(",")[0] for ln in err.splitlines() if ln.startswith("t: round")] == [f"t: round {i}" for i in range(4)]
+
+    more = _config(tmp_path, 50)
+    resumed = _clicloop("run", str(more), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    lines = resumed.stderr.splitlines()
+    assert lines[0].startswith("t: resumed at round "), lines[:3]
+    assert "30 answers already in the ledger" in lines[0]
+    round_lines = [ln for ln in lines if ln.startswith("t: round ")]
+    assert round_lines[0].startswith("t: round 3,") and round_lines[-1].endswith("(50/50 answers)"), round_lines
+
+
+def test_report_in_a_pipe_keeps_every_number_and_speaks_csv(tmp_path):
+    config = _config(tmp_path, 30)
+    assert _clicloop("run", str(config), cwd=tmp_path).returncode == 0
+    table = _clicloop("report", str(config), cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "…" not in table.stdout and "total: 30 answers" in table.stdout
+
+    as_csv = _clicloop("report", str(config), "--format", "csv", cwd=tmp_path)
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [r["round_no"] for r in rows] == ["0", "1", "2", "3"]
+    assert {r["loop"] for r in rows} == {"t"} and {r["currency"] for r in rows} == {"EUR"}
+    assert sum(int(r["answers"]) for r in rows) == 30
+
+    bad = _clicloop("report", str(config), "--format", "xml", cwd=tmp_path)
+    assert bad.returncode == 2 and "--format" in bad.stderr
