@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -132,8 +133,15 @@ def clicloop_register_strategies(register):
 
 @pytest.mark.slow
 def test_the_built_wheel_runs_beside_files_named_like_its_folders(tmp_path):
+    # Build from a copy of the tracked files: a build/ left in the checkout could carry stale modules.
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
+    src = tmp_path / "src"
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)],
                    check=True, capture_output=True, text=True)
     wheel = next(wheels.glob("clicloop-*.whl"))
     env_dir = tmp_path / "venv"
