@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -65,26 +65,48 @@ def export(
 
 @ledger_app.command()
 def adjust(
-    config: Annotated[Path, typer.Argument(help="the loop config (its wage floor and loop name)")],
+    config: Annotated[Optional[Path], typer.Argument(help="a loop config (its ledger, wage floor and loop name)")] = None,
+    ledger: LedgerOpt = None,
+    loop: Annotated[Optional[list[str]], typer.Option("--loop", help="a loop of the ledger, repeatable (default: the config's loop; with --ledger alone, every loop, review loops included)")] = None,
+    floor: Annotated[Optional[float], typer.Option("--floor", help="hourly wage floor on total time (default: the config's wage_floor)")] = None,
+    currency: Annotated[Optional[str], typer.Option("--currency", help="currency of --floor (default: the config's, else EUR)")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="record the payments (otherwise only list them)")] = False,
 ) -> None:
-    """Adjustment payments that lift every worker below the wage floor (on total time) to it."""
+    """Adjustment payments that lift every worker below the wage floor (on total time) to it,
+    for any loop of a ledger: a labeling loop, or a deployment's review loop (``<name>:review``)."""
+    from clicloop.orchestrator.config import WageFloor
     from clicloop.orchestrator.fairwork.wages import apply_adjustments, proposed_adjustments
     from clicloop.orchestrator.ledger import Ledger
 
-    url, cfg = _resolve(config, None)
+    url, cfg = _resolve(config, ledger)
+    if cfg is None and floor is None:
+        raise ClicloopError("give the wage floor: --floor AMOUNT [--currency EUR], or a config with wage_floor")
+    wage_floor = cfg.wage_floor if cfg is not None else WageFloor()  # type: ignore[union-attr]
+    if floor is not None or currency is not None:
+        wage_floor = wage_floor.model_copy(update={k: v for k, v in (("amount", floor), ("currency", currency)) if v is not None})
     with Ledger(url) as led:
-        proposals = proposed_adjustments(led, cfg.loop.name, cfg.wage_floor)  # type: ignore[union-attr]
-        for adj in proposals:
-            typer.echo(f"{adj.backend}/{adj.worker}: {adj.wage_total_time:.2f}/h < {adj.floor:.2f}/h -> pay {adj.amount:.2f} {adj.currency}")
-        if not proposals:
-            typer.echo("every worker earns at least the floor on total time")
-        elif apply:
-            # attributed to the last round that bought answers: the labor card of the model it trained counts them
-            last = max(led.effort_by_round(cfg.loop.name), default=0)  # type: ignore[union-attr]
-            typer.echo(f"recorded {apply_adjustments(led, proposals, last)} adjustment payment(s)")
-        else:
-            typer.echo(f"total {sum(a.amount for a in proposals):.2f}; pass --apply to record them")
+        known = led.loops()
+        names = loop or ([cfg.loop.name] if cfg is not None else known)  # type: ignore[union-attr]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ClicloopError(f"no loop {unknown[0]!r} in the ledger; loops there: {', '.join(known) or '(none)'}")
+        for name in names:
+            _adjust_loop(led, name, wage_floor, apply, proposed_adjustments, apply_adjustments)
+
+
+def _adjust_loop(led: Any, name: str, floor: Any, apply: bool, propose: Any, record: Any) -> None:
+    proposals = propose(led, name, floor)
+    for adj in proposals:
+        typer.echo(f"{name} {adj.backend}/{adj.worker}: {adj.wage_total_time:.2f}/h < {adj.floor:.2f}/h "
+                   f"-> pay {adj.amount:.2f} {adj.currency}")
+    if not proposals:
+        typer.echo(f"{name}: every worker earns at least the floor on total time")
+    elif apply:
+        # attributed to the last round that bought answers: the labor card of the model it trained counts them
+        last = max(led.effort_by_round(name), default=0)
+        typer.echo(f"{name}: recorded {record(led, proposals, last)} adjustment payment(s)")
+    else:
+        typer.echo(f"{name}: total {sum(a.amount for a in proposals):.2f}; pass --apply to record them")
 
 
 def labor_card_command(

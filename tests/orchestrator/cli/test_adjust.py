@@ -1,0 +1,48 @@
+"""`clicloop ledger adjust` pays the workers of any loop in a ledger, a deployment's review loop
+included, with the floor given on the command line when there is no config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.types import Answer, Task
+
+
+def _clicloop(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clicloop", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _review_ledger(url: str) -> None:
+    """A review loop ``bot:review`` whose two reviewers earned 0.05 EUR for 60 s each (3 EUR/h)."""
+    loop = "bot:review"
+    with Ledger(url) as ledger:
+        ledger.begin_loop(loop, "h", "{}", 0)
+        tasks = [Task(f"{loop}/0/p{i}/0", loop, 0, f"p{i}", 0, "Check what a deployed assistant understood.", ("a", "b"))
+                 for i in range(2)]
+        ledger.record_tasks(tasks, "sim")
+        ledger.record_answers(loop, "sim", [
+            (t, Answer(t.key, f"w{i}", "a", active_s=60.0, reward=0.05, fee=0.01, currency="EUR"), "submitted", None)
+            for i, t in enumerate(tasks)
+        ])
+
+
+def test_adjust_pays_a_review_loop_from_the_ledger_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    _review_ledger(url)
+
+    no_floor = _clicloop("ledger", "adjust", "--ledger", url, cwd=tmp_path)
+    assert no_floor.returncode == 2 and "--floor" in no_floor.stderr
+
+    listed = _clicloop("ledger", "adjust", "--ledger", url, "--floor", "12.02", "--currency", "EUR", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("bot:review sim/") == 2 and "pay 0.16 EUR" in listed.stdout  # 12.02 / 60 - 0.05 = 0.1503, up to the cent
+
+    applied = _clicloop("ledger", "adjust", "--ledger", url, "--loop", "bot:review", "--floor", "12.02", "--apply", cwd=tmp_path)
+    assert applied.returncode == 0 and "bot:review: recorded 2 adjustment payment(s)" in applied.stdout
+    again = _clicloop("ledger", "adjust", "--ledger", url, "--floor", "12.02", cwd=tmp_path)
+    assert "bot:review: every worker earns at least the floor" in again.stdout
+
+    unknown = _clicloop("ledger", "adjust", "--ledger", url, "--loop", "nope", "--floor", "12", cwd=tmp_path)
+    assert unknown.returncode == 2 and "no loop 'nope'" in unknown.stderr and "bot:review" in unknown.stderr
