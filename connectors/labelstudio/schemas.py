@@ -51,7 +51,7 @@ class PredictRequest(_Open):
 class Annotation(_Open):
     id: int
     result: list[dict[str, Any]] = Field(default_factory=list)
-    lead_time: float | None = Field(None, ge=0)
+    lead_time: float | None = None  # judged by the recorder: an implausible one is quarantined
     completed_by: int | dict[str, Any] | None = None
     was_cancelled: bool = False
     created_at: str | None = None
