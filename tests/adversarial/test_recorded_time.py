@@ -106,3 +106,22 @@ def test_the_label_studio_crowd_backend_applies_the_same_rule(labelstudio: Label
             assert rows[task.key]["status"] == "quarantined" and limit_hit in rows[task.key]["reason"]
             assert rows[task.key]["active_s"] == 0.0 and task.key not in payments
     assert payments == {tasks[2].key: 9_250_000}  # 0.25 per answer + 1800 s at 18/h
+
+
+def test_ledger_verify_flags_a_paid_implausible_time_recorded_before_the_rule(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clicloop.orchestrator.cli.main import app
+    from clicloop.orchestrator.types import Answer
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    task = Task("old/0/i0/0", "old", 0, "i0", 0, PURPOSE, ("a", "b"))
+    with Ledger(url) as led:  # what the ML backend wrote for lead_time 1e9 at 18/h before the rule
+        led.record_tasks([task], "labelstudio-ml")
+        led.record_answers("old", "labelstudio-ml", [(task, Answer(task.key, "w", "a", 1e9, 5_000_000.0, 0.0, "EUR"), "submitted", None)])
+        (violation,) = verify(led)
+        assert "plausibility limit" in violation.check and violation.examples == [task.key]
+        assert verify(led, max_active_s=2e9) == [] and verify(led, max_active_s=None) == []
+    failed = CliRunner().invoke(app, ["ledger", "verify", "--ledger", url])
+    assert failed.exit_code == 1 and "FAIL no answer records more than 28800 active seconds" in failed.output
+    assert CliRunner().invoke(app, ["ledger", "verify", "--ledger", url, "--max-active-s", "0"]).exit_code == 0
