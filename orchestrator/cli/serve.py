@@ -46,7 +46,8 @@ def labelstudio(
                                     hourly_wage=hourly_wage, max_active_s=max_active_s, max_body_bytes=max_body_mb * 1024 * 1024,
                                     acquisition_workers=acquisition_workers)
     typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {cfg.ledger}, loop prefix {cfg.loop.name!r})", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # SIGTERM: requests in flight get 5 s to finish; score writes still pending are dropped (logged)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 from clicloop.orchestrator.cli.deploy import serve_ingest  # noqa: E402 (typer only; the server imports lazily)
