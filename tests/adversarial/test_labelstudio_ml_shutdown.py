@@ -11,7 +11,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,22 +24,12 @@ from clicloop.connectors.labelstudio import create_app
 from clicloop.connectors.labelstudio.settings import ServeSettings
 from clicloop.orchestrator.ledger import schema as s
 from tests.conftest import digits_config
-from tests.connectors.test_labelstudio_ml import CONFIG, _choice, _texts
+from tests.connectors.test_labelstudio_ml import CONFIG, _choice, _texts, _wait
 from tests.support.labelstudio_server import free_port
 from tests.support.served_app import serve_in_thread
 from tests.support.stalling_labelstudio import Stalling, stalling_labelstudio
 
 LABELED = 12
-
-
-def _until(predicate: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -58,7 +47,7 @@ def _trained(http: httpx.Client) -> None:
     """Set project 1 up against the stalling Label Studio and train a first model from it."""
     assert http.post("/setup", json={"project": "1.1", "schema": CONFIG, "access_token": "f" * 40}).status_code == 200
     assert http.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}}).json()["status"] == "training"
-    _until(lambda: http.get("/status").json()["projects"][0]["versions"], "a first model version")
+    _wait(lambda: http.get("/status").json()["projects"][0]["versions"], what="a first model version", timeout=60)
 
 
 def _predict_body(n: int, offset: int = 0) -> dict[str, Any]:
@@ -77,7 +66,7 @@ def test_predictions_never_wait_on_score_writes_to_a_hanging_label_studio(stalli
             r = httpx.post(f"{url}/predict", json=_predict_body(4, offset=100 * call),
                            headers={"Authorization": f"Bearer {token}"}, timeout=20)
             assert r.status_code == 200 and len(r.json()["results"]) == 4, (call, r.status_code)
-        _until(lambda: stalling.patched, "a write-back reaching Label Studio")
+        _wait(lambda: stalling.patched, what="a write-back reaching Label Studio", timeout=60)
         writes = http.get("/status").json()["projects"][0]["acquisition_writes"]
         assert writes["in_flight"] >= 1 and writes["pending"] >= 1 and writes["written"] == 0
 
@@ -100,10 +89,10 @@ def test_sigterm_stops_the_server_within_seconds_with_writes_pending(stalling: S
                     assert proc.poll() is None, proc.communicate()[1]
                     return False
 
-            _until(up, "the server to start")
+            _wait(up, what="the server to start", timeout=60)
             _trained(http)
             assert len(http.post("/predict", json=_predict_body(50)).json()["results"]) == 50
-            _until(lambda: stalling.patched, "a write-back reaching Label Studio")
+            _wait(lambda: stalling.patched, what="a write-back reaching Label Studio", timeout=60)
             assert http.get("/status").json()["projects"][0]["acquisition_writes"]["pending"] > 0
         proc.send_signal(signal.SIGTERM)
         try:
