@@ -57,6 +57,8 @@ def test_the_ml_backend_quarantines_implausible_lead_times_and_never_answers_5xx
             assert r.status_code == 200 and r.json()["status"] == "recorded", (lead, r.status_code, r.text)
         r = httpx.post(f"{url}/webhook", content=_webhook(99, '"abc"'), headers=headers)
         assert r.status_code == 422 and "lead_time" in r.text
+        r = httpx.post(f"{url}/webhook", content=_webhook(10**30, "3"), headers=headers)  # once a 500 (integer overflow)
+        assert r.status_code == 422 and '"annotation","id"' in r.text, r.text
     answers = {int(a["external_id"]): a for a in _rows(ledger, s.assignments)}
     payments = {p["task_key"]: p["amount_micros"] for p in _rows(ledger, s.payments)}
     for i, (lead, why) in enumerate(LEADS.items(), start=1):
