@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, func, inspect, select, update
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
+from clicloop.orchestrator.crowd.plausibility import MAX_AMOUNT
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import accounting
 from clicloop.orchestrator.ledger import schema as s
@@ -210,7 +211,7 @@ class Ledger:
                     worker_rows[worker] = (loop, backend, worker, num(answer.qualification_s), task.round_no, now)
                 for kind, amount in (("reward", answer.reward), ("fee", answer.fee)):
                     amount = num(amount)
-                    if amount > 0:
+                    if 0 < amount <= MAX_AMOUNT:  # a larger amount is quarantined (check_answer), never paid
                         pay_rows.append((f"{key}/{kind}", loop, task.round_no, backend, worker, key, kind, micros(amount),
                                          answer.currency, None, now))
             _insert_tuples(conn, s.workers, _WORKER_COLUMNS, list(worker_rows.values()))
