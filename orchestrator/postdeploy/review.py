@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clicloop.orchestrator.postdeploy.errors import ReviewError
+from clicloop.orchestrator.postdeploy.faults import boundary
 from clicloop.orchestrator.postdeploy.records import OUT_OF_SCOPE
 from clicloop.orchestrator.postdeploy.store import DeploymentStore, review_loop
 from clicloop.orchestrator.types import Answer, BackendContext, Consensus, Task
@@ -65,6 +66,7 @@ class Reviewer:
             return
         body = json.dumps({"kind": "post-deployment review", "deployment": self.store.deployment}, sort_keys=True)
         self.store.ledger.begin_loop(self.loop, _sha(body), body, self.seed)
+        boundary("loop")
         truth = self.truth if getattr(self.backend, "reads_ground_truth", False) else None
         self.backend.open(BackendContext(self.loop, self.labels, self.purpose, self.seed, truth))
         self._opened = True
@@ -90,12 +92,17 @@ class Reviewer:
                 return ReviewSummary(r, 0, 0, 0, 0, 0)
             self._check_truth(rows)
             ledger.start_round(self.loop, r, self.store.serving() or "unknown", len(self.store.reviews()), "review", None)
+            boundary("round")
         tasks = [self._task(r, row) for row in rows]
         ledger.record_tasks(tasks, self.backend_name)
+        boundary("tasks")
         self.backend.dispatch(tasks)
+        boundary("dispatch")
         ledger.set_task_status((t.key for t in tasks), "dispatched")
+        boundary("dispatched")
         answered = self._collect(r, tasks, {row["prediction_id"]: row for row in rows})
         ledger.finish_round(self.loop, r, None)
+        boundary("finished")
         counts = {v: sum(a == v for a in answered) for v in ("confirm", "correct", "out_of_scope")}
         return ReviewSummary(r, len(tasks), len(answered), counts["confirm"], counts["correct"], counts["out_of_scope"])
 
@@ -135,6 +142,7 @@ class Reviewer:
                 raise ReviewError(f"backend {self.backend_name!r} failed to return reviews: {e}") from e
             recorded = [(by_key[a.task_key], a, *self._check(a)) for a in answers]
             new = ledger.record_answers(self.loop, self.backend_name, recorded)
+            boundary("answers")
             reviews, labels = [], []
             for i in new:
                 task, answer, status, _ = recorded[i]
