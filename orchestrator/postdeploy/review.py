@@ -101,12 +101,11 @@ class Reviewer:
         resumed = bool(rounds) and rounds[-1]["status"] == "started"
         r = (rounds[-1]["round_no"] + (0 if resumed else 1)) if rounds else 0
         recorded = ledger.tasks(self.loop, r) if resumed else []
-        held = 0
+        selected, held = self._screen(self.store.to_review(self.policy))
         if recorded:  # the batch a crash left open: the same tasks again
             rows = self.store.predictions(ids=[t["item_id"] for t in recorded], status=None)
         else:
-            rows, held = self._screen(self.store.to_review(self.policy))
-            rows = rows[:limit]
+            rows = selected[:limit]
             if not rows:
                 if resumed:  # killed before its tasks were recorded: nothing was sent
                     ledger.finish_round(self.loop, r, None)
