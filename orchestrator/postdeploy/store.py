@@ -122,6 +122,17 @@ class DeploymentStore:
                 rows += [dict(r._mapping) for r in conn.execute(query.where(c.prediction_id.in_(chunk)))]
             return sorted(rows, key=lambda r: (r["predicted_at"], r["prediction_id"]))
 
+    def quarantine_times(self, low: float, high: float) -> int:
+        """Quarantine accepted predictions timed outside ``[low, high]`` (recorded before ingest
+        checked the range: one such time made every triage fail); returns how many."""
+        c = s.pd_predictions.c
+        reason = ("time out of range (not an epoch second between 2000-01-01 and a day after now; milliseconds?): "
+                  "send the prediction again in epoch seconds, under a new id")
+        with self.engine.begin() as conn:
+            return int(conn.execute(update(s.pd_predictions).where(
+                c.deployment == self.deployment, c.status == "accepted", (c.predicted_at < low) | (c.predicted_at > high))
+                .values(status="quarantined", reason=reason)).rowcount)
+
     # -- triage ----------------------------------------------------------------------------------
 
     def untriaged(self, policy: str, *, limit: int | None = None) -> list[dict[str, Any]]:
