@@ -83,3 +83,13 @@ def test_the_sensitive_option_takes_the_loops_shape(tmp_path: Path) -> None:
     sent = json.dumps(outbox(tmp_path / "open"))
     assert "playlist" not in sent and "jane.doe@example.com" in sent  # this policy flags only its pattern
     assert "bob@example.org" not in sent  # ids that look personal never leave, whatever the text policy
+
+
+@pytest.mark.slow
+def test_a_resumed_batch_is_checked_again_before_it_is_sent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    deployment(url)
+    lax = review(url, tmp_path, "open", "--sensitive", '{"detectors": []}', fault="dispatched")
+    assert lax.returncode == FAULT_EXIT
+    strict = review(url, tmp_path, "open", "--timeout", "0")  # the default policy flags the e-mail in p-mail's text
+    assert strict.returncode == 2 and "p-mail" in strict.stderr and "not confidential" in strict.stderr, strict.stderr
