@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from clicloop.orchestrator.postdeploy.follower import FileFollower
 from clicloop.orchestrator.postdeploy.records import parse_record
 from clicloop.orchestrator.postdeploy.server import IngestSettings, create_ingest_app
 from clicloop.orchestrator.postdeploy.triage import Triage, build_policy
-from tests.support.labelstudio_server import free_port
+from tests.support.threaded_server import serve_in_thread
 
 MILLIS = 1_767_225_600_000  # 2026-01-01 in epoch milliseconds: year 57971 read as seconds
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -89,23 +88,13 @@ def test_deep_json_in_a_python_record_is_a_reject_not_a_crash(store: DeploymentS
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    import uvicorn
-
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     with Ledger(url) as ledger:
         DeploymentStore(ledger, "bot").register_version("v1", ["music", "timer"])
     token = secrets.token_hex(20)
-    app = create_ingest_app(IngestSettings(token=token, ledger=url, deployment="bot", max_body_bytes=1024 * 1024))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}", "content-type": "application/json"}
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_ingest_app(IngestSettings(token=token, ledger=url, deployment="bot",
+                                                          max_body_bytes=1024 * 1024))) as base:
+        yield base, {"Authorization": f"Bearer {token}", "content-type": "application/json"}
 
 
 @pytest.mark.integration
