@@ -20,7 +20,7 @@ from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.data import EvalSet, Pool, load_data
 from clicloop.orchestrator.errors import StrategyError
 from clicloop.orchestrator.fairwork.wages import below_floor, price_per_answer
-from clicloop.orchestrator.fairwork.policies import apply_policies, check_dispatch, sensitive_mask, warning_mask
+from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, check_dispatch, sensitive_mask, warning_mask
 from clicloop.orchestrator.crowd import quality
 from clicloop.orchestrator.crowd.redundancy import check_answer, doubtful_items
 from clicloop.orchestrator.ledger import Ledger
@@ -133,9 +133,10 @@ class Loop:
         if getattr(self.backend_, "reads_ground_truth", False) and self.pool_.truth is not None:
             truth = {i: t for i, t in zip(self.pool_.ids, self.pool_.truth) if t is not None}
         warning = cfg.loop.content_warning
-        self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, truth,
-                                          exposure_cap_per_day=warning.exposure_cap_per_day if warning else None))
         self.confidential_ = bool(getattr(self.backend_, "confidential", False))
+        self.ids_ = OpaqueIds(self.ledger_.salt_, cfg.loop.sensitive, self.confidential_)  # personal ids never leave as such
+        self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, self.ids_.truth(truth),
+                                          exposure_cap_per_day=warning.exposure_cap_per_day if warning else None))
         texts = self.pool_.X if self.pool_.kind == "text" else None
         self.sensitive_ = sensitive_mask(texts, self.pool_.sensitive, cfg.loop.sensitive, len(self.pool_))
         self.warned_ = warning_mask(texts, self.pool_.disturbing, warning, len(self.pool_))
@@ -329,7 +330,7 @@ class Loop:
 
     def _dispatch(self, r: int, tasks: Sequence[Task]) -> None:
         check_dispatch(tasks, self.config.backend.name, self.confidential_)
-        self.backend_.dispatch(tasks)  # idempotent by task key: safe to repeat after a crash
+        self.backend_.dispatch(self.ids_.tasks(tasks))  # idempotent by task key: safe to repeat after a crash
         self.ledger_.set_task_status((t.key for t in tasks), "dispatched")
         self.pm_.hook.clicloop_tasks_dispatched(loop=self, round_no=r, tasks=list(tasks))
 
@@ -338,7 +339,7 @@ class Loop:
         pending = set(by_key) - self.ledger_.answered(self.name, r)
         deadline = None if self.config.loop.round_timeout_s is None else time.monotonic() + self.config.loop.round_timeout_s
         while pending:
-            answers = self.backend_.collect([t for t in tasks if t.key in pending])
+            answers = self.ids_.answers(self.backend_.collect(self.ids_.tasks([t for t in tasks if t.key in pending])))
             quality.apply_corrections(self.ledger_, self.aggregator_, self.name, r, [a for a in answers if a.event != "created"],
                                       self.labels_, rng_for(self.config.loop.seed, "correct", r))
             created = [a for a in answers if a.event == "created"]

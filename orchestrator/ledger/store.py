@@ -11,7 +11,7 @@ import hmac
 import os
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, func, inspect, select, update
@@ -174,10 +174,12 @@ class Ledger:
             a = s.assignments.c
             return set(conn.execute(select(a.task_key).where(a.loop == loop, a.round_no == round_no)).scalars())
 
-    def record_answers(self, loop: str, backend: str, rows: Sequence[tuple[Task, Answer, str, str | None]]) -> list[int]:
+    def record_answers(self, loop: str, backend: str, rows: Sequence[tuple[Task, Answer, str, str | None]], *,
+                       then: Callable[[Connection, list[int]], None] | None = None) -> list[int]:
         """Commit answers ``(task, answer, status, reason)`` with their reward and fee, in one
         transaction; returns the positions that were new. Raw worker ids become pseudonyms here;
-        a worker's qualification time is recorded once per loop and backend."""
+        a worker's qualification time is recorded once per loop and backend. ``then(conn, new)``
+        writes what follows from the new answers (a review's verdict) in the same transaction."""
         # The hot write path: rows go to the driver as tuples through one INSERT per table
         # (SQLAlchemy's per-row parameter processing cost more than the database's own work).
         now = time.time()
@@ -216,6 +218,8 @@ class Ledger:
                                          answer.currency, None, now))
             _insert_tuples(conn, s.workers, _WORKER_COLUMNS, list(worker_rows.values()))
             _insert_tuples(conn, s.payments, _PAYMENT_COLUMNS, pay_rows)
+            if then is not None:
+                then(conn, [e[0] for e in entries])
         return [e[0] for e in entries]
 
     @staticmethod

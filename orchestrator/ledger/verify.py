@@ -14,6 +14,7 @@ from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
 
 a, p, t, w, rv, lab = s.assignments.c, s.payments.c, s.tasks.c, s.workers.c, s.reviews.c, s.labels.c
+pdr = s.pd_reviews.c
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,14 @@ def _checks(max_active_s: float | None = DEFAULT_MAX_ACTIVE_S) -> dict[str, obje
         "every label of a first aggregation comes from answers": (
             select(lab.item_id).where(lab.revision == 0).outerjoin(
                 s.assignments, and_(a.loop == lab.loop, a.item_id == lab.item_id)).where(a.task_key.is_(None))
+        ),
+        "every answered review task has its verdict": (  # deploy review: the answer, its pay and its verdict go together
+            select(a.task_key).join(s.tasks, t.key == a.task_key).outerjoin(s.pd_reviews, pdr.task_key == a.task_key)
+            .where(t.kind == "review", a.status == "submitted", pdr.task_key.is_(None))
+        ),
+        "every review verdict has its label": (
+            select(pdr.task_key).join(s.assignments, a.task_key == pdr.task_key).outerjoin(
+                s.labels, and_(lab.loop == a.loop, lab.item_id == a.item_id, lab.revision == 0)).where(lab.item_id.is_(None))
         ),
         "round numbers of answers match their tasks": (
             select(a.task_key).join(s.tasks, t.key == a.task_key).where(not_(and_(t.round_no == a.round_no, t.loop == a.loop)))
