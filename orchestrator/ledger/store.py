@@ -86,11 +86,14 @@ class Ledger:
 
     # -- loops and rounds ------------------------------------------------------------------------
 
-    def begin_loop(self, name: str, config_hash: str, config_json: str, seed: int) -> bool:
-        """Register a loop; True if new. A loop resumed with another config is refused."""
+    def begin_loop(self, name: str, config_hash: str, config_json: str, seed: int, *, register: bool = True) -> bool:
+        """Register a loop; True if new. A loop resumed with another config is refused (``register``
+        False: only that check, nothing written)."""
         with self.engine_.begin() as conn:
             row = conn.execute(select(s.loops.c.config_hash).where(s.loops.c.name == name)).first()
             if row is None:
+                if not register:
+                    return True
                 insert_ignore(conn, s.loops, [{"name": name, "config_hash": config_hash, "config_json": config_json,
                                                "seed": seed, "created_at": time.time()}])
                 return True
@@ -158,6 +161,14 @@ class Ledger:
                 conn.execute(update(s.tasks).where(s.tasks.c.key.in_(chunk)).values(status=status))
 
     # -- answers, payments, reviews, corrections -------------------------------------------------
+
+    def pending(self, loop: str, round_no: int) -> set[str]:
+        """Keys of the round's dispatched tasks that have no answer yet (whoever recorded the answers)."""
+        t, a = s.tasks.c, s.assignments.c
+        query = select(t.key).outerjoin(s.assignments, a.task_key == t.key).where(
+            t.loop == loop, t.round_no == round_no, t.status == "dispatched", a.task_key.is_(None))
+        with self.engine_.connect() as conn:
+            return set(conn.execute(query).scalars())
 
     def answered(self, loop: str, round_no: int) -> set[str]:
         with self.engine_.connect() as conn:
