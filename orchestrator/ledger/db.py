@@ -55,12 +55,26 @@ def _sqlite_manual_transactions(dbapi_conn: Any, _record: Any) -> None:
 
 def _disk_full(context: Any) -> None:
     """A write the disk has no room for becomes a LedgerError naming the ledger (the transaction
-    is rolled back: nothing is half-written)."""
-    if "database or disk is full" in str(context.original_exception):
-        url = redact(str(context.engine.url)) if context.engine is not None else "the ledger"
+    is rolled back: nothing is half-written). SQLite says "database or disk is full", or "disk I/O
+    error" when not even its shared-memory file fits: then the disk's free space tells."""
+    error, engine = str(context.original_exception), context.engine
+    if "database or disk is full" in error or ("disk I/O error" in error and _no_room(engine)):
+        url = redact(str(engine.url)) if engine is not None else "the ledger"
         raise LedgerError(f"cannot write to the ledger at {url}: the disk is full; nothing was half-written (the "
                           "transaction was rolled back). Free space on that disk, then run the same command again: "
                           "it resumes from the ledger.") from context.original_exception
+
+
+def _no_room(engine: Engine | None) -> bool:
+    """A SQLite ledger's disk has less than 1 MiB free."""
+    import shutil
+
+    if engine is None or engine.dialect.name != "sqlite" or not engine.url.database:
+        return False
+    try:
+        return shutil.disk_usage(Path(engine.url.database).resolve().parent).free < 1 << 20
+    except OSError:
+        return False
 
 
 def lock_for_migration(conn: Connection) -> None:
