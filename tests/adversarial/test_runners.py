@@ -52,14 +52,13 @@ def clicloop(path: Path, *args: str, **kw: object) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
-def holding(path: Path) -> subprocess.Popen:
+def holding(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, Path, subprocess.Popen]:
+    """A ledger URL, a loop config, and a `clicloop run` of it that holds the loop at its first round."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    path = config(tmp_path, url)
     first = clicloop(path, stdin=subprocess.PIPE)
     assert first.stdout.readline().strip() == "holding", first.stderr.read()
-    return first
-
-
-def url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    return url, path, first
 
 
 def assert_finished(url: str, answers: int = 20) -> None:
@@ -72,9 +71,7 @@ def assert_finished(url: str, answers: int = 20) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_second_runner_on_the_same_loop_exits_with_the_holder_named(backend, tmp_path, request):
-    url = url_for(backend, tmp_path, request)
-    path = config(tmp_path, url)
-    first = holding(path)
+    url, path, first = holding(backend, tmp_path, request)
     for args in ((), ("--restart",)):  # --restart, too, must not delete a running loop's answers
         second = clicloop(path, *args, stdin=subprocess.DEVNULL)
         out, err = second.communicate(timeout=300)
@@ -91,9 +88,7 @@ def test_a_second_runner_on_the_same_loop_exits_with_the_holder_named(backend, t
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_sigkilled_runners_loop_resumes_at_once(backend, tmp_path, request):
-    url = url_for(backend, tmp_path, request)
-    path = config(tmp_path, url)
-    first = holding(path)
+    url, path, first = holding(backend, tmp_path, request)
     first.send_signal(signal.SIGKILL)
     assert first.wait(timeout=60) == -signal.SIGKILL
     first.stdout.close(), first.stderr.close(), first.stdin.close()
