@@ -56,6 +56,8 @@ def check_money_budget(cfg: Config, backend: Any) -> None:
     except (TypeError, ValueError, ArithmeticError) as e:
         raise ConfigError(f"backend {cfg.backend.name!r} cannot price a task from its params ({e}); give numbers "
                           "(reward, fee_rate, ...)", field="backend.params") from e
+    if per_task is None:  # the backend does not know its price up front (e.g. a vendor's file exchange)
+        return
     if isinstance(per_task, bool) or not isinstance(per_task, numbers.Real) or not math.isfinite(per_task) or per_task < 0:
         raise ConfigError(f"backend {cfg.backend.name!r} prices a task at {per_task!r}; its params (reward, fee_rate, ...) "
                           "must be finite, non-negative numbers", field="backend.params")
