@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from clicloop.orchestrator.config import Config
+from clicloop.orchestrator.credentials import public_config
 from clicloop.orchestrator.data import EvalSet, Pool, load_data
 from clicloop.orchestrator.errors import StrategyError
 from clicloop.orchestrator.fairwork.wages import below_floor, price_per_answer
@@ -389,10 +390,12 @@ class Loop:
 
 
 def _fingerprint(cfg: Config) -> tuple[str, str]:
-    """Hash of what decides a loop's results (stop rules and pay may change between resumes)."""
+    """Hash of what decides a loop's results (stop rules and pay may change between resumes).
+    Secrets are left out (``public_config``): never stored, and a new token resumes the same loop."""
     body = cfg.model_dump(mode="json", exclude={"stop": True, "ledger": True, "wage_floor": True, "worker_salt": True,
                                                 "loop": {"engine"}})  # engines pick the same items
     if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
         del body["loop"]["pseudo_labels"]
+    body = public_config(body)
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

@@ -30,7 +30,7 @@ class ServeSettings:
     seed: for strategies that draw random numbers.
     """
 
-    token: str
+    token: str = field(repr=False)  # a secret: never in a repr, a log line or an error
     loop: str = "labelstudio"
     ledger: str = "sqlite:///clicloop.db"
     model_name: str = "auto"
@@ -47,6 +47,14 @@ class ServeSettings:
     write_acquisition: bool = True
     acquisition_workers: int = 4
     seed: int = 0
+
+    def __repr__(self) -> str:  # the ledger and Label Studio URLs without passwords, the token left out
+        from dataclasses import fields
+
+        from clicloop.orchestrator.credentials import public_config
+
+        shown = public_config({f.name: getattr(self, f.name) for f in fields(self) if f.repr})
+        return f"ServeSettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __post_init__(self) -> None:
         if len(self.token) < 16:

@@ -6,10 +6,6 @@ crash and a resume never record an answer, a task or a payment twice.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
-import secrets
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -18,19 +14,21 @@ from sqlalchemy import Connection, Table, and_, func, inspect, select, update
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from clicloop.orchestrator.errors import LedgerError
-from clicloop.orchestrator.ledger import accounting
+from clicloop.orchestrator.credentials import redact_url, scrub
+from clicloop.orchestrator.ledger import accounting, secrecy
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.db import chunks, insert_ignore, lock_for_migration, make_engine, micros, migrate, num, redact
+from clicloop.orchestrator.ledger.db import chunks, insert_ignore, lock_for_migration, make_engine, micros, migrate, num
 from clicloop.orchestrator.types import Answer, Consensus, Task
 
-SALT_ENV = "CLICLOOP_WORKER_SALT"
+SALT_ENV = secrecy.KEY_ENV
 
 
 class Ledger:
     """A ledger at a SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://...``).
 
-    Worker ids are stored as salted pseudonyms; the salt comes from ``salt`` (the config's
-    ``worker_salt``), else ``$CLICLOOP_WORKER_SALT``, else a random salt kept in the ledger.
+    Worker ids are stored as keyed pseudonyms; the key comes from ``salt`` (the config's
+    ``worker_salt``), else ``$CLICLOOP_WORKER_SALT``, else a key file outside the ledger
+    (:mod:`clicloop.orchestrator.ledger.secrecy`), and is looked up when a worker is first recorded.
     """
 
     def __init__(self, url: str, *, salt: str | None = None):
@@ -46,37 +44,38 @@ class Ledger:
             try:
                 with self.engine_.begin() as conn:
                     lock_for_migration(conn)
-                    self._check_or_create(conn)
-                    stored = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "salt")).scalar_one()
-                self.salt_ = self.salt or os.environ.get(SALT_ENV) or stored
+                    erased = self._check_or_create(conn)
+                if erased:
+                    secrecy.flush(self.engine_)
                 return self
             except (IntegrityError, OperationalError) as e:
                 if attempt == 2 or "already exists" not in str(e) and "UNIQUE" not in str(e):
                     self.engine_.dispose()
-                    raise LedgerError(f"cannot open the ledger at {redact(self.url)}: {getattr(e, 'orig', e)}") from e
+                    raise LedgerError(f"cannot open the ledger at {redact_url(self.url)}: {scrub(str(getattr(e, 'orig', e)), self.url)}") from e
             except DatabaseError as e:
                 self.engine_.dispose()
                 raise LedgerError(
-                    f"{redact(self.url)} is not a usable database ({e.orig}); it was left untouched. "
+                    f"{redact_url(self.url)} is not a usable database ({scrub(str(e.orig), self.url)}); it was left untouched. "
                     "Point 'ledger' at a new file or an existing clicloop ledger."
                 ) from e
         return self  # pragma: no cover - the loop returns or raises
 
-    def _check_or_create(self, conn: Connection) -> None:
+    def _check_or_create(self, conn: Connection) -> bool:
         existing = set(inspect(conn).get_table_names())
         if s.meta.name in existing:
             app = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "app")).scalar()
             if app != s.APP:
-                raise LedgerError(f"{redact(self.url)} has a {s.meta.name} table that clicloop did not write; refusing to use it")
+                raise LedgerError(f"{redact_url(self.url)} has a {s.meta.name} table that clicloop did not write; refusing to use it")
         else:
             ours = {t.name for t in s.TABLES} | {"alembic_version"}
             if existing & ours or (conn.dialect.name == "sqlite" and existing):
                 raise LedgerError(
-                    f"{redact(self.url)} already holds tables that are not a clicloop ledger "
+                    f"{redact_url(self.url)} already holds tables that are not a clicloop ledger "
                     f"({', '.join(sorted(existing)[:5])}); refusing to write into it. Use a new file, database or schema."
                 )
         migrate(conn)
-        insert_ignore(conn, s.meta, [{"key": "app", "value": s.APP}, {"key": "salt", "value": secrets.token_hex(16)}])
+        insert_ignore(conn, s.meta, [{"key": "app", "value": s.APP}])
+        return secrecy.prepare(conn, self.url)
 
     def close(self) -> None:
         if hasattr(self, "engine_"):
@@ -89,9 +88,10 @@ class Ledger:
         self.close()
 
     def pseudonym(self, backend: str, raw_worker_id: str) -> str:
-        """The salted hash that stands for a worker in the ledger."""
-        digest = hmac.new(self.salt_.encode(), f"{backend}\x00{raw_worker_id}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:16]
+        """The keyed hash (HMAC-SHA256) that stands for a worker in the ledger."""
+        if "key_" not in self.__dict__:
+            self.key_ = secrecy.resolve_key(self.engine_, self.url, self.salt)
+        return secrecy.pseudonym(self.key_, backend, raw_worker_id)
 
     # -- loops and rounds ------------------------------------------------------------------------
 
