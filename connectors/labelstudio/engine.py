@@ -78,7 +78,7 @@ class ProjectModel:
         self.pending_train_ = False
         self.recorder_ = Recorder(self.settings.ledger, f"{self.settings.loop}.p{self.project_id}", self.project_id,
                                   self.schema.purpose, self.schema.labels, self.settings.hourly_wage,
-                                  self.settings.currency).open()
+                                  self.settings.currency, self.settings.worker_salt).open()
         self.connect(hostname, access_token)
         return self
 
