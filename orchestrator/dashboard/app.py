@@ -119,7 +119,9 @@ def allowed_hosts(hosts: Sequence[str]) -> list[str]:
     names = list(LOCAL_NAMES)
     for host in hosts:
         host = host.strip().lower()
-        if ":" in host and not host.startswith("["):
+        if host.count(":") == 1:  # name:port; the port does not matter
+            host = host.split(":")[0]
+        elif ":" in host and not host.startswith("["):  # an IPv6 address, as a Host header writes it
             host = f"[{host}]"
         if "*" in host:
             raise ConfigError(f"--allow-host {host!r}: give host names, not patterns (any name would let DNS rebinding in)",

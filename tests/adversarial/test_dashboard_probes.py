@@ -45,6 +45,8 @@ def test_the_local_names_are_answered(ledger, host):
 def test_a_name_given_with_allow_host_is_answered_and_patterns_are_refused(ledger):
     assert _client(ledger, "labels.lab.example:8050", hosts=["labels.lab.example"]).get("/healthz").status_code == 200
     assert _client(ledger, "10.0.0.7:8050", hosts=["0.0.0.0", "10.0.0.7"]).get("/healthz").status_code == 200
+    assert _client(ledger, "labels.lab.example", hosts=["labels.lab.example:8050"]).get("/healthz").status_code == 200
+    assert _client(ledger, "[fd00::7]:8050", hosts=["fd00::7"]).get("/healthz").status_code == 200
     assert _client(ledger, "other.example", hosts=["0.0.0.0"]).get("/healthz").status_code == 400
     with pytest.raises(ConfigError, match="not patterns"):
         _client(ledger, "x", hosts=["*.example"])
