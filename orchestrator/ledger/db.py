@@ -96,3 +96,6 @@ def micros(amount: float) -> int:
 
     return round(amount * MICROS)
 
+
+
+redact = redact_url  # the name other ledger modules import: one implementation, in credentials.py
