@@ -47,8 +47,9 @@ class LabelStudioBackend:
     Parameters
     ----------
     url: Label Studio base URL (default: env ``LABEL_STUDIO_URL``).
-    api_key: the API token; prefer ``api_key_env``, the name of the environment variable that
-        holds it (default ``LABEL_STUDIO_API_KEY``), so no secret sits in the config.
+    api_key: the API token. A config never holds it: leave it out and set the environment variable
+        ``api_key_env`` names (default ``LABEL_STUDIO_API_KEY``), or give ``{env: NAME}`` or
+        ``{file: PATH}`` (orchestrator/credentials.py); it is never stored in the ledger.
     project: a project id (int) to use, or a title to find or create (default ``clicloop: <loop>``).
     kind: ``label`` (pick the label) or ``review`` (the model's label is pre-selected; confirm or fix).
     pre_annotations: send the model's prediction as a pre-annotation when the task carries one.
@@ -102,7 +103,8 @@ class LabelStudioBackend:
         if not url:
             raise LabelStudioError("labelstudio backend: give params.url or set LABEL_STUDIO_URL")
         if not key:
-            raise LabelStudioError(f"labelstudio backend: give params.api_key or set the environment variable {self.api_key_env}")
+            raise LabelStudioError(f"labelstudio backend: no API token; set the environment variable {self.api_key_env} "
+                                   "(or give params.api_key as {env: NAME} or {file: PATH})")
         self.context_ = context
         self.client_ = LabelStudioClient(url, key, timeout_s=self.timeout_s, retry_for_s=self.retry_for_s)
         self.project_id_ = self._project(context)

@@ -92,7 +92,10 @@ class ProlificBackend:
     Parameters
     ----------
     survey_url: base URL of the survey tool that shows the tasks (protocol in the module doc).
-    base_url: Prolific's API root. token: the API token, or None to read ``token_env``.
+    base_url: Prolific's API root.
+    token: the API token; None (the default) reads the environment variable ``token_env``. A
+        config gives it as ``{env: NAME}`` or ``{file: PATH}``, never literally
+        (orchestrator/credentials.py); it is never stored in the ledger.
     currency: the workspace currency, ``"GBP"`` or ``"USD"``.
     reward_per_hour: target pay per hour (the wage floor); default Prolific's recommendation.
     estimated_completion_time: minutes per submission; None to derive it from task times.
@@ -139,7 +142,8 @@ class ProlificBackend:
             raise ProlificError("prolific: tasks_per_submission must be >= 1 and median_task_seconds > 0")
         token = self.token or os.environ.get(self.token_env)
         if not token:
-            raise ProlificError(f"prolific: no API token; set the {self.token_env} environment variable")
+            raise ProlificError(f"prolific: no API token; set the {self.token_env} environment variable "
+                                "(or give params.token as {env: NAME} or {file: PATH})")
         self.rate_ = float(rate)
         self.context_ = context
         self.api_ = JsonClient(self.base_url, token, timeout_s=self.timeout_s)

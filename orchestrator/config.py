@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from clicloop.orchestrator.credentials import check_secret_params, resolve_secret_files
 from clicloop.orchestrator.errors import BudgetError, ConfigError
 
 BUILTIN_DATASETS = ("digits",)
@@ -58,8 +59,17 @@ class Data(_Strict):
 
 
 class PluginRef(_Strict):
+    """A plugin by name, with its parameters. A secret parameter (``token``, ``api_key``, ...:
+    orchestrator/credentials.py) is given as ``{env: NAME}`` or ``{file: PATH}``, never literally."""
+
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _no_literal_secret(cls, params: dict[str, Any]) -> dict[str, Any]:
+        check_secret_params(params)
+        return params
 
 
 class Plateau(_Strict):
@@ -235,7 +245,8 @@ class Config(_Strict):
     aggregator: PluginRef = PluginRef(name="majority")
     stop: Stop = Stop()
     ledger: str = Field("sqlite:///clicloop.db", description="SQLAlchemy URL of the ledger")
-    worker_salt: str | None = Field(None, min_length=8, description="salt of worker pseudonyms (else $CLICLOOP_WORKER_SALT)")
+    worker_salt: str | None = Field(None, min_length=8, description="key of worker pseudonyms (else $CLICLOOP_WORKER_SALT, "
+                                    "else a key file outside the ledger: orchestrator/ledger/keys.py)")
     wage_floor: WageFloor = WageFloor()
     plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
 
@@ -306,6 +317,8 @@ def _resolve_paths(config: Config, base_dir: Path) -> None:
     for source in (config.data.pool, config.data.eval):
         if source is not None and not source.path.is_absolute():
             source.path = base_dir / source.path
+    for ref in (config.model, config.strategy, config.backend, config.aggregator):
+        resolve_secret_files(ref.params, base_dir)
     prefix = "sqlite:///"
     if config.ledger.startswith(prefix) and not config.ledger.startswith(prefix + "/"):
         rel = config.ledger[len(prefix) :]

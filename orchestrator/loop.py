@@ -110,7 +110,7 @@ class Loop:
             truth = {i: t for i, t in zip(self.pool_.ids, self.pool_.truth) if t is not None}
         warning = cfg.loop.content_warning
         self.confidential_ = bool(getattr(self.backend_, "confidential", False))
-        self.ids_ = OpaqueIds(self.ledger_.salt_, cfg.loop.sensitive, self.confidential_)  # personal ids never leave as such
+        self.ids_ = OpaqueIds(self.ledger_.secret_key(), cfg.loop.sensitive, self.confidential_)  # personal ids never leave as such
         self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, self.ids_.truth(truth),
                                           exposure_cap_per_day=warning.exposure_cap_per_day if warning else None))
         opened.callback(self.backend_.close)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clicloop.orchestrator.config import Config
+from clicloop.orchestrator.credentials import public_config
 from clicloop.orchestrator.errors import BudgetError, ConfigError
 
 
@@ -87,10 +88,12 @@ def make_engine(cfg: Config, strategy: Any) -> Any:
 
 
 def fingerprint(cfg: Config) -> tuple[str, str]:
-    """Hash of what decides a loop's results (stop rules and pay may change between resumes)."""
+    """Hash of what decides a loop's results (stop rules and pay may change between resumes).
+    Secrets are left out (``public_config``): never stored, and a new token resumes the same loop."""
     body = cfg.model_dump(mode="json", exclude={"stop": True, "ledger": True, "wage_floor": True, "worker_salt": True,
                                                 "loop": {"engine"}})  # engines pick the same items
     if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
         del body["loop"]["pseudo_labels"]
+    body = public_config(body)
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

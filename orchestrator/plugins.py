@@ -142,18 +142,23 @@ class Registry:
             raise UnknownPluginError(kind, name, self.names(kind), field=field) from None
 
     def create(self, kind: str, name: str, params: dict[str, Any], *, field: str | None = None) -> Any:
-        """Build the named object from its params, with unknown params named in the error."""
+        """Build the named object from its params, with unknown params named in the error. Secret
+        params given as ``{env: NAME}`` / ``{file: PATH}`` are read here and handed to the object only."""
+        from clicloop.orchestrator.credentials import public_config, resolve_secrets
+
         entry = self.get(kind, name, field=field)
         missing = entry.missing()
         if missing:
             raise PluginError(f"{kind} {name!r} needs {', '.join(missing)}, which is not installed: "
                               f"{entry.install_hint()} (clicloop plugins lists what each entry needs)")
         _check_params(entry, params, field)
+        where = f"{field}.params" if field else "params"
+        resolved = resolve_secrets(params, where)
         try:
-            return entry.factory(**params)
+            return entry.factory(**resolved)
         except (TypeError, ValueError) as e:
             raise ConfigError(
-                f"cannot build {kind} {name!r} from params {params!r}: {e}", field=f"{field}.params" if field else None
+                f"cannot build {kind} {name!r} from params {public_config(params)!r}: {e}", field=f"{field}.params" if field else None
             ) from e
 
 

@@ -55,7 +55,7 @@ class PolicyDecision:
 class Answer:
     """One worker's answer to one task, as a backend reports it.
 
-    ``worker`` is the platform's raw id: the ledger stores only its salted pseudonym.
+    ``worker`` is the platform's raw id: the ledger stores only its keyed pseudonym.
     ``label`` is None when the worker skipped the task (effort without a label).
     Seconds are human time: ``active_s`` on the task, the rest unpaid overhead (``search_s``
     finding it, ``wait_s`` waiting, ``returned_s`` on work returned unfinished).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,9 @@ from typing import Any
 import pytest
 
 PG_BASE = os.environ.get("CLICLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# Worker-pseudonym key files (orchestrator/ledger/secrecy.py) go to a folder of this run, never
+# the user's ~/.config; CLI subprocesses inherit it.
+os.environ["CLICLOOP_KEY_DIR"] = tempfile.mkdtemp(prefix="clicloop-test-keys-")
 PURPOSE = "Teach a model to read handwritten digits on scanned forms."
 
 

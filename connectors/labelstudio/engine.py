@@ -79,7 +79,7 @@ class ProjectModel:
         self.pending_train_ = False
         self.recorder_ = Recorder(self.settings.ledger, f"{self.settings.loop}.p{self.project_id}", self.project_id,
                                   self.schema.purpose, self.schema.labels, self.settings.hourly_wage,
-                                  self.settings.currency, self.settings.max_active_s).open()
+                                  self.settings.currency, self.settings.max_active_s, self.settings.worker_salt).open()
         self.writer_ = ScoreWriter(lambda: getattr(self, "client_", None), self.project_id, self.settings.acquisition_workers)
         self.connect(hostname, access_token)
         return self

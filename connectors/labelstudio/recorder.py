@@ -41,7 +41,8 @@ class Recorder:
     """The ledger side of one served Label Studio project (loop ``<prefix>.p<project id>``)."""
 
     def __init__(self, ledger_url: str, loop: str, project_id: int, purpose: str, labels: tuple[str, ...],
-                 hourly_wage: float = 0.0, currency: str = "EUR", max_active_s: float = DEFAULT_MAX_ACTIVE_S):
+                 hourly_wage: float = 0.0, currency: str = "EUR", max_active_s: float = DEFAULT_MAX_ACTIVE_S,
+                 worker_salt: str | None = None):
         self.ledger_url = ledger_url
         self.loop = loop
         self.project_id = project_id
@@ -50,9 +51,10 @@ class Recorder:
         self.hourly_wage = hourly_wage
         self.currency = currency
         self.max_active_s = max_active_s
+        self.worker_salt = worker_salt
 
     def open(self) -> Recorder:
-        self.ledger_ = Ledger(self.ledger_url).open()
+        self.ledger_ = Ledger(self.ledger_url, salt=self.worker_salt).open()
         body = json.dumps({"labelstudio_project": self.project_id, "backend": BACKEND}, sort_keys=True)
         self.ledger_.begin_loop(self.loop, hashlib.sha256(body.encode()).hexdigest(), body, 0)
         self.lock_ = threading.Lock()

@@ -31,9 +31,11 @@ class ServeSettings:
     write_acquisition: store the acquisition score in ``task.data`` so the Data Manager sorts by it.
     acquisition_workers: concurrent PATCH requests for those writes (Label Studio has no bulk update).
     seed: for strategies that draw random numbers.
+    worker_salt: the config's key of worker pseudonyms (None: ``$CLICLOOP_WORKER_SALT`` or the
+        ledger's key file), so the server and ``clicloop run`` name the same person alike.
     """
 
-    token: str
+    token: str = field(repr=False)  # a secret: never in a repr, a log line or an error
     loop: str = "labelstudio"
     ledger: str = "sqlite:///clicloop.db"
     model_name: str = "auto"
@@ -51,6 +53,15 @@ class ServeSettings:
     write_acquisition: bool = True
     acquisition_workers: int = 4
     seed: int = 0
+    worker_salt: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # the ledger and Label Studio URLs without passwords, the token left out
+        from dataclasses import fields
+
+        from clicloop.orchestrator.credentials import public_config
+
+        shown = public_config({f.name: getattr(self, f.name) for f in fields(self) if f.repr})
+        return f"ServeSettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __post_init__(self) -> None:
         if len(self.token) < 16:
@@ -68,5 +79,5 @@ def settings_from_config(config: Any, token: str, **options: Any) -> ServeSettin
         token=token, loop=config.loop.name, ledger=config.ledger, model_name=config.model.name,
         model_params=dict(config.model.params), strategy_name=config.strategy.name,
         strategy_params=dict(config.strategy.params), plugins=tuple(config.plugins), seed=config.loop.seed,
-        currency=config.wage_floor.currency, **options,
+        currency=config.wage_floor.currency, worker_salt=config.worker_salt, **options,
     )

@@ -26,6 +26,8 @@ def dashboard_command(
     host: Annotated[str, typer.Option(help="interface to bind; anything but 127.0.0.1 exposes worker pay to the network")] = "127.0.0.1",
     floor: Annotated[Optional[float], typer.Option(help="hourly wage floor (default: the first config's, else 12.02)")] = None,
     currency: Annotated[str, typer.Option(help="the floor's currency")] = "EUR",
+    allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="another name this dashboard is reached "
+                                                            "by (repeat for several); other Host headers get 400")] = None,
 ) -> None:
     """Serve the dashboard: learning curves, forecast, marginal cost per point, wages against the
     floor, unpaid overhead, rejections, post-deployment review and labor cards."""
@@ -42,11 +44,12 @@ def dashboard_command(
         raise typer.BadParameter("give --ledger URL (or a --config file, whose ledger is used)")
     if host not in LOCAL_HOSTS:
         typer.secho(f"warning: binding {host}: anyone who reaches this interface sees worker pay and the ledger's figures "
-                    "(no login). Use 127.0.0.1 and an SSH tunnel unless you mean it.", fg="yellow", err=True)
+                    "(no login). Use 127.0.0.1 and an SSH tunnel unless you mean it. Requests are answered for "
+                    "127.0.0.1, localhost, the bound address and --allow-host names only.", fg="yellow", err=True)
     if floor is not None:
         wage_floor = WageFloor(amount=floor, currency=currency)
     else:
         wage_floor = configs[0].wage_floor if configs else WageFloor(currency=currency)
-    app = create_app(ledger, floor=wage_floor, stops={c.loop.name: c.stop for c in configs})
+    app = create_app(ledger, floor=wage_floor, stops={c.loop.name: c.stop for c in configs}, hosts=[host, *(allow_host or [])])
     typer.echo(f"clicloop dashboard on http://{host}:{port} (read-only; Ctrl+C stops it)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

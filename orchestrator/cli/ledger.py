@@ -37,14 +37,14 @@ def verify(
                                                      "than this plausibility limit (0: do not check)")] = DEFAULT_MAX_ACTIVE_S,
 ) -> None:
     """Check the invariants: every payment has its answer, nothing is paid twice, totals add up,
-    no answer holds an implausible time unless quarantined."""
-    from clicloop.orchestrator.ledger import Ledger
+    no answer holds an implausible time unless quarantined (the ledger is opened read-only)."""
+    from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
     from clicloop.orchestrator.ledger.verify import check_names
     from clicloop.orchestrator.ledger.verify import verify as run_checks
 
     url, _ = _resolve(config, ledger)
     limit = max_active_s if max_active_s > 0 else None
-    with Ledger(url) as led:
+    with ReadOnlyLedger(url) as led:
         violations = run_checks(led, limit)
     for v in violations:
         typer.echo(f"FAIL {v.check}: {v.count} row(s), e.g. {', '.join(v.examples)}")
@@ -59,14 +59,17 @@ def export(
     config: Annotated[Optional[Path], typer.Option("--config", help="a loop config (for its ledger)")] = None,
     ledger: LedgerOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    include_external_ids: Annotated[bool, typer.Option("--include-external-ids", help="keep the platforms' submission ids "
+                                                       "(they link answers back to the people who gave them)")] = False,
 ) -> None:
-    """Write every table (worker pseudonyms, never raw ids) to CSV or Parquet files."""
-    from clicloop.orchestrator.ledger import Ledger
+    """Write every table to CSV or Parquet files (read-only): worker pseudonyms, never raw ids,
+    nor the platforms' submission ids unless asked, nor any secret of a stored config."""
     from clicloop.orchestrator.ledger.export import export as run_export
+    from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
 
     url, _ = _resolve(config, ledger)
-    with Ledger(url) as led:
-        counts = run_export(led, out, fmt)
+    with ReadOnlyLedger(url) as led:
+        counts = run_export(led, out, fmt, include_external_ids=include_external_ids)
     for table, n in counts.items():
         typer.echo(f"{out / f'{table}.{fmt}'}: {n} rows")
 
@@ -124,11 +127,11 @@ def labor_card_command(
     out: Annotated[Optional[Path], typer.Option(help="write <out>.md and <out>.json (default: print Markdown)")] = None,
 ) -> None:
     """The human labor behind one model version, as Markdown and JSON, to ship beside its model card."""
-    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
     from clicloop.orchestrator.reporting.laborcard import labor_card, latest_model_version, render_markdown
 
     url, cfg = _resolve(config, ledger)
-    with Ledger(url) as led:
+    with ReadOnlyLedger(url) as led:
         if model_version is None:
             model_version = latest_model_version(led, cfg.loop.name if cfg else None)  # type: ignore[union-attr]
             typer.echo(f"labor card of {model_version} (the latest finished round; --model-version picks another)", err=True)

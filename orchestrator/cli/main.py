@@ -93,7 +93,7 @@ def report(
     if fmt == "csv":
         _print_csv(ledger, loop)
         return
-    from clicloop.orchestrator.dashboard.source import ReadOnlyLedger
+    from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
     from clicloop.orchestrator.reporting.report import build_report, forecasts
 
     captured = io.StringIO()
@@ -116,7 +116,7 @@ def _print_csv(url: str, loop: str | None) -> None:
     """The per-round rows of every loop (or ``loop``) as CSV on stdout, with a ``loop`` column."""
     import csv
 
-    from clicloop.orchestrator.dashboard.source import ReadOnlyLedger
+    from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
     from clicloop.orchestrator.reporting.report import build_report, report_dict
 
     with ReadOnlyLedger(url) as led:
@@ -137,11 +137,11 @@ def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = Fal
     from clicloop.orchestrator.config import WageFloor
     from clicloop.orchestrator.errors import LedgerError
     from clicloop.orchestrator.fairwork.wages import below_floor, proposed_adjustments
-    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
     from clicloop.orchestrator.reporting.report import build_report, render_report, report_dict
 
     floor = floor or WageFloor()
-    with Ledger(url) as ledger:
+    with ReadOnlyLedger(url) as ledger:  # a report never writes: it works on a ledger it cannot write
         names = [loop] if loop else ledger.loops()
         unknown = [n for n in names if n not in ledger.loops()]
         if unknown or not names:

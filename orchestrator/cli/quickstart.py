@@ -83,7 +83,8 @@ def summary(outcomes: list[Outcome], target: float, config: Config, ledger: str)
     from rich.table import Table
     from rich.text import Text
 
-    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.credentials import redact_url
+    from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
     from clicloop.orchestrator.reporting.report import build_report
 
     floor = config.wage_floor
@@ -91,7 +92,7 @@ def summary(outcomes: list[Outcome], target: float, config: Config, ledger: str)
     for heading in ("strategy", "labels", "human hours", f"cost {floor.currency}", "final accuracy", "wage paid/h", "wage all/h"):
         table.add_column(heading, justify="right")
     totals = {}
-    with Ledger(ledger) as led:
+    with ReadOnlyLedger(ledger) as led:
         for o in outcomes:
             totals[o.strategy] = build_report(led, f"quickstart-{o.strategy}")[1]
     for o in outcomes:
@@ -109,7 +110,8 @@ def summary(outcomes: list[Outcome], target: float, config: Config, ledger: str)
     margin = totals["margin"]
     if margin.wage_total_time is not None:
         lines.append(_wage_line(margin.wage_paid_time, margin.wage_total_time, floor.amount, floor.currency))
-    lines.append(f"ledger: {ledger}  ·  details: clicloop report --ledger {ledger}")
+    shown = redact_url(ledger)  # a password stays in the command line the user typed, never on screen
+    lines.append(f"ledger: {shown}  ·  details: clicloop report --ledger {shown}")
     return Group(table, *(Text(line) for line in lines))
 
 

@@ -36,6 +36,7 @@ def labelstudio(
     from clicloop.connectors.labelstudio import create_app
     from clicloop.connectors.labelstudio.settings import settings_from_config
     from clicloop.orchestrator.config import load_config
+    from clicloop.orchestrator.credentials import redact_url
 
     token = os.environ.get(token_env, "")
     if not token:
@@ -45,7 +46,8 @@ def labelstudio(
     settings = settings_from_config(cfg, token, train_every=train_every, label_studio_url=label_studio_url,
                                     hourly_wage=hourly_wage, max_active_s=max_active_s, max_body_bytes=max_body_mb * 1024 * 1024,
                                     acquisition_workers=acquisition_workers)
-    typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {cfg.ledger}, loop prefix {cfg.loop.name!r})", err=True)
+    typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {redact_url(cfg.ledger)}, loop prefix {cfg.loop.name!r})",
+               err=True)
     # SIGTERM: requests in flight get 5 s to finish; score writes still pending are dropped (logged)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 

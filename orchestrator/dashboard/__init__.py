@@ -16,7 +16,7 @@ _LAZY = {
     "build_views": "clicloop.orchestrator.dashboard.views",
     "VIEWS": "clicloop.orchestrator.dashboard.views",
     "Filters": "clicloop.orchestrator.dashboard.source",
-    "read_only_engine": "clicloop.orchestrator.dashboard.source",
+    "read_only_engine": "clicloop.orchestrator.ledger.readonly",
     "render_page": "clicloop.orchestrator.dashboard.render",
     "write_html_report": "clicloop.orchestrator.dashboard.render",
     "create_app": "clicloop.orchestrator.dashboard.app",

@@ -9,19 +9,21 @@ Routes (GET only; filters as query parameters ``loop``, ``backend``, ``model_ver
 - ``/assets/plotly.min.js``: plotly.js from the installed plotly package (no CDN);
 - ``/healthz``.
 
-The ledger is opened read-only (SQLite ``mode=ro``, PostgreSQL read-only sessions).
+The ledger is opened read-only (SQLite ``mode=ro``, PostgreSQL read-only sessions). Requests
+whose ``Host`` header names another host get 400 (Starlette's ``TrustedHostMiddleware``): a
+page on another site cannot reach the dashboard through DNS rebinding to read pay data.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from clicloop.orchestrator.config import Stop, WageFloor
-from clicloop.orchestrator.errors import ClicloopError, LedgerError
+from clicloop.orchestrator.errors import ClicloopError, ConfigError, LedgerError
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -30,13 +32,17 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
-def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mapping[str, Stop] | None = None) -> Any:
+def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mapping[str, Stop] | None = None,
+               hosts: Sequence[str] = ()) -> Any:
     """A FastAPI app serving the views of the ledger at ``ledger_url``, read-only; ``stops``
-    (loop name -> its config's stop rules) gives the forecast its targets and budgets."""
+    (loop name -> its config's stop rules) gives the forecast its targets and budgets. It answers
+    requests for the local names and ``hosts`` (the names it is reached by) only."""
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     import plotly
 
@@ -44,7 +50,7 @@ def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mappin
     from clicloop.orchestrator.dashboard.render import PageOptions, page_json, render_page
     from clicloop.orchestrator.dashboard.source import Filters, loop_infos, read_only_engine
     from clicloop.orchestrator.dashboard.views import VIEWS, build_views
-    from clicloop.orchestrator.ledger.db import redact
+    from clicloop.orchestrator.credentials import redact_url
 
     engine = read_only_engine(ledger_url)
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -55,6 +61,7 @@ def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mappin
 
     app = FastAPI(title="clicloop dashboard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.engine = engine
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(hosts), www_redirect=False)
 
     @app.exception_handler(ClicloopError)
     async def _clicloop_error(request: Request, exc: ClicloopError) -> Any:
@@ -71,7 +78,7 @@ def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mappin
         form = {"loop": [i.name for i in infos], "backend": queries.backends(engine),
                 "model_version": queries.model_versions(engine, filters.loop)}
         query = filters.query(target=target)
-        opts = PageOptions(ledger_label=redact(ledger_url), filters=filters, target=target, plotly_src="/assets/plotly.min.js",
+        opts = PageOptions(ledger_label=redact_url(ledger_url), filters=filters, target=target, plotly_src="/assets/plotly.min.js",
                            form=form, view_href=None if alone else "/view/{name}" + (f"?{query}" if query else ""), csp=None)
         return HTMLResponse(render_page(views, opts), headers=HEADERS)
 
@@ -104,6 +111,24 @@ def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mappin
         return {"ok": True, "views": list(VIEWS)}
 
     return app
+
+
+def allowed_hosts(hosts: Sequence[str]) -> list[str]:
+    """The ``Host`` names the dashboard answers: the local ones and ``hosts`` (IPv6 in brackets);
+    a wildcard bind address (0.0.0.0, ::) names no host."""
+    names = list(LOCAL_NAMES)
+    for host in hosts:
+        host = host.strip().lower()
+        if host.count(":") == 1:  # name:port; the port does not matter
+            host = host.split(":")[0]
+        elif ":" in host and not host.startswith("["):  # an IPv6 address, as a Host header writes it
+            host = f"[{host}]"
+        if "*" in host:
+            raise ConfigError(f"--allow-host {host!r}: give host names, not patterns (any name would let DNS rebinding in)",
+                              field="allow_host")
+        if host and host not in ("0.0.0.0", "[::]") and host not in names:
+            names.append(host)
+    return names
 
 
 def _finite(value: Any) -> Any:

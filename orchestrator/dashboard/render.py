@@ -15,7 +15,7 @@ from typing import Any
 from clicloop.orchestrator.config import Stop, WageFloor
 from clicloop.orchestrator.dashboard.base import View
 from clicloop.orchestrator.dashboard.source import Filters
-from clicloop.orchestrator.ledger.db import redact
+from clicloop.orchestrator.credentials import redact_url
 
 # a static file may load nothing from anywhere: the browser enforces it
 STATIC_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:"
@@ -178,7 +178,7 @@ def write_html_report(ledger_url: str, out_path: str | Path, loop: str | None = 
     """Write every view of the ledger (one loop, or all) as ONE self-contained HTML file that
     opens without a network (plotly.js inline; a Content-Security-Policy forbids any fetch).
     The ledger is opened read-only. Returns the path written."""
-    from clicloop.orchestrator.dashboard.source import read_only_engine
+    from clicloop.orchestrator.ledger.readonly import read_only_engine
     from clicloop.orchestrator.dashboard.views import build_views
 
     filters = filters or Filters(loop=loop)
@@ -189,7 +189,7 @@ def write_html_report(ledger_url: str, out_path: str | Path, loop: str | None = 
         engine.dispose()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_page(views, PageOptions(ledger_label=redact(ledger_url), filters=filters, target=target)), encoding="utf-8")
+    out.write_text(render_page(views, PageOptions(ledger_label=redact_url(ledger_url), filters=filters, target=target)), encoding="utf-8")
     return out
 
 

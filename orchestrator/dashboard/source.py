@@ -1,8 +1,8 @@
-"""Opening a ledger for reading only, and the filters every view takes.
+"""The filters every view takes, and the loops the dashboard lists.
 
-The dashboard never writes: SQLite files open with ``mode=ro`` (and ``PRAGMA query_only``), and
-PostgreSQL sessions are set to ``READ ONLY`` transactions, so even a bug cannot change the ledger.
-``Ledger.open()`` is not used because it migrates the schema (a write).
+The dashboard never writes: it opens the ledger with
+:func:`clicloop.orchestrator.ledger.readonly.read_only_engine` (re-exported here, with
+:class:`~clicloop.orchestrator.ledger.readonly.ReadOnlyLedger`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event, inspect, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, select
 
-from clicloop.orchestrator.errors import ConfigError, LedgerError
-from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.db import redact
+from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger, read_only_engine
+
+__all__ = ["Filters", "LoopInfo", "ReadOnlyLedger", "loop_infos", "read_only_engine"]
 
 
 @dataclass(frozen=True)
@@ -61,70 +61,10 @@ def _epoch(value: str | None, field: str, *, end: bool = False) -> float | None:
     except ValueError as e:
         raise ConfigError(f"{field}={value!r} is not a date; use YYYY-MM-DD", field=field) from e
     if end:
+        if day == dt.date.max:  # through the last day there is: no upper bound
+            return None
         day += dt.timedelta(days=1)
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp()
-
-
-def read_only_engine(url: str) -> Engine:
-    """An engine that can only read the ledger at ``url`` (SQLite or PostgreSQL)."""
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :].split("?", 1)[0]
-        if path in ("", ":memory:"):
-            raise LedgerError("the dashboard reads a ledger file; an in-memory SQLite ledger has nothing to show")
-        file = Path(path).resolve()
-        if not file.is_file():
-            raise LedgerError(f"no ledger at {file}; run a loop first (e.g. clicloop quickstart)")
-        engine = create_engine(f"sqlite:///file:{quote(str(file))}?mode=ro&uri=true")
-        event.listen(engine, "connect", _sqlite_read_only)
-    elif url.startswith("postgresql"):
-        try:
-            engine = create_engine(url)
-        except (SQLAlchemyError, ImportError, ValueError) as e:
-            raise LedgerError(f"cannot use the ledger URL {redact(url)}: {e}") from e
-        event.listen(engine, "connect", _pg_read_only)
-    else:
-        raise LedgerError(f"ledger databases must be SQLite or PostgreSQL URLs, not {redact(url)}")
-    _check_ledger(engine, url)
-    return engine
-
-
-def _sqlite_read_only(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA query_only=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
-def _pg_read_only(dbapi_conn: Any, _record: Any) -> None:
-    autocommit = dbapi_conn.autocommit
-    dbapi_conn.autocommit = True
-    cur = dbapi_conn.cursor()
-    cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-    cur.close()
-    dbapi_conn.autocommit = autocommit
-
-
-def _check_ledger(engine: Engine, url: str) -> None:
-    try:
-        with engine.connect() as conn:
-            names = set(inspect(conn).get_table_names())
-            app = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "app")).scalar() if s.meta.name in names else None
-    except SQLAlchemyError as e:
-        engine.dispose()
-        raise LedgerError(f"cannot read the ledger at {redact(url)}: {getattr(e, 'orig', e)}") from e
-    if app != s.APP:
-        engine.dispose()
-        raise LedgerError(f"{redact(url)} is not a clicloop ledger (no {s.meta.name} table written by clicloop)")
-
-
-class ReadOnlyLedger(Ledger):
-    """A :class:`Ledger` whose ``open()`` neither migrates nor writes: for the report functions
-    (``build_report``, ``labor_card``) that take a ledger and only read it."""
-
-    def open(self) -> ReadOnlyLedger:
-        self.engine_ = read_only_engine(self.url)
-        self.salt_ = ""
-        return self
 
 
 @dataclass(frozen=True)

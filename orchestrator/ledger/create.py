@@ -10,20 +10,22 @@ any point leaves no ledger or a complete one.
 from __future__ import annotations
 
 import logging
-import secrets
 
 from sqlalchemy import Connection, inspect, select
 
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger import secrecy
 from clicloop.orchestrator.ledger.db import insert_ignore, migrate, redact, revisions
 
 log = logging.getLogger("clicloop")
 ALEMBIC = "alembic_version"
 
 
-def check_or_create(conn: Connection, url: str) -> None:
-    """Inside ``conn``'s locked transaction: create, complete or migrate the ledger, or refuse it."""
+def check_or_create(conn: Connection, url: str) -> bool:
+    """Inside ``conn``'s locked transaction: create, complete or migrate the ledger, or refuse it;
+    then keep the pseudonym key outside it (``secrecy.prepare``). True when secrets were erased
+    from an older ledger (the caller flushes them out of the file)."""
     existing = set(inspect(conn).get_table_names())
     app = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "app")).scalar() if s.meta.name in existing else None
     if app is None and conn.dialect.name == "sqlite" and _half_made(conn, existing):
@@ -43,7 +45,8 @@ def check_or_create(conn: Connection, url: str) -> None:
                 f"({', '.join(sorted(existing)[:5])}); refusing to write into it. Use a new file, database or schema."
             )
     migrate(conn)
-    insert_ignore(conn, s.meta, [{"key": "app", "value": s.APP}, {"key": "salt", "value": secrets.token_hex(16)}])
+    insert_ignore(conn, s.meta, [{"key": "app", "value": s.APP}])
+    return secrecy.prepare(conn, url)
 
 
 def _half_made(conn: Connection, existing: set[str]) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from clicloop.orchestrator.credentials import redact_url, scrub
 from clicloop.orchestrator.errors import LedgerError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -26,7 +27,7 @@ def make_engine(url: str, *, schema_changes: bool = False) -> Engine:
         engine = create_engine(url, poolclass=NullPool) if schema_changes else create_engine(url)
     except (SQLAlchemyError, ImportError, ValueError) as e:
         hint = " (PostgreSQL needs: pip install 'clicloop[postgres]')" if "postgres" in url else ""
-        raise LedgerError(f"cannot use the ledger URL {redact(url)}: {e}{hint}") from e
+        raise LedgerError(f"cannot use the ledger URL {redact_url(url)}: {scrub(str(e), url)}{hint}") from e
     if engine.dialect.name not in ("sqlite", "postgresql"):
         raise LedgerError(f"ledger databases must be SQLite or PostgreSQL, not {engine.dialect.name}")
     if engine.dialect.name == "sqlite":
@@ -166,11 +167,5 @@ def micros(amount: float) -> int:
     return round(amount * MICROS)
 
 
-def redact(url: str) -> str:
-    """The URL without its password."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        if ":" in creds:
-            return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
+
+redact = redact_url  # the name other ledger modules import: one implementation, in credentials.py

@@ -6,9 +6,6 @@ crash and a resume never record an answer, a task or a payment twice.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -18,21 +15,22 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from clicloop.orchestrator.crowd.plausibility import MAX_AMOUNT
 from clicloop.orchestrator.errors import LedgerError
-from clicloop.orchestrator.ledger import accounting
+from clicloop.orchestrator.credentials import redact_url, scrub
+from clicloop.orchestrator.ledger import accounting, secrecy
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.create import check_or_create
-from clicloop.orchestrator.ledger.db import (chunks, insert_ignore, insert_tuples, lock_for_migration, make_engine, micros, num,
-                                              redact)
+from clicloop.orchestrator.ledger.db import chunks, insert_ignore, insert_tuples, lock_for_migration, make_engine, micros, num
 from clicloop.orchestrator.types import Answer, Consensus, Task
 
-SALT_ENV = "CLICLOOP_WORKER_SALT"
+SALT_ENV = secrecy.KEY_ENV
 
 
 class Ledger:
     """A ledger at a SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://...``).
 
-    Worker ids are stored as salted pseudonyms; the salt comes from ``salt`` (the config's
-    ``worker_salt``), else ``$CLICLOOP_WORKER_SALT``, else a random salt kept in the ledger.
+    Worker ids are stored as keyed pseudonyms; the key comes from ``salt`` (the config's
+    ``worker_salt``), else ``$CLICLOOP_WORKER_SALT``, else a key file outside the ledger
+    (:mod:`clicloop.orchestrator.ledger.secrecy`), and is looked up when a worker is first recorded.
     """
 
     def __init__(self, url: str, *, salt: str | None = None):
@@ -51,17 +49,18 @@ class Ledger:
                 try:
                     with schema_engine.begin() as conn:
                         lock_for_migration(conn)
-                        check_or_create(conn, self.url)
-                        stored = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "salt")).scalar_one()
-                    self.salt_ = self.salt or os.environ.get(SALT_ENV) or stored
+                        erased = check_or_create(conn, self.url)
+                    if erased:
+                        secrecy.flush(self.engine_)
                     return self
                 except (IntegrityError, OperationalError) as e:
                     if attempt == 2 or "already exists" not in str(e) and "UNIQUE" not in str(e):
-                        raise LedgerError(f"cannot open the ledger at {redact(self.url)}: {getattr(e, 'orig', e)}") from e
+                        raise LedgerError(f"cannot open the ledger at {redact_url(self.url)}: "
+                                          f"{scrub(str(getattr(e, 'orig', e)), self.url)}") from e
                 except DatabaseError as e:
                     raise LedgerError(
-                        f"{redact(self.url)} is not a usable database ({e.orig}); it was left untouched. "
-                        "Point 'ledger' at a new file or an existing clicloop ledger."
+                        f"{redact_url(self.url)} is not a usable database ({scrub(str(e.orig), self.url)}); it was left "
+                        "untouched. Point 'ledger' at a new file or an existing clicloop ledger."
                     ) from e
         except LedgerError:
             self.engine_.dispose()
@@ -80,10 +79,16 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def secret_key(self) -> str:
+        """The ledger's key, kept outside it (:mod:`~clicloop.orchestrator.ledger.secrecy`): it keys
+        worker pseudonyms and the opaque task ids sent instead of personal item ids."""
+        if "key_" not in self.__dict__:
+            self.key_ = secrecy.resolve_key(self.engine_, self.url, self.salt)
+        return self.key_
+
     def pseudonym(self, backend: str, raw_worker_id: str) -> str:
-        """The salted hash that stands for a worker in the ledger."""
-        digest = hmac.new(self.salt_.encode(), f"{backend}\x00{raw_worker_id}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:16]
+        """The keyed hash (HMAC-SHA256) that stands for a worker in the ledger."""
+        return secrecy.pseudonym(self.secret_key(), backend, raw_worker_id)
 
     # -- loops and rounds ------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ class Reviewer:
         self.poll_s, self.timeout_s, self.clock = poll_s, timeout_s, clock
         self.sensitive = sensitive
         self.confidential = bool(getattr(backend, "confidential", False))
-        self.ids = OpaqueIds(store.ledger.salt_, sensitive, self.confidential)
+        self.ids = OpaqueIds(store.ledger.secret_key(), sensitive, self.confidential)
         self.loop = review_loop(store.deployment)
         self._opened = False
 

@@ -169,6 +169,7 @@ def test_configs_give_the_forecast_its_target_and_budget(sqlite_ledger: str, tmp
     assert result.exit_code == 0, result.output
     from fastapi.testclient import TestClient
 
-    page = TestClient(seen[0]).get("/view/forecast").text
+    local = TestClient(seen[0], base_url="http://127.0.0.1:8050")  # the dashboard answers its own host names only
+    page = local.get("/view/forecast").text
     assert 'data-key="target:quickstart-margin" data-value="0.97"' in page
-    assert "floor 9.50" in TestClient(seen[0]).get("/view/wages").text
+    assert "floor 9.50" in local.get("/view/wages").text
