@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from clicloop.orchestrator.errors import ConfigError
@@ -24,7 +25,10 @@ class ServeSettings:
     min_labels: fewest labeled tasks (with two classes at least) before a first model.
     label_studio_url: where to fetch annotations (default: the ``hostname`` sent in /setup).
     max_body_bytes: requests larger than this get 413.
-    hourly_wage, currency: pay recorded per annotation (lead_time x wage); 0 records none.
+    hourly_wage, currency: pay recorded per annotation (lead_time x wage); 0 records none, and the
+        report then says that pay is unknown (``clicloop serve labelstudio`` requires the wage).
+    model_store: directory of the fitted model versions (see ``modelstore``); None: beside a
+        SQLite ledger (``<ledger stem>-models``), else ``./clicloop-models``.
     write_acquisition: store the acquisition score in ``task.data`` so the Data Manager sorts by it.
     acquisition_workers: concurrent PATCH requests for those writes (Label Studio has no bulk update).
     seed: for strategies that draw random numbers.
@@ -47,6 +51,7 @@ class ServeSettings:
     write_acquisition: bool = True
     acquisition_workers: int = 4
     seed: int = 0
+    model_store: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.token) < 16:
@@ -55,6 +60,14 @@ class ServeSettings:
             raise ConfigError("train_every >= 0, min_labels >= 2, max_body_bytes >= 1024 and hourly_wage >= 0 are required")
         if not 1 <= self.acquisition_workers <= 64:
             raise ConfigError(f"acquisition_workers must be between 1 and 64, not {self.acquisition_workers}")
+
+
+    @property
+    def model_store_dir(self) -> Path:
+        """Where the fitted model versions are kept."""
+        from clicloop.connectors.labelstudio.modelstore import default_store
+
+        return Path(self.model_store) if self.model_store else default_store(self.ledger)
 
 
 def settings_from_config(config: Any, token: str, **options: Any) -> ServeSettings:
