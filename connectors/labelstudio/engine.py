@@ -179,7 +179,8 @@ class ProjectModel:
                 if label in self.schema.labels:
                     self.labels_seen_.add(label)
                 due = self.settings.train_every and self.new_since_training_ >= self.settings.train_every
-                first = self.model_ is None and len(self.labels_seen_ & set(self.schema.labels)) >= 2
+                training = self.train_thread_ is not None and self.train_thread_.is_alive()
+                first = self.model_ is None and not training and len(self.labels_seen_ & set(self.schema.labels)) >= 2
             if due or first:
                 self.start_training()
         return new

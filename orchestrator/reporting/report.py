@@ -131,8 +131,9 @@ def render_report(rows: list[ReportRow], totals: Totals, wage_floor: float | Non
     cur = totals.currency
     money = (lambda v, d: _f(v, d)) if totals.pay_known else (lambda v, d: "?")
     table = Table(title=f"loop {totals.loop}", title_justify="left")
-    for heading in ("round", "model version", "labels", "metric", "gain", "bought", "active h", "total h", f"cost {cur}",
-                    "h/point", f"{cur}/point", f"wage paid {cur}/h", f"wage all {cur}/h"):
+    unit = f" {cur}" if cur else ""  # no currency where no payment was recorded
+    for heading in ("round", "model version", "labels", "metric", "gain", "bought", "active h", "total h", f"cost{unit}",
+                    "h/point", f"cost{unit}/point", f"wage paid{unit}/h", f"wage all{unit}/h"):
         table.add_column(heading, justify="left" if heading == "model version" else "right")
     for r in rows:
         table.add_row(
