@@ -167,7 +167,7 @@ class ProjectModel:
 
     def on_annotation(self, event: str, task_id: int, annotation: dict[str, Any], data: dict[str, Any] | None) -> bool:
         """Record an annotation event; start a retraining every ``train_every`` new ones, and a
-        first training as soon as two different labels are in."""
+        first training as soon as two different labels are in (``train_every=0``: neither)."""
         if event == "created":
             new = self.recorder_.created(task_id, annotation, data, self.schema.from_name)
         else:
@@ -180,7 +180,8 @@ class ProjectModel:
                     self.labels_seen_.add(label)
                 due = self.settings.train_every and self.new_since_training_ >= self.settings.train_every
                 training = self.train_thread_ is not None and self.train_thread_.is_alive()
-                first = self.model_ is None and not training and len(self.labels_seen_ & set(self.schema.labels)) >= 2
+                first = (self.settings.train_every and self.model_ is None and not training
+                         and len(self.labels_seen_ & set(self.schema.labels)) >= 2)
             if due or first:
                 self.start_training()
         return new

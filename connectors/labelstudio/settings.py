@@ -21,7 +21,8 @@ class ServeSettings:
         text, scaled logistic regression for numeric vectors).
     strategy_name, strategy_params: the acquisition function written into each task's data.
     plugins: extra plugin modules (as in the config).
-    train_every: retrain after this many new annotations (0: only on demand).
+    train_every: retrain after this many new annotations, and train a first model as soon as two
+        different labels are in (0: only on demand).
     min_labels: fewest labeled tasks (with two classes at least) before a first model.
     label_studio_url: where to fetch annotations (default: the ``hostname`` sent in /setup).
     max_body_bytes: requests larger than this get 413.
