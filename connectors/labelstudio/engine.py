@@ -103,10 +103,11 @@ class ProjectModel:
 
     # -- the labeling config -----------------------------------------------------------------------
 
-    def refresh(self, xml: str | None) -> None:
-        """Use the labeling config Label Studio just sent (on /setup, /predict or a PROJECT_UPDATED
-        webhook): answers quarantined for a label that now exists are taken in, a removed label is
-        logged and left out of predictions and of the next model, which is trained at once."""
+    def refresh(self, xml: str | None, retrain: bool = True) -> None:
+        """Use the project's labeling config as Label Studio last gave it (on /setup, /predict, a
+        PROJECT_UPDATED webhook, or read through the API when a training starts): answers
+        quarantined for a label that now exists are taken in, a removed label is logged and left
+        out of predictions and of the next model, which is trained at once (if ``retrain``)."""
         if not xml:
             return
         new = parse_schema(xml)
@@ -125,7 +126,7 @@ class ProjectModel:
             log.warning("project %s: label(s) %s removed from the labeling config; their %d recorded answer(s) stay in "
                         "the ledger as given, predictions no longer offer them and the next model leaves them out",
                         self.project_id, list(change.removed), sum(kept.values()))
-        if (change.added or change.removed) and (self.model_ is not None or taken):
+        if retrain and (change.added or change.removed) and (self.model_ is not None or taken):
             self.start_training()
 
     # -- features and prediction -----------------------------------------------------------------
@@ -222,6 +223,7 @@ class ProjectModel:
                 self.training_ = {**self.training_, "state": "training", "started_at": time.time(), "error": None}
 
     def _train(self) -> None:
+        self.refresh(self.client_.project(self.project_id).get("label_config"), retrain=False)
         datas, labels, ids = [], [], []
         schema = self.schema
         for t in self.client_.iter_tasks(self.project_id):

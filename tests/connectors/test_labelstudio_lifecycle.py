@@ -190,9 +190,14 @@ def test_the_label_set_follows_label_studio(labelstudio: LabelStudioServer, tmp_
         sdk.actions.create(id="retrieve_tasks_predictions", project=project.id)
         status = httpx.get(f"{served.url}/status", headers={"Authorization": f"Bearer {served.token}"}).json()["projects"][0]
         assert status["labels"] == ["billing", "Other", "Spam"]
-        setup = {"project": f"{project.id}.1", "schema": _config(["billing", "Other", "Spam", "Urgent"]), "access_token": "x"}
+        setup = {"project": f"{project.id}.1", "schema": _config(["billing", "Other", "Spam", "Urgent"])}
         r = httpx.post(f"{served.url}/setup", json=setup, headers={"Authorization": f"Bearer {served.token}"})
         assert r.status_code == 200 and model.schema.labels == ("billing", "Other", "Spam", "Urgent")
+        # and a training reads the config through the API before it fetches the labels
+        sdk.projects.update(id=project.id, label_config=_config(["billing", "Other", "Refund"]))
+        assert model.start_training()
+        model.wait_trained()
+        assert model.schema.labels == ("billing", "Other", "Refund")
 
 
 def test_a_model_saved_by_other_library_versions_is_retrained_not_loaded(labelstudio: LabelStudioServer, tmp_path: Path) -> None:
