@@ -9,7 +9,6 @@ import re
 import secrets
 import shlex
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from sqlalchemy import create_engine, func, select
 from clicloop.orchestrator.ledger import schema as s
 from tests.support.doc_blocks import PREAMBLE, doc_blocks, run_block, substitute
 from tests.support.labelstudio_server import LabelStudioServer, LabelStudioUnavailable, free_port
-from tests.support.ml_backend import BackendProcess
+from tests.support.ml_backend import BackendProcess, choice, sdk_client, wait_for
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "labelstudio.md"
 CONFIG = """<View>
@@ -47,14 +46,6 @@ def _this_machine() -> str:
     return address
 
 
-def _wait(predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -77,18 +68,12 @@ def documented_label_studio(blocks: dict[str, str]) -> Iterator[LabelStudioServe
     server.cleanup()
 
 
-def _sdk(ls: LabelStudioServer) -> Any:
-    from label_studio_sdk import LabelStudio
-
-    return LabelStudio(base_url=ls.url, api_key=ls.token, timeout=120)
 
 
-def _choice(label: str) -> list[dict[str, Any]]:
-    return [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
 
 
 def test_the_five_steps_as_written(blocks: dict[str, str], documented_label_studio: LabelStudioServer, tmp_path: Path) -> None:
-    ls, sdk = documented_label_studio, _sdk(documented_label_studio)
+    ls, sdk = documented_label_studio, sdk_client(documented_label_studio)
     items = _texts(12, seed=3)
     project = sdk.projects.create(title=f"doc-{secrets.token_hex(3)}", label_config=CONFIG)
     ids = sdk.projects.import_tasks(id=project.id, request=[{"text": t} for t, _ in items], return_task_ids=True).task_ids
@@ -124,11 +109,11 @@ def test_the_five_steps_as_written(blocks: dict[str, str], documented_label_stud
         plan = [(first, "support-v1", None), (rest[:4], "support-v2", "train"), (rest[4:6], None, None)]
         for batch, version, trigger in plan:
             for task_id in batch:
-                sdk.annotations.create(id=task_id, result=_choice(truth[task_id]), lead_time=float(rng.uniform(20, 60)))
+                sdk.annotations.create(id=task_id, result=choice(truth[task_id]), lead_time=float(rng.uniform(20, 60)))
             if trigger:
                 run_block(substitute(blocks[trigger], api), tmp_path, user)
             if version:
-                _wait(lambda v=version: backend.get("/status")["projects"][0]["model_version"] == v, what=version)
+                wait_for(lambda v=version: backend.get("/status")["projects"][0]["model_version"] == v, what=version)
 
         # 4. batch predictions by the latest model
         run_block(substitute(blocks["predictions"], api), tmp_path, user)
@@ -160,7 +145,7 @@ def test_label_studio_on_another_machine(blocks: dict[str, str], documented_labe
                                          tmp_path: Path) -> None:
     """clicloop on 0.0.0.0, connected at this machine's own address: the connection and the
     webhook (an annotation reaches the ledger by itself) both work with the documented setup."""
-    ls, sdk = documented_label_studio, _sdk(documented_label_studio)
+    ls, sdk = documented_label_studio, sdk_client(documented_label_studio)
     project = sdk.projects.create(title=f"doc-far-{secrets.token_hex(3)}", label_config=CONFIG)
     (task_id,) = sdk.projects.import_tasks(id=project.id, request=[{"text": "my invoice please"}], return_task_ids=True).task_ids
     token, port = secrets.token_hex(20), free_port()
@@ -173,14 +158,14 @@ def test_label_studio_on_another_machine(blocks: dict[str, str], documented_labe
         env = {"CLICLOOP_ML_TOKEN": token, "LABEL_STUDIO_API_KEY": ls.token, "PROJECT_ID": str(project.id)}
         run_block(substitute(blocks["connect-other-host"], {"127.0.0.1:8080": f"127.0.0.1:{ls.port}", "9090": str(port),
                                                             "<clicloop machine's address>": _this_machine()}), tmp_path, env)
-        sdk.annotations.create(id=task_id, result=_choice("billing"), lead_time=12.5)
+        sdk.annotations.create(id=task_id, result=choice("billing"), lead_time=12.5)
         engine = create_engine(f"sqlite:///{tmp_path / 'support.db'}")
 
         def answers() -> list[Any]:
             with engine.connect() as conn:
                 return conn.execute(select(s.assignments.c.active_s).where(s.assignments.c.loop == f"support.p{project.id}")).all()
 
-        assert [r.active_s for r in _wait(answers, what="the annotation by webhook")] == [12.5]
+        assert [r.active_s for r in wait_for(answers, what="the annotation by webhook")] == [12.5]
         engine.dispose()
     finally:
         backend.kill()
@@ -204,7 +189,7 @@ def test_each_documented_switch_is_needed(env: dict[str, str], tmp_path: Path) -
     settings = ServeSettings(token=secrets.token_hex(20), loop="sw", ledger=f"sqlite:///{tmp_path / 'l.db'}")
     try:
         with serve_in_thread(settings) as served:
-            sdk = _sdk(server)
+            sdk = sdk_client(server)
             project = sdk.projects.create(title="switches", label_config=CONFIG)
             with pytest.raises(ApiError, match="reserved network address") as refused:
                 sdk.ml.create(project=project.id, url=f"{served.url}/t/{served.token}", title="clicloop")

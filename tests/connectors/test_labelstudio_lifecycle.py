@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, select
 from clicloop.connectors.labelstudio.settings import ServeSettings
 from clicloop.orchestrator.ledger import schema as s
 from tests.support.labelstudio_server import LabelStudioServer, free_port, labelstudio  # noqa: F401 - fixture
-from tests.support.ml_backend import BackendProcess, serve_in_thread
+from tests.support.ml_backend import BackendProcess, choice, sdk_client, serve_in_thread, wait_for
 
 WORDS = {"billing": ["invoice", "refund", "charge", "payment"], "delivery": ["parcel", "courier", "late", "address"],
          "Other": ["hello", "question", "thanks", "feedback"]}
@@ -39,24 +39,10 @@ def _texts(labels: list[str], seed: int) -> list[tuple[str, str]]:
     return [(" ".join([*rng.choice(WORDS[label], 2), "please"]), label) for label in labels]
 
 
-def _sdk(ls: LabelStudioServer) -> Any:
-    from label_studio_sdk import LabelStudio
-
-    return LabelStudio(base_url=ls.url, api_key=ls.token, timeout=120)
 
 
-def _choice(label: str) -> list[dict[str, Any]]:
-    return [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
 
 
-def _wait(predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _rows(ledger: str, table: Any, **where: Any) -> list[dict[str, Any]]:
@@ -81,7 +67,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_killed_backend_serves_its_latest_model_on_restart_and_never_reuses_a_version(
         labelstudio: LabelStudioServer, tmp_path: Path) -> None:
-    sdk = _sdk(labelstudio)
+    sdk = sdk_client(labelstudio)
     texts = _texts(["billing", "delivery"] * 8, seed=1)
     project, ids = _project(sdk, ["billing", "delivery"], texts)
     truth = dict(zip(ids, (label for _, label in texts)))
@@ -97,12 +83,12 @@ def test_a_killed_backend_serves_its_latest_model_on_restart_and_never_reuses_a_
         sdk.ml.create(project=project.id, url=f"{backend.url}/t/{token}", title="clicloop")
         for batch, version in ((ids[:4], "rs-v1"), (ids[4:8], "rs-v2")):
             for task_id in batch:
-                sdk.annotations.create(id=task_id, result=_choice(truth[task_id]), lead_time=30.0)
-            _wait(lambda v=version: (p := backend.get("/status")["projects"][0])["model_version"] == v
+                sdk.annotations.create(id=task_id, result=choice(truth[task_id]), lead_time=30.0)
+            wait_for(lambda v=version: (p := backend.get("/status")["projects"][0])["model_version"] == v
                   and p["training"]["state"] == "idle", what=version)
 
         backend.kill(signal.SIGKILL)  # no shutdown of any kind
-        made_while_down = sdk.annotations.create(id=ids[8], result=_choice(truth[ids[8]]), lead_time=30.0).id
+        made_while_down = sdk.annotations.create(id=ids[8], result=choice(truth[ids[8]]), lead_time=30.0).id
         up_after = backend.start()
         asked = time.monotonic()
         tasks = [{"id": i, "data": {"text": t}} for i, (t, _) in zip(ids, texts)]
@@ -119,9 +105,9 @@ def test_a_killed_backend_serves_its_latest_model_on_restart_and_never_reuses_a_
 
         # more labels: the next version is v3, trained once Label Studio's /setup brings a token again
         for task_id in ids[9:13]:
-            sdk.annotations.create(id=task_id, result=_choice(truth[task_id]), lead_time=30.0)
+            sdk.annotations.create(id=task_id, result=choice(truth[task_id]), lead_time=30.0)
         sdk.actions.create(id="retrieve_tasks_predictions", project=project.id)
-        _wait(lambda: backend.get("/status")["projects"][0]["model_version"] == "rs-v3", what="rs-v3")
+        wait_for(lambda: backend.get("/status")["projects"][0]["model_version"] == "rs-v3", what="rs-v3")
     finally:
         backend.kill(signal.SIGTERM)
     rounds = _rows(ledger, s.rounds, loop=loop)
@@ -142,7 +128,7 @@ def _knows(model: Any) -> set[str] | None:
 def test_the_label_set_follows_label_studio(labelstudio: LabelStudioServer, tmp_path: Path,
                                            caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="clicloop.labelstudio.ml")
-    sdk = _sdk(labelstudio)
+    sdk = sdk_client(labelstudio)
     texts = _texts(["billing", "delivery"] * 4 + ["Other"] * 4, seed=2)
     project, ids = _project(sdk, ["billing", "delivery"], texts)
     truth = dict(zip(ids, (label for _, label in texts)))
@@ -154,22 +140,22 @@ def test_the_label_set_follows_label_studio(labelstudio: LabelStudioServer, tmp_
         model = served.app.state.projects.by_id[project.id]
         other = ids[8]
         for task_id in [*ids[:4], other]:  # an answer with a label the project does not have yet
-            sdk.annotations.create(id=task_id, result=_choice(truth[task_id]), lead_time=10.0)
-        answers = _wait(lambda: (r := _rows(settings.ledger, s.assignments, loop=loop)) and len(r) == 5 and r, what="5 answers")
+            sdk.annotations.create(id=task_id, result=choice(truth[task_id]), lead_time=10.0)
+        answers = wait_for(lambda: (r := _rows(settings.ledger, s.assignments, loop=loop)) and len(r) == 5 and r, what="5 answers")
         assert [a["status"] for a in answers if a["label"] == "Other"] == ["quarantined"]
         sdk.ml.train(id=ml.id)
-        _wait(lambda: _knows(model) == {"billing", "delivery"}, what="a first model")
+        wait_for(lambda: _knows(model) == {"billing", "delivery"}, what="a first model")
 
         # "Other" added in Label Studio: the settings' webhook brings the new config, the answer is taken in
         sdk.projects.update(id=project.id, label_config=_config(["billing", "delivery", "Other"]))
         assert model.schema.labels == ("billing", "delivery", "Other")
         assert [a["status"] for a in _rows(settings.ledger, s.assignments, loop=loop) if a["label"] == "Other"] == ["submitted"]
         assert {r["label"] for r in _rows(settings.ledger, s.labels, loop=loop)} == {"billing", "delivery", "Other"}
-        _wait(lambda: _knows(model) == {"billing", "delivery", "Other"}, what="a model with the new label")
+        wait_for(lambda: _knows(model) == {"billing", "delivery", "Other"}, what="a model with the new label")
         status = httpx.get(f"{served.url}/status", headers={"Authorization": f"Bearer {served.token}"}).json()["projects"][0]
         assert status["labels"] == ["billing", "delivery", "Other"]
         for task_id in ids[9:11]:
-            sdk.annotations.create(id=task_id, result=_choice("Other"), lead_time=10.0)
+            sdk.annotations.create(id=task_id, result=choice("Other"), lead_time=10.0)
         assert not [a for a in _rows(settings.ledger, s.assignments, loop=loop) if a["status"] == "quarantined"]
 
         # "delivery" removed: logged, never predicted again, and the next model is trained without it
@@ -177,7 +163,7 @@ def test_the_label_set_follows_label_studio(labelstudio: LabelStudioServer, tmp_
         assert any("label(s) ['delivery'] removed" in r.getMessage() and "2 recorded answer(s)" in r.getMessage()
                    for r in caplog.records)
         sdk.actions.create(id="retrieve_tasks_predictions", project=project.id)
-        _wait(lambda: _knows(model) == {"billing", "Other"}, what="a model without the removed label")
+        wait_for(lambda: _knows(model) == {"billing", "Other"}, what="a model without the removed label")
         sdk.actions.create(id="retrieve_tasks_predictions", project=project.id)
         predicted = {p.result[0]["value"]["choices"][0] for t in sdk.tasks.list(project=project.id, fields="all")
                      for p in t.predictions if p.result}
@@ -201,7 +187,7 @@ def test_the_label_set_follows_label_studio(labelstudio: LabelStudioServer, tmp_
 
 
 def test_a_model_saved_by_other_library_versions_is_retrained_not_loaded(labelstudio: LabelStudioServer, tmp_path: Path) -> None:
-    sdk = _sdk(labelstudio)
+    sdk = sdk_client(labelstudio)
     texts = _texts(["billing", "delivery"] * 3, seed=3)
     project, ids = _project(sdk, ["billing", "delivery"], texts)
     settings = ServeSettings(token=secrets.token_hex(20), loop="lib", ledger=f"sqlite:///{tmp_path / 'l.db'}", train_every=0)
@@ -209,10 +195,10 @@ def test_a_model_saved_by_other_library_versions_is_retrained_not_loaded(labelst
     with serve_in_thread(settings, port) as served:
         ml = sdk.ml.create(project=project.id, url=f"{served.url}/t/{served.token}", title="clicloop")
         for task_id, (_, label) in zip(ids[:2], texts):
-            sdk.annotations.create(id=task_id, result=_choice(label), lead_time=10.0)
+            sdk.annotations.create(id=task_id, result=choice(label), lead_time=10.0)
         model = served.app.state.projects.by_id[project.id]
         sdk.ml.train(id=ml.id)
-        _wait(lambda: model.version == "lib-v1", what="lib-v1")
+        wait_for(lambda: model.version == "lib-v1", what="lib-v1")
         model.wait_trained()
     meta = tmp_path / "l-models" / f"lib.p{project.id}" / "lib-v1.json"
     record = json.loads(meta.read_text())
@@ -224,13 +210,13 @@ def test_a_model_saved_by_other_library_versions_is_retrained_not_loaded(labelst
         assert status["model_version"] == "lib-cold"
         sdk.actions.create(id="retrieve_tasks_predictions", project=project.id)  # /setup: the project retrains
         model = served.app.state.projects.by_id[project.id]
-        _wait(lambda: model.version == "lib-v2", what="a retrained lib-v2")
+        wait_for(lambda: model.version == "lib-v2", what="a retrained lib-v2")
 
 
 def test_answers_count_for_the_version_serving_when_they_were_made(labelstudio: LabelStudioServer, tmp_path: Path) -> None:
     """A webhook delivered late (after a newer version) still counts for the version that served
     when the annotation was made; and with pay never given, the report says pay is unknown."""
-    sdk = _sdk(labelstudio)
+    sdk = sdk_client(labelstudio)
     texts = _texts(["billing", "delivery"] * 3, seed=4)
     project, ids = _project(sdk, ["billing", "delivery"], texts)
     truth = dict(zip(ids, (label for _, label in texts)))
@@ -240,16 +226,16 @@ def test_answers_count_for_the_version_serving_when_they_were_made(labelstudio: 
         ml = sdk.ml.create(project=project.id, url=f"{served.url}/t/{served.token}", title="clicloop")
         model = served.app.state.projects.by_id[project.id]
         for task_id in ids[:2]:
-            sdk.annotations.create(id=task_id, result=_choice(truth[task_id]), lead_time=20.0)
+            sdk.annotations.create(id=task_id, result=choice(truth[task_id]), lead_time=20.0)
         sdk.ml.train(id=ml.id)
-        _wait(lambda: model.version == "late-v1", what="late-v1")
+        wait_for(lambda: model.version == "late-v1", what="late-v1")
         model.wait_trained()
         made_under_v1 = datetime.now(timezone.utc).isoformat()
-        sdk.annotations.create(id=ids[2], result=_choice(truth[ids[2]]), lead_time=20.0)
+        sdk.annotations.create(id=ids[2], result=choice(truth[ids[2]]), lead_time=20.0)
         sdk.ml.train(id=ml.id)
-        _wait(lambda: model.version == "late-v2", what="late-v2")
+        wait_for(lambda: model.version == "late-v2", what="late-v2")
         late = {"action": "ANNOTATION_CREATED", "project": {"id": project.id}, "task": {"id": ids[3], "data": {"text": texts[3][0]}},
-                "annotation": {"id": 10**9, "lead_time": 20.0, "completed_by": 1, "result": _choice(truth[ids[3]]),
+                "annotation": {"id": 10**9, "lead_time": 20.0, "completed_by": 1, "result": choice(truth[ids[3]]),
                                "created_at": made_under_v1, "updated_at": made_under_v1}}
         r = httpx.post(f"{served.url}/webhook", json=late, headers={"Authorization": f"Bearer {served.token}"})
         assert r.status_code == 200 and r.json()["status"] == "recorded"

@@ -118,3 +118,26 @@ class BackendProcess:
         r = httpx.post(f"{self.url}{path}", json=body, headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
         r.raise_for_status()
         return r.json()
+
+
+def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something true (returned), or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def sdk_client(ls: Any) -> Any:
+    """The official Label Studio SDK client for a test server."""
+    from label_studio_sdk import LabelStudio
+
+    return LabelStudio(base_url=ls.url, api_key=ls.token, timeout=120)
+
+
+def choice(label: str, from_name: str = "topic", to_name: str = "text") -> list[dict[str, Any]]:
+    """The result of a single-choice annotation."""
+    return [{"from_name": from_name, "to_name": to_name, "type": "choices", "value": {"choices": [label]}}]
