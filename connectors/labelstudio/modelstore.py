@@ -124,7 +124,7 @@ class ModelStore:
                                    "it is not loaded (a pickle is not portable across them): retraining instead")
         try:
             return joblib.load(self.dir / f"{version}.joblib")
-        except (OSError, EOFError, ValueError, ImportError, AttributeError, TypeError) as e:  # pickle failures
+        except Exception as e:  # noqa: BLE001 - a damaged pickle fails in any way (KeyError, UnpicklingError, ...)
             raise StoredModelError(f"cannot load model {version} from {self.dir}: {type(e).__name__}: {e}; "
                                    "retraining instead") from e
 
