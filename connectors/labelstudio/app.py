@@ -166,7 +166,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
         pid = project_id(body.project)
         if body.action == "START_TRAINING":
             started = projects.get(pid).start_training()
-            return {"status": "training" if started else "not started", "job": f"{pid}-{len(projects.get(pid).versions_) + 1}"}
+            return {"status": "training" if started else "not started", "job": f"{pid}-{projects.get(pid).next_number_}"}
         if body.action in ANNOTATION_EVENTS:
             if body.annotation is None:
                 raise HTTPException(422, f"{body.action} needs an 'annotation'")
