@@ -3,12 +3,14 @@
 | call | what clicloop does |
 |---|---|
 | GET /health | ``{"status": "UP", "model_class": "clicloop"}`` |
-| POST /setup | parses the labeling config, keeps the access token, answers the current model version |
+| POST /setup | parses the labeling config (a changed one replaces the old), keeps the access token,
+  answers the current model version |
 | POST /predict | all tasks in one batch: label + confidence as ``score``; acquisition scores go into
   ``task.data["clicloop_acquisition"]`` through a bounded background queue that /predict never
   waits on (a Data Manager column to sort on; see :mod:`~clicloop.connectors.labelstudio.writeback`) |
 | POST /webhook | ANNOTATION_CREATED / UPDATED / ANNOTATIONS_DELETED into the ledger; START_TRAINING, or
-  every N new annotations, retrains in the background; other actions are acknowledged |
+  every N new annotations, retrains in the background; PROJECT_UPDATED brings a changed labeling
+  config; other actions are acknowledged |
 | GET /versions | every model version trained |
 | GET /status | training progress and versions per project |
 
@@ -34,10 +36,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clicloop.connectors.labelstudio.engine import LabelConfigError, ProjectModel, Schema, parse_schema
+from clicloop.connectors.labelstudio.labelset import LabelConfigError
+from clicloop.connectors.labelstudio.projects import Projects
 from clicloop.connectors.labelstudio.schemas import PredictRequest, SetupRequest, WebhookRequest, project_id
 from clicloop.connectors.labelstudio.settings import ServeSettings
-from clicloop.orchestrator.errors import ClicloopError, ConfigError
+from clicloop.orchestrator.errors import ClicloopError
 
 log = logging.getLogger("clicloop.labelstudio.ml")
 
@@ -106,33 +109,17 @@ async def _reply(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class Projects:
-    """The served projects, created on /setup (or on first sight of a labeling config)."""
-
-    def __init__(self, settings: ServeSettings):
-        from clicloop.orchestrator.plugins import Registry, get_plugin_manager
-
-        self.settings = settings
-        self.registry = Registry(get_plugin_manager(list(settings.plugins)))
-        strategy = self.registry.create("strategy", settings.strategy_name, settings.strategy_params, field="strategy")
-        if not callable(getattr(strategy, "score", None)):  # each prediction carries one item's score
-            raise ConfigError(f"strategy {settings.strategy_name!r} selects whole batches and gives no per-task score for "
-                              "Label Studio's predictions; use margin-coverage, margin, entropy or least-confidence",
-                              field="strategy.name")
-        self.by_id: dict[int, ProjectModel] = {}
-        self.lock = threading.Lock()
-
-    def get(self, pid: int, xml: str | None = None, hostname: str | None = None, token: str | None = None) -> ProjectModel:
-        with self.lock:
-            model = self.by_id.get(pid)
-            if model is None:
-                if not xml:
-                    raise HTTPException(409, f"project {pid} is not set up yet: Label Studio calls /setup first (reconnect the model)")
-                schema: Schema = parse_schema(xml)
-                model = self.by_id[pid] = ProjectModel(self.settings, pid, schema, self.registry).open(hostname, token)
-            elif token:
-                model.connect(hostname, token)
-            return model
+def _project_updated(projects: Projects, pid: int, project: Any) -> dict[str, Any]:
+    """A project's settings changed in Label Studio: follow its labeling config."""
+    xml = project.get("label_config") if isinstance(project, dict) else None
+    if not isinstance(xml, str) or pid not in projects.by_id:
+        return {"status": "ignored", "reason": "no labeling config, or a project this backend does not serve"}
+    try:
+        projects.get(pid, xml)
+    except LabelConfigError as e:
+        log.warning("project %s: the new labeling config is not served (%s); the previous one stays in use", pid, e)
+        return {"status": "ignored", "reason": str(e)}
+    return {"status": "recorded", "labels": list(projects.by_id[pid].schema.labels)}
 
     def close(self) -> None:
         """Stop every project's score writer and close its ledger (the server is stopping)."""
@@ -144,7 +131,7 @@ class Projects:
 
 def build_app(settings: ServeSettings) -> FastAPI:
     """The app; see the module docstring for the endpoints."""
-    projects = Projects(settings)
+    projects = Projects(settings).open()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -199,7 +186,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
         pid = project_id(body.project)
         if body.action == "START_TRAINING":
             started = projects.get(pid).start_training()
-            return {"status": "training" if started else "not started", "job": f"{pid}-{len(projects.get(pid).versions_) + 1}"}
+            return {"status": "training" if started else "not started", "job": f"{pid}-{projects.get(pid).next_number_}"}
         if body.action in ANNOTATION_EVENTS:
             if body.annotation is None:
                 raise HTTPException(422, f"{body.action} needs an 'annotation'")
@@ -211,6 +198,8 @@ def build_app(settings: ServeSettings) -> FastAPI:
                 raise HTTPException(422, f"{body.action} needs the task id (task.id or annotation.task)")
             new = projects.get(pid).on_annotation(ANNOTATION_EVENTS[body.action], task_id, body.annotation.model_dump(), task.get("data"))
             return {"status": "recorded" if new else "already recorded"}
+        if body.action == "PROJECT_UPDATED":
+            return _project_updated(projects, pid, body.project)
         if body.action == "ANNOTATIONS_DELETED":
             model, n = projects.get(pid), 0
             for a in body.annotations or []:

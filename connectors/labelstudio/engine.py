@@ -1,20 +1,23 @@
 """The work behind the ML-backend endpoints, one :class:`ProjectModel` per Label Studio project:
-parse the labeling config, train on the project's annotations (fetched through the API), predict
-a batch with confidence and acquisition score, and keep every model version."""
+the labeling config in use (refreshed whenever Label Studio sends one), training on the
+project's annotations (fetched through the API), prediction of a batch with confidence and
+acquisition score, and every model version: stored on disk (:mod:`modelstore`) and recorded in
+the ledger before it is served, reloaded when the backend starts again."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from clicloop.backends.labelstudio_client import LabelStudioClient
+from clicloop.connectors.labelstudio.labelset import LabelConfigError, Schema, compare, parse_schema, restrict
+from clicloop.connectors.labelstudio.modelstore import ModelStore, StoredModelError, training_set_hash, version_number
 from clicloop.connectors.labelstudio.recorder import Recorder, answer_label
+from clicloop.connectors.labelstudio.relabel import answers_with, readmit
 from clicloop.connectors.labelstudio.settings import ServeSettings
 from clicloop.connectors.labelstudio.writeback import ScoreWriter
 from clicloop.orchestrator.errors import ClicloopError
@@ -22,42 +25,7 @@ from clicloop.orchestrator.seeding import rng_for
 
 log = logging.getLogger("clicloop.labelstudio.ml")
 
-
-class LabelConfigError(ClicloopError):
-    """The project's labeling config has no single-choice classification clicloop can serve."""
-
-
-@dataclass(frozen=True)
-class Schema:
-    """What clicloop needs from a labeling config: the Choices control, its object and field."""
-
-    from_name: str
-    to_name: str
-    field: str
-    labels: tuple[str, ...]
-    purpose: str
-
-
-def parse_schema(xml: str) -> Schema:
-    """Find the first ``<Choices>`` and the object (``<Text value="$field">``...) it labels."""
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as e:
-        raise LabelConfigError(f"the labeling config is not valid XML: {e}") from e
-    choices = next(iter(root.iter("Choices")), None)
-    if choices is None or not choices.get("name") or not choices.get("toName"):
-        raise LabelConfigError("the labeling config has no <Choices name=... toName=...>: clicloop serves classification")
-    to_name = choices.get("toName", "").split(",")[0]
-    target = next((el for el in root.iter() if el.get("name") == to_name and el is not choices), None)
-    value = (target.get("value") or "") if target is not None else ""
-    if not value.startswith("$"):
-        raise LabelConfigError(f"the object {to_name!r} that the Choices label has no value=\"$field\"")
-    labels = tuple(c.get("value") or c.get("alias") or "" for c in choices.iter("Choice"))
-    if len(labels) < 2 or "" in labels:
-        raise LabelConfigError("the Choices control needs at least two <Choice value=...>")
-    header = next(iter(root.iter("Header")), None)
-    purpose = (header.get("value") if header is not None else None) or "Label Studio project"
-    return Schema(choices.get("name", ""), to_name, value[1:], labels, purpose)
+__all__ = ["LabelConfigError", "ProjectModel", "Schema", "parse_schema"]
 
 
 class ProjectModel:
@@ -69,10 +37,14 @@ class ProjectModel:
         self.schema = schema
         self.registry = registry
 
-    def open(self, hostname: str | None, access_token: str | None) -> ProjectModel:
+    def open(self, hostname: str | None, access_token: str | None, config_xml: str | None = None) -> ProjectModel:
+        """Open the ledger loop and the model store, serve the latest stored version, connect."""
         self.lock_ = threading.RLock()
-        self.versions_: list[dict[str, Any]] = []
         self.model_: Any = None
+        self.strategy_: Any = None
+        self.serving_: str | None = None
+        self.note_: str | None = None  # why no model serves, when one should
+        self.retrain_due_ = False
         self.training_: dict[str, Any] = {"state": "idle", "version": None, "started_at": None, "error": None}
         self.new_since_training_ = 0
         self.train_thread_: threading.Thread | None = None
@@ -81,17 +53,83 @@ class ProjectModel:
                                   self.schema.purpose, self.schema.labels, self.settings.hourly_wage,
                                   self.settings.currency, self.settings.max_active_s, self.settings.worker_salt).open()
         self.writer_ = ScoreWriter(lambda: getattr(self, "client_", None), self.project_id, self.settings.acquisition_workers)
+        self.store_ = ModelStore(self.settings.model_store_dir, self.recorder_.loop)
+        if config_xml:
+            self.store_.save_config(config_xml)
+        self._restore()
+        self.labels_seen_ = set(self.recorder_.ledger_.labels(self.recorder_.loop).values())
         self.connect(hostname, access_token)
         return self
+
+    def _restore(self) -> None:
+        """The versions the ledger records; the latest one served from the model store."""
+        rounds = [r for r in self.recorder_.ledger_.rounds(self.recorder_.loop) if r["round_no"] >= 1]
+        recorded = [r["model_version"] for r in rounds]
+        stored = self.store_.versions()
+        numbers = [version_number(v, self.settings.loop) for v in recorded + stored]
+        self.next_number_ = max((n for n in numbers if n is not None), default=0) + 1  # a name is never reused
+        self.versions_: list[dict[str, Any]] = [
+            {**(self.store_.meta(r["model_version"]) or {}), "model_version": r["model_version"], "trained_on": r["n_labeled"]}
+            for r in rounds]
+        orphans = sorted(set(stored) - set(recorded))
+        if orphans:
+            log.warning("project %s: model(s) %s in %s were never recorded in the ledger (the backend stopped in "
+                        "between): not served, and their names are not reused", self.project_id, orphans, self.store_.dir)
+        if not recorded:
+            return
+        try:
+            model = self.store_.load(recorded[-1])
+        except StoredModelError as e:
+            log.warning("project %s: %s", self.project_id, e)
+            self.note_, self.retrain_due_ = str(e), True
+            return
+        self.model_, self.strategy_, self.serving_ = model, self._create("strategy"), recorded[-1]
 
     def connect(self, hostname: str | None, access_token: str | None) -> None:
         url = self.settings.label_studio_url or hostname
         if url and access_token:
             self.client_ = LabelStudioClient(url, access_token, timeout_s=30, retry_for_s=30)
+            if self.retrain_due_:
+                self.retrain_due_ = False
+                self.start_training()
 
     @property
     def version(self) -> str:
-        return self.versions_[-1]["model_version"] if self.versions_ else f"{self.settings.loop}-cold"
+        """The version serving predictions (``<loop>-cold`` while none does)."""
+        return self.serving_ if self.model_ is not None and self.serving_ else f"{self.settings.loop}-cold"
+
+    def _create(self, kind: str, name: str | None = None) -> Any:
+        if kind == "strategy":
+            return self.registry.create("strategy", self.settings.strategy_name, self.settings.strategy_params, field="strategy")
+        return self.registry.create("model", name, self.settings.model_params, field="model")
+
+    # -- the labeling config -----------------------------------------------------------------------
+
+    def refresh(self, xml: str | None, retrain: bool = True) -> None:
+        """Use the project's labeling config as Label Studio last gave it (on /setup, /predict, a
+        PROJECT_UPDATED webhook, or read through the API when a training starts): answers
+        quarantined for a label that now exists are taken in, a removed label is logged and left
+        out of predictions and of the next model, which is trained at once (if ``retrain``)."""
+        if not xml:
+            return
+        new = parse_schema(xml)
+        with self.lock_:
+            change, old = compare(self.schema, new), self.schema
+            if not change.any:
+                return
+            self.schema = new
+            self.recorder_.labels, self.recorder_.purpose = new.labels, new.purpose
+        self.store_.save_config(xml)
+        taken = readmit(self.recorder_, change.added)
+        log.info("project %s: label set %s -> %s; %d quarantined answer(s) taken in", self.project_id,
+                 list(old.labels), list(new.labels), taken)
+        if change.removed:
+            kept = answers_with(self.recorder_, change.removed)
+            log.warning("project %s: label(s) %s removed from the labeling config; their %d recorded answer(s) stay in "
+                        "the ledger as given, predictions no longer offer them and the next model leaves them out",
+                        self.project_id, list(change.removed), sum(kept.values()))
+        if retrain and (change.added or change.removed) and (self.model_ is not None or taken):
+            self.start_training()
 
     # -- features and prediction -----------------------------------------------------------------
 
@@ -106,17 +144,20 @@ class ProjectModel:
         raise ValueError(f"every task needs data[{self.schema.field!r}] as text, or as a list of numbers of one length")
 
     def predict(self, tasks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[float]]:
-        """One prediction per task (same order) and each task's acquisition score."""
+        """One prediction per task (same order) and each task's acquisition score. Without a model
+        each prediction is empty (Label Studio refuses an empty list of results) and no score comes."""
         with self.lock_:
-            model, version, strategy = self.model_, self.version, getattr(self, "strategy_", None)
-        if model is None or not tasks:
+            model, version, strategy, s = self.model_, self.version, self.strategy_, self.schema
+        model = restrict(model, s.labels) if model is not None else None
+        if model is None:
+            return [{"result": [], "score": None, "model_version": version} for _ in tasks], []
+        if not tasks:
             return [], []
         X, _ = self._features([t["data"] for t in tasks])
         proba = np.asarray(model.predict_proba(X))
         classes = np.asarray(model.classes_).astype(str)
         best = proba.argmax(axis=1)
         acquisition = np.asarray(strategy.score(model, X, rng_for(self.settings.seed, "ls-predict", version)), dtype=float)
-        s = self.schema
         results = [
             {"result": [{"from_name": s.from_name, "to_name": s.to_name, "type": "choices",
                          "value": {"choices": [str(classes[b])]}}],
@@ -128,16 +169,23 @@ class ProjectModel:
     # -- annotations -----------------------------------------------------------------------------
 
     def on_annotation(self, event: str, task_id: int, annotation: dict[str, Any], data: dict[str, Any] | None) -> bool:
-        """Record an annotation event; start a retraining every ``train_every`` new ones."""
+        """Record an annotation event; start a retraining every ``train_every`` new ones, and a
+        first training as soon as two different labels are in (``train_every=0``: neither)."""
         if event == "created":
             new = self.recorder_.created(task_id, annotation, data, self.schema.from_name)
         else:
             new = self.recorder_.corrected(annotation, self.schema.from_name, event)
         if new:
+            label = answer_label(annotation, self.schema.from_name) if event == "created" else None
             with self.lock_:
                 self.new_since_training_ += 1
+                if label in self.schema.labels:
+                    self.labels_seen_.add(label)
                 due = self.settings.train_every and self.new_since_training_ >= self.settings.train_every
-            if due:
+                training = self.train_thread_ is not None and self.train_thread_.is_alive()
+                first = (self.settings.train_every and self.model_ is None and not training
+                         and len(self.labels_seen_ & set(self.schema.labels)) >= 2)
+            if due or first:
                 self.start_training()
         return new
 
@@ -147,7 +195,10 @@ class ProjectModel:
         """Train in the background; a request while training runs queues one more run."""
         with self.lock_:
             if not hasattr(self, "client_"):
-                self.training_ = {**self.training_, "state": "error", "error": "no /setup with an access token yet"}
+                self.training_ = {**self.training_, "state": "error",
+                                  "error": "no /setup with an access token since the backend started: training waits for "
+                                           "Label Studio's next /setup (Batch predictions, or open the model's settings)"}
+                self.retrain_due_ = True
                 return False
             if self.train_thread_ is not None and self.train_thread_.is_alive():
                 self.pending_train_ = True
@@ -174,16 +225,20 @@ class ProjectModel:
                 self.training_ = {**self.training_, "state": "training", "started_at": time.time(), "error": None}
 
     def _train(self) -> None:
-        datas, labels = [], []
+        self.refresh(self.client_.project(self.project_id).get("label_config"), retrain=False)
+        datas, labels, ids = [], [], []
+        schema = self.schema
         for t in self.client_.iter_tasks(self.project_id):
             anns = [a for a in t.get("annotations") or [] if not a.get("was_cancelled")]
             for a in anns:  # every annotation lands in the ledger, webhook or not
-                self.recorder_.created(int(t["id"]), a, t.get("data"), self.schema.from_name)
-            label = answer_label(max(anns, key=lambda a: a.get("updated_at") or ""), self.schema.from_name) if anns else None
-            if label in self.schema.labels:
+                self.recorder_.created(int(t["id"]), a, t.get("data"), schema.from_name)
+            label = answer_label(max(anns, key=lambda a: a.get("updated_at") or ""), schema.from_name) if anns else None
+            if label in schema.labels:
                 datas.append(t.get("data") or {})
                 labels.append(label)
+                ids.append(int(t["id"]))
         with self.lock_:
+            self.labels_seen_.update(labels)
             self.training_["progress"] = f"fitting on {len(labels)} labeled tasks"
         if len(labels) < self.settings.min_labels or len(set(labels)) < 2:
             with self.lock_:
@@ -194,16 +249,28 @@ class ProjectModel:
         name = self.settings.model_name
         if name == "auto":
             name = "tfidf-logreg" if kind == "text" else "scaled-logreg"
-        model = self.registry.create("model", name, self.settings.model_params, field="model")
-        strategy = self.registry.create("strategy", self.settings.strategy_name, self.settings.strategy_params, field="strategy")
+        model = self._create("model", name)
         model.fit(X, np.asarray(labels, dtype=object).astype(str))
+        training_set = training_set_hash(ids, labels, [d.get(schema.field) for d in datas])
+        self._commit(model, {"trained_on": len(labels), "model": name, "training_set": training_set,
+                             "labels": list(schema.labels)})
+
+    def _commit(self, model: Any, meta: dict[str, Any]) -> str:
+        """A fitted model becomes the next version: stored on disk, then recorded in the ledger
+        (its round opened), and only then served and announced."""
         with self.lock_:
-            version = f"{self.settings.loop}-v{len(self.versions_) + 1}"
-            self.model_, self.strategy_ = model, strategy
-            self.versions_.append({"model_version": version, "trained_on": len(labels), "trained_at": time.time()})
-            self.training_ = {**self.training_, "state": "idle", "version": version, "progress": f"trained on {len(labels)}"}
-        self.recorder_.new_round(version, len(labels))
-        log.info("project %s: model %s trained on %d labels", self.project_id, version, len(labels))
+            version = f"{self.settings.loop}-v{self.next_number_}"
+            self.next_number_ += 1
+        record = self.store_.save(version, model, {**meta, "trained_at": time.time()})
+        self.recorder_.new_round(version, int(meta["trained_on"]))
+        strategy = self._create("strategy")
+        with self.lock_:
+            self.model_, self.strategy_, self.serving_, self.note_ = model, strategy, version, None
+            self.versions_.append(record)
+            self.training_ = {**self.training_, "state": "idle", "version": version,
+                              "progress": f"trained on {meta['trained_on']}"}
+        log.info("project %s: model %s trained on %d labels", self.project_id, version, meta["trained_on"])
+        return version
 
     def wait_trained(self, timeout_s: float = 60.0) -> None:
         """Block until no training runs (tests, benchmarks)."""
@@ -250,12 +317,30 @@ class ProjectModel:
         writer.stop()
         return len(todo)
 
+    def _why_no_predictions(self) -> str | None:
+        """Why /predict answers empty predictions, in words (None while a model serves)."""
+        if self.model_ is not None:
+            return None if restrict(self.model_, self.schema.labels) is not None else (
+                f"model {self.serving_} knows none of the project's current labels: waiting for the next model")
+        if self.note_:
+            return self.note_
+        if self.training_.get("state") == "training":
+            return "the first model is training"
+        waiting = self.training_.get("progress") or "no annotations yet"
+        return (f"no model yet ({waiting}): the first one is trained as soon as {self.settings.min_labels} tasks are "
+                "labeled with at least 2 different labels; until then each prediction is empty")
+
     def status(self) -> dict[str, Any]:
         with self.lock_:
+            why = self._why_no_predictions()
             return {"project": self.project_id, "model_version": self.version, "training": dict(self.training_),
+                    "predictions": "none" if why else "served", "why_no_predictions": why,
                     "versions": list(self.versions_), "labels": list(self.schema.labels),
                     "annotations_since_training": self.new_since_training_, "ledger_loop": self.recorder_.loop,
-                    "acquisition_writes": self.writer_.stats()}
+                    "acquisition_writes": self.writer_.stats(),
+                    "model_store": str(self.store_.dir),
+                    "pay": (f"{self.settings.hourly_wage:g} {self.settings.currency}/h of lead_time" if self.settings.hourly_wage
+                            else "unknown (no --hourly-wage): no pay is recorded and the report computes no wage")}
 
     def close(self) -> None:
         """Stop the score writer (pending writes are dropped, with a log line; nothing waits on

@@ -15,6 +15,7 @@ from typing import Any
 
 from clicloop.backends.labelstudio_format import annotation_label as answer_label
 from clicloop.backends.labelstudio_format import user_id
+from clicloop.connectors.labelstudio.rounds import RoundClock
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, timed_pay
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.types import Answer, Consensus, Task
@@ -62,6 +63,7 @@ class Recorder:
         self.round_ = rounds[-1]["round_no"] if rounds else 0
         if not rounds:
             self.ledger_.start_round(self.loop, 0, f"{self.loop}-cold", 0, "accuracy", None)
+        self.clock_ = RoundClock(self.ledger_.rounds(self.loop))
         return self
 
     def close(self) -> None:
@@ -74,20 +76,23 @@ class Recorder:
             self.ledger_.finish_round(self.loop, self.round_)
             self.round_ += 1
             self.ledger_.start_round(self.loop, self.round_, model_version, n_labeled, "accuracy", metric)
+            self.clock_.add(self.round_, self.ledger_.rounds(self.loop)[-1]["recorded_at"])
             return self.round_
 
-    def _task(self, ls_task_id: int, annotation_id: int, data: dict[str, Any] | None) -> Task:
+    def _task(self, ls_task_id: int, annotation_id: int, data: dict[str, Any] | None, round_no: int) -> Task:
         item = str((data or {}).get("clicloop_item") or f"ls-task-{ls_task_id}")
         key = f"{self.loop}/ls-task-{ls_task_id}/annotation-{annotation_id}"
-        return Task(key, self.loop, self.round_, item, int(annotation_id), self.purpose, self.labels)
+        return Task(key, self.loop, round_no, item, int(annotation_id), self.purpose, self.labels)
 
     def created(self, ls_task_id: int, annotation: dict[str, Any], data: dict[str, Any] | None, from_name: str) -> bool:
-        """Record one annotation; True if it was new (a repeat changes nothing)."""
+        """Record one annotation; True if it was new (a repeat changes nothing). It counts for the
+        round (model version) serving when it was created, however late it arrives."""
         label = answer_label(annotation, from_name)
         pay = timed_pay(annotation.get("lead_time"), field="lead_time", hourly_wage=self.hourly_wage,
                         max_active_s=self.max_active_s)
         with self.lock_:
-            task = self._task(ls_task_id, int(annotation["id"]), data)
+            round_no = self.clock_.round_at(annotation.get("created_at"), self.round_)
+            task = self._task(ls_task_id, int(annotation["id"]), data, round_no)
             answer = Answer(
                 task_key=task.key, worker=_user(annotation), label=label, active_s=pay.active_s,
                 reward=pay.reward, fee=0.0, currency=self.currency, problem=pay.problem,
@@ -97,7 +102,7 @@ class Recorder:
             self.ledger_.record_tasks([task], BACKEND)
             new = self.ledger_.record_answers(self.loop, BACKEND, [(task, answer, status, reason)])
             if new and status == "submitted":
-                self.ledger_.record_labels(self.loop, self.round_, [Consensus(task.item_id, label, 1.0, 1)])
+                self.ledger_.record_labels(self.loop, round_no, [Consensus(task.item_id, label, 1.0, 1)])
             return bool(new)
 
     def _recorded(self, annotation_id: int) -> tuple[str, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit
@@ -21,13 +22,17 @@ class ServeSettings:
         text, scaled logistic regression for numeric vectors).
     strategy_name, strategy_params: the acquisition function written into each task's data.
     plugins: extra plugin modules (as in the config).
-    train_every: retrain after this many new annotations (0: only on demand).
+    train_every: retrain after this many new annotations, and train a first model as soon as two
+        different labels are in (0: only on demand).
     min_labels: fewest labeled tasks (with two classes at least) before a first model.
     label_studio_url: where to fetch annotations (default: the ``hostname`` sent in /setup).
     max_body_bytes: requests larger than this get 413.
-    hourly_wage, currency: pay recorded per annotation (lead_time x wage); 0 records none.
+    hourly_wage, currency: pay recorded per annotation (lead_time x wage); 0 records none, and the
+        report then says that pay is unknown (``clicloop serve labelstudio`` requires the wage).
     max_active_s: the plausibility limit on one annotation's lead_time; a larger, non-finite or
         negative one is recorded quarantined, at 0 s and unpaid (default 8 h).
+    model_store: directory of the fitted model versions (see ``modelstore``); None: beside a
+        SQLite ledger (``<ledger stem>-models``), else ``./clicloop-models``.
     write_acquisition: store the acquisition score in ``task.data`` so the Data Manager sorts by it.
     acquisition_workers: concurrent PATCH requests for those writes (Label Studio has no bulk update).
     seed: for strategies that draw random numbers.
@@ -53,6 +58,7 @@ class ServeSettings:
     write_acquisition: bool = True
     acquisition_workers: int = 4
     seed: int = 0
+    model_store: str | None = None
     worker_salt: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # the ledger and Label Studio URLs without passwords, the token left out
@@ -71,6 +77,14 @@ class ServeSettings:
         check_limit(self.max_active_s)
         if not 1 <= self.acquisition_workers <= 64:
             raise ConfigError(f"acquisition_workers must be between 1 and 64, not {self.acquisition_workers}")
+
+
+    @property
+    def model_store_dir(self) -> Path:
+        """Where the fitted model versions are kept."""
+        from clicloop.connectors.labelstudio.modelstore import default_store
+
+        return Path(self.model_store) if self.model_store else default_store(self.ledger)
 
 
 def settings_from_config(config: Any, token: str, **options: Any) -> ServeSettings:

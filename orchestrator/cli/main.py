@@ -147,19 +147,20 @@ def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = Fal
         if unknown or not names:
             raise LedgerError(f"no loop {unknown[0]!r} in the ledger; loops there: {ledger.loops()}" if unknown else "the ledger holds no loop yet")
         reports = {n: build_report(ledger, n) for n in names}
-        fairness = {n: (len(below_floor(ledger, n, floor)), sum(a.amount for a in proposed_adjustments(ledger, n, floor))) for n in names}
+        fairness = {n: (len(below_floor(ledger, n, floor)), sum(a.amount for a in proposed_adjustments(ledger, n, floor)))
+                    for n in names if reports[n][1].pay_known}  # no wage, no judgement, where pay is unknown
     if as_json:
-        out = {n: {**report_dict(*r), "below_floor": {"workers": fairness[n][0], "adjustments_owed": fairness[n][1]}}
-               for n, r in reports.items()}
+        out = {n: {**report_dict(*r), "below_floor": {"workers": fairness[n][0], "adjustments_owed": fairness[n][1]}
+                   if n in fairness else None} for n, r in reports.items()}
         print(json.dumps(out, indent=2))
         return
     console = table_console()
     for name, (rows, totals) in reports.items():
         console.print(render_report(rows, totals, floor.amount))
-        low, owed = fairness[name]
+        low, owed = fairness.get(name, (0, 0.0))
         if low:
             console.print(f"[bold]! {low} worker(s) earn below the floor of {floor.amount:.2f} {floor.currency}/h on total time; "
-                          f"adjustments owed: {owed:.2f} (clicloop ledger adjust CONFIG --apply)[/]")
+                          f"adjustments owed: {owed:.2f} {floor.currency} (clicloop ledger adjust CONFIG --apply)[/]")
 
 
 @app.command()

@@ -23,9 +23,13 @@ def labelstudio(
     token_env: Annotated[str, typer.Option(help="environment variable holding the shared token Label Studio sends")] = "CLICLOOP_ML_TOKEN",
     train_every: Annotated[int, typer.Option(help="retrain after this many new annotations (0: on demand only)")] = 10,
     label_studio_url: Annotated[Optional[str], typer.Option(help="Label Studio URL to fetch annotations from (default: the one /setup sends)")] = None,
-    hourly_wage: Annotated[float, typer.Option(help="pay recorded per annotation: lead_time x this hourly wage")] = 0.0,
+    hourly_wage: Annotated[Optional[float], typer.Option(help="required: your annotators' gross pay per hour, in the config's "
+                                                               "wage_floor.currency (recorded per annotation: lead_time x wage); "
+                                                               "0: pay unknown, none recorded")] = None,
     max_active_s: Annotated[float, typer.Option(help="plausibility limit on one annotation's lead_time, in seconds; "
                                                      "a larger one is recorded quarantined and unpaid")] = DEFAULT_MAX_ACTIVE_S,
+    model_store: Annotated[Optional[Path], typer.Option(help="directory of the fitted model versions (default: "
+                                                               "<ledger stem>-models beside a SQLite ledger)")] = None,
     max_body_mb: Annotated[int, typer.Option(help="largest request body accepted, in MiB")] = 64,
     acquisition_workers: Annotated[int, typer.Option(help="concurrent writes of acquisition scores into task data")] = 4,
 ) -> None:
@@ -42,14 +46,20 @@ def labelstudio(
     if not token:
         raise ConfigError(f"set {token_env} to a secret of 16+ characters (e.g. `export {token_env}=$(openssl rand -hex 20)`) "
                           "and give the same value to Label Studio as the Basic-auth password")
+    if hourly_wage is None:
+        raise ConfigError("--hourly-wage is required: what your annotators earn per hour (e.g. --hourly-wage 18), so the "
+                          "ledger and `clicloop report` show what their time cost; --hourly-wage 0 records no pay and the "
+                          "report then says that pay is unknown")
     cfg = load_config(config)
     settings = settings_from_config(cfg, token, train_every=train_every, label_studio_url=label_studio_url,
                                     hourly_wage=hourly_wage, max_active_s=max_active_s, max_body_bytes=max_body_mb * 1024 * 1024,
-                                    acquisition_workers=acquisition_workers)
-    typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {redact_url(cfg.ledger)}, loop prefix {cfg.loop.name!r})",
-               err=True)
+                                    acquisition_workers=acquisition_workers,
+                                    model_store=str(model_store) if model_store is not None else None)
+    app = create_app(settings)  # reopens the stored models before the port opens
+    typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {redact_url(cfg.ledger)}, loop prefix {cfg.loop.name!r}, "
+               f"models in {settings.model_store_dir})", err=True)
     # SIGTERM: requests in flight get 5 s to finish; score writes still pending are dropped (logged)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 from clicloop.orchestrator.cli.deploy import serve_ingest  # noqa: E402 (typer only; the server imports lazily)

@@ -1,12 +1,14 @@
 """The report: per round, what the model gained and what the human work behind it cost.
 
-Sums come from SQL (grouped by round); only the per-round ratios are computed here.
+Sums come from SQL (grouped by round); only the per-round ratios are computed here. A loop whose
+answers carry no payment at all (in-house annotators whose pay was never given) has its pay
+*unknown*: the report says so and computes no cost per point and no wage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from clicloop.orchestrator.ledger import Ledger
@@ -55,6 +57,7 @@ class Totals:
     wage_paid_time: float | None
     wage_total_time: float | None
     stop_reason: str | None
+    pay_known: bool = True
 
 
 def build_report(ledger: Ledger, loop: str) -> tuple[list[ReportRow], Totals]:
@@ -81,7 +84,11 @@ def build_report(ledger: Ledger, loop: str) -> tuple[list[ReportRow], Totals]:
         )
         prev_metric = r["metric"] if r["metric"] is not None else prev_metric
         prev_effort = e
-    return rows, _totals(ledger, loop, rows, effort)
+    totals = _totals(ledger, loop, rows, effort)
+    if totals.answers and not ledger.currency(loop):  # answers, and not one payment: pay was never given
+        rows = [replace(r, cost_per_point=None, wage_paid_time=None, wage_total_time=None) for r in rows]
+        totals = replace(totals, cost_per_point=None, wage_paid_time=None, wage_total_time=None, pay_known=False)
+    return rows, totals
 
 
 def _totals(ledger: Ledger, loop: str, rows: list[ReportRow], effort: dict[int, dict[str, float]]) -> Totals:
@@ -122,24 +129,33 @@ def render_report(rows: list[ReportRow], totals: Totals, wage_floor: float | Non
     from rich.text import Text
 
     cur = totals.currency
+    money = (lambda v, d: _f(v, d)) if totals.pay_known else (lambda v, d: "?")
     table = Table(title=f"loop {totals.loop}", title_justify="left")
-    for heading in ("round", "labels", "metric", "gain", "bought", "active h", "total h", f"cost {cur}",
-                    "h/point", f"{cur}/point", f"wage paid {cur}/h", f"wage all {cur}/h"):
-        table.add_column(heading, justify="right")
+    unit = f" {cur}" if cur else ""  # no currency where no payment was recorded
+    for heading in ("round", "model version", "labels", "metric", "gain", "bought", "active h", "total h", f"cost{unit}",
+                    "h/point", f"cost{unit}/point", f"wage paid{unit}/h", f"wage all{unit}/h"):
+        table.add_column(heading, justify="left" if heading == "model version" else "right")
     for r in rows:
         table.add_row(
-            str(r.round_no), str(r.n_labeled), _f(r.metric, 4), _f(r.gain, 4, signed=True), str(r.answers),
-            _f(r.active_hours, 3), _f(r.total_hours, 3), _f(r.cost, 2), _f(r.hours_per_point, 3),
-            _f(r.cost_per_point, 2), _f(r.wage_paid_time, 2), _f(r.wage_total_time, 2),
+            str(r.round_no), r.model_version, str(r.n_labeled), _f(r.metric, 4), _f(r.gain, 4, signed=True), str(r.answers),
+            _f(r.active_hours, 3), _f(r.total_hours, 3), money(r.cost, 2), _f(r.hours_per_point, 3),
+            money(r.cost_per_point, 2), money(r.wage_paid_time, 2), money(r.wage_total_time, 2),
         )
+    hours = (f"total: {totals.answers} answers ({totals.quarantined} quarantined), {totals.active_hours:.2f} h active, "
+             f"{totals.total_hours:.2f} h with unpaid time")
+    if not totals.pay_known:
+        return Group(table, Text(f"{hours}; pay unknown: no payment is recorded for this loop, so no cost and no wage "
+                                 "are computed (for Label Studio: `clicloop serve labelstudio --hourly-wage ...`)"),
+                     Text(f"metric {_f(totals.first_metric, 4)} -> {_f(totals.final_metric, 4)}; per point: "
+                          f"{_f(totals.hours_per_point, 3)} h"),
+                     *([Text(f"stopped: {totals.stop_reason}")] if totals.stop_reason else []))
     lines = [
-        f"total: {totals.answers} answers ({totals.quarantined} quarantined), {totals.active_hours:.2f} h active, "
-        f"{totals.total_hours:.2f} h with unpaid time, cost {totals.cost:.2f} {cur} (workers got {totals.income:.2f})",
+        f"{hours}, cost {totals.cost:.2f} {cur} (workers got {totals.income:.2f} {cur})",
         f"metric {_f(totals.first_metric, 4)} -> {_f(totals.final_metric, 4)}; per point: "
         f"{_f(totals.hours_per_point, 3)} h, {_f(totals.cost_per_point, 2)} {cur}",
         f"effective wage: {_f(totals.wage_paid_time, 2)} {cur}/h on paid time, "
         f"{_f(totals.wage_total_time, 2)} {cur}/h counting unpaid time"
-        + (f" (floor {wage_floor:.2f})" if wage_floor is not None else ""),
+        + (f" (floor {wage_floor:.2f} {cur})" if wage_floor is not None else ""),
     ]
     if totals.stop_reason:
         lines.append(f"stopped: {totals.stop_reason}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from clicloop.connectors.labelstudio import create_app
 from clicloop.connectors.labelstudio.settings import ServeSettings
 from clicloop.orchestrator.ledger import schema as s
 from tests.support.labelstudio_server import LabelStudioServer, labelstudio  # noqa: F401 - fixture
-from tests.support.served_app import serve_in_thread
+from tests.support.ml_backend import Served, choice, sdk_client, serve_in_thread, wait_for
 
 CONFIG = """<View>
   <Header value="Route customer e-mails to the team that can answer them."/>
@@ -41,38 +40,17 @@ def _texts(n: int, seed: int) -> list[tuple[str, str]]:
     return out
 
 
-@dataclass
-class Served:
-    url: str
-    token: str
-    app: Any
-    ledger: str
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     """The clicloop ML backend served by uvicorn on a free 127.0.0.1 port, in a thread."""
-    token = secrets.token_hex(20)
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
-    app = create_app(ServeSettings(token=token, loop="ml", ledger=ledger, train_every=4, max_body_bytes=256 * 1024))
-    with serve_in_thread(app) as url:
-        yield Served(url, token, app, ledger)
+    with serve_in_thread(ServeSettings(token=secrets.token_hex(20), loop="ml", ledger=ledger, train_every=4,
+                                       max_body_bytes=256 * 1024)) as served:
+        yield served
 
 
-def _sdk(ls: LabelStudioServer) -> Any:
-    from label_studio_sdk import LabelStudio
-
-    return LabelStudio(base_url=ls.url, api_key=ls.token, timeout=120)
 
 
-def _wait(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _assignments(ledger: str) -> list[dict[str, Any]]:
@@ -83,12 +61,10 @@ def _assignments(ledger: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _choice(label: str) -> list[dict[str, Any]]:
-    return [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
 
 
 def test_label_studio_drives_clicloop_end_to_end(labelstudio: LabelStudioServer, served: Served) -> None:
-    ls = _sdk(labelstudio)
+    ls = sdk_client(labelstudio)
     project = ls.projects.create(title=f"ml-{secrets.token_hex(3)}", label_config=CONFIG)
     items = _texts(40, seed=0)
     ids = ls.projects.import_tasks(id=project.id, request=[{"text": t} for t, _ in items], return_task_ids=True).task_ids
@@ -102,12 +78,12 @@ def test_label_studio_drives_clicloop_end_to_end(labelstudio: LabelStudioServer,
     made = {}
     for task_id in ids[:8]:
         lead = float(np.round(rng.uniform(3, 20), 2))
-        made[task_id] = (ls.annotations.create(id=task_id, result=_choice(truth[task_id]), lead_time=lead).id, lead)
-    rows = _wait(lambda: (r := _assignments(served.ledger)) and len(r) == 8 and r, what="8 ledger answers")
+        made[task_id] = (ls.annotations.create(id=task_id, result=choice(truth[task_id]), lead_time=lead).id, lead)
+    rows = wait_for(lambda: (r := _assignments(served.ledger)) and len(r) == 8 and r, what="8 ledger answers")
     assert sorted(r["active_s"] for r in rows) == sorted(lead for _, lead in made.values())
     assert {r["external_id"] for r in rows} == {str(a) for a, _ in made.values()}
     assert all(r["loop"] == f"ml.p{project.id}" and "labelstudio-user" not in r["worker"] for r in rows)
-    _wait(lambda: len(model.versions_) >= 1, what="a first model version")
+    wait_for(lambda: len(model.versions_) >= 1, what="a first model version")
     model.wait_trained()
     status = httpx.get(f"{served.url}/status", headers={"Authorization": f"Bearer {served.token}"}).json()
     assert status["projects"][0]["training"]["state"] == "idle" and status["projects"][0]["versions"]
@@ -117,7 +93,7 @@ def test_label_studio_drives_clicloop_end_to_end(labelstudio: LabelStudioServer,
     payload = {"action": "ANNOTATION_CREATED", "project": {"id": project.id},
                "task": {"id": task_id, "data": {"text": items[0][0]}},
                "annotation": {"id": made[task_id][0], "lead_time": made[task_id][1], "completed_by": 1,
-                              "result": _choice(truth[task_id]), "was_cancelled": False}}
+                              "result": choice(truth[task_id]), "was_cancelled": False}}
     for _ in range(2):
         r = httpx.post(f"{served.url}/webhook", json=payload, headers={"Authorization": f"Bearer {served.token}"})
         assert r.status_code == 200 and r.json()["status"] == "already recorded"
@@ -134,7 +110,7 @@ def test_label_studio_drives_clicloop_end_to_end(labelstudio: LabelStudioServer,
     assert len(scores) == len(ids) and all(0.5 <= sc <= 1.0 for sc in scores)
     accuracy = np.mean([t.predictions[-1].result[0]["value"]["choices"][0] == truth[t.id] for t in predicted])
     assert accuracy > 0.7
-    acq = _wait(lambda: (d := [t.data.get("clicloop_acquisition") for t in ls.tasks.list(project=project.id)]) and all(
+    acq = wait_for(lambda: (d := [t.data.get("clicloop_acquisition") for t in ls.tasks.list(project=project.id)]) and all(
         a is not None for a in d) and d, timeout=60, what="acquisition scores in task data")
     assert all(0.0 <= a <= 1.0 for a in acq) and len(set(acq)) > 1
     # writing the same scores again sends nothing (one PATCH per task is all Label Studio offers);
@@ -150,7 +126,7 @@ def test_label_studio_drives_clicloop_end_to_end(labelstudio: LabelStudioServer,
     edited, deleted = ids[1], ids[2]
     time.sleep(0.6)
     other = "delivery" if truth[edited] == "billing" else "billing"
-    ls.annotations.update(id=made[edited][0], result=_choice(other), lead_time=made[edited][1] + 2)
+    ls.annotations.update(id=made[edited][0], result=choice(other), lead_time=made[edited][1] + 2)
     ls.annotations.delete(id=made[deleted][0])
     engine = create_engine(served.ledger)
 
@@ -158,14 +134,14 @@ def test_label_studio_drives_clicloop_end_to_end(labelstudio: LabelStudioServer,
         with engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(s.corrections))]
 
-    fixed = _wait(lambda: (c := corrections()) and len(c) == 2 and c, what="two corrections")
+    fixed = wait_for(lambda: (c := corrections()) and len(c) == 2 and c, what="two corrections")
     assert {(c["event"], c["label"]) for c in fixed} == {("updated", other), ("deleted", None)}
     engine.dispose()
 
     # training on demand (Label Studio's "Start training" button) makes a new visible version
     before = len(model.versions_)
     ls.ml.train(id=backend.id)
-    _wait(lambda: len(model.versions_) > before, what="a version trained on demand")
+    wait_for(lambda: len(model.versions_) > before, what="a version trained on demand")
     versions = httpx.get(f"{served.url}/versions", headers={"Authorization": f"Bearer {served.token}"}).json()["versions"]
     assert versions == [v["model_version"] for v in model.versions_] and len(set(versions)) == len(versions)
 

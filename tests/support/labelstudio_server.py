@@ -31,6 +31,9 @@ VENV = CACHE / "labelstudio-venv"
 TEMPLATE = CACHE / "labelstudio-template"
 SETUP_HINT = "run `bash .ci/labelstudio` (installs Label Studio in its own venv and builds a migrated data dir)"
 _SCRUB = ("HOST", "PORT", "USERNAME", "PASSWORD")
+# What lets Label Studio reach a backend on this machine: its ML connections (ML_BLOCK_LOCAL_IP)
+# and its webhooks, the ML backend's automatic one included (SSRF_PROTECTION_ENABLED).
+LOCAL_NETWORK_ENV = {"SSRF_PROTECTION_ENABLED": "false", "ML_BLOCK_LOCAL_IP": "false"}
 
 
 class LabelStudioUnavailable(RuntimeError):
@@ -49,7 +52,8 @@ class LabelStudioServer:
     """One throwaway Label Studio server; ``start()`` / ``stop()`` / ``restart()``.
 
     ``data_dir`` survives ``restart()`` (same database, same port): that is how tests simulate a
-    server that goes down mid-loop and comes back.
+    server that goes down mid-loop and comes back. ``network_env`` replaces
+    :data:`LOCAL_NETWORK_ENV` (``{}``: Label Studio's own defaults, which refuse local addresses).
     """
 
     port: int = 0
@@ -58,6 +62,7 @@ class LabelStudioServer:
     username: str = ""
     password: str = ""
     token: str = ""
+    network_env: dict[str, str] | None = None
     proc_: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path_: Path | None = None
 
@@ -87,10 +92,11 @@ class LabelStudioServer:
             SENTRY_DSN="",
             FRONTEND_SENTRY_DSN="",
             COLLECT_ANALYTICS="false",
-            SSRF_PROTECTION_ENABLED="false",
-            ML_BLOCK_LOCAL_IP="false",
             LABEL_STUDIO_HOST=self.url,
         )
+        for name in LOCAL_NETWORK_ENV:
+            env.pop(name, None)
+        env.update(LOCAL_NETWORK_ENV if self.network_env is None else self.network_env)
         self.log_path_ = self.data_dir / "server.log"
         log = open(self.log_path_, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(self.port)]
