@@ -78,7 +78,7 @@ def test_sigterm_stops_the_server_within_seconds_with_writes_pending(stalling: S
     token, port = secrets.token_hex(20), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "clicloop", "serve", "labelstudio", "--config", str(config), "--port", str(port),
-         "--label-studio-url", stalling.url, "--train-every", "0"],
+         "--label-studio-url", stalling.url, "--train-every", "0", "--hourly-wage", "15"],
         cwd=tmp_path, env={**os.environ, "CLICLOOP_ML_TOKEN": token}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:

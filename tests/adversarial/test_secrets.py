@@ -143,7 +143,7 @@ def test_a_ledger_password_is_never_printed_nor_rendered(pg_url, tmp_path, monke
     cfg = digits_config(url)
     (tmp_path / "ls.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     monkeypatch.setenv("CLICLOOP_ML_TOKEN", "t" * 20)
-    printed += _cli(capsys, "serve", "labelstudio", "--config", str(tmp_path / "ls.yaml"))
+    printed += _cli(capsys, "serve", "labelstudio", "--config", str(tmp_path / "ls.yaml"), "--hourly-wage", "15")
     assert "clicloop ML backend on" in printed and "does not exist" in printed
     assert PASSWORD not in printed
     assert PASSWORD.encode() not in _files_text(tmp_path / "out")  # the HTML report and the export
