@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -218,7 +218,7 @@ class Loop:
         """Decide whether to stop; otherwise select this round's items (scored by ``query``) and
         record their tasks (pre-annotated by ``model``)."""
         cfg = self.config
-        spent = self._budget(r)
+        spent = replace(self._budget(r), pool_left=len(self.pool_.ids) - len(labeled))
         history = [row for row in self.ledger_.rounds(self.name) if row["round_no"] < r]
         reason = stop_reason(cfg.stop, r, metric, spent, history, self._hours_between)
         if reason is not None:
