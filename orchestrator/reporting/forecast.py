@@ -9,9 +9,8 @@ The labels still needed come from a seeded simulation that answers the question 
 target rule asks, "when will a round's *measured* metric first reach the target?": rounds are
 resampled with replacement (bootstrap), the curve is refitted to each resample, and future
 rounds are simulated from it (the loop's recent labels per round, the metric measured with the
-fit's residual noise) until the first measurement reaches the target. A resample whose curve
-levels off below the target never reaches it (noise alone does not count), and no forecast goes
-past the unlabeled pool (``pool_left``). The point forecast is the median over resamples, the
+fit's residual noise) until the first measurement reaches the target; no forecast goes past the
+unlabeled pool (``pool_left``). The point forecast is the median over resamples, the
 interval their central ``level`` (80%); "unreachable" when most resamples never get there, or
 when even the upper end of the plateau's interval (the resamples' asymptotes) is below the
 target: "not reachable with this model and pool", with the plateau shown. Labels are turned into hours and money at the loop's own rate (human
@@ -251,8 +250,7 @@ def _simulate(x: np.ndarray, y: np.ndarray, n_now: float, step: float, sigma: fl
     """Labels still needed in each bootstrap resample (rows of ``x``/``y``): the curve refitted
     to the resample, then future rounds simulated (``step`` more labels each, the metric observed
     with the fit's residual noise ``sigma``) until the first observed metric reaches ``target``,
-    as the loop's target rule would see it; inf if not within ``HORIZON`` rounds, or if the
-    resample's curve levels off below the target (its noise alone does not count). Also returns
+    as the loop's target rule would see it; inf if not within ``HORIZON`` rounds. Also returns
     each resample's asymptote (the plateau)."""
     out, plateaus = [], []
     for i in range(0, x.shape[0], 50):  # bounded memory: 50 resamples x grid x points at a time
@@ -260,7 +258,7 @@ def _simulate(x: np.ndarray, y: np.ndarray, n_now: float, step: float, sigma: fl
         distinct = np.array([np.unique(row).size for row in x[i : i + 50]])
         future = n_now + step * np.arange(1, HORIZON + 1)
         observed = a[:, None] - b[:, None] * np.power(future[None, :], -c[:, None]) + rng.normal(0.0, sigma, (a.size, HORIZON))
-        hit = (observed >= target) & (a[:, None] >= target)
+        hit = observed >= target
         first = np.where(hit.any(axis=1), (hit.argmax(axis=1) + 1) * step, np.inf)
         keep = distinct >= MIN_ROUNDS  # too few distinct label counts to refit: left out
         out.append(first[keep])
