@@ -3,7 +3,7 @@
 Layout under ``directory``: ``outbox/`` one file per batch we send (``<loop>-r<round>-<hash>``,
 .jsonl or .csv, one row per task); ``inbox/`` answer files the vendor drops (.jsonl or .csv, any
 name; read on every collect); ``rejected/<inbox file>.rejected.jsonl`` every refused row with
-file, line, field and reason (rewritten, never appended twice).
+file, line, field, task key and reason, never the row's content (rewritten, never appended twice).
 
 Outbox rows: ``task_key`` (answer with it), ``item_id``, ``replica``, ``round``, ``purpose`` (why
 this labeling exists), ``instructions``, ``labels`` (allowed answers), ``payload`` (JSON text in
@@ -14,9 +14,13 @@ CSV). Inbox rows (JSON objects, or CSV with a header), validated strictly:
 - ``label`` (required column): one of the batch's labels; empty or null means "skipped".
 - time: ``active_s`` (seconds on the task), or ``started_at`` and ``submitted_at`` (ISO 8601,
   UTC when no offset is given, or epoch seconds); ``search_s`` and ``wait_s`` optional.
+  Each time is at most ``max_active_s`` seconds (the plausibility limit, default 8 h).
 - pay (optional): ``reward`` (default: the ``reward`` param), ``fee`` (default ``reward *
-  fee_rate``), ``currency`` (must equal the ``currency`` param).
+  fee_rate``), ``currency`` (must equal the ``currency`` param); at most 1e9 per answer.
 
+Only regular files in ``inbox/`` itself are read: a symbolic link, a hard link, a device or pipe,
+or a file over 256 MiB is refused whole, unread (see :mod:`clicloop.backends.file_exchange_rows`);
+``inbox/``, ``outbox/`` and ``rejected/`` must be folders inside ``directory``, not links.
 A malformed row never stops the loop and is never lost: it is skipped, logged once with file +
 line + field, and written to ``rejected/``. A row repeating an earlier answer to the same task
 is dropped (a file dropped twice counts once); one contradicting it is rejected. Dispatch is
@@ -31,16 +35,18 @@ import hashlib
 import io
 import json
 import logging
-import math
 import os
 import re
+import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from clicloop.orchestrator.errors import BackendError
+from clicloop.backends.file_exchange_rows import (
+    FieldError, Rejection, RowRules, answer_from_row, finite_nonneg, read_rows, task_key_of,
+)
+from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit
+from clicloop.orchestrator.errors import BackendError, ConfigError
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.file_exchange")
@@ -53,24 +59,6 @@ class FileExchangeError(BackendError):
     """The exchange directory cannot be used (not writable, wrong format parameter)."""
 
 
-@dataclass(frozen=True)
-class Rejection:
-    """One refused inbox row: where it is, which field, why."""
-
-    file: str
-    line: int
-    field: str
-    reason: str
-    row: Any = None
-
-    def as_json(self) -> str:
-        row = self.row
-        if isinstance(row, dict):  # a CSV row with surplus values has the key None
-            row = {("<extra values>" if k is None else str(k)): v for k, v in row.items()}
-        return json.dumps({"file": self.file, "line": self.line, "field": self.field, "reason": self.reason,
-                           "row": row}, sort_keys=True, default=str)
-
-
 class FileExchange:
     """Exchange tasks and answers as files with a vendor or an in-house team.
 
@@ -81,12 +69,15 @@ class FileExchange:
     confidential: True when the people behind the files may see sensitive items (NDA, in-house).
     instructions: what to do, written into every outbox row next to the purpose statement.
     reward, fee_rate, currency: the default pay per answer when a row gives none.
+    max_active_s: the plausibility limit on each time of a row (``active_s``, ``search_s``,
+        ``wait_s``); a row above it is rejected (default 8 h).
     """
 
     reads_ground_truth = False
 
     def __init__(self, directory: str = "clicloop-exchange", format: str = "jsonl", confidential: bool = False,
-                 instructions: str = "", reward: float = 0.0, fee_rate: float = 0.0, currency: str = "EUR"):
+                 instructions: str = "", reward: float = 0.0, fee_rate: float = 0.0, currency: str = "EUR",
+                 max_active_s: float = DEFAULT_MAX_ACTIVE_S):
         self.directory = directory
         self.format = format
         self.confidential = confidential
@@ -94,25 +85,42 @@ class FileExchange:
         self.reward = reward
         self.fee_rate = fee_rate
         self.currency = currency
+        self.max_active_s = max_active_s
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def open(self, context: BackendContext) -> None:
         if self.format not in FORMATS:
             raise FileExchangeError(f"file exchange: format must be one of {', '.join(FORMATS)}, not {self.format!r}")
-        if not (_finite_nonneg(self.reward) and _finite_nonneg(self.fee_rate)):
+        if not (finite_nonneg(self.reward) and finite_nonneg(self.fee_rate)):
             raise FileExchangeError("file exchange: reward and fee_rate must be finite and not negative")
+        try:
+            limit = check_limit(self.max_active_s, "backend.params.max_active_s")
+        except ConfigError as e:
+            raise FileExchangeError(f"file exchange: {e}") from e
         root = Path(self.directory)
         self.context_ = context
+        self.rules_ = RowRules(set(), tuple(context.labels), self.reward, self.fee_rate, self.currency, limit)
         self.outbox_, self.inbox_, self.rejected_ = root / "outbox", root / "inbox", root / "rejected"
         try:
             for d in (self.outbox_, self.inbox_, self.rejected_):
                 d.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise FileExchangeError(f"file exchange: cannot use directory {root}: {e}") from e
-        self.exported_ = self._exported_keys()
+        self._check_folders()
+        self.exported_ = self.rules_.keys  # one set: keys exported later are valid answers at once
+        self.exported_.update(self._exported_keys())
         self.cache_: dict[str, tuple[tuple[int, int], list[tuple[int, Any]], list[Rejection]]] = {}
         self.logged_: set[tuple[str, int, str]] = set()
+
+    def _check_folders(self) -> None:
+        """outbox/, inbox/ and rejected/ are folders inside the exchange directory, not links
+        out of it (a vendor with write access must not point clicloop at other files)."""
+        root = os.path.realpath(self.directory)
+        for d in (self.outbox_, self.inbox_, self.rejected_):
+            if d.is_symlink() or not d.is_dir() or os.path.realpath(d) != os.path.join(root, d.name):
+                raise FileExchangeError(f"file exchange: {d} must be a folder inside {self.directory}, not a link "
+                                        "elsewhere; replace it with a plain folder")
 
     def close(self) -> None:
         pass  # nothing held open: every call reads and writes whole files
@@ -140,10 +148,8 @@ class FileExchange:
         text = ("".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
                 if self.format == "jsonl" else _to_csv(rows))
         path = self.outbox_ / name
-        tmp = path.with_name(f".{name}.tmp")
         try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            _write_atomic(path, text)
         except OSError as e:
             raise FileExchangeError(f"file exchange: cannot write {path}: {e}") from e
         self.exported_.update(t.key for t in batch)
@@ -159,7 +165,7 @@ class FileExchange:
         for path in sorted(self.outbox_.iterdir()):
             if path.name.startswith(".") or path.suffix.lstrip(".") not in FORMATS:
                 continue
-            for _, row in _read_rows(path)[0]:
+            for _, row in read_rows(path)[0]:  # only our own regular files: a link is refused
                 if isinstance(row, dict) and isinstance(row.get("task_key"), str):
                     keys.add(row["task_key"])
         return keys
@@ -172,88 +178,41 @@ class FileExchange:
 
     def answers(self) -> list[Answer]:
         """Every valid answer in the inbox (first answer per task key), rejected rows written out."""
+        self._check_folders()
         first: dict[str, tuple[Answer, str, int]] = {}
         rejected: dict[str, list[Rejection]] = {}
-        for path in sorted(p for p in self.inbox_.iterdir() if p.is_file() and not p.name.startswith(".")):
-            if path.suffix.lower().lstrip(".") not in FORMATS:
+        for path in sorted(p for p in self.inbox_.iterdir() if not p.name.startswith(".")):
+            if path.suffix.lower().lstrip(".") not in FORMATS or (path.is_dir() and not path.is_symlink()):
                 continue
             rows, problems = self._parsed(path)
             bad = rejected.setdefault(path.name, list(problems))
             for line, row in rows:
-                answer = self._validate(path.name, line, row, bad)
-                if answer is None:
+                try:
+                    answer = answer_from_row(path.name, line, row, self.rules_)
+                except FieldError as e:
+                    bad.append(Rejection(path.name, line, e.field, e.reason, task_key_of(row)))
                     continue
                 seen = first.get(answer.task_key)
                 if seen is None:
                     first[answer.task_key] = (answer, path.name, line)
                 elif not _same(seen[0], answer):  # the same answer again (a file dropped twice) counts once
-                    bad.append(Rejection(path.name, line, "task_key", f"task {answer.task_key!r} already answered "
-                                         f"differently in {seen[1]} line {seen[2]}; the first answer is kept", row))
+                    bad.append(Rejection(path.name, line, "task_key", f"task already answered differently in {seen[1]} "
+                                         f"line {seen[2]}; the first answer is kept", answer.task_key))
         self._write_rejections(rejected)
         return [a for a, _, _ in first.values()]
 
     def _parsed(self, path: Path) -> tuple[list[tuple[int, Any]], list[Rejection]]:
         try:
-            st = path.stat()
+            st = path.lstat()
         except OSError as e:  # vanished between listing and reading
-            return [], [Rejection(path.name, 0, "<file>", f"cannot read: {e}")]
-        signature = (st.st_size, st.st_mtime_ns)
+            return [], [Rejection(path.name, 0, "<file>", f"cannot read: {e.strerror}")]
+        signature = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
         cached = self.cache_.get(path.name)
         if cached is None or cached[0] != signature:
-            rows, problems = _read_rows(path)
+            rows, problems = read_rows(path)
             cached = (signature, rows, problems)
             self.cache_[path.name] = cached
         return cached[1], cached[2]
-
-    def _validate(self, file: str, line: int, row: Any, bad: list[Rejection]) -> Answer | None:
-        def reject(field: str, reason: str) -> None:
-            bad.append(Rejection(file, line, field, reason, row))
-
-        if not isinstance(row, dict):
-            reject("<row>", f"expected an object with named fields, got {type(row).__name__}")
-            return None
-        if None in row:
-            reject("<row>", f"{len(row[None])} value(s) more than the header has columns")
-            return None
-        key = row.get("task_key")
-        if not isinstance(key, str) or not key.strip():
-            reject("task_key", "missing or empty")
-            return None
-        if key not in self.exported_:
-            reject("task_key", f"unknown task key {key!r} (not in any outbox batch)")
-            return None
-        worker = row.get("worker")
-        if isinstance(worker, (int, float)) and not isinstance(worker, bool):
-            worker = str(worker)
-        if not isinstance(worker, str) or not worker.strip() or len(worker) > 200:
-            reject("worker", "missing, empty or longer than 200 characters")
-            return None
-        if "label" not in row:
-            reject("label", "missing column (leave it empty to record a skip)")
-            return None
-        label = row["label"]
-        if label is not None and not isinstance(label, str):
-            label = str(label)
-        label = label if label else None
-        if label is not None and label not in self.context_.labels:
-            reject("label", f"{label!r} is not one of the labels {', '.join(self.context_.labels)}")
-            return None
-        try:
-            active, started, submitted = _timing(row)
-            search = _number(row, "search_s", 0.0)
-            wait = _number(row, "wait_s", 0.0)
-            reward = _number(row, "reward", self.reward)
-            fee = _number(row, "fee", round(reward * self.fee_rate, 6))
-        except _FieldError as e:
-            reject(e.field, e.reason)
-            return None
-        currency = row.get("currency") or self.currency
-        if currency != self.currency:
-            reject("currency", f"{currency!r} differs from this exchange's currency {self.currency!r}")
-            return None
-        return Answer(task_key=key, worker=worker.strip(), label=label, active_s=active, reward=reward, fee=fee,
-                      currency=self.currency, search_s=search, wait_s=wait, accepted_at=started,
-                      submitted_at=submitted, external_id=f"{file}#{line}")
 
     def _write_rejections(self, rejected: dict[str, list[Rejection]]) -> None:
         for name, items in rejected.items():
@@ -267,10 +226,8 @@ class FileExchange:
             try:
                 if not items:
                     path.unlink(missing_ok=True)
-                elif not path.exists() or path.read_text(encoding="utf-8") != text:
-                    tmp = path.with_name(f".{path.name}.tmp")
-                    tmp.write_text(text, encoding="utf-8")
-                    os.replace(tmp, path)
+                elif path.is_symlink() or not path.exists() or path.read_text(encoding="utf-8") != text:
+                    _write_atomic(path, text)  # replaces a link planted there, never writes through it
             except OSError as e:
                 log.error("file exchange: cannot write %s: %s", path, e)
 
@@ -281,96 +238,22 @@ class FileExchange:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-class _FieldError(Exception):
-    def __init__(self, field: str, reason: str):
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{field}: {reason}")
-
-
-def _read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[Rejection]]:
-    """(line number, row) pairs of a .jsonl or .csv file, and the lines that could not be parsed."""
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a new temporary file of a random name (created
+    exclusively: a link planted in the folder is never written through), renamed over it."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        return [], [Rejection(path.name, 0, "<file>", f"cannot read as UTF-8 text: {e}")]
-    rows: list[tuple[int, Any]] = []
-    problems: list[Rejection] = []
-    if path.suffix.lower() == ".csv":
-        try:
-            reader = csv.DictReader(io.StringIO(text, newline=""), restkey=None)  # type: ignore[arg-type]
-            for row in reader:
-                if any(v not in (None, "") for k, v in row.items() if k is not None) or None in row:
-                    rows.append((reader.line_num, {k: (v if v != "" else None) if k is not None else v
-                                                   for k, v in row.items()}))
-        except csv.Error as e:
-            problems.append(Rejection(path.name, reader.line_num, "<csv>", f"malformed CSV: {e}"))
-        return rows, problems
-    for n, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            rows.append((n, json.loads(raw)))
-        except json.JSONDecodeError as e:
-            problems.append(Rejection(path.name, n, "<json>", f"not valid JSON: {e.msg} at column {e.colno}", raw[:500]))
-    return rows, problems
-
-
-def _number(row: dict[str, Any], field: str, default: float) -> float:
-    value = row.get(field)
-    if value is None or value == "":
-        return float(default)
-    if isinstance(value, bool):
-        raise _FieldError(field, f"expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _FieldError(field, f"expected a number, got {value!r}") from None
-    if not _finite_nonneg(number):
-        raise _FieldError(field, f"must be finite and not negative, got {value!r}")
-    return number
-
-
-def _timestamp(row: dict[str, Any], field: str) -> float:
-    value = row.get(field)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise _FieldError(field, f"not a finite time: {value!r}")
-        return float(value)
-    if isinstance(value, str) and value.strip():
-        text = value.strip()
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            return float(text)
-        try:
-            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise _FieldError(field, f"not an ISO 8601 time or epoch seconds: {value!r}") from None
-        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
-    raise _FieldError(field, "missing")
-
-
-def _timing(row: dict[str, Any]) -> tuple[float, float | None, float | None]:
-    """Active seconds, and the start and submit times when the row gives them."""
-    has_times = row.get("started_at") not in (None, "") or row.get("submitted_at") not in (None, "")
-    started = _timestamp(row, "started_at") if has_times else None
-    submitted = _timestamp(row, "submitted_at") if has_times else None
-    if row.get("active_s") not in (None, ""):
-        active = _number(row, "active_s", 0.0)
-    elif started is not None and submitted is not None:
-        active = submitted - started
-    else:
-        raise _FieldError("active_s", "give active_s, or started_at and submitted_at")
-    if started is not None and submitted is not None and submitted < started:
-        raise _FieldError("submitted_at", "is before started_at")
-    return round(active, 3), started, submitted
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _same(a: Answer, b: Answer) -> bool:
     return (a.worker, a.label, a.active_s, a.reward, a.fee) == (b.worker, b.label, b.active_s, b.reward, b.fee)
-
-
-def _finite_nonneg(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
 
 
 def _safe(name: str) -> str:

@@ -32,6 +32,8 @@ from clicloop.backends.labelstudio_format import (
     FROM_NAME, TO_NAME, annotation_label, changed, choices_of, epoch, label_config, stamp, user_id,
 )
 from clicloop.backends.labelstudio_webhook import WebhookReceiver, open_webhook
+from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit, timed_pay
+from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.labelstudio")
@@ -52,6 +54,8 @@ class LabelStudioBackend:
     pre_annotations: send the model's prediction as a pre-annotation when the task carries one.
     hourly_wage, reward_per_task, currency: what an answer costs; in-house annotators are paid by
         the hour, so the reward is ``reward_per_task + hourly_wage * lead_time / 3600``.
+    max_active_s: the plausibility limit on one annotation's ``lead_time`` (default 8 h); a
+        larger, non-finite or negative one is quarantined: 0 s, unpaid, the raw value in the reason.
     timeout_s, retry_for_s: per-request timeout, and how long Label Studio may be down before
         dispatch/collect give up (the loop then stops; run it again to resume).
     webhook_port: receive annotations by webhook on this port (0: any free port); None (the
@@ -70,7 +74,8 @@ class LabelStudioBackend:
                  project: int | str | None = None, kind: str = "label", pre_annotations: bool = False,
                  hourly_wage: float | None = None, reward_per_task: float = 0.0, currency: str = "EUR",
                  timeout_s: float = 30.0, retry_for_s: float = 120.0, webhook_port: int | None = None,
-                 webhook_host: str = "127.0.0.1", webhook_url: str | None = None, poll_every_s: float = 30.0):
+                 webhook_host: str = "127.0.0.1", webhook_url: str | None = None, poll_every_s: float = 30.0,
+                 max_active_s: float = DEFAULT_MAX_ACTIVE_S):
         self.url = url
         self.api_key = api_key
         self.api_key_env = api_key_env
@@ -86,6 +91,7 @@ class LabelStudioBackend:
         self.webhook_host = webhook_host
         self.webhook_url = webhook_url
         self.poll_every_s = poll_every_s
+        self.max_active_s = max_active_s
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -128,6 +134,10 @@ class LabelStudioBackend:
             raise LabelStudioError(f"labelstudio backend: webhook_port must be a port number (0 for any free one), not {port!r}")
         if not isinstance(self.poll_every_s, (int, float)) or not self.poll_every_s > 0:
             raise LabelStudioError(f"labelstudio backend: poll_every_s must be a positive number of seconds, not {self.poll_every_s!r}")
+        try:
+            check_limit(self.max_active_s, "backend.params.max_active_s")
+        except ConfigError as e:
+            raise LabelStudioError(f"labelstudio backend: {e}") from e
 
     def _project(self, context: BackendContext) -> int:
         client = self.client_
@@ -365,12 +375,11 @@ class LabelStudioBackend:
         )
 
     def _answer(self, key: str, annotation: dict[str, Any], event: str, version: str) -> Answer:
-        lead = annotation.get("lead_time")
-        active = float(lead) if isinstance(lead, (int, float)) else 0.0
-        reward = self.reward_per_task + (self.hourly_wage or 0.0) * max(active, 0.0) / 3600
+        pay = timed_pay(annotation.get("lead_time"), field="lead_time", hourly_wage=self.hourly_wage or 0.0,
+                        per_answer=self.reward_per_task, max_active_s=self.max_active_s)
         return Answer(
             task_key=key, worker=f"labelstudio-user-{user_id(annotation.get('completed_by'))}", label=annotation_label(annotation),
-            active_s=active, reward=round(reward, 6), fee=0.0, currency=self.currency,
+            active_s=pay.active_s, reward=pay.reward, fee=0.0, currency=self.currency, problem=pay.problem,
             submitted_at=epoch(annotation.get("created_at")), external_id=str(annotation["id"]), event=event, version=version,
         )
 

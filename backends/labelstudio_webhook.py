@@ -10,6 +10,10 @@ does the work later, in the loop's thread.
   with the reason, and counted (``stats()["rejected"]``); it never reaches the queue.
 - Actions clicloop does not use, or events of another project, are answered 200 and counted as
   ``ignored``.
+- A connection idle for ``idle_timeout_s`` (no request, or a request that stalls) is closed, and
+  at most ``max_connections`` are served at once: one more is closed unanswered and counted as
+  ``refused`` (Label Studio does not retry; the backend's periodic poll picks the answer up).
+  So idle or slow sockets hold a bounded number of threads, each for a bounded time.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -128,15 +133,18 @@ class WebhookReceiver:
     projects are ignored. ``port=0`` binds a free port (see ``port_`` after :meth:`start`).
     """
 
-    def __init__(self, host: str, port: int, path: str, project_id: int, max_body_bytes: int = 8 * 1024 * 1024):
+    def __init__(self, host: str, port: int, path: str, project_id: int, max_body_bytes: int = 8 * 1024 * 1024,
+                 idle_timeout_s: float = 10.0, max_connections: int = 32):
         self.host = host
         self.port = port
         self.path = path
         self.project_id = project_id
         self.max_body_bytes = max_body_bytes
+        self.idle_timeout_s = idle_timeout_s
+        self.max_connections = max_connections
         self.queue_: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self.lock_ = threading.Lock()
-        self.counts_ = {"received": 0, "accepted": 0, "ignored": 0, "rejected": 0}
+        self.counts_ = {"received": 0, "accepted": 0, "ignored": 0, "rejected": 0, "refused": 0}
 
     def start(self) -> WebhookReceiver:
         """Bind and serve in a daemon thread; raises OSError when the port is taken."""
@@ -144,6 +152,7 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = receiver.idle_timeout_s  # a socket silent this long is closed (http.server logs it)
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 receiver._post(self)
@@ -157,8 +166,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
                 log.debug("webhook receiver: " + format, *args)
 
-        self.server_ = ThreadingHTTPServer((self.host, self.port), Handler)
-        self.server_.daemon_threads = True
+        self.server_ = _BoundedServer((self.host, self.port), Handler, self.max_connections, self._refused)
         self.port_ = int(self.server_.server_address[1])
         self.thread_ = threading.Thread(target=self.server_.serve_forever, kwargs={"poll_interval": 0.2},
                                         name=f"ls-webhook-{self.port_}", daemon=True)
@@ -168,6 +176,14 @@ class WebhookReceiver:
     def _count(self, what: str) -> None:
         with self.lock_:
             self.counts_[what] += 1
+
+    def _refused(self) -> None:
+        with self.lock_:
+            self.counts_["refused"] += 1
+            n = self.counts_["refused"]
+        if n == 1 or n % 1000 == 0:
+            log.warning("webhook receiver: %d connection(s) refused so far: %d already open (max_connections); "
+                        "the periodic poll picks up what they carried", n, self.max_connections)
 
     def _post(self, handler: BaseHTTPRequestHandler) -> None:
         self._count("received")
@@ -209,7 +225,8 @@ class WebhookReceiver:
                 return out
 
     def stats(self) -> dict[str, int]:
-        """Counts of POSTs received, accepted (queued), ignored and rejected."""
+        """Counts of POSTs received, accepted (queued), ignored and rejected, and of connections
+        refused at the ``max_connections`` cap."""
         with self.lock_:
             return dict(self.counts_)
 
@@ -219,6 +236,36 @@ class WebhookReceiver:
             self.server_.server_close()
             self.thread_.join(timeout=5)
             del self.server_
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``max_connections`` at once; one more is closed at once."""
+
+    daemon_threads = True
+    request_queue_size = 128  # a burst of connections waits in the kernel to be served or refused, not dropped
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int,
+                 on_refused: Callable[[], None]):
+        super().__init__(address, handler)
+        self.slots_ = threading.BoundedSemaphore(max_connections)
+        self.on_refused_ = on_refused
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots_.acquire(blocking=False):
+            self.shutdown_request(request)
+            self.on_refused_()
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots_.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots_.release()
 
 
 def open_webhook(client: LabelStudioClient, project_id: int, loop: str, host: str, port: int,

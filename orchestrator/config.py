@@ -18,7 +18,7 @@ BUILTIN_DATASETS = ("digits",)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no field takes NaN or infinity
 
 
 class Source(_Strict):
@@ -82,7 +82,7 @@ class Stop(_Strict):
     max_labels: int | None = Field(None, ge=1, description="human answers bought")
     max_cost: float | None = Field(None, gt=0, description="requester cost, reward + fees")
     max_hours: float | None = Field(None, gt=0, description="human hours, unpaid overhead included")
-    target_metric: float | None = Field(None, description="stop once the metric reaches this")
+    target_metric: float | None = Field(None, ge=0, le=1, description="stop once the metric (accuracy, macro F1: 0 to 1) reaches this")
     plateau: Plateau | None = None
     forecast: ForecastStop | None = Field(None, description="stop when the forecast to target_metric exceeds the budget left")
 
@@ -203,7 +203,7 @@ class Engine(_Strict):
 
 class LoopSection(_Strict):
     name: str = Field("default", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seeds every random choice (a non-negative 64-bit integer)")
     purpose: str = Field(..., min_length=10, description="one plain sentence shown to every worker")
     batch_size: int = Field(10, ge=1)
     redundancy: int = Field(1, ge=1, description="answers per item (the minimum, with adaptive)")

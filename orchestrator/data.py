@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import zlib
+
 import numpy as np
 
 from clicloop.orchestrator.config import Data, Source
@@ -54,6 +56,10 @@ def load_data(data: Data, seed: int) -> tuple[Pool, EvalSet | None, tuple[str, .
     elif data.pool is not None:
         pool = read_pool(data.pool)
         evalset = read_eval(data.eval, pool.kind) if data.eval is not None else None
+        if evalset is not None and pool.kind == "numeric" and pool.X.shape[1] != evalset.X.shape[1]:
+            raise DataError(f"{evalset.source}: the evaluation set has {evalset.X.shape[1]} feature(s) but the pool "
+                            f"{pool.source} has {pool.X.shape[1]}; give both the same feature columns (data.pool.features, "
+                            "data.eval.features)")
     else:
         raise DataError("the config gives neither data.builtin nor data.pool")
     if data.seed_size:
@@ -128,7 +134,7 @@ def _read(path: Path) -> tuple[dict[str, Any], str]:
         if suffix in (".csv", ".csv.gz", ".tsv"):
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
         elif suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
-            frame = pd.read_json(path, lines=True, dtype=False)
+            frame = _read_jsonl(path)
         elif suffix == ".parquet":
             frame = _read_parquet(path)
         else:
@@ -137,7 +143,45 @@ def _read(path: Path) -> tuple[dict[str, Any], str]:
         raise
     except (ValueError, OSError) as e:
         raise DataError(f"{name}: cannot read it: {e}") from e
+    except (EOFError, zlib.error) as e:  # a truncated or corrupt .gz (click would turn EOFError into a silent abort)
+        raise DataError(f"{name}: cannot read it, the compressed file is truncated or corrupt ({e}); copy it again "
+                        "from its source") from e
     return {c: frame[c].to_numpy() for c in frame.columns}, name
+
+
+def _read_jsonl(path: Path) -> Any:
+    """A JSON Lines file of one object per line (a line that is an array, a number or a string is
+    named, with its line number)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_json(path, lines=True, dtype=False)
+    except (TypeError, ValueError) as e:
+        _first_non_object(path)
+        raise DataError(f"{path}: cannot read it: {e}") from e
+    if not all(isinstance(c, str) for c in frame.columns):  # every line an array or a scalar: numbered columns
+        _first_non_object(path)
+    return frame
+
+
+def _first_non_object(path: Path) -> None:
+    """Raise a DataError naming the first line of a JSONL file that is not a JSON object."""
+    import gzip
+    import json
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {n} is not valid JSON ({e.msg})") from e
+            if not isinstance(value, dict):
+                kind = {list: "an array", str: "a string"}.get(type(value), "a number" if value is not None else "null")
+                raise DataError(f'{path}: line {n} is {kind}, not an object; each line must be one object, such as '
+                                '{"id": "a1", "text": "..."}')
 
 
 def _read_parquet(path: Path) -> Any:
@@ -276,17 +320,27 @@ def _draw_seed(pool: Pool, size: int, seed: int) -> None:
 
 
 def _label_set(data: Data, pool: Pool, evalset: EvalSet | None) -> tuple[str, ...]:
+    """``data.labels``, else every label the seed labels, the evaluation set and the ground truth
+    hold; refused when they contradict each other (a typo must not become a class of its own)."""
+    seed = set(pool.seed_labels.values())
+    evals = set(evalset.y.tolist()) if evalset is not None else set()
+    truth = {t for t in pool.truth if t is not None} if pool.truth is not None else set()
     if data.labels:
         labels = tuple(str(label) for label in data.labels)
-        unknown = sorted(set(pool.seed_labels.values()) - set(labels))
-        if unknown:
-            raise DataError(f"{pool.source}: seed labels {unknown[:5]} are not in data.labels")
+        for what, source, found in (("seed labels", pool.source, seed), ("evaluation labels", evalset and evalset.source, evals)):
+            unknown = sorted(found - set(labels), key=_natural)
+            if unknown:
+                raise DataError(f"{source}: {what} {unknown[:5]} are not in data.labels {list(labels)[:10]}")
         return labels
-    found = set(pool.seed_labels.values())
-    if evalset is not None:
-        found |= set(evalset.y.tolist())
-    if pool.truth is not None:
-        found |= {t for t in pool.truth if t is not None}
+    if evalset is not None and seed | truth and not evals & (seed | truth):
+        raise DataError(f"{evalset.source}: its labels {sorted(evals, key=_natural)[:5]} match none of the pool's "
+                        f"{sorted(seed | truth, key=_natural)[:5]}; use the same label names in both files")
+    stray = sorted(seed - evals - truth, key=_natural) if evalset is not None else []
+    if stray:
+        raise DataError(f"{pool.source}: seed label(s) {stray[:5]} appear nowhere in the evaluation set"
+                        f"{' or the ground truth' if truth else ''}; a typo would become a class of its own. Fix them, "
+                        "or list every label in data.labels")
+    found = seed | evals | truth
     if len(found) < 2:
         raise DataError(
             f"{pool.source}: cannot infer a label set of at least two labels; list them in data.labels"

@@ -63,5 +63,13 @@ class LedgerError(ClicloopError):
     """The ledger database is unusable, foreign, or inconsistent with the run being resumed."""
 
 
+class RunnerBusyError(LedgerError):
+    """Another live runner holds the loop's lease (the message names it: host, pid, since when)."""
+
+
+class LeaseLostError(LedgerError):
+    """This runner lost its loop's lease (another took it over after it expired): it stops."""
+
+
 class BudgetError(ConfigError):
     """A budget cannot pay for even one batch."""

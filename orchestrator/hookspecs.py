@@ -115,7 +115,8 @@ def clicloop_annotation_received(loop: Loop, answer: Answer, status: str) -> Non
     """An answer was committed to the ledger for the first time.
 
     ``status`` is ``"submitted"`` for a usable label, ``"skipped"`` for effort without a label,
-    or ``"quarantined"`` for an answer outside the label set.
+    or ``"quarantined"`` for an answer outside the label set, with broken times or pay, or with
+    a ``problem`` its backend found (an implausible time: 0 s, unpaid).
     """
 
 

@@ -6,11 +6,10 @@ so a killed run resumes where it stopped: no answer lost, no task sent or paid t
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,13 +19,14 @@ from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.data import EvalSet, Pool, load_data
 from clicloop.orchestrator.errors import StrategyError
 from clicloop.orchestrator.fairwork.wages import below_floor, price_per_answer
-from clicloop.orchestrator.fairwork.policies import apply_policies, check_dispatch, sensitive_mask, warning_mask
+from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, check_dispatch, sensitive_mask, warning_mask
 from clicloop.orchestrator.crowd import quality
 from clicloop.orchestrator.crowd.redundancy import check_answer, doubtful_items
 from clicloop.orchestrator.ledger import Ledger
-from clicloop.orchestrator.loop_setup import check_money_budget, check_strategy, make_engine
+from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
 from clicloop.orchestrator.training.models import DEFAULT_FOR, confidence_weights, evaluate, predictions_for
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
+from clicloop.orchestrator.runner import RunnerLease
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels
 from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
@@ -85,63 +85,71 @@ class Loop:
 
     def run(self, *, restart: bool = False) -> list[RoundResult]:
         """Run or resume the loop until a stopping rule holds; returns every round's result."""
-        self._setup(restart)
-        try:
+        with ExitStack() as opened:  # closed in reverse however the run ends: backend, lease, ledger, engine
+            self._setup(restart, opened)
             round_no = self._first_round()
-            while True:
-                result = self._round(round_no)
-                if result.stop_reason is not None:
-                    break
+            while self._round(round_no).stop_reason is None:
                 round_no += 1
-        finally:
-            self.backend_.close()
-            self.ledger_.close()
-            if self.engine_ is not None:
-                self.engine_.close()
         return self.results_
 
-    def _setup(self, restart: bool) -> None:
-        cfg = self.config
-        self.pm_ = self.plugin_manager or get_plugin_manager(cfg.plugins)
-        self.registry_ = Registry(self.pm_)
-        check_names(cfg, self.registry_)
-        pool, evalset, labels = load_data(cfg.data, cfg.loop.seed)
-        self.pool_ = self.pool or pool
-        self.evalset_ = self.evalset if self.evalset is not None else evalset
-        self.labels_ = labels
-        self.index_ = {item_id: i for i, item_id in enumerate(self.pool_.ids)}
-        model_name = DEFAULT_FOR[self.pool_.kind] if cfg.model.name == "auto" else cfg.model.name
-        self.registry_.get("model", model_name, field="model.name")
-        self.model_name_ = model_name
-        self.strategy_ = self.strategy or self.registry_.create("strategy", cfg.strategy.name, cfg.strategy.params, field="strategy")
-        self.backend_ = self.backend or self.registry_.create("backend", cfg.backend.name, cfg.backend.params, field="backend")
-        self.aggregator_ = self.registry_.create("aggregator", cfg.aggregator.name, cfg.aggregator.params, field="aggregator")
-        model = self.model if self.model is not None else self.registry_.create("model", model_name, cfg.model.params, field="model")
-        check_strategy(cfg, self.strategy_, model, self.pool_.X)
-        spread = resolve_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_))
-        if spread is not cfg.loop.pseudo_labels:  # "auto", resolved: the ledger records what runs
-            cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"pseudo_labels": spread})})
-        self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
-                                                                 agree=spread.agree)
-        check_money_budget(cfg, self.backend_.expected_cost_per_task())
-        self.engine_ = make_engine(cfg, self.strategy_)
+    def _setup(self, restart: bool, opened: ExitStack) -> None:
+        """Build and check everything before the ledger learns of the run (a refused run registers
+        nothing and buys nothing), take the loop's runner lease, open the backend, register."""
+        cfg = self._build()
+        if self.engine_ is not None:
+            opened.callback(self.engine_.close)
         self.ledger_ = Ledger(cfg.ledger, salt=cfg.worker_salt).open()
-        if restart:
-            self.ledger_.delete_loop(self.name)
-        self.ledger_.begin_loop(self.name, *_fingerprint(cfg), cfg.loop.seed)
+        opened.callback(self.ledger_.close)
+        self.lease_ = RunnerLease(self.ledger_, self.name).acquire()  # one runner per loop, before --restart deletes
+        opened.callback(self.lease_.release)
+        config_hash, config_json = fingerprint(cfg)
+        if not restart:  # refuse another config before the backend opens (it may create projects)
+            self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed, register=False)
         truth = None
         if getattr(self.backend_, "reads_ground_truth", False) and self.pool_.truth is not None:
             truth = {i: t for i, t in zip(self.pool_.ids, self.pool_.truth) if t is not None}
         warning = cfg.loop.content_warning
-        self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, truth,
-                                          exposure_cap_per_day=warning.exposure_cap_per_day if warning else None))
         self.confidential_ = bool(getattr(self.backend_, "confidential", False))
+        self.ids_ = OpaqueIds(self.ledger_.salt_, cfg.loop.sensitive, self.confidential_)  # personal ids never leave as such
+        self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, self.ids_.truth(truth),
+                                          exposure_cap_per_day=warning.exposure_cap_per_day if warning else None))
+        opened.callback(self.backend_.close)
+        if restart:
+            self.ledger_.delete_loop(self.name)
+        self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed)
         texts = self.pool_.X if self.pool_.kind == "text" else None
         self.sensitive_ = sensitive_mask(texts, self.pool_.sensitive, cfg.loop.sensitive, len(self.pool_))
         self.warned_ = warning_mask(texts, self.pool_.disturbing, warning, len(self.pool_))
         self.known_ = dict(self.pool_.seed_labels) if cfg.loop.gold is not None else {}  # gold: the known answers
         self.results_: list[RoundResult] = []
         self.vetoed_: set[str] = set()  # items a policy kept from this backend (not offered again in this run)
+
+    def _build(self) -> Config:
+        """Load the data and build the parts, checking each (no side effect); the config as run."""
+        cfg = self.config
+        self.pm_ = self.plugin_manager or get_plugin_manager(cfg.plugins)
+        self.registry_ = Registry(self.pm_)
+        check_names(cfg, self.registry_)
+        pool, evalset, self.labels_ = load_data(cfg.data, cfg.loop.seed)
+        self.pool_ = self.pool or pool
+        self.evalset_ = self.evalset if self.evalset is not None else evalset
+        self.index_ = {item_id: i for i, item_id in enumerate(self.pool_.ids)}
+        self.model_name_ = DEFAULT_FOR[self.pool_.kind] if cfg.model.name == "auto" else cfg.model.name
+        self.registry_.get("model", self.model_name_, field="model.name")
+        self.strategy_ = self.strategy or self.registry_.create("strategy", cfg.strategy.name, cfg.strategy.params, field="strategy")
+        self.backend_ = self.backend or self.registry_.create("backend", cfg.backend.name, cfg.backend.params, field="backend")
+        self.aggregator_ = self.registry_.create("aggregator", cfg.aggregator.name, cfg.aggregator.params, field="aggregator")
+        model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, cfg.model.params, field="model")
+        if self.model is None:
+            check_model(cfg, model, self.pool_.X, self.labels_)
+        check_strategy(cfg, self.strategy_, model, self.pool_.X)
+        spread = resolve_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_))
+        if spread is not cfg.loop.pseudo_labels:  # "auto", resolved: the ledger records what runs
+            cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"pseudo_labels": spread})})
+        self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha, agree=spread.agree)
+        check_money_budget(cfg, self.backend_)
+        self.engine_ = make_engine(cfg, self.strategy_)
+        return cfg
 
     def _first_round(self) -> int:
         rounds = self.ledger_.rounds(self.name)
@@ -328,17 +336,21 @@ class Loop:
         return self.ledger_.spent(self.name, rounds=(first, last))["total_hours"]
 
     def _dispatch(self, r: int, tasks: Sequence[Task]) -> None:
+        self.lease_.check()
         check_dispatch(tasks, self.config.backend.name, self.confidential_)
-        self.backend_.dispatch(tasks)  # idempotent by task key: safe to repeat after a crash
+        self.backend_.dispatch(self.ids_.tasks(tasks))  # idempotent by task key: safe to repeat after a crash
         self.ledger_.set_task_status((t.key for t in tasks), "dispatched")
         self.pm_.hook.clicloop_tasks_dispatched(loop=self, round_no=r, tasks=list(tasks))
 
     def _collect(self, r: int, tasks: Sequence[Task]) -> None:
+        """Collect until every task is answered or expired. What is pending is read back from the
+        ledger at each poll (dispatched, no answer yet), whoever recorded the answers."""
         by_key = {t.key: t for t in tasks}
-        pending = set(by_key) - self.ledger_.answered(self.name, r)
+        pending = self.ledger_.pending(self.name, r) & by_key.keys()
         deadline = None if self.config.loop.round_timeout_s is None else time.monotonic() + self.config.loop.round_timeout_s
         while pending:
-            answers = self.backend_.collect([t for t in tasks if t.key in pending])
+            self.lease_.check()
+            answers = self.ids_.answers(self.backend_.collect(self.ids_.tasks([t for t in tasks if t.key in pending])))
             quality.apply_corrections(self.ledger_, self.aggregator_, self.name, r, [a for a in answers if a.event != "created"],
                                       self.labels_, rng_for(self.config.loop.seed, "correct", r))
             created = [a for a in answers if a.event == "created"]
@@ -349,7 +361,7 @@ class Loop:
             new = self.ledger_.record_answers(self.name, self.config.backend.name, rows)
             for i in new:
                 self.pm_.hook.clicloop_annotation_received(loop=self, answer=rows[i][1], status=rows[i][2])
-            pending -= {rows[i][0].key for i in new}
+            pending = self.ledger_.pending(self.name, r) & by_key.keys()
             if pending:
                 if deadline is not None and time.monotonic() > deadline:
                     log.warning("round %d: %d task(s) unanswered after %ss; they expire", r, len(pending), self.config.loop.round_timeout_s)
@@ -387,12 +399,3 @@ class Loop:
             spent["cost"], spent["active_hours"], spent["total_hours"], row["stop_reason"],
         )
 
-
-def _fingerprint(cfg: Config) -> tuple[str, str]:
-    """Hash of what decides a loop's results (stop rules and pay may change between resumes)."""
-    body = cfg.model_dump(mode="json", exclude={"stop": True, "ledger": True, "wage_floor": True, "worker_salt": True,
-                                                "loop": {"engine"}})  # engines pick the same items
-    if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
-        del body["loop"]["pseudo_labels"]
-    text = json.dumps(body, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest(), text

@@ -1,8 +1,14 @@
 """Checks the loop makes before its first round, so a config that cannot work fails when it is
-loaded, saying what to change, and never halfway through a run."""
+loaded, saying what to change, and never halfway through a run: a refused run registers nothing
+in the ledger and buys nothing. And the fingerprint that ties a loop to its config."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import numbers
+from collections.abc import Sequence
 from typing import Any
 
 from clicloop.orchestrator.config import Config
@@ -23,8 +29,36 @@ def check_strategy(cfg: Config, strategy: Any, model: Any, X: Any) -> None:
         raise ConfigError(f"strategy {cfg.strategy.name!r} needs {'; '.join(missing)}", field="strategy.name")
 
 
-def check_money_budget(cfg: Config, per_task: float) -> None:
-    """``stop.max_cost`` pays for at least one batch."""
+def check_model(cfg: Config, model: Any, X: Any, labels: Sequence[str]) -> None:
+    """The model accepts its params: a trial fit on a few pool rows with made-up labels, so a bad
+    value (``C: abc``) fails now, not after the first answers are bought. Only a parameter the
+    model refuses fails here; anything else a fit this small may hit is left to the real fit."""
+    import numpy as np
+
+    try:
+        from sklearn.utils._param_validation import InvalidParameterError
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency; a future one may move it
+        return
+    rows = np.arange(min(len(X), 4))
+    try:
+        model.fit(X[rows], np.array([labels[i % len(labels)] for i in rows], dtype=object).astype(str))
+    except InvalidParameterError as e:
+        raise ConfigError(f"model {cfg.model.name!r} refuses its params: {e}", field="model.params") from e
+    except Exception:  # noqa: BLE001 - too few rows, one class, ...: the real fit, on real labels, decides
+        return
+
+
+def check_money_budget(cfg: Config, backend: Any) -> None:
+    """The backend prices a task from its params (a finite, non-negative number), and
+    ``stop.max_cost`` pays for at least one batch."""
+    try:
+        per_task = backend.expected_cost_per_task()
+    except (TypeError, ValueError, ArithmeticError) as e:
+        raise ConfigError(f"backend {cfg.backend.name!r} cannot price a task from its params ({e}); give numbers "
+                          "(reward, fee_rate, ...)", field="backend.params") from e
+    if isinstance(per_task, bool) or not isinstance(per_task, numbers.Real) or not math.isfinite(per_task) or per_task < 0:
+        raise ConfigError(f"backend {cfg.backend.name!r} prices a task at {per_task!r}; its params (reward, fee_rate, ...) "
+                          "must be finite, non-negative numbers", field="backend.params")
     stop, loop = cfg.stop, cfg.loop
     if stop.max_cost is not None and per_task:
         batch = per_task * loop.batch_size * loop.redundancy
@@ -48,3 +82,13 @@ def make_engine(cfg: Config, strategy: Any) -> Any:
     from clicloop.strategies.ray_engine import RayEngine
 
     return RayEngine(address=engine.address, num_workers=engine.num_workers, range_rows=engine.range_rows)
+
+
+def fingerprint(cfg: Config) -> tuple[str, str]:
+    """Hash of what decides a loop's results (stop rules and pay may change between resumes)."""
+    body = cfg.model_dump(mode="json", exclude={"stop": True, "ledger": True, "wage_floor": True, "worker_salt": True,
+                                                "loop": {"engine"}})  # engines pick the same items
+    if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
+        del body["loop"]["pseudo_labels"]
+    text = json.dumps(body, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest(), text

@@ -66,6 +66,9 @@ class Answer:
     Corrections: a backend reports a changed or deleted answer with the same ``task_key``,
     ``event="updated"`` or ``"deleted"`` and a ``version`` (e.g. the platform's updated-at) that
     makes the correction idempotent; ``external_id`` is the platform's id of the answer.
+
+    ``problem``: the backend's reason to quarantine the answer (e.g. an implausible time, see
+    :mod:`clicloop.orchestrator.crowd.plausibility`); the ledger records it with that reason.
     """
 
     task_key: str
@@ -84,6 +87,7 @@ class Answer:
     external_id: str | None = None
     event: str = "created"
     version: str = ""
+    problem: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
 | GET /health | ``{"status": "UP", "model_class": "clicloop"}`` |
 | POST /setup | parses the labeling config, keeps the access token, answers the current model version |
 | POST /predict | all tasks in one batch: label + confidence as ``score``; acquisition scores go into
-  ``task.data["clicloop_acquisition"]`` in the background (a Data Manager column to sort on) |
+  ``task.data["clicloop_acquisition"]`` through a bounded background queue that /predict never
+  waits on (a Data Manager column to sort on; see :mod:`~clicloop.connectors.labelstudio.writeback`) |
 | POST /webhook | ANNOTATION_CREATED / UPDATED / ANNOTATIONS_DELETED into the ledger; START_TRAINING, or
   every N new annotations, retrains in the background; other actions are acknowledged |
 | GET /versions | every model version trained |
@@ -13,7 +14,9 @@
 
 Every call needs the token (HTTP Basic password, ``Authorization: Bearer|Token``, or the path
 prefix ``/t/<token>/`` for Label Studio's own webhooks, which carry no auth header). Bodies are
-size-limited and validated: bad requests get 4xx with a reason, never 5xx.
+size-limited and validated: bad requests get 4xx with a reason, never 5xx. On shutdown (SIGTERM)
+the score writers stop at once, dropping what is pending with a log line; the ledger keeps what
+it recorded.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import base64
 import hmac
 import logging
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import BackgroundTasks, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -129,11 +134,25 @@ class Projects:
                 model.connect(hostname, token)
             return model
 
+    def close(self) -> None:
+        """Stop every project's score writer and close its ledger (the server is stopping)."""
+        with self.lock:
+            models = list(self.by_id.values())
+        for model in models:
+            model.close()
+
 
 def build_app(settings: ServeSettings) -> FastAPI:
     """The app; see the module docstring for the endpoints."""
-    app = FastAPI(title="clicloop ML backend for Label Studio", docs_url=None, redoc_url=None, openapi_url=None)
     projects = Projects(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        projects.close()  # quick: drops pending score writes, never waits on Label Studio
+
+    app = FastAPI(title="clicloop ML backend for Label Studio", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     app.state.projects = projects
 
     @app.exception_handler(RequestValidationError)
@@ -163,14 +182,14 @@ def build_app(settings: ServeSettings) -> FastAPI:
         return {"model_version": model.version}
 
     @app.post("/predict")
-    def predict(body: PredictRequest, background: BackgroundTasks) -> dict[str, Any]:
+    def predict(body: PredictRequest) -> dict[str, Any]:
         if body.project is None:
             raise HTTPException(422, "project is required")
         model = projects.get(project_id(body.project), body.label_config)
         tasks = [{"id": t.id, "data": t.data} for t in body.tasks]
         results, scores = model.predict(tasks)
         if results and settings.write_acquisition:
-            background.add_task(model.write_acquisition, tasks, scores)
+            model.queue_acquisition(tasks, scores)  # a bounded background queue: never waits on Label Studio
         return {"results": results, "model_version": model.version}
 
     @app.post("/webhook")

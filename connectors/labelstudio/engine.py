@@ -16,6 +16,7 @@ import numpy as np
 from clicloop.backends.labelstudio_client import LabelStudioClient
 from clicloop.connectors.labelstudio.recorder import Recorder, answer_label
 from clicloop.connectors.labelstudio.settings import ServeSettings
+from clicloop.connectors.labelstudio.writeback import ScoreWriter
 from clicloop.orchestrator.errors import ClicloopError
 from clicloop.orchestrator.seeding import rng_for
 
@@ -78,7 +79,8 @@ class ProjectModel:
         self.pending_train_ = False
         self.recorder_ = Recorder(self.settings.ledger, f"{self.settings.loop}.p{self.project_id}", self.project_id,
                                   self.schema.purpose, self.schema.labels, self.settings.hourly_wage,
-                                  self.settings.currency).open()
+                                  self.settings.currency, self.settings.max_active_s).open()
+        self.writer_ = ScoreWriter(lambda: getattr(self, "client_", None), self.project_id, self.settings.acquisition_workers)
         self.connect(hostname, access_token)
         return self
 
@@ -214,50 +216,49 @@ class ProjectModel:
 
     # -- acquisition scores into the Data Manager ------------------------------------------------
 
-    def write_acquisition(self, tasks: list[dict[str, Any]], scores: list[float], workers: int | None = None) -> int:
-        """Store each task's acquisition score in ``task.data["clicloop_acquisition"]``, a column
-        the Data Manager sorts on (Community edition included). Runs in the background.
-
-        Label Studio has no bulk update of task data (one PATCH per task; see HumanSignal/label-studio
-        issues 1597 and 4576), so the PATCHes go out over ``workers`` connections at once (default
-        ``settings.acquisition_workers``), and tasks whose data already hold this score and model
-        version are skipped. Returns how many tasks were written; a failure is logged, not raised.
-        """
-        if not hasattr(self, "client_"):
-            return 0
-        version = self.version
-        todo = []
+    def _score_updates(self, tasks: list[dict[str, Any]], scores: list[float]) -> list[tuple[int, dict[str, Any]]]:
+        """``(task id, new data)`` for each task whose data do not hold this score and model version yet."""
+        version, todo = self.version, []
         for task, score in zip(tasks, scores):
             value, data = round(float(score), 6), task.get("data") or {}
             if data.get("clicloop_acquisition") != value or data.get("clicloop_model_version") != version:
                 todo.append((int(task["id"]), {**data, "clicloop_acquisition": value, "clicloop_model_version": version}))
-        n = max(1, workers or self.settings.acquisition_workers)
-        client = self.client_
+        return todo
 
-        def write(item: tuple[int, dict[str, Any]]) -> None:
-            client.update_task(item[0], data=item[1])
+    def queue_acquisition(self, tasks: list[dict[str, Any]], scores: list[float]) -> int:
+        """Hand each task's acquisition score to the background writer (``/predict`` never waits
+        on Label Studio); returns how many writes were queued."""
+        if not hasattr(self, "client_"):
+            return 0
+        return self.writer_.submit(self._score_updates(tasks, scores))
 
-        try:
-            if n == 1 or len(todo) < 2:
-                for item in todo:
-                    write(item)
-            else:
-                from concurrent.futures import ThreadPoolExecutor
+    def write_acquisition(self, tasks: list[dict[str, Any]], scores: list[float], workers: int | None = None) -> int:
+        """Store each task's acquisition score in ``task.data["clicloop_acquisition"]``, a column
+        the Data Manager sorts on (Community edition included), and wait until it is written.
 
-                with ThreadPoolExecutor(min(n, len(todo)), thread_name_prefix=f"ls-acq-{self.project_id}") as pool:
-                    for _ in pool.map(write, todo):
-                        pass
-        except ClicloopError as e:
-            log.warning("project %s: acquisition scores not all written (%s); the next predictions write them", self.project_id, e)
+        Label Studio has no bulk update of task data (one PATCH per task; see HumanSignal/label-studio
+        issues 1597 and 4576), so the PATCHes go out over ``workers`` connections at once (default
+        ``settings.acquisition_workers``), and tasks whose data already hold this score and model
+        version are skipped. Returns how many tasks were sent; a failure is logged, not raised.
+        """
+        if not hasattr(self, "client_"):
+            return 0
+        todo = self._score_updates(tasks, scores)
+        writer = ScoreWriter(lambda: self.client_, self.project_id, max(1, workers or self.settings.acquisition_workers))
+        writer.submit(todo)
+        writer.wait_idle()
+        writer.stop()
         return len(todo)
 
     def status(self) -> dict[str, Any]:
         with self.lock_:
             return {"project": self.project_id, "model_version": self.version, "training": dict(self.training_),
                     "versions": list(self.versions_), "labels": list(self.schema.labels),
-                    "annotations_since_training": self.new_since_training_, "ledger_loop": self.recorder_.loop}
+                    "annotations_since_training": self.new_since_training_, "ledger_loop": self.recorder_.loop,
+                    "acquisition_writes": self.writer_.stats()}
 
     def close(self) -> None:
+        """Stop the score writer (pending writes are dropped, with a log line; nothing waits on
+        Label Studio) and close the ledger; what the ledger holds stays."""
+        self.writer_.stop()
         self.recorder_.close()
-        if hasattr(self, "client_"):
-            self.client_.close()

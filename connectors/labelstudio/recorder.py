@@ -1,6 +1,10 @@
 """Writes what Label Studio reports into the clicloop ledger: every annotation's lead_time as
 active seconds (its annotator as a pseudonym), edits and deletions as corrections, and one
-round per model version. Every write is idempotent, so a repeated webhook changes nothing."""
+round per model version. Every write is idempotent, so a repeated webhook changes nothing.
+
+``lead_time`` is set by the client, so it passes the shared plausibility rule
+(:mod:`clicloop.orchestrator.crowd.plausibility`): a value that is not finite, negative or above
+``max_active_s`` is recorded quarantined, at 0 s and unpaid, with the raw value in the reason."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 
 from clicloop.backends.labelstudio_format import annotation_label as answer_label
 from clicloop.backends.labelstudio_format import user_id
+from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, timed_pay
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.types import Answer, Consensus, Task
 
@@ -21,11 +26,22 @@ def _user(annotation: dict[str, Any]) -> str:
     return f"labelstudio-user-{user_id(annotation.get('completed_by'))}"
 
 
+def _status(label: str | None, labels: tuple[str, ...], problem: str | None) -> tuple[str, str | None]:
+    """Ledger status and reason: quarantined for an implausible time or an unknown label."""
+    if problem:
+        return "quarantined", problem
+    if label is None:
+        return "skipped", None
+    if label not in labels:
+        return "quarantined", f"label {label!r} is not in the project's label set"
+    return "submitted", None
+
+
 class Recorder:
     """The ledger side of one served Label Studio project (loop ``<prefix>.p<project id>``)."""
 
     def __init__(self, ledger_url: str, loop: str, project_id: int, purpose: str, labels: tuple[str, ...],
-                 hourly_wage: float = 0.0, currency: str = "EUR"):
+                 hourly_wage: float = 0.0, currency: str = "EUR", max_active_s: float = DEFAULT_MAX_ACTIVE_S):
         self.ledger_url = ledger_url
         self.loop = loop
         self.project_id = project_id
@@ -33,6 +49,7 @@ class Recorder:
         self.labels = labels
         self.hourly_wage = hourly_wage
         self.currency = currency
+        self.max_active_s = max_active_s
 
     def open(self) -> Recorder:
         self.ledger_ = Ledger(self.ledger_url).open()
@@ -65,17 +82,16 @@ class Recorder:
     def created(self, ls_task_id: int, annotation: dict[str, Any], data: dict[str, Any] | None, from_name: str) -> bool:
         """Record one annotation; True if it was new (a repeat changes nothing)."""
         label = answer_label(annotation, from_name)
-        lead = annotation.get("lead_time")
-        active = float(lead) if isinstance(lead, (int, float)) and lead >= 0 else 0.0
+        pay = timed_pay(annotation.get("lead_time"), field="lead_time", hourly_wage=self.hourly_wage,
+                        max_active_s=self.max_active_s)
         with self.lock_:
             task = self._task(ls_task_id, int(annotation["id"]), data)
             answer = Answer(
-                task_key=task.key, worker=_user(annotation), label=label, active_s=active,
-                reward=round(self.hourly_wage * active / 3600, 6), fee=0.0, currency=self.currency,
+                task_key=task.key, worker=_user(annotation), label=label, active_s=pay.active_s,
+                reward=pay.reward, fee=0.0, currency=self.currency, problem=pay.problem,
                 external_id=str(annotation["id"]), version=str(annotation.get("created_at") or ""),
             )
-            status = "skipped" if label is None else ("submitted" if label in self.labels else "quarantined")
-            reason = f"label {label!r} is not in the project's label set" if status == "quarantined" else None
+            status, reason = _status(label, self.labels, pay.problem)
             self.ledger_.record_tasks([task], BACKEND)
             new = self.ledger_.record_answers(self.loop, BACKEND, [(task, answer, status, reason)])
             if new and status == "submitted":

@@ -49,9 +49,9 @@ class PredictRequest(_Open):
 
 
 class Annotation(_Open):
-    id: int
+    id: int = Field(..., ge=0, le=2**31 - 1)  # it numbers the answer in the ledger (a 32-bit column)
     result: list[dict[str, Any]] = Field(default_factory=list)
-    lead_time: float | None = Field(None, ge=0)
+    lead_time: float | None = None  # judged by the recorder: an implausible one is quarantined
     completed_by: int | dict[str, Any] | None = None
     was_cancelled: bool = False
     created_at: str | None = None

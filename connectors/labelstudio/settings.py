@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit
 from clicloop.orchestrator.errors import ConfigError
 
 
@@ -25,6 +26,8 @@ class ServeSettings:
     label_studio_url: where to fetch annotations (default: the ``hostname`` sent in /setup).
     max_body_bytes: requests larger than this get 413.
     hourly_wage, currency: pay recorded per annotation (lead_time x wage); 0 records none.
+    max_active_s: the plausibility limit on one annotation's lead_time; a larger, non-finite or
+        negative one is recorded quarantined, at 0 s and unpaid (default 8 h).
     write_acquisition: store the acquisition score in ``task.data`` so the Data Manager sorts by it.
     acquisition_workers: concurrent PATCH requests for those writes (Label Studio has no bulk update).
     seed: for strategies that draw random numbers.
@@ -44,6 +47,7 @@ class ServeSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     hourly_wage: float = 0.0
     currency: str = "EUR"
+    max_active_s: float = DEFAULT_MAX_ACTIVE_S
     write_acquisition: bool = True
     acquisition_workers: int = 4
     seed: int = 0
@@ -53,6 +57,7 @@ class ServeSettings:
             raise ConfigError("the ML backend token must be at least 16 characters (e.g. `openssl rand -hex 20`)")
         if self.train_every < 0 or self.min_labels < 2 or self.max_body_bytes < 1024 or self.hourly_wage < 0:
             raise ConfigError("train_every >= 0, min_labels >= 2, max_body_bytes >= 1024 and hourly_wage >= 0 are required")
+        check_limit(self.max_active_s)
         if not 1 <= self.acquisition_workers <= 64:
             raise ConfigError(f"acquisition_workers must be between 1 and 64, not {self.acquisition_workers}")
 

@@ -4,7 +4,7 @@
     clicloop deploy register v1 --labels labels.txt --model v1.joblib --serve
     clicloop deploy ingest predictions.jsonl [--follow]      # or: clicloop serve ingest (HTTP)
     clicloop deploy triage --policy triage.yaml [--base labeled.jsonl]
-    clicloop deploy review --backend simulated --truth truth.jsonl
+    clicloop deploy review --backend simulated --truth truth.jsonl [--sensitive '{"detectors": ["email"]}']
     clicloop deploy retrain --base labeled.jsonl --model tfidf-logreg   # gate, then promote if better
     clicloop deploy promote v3 | rollback [--to v1] | status [--json] | report [--out report]
 """
@@ -143,25 +143,31 @@ def review(
     limit: Annotated[Optional[int], typer.Option(help="review at most this many now")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="seconds to wait for answers")] = None,
     seed: Annotated[int, typer.Option(help="seed of the backend (the simulated crowd's workers)")] = 0,
+    sensitive: Annotated[Optional[str], typer.Option(help="JSON {detectors, patterns}, as a loop's `sensitive`: predictions "
+                                                          "whose text matches go to confidential backends only (default: "
+                                                          "the email and phone detectors)")] = None,
     ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
 ) -> None:
     """Send the selected predictions to people: confirm, correct, or out of scope."""
     from clicloop.orchestrator.plugins import Registry, get_plugin_manager
-    from clicloop.orchestrator.postdeploy.inputs import parse_json_object, read_jsonl, read_labels
-    from clicloop.orchestrator.postdeploy.review import Reviewer
+    from clicloop.orchestrator.postdeploy.inputs import parse_json_object, parse_sensitive, read_jsonl, read_labels
+    from clicloop.orchestrator.postdeploy.review import REVIEW_SENSITIVE, Reviewer
 
+    screen = REVIEW_SENSITIVE if sensitive is None else parse_sensitive(sensitive)
     gold = None if truth is None else {str(r["id"]): str(r["label"]) for r in read_jsonl(truth, ("id", "label"))}
     backend_obj = Registry(get_plugin_manager()).create("backend", backend, parse_json_object(params, "--params"), field="backend")
     with _store(ledger, deployment) as store:
         names = (read_labels(labels) if labels else
                  sorted({lab for v in store.versions().values() for lab in v["labels"]} | set((gold or {}).values())))
-        reviewer = Reviewer(store, backend_obj, backend, names, policy=name, truth=gold, timeout_s=timeout, seed=seed)
+        reviewer = Reviewer(store, backend_obj, backend, names, policy=name, truth=gold, timeout_s=timeout, seed=seed,
+                            sensitive=screen)
         try:
             s = reviewer.run(limit)
         finally:
             reviewer.close()
+    held = f"; {s.held} with sensitive text kept for a confidential backend" if s.held else ""
     typer.echo(f"batch {s.batch}: {s.answered}/{s.tasks} reviewed: {s.confirmed} confirmed, {s.corrected} corrected, "
-               f"{s.out_of_scope} out of scope")
+               f"{s.out_of_scope} out of scope{held}")
 
 
 @deploy_app.command()

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S
 from clicloop.orchestrator.errors import ConfigError
 
 serve_app = typer.Typer(help="Run clicloop as a server (e.g. a Label Studio ML backend).", no_args_is_help=True)
@@ -23,6 +24,8 @@ def labelstudio(
     train_every: Annotated[int, typer.Option(help="retrain after this many new annotations (0: on demand only)")] = 10,
     label_studio_url: Annotated[Optional[str], typer.Option(help="Label Studio URL to fetch annotations from (default: the one /setup sends)")] = None,
     hourly_wage: Annotated[float, typer.Option(help="pay recorded per annotation: lead_time x this hourly wage")] = 0.0,
+    max_active_s: Annotated[float, typer.Option(help="plausibility limit on one annotation's lead_time, in seconds; "
+                                                     "a larger one is recorded quarantined and unpaid")] = DEFAULT_MAX_ACTIVE_S,
     max_body_mb: Annotated[int, typer.Option(help="largest request body accepted, in MiB")] = 64,
     acquisition_workers: Annotated[int, typer.Option(help="concurrent writes of acquisition scores into task data")] = 4,
 ) -> None:
@@ -40,10 +43,11 @@ def labelstudio(
                           "and give the same value to Label Studio as the Basic-auth password")
     cfg = load_config(config)
     settings = settings_from_config(cfg, token, train_every=train_every, label_studio_url=label_studio_url,
-                                    hourly_wage=hourly_wage, max_body_bytes=max_body_mb * 1024 * 1024,
+                                    hourly_wage=hourly_wage, max_active_s=max_active_s, max_body_bytes=max_body_mb * 1024 * 1024,
                                     acquisition_workers=acquisition_workers)
     typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {cfg.ledger}, loop prefix {cfg.loop.name!r})", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # SIGTERM: requests in flight get 5 s to finish; score writes still pending are dropped (logged)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 from clicloop.orchestrator.cli.deploy import serve_ingest  # noqa: E402 (typer only; the server imports lazily)

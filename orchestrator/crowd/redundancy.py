@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clicloop.orchestrator.config import Adaptive
+from clicloop.orchestrator.crowd.plausibility import amount_problem
 from clicloop.orchestrator.types import Answer
 
 
@@ -36,10 +37,17 @@ def doubtful_items(tasks: Sequence[dict[str, Any]], votes: Sequence[dict[str, An
 
 
 def check_answer(answer: Answer, labels: Sequence[str]) -> tuple[str, str | None]:
-    """Status and reason of an answer: usable, skipped, or quarantined (never a crash)."""
+    """Status and reason of an answer: usable, skipped, or quarantined (never a crash): the
+    backend's own ``problem``, times or pay that are not finite and non-negative, pay above
+    ``plausibility.MAX_AMOUNT``, or a label outside the set."""
+    if answer.problem:
+        return "quarantined", answer.problem
     amounts = (answer.active_s, answer.search_s, answer.wait_s, answer.returned_s, answer.qualification_s, answer.reward, answer.fee)
     if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in amounts):
         return "quarantined", f"invalid times or pay {amounts!r}"
+    problem = amount_problem(answer.reward, "reward") or amount_problem(answer.fee, "fee")
+    if problem:
+        return "quarantined", problem
     if answer.label is None:
         return "skipped", None
     if answer.label not in labels:

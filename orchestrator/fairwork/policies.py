@@ -2,6 +2,10 @@
 
 - Sensitive data: items flagged personal or sensitive (a data column, or a configurable
   detector over the text) only go to backends declared ``confidential``; never to an open crowd.
+  The same policy (:class:`~clicloop.orchestrator.config.Sensitive`) screens production
+  predictions that ``deploy review`` sends. Item ids that look personal (an e-mail, a phone number,
+  or what the configured detectors and patterns match) reach an open crowd only as opaque ids
+  (:class:`OpaqueIds`), in both the item id and the task key.
 - Purpose: every task says what the work is for; a task without a purpose is never dispatched.
 - Disturbing content: flagged items carry a content warning; workers may opt out without penalty
   (an opt-out is a paid, skipped answer), and backends that pick workers cap each worker's daily
@@ -10,8 +14,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +26,7 @@ import numpy as np
 from clicloop.orchestrator.config import ContentWarning, Sensitive
 from clicloop.orchestrator.errors import ClicloopError
 from clicloop.orchestrator.hookspecs import hookimpl
-from clicloop.orchestrator.types import PolicyDecision, Task
+from clicloop.orchestrator.types import Answer, PolicyDecision, Task
 
 DETECTORS = {
     "email": r"[\w.+-]+@[\w-]+\.[\w.-]+",
@@ -28,6 +34,8 @@ DETECTORS = {
     "iban": r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}\s?[A-Z0-9]{1,4}\b",
     "card": r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)",
 }
+
+ID_DETECTORS = ("email", "phone")  # always applied to item ids, whatever the text's detectors
 
 
 class PolicyError(ClicloopError):
@@ -101,3 +109,63 @@ def apply_policies(hook: Any, loop: Any, backend: str, confidential: bool, tasks
                 prices[d.task_key] = max(prices.get(d.task_key, 0.0), d.reward)  # two prices: the higher wins
     kept = [replace(t, reward=prices[t.key]) if t.key in prices else t for t in tasks if t.key not in vetoed]
     return kept, vetoed
+
+
+class OpaqueIds:
+    """The copies of tasks that a backend receives. For a backend that is not ``confidential``, an
+    item id that looks personal (:data:`ID_DETECTORS`, plus the config's detectors and patterns)
+    is replaced, in the item id and the task key, by ``item-<keyed hash>`` (HMAC-SHA256 with the
+    ledger's salt: the same id maps to the same opaque id on a resume, and nobody can test guesses
+    of e-mail addresses against it); answers come back under the real task key. The ledger keeps
+    the real ids; a confidential backend gets the tasks as they are."""
+
+    def __init__(self, secret: str, config: Sensitive, confidential: bool):
+        self.secret, self.confidential = secret, confidential
+        names = dict.fromkeys([*ID_DETECTORS, *config.detectors])
+        self.regex = re.compile("|".join(f"(?:{p})" for p in [*(DETECTORS[d] for d in names), *config.patterns]))
+        self.real: dict[str, str] = {}  # an outgoing (opaque) task key -> the ledger's
+        self.real_items: dict[str, str] = {}  # an opaque item id -> the real one
+
+    def item(self, item_id: str) -> str:
+        """The id a backend sees for ``item_id``."""
+        if self.confidential or not self.regex.search(item_id):
+            return item_id
+        digest = hmac.new(self.secret.encode(), f"item\x00{item_id}".encode(), hashlib.sha256).hexdigest()[:24]
+        return f"item-{digest}"
+
+    def tasks(self, tasks: Sequence[Task]) -> list[Task]:
+        """``tasks`` as the backend may see them."""
+        out = []
+        for task in tasks:
+            opaque = self.item(task.item_id)
+            if opaque != task.item_id:
+                key = f"{task.loop}/{task.round_no}/{opaque}/{task.replica}"
+                self.real[key], self.real_items[opaque] = task.key, task.item_id
+                task = replace(task, key=key, item_id=opaque)
+            out.append(task)
+        return out
+
+    def truth(self, truth: Mapping[str, str] | None) -> Mapping[str, str] | None:
+        """Ground truth (for a simulated crowd) under the ids the backend sees: a live view, as
+        the caller may add to ``truth`` later."""
+        return None if truth is None or self.confidential else _Renamed(truth, self)
+
+    def answers(self, answers: Sequence[Answer]) -> list[Answer]:
+        """The backend's answers under the ledger's task keys."""
+        return [replace(a, task_key=self.real[a.task_key]) if a.task_key in self.real else a for a in answers]
+
+
+class _Renamed(Mapping[str, str]):
+    """A mapping keyed by real item ids, seen under the ids :class:`OpaqueIds` gives a backend."""
+
+    def __init__(self, data: Mapping[str, str], ids: OpaqueIds):
+        self.data, self.ids = data, ids
+
+    def __getitem__(self, item: str) -> str:
+        return self.data[self.ids.real_items.get(item, item)]
+
+    def __iter__(self) -> Iterator[str]:
+        return (self.ids.item(item) for item in self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)

@@ -15,7 +15,8 @@ CHUNK = 100_000
 
 
 def export(ledger: Ledger, out_dir: Path, fmt: str = "csv") -> dict[str, int]:
-    """Write ``<table>.csv`` or ``<table>.parquet`` for every table; returns rows per table."""
+    """Write ``<table>.csv`` or ``<table>.parquet`` for every table (but ``clicloop_meta`` and
+    ``runner_leases``); returns rows per table."""
     import pandas as pd
 
     if fmt not in ("csv", "parquet"):
@@ -23,7 +24,7 @@ def export(ledger: Ledger, out_dir: Path, fmt: str = "csv") -> dict[str, int]:
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
     for table in s.TABLES:
-        if table is s.meta:  # holds the pseudonym salt: never exported
+        if table is s.meta or table is s.runner_leases:  # the pseudonym salt: never exported; leases: not facts
             continue
         path = out_dir / f"{table.name}.{fmt}"
         n, writer = 0, None

@@ -255,3 +255,22 @@ pd_reviews = Table(
 
 PD_TABLES = [pd_models, pd_promotions, pd_predictions, pd_rejects, pd_offsets, pd_triage, pd_reviews]
 TABLES += PD_TABLES
+
+
+# == runners (migration 0005_runner_leases) ===================================================
+# One runner per loop (orchestrator/runner.py): the lease a running `clicloop run` holds, renewed
+# in place by its heartbeat and deleted when it stops. Not a fact: nothing else reads it back.
+
+runner_leases = Table(
+    "runner_leases", metadata,
+    Column("loop", _id, primary_key=True),
+    Column("holder", String(200), nullable=False),  # host:pid:random token, unique to one run
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("machine", String(64), nullable=False),  # hash of host, boot and pid namespace: where `pid` names the holder
+    Column("acquired_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+TABLES.append(runner_leases)

@@ -9,18 +9,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, inspect, select, update
+from sqlalchemy import Connection, and_, func, select, update
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
+from clicloop.orchestrator.crowd.plausibility import MAX_AMOUNT
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import accounting
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.db import chunks, insert_ignore, lock_for_migration, make_engine, micros, migrate, num, redact
+from clicloop.orchestrator.ledger.create import check_or_create
+from clicloop.orchestrator.ledger.db import (chunks, insert_ignore, insert_tuples, lock_for_migration, make_engine, micros, num,
+                                              redact)
 from clicloop.orchestrator.types import Answer, Consensus, Task
 
 SALT_ENV = "CLICLOOP_WORKER_SALT"
@@ -40,43 +42,33 @@ class Ledger:
     # -- opening -------------------------------------------------------------------------------
 
     def open(self) -> Ledger:
-        """Connect, create or migrate the tables, refuse a foreign or corrupt database."""
+        """Connect, create or migrate the tables (atomically: see ``ledger/create.py``), refuse a
+        foreign or corrupt database."""
         self.engine_ = make_engine(self.url)
-        for attempt in range(3):
-            try:
-                with self.engine_.begin() as conn:
-                    lock_for_migration(conn)
-                    self._check_or_create(conn)
-                    stored = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "salt")).scalar_one()
-                self.salt_ = self.salt or os.environ.get(SALT_ENV) or stored
-                return self
-            except (IntegrityError, OperationalError) as e:
-                if attempt == 2 or "already exists" not in str(e) and "UNIQUE" not in str(e):
-                    self.engine_.dispose()
-                    raise LedgerError(f"cannot open the ledger at {redact(self.url)}: {getattr(e, 'orig', e)}") from e
-            except DatabaseError as e:
-                self.engine_.dispose()
-                raise LedgerError(
-                    f"{redact(self.url)} is not a usable database ({e.orig}); it was left untouched. "
-                    "Point 'ledger' at a new file or an existing clicloop ledger."
-                ) from e
+        schema_engine = make_engine(self.url, schema_changes=True)
+        try:
+            for attempt in range(3):
+                try:
+                    with schema_engine.begin() as conn:
+                        lock_for_migration(conn)
+                        check_or_create(conn, self.url)
+                        stored = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "salt")).scalar_one()
+                    self.salt_ = self.salt or os.environ.get(SALT_ENV) or stored
+                    return self
+                except (IntegrityError, OperationalError) as e:
+                    if attempt == 2 or "already exists" not in str(e) and "UNIQUE" not in str(e):
+                        raise LedgerError(f"cannot open the ledger at {redact(self.url)}: {getattr(e, 'orig', e)}") from e
+                except DatabaseError as e:
+                    raise LedgerError(
+                        f"{redact(self.url)} is not a usable database ({e.orig}); it was left untouched. "
+                        "Point 'ledger' at a new file or an existing clicloop ledger."
+                    ) from e
+        except LedgerError:
+            self.engine_.dispose()
+            raise
+        finally:
+            schema_engine.dispose()
         return self  # pragma: no cover - the loop returns or raises
-
-    def _check_or_create(self, conn: Connection) -> None:
-        existing = set(inspect(conn).get_table_names())
-        if s.meta.name in existing:
-            app = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "app")).scalar()
-            if app != s.APP:
-                raise LedgerError(f"{redact(self.url)} has a {s.meta.name} table that clicloop did not write; refusing to use it")
-        else:
-            ours = {t.name for t in s.TABLES} | {"alembic_version"}
-            if existing & ours or (conn.dialect.name == "sqlite" and existing):
-                raise LedgerError(
-                    f"{redact(self.url)} already holds tables that are not a clicloop ledger "
-                    f"({', '.join(sorted(existing)[:5])}); refusing to write into it. Use a new file, database or schema."
-                )
-        migrate(conn)
-        insert_ignore(conn, s.meta, [{"key": "app", "value": s.APP}, {"key": "salt", "value": secrets.token_hex(16)}])
 
     def close(self) -> None:
         if hasattr(self, "engine_"):
@@ -95,11 +87,14 @@ class Ledger:
 
     # -- loops and rounds ------------------------------------------------------------------------
 
-    def begin_loop(self, name: str, config_hash: str, config_json: str, seed: int) -> bool:
-        """Register a loop; True if new. A loop resumed with another config is refused."""
+    def begin_loop(self, name: str, config_hash: str, config_json: str, seed: int, *, register: bool = True) -> bool:
+        """Register a loop; True if new. A loop resumed with another config is refused (``register``
+        False: only that check, nothing written)."""
         with self.engine_.begin() as conn:
             row = conn.execute(select(s.loops.c.config_hash).where(s.loops.c.name == name)).first()
             if row is None:
+                if not register:
+                    return True
                 insert_ignore(conn, s.loops, [{"name": name, "config_hash": config_hash, "config_json": config_json,
                                                "seed": seed, "created_at": time.time()}])
                 return True
@@ -168,15 +163,25 @@ class Ledger:
 
     # -- answers, payments, reviews, corrections -------------------------------------------------
 
+    def pending(self, loop: str, round_no: int) -> set[str]:
+        """Keys of the round's dispatched tasks that have no answer yet (whoever recorded the answers)."""
+        t, a = s.tasks.c, s.assignments.c
+        query = select(t.key).outerjoin(s.assignments, a.task_key == t.key).where(
+            t.loop == loop, t.round_no == round_no, t.status == "dispatched", a.task_key.is_(None))
+        with self.engine_.connect() as conn:
+            return set(conn.execute(query).scalars())
+
     def answered(self, loop: str, round_no: int) -> set[str]:
         with self.engine_.connect() as conn:
             a = s.assignments.c
             return set(conn.execute(select(a.task_key).where(a.loop == loop, a.round_no == round_no)).scalars())
 
-    def record_answers(self, loop: str, backend: str, rows: Sequence[tuple[Task, Answer, str, str | None]]) -> list[int]:
+    def record_answers(self, loop: str, backend: str, rows: Sequence[tuple[Task, Answer, str, str | None]], *,
+                       then: Callable[[Connection, list[int]], None] | None = None) -> list[int]:
         """Commit answers ``(task, answer, status, reason)`` with their reward and fee, in one
         transaction; returns the positions that were new. Raw worker ids become pseudonyms here;
-        a worker's qualification time is recorded once per loop and backend."""
+        a worker's qualification time is recorded once per loop and backend. ``then(conn, new)``
+        writes what follows from the new answers (a review's verdict) in the same transaction."""
         # The hot write path: rows go to the driver as tuples through one INSERT per table
         # (SQLAlchemy's per-row parameter processing cost more than the database's own work).
         now = time.time()
@@ -200,7 +205,7 @@ class Ledger:
                 answer_rows.append((key, task.loop, task.round_no, task.item_id, backend, worker, answer.label, status, reason,
                                     answer.external_id, answer.accepted_at, answer.submitted_at, num(answer.active_s),
                                     num(answer.search_s), num(answer.wait_s), num(answer.returned_s), now))
-            inserted = _insert_tuples(conn, s.assignments, _ASSIGNMENT_COLUMNS, answer_rows, returning=postgres)
+            inserted = insert_tuples(conn, s.assignments, _ASSIGNMENT_COLUMNS, answer_rows, returning=postgres)
             if inserted is not None:
                 entries = [e for e in entries if e[1] in inserted]
             worker_rows: dict[str, tuple[Any, ...]] = {}
@@ -210,11 +215,13 @@ class Ledger:
                     worker_rows[worker] = (loop, backend, worker, num(answer.qualification_s), task.round_no, now)
                 for kind, amount in (("reward", answer.reward), ("fee", answer.fee)):
                     amount = num(amount)
-                    if amount > 0:
+                    if 0 < amount <= MAX_AMOUNT:  # a larger amount is quarantined (check_answer), never paid
                         pay_rows.append((f"{key}/{kind}", loop, task.round_no, backend, worker, key, kind, micros(amount),
                                          answer.currency, None, now))
-            _insert_tuples(conn, s.workers, _WORKER_COLUMNS, list(worker_rows.values()))
-            _insert_tuples(conn, s.payments, _PAYMENT_COLUMNS, pay_rows)
+            insert_tuples(conn, s.workers, _WORKER_COLUMNS, list(worker_rows.values()))
+            insert_tuples(conn, s.payments, _PAYMENT_COLUMNS, pay_rows)
+            if then is not None:
+                then(conn, [e[0] for e in entries])
         return [e[0] for e in entries]
 
     @staticmethod
@@ -360,29 +367,6 @@ _ASSIGNMENT_COLUMNS = ("task_key", "loop", "round_no", "item_id", "backend", "wo
 _WORKER_COLUMNS = ("loop", "backend", "worker", "qualification_s", "first_round", "recorded_at")
 _PAYMENT_COLUMNS = ("key", "loop", "round_no", "backend", "worker", "task_key", "kind", "amount_micros", "currency", "reason",
                     "recorded_at")
-
-
-def _insert_tuples(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]], *,
-                   returning: bool = False) -> set[Any] | None:
-    """``insert_ignore`` for rows given as tuples in ``columns`` order, straight to the driver:
-    the same INSERT ... ON CONFLICT DO NOTHING, without SQLAlchemy's per-row work. With
-    ``returning`` (PostgreSQL only), the first column's values of the rows actually inserted."""
-    if not rows:
-        return set() if returning else None
-    quote = conn.dialect.identifier_preparer.quote
-    names = ", ".join(quote(c) for c in columns)
-    if conn.dialect.name != "postgresql":  # SQLite: executemany is one prepared statement, run in-process
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join([mark] * len(columns))}) "
-                             "ON CONFLICT DO NOTHING", list(rows))
-        return None
-    # PostgreSQL: one statement over column arrays (unnest), so the rows cost neither a round trip
-    # each nor a parameter each (psycopg parses every placeholder of a query on the client)
-    arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns)
-    tail = f" RETURNING {quote(columns[0])}" if returning else ""
-    result = conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays}) "
-                                  f"ON CONFLICT DO NOTHING{tail}", tuple(list(col) for col in zip(*rows)))
-    return {r[0] for r in result} if returning else None
 
 
 def _payment_row(key: str, loop: str, round_no: int, backend: str, worker: str, task_key: str | None, kind: str,

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, func, not_, or_, select
 
+from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
 
 a, p, t, w, rv, lab = s.assignments.c, s.payments.c, s.tasks.c, s.workers.c, s.reviews.c, s.labels.c
+pdr = s.pd_reviews.c
 
 
 @dataclass(frozen=True)
@@ -22,9 +24,14 @@ class Violation:
     examples: list[str]
 
 
-def _checks() -> dict[str, object]:
+def _checks(max_active_s: float | None = DEFAULT_MAX_ACTIVE_S) -> dict[str, object]:
     reward_or_fee = p.kind.in_(("reward", "fee"))
-    return {
+    plausible = {} if max_active_s is None else {
+        f"no answer records more than {max_active_s:g} active seconds unless quarantined (the plausibility limit)": (
+            select(a.task_key).where(a.active_s > max_active_s, a.status != "quarantined")
+        ),
+    }
+    return {**plausible,
         "every payment for a task has its answer, to the same worker": (
             select(p.key).outerjoin(s.assignments, a.task_key == p.task_key)
             .where(p.task_key.is_not(None), or_(a.task_key.is_(None), a.worker != p.worker))
@@ -57,17 +64,27 @@ def _checks() -> dict[str, object]:
             select(lab.item_id).where(lab.revision == 0).outerjoin(
                 s.assignments, and_(a.loop == lab.loop, a.item_id == lab.item_id)).where(a.task_key.is_(None))
         ),
+        "every answered review task has its verdict": (  # deploy review: the answer, its pay and its verdict go together
+            select(a.task_key).join(s.tasks, t.key == a.task_key).outerjoin(s.pd_reviews, pdr.task_key == a.task_key)
+            .where(t.kind == "review", a.status == "submitted", pdr.task_key.is_(None))
+        ),
+        "every review verdict has its label": (
+            select(pdr.task_key).join(s.assignments, a.task_key == pdr.task_key).outerjoin(
+                s.labels, and_(lab.loop == a.loop, lab.item_id == a.item_id, lab.revision == 0)).where(lab.item_id.is_(None))
+        ),
         "round numbers of answers match their tasks": (
             select(a.task_key).join(s.tasks, t.key == a.task_key).where(not_(and_(t.round_no == a.round_no, t.loop == a.loop)))
         ),
     }
 
 
-def verify(ledger: Ledger) -> list[Violation]:
-    """Every broken invariant with up to five example keys; an empty list means the ledger is sound."""
+def verify(ledger: Ledger, max_active_s: float | None = DEFAULT_MAX_ACTIVE_S) -> list[Violation]:
+    """Every broken invariant with up to five example keys; an empty list means the ledger is sound.
+    ``max_active_s``: the plausibility limit on one answer's active seconds (None: not checked),
+    the backends' default unless they were given another."""
     out = []
     with ledger.engine_.connect() as conn:
-        for name, query in _checks().items():
+        for name, query in _checks(max_active_s).items():
             sub = query.subquery()  # type: ignore[attr-defined]
             count = conn.execute(select(func.count()).select_from(sub)).scalar_one()
             if count:
@@ -77,3 +94,8 @@ def verify(ledger: Ledger) -> list[Violation]:
 
 
 CHECKS = tuple(_checks())
+
+
+def check_names(max_active_s: float | None = DEFAULT_MAX_ACTIVE_S) -> tuple[str, ...]:
+    """The invariants :func:`verify` checks with this plausibility limit."""
+    return tuple(_checks(max_active_s))

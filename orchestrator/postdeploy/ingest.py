@@ -131,6 +131,8 @@ def _text(raw: Any) -> str:
         return raw
     try:
         return json.dumps(raw, sort_keys=True, default=str)
+    except RecursionError:
+        return f"<a {type(raw).__name__} nested too deeply to keep>"
     except (TypeError, ValueError):
         return repr(raw)
 

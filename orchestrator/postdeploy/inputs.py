@@ -103,3 +103,18 @@ def parse_json_object(text: str, option: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{option} must be a JSON object, not {type(value).__name__}", field=option)
     return value
+
+
+def parse_sensitive(text: str, option: str = "--sensitive") -> Any:
+    """What counts as sensitive text, as a JSON object of the loop's ``sensitive`` shape
+    (``{"detectors": ["email", "phone"], "patterns": ["..."]}``)."""
+    from pydantic import ValidationError
+
+    from clicloop.orchestrator.config import Sensitive
+
+    try:
+        return Sensitive.model_validate(parse_json_object(text, option))
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or option}: {err['msg']}" for err in e.errors()[:3])
+        raise ConfigError(f"{option}: {problems} (detectors: email, phone, iban, card; patterns: regular expressions)",
+                          field=option) from e

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -16,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 FEEDBACK = ("thumbs_down", "not_what_i_asked", "rephrased")
 OUT_OF_SCOPE = "out_of_scope"
+EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z: the earliest prediction time accepted
+FUTURE_SLACK_S = 86_400.0  # and at most a day ahead of this machine's clock (clock skew, time zones done wrong)
+MAX_DEPTH = 32  # JSON nesting of one record (a record needs 3)
 
 
 class PredictionRecord(BaseModel):
@@ -44,6 +48,11 @@ class PredictionRecord(BaseModel):
                 raise ValueError(f"time {value!r} is neither epoch seconds nor ISO-8601") from e
         return value
 
+    @field_validator("time")
+    @classmethod
+    def _in_range(cls, value: float) -> float:
+        return check_time(value)
+
     @field_validator("features")
     @classmethod
     def _finite(cls, value: list[float] | None) -> list[float] | None:
@@ -55,8 +64,6 @@ class PredictionRecord(BaseModel):
     def _consistent(self) -> PredictionRecord:
         if self.text is None and self.features is None:
             raise ValueError("give the input as 'text' or 'features'")
-        if not math.isfinite(self.time) or self.time < 0:
-            raise ValueError("time must be a non-negative epoch second")
         if self.probabilities is not None:
             p = self.probabilities
             if not p or not all(math.isfinite(v) and 0 <= v <= 1 for v in p.values()):
@@ -91,10 +98,14 @@ def parse_record(raw: Any) -> PredictionRecord | str:
     if isinstance(raw, (str, bytes)):
         try:
             raw = json.loads(raw)
+        except RecursionError:
+            return f"JSON nested too deeply: a record nests at most {MAX_DEPTH} levels"
         except (ValueError, UnicodeDecodeError) as e:
             return f"not JSON: {e}"
     if not isinstance(raw, dict):
         return f"a record must be a JSON object, not {type(raw).__name__}"
+    if too_deep(raw, MAX_DEPTH):
+        return f"JSON nested too deeply: a record nests at most {MAX_DEPTH} levels"
     try:
         return PredictionRecord.model_validate(raw)
     except ValidationError as e:
@@ -104,3 +115,32 @@ def parse_record(raw: Any) -> PredictionRecord | str:
 def day_of(epoch: float) -> str:
     """The UTC day of an epoch second, ``YYYY-MM-DD``."""
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def time_range(now: float | None = None) -> tuple[float, float]:
+    """The prediction times accepted: from 2000-01-01 to a day after ``now`` (epoch seconds)."""
+    return EARLIEST, (time.time() if now is None else now) + FUTURE_SLACK_S
+
+
+def check_time(value: float) -> float:
+    """``value`` if it is a plausible prediction time in epoch seconds; else a ValueError that
+    says what was wrong (milliseconds, most often)."""
+    low, high = time_range()
+    if math.isfinite(value) and low <= value <= high:
+        return value
+    hint = ""
+    if math.isfinite(value) and low <= value / 1000 <= high:
+        hint = f"; it looks like epoch milliseconds: send {value / 1000:.3f} (seconds)"
+    raise ValueError(f"{value!r} is not an epoch second between 2000-01-01 and a day from now{hint}")
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """True if lists and objects in ``value`` nest deeper than ``limit`` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False

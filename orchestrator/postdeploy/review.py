@@ -2,7 +2,14 @@
 out of scope. Tasks go through any backend (``Task.kind == "review"``, ``Task.prediction`` set)
 and are recorded, with their answers, pay and time, under the ledger loop ``<deployment>:review``
 so accounting splits review effort from labeling. Each answered review becomes a ``pd_reviews``
-row (the verdict) and a label of the prediction in ``labels`` (its provenance: the review task).
+row (the verdict) and a label of the prediction in ``labels`` (its provenance: the review task),
+committed in the transaction that records the answer and its pay: a crash keeps all or none.
+Verdicts an older version lost to a crash are rebuilt from the answers at the next run.
+
+Sensitive data: the loop's policy (:mod:`clicloop.orchestrator.fairwork.policies`) applies. A
+prediction whose text a detector flags (by default an e-mail address or a phone number) is not
+sent to a backend that is not confidential: it waits, selected and unreviewed, for a confidential
+one; a prediction id that looks personal leaves only as an opaque id.
 """
 
 from __future__ import annotations
@@ -15,14 +22,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clicloop.orchestrator.config import Sensitive
+from clicloop.orchestrator.fairwork.policies import OpaqueIds, check_dispatch, sensitive_mask
 from clicloop.orchestrator.postdeploy.errors import ReviewError
+from clicloop.orchestrator.postdeploy.faults import boundary
 from clicloop.orchestrator.postdeploy.records import OUT_OF_SCOPE
 from clicloop.orchestrator.postdeploy.store import DeploymentStore, review_loop
-from clicloop.orchestrator.types import Answer, BackendContext, Consensus, Task
+from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.postdeploy")
 PURPOSE = ("Check what a deployed assistant understood: confirm its answer, correct it, or mark the request "
            "as something it was never meant to handle.")
+REVIEW_SENSITIVE = Sensitive(detectors=["email", "phone"])  # the default for reviews: production text is personal
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class ReviewSummary:
     confirmed: int
     corrected: int
     out_of_scope: int
+    held: int = 0  # selected predictions kept from this backend: sensitive text, and it is not confidential
 
 
 def verdict(model_label: str, label: str) -> str:
@@ -52,11 +64,15 @@ class Reviewer:
 
     def __init__(self, store: DeploymentStore, backend: Any, backend_name: str, labels: Sequence[str], *,
                  policy: str = "default", purpose: str = PURPOSE, seed: int = 0, truth: Mapping[str, str] | None = None,
-                 poll_s: float = 1.0, timeout_s: float | None = None, clock: Callable[[], float] = time.time):
+                 poll_s: float = 1.0, timeout_s: float | None = None, clock: Callable[[], float] = time.time,
+                 sensitive: Sensitive = REVIEW_SENSITIVE):
         self.store, self.backend, self.backend_name, self.policy = store, backend, backend_name, policy
         self.labels = tuple(dict.fromkeys([*labels, OUT_OF_SCOPE]))
         self.purpose, self.seed, self.truth = purpose, seed, truth
         self.poll_s, self.timeout_s, self.clock = poll_s, timeout_s, clock
+        self.sensitive = sensitive
+        self.confidential = bool(getattr(backend, "confidential", False))
+        self.ids = OpaqueIds(store.ledger.salt_, sensitive, self.confidential)
         self.loop = review_loop(store.deployment)
         self._opened = False
 
@@ -65,7 +81,8 @@ class Reviewer:
             return
         body = json.dumps({"kind": "post-deployment review", "deployment": self.store.deployment}, sort_keys=True)
         self.store.ledger.begin_loop(self.loop, _sha(body), body, self.seed)
-        truth = self.truth if getattr(self.backend, "reads_ground_truth", False) else None
+        boundary("loop")
+        truth = self.ids.truth(self.truth) if getattr(self.backend, "reads_ground_truth", False) else None
         self.backend.open(BackendContext(self.loop, self.labels, self.purpose, self.seed, truth))
         self._opened = True
 
@@ -78,26 +95,65 @@ class Reviewer:
         """Review up to ``limit`` selected predictions (audits first, then by priority); a batch
         left unanswered by a crash is collected first."""
         self._open()
+        self._rebuild()
         ledger = self.store.ledger
         rounds = ledger.rounds(self.loop)
-        if rounds and rounds[-1]["status"] == "started":
-            r = rounds[-1]["round_no"]
-            rows = self.store.predictions(ids=[t["item_id"] for t in ledger.tasks(self.loop, r)], status=None)
+        resumed = bool(rounds) and rounds[-1]["status"] == "started"
+        r = (rounds[-1]["round_no"] + (0 if resumed else 1)) if rounds else 0
+        recorded = ledger.tasks(self.loop, r) if resumed else []
+        selected, held = self._screen(self.store.to_review(self.policy))
+        if recorded:  # the batch a crash left open: the same tasks again
+            rows = self.store.predictions(ids=[t["item_id"] for t in recorded], status=None)
         else:
-            r = rounds[-1]["round_no"] + 1 if rounds else 0
-            rows = self.store.to_review(self.policy)[:limit]
+            rows = selected[:limit]
             if not rows:
-                return ReviewSummary(r, 0, 0, 0, 0, 0)
+                if resumed:  # killed before its tasks were recorded: nothing was sent
+                    ledger.finish_round(self.loop, r, None)
+                return ReviewSummary(r, 0, 0, 0, 0, 0, held)
             self._check_truth(rows)
-            ledger.start_round(self.loop, r, self.store.serving() or "unknown", len(self.store.reviews()), "review", None)
+            if not resumed:
+                ledger.start_round(self.loop, r, self.store.serving() or "unknown", len(self.store.reviews()), "review", None)
+                boundary("round")
         tasks = [self._task(r, row) for row in rows]
+        check_dispatch(tasks, self.backend_name, self.confidential)
         ledger.record_tasks(tasks, self.backend_name)
-        self.backend.dispatch(tasks)
+        boundary("tasks")
+        outgoing = self.ids.tasks(tasks)
+        self.backend.dispatch(outgoing)
+        boundary("dispatch")
         ledger.set_task_status((t.key for t in tasks), "dispatched")
-        answered = self._collect(r, tasks, {row["prediction_id"]: row for row in rows})
+        boundary("dispatched")
+        self._collect(r, tasks, outgoing, {row["prediction_id"]: row for row in rows})
         ledger.finish_round(self.loop, r, None)
-        counts = {v: sum(a == v for a in answered) for v in ("confirm", "correct", "out_of_scope")}
-        return ReviewSummary(r, len(tasks), len(answered), counts["confirm"], counts["correct"], counts["out_of_scope"])
+        boundary("finished")
+        counts = self.store.verdict_counts(r)
+        return ReviewSummary(r, len(tasks), sum(counts.values()), counts.get("confirm", 0), counts.get("correct", 0),
+                             counts.get("out_of_scope", 0), held)
+
+    def _rebuild(self) -> None:
+        """Verdicts and labels of answers recorded without them (a crash between two commits of a
+        version that wrote them apart), derived from the ledger; idempotent."""
+        missing = self.store.unjudged()
+        if not missing:
+            return
+        self.store.record_verdicts([(m["round_no"], self._verdict_row(
+            m["task_key"], m["item_id"], m["model_version"], m["predicted_label"], m["label"], m["worker"],
+            m["submitted_at"] or m["recorded_at"])) for m in missing])
+        log.warning("rebuilt %d verdict(s) and %d label(s) of answered review tasks that a crash had left without them",
+                    sum(bool(m["no_verdict"]) for m in missing), sum(bool(m["no_label"]) for m in missing))
+
+    def _screen(self, rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """The rows this backend may see, and how many it may not: sensitive text stays with
+        confidential backends (the rows stay selected, for one)."""
+        flags = self._sensitive(rows)
+        if self.confidential or not flags.any():
+            return list(rows), 0
+        log.warning("%d selected prediction(s) hold sensitive text (review.sensitive); backend %r is not confidential, "
+                    "so they wait for a confidential one", int(flags.sum()), self.backend_name)
+        return [row for row, flagged in zip(rows, flags) if not flagged], int(flags.sum())
+
+    def _sensitive(self, rows: Sequence[Mapping[str, Any]]) -> Any:
+        return sensitive_mask([row["text"] for row in rows], None, self.sensitive, len(rows))
 
     def _check_truth(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """A backend that answers from ground truth needs a label, within the review label set,
@@ -119,38 +175,30 @@ class Reviewer:
         conf = row["confidence"] if row["confidence"] is not None else math.nan
         return Task(key=f"{self.loop}/{r}/{row['prediction_id']}/0", loop=self.loop, round_no=r, item_id=row["prediction_id"],
                     replica=0, purpose=self.purpose, labels=self.labels, payload=payload, kind="review",
-                    prediction=(row["predicted_label"], float(conf)))
+                    prediction=(row["predicted_label"], float(conf)), sensitive=bool(self._sensitive([row])[0]))
 
-    def _collect(self, r: int, tasks: Sequence[Task], rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    def _collect(self, r: int, tasks: Sequence[Task], outgoing: Sequence[Task], rows: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record answers as they come, each with its pay, verdict and label in one transaction."""
         ledger = self.store.ledger
         by_key = {t.key: t for t in tasks}
         pending = set(by_key) - ledger.answered(self.loop, r)
         deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
-        verdicts: list[str] = []
         while pending:
             try:
-                answers = [a for a in self.backend.collect([t for t in tasks if t.key in pending])
+                answers = [a for a in self.ids.answers(self.backend.collect([o for t, o in zip(tasks, outgoing) if t.key in pending]))
                            if a.event == "created" and a.task_key in pending]
             except (OSError, ValueError) as e:
                 raise ReviewError(f"backend {self.backend_name!r} failed to return reviews: {e}") from e
             recorded = [(by_key[a.task_key], a, *self._check(a)) for a in answers]
-            new = ledger.record_answers(self.loop, self.backend_name, recorded)
-            reviews, labels = [], []
-            for i in new:
-                task, answer, status, _ = recorded[i]
-                pending.discard(task.key)
-                if status != "submitted":
-                    continue
-                row = rows[task.item_id]
-                v = verdict(row["predicted_label"], answer.label)  # type: ignore[arg-type]
-                verdicts.append(v)
-                reviews.append({"task_key": task.key, "deployment": self.store.deployment, "prediction_id": task.item_id,
-                                "model_version": row["model_version"], "model_label": row["predicted_label"], "verdict": v,
-                                "label": answer.label, "worker": ledger.pseudonym(self.backend_name, answer.worker),
-                                "reviewed_at": answer.submitted_at or self.clock()})
-                labels.append(Consensus(task.item_id, answer.label, 1.0, 1))  # type: ignore[arg-type]
-            self.store.record_reviews(reviews)
-            ledger.record_labels(self.loop, r, labels)
+
+            def verdicts(conn: Any, new: list[int], recorded: list[tuple[Task, Answer, str, str | None]] = recorded) -> None:
+                self.store.record_verdicts([(r, self._verdict_row(
+                    task.key, task.item_id, rows[task.item_id]["model_version"], rows[task.item_id]["predicted_label"], answer.label,
+                    ledger.pseudonym(self.backend_name, answer.worker), answer.submitted_at or self.clock()))
+                    for task, answer, status, _ in (recorded[i] for i in new) if status == "submitted"], conn)
+
+            ledger.record_answers(self.loop, self.backend_name, recorded, then=verdicts)
+            boundary("answers")
             pending -= {a.task_key for a in answers}
             if pending:
                 if deadline is not None and time.monotonic() > deadline:
@@ -158,7 +206,13 @@ class Reviewer:
                     ledger.set_task_status(pending, "expired")
                     break
                 time.sleep(self.poll_s)
-        return verdicts
+
+    def _verdict_row(self, task_key: str, prediction_id: str, model_version: str, model_label: str, label: str | None,
+                     worker: str, reviewed_at: float) -> dict[str, Any]:
+        """The ``pd_reviews`` row of one submitted review (``worker`` is the pseudonym)."""
+        return {"task_key": task_key, "deployment": self.store.deployment, "prediction_id": prediction_id,
+                "model_version": model_version, "model_label": model_label, "verdict": verdict(model_label, str(label)),
+                "label": label, "worker": worker, "reviewed_at": reviewed_at}
 
     def _check(self, answer: Answer) -> tuple[str, str | None]:
         times = (answer.active_s, answer.search_s, answer.wait_s, answer.returned_s, answer.reward, answer.fee)

@@ -8,8 +8,10 @@
 | GET /v1/stats | rows recorded so far: accepted, quarantined, rejected |
 
 Every call but /health needs ``Authorization: Bearer <token>``. A body above the size limit gets
-413; a body that is not JSON gets 400 and is counted as a reject; a bad record inside a batch is
-rejected with its reason while the rest are recorded. Re-sending a batch is harmless (ids).
+413; a body that is not JSON, or JSON nested deeper than a batch of records needs, gets 400 and
+is counted as a reject; a bad record inside a batch is rejected with its index and reason (the
+field first, e.g. ``time: ...``) while the rest are recorded; a request none of whose records
+could be recorded gets 400 with the same counts. Re-sending a batch is harmless (ids).
 FastAPI is imported here: import this module only to serve.
 """
 
@@ -26,6 +28,7 @@ from fastapi.responses import JSONResponse
 
 from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.postdeploy.ingest import Ingestor
+from clicloop.orchestrator.postdeploy.records import MAX_DEPTH, too_deep
 
 log = logging.getLogger("clicloop.postdeploy.server")
 
@@ -96,15 +99,23 @@ def create_ingest_app(settings: IngestSettings) -> Any:
                 return JSONResponse({"detail": f"request body larger than {settings.max_body_bytes} bytes"}, status_code=413)
         try:
             parsed = json.loads(body)
+            problem = None if not too_deep(parsed, MAX_DEPTH + 2) else f"nested deeper than {MAX_DEPTH + 2} levels"
+        except RecursionError:
+            problem = "nested too deeply to parse"
         except (ValueError, UnicodeDecodeError) as e:
+            problem = f"not JSON: {e}"
+        if problem is not None:
             await run_in_threadpool(ingestor.ingest, [bytes(body[:2000])], "http")
-            return JSONResponse({"detail": f"the body is not JSON: {e}"}, status_code=400)
+            return JSONResponse({"detail": f"the body is {problem}; send a JSON list of prediction records"}, status_code=400)
         records = parsed.get("predictions") if isinstance(parsed, dict) else parsed
         if not isinstance(records, list):
             return JSONResponse({"detail": "send a JSON list of prediction records, or {\"predictions\": [...]}"}, status_code=422)
         if len(records) > settings.max_records:
             return JSONResponse({"detail": f"at most {settings.max_records} records per request; split the batch"}, status_code=413)
         result = await run_in_threadpool(ingestor.ingest, records, "http")
+        if result.rejected and not (result.accepted or result.quarantined or result.duplicates):
+            index, reason = result.rejected[0]
+            return JSONResponse({**result.as_dict(), "detail": f"no record was recorded; record {index}: {reason}"}, status_code=400)
         return JSONResponse(result.as_dict())
 
     return app

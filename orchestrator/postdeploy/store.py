@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, exists, func, select, update
 
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
@@ -122,6 +122,17 @@ class DeploymentStore:
                 rows += [dict(r._mapping) for r in conn.execute(query.where(c.prediction_id.in_(chunk)))]
             return sorted(rows, key=lambda r: (r["predicted_at"], r["prediction_id"]))
 
+    def quarantine_times(self, low: float, high: float) -> int:
+        """Quarantine accepted predictions timed outside ``[low, high]`` (recorded before ingest
+        checked the range: one such time made every triage fail); returns how many."""
+        c = s.pd_predictions.c
+        reason = ("time out of range (not an epoch second between 2000-01-01 and a day after now; milliseconds?): "
+                  "send the prediction again in epoch seconds, under a new id")
+        with self.engine.begin() as conn:
+            return int(conn.execute(update(s.pd_predictions).where(
+                c.deployment == self.deployment, c.status == "accepted", (c.predicted_at < low) | (c.predicted_at > high))
+                .values(status="quarantined", reason=reason)).rowcount)
+
     # -- triage ----------------------------------------------------------------------------------
 
     def untriaged(self, policy: str, *, limit: int | None = None) -> list[dict[str, Any]]:
@@ -160,9 +171,39 @@ class DeploymentStore:
 
     # -- reviews ---------------------------------------------------------------------------------
 
-    def record_reviews(self, rows: Sequence[dict[str, Any]]) -> None:
-        with self.engine.begin() as conn:
-            insert_ignore(conn, s.pd_reviews, list(rows))
+    def record_verdicts(self, rows: Sequence[tuple[int, dict[str, Any]]], conn: Connection | None = None) -> None:
+        """Verdicts ``(batch, pd_reviews row)``, each with the label it gives its prediction (the
+        first aggregation in the review loop), in ``conn``'s transaction (the answers') or a new one."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.record_verdicts(rows, own)
+            return
+        now = time.time()
+        insert_ignore(conn, s.pd_reviews, [row for _, row in rows])
+        insert_ignore(conn, s.labels, [{"loop": review_loop(self.deployment), "item_id": row["prediction_id"], "revision": 0,
+                                        "label": row["label"], "confidence": 1.0, "n_answers": 1, "round_no": batch,
+                                        "recorded_at": now} for batch, row in rows])
+
+    def unjudged(self) -> list[dict[str, Any]]:
+        """Submitted review answers without their verdict or their label (a crash between two
+        commits, before answers and verdicts shared one), with the prediction they judged."""
+        a, rv, lab, p = s.assignments.c, s.pd_reviews.c, s.labels.c, s.pd_predictions.c
+        loop = review_loop(self.deployment)
+        no_verdict = ~exists().where(rv.task_key == a.task_key)
+        no_label = ~exists().where(lab.loop == loop, lab.item_id == a.item_id, lab.revision == 0)
+        query = (select(a.task_key, a.round_no, a.item_id, a.label, a.worker, a.submitted_at, a.recorded_at, p.model_version,
+                        p.predicted_label, no_verdict.label("no_verdict"), no_label.label("no_label"))
+                 .join(s.pd_predictions, (p.deployment == self.deployment) & (p.prediction_id == a.item_id))
+                 .where(a.loop == loop, a.status == "submitted", no_verdict | no_label).order_by(a.task_key))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def verdict_counts(self, batch: int) -> dict[str, int]:
+        """How many reviews of each verdict one batch (a review round) has."""
+        rv, t = s.pd_reviews.c, s.tasks.c
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(rv.verdict, func.count()).join(s.tasks, t.key == rv.task_key)
+                                     .where(t.loop == review_loop(self.deployment), t.round_no == batch).group_by(rv.verdict)).all())
 
     def reviews(self) -> list[dict[str, Any]]:
         r = s.pd_reviews.c

@@ -14,6 +14,7 @@ selected. Each decision lands in ``pd_triage`` with every condition that fired.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,8 +24,10 @@ import numpy as np
 
 from clicloop.orchestrator.postdeploy.conditions import Outcome, TriageContext, triage_registry
 from clicloop.orchestrator.postdeploy.errors import TriageConfigError
-from clicloop.orchestrator.postdeploy.records import day_of
+from clicloop.orchestrator.postdeploy.records import day_of, time_range
 from clicloop.orchestrator.postdeploy.store import DeploymentStore
+
+log = logging.getLogger("clicloop.postdeploy")
 
 
 class AnyOf:
@@ -107,6 +110,9 @@ class Triage:
 
     def run(self, *, batch: int = 5000, until: float | None = None) -> TriageSummary:
         """Decide on every undecided prediction (predicted before ``until``, if given)."""
+        stale = self.store.quarantine_times(*time_range())
+        if stale:
+            log.warning("quarantined %d prediction(s) whose time is out of range (recorded before ingest checked it)", stale)
         decided = selected = audits = 0
         while True:
             rows = self.store.untriaged(self.name, limit=batch)

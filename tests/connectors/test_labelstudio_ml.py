@@ -4,7 +4,6 @@ calls /health, /setup, /predict and /webhook itself; annotations are made throug
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from sqlalchemy import create_engine, select
 from clicloop.connectors.labelstudio import create_app
 from clicloop.connectors.labelstudio.settings import ServeSettings
 from clicloop.orchestrator.ledger import schema as s
-from tests.support.labelstudio_server import LabelStudioServer, free_port, labelstudio  # noqa: F401 - fixture
+from tests.support.labelstudio_server import LabelStudioServer, labelstudio  # noqa: F401 - fixture
+from tests.support.served_app import serve_in_thread
 
 CONFIG = """<View>
   <Header value="Route customer e-mails to the team that can answer them."/>
@@ -52,21 +52,11 @@ class Served:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     """The clicloop ML backend served by uvicorn on a free 127.0.0.1 port, in a thread."""
-    import uvicorn
-
     token = secrets.token_hex(20)
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     app = create_app(ServeSettings(token=token, loop="ml", ledger=ledger, train_every=4, max_body_bytes=256 * 1024))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{port}", token, app, ledger)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app) as url:
+        yield Served(url, token, app, ledger)
 
 
 def _sdk(ls: LabelStudioServer) -> Any:

@@ -156,7 +156,7 @@ def test_bad_input_is_one_clear_line_and_leaves_the_ledger_sound(ledger_url: str
     fails(clicloop("deploy", "triage", "--policy", "typo.yaml", *common, cwd=tmp_path), "treshold", "it accepts")
     (tmp_path / "novel.yaml").write_text("novelty\n")
     (tmp_path / "one.jsonl").write_text(json.dumps({"id": "a", "model_version": "v1", "predicted_label": "music", "text": "hi",
-                                                    "confidence": 0.5, "time": 1}) + "\n")
+                                                    "confidence": 0.5, "time": 1_767_225_600}) + "\n")
     ok(clicloop("deploy", "ingest", "one.jsonl", *common, cwd=tmp_path))
     fails(clicloop("deploy", "triage", "--policy", "novel.yaml", *common, cwd=tmp_path), "--base")
     fails(clicloop("deploy", "review", "--params", "{oops", *common, cwd=tmp_path), "--params must be a JSON object")
@@ -178,6 +178,6 @@ def test_bad_input_is_one_clear_line_and_leaves_the_ledger_sound(ledger_url: str
 def test_a_record_without_a_required_field_is_rejected_naming_it(field: str) -> None:
     from clicloop.orchestrator.postdeploy.records import parse_record
 
-    record = {"id": "a", "model_version": "v1", "predicted_label": "music", "text": "hi", "time": 1}
+    record = {"id": "a", "model_version": "v1", "predicted_label": "music", "text": "hi", "time": 1_767_225_600}
     reason = parse_record({k: v for k, v in record.items() if k != field})
     assert isinstance(reason, str) and reason.startswith(f"{field}: Field required")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,28 +12,18 @@ import pytest
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.postdeploy import DeploymentStore
 from clicloop.orchestrator.postdeploy.server import IngestSettings, create_ingest_app
-from tests.support.labelstudio_server import free_port
+from tests.support.threaded_server import serve_in_thread
 
 
 @pytest.fixture
 def served(ledger_url: str) -> Iterator[tuple[str, str, str]]:
-    import uvicorn
-
     with Ledger(ledger_url) as ledger:
         DeploymentStore(ledger, "assistant").register_version("v1", ["music", "timer"])
     token = secrets.token_hex(20)
     app = create_ingest_app(IngestSettings(token=token, ledger=ledger_url, deployment="assistant", max_body_bytes=64 * 1024,
                                            max_records=200))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", token, ledger_url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app) as url:
+        yield url, token, ledger_url
 
 
 def rec(i: int, **kw: object) -> dict:

@@ -1,0 +1,59 @@
+"""Creating a ledger, or recognising one: clicloop's own (migrated to the newest schema), a
+half-made one an older clicloop left when killed while creating it (completed), or a foreign or
+corrupt database (refused, never written to).
+
+Creation runs in one transaction that holds the database's write lock (``BEGIN IMMEDIATE`` on
+SQLite, an advisory lock on PostgreSQL) and writes the ``clicloop_meta`` marker last, so a kill at
+any point leaves no ledger or a complete one.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from sqlalchemy import Connection, inspect, select
+
+from clicloop.orchestrator.errors import LedgerError
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.db import insert_ignore, migrate, redact, revisions
+
+log = logging.getLogger("clicloop")
+ALEMBIC = "alembic_version"
+
+
+def check_or_create(conn: Connection, url: str) -> None:
+    """Inside ``conn``'s locked transaction: create, complete or migrate the ledger, or refuse it."""
+    existing = set(inspect(conn).get_table_names())
+    app = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "app")).scalar() if s.meta.name in existing else None
+    if app is None and conn.dialect.name == "sqlite" and _half_made(conn, existing):
+        log.warning("%s: completing a ledger whose creation was interrupted (it holds no data)", redact(url))
+        for name in existing:
+            conn.exec_driver_sql(f"DROP TABLE {conn.dialect.identifier_preparer.quote(name)}")
+        existing = set()
+    if s.meta.name in existing:
+        if app != s.APP:
+            raise LedgerError(f"{redact(url)} has a {s.meta.name} table that clicloop did not write; refusing to use it. "
+                              "Point 'ledger' at a new file, database or schema.")
+    else:
+        ours = {t.name for t in s.TABLES} | {ALEMBIC}
+        if existing & ours or (conn.dialect.name == "sqlite" and existing):
+            raise LedgerError(
+                f"{redact(url)} already holds tables that are not a clicloop ledger "
+                f"({', '.join(sorted(existing)[:5])}); refusing to write into it. Use a new file, database or schema."
+            )
+    migrate(conn)
+    insert_ignore(conn, s.meta, [{"key": "app", "value": s.APP}, {"key": "salt", "value": secrets.token_hex(16)}])
+
+
+def _half_made(conn: Connection, existing: set[str]) -> bool:
+    """A creation an older clicloop left unfinished (its SQLite creation committed each CREATE
+    TABLE on its own): Alembic's table with one of our revisions or none, only our tables, no
+    marker, and not one row of data. Dropping it loses nothing."""
+    ours = {t.name: t for t in s.TABLES}
+    if ALEMBIC not in existing or not (existing - {ALEMBIC}) <= set(ours):
+        return False
+    versions = set(conn.exec_driver_sql(f"SELECT version_num FROM {ALEMBIC}").scalars())
+    if not versions <= revisions():
+        return False
+    return all(conn.execute(select(ours[name]).limit(1)).first() is None for name in existing - {ALEMBIC})

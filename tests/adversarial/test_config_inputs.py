@@ -1,0 +1,155 @@
+"""Config values and data files that once got through (issue #21, "Ledger and runners"): each is
+refused before anything is bought, with an error naming the field or the file, and a refused run
+registers nothing, so the corrected config runs without --restart."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from clicloop import Loop, config_from_dict
+from clicloop.orchestrator.cli.main import main
+from clicloop.orchestrator.errors import ConfigError, DataError
+from clicloop.orchestrator.ledger import Ledger
+from tests.conftest import digits_config
+
+
+def registered(url: str) -> list[str]:
+    if not Path(url.removeprefix("sqlite:///")).exists():
+        return []
+    with Ledger(url) as ledger:
+        return ledger.loops()
+
+
+def refused(cfg: dict, error: type, match: str) -> None:
+    """The run fails with ``error`` and leaves no loop in the ledger."""
+    with pytest.raises(error, match=match):
+        Loop(config_from_dict(cfg)).run()
+    assert registered(cfg["ledger"]) == []
+
+
+def digits_frames(n_features: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    frame = pd.DataFrame(X[:, 20 : 20 + n_features], columns=[f"f{i}" for i in range(n_features)])
+    frame["id"] = [f"d{i}" for i in range(len(y))]
+    frame["truth"] = y.astype(str)
+    frame["label"] = [str(v) if i < 40 else None for i, v in enumerate(y)]
+    pool, evalset = frame.iloc[:1200].copy(), frame.iloc[1200:].drop(columns=["truth"])
+    evalset["label"] = frame["truth"].iloc[1200:]
+    return pool, evalset
+
+
+def file_config(tmp_path: Path, pool: str, evalset: str = "eval.csv", **data: object) -> dict:
+    cfg = digits_config(f"sqlite:///{tmp_path / 'ledger.db'}", stop={"max_labels": 20})
+    cfg["data"] = {"pool": {"path": str(tmp_path / pool), "id": "id", "truth": "truth", "label": "label"},
+                   "eval": {"path": str(tmp_path / evalset), "label": "label"}, **data}
+    return cfg
+
+
+# -- config values ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("section,field,value,match", [
+    ("stop", "max_cost", math.inf, "finite"),
+    ("stop", "target_metric", 5, "less than or equal to 1"),
+    ("stop", "target_metric", math.nan, "finite"),
+    ("loop", "seed", -1, "greater than or equal to 0"),
+    ("loop", "seed", 10**23, "less than or equal to"),
+])
+def test_out_of_range_values_are_refused_naming_the_field(tmp_path, section, field, value, match):
+    cfg = digits_config(f"sqlite:///{tmp_path / 'ledger.db'}", **{section: {field: value}})
+    with pytest.raises(ConfigError, match=match) as e:
+        config_from_dict(cfg)
+    assert e.value.field == f"{section}.{field}"
+
+
+def test_model_params_the_model_refuses_fail_before_any_answer(tmp_path):
+    cfg = digits_config(f"sqlite:///{tmp_path / 'ledger.db'}", data={"seed_size": 0},
+                        model={"name": "scaled-logreg", "params": {"C": "abc"}})
+    refused(cfg, ConfigError, r"field 'model.params'.*'C' parameter")
+
+
+@pytest.mark.parametrize("reward", [math.nan, "abc"])
+def test_a_simulated_reward_that_is_not_a_number_is_refused_before_any_answer(tmp_path, reward):
+    cfg = digits_config(f"sqlite:///{tmp_path / 'ledger.db'}", backend={"name": "simulated", "params": {"reward": reward}})
+    refused(cfg, ConfigError, r"field 'backend.params'")
+
+
+def test_a_refused_run_registers_nothing_so_the_corrected_config_runs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    bad = digits_config(url, model={"name": "scaled-logreg", "params": {"C": "abc"}})
+    refused(bad, ConfigError, "model.params")
+    good = digits_config(url, model={"name": "scaled-logreg", "params": {"C": 1.0}})
+    assert sum(r.answers for r in Loop(config_from_dict(good)).run()) == 50  # no "different config", no --restart
+
+
+# -- data files -------------------------------------------------------------------------------
+
+
+def test_a_truncated_gz_pool_is_named_with_a_message_not_a_silent_exit(tmp_path, capsys):
+    pool, evalset = digits_frames()
+    raw = gzip.compress(pool.to_csv(index=False).encode())
+    (tmp_path / "pool.csv.gz").write_bytes(raw[: len(raw) // 2])
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump(file_config(tmp_path, "pool.csv.gz")))
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "pool.csv.gz" in err and "truncated or corrupt" in err
+    assert registered(f"sqlite:///{tmp_path / 'ledger.db'}") == []
+
+
+@pytest.mark.parametrize("bad_line,kind", [([1, 2, 3], "an array"), (7, "a number")])
+def test_a_jsonl_line_that_is_not_an_object_is_named(tmp_path, bad_line, kind):
+    pool, evalset = digits_frames()
+    lines = [json.dumps({k: v for k, v in row.items() if v is not None}) for row in pool.to_dict("records")]
+    lines[5] = json.dumps(bad_line)
+    (tmp_path / "pool.jsonl").write_text("\n".join(lines) + "\n")
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    refused(file_config(tmp_path, "pool.jsonl"), DataError, rf"pool.jsonl: line 6 is {kind}, not an object")
+
+
+def test_pool_and_eval_with_different_feature_counts_are_refused(tmp_path):
+    pool, _ = digits_frames(4)
+    _, evalset = digits_frames(5)
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    refused(file_config(tmp_path, "pool.csv"), DataError, r"eval.csv: the evaluation set has 5 feature\(s\) but the pool .* has 4")
+
+
+def test_a_seed_label_outside_the_label_set_does_not_become_a_class(tmp_path):
+    pool, evalset = digits_frames()
+    pool.loc[3, "label"] = "seven"  # a typo among the seed labels
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    refused(file_config(tmp_path, "pool.csv"), DataError, r"seed label\(s\) \['seven'\] appear nowhere")
+    labels = [str(i) for i in range(10)]
+    refused(file_config(tmp_path, "pool.csv", labels=labels), DataError, r"seed labels \['seven'\] are not in data.labels")
+
+
+def test_eval_labels_that_match_none_of_the_pools_are_refused(tmp_path):
+    pool, evalset = digits_frames()
+    evalset["label"] = "digit-" + evalset["label"]
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    refused(file_config(tmp_path, "pool.csv"), DataError, r"eval.csv: its labels .* match none of the pool's")
+    refused(file_config(tmp_path, "pool.csv", labels=[str(i) for i in range(10)]), DataError,
+            r"evaluation labels .* are not in data.labels")
+
+
+def test_matching_files_still_run(tmp_path):
+    pool, evalset = digits_frames()
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    results = Loop(config_from_dict(file_config(tmp_path, "pool.csv"))).run()
+    assert sum(r.answers for r in results) == 20 and np.isfinite(results[-1].metric)
