@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
-    from clicloop.orchestrator.loop import Loop, RoundResult
+    from clicloop.orchestrator.loop import Loop
+    from clicloop.orchestrator.types import RoundResult
     from clicloop.orchestrator.types import Answer, PolicyDecision, Task
 
 PROJECT = "clicloop"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,31 +30,17 @@ from clicloop.orchestrator.runner import RunnerLease
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels
 from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
-from clicloop.orchestrator.types import BackendContext, Model, Task
+from clicloop.orchestrator.types import BackendContext, Model, RoundResult, Task
 
 log = logging.getLogger("clicloop")
-
-
-@dataclass(frozen=True)
-class RoundResult:
-    """One round as recorded: the model it fitted, its metric, and what the round bought."""
-
-    loop: str
-    round_no: int
-    model_version: str
-    n_labeled: int
-    metric: float | None
-    answers: int
-    cost: float
-    active_hours: float
-    total_hours: float
-    stop_reason: str | None
 
 
 class Loop:
     """An active-learning loop over one pool, one backend and one ledger.
 
-    ``Loop(config).run()`` runs (or resumes) the loop the config describes. Objects given here
+    ``Loop(config).run()`` runs (or resumes) the loop the config describes and returns every
+    round; ``for result in Loop(config).rounds(): ...`` yields each round as it is committed.
+    Objects given here
     (``pool``, ``evalset``, ``model``, ``strategy``, ``backend``) replace what the config names.
     """
 
@@ -85,12 +71,23 @@ class Loop:
 
     def run(self, *, restart: bool = False) -> list[RoundResult]:
         """Run or resume the loop until a stopping rule holds; returns every round's result."""
+        for _ in self.rounds(restart=restart):
+            pass
+        return self.results_
+
+    def rounds(self, *, restart: bool = False) -> Iterator[RoundResult]:
+        """Run or resume the loop, yielding each round's result as soon as it is committed (rounds
+        an earlier run finished are in ``results_``, not yielded again). Leaving the ``for``
+        early stops the loop cleanly; a later run resumes it."""
         with ExitStack() as opened:  # closed in reverse however the run ends: backend, lease, ledger, engine
             self._setup(restart, opened)
             round_no = self._first_round()
-            while self._round(round_no).stop_reason is None:
+            while True:
+                result = self._round(round_no)
+                yield result
+                if result.stop_reason is not None:
+                    return
                 round_no += 1
-        return self.results_
 
     def _setup(self, restart: bool, opened: ExitStack) -> None:
         """Build and check everything before the ledger learns of the run (a refused run registers
@@ -158,7 +155,10 @@ class Loop:
         if not rounds:
             return 0
         last = rounds[-1]
-        return last["round_no"] + 1 if last["status"] == "finished" and last["stop_reason"] is None else last["round_no"]
+        if last["status"] == "finished" and last["stop_reason"] is None:  # done: the next round starts
+            self.results_.append(self._result(last))
+            return last["round_no"] + 1
+        return last["round_no"]  # unfinished, or stopped (a resume with new stop rules re-decides it)
 
     # -- one round -------------------------------------------------------------------------------
 
@@ -226,7 +226,7 @@ class Loop:
         """Decide whether to stop; otherwise select this round's items (scored by ``query``) and
         record their tasks (pre-annotated by ``model``)."""
         cfg = self.config
-        spent = self._budget(r)
+        spent = replace(self._budget(r), pool_left=len(self.pool_.ids) - len(labeled))
         history = [row for row in self.ledger_.rounds(self.name) if row["round_no"] < r]
         reason = stop_reason(cfg.stop, r, metric, spent, history, self._hours_between)
         if reason is not None:

@@ -17,6 +17,7 @@ class Budget:
     cost: float
     total_hours: float
     cost_per_task: float | None
+    pool_left: int | None = None  # unlabeled items left: the forecast rule never counts on more
 
 
 def stop_reason(stop: Stop, round_no: int, metric: float | None, spent: Budget, history: Sequence[dict[str, Any]], hours_between: Any) -> str | None:
@@ -62,7 +63,7 @@ def _forecast(stop: Stop, spent: Budget, history: Sequence[dict[str, Any]], hour
     for r in history:
         hours = float(hours_between(r["round_no"], r["round_no"]))
         rows.append({"n_labeled": r["n_labeled"], "metric": r.get("metric"), "total_hours": hours, "cost": hours * money_per_hour})
-    fc = forecast(rows, stop.target_metric)
+    fc = forecast(rows, stop.target_metric, pool_left=spent.pool_left)
     hours_left = None if stop.max_hours is None else max(0.0, stop.max_hours - spent.total_hours)
     cost_left = None if stop.max_cost is None else max(0.0, stop.max_cost - spent.cost)
     if not fc.beyond(hours_left=hours_left, cost_left=cost_left, conservative=rule.conservative):

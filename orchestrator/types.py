@@ -179,3 +179,19 @@ class Aggregator(Protocol):
     """Turns several answers per item into one label per item."""
 
     def aggregate(self, votes: Sequence[Vote], rng: np.random.Generator) -> list[Consensus]: ...
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """One round as recorded: the model it fitted, its metric, and what the round bought."""
+
+    loop: str
+    round_no: int
+    model_version: str
+    n_labeled: int
+    metric: float | None
+    answers: int
+    cost: float
+    active_hours: float
+    total_hours: float
+    stop_reason: str | None

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Loop": "clicloop.orchestrator.loop",
-    "RoundResult": "clicloop.orchestrator.loop",
+    "RoundResult": "clicloop.orchestrator.types",
     "Config": "clicloop.orchestrator.config",
     "load_config": "clicloop.orchestrator.config",
     "config_from_dict": "clicloop.orchestrator.config",

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from clicloop.orchestrator.config import Config, config_from_dict
-from clicloop.orchestrator.loop import Loop, RoundResult
+from clicloop.orchestrator.loop import Loop
+from clicloop.orchestrator.types import RoundResult
 
 PURPOSE = "Teach a model to read handwritten digits on scanned forms."
 

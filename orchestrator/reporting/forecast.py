@@ -9,9 +9,11 @@ The labels still needed come from a seeded simulation that answers the question 
 target rule asks, "when will a round's *measured* metric first reach the target?": rounds are
 resampled with replacement (bootstrap), the curve is refitted to each resample, and future
 rounds are simulated from it (the loop's recent labels per round, the metric measured with the
-fit's residual noise) until the first measurement reaches the target. The point forecast is the
-median over resamples, the interval their central ``level`` (80%); "unreachable" when most
-resamples never get there. Labels are turned into hours and money at the loop's own rate (human
+fit's residual noise) until the first measurement reaches the target; no forecast goes past the
+unlabeled pool (``pool_left``). The point forecast is the median over resamples, the
+interval their central ``level`` (80%); "unreachable" when most resamples never get there, or
+when even the upper end of the plateau's interval (the resamples' asymptotes) is below the
+target: "not reachable with this model and pool", with the plateau shown. Labels are turned into hours and money at the loop's own rate (human
 hours with unpaid time, and money with fees, per label over the last 3 rounds), less what the
 latest round already bought. benchmarks/forecast_error.py measures the error.
 
@@ -81,6 +83,8 @@ class Forecast:
     cost_to_target: Interval | None
     level: float
     message: str
+    plateau: Interval | None = None  # where the fitted curve levels off (the resamples' asymptotes)
+    pool_left: int | None = None  # unlabeled items left: no forecast goes past them
 
     def predict(self, n: Any) -> np.ndarray:
         """The fitted curve at ``n`` labels (NaN without a fit)."""
@@ -107,7 +111,7 @@ def _get(row: Any, name: str) -> Any:
 
 
 def forecast(rounds_rows: Sequence[Any], target: float, *, seed: int = 0, n_boot: int = BOOTSTRAP,
-             level: float = LEVEL) -> Forecast:
+             level: float = LEVEL, pool_left: int | None = None) -> Forecast:
     """Forecast the labels, human hours and money still needed to reach ``target``.
 
     ``rounds_rows``: one loop's rounds in order, as ``clicloop.orchestrator.reporting.report.ReportRow`` objects or
@@ -115,7 +119,8 @@ def forecast(rounds_rows: Sequence[Any], target: float, *, seed: int = 0, n_boot
     evaluation, may be None), ``total_hours`` and ``cost`` (what the round bought after fitting
     its model: human hours with unpaid time, and money with fees). Rounds without a metric are
     ignored for the fit. Randomness (the bootstrap) comes from ``np.random.default_rng(seed)``;
-    the interval is the central ``level`` of ``n_boot`` refits.
+    the interval is the central ``level`` of ``n_boot`` refits. ``pool_left``: the unlabeled
+    items left; a target that needs more labels than that is unreachable.
     """
     if not 0 < level < 1:
         raise ConfigError(f"level={level} must be between 0 and 1", field="level")
@@ -126,7 +131,7 @@ def forecast(rounds_rows: Sequence[Any], target: float, *, seed: int = 0, n_boot
     cost = np.array([float(_get(x, "cost") or 0.0) for x in rows])
     ok = np.isfinite(metric) & (n > 0)
     base = dict(target=float(target), rounds_used=int(ok.sum()), hours_spent=float(hours.sum()), cost_spent=float(cost.sum()),
-                level=level)
+                level=level, pool_left=pool_left)
     if not ok.any():
         return Forecast(status="too-few-rounds", labels_now=int(n[-1]) if n.size else 0, metric_now=None, hours_per_label=None,
                         cost_per_label=None, model=None, params=None, labels_to_target=None, hours_to_target=None,
@@ -156,21 +161,38 @@ def forecast(rounds_rows: Sequence[Any], target: float, *, seed: int = 0, n_boot
     step = float(np.median(np.diff(x)[-RATE_ROUNDS:]))  # labels a round adds, lately
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, x.size, (n_boot, x.size))
-    sims = _simulate(x[picks], y[picks], float(labels_now), step, sigma, target, rng)
+    sims, plateaus = _simulate(x[picks], y[picks], float(labels_now), step, sigma, target, rng)
+    reachable = bool(np.isfinite(np.median(sims)))
+    if pool_left is not None:
+        sims = np.where(sims > pool_left, np.inf, sims)
     tail = (1 - level) / 2
     point, low, high = (float(v) for v in np.quantile(sims, [0.5, tail, 1 - tail], method="inverted_cdf"))
+    plateau = Interval(*(float(v) for v in np.quantile(plateaus, [0.5, tail, 1 - tail], method="inverted_cdf")))
+    if plateau.high < target:  # even the optimistic plateau stays below the target
+        point = low = high = math.inf
     labels = Interval(point, low, high)
 
     def spend(rate: float, pending: float) -> Interval:
         return Interval(*(max(0.0, v * rate - pending) if math.isfinite(v) else math.inf for v in (labels.point, labels.low, labels.high)))
 
     status = "forecast" if math.isfinite(point) else "unreachable"
-    msg = (f"about {point:.0f} more labels ({low:.0f}-{high if math.isinf(high) else round(high)}, {level:.0%} interval)"
-           .replace("inf,", "∞,") if status == "forecast"
-           else f"in most resamples the simulated rounds never reach the target {target:.4f} (the fitted curve levels off at "
-                f"{_asymptote(model, params):.4f})")
     return Forecast(status=status, model=model, params=tuple(float(v) for v in params), labels_to_target=labels,
-                    hours_to_target=spend(hpl, pending_h), cost_to_target=spend(cpl, pending_c), message=msg, **common)
+                    hours_to_target=spend(hpl, pending_h), cost_to_target=spend(cpl, pending_c),
+                    message=_message(status, labels, plateau, target, level, pool_left, reachable and status == "unreachable"),
+                    plateau=plateau, **common)
+
+
+def _message(status: str, labels: Interval, plateau: Interval, target: float, level: float, pool_left: int | None,
+             by_pool: bool) -> str:
+    if status == "forecast":
+        high = "∞" if math.isinf(labels.high) else f"{labels.high:.0f}"
+        return f"about {labels.point:.0f} more labels ({labels.low:.0f}-{high}, {level:.0%} interval)"
+    levels_off = f"the fitted curve levels off at {plateau.point:.4f} ({plateau.low:.4f}-{plateau.high:.4f}, {level:.0%} interval)"
+    if plateau.high < target:
+        return f"not reachable with this model and pool: {levels_off}, below the target {target:.4f}"
+    if by_pool:
+        return f"not reachable within the {pool_left:,} unlabeled items left ({levels_off})"
+    return f"in most resamples the simulated rounds never reach the target {target:.4f} ({levels_off})"
 
 
 def _curve(model: str) -> Any:
@@ -228,8 +250,9 @@ def _simulate(x: np.ndarray, y: np.ndarray, n_now: float, step: float, sigma: fl
     """Labels still needed in each bootstrap resample (rows of ``x``/``y``): the curve refitted
     to the resample, then future rounds simulated (``step`` more labels each, the metric observed
     with the fit's residual noise ``sigma``) until the first observed metric reaches ``target``,
-    as the loop's target rule would see it; inf if not within ``HORIZON`` rounds."""
-    out = []
+    as the loop's target rule would see it; inf if not within ``HORIZON`` rounds. Also returns
+    each resample's asymptote (the plateau)."""
+    out, plateaus = [], []
     for i in range(0, x.shape[0], 50):  # bounded memory: 50 resamples x grid x points at a time
         a, b, c, _ = _grid_power(x[i : i + 50], y[i : i + 50])
         distinct = np.array([np.unique(row).size for row in x[i : i + 50]])
@@ -237,13 +260,11 @@ def _simulate(x: np.ndarray, y: np.ndarray, n_now: float, step: float, sigma: fl
         observed = a[:, None] - b[:, None] * np.power(future[None, :], -c[:, None]) + rng.normal(0.0, sigma, (a.size, HORIZON))
         hit = observed >= target
         first = np.where(hit.any(axis=1), (hit.argmax(axis=1) + 1) * step, np.inf)
-        out.append(first[distinct >= MIN_ROUNDS])  # too few distinct label counts to refit: left out
-    sims = np.concatenate(out)
-    return sims if sims.size else np.array([np.inf])
-
-
-def _asymptote(model: str, params: np.ndarray) -> float:
-    return float(params[0]) if model == "power" else (math.inf if params[1] > 0 else float("nan"))
+        keep = distinct >= MIN_ROUNDS  # too few distinct label counts to refit: left out
+        out.append(first[keep])
+        plateaus.append(a[keep])
+    sims, levels = np.concatenate(out), np.concatenate(plateaus)
+    return (sims, levels) if sims.size else (np.array([np.inf]), np.array([0.0]))
 
 
 def default_target(configured: float | None, best: float | None) -> float:

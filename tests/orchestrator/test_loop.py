@@ -159,3 +159,20 @@ def test_the_number_of_scoring_threads_never_changes_what_the_loop_buys(tmp_path
     assert bought[0] == bought[1] and len(bought[0]) == len(set(bought[0])) >= 30, len(bought[0])
     with pytest.raises(ConfigError, match=r"loop\.engine\.threads"):
         config_from_dict(digits_config("sqlite://", loop={"engine": {"threads": 0}}))
+
+
+def test_rounds_yields_each_round_as_it_is_committed_and_stops_cleanly(tmp_path):
+    from clicloop.orchestrator.ledger import Ledger
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    cfg = config_from_dict(digits_config(url, stop={"max_labels": 40}))
+    seen = []
+    for result in Loop(cfg).rounds():
+        with Ledger(url) as other:  # another reader sees the round already finished
+            row = other.rounds("t")[-1]
+        seen.append((result.round_no, row["round_no"], row["status"]))
+        if result.round_no == 1:
+            break  # leaving the for stops the loop and releases it
+    assert seen == [(0, 0, "finished"), (1, 1, "finished")]
+    rest = Loop(cfg).run()  # a later run resumes where the first stopped
+    assert [r.round_no for r in rest] == [0, 1, 2, 3, 4] and rest[-1].stop_reason is not None

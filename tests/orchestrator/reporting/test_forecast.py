@@ -159,3 +159,26 @@ def test_describe_says_what_is_left_and_against_which_budget() -> None:
     assert "within reach" in describe(fc, "EUR", hours_left=fc.hours_to_target.high * 2)
     assert default_target(None, 0.913) == pytest.approx(0.94) and default_target(0.8, 0.95) == 0.8
     assert default_target(None, 0.985) == 0.99
+
+
+def test_a_curve_that_levels_off_below_the_target_is_not_reachable_and_shows_its_plateau() -> None:
+    # measured noise around a curve whose plateau (0.962) is below the target: a noisy round could
+    # land above 0.97, but the fitted curve never gets there, so no label count is forecast (the
+    # forecast before said "8,950 more labels" here)
+    rows = rounds(0.962, 0.8, 0.7, list(range(40, 1040, 50)), noise=0.006, seed=0)
+    fc = forecast(rows, target=0.97)
+    assert fc.status == "unreachable"
+    assert fc.labels_to_target is not None and math.isinf(fc.labels_to_target.point)
+    assert fc.plateau is not None and fc.plateau.high < 0.97 and fc.plateau.low <= 0.962
+    assert fc.message.startswith("not reachable with this model and pool") and f"{fc.plateau.point:.4f}" in fc.message
+
+
+def test_no_forecast_goes_past_the_unlabeled_pool() -> None:
+    rows = rounds(0.95, 2.0, 0.6, list(range(20, 220, 10)))
+    free = forecast(rows, target=0.9)
+    assert free.status == "forecast" and free.labels_to_target.point > 200
+    capped = forecast(rows, target=0.9, pool_left=200)
+    assert capped.status == "unreachable" and math.isinf(capped.labels_to_target.point)
+    assert "within the 200 unlabeled items left" in capped.message
+    roomy = forecast(rows, target=0.9, pool_left=100_000)
+    assert roomy.labels_to_target == free.labels_to_target
