@@ -24,7 +24,9 @@ from clicloop.connectors.labelstudio import create_app
 from clicloop.connectors.labelstudio.settings import ServeSettings
 from clicloop.orchestrator.ledger import schema as s
 from tests.conftest import digits_config
-from tests.connectors.test_labelstudio_ml import CONFIG, _choice, _texts, _wait
+from tests.connectors.test_labelstudio_ml import CONFIG, _texts
+from tests.support.ml_backend import choice as _choice
+from tests.support.ml_backend import wait_for as _wait
 from tests.support.labelstudio_server import free_port
 from tests.support.served_app import serve_in_thread
 from tests.support.stalling_labelstudio import Stalling, stalling_labelstudio
