@@ -28,7 +28,7 @@ from tests.connectors.test_labelstudio_ml import CONFIG, _texts
 from tests.support.ml_backend import choice as _choice
 from tests.support.ml_backend import wait_for as _wait
 from tests.support.labelstudio_server import free_port
-from tests.support.served_app import serve_in_thread
+from tests.support.threaded_server import serve_in_thread
 from tests.support.stalling_labelstudio import Stalling, stalling_labelstudio
 
 LABELED = 12

@@ -25,7 +25,7 @@ from clicloop.orchestrator.types import BackendContext, Task
 from tests.conftest import PURPOSE
 from tests.connectors.test_labelstudio_ml import CONFIG
 from tests.support.labelstudio_server import LabelStudioServer, labelstudio  # noqa: F401 - fixture
-from tests.support.served_app import serve_in_thread
+from tests.support.threaded_server import serve_in_thread
 
 # lead_time as sent (raw JSON text) -> what the ledger must hold: None = a plausible time, paid
 LEADS = {"12.5": None, "1e9": "plausibility limit", "1e300": "plausibility limit", "Infinity": "not a finite",

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 
 from tests.support.labelstudio_server import free_port
+from tests.support.threaded_server import serve_in_thread as serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,23 +34,11 @@ class Served:
 @contextmanager
 def serve_in_thread(settings: Any, port: int | None = None) -> Iterator[Served]:
     """``create_app(settings)`` served by uvicorn on 127.0.0.1 (``port``, else a free one), in a thread."""
-    import uvicorn
-
     from clicloop.connectors.labelstudio import create_app
 
     app = create_app(settings)
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", settings.token, app, settings.ledger)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_app(app, port) as url:
+        yield Served(url, settings.token, app, settings.ledger)
 
 
 def wait_healthy(url: str, token: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 60.0) -> float:

@@ -1,4 +1,4 @@
-"""Serve an ASGI app with uvicorn on a free 127.0.0.1 port, in a thread, for HTTP tests."""
+"""Serve an ASGI app with uvicorn on 127.0.0.1, in a thread of the test process, for HTTP tests."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from tests.support.labelstudio_server import free_port
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """The app's base URL while it serves (up to 20 s to start); stopped on exit."""
+def serve_in_thread(app: Any, port: int | None = None, startup_timeout_s: float = 20.0) -> Iterator[str]:
+    """The app's base URL while it serves on ``port`` (else a free one); stopped on exit."""
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + startup_timeout_s
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
