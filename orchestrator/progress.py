@@ -25,7 +25,24 @@ def _resumed_line(loop: Any, round_no: int) -> str | None:
     return f"{loop.name}: resumed at round {round_no} ({len(done)} rounds and {answers} answers already in the ledger)"
 
 
-class ProgressPlugin:
+class _FirstRound:
+    """Says, once, where a run starts: ``(line, done, resumed)`` on its first round, with ``done``
+    the answers (or rounds) already in the ledger; ``None`` on later rounds."""
+
+    by_answers: bool
+    started_: bool = False
+
+    def _first(self, loop: Any, round_no: int) -> tuple[str, int, bool] | None:
+        if self.started_:
+            return None
+        self.started_ = True
+        done = getattr(loop, "results_", [])
+        resumed = _resumed_line(loop, round_no)
+        line = resumed or f"{loop.name}: starting at round {round_no}"
+        return line, sum(r.answers for r in done) if self.by_answers else len(done), resumed is not None
+
+
+class ProgressPlugin(_FirstRound):
     """Advances a rich progress bar as rounds finish (by answers bought, or by rounds); on a
     resume, the bar starts from what the ledger already holds."""
 
@@ -33,18 +50,13 @@ class ProgressPlugin:
         self.progress = progress
         self.task_id = task_id
         self.by_answers = by_answers
-        self.started_ = False
 
     @hookimpl
     def clicloop_round_started(self, loop: Any, round_no: int) -> None:
-        if self.started_:
-            return
-        self.started_ = True
-        line = _resumed_line(loop, round_no)
-        if line is not None:
-            done = loop.results_
-            self.progress.update(self.task_id, completed=sum(r.answers for r in done) if self.by_answers else len(done))
-            self.progress.console.print(line)
+        first = self._first(loop, round_no)
+        if first is not None and first[2]:  # resumed: the bar starts from the ledger
+            self.progress.update(self.task_id, completed=first[1])
+            self.progress.console.print(first[0])
 
     @hookimpl
     def clicloop_round_finished(self, loop: Any, result: Any) -> None:
@@ -52,7 +64,7 @@ class ProgressPlugin:
                              description=_round_line(loop, result))
 
 
-class LogLinesPlugin:
+class LogLinesPlugin(_FirstRound):
     """One plain line per round, written and flushed as the round finishes: for pipes and logs,
     where a live bar would print nothing until the end."""
 
@@ -61,7 +73,6 @@ class LogLinesPlugin:
         self.total = total
         self.by_answers = by_answers
         self.done_ = 0
-        self.started_ = False
 
     def _print(self, text: str) -> None:
         self.console.file.write(text + "\n")
@@ -69,16 +80,10 @@ class LogLinesPlugin:
 
     @hookimpl
     def clicloop_round_started(self, loop: Any, round_no: int) -> None:
-        if self.started_:
-            return
-        self.started_ = True
-        line = _resumed_line(loop, round_no)
-        if line is not None:
-            done = loop.results_
-            self.done_ = sum(r.answers for r in done) if self.by_answers else len(done)
-            self._print(line)
-        else:
-            self._print(f"{loop.name}: starting at round {round_no}")
+        first = self._first(loop, round_no)
+        if first is not None:
+            self._print(first[0])
+            self.done_ = first[1]
 
     @hookimpl
     def clicloop_round_finished(self, loop: Any, result: Any) -> None:
