@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -220,6 +220,9 @@ class LoopSection(_Strict):
     pseudo_labels: PseudoLabels | Literal["auto"] | None = Field(
         "auto", description="train on label-spreading pseudo-labels too (a training change, see docs/strategies.md); "
         "auto: with the defaults on a numeric pool of at most 100,000 items, off otherwise; null: off")
+    blas_threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
+        "auto", description="threads of the math libraries (BLAS, OpenMP) during a round: a count; auto: 1 "
+        "(measured fastest, docs/benchmarks.md); null: the libraries' own choice")
     chunk_size: int = Field(65536, ge=1, description="pool rows scored at once")
     engine: Engine = Engine()
     poll_seconds: float = Field(2.0, gt=0, description="wait between collects while answers are pending")

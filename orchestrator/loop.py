@@ -29,6 +29,7 @@ from clicloop.orchestrator.training.models import DEFAULT_FOR, confidence_weight
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels
+from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
 from clicloop.orchestrator.types import BackendContext, Model, Task
 
@@ -89,7 +90,8 @@ class Loop:
         try:
             round_no = self._first_round()
             while True:
-                result = self._round(round_no)
+                with blas_limits(self.config.loop.blas_threads):
+                    result = self._round(round_no)
                 if result.stop_reason is not None:
                     break
                 round_no += 1
@@ -391,7 +393,7 @@ class Loop:
 def _fingerprint(cfg: Config) -> tuple[str, str]:
     """Hash of what decides a loop's results (stop rules and pay may change between resumes)."""
     body = cfg.model_dump(mode="json", exclude={"stop": True, "ledger": True, "wage_floor": True, "worker_salt": True,
-                                                "loop": {"engine"}})  # engines pick the same items
+                                                "loop": {"engine", "blas_threads"}})  # engines pick the same items; threads: the machine's business
     if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
         del body["loop"]["pseudo_labels"]
     text = json.dumps(body, sort_keys=True)
