@@ -69,8 +69,9 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 # -- data ---------------------------------------------------------------------------------------
 
 
-def prepare(spec: str, folder: Path, classes: int | None = None) -> dict[str, Any]:
-    """Write ``pool.npz`` / ``eval.npz`` for ``spec`` into ``folder``; returns the data's summary."""
+def prepare(spec: str, folder: Path, classes: int | None = None, compress: bool = False) -> dict[str, Any]:
+    """Write ``pool.npz`` / ``eval.npz`` for ``spec`` into ``folder`` (compressed: smaller, slower to
+    write); returns the data's summary."""
     if (Path(spec) / "pool.npz").exists():
         with np.load(Path(spec) / "pool.npz") as p, np.load(Path(spec) / "eval.npz") as e:
             X, y, Xe, ye = p["X"], p["truth"], e["X"], e["label"]
@@ -97,8 +98,9 @@ def prepare(spec: str, folder: Path, classes: int | None = None) -> dict[str, An
         Xe, ye = Xe[np.isin(ye, kept)], ye[np.isin(ye, kept)]
         name = f"{name} (first {classes} labels)"
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "pool.npz", X=X, truth=y.astype(str), label=np.full(len(y), ""))
-    np.savez(folder / "eval.npz", X=Xe, label=ye.astype(str))
+    save = np.savez_compressed if compress else np.savez
+    save(folder / "pool.npz", X=X, truth=y.astype(str), label=np.full(len(y), ""))
+    save(folder / "eval.npz", X=Xe, label=ye.astype(str))
     meta = {"name": name, "pool": int(len(y)), "eval": int(len(ye)), "dims": int(X.shape[1]),
             "classes": int(np.unique(y).size)}
     (folder / "meta.json").write_text(json.dumps(meta))
@@ -200,7 +202,11 @@ def run(ns: argparse.Namespace) -> None:
         if ns.seed_size is None:
             ns.seed_size = 20 if meta["classes"] <= 20 else 200
         _init_worker()
-        fulls = {name: full_accuracy(o, folder, ns) for name, o in rows.items()}
+        by_model: dict[str, float] = {}  # rows with the same model share one full-data fit
+        fulls = {}
+        for name, o in rows.items():
+            key = json.dumps(merge(ns.set, o).get("model"), sort_keys=True)
+            fulls[name] = by_model[key] if key in by_model else by_model.setdefault(key, full_accuracy(o, folder, ns))
         ref = REFERENCE if REFERENCE in rows else next(iter(rows))
         out: dict[str, Any] = {
             "data": meta["name"], "data_shape": meta, "batch": ns.batch, "max_labels": ns.max_labels,
@@ -308,7 +314,7 @@ def main() -> None:
     if ns.report:
         return report(ns.report)
     if ns.prepare:
-        print(prepare(ns.data, Path(ns.prepare), ns.classes))
+        print(prepare(ns.data, Path(ns.prepare), ns.classes, compress=True))
         return None
     run(ns)
     return None

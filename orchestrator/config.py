@@ -187,6 +187,16 @@ class PseudoLabels(_Strict):
     max_pool: int = Field(100_000, ge=2, description="largest pool to build the graph for (brute force, n^2 distances)")
     agree: bool = Field(True, description="keep only the items whose spread label the model (fitted on the human "
                         "labels alone) also predicts; costs a second fit per round")
+    check_folds: int = Field(0, ge=0, description="0: off; N >= 2: each round, use pseudo-labels only if, fitted on N-1 "
+                             "folds of the human labels, they get at least as many of the held-out fold right (costs "
+                             "about N more rounds of fitting; measured in docs/benchmarks/log.md, 2026-12-04)")
+
+    @field_validator("check_folds")
+    @classmethod
+    def _folds(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("check_folds must be 0 (off) or at least 2: one fold leaves no labels to fit on")
+        return v
 
 
 class Engine(_Strict):

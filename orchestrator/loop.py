@@ -124,7 +124,7 @@ class Loop:
         if spread is not cfg.loop.pseudo_labels:  # "auto", resolved: the ledger records what runs
             cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"pseudo_labels": spread})})
         self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
-                                                                 agree=spread.agree)
+                                                                 agree=spread.agree, check_folds=spread.check_folds)
         check_money_budget(cfg, self.backend_.expected_cost_per_task())
         self.engine_ = make_engine(cfg, self.strategy_)
         self.ledger_ = Ledger(cfg.ledger, salt=cfg.worker_salt).open()
@@ -396,5 +396,7 @@ def _fingerprint(cfg: Config) -> tuple[str, str]:
                                                 "loop": {"engine", "blas_threads"}})  # engines pick the same items; threads: the machine's business
     if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
         del body["loop"]["pseudo_labels"]
+    elif isinstance(body["loop"]["pseudo_labels"], dict) and not body["loop"]["pseudo_labels"].get("check_folds"):
+        del body["loop"]["pseudo_labels"]["check_folds"]  # likewise
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text
