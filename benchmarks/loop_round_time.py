@@ -20,7 +20,6 @@ data) or a folder holding ``<name>.jsonl`` and ``<name>.minilm.npy`` (CLINC150 i
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -28,8 +27,6 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,21 +36,14 @@ SETTINGS = {"pseudo_labels: auto (default)": "auto", "pseudo_labels: null": None
 
 
 def data_section(spec: str, folder: Path, seed_size: int) -> dict[str, Any]:
-    """The config's ``data`` section: the bundled digits, or npz files written from the folder."""
+    """The config's ``data`` section: the bundled digits, or npz files written from the folder
+    (its JSONL and embeddings, or the files ``loop_labels.py --prepare`` wrote)."""
     if spec == "digits":
         return {"builtin": "digits", "seed_size": seed_size}
-    src = Path(spec)
-    rows = [json.loads(line) for line in open(src / f"{src.name}.jsonl")]
-    E = np.load(src / f"{src.name}.minilm.npy").astype(np.float32)
-    labels = np.array([r["label"] for r in rows])
-    split = np.array([r["split"] for r in rows])
-    keep = labels != "oos"
-    for name, part in (("pool", "train"), ("eval", "test")):
-        rows_ = np.flatnonzero(keep & (split == part))
-        np.savez(folder / f"{name}.npz", X=E[rows_], label=np.where(name == "eval", labels[rows_], ""),
-                 truth=labels[rows_])
-    return {"pool": {"path": str(folder / "pool.npz"), "label": "label", "truth": "truth"},
-            "eval": {"path": str(folder / "eval.npz"), "label": "label"}, "seed_size": seed_size}
+    from benchmarks.loop_labels import data_section as files, prepare
+
+    prepare(spec, folder)
+    return files(folder, seed_size)
 
 
 def round_seconds(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: Path,
