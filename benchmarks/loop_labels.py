@@ -28,7 +28,8 @@ of the reference row's model (``margin``'s; the product's default model unless `
 it) fitted on the whole pool. ``--report`` prints the harness's paired tables
 (:func:`benchmarks.strategies_labels.report`) and then, per row: full-data accuracy of its own
 model, final accuracy and its paired difference to margin, how often it is below margin once both
-passed 95%, and the median seconds per round. Each process (``--jobs``) limits BLAS to one thread.
+passed 95%, and the median seconds per round. Each process (``--jobs``) runs on one BLAS thread
+(``loop.blas_threads: 1``, a resource setting that changes no pick), so runs share the cores.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def crowd(noise: float) -> dict[str, Any]:
 
 def loop_config(overrides: dict[str, Any], folder: Path, ns: argparse.Namespace, seed: int, ledger: str) -> dict[str, Any]:
     base = {
-        "loop": {"name": "bench", "seed": seed, "batch_size": ns.batch, "purpose": PURPOSE},
+        "loop": {"name": "bench", "seed": seed, "batch_size": ns.batch, "purpose": PURPOSE, "blas_threads": 1},
         "data": data_section(folder, ns.seed_size),
         "backend": crowd(ns.noise),
         "stop": {"max_labels": ns.max_labels - ns.seed_size},  # answers bought; the curve counts the seed labels too

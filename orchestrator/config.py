@@ -231,8 +231,8 @@ class LoopSection(_Strict):
         "auto", description="train on label-spreading pseudo-labels too (a training change, see docs/strategies.md); "
         "auto: with the defaults on a numeric pool of at most 100,000 items, off otherwise; null: off")
     blas_threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
-        "auto", description="threads of the math libraries (BLAS, OpenMP) during a round: a count; auto: 1 "
-        "(measured fastest, docs/benchmarks.md); null: the libraries' own choice")
+        "auto", description="threads of the math libraries (BLAS, OpenMP) during a round: a count; auto: a "
+        "quarter of the cores, 1 to 4 (measured, docs/benchmarks.md); null: the libraries' own choice")
     chunk_size: int = Field(65536, ge=1, description="pool rows scored at once")
     engine: Engine = Engine()
     poll_seconds: float = Field(2.0, gt=0, description="wait between collects while answers are pending")

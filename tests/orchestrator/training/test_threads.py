@@ -5,7 +5,7 @@ from clicloop import Loop, config_from_dict
 from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.hookspecs import hookimpl
 from clicloop.orchestrator.plugins import get_plugin_manager
-from clicloop.orchestrator.training.threads import AUTO_THREADS, blas_limits, resolve_blas_threads
+from clicloop.orchestrator.training.threads import auto_threads, blas_limits, resolve_blas_threads
 from tests.conftest import digits_config
 
 
@@ -25,7 +25,8 @@ class ThreadSpy:
 
 
 def test_the_setting_resolves_to_a_count():
-    assert resolve_blas_threads("auto") == AUTO_THREADS
+    assert resolve_blas_threads("auto") == auto_threads()
+    assert [auto_threads(c) for c in (1, 2, 4, 8, 16, 64)] == [1, 1, 1, 2, 4, 4]
     assert resolve_blas_threads(None) is None and resolve_blas_threads(3) == 3
     with pytest.raises(ValueError, match="blas_threads"):
         resolve_blas_threads("many")
