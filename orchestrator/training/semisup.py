@@ -110,7 +110,8 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
     pool item that trained a model with its own pseudo-label looks surer to that model than the
     human labels warrant, so uncertainty is measured without them (``docs/benchmarks/log.md``,
     "Querying with the human-label fit"). Without ``agree`` there is no such fit: both are the
-    pseudo-labeled model."""
+    pseudo-labeled model. With ``labeler.check_folds``, a round whose pseudo-labels did worse on
+    held-out human labels (:func:`pseudo_labels_help`) trains on the human labels alone."""
     if labeler is not None and labeler.check_folds and not pseudo_labels_help(copy.deepcopy(model), labeler, X, idx, y,
                                                                                fit_kwargs):
         labeler = None  # they did not help on held-out labels this round: human labels only
