@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -197,6 +197,16 @@ class PseudoLabels(_Strict):
     max_pool: int = Field(100_000, ge=2, description="largest pool to build the graph for (brute force, n^2 distances)")
     agree: bool = Field(True, description="keep only the items whose spread label the model (fitted on the human "
                         "labels alone) also predicts; costs a second fit per round")
+    check_folds: int = Field(0, ge=0, description="0: off; N >= 2: each round, use pseudo-labels only if, fitted on N-1 "
+                             "folds of the human labels, they get at least as many of the held-out fold right (costs "
+                             "about N more rounds of fitting; measured in docs/benchmarks/log.md, 2026-12-04)")
+
+    @field_validator("check_folds")
+    @classmethod
+    def _folds(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("check_folds must be 0 (off) or at least 2: one fold leaves no labels to fit on")
+        return v
 
 
 class Engine(_Strict):
@@ -230,6 +240,9 @@ class LoopSection(_Strict):
     pseudo_labels: PseudoLabels | Literal["auto"] | None = Field(
         "auto", description="train on label-spreading pseudo-labels too (a training change, see docs/strategies.md); "
         "auto: with the defaults on a numeric pool of at most 100,000 items, off otherwise; null: off")
+    blas_threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
+        "auto", description="threads of the math libraries (BLAS, OpenMP) during a round: a count; auto: a "
+        "quarter of the cores, 1 to 4 (measured, docs/benchmarks.md); null: the libraries' own choice")
     chunk_size: int = Field(65536, ge=1, description="pool rows scored at once")
     engine: Engine = Engine()
     poll_seconds: float = Field(2.0, gt=0, description="wait between collects while answers are pending")

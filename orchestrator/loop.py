@@ -29,6 +29,7 @@ from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_mana
 from clicloop.orchestrator.runner import RunnerLease
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels
+from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
 from clicloop.orchestrator.types import BackendContext, Model, RoundResult, Task
 
@@ -83,7 +84,8 @@ class Loop:
             self._setup(restart, opened)
             round_no = self._first_round()
             while True:
-                result = self._round(round_no)
+                with blas_limits(self.config.loop.blas_threads):
+                    result = self._round(round_no)
                 yield result
                 if result.stop_reason is not None:
                     return
@@ -143,7 +145,8 @@ class Loop:
         spread = resolve_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_))
         if spread is not cfg.loop.pseudo_labels:  # "auto", resolved: the ledger records what runs
             cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"pseudo_labels": spread})})
-        self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha, agree=spread.agree)
+        self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
+                                                                 agree=spread.agree, check_folds=spread.check_folds)
         check_money_budget(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)
         return cfg

@@ -91,9 +91,11 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
     """Hash of what decides a loop's results (stop rules and pay may change between resumes).
     Secrets are left out (``public_config``): never stored, and a new token resumes the same loop."""
     body = cfg.model_dump(mode="json", exclude={"stop": True, "ledger": True, "wage_floor": True, "worker_salt": True,
-                                                "loop": {"engine"}})  # engines pick the same items
+                                                "loop": {"engine", "blas_threads"}})  # engines pick the same items; threads: the machine's business
     if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
         del body["loop"]["pseudo_labels"]
+    elif isinstance(body["loop"]["pseudo_labels"], dict) and not body["loop"]["pseudo_labels"].get("check_folds"):
+        del body["loop"]["pseudo_labels"]["check_folds"]  # likewise
     body = public_config(body)
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

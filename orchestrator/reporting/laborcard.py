@@ -173,6 +173,8 @@ def pseudo_labels_text(pseudo: dict[str, Any]) -> str:
     which = "every unlabeled item" if pseudo["share"] >= 1 else f"the surest {pseudo['share']:.0%} of the unlabeled pool"
     if pseudo.get("agree"):
         which += " on which label spreading and the model's own prediction agreed"
+    if pseudo.get("check_folds"):
+        which += f", in rounds where they did no harm on held-out human labels ({pseudo['check_folds']} folds)"
     return which
 
 

@@ -63,12 +63,13 @@ class PseudoLabeler:
     during a loop."""
 
     def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
-                 agree: bool = False):
+                 agree: bool = False, check_folds: int = 0):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
         self.max_iter = max_iter
         self.agree = agree
+        self.check_folds = check_folds
 
     def pseudo_labels(self, X: Any, labeled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, their spread labels)`` for unlabeled rows of ``X``; ``labeled`` are the rows
@@ -109,7 +110,11 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
     pool item that trained a model with its own pseudo-label looks surer to that model than the
     human labels warrant, so uncertainty is measured without them (``docs/benchmarks/log.md``,
     "Querying with the human-label fit"). Without ``agree`` there is no such fit: both are the
-    pseudo-labeled model."""
+    pseudo-labeled model. With ``labeler.check_folds``, a round whose pseudo-labels did worse on
+    held-out human labels (:func:`pseudo_labels_help`) trains on the human labels alone."""
+    if labeler is not None and labeler.check_folds and not pseudo_labels_help(copy.deepcopy(model), labeler, X, idx, y,
+                                                                               fit_kwargs):
+        labeler = None  # they did not help on held-out labels this round: human labels only
     if labeler is not None and not labeler.agree:
         X2, y2, kwargs = with_pseudo_labels(labeler, X, idx, y, fit_kwargs)
         model.fit(X2, y2, **kwargs)
@@ -125,8 +130,36 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
     return trained, model
 
 
+def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,
+                       fit_kwargs: dict[str, Any]) -> bool:
+    """Whether pseudo-labels help on held-out human labels: ``labeler.check_folds`` folds of the
+    labeled rows; for each, a copy of ``template`` (unfitted) is fitted on the other folds with and
+    without pseudo-labels (held-out rows never get one), and both predict the fold. True unless the
+    pseudo-labeled fits get fewer held-out rows right."""
+    folds = labeler.check_folds
+    fold_of = np.empty(idx.size, dtype=np.int64)
+    fold_of[np.random.default_rng(idx.size).permutation(idx.size)] = np.arange(idx.size) % folds
+    right = np.zeros(2, dtype=np.int64)
+    for f in range(folds):
+        test, train = idx[fold_of == f], idx[fold_of != f]
+        if not test.size or np.unique(y[fold_of != f]).size < 2:
+            continue
+        kwargs = {key: w[fold_of != f] for key, w in fit_kwargs.items()}
+        human = copy.deepcopy(template)
+        human.fit(X[train], y[fold_of != f], **kwargs)
+        X2, y2, kw2 = with_pseudo_labels(labeler, X, train, y[fold_of != f], kwargs, human, exclude=test)
+        pseudo = copy.deepcopy(template)
+        pseudo.fit(X2, y2, **kw2)
+        for j, m in enumerate((human, pseudo)):
+            predicted = np.asarray(m.classes_)[np.asarray(m.predict_proba(X[test])).argmax(axis=1)]
+            right[j] += int((predicted.astype(str) == y[fold_of == f].astype(str)).sum())
+    log.debug("pseudo-label check: %d held-out labels right without, %d with", right[0], right[1])
+    return bool(right[1] >= right[0])
+
+
 def with_pseudo_labels(labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,
-                       fit_kwargs: dict[str, Any], model: Any = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
+                       fit_kwargs: dict[str, Any], model: Any = None,
+                       exclude: np.ndarray | None = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
     """The training set with the pseudo-labeled rows appended (weight 1 where weights are used).
 
     With ``labeler.agree``, ``model`` (fitted on the human labels alone) must be given: only the
@@ -134,6 +167,9 @@ def with_pseudo_labels(labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.nd
     must agree (co-training, A. Blum and T. Mitchell, COLT 1998; tri-training, Z.-H. Zhou and
     M. Li, IEEE TKDE 2005)."""
     rows, labels = labeler.pseudo_labels(X, idx, y)
+    if exclude is not None and exclude.size:
+        keep = ~np.isin(rows, exclude)
+        rows, labels = rows[keep], labels[keep]
     if labeler.agree and rows.size:
         if model is None:
             raise ValueError("agreeing pseudo-labels need the model fitted on the human labels")

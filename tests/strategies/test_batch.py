@@ -132,6 +132,22 @@ def test_margin_coverage_is_weighted_greedy_cluster_margin_on_features_and_margi
     on_text = select(MarginCoverage(), TextModel(), texts, np.arange(2000), 5, np.random.default_rng(3))
     np.testing.assert_array_equal(on_text, select(Margin(), TextModel(), texts, np.arange(2000), 5, np.random.default_rng(3)))
 
+def test_margin_coverage_covers_only_the_uncertain_part_of_its_shortlist_with_max_gap():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(0, 10, 2000), rng.uniform(0, 100, 2000)]).astype(np.float32)
+    model, everything = TwoBlobModel(), np.arange(2000)
+    gaps = 1 - margin(model.predict_proba(X))
+    top = select(Margin(), model, X, everything, 5, np.random.default_rng(3))
+    assert (gaps <= 0.005).sum() < 5  # fewer uncertain items than the batch: margin's own top 5
+    assert set(select(MarginCoverage(factor=10, max_gap=0.005), model, X, everything, 5, np.random.default_rng(3))) == set(top)
+    wide = select(MarginCoverage(factor=10, max_gap=1.0), model, X, everything, 5, np.random.default_rng(3))
+    np.testing.assert_array_equal(wide, select(MarginCoverage(factor=10), model, X, everything, 5, np.random.default_rng(3)))
+    some = select(MarginCoverage(factor=10, max_gap=0.1), model, X, everything, 5, np.random.default_rng(3))
+    assert (gaps[some] <= 0.1).all() and len(set(some)) == 5
+    with pytest.raises(ValueError, match="max_gap"):
+        MarginCoverage(max_gap=0)
+
+
 def test_committee_disagreement_measures():
     agree = np.array([[[0.9, 0.1]], [[0.9, 0.1]], [[0.9, 0.1]]])
     split = np.array([[[0.9, 0.1]], [[0.1, 0.9]], [[0.9, 0.1]], [[0.1, 0.9]]])

@@ -204,3 +204,50 @@ def test_the_loop_selects_with_the_human_label_fit_and_evaluates_the_pseudo_labe
     human = cfg.data.seed_size  # round 0 learns from the seed labels
     assert fits[:2] == [human, fits[1]] and fits[1] > human  # round 0: the human-label fit, then the pseudo-labeled copy
     assert seen and set(seen) == {human}  # every score the strategy computed: the human-label fit
+
+
+class _Told(PseudoLabeler):
+    """Pseudo-labels from a given list (right or wrong), for every unlabeled row."""
+
+    def __init__(self, told: np.ndarray, **kwargs):
+        super().__init__(share=1.0, **kwargs)
+        self.told = told
+
+    def pseudo_labels(self, X, labeled, labels):
+        rows = np.setdiff1d(np.arange(len(X)), labeled)
+        return rows, self.told[rows]
+
+
+def test_the_held_out_check_keeps_pseudo_labels_that_help_and_drops_those_that_hurt():
+    from sklearn.linear_model import LogisticRegression
+
+    class Counting(LogisticRegression):
+        def fit(self, X, y, sample_weight=None):
+            self.rows_ = len(X)
+            return super().fit(X, y, sample_weight=sample_weight)
+
+    X, truth = two_blobs(40, seed=1)
+    idx = np.array([0, 1, 2, 3, 4, 40, 41, 42, 43, 44])  # a few labels of each blob
+    flipped = np.where(truth == "a", "b", "a")
+    right, _ = fit_with_pseudo_labels(Counting(), _Told(truth, check_folds=3), X, idx, truth[idx], {})
+    wrong, _ = fit_with_pseudo_labels(Counting(), _Told(flipped, check_folds=3), X, idx, truth[idx], {})
+    unchecked, _ = fit_with_pseudo_labels(Counting(), _Told(flipped), X, idx, truth[idx], {})
+    assert right.rows_ == len(X)  # no worse on held-out labels: trained on every pseudo-label
+    assert wrong.rows_ == idx.size and (wrong.predict(X) == truth).all()  # worse: human labels only
+    assert unchecked.rows_ == len(X) and (unchecked.predict(X) != truth).mean() > 0.4  # without the check: used
+
+
+def test_held_out_rows_never_get_a_pseudo_label():
+    X, truth = two_blobs(10)
+    idx, y = np.array([0, 10]), np.array(["a", "b"])
+    held = np.array([1, 2, 11])
+    Xs, ys, _ = with_pseudo_labels(_Told(truth), X, idx, y, {}, exclude=held)
+    assert len(Xs) == len(X) - len(held)
+    assert not any((X[h] == Xs).all(axis=1).any() for h in held)
+
+
+def test_one_check_fold_is_refused_naming_the_field():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"loop": {"name": "t", "purpose": PURPOSE, "pseudo_labels": {"check_folds": 1}},
+                          "data": {"builtin": "digits"}, "stop": {"max_labels": 20}})
+    assert err.value.field == "loop.pseudo_labels.PseudoLabels.check_folds" and "at least 2" in str(err.value)

@@ -1,0 +1,325 @@
+"""Label efficiency of the product: the real :class:`clicloop.Loop`, its default config, against
+margin sampling (and random), paired seeds, labels to 95% / 98% of full-data accuracy.
+
+    .venv/bin/python benchmarks/loop_labels.py --data digits --batch 10 --max-labels 400 --seeds 10 \\
+        --jobs 2 --out /tmp/loop_digits_b10.json
+    .venv/bin/python benchmarks/loop_labels.py --report /tmp/loop_digits_b10.json
+
+Every run is ``Loop(config).run()`` with the product's default config (default model, strategy,
+pseudo-labels, aggregator) and only the overrides a comparison needs: ``default`` is the loop as
+shipped, ``margin`` is ``strategy: margin`` with ``loop.pseudo_labels: null``, ``random`` likewise
+with random sampling. ``--configs NAME=JSON`` adds another row (a JSON mapping merged into the
+config, e.g. ``'c10={"model": {"name": "scaled-logreg", "params": {"C": 10}}}'``); ``--set JSON``
+is merged into every row (e.g. another model on both sides). For a seed, every row gets the same
+seed labels (``data.seed_size`` drawn with ``loop.seed``), the same evaluation split and the same
+simulated crowd (workers drawn from the seed); ``--noise P`` makes each answer wrong with
+probability P (every worker's accuracy is 1 - P; the evaluation set stays true).
+
+``--data`` is ``digits`` (scikit-learn's, the split ``data: {builtin: digits}`` makes with seed
+0, for every seed), a folder holding ``<name>.jsonl`` and ``<name>.minilm.npy`` (in-scope train
+items are the pool, in-scope test items the evaluation set; ``oos`` is dropped), or a folder
+written by ``--prepare`` (``pool.npz``, ``eval.npz``: the same rows, so a copy can travel without
+the source). ``--classes K`` keeps the first K labels (sorted) for short local runs.
+
+The curve of a run is its rounds' ``(labels held, accuracy on the evaluation set)``, seed labels
+included, from the Loop's ``RoundResult``s; seconds per round are timed by the round hooks
+(:class:`benchmarks.loop_round_time.RoundClock`). The target is 95% / 98% of the full-data accuracy
+of the reference row's model (``margin``'s; the product's default model unless ``--set`` changes
+it) fitted on the whole pool. ``--report`` prints the harness's paired tables
+(:func:`benchmarks.strategies_labels.report`) and then, per row: full-data accuracy of its own
+model, final accuracy and its paired difference to margin, how often it is below margin once both
+passed 95%, and the median seconds per round. Each process (``--jobs``) runs on one BLAS thread
+(``loop.blas_threads: 1``, a resource setting that changes no pick), so runs share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "margin": {"strategy": {"name": "margin"}, "loop": {"pseudo_labels": None}},
+    "random": {"strategy": {"name": "random"}, "loop": {"pseudo_labels": None}},
+}
+REFERENCE = "margin"
+PURPOSE = "Benchmark: labels the real loop needs to reach a target accuracy (simulated crowd)."
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, mapping by mapping (``extra`` wins)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) and value else value
+    return out
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def prepare(spec: str, folder: Path, classes: int | None = None, compress: bool = False) -> dict[str, Any]:
+    """Write ``pool.npz`` / ``eval.npz`` for ``spec`` into ``folder`` (compressed: smaller, slower to
+    write); returns the data's summary."""
+    if (Path(spec) / "pool.npz").exists():
+        with np.load(Path(spec) / "pool.npz") as p, np.load(Path(spec) / "eval.npz") as e:
+            X, y, Xe, ye = p["X"], p["truth"], e["X"], e["label"]
+        name = json.loads((Path(spec) / "meta.json").read_text())["name"]
+    elif spec == "digits":
+        from clicloop.orchestrator.config import Data
+        from clicloop.orchestrator.data import load_data
+
+        pool, evalset, _ = load_data(Data(builtin="digits"), 0)
+        X, y, Xe, ye, name = pool.X, pool.truth.astype(str), evalset.X, evalset.y, "digits"
+    else:
+        src = Path(spec)
+        name = src.name
+        rows = [json.loads(line) for line in open(src / f"{name}.jsonl", encoding="utf-8")]
+        E = np.load(src / f"{name}.minilm.npy")
+        labels = np.array([r["label"] for r in rows])
+        split = np.array([r["split"] for r in rows])
+        keep = labels != "oos"
+        tr, te = np.flatnonzero(keep & (split == "train")), np.flatnonzero(keep & (split == "test"))
+        X, y, Xe, ye = E[tr], labels[tr], E[te], labels[te]
+    if classes:
+        kept = np.unique(y)[:classes]
+        X, y = X[np.isin(y, kept)], y[np.isin(y, kept)]
+        Xe, ye = Xe[np.isin(ye, kept)], ye[np.isin(ye, kept)]
+        name = f"{name} (first {classes} labels)"
+    folder.mkdir(parents=True, exist_ok=True)
+    save = np.savez_compressed if compress else np.savez
+    save(folder / "pool.npz", X=X, truth=y.astype(str), label=np.full(len(y), ""))
+    save(folder / "eval.npz", X=Xe, label=ye.astype(str))
+    meta = {"name": name, "pool": int(len(y)), "eval": int(len(ye)), "dims": int(X.shape[1]),
+            "classes": int(np.unique(y).size)}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return meta
+
+
+def data_section(folder: Path, seed_size: int) -> dict[str, Any]:
+    return {"pool": {"path": str(folder / "pool.npz"), "label": "label", "truth": "truth"},
+            "eval": {"path": str(folder / "eval.npz"), "label": "label"}, "seed_size": seed_size}
+
+
+def crowd(noise: float) -> dict[str, Any]:
+    """The simulated crowd: every worker answers right with probability 1 - ``noise``."""
+    if not 0.0 <= noise < 1.0:
+        raise SystemExit(f"--noise must be in [0, 1), got {noise}")
+    accuracy = 0.999999 if noise == 0 else 1.0 - noise  # Beta(30 * 0.999999, ...) draws 1.0: no wrong answers
+    concentration = 30.0 if noise == 0 else 1e6
+    return {"name": "simulated", "params": {"accuracy_mean": accuracy, "accuracy_concentration": concentration,
+                                            "careless_fraction": 0.0}}
+
+
+def loop_config(overrides: dict[str, Any], folder: Path, ns: argparse.Namespace, seed: int, ledger: str) -> dict[str, Any]:
+    base = {
+        "loop": {"name": "bench", "seed": seed, "batch_size": ns.batch, "purpose": PURPOSE, "blas_threads": 1},
+        "data": data_section(folder, ns.seed_size),
+        "backend": crowd(ns.noise),
+        "stop": {"max_labels": ns.max_labels - ns.seed_size},  # answers bought; the curve counts the seed labels too
+        "ledger": ledger,
+    }
+    return merge(merge(base, ns.set), overrides)
+
+
+# -- one run ------------------------------------------------------------------------------------
+
+
+def _init_worker() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one BLAS thread per process: --jobs processes share the cores
+    warnings.filterwarnings("ignore", message="The number of unique classes")
+
+
+def run_one(name: str, overrides: dict[str, Any], folder: str, ns: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """One Loop run: its curve ``[[labels, accuracy], ...]`` and seconds per round."""
+    from benchmarks.loop_round_time import RoundClock
+    from clicloop import Loop, config_from_dict
+    from clicloop.orchestrator.plugins import get_plugin_manager
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config_from_dict(loop_config(overrides, Path(folder), ns, seed, f"sqlite:///{Path(tmp) / 'ledger.db'}"))
+        clock = RoundClock()
+        pm = get_plugin_manager(load_entrypoints=False)
+        pm.register(clock)
+        start = time.perf_counter()
+        results = Loop(cfg, plugin_manager=pm).run()
+        total = time.perf_counter() - start
+    curve = [[r.n_labeled, r.metric] for r in results if r.metric is not None]
+    return {"name": name, "seed": seed, "curve": curve, "round_seconds": clock.seconds, "seconds": total}
+
+
+def full_accuracy(overrides: dict[str, Any], folder: Path, ns: argparse.Namespace) -> float:
+    """Accuracy of the row's model (as the loop resolves it) fitted on the whole pool's truth."""
+    from clicloop import config_from_dict
+    from clicloop.orchestrator.data import load_data
+    from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+    from clicloop.orchestrator.training.models import DEFAULT_FOR, evaluate
+
+    cfg = config_from_dict(loop_config(overrides, folder, ns, 0, "sqlite://"))
+    pool, evalset, _ = load_data(cfg.data, 0)
+    name = DEFAULT_FOR[pool.kind] if cfg.model.name == "auto" else cfg.model.name
+    model = Registry(get_plugin_manager(load_entrypoints=False)).create("model", name, cfg.model.params)
+    model.fit(pool.X, pool.truth.astype(str))
+    return float(evaluate(model, evalset, "accuracy"))
+
+
+# -- many runs ----------------------------------------------------------------------------------
+
+
+def configs(ns: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    out = {}
+    for spec in ns.configs:
+        name, _, body = spec.partition("=")
+        if body:
+            out[name] = json.loads(body)
+        elif name in CONFIGS:
+            out[name] = CONFIGS[name]
+        else:
+            raise SystemExit(f"unknown configuration {name!r}: use one of {', '.join(CONFIGS)} or NAME=JSON")
+    return out
+
+
+def run(ns: argparse.Namespace) -> None:
+    import sklearn
+
+    rows = configs(ns)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "data"
+        meta = prepare(ns.data, folder, ns.classes)
+        if ns.seed_size is None:
+            ns.seed_size = 20 if meta["classes"] <= 20 else 200
+        _init_worker()
+        by_model: dict[str, float] = {}  # rows with the same model share one full-data fit
+        fulls = {}
+        for name, o in rows.items():
+            key = json.dumps(merge(ns.set, o).get("model"), sort_keys=True)
+            fulls[name] = by_model[key] if key in by_model else by_model.setdefault(key, full_accuracy(o, folder, ns))
+        ref = REFERENCE if REFERENCE in rows else next(iter(rows))
+        out: dict[str, Any] = {
+            "data": meta["name"], "data_shape": meta, "batch": ns.batch, "max_labels": ns.max_labels,
+            "seed_size": ns.seed_size, "full_accuracy": fulls[ref], "full_accuracy_by_row": fulls,
+            "seeds": ns.seeds, "first_seed": ns.first_seed, "noise": ns.noise, "set": ns.set, "configs": rows,
+            "model": f"the loop's model for the {ref!r} row (full-data accuracy {fulls[ref]:.4f})",
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
+                        "sklearn": sklearn.__version__, "jobs": ns.jobs},
+            "curves": {name: {} for name in rows}, "seconds": {}, "round_seconds": {name: {} for name in rows},
+        }
+        print(f"{meta}; full-data accuracy {fulls}", flush=True)
+        seeds = range(ns.first_seed, ns.first_seed + ns.seeds)
+        with ProcessPoolExecutor(ns.jobs, initializer=_init_worker) as pool:
+            futures = [pool.submit(run_one, name, rows[name], str(folder), ns, seed) for seed in seeds for name in rows]
+            for future in as_completed(futures):  # each run is written as it ends: a stopped benchmark keeps them
+                res = future.result()
+                name, seed = res["name"], str(res["seed"])
+                out["curves"][name][seed] = res["curve"]
+                out["round_seconds"][name][seed] = res["round_seconds"]
+                out["seconds"].setdefault(name, []).append(res["seconds"])
+                print(f"{name} seed {seed}: final {res['curve'][-1]} in {res['seconds']:.0f}s, "
+                      f"median {statistics.median(res['round_seconds']):.2f}s/round", flush=True)
+                Path(ns.out).write_text(json.dumps(out))
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def report(paths: list[str]) -> None:
+    from benchmarks.strategies_labels import _boot, labels_to
+    from benchmarks.strategies_labels import report as ratio_tables
+
+    ratio_tables(paths)
+    rng = np.random.default_rng(0)
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        full, base = res["full_accuracy"], res["curves"].get(REFERENCE)
+        m = res.get("machine", {})
+        print(f"\n{res['data']}, batch {res['batch']}: final accuracy at {res['max_labels']} labels, the top of the "
+              f"curve and seconds per round ({m.get('cpus')} CPUs, {m.get('jobs')} runs at a time, Python "
+              f"{m.get('python')}, numpy {m.get('numpy')}, scikit-learn {m.get('sklearn')})")
+        print("\n| row | its model's full-data accuracy | final accuracy (mean) | final - margin [95% CI] | "
+              "below margin after both passed 95% (points, seeds) | mean shortfall there | "
+              "median s/round | x margin's |")
+        print("|---|---|---|---|---|---|---|---|")
+        ref_secs = _median_seconds(res, REFERENCE)
+        for name, curves in res["curves"].items():
+            seeds = sorted(set(curves) & set(base or {}), key=int)
+            final = np.array([curves[s][-1][1] for s in curves])
+            cells = [name, f"{res['full_accuracy_by_row'].get(name, full):.4f}", f"{final.mean():.4f}"]
+            if base is not None and seeds:
+                d = np.array([curves[s][-1][1] - base[s][-1][1] for s in seeds])
+                lo, hi = _boot(d, rng)
+                below, points, short, seeds_below = _top_of_curve(curves, base, seeds, 0.95 * full, labels_to)
+                cells += [f"{d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]", f"{below}/{points}, {seeds_below}/{len(seeds)}",
+                          f"{short:.4f}" if below else "-"]
+            else:
+                cells += ["-", "-", "-"]
+            secs = _median_seconds(res, name)
+            cells += [f"{secs:.2f}", f"{secs / ref_secs:.2f}" if ref_secs else "-"]
+            print("| " + " | ".join(cells) + " |")
+
+
+def _median_seconds(res: dict[str, Any], name: str) -> float:
+    """Median over seeds of each run's median seconds per round (0 when the row is absent)."""
+    runs = res.get("round_seconds", {}).get(name, {})
+    return statistics.median(statistics.median(s) for s in runs.values()) if runs else 0.0
+
+
+def _top_of_curve(curves: dict[str, Any], base: dict[str, Any], seeds: list[str], target: float,
+                  labels_to: Any) -> tuple[int, int, float, int]:
+    """Label counts, once both runs of a seed reached ``target``, where the row is less accurate
+    than margin: ``(points below, points compared, mean shortfall where below, seeds with any)``."""
+    below = points = seeds_below = 0
+    short = []
+    for s in seeds:
+        start = max(labels_to(curves[s], target), labels_to(base[s], target))
+        mine, ref = dict(map(tuple, curves[s])), dict(map(tuple, base[s]))
+        common = [n for n in sorted(set(mine) & set(ref)) if n >= start]
+        gaps = [ref[n] - mine[n] for n in common if mine[n] < ref[n]]
+        points += len(common)
+        below += len(gaps)
+        short += gaps
+        seeds_below += bool(gaps)
+    return below, points, float(np.mean(short)) if short else 0.0, seeds_below
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="digits", help="digits, a folder such as ../shared/data/clinc150, or one --prepare wrote")
+    p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--max-labels", type=int, default=400, help="labels held at the end, seed labels included")
+    p.add_argument("--seed-size", type=int, default=None, help="random seed labels (default: 20, or 200 above 20 labels)")
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--configs", nargs="+", default=["default", "margin"], metavar="NAME[=JSON]")
+    p.add_argument("--set", type=json.loads, default={}, metavar="JSON", help="merged into every row's config")
+    p.add_argument("--noise", type=float, default=0.0, metavar="P", help="each answer is wrong with probability P")
+    p.add_argument("--classes", type=int, default=None, metavar="K", help="keep the first K labels only (short runs)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--out", default="loop_labels.json")
+    p.add_argument("--prepare", metavar="DIR", help="only write --data's pool and evaluation set into DIR, then stop")
+    p.add_argument("--report", nargs="+", metavar="JSON", help="print the tables of earlier runs")
+    ns = p.parse_args()
+    if ns.report:
+        return report(ns.report)
+    if ns.prepare:
+        print(prepare(ns.data, Path(ns.prepare), ns.classes, compress=True))
+        return None
+    run(ns)
+    return None
+
+
+if __name__ == "__main__":
+    main()
