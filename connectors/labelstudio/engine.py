@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from clicloop.backends.labelstudio_client import LabelStudioClient
+from clicloop.backends.labelstudio_client import LabelStudioClient, LabelStudioError
 from clicloop.connectors.labelstudio.labelset import LabelConfigError, Schema, compare, parse_schema, restrict
 from clicloop.connectors.labelstudio.modelstore import ModelStore, StoredModelError, training_set_hash, version_number
 from clicloop.connectors.labelstudio.recorder import Recorder, answer_label
@@ -225,7 +225,13 @@ class ProjectModel:
                 self.training_ = {**self.training_, "state": "training", "started_at": time.time(), "error": None}
 
     def _train(self) -> None:
-        self.refresh(self.client_.project(self.project_id).get("label_config"), retrain=False)
+        try:  # the labeling config as it is now; /setup and webhooks bring it too, so a failed read is not fatal
+            config_xml = self.client_.project(self.project_id).get("label_config")
+        except LabelStudioError as e:
+            log.warning("project %s: could not read its labeling config before training (%s); training on the label "
+                        "set last seen", self.project_id, e)
+        else:
+            self.refresh(config_xml, retrain=False)
         datas, labels, ids = [], [], []
         schema = self.schema
         for t in self.client_.iter_tasks(self.project_id):
