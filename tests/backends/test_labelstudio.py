@@ -6,6 +6,8 @@ UI would; the loop, the backend and the ledger are the real ones.
 
 from __future__ import annotations
 
+import os
+
 import secrets
 import threading
 import time
@@ -28,13 +30,15 @@ from tests.support.labelstudio_annotator import Annotator
 from tests.support.labelstudio_server import LabelStudioServer, labelstudio  # noqa: F401 - fixture
 
 LABELS = tuple(str(i) for i in range(10))
+TOKEN_ENV = "CLICLOOP_TEST_LABEL_STUDIO_TOKEN"
 
 
 def _config(server: LabelStudioServer, ledger: str, project: str, webhook: dict[str, Any] | None = None, **stop: Any) -> Any:
+    os.environ[TOKEN_ENV] = server.token  # a config names where the token is, never the token itself
     return config_from_dict(digits_config(
         ledger,
         loop={"name": f"ls-{project}", "batch_size": 5, "poll_seconds": 0.2},
-        backend={"name": "labelstudio", "params": {"url": server.url, "api_key": server.token, "project": project,
+        backend={"name": "labelstudio", "params": {"url": server.url, "api_key": {"env": TOKEN_ENV}, "project": project,
                                                    "hourly_wage": 18.0, "retry_for_s": 60.0, **(webhook or {})}},
         stop=stop or {"max_labels": 10},
     ))
