@@ -7,7 +7,6 @@ UI would; the loop, the backend and the ledger are the real ones.
 from __future__ import annotations
 
 import os
-
 import secrets
 import threading
 import time
