@@ -106,6 +106,11 @@ def adjust(
 
 
 def _adjust_loop(led: Any, name: str, floor: Any, apply: bool, propose: Any, record: Any) -> None:
+    from clicloop.orchestrator.fairwork.wages import pay_unknown
+
+    if pay_unknown(led, name):
+        typer.echo(f"{name}: pay unknown (no payment recorded), so no wage and no adjustment is computed")
+        return
     proposals = propose(led, name, floor)
     for adj in proposals:
         typer.echo(f"{name} {adj.backend}/{adj.worker}: {adj.wage_total_time:.2f}/h < {adj.floor:.2f}/h "

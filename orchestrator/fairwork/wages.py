@@ -67,12 +67,22 @@ def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None
     return out
 
 
+def pay_unknown(ledger: Ledger, loop: str) -> bool:
+    """Answers recorded and not one payment: nobody told clicloop what the work paid (e.g. an
+    in-house Label Studio served with ``--hourly-wage 0``), so no cost, wage or adjustment is
+    computed for the loop. One rule for the report and ``ledger adjust``."""
+    return ledger.currency(loop) is None and ledger.spent(loop)["answers"] > 0
+
+
 def proposed_adjustments(ledger: Ledger, loop: str, floor: WageFloor) -> list[Adjustment]:
-    """One adjustment per worker below the floor: ``floor * total hours - income``.
+    """One adjustment per worker below the floor: ``floor * total hours - income``; none where
+    pay is unknown (:func:`pay_unknown`).
 
     The key includes the worker's answer count, so applying twice pays once, and new work
     later gets a new proposal.
     """
+    if pay_unknown(ledger, loop):
+        return []
     return [
         Adjustment(
             key=f"{loop}/adjustment/{r['backend']}/{r['worker']}/{r['answers']}", loop=loop, backend=r["backend"],

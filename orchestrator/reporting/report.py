@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from clicloop.orchestrator.fairwork.wages import pay_unknown
 from clicloop.orchestrator.ledger import Ledger
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def build_report(ledger: Ledger, loop: str) -> tuple[list[ReportRow], Totals]:
         prev_metric = r["metric"] if r["metric"] is not None else prev_metric
         prev_effort = e
     totals = _totals(ledger, loop, rows, effort)
-    if totals.answers and not ledger.currency(loop):  # answers, and not one payment: pay was never given
+    if pay_unknown(ledger, loop):  # answers, and not one payment: pay was never given
         rows = [replace(r, cost_per_point=None, wage_paid_time=None, wage_total_time=None) for r in rows]
         totals = replace(totals, cost_per_point=None, wage_paid_time=None, wage_total_time=None, pay_known=False)
     return rows, totals

@@ -46,3 +46,20 @@ def test_adjust_pays_a_review_loop_from_the_ledger_url(tmp_path):
 
     unknown = _clicloop("ledger", "adjust", "--ledger", url, "--loop", "nope", "--floor", "12", cwd=tmp_path)
     assert unknown.returncode == 2 and "no loop 'nope'" in unknown.stderr and "bot:review" in unknown.stderr
+
+
+def test_adjust_computes_nothing_where_pay_is_unknown(tmp_path):
+    """Answers with no payment (an in-house team whose pay was never given): no wage, no
+    adjustment, the same rule as the report's 'pay unknown'."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    loop = "team.p1"
+    with Ledger(url) as ledger:
+        ledger.begin_loop(loop, "h", "{}", 0)
+        task = Task(f"{loop}/0/x/0", loop, 0, "x", 0, "Sort tickets by topic.", ("a", "b"))
+        ledger.record_tasks([task], "labelstudio")
+        ledger.record_answers(loop, "labelstudio", [(task, Answer(task.key, "u1", "a", active_s=600.0, reward=0.0, fee=0.0, currency="EUR"), "submitted", None)])
+    listed = _clicloop("ledger", "adjust", "--ledger", url, "--floor", "12.02", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{loop}: pay unknown" in listed.stdout and "pay 0" not in listed.stdout and "->" not in listed.stdout
+    report = _clicloop("report", "--ledger", url, cwd=tmp_path)
+    assert "pay unknown" in report.stdout
