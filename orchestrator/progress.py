@@ -100,22 +100,25 @@ def progress_plugin(pm: Any, config: Any, console: Any, *, transient: bool = Fal
     block: a live bar when ``console`` is a terminal, plain per-round log lines otherwise."""
     by_answers = config.stop.max_labels is not None
     total = config.stop.max_labels if by_answers else config.stop.max_rounds
+    name = f"progress-{config.loop.name}"
     if not console.is_terminal:
-        lines = LogLinesPlugin(console, total, by_answers)
-        pm.register(lines, name=f"progress-{config.loop.name}")
-        try:
+        with _registered(pm, LogLinesPlugin(console, total, by_answers), name):
             yield None
-        finally:
-            pm.unregister(lines)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=transient) as progress:
         task_id = progress.add_task(f"{config.loop.name}: starting", total=total)
-        plugin = ProgressPlugin(progress, task_id, by_answers)
-        pm.register(plugin, name=f"progress-{config.loop.name}")
-        try:
+        with _registered(pm, ProgressPlugin(progress, task_id, by_answers), name):
             yield progress
-        finally:
-            pm.unregister(plugin)
+
+
+@contextmanager
+def _registered(pm: Any, plugin: Any, name: str) -> Iterator[None]:
+    """``plugin`` registered on ``pm`` for a ``with`` block."""
+    pm.register(plugin, name=name)
+    try:
+        yield
+    finally:
+        pm.unregister(plugin)
