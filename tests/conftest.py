@@ -16,6 +16,8 @@ PG_BASE = os.environ.get("CLICLOOP_TEST_PG", "postgresql+psycopg://postgres@127.
 # Worker-pseudonym key files (orchestrator/ledger/secrecy.py) go to a folder of this run, never
 # the user's ~/.config; CLI subprocesses inherit it.
 os.environ["CLICLOOP_KEY_DIR"] = tempfile.mkdtemp(prefix="clicloop-test-keys-")
+# Cached embeddings and neighbour graphs (orchestrator/cachedir.py) likewise: never the user's ~/.cache.
+os.environ["CLICLOOP_CACHE_DIR"] = tempfile.mkdtemp(prefix="clicloop-test-cache-")
 PURPOSE = "Teach a model to read handwritten digits on scanned forms."
 
 

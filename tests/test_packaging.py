@@ -37,7 +37,12 @@ def _sources() -> dict[str, Path]:
 def test_pyproject_lists_every_package_folder():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
-    on_disk = {_module_name(p) for top in FOLDERS for p in (ROOT / top).rglob("__init__.py")}
+    # Every folder that holds files is a package to setuptools, data-only ones (templates,
+    # migrations) too: one missing from the list is a warning at every install and a file the
+    # wheel may leave out.
+    on_disk = {_module_name(d / "__init__.py") for top in FOLDERS for d in [ROOT / top, *(ROOT / top).rglob("*")]
+               if d.is_dir() and d.name != "__pycache__" and not d.name.endswith(".egg-info")
+               and any(f.is_file() and f.suffix != ".pyc" for f in d.iterdir())}
     assert listed == on_disk, f"pyproject.toml's packages differ from the folders: {sorted(listed ^ on_disk)}"
     assert config["package-dir"]["clicloop"] == str(PUBLIC_DIR)
 
