@@ -333,7 +333,8 @@ class Loop:
 
     def _budget(self, r: int) -> Budget:
         spent = self.ledger_.spent(self.name, rounds=(0, r - 1))
-        return Budget(spent["answers"], spent["cost"], spent["total_hours"], self.backend_.expected_cost_per_task())
+        # the stop rules compare against float budgets from the config (estimates, not a view of money)
+        return Budget(spent["answers"], float(spent["cost"]), spent["total_hours"], self.backend_.expected_cost_per_task())
 
     def _hours_between(self, first: int, last: int) -> float:
         return self.ledger_.spent(self.name, rounds=(first, last))["total_hours"]

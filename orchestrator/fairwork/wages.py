@@ -7,8 +7,8 @@ a wage that looks fair on paid time alone is often far below the floor on total 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from clicloop.orchestrator.config import WageFloor
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.accounting import by_worker
+from clicloop.orchestrator.ledger.money import MICRO, ZERO, ceil_cents, exact
 
 RECENT_ANSWERS = 500
 
@@ -30,10 +31,10 @@ class Adjustment:
     loop: str
     backend: str
     worker: str
-    amount: float
+    amount: Decimal
     currency: str
-    wage_total_time: float
-    floor: float
+    wage_total_time: Decimal
+    floor: Decimal
 
 
 def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor) -> float | None:
@@ -63,7 +64,7 @@ def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None
         f = floor.for_backend(row["backend"])
         wage = row["wage_total_time"]
         if wage is not None and wage < f.amount - 1e-9 and _currency(ledger, loop, row) in (f.currency, None):
-            out.append({**row, "floor": f.amount, "currency": f.currency})
+            out.append({**row, "floor": exact(f.amount), "currency": f.currency})
     return out
 
 
@@ -86,16 +87,28 @@ def proposed_adjustments(ledger: Ledger, loop: str, floor: WageFloor) -> list[Ad
     return [
         Adjustment(
             key=f"{loop}/adjustment/{r['backend']}/{r['worker']}/{r['answers']}", loop=loop, backend=r["backend"],
-            worker=r["worker"], amount=_owed(r), currency=r["currency"], wage_total_time=r["wage_total_time"], floor=r["floor"],
+            worker=r["worker"], amount=owed_amount(r), currency=r["currency"], wage_total_time=r["wage_total_time"], floor=r["floor"],
         )
         for r in below_floor(ledger, loop, floor)
-        if _owed(r) > 0
+        if owed_amount(r) > 0
     ]
 
 
-def _owed(row: dict[str, Any]) -> float:
+def owed_amount(row: dict[str, Any]) -> Decimal:
     """What lifts the worker to the floor, rounded UP to the cent (never leaves them just below)."""
-    return math.ceil(round((row["floor"] * row["total_hours"] - row["income"]) * 100, 6)) / 100
+    due = (exact(row["floor"]) * Decimal(repr(float(row["total_hours"]))) - row["income"]).quantize(MICRO)  # no float noise
+    return ceil_cents(due) if due > 0 else ZERO
+
+
+def owed(ledger: Ledger, loop: str, floor: WageFloor) -> dict[str, Any]:
+    """Wages still owed on ``loop``: the sum of :func:`proposed_adjustments` (exact), with its
+    currency and the number of workers below the floor; ``None`` amounts where pay is unknown."""
+    if pay_unknown(ledger, loop):
+        return {"workers_below_floor": None, "amount": None, "currency": None}
+    proposals = proposed_adjustments(ledger, loop, floor)
+    currency = proposals[0].currency if proposals else (ledger.currency(loop) or floor.currency)
+    return {"workers_below_floor": len(below_floor(ledger, loop, floor)), "amount": sum((p.amount for p in proposals), ZERO),
+            "currency": currency}
 
 
 def apply_adjustments(ledger: Ledger, adjustments: list[Adjustment], round_no: int) -> int:

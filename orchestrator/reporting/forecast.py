@@ -56,6 +56,15 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class Marginal:
+    """The next point's cost from the fitted curve: labels, human hours, money (an estimate)."""
+
+    labels: float
+    hours: float
+    cost: float
+
+
+@dataclass(frozen=True)
 class Forecast:
     """What reaching ``target`` still takes, forecast from ``rounds_used`` rounds.
 
@@ -92,6 +101,24 @@ class Forecast:
         if self.params is None or self.model is None:
             return np.full(x.shape, np.nan)
         return _curve(self.model)(np.maximum(x, 1.0), *self.params)
+
+    def marginal(self) -> Marginal | None:
+        """What the NEXT point (0.01 of the metric) costs at the current labels, from the fitted
+        curve's slope (so rounds without a measured gain count, unlike per-round ratios): labels
+        ``0.01 / slope``, turned into hours and money at the loop's recent rate. None without a
+        fit or where the curve is flat."""
+        if self.params is None or self.model is None or self.hours_per_label is None or self.cost_per_label is None:
+            return None
+        n = max(float(self.labels_now), 1.0)
+        if self.model == "power":
+            _, b, c = self.params
+            slope = b * c * n ** (-c - 1)
+        else:
+            slope = self.params[1] / n
+        if not slope > 0 or not math.isfinite(slope):
+            return None
+        labels = 0.01 / slope
+        return Marginal(labels, labels * self.hours_per_label, labels * self.cost_per_label)
 
     def beyond(self, *, hours_left: float | None = None, cost_left: float | None = None, conservative: bool = True) -> bool:
         """The stopping rule: True when reaching the target needs more than the remaining budget.

@@ -82,7 +82,10 @@ def test_stop_rule_compares_the_forecast_with_the_budget_left() -> None:
 def test_accepts_report_rows_and_checks_the_level() -> None:
     from clicloop.orchestrator.reporting.report import ReportRow
 
-    rows = [ReportRow(i, f"v{i}", k, r["metric"], None, 10, 0.1, r["total_hours"], r["cost"], 0.0, None, None, None, None, None)
+    from clicloop.orchestrator.ledger.money import ZERO, exact
+
+    rows = [ReportRow(i, f"v{i}", k, r["metric"], None, 10, 0.1, r["total_hours"], exact(r["cost"]), ZERO, ZERO, None, None, None,
+                      None, None)
             for i, (k, r) in enumerate(zip(range(20, 220, 10), rounds(0.95, 2.0, 0.6, list(range(20, 220, 10)))))]
     assert forecast(rows, 0.9).status == "forecast"
     with pytest.raises(ConfigError):
