@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 
 from clicloop.orchestrator.dashboard import queries
@@ -59,7 +58,10 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
     """The labor card of a labeling loop's model version, as ``clicloop.orchestrator.reporting.laborcard.labor_card``
     writes it (a test checks they agree), from one pass of the dashboard's per-worker query: the
     card's totals are the sums of its workers' figures, so the ledger is scanned once, not twice."""
-    from clicloop.orchestrator.reporting.laborcard import _count, _distribution, _rejections, loop_settings
+    from clicloop.orchestrator.ledger.accounting import pay_unknown
+    from clicloop.orchestrator.ledger.money import ZERO, exact
+    from clicloop.orchestrator.reporting.laborcard import (_count, _distribution, _rejections, adjustments, loop_settings,
+                                                           money_section, owed_before)
     from clicloop.orchestrator.ledger import schema as s
 
     loop, before = row["loop"], int(row["round_no"])
@@ -68,9 +70,10 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
     unpaid = queries.unpaid_by_loop_kind(ctx.engine, scope).get(loop, {})
     active = sum(w["active_hours"] for w in workers)
     total = sum(w["total_hours"] for w in workers)
-    income = sum(round(w["income"] * s.MICROS) for w in workers) / s.MICROS  # exact: money is whole micros
-    fees = sum(round(w["fees"] * s.MICROS) for w in workers) / s.MICROS
+    income = sum((w["income"] for w in workers), ZERO)  # exact: Decimal sums of whole micro-units
+    fees = sum((w["fees"] for w in workers), ZERO)
     paid = [w for w in workers if w["wage_total_time"] is not None]
+    currency = ledger.currency(loop) or ctx.floor.currency
     with ctx.engine.connect() as conn:
         config = conn.execute(select(s.loops.c.config_json).where(s.loops.c.name == loop)).scalar()
     purpose, pseudo = loop_settings(config)
@@ -82,10 +85,10 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
         "people": len({(w["backend"], w["worker"]) for w in workers}), "backends": sorted({w["backend"] for w in workers}),
         "hours": {"active": active, "total": total, "unpaid": total - active,
                   "unpaid_by_kind": {k: unpaid.get(k, 0.0) for k, _ in UNPAID_KINDS}},
-        "money": {"currency": ledger.currency(loop) or ctx.floor.currency, "paid_to_workers": income, "fees_and_taxes": fees,
-                  "total_cost": income + fees},
-        "wages_total_time": _distribution(np.array([w["wage_total_time"] for w in paid]),
-                                          np.array([ctx.floor.for_backend(w["backend"]).amount for w in paid]), ctx.floor.currency),
+        "money": money_section(currency, income, fees, adjustments(ledger, loop, before),
+                               None if pay_unknown(ctx.engine, loop) else owed_before(workers, ctx.floor)),
+        "wages_total_time": _distribution([w["wage_total_time"] for w in paid],
+                                          [exact(ctx.floor.for_backend(w["backend"]).amount) for w in paid], ctx.floor.currency),
         "rejections": _rejections(ledger, loop, before),
         "corrections": _count(ledger, s.corrections, loop),
     }
@@ -129,6 +132,9 @@ def _card_table(card: dict[str, Any]) -> Table:
         {"field": "hours unpaid", "value": fmt(h["unpaid"], 3, unit="h") + " (" + ", ".join(
             f"{k} {v:.3f}" for k, v in h["unpaid_by_kind"].items()) + ")"},
         {"field": "paid to workers", "value": fmt(m["paid_to_workers"], 2, unit=cur)},
+        {"field": "of which retroactive (back-pay)", "value": fmt(m["retroactive"], 2, unit=cur)
+         + f" ({m['retroactive_share']:.0%})"},
+        {"field": "owed below the floor", "value": "pay unknown" if m.get("owed") is None else fmt(m["owed"], 2, unit=cur)},
         {"field": "fees and taxes", "value": fmt(m["fees_and_taxes"], 2, unit=cur)},
         {"field": "total cost", "value": fmt(m["total_cost"], 2, unit=cur)},
     ]

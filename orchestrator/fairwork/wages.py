@@ -18,6 +18,7 @@ from clicloop.orchestrator.config import WageFloor
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.accounting import by_worker
+from clicloop.orchestrator.ledger.accounting import pay_unknown as accounting_pay_unknown
 from clicloop.orchestrator.ledger.money import MICRO, ZERO, ceil_cents, exact
 
 RECENT_ANSWERS = 500
@@ -69,10 +70,8 @@ def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None
 
 
 def pay_unknown(ledger: Ledger, loop: str) -> bool:
-    """Answers recorded and not one payment: nobody told clicloop what the work paid (e.g. an
-    in-house Label Studio served with ``--hourly-wage 0``), so no cost, wage or adjustment is
-    computed for the loop. One rule for the report and ``ledger adjust``."""
-    return ledger.currency(loop) is None and ledger.spent(loop)["answers"] > 0
+    """No payment recorded for a loop with answers: :func:`clicloop.orchestrator.ledger.accounting.pay_unknown`."""
+    return accounting_pay_unknown(ledger.engine_, loop)
 
 
 def proposed_adjustments(ledger: Ledger, loop: str, floor: WageFloor) -> list[Adjustment]:

@@ -45,6 +45,17 @@ def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None) -> d
             "total_hours": active_h + (float(unpaid) + float(qual)) / 3600}
 
 
+def pay_unknown(engine: Engine, loop: str) -> bool:
+    """Answers recorded and not one payment: nobody told clicloop what the work paid (e.g. an
+    in-house Label Studio served with ``--hourly-wage 0``), so no cost, wage, owed wage or
+    adjustment is computed for the loop. The one rule of the report, ``ledger adjust``, the labor
+    card and the dashboard."""
+    with engine.connect() as conn:
+        if conn.execute(select(p.key).where(p.loop == loop).limit(1)).first() is not None:
+            return False
+        return conn.execute(select(a.task_key).where(a.loop == loop).limit(1)).first() is not None
+
+
 def effort_by_round(engine: Engine, loop: str) -> dict[int, dict[str, Any]]:
     """Per round: answers, active and unpaid seconds, worker income (``reward``: rewards and bonuses,
     the loop's planned pay), ``adjustment`` (back-pay booked in the round), fees, quarantined answers.
