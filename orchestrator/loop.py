@@ -249,7 +249,8 @@ class Loop:
         gold = self._gold_items(r, n)
         relabel = self._relabel_candidates() if model is not None else {}
         chosen = self._choose(r, query, candidates, relabel, n - len(gold))
-        reward = price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor) if cfg.wage_floor.price_rewards else None
+        reward = (price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor, cfg.stop.max_labels)
+                  if cfg.wage_floor.price_rewards else None)
         predictions = predictions_for(model, self.pool_.X, chosen)
         tasks = []
         for i in chosen:

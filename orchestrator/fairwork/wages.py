@@ -17,11 +17,12 @@ from sqlalchemy import func, select
 from clicloop.orchestrator.config import WageFloor
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.accounting import by_worker
+from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, by_worker
 from clicloop.orchestrator.ledger.accounting import pay_unknown as accounting_pay_unknown
-from clicloop.orchestrator.ledger.money import MICRO, ZERO, ceil_cents, exact
+from clicloop.orchestrator.ledger.money import MICRO, ZERO, ceil_cents, exact, from_micros
 
 RECENT_ANSWERS = 500
+CATCH_UP_CAP = 1.5  # a price never exceeds 1.5x the floor's price for the mean answer (no spikes)
 
 
 @dataclass(frozen=True)
@@ -38,22 +39,42 @@ class Adjustment:
     floor: Decimal
 
 
-def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor) -> float | None:
-    """The reward per answer that pays the floor for the MEDIAN answer's total time (active and
-    unpaid seconds of the last answers, plus qualification time spread over all answers), as
-    Prolific checks its floor against the median completion time. None before any answer."""
-    a, w = s.assignments.c, s.workers.c
+def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, expected_answers: int | None = None) -> float | None:
+    """The reward per answer that pays the floor on total time: ``floor x (MEAN seconds of the
+    last answers, active and unpaid + qualification seconds / horizon)``, raised to catch up on
+    what earlier answers were underpaid (spread over the answers left before the horizon) and
+    capped at :data:`CATCH_UP_CAP` times that; rounded to the micro-unit. None before any answer.
+
+    The mean, not the median: a worker's wage on total time is income over the SUM of their
+    seconds, and log-normal task times have a mean above their median, so a median price leaves
+    the typical worker below the floor. Qualification tests are a one-off per worker: spread over
+    the answers so far, the first rounds (few answers, every new worker's test) priced a task at
+    ten times its final price (a spike that overpaid the first workers and not the later ones);
+    spread over the loop's horizon (``expected_answers``, e.g. ``stop.max_labels``, else
+    :data:`RECENT_ANSWERS` beyond the answers so far), the price rises smoothly as workers join and converges
+    (tests/orchestrator/fairwork/test_pricing.py, many seeds). A worker who answered fewer
+    tasks than the average still falls short of the floor by part of their test's time: that
+    is what ``ledger adjust`` pays."""
+    a, w, p = s.assignments.c, s.workers.c, s.payments.c
     with ledger.engine_.connect() as conn:
         seconds = conn.execute(
             select(a.active_s + a.search_s + a.wait_s + a.returned_s).where(a.loop == loop, a.backend == backend)
             .order_by(a.recorded_at.desc(), a.task_key.desc()).limit(RECENT_ANSWERS)
         ).scalars().all()
-        n_all = conn.execute(select(func.count()).where(a.loop == loop, a.backend == backend)).scalar_one()
-        qual = conn.execute(select(func.coalesce(func.sum(w.qualification_s), 0.0)).where(w.loop == loop, w.backend == backend)).scalar_one()
+        n_all = int(conn.execute(select(func.count()).where(a.loop == loop, a.backend == backend)).scalar_one())
+        qual = float(conn.execute(select(func.coalesce(func.sum(w.qualification_s), 0.0))
+                                  .where(w.loop == loop, w.backend == backend)).scalar_one())
+        paid = from_micros(conn.execute(select(func.coalesce(func.sum(p.amount_micros), 0))
+                                        .where(p.loop == loop, p.backend == backend, p.kind.in_(INCOME_KINDS))).scalar_one())
     if not seconds:
         return None
-    per_answer = float(np.median(np.asarray(seconds, dtype=float))) + float(qual) / max(int(n_all), 1)
-    return round(floor.for_backend(backend).amount * per_answer / 3600, 6)
+    rate = floor.for_backend(backend).amount / 3600
+    horizon = max(int(expected_answers or 0), n_all + 1) if expected_answers else n_all + RECENT_ANSWERS
+    mean = float(np.mean(np.asarray(seconds, dtype=float)))
+    base = rate * (mean + qual / horizon)
+    # what earlier answers were underpaid, spread over the answers left (at least a third of the horizon: no end spike)
+    catch_up = (rate * (mean * horizon + qual) - float(paid)) / max(horizon - n_all, horizon // 3, 1)
+    return round(min(max(base, catch_up), CATCH_UP_CAP * base), 6)
 
 
 def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None = None) -> list[dict[str, Any]]:

@@ -77,8 +77,9 @@ def default_targets(rows: Sequence[Any], configured: float | None = None) -> lis
     if not metrics:
         return [configured] if configured is not None else []
     first, best = metrics[0], max(metrics)
-    steps = {round(k * 0.05, 2) for k in range(1, 21) if first < k * 0.05 <= best}
-    return sorted(steps | {round(best, 4)} | ({float(configured)} if configured is not None else set()))
+    steps = {round(k * 0.05, 2) for k in range(1, 21) if first < round(k * 0.05, 2) <= best}
+    shown_best = math.floor(best * 10_000) / 10_000  # rounded DOWN: the best round reaches its own row
+    return sorted(steps | {shown_best} | ({float(configured)} if configured is not None else set()))
 
 
 def reach_table(rows: Sequence[Any], targets: Sequence[float], *, eval_size: int | None = None) -> list[Reach]:
