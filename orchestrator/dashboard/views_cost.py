@@ -54,11 +54,15 @@ def learning(ctx: Context) -> View:
         spent = rows[-1]["hours"] + rows[-1]["bought_hours"], rows[-1]["cost"] + rows[-1]["bought_cost"]
         summary.append({"loop": loop, "strategy": next((i.strategy for i in ctx.all_loops if i.name == loop), "?"),
                         "rounds": len(rows), "n_labeled": last["n_labeled"], "metric": last["metric"], "hours": spent[0],
-                        "cost": "pay unknown" if loop in ctx.pay_unknown else spent[1]})
+                        "cost": "pay unknown" if loop in ctx.pay_unknown else spent[1],
+                        "adjustment": "pay unknown" if loop in ctx.pay_unknown else sum((r["adjustment"] for r in rows), money.ZERO)})
         view.numbers.append(Number(f"final_metric:{loop}", f"{loop}: latest {_metric_name(ctx)}", last["metric"], fmt(last["metric"], 4)))
     view.tables.append(table("Each loop's latest model and everything spent so far", [
         ("loop", "loop", None), ("strategy", "strategy", None), ("rounds", "rounds", 0), ("n_labeled", "labels", 0),
-        ("metric", _metric_name(ctx), 4), ("hours", "human hours", 2), ("cost", f"cost {cur}", 2)], summary))
+        ("metric", _metric_name(ctx), 4), ("hours", "human hours", 2), ("cost", f"planned cost {cur}", 2),
+        ("adjustment", f"back-pay booked {cur}", 2)], summary,
+        note="Planned cost: rewards, bonuses and fees as the loop priced them; back-pay (ledger adjust) is its own column "
+             "and owed wages are in the wages view; docs/ledger.md defines every number."))
     view.numbers.extend(_versus_baseline(ctx))
     return view
 
