@@ -401,6 +401,6 @@ class Loop:
         spent = self.ledger_.spent(self.name, rounds=(row["round_no"], row["round_no"]))
         return RoundResult(
             self.name, row["round_no"], row["model_version"], row["n_labeled"], row["metric"], spent["answers"],
-            spent["cost"], spent["active_hours"], spent["total_hours"], row["stop_reason"],
+            spent["cost"] - spent["adjustments"], spent["active_hours"], spent["total_hours"], row["stop_reason"],  # planned cost
         )
 

@@ -192,7 +192,7 @@ class RoundResult:
     n_labeled: int
     metric: float | None
     answers: int
-    cost: Decimal  # exact (integer micro-units summed by the ledger), in the loop's currency
+    cost: Decimal  # planned cost (rewards, bonuses, fees; back-pay apart), exact, in the loop's currency
     active_hours: float
     total_hours: float
     stop_reason: str | None
