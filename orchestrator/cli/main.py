@@ -113,7 +113,9 @@ def report(
     for name, fc in predicted.items():
         typer.echo(f"{name}: {fc['text']}")
         m = fc.get("marginal")
-        if m is not None:
+        if m is not None and m["beyond_plateau"]:
+            typer.echo(f"{name}: the next point is beyond the fitted curve's plateau (marginal cost: not reachable)")
+        elif m is not None:
             cur = fc.get("currency") or ""
             typer.echo(f"{name}: the next point costs about {m['labels_per_point']:,.0f} labels, {m['hours_per_point']:.2f} h, "
                        f"{fmt_money(m['cost_per_point'], cur)} (marginal, from the fitted curve; zero-gain rounds counted)")

@@ -184,6 +184,19 @@ def forecast_view(ctx: Context) -> View:
     return view
 
 
+def _next_point(loop: str, m: Any, cur: str, unknown: bool) -> list[Number]:
+    """The next point's labels and cost from the fitted curve (``Forecast.marginal``), as key numbers."""
+    if m is None or not math.isfinite(m.labels):
+        why = "no fit yet" if m is None else "beyond the fitted plateau"
+        return [Number(f"marginal_labels:{loop}", f"{loop}: labels for the next point (fitted curve)", None, why),
+                Number(f"marginal_cost:{loop}", f"{loop}: cost of the next point (fitted curve)", None,
+                       "pay unknown" if unknown else why)]
+    cost = None if unknown else money.estimate(m.cost)
+    return [Number(f"marginal_labels:{loop}", f"{loop}: labels for the next point (fitted curve)", m.labels, fmt(m.labels, 0)),
+            Number(f"marginal_cost:{loop}", f"{loop}: cost of the next point (fitted curve)", cost,
+                   "pay unknown" if unknown else money.fmt(cost, cur))]
+
+
 def _filtered(ctx: Context) -> bool:
     """Filters that cover only part of a loop's spending (the budget left would be wrong)."""
     f = ctx.filters
@@ -223,12 +236,7 @@ def marginal(ctx: Context) -> View:
         view.tables.append(table(f"{loop}: cost to reach", [
             ("target", "target", 4), ("round_no", "first round at or above it", 0), ("labels", "labels bought", 0),
             ("hours", "human hours", 3), ("cost", f"planned cost {cur}", 2)], reached))
-        m = loop_forecast(ctx, loop, aims[loop]).marginal()
-        view.numbers.append(Number(f"marginal_labels:{loop}", f"{loop}: labels for the next point (fitted curve)",
-                                   m.labels if m else None, fmt(m.labels, 0) if m else "no fit yet"))
-        view.numbers.append(Number(f"marginal_cost:{loop}", f"{loop}: cost of the next point (fitted curve)",
-                                   money.estimate(m.cost) if m and not unknown else None,
-                                   "pay unknown" if unknown else money.fmt(money.estimate(m.cost), cur) if m else "no fit yet"))
+        view.numbers += _next_point(loop, loop_forecast(ctx, loop, aims[loop]).marginal(), cur, unknown)
         for key, fig in figs.items():
             fig.add_trace(go.Scatter(x=[r["round_no"] for r in rows], y=[None if r[key] is None else float(r[key]) for r in rows],
                                      name=loop, mode="lines+markers", connectgaps=False,

@@ -103,21 +103,21 @@ class Forecast:
         return _curve(self.model)(np.maximum(x, 1.0), *self.params)
 
     def marginal(self) -> Marginal | None:
-        """What the NEXT point (0.01 of the metric) costs at the current labels, from the fitted
-        curve's slope (so rounds without a measured gain count, unlike per-round ratios): labels
-        ``0.01 / slope``, turned into hours and money at the loop's recent rate. None without a
-        fit or where the curve is flat."""
+        """What the NEXT point (0.01 of the metric) costs from the fitted curve (so rounds without a
+        measured gain count, unlike per-round ratios): the labels that take the curve from its value
+        at the current labels to 0.01 higher, turned into hours and money at the loop's recent
+        rate; ``inf`` everywhere when that is above the curve's plateau. None without a fit."""
         if self.params is None or self.model is None or self.hours_per_label is None or self.cost_per_label is None:
             return None
         n = max(float(self.labels_now), 1.0)
+        aim = float(self.predict(n)) + 0.01
         if self.model == "power":
-            _, b, c = self.params
-            slope = b * c * n ** (-c - 1)
+            a, b, c = self.params
+            reach = (b / (a - aim)) ** (1 / c) if a > aim and b > 0 and c > 0 else math.inf
         else:
-            slope = self.params[1] / n
-        if not slope > 0 or not math.isfinite(slope):
-            return None
-        labels = 0.01 / slope
+            a, b = self.params
+            reach = math.exp((aim - a) / b) if b > 0 else math.inf
+        labels = max(0.0, reach - n) if math.isfinite(reach) else math.inf
         return Marginal(labels, labels * self.hours_per_label, labels * self.cost_per_label)
 
     def beyond(self, *, hours_left: float | None = None, cost_left: float | None = None, conservative: bool = True) -> bool:

@@ -261,9 +261,13 @@ def forecasts(ledger: Ledger, reports: dict[str, tuple[list[ReportRow], Totals]]
 
 def marginal_dict(fc: Any) -> dict[str, Any] | None:
     """The marginal cost of the next point from the fitted curve (``Forecast.marginal``), JSON-ready."""
+    import math
+
     from clicloop.orchestrator.ledger.money import estimate
 
     m = fc.marginal()
     if m is None:
         return None
-    return {"labels_per_point": m.labels, "hours_per_point": m.hours, "cost_per_point": estimate(m.cost)}
+    finite = math.isfinite(m.labels)  # JSON has no infinity: null, with "beyond_plateau" saying why
+    return {"labels_per_point": m.labels if finite else None, "hours_per_point": m.hours if finite else None,
+            "cost_per_point": estimate(m.cost), "beyond_plateau": not finite}
