@@ -123,7 +123,7 @@ def _adjust_loop(led: Any, name: str, floor: Any, apply: bool, propose: Any, rec
         last = max(led.effort_by_round(name), default=0)
         typer.echo(f"{name}: recorded {record(led, proposals, last)} adjustment payment(s)")
     else:
-        typer.echo(f"{name}: total {sum(a.amount for a in proposals):.2f}; pass --apply to record them")
+        typer.echo(f"{name}: total {sum(a.amount for a in proposals):.2f} {proposals[0].currency}; pass --apply to record them")
 
 
 def labor_card_command(

@@ -87,9 +87,9 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         "hours": {"active": totals["active_hours"], "total": totals["total_hours"],
                   "unpaid": totals["total_hours"] - totals["active_hours"],
                   "unpaid_by_kind": unpaid_by_kind(ledger.engine_, loop, before_round=before)},
-        "money": money_section(currency, totals["income"], totals["fees"], adjustments(ledger, loop, before),
+        "money": {"currency": None, "pay_unknown": True} if pay_unknown(ledger, loop) else money_section(currency, totals["income"], totals["fees"], adjustments(ledger, loop, before),
                                None if pay_unknown(ledger, loop) else owed_before(workers, floor)),
-        "wages_total_time": _distribution([w["wage_total_time"] for w in paid],
+        "wages_total_time": {"workers": 0, "pay_unknown": True} if pay_unknown(ledger, loop) else _distribution([w["wage_total_time"] for w in paid],
                                           [exact(floor.for_backend(w["backend"]).amount) for w in paid], floor.currency),
         "rejections": _rejections(ledger, loop, before),
         "corrections": _count(ledger, s.corrections, loop),
@@ -178,6 +178,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- Hours: {h['total']:.2f} h in all — {h['active']:.2f} h on tasks, {h['unpaid']:.2f} h unpaid "
         f"(searching {h['unpaid_by_kind']['search']:.2f}, waiting {h['unpaid_by_kind']['wait']:.2f}, "
         f"returned work {h['unpaid_by_kind']['returned']:.2f}, qualification {h['unpaid_by_kind']['qualification']:.2f})",
+        "- Money: pay unknown (no payment is recorded for this loop, so no cost and no wage are computed)"
+        if m.get("pay_unknown") else
         f"- Money: {fmt(m['paid_to_workers'], cur)} paid to workers, of which {fmt(m['retroactive'], cur)} retroactive "
         f"(back-pay up to the wage floor, {m['retroactive_share']:.0%}); {fmt(m['fees_and_taxes'], cur)} in fees and taxes, "
         f"{fmt(m['total_cost'], cur)} in all (planned: {fmt(m['planned_cost'], cur)})"

@@ -41,3 +41,18 @@ def test_the_dashboard_says_pay_unknown_and_shows_owed_wages(tmp_path) -> None:
     assert any("Pay unknown for unpaid" in note for note in view.notes)
     cost = dict(zip((r[0] for r in summary.rows), (r[summary.keys.index("cost")] for r in summary.rows)))
     assert cost == {"paid": Decimal("0.400000"), "unpaid": "pay unknown"}
+
+
+def test_the_labor_card_says_pay_unknown(tmp_path) -> None:
+    from clicloop.orchestrator.dashboard.views_cards import labor_cards
+    from clicloop.orchestrator.reporting.laborcard import labor_card, render_markdown
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with Ledger(url) as ledger:
+        _loop(ledger, "unpaid", 0.0)
+        card = labor_card(ledger, "unpaid-r1")
+        view = labor_cards(Context(ledger.engine_, Filters()))
+    # before: "0.00 EUR paid", every worker "below the floor" at 0.00 /h
+    assert card["money"] == {"currency": None, "pay_unknown": True} and card["wages_total_time"]["pay_unknown"]
+    assert "Money: pay unknown" in render_markdown(card) and "below the" not in render_markdown(card)
+    assert {n.key: n.text for n in view.numbers}["card_cost:unpaid-r1"] == "pay unknown"
