@@ -67,7 +67,7 @@ def evaluate(loops: list[tuple[str, int, list[Any]]]) -> list[dict[str, Any]]:
                 continue
             fc = forecast(rows[:k], target, seed=seed)
             true_h = sum(r.total_hours for r in rows[k:reach])
-            true_c = sum(r.cost for r in rows[k:reach])
+            true_c = float(sum(r.cost for r in rows[k:reach]))  # exact Decimal money, compared with a forecast (a float estimate)
             true_n = rows[reach].n_labeled - rows[k - 1].n_labeled
             cases.append({"strategy": strategy, "seed": seed, "fraction": frac, "k": k, "reach": reach, "status": fc.status,
                           "true_h": true_h, "true_c": true_c, "fc_h": fc.hours_to_target, "fc_c": fc.cost_to_target,

@@ -117,7 +117,7 @@ class WageFloor(_Strict):
     amount: float = Field(12.02, ge=0, description="gross hourly wage (default: France's SMIC, 2026)")
     currency: str = "EUR"
     per_backend: dict[str, Floor] = Field(default_factory=dict, description="e.g. prolific: {amount: 8.0, currency: USD}")
-    price_rewards: bool = Field(False, description="price each round's reward from the median task time so the floor holds")
+    price_rewards: bool = Field(False, description="price each round's reward from the mean task time (unpaid time and qualification tests included) so the floor holds")
     strict: bool = Field(False, description="stop dispatching while a worker on the backend is below the floor")
 
     def for_backend(self, name: str) -> Floor:

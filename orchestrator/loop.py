@@ -249,7 +249,8 @@ class Loop:
         gold = self._gold_items(r, n)
         relabel = self._relabel_candidates() if model is not None else {}
         chosen = self._choose(r, query, candidates, relabel, n - len(gold))
-        reward = price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor) if cfg.wage_floor.price_rewards else None
+        reward = (price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor, cfg.stop.max_labels)
+                  if cfg.wage_floor.price_rewards else None)
         predictions = predictions_for(model, self.pool_.X, chosen)
         tasks = []
         for i in chosen:
@@ -333,7 +334,8 @@ class Loop:
 
     def _budget(self, r: int) -> Budget:
         spent = self.ledger_.spent(self.name, rounds=(0, r - 1))
-        return Budget(spent["answers"], spent["cost"], spent["total_hours"], self.backend_.expected_cost_per_task())
+        # the stop rules compare against float budgets from the config (estimates, not a view of money)
+        return Budget(spent["answers"], float(spent["cost"]), spent["total_hours"], self.backend_.expected_cost_per_task())
 
     def _hours_between(self, first: int, last: int) -> float:
         return self.ledger_.spent(self.name, rounds=(first, last))["total_hours"]
@@ -399,6 +401,6 @@ class Loop:
         spent = self.ledger_.spent(self.name, rounds=(row["round_no"], row["round_no"]))
         return RoundResult(
             self.name, row["round_no"], row["model_version"], row["n_labeled"], row["metric"], spent["answers"],
-            spent["cost"], spent["active_hours"], spent["total_hours"], row["stop_reason"],
+            spent["cost"] - spent["adjustments"], spent["active_hours"], spent["total_hours"], row["stop_reason"],  # planned cost
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -191,7 +192,7 @@ class RoundResult:
     n_labeled: int
     metric: float | None
     answers: int
-    cost: float
+    cost: Decimal  # planned cost (rewards, bonuses, fees; back-pay apart), exact, in the loop's currency
     active_hours: float
     total_hours: float
     stop_reason: str | None

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.ledger.money import json_default
 
 deploy_app = typer.Typer(help="Review a deployed model's predictions with people and learn from their corrections.",
                          no_args_is_help=True)
@@ -238,7 +239,7 @@ def status(
 
     with _store(ledger, deployment) as store:
         data = rep.build(store)
-    typer.echo(json.dumps(data, indent=2, default=float) if as_json else "\n".join([f"deployment {deployment}", *rep.lines(data)]))
+    typer.echo(json.dumps(data, indent=2, default=json_default) if as_json else "\n".join([f"deployment {deployment}", *rep.lines(data)]))
 
 
 @deploy_app.command("report")
@@ -255,7 +256,7 @@ def report_command(
         typer.echo(rep.markdown(data))
         return
     out.with_suffix(".md").write_text(rep.markdown(data), encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(data, indent=2, default=float), encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps(data, indent=2, default=json_default), encoding="utf-8")
     typer.echo(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
 
 

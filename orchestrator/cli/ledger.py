@@ -11,6 +11,7 @@ import typer
 from clicloop.orchestrator.cli.output import table_console
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S
 from clicloop.orchestrator.errors import ClicloopError
+from clicloop.orchestrator.ledger.money import json_default
 
 ledger_app = typer.Typer(help="Check, export and settle the human-labor ledger.", no_args_is_help=True)
 LedgerOpt = Annotated[Optional[str], typer.Option("--ledger", help="ledger URL (default: the config's)")]
@@ -122,7 +123,7 @@ def _adjust_loop(led: Any, name: str, floor: Any, apply: bool, propose: Any, rec
         last = max(led.effort_by_round(name), default=0)
         typer.echo(f"{name}: recorded {record(led, proposals, last)} adjustment payment(s)")
     else:
-        typer.echo(f"{name}: total {sum(a.amount for a in proposals):.2f}; pass --apply to record them")
+        typer.echo(f"{name}: total {sum(a.amount for a in proposals):.2f} {proposals[0].currency}; pass --apply to record them")
 
 
 def labor_card_command(
@@ -145,7 +146,7 @@ def labor_card_command(
         typer.echo(render_markdown(card))
         return
     out.with_suffix(".md").write_text(render_markdown(card), encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2, default=float), encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2, default=json_default), encoding="utf-8")
     typer.echo(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
 
 

@@ -93,6 +93,8 @@ def report(
     if fmt == "csv":
         _print_csv(ledger, loop)
         return
+    from clicloop.orchestrator.ledger.money import fmt as fmt_money
+    from clicloop.orchestrator.ledger.money import json_default
     from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
     from clicloop.orchestrator.reporting.report import build_report, forecasts
 
@@ -106,10 +108,17 @@ def report(
         data = json.loads(captured.getvalue())
         for name, fc in predicted.items():
             data[name]["forecast"] = fc
-        print(json.dumps(data, indent=2))
+        print(json.dumps(data, indent=2, default=json_default))
         return
     for name, fc in predicted.items():
         typer.echo(f"{name}: {fc['text']}")
+        m = fc.get("marginal")
+        if m is not None and m["beyond_plateau"]:
+            typer.echo(f"{name}: the next point is beyond the fitted curve's plateau (marginal cost: not reachable)")
+        elif m is not None:
+            cur = fc.get("currency") or ""
+            typer.echo(f"{name}: the next point costs about {m['labels_per_point']:,.0f} labels, {m['hours_per_point']:.2f} h, "
+                       f"{fmt_money(m['cost_per_point'], cur)} (marginal, from the fitted curve; zero-gain rounds counted)")
 
 
 def _print_csv(url: str, loop: str | None) -> None:
@@ -136,7 +145,8 @@ def _print_csv(url: str, loop: str | None) -> None:
 def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = False) -> None:
     from clicloop.orchestrator.config import WageFloor
     from clicloop.orchestrator.errors import LedgerError
-    from clicloop.orchestrator.fairwork.wages import below_floor, proposed_adjustments
+    from clicloop.orchestrator.ledger.money import fmt as fmt_money
+    from clicloop.orchestrator.ledger.money import json_default
     from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
     from clicloop.orchestrator.reporting.report import build_report, render_report, report_dict
 
@@ -146,21 +156,20 @@ def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = Fal
         unknown = [n for n in names if n not in ledger.loops()]
         if unknown or not names:
             raise LedgerError(f"no loop {unknown[0]!r} in the ledger; loops there: {ledger.loops()}" if unknown else "the ledger holds no loop yet")
-        reports = {n: build_report(ledger, n) for n in names}
-        fairness = {n: (len(below_floor(ledger, n, floor)), sum(a.amount for a in proposed_adjustments(ledger, n, floor)))
-                    for n in names if reports[n][1].pay_known}  # no wage, no judgement, where pay is unknown
+        reports = {n: build_report(ledger, n, floor) for n in names}  # owed wages below the floor: Totals.owed
     if as_json:
-        out = {n: {**report_dict(*r), "below_floor": {"workers": fairness[n][0], "adjustments_owed": fairness[n][1]}
-                   if n in fairness else None} for n, r in reports.items()}
-        print(json.dumps(out, indent=2))
+        out = {n: {**report_dict(*r), "below_floor": {"workers": r[1].workers_below_floor, "adjustments_owed": r[1].owed,
+                                                      "currency": r[1].currency or floor.currency}
+                   if r[1].pay_known else None} for n, r in reports.items()}
+        print(json.dumps(out, indent=2, default=json_default))
         return
     console = table_console()
     for name, (rows, totals) in reports.items():
         console.print(render_report(rows, totals, floor.amount))
-        low, owed = fairness.get(name, (0, 0.0))
-        if low:
-            console.print(f"[bold]! {low} worker(s) earn below the floor of {floor.amount:.2f} {floor.currency}/h on total time; "
-                          f"adjustments owed: {owed:.2f} {floor.currency} (clicloop ledger adjust CONFIG --apply)[/]")
+        if totals.workers_below_floor:
+            console.print(f"[bold]! {totals.workers_below_floor} worker(s) earn below the floor of {floor.amount:.2f} "
+                          f"{floor.currency}/h on total time; adjustments owed: {fmt_money(totals.owed, floor.currency)} "
+                          "(clicloop ledger adjust CONFIG --apply)[/]")
 
 
 @app.command()

@@ -4,6 +4,7 @@ scikit-learn's digits with the simulated crowd, ending with a summary a person r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from clicloop.orchestrator.config import Config, config_from_dict
@@ -20,7 +21,7 @@ class Outcome:
     reached_at: RoundResult | None  # first round whose model met the target
     answers_to_target: int | None
     hours_to_target: float | None
-    cost_to_target: float | None
+    cost_to_target: Decimal | None
 
 
 def quickstart_config(strategy: str, *, ledger: str, seed: int, budget: int) -> Config:
@@ -46,14 +47,13 @@ def full_data_metric(config: Config) -> float:
 
 
 def outcome(strategy: str, results: list[RoundResult], target: float) -> Outcome:
-    reached = next((r for r in results if r.metric is not None and r.metric >= target), None)
-    if reached is None:
-        return Outcome(strategy, results, None, None, None, None)
-    bought = [r for r in results if r.round_no < reached.round_no]
-    return Outcome(
-        strategy, results, reached, sum(r.answers for r in bought),
-        sum(r.total_hours for r in bought), sum(r.cost for r in bought),
-    )
+    """What reaching ``target`` took, by the one definition every view uses
+    (clicloop.orchestrator.reporting.reach: answers bought before the first round that measured it)."""
+    from clicloop.orchestrator.reporting.reach import reach
+
+    got = reach(results, target)
+    reached = next((r for r in results if r.round_no == got.round_no), None)
+    return Outcome(strategy, results, reached, got.labels, got.hours, got.cost)
 
 
 def run_quickstart(*, ledger: str, seed: int, budget: int, console: Any = None) -> list[Outcome]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,10 @@ def allowed_hosts(hosts: Sequence[str]) -> list[str]:
 
 
 def _finite(value: Any) -> Any:
-    """JSON has no infinity: unbounded forecasts become null."""
+    """JSON has no infinity: unbounded forecasts become null; money (Decimal) becomes its exact
+    decimal string (clicloop.orchestrator.ledger.money's convention)."""
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

@@ -17,6 +17,8 @@ from sqlalchemy import Engine
 from clicloop.orchestrator.config import Stop, WageFloor
 from clicloop.orchestrator.dashboard import queries
 from clicloop.orchestrator.dashboard.source import Filters, LoopInfo, loop_infos
+from clicloop.orchestrator.ledger.money import ZERO
+from clicloop.orchestrator.reporting.report import money_per_point
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -104,26 +106,35 @@ class Context:
         return "/".join(found) if found else self.floor.currency
 
     @cached_property
+    def pay_unknown(self) -> set[str]:
+        """Loops in scope with answers and not one payment (the report's rule: no cost, no wage)."""
+        from clicloop.orchestrator.ledger.accounting import pay_unknown
+
+        return {i.name for i in self.loops if pay_unknown(self.engine, i.name)}
+
+    @cached_property
     def curves(self) -> dict[str, list[dict[str, Any]]]:
         """Per loop, per round: the model's labels and metric, what was spent BEFORE it (``hours``,
         ``cost``: the work its labels came from), what the round bought after it (``bought_*``),
-        and the gain over the previous round with hours and cost per point (as the report)."""
+        and the gain over the previous round with hours and cost per point (as the report). Money is
+        exact and planned (rewards, bonuses, fees); back-pay booked in a round is ``adjustment``."""
         out: dict[str, list[dict[str, Any]]] = {}
-        empty = {"answers": 0, "income": 0.0, "fee": 0.0, "active_s": 0.0, "unpaid_s": 0.0}
+        empty = {"answers": 0, "income": ZERO, "adjustment": ZERO, "fee": ZERO, "active_s": 0.0, "unpaid_s": 0.0}
         for r in self.rounds:
             rows = out.setdefault(r["loop"], [])
             e = self.effort.get((r["loop"], r["round_no"]), empty)
             prev = rows[-1] if rows else None
             hours = prev["hours"] + prev["bought_hours"] if prev else 0.0
-            cost = prev["cost"] + prev["bought_cost"] if prev else 0.0
+            cost = prev["cost"] + prev["bought_cost"] if prev else ZERO
             prev_metric = next((x["metric"] for x in reversed(rows) if x["metric"] is not None), None)
             gain = None if prev_metric is None or r["metric"] is None else r["metric"] - prev_metric
-            bh, bc = (prev["bought_hours"], prev["bought_cost"]) if prev else (0.0, 0.0)
+            bh, bc = (prev["bought_hours"], prev["bought_cost"]) if prev else (0.0, ZERO)
             rows.append({
                 "loop": r["loop"], "round_no": r["round_no"], "model_version": r["model_version"], "n_labeled": r["n_labeled"],
                 "metric_name": r["metric_name"], "metric": r["metric"], "recorded_at": r["recorded_at"], "hours": hours, "cost": cost,
                 "answers": e["answers"], "bought_hours": (e["active_s"] + e["unpaid_s"]) / 3600, "bought_cost": e["income"] + e["fee"],
-                "gain": gain, "hours_per_point": per_point(bh, gain), "cost_per_point": per_point(bc, gain),
+                "adjustment": e["adjustment"], "total_hours": (e["active_s"] + e["unpaid_s"]) / 3600,
+                "gain": gain, "hours_per_point": per_point(bh, gain), "cost_per_point": money_per_point(bc, gain),
                 "stop_reason": r["stop_reason"],
             })
         return out
@@ -142,12 +153,16 @@ class Context:
 
 
 def per_point(amount: float, gain: float | None) -> float | None:
-    """Amount per accuracy point (0.01 of the metric), as the report computes it."""
+    """Hours per accuracy point (0.01 of the metric), as the report computes it (money:
+    ``reporting.report.money_per_point``)."""
     return amount / (100 * gain) if gain is not None and gain > 0 and amount > 0 else None
 
 
 def fmt(v: float | int | None, digits: int = 2, *, unit: str = "", signed: bool = False) -> str:
-    """A number as the page shows it: fixed digits, ``-`` for missing, ``∞`` for unbounded."""
+    """A number as the page shows it: fixed digits, ``-`` for missing, ``∞`` for unbounded; a
+    text (``pay unknown``) as it is. Money (Decimal) is rounded here, at the edge only."""
+    if isinstance(v, str):
+        return v
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     if isinstance(v, float) and math.isinf(v):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, Integer, case, cast, func, inspect, select
@@ -30,6 +31,7 @@ from clicloop.orchestrator.dashboard.base import FLOOR, PALETTE, Context, Number
 from clicloop.orchestrator.dashboard.queries import Scope
 from clicloop.orchestrator.dashboard.source import REVIEW_SUFFIX
 from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.money import ZERO, from_micros, ratio
 
 NO_DATA = "No post-deployment data in this ledger: no production predictions have been reviewed yet."
 NONE_IN_SCOPE = ("No post-deployment review in scope: post-deployment work is filtered by its loop '<deployment>:review' "
@@ -45,7 +47,7 @@ class Deployment:
     name: str
     reviews: dict[str, dict[str, float]] = field(default_factory=dict)  # day -> reviews, confirm, correct, out_of_scope, hours
     audits: dict[str, dict[str, int]] = field(default_factory=dict)  # day -> audited, errors
-    cost: float = 0.0
+    cost: Decimal = ZERO
     promotions: list[dict[str, Any]] = field(default_factory=list)
 
     def total(self, key: str) -> float:
@@ -162,7 +164,7 @@ def read(engine: Engine, scope: Scope, review_loops: set[str]) -> list[Deploymen
     for dep, day, n, errors in audits:
         out[dep].audits[_iso(day)] = {"audited": int(n), "errors": int(errors or 0)}
     for lp, micros in cost.items():
-        out[lp[: -len(REVIEW_SUFFIX)]].cost = int(micros or 0) / s.MICROS
+        out[lp[: -len(REVIEW_SUFFIX)]].cost = from_micros(micros)
     for row in promotions:
         out[row["deployment"]].promotions.append(row)
     return [d for d in out.values() if d.reviews or d.audits]
@@ -205,8 +207,8 @@ def post_deployment(ctx: Context) -> View:
             Number(f"review_hours:{d.name}", f"{d.name}: human hours of review", hours, fmt(hours, 2, unit="h")),
             Number(f"errors_per_hour:{d.name}", f"{d.name}: errors fixed per human hour", fixed / hours if hours else None,
                    fmt(fixed / hours, 2) if hours else "-"),
-            Number(f"cost_per_error:{d.name}", f"{d.name}: cost per error fixed", d.cost / fixed if fixed else None,
-                   fmt(d.cost / fixed, 2, unit=cur) if fixed else "-"),
+            Number(f"cost_per_error:{d.name}", f"{d.name}: cost per error fixed", ratio(d.cost, fixed),
+                   fmt(ratio(d.cost, fixed), 2, unit=cur) if fixed else "-"),
             Number(f"error_rate:{d.name}", f"{d.name}: production error rate (random audits, 95%)", rate,
                    _rate_text(d.audit_errors, d.audited)),
         ]

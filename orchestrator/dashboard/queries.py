@@ -15,7 +15,8 @@ from sqlalchemy import Engine, case, func, inspect, literal, select, union_all
 from clicloop.orchestrator.dashboard.source import REVIEW_SUFFIX, Filters
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, _wages
+from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, PLANNED_KINDS, _wages
+from clicloop.orchestrator.ledger.money import from_micros, to_micros
 
 a, p, w, rv, r = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c, s.rounds.c
 
@@ -122,27 +123,29 @@ def rounds(engine: Engine, scope: Scope) -> list[dict[str, Any]]:
     return [dict(x._mapping) for x in rows]
 
 
-def effort_by_round(engine: Engine, scope: Scope) -> dict[tuple[str, int], dict[str, float]]:
+def effort_by_round(engine: Engine, scope: Scope) -> dict[tuple[str, int], dict[str, Any]]:
     """Per (loop, round): answers, active and unpaid seconds (qualification counted in the
-    worker's first round), worker income and fees, as ``accounting.effort_by_round``."""
+    worker's first round), planned worker pay (``income``: rewards and bonuses), back-pay
+    (``adjustment``) and fees, exact, as ``accounting.effort_by_round``."""
     work, money_rows, qual_rows = parallel(
         engine,
         select(a.loop, a.round_no, func.count(), func.sum(a.active_s), func.sum(a.search_s + a.wait_s + a.returned_s))
         .where(*_where(a, scope)).group_by(a.loop, a.round_no),
-        select(p.loop, p.round_no, func.sum(case((p.kind.in_(INCOME_KINDS), p.amount_micros), else_=0)),
+        select(p.loop, p.round_no, func.sum(case((p.kind.in_(PLANNED_KINDS), p.amount_micros), else_=0)),
+               func.sum(case((p.kind == "adjustment", p.amount_micros), else_=0)),
                func.sum(case((p.kind.in_(INCOME_KINDS), 0), else_=p.amount_micros))).where(*_where(p, scope)).group_by(p.loop, p.round_no),
         select(w.loop, w.first_round, func.sum(w.qualification_s)).where(*_where(w, scope, round_col="first_round"))
         .group_by(w.loop, w.first_round))
-    money = {(lp, rn): (inc, fee) for lp, rn, inc, fee in money_rows}
+    money = {(lp, rn): (inc, adj, fee) for lp, rn, inc, adj, fee in money_rows}
     qual = {(lp, rn): q for lp, rn, q in qual_rows}
-    out: dict[tuple[str, int], dict[str, float]] = {}
+    out: dict[tuple[str, int], dict[str, Any]] = {}
     for lp, rn, n, active, unpaid in work:
-        inc, fee = money.get((lp, rn), (0, 0))
-        out[(lp, rn)] = {"answers": int(n), "income": int(inc or 0) / s.MICROS, "fee": int(fee or 0) / s.MICROS,
+        inc, adj, fee = money.get((lp, rn), (0, 0, 0))
+        out[(lp, rn)] = {"answers": int(n), "income": from_micros(inc), "adjustment": from_micros(adj), "fee": from_micros(fee),
                          "active_s": float(active or 0), "unpaid_s": float(unpaid or 0) + float(qual.get((lp, rn)) or 0)}
-    for key, (inc, fee) in money.items():  # pay without answers (adjustments in a round with none in scope)
+    for key, (inc, adj, fee) in money.items():  # pay without answers (adjustments in a round with none in scope)
         if key not in out:
-            out[key] = {"answers": 0, "income": int(inc or 0) / s.MICROS, "fee": int(fee or 0) / s.MICROS,
+            out[key] = {"answers": 0, "income": from_micros(inc), "adjustment": from_micros(adj), "fee": from_micros(fee),
                         "active_s": 0.0, "unpaid_s": float(qual.get(key) or 0)}
     return out
 
@@ -170,13 +173,13 @@ def wages(engine: Engine, scope: Scope, keys: Sequence[str] = ("loop", "backend"
     # one row per rejection, driven from the few reviews (see _where's no_index)
     rejected = part(a, s.reviews.join(s.assignments, a.task_key == rv.task_key), literal(0), zero, zero, zero, zero,
                     literal(1), _where(a, scope, no_index=True) + [rv.decision == "reject"], grouped=False)
-    sums: dict[tuple[Any, ...], list[float]] = {}
+    sums: dict[tuple[Any, ...], list[Any]] = {}
     for part_rows in parallel(engine, work, money, union_all(quals, rejected)):  # each stream scans its own index
         for x in part_rows:
-            acc = sums.setdefault(tuple(x[: len(keys)]), [0.0] * len(SUMS))
+            acc = sums.setdefault(tuple(x[: len(keys)]), [0, 0.0, 0.0, 0, 0, 0])
             for i, v in enumerate(x[len(keys) :]):
-                acc[i] += float(v or 0)
-    return [_wages(dict(zip(keys, key)), int(v[0]), v[1], v[2], round(v[3]), round(v[4]), int(v[5])) for key, v in sorted(sums.items())]
+                acc[i] += float(v or 0) if SUMS[i] in ("active_s", "unpaid_s") else int(v or 0)  # money: whole micro-units
+    return [_wages(dict(zip(keys, key)), *v) for key, v in sorted(sums.items())]
 
 
 def parallel(engine: Engine, *queries: Any) -> list[list[Any]]:
@@ -196,14 +199,13 @@ def parallel(engine: Engine, *queries: Any) -> list[list[Any]]:
 def rollup(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
     """Rows of :func:`wages` summed to coarser groups (e.g. workers to backends), without another
     pass over the ledger: every figure behind a wage is a sum."""
-    groups: dict[tuple[Any, ...], list[float]] = {}
+    groups: dict[tuple[Any, ...], list[Any]] = {}
     for row in rows:
-        acc = groups.setdefault(tuple(row[k] for k in keys), [0.0] * len(SUMS))
+        acc = groups.setdefault(tuple(row[k] for k in keys), [0, 0.0, 0.0, 0, 0, 0])
         for i, v in enumerate((row["answers"], row["active_hours"] * 3600, row["unpaid_hours"] * 3600,
-                               row["income"] * s.MICROS, row["fees"] * s.MICROS, row["rejected"])):
+                               to_micros(row["income"]), to_micros(row["fees"]), row["rejected"])):
             acc[i] += v
-    return [_wages(dict(zip(keys, key)), int(v[0]), v[1], v[2], round(v[3]), round(v[4]), int(v[5]))
-            for key, v in sorted(groups.items())]
+    return [_wages(dict(zip(keys, key)), *v) for key, v in sorted(groups.items())]
 
 
 UNPAID = ("search", "wait", "returned", "qualification")
@@ -244,7 +246,7 @@ def rejections(engine: Engine, scope: Scope) -> dict[str, Any]:
                                  .where(*_where(p, scope), p.kind.in_(INCOME_KINDS), p.amount_micros < 0)).scalar_one()
         answers = conn.execute(select(func.count()).select_from(s.assignments).where(*_where(a, scope))).scalar_one()
     return {"answers": int(answers), "reviewed": int(reviewed), "rejected": int(rejected or 0),
-            "reasons": [(str(reason), int(n)) for reason, n in reasons], "income_reversed": -int(reversed_) / s.MICROS}
+            "reasons": [(str(reason), int(n)) for reason, n in reasons], "income_reversed": -from_micros(reversed_)}
 
 
 def backends(engine: Engine) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 
 from clicloop.orchestrator.dashboard import queries
@@ -36,7 +35,7 @@ def labor_cards(ctx: Context) -> View:
     cards_done = [version_card(ctx, ledger, rounds[v]) if v in rounds else labor_card(ledger, v, ctx.floor) for v in chosen]
     carded = {c["model_version"]: c for c in cards_done}
     versions = [{**r, "hours": carded[r["model_version"]]["hours"]["total"] if r["model_version"] in carded else None,
-                 "cost": carded[r["model_version"]]["money"]["total_cost"] if r["model_version"] in carded else None}
+                 "cost": carded[r["model_version"]]["money"].get("total_cost", "pay unknown") if r["model_version"] in carded else None}
                 for r in ctx.rounds]
     view.tables.append(table("Model versions", [
         ("loop", "loop", None), ("model_version", "model version", None), ("metric", "metric", 4), ("n_labeled", "labels", 0),
@@ -50,8 +49,9 @@ def labor_cards(ctx: Context) -> View:
         view.numbers.append(Number(f"card_people:{version}", f"{version}: people", card["people"], str(card["people"])))
         view.numbers.append(Number(f"card_hours:{version}", f"{version}: human hours", card["hours"]["total"],
                                    fmt(card["hours"]["total"], 2, unit="h")))
-        view.numbers.append(Number(f"card_cost:{version}", f"{version}: total cost", card["money"]["total_cost"],
-                                   fmt(card["money"]["total_cost"], 2, unit=card["money"]["currency"])))
+        cost = card["money"].get("total_cost")  # none where pay is unknown
+        view.numbers.append(Number(f"card_cost:{version}", f"{version}: total cost", cost,
+                                   "pay unknown" if cost is None else fmt(cost, 2, unit=card["money"]["currency"])))
     return view
 
 
@@ -59,7 +59,10 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
     """The labor card of a labeling loop's model version, as ``clicloop.orchestrator.reporting.laborcard.labor_card``
     writes it (a test checks they agree), from one pass of the dashboard's per-worker query: the
     card's totals are the sums of its workers' figures, so the ledger is scanned once, not twice."""
-    from clicloop.orchestrator.reporting.laborcard import _count, _distribution, _rejections, loop_settings
+    from clicloop.orchestrator.ledger.accounting import pay_unknown
+    from clicloop.orchestrator.ledger.money import ZERO, exact
+    from clicloop.orchestrator.reporting.laborcard import (_count, _distribution, _rejections, adjustments, loop_settings,
+                                                           money_section, owed_before)
     from clicloop.orchestrator.ledger import schema as s
 
     loop, before = row["loop"], int(row["round_no"])
@@ -68,9 +71,10 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
     unpaid = queries.unpaid_by_loop_kind(ctx.engine, scope).get(loop, {})
     active = sum(w["active_hours"] for w in workers)
     total = sum(w["total_hours"] for w in workers)
-    income = sum(round(w["income"] * s.MICROS) for w in workers) / s.MICROS  # exact: money is whole micros
-    fees = sum(round(w["fees"] * s.MICROS) for w in workers) / s.MICROS
+    income = sum((w["income"] for w in workers), ZERO)  # exact: Decimal sums of whole micro-units
+    fees = sum((w["fees"] for w in workers), ZERO)
     paid = [w for w in workers if w["wage_total_time"] is not None]
+    currency = ledger.currency(loop) or ctx.floor.currency
     with ctx.engine.connect() as conn:
         config = conn.execute(select(s.loops.c.config_json).where(s.loops.c.name == loop)).scalar()
     purpose, pseudo = loop_settings(config)
@@ -82,10 +86,10 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
         "people": len({(w["backend"], w["worker"]) for w in workers}), "backends": sorted({w["backend"] for w in workers}),
         "hours": {"active": active, "total": total, "unpaid": total - active,
                   "unpaid_by_kind": {k: unpaid.get(k, 0.0) for k, _ in UNPAID_KINDS}},
-        "money": {"currency": ledger.currency(loop) or ctx.floor.currency, "paid_to_workers": income, "fees_and_taxes": fees,
-                  "total_cost": income + fees},
-        "wages_total_time": _distribution(np.array([w["wage_total_time"] for w in paid]),
-                                          np.array([ctx.floor.for_backend(w["backend"]).amount for w in paid]), ctx.floor.currency),
+        "money": {"currency": None, "pay_unknown": True} if pay_unknown(ctx.engine, loop) else money_section(currency, income, fees, adjustments(ledger, loop, before),
+                               None if pay_unknown(ctx.engine, loop) else owed_before(workers, ctx.floor)),
+        "wages_total_time": {"workers": 0, "pay_unknown": True} if pay_unknown(ctx.engine, loop) else _distribution([w["wage_total_time"] for w in paid],
+                                          [exact(ctx.floor.for_backend(w["backend"]).amount) for w in paid], ctx.floor.currency),
         "rejections": _rejections(ledger, loop, before),
         "corrections": _count(ledger, s.corrections, loop),
     }
@@ -111,6 +115,18 @@ def _hours_figure(cards: list[dict[str, Any]]) -> Any:
                   height=max(240, 120 + 60 * len(cards)), yaxis={"automargin": True})
 
 
+def _money_rows(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """The card's money, exact amounts rounded to the cent here."""
+    cur = m["currency"]
+    return [
+        {"field": "paid to workers", "value": fmt(m["paid_to_workers"], 2, unit=cur)},
+        {"field": "of which retroactive (back-pay)", "value": fmt(m["retroactive"], 2, unit=cur) + f" ({m['retroactive_share']:.0%})"},
+        {"field": "owed below the floor", "value": fmt(m["owed"], 2, unit=cur)},
+        {"field": "fees and taxes", "value": fmt(m["fees_and_taxes"], 2, unit=cur)},
+        {"field": "total cost", "value": fmt(m["total_cost"], 2, unit=cur)},
+    ]
+
+
 def _card_table(card: dict[str, Any]) -> Table:
     from clicloop.orchestrator.reporting.laborcard import pseudo_labels_text
 
@@ -128,9 +144,7 @@ def _card_table(card: dict[str, Any]) -> Table:
         {"field": "hours on tasks (paid)", "value": fmt(h["active"], 3, unit="h")},
         {"field": "hours unpaid", "value": fmt(h["unpaid"], 3, unit="h") + " (" + ", ".join(
             f"{k} {v:.3f}" for k, v in h["unpaid_by_kind"].items()) + ")"},
-        {"field": "paid to workers", "value": fmt(m["paid_to_workers"], 2, unit=cur)},
-        {"field": "fees and taxes", "value": fmt(m["fees_and_taxes"], 2, unit=cur)},
-        {"field": "total cost", "value": fmt(m["total_cost"], 2, unit=cur)},
+        *(_money_rows(m) if not m.get("pay_unknown") else [{"field": "pay", "value": "pay unknown (no payment recorded)"}]),
     ]
     if w.get("workers"):
         rows.append({"field": "wage on total time", "value": f"median {w['median']:.2f}, p10 {w['p10']:.2f}, lowest {w['min']:.2f} "

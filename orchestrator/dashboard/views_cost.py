@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from clicloop.orchestrator.dashboard.base import FLOOR, Context, Number, View, fmt, layout, table
+from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.reporting.forecast import Forecast, default_target, forecast
 
 AXES = (("n_labeled", "labels", "labels the model was trained on"), ("hours", "hours", "human hours (unpaid time included)"),
@@ -39,7 +40,7 @@ def learning(ctx: Context) -> View:
             pts = [r for r in rows if r["metric"] is not None]
             base = ctx.is_baseline(loop)
             fig.add_trace(go.Scatter(
-                x=[r[key] for r in pts], y=[r["metric"] for r in pts], name=loop + (" (baseline)" if base else ""),
+                x=[float(r[key]) for r in pts], y=[r["metric"] for r in pts], name=loop + (" (baseline)" if base else ""),
                 mode="lines+markers+text", line={"color": ctx.color(loop), "dash": "dash" if base else "solid", "width": 2},
                 marker={"symbol": "circle-open" if base else "circle", "size": 6},
                 text=[""] * (len(pts) - 1) + [f"{pts[-1]['metric']:.3f}"] if pts else [], textposition="top left",
@@ -52,11 +53,16 @@ def learning(ctx: Context) -> View:
         last = next((r for r in reversed(rows) if r["metric"] is not None), rows[-1])
         spent = rows[-1]["hours"] + rows[-1]["bought_hours"], rows[-1]["cost"] + rows[-1]["bought_cost"]
         summary.append({"loop": loop, "strategy": next((i.strategy for i in ctx.all_loops if i.name == loop), "?"),
-                        "rounds": len(rows), "n_labeled": last["n_labeled"], "metric": last["metric"], "hours": spent[0], "cost": spent[1]})
+                        "rounds": len(rows), "n_labeled": last["n_labeled"], "metric": last["metric"], "hours": spent[0],
+                        "cost": "pay unknown" if loop in ctx.pay_unknown else spent[1],
+                        "adjustment": "pay unknown" if loop in ctx.pay_unknown else sum((r["adjustment"] for r in rows), money.ZERO)})
         view.numbers.append(Number(f"final_metric:{loop}", f"{loop}: latest {_metric_name(ctx)}", last["metric"], fmt(last["metric"], 4)))
     view.tables.append(table("Each loop's latest model and everything spent so far", [
         ("loop", "loop", None), ("strategy", "strategy", None), ("rounds", "rounds", 0), ("n_labeled", "labels", 0),
-        ("metric", _metric_name(ctx), 4), ("hours", "human hours", 2), ("cost", f"cost {cur}", 2)], summary))
+        ("metric", _metric_name(ctx), 4), ("hours", "human hours", 2), ("cost", f"planned cost {cur}", 2),
+        ("adjustment", f"back-pay booked {cur}", 2)], summary,
+        note="Planned cost: rewards, bonuses and fees as the loop priced them; back-pay (ledger adjust) is its own column "
+             "and owed wages are in the wages view; docs/ledger.md defines every number."))
     view.numbers.extend(_versus_baseline(ctx))
     return view
 
@@ -66,22 +72,33 @@ def _metric_name(ctx: Context) -> str:
     return names.pop() if len(names) == 1 else "metric"
 
 
+def reach_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A loop's curve rows as :func:`clicloop.orchestrator.reporting.reach.reach` reads them: what
+    each round bought after its model (answers, hours, planned cost)."""
+    return [{"round_no": r["round_no"], "n_labeled": r["n_labeled"], "metric": r["metric"], "answers": r["answers"],
+             "total_hours": r["bought_hours"], "cost": r["bought_cost"]} for r in rows]
+
+
 def _versus_baseline(ctx: Context) -> list[Number]:
-    """For each loop: what it spent to first reach the random baseline's latest metric."""
+    """For each loop: what it spent to first reach the random baseline's latest metric (the one
+    "labels to reach" definition, clicloop.orchestrator.reporting.reach)."""
+    from clicloop.orchestrator.reporting.reach import reach
+
     bases = [lp for lp in ctx.curves if ctx.is_baseline(lp)]
     out = []
     for base in bases:
         ref = next((r for r in reversed(ctx.curves[base]) if r["metric"] is not None), None)
         if ref is None:
             continue
+        own = reach(reach_rows(ctx.curves[base]), ref["metric"])
         for loop, rows in ctx.curves.items():
             if ctx.is_baseline(loop):
                 continue
-            hit = next((r for r in rows if r["metric"] is not None and r["metric"] >= ref["metric"]), None)
-            text = (f"{hit['n_labeled']} labels, {hit['hours']:.2f} h, {hit['cost']:.2f} {ctx.currency} "
-                    f"(baseline: {ref['n_labeled']} labels, {ref['hours']:.2f} h, {ref['cost']:.2f})" if hit else "not reached yet")
-            out.append(Number(f"versus:{loop}:{base}", f"{loop} to reach {base}'s {ref['metric']:.3f}",
-                              hit["n_labeled"] if hit else None, text))
+            hit = reach(reach_rows(rows), ref["metric"])
+            text = (f"{hit.labels} labels bought, {hit.hours:.2f} h, {money.fmt(hit.cost, ctx.currency)} "
+                    f"(baseline: {own.labels} labels, {own.hours:.2f} h, {money.fmt(own.cost, ctx.currency)})"
+                    if hit.round_no is not None else "not reached yet")
+            out.append(Number(f"versus:{loop}:{base}", f"{loop} to reach {base}'s {ref['metric']:.3f}", hit.labels, text))
     return out
 
 
@@ -119,9 +136,10 @@ def forecast_view(ctx: Context) -> View:
         pts = [r for r in curve if r["metric"] is not None]
         stop = ctx.stops.get(loop)
         spent_h = sum(r["bought_hours"] for r in curve)
-        spent_c = sum(r["bought_cost"] for r in curve)
+        spent_c = sum((r["bought_cost"] for r in curve), money.ZERO)
         hours_left = max(0.0, stop.max_hours - spent_h) if stop and stop.max_hours is not None and not _filtered(ctx) else None
-        cost_left = max(0.0, stop.max_cost - spent_c) if stop and stop.max_cost is not None and not _filtered(ctx) else None
+        cost_left = (max(money.ZERO, money.exact(stop.max_cost) - spent_c) if stop and stop.max_cost is not None and not _filtered(ctx)
+                     else None)
         budget = " / ".join(x for x in (fmt(hours_left, 2, unit="h") if hours_left is not None else "",
                                         fmt(cost_left, 2, unit=cur) if cost_left is not None else "") if x) or "-"
         rows.append({"loop": loop, "target": target, "status": fc.status, "labels": _interval(fc.labels_to_target, 0),
@@ -133,7 +151,7 @@ def forecast_view(ctx: Context) -> View:
                                    fc.hours_to_target.point if fc.hours_to_target else None,
                                    _interval(fc.hours_to_target, 2, unit="h") if fc.hours_to_target else fc.status))
         view.numbers.append(Number(f"forecast_cost:{loop}", f"{loop}: money to target",
-                                   fc.cost_to_target.point if fc.cost_to_target else None,
+                                   money.estimate(fc.cost_to_target.point) if fc.cost_to_target else None,
                                    _interval(fc.cost_to_target, 2, unit=cur) if fc.cost_to_target else fc.status))
         fig.add_trace(go.Scatter(x=[r["n_labeled"] for r in pts], y=[r["metric"] for r in pts], mode="markers", name=loop,
                                  marker={"color": ctx.color(loop), "size": 7}))
@@ -166,6 +184,19 @@ def forecast_view(ctx: Context) -> View:
     return view
 
 
+def _next_point(loop: str, m: Any, cur: str, unknown: bool) -> list[Number]:
+    """The next point's labels and cost from the fitted curve (``Forecast.marginal``), as key numbers."""
+    if m is None or not math.isfinite(m.labels):
+        why = "no fit yet" if m is None else "beyond the fitted plateau"
+        return [Number(f"marginal_labels:{loop}", f"{loop}: labels for the next point (fitted curve)", None, why),
+                Number(f"marginal_cost:{loop}", f"{loop}: cost of the next point (fitted curve)", None,
+                       "pay unknown" if unknown else why)]
+    cost = None if unknown else money.estimate(m.cost)
+    return [Number(f"marginal_labels:{loop}", f"{loop}: labels for the next point (fitted curve)", m.labels, fmt(m.labels, 0)),
+            Number(f"marginal_cost:{loop}", f"{loop}: cost of the next point (fitted curve)", cost,
+                   "pay unknown" if unknown else money.fmt(cost, cur))]
+
+
 def _filtered(ctx: Context) -> bool:
     """Filters that cover only part of a loop's spending (the budget left would be wrong)."""
     f = ctx.filters
@@ -183,26 +214,38 @@ def _interval(iv: Any, digits: int, unit: str = "") -> str:
 def marginal(ctx: Context) -> View:
     import plotly.graph_objects as go
 
+    from clicloop.orchestrator.reporting.reach import default_targets, reach_table
+
     cur = ctx.currency
-    view = View("marginal", "Marginal cost per point", "What each round's gain of one point (0.01 of the metric) cost: the "
-                "hours and money of the answers bought before it, divided by the gain. Rising costs say where to stop; "
-                "rounds without a gain have no cost per point.")
+    view = View("marginal", "Cost to reach, and the next point", "What reaching each metric took: the labels bought (human "
+                "answers before the first round that measured it; seed labels not counted), their human hours and planned "
+                "cost; and what the NEXT point (0.01 of the metric) costs from the fitted learning curve, so rounds without a "
+                "measured gain count. Back-pay is not a round's price: it is its own line in the wages view. The per-round "
+                "figures below are noisy (one evaluation item can be worth a point); docs/ledger.md defines every number.")
     if not ctx.curves:
         view.empty = "No round in scope."
         return view
+    aims = targets(ctx)
     figs = {k: go.Figure() for k in ("cost_per_point", "hours_per_point")}
     for loop, rows in ctx.curves.items():
+        unknown = loop in ctx.pay_unknown
+        configured = ctx.stops[loop].target_metric if loop in ctx.stops else None
+        reached = [{"target": x.target, "round_no": x.round_no, "labels": x.labels, "hours": x.hours,
+                    "cost": "pay unknown" if unknown and x.round_no is not None else x.cost}
+                   for x in reach_table(reach_rows(rows), default_targets(rows, configured))]
+        view.tables.append(table(f"{loop}: cost to reach", [
+            ("target", "target", 4), ("round_no", "first round at or above it", 0), ("labels", "labels bought", 0),
+            ("hours", "human hours", 3), ("cost", f"planned cost {cur}", 2)], reached))
+        view.numbers += _next_point(loop, loop_forecast(ctx, loop, aims[loop]).marginal(), cur, unknown)
         for key, fig in figs.items():
-            fig.add_trace(go.Scatter(x=[r["round_no"] for r in rows], y=[r[key] for r in rows], name=loop, mode="lines+markers",
-                                     connectgaps=False, line={"color": ctx.color(loop), "dash": "dash" if ctx.is_baseline(loop) else "solid"}))
-        recent = [r["cost_per_point"] for r in rows[-3:] if r["cost_per_point"] is not None]
-        view.numbers.append(Number(f"recent_cost_per_point:{loop}", f"{loop}: cost per point, last 3 rounds (mean)",
-                                   sum(recent) / len(recent) if recent else None,
-                                   fmt(sum(recent) / len(recent), 2, unit=cur) if recent else "no gain"))
+            fig.add_trace(go.Scatter(x=[r["round_no"] for r in rows], y=[None if r[key] is None else float(r[key]) for r in rows],
+                                     name=loop, mode="lines+markers", connectgaps=False,
+                                     line={"color": ctx.color(loop), "dash": "dash" if ctx.is_baseline(loop) else "solid"}))
         view.tables.append(table(f"{loop}: per round", [
             ("round_no", "round", 0), ("n_labeled", "labels", 0), ("metric", "metric", 4), ("gain", "gain", 4),
-            ("answers", "answers bought", 0), ("bought_hours", "hours bought", 3), ("bought_cost", f"cost bought {cur}", 2),
-            ("hours_per_point", "h/point", 3), ("cost_per_point", f"{cur}/point", 2)], rows))
+            ("answers", "answers bought", 0), ("bought_hours", "hours bought", 3), ("bought_cost", f"planned cost bought {cur}", 2),
+            ("adjustment", f"back-pay booked {cur}", 2), ("hours_per_point", "h/point", 3), ("cost_per_point", f"{cur}/point", 2)],
+            rows))
     view.figures.append(layout(figs["cost_per_point"], title=f"Cost per point ({cur}), per round", xaxis_title="round",
                                yaxis_title=f"{cur} per point", yaxis_type="log"))
     view.figures.append(layout(figs["hours_per_point"], title="Human hours per point, per round", xaxis_title="round",

@@ -4,10 +4,12 @@ on total time), unpaid overhead by kind, and rejections with their reasons."""
 from __future__ import annotations
 
 import statistics
+from decimal import Decimal
 from typing import Any
 
 from clicloop.orchestrator.dashboard import queries
 from clicloop.orchestrator.dashboard.base import FLOOR, PALETTE, Context, Number, View, fmt, layout, table
+from clicloop.orchestrator.ledger import money
 
 MAX_WORKER_ROWS = 100  # the per-worker table lists the lowest wages first; the figure shows everyone
 UNPAID_KINDS = (("search", "searching for tasks"), ("wait", "waiting"), ("returned", "returned work"),
@@ -26,12 +28,19 @@ def wages(ctx: Context) -> View:
     if not workers:
         view.empty = "No answer in scope: nobody has worked on these loops yet."
         return view
-    for row in workers + backends:
-        row["floor"] = ctx.floor.for_backend(row["backend"]).amount
-        row["below_paid"] = row["wage_paid_time"] is not None and row["wage_paid_time"] < row["floor"] - 1e-9
-        row["below_total"] = row["wage_total_time"] is not None and row["wage_total_time"] < row["floor"] - 1e-9
-    paid = [r["wage_paid_time"] for r in workers if r["wage_paid_time"] is not None]
-    total = [r["wage_total_time"] for r in workers if r["wage_total_time"] is not None]
+    unknown = ctx.pay_unknown
+    loops = queries.rollup(workers, ("loop",))
+    for row in workers:
+        mark_floor(ctx, row, unknown)
+    for row in backends + loops:  # owed sums the workers' own amounts (one worker's surplus never pays another)
+        row["backend"] = row.get("backend", "")
+        mark_floor(ctx, row, unknown)
+        row["owed"] = None if row["loop"] in unknown else sum(
+            (w["owed"] for w in workers if all(w[k] == row[k] for k in ("loop", "backend") if row[k])), money.ZERO)
+    known = [r for r in workers if r["loop"] not in unknown]
+    paid = [r["wage_paid_time"] for r in known if r["wage_paid_time"] is not None]
+    total = [r["wage_total_time"] for r in known if r["wage_total_time"] is not None]
+    owed_all = sum((r["owed"] for r in known), money.ZERO)
     view.numbers += [
         Number("workers", "people (per loop and backend)", len(workers), f"{len(workers):,}"),
         Number("median_wage_paid", "median wage, paid time", statistics.median(paid) if paid else None,
@@ -42,36 +51,63 @@ def wages(ctx: Context) -> View:
                f"{sum(r['below_paid'] for r in workers):,} of {len(workers):,}"),
         Number("below_floor_total", "below the floor on total time", sum(r["below_total"] for r in workers),
                f"{sum(r['below_total'] for r in workers):,} of {len(workers):,}"),
+        Number("owed", "owed: back-pay still due up to the floor (total time)", owed_all, money.fmt(owed_all, cur)),
     ]
+    for lp in loops:
+        view.numbers.append(Number(f"loop_owed:{lp['loop']}", f"{lp['loop']}: owed up to the floor", lp["owed"],
+                                   "pay unknown" if lp["owed"] is None else money.fmt(lp["owed"], cur)))
     for b in backends:
         view.numbers.append(Number(f"backend_wage_total:{b['loop']}:{b['backend']}", f"{b['loop']} / {b['backend']}: wage on total time",
-                                   b["wage_total_time"], fmt(b["wage_total_time"], 2, unit=f"{cur}/h")))
+                                   b["wage_total_time"], "pay unknown" if b["loop"] in unknown else fmt(b["wage_total_time"], 2, unit=f"{cur}/h")))
+    if unknown:
+        view.notes.append(f"Pay unknown for {', '.join(sorted(unknown))}: answers and not one payment are recorded, so no wage "
+                          "and no owed amount is computed (for Label Studio: clicloop serve labelstudio --hourly-wage ...).")
     view.figures.append(_backend_figure(go, backends, cur))
     view.figures.append(_worker_figure(go, ctx, workers, cur))
     view.tables.append(table("Per loop and backend", [
         ("loop", "loop", None), ("backend", "backend", None), ("answers", "answers", 0), ("active_hours", "paid hours", 2),
         ("unpaid_hours", "unpaid hours", 2), ("income", f"income {cur}", 2), ("wage_paid_time", f"wage paid {cur}/h", 2),
-        ("wage_total_time", f"wage total {cur}/h", 2), ("floor", "floor/h", 2)], backends))
-    lowest = sorted(workers, key=lambda r: (r["wage_total_time"] is None, r["wage_total_time"] or 0.0))[:MAX_WORKER_ROWS]
+        ("wage_total_time", f"wage total {cur}/h", 2), ("floor", "floor/h", 2), ("owed", f"owed {cur}", 2)], backends))
+    lowest = sorted(workers, key=lambda r: (_num(r["wage_total_time"]) is None, _num(r["wage_total_time"]) or 0.0))[:MAX_WORKER_ROWS]
     note = (f"the {MAX_WORKER_ROWS} lowest of {len(workers):,} workers by wage on total time" if len(workers) > MAX_WORKER_ROWS
             else None)
     view.tables.append(table("Per worker (pseudonyms), lowest wage on total time first", [
         ("loop", "loop", None), ("backend", "backend", None), ("worker", "worker", None), ("answers", "answers", 0),
         ("active_hours", "paid hours", 3), ("unpaid_hours", "unpaid hours", 3), ("income", f"income {cur}", 2),
-        ("wage_paid_time", f"wage paid {cur}/h", 2), ("wage_total_time", f"wage total {cur}/h", 2), ("rejected", "rejected", 0)],
-        lowest, note))
+        ("wage_paid_time", f"wage paid {cur}/h", 2), ("wage_total_time", f"wage total {cur}/h", 2), ("owed", f"owed {cur}", 2),
+        ("rejected", "rejected", 0)], lowest, note))
     return view
+
+
+def _num(value: Any) -> float | None:
+    """A figure for a chart (charts draw floats; the text and tables keep the exact Decimal)."""
+    return float(value) if isinstance(value, (int, float, Decimal)) else None
+
+
+def mark_floor(ctx: Context, row: dict[str, Any], unknown: set[str]) -> None:
+    """The row's floor, whether it is below it, and (a worker's row) what lifts it to the floor
+    (``fairwork.wages.owed_amount``, the rule of ``ledger adjust``); "pay unknown" rows get no wage."""
+    from clicloop.orchestrator.fairwork.wages import owed_amount
+
+    row["floor"] = money.exact(ctx.floor.for_backend(row["backend"]).amount) if row["backend"] else money.exact(ctx.floor.amount)
+    if row["loop"] in unknown:
+        row.update(wage_paid_time="pay unknown", wage_total_time="pay unknown", income="pay unknown",
+                   below_paid=False, below_total=False, owed=None)
+        return
+    row["below_paid"] = row["wage_paid_time"] is not None and row["wage_paid_time"] < row["floor"]
+    row["below_total"] = row["wage_total_time"] is not None and row["wage_total_time"] < row["floor"]
+    row["owed"] = owed_amount(row) if row["below_total"] else money.ZERO
 
 
 def _backend_figure(go: Any, backends: list[dict[str, Any]], cur: str) -> Any:
     names = [f"{b['loop']} / {b['backend']}" for b in backends]
     fig = go.Figure()
     for key, label, color in (("wage_paid_time", "paid time", PALETTE[0]), ("wage_total_time", "total time", PALETTE[1])):
-        vals = [b[key] for b in backends]
+        vals = [_num(b[key]) for b in backends]
         fig.add_trace(go.Bar(y=names, x=vals, name=label, orientation="h", marker_color=color,
                              text=[fmt(v, 2) for v in vals], textposition="outside", cliponaxis=False))
-    top = max([b[k] or 0.0 for b in backends for k in ("wage_paid_time", "wage_total_time")] + [b["floor"] for b in backends])
-    for floor in sorted({b["floor"] for b in backends}):
+    top = max([_num(b[k]) or 0.0 for b in backends for k in ("wage_paid_time", "wage_total_time")] + [float(b["floor"]) for b in backends])
+    for floor in sorted({float(b["floor"]) for b in backends}):
         fig.add_vline(x=floor, line={"color": FLOOR, "dash": "dash", "width": 2}, annotation_text=f"floor {floor:.2f}",
                       annotation_position="top")
     return layout(fig, title=f"Wage per loop and backend ({cur}/h)", barmode="group", xaxis_title=f"{cur} per hour",
@@ -83,9 +119,9 @@ def _worker_figure(go: Any, ctx: Context, workers: list[dict[str, Any]], cur: st
     """Every worker: wage on total time against wage on paid time; below the floor line is unfair."""
     fig = go.Figure()
     for i, loop in enumerate(sorted({w["loop"] for w in workers})):
-        pts = [w for w in workers if w["loop"] == loop and w["wage_total_time"] is not None]
+        pts = [w for w in workers if w["loop"] == loop and _num(w["wage_total_time"]) is not None]
         fig.add_trace(go.Scatter(
-            x=[w["wage_paid_time"] for w in pts], y=[w["wage_total_time"] for w in pts], mode="markers", name=loop,
+            x=[_num(w["wage_paid_time"]) for w in pts], y=[_num(w["wage_total_time"]) for w in pts], mode="markers", name=loop,
             marker={"color": ctx.color(loop), "symbol": ["circle", "square", "diamond", "triangle-up"][i % 4], "size": 7, "opacity": 0.8},
             customdata=[[w["worker"], w["backend"], w["answers"]] for w in pts],
             hovertemplate="worker %{customdata[0]} (%{customdata[1]}), %{customdata[2]} answers<br>"

@@ -7,8 +7,8 @@ a wage that looks fair on paid time alone is often far below the floor on total 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -17,9 +17,12 @@ from sqlalchemy import func, select
 from clicloop.orchestrator.config import WageFloor
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.accounting import by_worker
+from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, by_worker
+from clicloop.orchestrator.ledger.accounting import pay_unknown as accounting_pay_unknown
+from clicloop.orchestrator.ledger.money import MICRO, ZERO, ceil_cents, exact, from_micros
 
 RECENT_ANSWERS = 500
+CATCH_UP_CAP = 1.5  # a price never exceeds 1.5x the floor's price for the mean answer (no spikes)
 
 
 @dataclass(frozen=True)
@@ -30,28 +33,48 @@ class Adjustment:
     loop: str
     backend: str
     worker: str
-    amount: float
+    amount: Decimal
     currency: str
-    wage_total_time: float
-    floor: float
+    wage_total_time: Decimal
+    floor: Decimal
 
 
-def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor) -> float | None:
-    """The reward per answer that pays the floor for the MEDIAN answer's total time (active and
-    unpaid seconds of the last answers, plus qualification time spread over all answers), as
-    Prolific checks its floor against the median completion time. None before any answer."""
-    a, w = s.assignments.c, s.workers.c
+def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, expected_answers: int | None = None) -> float | None:
+    """The reward per answer that pays the floor on total time: ``floor x (MEAN seconds of the
+    last answers, active and unpaid + qualification seconds / horizon)``, raised to catch up on
+    what earlier answers were underpaid (spread over the answers left before the horizon) and
+    capped at :data:`CATCH_UP_CAP` times that; rounded to the micro-unit. None before any answer.
+
+    The mean, not the median: a worker's wage on total time is income over the SUM of their
+    seconds, and log-normal task times have a mean above their median, so a median price leaves
+    the typical worker below the floor. Qualification tests are a one-off per worker: spread over
+    the answers so far, the first rounds (few answers, every new worker's test) priced a task at
+    ten times its final price (a spike that overpaid the first workers and not the later ones);
+    spread over the loop's horizon (``expected_answers``, e.g. ``stop.max_labels``, else
+    :data:`RECENT_ANSWERS` beyond the answers so far), the price rises smoothly as workers join and converges
+    (tests/orchestrator/fairwork/test_pricing.py, many seeds). A worker who answered fewer
+    tasks than the average still falls short of the floor by part of their test's time: that
+    is what ``ledger adjust`` pays."""
+    a, w, p = s.assignments.c, s.workers.c, s.payments.c
     with ledger.engine_.connect() as conn:
         seconds = conn.execute(
             select(a.active_s + a.search_s + a.wait_s + a.returned_s).where(a.loop == loop, a.backend == backend)
             .order_by(a.recorded_at.desc(), a.task_key.desc()).limit(RECENT_ANSWERS)
         ).scalars().all()
-        n_all = conn.execute(select(func.count()).where(a.loop == loop, a.backend == backend)).scalar_one()
-        qual = conn.execute(select(func.coalesce(func.sum(w.qualification_s), 0.0)).where(w.loop == loop, w.backend == backend)).scalar_one()
+        n_all = int(conn.execute(select(func.count()).where(a.loop == loop, a.backend == backend)).scalar_one())
+        qual = float(conn.execute(select(func.coalesce(func.sum(w.qualification_s), 0.0))
+                                  .where(w.loop == loop, w.backend == backend)).scalar_one())
+        paid = from_micros(conn.execute(select(func.coalesce(func.sum(p.amount_micros), 0))
+                                        .where(p.loop == loop, p.backend == backend, p.kind.in_(INCOME_KINDS))).scalar_one())
     if not seconds:
         return None
-    per_answer = float(np.median(np.asarray(seconds, dtype=float))) + float(qual) / max(int(n_all), 1)
-    return round(floor.for_backend(backend).amount * per_answer / 3600, 6)
+    rate = floor.for_backend(backend).amount / 3600
+    horizon = max(int(expected_answers or 0), n_all + 1) if expected_answers else n_all + RECENT_ANSWERS
+    mean = float(np.mean(np.asarray(seconds, dtype=float)))
+    base = rate * (mean + qual / horizon)
+    # what earlier answers were underpaid, spread over the answers left (at least a third of the horizon: no end spike)
+    catch_up = (rate * (mean * horizon + qual) - float(paid)) / max(horizon - n_all, horizon // 3, 1)
+    return round(min(max(base, catch_up), CATCH_UP_CAP * base), 6)
 
 
 def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None = None) -> list[dict[str, Any]]:
@@ -63,15 +86,13 @@ def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None
         f = floor.for_backend(row["backend"])
         wage = row["wage_total_time"]
         if wage is not None and wage < f.amount - 1e-9 and _currency(ledger, loop, row) in (f.currency, None):
-            out.append({**row, "floor": f.amount, "currency": f.currency})
+            out.append({**row, "floor": exact(f.amount), "currency": f.currency})
     return out
 
 
 def pay_unknown(ledger: Ledger, loop: str) -> bool:
-    """Answers recorded and not one payment: nobody told clicloop what the work paid (e.g. an
-    in-house Label Studio served with ``--hourly-wage 0``), so no cost, wage or adjustment is
-    computed for the loop. One rule for the report and ``ledger adjust``."""
-    return ledger.currency(loop) is None and ledger.spent(loop)["answers"] > 0
+    """No payment recorded for a loop with answers: :func:`clicloop.orchestrator.ledger.accounting.pay_unknown`."""
+    return accounting_pay_unknown(ledger.engine_, loop)
 
 
 def proposed_adjustments(ledger: Ledger, loop: str, floor: WageFloor) -> list[Adjustment]:
@@ -86,16 +107,28 @@ def proposed_adjustments(ledger: Ledger, loop: str, floor: WageFloor) -> list[Ad
     return [
         Adjustment(
             key=f"{loop}/adjustment/{r['backend']}/{r['worker']}/{r['answers']}", loop=loop, backend=r["backend"],
-            worker=r["worker"], amount=_owed(r), currency=r["currency"], wage_total_time=r["wage_total_time"], floor=r["floor"],
+            worker=r["worker"], amount=owed_amount(r), currency=r["currency"], wage_total_time=r["wage_total_time"], floor=r["floor"],
         )
         for r in below_floor(ledger, loop, floor)
-        if _owed(r) > 0
+        if owed_amount(r) > 0
     ]
 
 
-def _owed(row: dict[str, Any]) -> float:
+def owed_amount(row: dict[str, Any]) -> Decimal:
     """What lifts the worker to the floor, rounded UP to the cent (never leaves them just below)."""
-    return math.ceil(round((row["floor"] * row["total_hours"] - row["income"]) * 100, 6)) / 100
+    due = (exact(row["floor"]) * Decimal(repr(float(row["total_hours"]))) - row["income"]).quantize(MICRO)  # no float noise
+    return ceil_cents(due) if due > 0 else ZERO
+
+
+def owed(ledger: Ledger, loop: str, floor: WageFloor) -> dict[str, Any]:
+    """Wages still owed on ``loop``: the sum of :func:`proposed_adjustments` (exact), with its
+    currency and the number of workers below the floor; ``None`` amounts where pay is unknown."""
+    if pay_unknown(ledger, loop):
+        return {"workers_below_floor": None, "amount": None, "currency": None}
+    proposals = proposed_adjustments(ledger, loop, floor)
+    currency = proposals[0].currency if proposals else (ledger.currency(loop) or floor.currency)
+    return {"workers_below_floor": len(below_floor(ledger, loop, floor)), "amount": sum((p.amount for p in proposals), ZERO),
+            "currency": currency}
 
 
 def apply_adjustments(ledger: Ledger, adjustments: list[Adjustment], round_no: int) -> int:

@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import Engine, case, func, literal, select, union_all
 
 from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.money import from_micros, ratio
 
 INCOME_KINDS = ("reward", "bonus", "adjustment")
+PLANNED_KINDS = ("reward", "bonus")  # what the loop priced; adjustments are back-pay, their own line
 a, p, w, rv = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c
 
 
@@ -18,9 +20,10 @@ def _unpaid() -> Any:
     return a.search_s + a.wait_s + a.returned_s
 
 
-def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None) -> dict[str, float]:
-    """Answers bought, cost (everything paid, fees included), worker income and human hours, over
-    all rounds or ``rounds = (first, last)`` inclusive."""
+def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Answers bought, cost (everything paid, fees included), worker income, adjustments (back-pay,
+    a part of income) and human hours, over all rounds or ``rounds = (first, last)`` inclusive.
+    Money is exact (Decimal, :mod:`clicloop.orchestrator.ledger.money`)."""
     wa, wp, ww = [a.loop == loop], [p.loop == loop], [w.loop == loop]
     if rounds is not None:
         wa += [a.round_no.between(*rounds)]
@@ -30,34 +33,50 @@ def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None) -> d
         n, active, unpaid = conn.execute(
             select(func.count(), func.coalesce(func.sum(a.active_s), 0.0), func.coalesce(func.sum(_unpaid()), 0.0)).where(*wa)
         ).one()
-        cost, income = conn.execute(
+        cost, income, adjusted = conn.execute(
             select(func.coalesce(func.sum(p.amount_micros), 0),
-                   func.coalesce(func.sum(case((p.kind.in_(INCOME_KINDS), p.amount_micros), else_=0)), 0)).where(*wp)
+                   func.coalesce(func.sum(case((p.kind.in_(INCOME_KINDS), p.amount_micros), else_=0)), 0),
+                   func.coalesce(func.sum(case((p.kind == "adjustment", p.amount_micros), else_=0)), 0)).where(*wp)
         ).one()
         qual = conn.execute(select(func.coalesce(func.sum(w.qualification_s), 0.0)).where(*ww)).scalar_one()
     active_h = float(active) / 3600  # PostgreSQL sums come back as Decimal: normalise
-    return {"answers": int(n), "cost": int(cost) / s.MICROS, "income": int(income) / s.MICROS, "active_hours": active_h,
+    return {"answers": int(n), "cost": from_micros(cost), "income": from_micros(income), "adjustments": from_micros(adjusted),
+            "active_hours": active_h,
             "total_hours": active_h + (float(unpaid) + float(qual)) / 3600}
 
 
-def effort_by_round(engine: Engine, loop: str) -> dict[int, dict[str, float]]:
-    """Per round: answers, active and unpaid seconds, worker income, fees, quarantined answers."""
+def pay_unknown(engine: Engine, loop: str) -> bool:
+    """Answers recorded and not one payment: nobody told clicloop what the work paid (e.g. an
+    in-house Label Studio served with ``--hourly-wage 0``), so no cost, wage, owed wage or
+    adjustment is computed for the loop. The one rule of the report, ``ledger adjust``, the labor
+    card and the dashboard."""
+    with engine.connect() as conn:
+        if conn.execute(select(p.key).where(p.loop == loop).limit(1)).first() is not None:
+            return False
+        return conn.execute(select(a.task_key).where(a.loop == loop).limit(1)).first() is not None
+
+
+def effort_by_round(engine: Engine, loop: str) -> dict[int, dict[str, Any]]:
+    """Per round: answers, active and unpaid seconds, worker income (``reward``: rewards and bonuses,
+    the loop's planned pay), ``adjustment`` (back-pay booked in the round), fees, quarantined answers.
+    Money is exact (Decimal)."""
     with engine.connect() as conn:
         work = conn.execute(
             select(a.round_no, func.count(), func.sum(a.active_s), func.sum(_unpaid()),
                    func.sum(case((a.status == "quarantined", 1), else_=0)))
             .where(a.loop == loop).group_by(a.round_no)
         ).all()
-        money = dict((r, (inc, fee)) for r, inc, fee in conn.execute(
-            select(p.round_no, func.sum(case((p.kind.in_(INCOME_KINDS), p.amount_micros), else_=0)),
+        money = dict((r, (inc, adj, fee)) for r, inc, adj, fee in conn.execute(
+            select(p.round_no, func.sum(case((p.kind.in_(PLANNED_KINDS), p.amount_micros), else_=0)),
+                   func.sum(case((p.kind == "adjustment", p.amount_micros), else_=0)),
                    func.sum(case((p.kind.in_(INCOME_KINDS), 0), else_=p.amount_micros)))
             .where(p.loop == loop).group_by(p.round_no)
         ).all())
         qual = dict(conn.execute(select(w.first_round, func.sum(w.qualification_s)).where(w.loop == loop).group_by(w.first_round)).all())
-    out: dict[int, dict[str, float]] = {}
+    out: dict[int, dict[str, Any]] = {}
     for r, n, active, unpaid, quarantined in work:
-        income, fee = money.get(r, (0, 0))
-        out[r] = {"answers": int(n), "reward": int(income or 0) / s.MICROS, "fee": int(fee or 0) / s.MICROS,
+        income, adjusted, fee = money.get(r, (0, 0, 0))
+        out[r] = {"answers": int(n), "reward": from_micros(income), "adjustment": from_micros(adjusted), "fee": from_micros(fee),
                   "active_s": float(active), "unpaid_s": float(unpaid) + float(qual.get(r, 0.0)),
                   "quarantined": int(quarantined or 0)}
     return out
@@ -123,15 +142,17 @@ def _grouped(engine: Engine, loop: str | None, keys: Sequence[str], before_round
 
 
 def _wages(group: dict[str, Any], answers: Any, active_s: Any, unpaid_s: Any, income: Any, fees: Any, rejected: Any) -> dict[str, Any]:
+    """One group's figures; ``income`` and ``fees`` are sums of micro-units, returned as exact Decimals,
+    wages as Decimals rounded to the micro-unit."""
     active_h, unpaid_h = float(active_s or 0) / 3600, float(unpaid_s or 0) / 3600
-    total_h, income = active_h + unpaid_h, int(income or 0) / s.MICROS
+    total_h, money = active_h + unpaid_h, from_micros(income)
     return {
         **group, "answers": int(answers or 0), "active_hours": active_h, "unpaid_hours": unpaid_h, "total_hours": total_h,
-        "income": income, "fees": int(fees or 0) / s.MICROS, "rejected": int(rejected or 0),
+        "income": money, "fees": from_micros(fees), "rejected": int(rejected or 0),
         "rejection_rate": int(rejected or 0) / int(answers) if answers else 0.0,
         "unpaid_share": unpaid_h / total_h if total_h else 0.0,
-        "wage_paid_time": income / active_h if active_h else None,
-        "wage_total_time": income / total_h if total_h else None,
+        "wage_paid_time": ratio(money, active_h),
+        "wage_total_time": ratio(money, total_h),
     }
 
 

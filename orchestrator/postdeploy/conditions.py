@@ -249,7 +249,7 @@ class DailyBudget:
         spent = ctx.store.review_spent() if ctx.store is not None else {"answers": 0}
         if not spent["answers"]:
             return 60.0 if self.hours is not None else 0.1
-        return spent["total_hours"] * 3600 / spent["answers"] if self.hours is not None else spent["cost"] / spent["answers"]
+        return spent["total_hours"] * 3600 / spent["answers"] if self.hours is not None else float(spent["cost"]) / spent["answers"]
 
     def limit(self, rows: Sequence[Mapping[str, Any]], out: Outcome, audit: np.ndarray, ctx: TriageContext) -> Outcome:
         cap = self.capacity(ctx)

@@ -24,6 +24,7 @@ from sqlalchemy import case, func, select
 
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.postdeploy.store import DeploymentStore, review_loop
+from clicloop.orchestrator.ledger.money import ratio
 
 r, p, t = s.pd_reviews.c, s.pd_predictions.c, s.pd_triage.c
 
@@ -84,7 +85,7 @@ def errors_fixed_per_hour(store: DeploymentStore) -> dict[str, Any]:
     return {"reviews": int(reviews), "errors_fixed": int(fixed), "hours": hours, "active_hours": spent["active_hours"],
             "cost": spent["cost"], "currency": store.ledger.currency(review_loop(store.deployment)),
             "per_hour": int(fixed) / hours if hours else None,
-            "cost_per_error": spent["cost"] / int(fixed) if fixed else None}
+            "cost_per_error": ratio(spent["cost"], int(fixed))}  # exact money (Decimal), to the micro-unit
 
 
 def time_to_correction(store: DeploymentStore) -> dict[str, Any]:

@@ -56,6 +56,15 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class Marginal:
+    """The next point's cost from the fitted curve: labels, human hours, money (an estimate)."""
+
+    labels: float
+    hours: float
+    cost: float
+
+
+@dataclass(frozen=True)
 class Forecast:
     """What reaching ``target`` still takes, forecast from ``rounds_used`` rounds.
 
@@ -92,6 +101,24 @@ class Forecast:
         if self.params is None or self.model is None:
             return np.full(x.shape, np.nan)
         return _curve(self.model)(np.maximum(x, 1.0), *self.params)
+
+    def marginal(self) -> Marginal | None:
+        """What the NEXT point (0.01 of the metric) costs from the fitted curve (so rounds without a
+        measured gain count, unlike per-round ratios): the labels that take the curve from its value
+        at the current labels to 0.01 higher, turned into hours and money at the loop's recent
+        rate; ``inf`` everywhere when that is above the curve's plateau. None without a fit."""
+        if self.params is None or self.model is None or self.hours_per_label is None or self.cost_per_label is None:
+            return None
+        n = max(float(self.labels_now), 1.0)
+        aim = float(self.predict(n)) + 0.01
+        if self.model == "power":
+            a, b, c = self.params
+            reach = (b / (a - aim)) ** (1 / c) if a > aim and b > 0 and c > 0 else math.inf
+        else:
+            a, b = self.params
+            reach = math.exp((aim - a) / b) if b > 0 else math.inf
+        labels = max(0.0, reach - n) if math.isfinite(reach) else math.inf
+        return Marginal(labels, labels * self.hours_per_label, labels * self.cost_per_label)
 
     def beyond(self, *, hours_left: float | None = None, cost_left: float | None = None, conservative: bool = True) -> bool:
         """The stopping rule: True when reaching the target needs more than the remaining budget.

@@ -16,14 +16,17 @@ import json
 from collections import Counter
 from typing import Any
 
-import numpy as np
+from decimal import Decimal
+
 from sqlalchemy import func, select
 
 from clicloop.orchestrator.config import WageFloor
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.fairwork.wages import owed_amount, pay_unknown
 from clicloop.orchestrator.ledger.accounting import by_worker, unpaid_by_kind
+from clicloop.orchestrator.ledger.money import ZERO, exact, fmt, from_micros, percentile
 
 
 def model_versions(ledger: Ledger, loop: str | None = None) -> list[str]:
@@ -72,8 +75,7 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
     floor = floor or WageFloor()
     workers = by_worker(ledger.engine_, loop, before_round=before)
     totals = _totals(workers)
-    wages = np.array([w["wage_total_time"] for w in workers if w["wage_total_time"] is not None])
-    floors = np.array([floor.for_backend(w["backend"]).amount for w in workers if w["wage_total_time"] is not None])
+    paid = [w for w in workers if w["wage_total_time"] is not None]
     currency = ledger.currency(loop) or floor.currency
     return {
         "model_version": model_version, "loop": loop, "purpose": purpose,
@@ -85,9 +87,10 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         "hours": {"active": totals["active_hours"], "total": totals["total_hours"],
                   "unpaid": totals["total_hours"] - totals["active_hours"],
                   "unpaid_by_kind": unpaid_by_kind(ledger.engine_, loop, before_round=before)},
-        "money": {"currency": currency, "paid_to_workers": totals["income"], "fees_and_taxes": totals["cost"] - totals["income"],
-                  "total_cost": totals["cost"]},
-        "wages_total_time": _distribution(wages, floors, floor.currency),
+        "money": {"currency": None, "pay_unknown": True} if pay_unknown(ledger, loop) else money_section(currency, totals["income"], totals["fees"], adjustments(ledger, loop, before),
+                               None if pay_unknown(ledger, loop) else owed_before(workers, floor)),
+        "wages_total_time": {"workers": 0, "pay_unknown": True} if pay_unknown(ledger, loop) else _distribution([w["wage_total_time"] for w in paid],
+                                          [exact(floor.for_backend(w["backend"]).amount) for w in paid], floor.currency),
         "rejections": _rejections(ledger, loop, before),
         "corrections": _count(ledger, s.corrections, loop),
         "post_deployment_corrections": post_deployment(ledger, model_version),
@@ -104,22 +107,46 @@ def loop_settings(config_json: str | None) -> tuple[str | None, dict[str, Any] |
         return None, None
 
 
-def _totals(workers: list[dict[str, Any]]) -> dict[str, float]:
+def _totals(workers: list[dict[str, Any]]) -> dict[str, Any]:
     """``accounting.spent`` over the same rounds, summed from the per-worker rows (one query less:
     the per-worker groups partition the loop's answers, payments and qualification time)."""
-    income = sum(w["income"] for w in workers)
     active = sum(w["active_hours"] for w in workers)
-    return {"answers": sum(w["answers"] for w in workers), "income": income, "cost": income + sum(w["fees"] for w in workers),
+    return {"answers": sum(w["answers"] for w in workers), "income": sum((w["income"] for w in workers), ZERO),
+            "fees": sum((w["fees"] for w in workers), ZERO),
             "active_hours": active, "total_hours": active + sum(w["unpaid_hours"] for w in workers)}
 
 
-def _distribution(wages: np.ndarray, floors: np.ndarray, currency: str) -> dict[str, Any]:
-    if wages.size == 0:
+def money_section(currency: str, income: Decimal, fees: Decimal, adjusted: Decimal, owed: Decimal | None) -> dict[str, Any]:
+    """The card's money, exact: ``paid_to_workers`` includes ``retroactive`` (back-pay booked by
+    ``ledger adjust``, its own line: ``planned_pay`` is what the loop priced); ``owed`` is what the
+    workers below the floor are still due (None where pay is unknown)."""
+    return {"currency": currency, "paid_to_workers": income, "planned_pay": income - adjusted, "retroactive": adjusted,
+            "retroactive_share": float(adjusted / income) if income > 0 else 0.0, "fees_and_taxes": fees,
+            "total_cost": income + fees, "planned_cost": income - adjusted + fees, "owed": owed}
+
+
+def adjustments(ledger: Ledger, loop: str, before: int | None) -> Decimal:
+    """Back-pay (adjustment payments) booked on ``loop`` in rounds before ``before``."""
+    p = s.payments.c
+    where = [p.loop == loop, p.kind == "adjustment"] + ([p.round_no < before] if before is not None else [])
+    with ledger.engine_.connect() as conn:
+        return from_micros(conn.execute(select(func.coalesce(func.sum(p.amount_micros), 0)).where(*where)).scalar_one())
+
+
+def owed_before(workers: list[dict[str, Any]], floor: WageFloor) -> Decimal:
+    """What lifting each worker below the floor (on total time) would cost: ``fairwork.wages``'s rule."""
+    rows = [{**w, "floor": exact(floor.for_backend(w["backend"]).amount)} for w in workers]
+    return sum((owed_amount(r) for r in rows if r["wage_total_time"] is not None and r["wage_total_time"] < r["floor"]), ZERO)
+
+
+def _distribution(wages: list[Decimal], floors: list[Decimal], currency: str) -> dict[str, Any]:
+    """Effective wages on total time (exact Decimals), their percentiles and the share below the floor."""
+    if not wages:
         return {"workers": 0}
-    q = np.percentile(wages, [0, 10, 50, 90, 100])
-    return {"workers": int(wages.size), "currency": currency, "min": q[0], "p10": q[1], "median": q[2], "p90": q[3],
-            "max": q[4], "below_floor": int((wages < floors).sum()), "share_below_floor": float((wages < floors).mean()),
-            "floor": float(floors.max())}
+    below = sum(w < f for w, f in zip(wages, floors))
+    q = [percentile(wages, x) for x in (0, 10, 50, 90, 100)]
+    return {"workers": len(wages), "currency": currency, "min": q[0], "p10": q[1], "median": q[2], "p90": q[3],
+            "max": q[4], "below_floor": int(below), "share_below_floor": below / len(wages), "floor": max(floors)}
 
 
 def _rejections(ledger: Ledger, loop: str, before: int) -> dict[str, Any]:
@@ -151,8 +178,12 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- Hours: {h['total']:.2f} h in all — {h['active']:.2f} h on tasks, {h['unpaid']:.2f} h unpaid "
         f"(searching {h['unpaid_by_kind']['search']:.2f}, waiting {h['unpaid_by_kind']['wait']:.2f}, "
         f"returned work {h['unpaid_by_kind']['returned']:.2f}, qualification {h['unpaid_by_kind']['qualification']:.2f})",
-        f"- Money: {m['paid_to_workers']:.2f} {cur} paid to workers, {m['fees_and_taxes']:.2f} {cur} in fees and taxes, "
-        f"{m['total_cost']:.2f} {cur} in all",
+        "- Money: pay unknown (no payment is recorded for this loop, so no cost and no wage are computed)"
+        if m.get("pay_unknown") else
+        f"- Money: {fmt(m['paid_to_workers'], cur)} paid to workers, of which {fmt(m['retroactive'], cur)} retroactive "
+        f"(back-pay up to the wage floor, {m['retroactive_share']:.0%}); {fmt(m['fees_and_taxes'], cur)} in fees and taxes, "
+        f"{fmt(m['total_cost'], cur)} in all (planned: {fmt(m['planned_cost'], cur)})"
+        + (f"; still owed below the floor: {fmt(m['owed'], cur)}" if m.get("owed") else ""),
     ]
     if w.get("workers"):
         lines.append(

@@ -9,19 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from clicloop.orchestrator.fairwork.wages import pay_unknown
+from clicloop.orchestrator.fairwork.wages import owed, pay_unknown
 from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger.money import ZERO, fmt, ratio
+from clicloop.orchestrator.reporting.reach import default_targets, reach_table
 
 if TYPE_CHECKING:
-    from clicloop.orchestrator.config import Stop
+    from clicloop.orchestrator.config import Stop, WageFloor
 
 
 @dataclass(frozen=True)
 class ReportRow:
     """Round ``round_no``: the model fitted on ``n_labeled`` labels scored ``metric``; ``gain``
-    is its change since the previous round, bought by that round's human work (``bought_*``)."""
+    is its change since the previous round, bought by the previous round's human work.
+
+    ``answers``, hours, ``cost`` (planned: rewards, bonuses and fees, what the loop priced) and
+    ``income`` (the workers' planned pay) are what this round bought after fitting its model;
+    ``adjustments`` is back-pay booked in this round, its own line: per-round figures (cost per
+    point, wages) use planned money only, so back-pay never looks like a round's price. Money is
+    exact (Decimal) in ``Totals.currency``."""
 
     round_no: int
     model_version: str
@@ -31,41 +40,52 @@ class ReportRow:
     answers: int
     active_hours: float
     total_hours: float
-    cost: float
-    income: float
+    cost: Decimal
+    income: Decimal
+    adjustments: Decimal
     hours_per_point: float | None
-    cost_per_point: float | None
-    wage_paid_time: float | None
-    wage_total_time: float | None
+    cost_per_point: Decimal | None
+    wage_paid_time: Decimal | None
+    wage_total_time: Decimal | None
     stop_reason: str | None
 
 
 @dataclass(frozen=True)
 class Totals:
+    """A loop's totals. ``cost`` is the planned cost; ``adjustments`` the back-pay booked;
+    ``owed`` what lifting every worker below the floor would still cost (None when no floor was
+    given or pay is unknown); ``fair_cost`` = cost + adjustments + owed. Wages are on what the
+    workers received (planned pay and adjustments), as the per-worker views compute them."""
+
     loop: str
     rounds: int
     answers: int
     quarantined: int
     active_hours: float
     total_hours: float
-    cost: float
-    income: float
+    cost: Decimal
+    income: Decimal
     currency: str
     first_metric: float | None
     final_metric: float | None
     hours_per_point: float | None
-    cost_per_point: float | None
-    wage_paid_time: float | None
-    wage_total_time: float | None
+    cost_per_point: Decimal | None
+    wage_paid_time: Decimal | None
+    wage_total_time: Decimal | None
     stop_reason: str | None
     pay_known: bool = True
+    adjustments: Decimal = ZERO
+    owed: Decimal | None = None
+    fair_cost: Decimal | None = None
+    workers_below_floor: int | None = None
 
 
-def build_report(ledger: Ledger, loop: str) -> tuple[list[ReportRow], Totals]:
-    """Per-round rows and totals for one loop of an open ledger."""
+def build_report(ledger: Ledger, loop: str, floor: WageFloor | None = None) -> tuple[list[ReportRow], Totals]:
+    """Per-round rows and totals for one loop of an open ledger; with ``floor``, the wages still
+    owed below it (``Totals.owed``)."""
     rounds = ledger.rounds(loop)
     effort = ledger.effort_by_round(loop)
-    empty = {"answers": 0, "reward": 0.0, "fee": 0.0, "active_s": 0.0, "unpaid_s": 0.0, "quarantined": 0}
+    empty = {"answers": 0, "reward": ZERO, "adjustment": ZERO, "fee": ZERO, "active_s": 0.0, "unpaid_s": 0.0, "quarantined": 0}
     rows: list[ReportRow] = []
     prev_metric: float | None = None
     prev_effort = empty
@@ -79,8 +99,8 @@ def build_report(ledger: Ledger, loop: str) -> tuple[list[ReportRow], Totals]:
         rows.append(
             ReportRow(
                 r["round_no"], r["model_version"], r["n_labeled"], r["metric"], gain, e["answers"], active_h, total_h,
-                e["reward"] + e["fee"], e["reward"], _per_point(bought_h, gain), _per_point(bought_cost, gain),
-                _ratio(e["reward"], active_h), _ratio(e["reward"], total_h), r["stop_reason"],
+                e["reward"] + e["fee"], e["reward"], e["adjustment"], _per_point(bought_h, gain), money_per_point(bought_cost, gain),
+                ratio(e["reward"], active_h), ratio(e["reward"], total_h), r["stop_reason"],
             )
         )
         prev_metric = r["metric"] if r["metric"] is not None else prev_metric
@@ -89,78 +109,109 @@ def build_report(ledger: Ledger, loop: str) -> tuple[list[ReportRow], Totals]:
     if pay_unknown(ledger, loop):  # answers, and not one payment: pay was never given
         rows = [replace(r, cost_per_point=None, wage_paid_time=None, wage_total_time=None) for r in rows]
         totals = replace(totals, cost_per_point=None, wage_paid_time=None, wage_total_time=None, pay_known=False)
+    elif floor is not None:
+        due = owed(ledger, loop, floor)
+        totals = replace(totals, owed=due["amount"], fair_cost=totals.cost + totals.adjustments + due["amount"],
+                         workers_below_floor=due["workers_below_floor"])
     return rows, totals
 
 
-def _totals(ledger: Ledger, loop: str, rows: list[ReportRow], effort: dict[int, dict[str, float]]) -> Totals:
+def _totals(ledger: Ledger, loop: str, rows: list[ReportRow], effort: dict[int, dict[str, Any]]) -> Totals:
     metrics = [r.metric for r in rows if r.metric is not None]
     active = sum(r.active_hours for r in rows)
     total = sum(r.total_hours for r in rows)
-    cost = sum(r.cost for r in rows)
-    income = sum(r.income for r in rows)
+    cost = sum((r.cost for r in rows), ZERO)
+    income = sum((r.income for r in rows), ZERO)
+    adjusted = sum((e["adjustment"] for e in effort.values()), ZERO)  # also in rounds without a model (none are lost)
     gain = metrics[-1] - metrics[0] if len(metrics) > 1 else None
     return Totals(
         loop=loop, rounds=len(rows), answers=sum(r.answers for r in rows),
         quarantined=int(sum(e["quarantined"] for e in effort.values())), active_hours=active, total_hours=total,
         cost=cost, income=income, currency=ledger.currency(loop) or "",
         first_metric=metrics[0] if metrics else None, final_metric=metrics[-1] if metrics else None,
-        hours_per_point=_per_point(total, gain), cost_per_point=_per_point(cost, gain),
-        wage_paid_time=_ratio(income, active), wage_total_time=_ratio(income, total),
-        stop_reason=rows[-1].stop_reason if rows else None,
+        hours_per_point=_per_point(total, gain), cost_per_point=money_per_point(cost, gain),
+        wage_paid_time=ratio(income + adjusted, active), wage_total_time=ratio(income + adjusted, total),
+        stop_reason=rows[-1].stop_reason if rows else None, adjustments=adjusted, fair_cost=cost + adjusted,
     )
 
 
 def _per_point(amount: float, gain: float | None) -> float | None:
-    """Amount per accuracy point (0.01 of the metric); None without a positive gain."""
+    """Hours per accuracy point (0.01 of the metric); None without a positive gain."""
     return amount / (100 * gain) if gain is not None and gain > 0 and amount > 0 else None
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return a / b if b > 0 else None
+def money_per_point(amount: Decimal, gain: float | None) -> Decimal | None:
+    """Money per accuracy point (0.01 of the metric), to the micro-unit; None without a positive gain."""
+    return ratio(amount, 100 * gain) if gain is not None and gain > 0 and amount > 0 else None
 
 
 def report_dict(rows: list[ReportRow], totals: Totals) -> dict[str, Any]:
-    return {"rounds": [asdict(r) for r in rows], "totals": asdict(totals)}
+    """The report as a JSON-ready dict: money stays Decimal (``json.dumps(..., default=money.json_default)``
+    writes it as exact decimal strings), each section names its currency."""
+    return {"currency": totals.currency or None, "rounds": [asdict(r) for r in rows], "totals": asdict(totals),
+            "reach": [asdict(x) for x in reach_table(rows, default_targets(rows))]}
 
 
 def render_report(rows: list[ReportRow], totals: Totals, wage_floor: float | None = None) -> Any:
-    """A rich renderable: the per-round table and a totals line."""
+    """A rich renderable: the per-round table, the "cost to reach" table and the totals lines."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     cur = totals.currency
-    money = (lambda v, d: _f(v, d)) if totals.pay_known else (lambda v, d: "?")
+    money = (lambda v: fmt(v)) if totals.pay_known else (lambda v: "?")
     table = Table(title=f"loop {totals.loop}", title_justify="left")
     unit = f" {cur}" if cur else ""  # no currency where no payment was recorded
     for heading in ("round", "model version", "labels", "metric", "gain", "bought", "active h", "total h", f"cost{unit}",
-                    "h/point", f"cost{unit}/point", f"wage paid{unit}/h", f"wage all{unit}/h"):
+                    f"back-pay{unit}", "h/point", f"cost{unit}/point", f"wage paid{unit}/h", f"wage all{unit}/h"):
         table.add_column(heading, justify="left" if heading == "model version" else "right")
     for r in rows:
         table.add_row(
             str(r.round_no), r.model_version, str(r.n_labeled), _f(r.metric, 4), _f(r.gain, 4, signed=True), str(r.answers),
-            _f(r.active_hours, 3), _f(r.total_hours, 3), money(r.cost, 2), _f(r.hours_per_point, 3),
-            money(r.cost_per_point, 2), money(r.wage_paid_time, 2), money(r.wage_total_time, 2),
+            _f(r.active_hours, 3), _f(r.total_hours, 3), money(r.cost), money(r.adjustments) if r.adjustments else "-",
+            _f(r.hours_per_point, 3), money(r.cost_per_point), money(r.wage_paid_time), money(r.wage_total_time),
         )
+    parts: list[Any] = [table, reach_renderable(rows, cur if totals.pay_known else None)]
     hours = (f"total: {totals.answers} answers ({totals.quarantined} quarantined), {totals.active_hours:.2f} h active, "
              f"{totals.total_hours:.2f} h with unpaid time")
     if not totals.pay_known:
-        return Group(table, Text(f"{hours}; pay unknown: no payment is recorded for this loop, so no cost and no wage "
-                                 "are computed (for Label Studio: `clicloop serve labelstudio --hourly-wage ...`)"),
+        return Group(*parts, Text(f"{hours}; pay unknown: no payment is recorded for this loop, so no cost and no wage "
+                                  "are computed (for Label Studio: `clicloop serve labelstudio --hourly-wage ...`)"),
                      Text(f"metric {_f(totals.first_metric, 4)} -> {_f(totals.final_metric, 4)}; per point: "
                           f"{_f(totals.hours_per_point, 3)} h"),
                      *([Text(f"stopped: {totals.stop_reason}")] if totals.stop_reason else []))
+    owed_text = f", still owed {fmt(totals.owed, cur)}" if totals.owed is not None else ""
     lines = [
-        f"{hours}, cost {totals.cost:.2f} {cur} (workers got {totals.income:.2f} {cur})",
-        f"metric {_f(totals.first_metric, 4)} -> {_f(totals.final_metric, 4)}; per point: "
-        f"{_f(totals.hours_per_point, 3)} h, {_f(totals.cost_per_point, 2)} {cur}",
-        f"effective wage: {_f(totals.wage_paid_time, 2)} {cur}/h on paid time, "
-        f"{_f(totals.wage_total_time, 2)} {cur}/h counting unpaid time"
+        f"{hours}",
+        f"planned cost {fmt(totals.cost, cur)} (workers' planned pay {fmt(totals.income, cur)}); back-pay booked "
+        f"{fmt(totals.adjustments, cur)}{owed_text}; fair cost {fmt(totals.fair_cost, cur)}",
+        f"metric {_f(totals.first_metric, 4)} -> {_f(totals.final_metric, 4)}; per point (planned cost): "
+        f"{_f(totals.hours_per_point, 3)} h, {fmt(totals.cost_per_point, cur)}",
+        f"effective wage (back-pay included): {fmt(totals.wage_paid_time, cur)}/h on paid time, "
+        f"{fmt(totals.wage_total_time, cur)}/h counting unpaid time"
         + (f" (floor {wage_floor:.2f} {cur})" if wage_floor is not None else ""),
     ]
     if totals.stop_reason:
         lines.append(f"stopped: {totals.stop_reason}")
-    return Group(table, *(Text(line) for line in lines))
+    return Group(*parts, *(Text(line) for line in lines))
+
+
+def reach_renderable(rows: list[ReportRow], currency: str | None) -> Any:
+    """The "cost to reach X" table (clicloop.orchestrator.reporting.reach: one definition everywhere)."""
+    from rich.table import Table
+
+    table = Table(title="cost to reach (answers bought before the first round that measured the target; "
+                        "seed labels not counted; planned cost)", title_justify="left")
+    for heading in ("target", "round", "labels", "human h", f"cost {currency}" if currency else "cost"):
+        table.add_column(heading, justify="right")
+    for x in reach_table(rows, default_targets(rows)):
+        table.add_row(f"{x.target:.4f}", "not yet" if x.round_no is None else str(x.round_no), _i(x.labels), _f(x.hours, 3),
+                      fmt(x.cost) if currency else "?" if x.round_no is not None else "-")
+    return table
+
+
+def _i(v: int | None) -> str:
+    return "-" if v is None else str(v)
 
 
 def _f(v: float | None, digits: int, *, signed: bool = False) -> str:
@@ -177,6 +228,7 @@ def forecasts(ledger: Ledger, reports: dict[str, tuple[list[ReportRow], Totals]]
     line for people. (The ledger keeps no stop rules: they come from the config.)"""
     import math
 
+    from clicloop.orchestrator.ledger.money import estimate, exact
     from clicloop.orchestrator.reporting.forecast import default_target, describe, forecast
 
     stops = stops or {}
@@ -190,16 +242,32 @@ def forecasts(ledger: Ledger, reports: dict[str, tuple[list[ReportRow], Totals]]
         aim = target if target is not None else default_target(configured, best)
         fc = forecast(rows, aim)
         hours_left = max(0.0, stop.max_hours - totals.total_hours) if stop is not None and stop.max_hours is not None else None
-        cost_left = max(0.0, stop.max_cost - totals.cost) if stop is not None and stop.max_cost is not None else None
+        cost_left = max(ZERO, exact(stop.max_cost) - totals.cost) if stop is not None and stop.max_cost is not None else None
 
-        def interval(iv: Any) -> dict[str, float | None] | None:
+        def interval(iv: Any, as_money: bool = False) -> dict[str, Any] | None:
             if iv is None:
                 return None
-            return {k: (v if math.isfinite(v) else None) for k, v in (("point", iv.point), ("low", iv.low), ("high", iv.high))}
+            return {k: (estimate(v) if as_money else v if math.isfinite(v) else None)
+                    for k, v in (("point", iv.point), ("low", iv.low), ("high", iv.high))}
 
         out[loop] = {"target": aim, "target_from": "option" if target is not None else "config" if configured is not None else "default",
                      "status": fc.status, "labels": interval(fc.labels_to_target), "hours": interval(fc.hours_to_target),
-                     "cost": interval(fc.cost_to_target), "hours_left": hours_left, "cost_left": cost_left,
+                     "cost": interval(fc.cost_to_target, as_money=True), "currency": totals.currency or None,
+                     "hours_left": hours_left, "cost_left": cost_left, "marginal": marginal_dict(fc),
                      "beyond_budget": fc.beyond(hours_left=hours_left, cost_left=cost_left),
                      "text": describe(fc, totals.currency, hours_left, cost_left)}
     return out
+
+
+def marginal_dict(fc: Any) -> dict[str, Any] | None:
+    """The marginal cost of the next point from the fitted curve (``Forecast.marginal``), JSON-ready."""
+    import math
+
+    from clicloop.orchestrator.ledger.money import estimate
+
+    m = fc.marginal()
+    if m is None:
+        return None
+    finite = math.isfinite(m.labels)  # JSON has no infinity: null, with "beyond_plateau" saying why
+    return {"labels_per_point": m.labels if finite else None, "hours_per_point": m.hours if finite else None,
+            "cost_per_point": estimate(m.cost), "beyond_plateau": not finite}

@@ -121,7 +121,7 @@ def test_loop_with_label_studio_annotators(labelstudio: LabelStudioServer, ledge
     with Ledger(ledger_url) as ledger:
         spent = ledger.spent(config.loop.name)
     expected_pay = sum(18.0 * r["active_s"] / 3600 for r in rows.values())
-    assert spent["cost"] == pytest.approx(expected_pay, abs=1e-4)
+    assert float(spent["cost"]) == pytest.approx(expected_pay, abs=1e-4)
     assert spent["active_hours"] == pytest.approx(sum(r["active_s"] for r in rows.values()) / 3600)
     stats = loop.backend_.stats()
     assert stats["answers_by_webhook"] + stats["answers_by_poll"] == len(rows)

@@ -3,6 +3,7 @@ ledger apply it."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -57,4 +58,4 @@ def test_the_ledger_never_pays_an_amount_it_cannot_hold(tmp_path: Path) -> None:
     with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
         ledger.record_tasks(tasks, "b")
         assert ledger.record_answers("l", "b", [(t, a, *check_answer(a, LABELS)) for t, a in zip(tasks, answers)]) == [0, 1]
-        assert ledger.spent("l")["cost"] == pytest.approx(0.1)
+        assert ledger.spent("l")["cost"] == Decimal("0.1")

@@ -1,6 +1,7 @@
 """Label quality and policies in the loop: adaptive redundancy, confidence weights, sensitive data."""
 
 import collections
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -160,7 +161,7 @@ def test_a_policy_plugin_can_veto_and_reprice_tasks(tmp_path):
     with Ledger(cfg.ledger) as ledger:
         rows = [t for r in range(3) for t in ledger.tasks("t", r)]
         assert rows and {t["reward_micros"] for t in rows} == {50_000}
-        assert ledger.spent("t")["cost"] == pytest.approx(len(rows) * 0.05 * 1.2)  # reward + 20% fee
+        assert ledger.spent("t")["cost"] == len(rows) * Decimal("0.06")  # reward + 20% fee
 
 
 def test_a_malformed_policy_decision_names_the_fault(tmp_path):

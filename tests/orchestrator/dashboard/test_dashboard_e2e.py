@@ -93,11 +93,11 @@ def test_page_numbers_equal_the_ledger(server: str, watched: Watched, quickstart
         assert ys == pytest.approx([r.metric for r in reports[lp][0]], abs=1e-12)
     assert "baseline" in plotted[1][0]  # the random loop is drawn as the baseline
 
-    # marginal cost per point per round equals the report's
+    # marginal cost per point per round equals the report's (each loop: its cost-to-reach table, then its rounds)
     for i, lp in enumerate(loops):
-        assert cells(page, f"marginal-{i}", "cost_per_point") == [
+        assert cells(page, f"marginal-{2 * i + 1}", "cost_per_point") == [
             "-" if r.cost_per_point is None else f"{r.cost_per_point:,.2f}" for r in reports[lp][0]]
-        assert cells(page, f"marginal-{i}", "hours_per_point") == [
+        assert cells(page, f"marginal-{2 * i + 1}", "hours_per_point") == [
             "-" if r.hours_per_point is None else f"{r.hours_per_point:,.3f}" for r in reports[lp][0]]
 
     # the forecast: the same target and figures as `clicloop report`
@@ -107,9 +107,10 @@ def test_page_numbers_equal_the_ledger(server: str, watched: Watched, quickstart
         if fc["hours"] is None:
             assert number(page, f"forecast_hours:{lp}") == fc["status"]
         else:
-            for key in ("hours", "cost"):  # JSON has no infinity: the report says null for "never"
-                expected = math.inf if fc[key]["point"] is None else fc[key]["point"]
-                assert value(page, f"forecast_{key}:{lp}") == pytest.approx(expected, rel=1e-9)
+            expected = math.inf if fc["hours"]["point"] is None else fc["hours"]["point"]  # JSON has no infinity: null
+            assert value(page, f"forecast_hours:{lp}") == pytest.approx(expected, rel=1e-9)
+            raw = page.locator(f'.num[data-key="forecast_cost:{lp}"]').get_attribute("data-value")
+            assert raw == ("" if fc["cost"]["point"] is None else str(fc["cost"]["point"]))  # money: the same exact decimal
     assert cells(page, "forecast-0", "status") == [predicted[lp]["status"] for lp in loops]
 
     # wages per backend and per worker equal accounting.by_backend / by_worker (review work included)

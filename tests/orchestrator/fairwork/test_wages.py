@@ -1,5 +1,7 @@
 """The wage floor on total time: pricing, strict pauses, adjustment payments, the labor card."""
 
+from decimal import Decimal
+
 import numpy as np
 import pytest
 
@@ -61,8 +63,9 @@ def test_the_labor_card_adds_up(tmp_path):
     # the card's totals (summed from the per-worker rows) equal the ledger's own totals over rounds 0-1
     assert card["hours"]["total"] == pytest.approx(spent_two_rounds["total_hours"])
     assert card["hours"]["active"] == pytest.approx(spent_two_rounds["active_hours"])
-    assert card["money"]["total_cost"] == pytest.approx(spent_two_rounds["cost"])
-    assert card["money"]["paid_to_workers"] == pytest.approx(spent_two_rounds["income"]) == pytest.approx(20 * 0.02 + 0.5)
+    assert card["money"]["total_cost"] == spent_two_rounds["cost"] == Decimal("1.080000")  # exact: 20 x 0.02 x 1.2 + 0.5 + 0.1
+    assert card["money"]["paid_to_workers"] == spent_two_rounds["income"] == Decimal("0.900000")
+    assert card["money"]["retroactive"] == 0 and card["money"]["planned_pay"] == Decimal("0.9")
     assert card["rejections"] == {"count": 1, "reasons": {"blank answer": 1}}
     assert sum(card["hours"]["unpaid_by_kind"].values()) == pytest.approx(card["hours"]["unpaid"])
     text = render_markdown(card)

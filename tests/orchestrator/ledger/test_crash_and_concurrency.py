@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,8 @@ def exact_totals(ledger: Ledger) -> None:
     spent = ledger.spent("crash")
     assert spent["answers"] == BATCHES * 50
     # every answer paid 0.05 + 0.01 once; one rejected answer per batch reversed; one 0.10 bonus per batch
-    assert spent["cost"] == pytest.approx(BATCHES * (50 * 0.06 - 0.06 + 0.10))
-    assert spent["income"] == pytest.approx(BATCHES * (50 * 0.05 - 0.05 + 0.10))
+    assert spent["cost"] == BATCHES * Decimal("3.04")  # 50 x 0.06 - 0.06 + 0.10, exact
+    assert spent["income"] == BATCHES * Decimal("2.55")  # 50 x 0.05 - 0.05 + 0.10
 
 
 @pytest.mark.slow
@@ -71,5 +72,5 @@ def test_several_loops_write_to_one_postgresql_ledger_at_once(pg_url, tmp_path):
         assert sorted(ledger.loops()) == [f"team-{i}" for i in range(4)]
         for i in range(4):
             spent = ledger.spent(f"team-{i}")
-            assert spent["answers"] == 40 and spent["cost"] == pytest.approx(40 * 0.024)
+            assert spent["answers"] == 40 and spent["cost"] == Decimal("0.96")
         assert verify(ledger) == []

@@ -1,4 +1,5 @@
 import sqlite3
+from decimal import Decimal
 
 import pytest
 
@@ -25,7 +26,7 @@ def test_answers_are_recorded_once_and_workers_are_pseudonyms(ledger_url):
         assert ledger.record_answers("l", "sim", rows + rows) == []  # a resume re-collects: nothing new
         spent = ledger.spent("l")
         assert spent["answers"] == 3
-        assert spent["cost"] == pytest.approx(3 * 0.06)
+        assert spent["cost"] == Decimal("0.18") and isinstance(spent["cost"], Decimal)  # exact, never a float
         assert spent["active_hours"] == pytest.approx(12 / 3600)
         # qualification counted once for the one worker, searching for each answer
         assert spent["total_hours"] == pytest.approx((12 + 6 + 60) / 3600)
@@ -85,7 +86,7 @@ def test_a_rejection_needs_a_reason_and_can_withhold_pay(ledger_url):
         assert not ledger.review(tasks[0].key, accept=False, reason="again", withhold_pay=True)  # once
         assert ledger.review(tasks[1].key, accept=True)
         spent = ledger.spent("l")
-        assert spent["income"] == pytest.approx(0.05) and spent["cost"] == pytest.approx(0.06)
+        assert spent["income"] == Decimal("0.05") and spent["cost"] == Decimal("0.06")
         assert [v["item_id"] for v in ledger.votes("l")] == ["item1"]  # the rejected answer no longer votes
 
 
@@ -125,11 +126,11 @@ def test_wages_per_worker_count_unpaid_time(ledger_url):
         w0 = workers[ledger.pseudonym("sim", "w0")]
         # 2 answers x 4 s active; 2 x 2 s searching + 60 s qualification unpaid; 2 x 0.05 paid
         assert w0["answers"] == 2 and w0["rejected"] == 1 and w0["rejection_rate"] == 0.5
-        assert w0["wage_paid_time"] == pytest.approx(0.10 / (8 / 3600))
-        assert w0["wage_total_time"] == pytest.approx(0.10 / (72 / 3600))
+        assert w0["wage_paid_time"] == Decimal("45.000000")  # 0.10 / (8 / 3600), to the micro-unit
+        assert w0["wage_total_time"] == Decimal("5.000000")
         assert w0["unpaid_share"] == pytest.approx(64 / 72)
         (backend,) = by_backend(ledger.engine_, "l")
-        assert backend["answers"] == 4 and backend["income"] == pytest.approx(0.20) and backend["fees"] == pytest.approx(0.04)
+        assert backend["answers"] == 4 and backend["income"] == Decimal("0.20") and backend["fees"] == Decimal("0.04")
 
 
 def test_a_ledger_from_a_newer_clicloop_is_refused(tmp_path):

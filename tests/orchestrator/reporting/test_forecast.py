@@ -82,7 +82,10 @@ def test_stop_rule_compares_the_forecast_with_the_budget_left() -> None:
 def test_accepts_report_rows_and_checks_the_level() -> None:
     from clicloop.orchestrator.reporting.report import ReportRow
 
-    rows = [ReportRow(i, f"v{i}", k, r["metric"], None, 10, 0.1, r["total_hours"], r["cost"], 0.0, None, None, None, None, None)
+    from clicloop.orchestrator.ledger.money import ZERO, exact
+
+    rows = [ReportRow(i, f"v{i}", k, r["metric"], None, 10, 0.1, r["total_hours"], exact(r["cost"]), ZERO, ZERO, None, None, None,
+                      None, None)
             for i, (k, r) in enumerate(zip(range(20, 220, 10), rounds(0.95, 2.0, 0.6, list(range(20, 220, 10)))))]
     assert forecast(rows, 0.9).status == "forecast"
     with pytest.raises(ConfigError):
@@ -182,3 +185,15 @@ def test_no_forecast_goes_past_the_unlabeled_pool() -> None:
     assert "within the 200 unlabeled items left" in capped.message
     roomy = forecast(rows, target=0.9, pool_left=100_000)
     assert roomy.labels_to_target == free.labels_to_target
+
+
+def test_the_next_points_cost_comes_from_the_fitted_curve_and_stops_at_its_plateau() -> None:
+    rows = rounds(0.95, 2.0, 0.6, list(range(20, 220, 10)))
+    fc = forecast(rows, 0.94)
+    m = fc.marginal()
+    now = float(fc.predict(fc.labels_now))
+    # the labels it names move the fitted curve by one point, at the loop's own hours and money per label
+    assert float(fc.predict(fc.labels_now + m.labels)) == pytest.approx(now + 0.01, abs=1e-9)
+    assert m.hours == pytest.approx(m.labels * fc.hours_per_label) and m.cost == pytest.approx(m.labels * fc.cost_per_label)
+    flat = forecast(rounds(0.95, 2.0, 0.6, list(range(8000, 18000, 500))), 0.99)  # within a point of its plateau
+    assert flat.marginal() is not None and flat.marginal().labels == math.inf

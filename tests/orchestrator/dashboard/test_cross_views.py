@@ -1,0 +1,158 @@
+"""One ledger, five views, one set of numbers: a quickstart, a deployment's review work and an
+applied wage-floor adjustment, then `clicloop report` (text), `report --format json`, the HTML
+report (opened in Chromium), the live dashboard (Chromium) and the labor card must agree on
+labels, hours, planned cost, back-pay, owed wages and wages. Money is compared as exact decimal
+strings wherever a view carries it unrounded (JSON, data-value); text to the cent."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.orchestrator.dashboard.conftest import DEPLOYMENT, Watched, _free_port, fill_ledger
+
+pytestmark = pytest.mark.integration
+ADJUSTED, OWING = "quickstart-random", "quickstart-margin"  # back-pay applied to one loop, still owed on the other
+
+
+def clicloop(*args: str, cwd: Path) -> str:
+    done = subprocess.run([sys.executable, "-m", "clicloop", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def adjusted_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    where = tmp_path_factory.mktemp("cross")
+    url = f"sqlite:///{where / 'ledger.db'}"
+    fill_ledger(url, seed=1)
+    out = clicloop("ledger", "adjust", "--ledger", url, "--loop", ADJUSTED, "--loop", f"{DEPLOYMENT}:review", "--floor", "12.02",
+                   "--currency", "EUR", "--apply", cwd=where)
+    assert "recorded" in out
+    return url, where
+
+
+@pytest.fixture(scope="module")
+def live(adjusted_ledger: tuple[str, Path]) -> Iterator[str]:
+    import uvicorn
+
+    from clicloop.orchestrator.dashboard.app import create_app
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(adjusted_ledger[0]), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the dashboard server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def page_figures(page: Any, loops: list[str]) -> dict[str, dict[str, Any]]:
+    """The figures a page shows per loop, read from data-value (exact) where it carries money."""
+    def col(table: str, key: str) -> list[str]:
+        return page.eval_on_selector_all(f'table[data-table="{table}"] td[data-col="{key}"]',
+                                         "els => els.map(e => e.getAttribute('data-value'))")
+
+    def num(key: str) -> str:
+        return page.locator(f'.num[data-key="{key}"]').get_attribute("data-value")
+
+    out: dict[str, dict[str, Any]] = {}
+    summary = dict(zip(col("learning-0", "loop"), zip(col("learning-0", "n_labeled"), col("learning-0", "hours"),
+                                                       col("learning-0", "cost"), col("learning-0", "adjustment"))))
+    backends = dict(zip(col("wages-0", "loop"), col("wages-0", "wage_total_time")))
+    for i, lp in enumerate(loops):
+        n_labeled, hours, cost, adjusted = summary[lp]
+        per_round = f"marginal-{2 * i + 1}"
+        out[lp] = {"n_labeled": int(n_labeled), "hours": float(hours), "cost": Decimal(cost), "adjustments": Decimal(adjusted),
+                   "answers": sum(int(x) for x in col(per_round, "answers")), "owed": Decimal(num(f"loop_owed:{lp}")),
+                   "wage_total_time": Decimal(backends[lp]),
+                   "reach": [int(x) if x else None for x in col(f"marginal-{2 * i}", "labels")]}
+    return out
+
+
+def test_report_json_html_dashboard_and_labor_card_agree(adjusted_ledger: tuple[str, Path], live: str, browser: Any) -> None:
+    url, where = adjusted_ledger
+    loops = [OWING, ADJUSTED]
+    report = json.loads(clicloop("report", "--ledger", url, "--format", "json", cwd=where))
+    for lp in loops:  # JSON money is exact decimal strings with the currency named, never a float
+        totals = report[lp]["totals"]
+        assert report[lp]["currency"] == totals["currency"] == "EUR"
+        for key in ("cost", "income", "adjustments", "owed", "fair_cost", "wage_total_time"):
+            assert isinstance(totals[key], str) and Decimal(totals[key]) == Decimal(totals[key]).quantize(Decimal("0.000001"))
+    t = {lp: report[lp]["totals"] for lp in loops}
+    assert Decimal(t[ADJUSTED]["adjustments"]) > 0 and Decimal(t[ADJUSTED]["owed"]) == 0
+    assert Decimal(t[OWING]["adjustments"]) == 0 and Decimal(t[OWING]["owed"]) > 0
+    for lp in loops:
+        assert Decimal(t[lp]["fair_cost"]) == Decimal(t[lp]["cost"]) + Decimal(t[lp]["adjustments"]) + Decimal(t[lp]["owed"])
+    # back-pay is its own line: no round's planned cost carries it
+    assert sum(Decimal(r["adjustments"]) for r in report[ADJUSTED]["rounds"]) == Decimal(t[ADJUSTED]["adjustments"])
+    assert sum(Decimal(r["cost"]) for r in report[ADJUSTED]["rounds"]) == Decimal(t[ADJUSTED]["cost"])
+
+    expected = {lp: {"n_labeled": report[lp]["rounds"][-1]["n_labeled"], "hours": t[lp]["total_hours"],
+                     "cost": Decimal(t[lp]["cost"]), "adjustments": Decimal(t[lp]["adjustments"]), "answers": t[lp]["answers"],
+                     "owed": Decimal(t[lp]["owed"]), "wage_total_time": Decimal(t[lp]["wage_total_time"]),
+                     "reach": [x["labels"] for x in report[lp]["reach"]]} for lp in loops}
+
+    # the text report says the same, to the cent
+    for lp in loops:
+        text = clicloop("report", "--ledger", url, "--loop", lp, cwd=where)
+        money = re.search(r"planned cost ([\d,.]+) EUR .*back-pay booked ([\d,.]+) EUR, still owed ([\d,.]+) EUR; "
+                          r"fair cost ([\d,.]+) EUR", text)
+        assert money, text
+        assert [Decimal(x.replace(",", "")) for x in money.groups()] == [
+            Decimal(t[lp][k]).quantize(Decimal("0.01")) for k in ("cost", "adjustments", "owed", "fair_cost")]
+        wage = re.search(r"([\d,.]+) EUR/h counting unpaid time", text)
+        assert wage and Decimal(wage.group(1)) == Decimal(t[lp]["wage_total_time"]).quantize(Decimal("0.01"))
+        assert f"total: {t[lp]['answers']} answers" in text
+
+    def check(page_numbers: dict[str, dict[str, Any]], where_from: str) -> None:
+        for lp in loops:
+            got = page_numbers[lp]
+            want = expected[lp]
+            assert {k: got[k] for k in ("n_labeled", "cost", "adjustments", "answers", "owed", "reach")} == \
+                   {k: want[k] for k in ("n_labeled", "cost", "adjustments", "answers", "owed", "reach")}, (where_from, lp)
+            assert got["hours"] == pytest.approx(want["hours"], rel=1e-9), (where_from, lp)
+            # the same wage to the cent (one SQL sum of seconds against the report's sum of per-round hours)
+            assert got["wage_total_time"].quantize(Decimal("0.01")) == want["wage_total_time"].quantize(Decimal("0.01"))
+
+    html = where / "report.html"
+    clicloop("report", "--ledger", url, "--html", str(html), cwd=where)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        watched = Watched(context.new_page())
+        watched.open(html.as_uri())
+        check(page_figures(watched.page, loops), "HTML report")
+        watched.open(f"{live}/")
+        check(page_figures(watched.page, loops), "live dashboard")
+        assert watched.errors == []
+    finally:
+        context.close()
+
+    # the labor card of each loop's latest model: the work before it is all the loop's work (the last round buys nothing)
+    for lp in loops:
+        version = report[lp]["rounds"][-1]["model_version"]
+        clicloop("labor-card", "--ledger", url, "--model-version", version, "--out", str(where / lp), cwd=where)
+        card = json.loads((where / f"{lp}.json").read_text(encoding="utf-8"))
+        m = card["money"]
+        assert m["currency"] == "EUR" and all(isinstance(m[k], str) for k in ("paid_to_workers", "retroactive", "total_cost", "owed"))
+        assert card["labels"] == {"trained_on": expected[lp]["n_labeled"], "bought_answers": expected[lp]["answers"]}
+        assert card["hours"]["total"] == pytest.approx(expected[lp]["hours"], rel=1e-9)
+        assert Decimal(m["planned_cost"]) == expected[lp]["cost"]
+        assert Decimal(m["retroactive"]) == expected[lp]["adjustments"]
+        assert Decimal(m["owed"]) == expected[lp]["owed"]
+        assert Decimal(m["total_cost"]) == expected[lp]["cost"] + expected[lp]["adjustments"]

@@ -1,0 +1,54 @@
+"""Back-pay is its own line: booking an adjustment changes no round's planned cost, wage or cost
+per point, nor the forecast's money, and the report's JSON carries money as exact decimal strings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from decimal import Decimal
+
+from clicloop.orchestrator.config import WageFloor
+from clicloop.orchestrator.fairwork.wages import apply_adjustments, proposed_adjustments
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger.money import json_default
+from clicloop.orchestrator.reporting.forecast import forecast
+from clicloop.orchestrator.reporting.report import build_report, report_dict
+from clicloop.orchestrator.types import Answer, Task
+
+FLOOR = WageFloor(amount=12.02, currency="EUR")
+
+
+def _loop(ledger: Ledger) -> None:
+    """Six rounds of ten answers at 0.01 EUR (far below the floor) and a rising metric."""
+    ledger.begin_loop("l", "h", "{}", 0)
+    for r in range(6):
+        ledger.start_round("l", r, f"l-r{r}", 20 + 10 * r, "accuracy", 0.6 + 0.3 * (1 - 0.7**r))
+        tasks = [Task(f"l/{r}/i{r}-{i}/0", "l", r, f"i{r}-{i}", 0, "p", ("a", "b")) for i in range(10)]
+        ledger.record_tasks(tasks, "sim")
+        ledger.record_answers("l", "sim", [(t, Answer(t.key, f"w{i % 3}", "a", active_s=6.0, search_s=9.0, qualification_s=60.0,
+                                                       reward=0.01, fee=0.002, currency="EUR"), "submitted", None)
+                                           for i, t in enumerate(tasks)])
+        ledger.finish_round("l", r)
+
+
+def test_back_pay_is_its_own_line_and_never_a_rounds_price(tmp_path) -> None:
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        _loop(ledger)
+        rows_before, totals_before = build_report(ledger, "l", FLOOR)
+        owed = totals_before.owed
+        assert owed > 0 and totals_before.adjustments == 0 and totals_before.fair_cost == totals_before.cost + owed
+        apply_adjustments(ledger, proposed_adjustments(ledger, "l", FLOOR), 5)  # booked on the last round, as `ledger adjust`
+        rows, totals = build_report(ledger, "l", FLOOR)
+    # before the fix the last round's paid wage jumped (back-pay counted as that round's pay) and its cost with it
+    assert [(r.cost, r.wage_paid_time, r.cost_per_point) for r in rows] == \
+           [(r.cost, r.wage_paid_time, r.cost_per_point) for r in rows_before]
+    assert rows[-1].adjustments == owed and sum(r.adjustments for r in rows) == totals.adjustments == owed
+    assert totals.cost == totals_before.cost and totals.owed == 0 and totals.fair_cost == totals_before.fair_cost
+    assert totals.wage_total_time >= Decimal("12.02")  # back-pay counts in what the workers received
+    assert forecast(rows, 0.95).cost_to_target == forecast(rows_before, 0.95).cost_to_target
+    text = json.dumps(report_dict(rows, totals), default=json_default)
+    data = json.loads(text)
+    assert data["totals"]["adjustments"] == str(owed)  # exact, e.g. "1.230000", never 1.2300000000000002
+    assert all(isinstance(r[k], (str, type(None))) for r in data["rounds"] for k in ("cost", "income", "adjustments", "wage_paid_time"))
+    assert all(isinstance(v, (str, type(None))) for v in (json.loads(text)["totals"][k] for k in ("cost", "owed", "fair_cost")))
+    assert asdict(totals)["currency"] == "EUR"
