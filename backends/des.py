@@ -211,9 +211,12 @@ class EventCrowd:
     # -- the clock -------------------------------------------------------------------------------
 
     def live(self, key: str) -> bool:
-        """Whether the task can still be answered (queued or being answered)."""
+        """Whether the task can still be answered: someone is on it, or it is queued and someone is
+        there or will come."""
         st = self.state_
-        return key in st.queued or any(w.task == key for w in st.workers)
+        if any(w.task == key for w in st.workers):
+            return True
+        return key in st.queued and any(w.present or w.toggle_at < float("inf") for w in st.workers)
 
     def _run(self, done: Any, until: float = float("inf")) -> None:
         """Take events in time order until ``done()`` holds, no event is left or the next is after ``until``."""

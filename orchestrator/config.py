@@ -251,7 +251,7 @@ class LoopSection(_Strict):
         "rounds", description="rounds: one batch at a time; continuous: the backend's queue stays topped up and the "
         "model refits every refit_every answers (orchestrator/continuous.py)")
     lookahead: int | None = Field(None, ge=1, description="continuous: open tasks kept in the backend's queue "
-                                  "(null: the backend's active workers, else batch_size)")
+                                  "(null: twice the backend's active workers, else batch_size)")
     refit_every: int = Field(10, ge=1, description="continuous: refit after this many new answers")
 
 

@@ -85,13 +85,14 @@ class ContinuousRun:
     def _version(self, r: int) -> RoundResult:
         loop, cfg = self.loop, self.loop.config
         loop.pm_.hook.clicloop_round_started(loop=loop, round_no=r)
+        seen = cl.versions(loop.ledger_, loop.name).get(r, {}).get("answers_seen")  # a resumed version: as first fitted
+        seen = cl.answer_count(loop.ledger_, loop.name) if seen is None else seen
+        self._aggregate(r, before_seq=seen)  # the answers that came since the last version
         started = time.perf_counter()
         labeled = loop._labeled()
         model, query = loop._fit(labeled)
         metric = evaluate(model, loop.evalset_, cfg.loop.metric)
         loop.ledger_.start_round(loop.name, r, loop._version(r, model), len(labeled), cfg.loop.metric, metric)
-        seen = cl.versions(loop.ledger_, loop.name).get(r, {}).get("answers_seen")
-        seen = cl.answer_count(loop.ledger_, loop.name) if seen is None else seen
         reason = self._stop_reason(r, metric, labeled)
         ranking = np.empty(0, dtype=np.int64) if reason else self._rank(r, query, labeled, seen)
         self._charge(r, time.perf_counter() - started, seen)
@@ -105,7 +106,6 @@ class ContinuousRun:
             return loop._finish(r, reason)
         self._withdraw(r, {loop.pool_.ids[i] for i in ranking})
         self._fill(r, model, ranking)
-        self._aggregate(r)
         if not self.open_ and cl.answer_count(loop.ledger_, loop.name, answered_round=r) == 0:
             return loop._finish(r, "no answers: nobody at the backend can take the open tasks, or the budget is spent")
         return loop._finish(r, None)
@@ -113,24 +113,27 @@ class ContinuousRun:
     def _stop_reason(self, r: int, metric: float | None, labeled: dict[str, str]) -> str | None:
         loop = self.loop
         history = [row for row in loop.ledger_.rounds(loop.name) if row["round_no"] < r]
-        return stop_reason(loop.config.stop, r, metric, self._budget(len(labeled)), history, loop._hours_between)
+        return stop_reason(loop.config.stop, r, metric, self._budget(len(labeled), committed=False), history, loop._hours_between)
 
-    def _budget(self, n_labeled: int | None = None) -> Budget:
-        """What is spent, counting the open tasks as answers to come."""
+    def _budget(self, n_labeled: int | None = None, *, committed: bool = True) -> Budget:
+        """What is spent; ``committed``: counting the open tasks as answers to come (no new task
+        is asked beyond the budget, and the loop stops once what it asked is answered)."""
         loop = self.loop
         spent = loop.ledger_.spent(loop.name)
         left = len(loop.pool_.ids) - (n_labeled if n_labeled is not None else 0)
         per_task = loop.backend_.expected_cost_per_task()
-        return Budget(int(spent["answers"]) + len(self.open_), spent["cost"] + len(self.open_) * (per_task or 0.0),
+        n_open = len(self.open_) if committed else 0
+        return Budget(int(spent["answers"]) + n_open, spent["cost"] + n_open * (per_task or 0.0),
                       spent["total_hours"], per_task, pool_left=left)
 
     def lookahead(self) -> int:
-        """Open tasks to keep: ``loop.lookahead``, else the backend's active workers, else ``batch_size``."""
+        """Open tasks to keep: ``loop.lookahead``, else twice the backend's active workers (one in
+        hand and one queued each, so nobody waits while the model refits), else ``batch_size``."""
         cfg = self.loop.config.loop
         if cfg.lookahead is not None:
             return cfg.lookahead
         active = getattr(self.loop.backend_, "active_workers", None)
-        return max(1, int(active())) if callable(active) else cfg.batch_size
+        return max(1, 2 * int(active())) if callable(active) else cfg.batch_size
 
     def _rank(self, r: int, query: Model | None, labeled: dict[str, str], seen: int) -> np.ndarray:
         """The items this version wants asked, best first: ``lookahead + refit_every`` of those
@@ -255,9 +258,9 @@ class ContinuousRun:
                 self.loop.ledger_.set_task_status(list(self.open_), "expired")
                 self.open_.clear()
 
-    def _aggregate(self, r: int) -> None:
-        """Labels for every answered item without one (this version's answers, and any a crash left)."""
+    def _aggregate(self, r: int, before_seq: int | None = None) -> None:
+        """Labels for every answered item without one (those answered before answer ``before_seq``)."""
         loop = self.loop
-        items = sorted(cl.answered_items(loop.ledger_, loop.name) - set(loop.ledger_.labels(loop.name)))
+        items = sorted(cl.answered_items(loop.ledger_, loop.name, before_seq) - set(loop.ledger_.labels(loop.name)))
         quality.aggregate_items(loop.ledger_, loop.aggregator_, loop.name, r, items, rng_for(loop.config.loop.seed, "aggregate", r))
         fault("aggregated")
