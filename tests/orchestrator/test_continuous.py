@@ -112,3 +112,24 @@ def test_rounds_mode_keeps_its_config_hash():
     assert not {"mode", "lookahead", "refit_every"} & set(json.loads(text)["loop"])
     _, text = fingerprint(config_from_dict(digits_config("sqlite://", loop={"mode": "continuous"})))
     assert json.loads(text)["loop"]["mode"] == "continuous"
+
+
+def test_the_report_shows_waiting_and_staleness(tmp_path):
+    from rich.console import Console
+
+    from clicloop.orchestrator.reporting.report import build_report, render_report
+
+    text = {}
+    for mode in ("rounds", "continuous"):
+        url = f"sqlite:///{tmp_path / mode}.db"
+        Loop(config_from_dict(config(url, mode, max_labels=40))).run()
+        with Ledger(url) as ledger:
+            rows, totals = build_report(ledger, "t")
+        console = Console(width=200, record=True)
+        console.print(render_report(rows, totals))
+        text[mode] = console.export_text()
+        assert totals.answers == 40 and totals.waiting_share is not None
+        with Ledger(url) as ledger:  # the wage on total time counts the waiting
+            assert totals.total_hours * 3600 == pytest.approx(sum(cl.waiting(ledger, "t")[k] for k in ("wait_s", "active_s")))
+    assert "waiting (unpaid" in text["rounds"] and "staleness" not in text["rounds"]
+    assert "waiting (unpaid" in text["continuous"] and "staleness:" in text["continuous"]
