@@ -25,7 +25,6 @@ import logging
 import os
 import pickle
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +88,8 @@ class EventCrowd:
     compute_s: simulated seconds charged per loop computation (fit and scoring); None charges
         the measured time (realistic, not reproducible to the bit). A number makes runs
         reproducible.
-    state_path: where to keep the crowd's state between runs (None: in memory only).
+    state_path: where to keep the crowd's state between runs (None: in memory only). Delete the
+        file when the loop starts over (``clicloop run --restart``): the crowd would replay it.
     epoch0: the epoch second the simulated clock starts at (answers' ``accepted_at`` and
         ``submitted_at``).
     """
@@ -127,7 +127,6 @@ class EventCrowd:
             raise BackendError("the event crowd needs ground truth: set data.pool.truth to the column that holds it")
         self.context_ = context
         self.state_ = self._load(context) or self._fresh(context)
-        self.last_call_ = time.perf_counter()
 
     def dispatch(self, tasks: Sequence[Task]) -> None:
         """Queue the tasks (first come, first served); a known key is ignored, a withdrawn one

@@ -133,3 +133,24 @@ def test_the_report_shows_waiting_and_staleness(tmp_path):
             assert totals.total_hours * 3600 == pytest.approx(sum(cl.waiting(ledger, "t")[k] for k in ("wait_s", "active_s")))
     assert "waiting (unpaid" in text["rounds"] and "staleness" not in text["rounds"]
     assert "waiting (unpaid" in text["continuous"] and "staleness:" in text["continuous"]
+
+
+@pytest.mark.parametrize("mode", ["rounds", "continuous"])
+def test_workers_who_come_and_go_leave_a_sound_ledger_in_both_modes(tmp_path, mode):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    results = Loop(config_from_dict(config(url, mode, max_labels=60, n_workers=8, session_mean_s=300.0,
+                                           absence_mean_s=300.0, present_share=0.5))).run()
+    assert results[-1].stop_reason.startswith("label budget spent")
+    with Ledger(url) as ledger:
+        assert verify(ledger) == [] and ledger.spent("t")["answers"] == 60
+        workers = {row["worker"] for row in ledger.votes("t")}
+    assert len(workers) > 4  # the ones absent at first came and answered
+
+
+def test_rounds_mode_on_the_event_crowd_is_reproducible(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLICLOOP_WORKER_SALT", "fixed-salt")
+    dumps = []
+    for name in ("a", "b"):
+        Loop(config_from_dict(config(f"sqlite:///{tmp_path / name}.db", "rounds", max_labels=40))).run()
+        dumps.append(dump(tmp_path / f"{name}.db"))
+    assert dumps[0] == dumps[1] and len(dumps[0]["assignments"]) == 40
