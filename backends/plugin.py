@@ -7,6 +7,9 @@ from clicloop.orchestrator.hookspecs import Register, hookimpl
 @hookimpl
 def clicloop_register_backends(register: Register) -> None:
     register("simulated", SimulatedCrowd)
+    from clicloop.backends.des import EventCrowd  # numpy only
+
+    register("event-crowd", EventCrowd)
     from clicloop.backends.file_exchange import FileExchange  # stdlib only
     from clicloop.backends.prolific import ProlificBackend  # stdlib only (urllib)
 

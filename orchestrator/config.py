@@ -247,6 +247,12 @@ class LoopSection(_Strict):
     engine: Engine = Engine()
     poll_seconds: float = Field(2.0, gt=0, description="wait between collects while answers are pending")
     round_timeout_s: float | None = Field(None, gt=0, description="give up on unanswered tasks after this")
+    mode: Literal["rounds", "continuous"] = Field(
+        "rounds", description="rounds: one batch at a time; continuous: the backend's queue stays topped up and the "
+        "model refits every refit_every answers (orchestrator/continuous.py)")
+    lookahead: int | None = Field(None, ge=1, description="continuous: open tasks kept in the backend's queue "
+                                  "(null: twice the backend's active workers, else batch_size)")
+    refit_every: int = Field(10, ge=1, description="continuous: refit after this many new answers")
 
 
 class Config(_Strict):
@@ -272,6 +278,12 @@ class Config(_Strict):
             raise ValueError(f"loop.adaptive.max_answers ({adaptive.max_answers}) is below loop.redundancy ({self.loop.redundancy})")
         if self.loop.gold is not None and self.data.seed_size == 0 and not (self.data.pool and self.data.pool.label):
             raise ValueError("loop.gold needs items with known answers: set data.seed_size or give seed labels in the pool")
+        if self.loop.mode == "continuous":
+            extra = [name for name, on in (("loop.adaptive", adaptive is not None), ("loop.gold", self.loop.gold is not None),
+                                           ("loop.relabel", self.loop.relabel is not None)) if on]
+            if self.loop.redundancy != 1 or extra:
+                raise ValueError("loop.mode continuous asks one answer per item: set loop.redundancy to 1 and leave out "
+                                 f"{', '.join(extra) or 'adaptive, gold and relabel'} (or use loop.mode rounds)")
         if self.stop.is_empty():
             raise ValueError("add at least one stop rule (stop.max_rounds, max_labels, max_cost, max_hours, target_metric)")
         per_batch = self.loop.batch_size * self.loop.redundancy

@@ -82,6 +82,11 @@ class Loop:
         early stops the loop cleanly; a later run resumes it."""
         with ExitStack() as opened:  # closed in reverse however the run ends: backend, lease, ledger, engine
             self._setup(restart, opened)
+            if self.config.loop.mode == "continuous":  # orchestrator/continuous.py: each refit is a round
+                from clicloop.orchestrator.continuous import ContinuousRun
+
+                yield from ContinuousRun(self).versions()
+                return
             round_no = self._first_round()
             while True:
                 with blas_limits(self.config.loop.blas_threads):
@@ -167,6 +172,7 @@ class Loop:
 
     def _round(self, r: int) -> RoundResult:
         self.pm_.hook.clicloop_round_started(loop=self, round_no=r)
+        started = time.perf_counter()
         labeled = self._labeled()
         model, query = self._fit(labeled)
         metric = evaluate(model, self.evalset_, self.config.loop.metric)
@@ -176,6 +182,9 @@ class Loop:
             reason, tasks = self._plan(r, metric, model, query, labeled)
             if reason is not None:
                 return self._finish(r, reason)
+        charge = getattr(self.backend_, "charge", None)  # a simulated clock (backends/des.py): the loop's compute time passes
+        if callable(charge):
+            charge(time.perf_counter() - started, key=f"{self.name}/{r}")
         while tasks:  # adaptive redundancy: more answers while they disagree
             self._dispatch(r, tasks)
             self._collect(r, tasks)

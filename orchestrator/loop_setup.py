@@ -96,6 +96,9 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
         del body["loop"]["pseudo_labels"]
     elif isinstance(body["loop"]["pseudo_labels"], dict) and not body["loop"]["pseudo_labels"].get("check_folds"):
         del body["loop"]["pseudo_labels"]["check_folds"]  # likewise
+    for name, default in (("mode", "rounds"), ("lookahead", None), ("refit_every", 10)):  # later fields: older loops keep their hash
+        if body["loop"].get(name) == default:
+            del body["loop"][name]
     body = public_config(body)
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

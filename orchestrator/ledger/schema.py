@@ -274,3 +274,34 @@ runner_leases = Table(
 )
 
 TABLES.append(runner_leases)
+
+
+# == continuous mode (migration 0006_continuous_versions) =====================================
+# orchestrator/continuous.py: each refit is a round (its model version); `cont_versions` adds how
+# many answers the loop had recorded when the version was fitted, the compute seconds it took and
+# the simulated clock, where the backend has one. `cont_answers` numbers the answers in the order
+# the loop recorded them and names the version current then, so an answer's staleness (answers
+# between the model that chose its task and the answer) is seq - answers_seen(chosen_round).
+
+cont_versions = Table(
+    "cont_versions", metadata,
+    Column("loop", _id, primary_key=True),
+    Column("round_no", Integer, primary_key=True),
+    Column("answers_seen", Integer, nullable=False),
+    Column("compute_s", Float, nullable=False),  # fit and scoring, as measured (or as the backend charged it)
+    Column("clock_s", Float),  # the backend's simulated clock after the charge; None on real backends
+    Column("recorded_at", Float, nullable=False),
+)
+
+cont_answers = Table(
+    "cont_answers", metadata,
+    Column("task_key", _key, primary_key=True),
+    Column("loop", _id, nullable=False),
+    Column("seq", Integer, nullable=False),  # 0, 1, ...: the order the loop recorded its answers in
+    Column("chosen_round", Integer, nullable=False),  # the version that chose the task
+    Column("answered_round", Integer, nullable=False),  # the version current when the answer was recorded
+    Column("recorded_at", Float, nullable=False),
+    Index("ix_cont_answers_loop", "loop", "seq"),
+)
+
+TABLES += [cont_versions, cont_answers]

@@ -78,6 +78,10 @@ class Totals:
     owed: Decimal | None = None
     fair_cost: Decimal | None = None
     workers_below_floor: int | None = None
+    waiting_hours: float = 0.0  # unpaid waiting recorded on answers (no task available: caused by the requester)
+    waiting_share: float | None = None  # waiting / active time
+    staleness_mean: float | None = None  # continuous mode: answers between the version that chose a task and its answer
+    staleness_max: float | None = None
 
 
 def build_report(ledger: Ledger, loop: str, floor: WageFloor | None = None) -> tuple[list[ReportRow], Totals]:
@@ -132,7 +136,16 @@ def _totals(ledger: Ledger, loop: str, rows: list[ReportRow], effort: dict[int, 
         hours_per_point=_per_point(total, gain), cost_per_point=money_per_point(cost, gain),
         wage_paid_time=ratio(income + adjusted, active), wage_total_time=ratio(income + adjusted, total),
         stop_reason=rows[-1].stop_reason if rows else None, adjustments=adjusted, fair_cost=cost + adjusted,
+        **_waiting_and_staleness(ledger, loop),
     )
+
+
+def _waiting_and_staleness(ledger: Ledger, loop: str) -> dict[str, Any]:
+    from clicloop.orchestrator.ledger import continuous as cl
+
+    wait, stale = cl.waiting(ledger, loop), cl.staleness(ledger, loop)
+    return {"waiting_hours": wait["wait_s"] / 3600, "waiting_share": wait["share_of_active"] if wait["active_s"] else None,
+            "staleness_mean": stale["mean"] if stale else None, "staleness_max": stale["max"] if stale else None}
 
 
 def _per_point(amount: float, gain: float | None) -> float | None:
@@ -191,6 +204,7 @@ def render_report(rows: list[ReportRow], totals: Totals, wage_floor: float | Non
         f"{fmt(totals.wage_total_time, cur)}/h counting unpaid time"
         + (f" (floor {wage_floor:.2f} {cur})" if wage_floor is not None else ""),
     ]
+    lines += _waiting_lines(totals)
     if totals.stop_reason:
         lines.append(f"stopped: {totals.stop_reason}")
     return Group(*parts, *(Text(line) for line in lines))
@@ -212,6 +226,17 @@ def reach_renderable(rows: list[ReportRow], currency: str | None) -> Any:
 
 def _i(v: int | None) -> str:
     return "-" if v is None else str(v)
+
+
+def _waiting_lines(totals: Totals) -> list[str]:
+    out = []
+    if totals.waiting_share is not None:
+        out.append(f"waiting (unpaid, counted in the total time): {totals.waiting_hours:.2f} h, "
+                   f"{100 * totals.waiting_share:.1f}% of active time")
+    if totals.staleness_mean is not None:
+        out.append(f"staleness: {totals.staleness_mean:.1f} answers on average (at most {totals.staleness_max:.0f}) between "
+                   "the model version that chose a task and its answer")
+    return out
 
 
 def _f(v: float | None, digits: int, *, signed: bool = False) -> str:

@@ -67,6 +67,24 @@ class SimulatedHarness:
         return None
 
 
+class EventCrowdHarness:
+    """The discrete-event crowd: its clock runs when it is collected from."""
+
+    def __init__(self, tmp: Path, truth: dict[str, str], stack: ExitStack):
+        pass
+
+    def backend(self) -> Any:
+        from clicloop.backends.des import EventCrowd
+
+        return EventCrowd(compute_s=1.0)
+
+    def work(self) -> None:
+        pass
+
+    def dispatched_keys(self) -> list[str] | None:
+        return None
+
+
 class ProlificHarness:
     """ProlificBackend against the local fake Prolific (its participant pool works as it is polled)."""
 
@@ -168,6 +186,7 @@ class LabelStudioHarness:
 
 HARNESSES: dict[str, Callable[[Path, dict[str, str], ExitStack], Any]] = {
     "simulated": SimulatedHarness,
+    "event-crowd": EventCrowdHarness,
     "prolific": ProlificHarness,
     "file-exchange": FileExchangeHarness,
     "labelstudio": LabelStudioHarness,

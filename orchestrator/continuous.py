@@ -1,0 +1,267 @@
+"""``loop.mode: continuous``: people never wait for the model, the model never waits for the slowest person.
+
+The backend's queue is kept topped up to ``loop.lookahead`` open tasks; the model refits every
+``loop.refit_every`` new answers. Each refit is a round of the ledger (its model version): the
+refit ranks the pool, withdraws queued tasks that fell out of the ranking on backends that can
+withdraw (never a task someone started) and tops the queue up from the ranking. Every task keeps
+the round of the version that chose it, and ``cont_answers`` numbers the answers as they arrive,
+so an answer's staleness (answers between the version that chose its task and the answer) is
+measured (after Haertel et al., 2010, "Parallel active learning: eliminating wait time with
+minimal staleness"; Huang et al., IJCAI 2021, asynchronous active learning).
+
+Resuming is derived from the ledger like the rounds mode: the open tasks are those recorded and
+not answered, withdrawn or expired; the unfinished version is refitted on the same labels and
+ranks the same items (those answered before it was first fitted are left out, whatever arrived
+since). Each commit boundary can be made fatal for crash tests (``CLICLOOP_FAULT_AT`` with
+``CLICLOOP_FAULT_COUNT``, see :func:`fault`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clicloop.orchestrator.crowd import quality
+from clicloop.orchestrator.crowd.redundancy import check_answer
+from clicloop.orchestrator.fairwork.policies import check_dispatch
+from clicloop.orchestrator.fairwork.wages import price_per_answer
+from clicloop.orchestrator.ledger import continuous as cl
+from clicloop.orchestrator.postdeploy.faults import FAULT_ENV, FAULT_EXIT
+from clicloop.orchestrator.seeding import rng_for
+from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
+from clicloop.orchestrator.training.models import evaluate, predictions_for
+from clicloop.orchestrator.training.threads import blas_limits
+from clicloop.orchestrator.types import Model, RoundResult, Task
+
+if TYPE_CHECKING:
+    from clicloop.orchestrator.loop import Loop
+
+log = logging.getLogger("clicloop")
+COUNT_ENV = "CLICLOOP_FAULT_COUNT"
+BOUNDARIES = ("version", "withdrawn", "tasks", "dispatched", "answers", "aggregated")
+_hits: dict[str, int] = {}
+
+
+def fault(name: str) -> None:
+    """Passed a commit boundary (one of :data:`BOUNDARIES`): die like a SIGKILL (``os._exit``) the
+    ``CLICLOOP_FAULT_COUNT``-th time (default 1) when ``CLICLOOP_FAULT_AT`` names it."""
+    if os.environ.get(FAULT_ENV) != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] >= int(os.environ.get(COUNT_ENV, "1")):
+        os._exit(FAULT_EXIT)
+
+
+class ContinuousRun:
+    """Runs (or resumes) a set-up :class:`~clicloop.orchestrator.loop.Loop` in continuous mode."""
+
+    def __init__(self, loop: Loop):
+        self.loop = loop
+
+    def versions(self) -> Iterator[RoundResult]:
+        """Each model version's result as it is committed; the last one carries the stop reason."""
+        loop = self.loop
+        r = loop._first_round()
+        self.open_ = {row["key"]: loop._task(row["round_no"], row["item_id"], row["replica"],
+                                             None if row["reward_micros"] is None else row["reward_micros"] / 1e6)
+                      for row in cl.open_tasks(loop.ledger_, loop.name)}
+        if self.open_:  # a resume: send again what may not have reached the backend (idempotent by key)
+            self._dispatch(r, list(self.open_.values()))
+        while True:
+            with blas_limits(loop.config.loop.blas_threads):
+                result = self._version(r)
+            yield result
+            if result.stop_reason is not None:
+                return
+            r += 1
+
+    # -- one version ----------------------------------------------------------------------------
+
+    def _version(self, r: int) -> RoundResult:
+        loop, cfg = self.loop, self.loop.config
+        loop.pm_.hook.clicloop_round_started(loop=loop, round_no=r)
+        seen = cl.versions(loop.ledger_, loop.name).get(r, {}).get("answers_seen")  # a resumed version: as first fitted
+        seen = cl.answer_count(loop.ledger_, loop.name) if seen is None else seen
+        self._aggregate(r, before_seq=seen)  # the answers that came since the last version
+        started = time.perf_counter()
+        labeled = loop._labeled()
+        model, query = loop._fit(labeled)
+        metric = evaluate(model, loop.evalset_, cfg.loop.metric)
+        loop.ledger_.start_round(loop.name, r, loop._version(r, model), len(labeled), cfg.loop.metric, metric)
+        reason = self._stop_reason(r, metric, labeled)
+        ranking = np.empty(0, dtype=np.int64) if reason else self._rank(r, query, labeled, seen)
+        self._charge(r, time.perf_counter() - started, seen)
+        fault("version")
+        if reason is None and ranking.size == 0 and not self.open_:
+            reason = "pool exhausted: every item is labeled or asked"
+        if reason is not None:
+            self._withdraw(r, set())
+            self._drain(r)
+            self._aggregate(r)
+            return loop._finish(r, reason)
+        self._withdraw(r, {loop.pool_.ids[i] for i in ranking})
+        self._fill(r, model, ranking)
+        if not self.open_ and cl.answer_count(loop.ledger_, loop.name, answered_round=r) == 0:
+            return loop._finish(r, "no answers: nobody at the backend can take the open tasks, or the budget is spent")
+        return loop._finish(r, None)
+
+    def _stop_reason(self, r: int, metric: float | None, labeled: dict[str, str]) -> str | None:
+        loop = self.loop
+        history = [row for row in loop.ledger_.rounds(loop.name) if row["round_no"] < r]
+        return stop_reason(loop.config.stop, r, metric, self._budget(len(labeled), committed=False), history, loop._hours_between)
+
+    def _budget(self, n_labeled: int | None = None, *, committed: bool = True) -> Budget:
+        """What is spent; ``committed``: counting the open tasks as answers to come (no new task
+        is asked beyond the budget, and the loop stops once what it asked is answered)."""
+        loop = self.loop
+        spent = loop.ledger_.spent(loop.name)
+        left = len(loop.pool_.ids) - (n_labeled if n_labeled is not None else 0)
+        per_task = loop.backend_.expected_cost_per_task()
+        n_open = len(self.open_) if committed else 0
+        # the stop rules compare against float budgets from the config, as in rounds mode (Loop._budget)
+        return Budget(int(spent["answers"]) + n_open, float(spent["cost"]) + n_open * (per_task or 0.0),
+                      spent["total_hours"], per_task, pool_left=left)
+
+    def lookahead(self) -> int:
+        """Open tasks to keep: ``loop.lookahead``, else twice the backend's active workers (one in
+        hand and one queued each, so nobody waits while the model refits), else ``batch_size``."""
+        cfg = self.loop.config.loop
+        if cfg.lookahead is not None:
+            return cfg.lookahead
+        active = getattr(self.loop.backend_, "active_workers", None)
+        return max(1, 2 * int(active())) if callable(active) else cfg.batch_size
+
+    def _rank(self, r: int, query: Model | None, labeled: dict[str, str], seen: int) -> np.ndarray:
+        """The items this version wants asked, best first: ``lookahead + refit_every`` of those
+        neither labeled nor answered when the version was first fitted (open tasks compete)."""
+        loop = self.loop
+        taken = set(labeled) | cl.answered_items(loop.ledger_, loop.name, before_seq=seen) | loop.vetoed_
+        free = ~np.isin(loop.pool_.ids, np.array(sorted(taken), dtype=object))
+        if not loop.confidential_:
+            free &= ~loop.sensitive_  # sensitive items never go to an open crowd
+        candidates = np.flatnonzero(free)
+        k = min(candidates.size, self.lookahead() + loop.config.loop.refit_every)
+        if k == 0:
+            return candidates
+        return np.asarray(loop._select(r, query, candidates, k), dtype=np.int64)
+
+    def _charge(self, r: int, seconds: float, seen: int) -> None:
+        """Charge the version's compute time to a simulated clock and record the version."""
+        backend, clock = self.loop.backend_, None
+        charge = getattr(backend, "charge", None)
+        if callable(charge):
+            charged = charge(seconds, key=f"{self.loop.name}/{r}")
+            seconds = charged or seconds
+            clock = float(backend.now_)
+        cl.record_version(self.loop.ledger_, self.loop.name, r, seen, seconds, clock)
+
+    # -- the queue -------------------------------------------------------------------------------
+
+    def _withdraw(self, r: int, keep: set[str]) -> None:
+        """Take back queued tasks whose item is not in ``keep`` (backends that can withdraw only)."""
+        backend = self.loop.backend_
+        if not getattr(backend, "can_withdraw", False):
+            return
+        queued = backend.queued()
+        drop = [k for k, task in self.open_.items() if k in queued and task.item_id not in keep]
+        if not drop:
+            return
+        taken = backend.withdraw(drop)
+        self.loop.ledger_.set_task_status(taken, "withdrawn")
+        for k in taken:
+            del self.open_[k]
+        log.debug("version %d: withdrew %d queued task(s) that fell out of the ranking", r, len(taken))
+        fault("withdrawn")
+
+    def _fill(self, r: int, model: Model | None, ranking: np.ndarray) -> None:
+        """Top the queue up from ``ranking`` and record answers until ``refit_every`` new ones came."""
+        loop, cfg = self.loop, self.loop.config
+        reward = price_per_answer(loop.ledger_, loop.name, cfg.backend.name, cfg.wage_floor) if cfg.wage_floor.price_rewards else None
+        predictions = predictions_for(model, loop.pool_.X, ranking)
+        asked = {task.item_id for task in self.open_.values()} | cl.answered_items(loop.ledger_, loop.name)
+        queue = [int(i) for i in ranking if loop.pool_.ids[i] not in asked]
+        new = cl.answer_count(loop.ledger_, loop.name, answered_round=r)
+        while new < cfg.loop.refit_every:
+            queue = self._top_up(r, queue, reward, predictions)
+            if not self.open_:
+                return  # nothing to ask until the next version
+            new += self._receive(r)
+
+    def _top_up(self, r: int, queue: list[int], reward: float | None, predictions: dict[int, Any]) -> list[int]:
+        loop, cfg = self.loop, self.loop.config
+        want = self.lookahead() - len(self.open_)
+        n, _ = items_affordable(cfg.stop, max(want, 0), 1, self._budget())
+        if n <= 0 or not queue:
+            return queue
+        take, queue = queue[:n], queue[n:]
+        tasks = loop._police(r, [loop._task(r, loop.pool_.ids[i], 0, reward, predictions.get(i)) for i in take])
+        if tasks:
+            loop.ledger_.record_tasks(tasks, cfg.backend.name, first_rank=len(loop.ledger_.tasks(loop.name, r)))
+            fault("tasks")
+            self.open_.update((t.key, t) for t in tasks)
+            self._dispatch(r, tasks)
+        return queue
+
+    def _dispatch(self, r: int, tasks: Sequence[Task]) -> None:
+        loop = self.loop
+        loop.lease_.check()
+        check_dispatch(tasks, loop.config.backend.name, loop.confidential_)
+        loop.backend_.dispatch(loop.ids_.tasks(tasks))
+        loop.ledger_.set_task_status((t.key for t in tasks), "dispatched")
+        fault("dispatched")
+        loop.pm_.hook.clicloop_tasks_dispatched(loop=loop, round_no=r, tasks=list(tasks))
+
+    def _receive(self, r: int) -> int:
+        """Wait for answers to the open tasks (on a simulated clock: until the next one) and record them."""
+        loop = self.loop
+        loop.lease_.check()
+        tasks = list(self.open_.values())
+        nxt = getattr(loop.backend_, "collect_next", None)
+        answers = loop.ids_.answers(nxt(loop.ids_.tasks(tasks)) if callable(nxt) else loop.backend_.collect(loop.ids_.tasks(tasks)))
+        created = [x for x in answers if x.event == "created" and x.task_key in self.open_]
+        if not created:
+            if not callable(nxt):
+                time.sleep(loop.config.loop.poll_seconds)
+            elif not any(self._live(t) for t in tasks):
+                self.open_.clear()  # the backend can answer none of them (a crowd with nobody left)
+            return 0
+        return self._record(r, created)
+
+    def _live(self, task: Task) -> bool:
+        live = getattr(self.loop.backend_, "live", None)
+        return bool(live(task.key)) if callable(live) else True
+
+    def _record(self, r: int, created: list[Any]) -> int:
+        loop = self.loop
+        rows = [(self.open_[x.task_key], x, *check_answer(x, loop.labels_)) for x in created]
+        keys = [(row[0].key, row[0].round_no) for row in rows]
+        new = loop.ledger_.record_answers(loop.name, loop.config.backend.name, rows, then=cl.order_writer(loop.name, r, keys))
+        fault("answers")
+        for x in created:
+            self.open_.pop(x.task_key, None)
+        for i in new:
+            loop.pm_.hook.clicloop_annotation_received(loop=loop, answer=rows[i][1], status=rows[i][2])
+        return len(new)
+
+    def _drain(self, r: int) -> None:
+        """Before stopping: record the answers to tasks people started (they are paid for), up to
+        ``loop.round_timeout_s`` on real backends; what stays unanswered expires."""
+        timeout = self.loop.config.loop.round_timeout_s
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.open_:
+            self._receive(r)
+            if deadline is not None and time.monotonic() > deadline:
+                self.loop.ledger_.set_task_status(list(self.open_), "expired")
+                self.open_.clear()
+
+    def _aggregate(self, r: int, before_seq: int | None = None) -> None:
+        """Labels for every answered item without one (those answered before answer ``before_seq``)."""
+        loop = self.loop
+        items = sorted(cl.answered_items(loop.ledger_, loop.name, before_seq) - set(loop.ledger_.labels(loop.name)))
+        quality.aggregate_items(loop.ledger_, loop.aggregator_, loop.name, r, items, rng_for(loop.config.loop.seed, "aggregate", r))
+        fault("aggregated")

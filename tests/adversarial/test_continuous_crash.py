@@ -1,0 +1,63 @@
+"""A continuous loop killed at each of its commit boundaries, mid-run, then resumed: no label lost,
+nobody paid twice, a sound ledger, and the same ledger as a run that was never interrupted.
+
+The kills are ``os._exit(9)`` the third time the loop passes a named boundary
+(``CLICLOOP_FAULT_AT`` / ``CLICLOOP_FAULT_COUNT``, see :func:`clicloop.orchestrator.continuous.fault`);
+the discrete-event crowd keeps its state in a file (``state_path``), as a real crowd keeps working
+while the loop is down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clicloop.orchestrator.continuous import BOUNDARIES, COUNT_ENV
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger.verify import verify
+from clicloop.orchestrator.postdeploy.faults import FAULT_ENV, FAULT_EXIT
+from tests.conftest import digits_config
+from tests.orchestrator.test_continuous import dump
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ("import json, sys; from clicloop.orchestrator.config import config_from_dict; "
+       "from clicloop.orchestrator.loop import Loop; Loop(config_from_dict(json.loads(sys.argv[1]))).run()")
+
+
+def run(folder: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+    raw = digits_config(f"sqlite:///{folder / 'ledger.db'}", loop={"mode": "continuous", "refit_every": 10},
+                        stop={"max_labels": 60},
+                        backend={"name": "event-crowd", "params": {"compute_s": 2.0, "state_path": str(folder / "crowd.pkl")}})
+    env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, COUNT_ENV)}
+    env["CLICLOOP_WORKER_SALT"] = "fixed-salt-for-crash-tests"
+    if fault is not None:
+        env[FAULT_ENV], env[COUNT_ENV] = fault, "3"
+    return subprocess.run([sys.executable, "-c", RUN, json.dumps(raw)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("whole")
+    done = run(folder)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dump(folder / "ledger.db")
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_killed_mid_run_and_resumed_the_ledger_is_whole_and_the_same(tmp_path, boundary, uninterrupted):
+    killed = run(tmp_path, boundary)
+    assert killed.returncode == FAULT_EXIT, killed.stderr[-2000:]
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        assert ledger.spent("t")["answers"] < 60  # it died mid-run
+    resumed = run(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        assert verify(ledger) == []
+        assert ledger.spent("t")["answers"] == 60 and len(ledger.labels("t")) == 60
+    assert dump(tmp_path / "ledger.db") == uninterrupted

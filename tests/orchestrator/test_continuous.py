@@ -1,0 +1,156 @@
+"""``loop.mode: continuous`` (orchestrator/continuous.py) on the discrete-event crowd: the queue stays
+topped up, every version and the version that chose each task are recorded, queued tasks that fell
+out of the ranking are withdrawn, waiting is measured, and the same seed gives the same ledger."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from sqlalchemy import select
+
+from clicloop.orchestrator.config import config_from_dict
+from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger import continuous as cl
+from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.verify import verify
+from clicloop.orchestrator.loop import Loop
+from tests.conftest import digits_config
+
+TABLES = ("rounds", "tasks", "assignments", "payments", "labels", "cont_versions", "cont_answers")
+
+
+def config(url: str, mode: str = "continuous", *, max_labels: int = 80, **crowd) -> dict:
+    return digits_config(url, loop={"mode": mode, "refit_every": 10}, stop={"max_labels": max_labels},
+                         backend={"name": "event-crowd", "params": {"compute_s": 2.0, **crowd}})
+
+
+def dump(path) -> dict:
+    out = {}
+    with sqlite3.connect(path) as conn:
+        for table in TABLES:
+            cols = [c[1] for c in conn.execute(f"pragma table_info({table})") if c[1] not in ("recorded_at", "created_at")]
+            out[table] = conn.execute(f"select {', '.join(cols)} from {table} order by 1, 2").fetchall()
+    return out
+
+
+def test_a_continuous_loop_buys_its_budget_with_every_version_recorded(ledger_url):
+    results = Loop(config_from_dict(config(ledger_url))).run()
+    assert results[-1].stop_reason.startswith("label budget spent")
+    assert results[-1].metric > results[0].metric
+    with Ledger(ledger_url) as ledger:
+        assert verify(ledger) == []
+        assert ledger.spent("t")["answers"] == 80
+        versions = cl.versions(ledger, "t")
+        assert sorted(versions) == [r.round_no for r in results]
+        assert all(v["clock_s"] is not None and v["compute_s"] == 2.0 for v in versions.values())
+        stale = cl.staleness(ledger, "t")
+        assert stale["answers"] == 80 and stale["mean"] > 0 and stale["mean_versions"] >= 0
+        with ledger.engine_.connect() as conn:
+            statuses = [row.status for row in conn.execute(select(s.tasks.c.status))]
+            items = list(conn.execute(select(s.assignments.c.item_id)).scalars())
+        assert len(items) == len(set(items)) == 80  # one answer per item: nothing asked twice
+        assert "withdrawn" in statuses  # refits took queued tasks back
+        assert statuses.count("dispatched") == 80 and set(statuses) <= {"dispatched", "withdrawn"}
+        assert len(ledger.labels("t")) == 80
+
+
+def test_refits_come_every_refit_every_answers(ledger_url):
+    Loop(config_from_dict(config(ledger_url))).run()
+    with Ledger(ledger_url) as ledger:
+        seen = [v["answers_seen"] for _, v in sorted(cl.versions(ledger, "t").items())]
+    assert seen[0] == 0 and all(b - a >= 10 for a, b in zip(seen, seen[1:]))
+
+
+def test_people_wait_less_than_in_rounds_on_the_same_crowd(tmp_path):
+    share = {}
+    for mode in ("rounds", "continuous"):
+        url = f"sqlite:///{tmp_path / mode}.db"
+        Loop(config_from_dict(config(url, mode, max_labels=100, compute_s=5.0))).run()
+        with Ledger(url) as ledger:
+            share[mode] = cl.waiting(ledger, "t")["share_of_active"]
+    assert share["continuous"] < 0.1 < share["rounds"]
+    assert share["continuous"] * 5 < share["rounds"]
+
+
+def test_same_seed_same_ledger(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLICLOOP_WORKER_SALT", "fixed-salt")
+    dumps = [None, None]
+    for n, name in enumerate(("a", "b")):
+        Loop(config_from_dict(config(f"sqlite:///{tmp_path / name}.db", max_labels=60))).run()
+        dumps[n] = dump(tmp_path / f"{name}.db")
+    assert dumps[0] == dumps[1] and len(dumps[0]["assignments"]) == 60
+
+
+def test_the_lookahead_defaults_to_the_workers_present(ledger_url):
+    loop = Loop(config_from_dict(config(ledger_url, max_labels=20, n_workers=7)))
+    loop.run()
+    with Ledger(ledger_url) as ledger, ledger.engine_.connect() as conn:
+        first = conn.execute(select(s.tasks.c.key).where(s.tasks.c.round_no == 0)).all()
+    assert len(first) >= 14  # one in hand and one queued per worker
+
+
+def test_a_run_with_nobody_there_stops_and_says_why(ledger_url):
+    results = Loop(config_from_dict(config(ledger_url, present_share=0.0))).run()
+    assert results[-1].stop_reason.startswith("no answers")
+
+
+@pytest.mark.parametrize("extra", [{"redundancy": 2}, {"redundancy": 3, "adaptive": {"max_answers": 4}}])
+def test_continuous_mode_refuses_several_answers_per_item(ledger_url, extra):
+    raw = config(ledger_url)
+    raw["loop"] |= extra
+    with pytest.raises(ConfigError, match="continuous asks one answer per item"):
+        config_from_dict(raw)
+
+
+def test_rounds_mode_keeps_its_config_hash():
+    from clicloop.orchestrator.loop_setup import fingerprint
+
+    _, text = fingerprint(config_from_dict(digits_config("sqlite://")))
+    assert not {"mode", "lookahead", "refit_every"} & set(json.loads(text)["loop"])
+    _, text = fingerprint(config_from_dict(digits_config("sqlite://", loop={"mode": "continuous"})))
+    assert json.loads(text)["loop"]["mode"] == "continuous"
+
+
+def test_the_report_shows_waiting_and_staleness(tmp_path):
+    from rich.console import Console
+
+    from clicloop.orchestrator.reporting.report import build_report, render_report
+
+    text = {}
+    for mode in ("rounds", "continuous"):
+        url = f"sqlite:///{tmp_path / mode}.db"
+        Loop(config_from_dict(config(url, mode, max_labels=40))).run()
+        with Ledger(url) as ledger:
+            rows, totals = build_report(ledger, "t")
+        console = Console(width=200, record=True)
+        console.print(render_report(rows, totals))
+        text[mode] = console.export_text()
+        assert totals.answers == 40 and totals.waiting_share is not None
+        with Ledger(url) as ledger:  # the wage on total time counts the waiting
+            assert totals.total_hours * 3600 == pytest.approx(sum(cl.waiting(ledger, "t")[k] for k in ("wait_s", "active_s")))
+    assert "waiting (unpaid" in text["rounds"] and "staleness" not in text["rounds"]
+    assert "waiting (unpaid" in text["continuous"] and "staleness:" in text["continuous"]
+
+
+@pytest.mark.parametrize("mode", ["rounds", "continuous"])
+def test_workers_who_come_and_go_leave_a_sound_ledger_in_both_modes(tmp_path, mode):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    results = Loop(config_from_dict(config(url, mode, max_labels=60, n_workers=8, session_mean_s=300.0,
+                                           absence_mean_s=300.0, present_share=0.5))).run()
+    assert results[-1].stop_reason.startswith("label budget spent")
+    with Ledger(url) as ledger:
+        assert verify(ledger) == [] and ledger.spent("t")["answers"] == 60
+        workers = {row["worker"] for row in ledger.votes("t")}
+    assert len(workers) > 4  # the ones absent at first came and answered
+
+
+def test_rounds_mode_on_the_event_crowd_is_reproducible(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLICLOOP_WORKER_SALT", "fixed-salt")
+    dumps = []
+    for name in ("a", "b"):
+        Loop(config_from_dict(config(f"sqlite:///{tmp_path / name}.db", "rounds", max_labels=40))).run()
+        dumps.append(dump(tmp_path / f"{name}.db"))
+    assert dumps[0] == dumps[1] and len(dumps[0]["assignments"]) == 40
