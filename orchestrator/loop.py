@@ -142,11 +142,13 @@ class Loop:
         if self.model is None:
             check_model(cfg, model, self.pool_.X, self.labels_)
         check_strategy(cfg, self.strategy_, model, self.pool_.X)
-        spread = resolve_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_))
+        spread = resolve_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_),
+                                       self.pool_.X.shape[1] if self.pool_.X.ndim == 2 else 0, len(self.labels_))
         if spread is not cfg.loop.pseudo_labels:  # "auto", resolved: the ledger records what runs
             cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"pseudo_labels": spread})})
         self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
-                                                                 agree=spread.agree, check_folds=spread.check_folds)
+                                                                 agree=spread.agree, check_folds=spread.check_folds,
+                                                                 graph=spread.graph)
         check_money_budget(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)
         return cfg

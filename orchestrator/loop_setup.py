@@ -94,8 +94,14 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
                                                 "loop": {"engine", "blas_threads"}})  # engines pick the same items; threads: the machine's business
     if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
         del body["loop"]["pseudo_labels"]
-    elif isinstance(body["loop"]["pseudo_labels"], dict) and not body["loop"]["pseudo_labels"].get("check_folds"):
-        del body["loop"]["pseudo_labels"]["check_folds"]  # likewise
+    elif isinstance(body["loop"]["pseudo_labels"], dict):
+        pseudo = body["loop"]["pseudo_labels"]
+        if not pseudo.get("check_folds"):
+            del pseudo["check_folds"]  # likewise
+        if pseudo.get("graph") == "auto":
+            del pseudo["graph"]  # likewise
+        if pseudo.get("max_pool") is None:
+            pseudo["max_pool"] = 100_000  # the default until 2026-12-04 (no limit since): older loops keep their hash
     body = public_config(body)
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

@@ -23,35 +23,70 @@ import numpy as np
 
 from clicloop.orchestrator.config import PseudoLabels
 from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.training.graph import graph_params, neighbour_graph
+from clicloop.orchestrator.training.spreading import columns_for, normalise, normalised_graph, spread
 
 log = logging.getLogger(__name__)
 
 
-def resolve_pseudo_labels(settings: Any, pool_kind: str, n_items: int) -> Any:
+def resolve_pseudo_labels(settings: Any, pool_kind: str, n_items: int, n_features: int = 0, n_classes: int = 0) -> Any:
     """``loop.pseudo_labels`` as the loop will run it: ``"auto"`` becomes the default settings on a
-    numeric pool within their ``max_pool``, and off (None) on a text or larger pool; an explicit
+    numeric pool whose graph and spreading fit the memory bound (:func:`memory_limit`), and off
+    (None) on a text pool or one over the bound; the log line says which and why. An explicit
     section is checked (:func:`check_pseudo_labels`) and returned."""
     if settings == "auto":
         default = PseudoLabels()
-        if pool_kind == "text" or n_items > default.max_pool:
-            log.info("loop.pseudo_labels: auto is off for this pool (%s, %d items)", pool_kind, n_items)
+        if pool_kind == "text":
+            log.info("loop.pseudo_labels: auto is off for this pool (text, %d items): spreading needs numeric "
+                     "features", n_items)
             return None
+        need, limit = memory_need(default, n_items, n_features, n_classes), memory_limit()
+        method = "exact" if graph_params(n_items, default.neighbors, default.graph)["method"] == "exact" else \
+            "approximate, faiss IVF"
+        if need > limit:
+            log.info("loop.pseudo_labels: auto is off for this pool (numeric, %d items): its graph and spreading "
+                     "need about %.1f GB, over the limit of %.1f GB (half this machine's memory)", n_items, need / 1e9,
+                     limit / 1e9)
+            return None
+        log.info("loop.pseudo_labels: auto is on for this pool (numeric, %d items): %d-nearest-neighbour graph (%s), "
+                 "about %.1f GB of the limit of %.1f GB (half this machine's memory)", n_items, default.neighbors,
+                 method, need / 1e9, limit / 1e9)
         return default
     check_pseudo_labels(settings, pool_kind, n_items)
     return settings
 
 
+def memory_need(settings: Any, n_items: int, n_features: int, n_classes: int) -> int:
+    """Bytes the pseudo-labels add at their peak, roughly: the index's float32 copy of the pool (or
+    the training set with every item pseudo-labeled, float64), the graph and its normalised form,
+    three ``n x classes`` float32 arrays of spreading and the model's class probabilities."""
+    copies = 8 * n_features
+    graph = settings.neighbors * (8 + 4 + 4 + 8)
+    spreading = (3 * 4 + 2 * 8) * max(n_classes, 2)
+    return int(n_items * (copies + graph + spreading))
+
+
+def memory_limit() -> int:
+    """Half this machine's physical memory, in bytes (the bound ``auto`` keeps to)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) // 2
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GB
+        return 4 << 30
+
+
 def check_pseudo_labels(settings: Any, pool_kind: str, n_items: int) -> None:
-    """Refuse, when the loop is set up, what spreading cannot do: text pools, very large pools."""
+    """Refuse, when the loop is set up, what spreading cannot do: text pools, pools over ``max_pool``."""
     if settings is None:
         return
     if pool_kind == "text":
         raise ConfigError("loop.pseudo_labels spreads labels over a nearest-neighbour graph of numeric features; "
                           "this pool is text: give it feature columns (e.g. embeddings) or remove loop.pseudo_labels",
                           field="loop.pseudo_labels")
-    if n_items > settings.max_pool:
-        raise ConfigError(f"loop.pseudo_labels builds a {settings.neighbors}-nearest-neighbour graph of the whole pool by "
-                          f"brute force; this pool has {n_items:,} items, over max_pool={settings.max_pool:,}: raise "
+    if settings.max_pool is not None and n_items > settings.max_pool:
+        raise ConfigError(f"loop.pseudo_labels builds a {settings.neighbors}-nearest-neighbour graph of the whole pool; "
+                          f"this pool has {n_items:,} items, over max_pool={settings.max_pool:,}: raise or remove "
                           f"loop.pseudo_labels.max_pool if that is affordable, or remove loop.pseudo_labels",
                           field="loop.pseudo_labels.max_pool")
 
@@ -59,44 +94,45 @@ def check_pseudo_labels(settings: Any, pool_kind: str, n_items: int) -> None:
 class PseudoLabeler:
     """Spreads labels over the pool; ``share`` of the unlabeled items, surest first, are returned.
 
-    The graph is built once (on the first call) and kept in ``graph_``: the pool does not change
-    during a loop."""
+    The graph (:func:`~clicloop.orchestrator.training.graph.neighbour_graph`: exact for small
+    pools, approximate above, cached on disk with ``cache``) is built on the first call and kept in
+    ``graph_``: the pool does not change during a loop. Each call starts spreading from the last
+    call's solution (``spread_``), and the pseudo-labeled fit from the last one (``trained_``)."""
 
     def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
-                 agree: bool = False, check_folds: int = 0):
+                 agree: bool = False, check_folds: int = 0, graph: str = "auto", cache: bool = True):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
         self.max_iter = max_iter
         self.agree = agree
         self.check_folds = check_folds
+        self.graph = graph
+        self.cache = cache
 
     def pseudo_labels(self, X: Any, labeled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, their spread labels)`` for unlabeled rows of ``X``; ``labeled`` are the rows
-        with ``labels``. Deterministic: the same inputs give the same pseudo-labels."""
-        from sklearn.semi_supervised import LabelSpreading
-
-        graph = self._graph(X)
+        with ``labels``. Deterministic: the same inputs (and the same earlier calls) give the same
+        pseudo-labels."""
+        S = self._graph(X)
         classes, codes = np.unique(labels, return_inverse=True)
-        partial = np.full(graph.shape[0], -1, dtype=np.int64)
-        partial[labeled] = codes
-        spread = LabelSpreading(kernel=lambda a, b: graph, alpha=self.alpha, max_iter=self.max_iter)
-        spread.fit(np.zeros((graph.shape[0], 1)), partial)  # the kernel ignores X: the graph is the pool's
-        unlabeled = np.setdiff1d(np.arange(graph.shape[0]), labeled)
+        start = columns_for(getattr(self, "spread_", None), getattr(self, "spread_classes_", None), classes)
+        F, self.n_iter_ = spread(S, labeled, codes, classes.size, self.alpha, self.max_iter, start=start)
+        self.spread_, self.spread_classes_ = F, classes
+        unlabeled = np.setdiff1d(np.arange(S.shape[0]), labeled)
         if not unlabeled.size:
             return unlabeled, classes[:0]
-        confidence = spread.label_distributions_[unlabeled].max(axis=1)
+        dist = normalise(F[unlabeled])
+        confidence = dist.max(axis=1)
         keep = int(round(self.share * unlabeled.size))
-        surest = unlabeled[np.argsort(-confidence, kind="stable")[:keep]]
-        surest.sort()
-        return surest, classes[spread.transduction_[surest]]
+        order = np.argsort(-confidence, kind="stable")[:keep]
+        order.sort()
+        return unlabeled[order], classes[dist[order].argmax(axis=1)]
 
     def _graph(self, X: Any) -> Any:
+        """``S``, the normalised graph spreading runs on (built or loaded once)."""
         if getattr(self, "graph_", None) is None:
-            from sklearn.neighbors import NearestNeighbors
-
-            k = min(self.neighbors, len(X) - 1)
-            self.graph_ = NearestNeighbors(n_neighbors=k).fit(X).kneighbors_graph(X, k, mode="connectivity")
+            self.graph_ = normalised_graph(neighbour_graph(X, self.neighbors, self.graph, cache=self.cache))
         return self.graph_
 
 
@@ -125,9 +161,26 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
     X2, y2, kwargs = with_pseudo_labels(labeler, X, idx, y, fit_kwargs, model)
     if len(y2) == len(y):  # no pseudo-label agreed: the human-label fit is the trained model
         return model, model
-    trained = copy.deepcopy(model)
+    trained = warm_copy(labeler, model, y2)
     trained.fit(X2, y2, **kwargs)
+    labeler.trained_ = trained
     return trained, model
+
+
+def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:
+    """The model to fit on the pseudo-labeled set: the last round's pseudo-labeled fit, set to
+    start from its own coefficients (``warm_start``, e.g. ``LogisticRegression``), when it is of
+    the same kind and saw the same classes; otherwise a fresh copy of ``model``."""
+    previous = getattr(labeler, "trained_", None)
+    if previous is None or type(previous) is not type(model):
+        return copy.deepcopy(model)
+    keys = [key for key in previous.get_params() if key == "warm_start" or key.endswith("__warm_start")]
+    seen = getattr(previous, "classes_", None)
+    if not keys or seen is None or not np.array_equal(np.asarray(seen).astype(str), np.unique(y.astype(str))):
+        return copy.deepcopy(model)
+    trained = copy.deepcopy(previous)
+    trained.set_params(**{key: True for key in keys})
+    return trained
 
 
 def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,

@@ -132,9 +132,15 @@ def test_default_loop_trains_on_agreeing_pseudo_labels_and_says_so_on_the_card(t
     assert "every unlabeled item on which label spreading and the model's own prediction agreed" in render_markdown(card)
 
 
-def test_auto_is_off_for_text_and_large_pools_and_the_default_settings_otherwise():
+def test_auto_is_off_for_text_and_over_the_memory_bound_and_the_default_settings_otherwise(monkeypatch, caplog):
     assert resolve_pseudo_labels("auto", "text", 10) is None
-    assert resolve_pseudo_labels("auto", "numeric", 100_001) is None
+    monkeypatch.setattr("clicloop.orchestrator.training.semisup.memory_limit", lambda: 8 << 30)
+    caplog.set_level("INFO", logger="clicloop.orchestrator.training.semisup")
+    assert resolve_pseudo_labels("auto", "numeric", 1_000_000, 384, 100) == PseudoLabels(share=1.0, agree=True)
+    assert "auto is on" in caplog.text and "approximate" in caplog.text and "limit of 8.6 GB" in caplog.text
+    caplog.clear()
+    assert resolve_pseudo_labels("auto", "numeric", 2_000_000, 384, 100) is None
+    assert "auto is off" in caplog.text and "over the limit of 8.6 GB" in caplog.text
     assert resolve_pseudo_labels("auto", "numeric", 100) == PseudoLabels(share=1.0, agree=True)
     assert resolve_pseudo_labels(None, "text", 10) is None
     with pytest.raises(ConfigError, match="text"):  # asked for explicitly: refused, not silently dropped
