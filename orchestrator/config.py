@@ -196,6 +196,8 @@ class PseudoLabels(_Strict):
     alpha: float = Field(0.2, gt=0, lt=1, description="label spreading's clamping factor (0: keep the given labels)")
     max_pool: int | None = Field(None, ge=2, description="largest pool to build the graph for (None: any pool; auto "
                                  "keeps to half the machine's memory)")
+    max_rows: int | None = Field(20_000, ge=1, description="most pseudo-labeled items in a round's fit, surest first "
+                                 "(bounds the second fit's time on a large pool; None: no limit)")
     graph: Literal["auto", "exact", "approximate"] = Field(
         "auto", description="the neighbour graph: exact (brute force, n^2 distances), approximate (faiss IVF), auto: "
         "exact up to 20,000 items, approximate above")

@@ -148,7 +148,7 @@ class Loop:
             cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"pseudo_labels": spread})})
         self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
                                                                  agree=spread.agree, check_folds=spread.check_folds,
-                                                                 graph=spread.graph)
+                                                                 graph=spread.graph, max_rows=spread.max_rows)
         check_money_budget(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)
         return cfg

@@ -100,6 +100,8 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
             del pseudo["check_folds"]  # likewise
         if pseudo.get("graph") == "auto":
             del pseudo["graph"]  # likewise
+        if pseudo.get("max_rows") == 20_000:
+            del pseudo["max_rows"]  # likewise (pools up to 20,000 items run as before)
         if pseudo.get("max_pool") is None:
             pseudo["max_pool"] = 100_000  # the default until 2026-12-04 (no limit since): older loops keep their hash
     body = public_config(body)

@@ -23,7 +23,7 @@ import numpy as np
 
 from clicloop.orchestrator.config import PseudoLabels
 from clicloop.orchestrator.errors import ConfigError
-from clicloop.orchestrator.training.graph import graph_params, neighbour_graph
+from clicloop.orchestrator.training.graph import EXACT_MAX, graph_params, neighbour_graph
 from clicloop.orchestrator.training.spreading import columns_for, normalise, normalised_graph, spread
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ def resolve_pseudo_labels(settings: Any, pool_kind: str, n_items: int, n_feature
         if pool_kind == "text":
             log.info("loop.pseudo_labels: auto is off for this pool (text, %d items): spreading needs numeric "
                      "features", n_items)
+            return None
+        if not _graph_available(default, n_items):
+            log.info("loop.pseudo_labels: auto is off for this pool (numeric, %d items): over %d items its graph is "
+                     "approximate, from faiss, which is not installed: pip install 'clicloop[ann]'", n_items, EXACT_MAX)
             return None
         need, limit = memory_need(default, n_items, n_features, n_classes), memory_limit()
         method = "exact" if graph_params(n_items, default.neighbors, default.graph)["method"] == "exact" else \
@@ -84,6 +88,10 @@ def check_pseudo_labels(settings: Any, pool_kind: str, n_items: int) -> None:
         raise ConfigError("loop.pseudo_labels spreads labels over a nearest-neighbour graph of numeric features; "
                           "this pool is text: give it feature columns (e.g. embeddings) or remove loop.pseudo_labels",
                           field="loop.pseudo_labels")
+    if not _graph_available(settings, n_items):
+        raise ConfigError(f"loop.pseudo_labels: this pool has {n_items:,} items, over {EXACT_MAX:,}, so its graph is "
+                          "approximate, from faiss, which is not installed: pip install 'clicloop[ann]', or set "
+                          "loop.pseudo_labels.graph: exact (n^2 distances)", field="loop.pseudo_labels.graph")
     if settings.max_pool is not None and n_items > settings.max_pool:
         raise ConfigError(f"loop.pseudo_labels builds a {settings.neighbors}-nearest-neighbour graph of the whole pool; "
                           f"this pool has {n_items:,} items, over max_pool={settings.max_pool:,}: raise or remove "
@@ -91,8 +99,20 @@ def check_pseudo_labels(settings: Any, pool_kind: str, n_items: int) -> None:
                           field="loop.pseudo_labels.max_pool")
 
 
+def approximate_available() -> bool:
+    """Whether faiss (the ``ann`` extra) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("faiss") is not None
+
+
+def _graph_available(settings: Any, n_items: int) -> bool:
+    return graph_params(n_items, settings.neighbors, settings.graph)["method"] == "exact" or approximate_available()
+
+
 class PseudoLabeler:
-    """Spreads labels over the pool; ``share`` of the unlabeled items, surest first, are returned.
+    """Spreads labels over the pool; ``share`` of the unlabeled items, surest first, are returned
+    (at most ``max_rows`` of them: the second fit's cost stays bounded on a large pool).
 
     The graph (:func:`~clicloop.orchestrator.training.graph.neighbour_graph`: exact for small
     pools, approximate above, cached on disk with ``cache``) is built on the first call and kept in
@@ -100,7 +120,8 @@ class PseudoLabeler:
     call's solution (``spread_``), and the pseudo-labeled fit from the last one (``trained_``)."""
 
     def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
-                 agree: bool = False, check_folds: int = 0, graph: str = "auto", cache: bool = True):
+                 agree: bool = False, check_folds: int = 0, graph: str = "auto", cache: bool = True,
+                 max_rows: int | None = None):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
@@ -109,6 +130,7 @@ class PseudoLabeler:
         self.check_folds = check_folds
         self.graph = graph
         self.cache = cache
+        self.max_rows = max_rows
 
     def pseudo_labels(self, X: Any, labeled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, their spread labels)`` for unlabeled rows of ``X``; ``labeled`` are the rows
@@ -125,6 +147,8 @@ class PseudoLabeler:
         dist = normalise(F[unlabeled])
         confidence = dist.max(axis=1)
         keep = int(round(self.share * unlabeled.size))
+        if self.max_rows is not None:
+            keep = min(keep, self.max_rows)
         order = np.argsort(-confidence, kind="stable")[:keep]
         order.sort()
         return unlabeled[order], classes[dist[order].argmax(axis=1)]

@@ -257,3 +257,38 @@ def test_one_check_fold_is_refused_naming_the_field():
         config_from_dict({"loop": {"name": "t", "purpose": PURPOSE, "pseudo_labels": {"check_folds": 1}},
                           "data": {"builtin": "digits"}, "stop": {"max_labels": 20}})
     assert err.value.field == "loop.pseudo_labels.PseudoLabels.check_folds" and "at least 2" in str(err.value)
+
+
+def test_a_loop_begun_before_the_graph_setting_keeps_its_fingerprint():
+    from clicloop.orchestrator.loop_setup import fingerprint
+
+    cfg = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {}}))
+    # the hash clicloop gave this config before loop.pseudo_labels.graph existed and max_pool had a default of 100,000
+    assert fingerprint(cfg)[0] == "21b4a871ec8648936139247727410d01369a073b913173b11f55094520e16a72"
+    other = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"graph": "exact"}}))
+    assert fingerprint(other)[0] != fingerprint(cfg)[0]
+
+
+def test_without_faiss_auto_is_off_above_the_exact_graph_and_an_explicit_section_is_refused(monkeypatch, caplog):
+    monkeypatch.setattr("clicloop.orchestrator.training.semisup.approximate_available", lambda: False)
+    caplog.set_level("INFO", logger="clicloop.orchestrator.training.semisup")
+    assert resolve_pseudo_labels("auto", "numeric", 50_000, 64, 10) is None
+    assert "clicloop[ann]" in caplog.text
+    assert resolve_pseudo_labels("auto", "numeric", 5_000, 64, 10) == PseudoLabels(share=1.0, agree=True)  # exact graph
+    with pytest.raises(ConfigError, match=r"clicloop\[ann\]") as err:
+        check_pseudo_labels(PseudoLabels(), "numeric", 50_000)
+    assert err.value.field == "loop.pseudo_labels.graph"
+    check_pseudo_labels(PseudoLabels(graph="exact"), "numeric", 50_000)
+
+
+def test_max_rows_keeps_the_surest_pseudo_labels_only():
+    from clicloop.orchestrator.training.spreading import normalise
+
+    X, truth = two_blobs()
+    labeled = np.array([0, 60])
+    every = PseudoLabeler(share=1.0, cache=False).pseudo_labels(X, labeled, truth[labeled])
+    capped = PseudoLabeler(share=1.0, cache=False, max_rows=7)
+    rows, labels = capped.pseudo_labels(X, labeled, truth[labeled])
+    assert rows.size == 7 and set(rows) <= set(every[0])
+    confidence = normalise(capped.spread_[every[0]]).max(axis=1)
+    assert confidence[np.isin(every[0], rows)].min() >= confidence[~np.isin(every[0], rows)].max()
