@@ -3,6 +3,7 @@ pseudo-labels their k-nearest-neighbour graph of the whole pool (every item's k 
 build plus one query per item), on the synthetic pool of ``synthetic_pool.py``.
 
     nice -n 10 .venv/bin/python benchmarks/ann_candidates.py --rows 100000 --dim 384 --threads 2
+    nice -n 10 .venv/bin/python benchmarks/ann_candidates.py --npy ../shared/data/clinc150/clinc150.minilm.npy
 
 Recall@k: the share of each sampled item's exact k nearest neighbours (cosine, self excluded,
 exact by numpy on ``--sample`` items) that the library's graph holds. Time: wall seconds for the
@@ -120,8 +121,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sample", type=int, default=1000)
     p.add_argument("--only", nargs="*", default=None, help="substrings of the candidates to run")
+    p.add_argument("--npy", type=Path, default=None, help="real vectors instead (e.g. CLINC150's MiniLM embeddings)")
     ns = p.parse_args()
-    X, _ = clustered(ns.rows, ns.dim)
+    if ns.npy is not None:
+        X = np.load(ns.npy).astype(np.float32)
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        ns.rows, ns.dim = X.shape
+    else:
+        X, _ = clustered(ns.rows, ns.dim)
     rows = np.random.default_rng(1).choice(ns.rows, ns.sample, replace=False)
     truth = exact(X, rows, ns.k)
     print(f"{ns.rows:,} x {ns.dim} float32, k={ns.k}, {ns.threads} threads, recall on {ns.sample} items")

@@ -66,3 +66,20 @@ def test_auto_is_exact_up_to_the_limit_and_approximate_above():
 def test_found_rows_put_the_item_first_and_fill_what_the_index_missed():
     found = np.array([[3, 10, 11], [12, 4, 13], [-1, -1, 5]])
     np.testing.assert_array_equal(graph_mod._self_first(found, 3), [[3, 10, 11], [4, 12, 13], [5, 5, 5]])
+
+
+def test_two_loops_on_one_pool_build_the_approximate_graph_once_and_pick_the_same_items(monkeypatch, tmp_path):
+    from clicloop import Loop, config_from_dict
+    from clicloop.orchestrator.ledger import Ledger
+    from tests.conftest import digits_config
+
+    monkeypatch.setenv("CLICLOOP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(graph_mod, "EXACT_MAX", 100)  # digits (1,348 items) gets the approximate graph
+    built = counting(monkeypatch)
+    picks = []
+    for name in ("first", "second"):
+        ledger = f"sqlite:///{tmp_path / name}.db"
+        Loop(config_from_dict(digits_config(ledger, stop={"max_labels": 30}))).run()
+        picks.append(sorted(Ledger(ledger).open().labels("t").items()))
+    assert built == ["_approximate"]
+    assert picks[0] == picks[1] and len(picks[0]) == 30
