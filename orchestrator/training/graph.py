@@ -97,12 +97,22 @@ def _exact(X: np.ndarray, k: int) -> np.ndarray:
 
 def _approximate(X: np.ndarray, params: dict[str, Any]) -> np.ndarray:
     """Each item and its ``k - 1`` nearest others by Euclidean distance, from a faiss IVF index
-    built and searched :data:`CHUNK` rows at a time (float32, one copy of the pool in the index)."""
+    built and searched :data:`CHUNK` rows at a time (float32, one copy of the pool in the index),
+    on every core."""
     import faiss
 
+    n, d, k = len(X), X.shape[1], params["k"]
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # a one-off per pool: every core, whatever the round's limit
+    try:
+        return _ivf_rows(faiss, X, params, n, d, k)
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def _ivf_rows(faiss: Any, X: np.ndarray, params: dict[str, Any], n: int, d: int, k: int) -> np.ndarray:
     from clicloop.orchestrator.progress import chunk_progress
 
-    n, d, k = len(X), X.shape[1], params["k"]
     quantizer = faiss.IndexFlatL2(d)
     index = faiss.IndexIVFFlat(quantizer, d, params["nlist"], faiss.METRIC_L2)
     index.cp.seed = 0

@@ -24,9 +24,12 @@ import numpy as np
 from clicloop.orchestrator.config import PseudoLabels
 from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.training.graph import EXACT_MAX, graph_params, neighbour_graph
-from clicloop.orchestrator.training.spreading import columns_for, normalise, normalised_graph, spread
+from clicloop.orchestrator.training.spreading import (columns_for, label_matrix, normalise, normalised_graph, respread,
+                                                       spread)
 
 log = logging.getLogger(__name__)
+
+RESPREAD_MAX = 2_000  # labels changed since the last call, at most, to move the last solution rather than spread afresh
 
 
 def resolve_pseudo_labels(settings: Any, pool_kind: str, n_items: int, n_features: int = 0, n_classes: int = 0) -> Any:
@@ -138,9 +141,9 @@ class PseudoLabeler:
         pseudo-labels."""
         S = self._graph(X)
         classes, codes = np.unique(labels, return_inverse=True)
-        start = columns_for(getattr(self, "spread_", None), getattr(self, "spread_classes_", None), classes)
-        F, self.n_iter_ = spread(S, labeled, codes, classes.size, self.alpha, self.max_iter, start=start)
-        self.spread_, self.spread_classes_ = F, classes
+        self.spread_, self.n_iter_ = self._spread(S, labeled, classes, codes)
+        self.spread_classes_, self.spread_labels_ = classes, label_matrix(labeled, codes, S.shape[0], classes.size)
+        F = self.spread_
         unlabeled = np.setdiff1d(np.arange(S.shape[0]), labeled)
         if not unlabeled.size:
             return unlabeled, classes[:0]
@@ -152,6 +155,24 @@ class PseudoLabeler:
         order = np.argsort(-confidence, kind="stable")[:keep]
         order.sort()
         return unlabeled[order], classes[dist[order].argmax(axis=1)]
+
+    def _spread(self, S: Any, labeled: np.ndarray, classes: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, int]:
+        """``(F, iterations)`` for these labels: from the last call's ``F``, moved by what changed
+        (:func:`respread`) when few labels did; else spread afresh (:func:`spread`), from the last
+        ``F`` where there is one."""
+        before, old_classes = getattr(self, "spread_", None), getattr(self, "spread_classes_", None)
+        start = columns_for(before, old_classes, classes)
+        now = label_matrix(labeled, codes, S.shape[0], classes.size)
+        if start is None or not np.isin(old_classes, classes).all():  # first call, or a class gone: afresh
+            return spread(S, labeled, codes, classes.size, self.alpha, self.max_iter, start=start)
+        was = self.spread_labels_.tocoo()
+        where = {c: j for j, c in enumerate(classes.tolist())}
+        cols = np.array([where[c] for c in old_classes.tolist()], dtype=np.int64)
+        change = now - label_matrix(was.row, cols[was.col], S.shape[0], classes.size)
+        change.eliminate_zeros()
+        if change.nnz > max(RESPREAD_MAX, S.shape[0] // 100):
+            return spread(S, labeled, codes, classes.size, self.alpha, self.max_iter, start=start)
+        return start, respread(S, start, change, self.alpha, self.max_iter)
 
     def _graph(self, X: Any) -> Any:
         """``S``, the normalised graph spreading runs on (built or loaded once)."""

@@ -71,3 +71,35 @@ def normalise(F: np.ndarray) -> np.ndarray:
     total = F.sum(axis=1, keepdims=True)
     total[total == 0] = 1.0
     return F / total
+
+
+def respread(S: Any, F: np.ndarray, change: Any, alpha: float, max_iter: int = 100, tol: float = 1e-3,
+             eps: float = 1e-7) -> int:
+    """Move ``F``, the spread scores for the labels before, to those for the labels now, in place;
+    ``change`` is ``Y_now - Y_before`` (sparse, ``n x classes``). Returns the iterations.
+
+    The fixed point is linear in the labels: ``F = (1 - alpha) (I - alpha S)^-1 Y``, so the new
+    labels add ``(1 - alpha) sum_t (alpha S)^t change``, a series whose terms stay sparse: each
+    touches the neighbourhood of the items whose label changed, a few hops out, instead of the
+    whole pool. Entries under ``eps`` are dropped; the series stops when a term's summed size is
+    under ``tol`` (the test ``spread`` applies to the whole ``F``)."""
+    term = (change * (1.0 - alpha)).astype(np.float32).tocsr()
+    total = term.copy()
+    for it in range(max_iter):
+        term = (S @ term) * alpha
+        term.data[np.abs(term.data) < eps] = 0.0
+        term.eliminate_zeros()
+        total = total + term
+        if float(np.abs(term.data).sum(dtype=np.float64)) < tol:
+            break
+    total = total.tocoo()
+    total.sum_duplicates()
+    F[total.row, total.col] += total.data
+    return it + 1
+
+
+def label_matrix(rows: np.ndarray, codes: np.ndarray, n: int, n_classes: int) -> Any:
+    """``Y``: one-hot rows for the labeled items (sparse, ``n x n_classes``)."""
+    from scipy import sparse
+
+    return sparse.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, codes)), shape=(n, n_classes))

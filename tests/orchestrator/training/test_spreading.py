@@ -60,3 +60,21 @@ def test_the_labeler_warm_starts_from_its_last_solution_with_the_same_pseudo_lab
     cold = PseudoLabeler(share=1.0, cache=False).pseudo_labels(X, rows, truth[rows])
     np.testing.assert_array_equal(got[0], cold[0])
     np.testing.assert_array_equal(got[1], cold[1])
+
+
+def test_moving_the_last_solution_by_the_changed_labels_matches_spreading_afresh():
+    from clicloop.orchestrator.training.spreading import label_matrix, respread
+
+    X, truth = pool(4)
+    S = normalised_graph(neighbour_graph(X, 10, "exact", cache=False))
+    rows = np.arange(0, 400, 7)
+    codes = truth[rows].copy()
+    before, _ = spread(S, rows[:-6], codes[:-6], 4, 0.2)
+    codes[3] = (codes[3] + 1) % 4  # a relabel, and six new labels
+    change = label_matrix(rows, codes, 400, 4) - label_matrix(rows[:-6], truth[rows[:-6]], 400, 4)
+    moved = before.copy()
+    iterations = respread(S, moved, change, 0.2)
+    afresh, _ = spread(S, rows, codes, 4, 0.2)
+    assert iterations >= 1
+    np.testing.assert_allclose(moved, afresh, atol=2e-4)
+    np.testing.assert_array_equal(moved.argmax(axis=1), afresh.argmax(axis=1))
