@@ -116,6 +116,7 @@ def _ivf_rows(faiss: Any, X: np.ndarray, params: dict[str, Any], n: int, d: int,
     quantizer = faiss.IndexFlatL2(d)
     index = faiss.IndexIVFFlat(quantizer, d, params["nlist"], faiss.METRIC_L2)
     index.cp.seed = 0
+    index.cp.min_points_per_centroid = 1  # a small pool trains on all it has, without a warning
     sample = np.sort(np.random.default_rng(0).choice(n, params["train"], replace=False))
     index.train(np.ascontiguousarray(X[sample], dtype=np.float32))
     index.nprobe = params["nprobe"]
