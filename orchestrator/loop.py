@@ -151,6 +151,8 @@ class Loop:
                                                                  graph=spread.graph, max_rows=spread.max_rows)
         check_money_budget(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)
+        if self.pseudo_ is not None:
+            self.pseudo_.engine = self.engine_  # the ray engine also searches the neighbour graph
         return cfg
 
     def _first_round(self) -> int:

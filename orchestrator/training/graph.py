@@ -55,10 +55,11 @@ def graph_key(X: np.ndarray, params: dict[str, Any]) -> str:
     return h.hexdigest()[:32]
 
 
-def neighbour_graph(X: Any, neighbors: int, method: str = "auto", cache: bool = True) -> Any:
+def neighbour_graph(X: Any, neighbors: int, method: str = "auto", cache: bool = True, engine: Any = None) -> Any:
     """The connectivity graph (scipy CSR, ``n x n``, each row its item and its ``k - 1`` nearest
     others, like ``kneighbors_graph(X, k)``), loaded from the cache when this pool and these
-    parameters built it before."""
+    parameters built it before. With ``engine`` (the Ray engine), an approximate graph's searches
+    run on its cluster (the same graph)."""
     from scipy import sparse
 
     X = np.asarray(X)
@@ -72,7 +73,7 @@ def neighbour_graph(X: Any, neighbors: int, method: str = "auto", cache: bool = 
             log.info("neighbour graph: loaded %s (%s)", path, params["method"])
             return _csr(np.load(path), len(X), sparse)
     start = time.perf_counter()
-    rows = _exact(X, params["k"]) if params["method"] == "exact" else _approximate(X, params)
+    rows = _exact(X, params["k"]) if params["method"] == "exact" else _approximate(X, params, engine)
     log.info("neighbour graph: %d items, %d neighbours, %s, built in %.1f s", len(X), params["k"], params["method"],
              time.perf_counter() - start)
     if path is not None:
@@ -95,7 +96,7 @@ def _exact(X: np.ndarray, k: int) -> np.ndarray:
     return NearestNeighbors(n_neighbors=k).fit(X).kneighbors(X, k, return_distance=False).astype(np.int32)
 
 
-def _approximate(X: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+def _approximate(X: np.ndarray, params: dict[str, Any], engine: Any = None) -> np.ndarray:
     """Each item and its ``k - 1`` nearest others by Euclidean distance, from a faiss IVF index
     built and searched :data:`CHUNK` rows at a time (float32, one copy of the pool in the index),
     on every core."""
@@ -105,12 +106,12 @@ def _approximate(X: np.ndarray, params: dict[str, Any]) -> np.ndarray:
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # a one-off per pool: every core, whatever the round's limit
     try:
-        return _ivf_rows(faiss, X, params, n, d, k)
+        return _ivf_rows(faiss, X, params, n, d, k, engine)
     finally:
         faiss.omp_set_num_threads(threads)
 
 
-def _ivf_rows(faiss: Any, X: np.ndarray, params: dict[str, Any], n: int, d: int, k: int) -> np.ndarray:
+def _ivf_rows(faiss: Any, X: np.ndarray, params: dict[str, Any], n: int, d: int, k: int, engine: Any) -> np.ndarray:
     from clicloop.orchestrator.progress import chunk_progress
 
     quantizer = faiss.IndexFlatL2(d)
@@ -125,6 +126,13 @@ def _ivf_rows(faiss: Any, X: np.ndarray, params: dict[str, Any], n: int, d: int,
         for start in range(0, n, CHUNK):
             index.add(np.ascontiguousarray(X[start:start + CHUNK], dtype=np.float32))
             advance(min(CHUNK, n - start))
+        if engine is not None:
+            from clicloop.orchestrator.training.graph_ray import search_on_ray
+
+            Xf = np.asarray(X, dtype=np.float32)
+            for start, found in search_on_ray(engine, index, Xf, k, params["nprobe"], CHUNK, advance):
+                rows[start:start + len(found)] = _self_first(found, start)
+            return rows
         for start in range(0, n, CHUNK):
             found = index.search(np.ascontiguousarray(X[start:start + CHUNK], dtype=np.float32), k)[1]
             rows[start:start + len(found)] = _self_first(found, start)

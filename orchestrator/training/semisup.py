@@ -118,13 +118,14 @@ class PseudoLabeler:
     (at most ``max_rows`` of them: the second fit's cost stays bounded on a large pool).
 
     The graph (:func:`~clicloop.orchestrator.training.graph.neighbour_graph`: exact for small
-    pools, approximate above, cached on disk with ``cache``) is built on the first call and kept in
+    pools, approximate above, cached on disk with ``cache``; its searches on the Ray ``engine`` if
+    one is given) is built on the first call and kept in
     ``graph_``: the pool does not change during a loop. Each call starts spreading from the last
     call's solution (``spread_``), and the pseudo-labeled fit from the last one (``trained_``)."""
 
     def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
                  agree: bool = False, check_folds: int = 0, graph: str = "auto", cache: bool = True,
-                 max_rows: int | None = None):
+                 max_rows: int | None = None, engine: Any = None):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
@@ -134,6 +135,7 @@ class PseudoLabeler:
         self.graph = graph
         self.cache = cache
         self.max_rows = max_rows
+        self.engine = engine
 
     def pseudo_labels(self, X: Any, labeled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, their spread labels)`` for unlabeled rows of ``X``; ``labeled`` are the rows
@@ -177,7 +179,8 @@ class PseudoLabeler:
     def _graph(self, X: Any) -> Any:
         """``S``, the normalised graph spreading runs on (built or loaded once)."""
         if getattr(self, "graph_", None) is None:
-            self.graph_ = normalised_graph(neighbour_graph(X, self.neighbors, self.graph, cache=self.cache))
+            self.graph_ = normalised_graph(neighbour_graph(X, self.neighbors, self.graph, cache=self.cache,
+                                                           engine=self.engine))
         return self.graph_
 
 
