@@ -28,7 +28,7 @@ from clicloop.orchestrator.training.models import DEFAULT_FOR, confidence_weight
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
 from clicloop.orchestrator.runner import RunnerLease
 from clicloop.orchestrator.seeding import rng_for
-from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels
+from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels, state_name
 from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
 from clicloop.orchestrator.types import BackendContext, Model, RoundResult, Task
@@ -148,7 +148,8 @@ class Loop:
             cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"pseudo_labels": spread})})
         self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
                                                                  agree=spread.agree, check_folds=spread.check_folds,
-                                                                 graph=spread.graph, max_rows=spread.max_rows)
+                                                                 graph=spread.graph, max_rows=spread.max_rows,
+                                                                 state=state_name(cfg.ledger, cfg.loop.name))
         check_money_budget(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)
         if self.pseudo_ is not None:

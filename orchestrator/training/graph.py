@@ -55,11 +55,12 @@ def graph_key(X: np.ndarray, params: dict[str, Any]) -> str:
     return h.hexdigest()[:32]
 
 
-def neighbour_graph(X: Any, neighbors: int, method: str = "auto", cache: bool = True, engine: Any = None) -> Any:
+def neighbour_graph(X: Any, neighbors: int, method: str = "auto", cache: bool = True, engine: Any = None,
+                    key: str | None = None) -> Any:
     """The connectivity graph (scipy CSR, ``n x n``, each row its item and its ``k - 1`` nearest
     others, like ``kneighbors_graph(X, k)``), loaded from the cache when this pool and these
     parameters built it before. With ``engine`` (the Ray engine), an approximate graph's searches
-    run on its cluster (the same graph)."""
+    run on its cluster (the same graph). ``key``: :func:`graph_key`, when the caller has it."""
     from scipy import sparse
 
     X = np.asarray(X)
@@ -68,7 +69,7 @@ def neighbour_graph(X: Any, neighbors: int, method: str = "auto", cache: bool = 
     if cache:
         from clicloop.orchestrator.cachedir import cache_dir
 
-        path = cache_dir("graphs") / f"{graph_key(X, params)}.npy"
+        path = cache_dir("graphs") / f"{key or graph_key(X, params)}.npy"
         if path.exists():
             log.info("neighbour graph: loaded %s (%s)", path, params["method"])
             return _csr(np.load(path), len(X), sparse)

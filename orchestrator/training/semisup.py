@@ -23,9 +23,10 @@ import numpy as np
 
 from clicloop.orchestrator.config import PseudoLabels
 from clicloop.orchestrator.errors import ConfigError
-from clicloop.orchestrator.training.graph import EXACT_MAX, graph_params, neighbour_graph
+from clicloop.orchestrator.training.graph import EXACT_MAX, graph_key, graph_params, neighbour_graph
 from clicloop.orchestrator.training.spreading import (columns_for, label_matrix, normalise, normalised_graph, respread,
                                                        spread)
+from clicloop.orchestrator.training.warmstate import Generations, labels_key
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,14 @@ def check_pseudo_labels(settings: Any, pool_kind: str, n_items: int) -> None:
                           field="loop.pseudo_labels.max_pool")
 
 
+def state_name(ledger: Any, loop_name: str) -> str:
+    """The name a loop's pseudo-label state is kept under (beside its pool's graph): one per
+    ledger and loop, so other loops on the same pool never start from it."""
+    import hashlib
+
+    return hashlib.sha256(f"{ledger}\0{loop_name}".encode()).hexdigest()[:16]
+
+
 def approximate_available() -> bool:
     """Whether faiss (the ``ann`` extra) is installed."""
     import importlib.util
@@ -125,7 +134,7 @@ class PseudoLabeler:
 
     def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
                  agree: bool = False, check_folds: int = 0, graph: str = "auto", cache: bool = True,
-                 max_rows: int | None = None, engine: Any = None):
+                 max_rows: int | None = None, engine: Any = None, state: str | None = None):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
@@ -136,20 +145,26 @@ class PseudoLabeler:
         self.cache = cache
         self.max_rows = max_rows
         self.engine = engine
+        self.state = state
 
-    def pseudo_labels(self, X: Any, labeled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pseudo_labels(self, X: Any, labeled: np.ndarray, labels: np.ndarray,
+                      remember: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, their spread labels)`` for unlabeled rows of ``X``; ``labeled`` are the rows
-        with ``labels``. Deterministic: the same inputs (and the same earlier calls) give the same
-        pseudo-labels."""
+        with ``labels``. Deterministic: the same inputs and the same earlier rounds give the same
+        pseudo-labels, in one process or across a resume (:mod:`.warmstate`). ``remember``:
+        start from, and record, the rounds' solutions (False: spread afresh, record nothing)."""
         S = self._graph(X)
         classes, codes = np.unique(labels, return_inverse=True)
-        self.spread_, self.n_iter_ = self._spread(S, labeled, classes, codes)
-        self.spread_classes_, self.spread_labels_ = classes, label_matrix(labeled, codes, S.shape[0], classes.size)
-        F = self.spread_
+        key = labels_key(labeled, labels)
+        base = self._state().base(key) if remember else None
+        self.spread_, self.n_iter_ = self._spread(S, labeled, classes, codes, base)
+        if remember:
+            self._state().record(key, self.spread_, classes, np.asarray(labeled), codes)
+            self.base_ = base
         unlabeled = np.setdiff1d(np.arange(S.shape[0]), labeled)
         if not unlabeled.size:
             return unlabeled, classes[:0]
-        dist = normalise(F[unlabeled])
+        dist = normalise(self.spread_[unlabeled])
         confidence = dist.max(axis=1)
         keep = int(round(self.share * unlabeled.size))
         if self.max_rows is not None:
@@ -158,30 +173,48 @@ class PseudoLabeler:
         order.sort()
         return unlabeled[order], classes[dist[order].argmax(axis=1)]
 
-    def _spread(self, S: Any, labeled: np.ndarray, classes: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, int]:
-        """``(F, iterations)`` for these labels: from the last call's ``F``, moved by what changed
-        (:func:`respread`) when few labels did; else spread afresh (:func:`spread`), from the last
-        ``F`` where there is one."""
-        before, old_classes = getattr(self, "spread_", None), getattr(self, "spread_classes_", None)
-        start = columns_for(before, old_classes, classes)
-        now = label_matrix(labeled, codes, S.shape[0], classes.size)
-        if start is None or not np.isin(old_classes, classes).all():  # first call, or a class gone: afresh
+    def _spread(self, S: Any, labeled: np.ndarray, classes: np.ndarray, codes: np.ndarray,
+                base: dict[str, Any] | None) -> tuple[np.ndarray, int]:
+        """``(F, iterations)`` for these labels: from the ``base`` generation's ``F``, moved by what
+        changed (:func:`respread`) when few labels did; else spread afresh (:func:`spread`), from
+        the base's ``F`` where there is one."""
+        n = S.shape[0]
+        start = None if base is None else columns_for(base["F"], base["classes"], classes)
+        if start is None or not np.isin(base["classes"], classes).all():  # first round, or a class gone: afresh
             return spread(S, labeled, codes, classes.size, self.alpha, self.max_iter, start=start)
-        was = self.spread_labels_.tocoo()
         where = {c: j for j, c in enumerate(classes.tolist())}
-        cols = np.array([where[c] for c in old_classes.tolist()], dtype=np.int64)
-        change = now - label_matrix(was.row, cols[was.col], S.shape[0], classes.size)
+        cols = np.array([where[c] for c in base["classes"].tolist()], dtype=np.int64)
+        change = label_matrix(labeled, codes, n, classes.size) - label_matrix(base["rows"], cols[base["codes"]], n,
+                                                                               classes.size)
         change.eliminate_zeros()
-        if change.nnz > max(RESPREAD_MAX, S.shape[0] // 100):
+        if change.nnz > max(RESPREAD_MAX, n // 100):
             return spread(S, labeled, codes, classes.size, self.alpha, self.max_iter, start=start)
         return start, respread(S, start, change, self.alpha, self.max_iter)
 
     def _graph(self, X: Any) -> Any:
         """``S``, the normalised graph spreading runs on (built or loaded once)."""
         if getattr(self, "graph_", None) is None:
+            params = graph_params(len(X), self.neighbors, self.graph)
+            self.key_ = graph_key(np.asarray(X), params) if self.cache else None
             self.graph_ = normalised_graph(neighbour_graph(X, self.neighbors, self.graph, cache=self.cache,
-                                                           engine=self.engine))
+                                                           engine=self.engine, key=self.key_))
         return self.graph_
+
+    def _state(self) -> Generations:
+        """The rounds' solutions: on disk beside the graph for a loop (``state``), else in memory."""
+        if getattr(self, "state_", None) is None:
+            folder = None
+            if self.state and self.cache and getattr(self, "key_", None):
+                from clicloop.orchestrator.cachedir import cache_dir
+
+                folder = cache_dir("graphs") / f"{self.key_}.{self.state}"
+            self.state_ = Generations(folder)
+        return self.state_
+
+    def remember_trained(self, trained: Any) -> None:
+        """Keep this round's pseudo-labeled fit when it can warm-start: the next round's starts from it."""
+        if warm_keys(trained):
+            self._state().record_trained(trained)
 
 
 def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, idx: np.ndarray, y: np.ndarray,
@@ -211,24 +244,33 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
         return model, model
     trained = warm_copy(labeler, model, y2)
     trained.fit(X2, y2, **kwargs)
-    labeler.trained_ = trained
+    labeler.remember_trained(trained)
     return trained, model
 
 
 def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:
-    """The model to fit on the pseudo-labeled set: the last round's pseudo-labeled fit, set to
-    start from its own coefficients (``warm_start``, e.g. ``LogisticRegression``), when it is of
+    """The model to fit on the pseudo-labeled set: the last round's pseudo-labeled fit (the one
+    before the labels ``labeler`` spread last), set to start from its own coefficients (``warm_start``, e.g. ``LogisticRegression``), when it is of
     the same kind and saw the same classes; otherwise a fresh copy of ``model``."""
-    previous = getattr(labeler, "trained_", None)
+    base = getattr(labeler, "base_", None)
+    previous = None if base is None else base.get("trained")
     if previous is None or type(previous) is not type(model):
         return copy.deepcopy(model)
-    keys = [key for key in previous.get_params() if key == "warm_start" or key.endswith("__warm_start")]
+    keys = warm_keys(previous)
     seen = getattr(previous, "classes_", None)
     if not keys or seen is None or not np.array_equal(np.asarray(seen).astype(str), np.unique(y.astype(str))):
         return copy.deepcopy(model)
     trained = copy.deepcopy(previous)
     trained.set_params(**{key: True for key in keys})
     return trained
+
+
+def warm_keys(model: Any) -> list[str]:
+    """The ``warm_start`` parameters of ``model`` (its own, or a pipeline step's); [] for none."""
+    get_params = getattr(model, "get_params", None)
+    if not callable(get_params):
+        return []
+    return [key for key in get_params() if key == "warm_start" or key.endswith("__warm_start")]
 
 
 def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,
@@ -248,7 +290,7 @@ def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.nd
         kwargs = {key: w[fold_of != f] for key, w in fit_kwargs.items()}
         human = copy.deepcopy(template)
         human.fit(X[train], y[fold_of != f], **kwargs)
-        X2, y2, kw2 = with_pseudo_labels(labeler, X, train, y[fold_of != f], kwargs, human, exclude=test)
+        X2, y2, kw2 = with_pseudo_labels(labeler, X, train, y[fold_of != f], kwargs, human, exclude=test, remember=False)
         pseudo = copy.deepcopy(template)
         pseudo.fit(X2, y2, **kw2)
         for j, m in enumerate((human, pseudo)):
@@ -260,14 +302,14 @@ def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.nd
 
 def with_pseudo_labels(labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,
                        fit_kwargs: dict[str, Any], model: Any = None,
-                       exclude: np.ndarray | None = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
+                       exclude: np.ndarray | None = None, remember: bool = True) -> tuple[Any, np.ndarray, dict[str, Any]]:
     """The training set with the pseudo-labeled rows appended (weight 1 where weights are used).
 
     With ``labeler.agree``, ``model`` (fitted on the human labels alone) must be given: only the
     rows whose spread label is also the model's prediction are kept, two views of the pool that
     must agree (co-training, A. Blum and T. Mitchell, COLT 1998; tri-training, Z.-H. Zhou and
     M. Li, IEEE TKDE 2005)."""
-    rows, labels = labeler.pseudo_labels(X, idx, y)
+    rows, labels = labeler.pseudo_labels(X, idx, y, remember=remember)
     if exclude is not None and exclude.size:
         keep = ~np.isin(rows, exclude)
         rows, labels = rows[keep], labels[keep]
