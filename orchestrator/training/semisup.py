@@ -250,8 +250,9 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
 
 def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:
     """The model to fit on the pseudo-labeled set: the last round's pseudo-labeled fit (the one
-    before the labels ``labeler`` spread last), set to start from its own coefficients (``warm_start``, e.g. ``LogisticRegression``), when it is of
-    the same kind and saw the same classes; otherwise a fresh copy of ``model``."""
+    before the labels ``labeler`` spread last), set to start from its own coefficients
+    (``warm_start``, e.g. ``LogisticRegression``), when it is of the same kind and saw the same
+    classes; otherwise a fresh copy of ``model``."""
     base = getattr(labeler, "base_", None)
     previous = None if base is None else base.get("trained")
     if previous is None or type(previous) is not type(model):
