@@ -2,7 +2,7 @@
 
 Small pools (at most :data:`EXACT_MAX` items) get the exact graph, as scikit-learn's
 ``NearestNeighbors`` gives it; larger ones an approximate graph from faiss's inverted-file index
-(``IndexIVFFlat``: k-means cells, exact inner products within the ``nprobe`` nearest cells; J.
+(``IndexIVFFlat``: k-means cells, exact distances within the ``nprobe`` nearest cells; J.
 Johnson, M. Douze, H. Jégou, "Billion-scale similarity search with GPUs", IEEE TBD 2019). It was
 chosen over HNSW (faiss, hnswlib), usearch and pynndescent because it built the graph fastest at
 the same recall on 100,000 x 384 vectors and is deterministic (seeded k-means, exact distances):

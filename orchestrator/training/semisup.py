@@ -65,12 +65,12 @@ def resolve_pseudo_labels(settings: Any, pool_kind: str, n_items: int, n_feature
 
 
 def memory_need(settings: Any, n_items: int, n_features: int, n_classes: int) -> int:
-    """Bytes the pseudo-labels add at their peak, roughly: the index's float32 copy of the pool (or
-    the training set with every item pseudo-labeled, float64), the graph and its normalised form,
-    three ``n x classes`` float32 arrays of spreading and the model's class probabilities."""
-    copies = 8 * n_features
+    """Bytes the pseudo-labels add at their peak, roughly: the index's float32 copy of the pool,
+    the graph and its normalised form, and seven ``n x classes`` float32 arrays (the last two
+    rounds' solutions, the iteration's, the confidences)."""
+    copies = 4 * n_features
     graph = settings.neighbors * (8 + 4 + 4 + 8)
-    spreading = (3 * 4 + 2 * 8) * max(n_classes, 2)
+    spreading = 7 * 4 * max(n_classes, 2)
     return int(n_items * (copies + graph + spreading))
 
 
