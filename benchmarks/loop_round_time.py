@@ -4,6 +4,8 @@ and with each ``loop.blas_threads`` setting asked for.
     .venv/bin/python benchmarks/loop_round_time.py --data ../shared/data/clinc150 --rounds 8 --batch 50
     .venv/bin/python benchmarks/loop_round_time.py --data digits --rounds 8 --batch 10
     .venv/bin/python benchmarks/loop_round_time.py --data digits --blas-threads 1 none --pseudo auto
+    nice -n 10 .venv/bin/python benchmarks/loop_round_time.py --data synthetic:100000 --rounds 4 --batch 50 \
+        --pseudo auto exact null --isolate
 
 The real :class:`clicloop.orchestrator.loop.Loop` (default strategy, default model, a reliable simulated
 crowd, SQLite ledger in a temporary folder) runs ``--rounds`` rounds from ``--seed-size`` seed
@@ -32,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clicloop.orchestrator.hookspecs import hookimpl  # noqa: E402
 
-SETTINGS = {"pseudo_labels: auto (default)": "auto", "pseudo_labels: null": None}
+SETTINGS = {"pseudo_labels: auto (default)": "auto", "pseudo_labels: exact graph (brute force)": "exact",
+            "pseudo_labels: null": None}
+SECTION = {"exact": {"graph": "exact"}}  # --pseudo names that stand for a loop.pseudo_labels section
 
 
 def data_section(spec: str, folder: Path, seed_size: int) -> dict[str, Any]:
@@ -40,6 +44,13 @@ def data_section(spec: str, folder: Path, seed_size: int) -> dict[str, Any]:
     (its JSONL and embeddings, or the files ``loop_labels.py --prepare`` wrote)."""
     if spec == "digits":
         return {"builtin": "digits", "seed_size": seed_size}
+    if spec.startswith("synthetic:"):  # synthetic:ROWS[xDIM]: clustered Gaussians, 100 classes
+        from benchmarks.loop_labels import data_section as files
+        from benchmarks.synthetic_pool import write
+
+        rows, _, dim = spec.split(":", 1)[1].partition("x")
+        write(folder, int(rows), int(dim or 384), 100, 5000, 0)
+        return files(folder, seed_size)
     from benchmarks.loop_labels import data_section as files, prepare
 
     prepare(spec, folder)
@@ -53,7 +64,8 @@ def round_seconds(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, fol
     from clicloop.orchestrator.plugins import get_plugin_manager
 
     cfg = config_from_dict({
-        "loop": {"name": "round-time", "seed": ns.seed, "batch_size": ns.batch, "pseudo_labels": pseudo, "blas_threads": blas,
+        "loop": {"name": "round-time", "seed": ns.seed, "batch_size": ns.batch, "pseudo_labels": SECTION.get(pseudo, pseudo),
+                 "blas_threads": blas,
                  "purpose": "Benchmark: seconds per round of the real loop (simulated crowd)."},
         "data": data,
         "backend": {"name": "simulated", "params": {"accuracy_mean": 0.999, "careless_fraction": 0.0}},
@@ -65,6 +77,27 @@ def round_seconds(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, fol
     pm.register(clock)
     results = Loop(cfg, plugin_manager=pm).run()
     return clock.seconds, [r.metric for r in results]
+
+
+def isolated(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: Path,
+             blas: Any) -> tuple[list[float], list[float], float]:
+    """:func:`round_seconds` in a fresh process with an empty graph cache: ``(seconds, metrics,
+    peak resident memory in GB)`` of that process (the pool, the loop and its pseudo-labels)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_child, data, pseudo, ns, folder, blas).result()
+
+
+def _child(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: Path,
+           blas: Any) -> tuple[list[float], list[float], float]:
+    import os
+    import resource
+
+    os.environ["CLICLOOP_CACHE_DIR"] = str(folder / "cache")
+    secs, metrics = round_seconds(data, pseudo, ns, folder, blas)
+    return secs, metrics, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
 class RoundClock:
@@ -90,23 +123,35 @@ def main() -> None:
     p.add_argument("--seed-size", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--blas-threads", nargs="+", default=["auto"], help="loop.blas_threads values: auto, a count, none")
-    p.add_argument("--pseudo", nargs="+", choices=list(SETTINGS.values()) + ["null"], default=None,
-                   help="only these loop.pseudo_labels settings (auto, null); default: both")
+    p.add_argument("--pseudo", nargs="+", choices=[v for v in SETTINGS.values() if v] + ["null"], default=None,
+                   help="only these loop.pseudo_labels settings (auto, exact, null); default: auto and null")
+    p.add_argument("--isolate", action="store_true", help="each setting in a fresh process with an empty graph "
+                   "cache; adds the first round, the median of the later ones and the peak memory")
     ns = p.parse_args()
     blas_values = [None if b == "none" else b if b == "auto" else int(b) for b in ns.blas_threads]
-    settings = {t: v for t, v in SETTINGS.items() if ns.pseudo is None or (v or "null") in ns.pseudo}
+    settings = {t: v for t, v in SETTINGS.items() if (v or "null") in (ns.pseudo or ["auto", "null"])}
     warnings.filterwarnings("ignore", message="The number of unique classes")  # 150 intents, few labels each
     with tempfile.TemporaryDirectory() as tmp:
         data = data_section(ns.data, Path(tmp), ns.seed_size)
         print(f"{ns.data}: {ns.rounds} rounds of {ns.batch}, {ns.seed_size} seed labels, seed {ns.seed}")
-        print("| setting | loop.blas_threads | median s/round | each round (s) | final metric |\n|---|---|---|---|---|")
+        if ns.isolate:
+            print("| setting | loop.blas_threads | first round s | median later s | peak memory GB | each round (s) | "
+                  "final metric |\n|---|---|---|---|---|---|---|")
+        else:
+            print("| setting | loop.blas_threads | median s/round | each round (s) | final metric |\n|---|---|---|---|---|")
         for title, pseudo in settings.items():
             for blas in blas_values:
                 folder = Path(tmp) / f"{pseudo}-{blas}"
                 folder.mkdir()
-                secs, metrics = round_seconds(data, pseudo, ns, folder, blas)
-                print(f"| {title} | {blas} | {statistics.median(secs):.2f} | {' '.join(f'{s:.1f}' for s in secs)} | "
-                      f"{metrics[-1]:.4f} |", flush=True)
+                each = ""
+                if ns.isolate:
+                    secs, metrics, peak = isolated(data, pseudo, ns, folder, blas)
+                    each = f"{secs[0]:.1f} | {statistics.median(secs[1:] or secs):.2f} | {peak:.2f} | "
+                else:
+                    secs, metrics = round_seconds(data, pseudo, ns, folder, blas)
+                    each = f"{statistics.median(secs):.2f} | "
+                print(f"| {title} | {blas} | {each}{' '.join(f'{s:.1f}' for s in secs)} | {metrics[-1]:.4f} |",
+                      flush=True)
 
 
 if __name__ == "__main__":

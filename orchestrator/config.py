@@ -194,7 +194,13 @@ class PseudoLabels(_Strict):
     share: float = Field(1.0, gt=0, le=1, description="share of the unlabeled pool, surest first, added to training")
     neighbors: int = Field(10, ge=1, description="neighbours per item in the graph")
     alpha: float = Field(0.2, gt=0, lt=1, description="label spreading's clamping factor (0: keep the given labels)")
-    max_pool: int = Field(100_000, ge=2, description="largest pool to build the graph for (brute force, n^2 distances)")
+    max_pool: int | None = Field(None, ge=2, description="largest pool to build the graph for (None: any pool; auto "
+                                 "keeps to half the machine's memory)")
+    max_rows: int | None = Field(20_000, ge=1, description="most pseudo-labeled items in a round's fit, surest first "
+                                 "(bounds the second fit's time on a large pool; None: no limit)")
+    graph: Literal["auto", "exact", "approximate"] = Field(
+        "auto", description="the neighbour graph: exact (brute force, n^2 distances), approximate (faiss IVF), auto: "
+        "exact up to 20,000 items, approximate above")
     agree: bool = Field(True, description="keep only the items whose spread label the model (fitted on the human "
                         "labels alone) also predicts; costs a second fit per round")
     check_folds: int = Field(0, ge=0, description="0: off; N >= 2: each round, use pseudo-labels only if, fitted on N-1 "
@@ -239,7 +245,7 @@ class LoopSection(_Strict):
                                    "0: only while no model exists")
     pseudo_labels: PseudoLabels | Literal["auto"] | None = Field(
         "auto", description="train on label-spreading pseudo-labels too (a training change, see docs/strategies.md); "
-        "auto: with the defaults on a numeric pool of at most 100,000 items, off otherwise; null: off")
+        "auto: with the defaults on a numeric pool that fits half the machine's memory, off otherwise; null: off")
     blas_threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
         "auto", description="threads of the math libraries (BLAS, OpenMP) during a round: a count; auto: a "
         "quarter of the cores, 1 to 4 (measured, docs/benchmarks.md); null: the libraries' own choice")

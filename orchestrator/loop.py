@@ -28,7 +28,7 @@ from clicloop.orchestrator.training.models import DEFAULT_FOR, confidence_weight
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
 from clicloop.orchestrator.runner import RunnerLease
 from clicloop.orchestrator.seeding import rng_for
-from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels
+from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels, state_name
 from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
 from clicloop.orchestrator.types import BackendContext, Model, RoundResult, Task
@@ -147,13 +147,18 @@ class Loop:
         if self.model is None:
             check_model(cfg, model, self.pool_.X, self.labels_)
         check_strategy(cfg, self.strategy_, model, self.pool_.X)
-        spread = resolve_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_))
+        spread = resolve_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_),
+                                       self.pool_.X.shape[1] if self.pool_.X.ndim == 2 else 0, len(self.labels_))
         if spread is not cfg.loop.pseudo_labels:  # "auto", resolved: the ledger records what runs
             cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"pseudo_labels": spread})})
         self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
-                                                                 agree=spread.agree, check_folds=spread.check_folds)
+                                                                 agree=spread.agree, check_folds=spread.check_folds,
+                                                                 graph=spread.graph, max_rows=spread.max_rows,
+                                                                 state=state_name(cfg.ledger, cfg.loop.name))
         check_money_budget(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)
+        if self.pseudo_ is not None:
+            self.pseudo_.engine = self.engine_  # the ray engine also searches the neighbour graph
         return cfg
 
     def _first_round(self) -> int:

@@ -94,8 +94,16 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
                                                 "loop": {"engine", "blas_threads"}})  # engines pick the same items; threads: the machine's business
     if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
         del body["loop"]["pseudo_labels"]
-    elif isinstance(body["loop"]["pseudo_labels"], dict) and not body["loop"]["pseudo_labels"].get("check_folds"):
-        del body["loop"]["pseudo_labels"]["check_folds"]  # likewise
+    elif isinstance(body["loop"]["pseudo_labels"], dict):
+        pseudo = body["loop"]["pseudo_labels"]
+        if not pseudo.get("check_folds"):
+            del pseudo["check_folds"]  # likewise
+        if pseudo.get("graph") == "auto":
+            del pseudo["graph"]  # likewise
+        if pseudo.get("max_rows") == 20_000:
+            del pseudo["max_rows"]  # likewise (pools up to 20,000 items run as before)
+        if pseudo.get("max_pool") is None:
+            pseudo["max_pool"] = 100_000  # the default until 2026-12-04 (no limit since): older loops keep their hash
     for name, default in (("mode", "rounds"), ("lookahead", None), ("refit_every", 10)):  # later fields: older loops keep their hash
         if body["loop"].get(name) == default:
             del body["loop"][name]

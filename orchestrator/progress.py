@@ -122,3 +122,32 @@ def _registered(pm: Any, plugin: Any, name: str) -> Iterator[None]:
         yield
     finally:
         pm.unregister(plugin)
+
+
+@contextmanager
+def chunk_progress(total: int, description: str, every: float = 0.1) -> Iterator[Any]:
+    """Progress of one long step done in chunks (a neighbour graph of the pool): yields
+    ``advance(n)``. A transient bar on a terminal; otherwise a log line at each ``every`` of the
+    way (for pipes and log files)."""
+    import logging
+    import sys
+
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.update(task, advance=n)
+        return
+    logger = logging.getLogger("clicloop.orchestrator.progress")
+    state = {"done": 0, "said": 0.0}
+
+    def advance(n: int) -> None:
+        state["done"] += n
+        share = state["done"] / max(total, 1)
+        if share >= state["said"] + every or state["done"] >= total:
+            state["said"] = share
+            logger.info("%s: %.0f%% (%d of %d)", description, 100 * share, state["done"], total)
+
+    yield advance

@@ -23,81 +23,198 @@ import numpy as np
 
 from clicloop.orchestrator.config import PseudoLabels
 from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.training.graph import EXACT_MAX, graph_key, graph_params, neighbour_graph
+from clicloop.orchestrator.training.spreading import (columns_for, label_matrix, normalise, normalised_graph, respread,
+                                                       spread)
+from clicloop.orchestrator.training.warmstate import Generations, labels_key
 
 log = logging.getLogger(__name__)
 
+RESPREAD_MAX = 2_000  # labels changed since the last call, at most, to move the last solution rather than spread afresh
 
-def resolve_pseudo_labels(settings: Any, pool_kind: str, n_items: int) -> Any:
+
+def resolve_pseudo_labels(settings: Any, pool_kind: str, n_items: int, n_features: int = 0, n_classes: int = 0) -> Any:
     """``loop.pseudo_labels`` as the loop will run it: ``"auto"`` becomes the default settings on a
-    numeric pool within their ``max_pool``, and off (None) on a text or larger pool; an explicit
+    numeric pool whose graph and spreading fit the memory bound (:func:`memory_limit`), and off
+    (None) on a text pool or one over the bound; the log line says which and why. An explicit
     section is checked (:func:`check_pseudo_labels`) and returned."""
     if settings == "auto":
         default = PseudoLabels()
-        if pool_kind == "text" or n_items > default.max_pool:
-            log.info("loop.pseudo_labels: auto is off for this pool (%s, %d items)", pool_kind, n_items)
+        if pool_kind == "text":
+            log.info("loop.pseudo_labels: auto is off for this pool (text, %d items): spreading needs numeric "
+                     "features", n_items)
             return None
+        if not _graph_available(default, n_items):
+            log.info("loop.pseudo_labels: auto is off for this pool (numeric, %d items): over %d items its graph is "
+                     "approximate, from faiss, which is not installed: pip install 'clicloop[ann]'", n_items, EXACT_MAX)
+            return None
+        need, limit = memory_need(default, n_items, n_features, n_classes), memory_limit()
+        method = "exact" if graph_params(n_items, default.neighbors, default.graph)["method"] == "exact" else \
+            "approximate, faiss IVF"
+        if need > limit:
+            log.info("loop.pseudo_labels: auto is off for this pool (numeric, %d items): its graph and spreading "
+                     "need about %.1f GB, over the limit of %.1f GB (half this machine's memory)", n_items, need / 1e9,
+                     limit / 1e9)
+            return None
+        log.info("loop.pseudo_labels: auto is on for this pool (numeric, %d items): %d-nearest-neighbour graph (%s), "
+                 "about %.1f GB of the limit of %.1f GB (half this machine's memory)", n_items, default.neighbors,
+                 method, need / 1e9, limit / 1e9)
         return default
     check_pseudo_labels(settings, pool_kind, n_items)
     return settings
 
 
+def memory_need(settings: Any, n_items: int, n_features: int, n_classes: int) -> int:
+    """Bytes the pseudo-labels add at their peak, roughly: the index's float32 copy of the pool,
+    the graph and its normalised form, and seven ``n x classes`` float32 arrays (the last two
+    rounds' solutions, the iteration's, the confidences)."""
+    copies = 4 * n_features
+    graph = settings.neighbors * (8 + 4 + 4 + 8)
+    spreading = 7 * 4 * max(n_classes, 2)
+    return int(n_items * (copies + graph + spreading))
+
+
+def memory_limit() -> int:
+    """Half this machine's physical memory, in bytes (the bound ``auto`` keeps to)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) // 2
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GB
+        return 4 << 30
+
+
 def check_pseudo_labels(settings: Any, pool_kind: str, n_items: int) -> None:
-    """Refuse, when the loop is set up, what spreading cannot do: text pools, very large pools."""
+    """Refuse, when the loop is set up, what spreading cannot do: text pools, pools over ``max_pool``."""
     if settings is None:
         return
     if pool_kind == "text":
         raise ConfigError("loop.pseudo_labels spreads labels over a nearest-neighbour graph of numeric features; "
                           "this pool is text: give it feature columns (e.g. embeddings) or remove loop.pseudo_labels",
                           field="loop.pseudo_labels")
-    if n_items > settings.max_pool:
-        raise ConfigError(f"loop.pseudo_labels builds a {settings.neighbors}-nearest-neighbour graph of the whole pool by "
-                          f"brute force; this pool has {n_items:,} items, over max_pool={settings.max_pool:,}: raise "
+    if not _graph_available(settings, n_items):
+        raise ConfigError(f"loop.pseudo_labels: this pool has {n_items:,} items, over {EXACT_MAX:,}, so its graph is "
+                          "approximate, from faiss, which is not installed: pip install 'clicloop[ann]', or set "
+                          "loop.pseudo_labels.graph: exact (n^2 distances)", field="loop.pseudo_labels.graph")
+    if settings.max_pool is not None and n_items > settings.max_pool:
+        raise ConfigError(f"loop.pseudo_labels builds a {settings.neighbors}-nearest-neighbour graph of the whole pool; "
+                          f"this pool has {n_items:,} items, over max_pool={settings.max_pool:,}: raise or remove "
                           f"loop.pseudo_labels.max_pool if that is affordable, or remove loop.pseudo_labels",
                           field="loop.pseudo_labels.max_pool")
 
 
-class PseudoLabeler:
-    """Spreads labels over the pool; ``share`` of the unlabeled items, surest first, are returned.
+def state_name(ledger: Any, loop_name: str) -> str:
+    """The name a loop's pseudo-label state is kept under (beside its pool's graph): one per
+    ledger and loop, so other loops on the same pool never start from it."""
+    import hashlib
 
-    The graph is built once (on the first call) and kept in ``graph_``: the pool does not change
-    during a loop."""
+    return hashlib.sha256(f"{ledger}\0{loop_name}".encode()).hexdigest()[:16]
+
+
+def approximate_available() -> bool:
+    """Whether faiss (the ``ann`` extra) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("faiss") is not None
+
+
+def _graph_available(settings: Any, n_items: int) -> bool:
+    return graph_params(n_items, settings.neighbors, settings.graph)["method"] == "exact" or approximate_available()
+
+
+class PseudoLabeler:
+    """Spreads labels over the pool; ``share`` of the unlabeled items, surest first, are returned
+    (at most ``max_rows`` of them: the second fit's cost stays bounded on a large pool).
+
+    The graph (:func:`~clicloop.orchestrator.training.graph.neighbour_graph`: exact for small
+    pools, approximate above, cached on disk with ``cache``; its searches on the Ray ``engine`` if
+    one is given) is built on the first call and kept in
+    ``graph_``: the pool does not change during a loop. Each call starts spreading from the last
+    call's solution (``spread_``), and the pseudo-labeled fit from the last one (``trained_``)."""
 
     def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
-                 agree: bool = False, check_folds: int = 0):
+                 agree: bool = False, check_folds: int = 0, graph: str = "auto", cache: bool = True,
+                 max_rows: int | None = None, engine: Any = None, state: str | None = None):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
         self.max_iter = max_iter
         self.agree = agree
         self.check_folds = check_folds
+        self.graph = graph
+        self.cache = cache
+        self.max_rows = max_rows
+        self.engine = engine
+        self.state = state
 
-    def pseudo_labels(self, X: Any, labeled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pseudo_labels(self, X: Any, labeled: np.ndarray, labels: np.ndarray,
+                      remember: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, their spread labels)`` for unlabeled rows of ``X``; ``labeled`` are the rows
-        with ``labels``. Deterministic: the same inputs give the same pseudo-labels."""
-        from sklearn.semi_supervised import LabelSpreading
-
-        graph = self._graph(X)
+        with ``labels``. Deterministic: the same inputs and the same earlier rounds give the same
+        pseudo-labels, in one process or across a resume (:mod:`.warmstate`). ``remember``:
+        start from, and record, the rounds' solutions (False: spread afresh, record nothing)."""
+        S = self._graph(X)
         classes, codes = np.unique(labels, return_inverse=True)
-        partial = np.full(graph.shape[0], -1, dtype=np.int64)
-        partial[labeled] = codes
-        spread = LabelSpreading(kernel=lambda a, b: graph, alpha=self.alpha, max_iter=self.max_iter)
-        spread.fit(np.zeros((graph.shape[0], 1)), partial)  # the kernel ignores X: the graph is the pool's
-        unlabeled = np.setdiff1d(np.arange(graph.shape[0]), labeled)
+        key = labels_key(labeled, labels)
+        base = self._state().base(key) if remember else None
+        self.spread_, self.n_iter_ = self._spread(S, labeled, classes, codes, base)
+        if remember:
+            self._state().record(key, self.spread_, classes, np.asarray(labeled), codes)
+            self.base_ = base
+        unlabeled = np.setdiff1d(np.arange(S.shape[0]), labeled)
         if not unlabeled.size:
             return unlabeled, classes[:0]
-        confidence = spread.label_distributions_[unlabeled].max(axis=1)
+        dist = normalise(self.spread_[unlabeled])
+        confidence = dist.max(axis=1)
         keep = int(round(self.share * unlabeled.size))
-        surest = unlabeled[np.argsort(-confidence, kind="stable")[:keep]]
-        surest.sort()
-        return surest, classes[spread.transduction_[surest]]
+        if self.max_rows is not None:
+            keep = min(keep, self.max_rows)
+        order = np.argsort(-confidence, kind="stable")[:keep]
+        order.sort()
+        return unlabeled[order], classes[dist[order].argmax(axis=1)]
+
+    def _spread(self, S: Any, labeled: np.ndarray, classes: np.ndarray, codes: np.ndarray,
+                base: dict[str, Any] | None) -> tuple[np.ndarray, int]:
+        """``(F, iterations)`` for these labels: from the ``base`` generation's ``F``, moved by what
+        changed (:func:`respread`) when few labels did; else spread afresh (:func:`spread`), from
+        the base's ``F`` where there is one."""
+        n = S.shape[0]
+        start = None if base is None else columns_for(base["F"], base["classes"], classes)
+        if start is None or not np.isin(base["classes"], classes).all():  # first round, or a class gone: afresh
+            return spread(S, labeled, codes, classes.size, self.alpha, self.max_iter, start=start)
+        where = {c: j for j, c in enumerate(classes.tolist())}
+        cols = np.array([where[c] for c in base["classes"].tolist()], dtype=np.int64)
+        change = label_matrix(labeled, codes, n, classes.size) - label_matrix(base["rows"], cols[base["codes"]], n,
+                                                                               classes.size)
+        change.eliminate_zeros()
+        if change.nnz > max(RESPREAD_MAX, n // 100):
+            return spread(S, labeled, codes, classes.size, self.alpha, self.max_iter, start=start)
+        return start, respread(S, start, change, self.alpha, self.max_iter)
 
     def _graph(self, X: Any) -> Any:
+        """``S``, the normalised graph spreading runs on (built or loaded once)."""
         if getattr(self, "graph_", None) is None:
-            from sklearn.neighbors import NearestNeighbors
-
-            k = min(self.neighbors, len(X) - 1)
-            self.graph_ = NearestNeighbors(n_neighbors=k).fit(X).kneighbors_graph(X, k, mode="connectivity")
+            params = graph_params(len(X), self.neighbors, self.graph)
+            self.key_ = graph_key(np.asarray(X), params) if self.cache else None
+            self.graph_ = normalised_graph(neighbour_graph(X, self.neighbors, self.graph, cache=self.cache,
+                                                           engine=self.engine, key=self.key_))
         return self.graph_
+
+    def _state(self) -> Generations:
+        """The rounds' solutions: on disk beside the graph for a loop (``state``), else in memory."""
+        if getattr(self, "state_", None) is None:
+            folder = None
+            if self.state and self.cache and getattr(self, "key_", None):
+                from clicloop.orchestrator.cachedir import cache_dir
+
+                folder = cache_dir("graphs") / f"{self.key_}.{self.state}"
+            self.state_ = Generations(folder)
+        return self.state_
+
+    def remember_trained(self, trained: Any) -> None:
+        """Keep this round's pseudo-labeled fit when it can warm-start: the next round's starts from it."""
+        if warm_keys(trained):
+            self._state().record_trained(trained)
 
 
 def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, idx: np.ndarray, y: np.ndarray,
@@ -125,9 +242,36 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
     X2, y2, kwargs = with_pseudo_labels(labeler, X, idx, y, fit_kwargs, model)
     if len(y2) == len(y):  # no pseudo-label agreed: the human-label fit is the trained model
         return model, model
-    trained = copy.deepcopy(model)
+    trained = warm_copy(labeler, model, y2)
     trained.fit(X2, y2, **kwargs)
+    labeler.remember_trained(trained)
     return trained, model
+
+
+def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:
+    """The model to fit on the pseudo-labeled set: the last round's pseudo-labeled fit (the one
+    before the labels ``labeler`` spread last), set to start from its own coefficients
+    (``warm_start``, e.g. ``LogisticRegression``), when it is of the same kind and saw the same
+    classes; otherwise a fresh copy of ``model``."""
+    base = getattr(labeler, "base_", None)
+    previous = None if base is None else base.get("trained")
+    if previous is None or type(previous) is not type(model):
+        return copy.deepcopy(model)
+    keys = warm_keys(previous)
+    seen = getattr(previous, "classes_", None)
+    if not keys or seen is None or not np.array_equal(np.asarray(seen).astype(str), np.unique(y.astype(str))):
+        return copy.deepcopy(model)
+    trained = copy.deepcopy(previous)
+    trained.set_params(**{key: True for key in keys})
+    return trained
+
+
+def warm_keys(model: Any) -> list[str]:
+    """The ``warm_start`` parameters of ``model`` (its own, or a pipeline step's); [] for none."""
+    get_params = getattr(model, "get_params", None)
+    if not callable(get_params):
+        return []
+    return [key for key in get_params() if key == "warm_start" or key.endswith("__warm_start")]
 
 
 def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,
@@ -147,7 +291,7 @@ def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.nd
         kwargs = {key: w[fold_of != f] for key, w in fit_kwargs.items()}
         human = copy.deepcopy(template)
         human.fit(X[train], y[fold_of != f], **kwargs)
-        X2, y2, kw2 = with_pseudo_labels(labeler, X, train, y[fold_of != f], kwargs, human, exclude=test)
+        X2, y2, kw2 = with_pseudo_labels(labeler, X, train, y[fold_of != f], kwargs, human, exclude=test, remember=False)
         pseudo = copy.deepcopy(template)
         pseudo.fit(X2, y2, **kw2)
         for j, m in enumerate((human, pseudo)):
@@ -159,14 +303,14 @@ def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.nd
 
 def with_pseudo_labels(labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,
                        fit_kwargs: dict[str, Any], model: Any = None,
-                       exclude: np.ndarray | None = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
+                       exclude: np.ndarray | None = None, remember: bool = True) -> tuple[Any, np.ndarray, dict[str, Any]]:
     """The training set with the pseudo-labeled rows appended (weight 1 where weights are used).
 
     With ``labeler.agree``, ``model`` (fitted on the human labels alone) must be given: only the
     rows whose spread label is also the model's prediction are kept, two views of the pool that
     must agree (co-training, A. Blum and T. Mitchell, COLT 1998; tri-training, Z.-H. Zhou and
     M. Li, IEEE TKDE 2005)."""
-    rows, labels = labeler.pseudo_labels(X, idx, y)
+    rows, labels = labeler.pseudo_labels(X, idx, y, remember=remember)
     if exclude is not None and exclude.size:
         keep = ~np.isin(rows, exclude)
         rows, labels = rows[keep], labels[keep]

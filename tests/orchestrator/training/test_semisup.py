@@ -132,9 +132,15 @@ def test_default_loop_trains_on_agreeing_pseudo_labels_and_says_so_on_the_card(t
     assert "every unlabeled item on which label spreading and the model's own prediction agreed" in render_markdown(card)
 
 
-def test_auto_is_off_for_text_and_large_pools_and_the_default_settings_otherwise():
+def test_auto_is_off_for_text_and_over_the_memory_bound_and_the_default_settings_otherwise(monkeypatch, caplog):
     assert resolve_pseudo_labels("auto", "text", 10) is None
-    assert resolve_pseudo_labels("auto", "numeric", 100_001) is None
+    monkeypatch.setattr("clicloop.orchestrator.training.semisup.memory_limit", lambda: 8 << 30)
+    caplog.set_level("INFO", logger="clicloop.orchestrator.training.semisup")
+    assert resolve_pseudo_labels("auto", "numeric", 1_000_000, 384, 100) == PseudoLabels(share=1.0, agree=True)
+    assert "auto is on" in caplog.text and "approximate" in caplog.text and "limit of 8.6 GB" in caplog.text
+    caplog.clear()
+    assert resolve_pseudo_labels("auto", "numeric", 2_000_000, 384, 100) is None
+    assert "auto is off" in caplog.text and "over the limit of 8.6 GB" in caplog.text
     assert resolve_pseudo_labels("auto", "numeric", 100) == PseudoLabels(share=1.0, agree=True)
     assert resolve_pseudo_labels(None, "text", 10) is None
     with pytest.raises(ConfigError, match="text"):  # asked for explicitly: refused, not silently dropped
@@ -213,7 +219,7 @@ class _Told(PseudoLabeler):
         super().__init__(share=1.0, **kwargs)
         self.told = told
 
-    def pseudo_labels(self, X, labeled, labels):
+    def pseudo_labels(self, X, labeled, labels, remember=True):
         rows = np.setdiff1d(np.arange(len(X)), labeled)
         return rows, self.told[rows]
 
@@ -251,3 +257,38 @@ def test_one_check_fold_is_refused_naming_the_field():
         config_from_dict({"loop": {"name": "t", "purpose": PURPOSE, "pseudo_labels": {"check_folds": 1}},
                           "data": {"builtin": "digits"}, "stop": {"max_labels": 20}})
     assert err.value.field == "loop.pseudo_labels.PseudoLabels.check_folds" and "at least 2" in str(err.value)
+
+
+def test_a_loop_begun_before_the_graph_setting_keeps_its_fingerprint():
+    from clicloop.orchestrator.loop_setup import fingerprint
+
+    cfg = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {}}))
+    # the hash clicloop gave this config before loop.pseudo_labels.graph existed and max_pool had a default of 100,000
+    assert fingerprint(cfg)[0] == "21b4a871ec8648936139247727410d01369a073b913173b11f55094520e16a72"
+    other = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"graph": "exact"}}))
+    assert fingerprint(other)[0] != fingerprint(cfg)[0]
+
+
+def test_without_faiss_auto_is_off_above_the_exact_graph_and_an_explicit_section_is_refused(monkeypatch, caplog):
+    monkeypatch.setattr("clicloop.orchestrator.training.semisup.approximate_available", lambda: False)
+    caplog.set_level("INFO", logger="clicloop.orchestrator.training.semisup")
+    assert resolve_pseudo_labels("auto", "numeric", 50_000, 64, 10) is None
+    assert "clicloop[ann]" in caplog.text
+    assert resolve_pseudo_labels("auto", "numeric", 5_000, 64, 10) == PseudoLabels(share=1.0, agree=True)  # exact graph
+    with pytest.raises(ConfigError, match=r"clicloop\[ann\]") as err:
+        check_pseudo_labels(PseudoLabels(), "numeric", 50_000)
+    assert err.value.field == "loop.pseudo_labels.graph"
+    check_pseudo_labels(PseudoLabels(graph="exact"), "numeric", 50_000)
+
+
+def test_max_rows_keeps_the_surest_pseudo_labels_only():
+    from clicloop.orchestrator.training.spreading import normalise
+
+    X, truth = two_blobs()
+    labeled = np.array([0, 60])
+    every = PseudoLabeler(share=1.0, cache=False).pseudo_labels(X, labeled, truth[labeled])
+    capped = PseudoLabeler(share=1.0, cache=False, max_rows=7)
+    rows, labels = capped.pseudo_labels(X, labeled, truth[labeled])
+    assert rows.size == 7 and set(rows) <= set(every[0])
+    confidence = normalise(capped.spread_[every[0]]).max(axis=1)
+    assert confidence[np.isin(every[0], rows)].min() >= confidence[~np.isin(every[0], rows)].max()

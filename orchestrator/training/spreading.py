@@ -1,0 +1,105 @@
+"""Label spreading on a sparse k-nearest-neighbour graph, warm-started from the last solution.
+
+The iteration of D. Zhou, O. Bousquet, T. N. Lal, J. Weston and B. Schölkopf, "Learning with local
+and global consistency" (NIPS 2003), as scikit-learn's ``LabelSpreading`` runs it:
+``F <- alpha * S @ F + (1 - alpha) * Y`` with ``S = D^-1/2 W D^-1/2`` (the negated normalised
+Laplacian of the graph ``W``, zero diagonal), until the summed change is below ``tol``. ``S`` stays
+sparse (``n * k`` entries), so a round costs ``n * k * classes`` per iteration instead of the
+dense kernel's ``n^2``. The fixed point does not depend on where the iteration starts, so each
+round starts from the last round's ``F`` (the labels bought since move it a little) and needs
+fewer iterations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def normalised_graph(W: Any) -> Any:
+    """``S`` for the connectivity graph ``W``, exactly as ``LabelSpreading._build_graph`` makes it
+    (scipy's normalised Laplacian, negated, diagonal zeroed), in CSR."""
+    from scipy.sparse.csgraph import laplacian
+
+    S = (-laplacian(W.tocoo(), normed=True)).tocoo()
+    S.data[S.row == S.col] = 0.0
+    S = S.tocsr()
+    S.eliminate_zeros()
+    return S.astype(np.float32)
+
+
+def spread(S: Any, rows: np.ndarray, codes: np.ndarray, n_classes: int, alpha: float, max_iter: int = 100,
+           tol: float = 1e-3, start: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """``(F, iterations)``: the spread (unnormalised) label scores, ``n x n_classes`` float32, for
+    the labeled ``rows`` with class ``codes``; ``start`` (a previous ``F`` with these columns)
+    warm-starts the iteration."""
+    n = S.shape[0]
+    static = np.zeros((n, n_classes), dtype=np.float32)
+    static[rows, codes] = 1.0 - alpha
+    if start is None:
+        F = np.zeros((n, n_classes), dtype=np.float32)
+        F[rows, codes] = 1.0
+    else:
+        F = np.array(start, dtype=np.float32)
+    for it in range(max_iter):
+        new = S @ F
+        new *= alpha
+        new += static
+        change = float(np.abs(new - F).sum(dtype=np.float64))
+        F = new
+        if change < tol:
+            return F, it + 1
+    return F, max_iter
+
+
+def columns_for(previous: np.ndarray | None, old_classes: np.ndarray | None, classes: np.ndarray) -> np.ndarray | None:
+    """The previous ``F`` with its columns in the order of ``classes`` (zeros for a class that is
+    new); None when there is no previous solution."""
+    if previous is None or old_classes is None:
+        return None
+    F = np.zeros((previous.shape[0], classes.size), dtype=np.float32)
+    where = {c: j for j, c in enumerate(old_classes.tolist())}
+    for j, c in enumerate(classes.tolist()):
+        if c in where:
+            F[:, j] = previous[:, where[c]]
+    return F
+
+
+def normalise(F: np.ndarray) -> np.ndarray:
+    """Rows of ``F`` as distributions (a row with no mass stays zero), as ``LabelSpreading`` ends."""
+    total = F.sum(axis=1, keepdims=True)
+    total[total == 0] = 1.0
+    return F / total
+
+
+def respread(S: Any, F: np.ndarray, change: Any, alpha: float, max_iter: int = 100, tol: float = 1e-3,
+             eps: float = 1e-7) -> int:
+    """Move ``F``, the spread scores for the labels before, to those for the labels now, in place;
+    ``change`` is ``Y_now - Y_before`` (sparse, ``n x classes``). Returns the iterations.
+
+    The fixed point is linear in the labels: ``F = (1 - alpha) (I - alpha S)^-1 Y``, so the new
+    labels add ``(1 - alpha) sum_t (alpha S)^t change``, a series whose terms stay sparse: each
+    touches the neighbourhood of the items whose label changed, a few hops out, instead of the
+    whole pool. Entries under ``eps`` are dropped; the series stops when a term's summed size is
+    under ``tol`` (the test ``spread`` applies to the whole ``F``)."""
+    term = (change * (1.0 - alpha)).astype(np.float32).tocsr()
+    total = term.copy()
+    for it in range(max_iter):
+        term = (S @ term) * alpha
+        term.data[np.abs(term.data) < eps] = 0.0
+        term.eliminate_zeros()
+        total = total + term
+        if float(np.abs(term.data).sum(dtype=np.float64)) < tol:
+            break
+    total = total.tocoo()
+    total.sum_duplicates()
+    F[total.row, total.col] += total.data
+    return it + 1
+
+
+def label_matrix(rows: np.ndarray, codes: np.ndarray, n: int, n_classes: int) -> Any:
+    """``Y``: one-hot rows for the labeled items (sparse, ``n x n_classes``)."""
+    from scipy import sparse
+
+    return sparse.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, codes)), shape=(n, n_classes))

@@ -1,0 +1,112 @@
+"""What pseudo-labels carry from one round to the next: the last two rounds' spreading solutions
+(``F``, their classes and labels) and pseudo-labeled fits, in memory and, for a loop, on disk.
+
+Two, because a round can run twice: a loop killed after a round's fit re-fits that round when it
+resumes. Labels seen before (the newest generation's) start from the generation before them, as
+the first time; new labels start from the newest. So a resumed loop computes what an
+uninterrupted one computes, bit for bit, and records the same ledger. Deleting the folder only
+costs that: the next round spreads afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def labels_key(rows: np.ndarray, labels: np.ndarray) -> str:
+    """A hash of which rows hold which labels."""
+    h = hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
+    h.update("\0".join(np.asarray(labels).astype(str).tolist()).encode())
+    return h.hexdigest()[:24]
+
+
+class Generations:
+    """The newest two generations; ``folder`` (None: memory only) keeps them across processes."""
+
+    def __init__(self, folder: Path | None = None):
+        self.folder = folder
+
+    def _gens(self) -> list[dict[str, Any]]:
+        if getattr(self, "gens_", None) is None:
+            self.gens_ = self._load()
+        return self.gens_
+
+    def base(self, key: str) -> dict[str, Any] | None:
+        """The generation to start from for the labels ``key``."""
+        gens = self._gens()
+        if gens and gens[-1]["key"] == key:
+            return gens[-2] if len(gens) > 1 else None
+        return gens[-1] if gens else None
+
+    def record(self, key: str, F: np.ndarray, classes: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> None:
+        """The solution for the labels ``key``: replaces the newest generation if it had these labels."""
+        gens = self._gens()
+        if gens and gens[-1]["key"] == key:
+            gens.pop()
+        gens.append({"key": key, "F": F, "classes": classes, "rows": rows, "codes": codes, "trained": None})
+        del gens[:-2]
+        self._save()
+
+    def record_trained(self, trained: Any) -> None:
+        """The pseudo-labeled fit of the newest generation."""
+        gens = self._gens()
+        if gens:
+            gens[-1]["trained"] = trained
+            self._save(trained_only=True)
+
+    def _save(self, trained_only: bool = False) -> None:
+        if self.folder is None:
+            return
+        import joblib
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for g in self.gens_:
+            npz = self.folder / f"{g['key']}.npz"
+            if not trained_only and not npz.exists():
+                tmp = self.folder / f"{g['key']}.{os.getpid()}.tmp.npz"
+                np.savez(tmp, F=g["F"], classes=g["classes"].astype(str), rows=g["rows"], codes=g["codes"])
+                os.replace(tmp, npz)
+            if g["trained"] is not None and not (self.folder / f"{g['key']}.joblib").exists():
+                tmp = self.folder / f"{g['key']}.{os.getpid()}.tmp.joblib"
+                try:
+                    joblib.dump(g["trained"], tmp)
+                except (pickle.PicklingError, TypeError, AttributeError):  # a model that cannot be saved: kept in memory
+                    tmp.unlink(missing_ok=True)
+                    continue
+                os.replace(tmp, self.folder / f"{g['key']}.joblib")
+        chain = self.folder / "chain.json"
+        tmp = self.folder / f"chain.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps([g["key"] for g in self.gens_]))
+        os.replace(tmp, chain)
+        keep = {f"{g['key']}.npz" for g in self.gens_} | {f"{g['key']}.joblib" for g in self.gens_} | {"chain.json"}
+        for old in self.folder.iterdir():
+            if old.name not in keep and ".tmp" not in old.name:
+                old.unlink(missing_ok=True)
+
+    def _load(self) -> list[dict[str, Any]]:
+        if self.folder is None or not (self.folder / "chain.json").exists():
+            return []
+        gens = []
+        try:
+            for key in json.loads((self.folder / "chain.json").read_text()):
+                with np.load(self.folder / f"{key}.npz", allow_pickle=False) as z:
+                    g = {"key": key, "F": z["F"], "classes": z["classes"], "rows": z["rows"], "codes": z["codes"],
+                         "trained": None}
+                if (self.folder / f"{key}.joblib").exists():
+                    import joblib
+
+                    g["trained"] = joblib.load(self.folder / f"{key}.joblib")
+                gens.append(g)
+        except (OSError, ValueError, KeyError, EOFError) as e:  # a damaged cache only costs recomputation
+            import logging
+
+            logging.getLogger(__name__).warning("pseudo-labels: ignoring the saved state in %s (%s)", self.folder, e)
+            return []
+        return gens
