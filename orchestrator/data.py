@@ -34,12 +34,17 @@ class Pool:
     source: str
     sensitive: np.ndarray | None = None  # flagged personal or sensitive in the data
     disturbing: np.ndarray | None = None  # flagged disturbing in the data (content warning)
+    texts: np.ndarray | None = None  # the items' texts: X of a text pool, kept when X becomes its embeddings
+
+    def __post_init__(self) -> None:
+        if self.texts is None and self.kind == "text":
+            self.texts = self.X
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def payload(self, i: int) -> Any:
-        return self.X[i] if self.kind == "text" else None
+        return self.texts[i] if self.texts is not None else None
 
 
 @dataclass
