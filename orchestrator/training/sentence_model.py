@@ -21,6 +21,7 @@ from clicloop.orchestrator.training.embeddings import default_model, embed_texts
 log = logging.getLogger("clicloop")
 
 NAME = "sentence-embedding"
+CACHE_MIN = 256  # fewer texts are embedded without the disk cache (cheap; each cached set is a file)
 
 
 class SentenceEmbedding:
@@ -49,8 +50,9 @@ class SentenceEmbedding:
         return self
 
     def encode(self, texts: Any) -> np.ndarray:
-        """The embeddings of ``texts`` (cached on disk, memory-mapped)."""
-        return embed_texts(texts, self.model, batch_size=self.batch_size, device=self.device)
+        """The embeddings of ``texts``: cached on disk (memory-mapped) from ``CACHE_MIN`` texts on;
+        fewer (a Label Studio ``/predict`` call) are computed directly."""
+        return embed_texts(texts, self.model, batch_size=self.batch_size, device=self.device, cache=len(texts) >= CACHE_MIN)
 
     def _features(self, X: Any) -> np.ndarray:
         if getattr(X, "ndim", 1) == 2 and getattr(X, "dtype", np.dtype(object)).kind in "fiu":
