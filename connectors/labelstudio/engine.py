@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from clicloop.backends.labelstudio_client import LabelStudioClient, LabelStudioError
-from clicloop.connectors.labelstudio.labelset import LabelConfigError, Schema, compare, parse_schema, restrict
+from clicloop.connectors.labelstudio.labelset import LabelConfigError, Restricted, Schema, compare, parse_schema, restrict
 from clicloop.connectors.labelstudio.modelstore import ModelStore, StoredModelError, training_set_hash, version_number
 from clicloop.connectors.labelstudio.recorder import Recorder, answer_label
 from clicloop.connectors.labelstudio.relabel import answers_with, readmit
@@ -155,7 +155,7 @@ class ProjectModel:
         if not tasks:
             return [], []
         X, _ = self._features([t["data"] for t in tasks])
-        encode = getattr(getattr(model, "model", model), "encode", None)  # through Restricted
+        encode = getattr(model.model if isinstance(model, Restricted) else model, "encode", None)
         if X.dtype == object and callable(encode):  # texts embedded once, for the prediction and the score
             X = np.asarray(encode(X))
         proba = np.asarray(model.predict_proba(X))
