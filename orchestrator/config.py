@@ -31,7 +31,7 @@ class Source(_Strict):
     features: list[str] | None = Field(None, description="numeric feature columns (default: every numeric column)")
     vectors: str | None = Field(None, description="a column of precomputed embeddings (lists of numbers) as the features")
     embeddings: Path | None = Field(None, description="precomputed embeddings as the features: .npy (rows in order), "
-                                    ".npz (X, optional id) or a table with an id column (docs/data.md)")
+                                    ".npz (X, optional id) or a table with an id column (docs/text.md)")
     label: str | None = Field("label", description="label column: seed labels in the pool, required in eval")
     truth: str | None = Field(None, description="ground truth that only the simulated crowd reads")
     sensitive: str | None = Field(None, description="boolean column: personal or sensitive items (confidential backends only)")
