@@ -63,9 +63,7 @@ def join(path: Path, ids: np.ndarray, by_id: bool, id_column: str) -> np.ndarray
                                 f"'id' naming each row; it holds {z.files}")
             X, row_ids = np.asarray(z["X"]), (np.asarray(z["id"]) if "id" in z.files else None)
         return _in_order(X, ids, name) if row_ids is None else _by_id(X, row_ids, ids, name)
-    from clicloop.orchestrator.data import _read
-
-    cols, _ = _read(path)
+    cols = _table(path)
     if id_column not in cols:
         raise DataError(f"{name}: the embeddings need an id column {id_column!r} to join them to the data "
                         f"(columns: {', '.join(map(repr, cols))})")
@@ -105,10 +103,32 @@ def _by_id(X: np.ndarray, row_ids: np.ndarray, ids: np.ndarray, name: str) -> np
     return np.asarray(X[np.fromiter((where[i] for i in ids), dtype=np.int64, count=len(ids))], dtype=np.float32)
 
 
-def _key(v: Any) -> str:
-    from clicloop.orchestrator.data import _label_str
+def _table(path: Path) -> dict[str, Any]:
+    """The columns of a Parquet, CSV or JSON Lines file of embeddings."""
+    import pandas as pd
 
-    return _label_str(v.decode() if isinstance(v, bytes) else v)
+    try:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif path.suffix in (".jsonl", ".ndjson"):
+            frame = pd.read_json(path, lines=True, dtype=False)
+        elif path.suffix == ".csv":
+            frame = pd.read_csv(path)
+        else:
+            raise DataError(f"{path}: unsupported embeddings file {path.suffix!r}; use .npy, .npz, .parquet, .csv or .jsonl")
+    except ImportError as e:
+        raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'clicloop[parquet]'") from e
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: cannot read it: {e}") from e
+    return {str(c): frame[c].to_numpy() for c in frame.columns}
+
+
+def _key(v: Any) -> str:
+    """An id as text, as the data's ids are (``3.0`` -> ``3``)."""
+    v = v.decode() if isinstance(v, bytes) else v
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v.item() if isinstance(v, np.generic) else v)
 
 
 def _finite(X: np.ndarray, name: str) -> np.ndarray:
