@@ -126,3 +126,12 @@ def test_the_fitted_model_pickles_without_the_encoder(cache):
     again = pickle.loads(pickle.dumps(model))
     assert len(pickle.dumps(model)) < 200_000  # the head only; the weights stay in the model folder
     np.testing.assert_allclose(again.predict_proba(texts[:3]), model.predict_proba(texts[:3]))
+
+
+def test_naming_the_model_without_sentence_transformers_says_what_to_install(monkeypatch):
+    from clicloop.orchestrator.errors import PluginError
+    from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+
+    monkeypatch.setattr("clicloop.orchestrator.plugins._installed", lambda module: module != "sentence_transformers")
+    with pytest.raises(PluginError, match=r"needs sentence_transformers.*pip install 'clicloop\[text\]'"):
+        Registry(get_plugin_manager(load_entrypoints=False)).create("model", "sentence-embedding", {}, field="model")
