@@ -49,10 +49,12 @@ class SentenceEmbedding:
             setattr(self, key, value)
         return self
 
-    def encode(self, texts: Any) -> np.ndarray:
-        """The embeddings of ``texts``: cached on disk (memory-mapped) from ``CACHE_MIN`` texts on;
-        fewer (a Label Studio ``/predict`` call) are computed directly."""
-        return embed_texts(texts, self.model, batch_size=self.batch_size, device=self.device, cache=len(texts) >= CACHE_MIN)
+    def encode(self, texts: Any, cache: bool | None = None) -> np.ndarray:
+        """The embeddings of ``texts``, cached on disk (memory-mapped) when ``cache``; by default
+        from ``CACHE_MIN`` texts on (fewer, such as a Label Studio ``/predict`` call, are computed
+        directly). The loop's pool and evaluation set are always cached."""
+        cache = len(texts) >= CACHE_MIN if cache is None else cache
+        return embed_texts(texts, self.model, batch_size=self.batch_size, device=self.device, cache=cache)
 
     def _features(self, X: Any) -> np.ndarray:
         if getattr(X, "ndim", 1) == 2 and getattr(X, "dtype", np.dtype(object)).kind in "fiu":
@@ -102,11 +104,11 @@ def auto_model(kind: str) -> tuple[str, str]:
 def embed_data(model: Any, pool: Any, evalset: Any) -> tuple[Any, Any]:
     """The pool and evaluation set with their texts replaced by ``model``'s embeddings (numeric
     features); the pool keeps its texts for the tasks (``Pool.texts``). Unchanged when the pool
-    is not text or the model does not embed."""
+    is not text or the model does not embed (has no ``encode(texts, cache=...)``)."""
     encode = getattr(model, "encode", None)
     if pool.kind != "text" or not callable(encode):
         return pool, evalset
-    embedded = replace(pool, X=encode(pool.X), kind="numeric", texts=pool.texts)
+    embedded = replace(pool, X=encode(pool.X, cache=True), kind="numeric", texts=pool.texts)
     if evalset is not None and getattr(evalset.X, "ndim", 1) == 1:
-        evalset = replace(evalset, X=np.asarray(encode(evalset.X)))
+        evalset = replace(evalset, X=np.asarray(encode(evalset.X, cache=True)))
     return embedded, evalset
