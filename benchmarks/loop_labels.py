@@ -70,9 +70,12 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 # -- data ---------------------------------------------------------------------------------------
 
 
-def prepare(spec: str, folder: Path, classes: int | None = None, compress: bool = False) -> dict[str, Any]:
+def prepare(spec: str, folder: Path, classes: int | None = None, compress: bool = False, text: bool = False) -> dict[str, Any]:
     """Write ``pool.npz`` / ``eval.npz`` for ``spec`` into ``folder`` (compressed: smaller, slower to
-    write); returns the data's summary."""
+    write); returns the data's summary. With ``text``, ``pool.jsonl`` / ``eval.jsonl`` hold the
+    same rows' raw texts instead (a folder with ``<name>.jsonl`` only)."""
+    if text:
+        return prepare_text(Path(spec), folder, classes)
     if (Path(spec) / "pool.npz").exists():
         with np.load(Path(spec) / "pool.npz") as p, np.load(Path(spec) / "eval.npz") as e:
             X, y, Xe, ye = p["X"], p["truth"], e["X"], e["label"]
@@ -108,7 +111,34 @@ def prepare(spec: str, folder: Path, classes: int | None = None, compress: bool 
     return meta
 
 
+def prepare_text(src: Path, folder: Path, classes: int | None = None) -> dict[str, Any]:
+    """``pool.jsonl`` (id, text, truth) and ``eval.jsonl`` (id, text, label): the in-scope train
+    and test rows of ``src/<name>.jsonl``, the rows :func:`prepare` takes, as raw text."""
+    name = src.name
+    rows = [json.loads(line) for line in open(src / f"{name}.jsonl", encoding="utf-8")]
+    rows = [r for r in rows if r["label"] != "oos"]
+    if classes:
+        kept = set(sorted({r["label"] for r in rows})[:classes])
+        rows = [r for r in rows if r["label"] in kept]
+        name = f"{name} (first {classes} labels)"
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split, out, column in (("train", "pool.jsonl", "truth"), ("test", "eval.jsonl", "label")):
+        part = [r for r in rows if r["split"] == split]
+        with open(folder / out, "w", encoding="utf-8") as f:
+            for r in part:
+                f.write(json.dumps({"id": r["id"], "text": r["text"], column: r["label"]}) + "\n")
+        counts[split] = len(part)
+    meta = {"name": f"{name} (raw text)", "pool": counts["train"], "eval": counts["test"], "dims": 0,
+            "classes": len({r["label"] for r in rows}), "text": True}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return meta
+
+
 def data_section(folder: Path, seed_size: int) -> dict[str, Any]:
+    if (folder / "pool.jsonl").exists():
+        return {"pool": {"path": str(folder / "pool.jsonl"), "id": "id", "text": "text", "label": "label", "truth": "truth"},
+                "eval": {"path": str(folder / "eval.jsonl"), "text": "text", "label": "label"}, "seed_size": seed_size}
     return {"pool": {"path": str(folder / "pool.npz"), "label": "label", "truth": "truth"},
             "eval": {"path": str(folder / "eval.npz"), "label": "label"}, "seed_size": seed_size}
 
@@ -167,11 +197,12 @@ def full_accuracy(overrides: dict[str, Any], folder: Path, ns: argparse.Namespac
     from clicloop import config_from_dict
     from clicloop.orchestrator.data import load_data
     from clicloop.orchestrator.plugins import Registry, get_plugin_manager
-    from clicloop.orchestrator.training.models import DEFAULT_FOR, evaluate
+    from clicloop.orchestrator.training.models import evaluate
+    from clicloop.orchestrator.training.sentence_model import auto_model
 
     cfg = config_from_dict(loop_config(overrides, folder, ns, 0, "sqlite://"))
     pool, evalset, _ = load_data(cfg.data, 0)
-    name = DEFAULT_FOR[pool.kind] if cfg.model.name == "auto" else cfg.model.name
+    name = auto_model(pool.kind)[0] if cfg.model.name == "auto" else cfg.model.name
     model = Registry(get_plugin_manager(load_entrypoints=False)).create("model", name, cfg.model.params)
     model.fit(pool.X, pool.truth.astype(str))
     return float(evaluate(model, evalset, "accuracy"))
@@ -199,7 +230,7 @@ def run(ns: argparse.Namespace) -> None:
     rows = configs(ns)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "data"
-        meta = prepare(ns.data, folder, ns.classes)
+        meta = prepare(ns.data, folder, ns.classes, text=ns.text)
         if ns.seed_size is None:
             ns.seed_size = 20 if meta["classes"] <= 20 else 200
         _init_worker()
@@ -306,6 +337,8 @@ def main() -> None:
     p.add_argument("--configs", nargs="+", default=["default", "margin"], metavar="NAME[=JSON]")
     p.add_argument("--set", type=json.loads, default={}, metavar="JSON", help="merged into every row's config")
     p.add_argument("--noise", type=float, default=0.0, metavar="P", help="each answer is wrong with probability P")
+    p.add_argument("--text", action="store_true", help="the pool and evaluation set as raw text (pool.jsonl, eval.jsonl): "
+                   "model auto embeds them (sentence-embedding); rows may name another model")
     p.add_argument("--classes", type=int, default=None, metavar="K", help="keep the first K labels only (short runs)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default="loop_labels.json")
@@ -315,7 +348,7 @@ def main() -> None:
     if ns.report:
         return report(ns.report)
     if ns.prepare:
-        print(prepare(ns.data, Path(ns.prepare), ns.classes, compress=True))
+        print(prepare(ns.data, Path(ns.prepare), ns.classes, compress=True, text=ns.text))
         return None
     run(ns)
     return None

@@ -29,6 +29,9 @@ class Source(_Strict):
     id: str | None = Field(None, description="id column; row numbers when absent")
     text: str | None = Field(None, description="text column (text features)")
     features: list[str] | None = Field(None, description="numeric feature columns (default: every numeric column)")
+    vectors: str | None = Field(None, description="a column of precomputed embeddings (lists of numbers) as the features")
+    embeddings: Path | None = Field(None, description="precomputed embeddings as the features: .npy (rows in order), "
+                                    ".npz (X, optional id) or a table with an id column (docs/text.md)")
     label: str | None = Field("label", description="label column: seed labels in the pool, required in eval")
     truth: str | None = Field(None, description="ground truth that only the simulated crowd reads")
     sensitive: str | None = Field(None, description="boolean column: personal or sensitive items (confidential backends only)")
@@ -38,6 +41,10 @@ class Source(_Strict):
     def _text_or_features(self) -> Source:
         if self.text and self.features:
             raise ValueError("give either 'text' or 'features', not both")
+        if self.vectors and self.embeddings:
+            raise ValueError("give either 'vectors' (a column) or 'embeddings' (a file), not both")
+        if (self.vectors or self.embeddings) and self.features:
+            raise ValueError("'vectors' / 'embeddings' are the features: remove 'features'")
         return self
 
 

@@ -34,12 +34,17 @@ class Pool:
     source: str
     sensitive: np.ndarray | None = None  # flagged personal or sensitive in the data
     disturbing: np.ndarray | None = None  # flagged disturbing in the data (content warning)
+    texts: np.ndarray | None = None  # the items' texts: X of a text pool, kept when X becomes its embeddings
+
+    def __post_init__(self) -> None:
+        if self.texts is None and self.kind == "text":
+            self.texts = self.X
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def payload(self, i: int) -> Any:
-        return self.X[i] if self.kind == "text" else None
+        return self.texts[i] if self.texts is not None else None
 
 
 @dataclass
@@ -73,7 +78,7 @@ def read_pool(source: Source) -> Pool:
     if n == 0:
         raise DataError(f"{name}: the pool is empty; nothing to label")
     ids = _ids(cols, source, n, name)
-    kind, X = _features(cols, source, name)
+    kind, X, texts = _features_of(cols, source, ids, name)
     truth = _labels(cols, source.truth, name) if source.truth else None
     seed_labels: dict[str, str] = {}
     if source.label and source.label in cols:
@@ -81,7 +86,19 @@ def read_pool(source: Source) -> Pool:
         seed_labels = {ids[i]: labels[i] for i in np.flatnonzero(labels != None)}  # noqa: E711
     sensitive = _flags(cols, source.sensitive, name) if source.sensitive else None
     disturbing = _flags(cols, source.disturbing, name) if source.disturbing else None
-    return Pool(ids, X, kind, truth, seed_labels, name, sensitive, disturbing)
+    return Pool(ids, X, kind, truth, seed_labels, name, sensitive, disturbing, texts)
+
+
+def _features_of(cols: dict[str, Any], source: Source, ids: np.ndarray, name: str) -> tuple[str, Any, np.ndarray | None]:
+    """``(kind, X, texts)``: precomputed embeddings (``vectors`` / ``embeddings``) are numeric
+    features, the text column (if any) is kept for the tasks."""
+    if not (source.vectors or source.embeddings):
+        kind, X = _features(cols, source, name)
+        return kind, X, X if kind == "text" else None
+    from clicloop.orchestrator.vectors import precomputed
+
+    texts = _features(cols, source, name)[1] if source.text else None
+    return "numeric", precomputed(cols, ids, source, name), texts
 
 
 def _flags(cols: dict[str, Any], column: str, name: str) -> np.ndarray:
@@ -103,9 +120,11 @@ def read_eval(source: Source, kind: str) -> EvalSet:
     cols, name = _read(source.path)
     if _n_rows(cols, name) == 0:
         raise DataError(f"{name}: the evaluation set is empty")
-    got_kind, X = _features(cols, source, name)
+    ids = _ids(cols, source, _n_rows(cols, name), name) if source.embeddings else np.empty(0, dtype=object)
+    got_kind, X, _ = _features_of(cols, source, ids, name)
     if got_kind != kind:
-        raise DataError(f"{name}: the evaluation set has {got_kind} features but the pool has {kind} features")
+        raise DataError(f"{name}: the evaluation set has {got_kind} features but the pool has {kind} features"
+                        + (" (give data.eval the same vectors or embeddings as data.pool)" if kind == "numeric" else ""))
     if not source.label or source.label not in cols:
         raise DataError(f"{name}: the evaluation set needs a label column ({source.label!r} not found)")
     y = _labels(cols, source.label, name)

@@ -24,11 +24,12 @@ from clicloop.orchestrator.crowd import quality
 from clicloop.orchestrator.crowd.redundancy import check_answer, doubtful_items
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
-from clicloop.orchestrator.training.models import DEFAULT_FOR, confidence_weights, evaluate, predictions_for
+from clicloop.orchestrator.training.models import confidence_weights, evaluate, predictions_for
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
 from clicloop.orchestrator.runner import RunnerLease
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels, state_name
+from clicloop.orchestrator.training.sentence_model import auto_model, embed_data
 from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
 from clicloop.orchestrator.types import BackendContext, Model, RoundResult, Task
@@ -121,7 +122,7 @@ class Loop:
         if restart:
             self.ledger_.delete_loop(self.name)
         self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed)
-        texts = self.pool_.X if self.pool_.kind == "text" else None
+        texts = self.pool_.texts
         self.sensitive_ = sensitive_mask(texts, self.pool_.sensitive, cfg.loop.sensitive, len(self.pool_))
         self.warned_ = warning_mask(texts, self.pool_.disturbing, warning, len(self.pool_))
         self.known_ = dict(self.pool_.seed_labels) if cfg.loop.gold is not None else {}  # gold: the known answers
@@ -138,12 +139,14 @@ class Loop:
         self.pool_ = self.pool or pool
         self.evalset_ = self.evalset if self.evalset is not None else evalset
         self.index_ = {item_id: i for i, item_id in enumerate(self.pool_.ids)}
-        self.model_name_ = DEFAULT_FOR[self.pool_.kind] if cfg.model.name == "auto" else cfg.model.name
+        self.model_name_, why = auto_model(self.pool_.kind) if cfg.model.name == "auto" else (cfg.model.name, "the config's model.name")
+        log.info("model: %s (%s)", self.model_name_, why)
         self.registry_.get("model", self.model_name_, field="model.name")
         self.strategy_ = self.strategy or self.registry_.create("strategy", cfg.strategy.name, cfg.strategy.params, field="strategy")
         self.backend_ = self.backend or self.registry_.create("backend", cfg.backend.name, cfg.backend.params, field="backend")
         self.aggregator_ = self.registry_.create("aggregator", cfg.aggregator.name, cfg.aggregator.params, field="aggregator")
         model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, cfg.model.params, field="model")
+        self.pool_, self.evalset_ = embed_data(model, self.pool_, self.evalset_)  # a text pool, embedded once: numeric from here on
         if self.model is None:
             check_model(cfg, model, self.pool_.X, self.labels_)
         check_strategy(cfg, self.strategy_, model, self.pool_.X)

@@ -107,6 +107,10 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
     for name, default in (("mode", "rounds"), ("lookahead", None), ("refit_every", 10)):  # later fields: older loops keep their hash
         if body["loop"].get(name) == default:
             del body["loop"][name]
+    for source in (body["data"].get("pool"), body["data"].get("eval")):  # later fields: left out when unset, likewise
+        for key in ("vectors", "embeddings"):
+            if isinstance(source, dict) and source.get(key) is None:
+                source.pop(key, None)
     body = public_config(body)
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

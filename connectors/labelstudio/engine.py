@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from clicloop.backends.labelstudio_client import LabelStudioClient, LabelStudioError
-from clicloop.connectors.labelstudio.labelset import LabelConfigError, Schema, compare, parse_schema, restrict
+from clicloop.connectors.labelstudio.labelset import LabelConfigError, Restricted, Schema, compare, parse_schema, restrict
 from clicloop.connectors.labelstudio.modelstore import ModelStore, StoredModelError, training_set_hash, version_number
 from clicloop.connectors.labelstudio.recorder import Recorder, answer_label
 from clicloop.connectors.labelstudio.relabel import answers_with, readmit
@@ -22,6 +22,7 @@ from clicloop.connectors.labelstudio.settings import ServeSettings
 from clicloop.connectors.labelstudio.writeback import ScoreWriter
 from clicloop.orchestrator.errors import ClicloopError
 from clicloop.orchestrator.seeding import rng_for
+from clicloop.orchestrator.training.sentence_model import auto_model
 
 log = logging.getLogger("clicloop.labelstudio.ml")
 
@@ -154,6 +155,9 @@ class ProjectModel:
         if not tasks:
             return [], []
         X, _ = self._features([t["data"] for t in tasks])
+        encode = getattr(model.model if isinstance(model, Restricted) else model, "encode", None)
+        if X.dtype == object and callable(encode):  # texts embedded once, for the prediction and the score
+            X = np.asarray(encode(X))
         proba = np.asarray(model.predict_proba(X))
         classes = np.asarray(model.classes_).astype(str)
         best = proba.argmax(axis=1)
@@ -254,7 +258,8 @@ class ProjectModel:
         X, kind = self._features(datas)
         name = self.settings.model_name
         if name == "auto":
-            name = "tfidf-logreg" if kind == "text" else "scaled-logreg"
+            name, why = auto_model(kind)
+            log.info("project %s: model %s (%s)", self.project_id, name, why)
         model = self._create("model", name)
         model.fit(X, np.asarray(labels, dtype=object).astype(str))
         training_set = training_set_hash(ids, labels, [d.get(schema.field) for d in datas])

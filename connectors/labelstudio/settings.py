@@ -18,8 +18,9 @@ class ServeSettings:
         ``Authorization: Bearer``/``Token``, or the URL path prefix ``/t/<token>/``).
     loop: ledger loop-name prefix; each Label Studio project gets ``<loop>.p<project id>``.
     ledger: SQLAlchemy URL of the clicloop ledger.
-    model_name, model_params: the clicloop model (``auto``: TF-IDF + logistic regression for
-        text, scaled logistic regression for numeric vectors).
+    model_name, model_params: the clicloop model (``auto``: sentence embeddings + logistic
+        regression for text, TF-IDF + logistic regression without sentence-transformers; scaled
+        logistic regression for numeric vectors).
     strategy_name, strategy_params: the acquisition function written into each task's data.
     plugins: extra plugin modules (as in the config).
     train_every: retrain after this many new annotations, and train a first model as soon as two

@@ -39,7 +39,16 @@ def tfidf_logreg(C: float = 10.0, max_iter: int = 2000, ngram_max: int = 2, min_
     )
 
 
-DEFAULT_FOR = {"text": "tfidf-logreg", "numeric": "scaled-logreg"}
+def sentence_embedding(model: str | None = None, C: float = 1.0, max_iter: int = 2000, scale: bool = True,
+                       batch_size: int = 64, device: str | None = None) -> Any:
+    """Sentence embeddings (sentence-transformers), then logistic regression: see
+    :mod:`clicloop.orchestrator.training.sentence_model`."""
+    from clicloop.orchestrator.training.sentence_model import sentence_embedding as factory
+
+    return factory(model, C, max_iter, scale, batch_size, device)
+
+
+DEFAULT_FOR = {"text": "tfidf-logreg", "numeric": "scaled-logreg"}  # without sentence-transformers; see auto_model
 
 
 @hookimpl
@@ -47,6 +56,7 @@ def clicloop_register_models(register: Register) -> None:
     register("logreg", logreg)
     register("scaled-logreg", scaled_logreg)
     register("tfidf-logreg", tfidf_logreg)
+    register("sentence-embedding", sentence_embedding, requires=["sentence_transformers"], extra="text")
 
 
 # -- what the loop asks of a fitted model -------------------------------------------------------

@@ -54,10 +54,10 @@ def test_text_pools_and_pools_over_max_pool_are_refused_with_the_field():
     check_pseudo_labels(None, "text", 10**9)  # off: nothing to check
 
 
-def test_text_pool_with_pseudo_labels_fails_when_the_loop_is_set_up(tmp_path):
+def test_raw_text_pool_with_pseudo_labels_fails_when_the_loop_is_set_up(tmp_path):
     path = tmp_path / "pool.csv"
     path.write_text("id,text,label\na,hello there,greet\nb,bye now,leave\nc,hi,\n")
-    cfg = config_from_dict({"loop": {"name": "t", "purpose": PURPOSE, "pseudo_labels": {}},
+    cfg = config_from_dict({"loop": {"name": "t", "purpose": PURPOSE, "pseudo_labels": {}}, "model": {"name": "tfidf-logreg"},
                             "data": {"pool": {"path": str(path), "id": "id", "text": "text"}},
                             "stop": {"max_labels": 20}, "ledger": f"sqlite:///{tmp_path / 'w.db'}"})
     with pytest.raises(ConfigError, match="loop.pseudo_labels"):
@@ -147,16 +147,20 @@ def test_auto_is_off_for_text_and_over_the_memory_bound_and_the_default_settings
         resolve_pseudo_labels(PseudoLabels(), "text", 10)
 
 
-def test_a_text_pool_runs_with_the_default_and_records_no_pseudo_labels(tmp_path):
+@pytest.mark.parametrize("model, spread", [("tfidf-logreg", False), ("auto", True)])
+def test_a_text_pool_runs_with_the_default_pseudo_labels_only_when_embedded(tmp_path, model, spread):
+    """auto on a text pool embeds it (sentence-embedding), and pseudo-labels: auto come on; on raw
+    text (TF-IDF) they stay off."""
     path = tmp_path / "pool.csv"
     path.write_text("id,text,label,truth\n" + "".join(f"{i},{w} {i},{w},{w}\n" for i, w in enumerate(["hi", "bye"] * 6))
                     + "".join(f"u{i},{w} there {i},,{w}\n" for i, w in enumerate(["hi", "bye"] * 10)))
     ledger = f"sqlite:///{tmp_path / 'w.db'}"
-    cfg = config_from_dict({"loop": {"name": "t", "purpose": PURPOSE, "batch_size": 2},
+    cfg = config_from_dict({"loop": {"name": "t", "purpose": PURPOSE, "batch_size": 2}, "model": {"name": model},
                             "data": {"pool": {"path": str(path), "id": "id", "text": "text", "label": "label", "truth": "truth"}},
                             "stop": {"max_labels": 16}, "ledger": ledger})
     Loop(cfg).run()
-    assert labor_card(Ledger(ledger).open(), "t-r1")["pseudo_labels"] is None
+    recorded = labor_card(Ledger(ledger).open(), "t-r1")["pseudo_labels"]
+    assert (recorded is not None and recorded["agree"]) if spread else recorded is None
 
 
 class _Rows:

@@ -1,0 +1,56 @@
+"""The Label Studio ML backend on <Text> tasks uses the loop's text model: ``model: auto`` is
+sentence-embedding (the packaged all-MiniLM-L6-v2), the texts of a /predict call are embedded
+once, and a fitted model survives the model store (the weights are not pickled with it)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from clicloop.connectors.labelstudio.engine import ProjectModel
+from clicloop.connectors.labelstudio.labelset import parse_schema
+from clicloop.connectors.labelstudio.modelstore import ModelStore
+from clicloop.connectors.labelstudio.settings import ServeSettings
+from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+from clicloop.orchestrator.training import embeddings
+from clicloop.orchestrator.training.sentence_model import SentenceEmbedding, auto_model
+from tests.orchestrator.training.texts import make_texts
+
+CONFIG = """<View>
+  <Text name="text" value="$text"/>
+  <Choices name="intent" toName="text" choice="single"><Choice value="weather"/><Choice value="music"/><Choice value="restaurant"/></Choices>
+</View>"""
+
+
+def test_predict_embeds_the_texts_once_and_scores_them(tmp_path, monkeypatch):
+    texts, labels = make_texts(8)
+    registry = Registry(get_plugin_manager(load_entrypoints=False))
+    settings = ServeSettings(token="t" * 16, loop="ml", ledger=f"sqlite:///{tmp_path / 'l.db'}")
+    engine = ProjectModel(settings, 1, parse_schema(CONFIG), registry)
+    X, kind = engine._features([{"text": t} for t in texts])
+    assert kind == "text"
+    name, _ = auto_model(kind)
+    model = engine._create("model", name)
+    assert isinstance(model, SentenceEmbedding)
+    model.fit(X, np.asarray(labels))
+    engine.lock_, engine.model_, engine.strategy_, engine.serving_ = threading.RLock(), model, engine._create("strategy"), "ml-v1"
+    calls = []
+    real = embeddings.embed_texts
+    monkeypatch.setattr("clicloop.orchestrator.training.sentence_model.embed_texts",
+                        lambda t, *a, **k: calls.append(len(t)) or real(t, *a, **k))
+    held_out, truth = make_texts(4, seed=3)
+    predictions, scores = engine.predict([{"data": {"text": t}} for t in held_out])
+    assert calls == [12]  # one embedding pass for the predictions and the acquisition scores
+    chosen = [p["result"][0]["value"]["choices"][0] for p in predictions]
+    assert np.mean(np.array(chosen) == np.array(truth)) >= 0.9
+    assert len(scores) == 12 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_a_stored_text_model_loads_and_predicts_the_same(tmp_path):
+    texts, labels = make_texts(6)
+    model = SentenceEmbedding().fit(texts, labels)
+    store = ModelStore(tmp_path / "models", "ml.p1")
+    store.save("ml-v1", model, {"trained_on": len(texts)})
+    again = store.load("ml-v1")
+    np.testing.assert_allclose(again.predict_proba(texts[:4]), model.predict_proba(texts[:4]), atol=1e-6)
