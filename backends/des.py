@@ -88,8 +88,8 @@ class EventCrowd:
     compute_s: simulated seconds charged per loop computation (fit and scoring); None charges
         the measured time (realistic, not reproducible to the bit). A number makes runs
         reproducible.
-    state_path: where to keep the crowd's state between runs (None: in memory only). Delete the
-        file when the loop starts over (``clicloop run --restart``): the crowd would replay it.
+    state_path: where to keep the crowd's state between runs (None: in memory only). A loop that
+        starts over (``clicloop run --restart``) removes it and gets a fresh crowd.
     epoch0: the epoch second the simulated clock starts at (answers' ``accepted_at`` and
         ``submitted_at``).
     """
@@ -313,6 +313,10 @@ class EventCrowd:
 
     def _load(self, context: BackendContext) -> _State | None:
         if self.state_path is None or not Path(self.state_path).exists():
+            return None
+        if context.restart:  # the loop starts over: the saved crowd would replay answers the ledger no longer has
+            Path(self.state_path).unlink()
+            log.info("event crowd: the loop starts over; removed its saved state %s", self.state_path)
             return None
         try:
             with open(self.state_path, "rb") as f:

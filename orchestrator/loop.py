@@ -117,7 +117,7 @@ class Loop:
         self.confidential_ = bool(getattr(self.backend_, "confidential", False))
         self.ids_ = OpaqueIds(self.ledger_.secret_key(), cfg.loop.sensitive, self.confidential_)  # personal ids never leave as such
         self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, self.ids_.truth(truth),
-                                          exposure_cap_per_day=warning.exposure_cap_per_day if warning else None))
+                                          exposure_cap_per_day=warning.exposure_cap_per_day if warning else None, restart=restart))
         opened.callback(self.backend_.close)
         if restart:
             self.ledger_.delete_loop(self.name)
@@ -169,6 +169,8 @@ class Loop:
         for row in rounds[:-1]:
             self.results_.append(self._result(row))
         if not rounds:
+            if self.pseudo_ is not None:
+                self.pseudo_.start_over()  # nothing saved by an earlier run of this name may seed it
             return 0
         last = rounds[-1]
         if last["status"] == "finished" and last["stop_reason"] is None:  # done: the next round starts

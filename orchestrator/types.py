@@ -106,6 +106,7 @@ class BackendContext:
     truth: Mapping[str, str] | None = None
     payloads: Mapping[str, Any] = field(default_factory=dict)
     exposure_cap_per_day: int | None = None  # flagged (content-warning) tasks per worker and day, for backends that pick workers
+    restart: bool = False  # the loop starts over (`clicloop run --restart`): state a backend kept for it is stale
 
 
 @runtime_checkable

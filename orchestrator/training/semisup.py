@@ -209,7 +209,16 @@ class PseudoLabeler:
 
                 folder = cache_dir("graphs") / f"{self.key_}.{self.state}"
             self.state_ = Generations(folder)
+            if getattr(self, "fresh_", False):
+                self.state_.clear()
         return self.state_
+
+    def start_over(self) -> None:
+        """The loop starts at round 0 (a new ledger, or ``--restart``): state saved by an earlier
+        run under the same ledger and loop name must not warm-start it (same seed, same ledger)."""
+        self.fresh_ = True
+        if getattr(self, "state_", None) is not None:
+            self.state_.clear()
 
     def remember_trained(self, trained: Any) -> None:
         """Keep this round's pseudo-labeled fit when it can warm-start: the next round's starts from it."""

@@ -45,6 +45,14 @@ class Generations:
             return gens[-2] if len(gens) > 1 else None
         return gens[-1] if gens else None
 
+    def clear(self) -> None:
+        """Forget every generation, on disk too: the loop starts over (round 0 of a new or
+        restarted loop), so nothing from an earlier run with this ledger and name may seed it."""
+        self.gens_ = []
+        if self.folder is not None and self.folder.is_dir():
+            for old in self.folder.iterdir():
+                old.unlink(missing_ok=True)
+
     def record(self, key: str, F: np.ndarray, classes: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> None:
         """The solution for the labels ``key``: replaces the newest generation if it had these labels."""
         gens = self._gens()

@@ -3,6 +3,8 @@ workers who come and go, reproducible draws and a state that survives a restart.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from clicloop.backends.des import EventCrowd
@@ -106,6 +108,23 @@ def test_the_state_survives_a_restart(tmp_path):
     other = EventCrowd(state_path=path)
     with pytest.raises(BackendError, match="belongs to loop 'des' seed 0"):
         other.open(context(seed=5))
+
+
+def test_a_loop_that_starts_over_gets_a_fresh_crowd_not_the_old_state(tmp_path):
+    # `clicloop run --restart` deletes the loop from the ledger; a crowd that loaded its saved state
+    # would replay answers to tasks the ledger no longer has (found by the #25 work, 2026-12-04).
+    path = str(tmp_path / "crowd.pkl")
+    fresh = crowd(state_path=str(tmp_path / "other.pkl"))
+    fresh.dispatch(tasks(range(4)))
+    first = fresh.collect(tasks(range(4)))
+    old = crowd(state_path=path)
+    old.dispatch(tasks(range(8)))
+    old.collect(tasks(range(8)))
+    again = EventCrowd(n_workers=4, compute_s=1.0, state_path=path)
+    again.open(replace(context(), restart=True))
+    assert again.now_ == 0.0
+    again.dispatch(tasks(range(4)))
+    assert again.collect(tasks(range(4))) == first
 
 
 @pytest.mark.parametrize("params", [{"n_workers": 0}, {"answer_median_s": 0}, {"error_rate": 1.0}, {"present_share": 2.0},

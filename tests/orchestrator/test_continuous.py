@@ -154,3 +154,20 @@ def test_rounds_mode_on_the_event_crowd_is_reproducible(tmp_path, monkeypatch):
         Loop(config_from_dict(config(f"sqlite:///{tmp_path / name}.db", "rounds", max_labels=40))).run()
         dumps.append(dump(tmp_path / f"{name}.db"))
     assert dumps[0] == dumps[1] and len(dumps[0]["assignments"]) == 40
+
+
+def test_a_restart_starts_over_with_a_fresh_crowd_not_its_saved_state(tmp_path, monkeypatch):
+    # With state_path the crowd remembers its answers; `run --restart` deletes the loop from the
+    # ledger, so the crowd must forget too, or it would replay answers the ledger no longer has.
+    monkeypatch.setenv("CLICLOOP_WORKER_SALT", "fixed-salt")
+    state = str(tmp_path / "crowd.pkl")
+    cfg = config_from_dict(config(f"sqlite:///{tmp_path / 'a.db'}", max_labels=60, state_path=state))
+    Loop(cfg).run()
+    first = dump(tmp_path / "a.db")
+    Loop(cfg).run(restart=True)
+    assert dump(tmp_path / "a.db") == first
+    ledger = Ledger(cfg.ledger).open()
+    try:
+        assert verify(ledger) == []
+    finally:
+        ledger.close()
