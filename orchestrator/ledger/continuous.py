@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, inspect, select
 
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
@@ -71,12 +71,15 @@ def answered_items(ledger: Ledger, loop: str, before_seq: int | None = None) -> 
 
 def staleness(ledger: Ledger, loop: str) -> dict[str, float] | None:
     """Answers between the model version that chose a task and its answer: mean and max, and the
-    mean number of versions between; None when the loop did not run in continuous mode."""
+    mean number of versions between; None when the loop did not run in continuous mode (or the
+    ledger predates continuous mode)."""
     q = (select(func.count(), func.avg(ca.seq - cv.answers_seen), func.max(ca.seq - cv.answers_seen),
                 func.avg(ca.answered_round - ca.chosen_round))
          .select_from(s.cont_answers).join(s.cont_versions, (cv.loop == ca.loop) & (cv.round_no == ca.chosen_round))
          .where(ca.loop == loop))
     with ledger.engine_.connect() as conn:
+        if not inspect(conn).has_table(s.cont_answers.name):  # a ledger from before schema 0006, opened read-only
+            return None  # (read-only commands never migrate): it ran no continuous loop
         n, mean, most, versions_ = conn.execute(q).one()
     if not n:
         return None

@@ -1,0 +1,33 @@
+"""A ledger written by an earlier clicloop (schema before 0006: no continuous-mode tables) still
+reports through the read-only commands, which never migrate (found 2026-12-04: `clicloop report`
+on a quickstart ledger of the day before the continuous mode crashed with "no such table:
+cont_answers")."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
+from clicloop.orchestrator.reporting.report import build_report
+from tests.orchestrator.reporting.test_report_money import _loop
+
+
+def test_a_ledger_from_before_the_continuous_tables_reports(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    ledger = Ledger(url).open()
+    try:
+        _loop(ledger)
+    finally:
+        ledger.close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # as schema 0005 left it
+        conn.execute("DROP TABLE cont_answers")
+        conn.execute("DROP TABLE cont_versions")
+        conn.execute("UPDATE alembic_version SET version_num = '0005'")
+    old = ReadOnlyLedger(url).open()
+    try:
+        rows, totals = build_report(old, "l")
+    finally:
+        old.close()
+    assert len(rows) == 6 and totals.answers == 60
+    assert totals.staleness_mean is None and totals.waiting_hours == 0.0
