@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Float, Integer
+from sqlalchemy import Column, Float, Integer, inspect
 
 from clicloop.orchestrator.credentials import public_config
 from clicloop.orchestrator.errors import LedgerError
@@ -31,6 +31,8 @@ def export(ledger: Ledger, out_dir: Path, fmt: str = "csv", *, include_external_
         raise LedgerError(f"export format must be csv or parquet, not {fmt!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
+    with ledger.engine_.connect() as conn:
+        present = set(inspect(conn).get_table_names())  # a ledger of an earlier schema (never migrated here) lacks some
     for table in s.TABLES:
         if table is s.meta or table is s.runner_leases:  # the ledger's id and key check; leases: not facts
             continue
@@ -38,7 +40,8 @@ def export(ledger: Ledger, out_dir: Path, fmt: str = "csv", *, include_external_
         path = out_dir / f"{table.name}.{fmt}"
         n, writer = 0, None
         with ledger.engine_.connect() as conn:
-            for frame in pd.read_sql_query(table.select().with_only_columns(*columns), conn, chunksize=CHUNK):
+            frames = pd.read_sql_query(table.select().with_only_columns(*columns), conn, chunksize=CHUNK) if table.name in present else []
+            for frame in frames:
                 if frame.empty:
                     continue
                 if table is s.loops:
@@ -50,7 +53,7 @@ def export(ledger: Ledger, out_dir: Path, fmt: str = "csv", *, include_external_
                 n += len(frame)
         if writer is not None:
             writer.close()
-        if n == 0:  # an empty table still gets a file with its columns
+        if n == 0:  # an empty table, or one the ledger predates, still gets a file with its columns
             empty = pd.DataFrame(columns=[c.name for c in columns])
             empty.to_csv(path, index=False) if fmt == "csv" else empty.to_parquet(path)
         counts[table.name] = n

@@ -13,17 +13,23 @@ from clicloop.orchestrator.reporting.report import build_report
 from tests.orchestrator.reporting.test_report_money import _loop
 
 
-def test_a_ledger_from_before_the_continuous_tables_reports(tmp_path) -> None:
+def ledger_before_0006(tmp_path) -> str:
+    """A ledger with one loop, as schema 0005 left it (no continuous-mode tables); its URL."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     ledger = Ledger(url).open()
     try:
         _loop(ledger)
     finally:
         ledger.close()
-    with sqlite3.connect(tmp_path / "old.db") as conn:  # as schema 0005 left it
+    with sqlite3.connect(tmp_path / "old.db") as conn:
         conn.execute("DROP TABLE cont_answers")
         conn.execute("DROP TABLE cont_versions")
         conn.execute("UPDATE alembic_version SET version_num = '0005'")
+    return url
+
+
+def test_a_ledger_from_before_the_continuous_tables_reports(tmp_path) -> None:
+    url = ledger_before_0006(tmp_path)
     old = ReadOnlyLedger(url).open()
     try:
         rows, totals = build_report(old, "l")
