@@ -75,3 +75,13 @@ def digits_config(ledger: str, **overrides: Any) -> dict[str, Any]:
         else:
             cfg[key] = value
     return cfg
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray cluster of two CPUs, all on 127.0.0.1, for one test module."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray listener on 127.0.0.1
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    yield ray
+    ray.shutdown()

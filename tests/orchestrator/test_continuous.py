@@ -5,7 +5,6 @@ out of the ranking are withdrawn, waiting is measured, and the same seed gives t
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from sqlalchemy import select
@@ -18,6 +17,7 @@ from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.verify import verify
 from clicloop.orchestrator.loop import Loop
 from tests.conftest import digits_config
+from tests.orchestrator.test_loop import dump as dump_tables
 
 TABLES = ("rounds", "tasks", "assignments", "payments", "labels", "cont_versions", "cont_answers")
 
@@ -28,12 +28,7 @@ def config(url: str, mode: str = "continuous", *, max_labels: int = 80, **crowd)
 
 
 def dump(path) -> dict:
-    out = {}
-    with sqlite3.connect(path) as conn:
-        for table in TABLES:
-            cols = [c[1] for c in conn.execute(f"pragma table_info({table})") if c[1] not in ("recorded_at", "created_at")]
-            out[table] = conn.execute(f"select {', '.join(cols)} from {table} order by 1, 2").fetchall()
-    return out
+    return dump_tables(path, TABLES)
 
 
 def test_a_continuous_loop_buys_its_budget_with_every_version_recorded(ledger_url):

@@ -13,11 +13,11 @@ from tests.conftest import digits_config
 TABLES = ("loops", "rounds", "tasks", "assignments", "workers", "payments", "reviews", "corrections", "labels")
 
 
-def dump(path) -> dict:
-    """Every ledger row except wall-clock columns."""
+def dump(path, tables: tuple[str, ...] = TABLES) -> dict:
+    """Every row of ``tables`` except wall-clock columns."""
     out = {}
     with sqlite3.connect(path) as conn:
-        for table in TABLES:
+        for table in tables:
             cols = [c[1] for c in conn.execute(f"pragma table_info({table})") if c[1] not in ("recorded_at", "created_at")]
             out[table] = conn.execute(f"select {', '.join(cols)} from {table} order by 1, 2").fetchall()
     return out

@@ -1,6 +1,5 @@
 """The ray engine on a local Ray bound to 127.0.0.1: one start, the same picks as the local engine."""
 
-import os
 
 import numpy as np
 import pytest
@@ -10,15 +9,6 @@ from clicloop.strategies.ray_engine import RayEngine
 from clicloop.strategies.scores import Margin, RandomSampling
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray listener on 127.0.0.1
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    yield ray
-    ray.shutdown()
 
 
 @pytest.mark.parametrize("strategy", [Margin(), RandomSampling()])

@@ -10,8 +10,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.orchestrator.dashboard.conftest import DEPLOYMENT, Watched, _free_port, fill_ledger
+from tests.orchestrator.dashboard.conftest import DEPLOYMENT, Watched, fill_ledger
+from tests.support.threaded_server import serve_in_thread
 
 pytestmark = pytest.mark.integration
 ADJUSTED, OWING = "quickstart-random", "quickstart-margin"  # back-pay applied to one loop, still owed on the other
@@ -44,22 +43,10 @@ def adjusted_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path
 
 @pytest.fixture(scope="module")
 def live(adjusted_ledger: tuple[str, Path]) -> Iterator[str]:
-    import uvicorn
-
     from clicloop.orchestrator.dashboard.app import create_app
 
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(adjusted_ledger[0]), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the dashboard server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(adjusted_ledger[0]), startup_timeout_s=30) as url:
+        yield url
 
 
 def page_figures(page: Any, loops: list[str]) -> dict[str, dict[str, Any]]:

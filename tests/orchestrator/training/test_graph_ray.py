@@ -1,7 +1,6 @@
 """The approximate graph's searches on a local Ray cluster (two worker processes, 127.0.0.1): the
 same graph as the local build, and a loop on the ray engine picks what the local engine picks."""
 
-import os
 
 import numpy as np
 import pytest
@@ -11,15 +10,6 @@ from clicloop.orchestrator.training.graph import neighbour_graph
 from clicloop.strategies.ray_engine import RayEngine
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray listener on 127.0.0.1
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    yield ray
-    ray.shutdown()
 
 
 def test_the_graph_searched_on_ray_is_the_local_graph(local_ray, monkeypatch):
