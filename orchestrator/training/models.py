@@ -40,12 +40,13 @@ def tfidf_logreg(C: float = 10.0, max_iter: int = 2000, ngram_max: int = 2, min_
 
 
 def sentence_embedding(model: str | None = None, C: float = 1.0, max_iter: int = 2000, scale: bool = True,
-                       batch_size: int = 64, device: str | None = None) -> Any:
-    """Sentence embeddings (sentence-transformers), then logistic regression: see
-    :mod:`clicloop.orchestrator.training.sentence_model`."""
+                       batch_size: int = 64, device: str | None = None, head: str = "logreg",
+                       head_params: dict[str, Any] | None = None) -> Any:
+    """Sentence embeddings (sentence-transformers), then logistic regression, a committee or an
+    MC-dropout MLP: see :mod:`clicloop.orchestrator.training.sentence_model`."""
     from clicloop.orchestrator.training.sentence_model import sentence_embedding as factory
 
-    return factory(model, C, max_iter, scale, batch_size, device)
+    return factory(model, C, max_iter, scale, batch_size, device, head, head_params)
 
 
 DEFAULT_FOR = {"text": "tfidf-logreg", "numeric": "scaled-logreg"}  # without sentence-transformers; see auto_model

@@ -21,28 +21,43 @@ from clicloop.orchestrator.training.embeddings import default_model, embed_texts
 log = logging.getLogger("clicloop")
 
 NAME = "sentence-embedding"
+HEADS = ("logreg", "committee", "mc-dropout")
 CACHE_MIN = 256  # fewer texts are embedded without the disk cache (cheap; each cached set is a file)
 
 
 class SentenceEmbedding:
-    """Sentence embeddings, then logistic regression (standardised first when ``scale``).
+    """Sentence embeddings, then a classifier head on them.
 
     ``model``: a sentence-transformers model, a local folder or a Hugging Face name (default:
     :func:`~clicloop.orchestrator.training.embeddings.default_model`); ``device``: ``cuda``,
-    ``cpu``, ... (default: the GPU when torch sees one)."""
+    ``cpu``, ... (default: the GPU when torch sees one).
+
+    ``head``: ``logreg`` (logistic regression, standardised first when ``scale``; the default),
+    ``committee`` (a bagged committee of such regressions, :class:`~clicloop.strategies.committee.
+    Committee`, for query by committee) or ``mc-dropout`` (an MLP with Monte-Carlo dropout,
+    :class:`~clicloop.strategies.torch_models.MCDropoutMLP`, for BALD); ``head_params`` go to
+    that class (e.g. ``n_members``, ``seed``; ``hidden``, ``dropout``, ``epochs``)."""
 
     def __init__(self, model: str | None = None, C: float = 1.0, max_iter: int = 2000, scale: bool = True,
-                 batch_size: int = 64, device: str | None = None):
+                 batch_size: int = 64, device: str | None = None, head: str = "logreg",
+                 head_params: dict[str, Any] | None = None):
         self.model = model
         self.C = C
         self.max_iter = max_iter
         self.scale = scale
         self.batch_size = batch_size
         self.device = device
+        self.head = head
+        self.head_params = head_params
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {"model": self.model, "C": self.C, "max_iter": self.max_iter, "scale": self.scale,
-                "batch_size": self.batch_size, "device": self.device}
+                "batch_size": self.batch_size, "device": self.device, "head": self.head,
+                "head_params": self.head_params}
+
+    def clicloop_provides(self) -> set[str]:
+        """What the head offers the strategies: MC-dropout samples or committee members too."""
+        return set(self._new_head().clicloop_provides()) if self.head != "logreg" else {"predict_proba"}
 
     def set_params(self, **params: Any) -> SentenceEmbedding:
         for key, value in params.items():
@@ -61,35 +76,88 @@ class SentenceEmbedding:
             return np.asarray(X, dtype=np.float32)  # embedded already (the loop embeds its pool once)
         return np.asarray(self.encode(np.asarray(X, dtype=object)))
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SentenceEmbedding:
+    def _new_head(self) -> Any:
+        """An unfitted head of kind ``head`` (see the class docstring)."""
+        params = dict(self.head_params or {})
+        if self.head == "committee":
+            from clicloop.strategies.committee import Committee
+
+            params.setdefault("C", self.C)
+            params.setdefault("max_iter", self.max_iter)
+            params.setdefault("base", "scaled-logreg" if self.scale else "logreg")
+            return Committee(**params)
+        if self.head == "mc-dropout":
+            from clicloop.strategies.torch_models import MCDropoutMLP
+
+            return MCDropoutMLP(**params)
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        head = LogisticRegression(C=self.C, max_iter=self.max_iter)
-        self.head_ = make_pipeline(StandardScaler(), head) if self.scale else make_pipeline(head)
-        self.head_.fit(self._features(X), y, logisticregression__sample_weight=sample_weight)
+        head = LogisticRegression(C=self.C, max_iter=self.max_iter, **params)
+        return make_pipeline(StandardScaler(), head) if self.scale else make_pipeline(head)
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SentenceEmbedding:
+        self.head_ = self._new_head()
+        if self.head == "logreg":
+            self.head_.fit(self._features(X), y, logisticregression__sample_weight=sample_weight)
+        elif sample_weight is not None:
+            raise ValueError(f"the {self.head!r} head takes no label weights: set loop.weight_by_confidence: "
+                             "false, or use head: logreg")
+        else:
+            self.head_.fit(self._features(X), y)
         self.classes_ = self.head_.classes_
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         return self.head_.predict_proba(self._features(X))
 
+    def predict_proba_members(self, X: Any) -> np.ndarray:
+        """(members, n, classes) probabilities of a committee head (query by committee)."""
+        return self._head_method("predict_proba_members")(self._features(X))
+
+    def predict_proba_samples(self, X: Any, n_samples: int, rng: np.random.Generator, block: int = 256) -> np.ndarray:
+        """(n_samples, n, classes) Monte-Carlo dropout probabilities of an ``mc-dropout`` head (BALD)."""
+        return self._head_method("predict_proba_samples")(self._features(X), n_samples, rng, block)
+
+    def _head_method(self, name: str) -> Any:
+        method = getattr(self.head_, name, None)
+        if method is None:
+            raise ValueError(f"{name} needs head: {'committee' if name.endswith('members') else 'mc-dropout'} "
+                             f"in the sentence-embedding model's params (this one has head: {self.head})")
+        return method
+
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def __repr__(self) -> str:
-        return f"SentenceEmbedding(model={self.model or default_model()!r}, C={self.C}, scale={self.scale})"
+        return (f"SentenceEmbedding(model={self.model or default_model()!r}, C={self.C}, scale={self.scale}, "
+                f"head={self.head!r})")
 
 
 def sentence_embedding(model: str | None = None, C: float = 1.0, max_iter: int = 2000, scale: bool = True,
-                       batch_size: int = 64, device: str | None = None) -> SentenceEmbedding:
+                       batch_size: int = 64, device: str | None = None, head: str = "logreg",
+                       head_params: dict[str, Any] | None = None) -> SentenceEmbedding:
     """Factory of the ``sentence-embedding`` model plugin."""
     if C <= 0:
         raise ValueError(f"C must be > 0, got {C}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return SentenceEmbedding(model, C, max_iter, scale, batch_size, device)
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+    if head_params is not None and not isinstance(head_params, dict):
+        raise ValueError(f"head_params must be a mapping of the head's parameters, got {head_params!r}")
+    if head == "mc-dropout":
+        from importlib.util import find_spec
+
+        if find_spec("torch") is None:
+            raise ValueError("head: mc-dropout needs torch: pip install 'clicloop[torch]'")
+    model_ = SentenceEmbedding(model, C, max_iter, scale, batch_size, device, head, head_params)
+    try:
+        model_._new_head()
+    except TypeError as e:
+        raise ValueError(f"head_params do not fit head {head!r}: {e}") from e
+    return model_
 
 
 def auto_model(kind: str) -> tuple[str, str]:

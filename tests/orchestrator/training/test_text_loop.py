@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from clicloop.orchestrator.config import config_from_dict
+from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.hookspecs import hookimpl
 from clicloop.orchestrator.loop import Loop
 from tests.orchestrator.training.texts import make_texts, write_csv
@@ -87,3 +91,58 @@ def test_clicloop_run_on_a_csv_of_texts(tmp_path):
                            capture_output=True, text=True, timeout=300, env={**os.environ, **env})
     assert again.returncode == 0, again.stderr
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "cache" / "embeddings").rglob("*.npy"))] == stamps
+
+
+def _picks(tmp_path, strategy, head, head_params):
+    model = {"name": "sentence-embedding", "params": {"head": head, "head_params": head_params}}
+    loop = Loop(config_from_dict(text_config(tmp_path, model=model, strategy={"name": strategy})))
+    results = loop.run()
+    return loop, results
+
+
+def _fitted(loop, head, head_params):
+    """The loop's model kind fitted on the pool's true labels (embedded rows)."""
+    from clicloop.orchestrator.training.sentence_model import sentence_embedding
+
+    model = sentence_embedding(head=head, head_params=head_params)
+    return model.fit(loop.pool_.X, np.asarray(loop.pool_.truth, dtype=str))
+
+
+def test_bald_on_a_text_pool_with_an_mc_dropout_head(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLICLOOP_CACHE_DIR", str(tmp_path / "cache"))
+    loop, results = _picks(tmp_path, "bald", "mc-dropout", {"hidden": 32, "epochs": 20, "dropout": 0.3})
+    assert sum(r.answers for r in results) == 15  # BALD scored every round (it refuses a model without samples)
+    model = _fitted(loop, "mc-dropout", {"hidden": 32, "epochs": 20, "dropout": 0.3})
+    samples = model.predict_proba_samples(loop.pool_.texts[:4], 3, np.random.default_rng(0))  # texts are embedded
+    assert samples.shape == (3, 4, len(model.classes_))
+    assert not np.allclose(samples[0], samples[1])  # dropout on: the samples differ
+
+
+def test_query_by_committee_on_a_text_pool_with_a_committee_head(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLICLOOP_CACHE_DIR", str(tmp_path / "cache"))
+    loop, results = _picks(tmp_path, "qbc-vote-entropy", "committee", {"n_members": 3, "seed": 1})
+    assert sum(r.answers for r in results) == 15
+    model = _fitted(loop, "committee", {"n_members": 3, "seed": 1})
+    members = model.predict_proba_members(loop.pool_.X[:4])
+    assert members.shape == (3, 4, len(model.classes_))
+    np.testing.assert_allclose(members.mean(axis=0), model.predict_proba(loop.pool_.X[:4]))
+
+
+@pytest.mark.parametrize(("strategy", "head", "says"), [
+    ("bald", "logreg", "Monte-Carlo dropout"),
+    ("qbc-vote-entropy", "mc-dropout", "committee"),
+])
+def test_a_strategy_the_head_cannot_serve_is_refused_when_the_config_loads(tmp_path, strategy, head, says):
+    model = {"name": "sentence-embedding", "params": {"head": head}}
+    with pytest.raises(ConfigError, match=says):
+        Loop(config_from_dict(text_config(tmp_path, model=model, strategy={"name": strategy}))).run()
+
+
+@pytest.mark.parametrize(("params", "says"), [
+    ({"head": "forest"}, "head must be one of logreg, committee, mc-dropout"),
+    ({"head": "committee", "head_params": {"members": 3}}, "head_params do not fit head 'committee'"),
+])
+def test_a_bad_head_is_a_config_error_naming_the_field(tmp_path, params, says):
+    model = {"name": "sentence-embedding", "params": params}
+    with pytest.raises(ConfigError, match=says):
+        Loop(config_from_dict(text_config(tmp_path, model=model))).run()
