@@ -236,9 +236,10 @@ class ProjectModel:
                         "set last seen", self.project_id, e)
         else:
             self.refresh(config_xml, retrain=False)
-        datas, labels, ids = [], [], []
+        datas, labels, ids, every = [], [], [], []
         schema = self.schema
         for t in self.client_.iter_tasks(self.project_id):
+            every.append((t.get("data") or {}).get(schema.field))
             anns = [a for a in t.get("annotations") or [] if not a.get("was_cancelled")]
             for a in anns:  # every annotation lands in the ledger, webhook or not
                 self.recorder_.created(int(t["id"]), a, t.get("data"), schema.from_name)
@@ -265,6 +266,24 @@ class ProjectModel:
         training_set = training_set_hash(ids, labels, [d.get(schema.field) for d in datas])
         self._commit(model, {"trained_on": len(labels), "model": name, "training_set": training_set,
                              "labels": list(schema.labels)})
+        self.warm_embeddings(model, every)
+
+    def warm_embeddings(self, model: Any, texts: list[Any]) -> int:
+        """Embed every task's text into the disk cache, after a model is served, so that
+        ``/predict`` (which reads the cache and writes nothing) finds them: Label Studio's "Retrieve
+        predictions" on a whole project must answer within its 100 s limit, longer than embedding
+        20,000 texts takes on a CPU. Returns how many texts; 0 when the model embeds nothing."""
+        encode = getattr(model, "encode", None)
+        texts = [t for t in texts if isinstance(t, str)]
+        if not callable(encode) or not texts:
+            return 0
+        with self.lock_:
+            before = self.training_.get("progress")
+            self.training_ = {**self.training_, "progress": f"embedding {len(texts)} task texts for /predict"}
+        encode(np.asarray(texts, dtype=object), cache=True)
+        with self.lock_:
+            self.training_ = {**self.training_, "progress": before}
+        return len(texts)
 
     def _commit(self, model: Any, meta: dict[str, Any]) -> str:
         """A fitted model becomes the next version: stored on disk, then recorded in the ledger

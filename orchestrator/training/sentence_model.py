@@ -22,7 +22,6 @@ log = logging.getLogger("clicloop")
 
 NAME = "sentence-embedding"
 HEADS = ("logreg", "committee", "mc-dropout")
-CACHE_MIN = 256  # fewer texts are embedded without the disk cache (cheap; each cached set is a file)
 
 
 class SentenceEmbedding:
@@ -64,11 +63,11 @@ class SentenceEmbedding:
             setattr(self, key, value)
         return self
 
-    def encode(self, texts: Any, cache: bool | None = None) -> np.ndarray:
-        """The embeddings of ``texts``, cached on disk (memory-mapped) when ``cache``; by default
-        from ``CACHE_MIN`` texts on (fewer, such as a Label Studio ``/predict`` call, are computed
-        directly). The loop's pool and evaluation set are always cached."""
-        cache = len(texts) >= CACHE_MIN if cache is None else cache
+    def encode(self, texts: Any, cache: bool | str = "read") -> np.ndarray:
+        """The embeddings of ``texts``. ``cache=True`` (the loop's pool and evaluation set, a Label
+        Studio project's tasks at training): stored in the disk cache and memory-mapped; the
+        default ``"read"`` (``/predict``, fitting on texts): rows the cache holds are copied, the
+        rest computed, nothing written; ``False``: all computed."""
         return embed_texts(texts, self.model, batch_size=self.batch_size, device=self.device, cache=cache)
 
     def _features(self, X: Any) -> np.ndarray:

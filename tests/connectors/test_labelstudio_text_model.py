@@ -54,3 +54,28 @@ def test_a_stored_text_model_loads_and_predicts_the_same(tmp_path):
     store.save("ml-v1", model, {"trained_on": len(texts)})
     again = store.load("ml-v1")
     np.testing.assert_allclose(again.predict_proba(texts[:4]), model.predict_proba(texts[:4]), atol=1e-6)
+
+
+def test_predict_reads_the_task_embeddings_training_stored_and_writes_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLICLOOP_CACHE_DIR", str(tmp_path / "cache"))
+    texts, labels = make_texts(8)
+    project, _ = make_texts(12, seed=5)  # 36 task texts
+    registry = Registry(get_plugin_manager(load_entrypoints=False))
+    settings = ServeSettings(token="t" * 16, loop="ml", ledger=f"sqlite:///{tmp_path / 'l.db'}")
+    engine = ProjectModel(settings, 1, parse_schema(CONFIG), registry)
+    model = SentenceEmbedding().fit(np.asarray(texts, dtype=object), np.asarray(labels))
+    engine.lock_, engine.model_, engine.strategy_, engine.serving_ = threading.RLock(), model, engine._create("strategy"), "ml-v1"
+    engine.training_ = {"state": "idle", "progress": "trained on 8"}
+    assert engine.warm_embeddings(model, list(project) + [None, 3]) == 36  # non-texts skipped
+    assert engine.training_["progress"] == "trained on 8"
+    stored = sorted((tmp_path / "cache" / "embeddings").rglob("*.npy"))
+    computed = []
+    real = embeddings._fill
+    monkeypatch.setattr(embeddings, "_fill", lambda out, t, h, rows, *a: computed.append(len(rows)) or real(out, t, h, rows, *a))
+    predictions, _ = engine.predict([{"data": {"text": t}} for t in project[:20]])
+    assert computed == [] and len(predictions) == 20  # every row came from the cache
+    engine.predict([{"data": {"text": "a text no task holds"}}])
+    assert computed == [1]
+    assert sorted((tmp_path / "cache" / "embeddings").rglob("*.npy")) == stored  # /predict wrote nothing
+    fresh = SentenceEmbedding().encode(np.asarray(project[:20], dtype=object), cache=False)
+    np.testing.assert_allclose(model.encode(np.asarray(project[:20], dtype=object)), fresh, atol=1e-5)
