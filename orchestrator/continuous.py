@@ -92,7 +92,8 @@ class ContinuousRun:
         labeled = loop._labeled()
         model, query = loop._fit(labeled)
         metric = evaluate(model, loop.evalset_, cfg.loop.metric)
-        loop.ledger_.start_round(loop.name, r, loop._version(r, model), len(labeled), cfg.loop.metric, metric)
+        loop.ledger_.start_round(loop.name, r, loop._version(r, model), len(labeled), cfg.loop.metric, metric,
+                                 n_eval=loop.eval_size())
         reason = self._stop_reason(r, metric, labeled)
         ranking = np.empty(0, dtype=np.int64) if reason else self._rank(r, query, labeled, seen)
         self._charge(r, time.perf_counter() - started, seen)

@@ -186,7 +186,8 @@ class Loop:
         labeled = self._labeled()
         model, query = self._fit(labeled)
         metric = evaluate(model, self.evalset_, self.config.loop.metric)
-        self.ledger_.start_round(self.name, r, self._version(r, model), len(labeled), self.config.loop.metric, metric)
+        self.ledger_.start_round(self.name, r, self._version(r, model), len(labeled), self.config.loop.metric, metric,
+                                 n_eval=self.eval_size())
         tasks = self._recorded_tasks(r)
         if not tasks:
             reason, tasks = self._plan(r, metric, model, query, labeled)
@@ -221,6 +222,10 @@ class Loop:
         weights = confidence_weights(self.ledger_.label_confidence(self.name), self.pool_.ids[idx], model) \
             if self.config.loop.weight_by_confidence else {}
         return fit_with_pseudo_labels(model, self.pseudo_, self.pool_.X, idx, y, weights)  # pseudo-labels: never stored
+
+    def eval_size(self) -> int | None:
+        """Items in the evaluation set (the sampling error of each round's metric); None without one."""
+        return None if self.evalset_ is None else len(self.evalset_.y)
 
     def _version(self, r: int, model: Model | None) -> str:
         return f"{self.name}-r{r}" if model is not None else f"{self.name}-r{r}-cold"

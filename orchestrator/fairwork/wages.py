@@ -131,6 +131,14 @@ def owed(ledger: Ledger, loop: str, floor: WageFloor) -> dict[str, Any]:
             "currency": currency}
 
 
+def fair_cost(planned: Decimal, back_pay: Decimal, owed_now: Decimal | None) -> Decimal | None:
+    """The fair cost of a loop's work: its planned cost (what the loop priced: rewards, bonuses,
+    fees), the back-pay booked, and what is still owed below the floor; None when the owed amount
+    is unknown (pay unknown). The one definition: the report's ``Totals.fair_cost``, the
+    dashboard's fair cost and the labor card's ``money.fair_cost`` all come from here."""
+    return None if owed_now is None else planned + back_pay + owed_now
+
+
 def apply_adjustments(ledger: Ledger, adjustments: list[Adjustment], round_no: int) -> int:
     """Record the adjustment payments; returns how many were new."""
     return sum(

@@ -147,6 +147,14 @@ def insert_tuples(conn: Connection, table: Table, columns: Sequence[str], rows: 
     return {r[0] for r in result} if returning else None
 
 
+def has_table(conn: Connection, table: Table) -> bool:
+    """Whether the ledger has ``table``: a ledger of an earlier schema, opened by a read-only
+    command (which never migrates), lacks the tables later migrations add."""
+    from sqlalchemy import inspect
+
+    return inspect(conn).has_table(table.name)
+
+
 def chunks(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
