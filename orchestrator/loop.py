@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, c
 from clicloop.orchestrator.crowd import quality
 from clicloop.orchestrator.crowd.redundancy import check_answer, doubtful_items
 from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger.money import from_micros
 from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
 from clicloop.orchestrator.training.models import confidence_weights, evaluate, predictions_for
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
@@ -31,7 +33,7 @@ from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels, state_name
 from clicloop.orchestrator.training.sentence_model import auto_model, embed_data
 from clicloop.orchestrator.training.threads import blas_limits
-from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
+from clicloop.orchestrator.stopping import Budget, items_affordable, per_task, stop_reason
 from clicloop.orchestrator.types import BackendContext, Model, RoundResult, Task
 
 log = logging.getLogger("clicloop")
@@ -232,12 +234,12 @@ class Loop:
 
     def _recorded_tasks(self, r: int) -> list[Task]:
         return [
-            self._task(r, row["item_id"], row["replica"], None if row["reward_micros"] is None else row["reward_micros"] / 1e6,
+            self._task(r, row["item_id"], row["replica"], None if row["reward_micros"] is None else from_micros(row["reward_micros"]),
                        kind=row["kind"])
             for row in self.ledger_.tasks(self.name, r)
         ]
 
-    def _task(self, r: int, item_id: str, replica: int, reward: float | None = None,
+    def _task(self, r: int, item_id: str, replica: int, reward: Decimal | None = None,
               prediction: tuple[str, float] | None = None, kind: str = "label") -> Task:
         i = self.index_[item_id]
         warning = self.config.loop.content_warning
@@ -358,8 +360,7 @@ class Loop:
 
     def _budget(self, r: int) -> Budget:
         spent = self.ledger_.spent(self.name, rounds=(0, r - 1))
-        # the stop rules compare against float budgets from the config (estimates, not a view of money)
-        return Budget(spent["answers"], float(spent["cost"]), spent["total_hours"], self.backend_.expected_cost_per_task())
+        return Budget(spent["answers"], spent["cost"], spent["total_hours"], per_task(self.backend_))
 
     def _hours_between(self, first: int, last: int) -> float:
         return self.ledger_.spent(self.name, rounds=(first, last))["total_hours"]
@@ -408,7 +409,7 @@ class Loop:
         asked = [row for row in recorded if row["kind"] != "gold"]
         doubtful = doubtful_items(asked, self.ledger_.votes(self.name, round_no=r), adaptive)
         n, _ = items_affordable(self.config.stop, len(doubtful), 1, self._budget(r + 1))  # this round's spending included
-        reward = recorded[0]["reward_micros"] / 1e6 if recorded and recorded[0]["reward_micros"] is not None else None
+        reward = from_micros(recorded[0]["reward_micros"]) if recorded and recorded[0]["reward_micros"] is not None else None
         tasks = self._police(r, [self._task(r, item, replica, reward) for item, replica in doubtful[:n]])
         self.ledger_.record_tasks(tasks, self.config.backend.name, first_rank=len(recorded))
         return tasks

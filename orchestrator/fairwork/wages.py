@@ -39,11 +39,11 @@ class Adjustment:
     floor: Decimal
 
 
-def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, expected_answers: int | None = None) -> float | None:
+def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, expected_answers: int | None = None) -> Decimal | None:
     """The reward per answer that pays the floor on total time: ``floor x (MEAN seconds of the
     last answers, active and unpaid + qualification seconds / horizon)``, raised to catch up on
     what earlier answers were underpaid (spread over the answers left before the horizon) and
-    capped at :data:`CATCH_UP_CAP` times that; rounded to the micro-unit. None before any answer.
+    capped at :data:`CATCH_UP_CAP` times that; an exact Decimal to the micro-unit. None before any answer.
 
     The mean, not the median: a worker's wage on total time is income over the SUM of their
     seconds, and log-normal task times have a mean above their median, so a median price leaves
@@ -74,7 +74,8 @@ def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, 
     base = rate * (mean + qual / horizon)
     # what earlier answers were underpaid, spread over the answers left (at least a third of the horizon: no end spike)
     catch_up = (rate * (mean * horizon + qual) - float(paid)) / max(horizon - n_all, horizon // 3, 1)
-    return round(min(max(base, catch_up), CATCH_UP_CAP * base), 6)
+    # the price (a model of the times, in floats) becomes money here: exact, to the micro-unit
+    return exact(round(min(max(base, catch_up), CATCH_UP_CAP * base), 6))
 
 
 def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None = None) -> list[dict[str, Any]]:

@@ -169,6 +169,19 @@ def num(value: Any) -> float:
     return v if math.isfinite(v) and v >= 0 else 0.0
 
 
+def amount_micros(amount: Any) -> int:
+    """An answer's or a task's amount in micro-units: a Decimal exactly (half-even to the
+    micro-unit), a float as the ledger always rounded it (``round(amount * 1e6)``); 0 for a
+    missing, non-finite or negative amount (the loop quarantines such answers, never pays them)."""
+    from decimal import Decimal
+
+    if isinstance(amount, Decimal):
+        from clicloop.orchestrator.ledger.money import to_micros
+
+        return to_micros(amount) if amount.is_finite() and amount >= 0 else 0
+    return micros(num(amount))
+
+
 def micros(amount: float) -> int:
     from clicloop.orchestrator.ledger.schema import MICROS
 

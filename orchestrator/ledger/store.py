@@ -19,7 +19,7 @@ from clicloop.orchestrator.credentials import redact_url, scrub
 from clicloop.orchestrator.ledger import accounting, secrecy
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.create import check_or_create
-from clicloop.orchestrator.ledger.db import chunks, has_table, insert_ignore, insert_tuples, lock_for_migration, make_engine, micros, num
+from clicloop.orchestrator.ledger.db import amount_micros, chunks, has_table, insert_ignore, insert_tuples, lock_for_migration, make_engine, micros, num
 from clicloop.orchestrator.types import Answer, Consensus, Task
 
 SALT_ENV = secrecy.KEY_ENV
@@ -158,7 +158,7 @@ class Ledger:
         now = time.time()
         rows = [{"key": t.key, "loop": t.loop, "round_no": t.round_no, "item_id": t.item_id, "replica": t.replica,
                  "kind": t.kind, "purpose": t.purpose, "backend": backend, "rank": first_rank + i, "status": "created", "recorded_at": now,
-                 "reward_micros": None if t.reward is None else micros(t.reward)}
+                 "reward_micros": None if t.reward is None else amount_micros(t.reward)}
                 for i, t in enumerate(tasks)]
         with self.engine_.begin() as conn:
             insert_ignore(conn, s.tasks, rows)
@@ -234,9 +234,9 @@ class Ledger:
                 if worker not in worker_rows:
                     worker_rows[worker] = (loop, backend, worker, num(answer.qualification_s), task.round_no, now)
                 for kind, amount in (("reward", answer.reward), ("fee", answer.fee)):
-                    amount = num(amount)
-                    if 0 < amount <= MAX_AMOUNT:  # a larger amount is quarantined (check_answer), never paid
-                        pay_rows.append((f"{key}/{kind}", loop, task.round_no, backend, worker, key, kind, micros(amount),
+                    paid = amount_micros(amount)
+                    if 0 < paid <= MAX_AMOUNT * s.MICROS:  # a larger amount is quarantined (check_answer), never paid
+                        pay_rows.append((f"{key}/{kind}", loop, task.round_no, backend, worker, key, kind, paid,
                                          answer.currency, None, now))
             insert_tuples(conn, s.workers, _WORKER_COLUMNS, list(worker_rows.values()))
             insert_tuples(conn, s.payments, _PAYMENT_COLUMNS, pay_rows)
