@@ -27,12 +27,14 @@ import pickle
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from clicloop.orchestrator.errors import BackendError
+from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
@@ -201,8 +203,16 @@ class EventCrowd:
         """Simulated seconds since the crowd opened."""
         return self.state_.now
 
-    def expected_cost_per_task(self) -> float:
-        return self.reward * (1 + self.fee_rate)
+    def expected_cost_per_task(self) -> Decimal:
+        reward = self._reward(None, ValueError)  # the loop's check turns it into a ConfigError naming backend.params
+        return reward + money.share(reward, self.fee_rate)
+
+    def _reward(self, priced: Any, error: type[Exception] = BackendError) -> Decimal:
+        """An answer's reward, exact: the loop's price for the task when it set one (a saved state
+        from an earlier clicloop may hold it as a float), else ``reward``."""
+        if priced is not None:
+            return money.exact(priced)
+        return money.param(self.reward, "event crowd: backend.params.reward", error)
 
     def close(self) -> None:
         pass
@@ -252,9 +262,9 @@ class EventCrowd:
         if len(labels) > 1 and rng.random() < worker.error_rate:
             others = [x for x in labels if x != truth]
             label = others[int(rng.integers(len(others)))]
-        pay = self.reward if reward is None else reward
+        pay = self._reward(reward)
         st.done[key] = Answer(task_key=key, worker=f"des-{w:04d}", label=label, active_s=round(worker.busy_until - started, 3),
-                              wait_s=round(worker.waited_s, 3), reward=pay, fee=round(pay * self.fee_rate, 6),
+                              wait_s=round(worker.waited_s, 3), reward=pay, fee=money.share(pay, self.fee_rate),
                               currency=self.currency, accepted_at=self.epoch0 + started, submitted_at=self.epoch0 + worker.busy_until)
         worker.task, worker.waited_s = None, 0.0
         if worker.toggle_at <= st.now:  # their session ended while they worked: they leave now
@@ -351,7 +361,8 @@ class EventCrowd:
             raise BackendError("event crowd: session_mean_s and absence_mean_s must be positive")
         if not 0 <= self.present_share <= 1:
             raise BackendError("event crowd: present_share must be between 0 and 1")
-        if self.reward < 0 or self.fee_rate < 0 or (self.compute_s is not None and self.compute_s < 0):
+        self._reward(None)
+        if self.fee_rate < 0 or (self.compute_s is not None and self.compute_s < 0):
             raise BackendError("event crowd: reward, fee_rate and compute_s must not be negative")
 
     def __repr__(self) -> str:

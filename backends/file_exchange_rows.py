@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from clicloop.orchestrator.crowd.plausibility import amount_problem, show, time_problem
+from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer
 
 #: The largest inbox file read (larger ones are refused whole).
@@ -159,8 +160,8 @@ def answer_from_row(file: str, line: int, row: Any, rules: RowRules) -> Answer:
         problem = time_problem(seconds, field, rules.max_active_s)
         if problem:
             raise FieldError(field, problem)
-    reward = _amount(row, "reward", rules.reward)
-    fee = _amount(row, "fee", round(reward * rules.fee_rate, 6))
+    reward = money.exact(_amount(row, "reward", rules.reward))  # exact from here: the file's number by its repr
+    fee = money.exact(_amount(row, "fee", float(money.share(reward, rules.fee_rate))))
     currency = row.get("currency") or rules.currency
     if currency != rules.currency:
         raise FieldError("currency", f"{show(currency)} differs from this exchange's currency {rules.currency!r}")

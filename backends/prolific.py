@@ -56,6 +56,7 @@ import os
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from clicloop.backends.prolific_client import (
@@ -63,6 +64,7 @@ from clicloop.backends.prolific_client import (
     batch_id as _batch_id, epoch as _epoch, html as _html, jsonable as _jsonable, minutes_for, reward_cents,
     safe as _safe, seconds as _seconds,
 )
+from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 ANSWERED = ("AWAITING REVIEW", "APPROVED", "PARTIALLY APPROVED")
@@ -273,7 +275,7 @@ class ProlificBackend:
             if status not in ANSWERED or not rows:
                 continue
             total = (completed - started) if started is not None and completed is not None else float("nan")
-            reward = study.reward_cents / 100.0 / len(rows)
+            reward = (Decimal(study.reward_cents) / 100 / len(rows)).quantize(money.MICRO, ROUND_HALF_EVEN)  # exact
             for r in rows:
                 active = _seconds(r.get("active_s"), total / len(rows))
                 key = str(r["task_key"])
@@ -282,7 +284,7 @@ class ProlificBackend:
                 label = r.get("label")
                 answers.append(Answer(
                     task_key=key, worker=participant, label=None if label in (None, "") else str(label),
-                    active_s=active, reward=round(reward, 6), fee=round(reward * self.fee_rate, 6),
+                    active_s=active, reward=reward, fee=money.share(reward, self.fee_rate),
                     currency=self.currency, accepted_at=started, submitted_at=completed, external_id=sub_id,
                 ))
         return answers

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 
 from clicloop.orchestrator.errors import BackendError
+from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
@@ -115,8 +117,16 @@ class SimulatedCrowd:
             raise BackendError("simulated crowd: opt_out_rate must be between 0 and 1")
         if not 0 <= self.careless_fraction <= 1:
             raise BackendError("simulated crowd: careless_fraction must be between 0 and 1")
-        if self.reward < 0 or self.fee_rate < 0:
+        self._reward()
+        if self.fee_rate < 0:
             raise BackendError("simulated crowd: reward and fee_rate must not be negative")
+
+    def _reward(self, task: Task | None = None, error: type[Exception] = BackendError) -> Decimal:
+        """The reward of an answer, exact: the loop's price when it set one, else ``reward``
+        (``error`` naming the parameter when it is not an amount of money)."""
+        if task is not None and task.reward is not None:
+            return money.exact(task.reward)  # the loop's price wins
+        return money.param(self.reward, "simulated crowd: backend.params.reward", error)
 
     def dispatch(self, tasks: Sequence[Task]) -> None:
         for task in tasks:
@@ -153,8 +163,9 @@ class SimulatedCrowd:
     def collect(self, tasks: Sequence[Task]) -> list[Answer]:
         return [self._answer(task) for task in tasks]
 
-    def expected_cost_per_task(self) -> float:
-        return self.reward * (1 + self.fee_rate)
+    def expected_cost_per_task(self) -> Decimal:
+        reward = self._reward(error=ValueError)  # the loop's check turns it into a ConfigError naming backend.params
+        return reward + money.share(reward, self.fee_rate)
 
     def close(self) -> None:
         pass
@@ -174,7 +185,7 @@ class SimulatedCrowd:
             label, active = None, min(active, self.seconds_median)  # read the warning, opted out: paid, no label
         search = float(self.search_seconds_median * np.exp(self.overhead_sigma * rng.standard_normal()))
         wait = float(self.wait_seconds_median * np.exp(self.overhead_sigma * rng.standard_normal()))
-        reward = self.reward if task.reward is None else task.reward  # the loop's price wins
+        reward = self._reward(task)
         return Answer(
             task_key=task.key,
             worker=worker.raw_id,
@@ -184,7 +195,7 @@ class SimulatedCrowd:
             wait_s=round(wait, 3),
             qualification_s=worker.qualification_s,
             reward=reward,
-            fee=round(reward * self.fee_rate, 6),
+            fee=money.share(reward, self.fee_rate),
             currency=self.currency,
         )
 

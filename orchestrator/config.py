@@ -6,6 +6,7 @@ Errors name the file and the dotted field. Relative paths resolve against the co
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -97,11 +98,19 @@ class Stop(_Strict):
 
     max_rounds: int | None = Field(None, ge=1)
     max_labels: int | None = Field(None, ge=1, description="human answers bought")
-    max_cost: float | None = Field(None, gt=0, description="requester cost, reward + fees")
+    max_cost: Decimal | None = Field(None, gt=0, description="requester cost, reward + fees, in the loop's currency (exact: a Decimal)")
     max_hours: float | None = Field(None, gt=0, description="human hours, unpaid overhead included")
     target_metric: float | None = Field(None, ge=0, le=1, description="stop once the metric (accuracy, macro F1: 0 to 1) reaches this")
     plateau: Plateau | None = None
     forecast: ForecastStop | None = Field(None, description="stop when the forecast to target_metric exceeds the budget left")
+
+    @field_validator("max_cost", mode="before")
+    @classmethod
+    def _exact_money(cls, value: Any) -> Any:
+        """Money is exact: the amount as written (``10.0`` is 10.000000, never a float's 9.99999...)."""
+        from clicloop.orchestrator.ledger.money import parse
+
+        return None if value is None else parse(value, "stop.max_cost")
 
     @model_validator(mode="after")
     def _forecast_needs_target_and_budget(self) -> Stop:

@@ -22,6 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +34,8 @@ from clicloop.orchestrator.fairwork.wages import price_per_answer
 from clicloop.orchestrator.ledger import continuous as cl
 from clicloop.orchestrator.postdeploy.faults import FAULT_ENV, FAULT_EXIT
 from clicloop.orchestrator.seeding import rng_for
-from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
+from clicloop.orchestrator.ledger.money import ZERO, from_micros
+from clicloop.orchestrator.stopping import Budget, items_affordable, per_task, stop_reason
 from clicloop.orchestrator.training.models import evaluate, predictions_for
 from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.types import Model, RoundResult, Task
@@ -68,7 +70,7 @@ class ContinuousRun:
         loop = self.loop
         r = loop._first_round()
         self.open_ = {row["key"]: loop._task(row["round_no"], row["item_id"], row["replica"],
-                                             None if row["reward_micros"] is None else row["reward_micros"] / 1e6)
+                                             None if row["reward_micros"] is None else from_micros(row["reward_micros"]))
                       for row in cl.open_tasks(loop.ledger_, loop.name)}
         if self.open_:  # a resume: send again what may not have reached the backend (idempotent by key)
             self._dispatch(r, list(self.open_.values()))
@@ -92,7 +94,8 @@ class ContinuousRun:
         labeled = loop._labeled()
         model, query = loop._fit(labeled)
         metric = evaluate(model, loop.evalset_, cfg.loop.metric)
-        loop.ledger_.start_round(loop.name, r, loop._version(r, model), len(labeled), cfg.loop.metric, metric)
+        loop.ledger_.start_round(loop.name, r, loop._version(r, model), len(labeled), cfg.loop.metric, metric,
+                                 n_eval=loop.eval_size())
         reason = self._stop_reason(r, metric, labeled)
         ranking = np.empty(0, dtype=np.int64) if reason else self._rank(r, query, labeled, seen)
         self._charge(r, time.perf_counter() - started, seen)
@@ -121,11 +124,10 @@ class ContinuousRun:
         loop = self.loop
         spent = loop.ledger_.spent(loop.name)
         left = len(loop.pool_.ids) - (n_labeled if n_labeled is not None else 0)
-        per_task = loop.backend_.expected_cost_per_task()
+        price = per_task(loop.backend_)
         n_open = len(self.open_) if committed else 0
-        # the stop rules compare against float budgets from the config, as in rounds mode (Loop._budget)
-        return Budget(int(spent["answers"]) + n_open, float(spent["cost"]) + n_open * (per_task or 0.0),
-                      spent["total_hours"], per_task, pool_left=left)
+        return Budget(int(spent["answers"]) + n_open, spent["cost"] + n_open * (price or ZERO),
+                      spent["total_hours"], price, pool_left=left)
 
     def lookahead(self) -> int:
         """Open tasks to keep: ``loop.lookahead``, else twice the backend's active workers (one in
@@ -192,7 +194,7 @@ class ContinuousRun:
                 return  # nothing to ask until the next version
             new += self._receive(r)
 
-    def _top_up(self, r: int, queue: list[int], reward: float | None, predictions: dict[int, Any]) -> list[int]:
+    def _top_up(self, r: int, queue: list[int], reward: Decimal | None, predictions: dict[int, Any]) -> list[int]:
         loop, cfg = self.loop, self.loop.config
         want = self.lookahead() - len(self.open_)
         n, _ = items_affordable(cfg.stop, max(want, 0), 1, self._budget())

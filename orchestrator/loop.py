@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, c
 from clicloop.orchestrator.crowd import quality
 from clicloop.orchestrator.crowd.redundancy import check_answer, doubtful_items
 from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.ledger.money import from_micros
 from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
 from clicloop.orchestrator.training.models import confidence_weights, evaluate, predictions_for
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
@@ -31,7 +33,7 @@ from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels, state_name
 from clicloop.orchestrator.training.sentence_model import auto_model, embed_data
 from clicloop.orchestrator.training.threads import blas_limits
-from clicloop.orchestrator.stopping import Budget, items_affordable, stop_reason
+from clicloop.orchestrator.stopping import Budget, items_affordable, per_task, stop_reason
 from clicloop.orchestrator.types import BackendContext, Model, RoundResult, Task
 
 log = logging.getLogger("clicloop")
@@ -186,7 +188,8 @@ class Loop:
         labeled = self._labeled()
         model, query = self._fit(labeled)
         metric = evaluate(model, self.evalset_, self.config.loop.metric)
-        self.ledger_.start_round(self.name, r, self._version(r, model), len(labeled), self.config.loop.metric, metric)
+        self.ledger_.start_round(self.name, r, self._version(r, model), len(labeled), self.config.loop.metric, metric,
+                                 n_eval=self.eval_size())
         tasks = self._recorded_tasks(r)
         if not tasks:
             reason, tasks = self._plan(r, metric, model, query, labeled)
@@ -222,17 +225,21 @@ class Loop:
             if self.config.loop.weight_by_confidence else {}
         return fit_with_pseudo_labels(model, self.pseudo_, self.pool_.X, idx, y, weights)  # pseudo-labels: never stored
 
+    def eval_size(self) -> int | None:
+        """Items in the evaluation set (the sampling error of each round's metric); None without one."""
+        return None if self.evalset_ is None else len(self.evalset_.y)
+
     def _version(self, r: int, model: Model | None) -> str:
         return f"{self.name}-r{r}" if model is not None else f"{self.name}-r{r}-cold"
 
     def _recorded_tasks(self, r: int) -> list[Task]:
         return [
-            self._task(r, row["item_id"], row["replica"], None if row["reward_micros"] is None else row["reward_micros"] / 1e6,
+            self._task(r, row["item_id"], row["replica"], None if row["reward_micros"] is None else from_micros(row["reward_micros"]),
                        kind=row["kind"])
             for row in self.ledger_.tasks(self.name, r)
         ]
 
-    def _task(self, r: int, item_id: str, replica: int, reward: float | None = None,
+    def _task(self, r: int, item_id: str, replica: int, reward: Decimal | None = None,
               prediction: tuple[str, float] | None = None, kind: str = "label") -> Task:
         i = self.index_[item_id]
         warning = self.config.loop.content_warning
@@ -353,8 +360,7 @@ class Loop:
 
     def _budget(self, r: int) -> Budget:
         spent = self.ledger_.spent(self.name, rounds=(0, r - 1))
-        # the stop rules compare against float budgets from the config (estimates, not a view of money)
-        return Budget(spent["answers"], float(spent["cost"]), spent["total_hours"], self.backend_.expected_cost_per_task())
+        return Budget(spent["answers"], spent["cost"], spent["total_hours"], per_task(self.backend_))
 
     def _hours_between(self, first: int, last: int) -> float:
         return self.ledger_.spent(self.name, rounds=(first, last))["total_hours"]
@@ -403,7 +409,7 @@ class Loop:
         asked = [row for row in recorded if row["kind"] != "gold"]
         doubtful = doubtful_items(asked, self.ledger_.votes(self.name, round_no=r), adaptive)
         n, _ = items_affordable(self.config.stop, len(doubtful), 1, self._budget(r + 1))  # this round's spending included
-        reward = recorded[0]["reward_micros"] / 1e6 if recorded and recorded[0]["reward_micros"] is not None else None
+        reward = from_micros(recorded[0]["reward_micros"]) if recorded and recorded[0]["reward_micros"] is not None else None
         tasks = self._police(r, [self._task(r, item, replica, reward) for item, replica in doubtful[:n]])
         self.ledger_.record_tasks(tasks, self.config.backend.name, first_rank=len(recorded))
         return tasks

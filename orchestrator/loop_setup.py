@@ -9,11 +9,13 @@ import json
 import math
 import numbers
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.credentials import public_config
 from clicloop.orchestrator.errors import BudgetError, ConfigError
+from clicloop.orchestrator.ledger.money import exact
 
 
 def check_strategy(cfg: Config, strategy: Any, model: Any, X: Any) -> None:
@@ -59,16 +61,18 @@ def check_money_budget(cfg: Config, backend: Any) -> None:
                           "(reward, fee_rate, ...)", field="backend.params") from e
     if per_task is None:  # the backend does not know its price up front (e.g. a vendor's file exchange)
         return
-    if isinstance(per_task, bool) or not isinstance(per_task, numbers.Real) or not math.isfinite(per_task) or per_task < 0:
+    if (isinstance(per_task, bool) or not isinstance(per_task, (numbers.Real, Decimal)) or not math.isfinite(per_task)
+            or per_task < 0):
         raise ConfigError(f"backend {cfg.backend.name!r} prices a task at {per_task!r}; its params (reward, fee_rate, ...) "
                           "must be finite, non-negative numbers", field="backend.params")
     stop, loop = cfg.stop, cfg.loop
     if stop.max_cost is not None and per_task:
-        batch = per_task * loop.batch_size * loop.redundancy
+        price = exact(per_task)
+        batch = price * loop.batch_size * loop.redundancy
         if stop.max_cost < batch:
             raise BudgetError(
-                f"stop.max_cost={stop.max_cost:g} cannot pay for one batch ({loop.batch_size} items x "
-                f"{loop.redundancy} answers x {per_task:g} per task = {batch:g}); raise it or lower loop.batch_size",
+                f"stop.max_cost={float(stop.max_cost):g} cannot pay for one batch ({loop.batch_size} items x "
+                f"{loop.redundancy} answers x {float(price):g} per task = {float(batch):g}); raise it or lower loop.batch_size",
                 field="stop.max_cost",
             )
 

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from clicloop.orchestrator.config import Stop
+from clicloop.orchestrator.ledger.money import ZERO
 
 
 @dataclass(frozen=True)
 class Budget:
-    """What has been spent before this round, and what a task is expected to cost."""
+    """What has been spent before this round, and what a task is expected to cost: money exact
+    (Decimal, the loop's currency), compared with the config's exact ``stop.max_cost``."""
 
     answers: int
-    cost: float
+    cost: Decimal
     total_hours: float
-    cost_per_task: float | None
+    cost_per_task: Decimal | None
     pool_left: int | None = None  # unlabeled items left: the forecast rule never counts on more
 
 
@@ -33,7 +36,7 @@ def stop_reason(stop: Stop, round_no: int, metric: float | None, spent: Budget, 
     if stop.max_labels is not None and spent.answers >= stop.max_labels:
         return f"label budget spent ({spent.answers} of {stop.max_labels} answers)"
     if stop.max_cost is not None and spent.cost >= stop.max_cost:
-        return f"money budget spent ({spent.cost:.2f} of {stop.max_cost:g})"
+        return f"money budget spent ({spent.cost:.2f} of {_g(stop.max_cost)})"
     if stop.max_hours is not None and spent.total_hours >= stop.max_hours:
         return f"human-hours budget spent ({spent.total_hours:.2f} h of {stop.max_hours:g} h, unpaid time included)"
     if stop.plateau is not None and metric is not None:
@@ -58,14 +61,14 @@ def _forecast(stop: Stop, spent: Budget, history: Sequence[dict[str, Any]], hour
     evaluated = [r for r in history if r.get("metric") is not None]
     if rule is None or stop.target_metric is None or len(evaluated) < rule.min_rounds or spent.total_hours <= 0:
         return None
-    money_per_hour = spent.cost / spent.total_hours
+    money_per_hour = float(spent.cost) / spent.total_hours  # the forecast's money is an estimate (a float model)
     rows = []
     for r in history:
         hours = float(hours_between(r["round_no"], r["round_no"]))
         rows.append({"n_labeled": r["n_labeled"], "metric": r.get("metric"), "total_hours": hours, "cost": hours * money_per_hour})
     fc = forecast(rows, stop.target_metric, pool_left=spent.pool_left)
     hours_left = None if stop.max_hours is None else max(0.0, stop.max_hours - spent.total_hours)
-    cost_left = None if stop.max_cost is None else max(0.0, stop.max_cost - spent.cost)
+    cost_left = None if stop.max_cost is None else max(ZERO, stop.max_cost - spent.cost)
     if not fc.beyond(hours_left=hours_left, cost_left=cost_left, conservative=rule.conservative):
         return None
     if fc.status == "unreachable":
@@ -80,6 +83,12 @@ def _forecast(stop: Stop, spent: Budget, history: Sequence[dict[str, Any]], hour
         needs.append(f"{_n(c.point)} ({_n(c.low)}-{_n(c.high)}) against {cost_left:.2f} left")
     return (f"forecast: reaching the target {stop.target_metric:g} needs about " + "; ".join(needs)
             + f" ({fc.level:.0%} interval; the {which} is over budget)")
+
+
+def _g(amount: Decimal) -> str:
+    """A configured budget as the stop reason writes it (``10``, ``12.5``): the text the ledger
+    has always stored for it."""
+    return f"{float(amount):g}"
 
 
 def _n(v: float) -> str:
@@ -109,8 +118,17 @@ def items_affordable(stop: Stop, batch_size: int, redundancy: int, spent: Budget
     n = batch_size
     if stop.max_labels is not None:
         n = min(n, (stop.max_labels - spent.answers) // redundancy)
-    if stop.max_cost is not None and spent.cost_per_task:
-        n = min(n, int((stop.max_cost - spent.cost + 1e-9) // (spent.cost_per_task * redundancy)))
+    if stop.max_cost is not None and spent.cost_per_task:  # exact: a budget of 10 pays 10 tasks of 1 (no float slack)
+        n = min(n, int((stop.max_cost - spent.cost) // (spent.cost_per_task * redundancy)))
     if n <= 0:
         return 0, "budget left cannot pay for one more item"
     return n, None
+
+
+def per_task(backend: Any) -> Decimal | None:
+    """What the backend expects one task to cost (reward + fee), exact; None when it cannot say
+    (``Backend.expected_cost_per_task``; a float from a third-party backend is read by its repr)."""
+    from clicloop.orchestrator.ledger.money import exact
+
+    value = backend.expected_cost_per_task()
+    return None if value is None else exact(value)

@@ -35,7 +35,7 @@ class Task:
     payload: Any = None
     kind: str = "label"
     sensitive: bool = False
-    reward: float | None = None  # offered per answer, when the loop prices tasks (wage_floor.price_rewards)
+    reward: Decimal | None = None  # offered per answer (exact, in the backend's currency), when the loop prices tasks (wage_floor.price_rewards)
     prediction: tuple[str, float] | None = None  # the model's (label, confidence): a pre-annotation, or what a review checks
     content_warning: str | None = None  # shown before the item; the worker may opt out (skip) without penalty
 
@@ -49,7 +49,7 @@ class PolicyDecision:
     task_key: str
     action: Literal["veto", "reprice"]
     reason: str
-    reward: float | None = None
+    reward: Decimal | float | None = None  # read exactly (a float by its repr), to the micro-unit
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,8 @@ class Answer:
     worker: str
     label: str | None
     active_s: float
-    reward: float
-    fee: float
+    reward: Decimal | float  # exact Decimal from clicloop's backends; a float (read by its repr) from others
+    fee: Decimal | float
     currency: str
     search_s: float = 0.0
     wait_s: float = 0.0

@@ -27,11 +27,14 @@ def quickstart(
     ledger: Annotated[str, typer.Option(help="where to write the ledger")] = "sqlite:///clicloop-quickstart.db",
     seed: Annotated[int, typer.Option(help="seed for data split, crowd and selection")] = 0,
     budget: Annotated[int, typer.Option(help="answers each loop may buy")] = 300,
+    underpaid: Annotated[bool, typer.Option("--underpaid", help="pay the simulated crowd's default 0.02 EUR a task, far "
+                                                                "below the wage floor, to see what the ledger flags and owes")] = False,
 ) -> None:
-    """Margin sampling against random sampling on scikit-learn's digits, with a simulated crowd."""
+    """Margin sampling against random sampling on scikit-learn's digits, with a simulated crowd
+    paid at the wage floor (--underpaid: below it)."""
     from clicloop.orchestrator.cli.quickstart import run_quickstart
 
-    run_quickstart(ledger=ledger, seed=seed, budget=budget)
+    run_quickstart(ledger=ledger, seed=seed, budget=budget, underpaid=underpaid)
 
 
 @app.command()

@@ -24,13 +24,22 @@ class Outcome:
     cost_to_target: Decimal | None
 
 
-def quickstart_config(strategy: str, *, ledger: str, seed: int, budget: int) -> Config:
+FAIR_REWARD = 0.12  # EUR a task: the floor on total time for this crowd (the `clicloop init` template's reward)
+
+
+def quickstart_config(strategy: str, *, ledger: str, seed: int, budget: int, underpaid: bool = False) -> Config:
+    """The quickstart's loop. By default it pays the wage floor: a first reward of
+    :data:`FAIR_REWARD`, then each round priced from the measured task times
+    (``wage_floor.price_rewards``); ``underpaid`` keeps the simulated crowd's own default
+    (0.02 EUR a task, far below the floor) to show what the ledger flags and ``ledger adjust`` owes."""
     return config_from_dict(
         {
             "loop": {"name": f"quickstart-{strategy}", "seed": seed, "purpose": PURPOSE, "batch_size": 10},
             "data": {"builtin": "digits", "seed_size": 20},
             "strategy": {"name": strategy},
+            "backend": {"name": "simulated", "params": {} if underpaid else {"reward": FAIR_REWARD}},
             "stop": {"max_labels": budget},
+            "wage_floor": {"price_rewards": not underpaid},
             "ledger": ledger,
         }
     )
@@ -56,19 +65,20 @@ def outcome(strategy: str, results: list[RoundResult], target: float) -> Outcome
     return Outcome(strategy, results, reached, got.labels, got.hours, got.cost)
 
 
-def run_quickstart(*, ledger: str, seed: int, budget: int, console: Any = None) -> list[Outcome]:
+def run_quickstart(*, ledger: str, seed: int, budget: int, console: Any = None, underpaid: bool = False) -> list[Outcome]:
     from clicloop.orchestrator.cli.output import table_console
     from clicloop.orchestrator.plugins import get_plugin_manager
     from clicloop.orchestrator.progress import progress_plugin
 
     console = console or table_console()
-    configs = [quickstart_config(s, ledger=ledger, seed=seed, budget=budget) for s in ("margin", "random")]
+    configs = [quickstart_config(s, ledger=ledger, seed=seed, budget=budget, underpaid=underpaid) for s in ("margin", "random")]
     full = full_data_metric(configs[0])
     target = 0.95 * full
     console.print(
         f"[bold]clicloop quickstart[/]: digits (scikit-learn), simulated crowd, {budget} answers per loop; "
         f"target = 95% of full-data accuracy {full:.3f} = {target:.3f}"
     )
+    console.print(_pay_line(configs[0], underpaid))
     outcomes = []
     for cfg in configs:
         pm = get_plugin_manager()
@@ -85,6 +95,7 @@ def summary(outcomes: list[Outcome], target: float, config: Config, ledger: str)
     from rich.text import Text
 
     from clicloop.orchestrator.credentials import redact_url
+    from clicloop.orchestrator.ledger.money import fmt
     from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
     from clicloop.orchestrator.reporting.report import build_report
 
@@ -95,7 +106,7 @@ def summary(outcomes: list[Outcome], target: float, config: Config, ledger: str)
     totals = {}
     with ReadOnlyLedger(ledger) as led:
         for o in outcomes:
-            totals[o.strategy] = build_report(led, f"quickstart-{o.strategy}")[1]
+            totals[o.strategy] = build_report(led, f"quickstart-{o.strategy}", floor)[1]
     for o in outcomes:
         t = totals[o.strategy]
         table.add_row(
@@ -112,8 +123,24 @@ def summary(outcomes: list[Outcome], target: float, config: Config, ledger: str)
     if margin.wage_total_time is not None:
         lines.append(_wage_line(margin.wage_paid_time, margin.wage_total_time, floor.amount, floor.currency))
     shown = redact_url(ledger)  # a password stays in the command line the user typed, never on screen
+    owing = [f"{fmt(t.owed, floor.currency)} to {t.workers_below_floor} worker(s) of {name}" for name, t in totals.items() if t.owed]
+    if owing:
+        lines.append("still owed below the floor on total time: " + ", ".join(owing)
+                     + f" (`clicloop ledger adjust --ledger {shown} --apply` pays it)")
     lines.append(f"ledger: {shown}  ·  details: clicloop report --ledger {shown}")
     return Group(table, *(Text(line) for line in lines))
+
+
+def _pay_line(config: Config, underpaid: bool) -> str:
+    """How the quickstart pays its simulated workers, and how to see the other case."""
+    floor = config.wage_floor
+    if underpaid:
+        reward = config.backend.params.get("reward", 0.02)  # the simulated crowd's own default
+        return (f"pay: {reward} {floor.currency} a task (--underpaid: the simulated crowd's default), far below the "
+                f"{floor.amount:.2f} {floor.currency}/h floor on purpose, to show what the ledger flags and owes")
+    return (f"pay: {FAIR_REWARD} {floor.currency} a task at first, then each round priced from the measured task times "
+            f"(unpaid time included) to pay the {floor.amount:.2f} {floor.currency}/h floor; "
+            "--underpaid shows the underpaid case (0.02 a task)")
 
 
 def _verdict(outcomes: list[Outcome]) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from clicloop.orchestrator.errors import ConfigError
@@ -77,7 +78,7 @@ def timed_pay(value: Any, *, field: str, hourly_wage: float = 0.0, per_answer: f
 
 def amount_problem(value: Any, field: str) -> str | None:
     """Why ``value`` cannot be recorded as an amount of money in ``field``, or None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return f"{field} is not a number: {show(value)}"
     if not math.isfinite(value) or value < 0:
         return f"{field} must be finite and not negative, got {value!r}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from clicloop.orchestrator.config import Adaptive
@@ -43,7 +44,7 @@ def check_answer(answer: Answer, labels: Sequence[str]) -> tuple[str, str | None
     if answer.problem:
         return "quarantined", answer.problem
     amounts = (answer.active_s, answer.search_s, answer.wait_s, answer.returned_s, answer.qualification_s, answer.reward, answer.fee)
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in amounts):
+    if not all(isinstance(v, (int, float, Decimal)) and math.isfinite(v) and v >= 0 for v in amounts):
         return "quarantined", f"invalid times or pay {amounts!r}"
     problem = amount_problem(answer.reward, "reward") or amount_problem(answer.fee, "fee")
     if problem:

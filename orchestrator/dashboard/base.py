@@ -113,6 +113,22 @@ class Context:
         return {i.name for i in self.loops if pay_unknown(self.engine, i.name)}
 
     @cached_property
+    def workers(self) -> list[dict[str, Any]]:
+        """Per loop, backend and worker in scope: the wage rows (``queries.wages``), read once per request."""
+        return queries.wages(self.engine, self.scope, ("loop", "backend", "worker"))
+
+    @cached_property
+    def owed(self) -> dict[str, Any]:
+        """Per loop in scope: what lifting each of its workers below the floor would still cost
+        (``fairwork.wages.owed_amount`` per worker, summed); None where pay is unknown."""
+        from clicloop.orchestrator.dashboard.views_people import mark_floor, owed_sum
+
+        workers = [dict(w) for w in self.workers]
+        for row in workers:
+            mark_floor(self, row, self.pay_unknown)
+        return {lp: owed_sum(workers, {"loop": lp, "backend": ""}, self.pay_unknown) for lp in {w["loop"] for w in workers}}
+
+    @cached_property
     def curves(self) -> dict[str, list[dict[str, Any]]]:
         """Per loop, per round: the model's labels and metric, what was spent BEFORE it (``hours``,
         ``cost``: the work its labels came from), what the round bought after it (``bought_*``),
@@ -135,7 +151,7 @@ class Context:
                 "answers": e["answers"], "bought_hours": (e["active_s"] + e["unpaid_s"]) / 3600, "bought_cost": e["income"] + e["fee"],
                 "adjustment": e["adjustment"], "total_hours": (e["active_s"] + e["unpaid_s"]) / 3600,
                 "gain": gain, "hours_per_point": per_point(bh, gain), "cost_per_point": money_per_point(bc, gain),
-                "stop_reason": r["stop_reason"],
+                "stop_reason": r["stop_reason"], "n_eval": r.get("n_eval"),
             })
         return out
 

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Engine, case, func, inspect, literal, select, union_all
+from sqlalchemy import Engine, case, func, inspect, literal, null, select, union_all
 
 from clicloop.orchestrator.dashboard.source import REVIEW_SUFFIX, Filters
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, PLANNED_KINDS, _wages
+from clicloop.orchestrator.ledger.db import has_table
 from clicloop.orchestrator.ledger.money import from_micros, to_micros
 
 a, p, w, rv, r = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c, s.rounds.c
@@ -113,13 +114,19 @@ def _where(cols: Any, scope: Scope, *, round_col: str = "round_no", time_col: st
 
 
 def rounds(engine: Engine, scope: Scope) -> list[dict[str, Any]]:
-    """Every round in scope: loop, round_no, model_version, n_labeled, metric, recorded_at."""
+    """Every round in scope: loop, round_no, model_version, n_labeled, metric, recorded_at, and
+    ``n_eval`` (the evaluation items the metric was measured on; None when not recorded)."""
     where = _where(r, replace(scope, before_round=None), backend=False)
     if scope.before_round is not None:  # a model version's curve ends with the version itself
         where.append(r.round_no <= scope.before_round)
+    e = s.eval_sizes.c
     with engine.connect() as conn:
-        rows = conn.execute(select(r.loop, r.round_no, r.model_version, r.n_labeled, r.metric_name, r.metric, r.recorded_at,
-                                   r.stop_reason).where(*where).order_by(r.loop, r.round_no)).all()
+        known = has_table(conn, s.eval_sizes)  # a ledger from before schema 0007 (never migrated here) has no eval sizes
+        query = select(r.loop, r.round_no, r.model_version, r.n_labeled, r.metric_name, r.metric, r.recorded_at, r.stop_reason,
+                       (e.n_items if known else null()).label("n_eval"))
+        if known:
+            query = query.outerjoin(s.eval_sizes, (e.loop == r.loop) & (e.round_no == r.round_no))
+        rows = conn.execute(query.where(*where).order_by(r.loop, r.round_no)).all()
     return [dict(x._mapping) for x in rows]
 
 

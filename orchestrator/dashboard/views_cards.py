@@ -124,6 +124,7 @@ def _money_rows(m: dict[str, Any]) -> list[dict[str, Any]]:
         {"field": "owed below the floor", "value": fmt(m["owed"], 2, unit=cur)},
         {"field": "fees and taxes", "value": fmt(m["fees_and_taxes"], 2, unit=cur)},
         {"field": "total cost", "value": fmt(m["total_cost"], 2, unit=cur)},
+        {"field": "fair cost (planned + back-pay + owed)", "value": fmt(m.get("fair_cost"), 2, unit=cur)},
     ]
 
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from clicloop.orchestrator.dashboard.base import FLOOR, Context, Number, View, fmt, layout, table
+from clicloop.orchestrator.fairwork.wages import fair_cost
 from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.reporting.forecast import Forecast, default_target, forecast
 
@@ -52,17 +53,24 @@ def learning(ctx: Context) -> View:
     for loop, rows in curves.items():
         last = next((r for r in reversed(rows) if r["metric"] is not None), rows[-1])
         spent = rows[-1]["hours"] + rows[-1]["bought_hours"], rows[-1]["cost"] + rows[-1]["bought_cost"]
+        unknown = loop in ctx.pay_unknown
+        adjusted = sum((r["adjustment"] for r in rows), money.ZERO)
+        fair = None if unknown else fair_cost(spent[1], adjusted, ctx.owed.get(loop, money.ZERO))
         summary.append({"loop": loop, "strategy": next((i.strategy for i in ctx.all_loops if i.name == loop), "?"),
                         "rounds": len(rows), "n_labeled": last["n_labeled"], "metric": last["metric"], "hours": spent[0],
-                        "cost": "pay unknown" if loop in ctx.pay_unknown else spent[1],
-                        "adjustment": "pay unknown" if loop in ctx.pay_unknown else sum((r["adjustment"] for r in rows), money.ZERO)})
+                        "cost": "pay unknown" if unknown else spent[1], "adjustment": "pay unknown" if unknown else adjusted,
+                        "owed": "pay unknown" if unknown else ctx.owed.get(loop, money.ZERO),
+                        "fair_cost": "pay unknown" if unknown else fair})
         view.numbers.append(Number(f"final_metric:{loop}", f"{loop}: latest {_metric_name(ctx)}", last["metric"], fmt(last["metric"], 4)))
+        view.numbers.append(Number(f"fair_cost:{loop}", f"{loop}: fair cost (planned + back-pay + owed)", fair,
+                                   "pay unknown" if unknown else money.fmt(fair, cur)))
     view.tables.append(table("Each loop's latest model and everything spent so far", [
         ("loop", "loop", None), ("strategy", "strategy", None), ("rounds", "rounds", 0), ("n_labeled", "labels", 0),
         ("metric", _metric_name(ctx), 4), ("hours", "human hours", 2), ("cost", f"planned cost {cur}", 2),
-        ("adjustment", f"back-pay booked {cur}", 2)], summary,
-        note="Planned cost: rewards, bonuses and fees as the loop priced them; back-pay (ledger adjust) is its own column "
-             "and owed wages are in the wages view; docs/ledger.md defines every number."))
+        ("adjustment", f"back-pay booked {cur}", 2), ("owed", f"owed {cur}", 2), ("fair_cost", f"fair cost {cur}", 2)], summary,
+        note="Planned cost: rewards, bonuses and fees as the loop priced them; back-pay (ledger adjust) is its own column; "
+             "owed: what lifting every worker below the floor would still cost (per worker in the wages view); fair cost = "
+             "planned cost + back-pay + owed; docs/ledger.md defines every number."))
     view.numbers.extend(_versus_baseline(ctx))
     return view
 
@@ -76,7 +84,7 @@ def reach_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A loop's curve rows as :func:`clicloop.orchestrator.reporting.reach.reach` reads them: what
     each round bought after its model (answers, hours, planned cost)."""
     return [{"round_no": r["round_no"], "n_labeled": r["n_labeled"], "metric": r["metric"], "answers": r["answers"],
-             "total_hours": r["bought_hours"], "cost": r["bought_cost"]} for r in rows]
+             "total_hours": r["bought_hours"], "cost": r["bought_cost"], "n_eval": r.get("n_eval")} for r in rows]
 
 
 def _versus_baseline(ctx: Context) -> list[Number]:
@@ -184,6 +192,16 @@ def forecast_view(ctx: Context) -> View:
     return view
 
 
+def _interval_note(rows: list[dict[str, Any]]) -> str:
+    """How the labels' interval was drawn, with the evaluation set's size (the ledger's ``eval_sizes``)."""
+    sizes = sorted({r["n_eval"] for r in rows if r.get("n_eval")})
+    if not sizes:
+        return "No labels interval: the ledger does not record this loop's evaluation-set size (a ledger from before 0007)."
+    return (f"Labels interval: the first rounds whose metric's optimistic and conservative 80% bounds reach the target, from "
+            f"the sampling error of an accuracy on {'/'.join(str(n) for n in sizes)} evaluation items; 10+ means the "
+            "conservative bound has not reached it yet.")
+
+
 def _next_point(loop: str, m: Any, cur: str, unknown: bool) -> list[Number]:
     """The next point's labels and cost from the fitted curve (``Forecast.marginal``), as key numbers."""
     if m is None or not math.isfinite(m.labels):
@@ -215,6 +233,7 @@ def marginal(ctx: Context) -> View:
     import plotly.graph_objects as go
 
     from clicloop.orchestrator.reporting.reach import default_targets, reach_table
+    from clicloop.orchestrator.reporting.report import labels_interval
 
     cur = ctx.currency
     view = View("marginal", "Cost to reach, and the next point", "What reaching each metric took: the labels bought (human "
@@ -230,12 +249,14 @@ def marginal(ctx: Context) -> View:
     for loop, rows in ctx.curves.items():
         unknown = loop in ctx.pay_unknown
         configured = ctx.stops[loop].target_metric if loop in ctx.stops else None
-        reached = [{"target": x.target, "round_no": x.round_no, "labels": x.labels, "hours": x.hours,
+        reached = [{"target": x.target, "round_no": x.round_no, "labels": x.labels, "labels_low": x.labels_low,
+                    "labels_high": x.labels_high, "labels_interval": labels_interval(x), "hours": x.hours,
                     "cost": "pay unknown" if unknown and x.round_no is not None else x.cost}
                    for x in reach_table(reach_rows(rows), default_targets(rows, configured))]
         view.tables.append(table(f"{loop}: cost to reach", [
             ("target", "target", 4), ("round_no", "first round at or above it", 0), ("labels", "labels bought", 0),
-            ("hours", "human hours", 3), ("cost", f"planned cost {cur}", 2)], reached))
+            ("labels_interval", "labels, 80% interval", None), ("hours", "human hours", 3), ("cost", f"planned cost {cur}", 2)],
+            reached, note=_interval_note(rows)))
         view.numbers += _next_point(loop, loop_forecast(ctx, loop, aims[loop]).marginal(), cur, unknown)
         for key, fig in figs.items():
             fig.add_trace(go.Scatter(x=[r["round_no"] for r in rows], y=[None if r[key] is None else float(r[key]) for r in rows],

@@ -23,7 +23,7 @@ def wages(ctx: Context) -> View:
     view = View("wages", "Effective hourly wages", f"Worker income per hour on paid time (active seconds) and on total time "
                 f"(unpaid searching, waiting, returned work and qualification included), against the wage floor "
                 f"({ctx.floor.amount:.2f} {ctx.floor.currency}/h unless a backend has its own). The gap is the unpaid work.")
-    workers = queries.wages(ctx.engine, ctx.scope, ("loop", "backend", "worker"))
+    workers = [dict(w) for w in ctx.workers]
     backends = queries.rollup(workers, ("loop", "backend"))
     if not workers:
         view.empty = "No answer in scope: nobody has worked on these loops yet."
@@ -35,8 +35,7 @@ def wages(ctx: Context) -> View:
     for row in backends + loops:  # owed sums the workers' own amounts (one worker's surplus never pays another)
         row["backend"] = row.get("backend", "")
         mark_floor(ctx, row, unknown)
-        row["owed"] = None if row["loop"] in unknown else sum(
-            (w["owed"] for w in workers if all(w[k] == row[k] for k in ("loop", "backend") if row[k])), money.ZERO)
+        row["owed"] = owed_sum(workers, row, unknown)
     known = [r for r in workers if r["loop"] not in unknown]
     paid = [r["wage_paid_time"] for r in known if r["wage_paid_time"] is not None]
     total = [r["wage_total_time"] for r in known if r["wage_total_time"] is not None]
@@ -77,6 +76,15 @@ def wages(ctx: Context) -> View:
         ("wage_paid_time", f"wage paid {cur}/h", 2), ("wage_total_time", f"wage total {cur}/h", 2), ("owed", f"owed {cur}", 2),
         ("rejected", "rejected", 0)], lowest, note))
     return view
+
+
+def owed_sum(workers: list[dict[str, Any]], row: dict[str, Any], unknown: set[str]) -> Any:
+    """What ``row``'s workers (those of its loop, and of its backend when it names one; rows marked
+    by :func:`mark_floor`) are still owed: the workers' own amounts summed (one worker's surplus
+    never pays another); None where the loop's pay is unknown."""
+    if row["loop"] in unknown:
+        return None
+    return sum((w["owed"] for w in workers if all(w[k] == row[k] for k in ("loop", "backend") if row[k])), money.ZERO)
 
 
 def _num(value: Any) -> float | None:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ import numpy as np
 from clicloop.orchestrator.config import ContentWarning, Sensitive
 from clicloop.orchestrator.errors import ClicloopError
 from clicloop.orchestrator.hookspecs import hookimpl
+from clicloop.orchestrator.ledger.money import ZERO, exact
 from clicloop.orchestrator.types import Answer, PolicyDecision, Task
 
 DETECTORS = {
@@ -94,7 +97,7 @@ def apply_policies(hook: Any, loop: Any, backend: str, confidential: bool, tasks
     """Ask every policy about ``tasks``; returns the tasks to create (repriced where a policy
     said so) and the vetoed task keys with their reasons."""
     vetoed: dict[str, str] = {}
-    prices: dict[str, float] = {}
+    prices: dict[str, Decimal] = {}
     known = {t.key for t in tasks}
     for decisions in hook.clicloop_task_policy(loop=loop, backend=backend, confidential=confidential, tasks=list(tasks)):
         for d in decisions or ():
@@ -103,12 +106,18 @@ def apply_policies(hook: Any, loop: Any, backend: str, confidential: bool, tasks
                                   "'veto' or 'reprice', a reason)")
             if d.action == "veto":
                 vetoed.setdefault(d.task_key, d.reason)
-            elif d.reward is None or not d.reward >= 0:
+            elif not _valid_reward(d.reward):
                 raise PolicyError(f"a task policy repriced {d.task_key} without a valid reward: {d!r}")
-            else:
-                prices[d.task_key] = max(prices.get(d.task_key, 0.0), d.reward)  # two prices: the higher wins
+            else:  # money exact (a float reward read by its repr, to the micro-unit); two prices: the higher wins
+                prices[d.task_key] = max(prices.get(d.task_key, ZERO), exact(d.reward))
     kept = [replace(t, reward=prices[t.key]) if t.key in prices else t for t in tasks if t.key not in vetoed]
     return kept, vetoed
+
+
+def _valid_reward(reward: Any) -> bool:
+    """A finite, non-negative amount (a Decimal, or a number from a plugin)."""
+    return (reward is not None and not isinstance(reward, bool) and isinstance(reward, (int, float, Decimal))
+            and math.isfinite(reward) and reward >= 0)
 
 
 class OpaqueIds:

@@ -39,11 +39,11 @@ class Adjustment:
     floor: Decimal
 
 
-def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, expected_answers: int | None = None) -> float | None:
+def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, expected_answers: int | None = None) -> Decimal | None:
     """The reward per answer that pays the floor on total time: ``floor x (MEAN seconds of the
     last answers, active and unpaid + qualification seconds / horizon)``, raised to catch up on
     what earlier answers were underpaid (spread over the answers left before the horizon) and
-    capped at :data:`CATCH_UP_CAP` times that; rounded to the micro-unit. None before any answer.
+    capped at :data:`CATCH_UP_CAP` times that; an exact Decimal to the micro-unit. None before any answer.
 
     The mean, not the median: a worker's wage on total time is income over the SUM of their
     seconds, and log-normal task times have a mean above their median, so a median price leaves
@@ -74,7 +74,8 @@ def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, 
     base = rate * (mean + qual / horizon)
     # what earlier answers were underpaid, spread over the answers left (at least a third of the horizon: no end spike)
     catch_up = (rate * (mean * horizon + qual) - float(paid)) / max(horizon - n_all, horizon // 3, 1)
-    return round(min(max(base, catch_up), CATCH_UP_CAP * base), 6)
+    # the price (a model of the times, in floats) becomes money here: exact, to the micro-unit
+    return exact(round(min(max(base, catch_up), CATCH_UP_CAP * base), 6))
 
 
 def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None = None) -> list[dict[str, Any]]:
@@ -129,6 +130,14 @@ def owed(ledger: Ledger, loop: str, floor: WageFloor) -> dict[str, Any]:
     currency = proposals[0].currency if proposals else (ledger.currency(loop) or floor.currency)
     return {"workers_below_floor": len(below_floor(ledger, loop, floor)), "amount": sum((p.amount for p in proposals), ZERO),
             "currency": currency}
+
+
+def fair_cost(planned: Decimal, back_pay: Decimal, owed_now: Decimal | None) -> Decimal | None:
+    """The fair cost of a loop's work: its planned cost (what the loop priced: rewards, bonuses,
+    fees), the back-pay booked, and what is still owed below the floor; None when the owed amount
+    is unknown (pay unknown). The one definition: the report's ``Totals.fair_cost``, the
+    dashboard's fair cost and the labor card's ``money.fair_cost`` all come from here."""
+    return None if owed_now is None else planned + back_pay + owed_now
 
 
 def apply_adjustments(ledger: Ledger, adjustments: list[Adjustment], round_no: int) -> int:

@@ -147,6 +147,14 @@ def insert_tuples(conn: Connection, table: Table, columns: Sequence[str], rows: 
     return {r[0] for r in result} if returning else None
 
 
+def has_table(conn: Connection, table: Table) -> bool:
+    """Whether the ledger has ``table``: a ledger of an earlier schema, opened by a read-only
+    command (which never migrates), lacks the tables later migrations add."""
+    from sqlalchemy import inspect
+
+    return inspect(conn).has_table(table.name)
+
+
 def chunks(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
@@ -159,6 +167,19 @@ def num(value: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return v if math.isfinite(v) and v >= 0 else 0.0
+
+
+def amount_micros(amount: Any) -> int:
+    """An answer's or a task's amount in micro-units: a Decimal exactly (half-even to the
+    micro-unit), a float as the ledger always rounded it (``round(amount * 1e6)``); 0 for a
+    missing, non-finite or negative amount (the loop quarantines such answers, never pays them)."""
+    from decimal import Decimal
+
+    if isinstance(amount, Decimal):
+        from clicloop.orchestrator.ledger.money import to_micros
+
+        return to_micros(amount) if amount.is_finite() and amount >= 0 else 0
+    return micros(num(amount))
 
 
 def micros(amount: float) -> int:

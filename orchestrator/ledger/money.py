@@ -36,6 +36,45 @@ def to_micros(amount: Decimal | float | int | str) -> int:
     return int((value * MICROS).to_integral_value(ROUND_HALF_EVEN))
 
 
+def parse(value: Any, what: str) -> Decimal:
+    """A money amount given by a person (a config's ``stop.max_cost``, a backend's ``reward``): an
+    int, a float (read by its shortest repr: ``0.1`` is ``0.1``), a decimal string or a Decimal,
+    finite, with at most six decimal places; a ValueError naming ``what`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise ValueError(f"{what} must be an amount of money (e.g. 10.50), not {value!r}")
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except ArithmeticError as e:  # decimal.InvalidOperation: "ten euros"
+        raise ValueError(f"{what} must be an amount of money (e.g. 10.50), not {value!r}") from e
+    if not amount.is_finite():
+        raise ValueError(f"{what} must be a finite amount of money, not {value!r}")
+    try:
+        kept = amount.quantize(MICRO, ROUND_HALF_EVEN)
+    except ArithmeticError as e:  # more digits than Decimal's 28
+        raise ValueError(f"{what} is too large an amount of money ({value!r})") from e
+    if amount != kept:
+        raise ValueError(f"{what} has more than six decimal places ({value!r}); money is kept to the micro-unit")
+    return kept
+
+
+def share(amount: Decimal, rate: float) -> Decimal:
+    """``rate`` (a float, read by its repr: a platform's fee rate) of an exact ``amount``, half-even
+    to the micro-unit: the fee on a reward."""
+    return (amount * Decimal(repr(float(rate)))).quantize(MICRO, ROUND_HALF_EVEN)
+
+
+def param(value: Any, what: str, error: type[Exception]) -> Decimal:
+    """A backend's money parameter (``reward``) as an exact, non-negative amount; ``error`` (the
+    backend's error type) naming ``what`` otherwise."""
+    try:
+        amount = parse(value, what)
+    except ValueError as e:
+        raise error(str(e)) from e
+    if amount < 0:
+        raise error(f"{what} must not be negative, got {value!r}")
+    return amount
+
+
 def exact(value: Decimal | float | int | str) -> Decimal:
     """Any amount as a six-place Decimal (a float through its shortest repr; a config's ``max_cost: 10.0``)."""
     return from_micros(to_micros(value))

@@ -305,3 +305,19 @@ cont_answers = Table(
 )
 
 TABLES += [cont_versions, cont_answers]
+
+
+# == evaluation sets (migration 0007_eval_sizes) ==============================================
+# How many items each round's metric was measured on (the evaluation set's size): the sampling
+# error of the metric, and so the interval of the "cost to reach" table (reporting/reach.py).
+# A round without a row (no evaluation set, or a ledger written before 0007) has no interval.
+
+eval_sizes = Table(
+    "eval_sizes", metadata,
+    Column("loop", _id, primary_key=True),
+    Column("round_no", Integer, primary_key=True),
+    Column("n_items", Integer, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+)
+
+TABLES.append(eval_sizes)

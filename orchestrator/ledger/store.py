@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, func, null, select, update
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from clicloop.orchestrator.crowd.plausibility import MAX_AMOUNT
@@ -19,7 +19,7 @@ from clicloop.orchestrator.credentials import redact_url, scrub
 from clicloop.orchestrator.ledger import accounting, secrecy
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.create import check_or_create
-from clicloop.orchestrator.ledger.db import chunks, insert_ignore, insert_tuples, lock_for_migration, make_engine, micros, num
+from clicloop.orchestrator.ledger.db import amount_micros, chunks, has_table, insert_ignore, insert_tuples, lock_for_migration, make_engine, micros, num
 from clicloop.orchestrator.types import Answer, Consensus, Task
 
 SALT_ENV = secrecy.KEY_ENV
@@ -114,7 +114,7 @@ class Ledger:
         """Remove a loop and everything recorded for it (``clicloop run --restart``)."""
         with self.engine_.begin() as conn:
             for table in (s.labels, s.corrections, s.reviews, s.payments, s.workers, s.assignments, s.tasks, s.rounds,
-                          s.cont_versions, s.cont_answers):
+                          s.cont_versions, s.cont_answers, s.eval_sizes):
                 conn.execute(table.delete().where(table.c.loop == name))
             conn.execute(s.loops.delete().where(s.loops.c.name == name))
 
@@ -123,15 +123,29 @@ class Ledger:
             return list(conn.execute(select(s.loops.c.name).order_by(s.loops.c.created_at, s.loops.c.name)).scalars())
 
     def rounds(self, loop: str) -> list[dict[str, Any]]:
+        """The loop's rounds in order, each with ``n_eval``: the evaluation items its metric was
+        measured on (None when unknown: no evaluation set, or a ledger from before schema 0007)."""
+        r, e = s.rounds.c, s.eval_sizes.c
         with self.engine_.connect() as conn:
-            rows = conn.execute(select(s.rounds).where(s.rounds.c.loop == loop).order_by(s.rounds.c.round_no))
-            return [dict(r._mapping) for r in rows]
+            if has_table(conn, s.eval_sizes):
+                q = (select(s.rounds, e.n_items.label("n_eval"))
+                     .outerjoin(s.eval_sizes, and_(e.loop == r.loop, e.round_no == r.round_no)))
+            else:  # read-only commands never migrate an older ledger
+                q = select(s.rounds, null().label("n_eval"))
+            rows = conn.execute(q.where(r.loop == loop).order_by(r.round_no))
+            return [dict(x._mapping) for x in rows]
 
-    def start_round(self, loop: str, round_no: int, model_version: str, n_labeled: int, metric_name: str, metric: float | None) -> None:
+    def start_round(self, loop: str, round_no: int, model_version: str, n_labeled: int, metric_name: str, metric: float | None,
+                    n_eval: int | None = None) -> None:
+        """Record a round's model (once: a resumed round keeps its first record); ``n_eval``: the
+        evaluation items ``metric`` was measured on."""
+        now = time.time()
         row = {"loop": loop, "round_no": round_no, "model_version": model_version, "n_labeled": n_labeled,
-               "metric_name": metric_name, "metric": metric, "status": "started", "stop_reason": None, "recorded_at": time.time()}
+               "metric_name": metric_name, "metric": metric, "status": "started", "stop_reason": None, "recorded_at": now}
         with self.engine_.begin() as conn:
             insert_ignore(conn, s.rounds, [row])
+            if n_eval is not None and metric is not None:
+                insert_ignore(conn, s.eval_sizes, [{"loop": loop, "round_no": round_no, "n_items": int(n_eval), "recorded_at": now}])
 
     def finish_round(self, loop: str, round_no: int, stop_reason: str | None = None) -> None:
         with self.engine_.begin() as conn:
@@ -144,7 +158,7 @@ class Ledger:
         now = time.time()
         rows = [{"key": t.key, "loop": t.loop, "round_no": t.round_no, "item_id": t.item_id, "replica": t.replica,
                  "kind": t.kind, "purpose": t.purpose, "backend": backend, "rank": first_rank + i, "status": "created", "recorded_at": now,
-                 "reward_micros": None if t.reward is None else micros(t.reward)}
+                 "reward_micros": None if t.reward is None else amount_micros(t.reward)}
                 for i, t in enumerate(tasks)]
         with self.engine_.begin() as conn:
             insert_ignore(conn, s.tasks, rows)
@@ -220,9 +234,9 @@ class Ledger:
                 if worker not in worker_rows:
                     worker_rows[worker] = (loop, backend, worker, num(answer.qualification_s), task.round_no, now)
                 for kind, amount in (("reward", answer.reward), ("fee", answer.fee)):
-                    amount = num(amount)
-                    if 0 < amount <= MAX_AMOUNT:  # a larger amount is quarantined (check_answer), never paid
-                        pay_rows.append((f"{key}/{kind}", loop, task.round_no, backend, worker, key, kind, micros(amount),
+                    paid = amount_micros(amount)
+                    if 0 < paid <= MAX_AMOUNT * s.MICROS:  # a larger amount is quarantined (check_answer), never paid
+                        pay_rows.append((f"{key}/{kind}", loop, task.round_no, backend, worker, key, kind, paid,
                                          answer.currency, None, now))
             insert_tuples(conn, s.workers, _WORKER_COLUMNS, list(worker_rows.values()))
             insert_tuples(conn, s.payments, _PAYMENT_COLUMNS, pay_rows)

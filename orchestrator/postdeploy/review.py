@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from clicloop.orchestrator.config import Sensitive
@@ -216,7 +217,7 @@ class Reviewer:
 
     def _check(self, answer: Answer) -> tuple[str, str | None]:
         times = (answer.active_s, answer.search_s, answer.wait_s, answer.returned_s, answer.reward, answer.fee)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in times):
+        if not all(isinstance(v, (int, float, Decimal)) and math.isfinite(v) and v >= 0 for v in times):
             return "quarantined", f"invalid times or pay {times!r}"
         if answer.label is None:
             return "skipped", None

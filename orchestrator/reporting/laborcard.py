@@ -24,7 +24,7 @@ from clicloop.orchestrator.config import WageFloor
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.fairwork.wages import owed_amount, pay_unknown
+from clicloop.orchestrator.fairwork.wages import fair_cost, owed_amount, pay_unknown
 from clicloop.orchestrator.ledger.accounting import by_worker, unpaid_by_kind
 from clicloop.orchestrator.ledger.money import ZERO, exact, fmt, from_micros, percentile
 
@@ -119,10 +119,12 @@ def _totals(workers: list[dict[str, Any]]) -> dict[str, Any]:
 def money_section(currency: str, income: Decimal, fees: Decimal, adjusted: Decimal, owed: Decimal | None) -> dict[str, Any]:
     """The card's money, exact: ``paid_to_workers`` includes ``retroactive`` (back-pay booked by
     ``ledger adjust``, its own line: ``planned_pay`` is what the loop priced); ``owed`` is what the
-    workers below the floor are still due (None where pay is unknown)."""
+    workers below the floor are still due (None where pay is unknown); ``fair_cost`` is planned
+    cost + back-pay + owed (``fairwork.wages.fair_cost``, as the report and the dashboard)."""
     return {"currency": currency, "paid_to_workers": income, "planned_pay": income - adjusted, "retroactive": adjusted,
             "retroactive_share": float(adjusted / income) if income > 0 else 0.0, "fees_and_taxes": fees,
-            "total_cost": income + fees, "planned_cost": income - adjusted + fees, "owed": owed}
+            "total_cost": income + fees, "planned_cost": income - adjusted + fees, "owed": owed,
+            "fair_cost": fair_cost(income - adjusted + fees, adjusted, owed)}
 
 
 def adjustments(ledger: Ledger, loop: str, before: int | None) -> Decimal:
@@ -183,7 +185,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- Money: {fmt(m['paid_to_workers'], cur)} paid to workers, of which {fmt(m['retroactive'], cur)} retroactive "
         f"(back-pay up to the wage floor, {m['retroactive_share']:.0%}); {fmt(m['fees_and_taxes'], cur)} in fees and taxes, "
         f"{fmt(m['total_cost'], cur)} in all (planned: {fmt(m['planned_cost'], cur)})"
-        + (f"; still owed below the floor: {fmt(m['owed'], cur)}" if m.get("owed") else ""),
+        + (f"; still owed below the floor: {fmt(m['owed'], cur)}" if m.get("owed") else "")
+        + (f"; fair cost (planned + back-pay + owed): {fmt(m['fair_cost'], cur)}" if m.get("fair_cost") is not None else ""),
     ]
     if w.get("workers"):
         lines.append(

@@ -9,7 +9,8 @@ Definition (docs/ledger.md, "How each number is defined"):
   redundancy each answer counts;
 - hours are those answers' human hours, unpaid time included; money is their planned cost
   (rewards, bonuses, fees: what the loop priced), exact; back-pay is reported on its own line;
-- with the evaluation set's size known, the round range is the sampling interval: the first
+- with the evaluation set's size known (the ledger records it per round: table ``eval_sizes``,
+  migration 0007; a row's ``n_eval``), the round range is the sampling interval: the first
   round whose metric's upper 80% bound reaches X (optimistic) and the first whose lower bound
   does (conservative), from the binomial standard error of an accuracy on that many items.
 """
@@ -49,25 +50,37 @@ def _get(row: Any, name: str) -> Any:
 def reach(rows: Sequence[Any], target: float, *, eval_size: int | None = None) -> Reach:
     """The first round of ``rows`` (one loop's rounds in order, with ``round_no``, ``n_labeled``,
     ``metric`` and what each round bought after its model: ``answers``, ``total_hours``,
-    ``cost``) whose metric reached ``target``, and what the rounds before it bought."""
+    ``cost``) whose metric reached ``target``, and what the rounds before it bought. The interval
+    uses ``eval_size``, else each row's own ``n_eval`` (the evaluation items the ledger recorded
+    for that round); none when a measured round's size is unknown."""
     rows = list(rows)
-    hit = _first(rows, lambda m: m >= target)
+    hit = _first(rows, lambda m, n: m >= target)
     if hit is None:
         return Reach(float(target), None, None, None, None, None)
     before = rows[:hit]
     labels = sum(int(_get(r, "answers")) for r in before)
     low = high = None
-    if eval_size:
-        se = lambda m: Z80 * math.sqrt(max(m * (1 - m), 0.0) / eval_size)  # noqa: E731
-        opt, cons = _first(rows, lambda m: m + se(m) >= target), _first(rows, lambda m: m - se(m) >= target)
+    sizes = [eval_size or _n_eval(r) for r in rows]
+    if all(n for r, n in zip(rows, sizes) if _get(r, "metric") is not None):
+        se = lambda m, n: Z80 * math.sqrt(max(m * (1 - m), 0.0) / n)  # noqa: E731
+        opt = _first(rows, lambda m, n: m + se(m, n) >= target, sizes)
+        cons = _first(rows, lambda m, n: m - se(m, n) >= target, sizes)
         low = sum(int(_get(r, "answers")) for r in rows[:opt]) if opt is not None else None
         high = sum(int(_get(r, "answers")) for r in rows[:cons]) if cons is not None else None
     return Reach(float(target), int(_get(rows[hit], "round_no")), int(_get(rows[hit], "n_labeled")), labels,
                  sum(float(_get(r, "total_hours")) for r in before), sum((_get(r, "cost") for r in before), ZERO), low, high)
 
 
-def _first(rows: list[Any], test: Any) -> int | None:
-    return next((i for i, r in enumerate(rows) if _get(r, "metric") is not None and test(float(_get(r, "metric")))), None)
+def _n_eval(row: Any) -> int | None:
+    """A row's evaluation-set size, when it carries one."""
+    value = row.get("n_eval") if isinstance(row, Mapping) else getattr(row, "n_eval", None)
+    return int(value) if value else None
+
+
+def _first(rows: list[Any], test: Any, sizes: Sequence[int | None] | None = None) -> int | None:
+    sizes = sizes if sizes is not None else [None] * len(rows)
+    return next((i for i, (r, n) in enumerate(zip(rows, sizes))
+                 if _get(r, "metric") is not None and test(float(_get(r, "metric")), n)), None)
 
 
 def default_targets(rows: Sequence[Any], configured: float | None = None) -> list[float]:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from clicloop.orchestrator.fairwork.wages import owed, pay_unknown
+from clicloop.orchestrator.fairwork.wages import fair_cost, owed, pay_unknown
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, fmt, ratio
 from clicloop.orchestrator.reporting.reach import default_targets, reach_table
@@ -48,13 +48,15 @@ class ReportRow:
     wage_paid_time: Decimal | None
     wage_total_time: Decimal | None
     stop_reason: str | None
+    n_eval: int | None = None  # evaluation items the metric was measured on (the "cost to reach" interval)
 
 
 @dataclass(frozen=True)
 class Totals:
     """A loop's totals. ``cost`` is the planned cost; ``adjustments`` the back-pay booked;
     ``owed`` what lifting every worker below the floor would still cost (None when no floor was
-    given or pay is unknown); ``fair_cost`` = cost + adjustments + owed. Wages are on what the
+    given or pay is unknown); ``fair_cost`` = cost + adjustments + owed (``fairwork.wages.fair_cost``;
+    owed counts as 0 without a floor). Wages are on what the
     workers received (planned pay and adjustments), as the per-worker views compute them."""
 
     loop: str
@@ -104,7 +106,7 @@ def build_report(ledger: Ledger, loop: str, floor: WageFloor | None = None) -> t
             ReportRow(
                 r["round_no"], r["model_version"], r["n_labeled"], r["metric"], gain, e["answers"], active_h, total_h,
                 e["reward"] + e["fee"], e["reward"], e["adjustment"], _per_point(bought_h, gain), money_per_point(bought_cost, gain),
-                ratio(e["reward"], active_h), ratio(e["reward"], total_h), r["stop_reason"],
+                ratio(e["reward"], active_h), ratio(e["reward"], total_h), r["stop_reason"], r.get("n_eval"),
             )
         )
         prev_metric = r["metric"] if r["metric"] is not None else prev_metric
@@ -115,7 +117,7 @@ def build_report(ledger: Ledger, loop: str, floor: WageFloor | None = None) -> t
         totals = replace(totals, cost_per_point=None, wage_paid_time=None, wage_total_time=None, pay_known=False)
     elif floor is not None:
         due = owed(ledger, loop, floor)
-        totals = replace(totals, owed=due["amount"], fair_cost=totals.cost + totals.adjustments + due["amount"],
+        totals = replace(totals, owed=due["amount"], fair_cost=fair_cost(totals.cost, totals.adjustments, due["amount"]),
                          workers_below_floor=due["workers_below_floor"])
     return rows, totals
 
@@ -135,7 +137,7 @@ def _totals(ledger: Ledger, loop: str, rows: list[ReportRow], effort: dict[int, 
         first_metric=metrics[0] if metrics else None, final_metric=metrics[-1] if metrics else None,
         hours_per_point=_per_point(total, gain), cost_per_point=money_per_point(cost, gain),
         wage_paid_time=ratio(income + adjusted, active), wage_total_time=ratio(income + adjusted, total),
-        stop_reason=rows[-1].stop_reason if rows else None, adjustments=adjusted, fair_cost=cost + adjusted,
+        stop_reason=rows[-1].stop_reason if rows else None, adjustments=adjusted, fair_cost=fair_cost(cost, adjusted, ZERO),
         **_waiting_and_staleness(ledger, loop),
     )
 
@@ -215,13 +217,23 @@ def reach_renderable(rows: list[ReportRow], currency: str | None) -> Any:
     from rich.table import Table
 
     table = Table(title="cost to reach (answers bought before the first round that measured the target; "
-                        "seed labels not counted; planned cost)", title_justify="left")
-    for heading in ("target", "round", "labels", "human h", f"cost {currency}" if currency else "cost"):
+                        "seed labels not counted; planned cost; labels' 80% interval from the evaluation set's sampling "
+                        "error)", title_justify="left")
+    for heading in ("target", "round", "labels", "labels 80%", "human h", f"cost {currency}" if currency else "cost"):
         table.add_column(heading, justify="right")
     for x in reach_table(rows, default_targets(rows)):
-        table.add_row(f"{x.target:.4f}", "not yet" if x.round_no is None else str(x.round_no), _i(x.labels), _f(x.hours, 3),
-                      fmt(x.cost) if currency else "?" if x.round_no is not None else "-")
+        table.add_row(f"{x.target:.4f}", "not yet" if x.round_no is None else str(x.round_no), _i(x.labels),
+                      labels_interval(x), _f(x.hours, 3), fmt(x.cost) if currency else "?" if x.round_no is not None else "-")
     return table
+
+
+def labels_interval(x: Any) -> str:
+    """A :class:`~clicloop.orchestrator.reporting.reach.Reach`'s labels interval as text: ``10-30``;
+    ``10+`` while the conservative end is not reached yet; ``-`` without an evaluation-set size
+    (or a target not reached)."""
+    if x.labels_low is None:
+        return "-"
+    return f"{x.labels_low}-{x.labels_high}" if x.labels_high is not None else f"{x.labels_low}+"
 
 
 def _i(v: int | None) -> str:

@@ -125,7 +125,7 @@ def test_poisoned_rows_are_rejected_with_their_reason_and_the_valid_rows_are_tak
     (tmp_path / "inbox" / "day.csv").write_text(f"task_key,worker,label,active_s,reward\n{k[5]},w,spam,2,abc\n"
                                                 f"{k[5]},w,spam,2,0.07\n")
     answers = {a.task_key: a for a in backend.collect(tasks)}
-    assert set(answers) == {k[1], k[5]} and answers[k[5]].reward == 0.07
+    assert set(answers) == {k[1], k[5]} and answers[k[5]].reward == Decimal("0.07")
     jsonl = {r["line"]: (r["field"], r["reason"]) for r in _rejected(tmp_path, "day.jsonl")}
     assert set(jsonl) == {1, 3, 4, 5}
     assert jsonl[1][0] == "reward" and "1e+13" in jsonl[1][1] and "most one answer can be paid" in jsonl[1][1]

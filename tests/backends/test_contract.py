@@ -19,6 +19,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -268,7 +269,7 @@ def test_collect_returns_valid_answers_for_the_asked_tasks_only(harness: Any, tr
         assert isinstance(a, Answer) and isinstance(a.worker, str) and a.worker
         assert a.label is None or a.label in LABELS
         for value in (a.active_s, a.search_s, a.wait_s, a.returned_s, a.qualification_s, a.reward, a.fee):
-            assert isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+            assert isinstance(value, (int, float, Decimal)) and math.isfinite(value) and value >= 0  # money: a Decimal (exact) or a float
         assert isinstance(a.currency, str) and a.currency
     cost = backend.expected_cost_per_task()
     assert cost is None or (math.isfinite(cost) and cost >= 0)

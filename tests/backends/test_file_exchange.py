@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,8 @@ def test_valid_answers_are_imported_with_their_times_and_pay(tmp_path: Path) -> 
     answers = {a.task_key: a for a in backend.collect(tasks)}
     assert set(answers) == {t.key for t in tasks[:3]}
     a0, a1, a2 = (answers[t.key] for t in tasks[:3])
-    assert (a0.worker, a0.label, a0.active_s, a0.reward, a0.fee) == ("anna", "spam", 12.5, 0.04, 0.01)
-    assert a1.label is None and a1.active_s == 7 and a1.reward == 0.10  # empty label: a skip
+    assert (a0.worker, a0.label, a0.active_s, a0.reward, a0.fee) == ("anna", "spam", 12.5, Decimal("0.04"), Decimal("0.01"))
+    assert a1.label is None and a1.active_s == 7 and a1.reward == Decimal("0.10")  # empty label: a skip
     assert (a2.active_s, a2.search_s, a2.currency) == (9, 4, "EUR")
     assert backend.collect(tasks[:1]) == [a0]  # only the tasks asked for
 

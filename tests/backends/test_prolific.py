@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -124,7 +125,7 @@ def test_submissions_map_to_answers(server) -> None:
         sub = subs[a.external_id]
         assert sub["status"] == "AWAITING REVIEW" and a.worker == sub["participant"]
         assert a.active_s == seconds[a.task_key] and a.currency == "GBP"
-        assert a.reward == 0.15 and a.fee == pytest.approx(0.15 * 0.333)
+        assert a.reward == Decimal("0.15") and a.fee == Decimal("0.049950")  # exact: 0.15 x 0.333, to the micro-unit
         assert a.submitted_at - a.accepted_at == pytest.approx(a.active_s + 20.0)
     assert sum(a.label == TRUTH[a.task_key.split("/")[2]] for a in answers) >= 4
 

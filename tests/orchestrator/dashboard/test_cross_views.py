@@ -1,7 +1,8 @@
 """One ledger, five views, one set of numbers: a quickstart, a deployment's review work and an
 applied wage-floor adjustment, then `clicloop report` (text), `report --format json`, the HTML
 report (opened in Chromium), the live dashboard (Chromium) and the labor card must agree on
-labels, hours, planned cost, back-pay, owed wages and wages. Money is compared as exact decimal
+labels, hours, planned cost, back-pay, owed wages, fair cost, wages and the cost-to-reach table
+(with the labels' interval from the evaluation set's sampling error). Money is compared as exact decimal
 strings wherever a view carries it unrounded (JSON, data-value); text to the cent."""
 
 from __future__ import annotations
@@ -60,16 +61,26 @@ def page_figures(page: Any, loops: list[str]) -> dict[str, dict[str, Any]]:
 
     out: dict[str, dict[str, Any]] = {}
     summary = dict(zip(col("learning-0", "loop"), zip(col("learning-0", "n_labeled"), col("learning-0", "hours"),
-                                                       col("learning-0", "cost"), col("learning-0", "adjustment"))))
+                                                       col("learning-0", "cost"), col("learning-0", "adjustment"),
+                                                       col("learning-0", "owed"), col("learning-0", "fair_cost"))))
     backends = dict(zip(col("wages-0", "loop"), col("wages-0", "wage_total_time")))
     for i, lp in enumerate(loops):
-        n_labeled, hours, cost, adjusted = summary[lp]
+        n_labeled, hours, cost, adjusted, owed, fair = summary[lp]
         per_round = f"marginal-{2 * i + 1}"
+        assert Decimal(owed) == Decimal(num(f"loop_owed:{lp}")) and Decimal(fair) == Decimal(num(f"fair_cost:{lp}")), lp
         out[lp] = {"n_labeled": int(n_labeled), "hours": float(hours), "cost": Decimal(cost), "adjustments": Decimal(adjusted),
                    "answers": sum(int(x) for x in col(per_round, "answers")), "owed": Decimal(num(f"loop_owed:{lp}")),
-                   "wage_total_time": Decimal(backends[lp]),
-                   "reach": [int(x) if x else None for x in col(f"marginal-{2 * i}", "labels")]}
+                   "fair_cost": Decimal(fair), "wage_total_time": Decimal(backends[lp]),
+                   "reach": [int(x) if x else None for x in col(f"marginal-{2 * i}", "labels")],
+                   "reach_interval": col(f"marginal-{2 * i}", "labels_interval")}
     return out
+
+
+def interval(x: dict[str, Any]) -> str:
+    """A cost-to-reach row's labels interval as the text report and the pages write it."""
+    if x["labels_low"] is None:
+        return "-"
+    return f"{x['labels_low']}-{x['labels_high']}" if x["labels_high"] is not None else f"{x['labels_low']}+"
 
 
 def test_report_json_html_dashboard_and_labor_card_agree(adjusted_ledger: tuple[str, Path], live: str, browser: Any) -> None:
@@ -92,8 +103,13 @@ def test_report_json_html_dashboard_and_labor_card_agree(adjusted_ledger: tuple[
 
     expected = {lp: {"n_labeled": report[lp]["rounds"][-1]["n_labeled"], "hours": t[lp]["total_hours"],
                      "cost": Decimal(t[lp]["cost"]), "adjustments": Decimal(t[lp]["adjustments"]), "answers": t[lp]["answers"],
-                     "owed": Decimal(t[lp]["owed"]), "wage_total_time": Decimal(t[lp]["wage_total_time"]),
-                     "reach": [x["labels"] for x in report[lp]["reach"]]} for lp in loops}
+                     "owed": Decimal(t[lp]["owed"]), "fair_cost": Decimal(t[lp]["fair_cost"]),
+                     "wage_total_time": Decimal(t[lp]["wage_total_time"]), "reach": [x["labels"] for x in report[lp]["reach"]],
+                     "reach_interval": [interval(x) for x in report[lp]["reach"]]} for lp in loops}
+    for lp in loops:  # the evaluation set's size is in the ledger: every reached target has its sampling interval
+        reached = [x for x in report[lp]["reach"] if x["round_no"] is not None]
+        assert reached and all(x["labels_low"] is not None and x["labels_low"] <= x["labels"] for x in reached), lp
+        assert all(x["labels_high"] is None or x["labels"] <= x["labels_high"] for x in reached), lp
 
     # the text report says the same, to the cent
     for lp in loops:
@@ -106,13 +122,16 @@ def test_report_json_html_dashboard_and_labor_card_agree(adjusted_ledger: tuple[
         wage = re.search(r"([\d,.]+) EUR/h counting unpaid time", text)
         assert wage and Decimal(wage.group(1)) == Decimal(t[lp]["wage_total_time"]).quantize(Decimal("0.01"))
         assert f"total: {t[lp]['answers']} answers" in text
+        for x in report[lp]["reach"]:  # the cost-to-reach rows, with their labels' interval
+            assert re.search(rf"{x['target']:.4f} .*? {x['labels'] if x['labels'] is not None else '-'} .*? "
+                             rf"{re.escape(interval(x))} ", text), (lp, x, text)
 
     def check(page_numbers: dict[str, dict[str, Any]], where_from: str) -> None:
         for lp in loops:
             got = page_numbers[lp]
             want = expected[lp]
-            assert {k: got[k] for k in ("n_labeled", "cost", "adjustments", "answers", "owed", "reach")} == \
-                   {k: want[k] for k in ("n_labeled", "cost", "adjustments", "answers", "owed", "reach")}, (where_from, lp)
+            keys = ("n_labeled", "cost", "adjustments", "answers", "owed", "fair_cost", "reach", "reach_interval")
+            assert {k: got[k] for k in keys} == {k: want[k] for k in keys}, (where_from, lp)
             assert got["hours"] == pytest.approx(want["hours"], rel=1e-9), (where_from, lp)
             # the same wage to the cent (one SQL sum of seconds against the report's sum of per-round hours)
             assert got["wage_total_time"].quantize(Decimal("0.01")) == want["wage_total_time"].quantize(Decimal("0.01"))
@@ -143,3 +162,4 @@ def test_report_json_html_dashboard_and_labor_card_agree(adjusted_ledger: tuple[
         assert Decimal(m["retroactive"]) == expected[lp]["adjustments"]
         assert Decimal(m["owed"]) == expected[lp]["owed"]
         assert Decimal(m["total_cost"]) == expected[lp]["cost"] + expected[lp]["adjustments"]
+        assert Decimal(m["fair_cost"]) == expected[lp]["fair_cost"]

@@ -4,6 +4,7 @@ reward meets the floor it states, by its own time estimates."""
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from importlib.resources import files
 from statistics import median
 
@@ -15,6 +16,7 @@ from clicloop.orchestrator.config import WageFloor
 from clicloop.orchestrator.fairwork.wages import price_per_answer, proposed_adjustments
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.accounting import by_worker
+from clicloop.orchestrator.ledger.money import exact, share
 from clicloop.orchestrator.types import Answer, Task
 
 FLOOR = WageFloor(amount=12.02, currency="EUR", price_rewards=True)
@@ -29,8 +31,9 @@ def _simulate(ledger: Ledger, loop: str, seed: int) -> list[float]:
     ledger.begin_loop(loop, "h", "{}", seed)
     prices = []
     for r in range(ROUNDS):
-        price = price_per_answer(ledger, loop, "sim", FLOOR, expected_answers=ROUNDS * BATCH) or FIRST_REWARD
-        prices.append(price)
+        price = price_per_answer(ledger, loop, "sim", FLOOR, expected_answers=ROUNDS * BATCH) or exact(FIRST_REWARD)
+        assert isinstance(price, Decimal) and price == price.quantize(Decimal("0.000001"))  # money, exact to the micro-unit
+        prices.append(float(price))  # the checks below compare ratios
         tasks = [Task(f"{loop}/{r}/i{r}-{i}/0", loop, r, f"i{r}-{i}", 0, "p", ("a", "b")) for i in range(BATCH)]
         ledger.record_tasks(tasks, "sim")
         rows = []
@@ -41,7 +44,7 @@ def _simulate(ledger: Ledger, loop: str, seed: int) -> list[float]:
                 active_s=round(crowd.seconds_median * math.exp(crowd.seconds_sigma * z[0]), 3),
                 search_s=round(crowd.search_seconds_median * math.exp(crowd.overhead_sigma * z[1]), 3),
                 wait_s=round(crowd.wait_seconds_median * math.exp(crowd.overhead_sigma * z[2]), 3),
-                qualification_s=crowd.qualification_seconds, reward=price, fee=round(price * crowd.fee_rate, 6), currency="EUR",
+                qualification_s=crowd.qualification_seconds, reward=price, fee=share(price, crowd.fee_rate), currency="EUR",
             ), "submitted", None))
         ledger.record_answers(loop, "sim", rows)
     return prices

@@ -28,3 +28,24 @@ def test_the_sampling_interval_brackets_the_labels_and_the_best_round_reaches_it
     targets = default_targets(ROWS)
     assert targets == [0.75, 0.8, 0.85, 0.9, 0.95, 0.9576]
     assert all(x.round_no is not None for x in reach_table(ROWS, targets))  # no "not yet" for the best metric itself
+
+
+def test_the_interval_comes_from_the_sizes_the_ledger_recorded_per_round() -> None:
+    measured = [{**r, "n_eval": 100} for r in ROWS]
+    assert reach(measured, 0.82) == reach(ROWS, 0.82, eval_size=100)
+    assert reach(measured, 0.82).labels_low == 10
+    unknown = [{**r, "n_eval": None if r["round_no"] == 1 else 100} for r in ROWS]  # one measured round's size unknown
+    assert reach(unknown, 0.82).labels_low is None and reach(unknown, 0.82).labels == 30
+
+
+def test_the_ledger_records_each_rounds_evaluation_size_and_the_report_carries_it(tmp_path) -> None:
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.reporting.report import build_report, report_dict
+    from tests.orchestrator.reporting.test_report_money import _loop
+
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        _loop(ledger, n_eval=50)
+        assert [r["n_eval"] for r in ledger.rounds("l")] == [50] * 6
+        rows, totals = build_report(ledger, "l")
+    reached = [x for x in report_dict(rows, totals)["reach"] if x["round_no"] is not None]
+    assert reached and all(x["labels_low"] is not None and x["labels_low"] <= x["labels"] for x in reached)

@@ -18,11 +18,12 @@ from clicloop.orchestrator.types import Answer, Task
 FLOOR = WageFloor(amount=12.02, currency="EUR")
 
 
-def _loop(ledger: Ledger) -> None:
-    """Six rounds of ten answers at 0.01 EUR (far below the floor) and a rising metric."""
+def _loop(ledger: Ledger, n_eval: int | None = None) -> None:
+    """Six rounds of ten answers at 0.01 EUR (far below the floor) and a rising metric (measured
+    on ``n_eval`` evaluation items, when given)."""
     ledger.begin_loop("l", "h", "{}", 0)
     for r in range(6):
-        ledger.start_round("l", r, f"l-r{r}", 20 + 10 * r, "accuracy", 0.6 + 0.3 * (1 - 0.7**r))
+        ledger.start_round("l", r, f"l-r{r}", 20 + 10 * r, "accuracy", 0.6 + 0.3 * (1 - 0.7**r), n_eval=n_eval)
         tasks = [Task(f"l/{r}/i{r}-{i}/0", "l", r, f"i{r}-{i}", 0, "p", ("a", "b")) for i in range(10)]
         ledger.record_tasks(tasks, "sim")
         ledger.record_answers("l", "sim", [(t, Answer(t.key, f"w{i % 3}", "a", active_s=6.0, search_s=9.0, qualification_s=60.0,

@@ -22,6 +22,7 @@ def ledger_before_0006(tmp_path) -> str:
     finally:
         ledger.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("DROP TABLE eval_sizes")  # migration 0007
         conn.execute("DROP TABLE cont_answers")
         conn.execute("DROP TABLE cont_versions")
         conn.execute("UPDATE alembic_version SET version_num = '0005'")
@@ -37,3 +38,35 @@ def test_a_ledger_from_before_the_continuous_tables_reports(tmp_path) -> None:
         old.close()
     assert len(rows) == 6 and totals.answers == 60
     assert totals.staleness_mean is None and totals.waiting_hours == 0.0
+
+
+def ledger_before_0007(tmp_path) -> str:
+    """A ledger as schema 0006 left it (no ``eval_sizes``), with one loop whose rounds were
+    measured; its URL."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    ledger = Ledger(url).open()
+    try:
+        _loop(ledger, n_eval=200)
+    finally:
+        ledger.close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("DROP TABLE eval_sizes")
+        conn.execute("UPDATE alembic_version SET version_num = '0006'")
+    return url
+
+
+def test_a_ledger_from_before_eval_sizes_reports_without_the_interval(tmp_path) -> None:
+    from clicloop.orchestrator.dashboard import queries
+    from clicloop.orchestrator.dashboard.source import Filters
+    from clicloop.orchestrator.reporting.reach import default_targets, reach_table
+
+    old = ReadOnlyLedger(ledger_before_0007(tmp_path)).open()
+    try:
+        rows, _ = build_report(old, "l")
+        dashboard_rounds = queries.rounds(old.engine_, queries.resolve(old.engine_, Filters()))
+    finally:
+        old.close()
+    assert len(rows) == 6 and all(r.n_eval is None for r in rows)
+    assert len(dashboard_rounds) == 6 and all(r["n_eval"] is None for r in dashboard_rounds)
+    reached = [x for x in reach_table(rows, default_targets(rows)) if x.round_no is not None]
+    assert reached and all(x.labels_low is None and x.labels_high is None for x in reached)
