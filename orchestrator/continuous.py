@@ -186,11 +186,10 @@ class ContinuousRun:
         asked = {task.item_id for task in self.open_.values()} | cl.answered_items(loop.ledger_, loop.name)
         queue = [int(i) for i in ranking if loop.pool_.ids[i] not in asked]
         new = cl.answer_count(loop.ledger_, loop.name, answered_round=r)
-        while new < cfg.loop.refit_every:
-            queue = self._top_up(r, queue, reward, predictions)
-            if not self.open_:
-                return  # nothing to ask until the next version
+        queue = self._top_up(r, queue, reward, predictions)
+        while new < cfg.loop.refit_every and self.open_:  # none open: nothing to ask until the next version
             new += self._receive(r)
+            queue = self._top_up(r, queue, reward, predictions)  # also after the last answer: the refit starts with a full queue
 
     def _top_up(self, r: int, queue: list[int], reward: float | None, predictions: dict[int, Any]) -> list[int]:
         loop, cfg = self.loop, self.loop.config
