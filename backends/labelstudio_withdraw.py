@@ -25,12 +25,15 @@ see: turn withdrawal off (``params.withdraw_queued: false``) for such a project.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Iterable
 from typing import Any
 
 log = logging.getLogger("clicloop.labelstudio")
 
 SEQUENTIAL = "Sequential sampling"
+USERS_TTL_S = 60.0
 
 
 def started(task: dict[str, Any]) -> bool:
@@ -70,10 +73,17 @@ class Withdrawal:
         return bool(self.withdraw_queued)
 
     def active_workers(self) -> int:
-        """The people who may label the project: ``params.annotators``, else the organization's users."""
+        """The people who may label the project: ``params.annotators``, else the organization's
+        users (read again at most once a minute: the loop asks at every top-up)."""
+        read_at, n = getattr(self, "users_read_", (-math.inf, 0))
+        return self._people() if time.monotonic() - read_at >= USERS_TTL_S else n
+
+    def _people(self) -> int:
         if self.annotators is not None:
             return int(self.annotators)
-        return max(1, len(self.client_.users()))
+        n = max(1, len(self.client_.users()))
+        self.users_read_ = (time.monotonic(), n)
+        return n
 
     def queued(self) -> set[str]:
         """Keys of this loop's tasks that nobody can have started (see the module's rule)."""
@@ -102,7 +112,7 @@ class Withdrawal:
                 log.warning("Label Studio project %s uses %r, not %r: any open task may be in someone's hands, "
                             "so none is withdrawn", self.project_id_, sampling, SEQUENTIAL)
             return {}
-        hold = self.active_workers() + 1
+        hold = self._people() + 1  # read fresh: someone may just have joined
         return withdrawable(self.client_.iter_tasks(self.project_id_), self.prefix_, hold)
 
     @property

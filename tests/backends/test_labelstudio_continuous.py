@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from clicloop import config_from_dict
@@ -139,3 +140,57 @@ def test_the_rule_keeps_the_head_of_the_stream_and_anything_started() -> None:
     assert withdrawable(tasks, "l/", hold=3) == {"l/6": 6, "l/8": 8}
     assert withdrawable(tasks, "l/", hold=0) == {"l/2": 2, "l/3": 3, "l/6": 6, "l/8": 8}
     assert withdrawable(list(reversed(tasks)), "l/", hold=6) == {"l/8": 8}  # order is the task id, not the list's
+
+
+class _FakeClient:
+    """What the withdrawal reads of a project, without a server (the real one is tested above)."""
+
+    def __init__(self, tasks: list[dict[str, Any]], users: int, sampling: str = "Sequential sampling"):
+        self.tasks, self.n_users, self.sampling, self.deleted, self.user_reads = tasks, users, sampling, [], 0
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        return {"id": project_id, "sampling": self.sampling}
+
+    def users(self) -> list[dict[str, Any]]:
+        self.user_reads += 1
+        return [{"id": i} for i in range(self.n_users)]
+
+    def iter_tasks(self, project_id: int) -> list[dict[str, Any]]:
+        return [t for t in self.tasks if t["id"] not in self.deleted]
+
+    def delete_tasks(self, project_id: int, ids: list[int]) -> None:
+        self.deleted += ids
+
+
+def _backend(client: _FakeClient, **params: Any) -> Any:
+    from clicloop.backends.labelstudio import LabelStudioBackend
+
+    backend = LabelStudioBackend(**params)
+    backend.client_, backend.project_id_, backend.prefix_, backend.task_ids_ = client, 1, "l/", {}
+    return backend
+
+
+def test_without_annotators_the_organizations_users_are_the_people_who_may_hold_a_task() -> None:
+    client = _FakeClient([_task(i) for i in range(1, 9)], users=3)
+    backend = _backend(client)
+    assert backend.can_withdraw and backend.active_workers() == 3 and backend.active_workers() == 3
+    assert client.user_reads == 1  # the loop asks at every top-up: read once a minute
+    assert backend.queued() == {f"l/{i}" for i in range(5, 9)}  # 3 people + 1: tasks 1-4 held
+    assert backend.withdraw(["l/2", "l/6", "l/7"]) == ["l/6", "l/7"] and client.deleted == [6, 7]
+    assert backend.withdrawn_ == {"l/6", "l/7"}
+
+
+def test_with_another_sampling_or_withdrawal_off_nothing_is_withdrawn() -> None:
+    uniform = _backend(_FakeClient([_task(i) for i in range(1, 9)], users=1, sampling="Uniform sampling"))
+    assert uniform.queued() == set() and uniform.withdraw(["l/8"]) == []
+    off = _backend(_FakeClient([_task(i) for i in range(1, 9)], users=1), withdraw_queued=False)
+    assert not off.can_withdraw and off.queued() == set()
+
+
+@pytest.mark.parametrize("bad", [0, 2.5, True])
+def test_annotators_must_be_a_number_of_people(bad: Any) -> None:
+    from clicloop.backends.labelstudio import LabelStudioBackend
+    from clicloop.backends.labelstudio_client import LabelStudioError
+
+    with pytest.raises(LabelStudioError, match="annotators"):
+        LabelStudioBackend(annotators=bad)._validate()
