@@ -16,6 +16,8 @@
   once and ``collect`` works through the queue, polling the project on its first call and every
   ``poll_every_s`` as well, since a delivery can be lost. ``close`` removes the webhook.
 - Every call retries with backoff while Label Studio is down (see :mod:`clicloop.backends.labelstudio_client`).
+- In ``loop.mode: continuous`` the loop may take queued tasks back: ``withdraw`` deletes those
+  nobody can have started (:mod:`clicloop.backends.labelstudio_withdraw` has the rule).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from clicloop.backends.labelstudio_format import (
     FROM_NAME, TO_NAME, annotation_label, changed, choices_of, epoch, label_config, stamp, user_id,
 )
 from clicloop.backends.labelstudio_webhook import WebhookReceiver, open_webhook
+from clicloop.backends.labelstudio_withdraw import Withdrawal
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit, timed_pay
 from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.types import Answer, BackendContext, Task
@@ -41,7 +44,7 @@ log = logging.getLogger("clicloop.labelstudio")
 __all__ = ["LabelStudioBackend", "annotation_label", "choices_of", "label_config"]
 
 
-class LabelStudioBackend:
+class LabelStudioBackend(Withdrawal):
     """In-house annotators in a Label Studio project.
 
     Parameters
@@ -66,6 +69,11 @@ class LabelStudioBackend:
     webhook_url: the base URL Label Studio posts to, when it is not ``http://<host>:<port>``
         (Label Studio in a container, behind a proxy); a secret path is appended.
     poll_every_s: with a webhook, poll the project this often as well (lost deliveries).
+    annotators: the people who label this project (continuous mode: the default lookahead is twice
+        that, and the first ``annotators + 1`` open tasks are never withdrawn); None: the users of
+        the token's organization.
+    withdraw_queued: in continuous mode, take back queued tasks that fell out of the ranking
+        (never one someone started; see :mod:`clicloop.backends.labelstudio_withdraw`).
     """
 
     confidential = True
@@ -76,7 +84,7 @@ class LabelStudioBackend:
                  hourly_wage: float | None = None, reward_per_task: float = 0.0, currency: str = "EUR",
                  timeout_s: float = 30.0, retry_for_s: float = 120.0, webhook_port: int | None = None,
                  webhook_host: str = "127.0.0.1", webhook_url: str | None = None, poll_every_s: float = 30.0,
-                 max_active_s: float = DEFAULT_MAX_ACTIVE_S):
+                 max_active_s: float = DEFAULT_MAX_ACTIVE_S, annotators: int | None = None, withdraw_queued: bool = True):
         self.url = url
         self.api_key = api_key
         self.api_key_env = api_key_env
@@ -93,6 +101,8 @@ class LabelStudioBackend:
         self.webhook_url = webhook_url
         self.poll_every_s = poll_every_s
         self.max_active_s = max_active_s
+        self.annotators = annotators
+        self.withdraw_queued = withdraw_queued
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -136,6 +146,9 @@ class LabelStudioBackend:
             raise LabelStudioError(f"labelstudio backend: webhook_port must be a port number (0 for any free one), not {port!r}")
         if not isinstance(self.poll_every_s, (int, float)) or not self.poll_every_s > 0:
             raise LabelStudioError(f"labelstudio backend: poll_every_s must be a positive number of seconds, not {self.poll_every_s!r}")
+        n = self.annotators
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise LabelStudioError(f"labelstudio backend: annotators must be a whole number of people (1 or more), or null, not {n!r}")
         try:
             check_limit(self.max_active_s, "backend.params.max_active_s")
         except ConfigError as e:

@@ -182,5 +182,16 @@ class LabelStudioClient:
             if e.status != 404:  # already gone is fine
                 raise
 
+    def delete_tasks(self, project_id: int, task_ids: list[int]) -> None:
+        """Delete tasks of a project in one request (the Data Manager's ``delete_tasks`` action;
+        deleting a task that is already gone is not an error, so a retry is safe)."""
+        body = {"selectedItems": {"all": False, "included": [int(i) for i in task_ids]}}
+        self.request("POST", "/api/dm/actions", params={"id": "delete_tasks", "project": project_id}, json=body)
+
+    def users(self) -> list[dict[str, Any]]:
+        """The users of the token's organization (everyone who may label its projects)."""
+        out = self.request("GET", "/api/users")
+        return out.get("results", []) if isinstance(out, dict) else list(out or [])
+
     def whoami(self) -> dict[str, Any]:
         return self.request("GET", "/api/current-user/whoami")

@@ -54,6 +54,7 @@ import hashlib
 import json
 import os
 import statistics
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -64,6 +65,7 @@ from clicloop.backends.prolific_client import (
     batch_id as _batch_id, epoch as _epoch, html as _html, jsonable as _jsonable, minutes_for, reward_cents,
     safe as _safe, seconds as _seconds,
 )
+from clicloop.backends.prolific_sizing import RateSizedStudies, Sizing, StudySizer  # continuous mode
 from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
@@ -86,9 +88,10 @@ class _Study:
     keys: tuple[str, ...]
     status: str
     reward_cents: int
+    places: int = 0
 
 
-class ProlificBackend:
+class ProlificBackend(RateSizedStudies):
     """Label through Prolific studies; see the module docstring for the design.
 
     Parameters
@@ -105,16 +108,20 @@ class ProlificBackend:
     tasks_per_submission: tasks one participant does in one submission.
     fee_rate: Prolific's service fee on rewards, for the cost accounting.
     instructions: shown in the study description and the survey; project: Prolific project id.
+    study_minutes, rate_window_s, first_places, min_places, max_places: continuous mode only, the
+        size of each study from the measured answer rate (:mod:`clicloop.backends.prolific_sizing`).
     """
 
     confidential = False  # an open crowd: never for sensitive items
     reads_ground_truth = False
+    clock = staticmethod(time.time)  # continuous mode's rate clock (tests set a fake one on the instance)
 
     def __init__(self, survey_url: str, base_url: str = "https://api.prolific.com", token: str | None = None,
                  token_env: str = "PROLIFIC_TOKEN", currency: str = "GBP", reward_per_hour: float | None = None,
                  estimated_completion_time: float | None = None, median_task_seconds: float = 30.0,
                  tasks_per_submission: int = 1, fee_rate: float = 0.333, instructions: str = "",
-                 project: str | None = None, timeout_s: float = 30.0):
+                 project: str | None = None, timeout_s: float = 30.0, study_minutes: float = 15.0,
+                 rate_window_s: float = 1800.0, first_places: int = 10, min_places: int = 1, max_places: int = 100):
         self.survey_url = survey_url
         self.base_url = base_url
         self.token = token
@@ -128,6 +135,11 @@ class ProlificBackend:
         self.instructions = instructions
         self.project = project
         self.timeout_s = timeout_s
+        self.study_minutes = study_minutes
+        self.rate_window_s = rate_window_s
+        self.first_places = first_places
+        self.min_places = min_places
+        self.max_places = max_places
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -156,6 +168,13 @@ class ProlificBackend:
         self.submission_of_: dict[str, tuple[str, str, str]] = {}  # task key -> (submission, participant, study)
         self.unpaid_: dict[str, UnpaidEffort] = {}
         self.paid_keys_: set[str] = set()
+        self.busy_: dict[str, int] = {}  # study id -> places taken, as last read
+        self.pending_: dict[str, Task] = {}  # continuous mode: tasks gathering for the next study
+        self.sizer_: StudySizer | None = None
+        if context.mode == "continuous":
+            self.sizer_ = StudySizer(self.study_minutes, self.rate_window_s, self.first_places, self.min_places,
+                                     self.max_places, self.tasks_per_submission, clock=self.clock)
+            self.sizer_.check()
         self._refresh()
 
     def close(self) -> None:
@@ -168,6 +187,8 @@ class ProlificBackend:
     # -- dispatch --------------------------------------------------------------------------------
 
     def dispatch(self, tasks: Sequence[Task]) -> None:
+        if self.sizer_ is not None:
+            return self._gather(tasks)  # continuous mode: studies sized by the answer rate
         new = sorted({t.key: t for t in tasks if t.key not in self.study_of_}.values(), key=lambda t: t.key)
         if not new:
             for study_id in {self.study_of_[t.key] for t in tasks}:
@@ -184,9 +205,9 @@ class ProlificBackend:
         for study_id in {self.study_of_[t.key] for t in tasks}:
             self._publish(self.studies_[study_id])
 
-    def _create(self, batch_id: str, tasks: list[Task]) -> _Study:
+    def _create(self, batch_id: str, tasks: list[Task], places: int | None = None, sizing: Sizing | None = None) -> _Study:
         code = hashlib.sha256(f"complete:{batch_id}".encode()).hexdigest()[:8].upper()
-        places = -(-len(tasks) // self.tasks_per_submission)
+        places = places or -(-len(tasks) // self.tasks_per_submission)
         minutes = self._minutes()
         cents = reward_cents(self.rate_, minutes)
         labels = ", ".join(self.context_.labels)
@@ -211,12 +232,13 @@ class ProlificBackend:
             "total_available_places": places,
             "estimated_completion_time": minutes,
             "reward": cents,
-            "metadata": json.dumps({"clicloop_batch": batch_id, "task_keys": [t.key for t in tasks]}),
+            "metadata": json.dumps({"clicloop_batch": batch_id, "task_keys": [t.key for t in tasks],
+                                    **({"sizing": sizing.as_json()} if sizing else {})}),
         }
         if self.project:
             body["project"] = self.project
         created = self.api_.request("POST", "/api/v1/studies/", body=body)
-        study = _Study(str(created["id"]), batch_id, tuple(t.key for t in tasks), str(created.get("status", "UNPUBLISHED")), cents)
+        study = _Study(str(created["id"]), batch_id, tuple(t.key for t in tasks), str(created.get("status", "UNPUBLISHED")), cents, places)
         self._remember(study)
         return study
 
@@ -235,7 +257,7 @@ class ProlificBackend:
             try:
                 meta = json.loads(detail.get("metadata") or "{}")
                 study = _Study(str(detail["id"]), str(meta["clicloop_batch"]), tuple(meta["task_keys"]),
-                               str(detail.get("status")), int(detail.get("reward") or 0))
+                               str(detail.get("status")), int(detail.get("reward") or 0), int(detail.get("total_available_places") or 0))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise ProlificError(f"prolific: study {row.get('id')} is named like ours but its metadata is unreadable: {e}") from e
             self._remember(study)
@@ -249,11 +271,13 @@ class ProlificBackend:
 
     def collect(self, tasks: Sequence[Task]) -> list[Answer]:
         wanted = {t.key for t in tasks}
-        if wanted - set(self.study_of_):
+        if wanted - set(self.study_of_) - set(self.pending_):
             self._refresh()
         answers: list[Answer] = []
         for study_id in sorted({self.study_of_[k] for k in wanted if k in self.study_of_}):
             answers.extend(a for a in self._study_answers(self.studies_[study_id]) if a.task_key in wanted)
+        if self.sizer_ is not None:
+            self._flush()  # the rate and the free places changed
         return answers
 
     def _study_answers(self, study: _Study) -> list[Answer]:
@@ -287,6 +311,7 @@ class ProlificBackend:
                     active_s=active, reward=reward, fee=money.share(reward, self.fee_rate),
                     currency=self.currency, accepted_at=started, submitted_at=completed, external_id=sub_id,
                 ))
+        self._observe(answers, submissions, study)
         return answers
 
     def returned_effort(self) -> list[UnpaidEffort]:

@@ -103,11 +103,10 @@ class ContinuousRun:
         if reason is None and ranking.size == 0 and not self.open_:
             reason = "pool exhausted: every item is labeled or asked"
         if reason is not None:
-            self._withdraw(r, set())
+            self._withdraw(r, self._stale(set()))
             self._drain(r)
             self._aggregate(r)
             return loop._finish(r, reason)
-        self._withdraw(r, {loop.pool_.ids[i] for i in ranking})
         self._fill(r, model, ranking)
         if not self.open_ and cl.answer_count(loop.ledger_, loop.name, answered_round=r) == 0:
             return loop._finish(r, "no answers: nobody at the backend can take the open tasks, or the budget is spent")
@@ -164,16 +163,19 @@ class ContinuousRun:
 
     # -- the queue -------------------------------------------------------------------------------
 
-    def _withdraw(self, r: int, keep: set[str]) -> None:
-        """Take back queued tasks whose item is not in ``keep`` (backends that can withdraw only)."""
+    def _stale(self, keep: set[str]) -> list[str]:
+        """Queued tasks whose item is not in ``keep`` (on backends that can withdraw; else none)."""
         backend = self.loop.backend_
         if not getattr(backend, "can_withdraw", False):
-            return
+            return []
         queued = backend.queued()
-        drop = [k for k, task in self.open_.items() if k in queued and task.item_id not in keep]
+        return [k for k, task in self.open_.items() if k in queued and task.item_id not in keep]
+
+    def _withdraw(self, r: int, drop: list[str]) -> None:
+        """Take back the queued tasks ``drop`` (those someone started meanwhile stay)."""
         if not drop:
             return
-        taken = backend.withdraw(drop)
+        taken = self.loop.backend_.withdraw(drop)
         self.loop.ledger_.set_task_status(taken, "withdrawn")
         for k in taken:
             del self.open_[k]
@@ -188,15 +190,19 @@ class ContinuousRun:
         asked = {task.item_id for task in self.open_.values()} | cl.answered_items(loop.ledger_, loop.name)
         queue = [int(i) for i in ranking if loop.pool_.ids[i] not in asked]
         new = cl.answer_count(loop.ledger_, loop.name, answered_round=r)
-        while new < cfg.loop.refit_every:
-            queue = self._top_up(r, queue, reward, predictions)
-            if not self.open_:
-                return  # nothing to ask until the next version
+        stale = self._stale({loop.pool_.ids[i] for i in ranking})
+        # replacements go in before the stale tasks come out: the queue never runs short meanwhile
+        queue = self._top_up(r, queue, reward, predictions, leaving=len(stale))
+        self._withdraw(r, stale)
+        queue = self._top_up(r, queue, reward, predictions)  # what the budget held back for the stale ones
+        while new < cfg.loop.refit_every and self.open_:  # none open: nothing to ask until the next version
             new += self._receive(r)
+            queue = self._top_up(r, queue, reward, predictions)  # also after the last answer: the refit starts with a full queue
 
-    def _top_up(self, r: int, queue: list[int], reward: Decimal | None, predictions: dict[int, Any]) -> list[int]:
+    def _top_up(self, r: int, queue: list[int], reward: Decimal | None, predictions: dict[int, Any],
+                leaving: int = 0) -> list[int]:
         loop, cfg = self.loop, self.loop.config
-        want = self.lookahead() - len(self.open_)
+        want = self.lookahead() - len(self.open_) + leaving
         n, _ = items_affordable(cfg.stop, max(want, 0), 1, self._budget())
         if n <= 0 or not queue:
             return queue

@@ -119,7 +119,8 @@ class Loop:
         self.confidential_ = bool(getattr(self.backend_, "confidential", False))
         self.ids_ = OpaqueIds(self.ledger_.secret_key(), cfg.loop.sensitive, self.confidential_)  # personal ids never leave as such
         self.backend_.open(BackendContext(self.name, self.labels_, cfg.loop.purpose, cfg.loop.seed, self.ids_.truth(truth),
-                                          exposure_cap_per_day=warning.exposure_cap_per_day if warning else None, restart=restart))
+                                          exposure_cap_per_day=warning.exposure_cap_per_day if warning else None, restart=restart,
+                                          mode=cfg.loop.mode))
         opened.callback(self.backend_.close)
         if restart:
             self.ledger_.delete_loop(self.name)

@@ -107,6 +107,7 @@ class BackendContext:
     payloads: Mapping[str, Any] = field(default_factory=dict)
     exposure_cap_per_day: int | None = None  # flagged (content-warning) tasks per worker and day, for backends that pick workers
     restart: bool = False  # the loop starts over (`clicloop run --restart`): state a backend kept for it is stale
+    mode: str = "rounds"  # loop.mode: `continuous` asks for tasks a few at a time (backends may gather or withdraw them)
 
 
 @runtime_checkable
