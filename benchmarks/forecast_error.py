@@ -4,7 +4,8 @@
         --data digits:400:10 --data ../shared/data/clinc150:1000:50 --configs margin,default \\
         --cache /tmp/forecast-loops --jobs 2 --out /tmp/forecast_error.md
     # calibration: the forecast's settings, scored on other loops than the table's
-    .venv/bin/python benchmarks/forecast_error.py --tune --seeds 10-19 --data digits:400 --cache /tmp/forecast-cal
+    .venv/bin/python benchmarks/forecast_error.py --tune --seeds 0-19 --data digits:400 --data ../shared/data/snips:400 \\
+        --configs margin,default --cache /tmp/forecast-cal --cached-only   # digits seeds 10-19, SNIPS 0-5 run before
 
 Runs loops through the real ``clicloop.orchestrator.loop.Loop`` (default config, simulated crowd,
 batches of ``--batch``) for every data set, configuration and seed: ``default`` is the loop as
