@@ -1,21 +1,25 @@
 """Forecast: how many more labels, human hours and money a loop needs to reach a target metric.
 
-A learning curve ``metric(n) = a - b * n**(-c)`` (inverse power law in the number of labels
-``n``) is fitted to the rounds so far: least squares profiled over a grid of ``c`` (for a fixed
-``c`` the curve is linear in ``a`` and ``b``), refined with ``scipy.optimize.curve_fit``; a
-log-linear curve ``metric = a + b * log(n)`` stands in when the power law cannot be fitted.
+An ensemble of learning curves is fitted to the rounds so far (``metric(n)`` at ``n`` labels; the
+families are in :mod:`clicloop.orchestrator.reporting.curves`: the inverse power law
+``a - b * n**-c`` and a hyperbola ``a - b / (n + c)`` by default), each family weighted by how
+well it, fitted without the last quarter of the rounds, predicts them (Domhan et al. 2015 weigh
+their families by fit in the same spirit).
 
 The labels still needed come from a seeded simulation that answers the question the loop's
-target rule asks, "when will a round's *measured* metric first reach the target?": rounds are
-resampled with replacement (bootstrap), the curve is refitted to each resample, and future
-rounds are simulated from it (the loop's recent labels per round, the metric measured with the
-fit's residual noise) until the first measurement reaches the target; no forecast goes past the
-unlabeled pool (``pool_left``). The point forecast is the median over resamples, the
-interval their central ``level`` (80%); "unreachable" when most resamples never get there, or
-when even the upper end of the plateau's interval (the resamples' asymptotes) is below the
-target: "not reachable with this model and pool", with the plateau shown. Labels are turned into hours and money at the loop's own rate (human
-hours with unpaid time, and money with fees, per label over the last 3 rounds), less what the
-latest round already bought. benchmarks/forecast_error.py measures the error.
+target rule asks, "when will a round's *measured* metric first reach the target?": each of
+``n_boot`` futures draws a family by its weight, refits it to its fitted values plus resampled
+residuals (residual bootstrap: the curve's own uncertainty), then simulates future rounds (the
+loop's recent labels per round, the metric measured with noise: the fit's residual noise times
+``NOISE_SCALE``) until the first measurement reaches the target; no forecast goes past the
+unlabeled pool (``pool_left``). The point forecast is the median over futures, the interval their
+central ``level`` (80%); "unreachable" when most futures never get there, or when even the upper
+end of the plateau's interval (the futures' asymptotes) is below the target: "not reachable with
+this model and pool", with the plateau shown. The families and ``NOISE_SCALE`` were chosen on
+calibration loops the benchmark does not score. Labels are turned into hours and money at the
+loop's own rate (human hours with unpaid time, and money with fees, per label: the median of the
+last 3 rounds' rates, so one round of one-off work does not set it), less what the latest round
+already bought. benchmarks/forecast_error.py measures the error.
 
     from clicloop.orchestrator.reporting.forecast import forecast
     rows, totals = build_report(ledger, loop)     # clicloop.orchestrator.reporting.report
@@ -23,13 +27,12 @@ latest round already bought. benchmarks/forecast_error.py measures the error.
     fc.hours_to_target.point, fc.hours_to_target.low, fc.hours_to_target.high
     fc.beyond(hours_left=10.0)                    # the stopping rule: the target is out of reach
 
-scipy is imported inside the fit, so importing this module stays cheap.
+The fit is numpy only (least squares profiled over a grid of each family's nonlinear parameter).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +46,12 @@ BOOTSTRAP = 200
 LEVEL = 0.8
 RATE_ROUNDS = 3
 HORIZON = 1000  # future rounds simulated before a target counts as out of reach
+# The ensemble's curve families and the simulated rounds' measurement noise (in units of the fit's
+# residual noise): chosen on calibration loops that the benchmark never scores (digits seeds
+# 10-19 and SNIPS; benchmarks/forecast_error.py --tune, docs/benchmarks/log.md 2026-12-05).
+FAMILIES = ("power", "mmf")
+NOISE_SCALE = 1.5
+WIDEN = 1.5  # the futures' spread around their median, in log labels: > 1 widens every interval
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,9 @@ class Forecast:
     ``unreachable`` (the fitted curve levels off below the target) or ``too-few-rounds``.
     ``labels_to_target`` / ``hours_to_target`` / ``cost_to_target`` count what is still to be
     bought beyond what the ledger already records; ``None`` unless status is ``forecast`` or
-    ``unreachable``. ``params`` are ``(a, b, c)`` of ``a - b * n**-c`` (``model="power"``) or
-    ``(a, b)`` of ``a + b * log(n)`` (``model="loglinear"``).
+    ``unreachable``. ``model`` is the heaviest curve family of the ensemble and ``params`` its
+    ``(a, b, theta)`` fitted to every round (``a`` the plateau; see
+    :mod:`clicloop.orchestrator.reporting.curves`).
     """
 
     target: float
@@ -92,7 +102,7 @@ class Forecast:
     cost_to_target: Interval | None
     level: float
     message: str
-    plateau: Interval | None = None  # where the fitted curve levels off (the resamples' asymptotes)
+    plateau: Interval | None = None  # where the fitted curves level off (the simulated futures' asymptotes)
     pool_left: int | None = None  # unlabeled items left: no forecast goes past them
 
     def predict(self, n: Any) -> np.ndarray:
@@ -100,7 +110,9 @@ class Forecast:
         x = np.asarray(n, dtype=float)
         if self.params is None or self.model is None:
             return np.full(x.shape, np.nan)
-        return _curve(self.model)(np.maximum(x, 1.0), *self.params)
+        from clicloop.orchestrator.reporting.curves import curve
+
+        return curve(self.model, np.maximum(x, 1.0), *self.params)
 
     def marginal(self) -> Marginal | None:
         """What the NEXT point (0.01 of the metric) costs from the fitted curve (so rounds without a
@@ -111,12 +123,9 @@ class Forecast:
             return None
         n = max(float(self.labels_now), 1.0)
         aim = float(self.predict(n)) + 0.01
-        if self.model == "power":
-            a, b, c = self.params
-            reach = (b / (a - aim)) ** (1 / c) if a > aim and b > 0 and c > 0 else math.inf
-        else:
-            a, b = self.params
-            reach = math.exp((aim - a) / b) if b > 0 else math.inf
+        from clicloop.orchestrator.reporting.curves import labels_at
+
+        reach = labels_at(self.model, self.params, aim)
         labels = max(0.0, reach - n) if math.isfinite(reach) else math.inf
         return Marginal(labels, labels * self.hours_per_label, labels * self.cost_per_label)
 
@@ -138,7 +147,8 @@ def _get(row: Any, name: str) -> Any:
 
 
 def forecast(rounds_rows: Sequence[Any], target: float, *, seed: int = 0, n_boot: int = BOOTSTRAP,
-             level: float = LEVEL, pool_left: int | None = None) -> Forecast:
+             level: float = LEVEL, pool_left: int | None = None, families: Sequence[str] = FAMILIES,
+             noise_scale: float = NOISE_SCALE, widen: float = WIDEN) -> Forecast:
     """Forecast the labels, human hours and money still needed to reach ``target``.
 
     ``rounds_rows``: one loop's rounds in order, as ``clicloop.orchestrator.reporting.report.ReportRow`` objects or
@@ -169,8 +179,8 @@ def forecast(rounds_rows: Sequence[Any], target: float, *, seed: int = 0, n_boot
     # labels reached a model (one-off costs of the first rounds, e.g. qualification tests, fade out)
     first = max(int(np.flatnonzero(ok)[0]), last - RATE_ROUNDS)
     bought_labels = n[last] - n[first]
-    hpl = float(hours[first:last].sum() / bought_labels) if bought_labels > 0 else None
-    cpl = float(cost[first:last].sum() / bought_labels) if bought_labels > 0 else None
+    hpl = _rate(hours[first:last], np.diff(n[first : last + 1])) if bought_labels > 0 else None
+    cpl = _rate(cost[first:last], np.diff(n[first : last + 1])) if bought_labels > 0 else None
     pending_h, pending_c = float(hours[last:].sum()), float(cost[last:].sum())  # bought, not yet in a model
     common = dict(labels_now=labels_now, metric_now=metric_now, hours_per_label=hpl, cost_per_label=cpl, **base)
     if metric_now >= target:
@@ -182,13 +192,10 @@ def forecast(rounds_rows: Sequence[Any], target: float, *, seed: int = 0, n_boot
         return Forecast(status="too-few-rounds", model=None, params=None, labels_to_target=None, hours_to_target=None,
                         cost_to_target=None, message=f"needs {MIN_ROUNDS} evaluated rounds with labels bought; has {np.unique(x).size}",
                         **common)
-    model, params = _fit(x, y)
-    residual = y - _curve(model)(x, *params)
-    sigma = float(np.sqrt((residual**2).sum() / max(1, x.size - len(params))))
     step = float(np.median(np.diff(x)[-RATE_ROUNDS:]))  # labels a round adds, lately
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, x.size, (n_boot, x.size))
-    sims, plateaus = _simulate(x[picks], y[picks], float(labels_now), step, sigma, target, rng)
+    model, params, sims, plateaus = _ensemble(x, y, float(labels_now), step, target, n_boot, rng, tuple(families), noise_scale)
+    sims = _widen(sims, widen)
     reachable = bool(np.isfinite(np.median(sims)))
     if pool_left is not None:
         sims = np.where(sims > pool_left, np.inf, sims)
@@ -199,12 +206,22 @@ def forecast(rounds_rows: Sequence[Any], target: float, *, seed: int = 0, n_boot
         point = low = high = math.inf
     labels = Interval(point, low, high)
 
-    def spend(rate: float, pending: float) -> Interval:
-        return Interval(*(max(0.0, v * rate - pending) if math.isfinite(v) else math.inf for v in (labels.point, labels.low, labels.high)))
+    bought = np.diff(n[first : last + 1])
+
+    def spend(spent: np.ndarray, rate: float, pending: float) -> Interval:
+        """Labels at the loop's rate, less what is bought already; the interval also carries the
+        rate's own uncertainty (each future at a bootstrap mean of the recent rounds' rates)."""
+        if not math.isfinite(point):
+            return Interval(math.inf, math.inf, math.inf)
+        mid = max(0.0, point * rate - pending)
+        rates = _rate_draws(spent, bought, sims.size, rng) if RATE_SPREAD else np.full(sims.size, rate)
+        lo, hi = (float(v) for v in np.quantile(np.maximum(sims * rates - pending, 0.0), [tail, 1 - tail], method="inverted_cdf"))
+        return Interval(mid, min(lo, mid), max(hi, mid))
 
     status = "forecast" if math.isfinite(point) else "unreachable"
     return Forecast(status=status, model=model, params=tuple(float(v) for v in params), labels_to_target=labels,
-                    hours_to_target=spend(hpl, pending_h), cost_to_target=spend(cpl, pending_c),
+                    hours_to_target=spend(hours[first:last], hpl, pending_h),
+                    cost_to_target=spend(cost[first:last], cpl, pending_c),
                     message=_message(status, labels, plateau, target, level, pool_left, reachable and status == "unreachable"),
                     plateau=plateau, **common)
 
@@ -219,79 +236,79 @@ def _message(status: str, labels: Interval, plateau: Interval, target: float, le
         return f"not reachable with this model and pool: {levels_off}, below the target {target:.4f}"
     if by_pool:
         return f"not reachable within the {pool_left:,} unlabeled items left ({levels_off})"
-    return f"in most resamples the simulated rounds never reach the target {target:.4f} ({levels_off})"
+    return f"in most simulated futures the measured rounds never reach the target {target:.4f} ({levels_off})"
 
 
-def _curve(model: str) -> Any:
-    if model == "power":
-        return lambda n, a, b, c: a - b * np.power(n, -c)
-    return lambda n, a, b: a + b * np.log(n)
+RATE_SPREAD = True
 
 
-C_GRID = np.geomspace(0.01, 3.0, 160)
+def _widen(sims: np.ndarray, factor: float) -> np.ndarray:
+    """The simulated futures spread ``factor`` times as far from their median in log labels (the
+    median, and so the point forecast, stays); futures that never reach the target stay so."""
+    finite = np.isfinite(sims)
+    if factor == 1.0 or not finite.any():
+        return sims
+    mid = float(np.quantile(sims, 0.5, method="inverted_cdf"))
+    if not math.isfinite(mid):
+        mid = float(np.median(sims[finite]))
+    out = sims.copy()
+    out[finite] = mid * np.power(sims[finite] / mid, factor)
+    return out
 
 
-def _grid_power(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Least squares of ``a - b * x**-c`` for many samples at once (rows of ``x``/``y``), profiled
-    over a grid of ``c`` (for a fixed ``c`` the model is linear in ``a`` and ``b``), with
-    ``0 <= a <= 1`` and ``b >= 0``. Returns the best ``a, b, c`` and the residual sum of squares."""
-    u = np.power(x[:, None, :], -C_GRID[None, :, None])  # samples x grid x points
-    yy = np.broadcast_to(y[:, None, :], u.shape)
-    um, ym = u.mean(-1, keepdims=True), yy.mean(-1, keepdims=True)
-    var = ((u - um) ** 2).sum(-1)
-    b = np.where(var > 0, -((u - um) * (yy - ym)).sum(-1) / np.where(var > 0, var, 1.0), 0.0)
-    b = np.maximum(b, 0.0)
-    a = ym[..., 0] + b * um[..., 0]
-    over = a > 1.0  # the metric cannot exceed 1: refit b with a = 1
-    b_fixed = np.maximum(((1.0 - yy) * u).sum(-1) / np.maximum((u * u).sum(-1), 1e-300), 0.0)
-    a, b = np.where(over, 1.0, np.maximum(a, 0.0)), np.where(over, b_fixed, b)
-    sse = ((yy - (a[..., None] - b[..., None] * u)) ** 2).sum(-1)
-    best = sse.argmin(-1)
-    pick = np.arange(x.shape[0])
-    return a[pick, best], b[pick, best], C_GRID[best], sse[pick, best]
+def _rate_draws(spent: np.ndarray, labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` bootstrap means of the recent rounds' per-label rates (the rate's uncertainty)."""
+    ok = labels > 0
+    rates = spent[ok] / labels[ok]
+    return rates[rng.integers(0, rates.size, (size, rates.size))].mean(axis=1)
 
 
-def _fit(x: np.ndarray, y: np.ndarray) -> tuple[str, np.ndarray]:
-    """The power law: a grid-profiled start refined by ``scipy.optimize.curve_fit`` (bounded:
-    0 <= a <= 1, b >= 0, 0.01 <= c <= 3); the log-linear curve if that fails."""
-    from scipy.optimize import OptimizeWarning, curve_fit
-
-    a, b, c, _ = _grid_power(x[None, :], y[None, :])
-    start = np.array([min(a[0], 1.0 - 1e-9), b[0], c[0]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", OptimizeWarning)
-        try:
-            params, _ = curve_fit(_curve("power"), x, y, p0=start, bounds=([0.0, 0.0, 0.01], [1.0, np.inf, 3.0]), maxfev=2000)
-            if np.all(np.isfinite(params)):
-                return "power", params
-        except (RuntimeError, ValueError):
-            pass
-    if np.isfinite(start).all():
-        return "power", start
-    slope, intercept = np.polyfit(np.log(x), y, 1)
-    return "loglinear", np.array([intercept, slope])
+def _rate(spent: np.ndarray, labels: np.ndarray) -> float:
+    """Money or hours per label over recent rounds: the median of the rounds' own rates (a round
+    of one-off work, e.g. a qualification test, does not set the rate)."""
+    ok = labels > 0
+    return float(np.median(spent[ok] / labels[ok])) if ok.any() else float(spent.sum() / max(labels.sum(), 1.0))
 
 
-def _simulate(x: np.ndarray, y: np.ndarray, n_now: float, step: float, sigma: float, target: float,
-              rng: np.random.Generator) -> np.ndarray:
-    """Labels still needed in each bootstrap resample (rows of ``x``/``y``): the curve refitted
-    to the resample, then future rounds simulated (``step`` more labels each, the metric observed
-    with the fit's residual noise ``sigma``) until the first observed metric reaches ``target``,
-    as the loop's target rule would see it; inf if not within ``HORIZON`` rounds. Also returns
-    each resample's asymptote (the plateau)."""
-    out, plateaus = [], []
-    for i in range(0, x.shape[0], 50):  # bounded memory: 50 resamples x grid x points at a time
-        a, b, c, _ = _grid_power(x[i : i + 50], y[i : i + 50])
-        distinct = np.array([np.unique(row).size for row in x[i : i + 50]])
-        future = n_now + step * np.arange(1, HORIZON + 1)
-        observed = a[:, None] - b[:, None] * np.power(future[None, :], -c[:, None]) + rng.normal(0.0, sigma, (a.size, HORIZON))
+def _ensemble(x: np.ndarray, y: np.ndarray, n_now: float, step: float, target: float, n_boot: int,
+              rng: np.random.Generator, families: tuple[str, ...],
+              noise_scale: float) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """Labels still needed, ``n_boot`` simulated futures: each draws a curve family by its
+    held-out weight (:func:`clicloop.orchestrator.reporting.curves.held_out_weights`), refits it to
+    the fit plus resampled residuals (residual bootstrap: the curve's own uncertainty), then
+    simulates future rounds (``step`` more labels each, the metric measured with the fit's
+    residual noise) until the first measured metric reaches ``target``, as the loop's target rule
+    would see it; inf if not within ``HORIZON`` rounds. Returns the heaviest family, its fit to
+    all rounds, the labels needed per future, and each future's plateau."""
+    from clicloop.orchestrator.reporting import curves
+
+    unknown = [m for m in families if m not in curves.FAMILIES]
+    if unknown or not families:
+        raise ConfigError(f"families={list(families)}: use some of {', '.join(curves.FAMILIES)}", field="families")
+    full = {m: curves.fit(m, x[None, :], y[None, :]) for m in families}
+    dof = max(1, x.size - 3)
+    best_sse = min(float(f[3][0]) for f in full.values())
+    sigma = math.sqrt(best_sse / dof)
+    weights = curves.held_out_weights(x, y, sigma, families)
+    model = max(weights, key=weights.__getitem__)
+    counts = rng.multinomial(n_boot, [weights[m] for m in families])
+    future = n_now + step * np.arange(1, HORIZON + 1)
+    sims, plateaus = [], []
+    for m, count in zip(families, counts):
+        if count == 0:
+            continue
+        a, b, t, sse = (float(v[0]) for v in full[m])
+        fitted = curves.curve(m, x, a, b, t)
+        resid = (y - fitted) * math.sqrt(x.size / dof)
+        ystar = fitted + resid[rng.integers(0, x.size, (count, x.size))]
+        ra, rb, rt, _ = curves.fit(m, np.broadcast_to(x, ystar.shape), ystar)
+        noise = rng.normal(0.0, sigma * noise_scale, (count, HORIZON))
+        observed = curves.curve(m, future[None, :], ra[:, None], rb[:, None], rt[:, None]) + noise
         hit = observed >= target
-        first = np.where(hit.any(axis=1), (hit.argmax(axis=1) + 1) * step, np.inf)
-        keep = distinct >= MIN_ROUNDS  # too few distinct label counts to refit: left out
-        out.append(first[keep])
-        plateaus.append(a[keep])
-    sims, levels = np.concatenate(out), np.concatenate(plateaus)
-    return (sims, levels) if sims.size else (np.array([np.inf]), np.array([0.0]))
+        sims.append(np.where(hit.any(axis=1), (hit.argmax(axis=1) + 1) * step, np.inf))
+        plateaus.append(ra)
+    params = np.array([float(v[0]) for v in full[model][:3]])
+    return model, params, np.concatenate(sims), np.concatenate(plateaus)
 
 
 def default_target(configured: float | None, best: float | None) -> float:

@@ -49,13 +49,21 @@ def first_crossing(a: float, b: float, c: float, n_last: int, step: int, target:
 def test_noisy_curves_the_interval_is_calibrated_and_seeded() -> None:
     n = list(range(20, 320, 10))
     inside, errors = [], []
+    wide = []
     for seed in range(40):
         rows = rounds(0.93, 1.5, 0.5, n, noise=0.01, seed=seed)
-        fc = forecast(rows, target=0.9, seed=seed)
+        # the simulation alone (widen=1): here the curve is a true power law measured with
+        # independent noise, so its own spread is the right one; the default widening is for real
+        # loops, whose curves no family fits exactly (calibrated on loops, docs/benchmarks.md)
+        fc = forecast(rows, target=0.9, seed=seed, widen=1.0)
         truth = first_crossing(0.93, 1.5, 0.5, n[-1], 10, 0.9, 0.01, seed=1000 + seed)
         inside.append(fc.labels_to_target.low <= truth <= fc.labels_to_target.high)
         errors.append(abs(fc.labels_to_target.point - truth) / truth)
+        default = forecast(rows, target=0.9, seed=seed)
+        wide.append(default.labels_to_target.low <= truth <= default.labels_to_target.high)
+        assert default.labels_to_target.point == fc.labels_to_target.point
     assert 0.65 <= np.mean(inside) <= 0.95  # a nominal 80% interval
+    assert np.mean(wide) >= np.mean(inside)
     assert np.median(errors) < 0.5
     rows = rounds(0.93, 1.5, 0.5, n, noise=0.01, seed=3)
     assert forecast(rows, target=0.9, seed=1) == forecast(rows, target=0.9, seed=1)
@@ -197,3 +205,46 @@ def test_the_next_points_cost_comes_from_the_fitted_curve_and_stops_at_its_plate
     assert m.hours == pytest.approx(m.labels * fc.hours_per_label) and m.cost == pytest.approx(m.labels * fc.cost_per_label)
     flat = forecast(rounds(0.95, 2.0, 0.6, list(range(8000, 18000, 500))), 0.99)  # within a point of its plateau
     assert flat.marginal() is not None and flat.marginal().labels == math.inf
+
+
+def curve_rows(f: object, n: list[int], hours: list[float], cost: float = 0.2) -> list[dict[str, float]]:
+    return [{"n_labeled": k, "metric": f(k), "total_hours": (n[i + 1] - k) * hours[i] if i + 1 < len(n) else 0.0,  # type: ignore[operator]
+             "cost": (n[i + 1] - k) * cost if i + 1 < len(n) else 0.0} for i, k in enumerate(n)]
+
+
+def test_a_curve_that_is_no_power_law_is_forecast_by_the_family_that_fits_it() -> None:
+    # a hyperbola (Morgan-Mercer-Flodin) levels off faster than a power law fitted to its start:
+    # the power law alone forecast 570 labels (380-720) where the curve needs 1,150
+    n = list(range(20, 320, 10))
+    fc = forecast(curve_rows(lambda k: 0.96 - 30.0 / (k + 40.0), n, [0.1] * len(n)), 0.94)
+    assert fc.status == "forecast" and fc.model == "mmf"
+    assert fc.labels_to_target.point == pytest.approx(1150, rel=0.02)
+    assert fc.labels_to_target.low <= 1150 <= fc.labels_to_target.high
+    assert float(fc.predict([1460])[0]) == pytest.approx(0.94, abs=1e-3)
+
+
+def test_a_round_of_one_off_work_does_not_set_the_rate() -> None:
+    # one of the last three rounds took ten times the hours (e.g. a qualification test): the rate
+    # is the median round's, not the total over the rounds (0.4 h per label before)
+    n = list(range(20, 320, 10))
+    hours = [0.1] * len(n)
+    hours[-3] = 1.0
+    fc = forecast(curve_rows(lambda k: 0.96 - 30.0 / (k + 40.0), n, hours), 0.94)
+    assert fc.hours_per_label == pytest.approx(0.1) and fc.cost_per_label == pytest.approx(0.2)
+
+
+def test_the_families_are_checked() -> None:
+    rows = rounds(0.95, 2.0, 0.6, list(range(20, 220, 10)))
+    with pytest.raises(ConfigError, match="families"):
+        forecast(rows, 0.9, families=("power", "spline"))
+    assert forecast(rows, 0.9, families=("power",)).model == "power"
+
+
+def test_widening_keeps_the_point_and_widens_every_interval() -> None:
+    rows = rounds(0.93, 1.5, 0.5, list(range(20, 320, 10)), noise=0.01, seed=4)
+    plain, wide = forecast(rows, 0.9, widen=1.0), forecast(rows, 0.9, widen=2.0)
+    for name in ("labels_to_target", "hours_to_target", "cost_to_target"):
+        a, b = getattr(plain, name), getattr(wide, name)
+        assert b.point == a.point and b.low <= a.low and b.high >= a.high and (b.low, b.high) != (a.low, a.high)
+    assert wide.labels_to_target.high / wide.labels_to_target.point == pytest.approx(
+        (plain.labels_to_target.high / plain.labels_to_target.point) ** 2, rel=1e-9)
