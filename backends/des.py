@@ -67,6 +67,7 @@ class _State:
     charged: set[str] = field(default_factory=set)
     charged_s: float = 0.0
     workers: list[_Worker] = field(default_factory=list)
+    settled: dict[str, dict[str, float]] = field(default_factory=dict)  # settle_waits key -> what it reported
 
 
 class EventCrowd:
@@ -191,6 +192,33 @@ class EventCrowd:
         st.now = end
         self._save()
         return seconds
+
+    def settle_waits(self, key: str) -> dict[str, float]:
+        """The waiting no answer carries yet (worker id -> seconds): each worker's waiting since
+        their last answer, up to now, when the loop stops. It is reported once: the workers'
+        waiting starts again from zero (a loop that goes on later reports only what came after),
+        and asking again with the same ``key`` (a resumed loop stopping again) gives the same
+        figures without settling anything twice."""
+        st = self.state_
+        settled = getattr(st, "settled", None)
+        if settled is None:  # a state saved before settle_waits existed
+            settled = st.settled = {}
+        if key in settled:
+            return dict(settled[key])
+        out = {}
+        for w, worker in enumerate(st.workers):
+            if worker.task is not None:
+                continue  # their waiting goes on the answer in hand
+            seconds = worker.waited_s
+            if worker.present and worker.task is None and worker.idle_since is not None:
+                seconds += st.now - worker.idle_since
+                worker.idle_since = st.now
+            worker.waited_s = 0.0
+            if seconds > 0:
+                out[f"des-{w:04d}"] = round(seconds, 3)
+        settled[key] = out
+        self._save()
+        return dict(out)
 
     def active_workers(self) -> int:
         """Workers present now."""

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clicloop")
 COUNT_ENV = "CLICLOOP_FAULT_COUNT"
-BOUNDARIES = ("version", "withdrawn", "tasks", "dispatched", "answers", "aggregated")
+BOUNDARIES = ("version", "withdrawn", "tasks", "dispatched", "answers", "aggregated", "waits")
 _hits: dict[str, int] = {}
 
 
@@ -55,6 +55,22 @@ def fault(name: str) -> None:
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] >= int(os.environ.get(COUNT_ENV, "1")):
         os._exit(FAULT_EXIT)
+
+
+def record_trailing_waits(loop: Loop, r: int) -> None:
+    """When a loop stops (either mode): the waiting no answer carries, each worker's since their
+    last answer, from a backend that measures it (``settle_waits``, the event crowd), recorded in
+    the ledger as unpaid waiting of round ``r`` (``cont_waits``). Exactly once: the backend gives
+    the same figures for the same key and the ledger ignores a row it has, so a loop killed here
+    and resumed records them once."""
+    settle = getattr(loop.backend_, "settle_waits", None)
+    if not callable(settle):
+        return
+    waits = settle(key=f"{loop.name}/{r}")
+    n = cl.record_waits(loop.ledger_, loop.name, loop.config.backend.name, r, waits)
+    fault("waits")
+    if n:
+        log.debug("round %d: recorded the waiting after the last answers of %d worker(s)", r, n)
 
 
 class ContinuousRun:

@@ -409,6 +409,10 @@ class Loop:
         return tasks
 
     def _finish(self, r: int, reason: str | None) -> RoundResult:
+        if reason is not None:  # the loop stops: the waiting after each worker's last answer, once
+            from clicloop.orchestrator.continuous import record_trailing_waits
+
+            record_trailing_waits(self, r)
         self.ledger_.finish_round(self.name, r, reason)
         row = next(row for row in self.ledger_.rounds(self.name) if row["round_no"] == r)
         result = self._result(row)

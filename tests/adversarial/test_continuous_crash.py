@@ -1,8 +1,9 @@
 """A continuous loop killed at each of its commit boundaries, mid-run, then resumed: no label lost,
 nobody paid twice, a sound ledger, and the same ledger as a run that was never interrupted.
 
-The kills are ``os._exit(9)`` the third time the loop passes a named boundary
-(``CLICLOOP_FAULT_AT`` / ``CLICLOOP_FAULT_COUNT``, see :func:`clicloop.orchestrator.continuous.fault`);
+The kills are ``os._exit(9)`` the third time the loop passes a named boundary (``waits``, passed
+once when the loop stops: the first time) (``CLICLOOP_FAULT_AT`` / ``CLICLOOP_FAULT_COUNT``, see
+:func:`clicloop.orchestrator.continuous.fault`);
 the discrete-event crowd keeps its state in a file (``state_path``), as a real crowd keeps working
 while the loop is down.
 """
@@ -36,7 +37,7 @@ def run(folder: Path, fault: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, COUNT_ENV)}
     env["CLICLOOP_WORKER_SALT"] = "fixed-salt-for-crash-tests"
     if fault is not None:
-        env[FAULT_ENV], env[COUNT_ENV] = fault, "3"
+        env[FAULT_ENV], env[COUNT_ENV] = fault, "1" if fault == "waits" else "3"
     return subprocess.run([sys.executable, "-c", RUN, json.dumps(raw)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=env)
 
@@ -46,7 +47,9 @@ def uninterrupted(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("whole")
     done = run(folder)
     assert done.returncode == 0, done.stderr[-2000:]
-    return dump(folder / "ledger.db")
+    out = dump(folder / "ledger.db")
+    assert out["cont_waits"]  # the waiting after the last answers is recorded (20 workers all present)
+    return out
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
@@ -54,10 +57,13 @@ def test_killed_mid_run_and_resumed_the_ledger_is_whole_and_the_same(tmp_path, b
     killed = run(tmp_path, boundary)
     assert killed.returncode == FAULT_EXIT, killed.stderr[-2000:]
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
-        assert ledger.spent("t")["answers"] < 60  # it died mid-run
+        if boundary == "waits":  # it died as it stopped: the waiting after the last answers recorded, the stop not
+            assert ledger.rounds("t")[-1]["status"] != "finished" and ledger.spent("t")["answers"] == 60
+        else:
+            assert ledger.spent("t")["answers"] < 60  # it died mid-run
     resumed = run(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
         assert verify(ledger) == []
         assert ledger.spent("t")["answers"] == 60 and len(ledger.labels("t")) == 60
-    assert dump(tmp_path / "ledger.db") == uninterrupted
+    assert dump(tmp_path / "ledger.db") == uninterrupted  # cont_waits included: the last waiting recorded once

@@ -19,7 +19,7 @@ from clicloop.orchestrator.loop import Loop
 from tests.conftest import digits_config
 from tests.orchestrator.test_loop import dump as dump_tables
 
-TABLES = ("rounds", "tasks", "assignments", "payments", "labels", "cont_versions", "cont_answers")
+TABLES = ("rounds", "tasks", "assignments", "payments", "labels", "cont_versions", "cont_answers", "cont_waits")
 
 
 def config(url: str, mode: str = "continuous", *, max_labels: int = 80, **crowd) -> dict:
@@ -60,14 +60,16 @@ def test_refits_come_every_refit_every_answers(ledger_url):
 
 
 def test_people_wait_less_than_in_rounds_on_the_same_crowd(tmp_path):
-    share = {}
+    share, running = {}, {}
     for mode in ("rounds", "continuous"):
         url = f"sqlite:///{tmp_path / mode}.db"
         Loop(config_from_dict(config(url, mode, max_labels=100, compute_s=5.0))).run()
         with Ledger(url) as ledger:
-            share[mode] = cl.waiting(ledger, "t")["share_of_active"]
-    assert share["continuous"] < 0.1 < share["rounds"]
-    assert share["continuous"] * 5 < share["rounds"]
+            wait = cl.waiting(ledger, "t")
+        share[mode] = wait["share_of_active"]
+        running[mode] = (wait["wait_s"] - wait["trailing_s"]) / wait["active_s"]  # while the loop ran
+    assert running["continuous"] < 0.1 < running["rounds"]
+    assert share["continuous"] * 5 < share["rounds"]  # the waiting after the last answers counted too
 
 
 def test_same_seed_same_ledger(tmp_path, monkeypatch):
@@ -166,3 +168,26 @@ def test_a_restart_starts_over_with_a_fresh_crowd_not_its_saved_state(tmp_path, 
         assert verify(ledger) == []
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize("mode", ["rounds", "continuous"])
+def test_the_waiting_after_the_last_answers_is_recorded_once_and_counts_in_the_wages(tmp_path, mode):
+    from clicloop.orchestrator.ledger import accounting
+    from clicloop.orchestrator.reporting.report import build_report
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    Loop(config_from_dict(config(url, mode, max_labels=40, n_workers=8))).run()
+    with Ledger(url) as ledger, ledger.engine_.connect() as conn:
+        rows = conn.execute(select(s.cont_waits)).all()
+        last = max(r.round_no for r in conn.execute(select(s.rounds.c.round_no)))
+        on_answers = conn.execute(select(s.assignments.c.wait_s)).scalars().all()
+        assert rows and {r.round_no for r in rows} == {last} and all(r.wait_s > 0 for r in rows)
+        trailing = sum(r.wait_s for r in rows)
+        wait = cl.waiting(ledger, "t")
+        assert wait["trailing_s"] == pytest.approx(trailing) and wait["wait_s"] == pytest.approx(sum(on_answers) + trailing)
+        workers = accounting.by_worker(ledger.engine_, "t")  # the wage views count it
+        assert sum(w["unpaid_hours"] for w in workers) * 3600 == pytest.approx(wait["wait_s"])
+        assert accounting.unpaid_by_kind(ledger.engine_, "t")["wait"] * 3600 == pytest.approx(wait["wait_s"])
+        totals = build_report(ledger, "t")[1]
+        assert totals.total_hours * 3600 == pytest.approx(wait["wait_s"] + wait["active_s"])
+        assert totals.waiting_hours * 3600 == pytest.approx(wait["wait_s"])

@@ -22,6 +22,7 @@ def ledger_before_0006(tmp_path) -> str:
     finally:
         ledger.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("DROP TABLE cont_waits")
         conn.execute("DROP TABLE cont_answers")
         conn.execute("DROP TABLE cont_versions")
         conn.execute("UPDATE alembic_version SET version_num = '0005'")
