@@ -75,9 +75,9 @@ def run_one(name: str, folder: Path, ns: argparse.Namespace, seed: int) -> dict[
         ready: dict[str, float] = {}
         charge = crowd.charge
 
-        def timed(seconds: float, key: str) -> float:  # the simulated second each version is ready
-            out = charge(seconds, key=key)
-            ready.setdefault(key, crowd.now_)
+        def timed(seconds: float, key: str, start: float | None = None) -> float:  # the simulated second each version is ready
+            out = charge(seconds, key=key, start=start)
+            ready.setdefault(key, crowd.now_ if start is None else start + out)  # a background refit: ready at start + seconds
             return out
 
         crowd.charge = timed  # type: ignore[method-assign]
@@ -89,8 +89,8 @@ def run_one(name: str, folder: Path, ns: argparse.Namespace, seed: int) -> dict[
     curve = [[r.n_labeled, r.metric, ready.get(f"bench/{r.round_no}", crowd.now_)] for r in results if r.metric is not None]
     return {"name": name, "seed": seed, "curve": curve, "wait_s": wait["wait_s"], "active_s": wait["active_s"],
             "waiting_share": wait["share_of_active"], "staleness": stale["mean"] if stale else None,
-            "wage_total": spent["income"] / spent["total_hours"] if spent["total_hours"] else None,
-            "wage_active": spent["income"] / spent["active_hours"] if spent["active_hours"] else None,
+            "wage_total": float(spent["income"]) / spent["total_hours"] if spent["total_hours"] else None,
+            "wage_active": float(spent["income"]) / spent["active_hours"] if spent["active_hours"] else None,
             "clock_h": crowd.now_ / 3600, "seconds": seconds, "answers": spent["answers"]}
 
 
