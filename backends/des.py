@@ -68,6 +68,8 @@ class _State:
     charged_s: float = 0.0
     workers: list[_Worker] = field(default_factory=list)
     settled: dict[str, dict[str, float]] = field(default_factory=dict)  # settle_waits key -> what it reported
+    charges: dict[str, float] = field(default_factory=dict)  # charge key -> seconds charged
+    begun: dict[str, float] = field(default_factory=dict)  # background computation key -> its start (simulated second)
 
 
 class EventCrowd:
@@ -177,21 +179,58 @@ class EventCrowd:
         """Keys dispatched and not started by anyone (what :meth:`withdraw` can take back)."""
         return set(self.state_.queued)
 
-    def charge(self, seconds: float, key: str) -> float:
+    def charge(self, seconds: float, key: str, *, start: float | None = None) -> float:
         """Let ``seconds`` of the loop's compute pass on the clock (once per ``key``: a resumed
-        loop that refits again is not charged twice). ``compute_s`` replaces the measured seconds
-        when set. The seconds charged."""
+        loop that refits again is not charged twice, and is told the seconds charged the first
+        time). ``compute_s`` replaces the measured seconds when set. The seconds charged.
+
+        ``start``: the computation ran in the background from that simulated second (see
+        :meth:`begin`): nothing is run here; the loop collects answers up to ``start + seconds``
+        with :meth:`collect_until` (people go on answering while the model refits)."""
         st = self.state_
+        done = self._charges()
         if key in st.charged:
-            return 0.0
+            return done.get(key, 0.0)
         seconds = float(self.compute_s if self.compute_s is not None else seconds)
         st.charged.add(key)
         st.charged_s += seconds
-        end = st.now + seconds
-        self._run(lambda: False, until=end)
-        st.now = end
+        done[key] = seconds
+        if start is None:
+            end = st.now + seconds
+            self._run(lambda: False, until=end)
+            st.now = end
         self._save()
         return seconds
+
+    def begin(self, key: str) -> float:
+        """The simulated second a background computation ``key`` started: now, the first time
+        (a resumed loop asking again is told the same second)."""
+        st = self.state_
+        begun = getattr(st, "begun", None)
+        if begun is None:  # a state saved before background refits
+            begun = st.begun = {}
+        if key not in begun:
+            begun[key] = st.now
+            self._save()
+        return begun[key]
+
+    def collect_until(self, tasks: Sequence[Task], until: float) -> list[Answer]:
+        """Run the clock until one of the given tasks is answered or the clock reaches ``until``
+        (then it stands at ``until``); the answers of the given tasks."""
+        st = self.state_
+        keys = [t.key for t in tasks]
+        self._run(lambda: any(k in st.done for k in keys), until=until)
+        if not any(k in st.done for k in keys):
+            st.now = max(st.now, until)
+            self._save()
+        return self._answers(keys)
+
+    def _charges(self) -> dict[str, float]:
+        st = self.state_
+        found = getattr(st, "charges", None)
+        if found is None:  # a state saved before the seconds were kept per key
+            found = st.charges = {}
+        return found
 
     def settle_waits(self, key: str) -> dict[str, float]:
         """The waiting no answer carries yet (worker id -> seconds): each worker's waiting since

@@ -38,6 +38,16 @@ def answer_count(ledger: Ledger, loop: str, *, answered_round: int | None = None
         return int(conn.execute(q).scalar_one())
 
 
+def nth_answer_seq(ledger: Ledger, loop: str, answered_round: int, n: int) -> int | None:
+    """The ``seq`` of the ``n``-th answer (1-based) recorded while version ``answered_round`` was
+    current; None when fewer were."""
+    q = (select(ca.seq).where(ca.loop == loop, ca.answered_round == answered_round)
+         .order_by(ca.seq).offset(max(n - 1, 0)).limit(1))
+    with ledger.engine_.connect() as conn:
+        found = conn.execute(q).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
 def order_writer(loop: str, round_no: int, keys: list[tuple[str, int]]) -> Any:
     """The ``then`` of :meth:`Ledger.record_answers`: numbers the new answers in the same transaction.
     ``keys``: (task key, chosen round) of each row given to ``record_answers``."""

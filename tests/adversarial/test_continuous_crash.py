@@ -30,14 +30,14 @@ RUN = ("import json, sys; from clicloop.orchestrator.config import config_from_d
        "from clicloop.orchestrator.loop import Loop; Loop(config_from_dict(json.loads(sys.argv[1]))).run()")
 
 
-def run(folder: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+def run(folder: Path, fault: str | None = None, count: str | None = None) -> subprocess.CompletedProcess:
     raw = digits_config(f"sqlite:///{folder / 'ledger.db'}", loop={"mode": "continuous", "refit_every": 10},
                         stop={"max_labels": 60},
                         backend={"name": "event-crowd", "params": {"compute_s": 2.0, "state_path": str(folder / "crowd.pkl")}})
     env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, COUNT_ENV)}
     env["CLICLOOP_WORKER_SALT"] = "fixed-salt-for-crash-tests"
     if fault is not None:
-        env[FAULT_ENV], env[COUNT_ENV] = fault, "1" if fault == "waits" else "3"
+        env[FAULT_ENV], env[COUNT_ENV] = fault, count or ("1" if fault == "waits" else "3")
     return subprocess.run([sys.executable, "-c", RUN, json.dumps(raw)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=env)
 
@@ -52,9 +52,11 @@ def uninterrupted(tmp_path_factory) -> dict:
     return out
 
 
-@pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_killed_mid_run_and_resumed_the_ledger_is_whole_and_the_same(tmp_path, boundary, uninterrupted):
-    killed = run(tmp_path, boundary)
+@pytest.mark.parametrize("boundary, count", [(b, None) for b in BOUNDARIES] + [("answers", "11"), ("tasks", "11")])
+def test_killed_mid_run_and_resumed_the_ledger_is_whole_and_the_same(tmp_path, boundary, count, uninterrupted):
+    """``count`` None: the third pass (``waits``: the first); the extra cases die while the second
+    version is fitted in the background (answers and top-ups from the first version's ranking)."""
+    killed = run(tmp_path, boundary, count)
     assert killed.returncode == FAULT_EXIT, killed.stderr[-2000:]
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
         if boundary == "waits":  # it died as it stopped: the waiting after the last answers recorded, the stop not

@@ -56,7 +56,28 @@ def test_refits_come_every_refit_every_answers(ledger_url):
     Loop(config_from_dict(config(ledger_url))).run()
     with Ledger(ledger_url) as ledger:
         seen = [v["answers_seen"] for _, v in sorted(cl.versions(ledger, "t").items())]
-    assert seen[0] == 0 and all(b - a >= 10 for a, b in zip(seen, seen[1:]))
+    assert seen[0] == 0 and all(b - a >= 10 for a, b in zip(seen[:-2], seen[1:-1]))
+    assert seen[-1] == 80  # the last version (the stop) is fitted on every answer
+
+
+def test_answers_keep_coming_while_the_model_refits(ledger_url):
+    """A refit starts at the simulated second of the answer that triggered it and is ready
+    ``compute_s`` later; the answers in between are recorded at their simulated times, under the
+    version still in use, and the next version is fitted on the answers before the trigger."""
+    Loop(config_from_dict(config(ledger_url, compute_s=5.0))).run()
+    with Ledger(ledger_url) as ledger, ledger.engine_.connect() as conn:
+        versions = cl.versions(ledger, "t")
+        rows = conn.execute(select(s.cont_answers.c.seq, s.cont_answers.c.answered_round, s.assignments.c.submitted_at)
+                            .join(s.assignments, s.assignments.c.task_key == s.cont_answers.c.task_key)).all()
+    at = {seq: submitted - 1_800_000_000.0 for seq, _, submitted in rows}
+    during = 0
+    for r in sorted(versions)[1:-1]:  # between the first and the stop
+        seen, ready = versions[r]["answers_seen"], versions[r]["clock_s"]
+        assert ready == pytest.approx(at[seen - 1] + 5.0)  # the trigger's second + the refit
+        window = [seq for seq, answered, _ in rows if seq >= seen and answered == r - 1]
+        assert all(at[seq] <= ready + 1e-9 for seq in window)
+        during += len(window)
+    assert during > 10  # people went on answering while the model refitted
 
 
 def test_people_wait_less_than_in_rounds_on_the_same_crowd(tmp_path):
@@ -191,3 +212,14 @@ def test_the_waiting_after_the_last_answers_is_recorded_once_and_counts_in_the_w
         totals = build_report(ledger, "t")[1]
         assert totals.total_hours * 3600 == pytest.approx(wait["wait_s"] + wait["active_s"])
         assert totals.waiting_hours * 3600 == pytest.approx(wait["wait_s"])
+
+
+def test_on_a_backend_without_a_simulated_clock_the_refit_thread_runs_beside_the_polls(ledger_url):
+    raw = digits_config(ledger_url, loop={"mode": "continuous", "refit_every": 10, "poll_seconds": 0.01, "lookahead": 20},
+                        stop={"max_labels": 40})  # the simulated crowd: answers on poll, no clock
+    results = Loop(config_from_dict(raw)).run()
+    assert results[-1].stop_reason.startswith("label budget spent")
+    with Ledger(ledger_url) as ledger:
+        assert verify(ledger) == [] and ledger.spent("t")["answers"] == 40
+        versions = cl.versions(ledger, "t")
+        assert all(v["clock_s"] is None and v["compute_s"] > 0 for v in versions.values())
