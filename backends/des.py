@@ -48,6 +48,7 @@ class _Worker:
     toggle_at: float = float("inf")  # when they next leave (present) or arrive (absent)
     toggles: int = 0
     task: str | None = None  # the task being answered
+    sent_home: bool = False  # left (or stayed away) because the requester said no more work is coming
     busy_until: float = 0.0
     idle_since: float | None = 0.0  # present and idle since (None: busy or absent)
     waited_s: float = 0.0  # waiting since the last task, reported on the next answer
@@ -69,6 +70,7 @@ class _State:
     workers: list[_Worker] = field(default_factory=list)
     settled: dict[str, dict[str, float]] = field(default_factory=dict)  # settle_waits key -> what it reported
     charges: dict[str, float] = field(default_factory=dict)  # charge key -> seconds charged
+    closed: bool = False  # the requester said no more work is coming (no_more_tasks) and sent nothing since
     begun: dict[str, float] = field(default_factory=dict)  # background computation key -> its start (simulated second)
 
 
@@ -135,6 +137,8 @@ class EventCrowd:
         """Queue the tasks (first come, first served); a known key is ignored, a withdrawn one
         is queued again (a resumed loop re-sends what it believes open)."""
         st = self.state_
+        if any(task.key not in st.tasks or task.key in st.withdrawn for task in tasks):
+            self._reopen()
         for task in tasks:
             if task.item_id not in self.context_.truth:
                 raise BackendError(f"the event crowd has no ground truth for item {task.item_id!r} "
@@ -232,6 +236,37 @@ class EventCrowd:
             found = st.charges = {}
         return found
 
+    def no_more_tasks(self) -> None:
+        """The requester says no more work is coming (its budget is fully asked): idle workers
+        leave now (their waiting up to now stays theirs, reported on settle), busy ones when they
+        finish, absent ones do not come back; new tasks call them back."""
+        st = self.state_
+        if getattr(st, "closed", False):
+            return
+        st.closed = True
+        if not st.queue:
+            for worker in st.workers:
+                if worker.task is None:
+                    self._send_home(worker)
+        self._save()
+
+    def _send_home(self, worker: _Worker) -> None:
+        if worker.present and worker.idle_since is not None:
+            worker.waited_s += self.state_.now - worker.idle_since
+        worker.present, worker.idle_since, worker.sent_home, worker.toggle_at = False, None, True, float("inf")
+
+    def _reopen(self) -> None:
+        """New work after :meth:`no_more_tasks`: those sent home come back now."""
+        st = self.state_
+        if not getattr(st, "closed", False):
+            return
+        st.closed = False
+        for w, worker in enumerate(st.workers):
+            if getattr(worker, "sent_home", False):
+                worker.sent_home, worker.present, worker.idle_since = False, True, st.now
+                worker.toggles += 1
+                worker.toggle_at = st.now + self._span(w, worker.toggles, True)
+
     def settle_waits(self, key: str) -> dict[str, float]:
         """The waiting no answer carries yet (worker id -> seconds): each worker's waiting since
         their last answer, up to now, when the loop stops. It is reported once: the workers'
@@ -295,6 +330,8 @@ class EventCrowd:
             worker = st.workers[w]
             if worker.task is not None and worker.busy_until <= at:
                 self._finish(w)
+            elif getattr(st, "closed", False) and not worker.present and not st.queue:  # no work: they stay away
+                self._send_home(worker)
             else:
                 self._toggle(w)
             self._assign_idle()
@@ -324,7 +361,10 @@ class EventCrowd:
                               wait_s=round(worker.waited_s, 3), reward=pay, fee=round(pay * self.fee_rate, 6),
                               currency=self.currency, accepted_at=self.epoch0 + started, submitted_at=self.epoch0 + worker.busy_until)
         worker.task, worker.waited_s = None, 0.0
-        if worker.toggle_at <= st.now:  # their session ended while they worked: they leave now
+        if getattr(st, "closed", False) and not st.queue:  # no more work is coming: they leave
+            worker.idle_since = st.now
+            self._send_home(worker)
+        elif worker.toggle_at <= st.now:  # their session ended while they worked: they leave now
             self._toggle(w)
         else:
             worker.idle_since = st.now

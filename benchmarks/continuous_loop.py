@@ -135,12 +135,12 @@ def report(path: Path) -> None:
         fmt = ["{:.2%}", "{:.3f}", "{:.0f}", "{:.0f}", "{:.4f}", "{:.2f}", "{:.2f}", "{:.1f}", "{:.2f}", "{:.0f}"]
         print(f"{name:<12} " + " ".join(f"{(f.format(c) if c is not None else 'n/a'):>{w}}"
                                         for f, c, w in zip(fmt, cells, (11, 9, 10, 10, 9, 10, 11, 9, 6, 6))))
-    for name in ROWS:  # waiting split: while the loop ran (on answers) and after the last answers (at the stop)
+    for name in ROWS:  # waiting split: on answers, and recorded at the stop (cont_waits: no answer carried it)
         rs = [by[(name, s)] for s in seeds if (name, s) in by and "trailing_s" in by[(name, s)]]
         if rs:
             during = statistics.median((r["wait_s"] - r["trailing_s"]) / r["active_s"] for r in rs)
             after = statistics.median(r["trailing_s"] / r["active_s"] for r in rs)
-            print(f"{name}: waiting / active while the loop ran {during:.2%}, after the last answers {after:.2%} (medians)")
+            print(f"{name}: waiting / active on answers {during:.2%}, recorded at the stop (no answer carried it) {after:.2%} (medians)")
     pairs = [(f"{what_name} to {int(100 * target)}%: {a} / {b}", a, b, what, target)
              for a in ROWS if a.startswith("cont") and any(r["name"] == a for r in runs)
              for what_name, b, what, target in (("sim hours", "rounds-b50", 2, 0.95), ("labels", "rounds-b10", 0, 0.95),

@@ -97,6 +97,15 @@ class _Fit:
     ready_at: float | None = None  # the simulated second it was ready
 
 
+def no_more_tasks(loop: Loop) -> None:
+    """Tell a backend that can hear it (``no_more_tasks``: the event crowd) that the loop will ask
+    nothing more for now (its budget is fully asked), so people who finish need not wait; new
+    tasks call them back."""
+    tell = getattr(loop.backend_, "no_more_tasks", None)
+    if callable(tell):
+        tell()
+
+
 class ContinuousRun:
     """Runs (or resumes) a set-up :class:`~clicloop.orchestrator.loop.Loop` in continuous mode."""
 
@@ -282,6 +291,8 @@ class ContinuousRun:
         loop, cfg = self.loop, self.loop.config
         want = self.lookahead() - len(self.open_)
         n, _ = items_affordable(cfg.stop, max(want, 0), 1, self._budget())
+        if want > 0 and n <= 0:
+            no_more_tasks(loop)  # the budget is fully asked: people need not wait for more
         if n <= 0 or not queue:
             return queue
         take, queue = queue[:n], queue[n:]

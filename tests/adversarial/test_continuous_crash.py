@@ -32,7 +32,7 @@ RUN = ("import json, sys; from clicloop.orchestrator.config import config_from_d
 
 def run(folder: Path, fault: str | None = None, count: str | None = None) -> subprocess.CompletedProcess:
     raw = digits_config(f"sqlite:///{folder / 'ledger.db'}", loop={"mode": "continuous", "refit_every": 10},
-                        stop={"max_labels": 60},
+                        stop={"max_labels": 200, "max_rounds": 5},  # max_rounds first: people still there wait until the stop
                         backend={"name": "event-crowd", "params": {"compute_s": 2.0, "state_path": str(folder / "crowd.pkl")}})
     env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, COUNT_ENV)}
     env["CLICLOOP_WORKER_SALT"] = "fixed-salt-for-crash-tests"
@@ -49,6 +49,7 @@ def uninterrupted(tmp_path_factory) -> dict:
     assert done.returncode == 0, done.stderr[-2000:]
     out = dump(folder / "ledger.db")
     assert out["cont_waits"]  # the waiting after the last answers is recorded (20 workers all present)
+    assert 40 <= len(out["assignments"]) < 100  # stopped by max_rounds, with the budget not fully asked
     return out
 
 
@@ -58,14 +59,15 @@ def test_killed_mid_run_and_resumed_the_ledger_is_whole_and_the_same(tmp_path, b
     version is fitted in the background (answers and top-ups from the first version's ranking)."""
     killed = run(tmp_path, boundary, count)
     assert killed.returncode == FAULT_EXIT, killed.stderr[-2000:]
+    n = len(uninterrupted["assignments"])
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
         if boundary == "waits":  # it died as it stopped: the waiting after the last answers recorded, the stop not
-            assert ledger.rounds("t")[-1]["status"] != "finished" and ledger.spent("t")["answers"] == 60
+            assert ledger.rounds("t")[-1]["status"] != "finished" and ledger.spent("t")["answers"] == n
         else:
-            assert ledger.spent("t")["answers"] < 60  # it died mid-run
+            assert ledger.spent("t")["answers"] < n  # it died mid-run
     resumed = run(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
         assert verify(ledger) == []
-        assert ledger.spent("t")["answers"] == 60 and len(ledger.labels("t")) == 60
+        assert ledger.spent("t")["answers"] == n and len(ledger.labels("t")) == n
     assert dump(tmp_path / "ledger.db") == uninterrupted  # cont_waits included: the last waiting recorded once

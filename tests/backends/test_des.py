@@ -70,6 +70,20 @@ def test_the_waiting_after_the_last_answer_is_settled_once(tmp_path):
     assert again.settle_waits("loop/stop-2") == {"des-0001": 40.0}
 
 
+def test_told_no_more_work_is_coming_people_leave_when_the_queue_is_empty_and_come_back_for_new_work():
+    c = crowd(n_workers=3, answer_sigma=0.0, speed_spread=0.0, answer_median_s=10.0, compute_s=None)
+    c.dispatch(tasks(range(4)))  # three start at 0 s, one task queued
+    c.charge(5.0, key="fit")
+    c.no_more_tasks()  # nobody is idle and a task is queued: nobody leaves yet
+    assert c.active_workers() == 3
+    c.collect(tasks(range(4)))  # at 10 s two finish and leave, one takes the queued task and leaves at 20 s
+    assert c.active_workers() == 0 and c.settle_waits("stop") == {}  # nobody waited for work that would not come
+    c.dispatch(tasks(range(4, 5)))  # new work: they come back
+    assert c.active_workers() == 3
+    answer = c.collect(tasks(range(4, 5)))[0]
+    assert answer.wait_s == 0.0  # away while there was no work: no waiting
+
+
 def test_charging_the_same_computation_twice_moves_the_clock_once():
     c = crowd()
     assert c.charge(5.0, key="loop/3") == 1.0  # compute_s replaces the measured seconds

@@ -197,7 +197,9 @@ def test_the_waiting_after_the_last_answers_is_recorded_once_and_counts_in_the_w
     from clicloop.orchestrator.reporting.report import build_report
 
     url = f"sqlite:///{tmp_path / 'l.db'}"
-    Loop(config_from_dict(config(url, mode, max_labels=40, n_workers=8))).run()
+    raw = config(url, mode, n_workers=8)
+    raw["stop"] = {"max_rounds": 4}  # a stop the loop does not see coming (a budget fully asked sends people home first)
+    Loop(config_from_dict(raw)).run()
     with Ledger(url) as ledger, ledger.engine_.connect() as conn:
         rows = conn.execute(select(s.cont_waits)).all()
         last = max(r.round_no for r in conn.execute(select(s.rounds.c.round_no)))
@@ -223,3 +225,11 @@ def test_on_a_backend_without_a_simulated_clock_the_refit_thread_runs_beside_the
         assert verify(ledger) == [] and ledger.spent("t")["answers"] == 40
         versions = cl.versions(ledger, "t")
         assert all(v["clock_s"] is None and v["compute_s"] > 0 for v in versions.values())
+
+
+def test_once_the_budget_is_fully_asked_people_are_not_kept_waiting(tmp_path):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    Loop(config_from_dict(config(url, max_labels=100, compute_s=5.0))).run()
+    with Ledger(url) as ledger:
+        wait = cl.waiting(ledger, "t")
+    assert wait["trailing_s"] == 0.0  # told no more work is coming, they left as they finished
