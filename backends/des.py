@@ -22,56 +22,17 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
-import pickle
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from clicloop.orchestrator.errors import BackendError
 from clicloop.orchestrator.seeding import rng_for
+from clicloop.backends.des_state import STATE_VERSION, _State, _Worker, load_state, save_state  # noqa: F401 (pickles name them here)
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop")
-STATE_VERSION = 1
-
-
-@dataclass
-class _Worker:
-    speed_s: float  # this worker's median answer time
-    error_rate: float
-    present: bool = True
-    toggle_at: float = float("inf")  # when they next leave (present) or arrive (absent)
-    toggles: int = 0
-    task: str | None = None  # the task being answered
-    sent_home: bool = False  # left (or stayed away) because the requester said no more work is coming
-    busy_until: float = 0.0
-    idle_since: float | None = 0.0  # present and idle since (None: busy or absent)
-    waited_s: float = 0.0  # waiting since the last task, reported on the next answer
-
-
-@dataclass
-class _State:
-    loop: str
-    seed: int
-    now: float = 0.0
-    seq: int = 0  # dispatch order: the queue is first come, first served
-    queue: list[tuple[int, str]] = field(default_factory=list)  # heap of (seq, key)
-    tasks: dict[str, tuple[str, float | None]] = field(default_factory=dict)  # key -> (item, offered reward)
-    queued: set[str] = field(default_factory=set)
-    withdrawn: set[str] = field(default_factory=set)
-    done: dict[str, Answer] = field(default_factory=dict)
-    charged: set[str] = field(default_factory=set)
-    charged_s: float = 0.0
-    workers: list[_Worker] = field(default_factory=list)
-    settled: dict[str, dict[str, float]] = field(default_factory=dict)  # settle_waits key -> what it reported
-    charges: dict[str, float] = field(default_factory=dict)  # charge key -> seconds charged
-    closed: bool = False  # the requester said no more work is coming (no_more_tasks) and sent nothing since
-    begun: dict[str, float] = field(default_factory=dict)  # background computation key -> its start (simulated second)
 
 
 class EventCrowd:
@@ -419,33 +380,10 @@ class EventCrowd:
         return st
 
     def _load(self, context: BackendContext) -> _State | None:
-        if self.state_path is None or not Path(self.state_path).exists():
-            return None
-        if context.restart:  # the loop starts over: the saved crowd would replay answers the ledger no longer has
-            Path(self.state_path).unlink()
-            log.info("event crowd: the loop starts over; removed its saved state %s", self.state_path)
-            return None
-        try:
-            with open(self.state_path, "rb") as f:
-                version, st = pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
-            raise BackendError(f"event crowd: cannot read its state {self.state_path!r} ({e}); delete it to start a "
-                               "fresh crowd") from e
-        if version != STATE_VERSION or st.loop != context.loop or st.seed != context.seed:
-            raise BackendError(f"event crowd: the state in {self.state_path!r} belongs to loop {st.loop!r} seed {st.seed}, "
-                               f"not {context.loop!r} seed {context.seed}; delete it (or give another state_path)")
-        log.info("event crowd: resumed at simulated second %.0f from %s", st.now, self.state_path)
-        return st
+        return load_state(self.state_path, context)
 
     def _save(self) -> None:
-        if self.state_path is None:
-            return
-        path = Path(self.state_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump((STATE_VERSION, self.state_), f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        save_state(self.state_path, self.state_)
 
     def _validate(self) -> None:
         if self.n_workers < 1:
