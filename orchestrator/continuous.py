@@ -121,11 +121,14 @@ class ContinuousRun:
                       for row in cl.open_tasks(loop.ledger_, loop.name)}
         if self.open_:  # a resume: send again what may not have reached the backend (idempotent by key)
             self._dispatch(r, list(self.open_.values()))
+        threads = loop.config.loop.blas_threads  # held in the loop's thread (BLAS pools are global) and the refit's (OpenMP is per thread)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clicloop-refit") as pool:
             self.pool_ = pool
-            fit: _Fit | None = self._refit(r, [], None, None)
+            with blas_limits(threads):
+                fit: _Fit | None = self._refit(r, [], None, None)
             while fit is not None:
-                result, fit = self._version(fit)
+                with blas_limits(threads):
+                    result, fit = self._version(fit)
                 yield result
 
     # -- one version ----------------------------------------------------------------------------
