@@ -22,13 +22,8 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
-import pickle
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,39 +31,10 @@ import numpy as np
 from clicloop.orchestrator.errors import BackendError
 from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.seeding import rng_for
+from clicloop.backends.des_state import STATE_VERSION, _State, _Worker, load_state, save_state  # noqa: F401 (pickles name them here)
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop")
-STATE_VERSION = 1
-
-
-@dataclass
-class _Worker:
-    speed_s: float  # this worker's median answer time
-    error_rate: float
-    present: bool = True
-    toggle_at: float = float("inf")  # when they next leave (present) or arrive (absent)
-    toggles: int = 0
-    task: str | None = None  # the task being answered
-    busy_until: float = 0.0
-    idle_since: float | None = 0.0  # present and idle since (None: busy or absent)
-    waited_s: float = 0.0  # waiting since the last task, reported on the next answer
-
-
-@dataclass
-class _State:
-    loop: str
-    seed: int
-    now: float = 0.0
-    seq: int = 0  # dispatch order: the queue is first come, first served
-    queue: list[tuple[int, str]] = field(default_factory=list)  # heap of (seq, key)
-    tasks: dict[str, tuple[str, float | None]] = field(default_factory=dict)  # key -> (item, offered reward)
-    queued: set[str] = field(default_factory=set)
-    withdrawn: set[str] = field(default_factory=set)
-    done: dict[str, Answer] = field(default_factory=dict)
-    charged: set[str] = field(default_factory=set)
-    charged_s: float = 0.0
-    workers: list[_Worker] = field(default_factory=list)
 
 
 class EventCrowd:
@@ -134,6 +100,8 @@ class EventCrowd:
         """Queue the tasks (first come, first served); a known key is ignored, a withdrawn one
         is queued again (a resumed loop re-sends what it believes open)."""
         st = self.state_
+        if any(task.key not in st.tasks or task.key in st.withdrawn for task in tasks):
+            self._reopen()
         for task in tasks:
             if task.item_id not in self.context_.truth:
                 raise BackendError(f"the event crowd has no ground truth for item {task.item_id!r} "
@@ -178,21 +146,116 @@ class EventCrowd:
         """Keys dispatched and not started by anyone (what :meth:`withdraw` can take back)."""
         return set(self.state_.queued)
 
-    def charge(self, seconds: float, key: str) -> float:
+    def charge(self, seconds: float, key: str, *, start: float | None = None) -> float:
         """Let ``seconds`` of the loop's compute pass on the clock (once per ``key``: a resumed
-        loop that refits again is not charged twice). ``compute_s`` replaces the measured seconds
-        when set. The seconds charged."""
+        loop that refits again is not charged twice, and is told the seconds charged the first
+        time). ``compute_s`` replaces the measured seconds when set. The seconds charged.
+
+        ``start``: the computation ran in the background from that simulated second (see
+        :meth:`begin`): nothing is run here; the loop collects answers up to ``start + seconds``
+        with :meth:`collect_until` (people go on answering while the model refits)."""
         st = self.state_
+        done = self._charges()
         if key in st.charged:
-            return 0.0
+            return done.get(key, 0.0)
         seconds = float(self.compute_s if self.compute_s is not None else seconds)
         st.charged.add(key)
         st.charged_s += seconds
-        end = st.now + seconds
-        self._run(lambda: False, until=end)
-        st.now = end
+        done[key] = seconds
+        if start is None:
+            end = st.now + seconds
+            self._run(lambda: False, until=end)
+            st.now = end
         self._save()
         return seconds
+
+    def begin(self, key: str) -> float:
+        """The simulated second a background computation ``key`` started: now, the first time
+        (a resumed loop asking again is told the same second)."""
+        st = self.state_
+        begun = getattr(st, "begun", None)
+        if begun is None:  # a state saved before background refits
+            begun = st.begun = {}
+        if key not in begun:
+            begun[key] = st.now
+            self._save()
+        return begun[key]
+
+    def collect_until(self, tasks: Sequence[Task], until: float) -> list[Answer]:
+        """Run the clock until one of the given tasks is answered or the clock reaches ``until``
+        (then it stands at ``until``); the answers of the given tasks."""
+        st = self.state_
+        keys = [t.key for t in tasks]
+        self._run(lambda: any(k in st.done for k in keys), until=until)
+        if not any(k in st.done for k in keys):
+            st.now = max(st.now, until)
+            self._save()
+        return self._answers(keys)
+
+    def _charges(self) -> dict[str, float]:
+        st = self.state_
+        found = getattr(st, "charges", None)
+        if found is None:  # a state saved before the seconds were kept per key
+            found = st.charges = {}
+        return found
+
+    def no_more_tasks(self) -> None:
+        """The requester says no more work is coming (its budget is fully asked): idle workers
+        leave now (their waiting up to now stays theirs, reported on settle), busy ones when they
+        finish, absent ones do not come back; new tasks call them back."""
+        st = self.state_
+        if getattr(st, "closed", False):
+            return
+        st.closed = True
+        if not st.queue:
+            for worker in st.workers:
+                if worker.task is None:
+                    self._send_home(worker)
+        self._save()
+
+    def _send_home(self, worker: _Worker) -> None:
+        if worker.present and worker.idle_since is not None:
+            worker.waited_s += self.state_.now - worker.idle_since
+        worker.present, worker.idle_since, worker.sent_home, worker.toggle_at = False, None, True, float("inf")
+
+    def _reopen(self) -> None:
+        """New work after :meth:`no_more_tasks`: those sent home come back now."""
+        st = self.state_
+        if not getattr(st, "closed", False):
+            return
+        st.closed = False
+        for w, worker in enumerate(st.workers):
+            if getattr(worker, "sent_home", False):
+                worker.sent_home, worker.present, worker.idle_since = False, True, st.now
+                worker.toggles += 1
+                worker.toggle_at = st.now + self._span(w, worker.toggles, True)
+
+    def settle_waits(self, key: str) -> dict[str, float]:
+        """The waiting no answer carries yet (worker id -> seconds): each worker's waiting since
+        their last answer, up to now, when the loop stops. It is reported once: the workers'
+        waiting starts again from zero (a loop that goes on later reports only what came after),
+        and asking again with the same ``key`` (a resumed loop stopping again) gives the same
+        figures without settling anything twice."""
+        st = self.state_
+        settled = getattr(st, "settled", None)
+        if settled is None:  # a state saved before settle_waits existed
+            settled = st.settled = {}
+        if key in settled:
+            return dict(settled[key])
+        out = {}
+        for w, worker in enumerate(st.workers):
+            if worker.task is not None:
+                continue  # their waiting goes on the answer in hand
+            seconds = worker.waited_s
+            if worker.present and worker.task is None and worker.idle_since is not None:
+                seconds += st.now - worker.idle_since
+                worker.idle_since = st.now
+            worker.waited_s = 0.0
+            if seconds > 0:
+                out[f"des-{w:04d}"] = round(seconds, 3)
+        settled[key] = out
+        self._save()
+        return dict(out)
 
     def active_workers(self) -> int:
         """Workers present now."""
@@ -238,6 +301,8 @@ class EventCrowd:
             worker = st.workers[w]
             if worker.task is not None and worker.busy_until <= at:
                 self._finish(w)
+            elif getattr(st, "closed", False) and not worker.present and not st.queue:  # no work: they stay away
+                self._send_home(worker)
             else:
                 self._toggle(w)
             self._assign_idle()
@@ -267,7 +332,10 @@ class EventCrowd:
                               wait_s=round(worker.waited_s, 3), reward=pay, fee=money.share(pay, self.fee_rate),
                               currency=self.currency, accepted_at=self.epoch0 + started, submitted_at=self.epoch0 + worker.busy_until)
         worker.task, worker.waited_s = None, 0.0
-        if worker.toggle_at <= st.now:  # their session ended while they worked: they leave now
+        if getattr(st, "closed", False) and not st.queue:  # no more work is coming: they leave
+            worker.idle_since = st.now
+            self._send_home(worker)
+        elif worker.toggle_at <= st.now:  # their session ended while they worked: they leave now
             self._toggle(w)
         else:
             worker.idle_since = st.now
@@ -322,33 +390,10 @@ class EventCrowd:
         return st
 
     def _load(self, context: BackendContext) -> _State | None:
-        if self.state_path is None or not Path(self.state_path).exists():
-            return None
-        if context.restart:  # the loop starts over: the saved crowd would replay answers the ledger no longer has
-            Path(self.state_path).unlink()
-            log.info("event crowd: the loop starts over; removed its saved state %s", self.state_path)
-            return None
-        try:
-            with open(self.state_path, "rb") as f:
-                version, st = pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
-            raise BackendError(f"event crowd: cannot read its state {self.state_path!r} ({e}); delete it to start a "
-                               "fresh crowd") from e
-        if version != STATE_VERSION or st.loop != context.loop or st.seed != context.seed:
-            raise BackendError(f"event crowd: the state in {self.state_path!r} belongs to loop {st.loop!r} seed {st.seed}, "
-                               f"not {context.loop!r} seed {context.seed}; delete it (or give another state_path)")
-        log.info("event crowd: resumed at simulated second %.0f from %s", st.now, self.state_path)
-        return st
+        return load_state(self.state_path, context)
 
     def _save(self) -> None:
-        if self.state_path is None:
-            return
-        path = Path(self.state_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump((STATE_VERSION, self.state_), f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        save_state(self.state_path, self.state_)
 
     def _validate(self) -> None:
         if self.n_workers < 1:

@@ -75,9 +75,9 @@ def run_one(name: str, folder: Path, ns: argparse.Namespace, seed: int) -> dict[
         ready: dict[str, float] = {}
         charge = crowd.charge
 
-        def timed(seconds: float, key: str) -> float:  # the simulated second each version is ready
-            out = charge(seconds, key=key)
-            ready.setdefault(key, crowd.now_)
+        def timed(seconds: float, key: str, start: float | None = None) -> float:  # the simulated second each version is ready
+            out = charge(seconds, key=key, start=start)
+            ready.setdefault(key, crowd.now_ if start is None else start + out)  # a background refit: ready at start + seconds
             return out
 
         crowd.charge = timed  # type: ignore[method-assign]
@@ -87,10 +87,11 @@ def run_one(name: str, folder: Path, ns: argparse.Namespace, seed: int) -> dict[
         with Ledger(url) as ledger:
             wait, stale, spent = cl.waiting(ledger, "bench"), cl.staleness(ledger, "bench"), ledger.spent("bench")
     curve = [[r.n_labeled, r.metric, ready.get(f"bench/{r.round_no}", crowd.now_)] for r in results if r.metric is not None]
-    return {"name": name, "seed": seed, "curve": curve, "wait_s": wait["wait_s"], "active_s": wait["active_s"],
+    return {"name": name, "seed": seed, "curve": curve, "wait_s": wait["wait_s"], "trailing_s": wait.get("trailing_s", 0.0),
+            "active_s": wait["active_s"],
             "waiting_share": wait["share_of_active"], "staleness": stale["mean"] if stale else None,
-            "wage_total": spent["income"] / spent["total_hours"] if spent["total_hours"] else None,
-            "wage_active": spent["income"] / spent["active_hours"] if spent["active_hours"] else None,
+            "wage_total": float(spent["income"]) / spent["total_hours"] if spent["total_hours"] else None,
+            "wage_active": float(spent["income"]) / spent["active_hours"] if spent["active_hours"] else None,
             "clock_h": crowd.now_ / 3600, "seconds": seconds, "answers": spent["answers"]}
 
 
@@ -134,6 +135,12 @@ def report(path: Path) -> None:
         fmt = ["{:.2%}", "{:.3f}", "{:.0f}", "{:.0f}", "{:.4f}", "{:.2f}", "{:.2f}", "{:.1f}", "{:.2f}", "{:.0f}"]
         print(f"{name:<12} " + " ".join(f"{(f.format(c) if c is not None else 'n/a'):>{w}}"
                                         for f, c, w in zip(fmt, cells, (11, 9, 10, 10, 9, 10, 11, 9, 6, 6))))
+    for name in ROWS:  # waiting split: on answers, and recorded at the stop (cont_waits: no answer carried it)
+        rs = [by[(name, s)] for s in seeds if (name, s) in by and "trailing_s" in by[(name, s)]]
+        if rs:
+            during = statistics.median((r["wait_s"] - r["trailing_s"]) / r["active_s"] for r in rs)
+            after = statistics.median(r["trailing_s"] / r["active_s"] for r in rs)
+            print(f"{name}: waiting / active on answers {during:.2%}, recorded at the stop (no answer carried it) {after:.2%} (medians)")
     pairs = [(f"{what_name} to {int(100 * target)}%: {a} / {b}", a, b, what, target)
              for a in ROWS if a.startswith("cont") and any(r["name"] == a for r in runs)
              for what_name, b, what, target in (("sim hours", "rounds-b50", 2, 0.95), ("labels", "rounds-b10", 0, 0.95),

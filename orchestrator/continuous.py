@@ -1,9 +1,14 @@
 """``loop.mode: continuous``: people never wait for the model, the model never waits for the slowest person.
 
 The backend's queue is kept topped up to ``loop.lookahead`` open tasks; the model refits every
-``loop.refit_every`` new answers. Each refit is a round of the ledger (its model version): the
-refit ranks the pool, withdraws queued tasks that fell out of the ranking on backends that can
-withdraw (never a task someone started) and tops the queue up from the ranking. Every task keeps
+``loop.refit_every`` new answers. Each refit is a round of the ledger (its model version). The
+refit runs off the collect path (a worker thread): while it fits and ranks, answers keep being
+recorded and the queue kept topped up from the current ranking; when it is ready, the new version
+withdraws queued tasks that fell out of its ranking on backends that can withdraw (never a task
+someone started) and tops the queue up from its ranking. On a simulated clock (the event crowd)
+the refit's seconds are charged as concurrent time: it starts at the simulated second of the
+answer that triggered it, and the answers that come before it ends are collected at their
+simulated times (:meth:`ContinuousRun._window`). Every task keeps
 the round of the version that chose it, and ``cont_answers`` numbers the answers as they arrive,
 so an answer's staleness (answers between the version that chose its task and the answer) is
 measured (after Haertel et al., 2010, "Parallel active learning: eliminating wait time with
@@ -12,7 +17,9 @@ minimal staleness"; Huang et al., IJCAI 2021, asynchronous active learning).
 Resuming is derived from the ledger like the rounds mode: the open tasks are those recorded and
 not answered, withdrawn or expired; the unfinished version is refitted on the same labels and
 ranks the same items (those answered before it was first fitted are left out, whatever arrived
-since). Each commit boundary can be made fatal for crash tests (``CLICLOOP_FAULT_AT`` with
+since). Which answers a version is fitted on is a function of the ledger, not of timing: the
+answers before the ``refit_every``-th one recorded under the version before it (or all of them,
+when that version ran out of tasks first), see :meth:`ContinuousRun._seen`. Each commit boundary can be made fatal for crash tests (``CLICLOOP_FAULT_AT`` with
 ``CLICLOOP_FAULT_COUNT``, see :func:`fault`).
 """
 
@@ -21,6 +28,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -45,7 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clicloop")
 COUNT_ENV = "CLICLOOP_FAULT_COUNT"
-BOUNDARIES = ("version", "withdrawn", "tasks", "dispatched", "answers", "aggregated")
+BOUNDARIES = ("version", "withdrawn", "tasks", "dispatched", "answers", "aggregated", "waits")
 _hits: dict[str, int] = {}
 
 
@@ -57,6 +66,46 @@ def fault(name: str) -> None:
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] >= int(os.environ.get(COUNT_ENV, "1")):
         os._exit(FAULT_EXIT)
+
+
+def record_trailing_waits(loop: Loop, r: int) -> None:
+    """When a loop stops (either mode): the waiting no answer carries, each worker's since their
+    last answer, from a backend that measures it (``settle_waits``, the event crowd), recorded in
+    the ledger as unpaid waiting of round ``r`` (``cont_waits``). Exactly once: the backend gives
+    the same figures for the same key and the ledger ignores a row it has, so a loop killed here
+    and resumed records them once."""
+    settle = getattr(loop.backend_, "settle_waits", None)
+    if not callable(settle):
+        return
+    waits = settle(key=f"{loop.name}/{r}")
+    n = cl.record_waits(loop.ledger_, loop.name, loop.config.backend.name, r, waits)
+    fault("waits")
+    if n:
+        log.debug("round %d: recorded the waiting after the last answers of %d worker(s)", r, n)
+
+
+@dataclass
+class _Fit:
+    """A version fitted and ranked, not yet in use."""
+
+    r: int
+    seen: int  # answers recorded before the ones it was fitted on ended
+    labeled: dict[str, str]
+    model: Model | None
+    metric: float | None
+    ranking: np.ndarray
+    seconds: float  # fit, evaluation and ranking, as measured
+    charged: float | None = None  # as the backend's simulated clock charged them
+    ready_at: float | None = None  # the simulated second it was ready
+
+
+def no_more_tasks(loop: Loop) -> None:
+    """Tell a backend that can hear it (``no_more_tasks``: the event crowd) that the loop will ask
+    nothing more for now (its budget is fully asked), so people who finish need not wait; new
+    tasks call them back."""
+    tell = getattr(loop.backend_, "no_more_tasks", None)
+    if callable(tell):
+        tell()
 
 
 class ContinuousRun:
@@ -74,31 +123,84 @@ class ContinuousRun:
                       for row in cl.open_tasks(loop.ledger_, loop.name)}
         if self.open_:  # a resume: send again what may not have reached the backend (idempotent by key)
             self._dispatch(r, list(self.open_.values()))
-        while True:
-            with blas_limits(loop.config.loop.blas_threads):
-                result = self._version(r)
-            yield result
-            if result.stop_reason is not None:
-                return
-            r += 1
+        threads = loop.config.loop.blas_threads  # held in the loop's thread (BLAS pools are global) and the refit's (OpenMP is per thread)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clicloop-refit") as pool:
+            self.pool_ = pool
+            with blas_limits(threads):
+                fit: _Fit | None = self._refit(r, [], None, None)
+            while fit is not None:
+                with blas_limits(threads):
+                    result, fit = self._version(fit)
+                yield result
 
     # -- one version ----------------------------------------------------------------------------
 
-    def _version(self, r: int) -> RoundResult:
+    def _seen(self, r: int) -> int:
+        """The answers version ``r`` is fitted on (those with ``seq`` below it): as first fitted,
+        when recorded; else those before the ``refit_every``-th answer recorded under version
+        ``r - 1`` and that answer; else (the version before ran out of tasks) every answer."""
+        loop = self.loop
+        seen = cl.versions(loop.ledger_, loop.name).get(r, {}).get("answers_seen")
+        if seen is None and r > 0:
+            nth = cl.nth_answer_seq(loop.ledger_, loop.name, r - 1, loop.config.loop.refit_every)
+            seen = None if nth is None else nth + 1
+        return cl.answer_count(loop.ledger_, loop.name) if seen is None else seen
+
+    def _fit(self, r: int, seen: int, taken: set[str], later: set[str]) -> _Fit:
+        """Fit, evaluate and rank version ``r`` (in the refit thread: reads only, the ledger's
+        writes stay in the loop's thread) on the labels of items not answered after ``seen``
+        (``later``: a resumed version must not see labels aggregated for the next one)."""
         loop, cfg = self.loop, self.loop.config
-        loop.pm_.hook.clicloop_round_started(loop=loop, round_no=r)
-        seen = cl.versions(loop.ledger_, loop.name).get(r, {}).get("answers_seen")  # a resumed version: as first fitted
-        seen = cl.answer_count(loop.ledger_, loop.name) if seen is None else seen
-        self._aggregate(r, before_seq=seen)  # the answers that came since the last version
         started = time.perf_counter()
-        labeled = loop._labeled()
-        model, query = loop._fit(labeled)
-        metric = evaluate(model, loop.evalset_, cfg.loop.metric)
-        loop.ledger_.start_round(loop.name, r, loop._version(r, model), len(labeled), cfg.loop.metric, metric,
+        with blas_limits(cfg.loop.blas_threads):
+            labeled = {k: v for k, v in loop._labeled().items() if k not in later}
+            model, query = loop._fit(labeled)
+            metric = evaluate(model, loop.evalset_, cfg.loop.metric)
+            ranking = self._rank(r, query, labeled, taken)
+        return _Fit(r, seen, labeled, model, metric, ranking, time.perf_counter() - started)
+
+    def _refit(self, r: int, queue: list[int], reward: Decimal | None, predictions: dict[int, Any] | None) -> _Fit:
+        """Start version ``r`` in the refit thread and keep collecting answers (and topping the
+        queue up from ``queue``, the current ranking) until it is ready."""
+        loop = self.loop
+        loop.pm_.hook.clicloop_round_started(loop=loop, round_no=r)
+        seen = self._seen(r)
+        self._aggregate(r, before_seq=seen)  # labels for the answers it is fitted on
+        before = cl.answered_items(loop.ledger_, loop.name, before_seq=seen)
+        later = cl.answered_items(loop.ledger_, loop.name) - before
+        begin = getattr(loop.backend_, "begin", None)
+        start = begin(f"{loop.name}/{r}") if callable(begin) else None  # the simulated second it starts
+        future = self.pool_.submit(self._fit, r, seen, before | set(loop.vetoed_), later)
+        return self._window(r - 1, future, start, queue, reward, predictions)
+
+    def _window(self, r: int, future: Future, start: float | None, queue: list[int], reward: Decimal | None,
+                predictions: dict[int, Any] | None) -> _Fit:
+        """Answers to version ``r``'s tasks while the next version is fitted. On a simulated clock
+        the fit's seconds pass from ``start``: answers are collected up to ``start + seconds`` at
+        their simulated times; else until the refit thread is done."""
+        loop = self.loop
+        if start is None:
+            while not future.done():
+                queue = self._top_up(r, queue, reward, predictions or {})
+                if not self._receive(r, sleep=False):
+                    wait([future], timeout=loop.config.loop.poll_seconds)  # the next poll, or the refit done
+            return future.result()
+        fit = future.result()
+        fit.charged = float(loop.backend_.charge(fit.seconds, key=f"{loop.name}/{fit.r}", start=start))
+        end = fit.ready_at = start + fit.charged
+        while loop.backend_.now_ < end:
+            queue = self._top_up(r, queue, reward, predictions or {})
+            self._receive(r, until=end)
+        return fit
+
+    def _version(self, fit: _Fit) -> tuple[RoundResult, _Fit | None]:
+        """Put a fitted version in use: record it, stop or withdraw and fill; the result and the next version."""
+        loop, cfg, r = self.loop, self.loop.config, fit.r
+        loop.ledger_.start_round(loop.name, r, loop._version(r, fit.model), len(fit.labeled), cfg.loop.metric, fit.metric,
                                  n_eval=loop.eval_size())
-        reason = self._stop_reason(r, metric, labeled)
-        ranking = np.empty(0, dtype=np.int64) if reason else self._rank(r, query, labeled, seen)
-        self._charge(r, time.perf_counter() - started, seen)
+        reason = self._stop_reason(r, fit.metric, fit.labeled)
+        ranking = np.empty(0, dtype=np.int64) if reason else fit.ranking
+        cl.record_version(loop.ledger_, loop.name, r, fit.seen, fit.charged if fit.charged is not None else fit.seconds, fit.ready_at)
         fault("version")
         if reason is None and ranking.size == 0 and not self.open_:
             reason = "pool exhausted: every item is labeled or asked"
@@ -106,11 +208,11 @@ class ContinuousRun:
             self._withdraw(r, self._stale(set()))
             self._drain(r)
             self._aggregate(r)
-            return loop._finish(r, reason)
-        self._fill(r, model, ranking)
-        if not self.open_ and cl.answer_count(loop.ledger_, loop.name, answered_round=r) == 0:
-            return loop._finish(r, "no answers: nobody at the backend can take the open tasks, or the budget is spent")
-        return loop._finish(r, None)
+            return loop._finish(r, reason), None
+        nxt = self._fill(r, fit.model, ranking)
+        if nxt is None:
+            return loop._finish(r, "no answers: nobody at the backend can take the open tasks, or the budget is spent"), None
+        return loop._finish(r, None), nxt
 
     def _stop_reason(self, r: int, metric: float | None, labeled: dict[str, str]) -> str | None:
         loop = self.loop
@@ -137,11 +239,12 @@ class ContinuousRun:
         active = getattr(self.loop.backend_, "active_workers", None)
         return max(1, 2 * int(active())) if callable(active) else cfg.batch_size
 
-    def _rank(self, r: int, query: Model | None, labeled: dict[str, str], seen: int) -> np.ndarray:
+    def _rank(self, r: int, query: Model | None, labeled: dict[str, str], taken: set[str]) -> np.ndarray:
         """The items this version wants asked, best first: ``lookahead + refit_every`` of those
-        neither labeled nor answered when the version was first fitted (open tasks compete)."""
+        neither labeled nor in ``taken`` (answered when the version was first fitted, or vetoed;
+        open tasks compete)."""
         loop = self.loop
-        taken = set(labeled) | cl.answered_items(loop.ledger_, loop.name, before_seq=seen) | loop.vetoed_
+        taken = set(labeled) | taken
         free = ~np.isin(loop.pool_.ids, np.array(sorted(taken), dtype=object))
         if not loop.confidential_:
             free &= ~loop.sensitive_  # sensitive items never go to an open crowd
@@ -150,16 +253,6 @@ class ContinuousRun:
         if k == 0:
             return candidates
         return np.asarray(loop._select(r, query, candidates, k), dtype=np.int64)
-
-    def _charge(self, r: int, seconds: float, seen: int) -> None:
-        """Charge the version's compute time to a simulated clock and record the version."""
-        backend, clock = self.loop.backend_, None
-        charge = getattr(backend, "charge", None)
-        if callable(charge):
-            charged = charge(seconds, key=f"{self.loop.name}/{r}")
-            seconds = charged or seconds
-            clock = float(backend.now_)
-        cl.record_version(self.loop.ledger_, self.loop.name, r, seen, seconds, clock)
 
     # -- the queue -------------------------------------------------------------------------------
 
@@ -182,8 +275,10 @@ class ContinuousRun:
         log.debug("version %d: withdrew %d queued task(s) that fell out of the ranking", r, len(taken))
         fault("withdrawn")
 
-    def _fill(self, r: int, model: Model | None, ranking: np.ndarray) -> None:
-        """Top the queue up from ``ranking`` and record answers until ``refit_every`` new ones came."""
+    def _fill(self, r: int, model: Model | None, ranking: np.ndarray) -> _Fit | None:
+        """Top the queue up from ``ranking`` and record answers until ``refit_every`` new ones came
+        (or nothing is left to ask), then refit in the background as answers go on coming; the next
+        version, or None when this one got no answer and has nothing open."""
         loop, cfg = self.loop, self.loop.config
         reward = price_per_answer(loop.ledger_, loop.name, cfg.backend.name, cfg.wage_floor) if cfg.wage_floor.price_rewards else None
         predictions = predictions_for(model, loop.pool_.X, ranking)
@@ -198,12 +293,17 @@ class ContinuousRun:
         while new < cfg.loop.refit_every and self.open_:  # none open: nothing to ask until the next version
             new += self._receive(r)
             queue = self._top_up(r, queue, reward, predictions)  # also after the last answer: the refit starts with a full queue
+        if new == 0 and not self.open_:
+            return None
+        return self._refit(r + 1, queue, reward, predictions)
 
     def _top_up(self, r: int, queue: list[int], reward: Decimal | None, predictions: dict[int, Any],
                 leaving: int = 0) -> list[int]:
         loop, cfg = self.loop, self.loop.config
         want = self.lookahead() - len(self.open_) + leaving
         n, _ = items_affordable(cfg.stop, max(want, 0), 1, self._budget())
+        if want > 0 and n <= 0:
+            no_more_tasks(loop)  # the budget is fully asked: people need not wait for more
         if n <= 0 or not queue:
             return queue
         take, queue = queue[:n], queue[n:]
@@ -224,18 +324,25 @@ class ContinuousRun:
         fault("dispatched")
         loop.pm_.hook.clicloop_tasks_dispatched(loop=loop, round_no=r, tasks=list(tasks))
 
-    def _receive(self, r: int) -> int:
-        """Wait for answers to the open tasks (on a simulated clock: until the next one) and record them."""
+    def _receive(self, r: int, *, until: float | None = None, sleep: bool = True) -> int:
+        """Wait for answers to the open tasks and record them: on a simulated clock until the next
+        one (or ``until``), else one poll (then, when none came and ``sleep``, ``loop.poll_seconds``
+        of sleep). The answers recorded."""
         loop = self.loop
         loop.lease_.check()
         tasks = list(self.open_.values())
-        nxt = getattr(loop.backend_, "collect_next", None)
-        answers = loop.ids_.answers(nxt(loop.ids_.tasks(tasks)) if callable(nxt) else loop.backend_.collect(loop.ids_.tasks(tasks)))
-        created = [x for x in answers if x.event == "created" and x.task_key in self.open_]
+        given = loop.ids_.tasks(tasks)
+        if until is not None:
+            answers = loop.backend_.collect_until(given, until)
+        else:
+            nxt = getattr(loop.backend_, "collect_next", None)
+            answers = nxt(given) if callable(nxt) else loop.backend_.collect(given)
+        created = [x for x in loop.ids_.answers(answers) if x.event == "created" and x.task_key in self.open_]
         if not created:
-            if not callable(nxt):
+            simulated = until is not None or callable(getattr(loop.backend_, "collect_next", None))
+            if not simulated and sleep:
                 time.sleep(loop.config.loop.poll_seconds)
-            elif not any(self._live(t) for t in tasks):
+            elif until is None and not any(self._live(t) for t in tasks):
                 self.open_.clear()  # the backend can answer none of them (a crowd with nobody left)
             return 0
         return self._record(r, created)

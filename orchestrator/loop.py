@@ -201,6 +201,7 @@ class Loop:
             charge(time.perf_counter() - started, key=f"{self.name}/{r}")
         while tasks:  # adaptive redundancy: more answers while they disagree
             self._dispatch(r, tasks)
+            self._tell_if_last(r)
             self._collect(r, tasks)
             tasks = self._more_answers(r)
         if self.config.loop.gold is not None:
@@ -363,6 +364,15 @@ class Loop:
         spent = self.ledger_.spent(self.name, rounds=(0, r - 1))
         return Budget(spent["answers"], spent["cost"], spent["total_hours"], per_task(self.backend_))
 
+    def _tell_if_last(self, r: int) -> None:
+        """With round ``r``'s tasks the budget is fully asked: tell the backend no more work is coming."""
+        spent, n = self._budget(r), len(self.ledger_.tasks(self.name, r))
+        after = replace(spent, answers=spent.answers + n, cost=spent.cost + n * (spent.cost_per_task or 0.0))
+        if items_affordable(self.config.stop, 1, 1, after)[0] == 0:
+            from clicloop.orchestrator.continuous import no_more_tasks
+
+            no_more_tasks(self)
+
     def _hours_between(self, first: int, last: int) -> float:
         return self.ledger_.spent(self.name, rounds=(first, last))["total_hours"]
 
@@ -416,6 +426,10 @@ class Loop:
         return tasks
 
     def _finish(self, r: int, reason: str | None) -> RoundResult:
+        if reason is not None:  # the loop stops: the waiting after each worker's last answer, once
+            from clicloop.orchestrator.continuous import record_trailing_waits
+
+            record_trailing_waits(self, r)
         self.ledger_.finish_round(self.name, r, reason)
         row = next(row for row in self.ledger_.rounds(self.name) if row["round_no"] == r)
         result = self._result(row)

@@ -11,6 +11,7 @@ from clicloop.orchestrator.dashboard.base import Context, View
 from clicloop.orchestrator.dashboard.postdeploy import post_deployment
 from clicloop.orchestrator.dashboard.source import Filters
 from clicloop.orchestrator.dashboard.views_cards import labor_cards
+from clicloop.orchestrator.dashboard.views_continuous import waiting_staleness
 from clicloop.orchestrator.dashboard.views_cost import forecast_view, learning, marginal
 from clicloop.orchestrator.dashboard.views_people import rejections, unpaid, wages
 from clicloop.orchestrator.errors import ConfigError
@@ -21,6 +22,7 @@ VIEWS: dict[str, Callable[[Context], View]] = {
     "marginal": marginal,
     "wages": wages,
     "unpaid": unpaid,
+    "staleness": waiting_staleness,
     "rejections": rejections,
     "postdeploy": post_deployment,
     "laborcards": labor_cards,

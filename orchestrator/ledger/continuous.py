@@ -3,16 +3,17 @@ migration 0006): model versions, the order answers arrived in, staleness and wai
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
-from sqlalchemy import Connection, func, inspect, select
+from sqlalchemy import Connection, Engine, func, inspect, select
 
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.db import insert_ignore
 
-t, a, cv, ca = s.tasks.c, s.assignments.c, s.cont_versions.c, s.cont_answers.c
+t, a, cv, ca, cw_ = s.tasks.c, s.assignments.c, s.cont_versions.c, s.cont_answers.c, s.cont_waits.c
 
 
 def record_version(ledger: Ledger, loop: str, round_no: int, answers_seen: int, compute_s: float, clock_s: float | None) -> None:
@@ -35,6 +36,16 @@ def answer_count(ledger: Ledger, loop: str, *, answered_round: int | None = None
         q = q.where(ca.answered_round == answered_round)
     with ledger.engine_.connect() as conn:
         return int(conn.execute(q).scalar_one())
+
+
+def nth_answer_seq(ledger: Ledger, loop: str, answered_round: int, n: int) -> int | None:
+    """The ``seq`` of the ``n``-th answer (1-based) recorded while version ``answered_round`` was
+    current; None when fewer were."""
+    q = (select(ca.seq).where(ca.loop == loop, ca.answered_round == answered_round)
+         .order_by(ca.seq).offset(max(n - 1, 0)).limit(1))
+    with ledger.engine_.connect() as conn:
+        found = conn.execute(q).scalar_one_or_none()
+    return None if found is None else int(found)
 
 
 def order_writer(loop: str, round_no: int, keys: list[tuple[str, int]]) -> Any:
@@ -69,27 +80,62 @@ def answered_items(ledger: Ledger, loop: str, before_seq: int | None = None) -> 
         return set(conn.execute(q).scalars())
 
 
-def staleness(ledger: Ledger, loop: str) -> dict[str, float] | None:
-    """Answers between the model version that chose a task and its answer: mean and max, and the
-    mean number of versions between; None when the loop did not run in continuous mode (or the
-    ledger predates continuous mode)."""
-    q = (select(func.count(), func.avg(ca.seq - cv.answers_seen), func.max(ca.seq - cv.answers_seen),
-                func.avg(ca.answered_round - ca.chosen_round))
+def _engine(source: Ledger | Engine) -> Engine:
+    return source.engine_ if isinstance(source, Ledger) else source
+
+
+def staleness(source: Ledger | Engine, loop: str) -> dict[str, float] | None:
+    """Answers between the model version that chose a task and its answer: mean, median and max,
+    and the mean number of versions between; None when the loop did not run in continuous mode (or
+    the ledger predates continuous mode). ``source``: a ledger or an engine on one (the dashboard's
+    read-only engine)."""
+    q = (select(ca.seq - cv.answers_seen, ca.answered_round - ca.chosen_round)
          .select_from(s.cont_answers).join(s.cont_versions, (cv.loop == ca.loop) & (cv.round_no == ca.chosen_round))
          .where(ca.loop == loop))
-    with ledger.engine_.connect() as conn:
+    with _engine(source).connect() as conn:
         if not inspect(conn).has_table(s.cont_answers.name):  # a ledger from before schema 0006, opened read-only
             return None  # (read-only commands never migrate): it ran no continuous loop
-        n, mean, most, versions_ = conn.execute(q).one()
-    if not n:
+        rows = conn.execute(q).all()
+    if not rows:
         return None
-    return {"answers": int(n), "mean": float(mean), "max": float(most), "mean_versions": float(versions_)}
+    answers, versions_ = [int(r[0]) for r in rows], [int(r[1]) for r in rows]
+    return {"answers": len(rows), "mean": statistics.fmean(answers), "median": float(statistics.median(answers)),
+            "max": float(max(answers)), "mean_versions": statistics.fmean(versions_)}
 
 
-def waiting(ledger: Ledger, loop: str) -> dict[str, float]:
-    """Waiting (unpaid, caused by the requester) against active time, over every answer of ``loop``."""
+def waiting(source: Ledger | Engine, loop: str) -> dict[str, float]:
+    """Waiting (unpaid, caused by the requester) against active time, over every answer of ``loop``
+    and the waiting after workers' last answers (``trailing_s``, recorded when the loop stopped;
+    included in ``wait_s``)."""
+    from clicloop.orchestrator.ledger.accounting import trailing_wait_s
+
     q = select(func.count(), func.coalesce(func.sum(a.wait_s), 0.0), func.coalesce(func.sum(a.active_s), 0.0)).where(a.loop == loop)
-    with ledger.engine_.connect() as conn:
+    with _engine(source).connect() as conn:
         n, wait, active = conn.execute(q).one()
-    return {"answers": int(n), "wait_s": float(wait), "active_s": float(active),
-            "share_of_active": float(wait) / float(active) if active else 0.0}
+        trailing = trailing_wait_s(conn, cw_.loop == loop)
+    wait = float(wait) + trailing
+    return {"answers": int(n), "wait_s": wait, "trailing_s": trailing, "active_s": float(active),
+            "share_of_active": wait / float(active) if active else 0.0}
+
+
+def record_waits(ledger: Ledger, loop: str, backend: str, round_no: int, waits: dict[str, float]) -> int:
+    """The waiting after each worker's last answer (raw worker id -> seconds, from the backend),
+    recorded as unpaid waiting in round ``round_no`` under the worker's pseudonym; once per
+    (loop, backend, worker, round): recording again (a resumed loop stopping again) adds nothing.
+    The rows written."""
+    rows = [{"loop": loop, "backend": backend, "worker": ledger.pseudonym(backend, worker), "round_no": round_no,
+             "wait_s": round(float(seconds), 3), "recorded_at": time.time()} for worker, seconds in sorted(waits.items()) if seconds > 0]
+    if not rows:
+        return 0
+    with ledger.engine_.begin() as conn:
+        insert_ignore(conn, s.cont_waits, rows)
+    return len(rows)
+
+
+def summary(source: Ledger | Engine, loop: str) -> dict[str, float | None]:
+    """The waiting and staleness figures the report and the dashboard show for one loop (one
+    function for both): ``waiting_hours``, ``waiting_share`` (of active time; None without active
+    time), ``staleness_mean``, ``staleness_median``, ``staleness_max`` (None outside continuous mode)."""
+    wait, stale = waiting(source, loop), staleness(source, loop)
+    return {"waiting_hours": wait["wait_s"] / 3600, "waiting_share": wait["share_of_active"] if wait["active_s"] else None,
+            **{f"staleness_{k}": stale[k] if stale else None for k in ("mean", "median", "max")}}

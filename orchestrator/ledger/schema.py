@@ -321,3 +321,22 @@ eval_sizes = Table(
 )
 
 TABLES.append(eval_sizes)
+
+
+# == waiting not on any answer (migration 0008_cont_waits) ==================================
+# A backend that measures waiting (the event crowd) reports it on a worker's next answer
+# (assignments.wait_s). The waiting after a worker's last answer has no next answer: when a loop
+# stops, it is recorded here, once per (loop, backend, worker, round), as unpaid waiting caused by
+# the requester; the wage views count it with the other unpaid overhead.
+
+cont_waits = Table(
+    "cont_waits", metadata,
+    Column("loop", _id, primary_key=True),
+    Column("backend", String(100), primary_key=True),
+    Column("worker", String(64), primary_key=True),  # salted pseudonym, as in assignments
+    Column("round_no", Integer, primary_key=True),  # the round (model version) the loop stopped in
+    Column("wait_s", Float, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+)
+
+TABLES.append(cont_waits)

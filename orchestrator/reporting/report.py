@@ -83,6 +83,7 @@ class Totals:
     waiting_hours: float = 0.0  # unpaid waiting recorded on answers (no task available: caused by the requester)
     waiting_share: float | None = None  # waiting / active time
     staleness_mean: float | None = None  # continuous mode: answers between the version that chose a task and its answer
+    staleness_median: float | None = None
     staleness_max: float | None = None
 
 
@@ -145,9 +146,7 @@ def _totals(ledger: Ledger, loop: str, rows: list[ReportRow], effort: dict[int, 
 def _waiting_and_staleness(ledger: Ledger, loop: str) -> dict[str, Any]:
     from clicloop.orchestrator.ledger import continuous as cl
 
-    wait, stale = cl.waiting(ledger, loop), cl.staleness(ledger, loop)
-    return {"waiting_hours": wait["wait_s"] / 3600, "waiting_share": wait["share_of_active"] if wait["active_s"] else None,
-            "staleness_mean": stale["mean"] if stale else None, "staleness_max": stale["max"] if stale else None}
+    return cl.summary(ledger, loop)
 
 
 def _per_point(amount: float, gain: float | None) -> float | None:
@@ -246,7 +245,7 @@ def _waiting_lines(totals: Totals) -> list[str]:
         out.append(f"waiting (unpaid, counted in the total time): {totals.waiting_hours:.2f} h, "
                    f"{100 * totals.waiting_share:.1f}% of active time")
     if totals.staleness_mean is not None:
-        out.append(f"staleness: {totals.staleness_mean:.1f} answers on average (at most {totals.staleness_max:.0f}) between "
+        out.append(f"staleness: {totals.staleness_mean:.1f} answers on average (median {totals.staleness_median:.1f}, at most {totals.staleness_max:.0f}) between "
                    "the model version that chose a task and its answer")
     return out
 

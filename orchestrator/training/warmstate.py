@@ -1,11 +1,14 @@
-"""What pseudo-labels carry from one round to the next: the last two rounds' spreading solutions
-(``F``, their classes and labels) and pseudo-labeled fits, in memory and, for a loop, on disk.
+"""What pseudo-labels carry from one round to the next: the last three rounds' spreading
+solutions (``F``, their classes and labels) and pseudo-labeled fits, in memory and, for a loop, on
+disk.
 
-Two, because a round can run twice: a loop killed after a round's fit re-fits that round when it
-resumes. Labels seen before (the newest generation's) start from the generation before them, as
-the first time; new labels start from the newest. So a resumed loop computes what an
-uninterrupted one computes, bit for bit, and records the same ledger. Deleting the folder only
-costs that: the next round spreads afresh.
+Several, because a round can run twice: a loop killed after a round's fit re-fits that round when
+it resumes, and in continuous mode, where the next version is fitted in the background while the
+current one is in use, a loop killed then re-fits the current version and the next (three
+generations: the one before the current, the current, the next). Labels seen before (a kept
+generation's) start from the generation before them, as the first time; new labels start from the
+newest. So a resumed loop computes what an uninterrupted one computes, bit for bit, and records
+the same ledger. Deleting the folder only costs that: the next round spreads afresh.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+KEEP = 3  # generations kept (see the module text)
 
 
 def labels_key(rows: np.ndarray, labels: np.ndarray) -> str:
@@ -41,9 +46,14 @@ class Generations:
     def base(self, key: str) -> dict[str, Any] | None:
         """The generation to start from for the labels ``key``."""
         gens = self._gens()
-        if gens and gens[-1]["key"] == key:
-            return gens[-2] if len(gens) > 1 else None
+        at = self._find(key)
+        if at is not None:
+            return gens[at - 1] if at > 0 else None
         return gens[-1] if gens else None
+
+    def _find(self, key: str) -> int | None:
+        """Where the generation of the labels ``key`` is (the newest with it), if kept."""
+        return next((i for i in range(len(self._gens()) - 1, -1, -1) if self._gens()[i]["key"] == key), None)
 
     def clear(self) -> None:
         """Forget every generation, on disk too: the loop starts over (round 0 of a new or
@@ -54,19 +64,25 @@ class Generations:
                 old.unlink(missing_ok=True)
 
     def record(self, key: str, F: np.ndarray, classes: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> None:
-        """The solution for the labels ``key``: replaces the newest generation if it had these labels."""
+        """The solution for the labels ``key``: replaces the generation that had these labels (in
+        its place), else becomes the newest."""
         gens = self._gens()
-        if gens and gens[-1]["key"] == key:
-            gens.pop()
-        gens.append({"key": key, "F": F, "classes": classes, "rows": rows, "codes": codes, "trained": None})
-        del gens[:-2]
+        g = {"key": key, "F": F, "classes": classes, "rows": rows, "codes": codes, "trained": None}
+        at = self._find(key)
+        if at is not None:
+            gens[at] = g
+        else:
+            gens.append(g)
+            del gens[:-KEEP]
+        self.last_ = key
         self._save()
 
     def record_trained(self, trained: Any) -> None:
-        """The pseudo-labeled fit of the newest generation."""
+        """The pseudo-labeled fit of the generation recorded last."""
         gens = self._gens()
+        at = self._find(getattr(self, "last_", None) or "")
         if gens:
-            gens[-1]["trained"] = trained
+            gens[-1 if at is None else at]["trained"] = trained
             self._save(trained_only=True)
 
     def _save(self, trained_only: bool = False) -> None:

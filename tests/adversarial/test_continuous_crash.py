@@ -1,8 +1,9 @@
 """A continuous loop killed at each of its commit boundaries, mid-run, then resumed: no label lost,
 nobody paid twice, a sound ledger, and the same ledger as a run that was never interrupted.
 
-The kills are ``os._exit(9)`` the third time the loop passes a named boundary
-(``CLICLOOP_FAULT_AT`` / ``CLICLOOP_FAULT_COUNT``, see :func:`clicloop.orchestrator.continuous.fault`);
+The kills are ``os._exit(9)`` the third time the loop passes a named boundary (``waits``, passed
+once when the loop stops: the first time) (``CLICLOOP_FAULT_AT`` / ``CLICLOOP_FAULT_COUNT``, see
+:func:`clicloop.orchestrator.continuous.fault`);
 the discrete-event crowd keeps its state in a file (``state_path``), as a real crowd keeps working
 while the loop is down.
 """
@@ -29,14 +30,14 @@ RUN = ("import json, sys; from clicloop.orchestrator.config import config_from_d
        "from clicloop.orchestrator.loop import Loop; Loop(config_from_dict(json.loads(sys.argv[1]))).run()")
 
 
-def run(folder: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+def run(folder: Path, fault: str | None = None, count: str | None = None) -> subprocess.CompletedProcess:
     raw = digits_config(f"sqlite:///{folder / 'ledger.db'}", loop={"mode": "continuous", "refit_every": 10},
-                        stop={"max_labels": 60},
+                        stop={"max_labels": 200, "max_rounds": 5},  # max_rounds first: people still there wait until the stop
                         backend={"name": "event-crowd", "params": {"compute_s": 2.0, "state_path": str(folder / "crowd.pkl")}})
     env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, COUNT_ENV)}
     env["CLICLOOP_WORKER_SALT"] = "fixed-salt-for-crash-tests"
     if fault is not None:
-        env[FAULT_ENV], env[COUNT_ENV] = fault, "3"
+        env[FAULT_ENV], env[COUNT_ENV] = fault, count or ("1" if fault == "waits" else "3")
     return subprocess.run([sys.executable, "-c", RUN, json.dumps(raw)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=env)
 
@@ -46,18 +47,27 @@ def uninterrupted(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("whole")
     done = run(folder)
     assert done.returncode == 0, done.stderr[-2000:]
-    return dump(folder / "ledger.db")
+    out = dump(folder / "ledger.db")
+    assert out["cont_waits"]  # the waiting after the last answers is recorded (20 workers all present)
+    assert 40 <= len(out["assignments"]) < 100  # stopped by max_rounds, with the budget not fully asked
+    return out
 
 
-@pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_killed_mid_run_and_resumed_the_ledger_is_whole_and_the_same(tmp_path, boundary, uninterrupted):
-    killed = run(tmp_path, boundary)
+@pytest.mark.parametrize("boundary, count", [(b, None) for b in BOUNDARIES] + [("answers", "11"), ("tasks", "11")])
+def test_killed_mid_run_and_resumed_the_ledger_is_whole_and_the_same(tmp_path, boundary, count, uninterrupted):
+    """``count`` None: the third pass (``waits``: the first); the extra cases die while the second
+    version is fitted in the background (answers and top-ups from the first version's ranking)."""
+    killed = run(tmp_path, boundary, count)
     assert killed.returncode == FAULT_EXIT, killed.stderr[-2000:]
+    n = len(uninterrupted["assignments"])
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
-        assert ledger.spent("t")["answers"] < 60  # it died mid-run
+        if boundary == "waits":  # it died as it stopped: the waiting after the last answers recorded, the stop not
+            assert ledger.rounds("t")[-1]["status"] != "finished" and ledger.spent("t")["answers"] == n
+        else:
+            assert ledger.spent("t")["answers"] < n  # it died mid-run
     resumed = run(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
         assert verify(ledger) == []
-        assert ledger.spent("t")["answers"] == 60 and len(ledger.labels("t")) == 60
-    assert dump(tmp_path / "ledger.db") == uninterrupted
+        assert ledger.spent("t")["answers"] == n and len(ledger.labels("t")) == n
+    assert dump(tmp_path / "ledger.db") == uninterrupted  # cont_waits included: the last waiting recorded once

@@ -55,10 +55,39 @@ def test_time_with_nothing_to_do_is_reported_as_waiting_on_the_next_answer():
     assert [a.wait_s for a in zero] == [0.0, 90.0]  # idle from 10 s, when it finished, to 100 s
 
 
+def test_the_waiting_after_the_last_answer_is_settled_once(tmp_path):
+    path = str(tmp_path / "crowd.pkl")
+    c = crowd(n_workers=2, answer_sigma=0.0, speed_spread=0.0, answer_median_s=10.0, compute_s=None, state_path=path)
+    c.dispatch(tasks(range(1)))  # worker 0 takes it at 0 s; worker 1 waits from 0 s
+    c.collect(tasks(range(1)))
+    c.charge(50.0, key="fit-1")  # the loop stops at 60 s
+    assert c.settle_waits("loop/stop") == {"des-0000": 50.0, "des-0001": 60.0}
+    again = crowd(n_workers=2, answer_sigma=0.0, speed_spread=0.0, answer_median_s=10.0, compute_s=None, state_path=path)
+    assert again.settle_waits("loop/stop") == {"des-0000": 50.0, "des-0001": 60.0}  # a resumed loop: the same, once
+    again.charge(30.0, key="fit-2")  # the loop goes on later: only the waiting since is reported
+    again.dispatch(tasks(range(1, 2)))
+    assert [a.wait_s for a in again.collect(tasks(range(1, 2)))] == [30.0]
+    assert again.settle_waits("loop/stop-2") == {"des-0001": 40.0}
+
+
+def test_told_no_more_work_is_coming_people_leave_when_the_queue_is_empty_and_come_back_for_new_work():
+    c = crowd(n_workers=3, answer_sigma=0.0, speed_spread=0.0, answer_median_s=10.0, compute_s=None)
+    c.dispatch(tasks(range(4)))  # three start at 0 s, one task queued
+    c.charge(5.0, key="fit")
+    c.no_more_tasks()  # nobody is idle and a task is queued: nobody leaves yet
+    assert c.active_workers() == 3
+    c.collect(tasks(range(4)))  # at 10 s two finish and leave, one takes the queued task and leaves at 20 s
+    assert c.active_workers() == 0 and c.settle_waits("stop") == {}  # nobody waited for work that would not come
+    c.dispatch(tasks(range(4, 5)))  # new work: they come back
+    assert c.active_workers() == 3
+    answer = c.collect(tasks(range(4, 5)))[0]
+    assert answer.wait_s == 0.0  # away while there was no work: no waiting
+
+
 def test_charging_the_same_computation_twice_moves_the_clock_once():
     c = crowd()
     assert c.charge(5.0, key="loop/3") == 1.0  # compute_s replaces the measured seconds
-    assert c.charge(5.0, key="loop/3") == 0.0
+    assert c.charge(5.0, key="loop/3") == 1.0  # the seconds charged the first time; the clock does not move again
     assert c.now_ == 1.0
     measured = crowd(compute_s=None)
     assert measured.charge(2.5, key="x") == 2.5 and measured.now_ == 2.5

@@ -19,7 +19,7 @@ from clicloop.orchestrator.loop import Loop
 from tests.conftest import digits_config
 from tests.orchestrator.test_loop import dump as dump_tables
 
-TABLES = ("rounds", "tasks", "assignments", "payments", "labels", "cont_versions", "cont_answers")
+TABLES = ("rounds", "tasks", "assignments", "payments", "labels", "cont_versions", "cont_answers", "cont_waits")
 
 
 def config(url: str, mode: str = "continuous", *, max_labels: int = 80, **crowd) -> dict:
@@ -56,18 +56,41 @@ def test_refits_come_every_refit_every_answers(ledger_url):
     Loop(config_from_dict(config(ledger_url))).run()
     with Ledger(ledger_url) as ledger:
         seen = [v["answers_seen"] for _, v in sorted(cl.versions(ledger, "t").items())]
-    assert seen[0] == 0 and all(b - a >= 10 for a, b in zip(seen, seen[1:]))
+    assert seen[0] == 0 and all(b - a >= 10 for a, b in zip(seen[:-2], seen[1:-1]))
+    assert seen[-1] == 80  # the last version (the stop) is fitted on every answer
+
+
+def test_answers_keep_coming_while_the_model_refits(ledger_url):
+    """A refit starts at the simulated second of the answer that triggered it and is ready
+    ``compute_s`` later; the answers in between are recorded at their simulated times, under the
+    version still in use, and the next version is fitted on the answers before the trigger."""
+    Loop(config_from_dict(config(ledger_url, compute_s=5.0))).run()
+    with Ledger(ledger_url) as ledger, ledger.engine_.connect() as conn:
+        versions = cl.versions(ledger, "t")
+        rows = conn.execute(select(s.cont_answers.c.seq, s.cont_answers.c.answered_round, s.assignments.c.submitted_at)
+                            .join(s.assignments, s.assignments.c.task_key == s.cont_answers.c.task_key)).all()
+    at = {seq: submitted - 1_800_000_000.0 for seq, _, submitted in rows}
+    during = 0
+    for r in sorted(versions)[1:-1]:  # between the first and the stop
+        seen, ready = versions[r]["answers_seen"], versions[r]["clock_s"]
+        assert ready == pytest.approx(at[seen - 1] + 5.0)  # the trigger's second + the refit
+        window = [seq for seq, answered, _ in rows if seq >= seen and answered == r - 1]
+        assert all(at[seq] <= ready + 1e-9 for seq in window)
+        during += len(window)
+    assert during > 10  # people went on answering while the model refitted
 
 
 def test_people_wait_less_than_in_rounds_on_the_same_crowd(tmp_path):
-    share = {}
+    share, running = {}, {}
     for mode in ("rounds", "continuous"):
         url = f"sqlite:///{tmp_path / mode}.db"
         Loop(config_from_dict(config(url, mode, max_labels=100, compute_s=5.0))).run()
         with Ledger(url) as ledger:
-            share[mode] = cl.waiting(ledger, "t")["share_of_active"]
-    assert share["continuous"] < 0.1 < share["rounds"]
-    assert share["continuous"] * 5 < share["rounds"]
+            wait = cl.waiting(ledger, "t")
+        share[mode] = wait["share_of_active"]
+        running[mode] = (wait["wait_s"] - wait["trailing_s"]) / wait["active_s"]  # while the loop ran
+    assert running["continuous"] < 0.1 < running["rounds"]
+    assert share["continuous"] * 5 < share["rounds"]  # the waiting after the last answers counted too
 
 
 def test_same_seed_same_ledger(tmp_path, monkeypatch):
@@ -166,3 +189,47 @@ def test_a_restart_starts_over_with_a_fresh_crowd_not_its_saved_state(tmp_path, 
         assert verify(ledger) == []
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize("mode", ["rounds", "continuous"])
+def test_the_waiting_after_the_last_answers_is_recorded_once_and_counts_in_the_wages(tmp_path, mode):
+    from clicloop.orchestrator.ledger import accounting
+    from clicloop.orchestrator.reporting.report import build_report
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    raw = config(url, mode, n_workers=8)
+    raw["stop"] = {"max_rounds": 4}  # a stop the loop does not see coming (a budget fully asked sends people home first)
+    Loop(config_from_dict(raw)).run()
+    with Ledger(url) as ledger, ledger.engine_.connect() as conn:
+        rows = conn.execute(select(s.cont_waits)).all()
+        last = max(r.round_no for r in conn.execute(select(s.rounds.c.round_no)))
+        on_answers = conn.execute(select(s.assignments.c.wait_s)).scalars().all()
+        assert rows and {r.round_no for r in rows} == {last} and all(r.wait_s > 0 for r in rows)
+        trailing = sum(r.wait_s for r in rows)
+        wait = cl.waiting(ledger, "t")
+        assert wait["trailing_s"] == pytest.approx(trailing) and wait["wait_s"] == pytest.approx(sum(on_answers) + trailing)
+        workers = accounting.by_worker(ledger.engine_, "t")  # the wage views count it
+        assert sum(w["unpaid_hours"] for w in workers) * 3600 == pytest.approx(wait["wait_s"])
+        assert accounting.unpaid_by_kind(ledger.engine_, "t")["wait"] * 3600 == pytest.approx(wait["wait_s"])
+        totals = build_report(ledger, "t")[1]
+        assert totals.total_hours * 3600 == pytest.approx(wait["wait_s"] + wait["active_s"])
+        assert totals.waiting_hours * 3600 == pytest.approx(wait["wait_s"])
+
+
+def test_on_a_backend_without_a_simulated_clock_the_refit_thread_runs_beside_the_polls(ledger_url):
+    raw = digits_config(ledger_url, loop={"mode": "continuous", "refit_every": 10, "poll_seconds": 0.01, "lookahead": 20},
+                        stop={"max_labels": 40})  # the simulated crowd: answers on poll, no clock
+    results = Loop(config_from_dict(raw)).run()
+    assert results[-1].stop_reason.startswith("label budget spent")
+    with Ledger(ledger_url) as ledger:
+        assert verify(ledger) == [] and ledger.spent("t")["answers"] == 40
+        versions = cl.versions(ledger, "t")
+        assert all(v["clock_s"] is None and v["compute_s"] > 0 for v in versions.values())
+
+
+def test_once_the_budget_is_fully_asked_people_are_not_kept_waiting(tmp_path):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    Loop(config_from_dict(config(url, max_labels=100, compute_s=5.0))).run()
+    with Ledger(url) as ledger:
+        wait = cl.waiting(ledger, "t")
+    assert wait["trailing_s"] == 0.0  # told no more work is coming, they left as they finished

@@ -23,6 +23,7 @@ def ledger_before_0006(tmp_path) -> str:
         ledger.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:
         conn.execute("DROP TABLE eval_sizes")  # migration 0007
+        conn.execute("DROP TABLE cont_waits")  # migration 0008
         conn.execute("DROP TABLE cont_answers")
         conn.execute("DROP TABLE cont_versions")
         conn.execute("UPDATE alembic_version SET version_num = '0005'")
