@@ -24,7 +24,7 @@ from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, c
 from clicloop.orchestrator.crowd import quality
 from clicloop.orchestrator.crowd.redundancy import check_answer, doubtful_items
 from clicloop.orchestrator.ledger import Ledger
-from clicloop.orchestrator.ledger.money import from_micros
+from clicloop.orchestrator.ledger.money import ZERO, from_micros
 from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
 from clicloop.orchestrator.training.models import confidence_weights, evaluate, predictions_for
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
@@ -367,7 +367,7 @@ class Loop:
     def _tell_if_last(self, r: int) -> None:
         """With round ``r``'s tasks the budget is fully asked: tell the backend no more work is coming."""
         spent, n = self._budget(r), len(self.ledger_.tasks(self.name, r))
-        after = replace(spent, answers=spent.answers + n, cost=spent.cost + n * (spent.cost_per_task or 0.0))
+        after = replace(spent, answers=spent.answers + n, cost=spent.cost + n * (spent.cost_per_task or ZERO))
         if items_affordable(self.config.stop, 1, 1, after)[0] == 0:
             from clicloop.orchestrator.continuous import no_more_tasks
 

@@ -43,3 +43,16 @@ def test_a_backends_price_is_read_exactly() -> None:
 
     assert per_task(Priced(0.1 + 0.2)) == Decimal("0.3")  # a float price (a third-party backend): by its repr, to the micro-unit
     assert per_task(Priced(Decimal("0.024"))) == Decimal("0.024") and per_task(Priced(None)) is None
+
+
+def test_a_backend_that_cannot_price_a_task_runs_its_rounds(tmp_path, monkeypatch) -> None:
+    """A backend without a price per task (Label Studio paying by the hour) gives ``cost_per_task``
+    None: checking whether a round asked the last of the budget must not add a float to the
+    ledger's exact cost (a TypeError once money became exact)."""
+    from clicloop.backends.simulated import SimulatedCrowd
+    from clicloop.orchestrator.loop import Loop
+
+    monkeypatch.setattr(SimulatedCrowd, "expected_cost_per_task", lambda self: None)
+    results = Loop(config_from_dict(digits_config(f"sqlite:///{tmp_path / 'l.db'}", stop={"max_labels": 20}))).run()
+    assert sum(r.answers for r in results) == 20
+    assert results[-1].stop_reason.startswith("label budget spent")
