@@ -21,8 +21,8 @@ from clicloop.orchestrator.data import EvalSet, Pool, load_data
 from clicloop.orchestrator.errors import StrategyError
 from clicloop.orchestrator.fairwork.wages import below_floor, price_per_answer
 from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, check_dispatch, sensitive_mask, warning_mask
-from clicloop.orchestrator.crowd import quality
-from clicloop.orchestrator.crowd.redundancy import check_answer, doubtful_items
+from clicloop.orchestrator.crowd import planning, quality
+from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
 from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
@@ -203,7 +203,7 @@ class Loop:
             self._dispatch(r, tasks)
             self._tell_if_last(r)
             self._collect(r, tasks)
-            tasks = self._more_answers(r)
+            tasks = planning.more_answers(self, r)
         if self.config.loop.gold is not None:
             quality.judge_gold(self.ledger_, self.name, self.known_, self.config.loop.gold)
         items = sorted({row["item_id"] for row in self.ledger_.tasks(self.name, r) if row["kind"] != "gold"})
@@ -274,9 +274,9 @@ class Loop:
         if candidates.size == 0:
             held = int(self.sensitive_.sum()) if not self.confidential_ else 0
             return "pool exhausted: every item is labeled" + (f" ({held} sensitive item(s) kept from this open backend)" if held else ""), []
-        gold = self._gold_items(r, n)
-        relabel = self._relabel_candidates() if model is not None else {}
-        chosen = self._choose(r, query, candidates, relabel, n - len(gold))
+        gold = planning.gold_items(self, r, n)
+        relabel = planning.relabel_candidates(self) if model is not None else {}
+        chosen = planning.choose(self, r, query, candidates, relabel, n - len(gold))
         reward = (price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor, cfg.stop.max_labels)
                   if cfg.wage_floor.price_rewards else None)
         predictions = predictions_for(model, self.pool_.X, chosen)
@@ -297,33 +297,6 @@ class Loop:
             log.warning("round %d: task %s vetoed by a policy: %s", r, key, reason)
         self.vetoed_ |= {t.item_id for t in tasks if t.key in vetoed}
         return kept
-
-    def _choose(self, r: int, model: Model | None, candidates: np.ndarray, relabel: dict[str, int], k: int) -> np.ndarray:
-        """The strategy's top ``k`` new items; with relabeling, doubtful labeled items compete."""
-        doubtful = np.fromiter((self.index_[i] for i in relabel), dtype=np.int64, count=len(relabel))
-        measure = getattr(self.strategy_, "measure", None)
-        if not relabel or measure is None:  # random sampling: doubtful items are drawn like new ones
-            return self._select(r, model, np.union1d(candidates, doubtful), k)
-        proba = quality.vote_proba(self.ledger_, self.name, list(relabel), np.asarray(model.classes_).astype(str))
-        return quality.compete(measure, model, self.pool_.X, self._select(r, model, candidates, k), doubtful, proba, k)
-
-    def _gold_items(self, r: int, n: int) -> list[str]:
-        """Gold items for round ``r`` (never the whole batch), minus retired (disputed) ones."""
-        gold = self.config.loop.gold
-        if gold is None or n < 2:
-            return []
-        status = quality.gold_status(self.ledger_.gold_answers(self.name), self.known_, gold)
-        retired = {item for item, g in status.items() if g.disputed}
-        return quality.plan_gold(self.known_, retired, min(gold.per_round, n - 1), rng_for(self.config.loop.seed, "gold", r))
-
-    def _relabel_candidates(self) -> dict[str, int]:
-        """Doubtful labeled items that may compete with new ones: item -> its next replica."""
-        relabel = self.config.loop.relabel
-        if relabel is None:
-            return {}
-        held = np.zeros(len(self.pool_), dtype=bool) if self.confidential_ else self.sensitive_
-        keep_out = set(self.pool_.seed_labels) | set(self.pool_.ids[held])
-        return quality.relabel_candidates(self.ledger_, self.name, relabel, keep_out)
 
     def _wage_floor_pause(self) -> str | None:
         floor, backend = self.config.wage_floor, self.config.backend.name
@@ -409,21 +382,6 @@ class Loop:
                     self.ledger_.set_task_status(pending, "expired")
                     return
                 time.sleep(self.config.loop.poll_seconds)
-
-    def _more_answers(self, r: int) -> list[Task]:
-        """One more replica per doubtful item, within the budget. Derived from the ledger, so a
-        resumed round asks for exactly the same tasks."""
-        adaptive = self.config.loop.adaptive
-        if adaptive is None:
-            return []
-        recorded = self.ledger_.tasks(self.name, r)
-        asked = [row for row in recorded if row["kind"] != "gold"]
-        doubtful = doubtful_items(asked, self.ledger_.votes(self.name, round_no=r), adaptive)
-        n, _ = items_affordable(self.config.stop, len(doubtful), 1, self._budget(r + 1))  # this round's spending included
-        reward = from_micros(recorded[0]["reward_micros"]) if recorded and recorded[0]["reward_micros"] is not None else None
-        tasks = self._police(r, [self._task(r, item, replica, reward) for item, replica in doubtful[:n]])
-        self.ledger_.record_tasks(tasks, self.config.backend.name, first_rank=len(recorded))
-        return tasks
 
     def _finish(self, r: int, reason: str | None) -> RoundResult:
         if reason is not None:  # the loop stops: the waiting after each worker's last answer, once
