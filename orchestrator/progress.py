@@ -90,7 +90,8 @@ class LogLinesPlugin(_FirstRound):
         self.done_ += result.answers if self.by_answers else 1
         unit = "answers" if self.by_answers else "rounds"
         of = f"/{self.total}" if self.total is not None else ""
-        cost = f", {result.total_hours:.2f} h, cost {result.cost:.2f}"
+        currency = loop.ledger_.currency(loop.name) or loop.config.wage_floor.for_backend(loop.config.backend.name).currency
+        cost = f", {result.total_hours:.2f} h, cost {result.cost:.2f} {currency}"
         self._print(f"{_round_line(loop, result)}{cost} ({self.done_}{of} {unit})")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import subprocess
 import sys
 
@@ -44,6 +45,7 @@ def test_a_run_in_a_pipe_writes_one_line_per_round_as_it_goes(tmp_path):
     assert "30 answers already in the ledger" in lines[0]
     round_lines = [ln for ln in lines if ln.startswith("t: round ")]
     assert round_lines[0].startswith("t: round 3,") and round_lines[-1].endswith("(50/50 answers)"), round_lines
+    assert all(re.search(r", cost \d+\.\d\d EUR \(", ln) for ln in round_lines), round_lines  # money names its currency
 
 
 def test_report_in_a_pipe_keeps_every_number_and_speaks_csv(tmp_path):
