@@ -7,6 +7,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,27 @@ os.environ["CLICLOOP_KEY_DIR"] = tempfile.mkdtemp(prefix="clicloop-test-keys-")
 # Cached embeddings and neighbour graphs (orchestrator/cachedir.py) likewise: never the user's ~/.cache.
 os.environ["CLICLOOP_CACHE_DIR"] = tempfile.mkdtemp(prefix="clicloop-test-cache-")
 PURPOSE = "Teach a model to read handwritten digits on scanned forms."
+
+
+@contextmanager
+def postgresql_url(prefix: str) -> Iterator[str]:
+    """A ledger URL on a new schema ``<prefix>_<random>`` of the real PostgreSQL, dropped
+    afterwards; a server that does not answer fails the test with what to start."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"{prefix}_{secrets.token_hex(4)}"
+    engine = create_engine(PG_BASE)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as e:  # noqa: BLE001 - any connection failure becomes a clear failure
+        pytest.fail(f"PostgreSQL is required at {PG_BASE} (start it: see .ci/run): {e}")
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import shutil
 import socket
 import threading
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PG_BASE
+from tests.conftest import postgresql_url
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
@@ -114,21 +113,9 @@ def sqlite_ledger(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def postgresql_ledger() -> Iterator[str]:
     """The same ledger in its own schema of the real PostgreSQL (dropped afterwards)."""
-    from sqlalchemy import create_engine, text
-
-    schema = f"clicloop_dash_{secrets.token_hex(4)}"
-    engine = create_engine(PG_BASE)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as e:  # noqa: BLE001 - any connection failure becomes a clear failure
-        pytest.fail(f"PostgreSQL is required at {PG_BASE} (start it: see .ci/run): {e}")
-    url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    fill_ledger(url)
-    yield url
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
+    with postgresql_url("clicloop_dash") as url:
+        fill_ledger(url)
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -7,14 +7,13 @@ only, and waiting for both."""
 from __future__ import annotations
 
 import json
-import secrets
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_BASE, digits_config
+from tests.conftest import digits_config, postgresql_url
 from tests.orchestrator.dashboard.conftest import Watched
 from tests.support.threaded_server import serve_in_thread
 
@@ -41,21 +40,9 @@ def ledger(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         fill(url)
         yield url
         return
-    from sqlalchemy import create_engine, text
-
-    schema = f"clicloop_stale_{secrets.token_hex(4)}"
-    engine = create_engine(PG_BASE)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as e:  # noqa: BLE001 - any connection failure becomes a clear failure
-        pytest.fail(f"PostgreSQL is required at {PG_BASE} (start it: see .ci/run): {e}")
-    url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    fill(url)
-    yield url
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
+    with postgresql_url("clicloop_stale") as url:
+        fill(url)
+        yield url
 
 
 @pytest.fixture(scope="module")
