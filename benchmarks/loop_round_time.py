@@ -54,10 +54,14 @@ def sections(specs: list[str]) -> dict[str, Any]:
     rows = {}
     for spec in specs:
         name, sep, body = spec.partition("=")
-        if not sep or not isinstance(json.loads(body), dict):
+        try:
+            section = json.loads(body) if sep else None
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"--sections {spec!r}: the part after = is not JSON ({e})") from e
+        if not isinstance(section, dict):
             raise SystemExit(f"--sections {spec!r}: give NAME=JSON, a loop.pseudo_labels mapping, e.g. "
                              "'r5k={\"max_rows\": 5000}'")
-        rows[f"pseudo_labels: {name} {body}"] = json.loads(body)
+        rows[f"pseudo_labels: {name} {body}"] = section
     return rows
 
 
