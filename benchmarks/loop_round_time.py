@@ -4,6 +4,8 @@ and with each ``loop.blas_threads`` setting asked for.
     .venv/bin/python benchmarks/loop_round_time.py --data ../shared/data/clinc150 --rounds 8 --batch 50
     .venv/bin/python benchmarks/loop_round_time.py --data digits --rounds 8 --batch 10
     .venv/bin/python benchmarks/loop_round_time.py --data digits --blas-threads 1 none --pseudo auto
+    .venv/bin/python benchmarks/loop_round_time.py --data digits --pseudo auto null \
+        --sections 'tol3={"fit_tol": 0.001}'
     nice -n 10 .venv/bin/python benchmarks/loop_round_time.py --data synthetic:100000 --rounds 4 --batch 50 \
         --pseudo auto exact null --isolate
 
@@ -12,7 +14,8 @@ crowd, SQLite ledger in a temporary folder) runs ``--rounds`` rounds from ``--se
 labels, once per setting of ``loop.pseudo_labels`` (``auto`` is the default: agreeing
 pseudo-labels on a numeric pool; ``null`` is off). Each round's wall time (fit, select, dispatch,
 collect, evaluate) runs from its ``clicloop_round_started`` to its ``clicloop_round_finished``
-hook; the last round listed only fits and evaluates, then stops at ``max_rounds``. ``--blas-threads``
+hook; the last round listed only fits and evaluates, then stops at ``max_rounds``. ``--sections
+NAME=JSON`` adds a row per ``loop.pseudo_labels`` section (e.g. a candidate ``max_rows``). ``--blas-threads``
 runs every setting once per value (``auto``, a count, or ``none`` for the libraries' own choice),
 in the order given, all in one process. ``--data`` is ``digits`` (the bundled
 data) or a folder holding ``<name>.jsonl`` and ``<name>.minilm.npy`` (CLINC150 in
@@ -37,6 +40,29 @@ from clicloop.orchestrator.hookspecs import hookimpl  # noqa: E402
 SETTINGS = {"pseudo_labels: auto (default)": "auto", "pseudo_labels: exact graph (brute force)": "exact",
             "pseudo_labels: null": None}
 SECTION = {"exact": {"graph": "exact"}}  # --pseudo names that stand for a loop.pseudo_labels section
+
+
+def section(pseudo: Any) -> Any:
+    """``loop.pseudo_labels`` for a setting: a mapping as it is, a --pseudo name as :data:`SECTION` says."""
+    return pseudo if isinstance(pseudo, dict) else SECTION.get(pseudo, pseudo)
+
+
+def sections(specs: list[str]) -> dict[str, Any]:
+    """``--sections NAME=JSON`` as table rows: ``{title: loop.pseudo_labels mapping}``."""
+    import json
+
+    rows = {}
+    for spec in specs:
+        name, sep, body = spec.partition("=")
+        try:
+            section = json.loads(body) if sep else None
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"--sections {spec!r}: the part after = is not JSON ({e})") from e
+        if not isinstance(section, dict):
+            raise SystemExit(f"--sections {spec!r}: give NAME=JSON, a loop.pseudo_labels mapping, e.g. "
+                             "'r5k={\"max_rows\": 5000}'")
+        rows[f"pseudo_labels: {name} {body}"] = section
+    return rows
 
 
 def data_section(spec: str, folder: Path, seed_size: int) -> dict[str, Any]:
@@ -64,7 +90,7 @@ def round_seconds(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, fol
     from clicloop.orchestrator.plugins import get_plugin_manager
 
     cfg = config_from_dict({
-        "loop": {"name": "round-time", "seed": ns.seed, "batch_size": ns.batch, "pseudo_labels": SECTION.get(pseudo, pseudo),
+        "loop": {"name": "round-time", "seed": ns.seed, "batch_size": ns.batch, "pseudo_labels": section(pseudo),
                  "blas_threads": blas,
                  "purpose": "Benchmark: seconds per round of the real loop (simulated crowd)."},
         "data": data,
@@ -125,11 +151,14 @@ def main() -> None:
     p.add_argument("--blas-threads", nargs="+", default=["auto"], help="loop.blas_threads values: auto, a count, none")
     p.add_argument("--pseudo", nargs="+", choices=[v for v in SETTINGS.values() if v] + ["null"], default=None,
                    help="only these loop.pseudo_labels settings (auto, exact, null); default: auto and null")
+    p.add_argument("--sections", nargs="+", default=[], metavar="NAME=JSON",
+                   help="more rows, each a loop.pseudo_labels mapping (e.g. 'r5k={\"max_rows\": 5000}')")
     p.add_argument("--isolate", action="store_true", help="each setting in a fresh process with an empty graph "
                    "cache; adds the first round, the median of the later ones and the peak memory")
     ns = p.parse_args()
     blas_values = [None if b == "none" else b if b == "auto" else int(b) for b in ns.blas_threads]
     settings = {t: v for t, v in SETTINGS.items() if (v or "null") in (ns.pseudo or ["auto", "null"])}
+    settings.update(sections(ns.sections))
     warnings.filterwarnings("ignore", message="The number of unique classes")  # 150 intents, few labels each
     with tempfile.TemporaryDirectory() as tmp:
         data = data_section(ns.data, Path(tmp), ns.seed_size)
@@ -139,9 +168,9 @@ def main() -> None:
                   "final metric |\n|---|---|---|---|---|---|---|")
         else:
             print("| setting | loop.blas_threads | median s/round | each round (s) | final metric |\n|---|---|---|---|---|")
-        for title, pseudo in settings.items():
+        for n, (title, pseudo) in enumerate(settings.items()):
             for blas in blas_values:
-                folder = Path(tmp) / f"{pseudo}-{blas}"
+                folder = Path(tmp) / f"{n}-{blas}"
                 folder.mkdir()
                 each = ""
                 if ns.isolate:

@@ -160,6 +160,7 @@ class Loop:
         self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
                                                                  agree=spread.agree, check_folds=spread.check_folds,
                                                                  graph=spread.graph, max_rows=spread.max_rows,
+                                                                 fit_tol=spread.fit_tol,
                                                                  state=state_name(cfg.ledger, cfg.loop.name))
         check_money_budget(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)

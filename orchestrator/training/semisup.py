@@ -134,7 +134,8 @@ class PseudoLabeler:
 
     def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
                  agree: bool = False, check_folds: int = 0, graph: str = "auto", cache: bool = True,
-                 max_rows: int | None = None, engine: Any = None, state: str | None = None):
+                 max_rows: int | None = None, engine: Any = None, state: str | None = None,
+                 fit_tol: float | None = None):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
@@ -144,6 +145,7 @@ class PseudoLabeler:
         self.graph = graph
         self.cache = cache
         self.max_rows = max_rows
+        self.fit_tol = fit_tol
         self.engine = engine
         self.state = state
 
@@ -252,6 +254,8 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
     if len(y2) == len(y):  # no pseudo-label agreed: the human-label fit is the trained model
         return model, model
     trained = warm_copy(labeler, model, y2)
+    if labeler.fit_tol is not None:
+        trained.set_params(**{key: labeler.fit_tol for key in param_keys(trained, "tol")})
     trained.fit(X2, y2, **kwargs)
     labeler.remember_trained(trained)
     return trained, model
@@ -277,10 +281,15 @@ def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:
 
 def warm_keys(model: Any) -> list[str]:
     """The ``warm_start`` parameters of ``model`` (its own, or a pipeline step's); [] for none."""
+    return param_keys(model, "warm_start")
+
+
+def param_keys(model: Any, name: str) -> list[str]:
+    """The parameters called ``name`` of ``model`` (its own, or a pipeline step's); [] for none."""
     get_params = getattr(model, "get_params", None)
     if not callable(get_params):
         return []
-    return [key for key in get_params() if key == "warm_start" or key.endswith("__warm_start")]
+    return [key for key in get_params() if key == name or key.endswith(f"__{name}")]
 
 
 def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,

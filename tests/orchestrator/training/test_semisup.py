@@ -296,3 +296,25 @@ def test_max_rows_keeps_the_surest_pseudo_labels_only():
     assert rows.size == 7 and set(rows) <= set(every[0])
     confidence = normalise(capped.spread_[every[0]]).max(axis=1)
     assert confidence[np.isin(every[0], rows)].min() >= confidence[~np.isin(every[0], rows)].max()
+
+
+def test_fit_tol_loosens_only_the_pseudo_labeled_fit_and_changes_the_fingerprint():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from clicloop.orchestrator.loop_setup import fingerprint
+
+    X, truth = two_blobs()
+    idx = np.array([0, 1, 60, 61])
+    model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-4))
+    trained, query = fit_with_pseudo_labels(model, PseudoLabeler(share=1.0, agree=True, cache=False, fit_tol=0.05), X,
+                                            idx, truth[idx], {})
+    assert trained.get_params()["logisticregression__tol"] == 0.05
+    assert query.get_params()["logisticregression__tol"] == 1e-4  # the strategy's fit keeps the model's own
+    plain, _ = fit_with_pseudo_labels(make_pipeline(StandardScaler(), LogisticRegression(tol=1e-4)),
+                                      PseudoLabeler(share=1.0, agree=True, cache=False), X, idx, truth[idx], {})
+    assert plain.get_params()["logisticregression__tol"] == 1e-4
+    base = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {}}))
+    loose = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"fit_tol": 0.01}}))
+    assert fingerprint(loose)[0] != fingerprint(base)[0]
