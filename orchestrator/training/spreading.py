@@ -63,6 +63,8 @@ def columns_for(previous: np.ndarray | None, old_classes: np.ndarray | None, cla
     where = {c: j for j, c in enumerate(old_classes.tolist())}
     new = [j for j, c in enumerate(classes.tolist()) if c in where]
     old = [where[c] for c in classes.tolist() if c in where]
+    if old == list(range(previous.shape[1])) and len(new) == classes.size:  # the same classes: one plain copy
+        return np.array(previous, dtype=np.float32)
     if len(new) == classes.size:  # no class is new: one gather, row by row (no strided column writes)
         return np.asarray(previous[:, old], dtype=np.float32)
     F = np.zeros((previous.shape[0], classes.size), dtype=np.float32)

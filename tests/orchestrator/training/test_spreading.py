@@ -95,3 +95,10 @@ def test_the_previous_solution_is_copied_in_the_new_column_order_when_no_class_i
     np.testing.assert_array_equal(moved, [[2, 1], [4, 3]])
     moved[0, 0] = 9.0  # respread moves it in place: the saved solution must not change
     assert F[0, 1] == 2.0
+
+
+def test_the_previous_solution_is_copied_when_the_classes_are_the_same():
+    F = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    same = columns_for(F, np.array(["a", "b"]), np.array(["a", "b"]))
+    np.testing.assert_array_equal(same, F)
+    assert not np.shares_memory(same, F)
