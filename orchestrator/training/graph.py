@@ -112,6 +112,24 @@ def _approximate(X: np.ndarray, params: dict[str, Any], engine: Any = None) -> n
         return _ivf_rows(faiss, X, params, n, d, k, engine)
     finally:
         faiss.omp_set_num_threads(threads)
+        release_freed_memory()
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by the index back to the system: glibc keeps freed heap blocks (here the
+    index's cells, the pool's float32 size again), which stayed resident through the rounds after
+    (200,000 x 384: 715 MB resident after the graph, 378 MB after this; log, 2026-12-05). A no-op
+    where the C library has no ``malloc_trim`` (macOS, Windows, musl)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:  # a C library that cannot be loaded: nothing to trim
+        return
+    if trim is not None:
+        trim(0)
 
 
 def _ivf_rows(faiss: Any, X: np.ndarray, params: dict[str, Any], n: int, d: int, k: int, engine: Any) -> np.ndarray:

@@ -97,3 +97,11 @@ def test_the_approximate_graph_is_faiss_own_index_search_with_cells_filled_once(
     index.add(X)
     index.nprobe = params["nprobe"]
     np.testing.assert_array_equal(rows, graph_mod._self_first(index.search(X, params["k"])[1], 0))
+
+
+def test_releasing_freed_memory_is_a_no_op_without_malloc_trim(monkeypatch):
+    import ctypes.util
+
+    graph_mod.release_freed_memory()  # glibc: trims; elsewhere: nothing
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)  # no C library found (Windows)
+    graph_mod.release_freed_memory()
