@@ -84,7 +84,7 @@ def data_section(spec: str, folder: Path, seed_size: int) -> dict[str, Any]:
 
 
 def round_seconds(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: Path,
-                  blas: Any = "auto") -> tuple[list[float], list[float]]:
+                  blas: Any = "auto") -> tuple[list[float], list[float], list[float]]:
     from clicloop.orchestrator.config import config_from_dict
     from clicloop.orchestrator.loop import Loop
     from clicloop.orchestrator.plugins import get_plugin_manager
@@ -102,13 +102,14 @@ def round_seconds(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, fol
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(clock)
     results = Loop(cfg, plugin_manager=pm).run()
-    return clock.seconds, [r.metric for r in results]
+    return clock.seconds, [r.metric for r in results], clock.cpu
 
 
 def isolated(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: Path,
-             blas: Any) -> tuple[list[float], list[float], float]:
+             blas: Any) -> tuple[list[float], list[float], list[float], float]:
     """:func:`round_seconds` in a fresh process with an empty graph cache: ``(seconds, metrics,
-    peak resident memory in GB)`` of that process (the pool, the loop and its pseudo-labels)."""
+    CPU seconds, peak resident memory in GB)`` of that process (the pool, the loop and its
+    pseudo-labels: ``ru_maxrss``, the child's own high-water mark)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -117,28 +118,40 @@ def isolated(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: 
 
 
 def _child(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: Path,
-           blas: Any) -> tuple[list[float], list[float], float]:
+           blas: Any) -> tuple[list[float], list[float], list[float], float]:
     import os
     import resource
 
     os.environ["CLICLOOP_CACHE_DIR"] = str(folder / "cache")
-    secs, metrics = round_seconds(data, pseudo, ns, folder, blas)
-    return secs, metrics, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    secs, metrics, cpu = round_seconds(data, pseudo, ns, folder, blas)
+    return secs, metrics, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
 class RoundClock:
-    """A plugin: the wall time of each round, from its start to its committed result."""
+    """A plugin: the wall time of each round, from its start to its committed result, and the
+    process's CPU time over it (all its threads: above the wall time when several cores work,
+    below it when the machine's other work takes the cores)."""
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
+        self.cpu: list[float] = []
 
     @hookimpl
     def clicloop_round_started(self, loop: Any, round_no: int) -> None:
-        self.start_ = time.perf_counter()
+        self.start_, self.cpu_ = time.perf_counter(), time.process_time()
 
     @hookimpl
     def clicloop_round_finished(self, loop: Any, result: Any) -> None:
         self.seconds.append(time.perf_counter() - self.start_)
+        self.cpu.append(time.process_time() - self.cpu_)
+
+
+def load_average() -> str:
+    """The machine's 1-, 5- and 15-minute load averages (``/proc/loadavg``; "-" where there is none)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "-"
 
 
 def main() -> None:
@@ -164,23 +177,25 @@ def main() -> None:
         data = data_section(ns.data, Path(tmp), ns.seed_size)
         print(f"{ns.data}: {ns.rounds} rounds of {ns.batch}, {ns.seed_size} seed labels, seed {ns.seed}")
         if ns.isolate:
-            print("| setting | loop.blas_threads | first round s | median later s | peak memory GB | each round (s) | "
-                  "final metric |\n|---|---|---|---|---|---|---|")
+            print("| setting | loop.blas_threads | first round s (CPU s) | median later s (CPU s) | peak memory GB | "
+                  "each round (s) | final metric | load before / after |\n|---|---|---|---|---|---|---|---|")
         else:
-            print("| setting | loop.blas_threads | median s/round | each round (s) | final metric |\n|---|---|---|---|---|")
+            print("| setting | loop.blas_threads | median s/round (CPU s) | each round (s) | final metric | load before / after |"
+                  "\n|---|---|---|---|---|---|")
         for n, (title, pseudo) in enumerate(settings.items()):
             for blas in blas_values:
                 folder = Path(tmp) / f"{n}-{blas}"
                 folder.mkdir()
-                each = ""
+                before = load_average()
                 if ns.isolate:
-                    secs, metrics, peak = isolated(data, pseudo, ns, folder, blas)
-                    each = f"{secs[0]:.1f} | {statistics.median(secs[1:] or secs):.2f} | {peak:.2f} | "
+                    secs, metrics, cpu, peak = isolated(data, pseudo, ns, folder, blas)
+                    each = (f"{secs[0]:.1f} ({cpu[0]:.1f}) | {statistics.median(secs[1:] or secs):.2f} "
+                            f"({statistics.median(cpu[1:] or cpu):.2f}) | {peak:.2f} | ")
                 else:
-                    secs, metrics = round_seconds(data, pseudo, ns, folder, blas)
-                    each = f"{statistics.median(secs):.2f} | "
-                print(f"| {title} | {blas} | {each}{' '.join(f'{s:.1f}' for s in secs)} | {metrics[-1]:.4f} |",
-                      flush=True)
+                    secs, metrics, cpu = round_seconds(data, pseudo, ns, folder, blas)
+                    each = f"{statistics.median(secs):.2f} ({statistics.median(cpu):.2f}) | "
+                print(f"| {title} | {blas} | {each}{' '.join(f'{s:.1f}' for s in secs)} | {metrics[-1]:.4f} | "
+                      f"{before} / {load_average()} |", flush=True)
 
 
 if __name__ == "__main__":

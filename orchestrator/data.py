@@ -257,7 +257,7 @@ def _features(cols: dict[str, Any], source: Source, name: str) -> tuple[str, Any
             raise DataError(f"{name}: column {source.text!r} has empty or non-text values in rows {_rows(bad)}")
         return "text", np.asarray(texts, dtype=object)
     if "X" in cols and np.asarray(cols["X"]).ndim == 2:  # .npz with an X array
-        return "numeric", _finite_or_raise(np.asarray(cols["X"], dtype=np.float64), name)
+        return "numeric", _finite_or_raise(_float_matrix(cols["X"]), name)
     reserved = {source.id, source.label, source.truth}
     names = source.features or [c for c in cols if c not in reserved and np.issubdtype(np.asarray(cols[c]).dtype, np.number)]
     if not names:
@@ -271,6 +271,13 @@ def _features(cols: dict[str, Any], source: Source, name: str) -> tuple[str, Any
             raise DataError(f"{name}: feature column {c!r} is not numeric ({e})") from e
         _check_finite(col, name, c)
     return "numeric", np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in names])
+
+
+def _float_matrix(X: Any) -> np.ndarray:
+    """``X`` as floats without a copy where it already is: float32 stays float32 (embeddings, half
+    the memory of float64: 1.5 GB for 1,000,000 x 384 instead of 3.1 GB); other types become float64."""
+    X = np.asarray(X)
+    return X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
 
 
 def _finite_or_raise(X: Any, name: str, chunk: int = 1 << 18) -> Any:

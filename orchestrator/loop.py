@@ -6,6 +6,7 @@ so a killed run resumes where it stopped: no answer lost, no task sent or paid t
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -268,7 +269,8 @@ class Loop:
             reason = self._wage_floor_pause()
         if reason is not None:
             return reason, []
-        open_items = ~np.isin(self.pool_.ids, np.array(list(labeled) + sorted(self.vetoed_), dtype=object))
+        open_items = np.ones(len(self.pool_.ids), dtype=bool)  # by the id index: np.isin sorts object ids (s at 1M)
+        open_items[[self.index_[i] for i in itertools.chain(labeled, self.vetoed_) if i in self.index_]] = False
         if not self.confidential_:
             open_items &= ~self.sensitive_  # sensitive items never go to an open crowd
         candidates = np.flatnonzero(open_items)

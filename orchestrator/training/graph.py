@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 EXACT_MAX = 20_000  # pools up to this size: the exact graph (brute force costs n^2 distances)
 CHUNK = 16_384  # pool rows added to / searched in the index at once
+CELLS_PER_SQRT = 2  # k-means cells per sqrt(items): a search scans 8 cells of n / (2 sqrt n) items, half of
+# sqrt(n) cells' cost, at recall@10 0.996 instead of 1.000 on the synthetic 100,000 x 384 pool (log, 2026-12-05)
 VERSION = 1  # bump when the graph a given key names changes
 
 
@@ -39,7 +41,7 @@ def graph_params(n_items: int, neighbors: int, method: str = "auto") -> dict[str
         method = "exact" if n_items <= EXACT_MAX else "approximate"
     if method == "exact":
         return {"method": "exact", "k": k, "version": VERSION}
-    nlist = max(1, int(round(np.sqrt(n_items))))
+    nlist = max(1, int(round(CELLS_PER_SQRT * np.sqrt(n_items))))
     return {"method": "faiss-ivf", "k": k, "nlist": nlist, "nprobe": min(nlist, 8), "train": min(n_items, 64 * nlist),
             "version": VERSION}
 
@@ -110,6 +112,24 @@ def _approximate(X: np.ndarray, params: dict[str, Any], engine: Any = None) -> n
         return _ivf_rows(faiss, X, params, n, d, k, engine)
     finally:
         faiss.omp_set_num_threads(threads)
+        release_freed_memory()
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by the index back to the system: glibc keeps freed heap blocks (here the
+    index's cells, the pool's float32 size again), which stayed resident through the rounds after
+    (200,000 x 384: 715 MB resident after the graph, 378 MB after this; log, 2026-12-05). A no-op
+    where the C library has no ``malloc_trim`` (macOS, Windows, musl)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:  # a C library that cannot be loaded: nothing to trim
+        return
+    if trim is not None:
+        trim(0)
 
 
 def _ivf_rows(faiss: Any, X: np.ndarray, params: dict[str, Any], n: int, d: int, k: int, engine: Any) -> np.ndarray:
@@ -121,24 +141,44 @@ def _ivf_rows(faiss: Any, X: np.ndarray, params: dict[str, Any], n: int, d: int,
     index.cp.min_points_per_centroid = 1  # a small pool trains on all it has, without a warning
     sample = np.sort(np.random.default_rng(0).choice(n, params["train"], replace=False))
     index.train(np.ascontiguousarray(X[sample], dtype=np.float32))
-    index.nprobe = params["nprobe"]
+    index.nprobe = nprobe = params["nprobe"]
     rows = np.empty((n, k), dtype=np.int32)
+    near, dist = np.empty((n, nprobe), dtype=np.int64), np.empty((n, nprobe), dtype=np.float32)
     with chunk_progress(2 * n, "neighbour graph") as advance:
+        for start in range(0, n, CHUNK):  # each item's nprobe nearest cells, once: its own for the add, all for the search
+            dist[start:start + CHUNK], near[start:start + CHUNK] = quantizer.search(_chunk(X, start), nprobe)
+        _reserve(faiss, index, np.bincount(near[:, 0], minlength=params["nlist"]))
         for start in range(0, n, CHUNK):
-            index.add(np.ascontiguousarray(X[start:start + CHUNK], dtype=np.float32))
-            advance(min(CHUNK, n - start))
+            part, cells = _chunk(X, start), np.ascontiguousarray(near[start:start + CHUNK, 0])
+            index.add_core(len(part), faiss.swig_ptr(part), None, faiss.swig_ptr(cells))
+            advance(len(part))
         if engine is not None:
             from clicloop.orchestrator.training.graph_ray import search_on_ray
 
             Xf = np.asarray(X, dtype=np.float32)
-            for start, found in search_on_ray(engine, index, Xf, k, params["nprobe"], CHUNK, advance):
+            for start, found in search_on_ray(engine, index, Xf, k, nprobe, CHUNK, advance):
                 rows[start:start + len(found)] = _self_first(found, start)
             return rows
         for start in range(0, n, CHUNK):
-            found = index.search(np.ascontiguousarray(X[start:start + CHUNK], dtype=np.float32), k)[1]
-            rows[start:start + len(found)] = _self_first(found, start)
+            stop = min(start + CHUNK, n)
+            found = index.search_preassigned(_chunk(X, start), k, near[start:stop], dist[start:stop])[1]
+            rows[start:stop] = _self_first(found, start)
             advance(len(found))
     return rows
+
+
+def _chunk(X: np.ndarray, start: int) -> np.ndarray:
+    """Rows ``[start, start + CHUNK)`` of the pool as contiguous float32 (a view where they already are)."""
+    return np.ascontiguousarray(X[start:start + CHUNK], dtype=np.float32)
+
+
+def _reserve(faiss: Any, index: Any, counts: np.ndarray) -> None:
+    """Give each of the index's cells the room its items need before they are added: filled item by
+    item, a cell's storage would double as it grows (up to twice the pool's float32 size at once)."""
+    lists = faiss.downcast_InvertedLists(index.invlists)
+    for cell in np.flatnonzero(counts).tolist():
+        lists.resize(cell, int(counts[cell]))  # a vector resized up, then down, keeps its capacity
+        lists.resize(cell, 0)
 
 
 def _self_first(found: np.ndarray, start: int) -> np.ndarray:

@@ -35,18 +35,20 @@ def spread(S: Any, rows: np.ndarray, codes: np.ndarray, n_classes: int, alpha: f
     the labeled ``rows`` with class ``codes``; ``start`` (a previous ``F`` with these columns)
     warm-starts the iteration."""
     n = S.shape[0]
-    static = np.zeros((n, n_classes), dtype=np.float32)
-    static[rows, codes] = 1.0 - alpha
+    ones = np.unravel_index(np.unique(np.ravel_multi_index((rows, codes), (n, n_classes))), (n, n_classes))  # Y's 1s
     if start is None:
         F = np.zeros((n, n_classes), dtype=np.float32)
-        F[rows, codes] = 1.0
+        F[ones] = 1.0
     else:
         F = np.array(start, dtype=np.float32)
-    for it in range(max_iter):
+    static = np.float32(1.0 - alpha)
+    for it in range(max_iter):  # two n x classes arrays at a time (F, new): no dense Y, no temporaries
         new = S @ F
         new *= alpha
-        new += static
-        change = float(np.abs(new - F).sum(dtype=np.float64))
+        new[ones] += static  # + (1 - alpha) Y: Y is zero elsewhere
+        np.subtract(F, new, out=F)
+        np.abs(F, out=F)
+        change = float(F.sum(dtype=np.float64))
         F = new
         if change < tol:
             return F, it + 1
@@ -58,11 +60,15 @@ def columns_for(previous: np.ndarray | None, old_classes: np.ndarray | None, cla
     new); None when there is no previous solution."""
     if previous is None or old_classes is None:
         return None
-    F = np.zeros((previous.shape[0], classes.size), dtype=np.float32)
     where = {c: j for j, c in enumerate(old_classes.tolist())}
-    for j, c in enumerate(classes.tolist()):
-        if c in where:
-            F[:, j] = previous[:, where[c]]
+    new = [j for j, c in enumerate(classes.tolist()) if c in where]
+    old = [where[c] for c in classes.tolist() if c in where]
+    if old == list(range(previous.shape[1])) and len(new) == classes.size:  # the same classes: one plain copy
+        return np.array(previous, dtype=np.float32)
+    if len(new) == classes.size:  # no class is new: one gather, row by row (no strided column writes)
+        return np.asarray(previous[:, old], dtype=np.float32)
+    F = np.zeros((previous.shape[0], classes.size), dtype=np.float32)
+    F[:, new] = previous[:, old]
     return F
 
 
@@ -71,6 +77,15 @@ def normalise(F: np.ndarray) -> np.ndarray:
     total = F.sum(axis=1, keepdims=True)
     total[total == 0] = 1.0
     return F / total
+
+
+def top_share(F: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Each row's largest share of its mass, ``normalise(F).max(axis=1)`` exactly (0 for a row
+    with no mass), computed ``chunk`` rows at a time: no ``n x classes`` copy of ``F``."""
+    out = np.empty(F.shape[0], dtype=F.dtype)
+    for start in range(0, F.shape[0], chunk):
+        out[start:start + chunk] = normalise(F[start:start + chunk]).max(axis=1)
+    return out
 
 
 def respread(S: Any, F: np.ndarray, change: Any, alpha: float, max_iter: int = 100, tol: float = 1e-3,

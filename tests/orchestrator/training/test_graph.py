@@ -83,3 +83,25 @@ def test_two_loops_on_one_pool_build_the_approximate_graph_once_and_pick_the_sam
         picks.append(sorted(Ledger(ledger).open().labels("t").items()))
     assert built == ["_approximate"]
     assert picks[0] == picks[1] and len(picks[0]) == 30
+
+
+def test_the_approximate_graph_is_faiss_own_index_search_with_cells_filled_once():
+    faiss = pytest.importorskip("faiss")
+    X = blobs(3000, seed=4).astype(np.float32)
+    params = graph_params(len(X), 6, "approximate")
+    rows = graph_mod._approximate(X, params)
+    quantizer = faiss.IndexFlatL2(X.shape[1])  # the plain faiss way: add, then search (cells grown item by item)
+    index = faiss.IndexIVFFlat(quantizer, X.shape[1], params["nlist"], faiss.METRIC_L2)
+    index.cp.seed, index.cp.min_points_per_centroid = 0, 1
+    index.train(X[np.sort(np.random.default_rng(0).choice(len(X), params["train"], replace=False))])
+    index.add(X)
+    index.nprobe = params["nprobe"]
+    np.testing.assert_array_equal(rows, graph_mod._self_first(index.search(X, params["k"])[1], 0))
+
+
+def test_releasing_freed_memory_is_a_no_op_without_malloc_trim(monkeypatch):
+    import ctypes.util
+
+    graph_mod.release_freed_memory()  # glibc: trims; elsewhere: nothing
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)  # no C library found (Windows)
+    graph_mod.release_freed_memory()

@@ -78,3 +78,27 @@ def test_moving_the_last_solution_by_the_changed_labels_matches_spreading_afresh
     assert iterations >= 1
     np.testing.assert_allclose(moved, afresh, atol=2e-4)
     np.testing.assert_array_equal(moved.argmax(axis=1), afresh.argmax(axis=1))
+
+
+def test_top_share_is_the_normalised_rows_largest_share_chunk_by_chunk():
+    from clicloop.orchestrator.training.spreading import top_share
+
+    F = np.random.default_rng(5).random((1000, 7)).astype(np.float32)
+    F[3] = 0.0  # a row with no mass: share 0
+    np.testing.assert_array_equal(top_share(F, chunk=64), normalise(F).max(axis=1))
+    assert top_share(F)[3] == 0.0
+
+
+def test_the_previous_solution_is_copied_in_the_new_column_order_when_no_class_is_new():
+    F = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    moved = columns_for(F, np.array(["b", "a"]), np.array(["a", "b"]))
+    np.testing.assert_array_equal(moved, [[2, 1], [4, 3]])
+    moved[0, 0] = 9.0  # respread moves it in place: the saved solution must not change
+    assert F[0, 1] == 2.0
+
+
+def test_the_previous_solution_is_copied_when_the_classes_are_the_same():
+    F = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    same = columns_for(F, np.array(["a", "b"]), np.array(["a", "b"]))
+    np.testing.assert_array_equal(same, F)
+    assert not np.shares_memory(same, F)
