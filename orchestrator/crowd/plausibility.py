@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from clicloop.orchestrator.errors import ConfigError
@@ -36,7 +36,7 @@ class TimedPay:
     quarantine it (then both are 0)."""
 
     active_s: float
-    reward: float
+    reward: Decimal  # exact, to the micro-unit
     problem: str | None = None
 
 
@@ -65,15 +65,19 @@ def time_problem(value: Any, field: str, max_active_s: float = DEFAULT_MAX_ACTIV
     return None
 
 
-def timed_pay(value: Any, *, field: str, hourly_wage: float = 0.0, per_answer: float = 0.0,
+def timed_pay(value: Any, *, field: str, hourly_wage: float | Decimal = 0.0, per_answer: float | Decimal = 0.0,
               max_active_s: float = DEFAULT_MAX_ACTIVE_S) -> TimedPay:
     """Seconds and pay for one answer whose client reported ``value`` seconds in ``field``:
-    ``per_answer + hourly_wage * seconds / 3600``, or a quarantine (0 s, no pay) with the reason."""
+    ``per_answer + hourly_wage * seconds / 3600``, exact (half-even to the micro-unit), or a
+    quarantine (0 s, no pay) with the reason."""
+    from clicloop.orchestrator.ledger.money import MICRO, ZERO, exact
+
     problem = time_problem(value, field, max_active_s)
     if problem is not None:
-        return TimedPay(0.0, 0.0, problem)
+        return TimedPay(0.0, ZERO, problem)
     seconds = float(value or 0.0)
-    return TimedPay(seconds, round(per_answer + hourly_wage * seconds / 3600, 6))
+    timed = exact(hourly_wage) * Decimal(repr(seconds)) / 3600
+    return TimedPay(seconds, (exact(per_answer) + timed).quantize(MICRO, ROUND_HALF_EVEN))
 
 
 def amount_problem(value: Any, field: str) -> str | None:

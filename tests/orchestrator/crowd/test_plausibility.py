@@ -28,7 +28,10 @@ def test_implausible_time_is_quarantined_unpaid_with_the_raw_value(value: object
 
 def test_plausible_time_is_paid_by_the_hour_and_the_limit_is_configurable() -> None:
     pay = timed_pay(1800, field="lead_time", hourly_wage=18.0, per_answer=0.5)
-    assert (pay.active_s, pay.reward, pay.problem) == (1800.0, 9.5, None)
+    assert (pay.active_s, pay.reward, pay.problem) == (1800.0, Decimal("9.5"), None)
+    odd = timed_pay(37.3, field="lead_time", hourly_wage=18.7)  # 0.19375277... EUR: exact, to the micro-unit
+    assert isinstance(odd.reward, Decimal) and str(odd.reward) == "0.193753"
+    assert timed_pay(1e9, field="lead_time", hourly_wage=18.0).reward == Decimal(0)  # quarantined: no pay, exact
     assert timed_pay(None, field="lead_time", hourly_wage=18.0).problem is None  # not measured: 0 s, no problem
     assert timed_pay(DEFAULT_MAX_ACTIVE_S + 1, field="lead_time").problem
     assert timed_pay(DEFAULT_MAX_ACTIVE_S + 1, field="lead_time", max_active_s=2 * DEFAULT_MAX_ACTIVE_S).problem is None
