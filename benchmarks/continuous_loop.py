@@ -46,8 +46,10 @@ ROWS: dict[str, dict[str, Any]] = {
     # not the default: other lookaheads and refit intervals (the price of staleness against waiting)
     "cont-l20": {"loop": {"mode": "continuous", "batch_size": 10, "lookahead": 20}},
     "cont-ramp": {"loop": {"mode": "continuous", "batch_size": 10, "lookahead_ramp": True}},
+    "cont-r5": {"loop": {"mode": "continuous", "batch_size": 10, "refit_every": 5}},
     "cont-ramp-r5": {"loop": {"mode": "continuous", "batch_size": 10, "lookahead_ramp": True, "refit_every": 5}},
-    # the default strategy's shortlist is factor x k; k here is lookahead + refit_every (50), not the 10 of rounds-b10
+    # measured 2026-12-05, none better than the default (docs/benchmarks/log.md): the default strategy's
+    # shortlist is factor x k, and k here is lookahead + refit_every (50), not the 10 of rounds-b10
     "cont-f4": {"loop": {"mode": "continuous", "batch_size": 10}, "strategy": {"name": "margin-coverage", "params": {"factor": 4}}},
     "cont-f2": {"loop": {"mode": "continuous", "batch_size": 10}, "strategy": {"name": "margin-coverage", "params": {"factor": 2}}},
     "cont-f4-ramp-r5": {"loop": {"mode": "continuous", "batch_size": 10, "lookahead_ramp": True, "refit_every": 5},
