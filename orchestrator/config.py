@@ -278,6 +278,8 @@ class LoopSection(_Strict):
     lookahead: int | None = Field(None, ge=1, description="continuous: open tasks kept in the backend's queue "
                                   "(null: twice the backend's active workers, else batch_size)")
     refit_every: int = Field(10, ge=1, description="continuous: refit after this many new answers")
+    lookahead_ramp: bool = Field(False, description="continuous, lookahead null: start at the active workers' count "
+                                 "(one task in hand each) and add one per answer gathered up to twice that")
 
 
 class Config(_Strict):

@@ -118,6 +118,7 @@ class ContinuousRun:
         """Each model version's result as it is committed; the last one carries the stop reason."""
         loop = self.loop
         r = loop._first_round()
+        self.seen_ = cl.answer_count(loop.ledger_, loop.name)  # a resume ramps from the answers so far
         self.open_ = {row["key"]: loop._task(row["round_no"], row["item_id"], row["replica"],
                                              None if row["reward_micros"] is None else from_micros(row["reward_micros"]))
                       for row in cl.open_tasks(loop.ledger_, loop.name)}
@@ -156,7 +157,7 @@ class ContinuousRun:
             labeled = {k: v for k, v in loop._labeled().items() if k not in later}
             model, query = loop._fit(labeled)
             metric = evaluate(model, loop.evalset_, cfg.loop.metric)
-            ranking = self._rank(r, query, labeled, taken)
+            ranking = self._rank(r, query, labeled, taken, seen)
         return _Fit(r, seen, labeled, model, metric, ranking, time.perf_counter() - started)
 
     def _refit(self, r: int, queue: list[int], reward: Decimal | None, predictions: dict[int, Any] | None) -> _Fit:
@@ -209,6 +210,7 @@ class ContinuousRun:
             self._drain(r)
             self._aggregate(r)
             return loop._finish(r, reason), None
+        self.seen_ = fit.seen  # the lookahead's ramp follows the version in use
         nxt = self._fill(r, fit.model, ranking)
         if nxt is None:
             return loop._finish(r, "no answers: nobody at the backend can take the open tasks, or the budget is spent"), None
@@ -230,16 +232,23 @@ class ContinuousRun:
         return Budget(int(spent["answers"]) + n_open, spent["cost"] + n_open * (price or ZERO),
                       spent["total_hours"], price, pool_left=left)
 
-    def lookahead(self) -> int:
+    def lookahead(self, seen: int | None = None) -> int:
         """Open tasks to keep: ``loop.lookahead``, else twice the backend's active workers (one in
-        hand and one queued each, so nobody waits while the model refits), else ``batch_size``."""
+        hand and one queued each, so nobody waits while the model refits), else ``batch_size``.
+        With ``loop.lookahead_ramp``, the active workers plus the answers the version in use was
+        fitted on (``seen``, else its own), up to twice them: early versions ask fewer ahead."""
         cfg = self.loop.config.loop
         if cfg.lookahead is not None:
             return cfg.lookahead
         active = getattr(self.loop.backend_, "active_workers", None)
-        return max(1, 2 * int(active())) if callable(active) else cfg.batch_size
+        if not callable(active):
+            return cfg.batch_size
+        n = max(1, int(active()))
+        if cfg.lookahead_ramp:
+            return n + min(n, self.seen_ if seen is None else seen)
+        return 2 * n
 
-    def _rank(self, r: int, query: Model | None, labeled: dict[str, str], taken: set[str]) -> np.ndarray:
+    def _rank(self, r: int, query: Model | None, labeled: dict[str, str], taken: set[str], seen: int) -> np.ndarray:
         """The items this version wants asked, best first: ``lookahead + refit_every`` of those
         neither labeled nor in ``taken`` (answered when the version was first fitted, or vetoed;
         open tasks compete)."""
@@ -249,7 +258,7 @@ class ContinuousRun:
         if not loop.confidential_:
             free &= ~loop.sensitive_  # sensitive items never go to an open crowd
         candidates = np.flatnonzero(free)
-        k = min(candidates.size, self.lookahead() + loop.config.loop.refit_every)
+        k = min(candidates.size, self.lookahead(seen) + loop.config.loop.refit_every)
         if k == 0:
             return candidates
         return np.asarray(loop._select(r, query, candidates, k), dtype=np.int64)

@@ -110,7 +110,7 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
             pseudo.pop("fit_tol", None)  # likewise
         if pseudo.get("max_pool") is None:
             pseudo["max_pool"] = 100_000  # the default until 2026-12-04 (no limit since): older loops keep their hash
-    for name, default in (("mode", "rounds"), ("lookahead", None), ("refit_every", 10)):  # later fields: older loops keep their hash
+    for name, default in (("mode", "rounds"), ("lookahead", None), ("refit_every", 10), ("lookahead_ramp", False)):  # later fields: older loops keep their hash
         if body["loop"].get(name) == default:
             del body["loop"][name]
     for source in (body["data"].get("pool"), body["data"].get("eval")):  # later fields: left out when unset, likewise

@@ -110,6 +110,33 @@ def test_the_lookahead_defaults_to_the_workers_present(ledger_url):
     assert len(first) >= 14  # one in hand and one queued per worker
 
 
+@pytest.mark.parametrize(("ramp", "first"), [(False, 14), (True, 7)])
+def test_the_lookahead_ramp_first_asks_one_task_per_worker_present(ledger_url, ramp, first):
+    from clicloop.backends.des import EventCrowd
+
+    raw = config(ledger_url, max_labels=40, n_workers=7)
+    raw["loop"]["lookahead_ramp"] = ramp
+    cfg = config_from_dict(raw)
+    crowd = EventCrowd(**cfg.backend.params)
+    dispatch, sizes = crowd.dispatch, []
+    crowd.dispatch = lambda tasks: (sizes.append(len(tasks)), dispatch(tasks))[1]  # type: ignore[method-assign]
+    Loop(cfg, backend=crowd).run()
+    assert sizes[0] == first
+
+
+def test_the_lookahead_ramp_adds_one_per_answer_up_to_twice_the_workers():
+    from types import SimpleNamespace
+
+    from clicloop.orchestrator.continuous import ContinuousRun
+
+    cfg = config_from_dict(config("sqlite://"))
+    loop = SimpleNamespace(config=cfg, backend_=SimpleNamespace(active_workers=lambda: 20))
+    run = ContinuousRun(loop)  # type: ignore[arg-type]
+    assert [run.lookahead(seen) for seen in (0, 10, 40)] == [40, 40, 40]
+    cfg.loop.lookahead_ramp = True
+    assert [run.lookahead(seen) for seen in (0, 10, 20, 40)] == [20, 30, 40, 40]
+
+
 def test_a_run_with_nobody_there_stops_and_says_why(ledger_url):
     results = Loop(config_from_dict(config(ledger_url, present_share=0.0))).run()
     assert results[-1].stop_reason.startswith("no answers")
