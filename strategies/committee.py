@@ -58,7 +58,7 @@ class Committee:
         return {"predict_proba", "predict_proba_members"} if self.n_members >= 2 else {"predict_proba"}
 
     def fit(self, X: Any, y: Any) -> Committee:
-        from clicloop.orchestrator.training import models
+        from clicloop.orchestrator.training.logistic import logreg, scaled_logreg
 
         if self.base not in _BASES:
             raise ValueError(f"committee base must be one of {', '.join(_BASES)}, got {self.base!r}")
@@ -67,7 +67,7 @@ class Committee:
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         rng = np.random.default_rng(self.seed)
-        make = models.logreg if self.base == "logreg" else models.scaled_logreg
+        make = logreg if self.base == "logreg" else scaled_logreg
         self.members_ = []
         for _ in range(self.n_members):
             for _try in range(10):  # a bootstrap sample with a single class cannot train a classifier

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from clicloop.orchestrator.config import Stop, WageFloor
 from clicloop.orchestrator.dashboard import queries
+from clicloop.orchestrator.dashboard.floors import mark_floor, owed_sum
 from clicloop.orchestrator.dashboard.source import Filters, LoopInfo, loop_infos
 from clicloop.orchestrator.ledger.money import ZERO
 from clicloop.orchestrator.reporting.report import money_per_point
@@ -121,8 +122,6 @@ class Context:
     def owed(self) -> dict[str, Any]:
         """Per loop in scope: what lifting each of its workers below the floor would still cost
         (``fairwork.wages.owed_amount`` per worker, summed); None where pay is unknown."""
-        from clicloop.orchestrator.dashboard.views_people import mark_floor, owed_sum
-
         workers = [dict(w) for w in self.workers]
         for row in workers:
             mark_floor(self, row, self.pay_unknown)

@@ -9,6 +9,7 @@ from typing import Any
 
 from clicloop.orchestrator.dashboard import queries
 from clicloop.orchestrator.dashboard.base import FLOOR, PALETTE, Context, Number, View, fmt, layout, table
+from clicloop.orchestrator.dashboard.floors import mark_floor, owed_sum
 from clicloop.orchestrator.ledger import money
 
 MAX_WORKER_ROWS = 100  # the per-worker table lists the lowest wages first; the figure shows everyone
@@ -78,33 +79,9 @@ def wages(ctx: Context) -> View:
     return view
 
 
-def owed_sum(workers: list[dict[str, Any]], row: dict[str, Any], unknown: set[str]) -> Any:
-    """What ``row``'s workers (those of its loop, and of its backend when it names one; rows marked
-    by :func:`mark_floor`) are still owed: the workers' own amounts summed (one worker's surplus
-    never pays another); None where the loop's pay is unknown."""
-    if row["loop"] in unknown:
-        return None
-    return sum((w["owed"] for w in workers if all(w[k] == row[k] for k in ("loop", "backend") if row[k])), money.ZERO)
-
-
 def _num(value: Any) -> float | None:
     """A figure for a chart (charts draw floats; the text and tables keep the exact Decimal)."""
     return float(value) if isinstance(value, (int, float, Decimal)) else None
-
-
-def mark_floor(ctx: Context, row: dict[str, Any], unknown: set[str]) -> None:
-    """The row's floor, whether it is below it, and (a worker's row) what lifts it to the floor
-    (``fairwork.wages.owed_amount``, the rule of ``ledger adjust``); "pay unknown" rows get no wage."""
-    from clicloop.orchestrator.fairwork.wages import owed_amount
-
-    row["floor"] = money.exact(ctx.floor.for_backend(row["backend"]).amount) if row["backend"] else money.exact(ctx.floor.amount)
-    if row["loop"] in unknown:
-        row.update(wage_paid_time="pay unknown", wage_total_time="pay unknown", income="pay unknown",
-                   below_paid=False, below_total=False, owed=None)
-        return
-    row["below_paid"] = row["wage_paid_time"] is not None and row["wage_paid_time"] < row["floor"]
-    row["below_total"] = row["wage_total_time"] is not None and row["wage_total_time"] < row["floor"]
-    row["owed"] = owed_amount(row) if row["below_total"] else money.ZERO
 
 
 def _backend_figure(go: Any, backends: list[dict[str, Any]], cur: str) -> Any:

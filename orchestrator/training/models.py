@@ -9,22 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from clicloop.orchestrator.hookspecs import Register, hookimpl
-
-
-def logreg(C: float = 1.0, max_iter: int = 2000) -> Any:
-    """Multinomial logistic regression on numeric features."""
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(C=C, max_iter=max_iter)
-
-
-def scaled_logreg(C: float = 1.0, max_iter: int = 2000) -> Any:
-    """Standardised numeric features, then logistic regression."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+from clicloop.orchestrator.training.logistic import logreg, scaled_logreg
 
 
 def tfidf_logreg(C: float = 10.0, max_iter: int = 2000, ngram_max: int = 2, min_df: int = 1) -> Any:

@@ -1,0 +1,25 @@
+"""Logistic regression on numeric features, plain or standardised first: the default numeric
+model (``scaled-logreg``) and the members of a committee (:mod:`clicloop.strategies.committee`).
+
+scikit-learn is imported inside the factories, so importing this module stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def logreg(C: float = 1.0, max_iter: int = 2000) -> Any:
+    """Multinomial logistic regression on numeric features."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=max_iter)
+
+
+def scaled_logreg(C: float = 1.0, max_iter: int = 2000) -> Any:
+    """Standardised numeric features, then logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
