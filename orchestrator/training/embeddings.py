@@ -131,21 +131,10 @@ def embed_texts(texts: Sequence[str], model: str | None = None, *, batch_size: i
     final = folder / f"{key}.npy"
     if final.exists() and (folder / f"{key}.hashes.npy").exists():
         return np.load(final, mmap_mode="r")
-    missing = np.ones(len(texts), dtype=bool)
     tmp = folder / f"{key}.{os.getpid()}.tmp.npy"
-    out = None
     try:
-        for old_hashes, old in _earlier(folder):
-            if out is None:
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), old.shape[1]))
-            _copy_known(out, hashes, missing, old_hashes, old)
-            if not missing.any():
-                break
-        if missing.any():
-            if out is None:
-                dim = _encoder(name, device).get_embedding_dimension()
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), dim))
-            _fill(out, texts, hashes, np.flatnonzero(missing), name, device, batch_size, chunk_size, report)
+        out, computed = _assemble(texts, hashes, folder, lambda dim: np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float32, shape=(len(texts), dim)), name, device, batch_size, chunk_size, report)
         if out is None:  # an empty pool
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(0, 0))
         out.flush()
@@ -155,27 +144,40 @@ def embed_texts(texts: Sequence[str], model: str | None = None, *, batch_size: i
     finally:
         tmp.unlink(missing_ok=True)
     _prune(folder)
-    log.info("embeddings of %d texts (%d computed, %d from the cache) in %s", len(texts), int(missing.sum()),
-             len(texts) - int(missing.sum()), final)
+    log.info("embeddings of %d texts (%d computed, %d from the cache) in %s", len(texts), computed,
+             len(texts) - computed, final)
     return np.load(final, mmap_mode="r")
 
 
 def _embed_known(texts: np.ndarray, hashes: np.ndarray, name: str, device: str | None, batch_size: int,
                  chunk_size: int, report: Callable[[int, int], None]) -> np.ndarray:
     """``embed_texts(..., cache="read")``: rows the cache holds copied, the others computed, in memory."""
+    def alloc(dim: int) -> np.ndarray:
+        return np.empty((len(texts), dim), dtype=np.float32)
+
+    out, _ = _assemble(texts, hashes, cache_dir("embeddings", model_key(name)), alloc, name, device, batch_size,
+                       chunk_size, report)
+    return out if out is not None else alloc(_encoder(name, device).get_embedding_dimension())
+
+
+def _assemble(texts: np.ndarray, hashes: np.ndarray, folder: Path, alloc: Callable[[int], np.ndarray], name: str,
+              device: str | None, batch_size: int, chunk_size: int,
+              report: Callable[[int, int], None]) -> tuple[np.ndarray | None, int]:
+    """The matrix of ``texts`` in ``alloc(dim)``: rows the cached files of ``folder`` hold copied
+    (newest first), the others computed. ``(matrix, rows computed)``; no matrix for no texts."""
     missing = np.ones(len(texts), dtype=bool)
     out = None
-    for old_hashes, old in _earlier(cache_dir("embeddings", model_key(name))):
+    for old_hashes, old in _earlier(folder):
         if out is None:
-            out = np.empty((len(texts), old.shape[1]), dtype=np.float32)
+            out = alloc(old.shape[1])
         _copy_known(out, hashes, missing, old_hashes, old)
         if not missing.any():
-            return out
-    if out is None:
-        out = np.empty((len(texts), _encoder(name, device).get_embedding_dimension()), dtype=np.float32)
+            return out, 0
     if missing.any():
+        if out is None:
+            out = alloc(_encoder(name, device).get_embedding_dimension())
         _fill(out, texts, hashes, np.flatnonzero(missing), name, device, batch_size, chunk_size, report)
-    return out
+    return out, int(missing.sum())
 
 
 def _encoder(name: str, device: str | None) -> Any:
