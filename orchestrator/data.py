@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import zlib
-
 import numpy as np
 
 from clicloop.orchestrator.config import Data, Source
 from clicloop.orchestrator.errors import DataError
 from clicloop.orchestrator.seeding import rng_for
+from clicloop.orchestrator.tables import read_table
 
 
 @dataclass
@@ -73,7 +72,7 @@ def load_data(data: Data, seed: int) -> tuple[Pool, EvalSet | None, tuple[str, .
 
 
 def read_pool(source: Source) -> Pool:
-    cols, name = _read(source.path)
+    cols, name = read_table(source.path)
     n = _n_rows(cols, name)
     if n == 0:
         raise DataError(f"{name}: the pool is empty; nothing to label")
@@ -117,7 +116,7 @@ def _flags(cols: dict[str, Any], column: str, name: str) -> np.ndarray:
 
 
 def read_eval(source: Source, kind: str) -> EvalSet:
-    cols, name = _read(source.path)
+    cols, name = read_table(source.path)
     if _n_rows(cols, name) == 0:
         raise DataError(f"{name}: the evaluation set is empty")
     ids = _ids(cols, source, _n_rows(cols, name), name) if source.embeddings else np.empty(0, dtype=object)
@@ -132,85 +131,6 @@ def read_eval(source: Source, kind: str) -> EvalSet:
     if missing.size:
         raise DataError(f"{name}: column {source.label!r} is empty in evaluation rows {_rows(missing)}")
     return EvalSet(X, y.astype(str), name)
-
-
-# -- readers -----------------------------------------------------------------------------------
-
-
-def _read(path: Path) -> tuple[dict[str, Any], str]:
-    name = str(path)
-    if not path.exists():
-        raise DataError(f"{name}: file not found")
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    try:
-        if suffix == ".npy":
-            return {"__X__": np.load(path, mmap_mode="r", allow_pickle=False)}, name
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}, name
-        import pandas as pd
-
-        if suffix in (".csv", ".csv.gz", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-        elif suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
-            frame = _read_jsonl(path)
-        elif suffix == ".parquet":
-            frame = _read_parquet(path)
-        else:
-            raise DataError(f"{name}: unsupported file type {suffix!r}; use .csv, .tsv, .jsonl, .parquet, .npy or .npz")
-    except DataError:
-        raise
-    except (ValueError, OSError) as e:
-        raise DataError(f"{name}: cannot read it: {e}") from e
-    except (EOFError, zlib.error) as e:  # a truncated or corrupt .gz (click would turn EOFError into a silent abort)
-        raise DataError(f"{name}: cannot read it, the compressed file is truncated or corrupt ({e}); copy it again "
-                        "from its source") from e
-    return {c: frame[c].to_numpy() for c in frame.columns}, name
-
-
-def _read_jsonl(path: Path) -> Any:
-    """A JSON Lines file of one object per line (a line that is an array, a number or a string is
-    named, with its line number)."""
-    import pandas as pd
-
-    try:
-        frame = pd.read_json(path, lines=True, dtype=False)
-    except (TypeError, ValueError) as e:
-        _first_non_object(path)
-        raise DataError(f"{path}: cannot read it: {e}") from e
-    if not all(isinstance(c, str) for c in frame.columns):  # every line an array or a scalar: numbered columns
-        _first_non_object(path)
-    return frame
-
-
-def _first_non_object(path: Path) -> None:
-    """Raise a DataError naming the first line of a JSONL file that is not a JSON object."""
-    import gzip
-    import json
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as lines:
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {n} is not valid JSON ({e.msg})") from e
-            if not isinstance(value, dict):
-                kind = {list: "an array", str: "a string"}.get(type(value), "a number" if value is not None else "null")
-                raise DataError(f'{path}: line {n} is {kind}, not an object; each line must be one object, such as '
-                                '{"id": "a1", "text": "..."}')
-
-
-def _read_parquet(path: Path) -> Any:
-    import pandas as pd
-
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError as e:
-        raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'clicloop[parquet]'") from e
-    return pd.read_parquet(path)
 
 
 def _n_rows(cols: dict[str, Any], name: str) -> int:

@@ -105,6 +105,14 @@ def text_hashes(texts: Sequence[str]) -> np.ndarray:
     return np.array([hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts], dtype="S16")
 
 
+def cache_files(hashes: np.ndarray, name: str) -> tuple[Path, Path]:
+    """``(matrix, hashes)``: the cache files of the texts of ``hashes`` (:func:`text_hashes`) and
+    model ``name``, ``embeddings/<model key>/<key>.npy`` and ``<key>.hashes.npy``."""
+    folder = cache_dir("embeddings", model_key(name))
+    key = hashlib.blake2b(hashes.tobytes(), digest_size=16).hexdigest()
+    return folder / f"{key}.npy", folder / f"{key}.hashes.npy"
+
+
 def embed_texts(texts: Sequence[str], model: str | None = None, *, batch_size: int = 64, chunk_size: int = 8192,
                 device: str | None = None, cache: bool | str = True,
                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
@@ -126,10 +134,9 @@ def embed_texts(texts: Sequence[str], model: str | None = None, *, batch_size: i
         out = np.empty((len(texts), _encoder(name, device).get_embedding_dimension()), dtype=np.float32)
         _fill(out, texts, hashes, np.arange(len(texts)), name, device, batch_size, chunk_size, report)
         return out
-    folder = cache_dir("embeddings", model_key(name))
-    key = hashlib.blake2b(hashes.tobytes(), digest_size=16).hexdigest()
-    final = folder / f"{key}.npy"
-    if final.exists() and (folder / f"{key}.hashes.npy").exists():
+    final, hash_file = cache_files(hashes, name)
+    folder, key = final.parent, final.stem
+    if final.exists() and hash_file.exists():
         return np.load(final, mmap_mode="r")
     tmp = folder / f"{key}.{os.getpid()}.tmp.npy"
     try:
@@ -139,7 +146,7 @@ def embed_texts(texts: Sequence[str], model: str | None = None, *, batch_size: i
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(0, 0))
         out.flush()
         del out
-        np.save(folder / f"{key}.hashes.npy", hashes)
+        np.save(hash_file, hashes)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

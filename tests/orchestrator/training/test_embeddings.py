@@ -41,6 +41,19 @@ def test_a_second_call_reads_the_cache_memory_mapped_without_the_model(cache, mo
     np.testing.assert_array_equal(again, first)
 
 
+def test_cache_files_name_the_files_embed_texts_writes_and_reads(cache, monkeypatch):
+    texts, _ = make_texts(4)
+    first = np.array(embed_texts(texts))
+    matrix, hashes = embeddings.cache_files(embeddings.text_hashes(texts), default_model())
+    assert np.array_equal(np.load(matrix), first) and np.array_equal(np.load(hashes), embeddings.text_hashes(texts))
+    other = [t + " again" for t in texts]  # a file written there (benchmarks pre-fill it) is read, not computed
+    matrix, hashes = embeddings.cache_files(embeddings.text_hashes(other), default_model())
+    np.save(matrix, np.eye(4, 384, dtype=np.float32))
+    np.save(hashes, embeddings.text_hashes(other))
+    monkeypatch.setattr(embeddings, "_encoder", lambda *a: pytest.fail("the file was not used"))
+    np.testing.assert_array_equal(embed_texts(other), np.eye(4, 384, dtype=np.float32))
+
+
 def test_an_edited_pool_recomputes_only_the_changed_texts(cache, monkeypatch):
     texts, _ = make_texts(10)
     first = np.array(embed_texts(texts))
