@@ -7,7 +7,6 @@ Every error names the file, the column and the rows at fault. Item ids are strin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
