@@ -68,7 +68,7 @@ def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, 
                                         .where(p.loop == loop, p.backend == backend, p.kind.in_(INCOME_KINDS))).scalar_one())
     if not seconds:
         return None
-    rate = floor.for_backend(backend).amount / 3600
+    rate = float(floor.for_backend(backend).amount) / 3600  # a model of times, in floats: money again at the end
     horizon = max(int(expected_answers or 0), n_all + 1) if expected_answers else n_all + RECENT_ANSWERS
     mean = float(np.mean(np.asarray(seconds, dtype=float)))
     base = rate * (mean + qual / horizon)
@@ -86,8 +86,8 @@ def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None
             continue
         f = floor.for_backend(row["backend"])
         wage = row["wage_total_time"]
-        if wage is not None and wage < f.amount - 1e-9 and _currency(ledger, loop, row) in (f.currency, None):
-            out.append({**row, "floor": exact(f.amount), "currency": f.currency})
+        if wage is not None and wage < f.amount and _currency(ledger, loop, row) in (f.currency, None):
+            out.append({**row, "floor": f.amount, "currency": f.currency})
     return out
 
 
