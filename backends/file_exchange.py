@@ -39,6 +39,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from clicloop.backends.file_exchange_rows import (
 )
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit
 from clicloop.orchestrator.errors import BackendError, ConfigError
+from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.file_exchange")
@@ -125,8 +127,11 @@ class FileExchange:
     def close(self) -> None:
         pass  # nothing held open: every call reads and writes whole files
 
-    def expected_cost_per_task(self) -> float | None:
-        return self.reward * (1 + self.fee_rate) if self.reward else None
+    def expected_cost_per_task(self) -> Decimal | None:
+        """Reward + fee of a task at the default pay (exact, as a row without pay would book it); None
+        when no default reward is set (the vendor's rows name their pay)."""
+        reward = money.exact(self.reward)
+        return reward + money.share(reward, self.fee_rate) if reward else None
 
     # -- dispatch --------------------------------------------------------------------------------
 

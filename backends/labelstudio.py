@@ -27,6 +27,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from clicloop.backends.labelstudio_client import LabelStudioClient, LabelStudioError, LabelStudioUnreachable
@@ -37,6 +38,7 @@ from clicloop.backends.labelstudio_webhook import WebhookReceiver, open_webhook
 from clicloop.backends.labelstudio_withdraw import Withdrawal
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit, timed_pay
 from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.labelstudio")
@@ -171,8 +173,9 @@ class LabelStudioBackend(Withdrawal):
             )
         return int(project["id"])
 
-    def expected_cost_per_task(self) -> float | None:
-        return None if self.hourly_wage else self.reward_per_task
+    def expected_cost_per_task(self) -> Decimal | None:
+        """The reward per task, exact; None when annotators are paid by the hour (it depends on their time)."""
+        return None if self.hourly_wage else money.exact(self.reward_per_task)
 
     def close(self) -> None:
         """Remove the webhook (best effort: a Label Studio that is down is not waited for) and stop."""

@@ -180,9 +180,13 @@ class ProlificBackend(RateSizedStudies):
     def close(self) -> None:
         pass
 
-    def expected_cost_per_task(self) -> float:
-        """Reward + fee per task at the current pricing (callable before ``open``: the loop checks budgets first)."""
-        return reward_cents(self._rate(), self._minutes()) / 100.0 / self.tasks_per_submission * (1 + self.fee_rate)
+    def expected_cost_per_task(self) -> Decimal:
+        """Reward + fee per task at the current pricing, exact as a submission would book it (the
+        study's reward in cents shared over its tasks, half-even to the micro-unit, plus the fee);
+        callable before ``open``: the loop checks budgets first."""
+        cents = reward_cents(self._rate(), self._minutes())
+        reward = (Decimal(cents) / 100 / self.tasks_per_submission).quantize(money.MICRO, ROUND_HALF_EVEN)
+        return reward + money.share(reward, self.fee_rate)
 
     # -- dispatch --------------------------------------------------------------------------------
 

@@ -112,8 +112,8 @@ def run_one(name: str, data: dict[str, Any], config: str, seed: int, answers: in
             rows, _ = build_report(led, "bench")
     return {"data": name, "config": config, "seed": seed, "answers": answers, "batch": batch,
             "seconds": time.perf_counter() - tick,
-            "rows": [{"n_labeled": r.n_labeled, "metric": r.metric, "total_hours": r.total_hours, "cost": str(r.cost)}
-                     for r in rows]}
+            "rows": [{"n_labeled": r.n_labeled, "metric": r.metric, "total_hours": r.total_hours, "cost": str(r.cost),
+                      "n_eval": r.n_eval} for r in rows]}
 
 
 def run_loops(data: list[tuple[str, str, int, int]], configs: list[str], seeds: list[int], cache: Path,

@@ -122,19 +122,36 @@ class Stop(_Strict):
         return all(getattr(self, f) is None for f in type(self).model_fields)
 
 
+def _money(value: Any, what: str) -> Any:
+    """A money amount from a config, exact (``12.02`` is 12.020000, never a float's 12.0199999...)."""
+    from clicloop.orchestrator.ledger.money import parse
+
+    return None if value is None else parse(value, what)
+
+
 class Floor(_Strict):
-    amount: float = Field(..., ge=0)
+    amount: Decimal = Field(..., ge=0, description="hourly wage (exact: a Decimal)")
     currency: str
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _exact_money(cls, value: Any) -> Any:
+        return _money(value, "wage_floor.per_backend.amount")
 
 
 class WageFloor(_Strict):
     """The hourly wage every worker should earn on their *total* time, unpaid time included."""
 
-    amount: float = Field(12.02, ge=0, description="gross hourly wage (default: France's SMIC, 2026)")
+    amount: Decimal = Field(Decimal("12.02"), ge=0, description="gross hourly wage (default: France's SMIC, 2026; exact: a Decimal)")
     currency: str = "EUR"
     per_backend: dict[str, Floor] = Field(default_factory=dict, description="e.g. prolific: {amount: 8.0, currency: USD}")
     price_rewards: bool = Field(False, description="price each round's reward from the mean task time (unpaid time and qualification tests included) so the floor holds")
     strict: bool = Field(False, description="stop dispatching while a worker on the backend is below the floor")
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _exact_money(cls, value: Any) -> Any:
+        return _money(value, "wage_floor.amount")
 
     def for_backend(self, name: str) -> Floor:
         return self.per_backend.get(name) or Floor(amount=self.amount, currency=self.currency)

@@ -140,8 +140,8 @@ class Backend(Protocol):
 
     ``dispatch`` is idempotent by ``Task.key``. ``collect`` returns the answers available now
     for the given tasks (it may repeat earlier answers: the ledger de-duplicates them).
-    ``expected_cost_per_task`` (reward + fee) lets the loop respect a money budget; None if
-    unknown. ``confidential`` backends (in-house people) may receive sensitive items.
+    ``expected_cost_per_task`` (reward + fee, an exact Decimal) lets the loop respect a money
+    budget; None if unknown (a float from a third-party backend is still accepted, read by its repr). ``confidential`` backends (in-house people) may receive sensitive items.
     """
 
     confidential: bool
@@ -153,7 +153,7 @@ class Backend(Protocol):
 
     def collect(self, tasks: Sequence[Task]) -> list[Answer]: ...
 
-    def expected_cost_per_task(self) -> float | None: ...
+    def expected_cost_per_task(self) -> Decimal | None: ...
 
     def close(self) -> None: ...
 

@@ -95,7 +95,8 @@ def adjust(
         raise ClicloopError("give the wage floor: --floor AMOUNT [--currency EUR], or a config with wage_floor")
     wage_floor = cfg.wage_floor if cfg is not None else WageFloor()  # type: ignore[union-attr]
     if floor is not None or currency is not None:
-        wage_floor = wage_floor.model_copy(update={k: v for k, v in (("amount", floor), ("currency", currency)) if v is not None})
+        given = {k: v for k, v in (("amount", floor), ("currency", currency)) if v is not None}
+        wage_floor = WageFloor.model_validate({**wage_floor.model_dump(), **given})  # validated: --floor exact, by its repr
     with Ledger(url) as led:
         known = led.loops()
         names = loop or ([cfg.loop.name] if cfg is not None else known)  # type: ignore[union-attr]

@@ -156,7 +156,7 @@ def _verdict(outcomes: list[Outcome]) -> str:
     )
 
 
-def _wage_line(paid: float | None, total: float, floor: float, currency: str) -> str:
+def _wage_line(paid: Decimal | None, total: Decimal, floor: Decimal, currency: str) -> str:
     verdict = "above" if total >= floor else "BELOW"
     return (
         f"effective wage: {paid or 0:.2f} {currency}/h on paid time, {total:.2f} {currency}/h counting unpaid time "

@@ -111,7 +111,8 @@ def _worker_figure(go: Any, ctx: Context, workers: list[dict[str, Any]], cur: st
             customdata=[[w["worker"], w["backend"], w["answers"]] for w in pts],
             hovertemplate="worker %{customdata[0]} (%{customdata[1]}), %{customdata[2]} answers<br>"
                           f"paid time %{{x:.2f}} {cur}/h<br>total time %{{y:.2f}} {cur}/h<extra>{loop}</extra>"))
-    fig.add_hline(y=ctx.floor.amount, line={"color": FLOOR, "dash": "dash", "width": 2},
+    fig.add_hline(y=float(ctx.floor.amount),  # charts draw floats; the text keeps the Decimal
+                  line={"color": FLOOR, "dash": "dash", "width": 2},
                   annotation_text=f"floor {ctx.floor.amount:.2f} (total time)", annotation_position="bottom right")
     return layout(fig, title="Each worker: wage on total time vs on paid time", xaxis_title=f"paid time ({cur}/h)",
                   yaxis_title=f"total time ({cur}/h)")

@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
+from clicloop.orchestrator.ledger.money import exact, parse
 from clicloop.orchestrator.postdeploy.records import FEEDBACK, day_of
 from clicloop.orchestrator.seeding import stable_int
 
@@ -224,32 +226,42 @@ class StrategyScore:
 class DailyBudget:
     """A cap: per UTC day, at most ``hours`` of review time or ``money`` of review cost. The cost of
     one review is ``seconds_per_review`` / ``cost_per_review``, or, when None, the mean of the
-    reviews recorded so far (60 s and 0.1 until there are any). Audits go first, then priority."""
+    reviews recorded so far (60 s and 0.1 until there are any). Audits go first, then priority.
+    Money is exact: ``money`` and ``cost_per_review`` are read as Decimals (a float by its repr),
+    so a budget of 0.3 pays three reviews of 0.1, not two."""
 
     cap = True
 
-    def __init__(self, hours: float | None = None, money: float | None = None, seconds_per_review: float | None = None,
-                 cost_per_review: float | None = None):
+    def __init__(self, hours: float | None = None, money: Decimal | float | str | None = None,
+                 seconds_per_review: float | None = None, cost_per_review: Decimal | float | str | None = None):
         if (hours is None) == (money is None):
             raise ValueError("give exactly one of 'hours' or 'money'")
-        if (hours is not None and hours < 0) or (money is not None and money < 0):
+        if (hours is not None and hours < 0) or (money is not None and _amount(money, "money") < 0):
             raise ValueError("a budget must not be negative")
+        if cost_per_review is not None:
+            _amount(cost_per_review, "cost_per_review")  # an amount of money, or the ValueError that names it
         self.hours, self.money = hours, money
         self.seconds_per_review, self.cost_per_review = seconds_per_review, cost_per_review
 
     def capacity(self, ctx: TriageContext) -> int:
-        """Reviews per day the budget pays for."""
-        per = self._unit(ctx)
-        return int((self.hours * 3600 if self.hours is not None else self.money) / per) if per > 0 else 10**12  # type: ignore[operator]
+        """Reviews per day the budget pays for (money: exact Decimal division)."""
+        if self.hours is not None:
+            per_s = self._seconds(ctx)
+            return int(self.hours * 3600 / per_s) if per_s > 0 else 10**12
+        per = self._cost(ctx)
+        return int(_amount(self.money, "money") // per) if per > 0 else 10**12
 
-    def _unit(self, ctx: TriageContext) -> float:
-        fixed = self.seconds_per_review if self.hours is not None else self.cost_per_review
-        if fixed is not None:
-            return fixed
+    def _seconds(self, ctx: TriageContext) -> float:
+        if self.seconds_per_review is not None:
+            return self.seconds_per_review
         spent = ctx.store.review_spent() if ctx.store is not None else {"answers": 0}
-        if not spent["answers"]:
-            return 60.0 if self.hours is not None else 0.1
-        return spent["total_hours"] * 3600 / spent["answers"] if self.hours is not None else float(spent["cost"]) / spent["answers"]
+        return spent["total_hours"] * 3600 / spent["answers"] if spent["answers"] else 60.0
+
+    def _cost(self, ctx: TriageContext) -> Decimal:
+        if self.cost_per_review is not None:
+            return _amount(self.cost_per_review, "cost_per_review")
+        spent = ctx.store.review_spent() if ctx.store is not None else {"answers": 0}
+        return exact(spent["cost"]) / spent["answers"] if spent["answers"] else Decimal("0.1")
 
     def limit(self, rows: Sequence[Mapping[str, Any]], out: Outcome, audit: np.ndarray, ctx: TriageContext) -> Outcome:
         cap = self.capacity(ctx)
@@ -266,3 +278,8 @@ class DailyBudget:
                 mask[i] = False
                 out.fired[i].append({"condition": "daily-budget", "value": used[d], "threshold": cap, "exhausted": True})
         return Outcome(mask, out.priority, out.fired)
+
+
+def _amount(value: Any, what: str) -> Decimal:
+    """A daily budget's money parameter, exact (a ValueError naming it otherwise)."""
+    return parse(value, f"daily-budget params.{what}")

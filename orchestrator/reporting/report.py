@@ -166,7 +166,7 @@ def report_dict(rows: list[ReportRow], totals: Totals) -> dict[str, Any]:
             "reach": [asdict(x) for x in reach_table(rows, default_targets(rows))]}
 
 
-def render_report(rows: list[ReportRow], totals: Totals, wage_floor: float | None = None) -> Any:
+def render_report(rows: list[ReportRow], totals: Totals, wage_floor: Decimal | None = None) -> Any:
     """A rich renderable: the per-round table, the "cost to reach" table and the totals lines."""
     from rich.console import Group
     from rich.table import Table

@@ -137,3 +137,11 @@ def test_answers_survive_a_restart_and_confidential_is_a_parameter(tmp_path: Pat
     fresh = _open(tmp_path, confidential=True)
     assert [a.label for a in fresh.collect(tasks)] == ["ham"]  # keys known from the outbox on disk
     assert fresh.confidential is True and FileExchange().confidential is False
+
+
+def test_the_expected_cost_of_a_task_is_exact_money() -> None:
+    """reward + fee as a row without pay would book it, a Decimal (it was the float 0.30000000000000004)."""
+    backend = FileExchange(directory="unused", reward=0.1, fee_rate=2.0)
+    assert backend.expected_cost_per_task() == Decimal("0.3")
+    assert isinstance(backend.expected_cost_per_task(), Decimal)
+    assert FileExchange(directory="unused").expected_cost_per_task() is None  # the vendor's rows name their pay

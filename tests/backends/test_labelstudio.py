@@ -10,6 +10,7 @@ import os
 import secrets
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +278,10 @@ def test_updates_and_deletions_become_corrections(labelstudio: LabelStudioServer
 
 
 UPDATE_GAP = 0.6  # Label Studio's updated_at must move past created_at for an edit to show
+
+
+def test_the_expected_cost_of_a_task_is_exact_money() -> None:
+    """The reward per task as a Decimal (it was the config's float); unknown when paid by the hour."""
+    cost = LabelStudioBackend(url="http://unused", reward_per_task=0.1).expected_cost_per_task()
+    assert isinstance(cost, Decimal) and cost == Decimal("0.1")
+    assert LabelStudioBackend(url="http://unused", hourly_wage=12.5).expected_cost_per_task() is None

@@ -64,7 +64,7 @@ def test_a_batch_becomes_one_published_study_with_its_purpose_and_a_fair_reward(
     assert study["completion_codes"][0]["actions"] == [{"action": "MANUALLY_REVIEW"}]
     assert "{{%SESSION_ID%}}" in study["external_study_url"] and study["prolific_id_option"] == "url_parameters"
     assert ("POST", f"/api/v1/studies/{study['id']}/transition/") in state.calls
-    assert backend.expected_cost_per_task() == pytest.approx(0.15 * 1.333)
+    assert backend.expected_cost_per_task() == Decimal("0.19995")  # 0.15 + 33.3% fee, exact (a float before)
 
 
 def test_the_token_is_sent_and_checked(server) -> None:
@@ -90,11 +90,11 @@ def test_the_reward_follows_the_median_task_time_and_never_goes_under_prolifics_
 def test_observed_task_times_replace_the_prior_for_the_next_study(server) -> None:
     _, url = server
     backend = _backend(url, median_task_seconds=300)
-    assert backend.expected_cost_per_task() == pytest.approx(0.75 * 1.333)
+    assert backend.expected_cost_per_task() == Decimal("0.99975")
     tasks = _tasks(6)
     backend.dispatch(tasks)
     _answers(backend, tasks)
-    assert backend.expected_cost_per_task() == pytest.approx(0.15 * 1.333)  # ~12 s per task -> 1 minute
+    assert backend.expected_cost_per_task() == Decimal("0.19995")  # ~12 s per task -> 1 minute
 
 
 def test_dispatch_is_idempotent_across_processes_and_a_crash_between_create_and_publish(server) -> None:

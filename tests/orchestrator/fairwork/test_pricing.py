@@ -68,8 +68,8 @@ def test_priced_rewards_converge_without_spikes_and_pay_the_floor_over_many_seed
             # reward before anything was measured); one price for all cannot cover each worker's one-off test
             # (workers with fewer answers fall short), so the median worker gets 90% and back-pay tops them up:
             # it stays under a tenth of the pay (before this rule: round 1 priced at ~5x the final price)
-            assert float(income) / hours >= 0.95 * FLOOR.amount, (seed, float(income) / hours)
-            assert median(float(w["wage_total_time"]) for w in workers) >= 0.9 * FLOOR.amount, seed
+            assert float(income) / hours >= 0.95 * float(FLOOR.amount), (seed, float(income) / hours)
+            assert median(float(w["wage_total_time"]) for w in workers) >= 0.9 * float(FLOOR.amount), seed
             owed = sum(a.amount for a in proposed_adjustments(ledger, loop, FLOOR))
             assert owed <= income / 10, (seed, owed, income)
 

@@ -153,3 +153,13 @@ def test_a_money_budget_caps_by_the_cost_per_review_or_the_mean_recorded_so_far(
     assert DailyBudget(money=2.0).capacity(TriageContext(store=Spent(10, 0.5, 1.0))) == 40  # 0.05 per review so far
     assert DailyBudget(hours=1.0).capacity(TriageContext(store=Spent(10, 0.5, 0.1))) == 100  # 36 s per review so far
     assert DailyBudget(hours=1.0).capacity(TriageContext(store=Spent(0, 0.0, 0.0))) == 60  # 60 s until reviews exist
+
+
+def test_a_money_budget_is_exact_money() -> None:
+    """0.3 a day at 0.1 a review pays three reviews (in floats 0.3 / 0.1 is 2.9999999999999996: two)."""
+    from clicloop.orchestrator.postdeploy.conditions import DailyBudget
+
+    assert DailyBudget(money=0.3, cost_per_review=0.1).capacity(TriageContext()) == 3
+    assert DailyBudget(money="0.7", cost_per_review="0.1").capacity(TriageContext()) == 7
+    with pytest.raises(ValueError, match="cost_per_review"):
+        DailyBudget(money=1, cost_per_review="ten cents")
