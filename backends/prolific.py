@@ -40,10 +40,10 @@ observed so far (the ``median_task_seconds`` prior until five answers are in) x
 is refused; it defaults to the recommended GBP 9.00 / USD 12.00. When a study's median
 completion time turns out longer than estimated, :meth:`adjustment_payments` tops everyone up.
 
-Review and pay (for the loop and the ledger; each returns what it did):
-:meth:`review` (accept, or reject with a reason: no reason raises :class:`RejectionReasonRequired`),
-:meth:`approve_all`, :meth:`pay_bonus` (set up + pay + a message with the reason),
-:meth:`adjustment_payments`. Paying is not idempotent at Prolific: pass ``key`` (e.g. the
+Review and pay (for the loop and the ledger; each returns what it did; in
+:mod:`clicloop.backends.prolific_pay`, amounts exact, in whole cents): :meth:`review` (accept,
+or reject with a reason: no reason raises :class:`RejectionReasonRequired`), :meth:`approve_all`,
+:meth:`pay_bonus` (set up + pay + a message with the reason), :meth:`adjustment_payments`. Paying is not idempotent at Prolific: pass ``key`` (e.g. the
 ledger's pay-event id) and record it before calling; a key already paid in this process is
 refused.
 """
@@ -55,30 +55,24 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from clicloop.backends.prolific_client import (
-    PROLIFIC_MINIMUM_PER_HOUR, PROLIFIC_RECOMMENDED_PER_HOUR, JsonClient, Payment, ProlificError, UnpaidEffort,
+    ANSWERED, PROLIFIC_MINIMUM_PER_HOUR, PROLIFIC_RECOMMENDED_PER_HOUR, JsonClient, ProlificError, UnpaidEffort,
     batch_id as _batch_id, epoch as _epoch, html as _html, jsonable as _jsonable, minutes_for, reward_cents,
     safe as _safe, seconds as _seconds,
+)
+from clicloop.backends.prolific_pay import (  # noqa: F401 (names of this module's public API)
+    APPEAL_NOTE, REJECTION_CATEGORIES, ProlificPayments, RejectionReasonRequired,
 )
 from clicloop.backends.prolific_sizing import RateSizedStudies, Sizing, StudySizer  # continuous mode
 from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
-ANSWERED = ("AWAITING REVIEW", "APPROVED", "PARTIALLY APPROVED")
 UNPAID = ("RETURNED", "TIMED-OUT")
-REJECTION_CATEGORIES = ("TOO_QUICKLY", "TOO_SLOWLY", "FAILED_INSTRUCTIONS", "INCOMP_LONGITUDINAL", "FAILED_CHECK",
-                        "LOW_EFFORT", "MALINGERING", "NO_CODE", "BAD_CODE", "NO_DATA", "UNSUPP_DEVICE", "OTHER")
-APPEAL_NOTE = (" If you think this is wrong, reply to this message through Prolific: we read every appeal and "
-               "reverse the decision when we made a mistake.")
-
-
-class RejectionReasonRequired(ProlificError):
-    """A rejection without a reason: every rejection must tell the participant why."""
 
 
 @dataclass
@@ -91,7 +85,7 @@ class _Study:
     places: int = 0
 
 
-class ProlificBackend(RateSizedStudies):
+class ProlificBackend(ProlificPayments, RateSizedStudies):
     """Label through Prolific studies; see the module docstring for the design.
 
     Parameters
@@ -321,87 +315,6 @@ class ProlificBackend(RateSizedStudies):
     def returned_effort(self) -> list[UnpaidEffort]:
         """Unpaid time on returned or timed-out submissions seen so far (for the ledger's overhead)."""
         return sorted(self.unpaid_.values(), key=lambda u: u.submission_id)
-
-    # -- review and pay --------------------------------------------------------------------------
-
-    def review(self, assignment: str, accept: bool, reason: str | None = None, category: str = "OTHER") -> dict[str, Any]:
-        """Approve or reject one submission (``assignment``: a task key or a submission id).
-
-        Rejecting needs a ``reason`` (sent to the participant with how to appeal; Prolific needs
-        at least 100 characters) and a Prolific ``category``. Repeating a review is harmless.
-        """
-        submission = self.submission_of_.get(assignment, (assignment, "", ""))[0]
-        if accept:
-            return self.api_.request("POST", f"/api/v1/submissions/{submission}/transition/", body={"action": "APPROVE"})
-        if reason is None or not reason.strip():
-            raise RejectionReasonRequired(f"prolific: rejecting {assignment!r} needs a reason the participant can read")
-        if category not in REJECTION_CATEGORIES:
-            raise ProlificError(f"prolific: rejection category must be one of {', '.join(REJECTION_CATEGORIES)}")
-        message = reason.strip() + APPEAL_NOTE
-        return self.api_.request("POST", f"/api/v1/submissions/{submission}/transition/",
-                                 body={"action": "REJECT", "message": message, "rejection_category": category})
-
-    def approve_all(self, assignments: Iterable[str]) -> list[str]:
-        """Approve many submissions (task keys or submission ids) with the bulk endpoint."""
-        ids = sorted({self.submission_of_.get(a, (a, "", ""))[0] for a in assignments})
-        for start in range(0, len(ids), 1000):
-            self.api_.request("POST", "/api/v1/submissions/bulk-approve/", body={"submission_ids": ids[start:start + 1000]})
-        return ids
-
-    def pay_bonus(self, worker: str, amount: float, reason: str, *, study_id: str | None = None,
-                  key: str | None = None, kind: str = "bonus") -> Payment:
-        """Pay ``amount`` (study currency) to participant ``worker`` and message them the reason.
-
-        ``study_id`` defaults to the last study the participant submitted to; ``key`` guards
-        against paying twice (Prolific's pay call is not idempotent).
-        """
-        if not reason or not reason.strip():
-            raise ProlificError("prolific: a bonus needs a reason the participant can read")
-        if not amount > 0:
-            raise ProlificError(f"prolific: a bonus must be positive, not {amount!r}")
-        if key is not None and key in self.paid_keys_:
-            raise ProlificError(f"prolific: payment {key!r} was already made; not paying twice")
-        study_id = study_id or next((s for _, p, s in reversed(list(self.submission_of_.values())) if p == worker), None)
-        if study_id is None:
-            raise ProlificError(f"prolific: participant {worker!r} has no submission we know of; pass study_id")
-        setup = self.api_.request("POST", "/api/v1/submissions/bonus-payments/",
-                                  body={"study_id": study_id, "csv_bonuses": f"{worker},{amount:.2f}\n"})
-        if key is not None:
-            self.paid_keys_.add(key)
-        self.api_.request("POST", f"/api/v1/bulk-bonus-payments/{setup['id']}/pay/", safe_to_repeat=False)
-        self.api_.request("POST", "/api/v1/messages/", body={"recipient_id": worker, "study_id": study_id,
-                                                             "body": reason.strip()})
-        return Payment(worker, study_id, round(amount, 2), self.currency, reason.strip(), str(setup["id"]), kind)
-
-    def adjustment_payments(self, *, dry_run: bool = False) -> list[Payment]:
-        """Top up every answered submission of a study whose median time beat its estimate.
-
-        Prolific checks pay against the median completion time; when the median shows the
-        reward was under ``reward_per_hour``, each participant is paid the difference once.
-        """
-        payments = []
-        for study in sorted(self.studies_.values(), key=lambda s: s.id):
-            subs = [s for s in self.api_.paged("/api/v1/submissions/", {"study": study.id}) if s.get("status") in ANSWERED]
-            times = [e - b for s in subs if (b := _epoch(s.get("started_at"))) is not None
-                     and (e := _epoch(s.get("completed_at"))) is not None]
-            if not times:
-                continue
-            median_s = statistics.median(times)
-            owed = reward_cents(self.rate_, median_s / 60.0) - study.reward_cents
-            if owed <= 0:
-                continue
-            reason = (f"Adjustment payment: this study took a median of {median_s / 60:.1f} minutes, longer than we "
-                      f"estimated, so we top your reward up to {self.rate_:.2f} {self.currency} per hour.")
-            for sub in sorted(subs, key=lambda s: str(s.get("id"))):
-                pid = str(sub.get("participant_id") or sub.get("participant"))
-                key = f"adjustment:{study.id}:{pid}"
-                if key in self.paid_keys_:
-                    continue
-                if dry_run:
-                    payments.append(Payment(pid, study.id, owed / 100.0, self.currency, reason, "", "adjustment"))
-                else:
-                    payments.append(self.pay_bonus(pid, owed / 100.0, reason, study_id=study.id, key=key, kind="adjustment"))
-        return payments
 
     # -- pricing ---------------------------------------------------------------------------------
 

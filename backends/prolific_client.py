@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from clicloop.orchestrator.errors import BackendError
@@ -32,6 +33,8 @@ log = logging.getLogger("clicloop.prolific")
 #: (../shared/notes/crowd-and-fair-work.md; checked against the median completion time).
 PROLIFIC_MINIMUM_PER_HOUR = {"GBP": 6.00, "USD": 8.00}
 PROLIFIC_RECOMMENDED_PER_HOUR = {"GBP": 9.00, "USD": 12.00}
+#: Submission statuses that carry an answer (https://docs.prolific.com/api-reference/submissions/submission-object).
+ANSWERED = ("AWAITING REVIEW", "APPROVED", "PARTIALLY APPROVED")
 
 
 class ProlificError(BackendError):
@@ -140,11 +143,11 @@ def _short(answer: Any) -> str:
 
 @dataclass(frozen=True)
 class Payment:
-    """A bonus or adjustment paid through Prolific (amount in the study currency)."""
+    """A bonus or adjustment paid through Prolific (``amount``: exact, whole cents, in ``currency``)."""
 
     participant: str
     study_id: str
-    amount: float
+    amount: Decimal
     currency: str
     reason: str
     bonus_id: str

@@ -184,6 +184,23 @@ def test_a_bonus_is_set_up_paid_once_and_explained(server) -> None:
     assert state.messages[0]["recipient_id"] == worker and "matched" in state.messages[0]["body"]
 
 
+def test_bonuses_are_exact_whole_cents_rounded_up(server) -> None:
+    state, url = server
+    backend = _backend(url)
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    worker = _answers(backend, tasks)[0].worker
+    tenth = backend.pay_bonus(worker, 0.1, "Thank you.")  # a float is read by its repr: 0.10, not 0.1000000000000000055
+    assert isinstance(tenth.amount, Decimal) and tenth.amount == Decimal("0.10")
+    finer = backend.pay_bonus(worker, "0.101", "Thank you.")  # Prolific pays cents: never less than asked
+    assert finer.amount == Decimal("0.11")
+    assert [p["amount"] for p in state.payments] == [0.1, 0.11]
+    with pytest.raises(ProlificError, match="bonus"):
+        backend.pay_bonus(worker, "ten", "Thank you.")
+    with pytest.raises(ProlificError, match="positive"):
+        backend.pay_bonus(worker, Decimal("0"), "Thank you.")
+
+
 @pytest.mark.parametrize("server", [prolific_server.Pool(seconds_median=200.0, return_rate=0.0)], indirect=True)
 def test_a_study_slower_than_estimated_gets_adjustment_payments_once(server) -> None:
     state, url = server
@@ -192,8 +209,10 @@ def test_a_study_slower_than_estimated_gets_adjustment_payments_once(server) -> 
     backend.dispatch(tasks)
     answers = _answers(backend, tasks)
     planned = backend.adjustment_payments(dry_run=True)
-    assert state.payments == [] and len(planned) == 6 and all(p.amount > 0.3 for p in planned)
+    assert state.payments == [] and len(planned) == 6 and all(p.amount > Decimal("0.3") for p in planned)
+    assert all(isinstance(p.amount, Decimal) and p.amount == p.amount.quantize(Decimal("0.01")) for p in planned)
     paid = backend.adjustment_payments()
+    assert [p.amount for p in paid] == [p.amount for p in planned]
     assert sorted(p.participant for p in paid) == sorted(a.worker for a in answers)
     assert backend.adjustment_payments() == []  # once per participant and study
     assert len(state.payments) == 6 and all("Adjustment" in m["body"] for m in state.messages)
