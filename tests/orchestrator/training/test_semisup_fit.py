@@ -50,3 +50,12 @@ def test_the_fit_cost_settings_are_off_by_default_and_change_the_fingerprint_whe
     for section in ({"fit_max_iter": 5}, {"refit_change": 0.02}):
         changed = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": section}))
         assert fingerprint(changed)[0] != fingerprint(base)[0]
+
+
+def test_the_loop_hands_the_fit_cost_settings_to_its_pseudo_labeler(tmp_path):
+    from clicloop import Loop
+
+    section = {"fit_tol": 0.0003, "fit_max_iter": 7, "refit_change": 0.03}
+    loop = Loop(config_from_dict(digits_config(f"sqlite:///{tmp_path / 'l.db'}", loop={"pseudo_labels": section})))
+    loop._build()  # the parts only: no ledger, no backend
+    assert (loop.pseudo_.fit_tol, loop.pseudo_.fit_max_iter, loop.pseudo_.refit_change) == (0.0003, 7, 0.03)
