@@ -256,7 +256,7 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
     X2, y2, kwargs = with_pseudo_labels(labeler, X, idx, y, fit_kwargs, model)
     if len(y2) == len(y):  # no pseudo-label agreed: the human-label fit is the trained model
         return model, model
-    trained = reusable_fit(labeler, X2.shape[0] - len(y))
+    trained = reusable_fit(labeler, X2.shape[0] - len(y), y2)
     if trained is None:
         trained = warm_copy(labeler, model, y2)
         if labeler.fit_tol is not None:
@@ -274,13 +274,17 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
     return trained, model
 
 
-def reusable_fit(labeler: PseudoLabeler, n_pseudo: int) -> Any:
-    """The pseudo-labeled fit in use, when ``labeler.refit_change`` is set and this round's
-    agreeing pseudo-labels (``labeler.agreeing_``) differ from the ones it was fitted on in at most
-    that share of them (rows added, dropped or relabeled); None: fit anew. Kept in memory only."""
+def reusable_fit(labeler: PseudoLabeler, n_pseudo: int, y: np.ndarray) -> Any:
+    """The pseudo-labeled fit in use, when ``labeler.refit_change`` is set, it knows every class of
+    this round's training labels ``y``, and this round's agreeing pseudo-labels
+    (``labeler.agreeing_``) differ from the ones it was fitted on in at most that share of them
+    (rows added, dropped or relabeled); None: fit anew. Kept in memory only."""
     fitted = getattr(labeler, "fitted_", None)
     if labeler.refit_change is None or fitted is None or not n_pseudo:
         return None
+    seen = getattr(fitted[0], "classes_", None)
+    if seen is None or not np.array_equal(np.asarray(seen).astype(str), np.unique(y.astype(str))):
+        return None  # a class came or went: the fit in use cannot predict it
     (old_rows, old_labels), (rows, labels) = fitted[1], labeler.agreeing_
     before = dict(zip(old_rows.tolist(), old_labels.astype(str).tolist()))
     now = dict(zip(rows.tolist(), labels.astype(str).tolist()))

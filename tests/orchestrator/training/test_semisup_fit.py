@@ -59,3 +59,14 @@ def test_the_loop_hands_the_fit_cost_settings_to_its_pseudo_labeler(tmp_path):
     loop = Loop(config_from_dict(digits_config(f"sqlite:///{tmp_path / 'l.db'}", loop={"pseudo_labels": section})))
     loop._build()  # the parts only: no ledger, no backend
     assert (loop.pseudo_.fit_tol, loop.pseudo_.fit_max_iter, loop.pseudo_.refit_change) == (0.0003, 7, 0.03)
+
+
+def test_refit_change_refits_when_a_class_appears():
+    rng = np.random.default_rng(1)
+    X = np.concatenate([rng.normal(c * 5, 0.3, (40, 2)) for c in range(3)])
+    truth = np.repeat(np.array(["a", "b", "c"]), 40)
+    labeler = PseudoLabeler(share=1.0, agree=True, cache=False, refit_change=0.99)
+    first, _ = fit_with_pseudo_labels(scaled(), labeler, X, np.array([0, 40]), truth[[0, 40]], {})
+    idx = np.array([0, 40, 80])  # class c's first label
+    again, _ = fit_with_pseudo_labels(scaled(), labeler, X, idx, truth[idx], {})
+    assert again is not first and list(again.classes_) == ["a", "b", "c"]
