@@ -234,12 +234,6 @@ class PseudoLabels(_Strict):
     fit_tol: float | None = Field(None, gt=0, description="the pseudo-labeled fit's solver tolerance (the model's "
                                   "``tol``, or its pipeline step's; it starts from the last round's fit); None: the "
                                   "model's own")
-    fit_max_iter: int | None = Field(None, ge=1, description="most solver iterations of the pseudo-labeled fit when it "
-                                     "starts from the last round's (the model's ``max_iter``); None: the model's own")
-    refit_change: float | None = Field(None, ge=0, lt=1, description="reuse the last pseudo-labeled fit while the "
-                                       "agreeing pseudo-labels differ from the ones it was fitted on in at most this "
-                                       "share (rows added, dropped or relabeled; kept in memory, not across a resume); "
-                                       "None: refit every round")
     graph: Literal["auto", "exact", "approximate"] = Field(
         "auto", description="the neighbour graph: exact (brute force, n^2 distances), approximate (faiss IVF), auto: "
         "exact up to 20,000 items, approximate above")

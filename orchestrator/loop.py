@@ -162,8 +162,6 @@ class Loop:
                                                                  agree=spread.agree, check_folds=spread.check_folds,
                                                                  graph=spread.graph, max_rows=spread.max_rows,
                                                                  fit_tol=spread.fit_tol,
-                                                                 fit_max_iter=spread.fit_max_iter,
-                                                                 refit_change=spread.refit_change,
                                                                  state=state_name(cfg.ledger, cfg.loop.name))
         check_money_budget(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)

@@ -108,9 +108,6 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
             del pseudo["max_rows"]  # likewise (pools up to 20,000 items run as before)
         if pseudo.get("fit_tol") is None:
             pseudo.pop("fit_tol", None)  # likewise
-        for key in ("fit_max_iter", "refit_change"):
-            if pseudo.get(key) is None:
-                pseudo.pop(key, None)  # likewise
         if pseudo.get("max_pool") is None:
             pseudo["max_pool"] = 100_000  # the default until 2026-12-04 (no limit since): older loops keep their hash
     for name, default in (("mode", "rounds"), ("lookahead", None), ("refit_every", 10), ("lookahead_ramp", False)):  # later fields: older loops keep their hash

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import warnings
 from typing import Any
 
 import numpy as np
@@ -136,8 +135,7 @@ class PseudoLabeler:
     def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
                  agree: bool = False, check_folds: int = 0, graph: str = "auto", cache: bool = True,
                  max_rows: int | None = None, engine: Any = None, state: str | None = None,
-                 fit_tol: float | None = None, fit_max_iter: int | None = None,
-                 refit_change: float | None = None):
+                 fit_tol: float | None = None):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
@@ -148,8 +146,6 @@ class PseudoLabeler:
         self.cache = cache
         self.max_rows = max_rows
         self.fit_tol = fit_tol
-        self.fit_max_iter = fit_max_iter
-        self.refit_change = refit_change
         self.engine = engine
         self.state = state
 
@@ -256,41 +252,12 @@ def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, id
     X2, y2, kwargs = with_pseudo_labels(labeler, X, idx, y, fit_kwargs, model)
     if len(y2) == len(y):  # no pseudo-label agreed: the human-label fit is the trained model
         return model, model
-    trained = reusable_fit(labeler, X2.shape[0] - len(y), y2)
-    if trained is None:
-        trained = warm_copy(labeler, model, y2)
-        if labeler.fit_tol is not None:
-            trained.set_params(**{key: labeler.fit_tol for key in param_keys(trained, "tol")})
-        if labeler.fit_max_iter is not None and getattr(labeler, "warm_", False):
-            trained.set_params(**{key: labeler.fit_max_iter for key in param_keys(trained, "max_iter")})
-        with warnings.catch_warnings():
-            if labeler.fit_max_iter is not None:  # a capped warm fit stops early by design
-                from sklearn.exceptions import ConvergenceWarning
-
-                warnings.simplefilter("ignore", category=ConvergenceWarning)
-            trained.fit(X2, y2, **kwargs)
-        labeler.fitted_ = (trained, labeler.agreeing_)
+    trained = warm_copy(labeler, model, y2)
+    if labeler.fit_tol is not None:
+        trained.set_params(**{key: labeler.fit_tol for key in param_keys(trained, "tol")})
+    trained.fit(X2, y2, **kwargs)
     labeler.remember_trained(trained)
     return trained, model
-
-
-def reusable_fit(labeler: PseudoLabeler, n_pseudo: int, y: np.ndarray) -> Any:
-    """The pseudo-labeled fit in use, when ``labeler.refit_change`` is set, it knows every class of
-    this round's training labels ``y``, and this round's agreeing pseudo-labels
-    (``labeler.agreeing_``) differ from the ones it was fitted on in at most that share of them
-    (rows added, dropped or relabeled); None: fit anew. Kept in memory only."""
-    fitted = getattr(labeler, "fitted_", None)
-    if labeler.refit_change is None or fitted is None or not n_pseudo:
-        return None
-    seen = getattr(fitted[0], "classes_", None)
-    if seen is None or not np.array_equal(np.asarray(seen).astype(str), np.unique(y.astype(str))):
-        return None  # a class came or went: the fit in use cannot predict it
-    (old_rows, old_labels), (rows, labels) = fitted[1], labeler.agreeing_
-    before = dict(zip(old_rows.tolist(), old_labels.astype(str).tolist()))
-    now = dict(zip(rows.tolist(), labels.astype(str).tolist()))
-    changed = sum(before.get(r) != c for r, c in now.items()) + sum(r not in now for r in before)
-    log.debug("pseudo-labels changed since the fit in use: %d of %d", changed, len(now))
-    return fitted[0] if changed <= labeler.refit_change * len(now) else None
 
 
 def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:
@@ -300,7 +267,6 @@ def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:
     classes; otherwise a fresh copy of ``model``."""
     base = getattr(labeler, "base_", None)
     previous = None if base is None else base.get("trained")
-    labeler.warm_ = False
     if previous is None or type(previous) is not type(model):
         return copy.deepcopy(model)
     keys = warm_keys(previous)
@@ -309,7 +275,6 @@ def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:
         return copy.deepcopy(model)
     trained = copy.deepcopy(previous)
     trained.set_params(**{key: True for key in keys})
-    labeler.warm_ = True
     return trained
 
 
@@ -372,8 +337,6 @@ def with_pseudo_labels(labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.nd
         predicted = np.asarray(model.classes_)[np.asarray(model.predict_proba(X[rows])).argmax(axis=1)]
         same = predicted.astype(str) == labels.astype(str)
         rows, labels = rows[same], labels[same]
-    if remember:
-        labeler.agreeing_ = (rows, labels)
     if not rows.size:
         return X[idx], y, fit_kwargs
     both = np.concatenate([idx, rows])

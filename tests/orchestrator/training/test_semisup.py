@@ -318,3 +318,12 @@ def test_fit_tol_loosens_only_the_pseudo_labeled_fit_and_changes_the_fingerprint
     base = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {}}))
     loose = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"fit_tol": 0.01}}))
     assert fingerprint(loose)[0] != fingerprint(base)[0]
+
+
+def test_the_loop_hands_fit_tol_to_its_pseudo_labeler(tmp_path):
+    from clicloop import Loop
+
+    config = digits_config(f"sqlite:///{tmp_path / 'l.db'}", loop={"pseudo_labels": {"fit_tol": 0.0003}})
+    loop = Loop(config_from_dict(config))
+    loop._build()  # the parts only: no ledger, no backend
+    assert loop.pseudo_.fit_tol == 0.0003
