@@ -25,7 +25,7 @@ from clicloop.orchestrator.config import PseudoLabels
 from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.training.graph import EXACT_MAX, graph_key, graph_params, neighbour_graph
 from clicloop.orchestrator.training.spreading import (columns_for, label_matrix, normalise, normalised_graph, respread,
-                                                       spread, top_share)
+                                                       spread, surest, top_share)
 from clicloop.orchestrator.training.warmstate import Generations, labels_key
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,7 @@ class PseudoLabeler:
         keep = int(round(self.share * unlabeled.size))
         if self.max_rows is not None:
             keep = min(keep, self.max_rows)
-        order = np.argsort(-confidence, kind="stable")[:keep]
-        order.sort()
+        order = surest(confidence, keep)
         return unlabeled[order], classes[normalise(self.spread_[unlabeled[order]]).argmax(axis=1)]
 
     def _spread(self, S: Any, labeled: np.ndarray, classes: np.ndarray, codes: np.ndarray,

@@ -81,11 +81,37 @@ def normalise(F: np.ndarray) -> np.ndarray:
 
 def top_share(F: np.ndarray, chunk: int = 65_536) -> np.ndarray:
     """Each row's largest share of its mass, ``normalise(F).max(axis=1)`` exactly (0 for a row
-    with no mass), computed ``chunk`` rows at a time: no ``n x classes`` copy of ``F``."""
+    with no mass), computed ``chunk`` rows at a time without dividing the whole row: division by
+    the row's total is monotone (increasing for a positive total, decreasing for a negative one),
+    so the largest quotient is the largest (or smallest) entry divided by the total, rounded the
+    same way. No ``n x classes`` temporary."""
     out = np.empty(F.shape[0], dtype=F.dtype)
     for start in range(0, F.shape[0], chunk):
-        out[start:start + chunk] = normalise(F[start:start + chunk]).max(axis=1)
+        part = F[start:start + chunk]
+        total = part.sum(axis=1)
+        top = part.max(axis=1)
+        negative = total < 0
+        if negative.any():  # dividing by a negative total: the smallest entry gives the largest share
+            top[negative] = part[negative].min(axis=1)
+        total[total == 0] = 1.0
+        np.divide(top, total, out=out[start:start + chunk])
     return out
+
+
+def surest(confidence: np.ndarray, keep: int) -> np.ndarray:
+    """The positions of the ``keep`` largest ``confidence`` values, ties to the earlier position,
+    in increasing position order: ``np.sort(np.argsort(-confidence, kind="stable")[:keep])``
+    without sorting every value (one partition, then the ties at the threshold)."""
+    keep = max(0, min(keep, confidence.size))
+    if keep == 0:
+        return np.empty(0, dtype=np.int64)
+    if keep == confidence.size:
+        return np.arange(confidence.size, dtype=np.int64)
+    threshold = np.partition(confidence, confidence.size - keep)[confidence.size - keep]
+    above = confidence > threshold
+    ties = np.flatnonzero(confidence == threshold)[:keep - int(above.sum())]
+    above[ties] = True
+    return np.flatnonzero(above)
 
 
 def respread(S: Any, F: np.ndarray, change: Any, alpha: float, max_iter: int = 100, tol: float = 1e-3,

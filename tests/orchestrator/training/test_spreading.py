@@ -102,3 +102,22 @@ def test_the_previous_solution_is_copied_when_the_classes_are_the_same():
     same = columns_for(F, np.array(["a", "b"]), np.array(["a", "b"]))
     np.testing.assert_array_equal(same, F)
     assert not np.shares_memory(same, F)
+
+
+def test_top_share_matches_normalise_on_rows_with_negative_or_cancelling_mass():
+    from clicloop.orchestrator.training.spreading import top_share
+
+    F = np.random.default_rng(6).normal(0, 1, (500, 5)).astype(np.float32)  # respread can leave small negatives
+    F[7] = [1.0, -1.0, 0.5, -0.5, 0.0]  # a total of 0: normalise leaves the row as it is
+    F[8] = [-1.0, -2.0, -0.5, -3.0, -0.25]  # a negative total: the smallest entry has the largest share
+    np.testing.assert_array_equal(top_share(F, chunk=64), normalise(F).max(axis=1))
+
+
+def test_the_surest_rows_are_the_stable_argsorts_first_in_position_order_ties_included():
+    from clicloop.orchestrator.training.spreading import surest
+
+    rng = np.random.default_rng(7)
+    confidence = rng.integers(0, 6, 300).astype(np.float32) / 5  # many ties at every threshold
+    for keep in (0, 1, 37, 150, 299, 300, 400):
+        expected = np.sort(np.argsort(-confidence, kind="stable")[:keep])
+        np.testing.assert_array_equal(surest(confidence, keep), expected)

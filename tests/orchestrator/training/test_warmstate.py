@@ -43,3 +43,22 @@ def test_labels_seen_last_start_from_the_generation_before_and_new_labels_from_t
     gens.record(two, F, np.array(["a"]), np.array([0, 1]), np.array([0, 0]))
     assert gens.base(two)["key"] == one
     assert len(gens.gens_) == 2
+
+
+def test_a_generation_is_kept_as_its_F_in_a_plain_npy_and_an_older_npz_holding_F_still_loads(tmp_path):
+    import json
+
+    F = np.arange(6, dtype=np.float32).reshape(3, 2)
+    gens = Generations(tmp_path / "new")
+    gens.record("k1", F, np.array(["a", "b"]), np.array([0]), np.array([1]))
+    assert (tmp_path / "new" / "k1.F.npy").exists()
+    with np.load(tmp_path / "new" / "k1.npz") as z:
+        assert "F" not in z.files
+    np.testing.assert_array_equal(Generations(tmp_path / "new").base("k2")["F"], F)
+    old = tmp_path / "old"  # as an earlier version wrote it: F inside the npz
+    old.mkdir()
+    np.savez(old / "k1.npz", F=F, classes=np.array(["a", "b"]), rows=np.array([0]), codes=np.array([1]))
+    (old / "chain.json").write_text(json.dumps(["k1"]))
+    loaded = Generations(old).base("k2")
+    np.testing.assert_array_equal(loaded["F"], F)
+    assert loaded["classes"].tolist() == ["a", "b"]
