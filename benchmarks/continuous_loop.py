@@ -20,7 +20,10 @@ rounds rows the issue names: simulated hours to 95% of the full-data accuracy (c
 rounds at batch 50) and labels to 95% / 98% (continuous vs rounds at batch 10). Full-data accuracy:
 the default model fitted on the whole pool (``benchmarks/loop_labels.full_accuracy``). ``--data``
 takes what ``benchmarks/loop_labels.py`` takes (``digits`` or a folder of ``<name>.jsonl`` +
-``<name>.minilm.npy``); ``--classes K`` keeps the first K labels.
+``<name>.minilm.npy``); ``--classes K`` keeps the first K labels. ``--session-mean S`` makes
+workers come and go (exponential sessions of mean S and absences of mean ``--absence-mean``,
+``--present-share`` of them there at the start); ``--first-seed`` and ``--merge`` split a long
+run in parts.
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ ROWS: dict[str, dict[str, Any]] = {
     "cont-f4-ramp-r5": {"loop": {"mode": "continuous", "batch_size": 10, "lookahead_ramp": True, "refit_every": 5},
                         "strategy": {"name": "margin-coverage", "params": {"factor": 4}}},
     "cont-lean": {"loop": {"mode": "continuous", "batch_size": 10, "lookahead": 24, "refit_every": 5}},
+    # measured 2026-12-05 (docs/benchmarks/log.md): a refit after every answer or every second one
+    "cont-r1": {"loop": {"mode": "continuous", "batch_size": 10, "refit_every": 1}},
+    "cont-r2": {"loop": {"mode": "continuous", "batch_size": 10, "refit_every": 2}},
+    # the tasks in someone's hands left out of the ranking and, unless pending=False, covered around
+    "cont-nopend": {"loop": {"mode": "continuous", "batch_size": 10},
+                    "strategy": {"name": "margin-coverage", "params": {"pending": False}}},
 }
 PURPOSE = "Benchmark: continuous against rounds mode on a simulated crowd."
 
@@ -65,7 +74,8 @@ def loop_config(row: dict[str, Any], folder: Path, ns: argparse.Namespace, seed:
         "loop": {"name": "bench", "seed": seed, "purpose": PURPOSE, "blas_threads": 1},
         "data": data_section(folder, ns.seed_size),
         "backend": {"name": "event-crowd", "params": {"n_workers": ns.workers, "answer_median_s": ns.median,
-                                                      "error_rate": ns.error_rate}},
+                                                      "error_rate": ns.error_rate, "session_mean_s": ns.session_mean,
+                                                      "absence_mean_s": ns.absence_mean, "present_share": ns.present_share}},
         "stop": {"max_labels": ns.max_labels - ns.seed_size},
         "ledger": ledger, "worker_salt": "benchmark-pseudonyms",  # no key file per throwaway ledger
     }
@@ -145,6 +155,13 @@ def report(path: Path) -> None:
         fmt = ["{:.2%}", "{:.3f}", "{:.0f}", "{:.0f}", "{:.4f}", "{:.2f}", "{:.2f}", "{:.1f}", "{:.2f}", "{:.0f}"]
         print(f"{name:<12} " + " ".join(f"{(f.format(c) if c is not None else 'n/a'):>{w}}"
                                         for f, c, w in zip(fmt, cells, (11, 9, 10, 10, 9, 10, 11, 9, 6, 6))))
+    for name in ROWS:  # per seed: labels to 95% / 98% and sim hours to 95% (- where not reached)
+        rs = [by[(name, s)] for s in seeds if (name, s) in by]
+        if rs:
+            cell = lambda v, f: "-" if v is None else f.format(v)  # noqa: E731
+            print(f"{name} per seed (labels 95%/98%, sim h 95%, wait): " + "; ".join(
+                f"{r['seed']}: {cell(first(r['curve'], 0.95 * full, 0), '{:.0f}')}/{cell(first(r['curve'], 0.98 * full, 0), '{:.0f}')}, "
+                f"{cell(first(r['curve'], 0.95 * full, 2), '{:.0f}')} s, {r['waiting_share']:.2%}" for r in rs))
     for name in ROWS:  # waiting split: on answers, and recorded at the stop (cont_waits: no answer carried it)
         rs = [by[(name, s)] for s in seeds if (name, s) in by and "trailing_s" in by[(name, s)]]
         if rs:
@@ -173,15 +190,27 @@ def main() -> None:
     ap.add_argument("--data", default="digits")
     ap.add_argument("--classes", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds --first-seed .. --first-seed + --seeds - 1 "
+                    "(a long run split in parts; --merge joins their files)")
+    ap.add_argument("--merge", type=Path, nargs="*", help="files of one benchmark's parts: joined into --out")
     ap.add_argument("--max-labels", type=int, default=400)
     ap.add_argument("--seed-size", type=int, default=20)
     ap.add_argument("--workers", type=int, default=20)
     ap.add_argument("--median", type=float, default=15.0)
     ap.add_argument("--error-rate", type=float, default=0.0)
+    ap.add_argument("--session-mean", type=float, default=None,
+                    help="workers come and go: mean session length in simulated seconds (None: all stay)")
+    ap.add_argument("--absence-mean", type=float, default=600.0, help="mean absence between sessions, seconds")
+    ap.add_argument("--present-share", type=float, default=1.0, help="share of the workers present at the start")
     ap.add_argument("--rows", nargs="*", default=list(ROWS))
     ap.add_argument("--out", type=Path)
     ap.add_argument("--report", type=Path)
     ns = ap.parse_args()
+    if ns.merge:
+        parts = [json.loads(p.read_text()) for p in ns.merge]
+        ns.out.write_text(json.dumps({**parts[0], "runs": [r for part in parts for r in part["runs"]]}))
+        report(ns.out)
+        return
     if ns.report:
         report(ns.report)
         return
@@ -191,7 +220,7 @@ def main() -> None:
         meta = prepare(ns.data, folder, ns.classes)
         full = full_accuracy(folder, ns)
         runs = []
-        for seed in range(ns.seeds):
+        for seed in range(ns.first_seed, ns.first_seed + ns.seeds):
             for name in ns.rows:
                 runs.append(run_one(name, folder, ns, seed))
                 r = runs[-1]

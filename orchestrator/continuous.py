@@ -147,17 +147,18 @@ class ContinuousRun:
             seen = None if nth is None else nth + 1
         return cl.answer_count(loop.ledger_, loop.name) if seen is None else seen
 
-    def _fit(self, r: int, seen: int, taken: set[str], later: set[str]) -> _Fit:
+    def _fit(self, r: int, seen: int, taken: set[str], later: set[str], held: set[str] = frozenset()) -> _Fit:
         """Fit, evaluate and rank version ``r`` (in the refit thread: reads only, the ledger's
         writes stay in the loop's thread) on the labels of items not answered after ``seen``
-        (``later``: a resumed version must not see labels aggregated for the next one)."""
+        (``later``: a resumed version must not see labels aggregated for the next one); ``held``:
+        items in someone's hands (see :meth:`_held`)."""
         loop, cfg = self.loop, self.loop.config
         started = time.perf_counter()
         with blas_limits(cfg.loop.blas_threads):
             labeled = {k: v for k, v in loop._labeled().items() if k not in later}
             model, query = loop._fit(labeled)
             metric = evaluate(model, loop.evalset_, cfg.loop.metric)
-            ranking = self._rank(r, query, labeled, taken, seen)
+            ranking = self._rank(r, query, labeled, taken, seen, held)
         return _Fit(r, seen, labeled, model, metric, ranking, time.perf_counter() - started)
 
     def _refit(self, r: int, queue: list[int], reward: Decimal | None, predictions: dict[int, Any] | None) -> _Fit:
@@ -171,7 +172,7 @@ class ContinuousRun:
         later = cl.answered_items(loop.ledger_, loop.name) - before
         begin = getattr(loop.backend_, "begin", None)
         start = begin(f"{loop.name}/{r}") if callable(begin) else None  # the simulated second it starts
-        future = self.pool_.submit(self._fit, r, seen, before | set(loop.vetoed_), later)
+        future = self.pool_.submit(self._fit, r, seen, before | set(loop.vetoed_), later, self._held())
         return self._window(r - 1, future, start, queue, reward, predictions)
 
     def _window(self, r: int, future: Future, start: float | None, queue: list[int], reward: Decimal | None,
@@ -248,12 +249,26 @@ class ContinuousRun:
             return n + min(n, self.seen_ if seen is None else seen)
         return 2 * n
 
-    def _rank(self, r: int, query: Model | None, labeled: dict[str, str], taken: set[str], seen: int) -> np.ndarray:
+    def _held(self) -> set[str]:
+        """Items of open tasks someone has started (on a backend that can withdraw: those it does
+        not hold queued; else every open task, none can be taken back): their labels are coming
+        whatever the next version ranks, so it ranks around them, not them. Only for a strategy
+        that takes them as pending (``pending`` true: ``margin-coverage``); else none."""
+        backend = self.loop.backend_
+        if not getattr(self.loop.strategy_, "pending", False):  # a strategy that cannot cover around them: they compete
+            return set()
+        queued = backend.queued() if getattr(backend, "can_withdraw", False) else set()
+        return {task.item_id for k, task in self.open_.items() if k not in queued}
+
+    def _rank(self, r: int, query: Model | None, labeled: dict[str, str], taken: set[str], seen: int,
+              held: set[str] = frozenset()) -> np.ndarray:
         """The items this version wants asked, best first: ``lookahead + refit_every`` of those
-        neither labeled nor in ``taken`` (answered when the version was first fitted, or vetoed;
-        open tasks compete)."""
+        neither labeled nor in ``taken`` (answered when the version was first fitted, or vetoed)
+        nor ``held`` (in someone's hands: given to the strategy as pending); queued tasks compete."""
         loop = self.loop
         taken = set(labeled) | taken
+        pending = np.flatnonzero(np.isin(loop.pool_.ids, np.array(sorted(held - taken), dtype=object)))
+        taken |= held
         free = ~np.isin(loop.pool_.ids, np.array(sorted(taken), dtype=object))
         if not loop.confidential_:
             free &= ~loop.sensitive_  # sensitive items never go to an open crowd
@@ -261,7 +276,7 @@ class ContinuousRun:
         k = min(candidates.size, self.lookahead(seen) + loop.config.loop.refit_every)
         if k == 0:
             return candidates
-        return np.asarray(loop._select(r, query, candidates, k), dtype=np.int64)
+        return np.asarray(loop._select(r, query, candidates, k, pending), dtype=np.int64)
 
     # -- the queue -------------------------------------------------------------------------------
 
