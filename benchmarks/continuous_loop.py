@@ -62,9 +62,9 @@ ROWS: dict[str, dict[str, Any]] = {
     # measured 2026-12-05 (docs/benchmarks/log.md): a refit after every answer or every second one
     "cont-r1": {"loop": {"mode": "continuous", "batch_size": 10, "refit_every": 1}},
     "cont-r2": {"loop": {"mode": "continuous", "batch_size": 10, "refit_every": 2}},
-    # the tasks in someone's hands left out of the ranking and, unless pending=False, covered around
-    "cont-nopend": {"loop": {"mode": "continuous", "batch_size": 10},
-                    "strategy": {"name": "margin-coverage", "params": {"pending": False}}},
+    # the tasks in someone's hands left out of the ranking and covered around (not the default; measured 2026-12-05)
+    "cont-pend": {"loop": {"mode": "continuous", "batch_size": 10},
+                  "strategy": {"name": "margin-coverage", "params": {"pending": True}}},
 }
 PURPOSE = "Benchmark: continuous against rounds mode on a simulated crowd."
 
@@ -75,7 +75,8 @@ def loop_config(row: dict[str, Any], folder: Path, ns: argparse.Namespace, seed:
         "data": data_section(folder, ns.seed_size),
         "backend": {"name": "event-crowd", "params": {"n_workers": ns.workers, "answer_median_s": ns.median,
                                                       "error_rate": ns.error_rate, "session_mean_s": ns.session_mean,
-                                                      "absence_mean_s": ns.absence_mean, "present_share": ns.present_share}},
+                                                      "absence_mean_s": ns.absence_mean, "present_share": ns.present_share,
+                                                      "compute_s": ns.compute_s}},
         "stop": {"max_labels": ns.max_labels - ns.seed_size},
         "ledger": ledger, "worker_salt": "benchmark-pseudonyms",  # no key file per throwaway ledger
     }
@@ -139,9 +140,10 @@ def report(path: Path) -> None:
     print(f"{data['meta']['name']}: full-data accuracy {full:.4f}; {data['args']}")
     by = {(r["name"], r["seed"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs})
+    names = list(dict.fromkeys(r["name"] for r in runs))  # as run (rows since renamed or removed included)
     print(f"{'row':<12} {'wait/active':>11} {'h to 95%':>9} {'labels 95%':>10} {'labels 98%':>10} {'final acc':>9} "
           f"{'wage all/h':>10} {'wage paid/h':>11} {'staleness':>9} {'sim h':>6} {'cpu s':>6}")
-    for name in ROWS:
+    for name in names:
         rs = [by[(name, s)] for s in seeds if (name, s) in by]
         if not rs:
             continue
@@ -155,21 +157,21 @@ def report(path: Path) -> None:
         fmt = ["{:.2%}", "{:.3f}", "{:.0f}", "{:.0f}", "{:.4f}", "{:.2f}", "{:.2f}", "{:.1f}", "{:.2f}", "{:.0f}"]
         print(f"{name:<12} " + " ".join(f"{(f.format(c) if c is not None else 'n/a'):>{w}}"
                                         for f, c, w in zip(fmt, cells, (11, 9, 10, 10, 9, 10, 11, 9, 6, 6))))
-    for name in ROWS:  # per seed: labels to 95% / 98% and sim hours to 95% (- where not reached)
+    for name in names:  # per seed: labels to 95% / 98% and sim hours to 95% (- where not reached)
         rs = [by[(name, s)] for s in seeds if (name, s) in by]
         if rs:
             cell = lambda v, f: "-" if v is None else f.format(v)  # noqa: E731
             print(f"{name} per seed (labels 95%/98%, sim h 95%, wait): " + "; ".join(
                 f"{r['seed']}: {cell(first(r['curve'], 0.95 * full, 0), '{:.0f}')}/{cell(first(r['curve'], 0.98 * full, 0), '{:.0f}')}, "
                 f"{cell(first(r['curve'], 0.95 * full, 2), '{:.0f}')} s, {r['waiting_share']:.2%}" for r in rs))
-    for name in ROWS:  # waiting split: on answers, and recorded at the stop (cont_waits: no answer carried it)
+    for name in names:  # waiting split: on answers, and recorded at the stop (cont_waits: no answer carried it)
         rs = [by[(name, s)] for s in seeds if (name, s) in by and "trailing_s" in by[(name, s)]]
         if rs:
             during = statistics.median((r["wait_s"] - r["trailing_s"]) / r["active_s"] for r in rs)
             after = statistics.median(r["trailing_s"] / r["active_s"] for r in rs)
             print(f"{name}: waiting / active on answers {during:.2%}, recorded at the stop (no answer carried it) {after:.2%} (medians)")
     pairs = [(f"{what_name} to {int(100 * target)}%: {a} / {b}", a, b, what, target)
-             for a in ROWS if a.startswith("cont") and any(r["name"] == a for r in runs)
+             for a in names if a.startswith("cont")
              for what_name, b, what, target in (("sim hours", "rounds-b50", 2, 0.95), ("labels", "rounds-b10", 0, 0.95),
                                                 ("labels", "rounds-b10", 0, 0.98), ("labels", "rounds-b20", 0, 0.95),
                                                 ("labels", "rounds-b20", 0, 0.98))
@@ -202,6 +204,8 @@ def main() -> None:
                     help="workers come and go: mean session length in simulated seconds (None: all stay)")
     ap.add_argument("--absence-mean", type=float, default=600.0, help="mean absence between sessions, seconds")
     ap.add_argument("--present-share", type=float, default=1.0, help="share of the workers present at the start")
+    ap.add_argument("--compute-s", type=float, default=None,
+                    help="simulated seconds charged per fit and scoring (None: the measured time)")
     ap.add_argument("--rows", nargs="*", default=list(ROWS))
     ap.add_argument("--out", type=Path)
     ap.add_argument("--report", type=Path)

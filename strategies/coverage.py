@@ -43,16 +43,19 @@ class MarginCoverage:
     the real loop (docs/benchmarks/log.md, 2026-12-04): the same labels to 95% / 98% as without
     it, and final accuracy closer to margin's on digits and SNIPS.
 
-    ``pending`` (default True): items in someone's hands whose labels are still to come
-    (``SelectContext.pending``, continuous mode) count as already chosen, so the cover goes
-    around them instead of asking near them again; the first pick is then the one that most
-    lowers the cost, not the smallest margin. Rounds mode has none pending."""
+    ``pending`` (default False; continuous mode only): items in someone's hands whose labels are
+    still to come (``SelectContext.pending``) count as already chosen, so the cover goes around
+    them instead of asking near them again; the first pick is then the one that most lowers the
+    cost, not the smallest margin. Not the default: on digits (10 paired seeds, 2026-12-05) it
+    needed as many labels to 95% as without and more to 98% (docs/benchmarks/log.md). A resumed
+    version covers around the tasks held at the resume, not those held when it was first
+    fitted, so a killed and resumed loop may rank differently from one never interrupted."""
 
     requires: tuple[str, ...] = ("predict_proba",)
     measure = staticmethod(margin)  # its uncertainty, for loop.relabel's doubtful-or-new contest
 
     def __init__(self, factor: int = 20, weighted: bool = True, max_shortlist: int = 4096, max_gap: float | None = 0.5,
-                 pending: bool = True):
+                 pending: bool = False):
         if factor < 1:
             raise ValueError(f"factor must be >= 1, got {factor}")
         if max_shortlist < 1:

@@ -1,6 +1,6 @@
-"""Continuous mode with a strategy that covers around pending items (``margin-coverage``): the
-tasks someone has started are not ranked again, they are handed to the strategy as pending; with
-``pending: false`` (or a strategy without it) open tasks compete as before."""
+"""Continuous mode with a strategy that covers around pending items (``margin-coverage`` with
+``pending: true``): the tasks someone has started are not ranked again, they are handed to the
+strategy as pending; by default (or with a strategy without it) open tasks compete as before."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ def spy(monkeypatch) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def test_the_tasks_people_started_are_pending_not_ranked_again(ledger_url, monkeypatch):
     calls = spy(monkeypatch)
-    loop = Loop(config_from_dict(config(ledger_url)))
-    loop.run()
+    raw = config(ledger_url)
+    raw["strategy"] = {"name": "margin-coverage", "params": {"pending": True}}
+    Loop(config_from_dict(raw)).run()
     assert calls[0][1].size == 0  # the seed model: nothing asked yet
     later = [pending for _, pending in calls[1:-1]]
     assert later and later[0].size >= 10  # 20 workers: most hold a task at the first refit
@@ -41,7 +42,7 @@ def test_the_tasks_people_started_are_pending_not_ranked_again(ledger_url, monke
         assert ledger.spent("t")["answers"] == 80
 
 
-@pytest.mark.parametrize("strategy", [{"name": "margin-coverage", "params": {"pending": False}}, {"name": "margin"}])
+@pytest.mark.parametrize("strategy", [{"name": "margin-coverage"}, {"name": "margin"}])
 def test_without_a_strategy_that_takes_them_open_tasks_compete(ledger_url, monkeypatch, strategy):
     calls = spy(monkeypatch)
     raw = config(ledger_url)

@@ -142,11 +142,11 @@ def test_margin_coverage_covers_around_the_items_pending_in_someones_hands():
     pending = near[X[near, 1] < 50][:20]  # the lower half of the boundary is being asked
     candidates = np.setdiff1d(np.arange(2000), pending)
     held = SelectContext(pending=pending)
-    around = select(MarginCoverage(factor=10), model, X, candidates, 3, np.random.default_rng(3), context=held)
+    around = select(MarginCoverage(factor=10, pending=True), model, X, candidates, 3, np.random.default_rng(3), context=held)
     assert (X[around, 1] > 50).all()
     plain = select(MarginCoverage(factor=10), model, X, candidates, 3, np.random.default_rng(3))
     assert (X[plain, 1] < 50).any()  # without them: the lower half again
-    off = select(MarginCoverage(factor=10, pending=False), model, X, candidates, 3, np.random.default_rng(3), context=held)
+    off = select(MarginCoverage(factor=10), model, X, candidates, 3, np.random.default_rng(3), context=held)  # the default
     np.testing.assert_array_equal(off, plain)
 
 
