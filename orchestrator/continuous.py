@@ -26,7 +26,7 @@ when that version ran out of tasks first), see :meth:`ContinuousRun._seen`. Each
 from __future__ import annotations
 
 import logging
-import os
+import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -41,7 +41,7 @@ from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.fairwork.policies import check_dispatch
 from clicloop.orchestrator.fairwork.wages import price_per_answer
 from clicloop.orchestrator.ledger import continuous as cl
-from clicloop.orchestrator.postdeploy.faults import FAULT_ENV, FAULT_EXIT
+from clicloop.orchestrator.continuous_hooks import BOUNDARIES, COUNT_ENV, fault, no_more_tasks, record_trailing_waits  # noqa: F401 (loop.py and the crash tests import them from here)
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
 from clicloop.orchestrator.stopping import Budget, items_affordable, per_task, stop_reason
@@ -53,35 +53,6 @@ if TYPE_CHECKING:
     from clicloop.orchestrator.loop import Loop
 
 log = logging.getLogger("clicloop")
-COUNT_ENV = "CLICLOOP_FAULT_COUNT"
-BOUNDARIES = ("version", "withdrawn", "tasks", "dispatched", "answers", "aggregated", "waits")
-_hits: dict[str, int] = {}
-
-
-def fault(name: str) -> None:
-    """Passed a commit boundary (one of :data:`BOUNDARIES`): die like a SIGKILL (``os._exit``) the
-    ``CLICLOOP_FAULT_COUNT``-th time (default 1) when ``CLICLOOP_FAULT_AT`` names it."""
-    if os.environ.get(FAULT_ENV) != name:
-        return
-    _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] >= int(os.environ.get(COUNT_ENV, "1")):
-        os._exit(FAULT_EXIT)
-
-
-def record_trailing_waits(loop: Loop, r: int) -> None:
-    """When a loop stops (either mode): the waiting no answer carries, each worker's since their
-    last answer, from a backend that measures it (``settle_waits``, the event crowd), recorded in
-    the ledger as unpaid waiting of round ``r`` (``cont_waits``). Exactly once: the backend gives
-    the same figures for the same key and the ledger ignores a row it has, so a loop killed here
-    and resumed records them once."""
-    settle = getattr(loop.backend_, "settle_waits", None)
-    if not callable(settle):
-        return
-    waits = settle(key=f"{loop.name}/{r}")
-    n = cl.record_waits(loop.ledger_, loop.name, loop.config.backend.name, r, waits)
-    fault("waits")
-    if n:
-        log.debug("round %d: recorded the waiting after the last answers of %d worker(s)", r, n)
 
 
 @dataclass
@@ -97,15 +68,6 @@ class _Fit:
     seconds: float  # fit, evaluation and ranking, as measured
     charged: float | None = None  # as the backend's simulated clock charged them
     ready_at: float | None = None  # the simulated second it was ready
-
-
-def no_more_tasks(loop: Loop) -> None:
-    """Tell a backend that can hear it (``no_more_tasks``: the event crowd) that the loop will ask
-    nothing more for now (its budget is fully asked), so people who finish need not wait; new
-    tasks call them back."""
-    tell = getattr(loop.backend_, "no_more_tasks", None)
-    if callable(tell):
-        tell()
 
 
 class ContinuousRun:
@@ -147,17 +109,18 @@ class ContinuousRun:
             seen = None if nth is None else nth + 1
         return cl.answer_count(loop.ledger_, loop.name) if seen is None else seen
 
-    def _fit(self, r: int, seen: int, taken: set[str], later: set[str]) -> _Fit:
+    def _fit(self, r: int, seen: int, taken: set[str], later: set[str], held: set[str] = frozenset()) -> _Fit:
         """Fit, evaluate and rank version ``r`` (in the refit thread: reads only, the ledger's
         writes stay in the loop's thread) on the labels of items not answered after ``seen``
-        (``later``: a resumed version must not see labels aggregated for the next one)."""
+        (``later``: a resumed version must not see labels aggregated for the next one); ``held``:
+        items in someone's hands (see :meth:`_held`)."""
         loop, cfg = self.loop, self.loop.config
         started = time.perf_counter()
         with blas_limits(cfg.loop.blas_threads):
             labeled = {k: v for k, v in loop._labeled().items() if k not in later}
             model, query = loop._fit(labeled)
             metric = evaluate(model, loop.evalset_, cfg.loop.metric)
-            ranking = self._rank(r, query, labeled, taken, seen)
+            ranking = self._rank(r, query, labeled, taken, seen, held)
         return _Fit(r, seen, labeled, model, metric, ranking, time.perf_counter() - started)
 
     def _refit(self, r: int, queue: list[int], reward: Decimal | None, predictions: dict[int, Any] | None) -> _Fit:
@@ -171,7 +134,7 @@ class ContinuousRun:
         later = cl.answered_items(loop.ledger_, loop.name) - before
         begin = getattr(loop.backend_, "begin", None)
         start = begin(f"{loop.name}/{r}") if callable(begin) else None  # the simulated second it starts
-        future = self.pool_.submit(self._fit, r, seen, before | set(loop.vetoed_), later)
+        future = self.pool_.submit(self._fit, r, seen, before | set(loop.vetoed_), later, self._held())
         return self._window(r - 1, future, start, queue, reward, predictions)
 
     def _window(self, r: int, future: Future, start: float | None, queue: list[int], reward: Decimal | None,
@@ -248,20 +211,48 @@ class ContinuousRun:
             return n + min(n, self.seen_ if seen is None else seen)
         return 2 * n
 
-    def _rank(self, r: int, query: Model | None, labeled: dict[str, str], taken: set[str], seen: int) -> np.ndarray:
-        """The items this version wants asked, best first: ``lookahead + refit_every`` of those
-        neither labeled nor in ``taken`` (answered when the version was first fitted, or vetoed;
-        open tasks compete)."""
+    def _held(self) -> set[str]:
+        """Items of open tasks someone has started (on a backend that can withdraw: those it does
+        not hold queued; else every open task, none can be taken back): their labels are coming
+        whatever the next version ranks, so it ranks around them, not them. Only for a strategy
+        that takes them as pending (``pending`` true: ``margin-coverage``); else none."""
+        backend = self.loop.backend_
+        if not getattr(self.loop.strategy_, "pending", False):  # a strategy that cannot cover around them: they compete
+            return set()
+        queued = backend.queued() if getattr(backend, "can_withdraw", False) else set()
+        return {task.item_id for k, task in self.open_.items() if k not in queued}
+
+    def _reserve(self, r: int, seen: int) -> int:
+        """Items a ranking holds beyond ``lookahead + refit_every``: the answers expected while the
+        next version is fitted, twice over (the queue is topped up from this ranking meanwhile,
+        and a slow refit would otherwise run it dry: people wait): the last version's compute
+        seconds times the answer rate before answer ``seen``, at most twice the lookahead. A
+        function of the ledger, so a resumed version ranks the same items; 0 for the first."""
+        loop = self.loop
+        last = cl.versions(loop.ledger_, loop.name).get(r - 1)
+        rate = cl.answer_rate(loop.ledger_, loop.name, seen) if last is not None else None
+        if rate is None:
+            return 0
+        return min(math.ceil(2.0 * rate * float(last["compute_s"])), 2 * self.lookahead(seen))
+
+    def _rank(self, r: int, query: Model | None, labeled: dict[str, str], taken: set[str], seen: int,
+              held: set[str] = frozenset()) -> np.ndarray:
+        """The items this version wants asked, best first: ``lookahead + refit_every`` (and the
+        :meth:`_reserve`) of those
+        neither labeled nor in ``taken`` (answered when the version was first fitted, or vetoed)
+        nor ``held`` (in someone's hands: given to the strategy as pending); queued tasks compete."""
         loop = self.loop
         taken = set(labeled) | taken
+        pending = np.flatnonzero(np.isin(loop.pool_.ids, np.array(sorted(held - taken), dtype=object)))
+        taken |= held
         free = ~np.isin(loop.pool_.ids, np.array(sorted(taken), dtype=object))
         if not loop.confidential_:
             free &= ~loop.sensitive_  # sensitive items never go to an open crowd
         candidates = np.flatnonzero(free)
-        k = min(candidates.size, self.lookahead(seen) + loop.config.loop.refit_every)
+        k = min(candidates.size, self.lookahead(seen) + loop.config.loop.refit_every + self._reserve(r, seen))
         if k == 0:
             return candidates
-        return np.asarray(loop._select(r, query, candidates, k), dtype=np.int64)
+        return np.asarray(loop._select(r, query, candidates, k, pending), dtype=np.int64)
 
     # -- the queue -------------------------------------------------------------------------------
 

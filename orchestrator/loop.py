@@ -312,7 +312,8 @@ class Loop:
         return (f"wage floor (strict): {len(low)} worker(s) on {backend} earn below {f.amount:.2f} {f.currency}/h on total "
                 "time; pay the adjustments (clicloop ledger adjust CONFIG --apply), then run again to go on")
 
-    def _select(self, r: int, model: Model | None, candidates: np.ndarray, n: int) -> np.ndarray:
+    def _select(self, r: int, model: Model | None, candidates: np.ndarray, n: int,
+                pending: np.ndarray | None = None) -> np.ndarray:
         from clicloop.strategies.cost import ledger_seconds
         from clicloop.strategies.diversity import ColdStart
         from clicloop.strategies.scores import RandomSampling, is_numeric
@@ -325,7 +326,8 @@ class Loop:
             strategy = ColdStart() if is_numeric(self.pool_.X) else RandomSampling()
             why = "no model yet" if model is None else f"{labeled.size} < loop.cold_start_labels labeled"
             log.info("round %d: cold start (%s); selecting with %r", r, why, strategy)
-        context = SelectContext(labeled=labeled, seconds=lambda: ledger_seconds(self.ledger_, self.name))
+        context = SelectContext(labeled=labeled, seconds=lambda: ledger_seconds(self.ledger_, self.name),
+                                pending=np.empty(0, dtype=np.int64) if pending is None else pending)
         rng = rng_for(self.config.loop.seed, "select", r)
         try:
             if self.engine_ is not None and not callable(getattr(strategy, "select", None)):

@@ -163,9 +163,12 @@ class SelectContext:
     ``labeled``: pool indices that already have a label (core-set, typicality, cold start).
     ``seconds``: a callable returning ``{item_id: observed active seconds}`` from the ledger
     (cost-aware selection); called only by strategies that need it.
+    ``pending``: pool indices asked and in someone's hands, their labels still to come (continuous
+    mode); not candidates. Coverage strategies cover around them (``margin-coverage``).
     """
 
     labeled: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    pending: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     seconds: Callable[[], Mapping[str, float]] | None = None
 
 

@@ -48,6 +48,19 @@ def nth_answer_seq(ledger: Ledger, loop: str, answered_round: int, n: int) -> in
     return None if found is None else int(found)
 
 
+def answer_rate(ledger: Ledger, loop: str, before_seq: int, last: int = 40) -> float | None:
+    """Answers per second over the ``last`` answers recorded before answer ``before_seq``, from
+    their submission times (on the event crowd, its simulated clock); None with fewer than two
+    or no time between them."""
+    q = (select(a.submitted_at).select_from(s.cont_answers.join(s.assignments, a.task_key == ca.task_key))
+         .where(ca.loop == loop, ca.seq < before_seq, a.submitted_at.is_not(None)).order_by(ca.seq.desc()).limit(last))
+    with ledger.engine_.connect() as conn:
+        times = sorted(float(x) for x in conn.execute(q).scalars())
+    if len(times) < 2 or times[-1] <= times[0]:
+        return None
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
 def order_writer(loop: str, round_no: int, keys: list[tuple[str, int]]) -> Any:
     """The ``then`` of :meth:`Ledger.record_answers`: numbers the new answers in the same transaction.
     ``keys``: (task key, chosen round) of each row given to ``record_answers``."""

@@ -132,6 +132,24 @@ def test_margin_coverage_is_weighted_greedy_cluster_margin_on_features_and_margi
     on_text = select(MarginCoverage(), TextModel(), texts, np.arange(2000), 5, np.random.default_rng(3))
     np.testing.assert_array_equal(on_text, select(Margin(), TextModel(), texts, np.arange(2000), 5, np.random.default_rng(3)))
 
+def test_margin_coverage_covers_around_the_items_pending_in_someones_hands():
+    """Continuous mode: items asked and in someone's hands (``SelectContext.pending``) count as
+    chosen, so the batch goes to the uncertain region they leave uncovered."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(0, 10, 2000), rng.uniform(0, 100, 2000)]).astype(np.float32)
+    model = TwoBlobModel()
+    near = np.flatnonzero(np.abs(X[:, 0] - 5) < 0.3)
+    pending = near[X[near, 1] < 50][:20]  # the lower half of the boundary is being asked
+    candidates = np.setdiff1d(np.arange(2000), pending)
+    held = SelectContext(pending=pending)
+    around = select(MarginCoverage(factor=10, pending=True), model, X, candidates, 3, np.random.default_rng(3), context=held)
+    assert (X[around, 1] > 50).all()
+    plain = select(MarginCoverage(factor=10), model, X, candidates, 3, np.random.default_rng(3))
+    assert (X[plain, 1] < 50).any()  # without them: the lower half again
+    off = select(MarginCoverage(factor=10), model, X, candidates, 3, np.random.default_rng(3), context=held)  # the default
+    np.testing.assert_array_equal(off, plain)
+
+
 def test_margin_coverage_covers_only_the_uncertain_part_of_its_shortlist_with_max_gap():
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.uniform(0, 10, 2000), rng.uniform(0, 100, 2000)]).astype(np.float32)
