@@ -20,7 +20,7 @@ import numpy as np
 from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.data import EvalSet, Pool, load_data
 from clicloop.orchestrator.errors import StrategyError
-from clicloop.orchestrator.fairwork.wages import below_floor, price_per_answer
+from clicloop.orchestrator.fairwork.wages import price_per_answer, strict_floor_pause
 from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, check_dispatch, sensitive_mask, warning_mask
 from clicloop.orchestrator.crowd import planning, quality
 from clicloop.orchestrator.crowd.redundancy import check_answer
@@ -266,7 +266,7 @@ class Loop:
             return reason, []
         n, reason = items_affordable(cfg.stop, cfg.loop.batch_size, cfg.loop.redundancy, spent)
         if reason is None:
-            reason = self._wage_floor_pause()
+            reason = strict_floor_pause(self.ledger_, self.name, cfg.wage_floor, cfg.backend.name)
         if reason is not None:
             return reason, []
         open_items = np.ones(len(self.pool_.ids), dtype=bool)  # by the id index: np.isin sorts object ids (s at 1M)
@@ -300,17 +300,6 @@ class Loop:
             log.warning("round %d: task %s vetoed by a policy: %s", r, key, reason)
         self.vetoed_ |= {t.item_id for t in tasks if t.key in vetoed}
         return kept
-
-    def _wage_floor_pause(self) -> str | None:
-        floor, backend = self.config.wage_floor, self.config.backend.name
-        if not floor.strict:
-            return None
-        low = below_floor(self.ledger_, self.name, floor, backend=backend)
-        if not low:
-            return None
-        f = floor.for_backend(backend)
-        return (f"wage floor (strict): {len(low)} worker(s) on {backend} earn below {f.amount:.2f} {f.currency}/h on total "
-                "time; pay the adjustments (clicloop ledger adjust CONFIG --apply), then run again to go on")
 
     def _select(self, r: int, model: Model | None, candidates: np.ndarray, n: int,
                 pending: np.ndarray | None = None) -> np.ndarray:

@@ -105,6 +105,19 @@ def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None
     return out
 
 
+def strict_floor_pause(ledger: Ledger, loop: str, floor: WageFloor, backend: str) -> str | None:
+    """Why a loop with ``wage_floor.strict`` pauses dispatching (workers on ``backend`` below the
+    floor, and what to do), or None: not strict, or nobody below."""
+    if not floor.strict:
+        return None
+    low = below_floor(ledger, loop, floor, backend=backend)
+    if not low:
+        return None
+    f = floor.for_backend(backend)
+    return (f"wage floor (strict): {len(low)} worker(s) on {backend} earn below {f.amount:.2f} {f.currency}/h on total "
+            "time; pay the adjustments (clicloop ledger adjust CONFIG --apply), then run again to go on")
+
+
 def pay_unknown(ledger: Ledger, loop: str) -> bool:
     """No payment recorded for a loop with answers: :func:`clicloop.orchestrator.ledger.accounting.pay_unknown`."""
     return accounting_pay_unknown(ledger.engine_, loop)
