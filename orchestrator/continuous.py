@@ -225,15 +225,19 @@ class ContinuousRun:
     def _reserve(self, r: int, seen: int) -> int:
         """Items a ranking holds beyond ``lookahead + refit_every``: the answers expected while the
         next version is fitted, twice over (the queue is topped up from this ranking meanwhile,
-        and a slow refit would otherwise run it dry: people wait): the last version's compute
-        seconds times the answer rate before answer ``seen``, at most twice the lookahead. A
-        function of the ledger, so a resumed version ranks the same items; 0 for the first."""
+        and a slow refit would otherwise run it dry: people wait): the slowest earlier version's
+        compute seconds times the answer rate before answer ``seen``, at least ``refit_every`` (a
+        refit slower than every one before must not empty the queue at once), at most twice the
+        lookahead. A function of the ledger, so a resumed version ranks the same items; 0 for the
+        first (no answer rate yet)."""
         loop = self.loop
-        last = cl.versions(loop.ledger_, loop.name).get(r - 1)
-        rate = cl.answer_rate(loop.ledger_, loop.name, seen) if last is not None else None
+        earlier = [v for n, v in cl.versions(loop.ledger_, loop.name).items() if n < r]
+        rate = cl.answer_rate(loop.ledger_, loop.name, seen) if earlier else None
         if rate is None:
             return 0
-        return min(math.ceil(2.0 * rate * float(last["compute_s"])), 2 * self.lookahead(seen))
+        slowest = max(float(v["compute_s"] or 0.0) for v in earlier)
+        expected = max(math.ceil(2.0 * rate * slowest), loop.config.loop.refit_every)
+        return min(expected, 2 * self.lookahead(seen))
 
     def _rank(self, r: int, query: Model | None, labeled: dict[str, str], taken: set[str], seen: int,
               held: set[str] = frozenset()) -> np.ndarray:
