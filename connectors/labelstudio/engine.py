@@ -279,17 +279,20 @@ class ProjectModel:
         """Embed every task's text into the disk cache, after a model is served, so that
         ``/predict`` (which reads the cache and writes nothing) finds them: Label Studio's "Retrieve
         predictions" on a whole project must answer within its 100 s limit, longer than embedding
-        20,000 texts takes on a CPU. Returns how many texts; 0 when the model embeds nothing."""
+        20,000 texts takes on a CPU. Also embeds, in the background, the texts a ``/predict`` left
+        over its ``predict_embed_limit`` (:mod:`deferral`). Returns how many texts; 0 when the model
+        embeds nothing."""
         encode = getattr(model, "encode", None)
         texts = [t for t in texts if isinstance(t, str)]
         if not callable(encode) or not texts:
             return 0
         with self.lock_:
-            before = self.training_.get("progress")
-            self.training_ = {**self.training_, "progress": f"embedding {len(texts)} task texts for /predict"}
+            before, doing = self.training_.get("progress"), f"embedding {len(texts)} task texts for /predict"
+            self.training_ = {**self.training_, "progress": doing}
         encode(np.asarray(texts, dtype=object), cache=True)
-        with self.lock_:
-            self.training_ = {**self.training_, "progress": before}
+        with self.lock_:  # unless a training (or another embedding) reported since
+            if self.training_.get("progress") == doing:
+                self.training_ = {**self.training_, "progress": before}
         return len(texts)
 
     def _commit(self, model: Any, meta: dict[str, Any]) -> str:
