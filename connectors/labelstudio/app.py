@@ -7,7 +7,9 @@
   answers the current model version |
 | POST /predict | all tasks in one batch: label + confidence as ``score``; acquisition scores go into
   ``task.data["clicloop_acquisition"]`` through a bounded background queue that /predict never
-  waits on (a Data Manager column to sort on; see :mod:`~clicloop.connectors.labelstudio.writeback`) |
+  waits on (a Data Manager column to sort on; see :mod:`~clicloop.connectors.labelstudio.writeback`);
+  at most ``predict_embed_limit`` texts the embedding cache lacks are embedded in the call, the other
+  tasks answered empty and embedded in the background (:mod:`~clicloop.connectors.labelstudio.deferral`) |
 | POST /webhook | ANNOTATION_CREATED / UPDATED / ANNOTATIONS_DELETED into the ledger; START_TRAINING, or
   every N new annotations, retrains in the background; PROJECT_UPDATED brings a changed labeling
   config; other actions are acknowledged |

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from clicloop.backends.labelstudio_client import LabelStudioClient, LabelStudioError
+from clicloop.connectors.labelstudio.deferral import EmbedDeferral
 from clicloop.connectors.labelstudio.labelset import LabelConfigError, Restricted, Schema, compare, parse_schema, restrict
 from clicloop.connectors.labelstudio.modelstore import ModelStore, StoredModelError, training_set_hash, version_number
 from clicloop.connectors.labelstudio.recorder import Recorder, answer_label
@@ -53,6 +54,7 @@ class ProjectModel:
         self.recorder_ = Recorder(self.settings.ledger, f"{self.settings.loop}.p{self.project_id}", self.project_id,
                                   self.schema.purpose, self.schema.labels, self.settings.hourly_wage,
                                   self.settings.currency, self.settings.max_active_s, self.settings.worker_salt).open()
+        self.deferral_ = EmbedDeferral(self.project_id, self.settings.predict_embed_limit, self.warm_embeddings)
         self.writer_ = ScoreWriter(lambda: getattr(self, "client_", None), self.project_id, self.settings.acquisition_workers)
         self.store_ = ModelStore(self.settings.model_store_dir, self.recorder_.loop)
         if config_xml:
@@ -144,31 +146,36 @@ class ProjectModel:
                 return X, "numeric"
         raise ValueError(f"every task needs data[{self.schema.field!r}] as text, or as a list of numbers of one length")
 
-    def predict(self, tasks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[float]]:
+    def predict(self, tasks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[float | None]]:
         """One prediction per task (same order) and each task's acquisition score. Without a model
-        each prediction is empty (Label Studio refuses an empty list of results) and no score comes."""
+        each prediction is empty (Label Studio refuses an empty list of results) and no score comes.
+        Of the texts the embedding cache lacks, at most ``predict_embed_limit`` are embedded here;
+        the other tasks get an empty prediction and a None score, and their texts are embedded in
+        the background for a later request (:mod:`deferral`)."""
         with self.lock_:
             model, version, strategy, s = self.model_, self.version, self.strategy_, self.schema
         model = restrict(model, s.labels) if model is not None else None
-        if model is None:
-            return [{"result": [], "score": None, "model_version": version} for _ in tasks], []
-        if not tasks:
-            return [], []
+        empty = {"result": [], "score": None, "model_version": version}
+        if model is None or not tasks:
+            return [{**empty, "result": []} for _ in tasks], []
         X, _ = self._features([t["data"] for t in tasks])
-        encode = getattr(model.model if isinstance(model, Restricted) else model, "encode", None)
+        inner = model.model if isinstance(model, Restricted) else model
+        encode, now = getattr(inner, "encode", None), np.ones(len(tasks), dtype=bool)
         if X.dtype == object and callable(encode):  # texts embedded once, for the prediction and the score
-            X = np.asarray(encode(X))
+            now = self.deferral_.split(inner, X)
+            X = np.asarray(encode(X[now])) if now.any() else X[:0]
+        results, scores = [{**empty, "result": []} for _ in tasks], [None for _ in tasks]
+        if not now.any():
+            return results, scores
         proba = np.asarray(model.predict_proba(X))
         classes = np.asarray(model.classes_).astype(str)
-        best = proba.argmax(axis=1)
         acquisition = np.asarray(strategy.score(model, X, rng_for(self.settings.seed, "ls-predict", version)), dtype=float)
-        results = [
-            {"result": [{"from_name": s.from_name, "to_name": s.to_name, "type": "choices",
-                         "value": {"choices": [str(classes[b])]}}],
-             "score": float(proba[i, b]), "model_version": version}
-            for i, b in enumerate(best)
-        ]
-        return results, [float(a) for a in acquisition]
+        for row, (i, b) in enumerate(zip(np.flatnonzero(now), proba.argmax(axis=1))):
+            results[i] = {"result": [{"from_name": s.from_name, "to_name": s.to_name, "type": "choices",
+                                      "value": {"choices": [str(classes[b])]}}],
+                          "score": float(proba[row, b]), "model_version": version}
+            scores[i] = float(acquisition[row])
+        return results, scores
 
     # -- annotations -----------------------------------------------------------------------------
 
@@ -272,17 +279,20 @@ class ProjectModel:
         """Embed every task's text into the disk cache, after a model is served, so that
         ``/predict`` (which reads the cache and writes nothing) finds them: Label Studio's "Retrieve
         predictions" on a whole project must answer within its 100 s limit, longer than embedding
-        20,000 texts takes on a CPU. Returns how many texts; 0 when the model embeds nothing."""
+        20,000 texts takes on a CPU. Also embeds, in the background, the texts a ``/predict`` left
+        over its ``predict_embed_limit`` (:mod:`deferral`). Returns how many texts; 0 when the model
+        embeds nothing."""
         encode = getattr(model, "encode", None)
         texts = [t for t in texts if isinstance(t, str)]
         if not callable(encode) or not texts:
             return 0
         with self.lock_:
-            before = self.training_.get("progress")
-            self.training_ = {**self.training_, "progress": f"embedding {len(texts)} task texts for /predict"}
+            before, doing = self.training_.get("progress"), f"embedding {len(texts)} task texts for /predict"
+            self.training_ = {**self.training_, "progress": doing}
         encode(np.asarray(texts, dtype=object), cache=True)
-        with self.lock_:
-            self.training_ = {**self.training_, "progress": before}
+        with self.lock_:  # unless a training (or another embedding) reported since
+            if self.training_.get("progress") == doing:
+                self.training_ = {**self.training_, "progress": before}
         return len(texts)
 
     def _commit(self, model: Any, meta: dict[str, Any]) -> str:
@@ -313,23 +323,25 @@ class ProjectModel:
 
     # -- acquisition scores into the Data Manager ------------------------------------------------
 
-    def _score_updates(self, tasks: list[dict[str, Any]], scores: list[float]) -> list[tuple[int, dict[str, Any]]]:
-        """``(task id, new data)`` for each task whose data do not hold this score and model version yet."""
+    def _score_updates(self, tasks: list[dict[str, Any]], scores: list[float | None]) -> list[tuple[int, dict[str, Any]]]:
+        """``(task id, new data)`` for each task with a score whose data do not hold it and this model version yet."""
         version, todo = self.version, []
         for task, score in zip(tasks, scores):
+            if score is None:  # deferred: no prediction yet
+                continue
             value, data = round(float(score), 6), task.get("data") or {}
             if data.get("clicloop_acquisition") != value or data.get("clicloop_model_version") != version:
                 todo.append((int(task["id"]), {**data, "clicloop_acquisition": value, "clicloop_model_version": version}))
         return todo
 
-    def queue_acquisition(self, tasks: list[dict[str, Any]], scores: list[float]) -> int:
+    def queue_acquisition(self, tasks: list[dict[str, Any]], scores: list[float | None]) -> int:
         """Hand each task's acquisition score to the background writer (``/predict`` never waits
         on Label Studio); returns how many writes were queued."""
         if not hasattr(self, "client_"):
             return 0
         return self.writer_.submit(self._score_updates(tasks, scores))
 
-    def write_acquisition(self, tasks: list[dict[str, Any]], scores: list[float], workers: int | None = None) -> int:
+    def write_acquisition(self, tasks: list[dict[str, Any]], scores: list[float | None], workers: int | None = None) -> int:
         """Store each task's acquisition score in ``task.data["clicloop_acquisition"]``, a column
         the Data Manager sorts on (Community edition included), and wait until it is written.
 
@@ -367,13 +379,14 @@ class ProjectModel:
                     "predictions": "none" if why else "served", "why_no_predictions": why,
                     "versions": list(self.versions_), "labels": list(self.schema.labels),
                     "annotations_since_training": self.new_since_training_, "ledger_loop": self.recorder_.loop,
-                    "acquisition_writes": self.writer_.stats(),
+                    "acquisition_writes": self.writer_.stats(), "deferred_embeddings": self.deferral_.pending(),
                     "model_store": str(self.store_.dir),
                     "pay": (f"{self.settings.hourly_wage:g} {self.settings.currency}/h of lead_time" if self.settings.hourly_wage
                             else "unknown (no --hourly-wage): no pay is recorded and the report computes no wage")}
 
     def close(self) -> None:
-        """Stop the score writer (pending writes are dropped, with a log line; nothing waits on
-        Label Studio) and close the ledger; what the ledger holds stays."""
+        """Stop the score writer and the deferred embedding (what is pending is dropped, with a log
+        line; nothing waits on Label Studio or the model) and close the ledger; what it holds stays."""
         self.writer_.stop()
+        self.deferral_.stop()
         self.recorder_.close()

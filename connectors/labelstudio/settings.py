@@ -36,6 +36,10 @@ class ServeSettings:
         SQLite ledger (``<ledger stem>-models``), else ``./clicloop-models``.
     write_acquisition: store the acquisition score in ``task.data`` so the Data Manager sorts by it.
     acquisition_workers: concurrent PATCH requests for those writes (Label Studio has no bulk update).
+    predict_embed_limit: most texts the embedding cache lacks that one ``/predict`` embeds; the tasks
+        of the others get an empty prediction and their texts are embedded in the background, for a
+        later request. Label Studio gives up on ``/predict`` after 100 s; 500 texts took about 20 s at
+        the slowest cold rate measured on a busy 2-core CPU (25 texts/s, docs/benchmarks.md).
     seed: for strategies that draw random numbers.
     worker_salt: the config's key of worker pseudonyms (None: ``$CLICLOOP_WORKER_SALT`` or the
         ledger's key file), so the server and ``clicloop run`` name the same person alike.
@@ -58,6 +62,7 @@ class ServeSettings:
     max_active_s: float = DEFAULT_MAX_ACTIVE_S
     write_acquisition: bool = True
     acquisition_workers: int = 4
+    predict_embed_limit: int = 500
     seed: int = 0
     model_store: str | None = None
     worker_salt: str | None = field(default=None, repr=False)
@@ -78,6 +83,9 @@ class ServeSettings:
         check_limit(self.max_active_s)
         if not 1 <= self.acquisition_workers <= 64:
             raise ConfigError(f"acquisition_workers must be between 1 and 64, not {self.acquisition_workers}")
+        if self.predict_embed_limit < 0:
+            raise ConfigError(f"predict_embed_limit must be 0 or more (0: every text the cache lacks is deferred), "
+                              f"not {self.predict_embed_limit}")
 
 
     @property

@@ -32,6 +32,9 @@ def labelstudio(
                                                                "<ledger stem>-models beside a SQLite ledger)")] = None,
     max_body_mb: Annotated[int, typer.Option(help="largest request body accepted, in MiB")] = 64,
     acquisition_workers: Annotated[int, typer.Option(help="concurrent writes of acquisition scores into task data")] = 4,
+    predict_embed_limit: Annotated[int, typer.Option(help="most texts missing from the embedding cache that one /predict "
+                                                          "embeds; the other tasks get an empty prediction now and are "
+                                                          "embedded in the background")] = 500,
 ) -> None:
     """Serve clicloop as a Label Studio ML backend: predictions with uncertainty ranking, retraining
     on new annotations, and every annotation's lead_time in the ledger."""
@@ -53,7 +56,7 @@ def labelstudio(
     cfg = load_config(config)
     settings = settings_from_config(cfg, token, train_every=train_every, label_studio_url=label_studio_url,
                                     hourly_wage=hourly_wage, max_active_s=max_active_s, max_body_bytes=max_body_mb * 1024 * 1024,
-                                    acquisition_workers=acquisition_workers,
+                                    acquisition_workers=acquisition_workers, predict_embed_limit=predict_embed_limit,
                                     model_store=str(model_store) if model_store is not None else None)
     app = create_app(settings)  # reopens the stored models before the port opens
     typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {redact_url(cfg.ledger)}, loop prefix {cfg.loop.name!r}, "

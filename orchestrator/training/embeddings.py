@@ -156,6 +156,20 @@ def embed_texts(texts: Sequence[str], model: str | None = None, *, batch_size: i
     return np.load(final, mmap_mode="r")
 
 
+def cached_mask(texts: Sequence[str], model: str | None = None) -> np.ndarray:
+    """Which of ``texts`` the disk cache of ``model`` holds (a boolean per text), found by hash
+    in the same cached files :func:`embed_texts` copies rows from; nothing is loaded or computed
+    (a Label Studio ``/predict`` call bounds the embedding it does inside the request)."""
+    hashes = text_hashes(np.asarray(texts, dtype=object))
+    missing = np.ones(len(hashes), dtype=bool)
+    for old_hashes, _ in _earlier(cache_dir("embeddings", model_key(model or default_model()))):
+        for _ in _matches(hashes, missing, old_hashes):
+            pass
+        if not missing.any():
+            break
+    return ~missing
+
+
 def _embed_known(texts: np.ndarray, hashes: np.ndarray, name: str, device: str | None, batch_size: int,
                  chunk_size: int, report: Callable[[int, int], None]) -> np.ndarray:
     """``embed_texts(..., cache="read")``: rows the cache holds copied, the others computed, in memory."""
@@ -211,6 +225,14 @@ def _prune(folder: Path, keep: int = KEEP) -> None:
 def _copy_known(out: np.ndarray, hashes: np.ndarray, missing: np.ndarray, old_hashes: np.ndarray, old: np.ndarray,
                 chunk: int = 1 << 16) -> None:
     """Copy into ``out`` the rows still ``missing`` whose text ``old`` holds (matched by hash)."""
+    for rows, src in _matches(hashes, missing, old_hashes, chunk):
+        sort = np.argsort(src, kind="stable")  # read the memory-mapped file in order
+        out[rows[sort]] = old[src[sort]]
+
+
+def _matches(hashes: np.ndarray, missing: np.ndarray, old_hashes: np.ndarray, chunk: int = 1 << 16) -> Any:
+    """``(rows, their rows in old_hashes)`` per chunk of the rows still ``missing`` whose hash
+    ``old_hashes`` holds; those rows are marked found in ``missing``."""
     order = np.argsort(old_hashes, kind="stable")
     sorted_old = old_hashes[order]
     todo = np.flatnonzero(missing)
@@ -220,10 +242,8 @@ def _copy_known(out: np.ndarray, hashes: np.ndarray, missing: np.ndarray, old_ha
         pos = np.minimum(pos, max(len(sorted_old) - 1, 0))
         hit = (sorted_old[pos] == hashes[rows]) if len(sorted_old) else np.zeros(rows.size, dtype=bool)
         if hit.any():
-            src = order[pos[hit]]
-            sort = np.argsort(src, kind="stable")  # read the memory-mapped file in order
-            out[rows[hit][sort]] = old[src[sort]]
             missing[rows[hit]] = False
+            yield rows[hit], order[pos[hit]]
 
 
 def _fill(out: np.ndarray, texts: np.ndarray, hashes: np.ndarray, rows: np.ndarray, name: str, device: str | None,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from clicloop.orchestrator.training.embeddings import default_model, embed_texts, have_sentence_transformers
+from clicloop.orchestrator.training.embeddings import cached_mask, default_model, embed_texts, have_sentence_transformers
 
 log = logging.getLogger("clicloop")
 
@@ -69,6 +69,10 @@ class SentenceEmbedding:
         default ``"read"`` (``/predict``, fitting on texts): rows the cache holds are copied, the
         rest computed, nothing written; ``False``: all computed."""
         return embed_texts(texts, self.model, batch_size=self.batch_size, device=self.device, cache=cache)
+
+    def cached(self, texts: Any) -> np.ndarray:
+        """Which of ``texts`` the disk cache already holds (a boolean each); nothing computed."""
+        return cached_mask(texts, self.model)
 
     def _features(self, X: Any) -> np.ndarray:
         if getattr(X, "ndim", 1) == 2 and getattr(X, "dtype", np.dtype(object)).kind in "fiu":

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 
+from clicloop.connectors.labelstudio.deferral import EmbedDeferral
 from clicloop.connectors.labelstudio.engine import ProjectModel
 from clicloop.connectors.labelstudio.labelset import parse_schema
 from clicloop.connectors.labelstudio.modelstore import ModelStore
@@ -35,6 +36,7 @@ def test_predict_embeds_the_texts_once_and_scores_them(tmp_path, monkeypatch):
     assert isinstance(model, SentenceEmbedding)
     model.fit(X, np.asarray(labels))
     engine.lock_, engine.model_, engine.strategy_, engine.serving_ = threading.RLock(), model, engine._create("strategy"), "ml-v1"
+    engine.deferral_ = EmbedDeferral(1, settings.predict_embed_limit, engine.warm_embeddings)
     calls = []
     real = embeddings.embed_texts
     monkeypatch.setattr("clicloop.orchestrator.training.sentence_model.embed_texts",
@@ -65,6 +67,7 @@ def test_predict_reads_the_task_embeddings_training_stored_and_writes_none(tmp_p
     engine = ProjectModel(settings, 1, parse_schema(CONFIG), registry)
     model = SentenceEmbedding().fit(np.asarray(texts, dtype=object), np.asarray(labels))
     engine.lock_, engine.model_, engine.strategy_, engine.serving_ = threading.RLock(), model, engine._create("strategy"), "ml-v1"
+    engine.deferral_ = EmbedDeferral(1, settings.predict_embed_limit, engine.warm_embeddings)
     engine.training_ = {"state": "idle", "progress": "trained on 8"}
     assert engine.warm_embeddings(model, list(project) + [None, 3]) == 36  # non-texts skipped
     assert engine.training_["progress"] == "trained on 8"
@@ -79,3 +82,28 @@ def test_predict_reads_the_task_embeddings_training_stored_and_writes_none(tmp_p
     assert sorted((tmp_path / "cache" / "embeddings").rglob("*.npy")) == stored  # /predict wrote nothing
     fresh = SentenceEmbedding().encode(np.asarray(project[:20], dtype=object), cache=False)
     np.testing.assert_allclose(model.encode(np.asarray(project[:20], dtype=object)), fresh, atol=1e-5)
+
+
+def test_a_cold_predict_embeds_at_most_the_limit_and_the_background_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLICLOOP_CACHE_DIR", str(tmp_path / "cache"))
+    texts, labels = make_texts(8)
+    project, _ = make_texts(4, seed=7)  # 12 task texts, none in the cache
+    registry = Registry(get_plugin_manager(load_entrypoints=False))
+    settings = ServeSettings(token="t" * 16, loop="ml", ledger=f"sqlite:///{tmp_path / 'l.db'}",
+                             model_store=str(tmp_path / "models"), predict_embed_limit=5)
+    engine = ProjectModel(settings, 1, parse_schema(CONFIG), registry).open(None, None)
+    model = SentenceEmbedding().fit(np.asarray(texts, dtype=object), np.asarray(labels))
+    engine.model_, engine.strategy_, engine.serving_ = model, engine._create("strategy"), "ml-v1"
+    computed = []
+    real = embeddings._fill
+    monkeypatch.setattr(embeddings, "_fill", lambda out, t, h, rows, *a: computed.append(len(rows)) or real(out, t, h, rows, *a))
+    tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate(project)]
+    predictions, scores = engine.predict(tasks)
+    assert computed[0] == 5 and [bool(p["result"]) for p in predictions] == [True] * 5 + [False] * 7
+    assert scores[5:] == [None] * 7
+    assert engine.deferral_.wait_idle(120)
+    computed.clear()
+    again, _ = engine.predict(tasks)
+    assert computed == [] and all(p["result"] for p in again)  # read from the cache the background wrote
+    assert [again[i]["result"] for i in range(5)] == [predictions[i]["result"] for i in range(5)]  # the same labels
+    engine.close()
