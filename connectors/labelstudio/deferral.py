@@ -40,7 +40,7 @@ class EmbedDeferral:
     def split(self, model: Any, texts: np.ndarray) -> np.ndarray:
         """The rows of ``texts`` to predict now (a boolean each): those the cache of ``model``
         holds, and the first ``limit`` distinct texts it lacks. The texts of the other rows are
-        queued for the background embedding and logged once. A model that cannot tell what its
+        queued for the background embedding (begun by :meth:`start`) and logged once. A model that cannot tell what its
         cache holds (no ``cached``) has every row predicted now."""
         cached = getattr(model, "cached", None)
         if not callable(cached):
@@ -71,11 +71,18 @@ class EmbedDeferral:
                 return False
             self.queued_ |= deferred
             self.jobs_.append((model, texts, deferred))
+            return True
+
+    def start(self) -> None:
+        """Start embedding what is queued, in the daemon thread (called once the request's own
+        embedding is done, so the two never compete for the CPU inside a request)."""
+        with self.cond_:
+            if self.stopping_ or not self.jobs_:
+                return
             if self.thread_ is None or not self.thread_.is_alive():
                 self.thread_ = threading.Thread(target=self._work, name=f"ls-embed-{self.project_id}", daemon=True)
                 self.thread_.start()
             self.cond_.notify_all()
-            return True
 
     def _work(self) -> None:
         while True:

@@ -163,7 +163,10 @@ class ProjectModel:
         encode, now = getattr(inner, "encode", None), np.ones(len(tasks), dtype=bool)
         if X.dtype == object and callable(encode):  # texts embedded once, for the prediction and the score
             now = self.deferral_.split(inner, X)
-            X = np.asarray(encode(X[now])) if now.any() else X[:0]
+            try:
+                X = np.asarray(encode(X[now])) if now.any() else X[:0]
+            finally:
+                self.deferral_.start()  # the deferred texts, after this request's own
         results, scores = [{**empty, "result": []} for _ in tasks], [None for _ in tasks]
         if not now.any():
             return results, scores

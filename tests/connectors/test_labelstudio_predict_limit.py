@@ -138,3 +138,28 @@ def test_cached_mask_finds_the_cached_texts_without_computing(tmp_path, monkeypa
     monkeypatch.setattr(embeddings, "_encoder", lambda *a: pytest.fail("cached_mask computed an embedding"))
     assert embeddings.cached_mask(texts, "some-model").tolist() == [True, True, False]
     assert embeddings.cached_mask(texts, "another-model").tolist() == [False, False, False]
+
+
+def test_the_background_embedding_starts_after_the_requests_own(engine):
+    """Found in CI: the deferred texts' embedding began while the request still embedded its own,
+    so the two competed for the CPU inside the request (and the real-model test saw the
+    background's 12 texts computed first)."""
+    events: list[str] = []
+    model = engine.model_
+    encode = model.encode
+
+    def slow_encode(texts: Any, cache: bool | str = "read") -> np.ndarray:
+        if cache == "read":
+            events.append("request starts")
+            threading.Event().wait(0.3)  # time for a background thread, had one started, to begin
+            events.append("request done")
+        return encode(texts, cache=cache)
+
+    def warm(m: Any, texts: list[str]) -> int:
+        events.append("background")
+        return 0
+
+    model.encode, engine.deferral_.warm = slow_encode, warm
+    engine.predict([{"id": i, "data": {"text": f"invoice {i}"}} for i in range(6)])
+    assert engine.deferral_.wait_idle(30)
+    assert events == ["request starts", "request done", "background"]
