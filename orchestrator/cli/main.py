@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from clicloop.orchestrator.cli.output import table_console
+from clicloop.orchestrator.cli.output import pay_command, table_console
 from clicloop.orchestrator.errors import ClicloopError
 
 app = typer.Typer(
@@ -57,7 +57,7 @@ def run(
     with progress_plugin(pm, cfg, console):
         loop = Loop(cfg, plugin_manager=pm)
         loop.run(restart=restart)
-    _print_report(cfg.ledger, cfg.loop.name, cfg.wage_floor)
+    _print_report(cfg.ledger, cfg.loop.name, cfg.wage_floor, config=config)
 
 
 @app.command()
@@ -103,7 +103,7 @@ def report(
 
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured) if as_json else contextlib.nullcontext():
-        _print_report(ledger, loop, floor, as_json=as_json)
+        _print_report(ledger, loop, floor, as_json=as_json, config=config)
     with ReadOnlyLedger(ledger) as led:
         names = [loop] if loop else led.loops()
         predicted = forecasts(led, {n: build_report(led, n) for n in names}, target, stops)
@@ -145,8 +145,9 @@ def _print_csv(url: str, loop: str | None) -> None:
             writer.writerow(row)
 
 
-def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = False) -> None:
+def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = False, config: Path | None = None) -> None:
     from clicloop.orchestrator.config import WageFloor
+    from clicloop.orchestrator.credentials import redact_url
     from clicloop.orchestrator.errors import LedgerError
     from clicloop.orchestrator.ledger.money import fmt as fmt_money
     from clicloop.orchestrator.ledger.money import json_default
@@ -172,7 +173,7 @@ def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = Fal
         if totals.workers_below_floor:
             console.print(f"[bold]! {totals.workers_below_floor} worker(s) earn below the floor of {floor.amount:.2f} "
                           f"{floor.currency}/h on total time; adjustments owed: {fmt_money(totals.owed, floor.currency)} "
-                          "(clicloop ledger adjust CONFIG --apply)[/]")
+                          f"({pay_command(floor, config=config, ledger=redact_url(url))})[/]")
 
 
 @app.command()

@@ -12,3 +12,17 @@ def table_console(**kwargs: Any) -> Any:
 
     console = Console(**kwargs)
     return console if console.is_terminal else Console(width=10_000, **kwargs)
+
+
+def pay_command(floor: Any, *, config: Any = None, ledger: str | None = None) -> str:
+    """The ``clicloop ledger adjust`` command that pays what a summary says is owed, runnable as
+    printed: the config when the user gave one (it holds the ledger and the floor), else the
+    ledger URL with the floor the summary used (``ledger adjust`` never guesses a floor)."""
+    import shlex
+    from decimal import Decimal
+
+    if config is not None:
+        return f"clicloop ledger adjust {shlex.quote(str(config))} --apply"
+    amount = format(Decimal(str(floor.amount)).normalize(), "f")
+    return (f"clicloop ledger adjust --ledger {shlex.quote(str(ledger))} --floor {amount} "
+            f"--currency {floor.currency} --apply")

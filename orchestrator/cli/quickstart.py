@@ -94,6 +94,7 @@ def summary(outcomes: list[Outcome], target: float, config: Config, ledger: str)
     from rich.table import Table
     from rich.text import Text
 
+    from clicloop.orchestrator.cli.output import pay_command
     from clicloop.orchestrator.credentials import redact_url
     from clicloop.orchestrator.ledger.money import fmt
     from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
@@ -126,7 +127,7 @@ def summary(outcomes: list[Outcome], target: float, config: Config, ledger: str)
     owing = [f"{fmt(t.owed, floor.currency)} to {t.workers_below_floor} worker(s) of {name}" for name, t in totals.items() if t.owed]
     if owing:
         lines.append("still owed below the floor on total time: " + ", ".join(owing)
-                     + f" (`clicloop ledger adjust --ledger {shown} --apply` pays it)")
+                     + f" (`{pay_command(floor, ledger=shown)}` pays it)")
     lines.append(f"ledger: {shown}  ·  details: clicloop report --ledger {shown}")
     return Group(table, *(Text(line) for line in lines))
 

@@ -63,3 +63,23 @@ def test_adjust_computes_nothing_where_pay_is_unknown(tmp_path):
     assert f"{loop}: pay unknown" in listed.stdout and "pay 0" not in listed.stdout and "->" not in listed.stdout
     report = _clicloop("report", "--ledger", url, cwd=tmp_path)
     assert "pay unknown" in report.stdout
+
+
+def test_the_report_names_a_pay_command_that_runs_as_printed(tmp_path):
+    """`clicloop report --ledger URL` computes what is owed at the default floor and names the
+    command that pays it, floor included. (Before 2026-12-05 it printed `clicloop ledger adjust
+    CONFIG --apply`, with no config to give.)"""
+    import re
+    import shlex
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    _review_ledger(url)
+    report = _clicloop("report", "--ledger", url, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    command = re.search(r"\((clicloop ledger adjust [^)]+)\)", " ".join(report.stdout.split()))
+    assert command is not None, report.stdout
+    args = shlex.split(command.group(1))[1:]
+    assert args[-5:] == ["--floor", "12.02", "--currency", "EUR", "--apply"]
+    paid = _clicloop(*args, cwd=tmp_path)
+    assert paid.returncode == 0 and "bot:review: recorded 2 adjustment payment(s)" in paid.stdout
+    assert "adjustments owed" not in _clicloop("report", "--ledger", url, cwd=tmp_path).stdout

@@ -54,3 +54,27 @@ def test_every_loop_of_the_default_quickstart_ends_above_the_floor(tmp_path) -> 
         for strategy in ("margin", "random"):
             totals = build_report(ledger, f"quickstart-{strategy}", floor)[1]
             assert totals.wage_total_time >= floor.amount, (strategy, totals.wage_total_time)
+
+
+def test_the_command_the_quickstart_prints_pays_what_it_says_is_owed(tmp_path) -> None:
+    """The summary's 'still owed ... (`clicloop ledger adjust ...` pays it)' names a command that
+    runs as printed. (Before 2026-12-05 it had no floor and `ledger adjust --ledger URL` without a
+    config refuses to guess one: the printed command failed with exit 2.)"""
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    text, _ = _run(tmp_path, underpaid=True)
+    flat = " ".join(text.split())
+    command = re.search(r"`(clicloop ledger adjust [^`]+)`", flat)
+    assert command is not None, flat
+    args = shlex.split(command.group(1))[1:]
+    assert "--floor" in args and "12.02" in args and "--apply" in args
+    paid = subprocess.run([sys.executable, "-m", "clicloop", *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert paid.returncode == 0, paid.stderr
+    assert "quickstart-margin: recorded" in paid.stdout
+    with ReadOnlyLedger(f"sqlite:///{tmp_path / 'under.db'}") as ledger:
+        config = quickstart_config("margin", ledger="sqlite:///:memory:", seed=0, budget=60, underpaid=True)
+        assert build_report(ledger, "quickstart-margin", config.wage_floor)[1].owed == 0
