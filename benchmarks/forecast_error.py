@@ -117,9 +117,10 @@ def run_one(name: str, data: dict[str, Any], config: str, seed: int, answers: in
 
 
 def run_loops(data: list[tuple[str, str, int, int]], configs: list[str], seeds: list[int], cache: Path,
-              jobs: int, cached_only: bool = False) -> list[dict[str, Any]]:
+              jobs: int, cached_only: bool = False, runner: Any = None) -> list[dict[str, Any]]:
     """Every (data, config, seed) loop, from ``cache`` when it holds it, else run (``jobs`` at a
-    time) and cached; with ``cached_only`` the loops not in the cache are left out (and said so)."""
+    time) and cached; with ``cached_only`` the loops not in the cache are left out (and said so).
+    ``runner``: what runs one loop (default :func:`run_one`; ``forecast_signals.py`` records more)."""
     cache.mkdir(parents=True, exist_ok=True)
     loops, todo = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +137,7 @@ def run_loops(data: list[tuple[str, str, int, int]], configs: list[str], seeds: 
             print(f"left out, not in {cache}: {', '.join(p.name for p, _, _ in todo)}", file=sys.stderr)
             todo = []
         with ProcessPoolExecutor(max(1, jobs)) as ex:
-            futures = {ex.submit(run_one, *args): (path, pool) for path, pool, args in todo}
+            futures = {ex.submit(runner or run_one, *args): (path, pool) for path, pool, args in todo}
             for fut in as_completed(futures):
                 path, pool = futures[fut]
                 res = fut.result()
