@@ -43,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import forecast_error as bench  # noqa: E402
-from benchmarks.forecast_variants import patched  # noqa: E402
+from benchmarks.forecast_variants import cells, patched  # noqa: E402
 
 Forecaster = Callable[..., Any]
 
@@ -273,24 +273,6 @@ def sign_test(better: int, worse: int) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(better, worse) + 1)) / 2**n
     return min(1.0, 2 * tail)
-
-
-def cells(cases: list[dict[str, Any]]) -> list[str]:
-    """Per (data, loop) and all from half the rounds, then all fractions pooled."""
-    groups = sorted({(c["data"], c["strategy"]) for c in cases}) + [("all", "all")]
-    out = []
-    for data, strategy in groups:
-        sel = [c for c in cases if c["fraction"] == 0.5 and data in (c["data"], "all") and strategy in (c["strategy"], "all")]
-        out.append(_cell(bench.scores(sel)))
-    out.append(_cell(bench.scores(cases)))
-    return out
-
-
-def _cell(s: dict[str, float] | None) -> str:
-    if s is None:
-        return "-"
-    p = bench._pct
-    return f"{p(s['n'])} / {p(s['h'])} / {p(s['c'])}; in {p(s['in_n'])} / {p(s['in_h'])} / {p(s['in_c'])}"
 
 
 def granularity(loops: list[dict[str, Any]]) -> list[str]:

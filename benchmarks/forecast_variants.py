@@ -150,13 +150,18 @@ def score(loops: list[dict[str, Any]], context: Callable[[str], Any], noise_scal
 
         with context(loop["data"]):
             cases += bench.evaluate([loop], forecaster=fc)
-    cells = []
+    return cells(cases)
+
+
+def cells(cases: list[dict[str, Any]]) -> list[str]:
+    """Per (data, loop) and all from half the rounds, then all fractions pooled."""
     groups = sorted({(c["data"], c["strategy"]) for c in cases}) + [("all", "all")]
+    out = []
     for data, strategy in groups:
         sel = [c for c in cases if c["fraction"] == 0.5 and data in (c["data"], "all") and strategy in (c["strategy"], "all")]
-        cells.append(_cell(bench.scores(sel)))
-    cells.append(_cell(bench.scores(cases)))
-    return cells
+        out.append(_cell(bench.scores(sel)))
+    out.append(_cell(bench.scores(cases)))
+    return out
 
 
 def _cell(s: dict[str, float] | None) -> str:
