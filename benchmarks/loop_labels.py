@@ -4,6 +4,7 @@ margin sampling (and random), paired seeds, labels to 95% / 98% of full-data acc
     .venv/bin/python benchmarks/loop_labels.py --data digits --batch 10 --max-labels 400 --seeds 10 \\
         --jobs 2 --out /tmp/loop_digits_b10.json
     .venv/bin/python benchmarks/loop_labels.py --report /tmp/loop_digits_b10.json
+    .venv/bin/python benchmarks/loop_labels.py --merge part1.json part2.json --out all.json   # a run made in parts
 
 Every run is ``Loop(config).run()`` with the product's default config (default model, strategy,
 pseudo-labels, aggregator) and only the overrides a comparison needs: ``default`` is the loop as
@@ -326,6 +327,35 @@ def _top_of_curve(curves: dict[str, Any], base: dict[str, Any], seeds: list[str]
     return below, points, float(np.mean(short)) if short else 0.0, seeds_below
 
 
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs of one setting (data, batch, budget, seed labels, noise) joined: their rows' curves and
+    seconds by seed, e.g. a long run made in parts (``--first-seed``) or a row added later. The
+    runs are deterministic given their seed, so a seed run twice must give the same curve."""
+    setting = ("data", "batch", "max_labels", "seed_size", "noise", "full_accuracy")
+    first = runs[0]
+    out = {**first, **{k: {row: dict(v) if isinstance(v, dict) else list(v) for row, v in first[k].items()}
+                       for k in ("curves", "round_seconds", "seconds")},
+           "configs": dict(first["configs"]), "full_accuracy_by_row": dict(first["full_accuracy_by_row"])}
+    for run_ in runs[1:]:
+        differ = [k for k in setting if run_.get(k) != first.get(k)]
+        if differ:
+            raise SystemExit(f"--merge: the runs differ in {', '.join(differ)}; only runs of one setting join")
+        for row, curves in run_["curves"].items():
+            mine = out["curves"].setdefault(row, {})
+            clash = [s for s in curves if s in mine and mine[s] != curves[s]]
+            if clash:
+                raise SystemExit(f"--merge: row {row!r}, seed {clash[0]}: two different curves for one seed")
+            if any(s not in mine for s in curves):  # a run already joined adds no seconds twice
+                out["seconds"].setdefault(row, []).extend(run_["seconds"][row])
+            mine.update(curves)
+            out["round_seconds"].setdefault(row, {}).update(run_["round_seconds"][row])
+            out["configs"].setdefault(row, run_["configs"][row])
+            out["full_accuracy_by_row"].setdefault(row, run_["full_accuracy_by_row"][row])
+    seeds = sorted({int(s) for curves in out["curves"].values() for s in curves})
+    out["seeds"], out["first_seed"] = len(seeds), seeds[0]
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="digits", help="digits, a folder such as ../shared/data/clinc150, or one --prepare wrote")
@@ -344,7 +374,12 @@ def main() -> None:
     p.add_argument("--out", default="loop_labels.json")
     p.add_argument("--prepare", metavar="DIR", help="only write --data's pool and evaluation set into DIR, then stop")
     p.add_argument("--report", nargs="+", metavar="JSON", help="print the tables of earlier runs")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="join runs of one setting (other seeds, other rows) "
+                   "into --out, then report it")
     ns = p.parse_args()
+    if ns.merge:
+        Path(ns.out).write_text(json.dumps(merge([json.loads(Path(f).read_text()) for f in ns.merge])))
+        return report([ns.out])
     if ns.report:
         return report(ns.report)
     if ns.prepare:
