@@ -327,7 +327,7 @@ def _top_of_curve(curves: dict[str, Any], base: dict[str, Any], seeds: list[str]
     return below, points, float(np.mean(short)) if short else 0.0, seeds_below
 
 
-def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Runs of one setting (data, batch, budget, seed labels, noise) joined: their rows' curves and
     seconds by seed, e.g. a long run made in parts (``--first-seed``) or a row added later. The
     runs are deterministic given their seed, so a seed run twice must give the same curve."""
@@ -378,7 +378,7 @@ def main() -> None:
                    "into --out, then report it")
     ns = p.parse_args()
     if ns.merge:
-        Path(ns.out).write_text(json.dumps(merge([json.loads(Path(f).read_text()) for f in ns.merge])))
+        Path(ns.out).write_text(json.dumps(merge_runs([json.loads(Path(f).read_text()) for f in ns.merge])))
         return report([ns.out])
     if ns.report:
         return report(ns.report)
