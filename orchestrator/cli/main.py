@@ -41,8 +41,12 @@ def quickstart(
 def run(
     config: ConfigArg,
     restart: Annotated[bool, typer.Option("--restart", help="delete this loop's records first and start over")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show the loop's decisions and why (the model "
+                                                                  "model: auto picked, pseudo-labels on or off, cold start)")] = False,
 ) -> None:
     """Run a loop, or resume it from the ledger where it stopped."""
+    if verbose:
+        logging.getLogger("clicloop").setLevel(logging.INFO)
     from rich.console import Console
 
     from clicloop.orchestrator.config import load_config

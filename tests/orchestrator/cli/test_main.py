@@ -88,3 +88,18 @@ def test_a_usage_error_exits_2_with_the_option_named(capsys):
         main(["run", "--bogus"])
     assert exit_info.value.code == 2
     assert "--bogus" in capsys.readouterr().err
+
+
+def test_run_verbose_says_which_model_and_pseudo_labels_and_why(tmp_path):
+    """`clicloop run -v` shows the loop's decisions (the model `auto` picked, pseudo-labels on or
+    off) with their reasons; without it they stay out of the output. (Before 2026-12-05 the loop
+    logged them at INFO and `clicloop run` had no way to show them.)"""
+    assert clicloop("init", cwd=tmp_path).returncode == 0
+    config = tmp_path / "clicloop.yaml"
+    config.write_text(config.read_text().replace("max_labels: 300", "max_labels: 20"))
+    quiet = clicloop("run", "clicloop.yaml", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "model: scaled-logreg" not in quiet.stderr
+    loud = clicloop("run", "clicloop.yaml", "--restart", "-v", cwd=tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert "model: scaled-logreg (" in loud.stderr and "loop.pseudo_labels: auto is on" in loud.stderr
