@@ -42,7 +42,7 @@ def run(
     config: ConfigArg,
     restart: Annotated[bool, typer.Option("--restart", help="delete this loop's records first and start over")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show the loop's decisions and why (the model "
-                                                                  "model: auto picked, pseudo-labels on or off, cold start)")] = False,
+                                                                  "that model: auto picked, pseudo-labels on or off, cold start)")] = False,
 ) -> None:
     """Run a loop, or resume it from the ledger where it stopped."""
     if verbose:
@@ -61,7 +61,7 @@ def run(
     with progress_plugin(pm, cfg, console):
         loop = Loop(cfg, plugin_manager=pm)
         loop.run(restart=restart)
-    _print_report(cfg.ledger, cfg.loop.name, cfg.wage_floor, config=config)
+    _print_report(cfg.ledger, cfg.loop.name, cfg.wage_floor, config=config, own=(True, cfg.loop.name))
 
 
 @app.command()
@@ -82,11 +82,12 @@ def report(
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter(f"--format {fmt!r}: use table, csv or json", param_hint="--format")
     as_json = as_json or fmt == "json"
-    floor, stops = None, {}
+    floor, stops, own = None, {}, None
     if config is not None:
         from clicloop.orchestrator.config import load_config
 
         cfg = load_config(config)
+        own = (ledger is None or ledger == cfg.ledger, cfg.loop.name)  # what `ledger adjust CONFIG` picks by itself
         ledger, loop, floor = ledger or cfg.ledger, loop or cfg.loop.name, cfg.wage_floor
         stops = {cfg.loop.name: cfg.stop}  # the forecast's target and budget (the ledger keeps no stop rules)
     if ledger is None:
@@ -107,7 +108,7 @@ def report(
 
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured) if as_json else contextlib.nullcontext():
-        _print_report(ledger, loop, floor, as_json=as_json, config=config)
+        _print_report(ledger, loop, floor, as_json=as_json, config=config, own=own)
     with ReadOnlyLedger(ledger) as led:
         names = [loop] if loop else led.loops()
         predicted = forecasts(led, {n: build_report(led, n) for n in names}, target, stops)
@@ -149,7 +150,9 @@ def _print_csv(url: str, loop: str | None) -> None:
             writer.writerow(row)
 
 
-def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = False, config: Path | None = None) -> None:
+def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = False, config: Path | None = None,
+                  own: tuple[bool, str] | None = None) -> None:
+    """``own``: with a config, whether ``url`` is the config's ledger, and the config's loop."""
     from clicloop.orchestrator.config import WageFloor
     from clicloop.orchestrator.credentials import redact_url
     from clicloop.orchestrator.errors import LedgerError
@@ -175,9 +178,11 @@ def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = Fal
     for name, (rows, totals) in reports.items():
         console.print(render_report(rows, totals, floor.amount))
         if totals.workers_below_floor:
+            command = pay_command(floor, config=config, ledger=None if own and own[0] else redact_url(url),
+                                  loop=(None if name == own[1] else name) if own else loop)
             console.print(f"[bold]! {totals.workers_below_floor} worker(s) earn below the floor of {floor.amount:.2f} "
                           f"{floor.currency}/h on total time; adjustments owed: {fmt_money(totals.owed, floor.currency)} "
-                          f"({pay_command(floor, config=config, ledger=redact_url(url))})[/]")
+                          f"({command})[/]")
 
 
 @app.command()

@@ -14,15 +14,21 @@ def table_console(**kwargs: Any) -> Any:
     return console if console.is_terminal else Console(width=10_000, **kwargs)
 
 
-def pay_command(floor: Any, *, config: Any = None, ledger: str | None = None) -> str:
+def pay_command(floor: Any, *, config: Any = None, ledger: str | None = None, loop: str | None = None) -> str:
     """The ``clicloop ledger adjust`` command that pays what a summary says is owed, runnable as
     printed: the config when the user gave one (it holds the ledger and the floor), else the
-    ledger URL with the floor the summary used (``ledger adjust`` never guesses a floor)."""
+    ledger URL with the floor the summary used (``ledger adjust`` never guesses a floor).
+    ``ledger`` beside a config is a ledger other than the config's; ``loop``, a loop the command
+    would not pick by itself."""
     import shlex
-    from decimal import Decimal
 
+    parts = ["clicloop ledger adjust"]
     if config is not None:
-        return f"clicloop ledger adjust {shlex.quote(str(config))} --apply"
-    amount = format(Decimal(str(floor.amount)).normalize(), "f")
-    return (f"clicloop ledger adjust --ledger {shlex.quote(str(ledger))} --floor {amount} "
-            f"--currency {floor.currency} --apply")
+        parts.append(shlex.quote(str(config)))
+    if ledger is not None:
+        parts.append(f"--ledger {shlex.quote(str(ledger))}")
+    if loop is not None:
+        parts.append(f"--loop {shlex.quote(loop)}")
+    if config is None:
+        parts.append(f"--floor {format(floor.amount.normalize(), 'f')} --currency {floor.currency}")
+    return " ".join([*parts, "--apply"])

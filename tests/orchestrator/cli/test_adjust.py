@@ -83,3 +83,24 @@ def test_the_report_names_a_pay_command_that_runs_as_printed(tmp_path):
     paid = _clicloop(*args, cwd=tmp_path)
     assert paid.returncode == 0 and "bot:review: recorded 2 adjustment payment(s)" in paid.stdout
     assert "adjustments owed" not in _clicloop("report", "--ledger", url, cwd=tmp_path).stdout
+
+
+def test_the_report_with_a_config_and_another_ledger_names_that_ledger(tmp_path):
+    """`clicloop report CONFIG --ledger URL --loop NAME` reads URL, so the pay command it prints
+    names URL and the loop too. (Before 2026-12-05 it printed `clicloop ledger adjust CONFIG
+    --apply`, which pays the config's own ledger and loop: not what the report said was owed.)"""
+    import re
+    import shlex
+
+    assert _clicloop("init", "c.yaml", cwd=tmp_path).returncode == 0  # its ledger: clicloop.db, its loop: not bot:review
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    _review_ledger(url)
+    report = _clicloop("report", "c.yaml", "--ledger", url, "--loop", "bot:review", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    command = re.search(r"\((clicloop ledger adjust [^)]+)\)", " ".join(report.stdout.split()))
+    assert command is not None, report.stdout
+    args = shlex.split(command.group(1))[1:]
+    assert args == ["ledger", "adjust", "c.yaml", "--ledger", url, "--loop", "bot:review", "--apply"]
+    paid = _clicloop(*args, cwd=tmp_path)
+    assert paid.returncode == 0 and "bot:review: recorded 2 adjustment payment(s)" in paid.stdout, paid.stderr
+    assert "adjustments owed" not in _clicloop("report", "--ledger", url, cwd=tmp_path).stdout
