@@ -10,7 +10,10 @@
   (``was_cancelled``) an answer with ``label=None``. An annotation changed or deleted after it
   was reported comes back as ``event="updated"`` / ``"deleted"`` with a ``version`` that makes
   the correction idempotent. Which annotation was reported is kept in the Label Studio task's
-  ``meta["clicloop_reported"]``, so deletions are noticed even across clicloop restarts.
+  ``meta["clicloop_reported"]``, so deletions are noticed even across clicloop restarts. Any
+  other annotation of the task (Label Studio on SQLite can hand one task to two people at once)
+  is work done all the same: it comes back as ``event="extra"``, once, and the loop records and
+  pays it as an answer of its own (:mod:`clicloop.orchestrator.crowd.extra`).
 - With ``webhook_port`` set, ``open`` also starts a small receiver (:mod:`clicloop.backends.labelstudio_webhook`)
   and registers a project webhook for annotation events; the receiver answers each delivery at
   once and ``collect`` works through the queue, polling the project on its first call and every
@@ -129,7 +132,7 @@ class LabelStudioBackend(Withdrawal):
         self.metas_: dict[int, dict[str, Any]] = {}
         self.sources_: dict[str, str] = {}  # task key -> where its answer first came from
         self.counts_ = dict.fromkeys(("polls", "answers_by_webhook", "answers_by_poll", "corrections_by_webhook",
-                                      "corrections_by_poll"), 0)
+                                      "corrections_by_poll", "extras_by_webhook", "extras_by_poll"), 0)
         self.last_poll_, self.poll_soon_ = -math.inf, False
         self.receiver_: WebhookReceiver | None = None
         self.webhook_id_: int | None = None
@@ -280,7 +283,7 @@ class LabelStudioBackend(Withdrawal):
                 if mark in self.emitted_:
                     continue
                 self.emitted_.add(mark)
-                self.counts_[f"corrections_by_{source}"] += 1
+                self.counts_[f"{'extras' if answer.event == 'extra' else 'corrections'}_by_{source}"] += 1
             out.append(answer)
         return out
 
@@ -312,17 +315,22 @@ class LabelStudioBackend(Withdrawal):
                 return []
             if reported != current["id"]:
                 marks[task_id] = (meta, int(current["id"]), key)
-            return [self._answer(key, current, "created", stamp(current.get("created_at")))]
+            return [self._answer(key, current, "created", stamp(current.get("created_at"))), *self._extras(key, annotations)]
         if reported is None:
             return []  # never reported: nothing to correct
         if current is None:
             return [self._deleted(key, reported)]
         if current["id"] != reported:
             marks[task_id] = (meta, int(current["id"]), key)
-            return [self._correction(key, current, f"{current['id']}@{stamp(current.get('updated_at'))}")]
-        if changed(current):
-            return [self._correction(key, current, stamp(current.get("updated_at")))]
-        return []
+            return [self._correction(key, current, f"{current['id']}@{stamp(current.get('updated_at'))}"),
+                    *self._extras(key, annotations)]
+        fixed = [self._correction(key, current, stamp(current.get("updated_at")))] if changed(current) else []
+        return [*fixed, *self._extras(key, annotations)]
+
+    def _extras(self, key: str, annotations: Sequence[dict[str, Any]]) -> list[Answer]:
+        """The task's annotations after its first: each one a person's work (``event="extra"``)."""
+        first = min(int(a["id"]) for a in annotations)
+        return [self._answer(key, a, "extra", f"extra:{a['id']}") for a in annotations if int(a["id"]) != first]
 
     def _from_webhooks(self, wanted: set[str], marks: dict[int, tuple[dict[str, Any], int, str]]) -> list[Answer]:
         """Answers from the queued deliveries. A new annotation of a task not yet reported is
@@ -369,7 +377,8 @@ class LabelStudioBackend(Withdrawal):
                 task_id = self.task_ids_[key]
                 if self.reported_.get(key) != current["id"]:
                     marks.setdefault(task_id, (self.metas_.get(task_id, {}), int(current["id"]), key))
-                answers.append(self._answer(key, current, "created", stamp(current.get("created_at"))))
+                answers += [self._answer(key, current, "created", stamp(current.get("created_at"))),
+                            *self._extras(key, list(annotations.values()))]
         return answers
 
     def _key_of(self, task_id: int) -> str | None:

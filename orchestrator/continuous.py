@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clicloop.orchestrator.crowd import quality
+from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.fairwork.policies import check_dispatch
 from clicloop.orchestrator.fairwork.wages import price_per_answer
@@ -341,7 +342,9 @@ class ContinuousRun:
         else:
             nxt = getattr(loop.backend_, "collect_next", None)
             answers = nxt(given) if callable(nxt) else loop.backend_.collect(given)
-        created = [x for x in loop.ids_.answers(answers) if x.event == "created" and x.task_key in self.open_]
+        answers = loop.ids_.answers(answers)
+        record_extras(loop, answers)  # more people answered a task: paid, one more vote
+        created = [x for x in answers if x.event == "created" and x.task_key in self.open_]
         if not created:
             simulated = until is not None or callable(getattr(loop.backend_, "collect_next", None))
             if not simulated and sleep:

@@ -27,6 +27,7 @@ from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
 from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
+from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.training.models import confidence_weights, evaluate, predictions_for
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
 from clicloop.orchestrator.runner import RunnerLease
@@ -240,7 +241,7 @@ class Loop:
         return [
             self._task(r, row["item_id"], row["replica"], None if row["reward_micros"] is None else from_micros(row["reward_micros"]),
                        kind=row["kind"])
-            for row in self.ledger_.tasks(self.name, r)
+            for row in self.ledger_.tasks(self.name, r) if row["kind"] != "extra"  # an extra answer's task is never sent
         ]
 
     def _task(self, r: int, item_id: str, replica: int, reward: Decimal | None = None,
@@ -359,7 +360,7 @@ class Loop:
         while pending:
             self.lease_.check()
             answers = self.ids_.answers(self.backend_.collect(self.ids_.tasks([t for t in tasks if t.key in pending])))
-            quality.apply_corrections(self.ledger_, self.aggregator_, self.name, r, [a for a in answers if a.event != "created"],
+            quality.apply_corrections(self.ledger_, self.aggregator_, self.name, r, [a for a in answers if a.event in ("updated", "deleted")],
                                       self.labels_, rng_for(self.config.loop.seed, "correct", r))
             created = [a for a in answers if a.event == "created"]
             rows = [(by_key[a.task_key], a, *check_answer(a, self.labels_)) for a in created if a.task_key in pending]
@@ -369,6 +370,7 @@ class Loop:
             new = self.ledger_.record_answers(self.name, self.config.backend.name, rows)
             for i in new:
                 self.pm_.hook.clicloop_annotation_received(loop=self, answer=rows[i][1], status=rows[i][2])
+            record_extras(self, answers)  # more people answered a task: paid, one more vote
             pending = self.ledger_.pending(self.name, r) & by_key.keys()
             if pending:
                 if deadline is not None and time.monotonic() > deadline:

@@ -66,7 +66,9 @@ class Answer:
 
     Corrections: a backend reports a changed or deleted answer with the same ``task_key``,
     ``event="updated"`` or ``"deleted"`` and a ``version`` (e.g. the platform's updated-at) that
-    makes the correction idempotent; ``external_id`` is the platform's id of the answer.
+    makes the correction idempotent; ``external_id`` is the platform's id of the answer. Another
+    person's answer to a task that already has its answer is ``event="extra"`` (the loop records
+    and pays it as an answer of its own: :mod:`clicloop.orchestrator.crowd.extra`).
 
     ``problem``: the backend's reason to quarantine the answer (e.g. an implausible time, see
     :mod:`clicloop.orchestrator.crowd.plausibility`); the ledger records it with that reason.
