@@ -343,7 +343,7 @@ class ContinuousRun:
             nxt = getattr(loop.backend_, "collect_next", None)
             answers = nxt(given) if callable(nxt) else loop.backend_.collect(given)
         answers = loop.ids_.answers(answers)
-        record_extras(loop, answers)  # more people answered a task: paid, one more vote
+        record_extras(loop.ledger_, loop.name, loop.config.backend.name, loop.labels_, answers, loop._received)  # more people answered a task: paid
         created = [x for x in answers if x.event == "created" and x.task_key in self.open_]
         if not created:
             simulated = until is not None or callable(getattr(loop.backend_, "collect_next", None))
@@ -367,7 +367,7 @@ class ContinuousRun:
         for x in created:
             self.open_.pop(x.task_key, None)
         for i in new:
-            loop.pm_.hook.clicloop_annotation_received(loop=loop, answer=rows[i][1], status=rows[i][2])
+            loop._received(rows[i][1], rows[i][2])
         return len(new)
 
     def _drain(self, r: int) -> None:

@@ -36,7 +36,7 @@ from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseud
 from clicloop.orchestrator.training.sentence_model import auto_model, embed_data
 from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.stopping import Budget, items_affordable, per_task, stop_reason
-from clicloop.orchestrator.types import BackendContext, Model, RoundResult, Task
+from clicloop.orchestrator.types import Answer, BackendContext, Model, RoundResult, Task
 
 log = logging.getLogger("clicloop")
 
@@ -369,8 +369,8 @@ class Loop:
                 log.warning("round %d: backend returned answers for unknown tasks %s; ignored", r, stray[:3])
             new = self.ledger_.record_answers(self.name, self.config.backend.name, rows)
             for i in new:
-                self.pm_.hook.clicloop_annotation_received(loop=self, answer=rows[i][1], status=rows[i][2])
-            record_extras(self, answers)  # more people answered a task: paid, one more vote
+                self._received(rows[i][1], rows[i][2])
+            record_extras(self.ledger_, self.name, self.config.backend.name, self.labels_, answers, self._received)
             pending = self.ledger_.pending(self.name, r) & by_key.keys()
             if pending:
                 if deadline is not None and time.monotonic() > deadline:
@@ -378,6 +378,9 @@ class Loop:
                     self.ledger_.set_task_status(pending, "expired")
                     return
                 time.sleep(self.config.loop.poll_seconds)
+
+    def _received(self, answer: Answer, status: str) -> None:
+        self.pm_.hook.clicloop_annotation_received(loop=self, answer=answer, status=status)
 
     def _finish(self, r: int, reason: str | None) -> RoundResult:
         if reason is not None:  # the loop stops: the waiting after each worker's last answer, once

@@ -13,40 +13,42 @@ that reports it again (after a restart) pays no one twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.ledger.extra import KIND, record_extra_answers, task_rows
-from clicloop.orchestrator.types import Answer
+from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.types import Answer, Task
 
 log = logging.getLogger(__name__)
 
 EVENT = "extra"
 
 
-def record_extras(loop: Any, answers: Sequence[Answer]) -> int:
-    """Record the extra answers among ``answers`` (under the ledger's task keys) for ``loop``; the
-    number that were new. An extra answer to a task this loop never recorded is logged and
-    ignored."""
+def record_extras(ledger: Ledger, loop: str, backend: str, labels: Sequence[str], answers: Sequence[Answer],
+                  received: Callable[[Answer, str], None] | None = None) -> int:
+    """Record the extra answers among ``answers`` (under the ledger's task keys) to tasks of
+    ``loop``; the number that were new, each passed to ``received(answer, status)``. An extra
+    answer to a task this loop never recorded is logged and ignored."""
     extras = [a for a in answers if a.event == EVENT]
     if not extras:
         return 0
-    originals = task_rows(loop.ledger_, {a.task_key for a in extras})
+    originals = task_rows(ledger, {a.task_key for a in extras})
     rows = []
     for answer in extras:
         row = originals.get(answer.task_key)
-        if row is None or row["loop"] != loop.name or row["kind"] == KIND:
+        if row is None or row["loop"] != loop or row["kind"] == KIND:
             log.warning("an extra answer to task %s, which this loop never sent out: ignored", answer.task_key)
             continue
-        task = loop._task(row["round_no"], row["item_id"], row["replica"])
-        task = replace(task, key=f"{row['key']}+{answer.external_id or answer.version}", kind=KIND, prediction=None)
+        task = Task(key=f"{row['key']}+{answer.external_id or answer.version}", loop=loop, round_no=row["round_no"],
+                    item_id=row["item_id"], replica=row["replica"], purpose=row["purpose"], labels=tuple(labels), kind=KIND)
         answer = replace(answer, task_key=task.key, event="created")
-        rows.append((task, answer, *check_answer(answer, loop.labels_)))
-    new = record_extra_answers(loop.ledger_, loop.name, loop.config.backend.name, rows)
+        rows.append((task, answer, *check_answer(answer, labels)))
+    new = record_extra_answers(ledger, loop, backend, rows)
     for i in new:
         log.info("task %s: one more person answered it (%s); recorded and paid as an answer of its own",
                  rows[i][0].key.rpartition("+")[0], rows[i][2])
-        loop.pm_.hook.clicloop_annotation_received(loop=loop, answer=rows[i][1], status=rows[i][2])
+        if received is not None:
+            received(rows[i][1], rows[i][2])
     return len(new)

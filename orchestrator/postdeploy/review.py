@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from clicloop.orchestrator.config import Sensitive
+from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.fairwork.policies import OpaqueIds, check_dispatch, sensitive_mask
 from clicloop.orchestrator.postdeploy.errors import ReviewError
 from clicloop.orchestrator.postdeploy.faults import boundary
@@ -101,7 +102,7 @@ class Reviewer:
         rounds = ledger.rounds(self.loop)
         resumed = bool(rounds) and rounds[-1]["status"] == "started"
         r = (rounds[-1]["round_no"] + (0 if resumed else 1)) if rounds else 0
-        recorded = ledger.tasks(self.loop, r) if resumed else []
+        recorded = [t for t in ledger.tasks(self.loop, r) if t["kind"] != "extra"] if resumed else []  # an extra is never sent
         selected, held = self._screen(self.store.to_review(self.policy))
         if recorded:  # the batch a crash left open: the same tasks again
             rows = self.store.predictions(ids=[t["item_id"] for t in recorded], status=None)
@@ -186,10 +187,11 @@ class Reviewer:
         deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
         while pending:
             try:
-                answers = [a for a in self.ids.answers(self.backend.collect([o for t, o in zip(tasks, outgoing) if t.key in pending]))
-                           if a.event == "created" and a.task_key in pending]
+                got = self.ids.answers(self.backend.collect([o for t, o in zip(tasks, outgoing) if t.key in pending]))
             except (OSError, ValueError) as e:
                 raise ReviewError(f"backend {self.backend_name!r} failed to return reviews: {e}") from e
+            record_extras(ledger, self.loop, self.backend_name, self.labels, got)  # a second review: paid, no verdict
+            answers = [a for a in got if a.event == "created" and a.task_key in pending]
             recorded = [(by_key[a.task_key], a, *self._check(a)) for a in answers]
 
             def verdicts(conn: Any, new: list[int], recorded: list[tuple[Task, Answer, str, str | None]] = recorded) -> None:
