@@ -36,10 +36,30 @@ def adjusted_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path
     where = tmp_path_factory.mktemp("cross")
     url = f"sqlite:///{where / 'ledger.db'}"
     fill_ledger(url, seed=1)
+    _extra_answer(url, OWING)
     out = clicloop("ledger", "adjust", "--ledger", url, "--loop", ADJUSTED, "--loop", f"{DEPLOYMENT}:review", "--floor", "12.02",
                    "--currency", "EUR", "--apply", cwd=where)
     assert "recorded" in out
     return url, where
+
+
+def _extra_answer(url: str, loop: str) -> None:
+    """A second person's answer to one of ``loop``'s tasks (as Label Studio reports one): every view
+    counts it as an answer, its hours and its pay."""
+    from sqlalchemy import select
+
+    from clicloop.orchestrator.crowd.extra import record_extras
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.ledger import schema as s
+    from clicloop.orchestrator.types import Answer
+
+    with Ledger(url) as ledger:
+        with ledger.engine_.connect() as conn:
+            first = conn.execute(select(s.assignments).where(s.assignments.c.loop == loop, s.assignments.c.round_no == 1,
+                                                             s.assignments.c.status == "submitted")).first()._mapping
+        extra = Answer(first["task_key"], "second-person", first["label"], active_s=95.0, reward=Decimal("0.17"),
+                       fee=Decimal("0.03"), currency="EUR", external_id="x1", event="extra")
+        assert record_extras(ledger, loop, first["backend"], [first["label"]], [extra]) == 1
 
 
 @pytest.fixture(scope="module")
