@@ -328,9 +328,15 @@ class LabelStudioBackend(Withdrawal):
         return [*fixed, *self._extras(key, annotations)]
 
     def _extras(self, key: str, annotations: Sequence[dict[str, Any]]) -> list[Answer]:
-        """The task's annotations after its first: each one a person's work (``event="extra"``)."""
-        first = min(int(a["id"]) for a in annotations)
-        return [self._answer(key, a, "extra", f"extra:{a['id']}") for a in annotations if int(a["id"]) != first]
+        """The task's annotations after its first by people who had not annotated it: each one
+        another person's work (``event="extra"``); a person's second annotation of a task pays nothing."""
+        people, extras = set(), []
+        for a in sorted(annotations, key=lambda a: int(a["id"])):
+            person = user_id(a.get("completed_by"))
+            if people and person not in people:
+                extras.append(self._answer(key, a, "extra", f"extra:{a['id']}"))
+            people.add(person)
+        return extras
 
     def _from_webhooks(self, wanted: set[str], marks: dict[int, tuple[dict[str, Any], int, str]]) -> list[Answer]:
         """Answers from the queued deliveries. A new annotation of a task not yet reported is

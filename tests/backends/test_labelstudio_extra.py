@@ -63,6 +63,7 @@ def test_a_task_answered_by_two_people_pays_both_once(labelstudio: LabelStudioSe
     label0 = truth[t0["data"]["clicloop_item"]]
     first = second.annotations.create(id=t0["id"], result=_choice(label0), lead_time=40.0)
     also = admin.annotations.create(id=t0["id"], result=_choice(label0), lead_time=20.0)
+    again = admin.annotations.create(id=t0["id"], result=_choice(label0), lead_time=5.0)  # the same person again: no pay
     annotator = Annotator(labelstudio.url, labelstudio.token, pid, truth, seed=3).start()
     thread.join(timeout=120)
     annotator.stop()
@@ -78,7 +79,7 @@ def test_a_task_answered_by_two_people_pays_both_once(labelstudio: LabelStudioSe
     assert extra0["worker"] != answers[key0]["worker"] and extra0["item_id"] == answers[key0]["item_id"]
     kinds = {t["key"]: t for t in _rows(url, s.tasks, name)}
     assert kinds[f"{key0}+{also.id}"]["kind"] == "extra" and kinds[f"{key0}+{also.id}"]["status"] == "dispatched"
-    assert sum(t["kind"] == "extra" for t in kinds.values()) == 1
+    assert sum(t["kind"] == "extra" for t in kinds.values()) == 1 and f"{key0}+{again.id}" not in answers
 
     # after the loop: someone answers a task another person already answered; the resumed loop pays it
     t1 = next(a for a in annotator.done if a.label is not None and a.key != key0)
