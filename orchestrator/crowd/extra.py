@@ -1,4 +1,4 @@
-"""Extra answers: a person's answer to a task that already has its answer.
+"""Extra answers: another person's answer to a task that already has its answer.
 
 A platform can hand one task to two people at once (Label Studio's label stream does on SQLite);
 the task keeps its first answer, and every other one is work done for the requester all the
