@@ -10,8 +10,9 @@
   (``was_cancelled``) an answer with ``label=None``. An annotation changed or deleted after it
   was reported comes back as ``event="updated"`` / ``"deleted"`` with a ``version`` that makes
   the correction idempotent. Which annotation was reported is kept in the Label Studio task's
-  ``meta["clicloop_reported"]``, so deletions are noticed even across clicloop restarts. Any
-  other annotation of the task (Label Studio on SQLite can hand one task to two people at once)
+  ``meta["clicloop_reported"]``, so deletions are noticed even across clicloop restarts
+  (:mod:`clicloop.backends.labelstudio_answers` reads a task's annotations). Any
+  other person's annotation of the task (Label Studio on SQLite can hand one task to two people at once)
   is work done all the same: it comes back as ``event="extra"``, once, and the loop records and
   pays it as an answer of its own (:mod:`clicloop.orchestrator.crowd.extra`).
 - With ``webhook_port`` set, ``open`` also starts a small receiver (:mod:`clicloop.backends.labelstudio_webhook`)
@@ -34,12 +35,11 @@ from decimal import Decimal
 from typing import Any
 
 from clicloop.backends.labelstudio_client import LabelStudioClient, LabelStudioError, LabelStudioUnreachable
-from clicloop.backends.labelstudio_format import (
-    FROM_NAME, TO_NAME, annotation_label, changed, choices_of, epoch, label_config, stamp, user_id,
-)
+from clicloop.backends.labelstudio_answers import Annotations
+from clicloop.backends.labelstudio_format import FROM_NAME, TO_NAME, choices_of, label_config, stamp
 from clicloop.backends.labelstudio_webhook import WebhookReceiver, open_webhook
 from clicloop.backends.labelstudio_withdraw import Withdrawal
-from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit, timed_pay
+from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit
 from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer, BackendContext, Task
@@ -49,7 +49,7 @@ log = logging.getLogger("clicloop.labelstudio")
 __all__ = ["LabelStudioBackend", "annotation_label", "choices_of", "label_config"]
 
 
-class LabelStudioBackend(Withdrawal):
+class LabelStudioBackend(Annotations, Withdrawal):
     """In-house annotators in a Label Studio project.
 
     Parameters
@@ -297,47 +297,6 @@ class LabelStudioBackend(Withdrawal):
                 answers += self._judge(key, ls_task, wanted, marks)
         return answers
 
-    def _judge(self, key: str, ls_task: dict[str, Any], wanted: set[str],
-               marks: dict[int, tuple[dict[str, Any], int, str]]) -> list[Answer]:
-        """What one Label Studio task (with its annotations) means for the loop."""
-        task_id = int(ls_task["id"])
-        self.task_ids_.setdefault(key, task_id)
-        meta = ls_task.get("meta") or {}
-        annotations = ls_task.get("annotations") or []
-        for a in annotations:
-            self.annotation_keys_[int(a["id"])] = (key, task_id)
-        current = min(annotations, key=lambda a: a["id"], default=None)
-        reported = meta.get("clicloop_reported")
-        if reported is not None:
-            self.reported_[key] = reported
-        if key in wanted:
-            if current is None:
-                return []
-            if reported != current["id"]:
-                marks[task_id] = (meta, int(current["id"]), key)
-            return [self._answer(key, current, "created", stamp(current.get("created_at"))), *self._extras(key, annotations)]
-        if reported is None:
-            return []  # never reported: nothing to correct
-        if current is None:
-            return [self._deleted(key, reported)]
-        if current["id"] != reported:
-            marks[task_id] = (meta, int(current["id"]), key)
-            return [self._correction(key, current, f"{current['id']}@{stamp(current.get('updated_at'))}"),
-                    *self._extras(key, annotations)]
-        fixed = [self._correction(key, current, stamp(current.get("updated_at")))] if changed(current) else []
-        return [*fixed, *self._extras(key, annotations)]
-
-    def _extras(self, key: str, annotations: Sequence[dict[str, Any]]) -> list[Answer]:
-        """The task's annotations after its first by people who had not annotated it: each one
-        another person's work (``event="extra"``); a person's second annotation of a task pays nothing."""
-        people, extras = set(), []
-        for a in sorted(annotations, key=lambda a: int(a["id"])):
-            person = user_id(a.get("completed_by"))
-            if people and person not in people:
-                extras.append(self._answer(key, a, "extra", f"extra:{a['id']}"))
-            people.add(person)
-        return extras
-
     def _from_webhooks(self, wanted: set[str], marks: dict[int, tuple[dict[str, Any], int, str]]) -> list[Answer]:
         """Answers from the queued deliveries. A new annotation of a task not yet reported is
         taken from the payload; anything touching a reported answer (an edit, a deletion) makes
@@ -395,26 +354,6 @@ class LabelStudioBackend(Withdrawal):
         polls, and answers and corrections by webhook or by poll."""
         deliveries = self.receiver_.stats() if getattr(self, "receiver_", None) is not None else {}
         return {**{f"webhook_{k}": v for k, v in deliveries.items()}, **getattr(self, "counts_", {})}
-
-    def _correction(self, key: str, annotation: dict[str, Any], version: str) -> Answer:
-        if annotation_label(annotation) is None:  # replaced by a skip: the label is withdrawn
-            return self._deleted(key, annotation["id"], version)
-        return self._answer(key, annotation, "updated", version)
-
-    def _deleted(self, key: str, annotation_id: Any, version: str | None = None) -> Answer:
-        return Answer(
-            task_key=key, worker="", label=None, active_s=0.0, reward=0.0, fee=0.0, currency=self.currency,
-            external_id=str(annotation_id), event="deleted", version=version or f"deleted:{annotation_id}",
-        )
-
-    def _answer(self, key: str, annotation: dict[str, Any], event: str, version: str) -> Answer:
-        pay = timed_pay(annotation.get("lead_time"), field="lead_time", hourly_wage=self.hourly_wage or 0.0,
-                        per_answer=self.reward_per_task, max_active_s=self.max_active_s)
-        return Answer(
-            task_key=key, worker=f"labelstudio-user-{user_id(annotation.get('completed_by'))}", label=annotation_label(annotation),
-            active_s=pay.active_s, reward=pay.reward, fee=0.0, currency=self.currency, problem=pay.problem,
-            submitted_at=epoch(annotation.get("created_at")), external_id=str(annotation["id"]), event=event, version=version,
-        )
 
     def __repr__(self) -> str:
         return f"LabelStudioBackend(url={self.url!r}, project={self.project!r}, kind={self.kind!r})"
