@@ -18,7 +18,9 @@ An answer is reported once its submission is AWAITING REVIEW, APPROVED or PARTIA
 with the survey responses by session id: participant id -> ``worker``, the survey's per-task
 seconds (or the submission's completed_at - started_at, split evenly over its tasks) ->
 ``active_s``, submission id -> ``external_id``. RETURNED and TIMED-OUT submissions carry no
-label; their unpaid seconds are kept in :meth:`returned_effort` for the ledger.
+label; their unpaid seconds are kept in :meth:`returned_effort` for the ledger. A task answered in
+two submissions (the survey tool handed it to two people) is the first-completed one's; the
+other answer comes back as ``event="extra"`` (Prolific pays that submission too).
 
 Prolific endpoints used (https://docs.prolific.com/api-reference):
 ``POST /api/v1/studies/`` (create a draft), ``GET /api/v1/studies/``, ``GET /api/v1/studies/{id}/``,
@@ -273,7 +275,7 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
             self._refresh()
         answers: list[Answer] = []
         for study_id in sorted({self.study_of_[k] for k in wanted if k in self.study_of_}):
-            answers.extend(a for a in self._study_answers(self.studies_[study_id]) if a.task_key in wanted)
+            answers.extend(a for a in self._study_answers(self.studies_[study_id]) if a.task_key in wanted or a.event == "extra")
         if self.sizer_ is not None:
             self._flush()  # the rate and the free places changed
         return answers
@@ -286,6 +288,7 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
             if r.get("task_key") in study.keys:
                 by_session.setdefault(str(r.get("session_id")), []).append(r)
         answers = []
+        first = _first_answers(submissions, by_session)
         for sub in sorted(submissions, key=lambda s: (str(s.get("started_at")), str(s.get("id")))):
             status, sub_id = str(sub.get("status")), str(sub.get("id"))
             participant = str(sub.get("participant_id") or sub.get("participant") or "")
@@ -302,12 +305,15 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
                 active = _seconds(r.get("active_s"), total / len(rows))
                 key = str(r["task_key"])
                 self.observed_s_[key] = active
-                self.submission_of_.setdefault(key, (sub_id, participant, study.id))
                 label = r.get("label")
+                extra = first.get(key, sub_id) != sub_id  # another submission answered this task first
+                if not extra:
+                    self.submission_of_.setdefault(key, (sub_id, participant, study.id))  # whom a review of the task concerns
                 answers.append(Answer(
                     task_key=key, worker=participant, label=None if label in (None, "") else str(label),
                     active_s=active, reward=reward, fee=money.share(reward, self.fee_rate),
                     currency=self.currency, accepted_at=started, submitted_at=completed, external_id=sub_id,
+                    event="extra" if extra else "created", version=f"extra:{sub_id}" if extra else "",
                 ))
         self._observe(answers, submissions, study)
         return answers
@@ -331,3 +337,17 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
 
     def __repr__(self) -> str:
         return f"ProlificBackend(base_url={self.base_url!r}, currency={self.currency!r}, reward_per_hour={self.reward_per_hour})"
+
+
+def _first_answers(submissions: Sequence[dict[str, Any]], by_session: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """For each task key, the submission that answered it first, by completion, rejected or not (a
+    completed submission's time never changes, so a later poll or review never changes which one
+    that is): its answer is the task's; another submission's answer to the same task is an extra
+    answer, paid all the same (Prolific pays every approved submission)."""
+    done = [s for s in submissions if s.get("completed_at") and str(s.get("status")) not in UNPAID
+            and by_session.get(str(s.get("id")))]
+    first: dict[str, str] = {}
+    for sub in sorted(done, key=lambda s: (str(s.get("completed_at")), str(s.get("id")))):
+        for r in by_session[str(sub.get("id"))]:
+            first.setdefault(str(r["task_key"]), str(sub.get("id")))
+    return first

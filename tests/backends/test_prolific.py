@@ -216,3 +216,37 @@ def test_a_study_slower_than_estimated_gets_adjustment_payments_once(server) -> 
     assert sorted(p.participant for p in paid) == sorted(a.worker for a in answers)
     assert backend.adjustment_payments() == []  # once per participant and study
     assert len(state.payments) == 6 and all("Adjustment" in m["body"] for m in state.messages)
+
+
+def test_a_task_answered_in_two_submissions_is_the_first_ones_and_an_extra_answer(server) -> None:
+    """The survey tool may hand one task to two participants; Prolific pays both submissions, so
+    the second answer comes back as an extra answer (the loop records and pays it, once), and
+    which one is first never changes from one poll to the next."""
+    state, url = server
+    backend = _backend(url)
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    first = {a.task_key: a for a in _answers(backend, tasks)}
+    key = tasks[0].key
+    with state.lock:  # one more participant, whose submission also answered the first task, completed last
+        (batch_id,) = state.responses
+        study_id = next(iter(state.studies))
+        sub = {"id": state.new_id(), "study_id": study_id, "participant": "late-participant", "careless": False,
+               "status": "AWAITING REVIEW", "started_at": "2026-01-01T00:00:00Z", "completed_at": "2030-01-01T00:00:00Z",
+               "tasks": [key]}
+        state.submissions[sub["id"]] = sub
+        state.responses[batch_id].append({"session_id": sub["id"], "participant_id": "late-participant",
+                                          "task_key": key, "label": LABELS[0], "active_s": 9.0})
+    for _ in range(2):  # polled again: the same answer first, the same extra
+        answers = backend.collect(tasks)
+        created = {a.task_key: a for a in answers if a.event == "created"}
+        assert created[key].external_id == first[key].external_id
+        (extra,) = [a for a in answers if a.event == "extra"]
+        assert (extra.task_key, extra.worker, extra.external_id, extra.active_s) == (key, "late-participant", sub["id"], 9.0)
+        assert extra.reward == Decimal("0.15")  # a one-task submission's reward
+    assert [a.event for a in backend.collect(tasks[1:])].count("extra") == 1  # reported beside other tasks' answers too
+    fresh = _backend(url)  # another process, that never saw the first answer alone: the same first, the same extra
+    answers = fresh.collect(tasks)
+    assert {a.task_key: a.external_id for a in answers if a.event == "created"}[key] == first[key].external_id
+    assert [(a.task_key, a.external_id) for a in answers if a.event == "extra"] == [(key, sub["id"])]
+    assert fresh.submission_of_[key][0] == first[key].external_id  # a review of the task concerns the first submission
