@@ -226,8 +226,23 @@ class PseudoLabeler:
             self._state().record_trained(trained)
 
 
+FEW_LABELS_WARNING = "The number of unique classes is greater than 50% of the number of samples"
+
+
 def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, idx: np.ndarray, y: np.ndarray,
                            fit_kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """:func:`_fit_with_pseudo_labels`, without scikit-learn's warning that many classes and few
+    labels look like a regression target: an active-learning loop starts that way on purpose (150
+    intents, 200 seed labels), and the warning came again every round until the labels doubled."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=FEW_LABELS_WARNING, category=UserWarning)
+        return _fit_with_pseudo_labels(model, labeler, X, idx, y, fit_kwargs)
+
+
+def _fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, idx: np.ndarray, y: np.ndarray,
+                            fit_kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """Fit ``model`` on the human labels (rows ``idx`` of ``X``) and, with ``labeler``, a copy of
     it on the pseudo-labels too. Returns ``(trained, query)``: the model to evaluate, pre-annotate
     with and deploy, and the one the strategy scores the pool with.

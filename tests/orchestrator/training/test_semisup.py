@@ -327,3 +327,20 @@ def test_the_loop_hands_fit_tol_to_its_pseudo_labeler(tmp_path):
     loop = Loop(config_from_dict(config))
     loop._build()  # the parts only: no ledger, no backend
     assert loop.pseudo_.fit_tol == 0.0003
+
+
+def test_many_classes_and_few_labels_fit_without_a_regression_warning():
+    """An active-learning loop starts with many classes and few labels (150 intents, 200 seed
+    labels): scikit-learn's 'could represent a regression problem' warning is not shown for it.
+    (Before 2026-12-05 it came every round until the labels doubled the classes.)"""
+    import warnings
+
+    from clicloop.orchestrator.training.logistic import scaled_logreg
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 8))
+    y = np.array([f"c{i % 80}" for i in range(120)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trained, query = fit_with_pseudo_labels(scaled_logreg(), None, X, np.arange(120), y, {})
+    assert trained is query and len(trained.classes_) == 80
