@@ -28,6 +28,7 @@ from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
 from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
 from clicloop.orchestrator.crowd.extra import record_extras
+from clicloop.orchestrator.ledger.extra import KIND as EXTRA
 from clicloop.orchestrator.training.models import confidence_weights, evaluate, predictions_for
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
 from clicloop.orchestrator.runner import RunnerLease
@@ -241,7 +242,7 @@ class Loop:
         return [
             self._task(r, row["item_id"], row["replica"], None if row["reward_micros"] is None else from_micros(row["reward_micros"]),
                        kind=row["kind"])
-            for row in self.ledger_.tasks(self.name, r) if row["kind"] != "extra"  # an extra answer's task is never sent
+            for row in self.ledger_.tasks(self.name, r) if row["kind"] != EXTRA  # an extra answer's task is never sent
         ]
 
     def _task(self, r: int, item_id: str, replica: int, reward: Decimal | None = None,

@@ -25,6 +25,7 @@ from typing import Any
 
 from clicloop.orchestrator.config import Sensitive
 from clicloop.orchestrator.crowd.extra import record_extras
+from clicloop.orchestrator.ledger.extra import KIND as EXTRA
 from clicloop.orchestrator.fairwork.policies import OpaqueIds, check_dispatch, sensitive_mask
 from clicloop.orchestrator.postdeploy.errors import ReviewError
 from clicloop.orchestrator.postdeploy.faults import boundary
@@ -102,7 +103,7 @@ class Reviewer:
         rounds = ledger.rounds(self.loop)
         resumed = bool(rounds) and rounds[-1]["status"] == "started"
         r = (rounds[-1]["round_no"] + (0 if resumed else 1)) if rounds else 0
-        recorded = [t for t in ledger.tasks(self.loop, r) if t["kind"] != "extra"] if resumed else []  # an extra is never sent
+        recorded = [t for t in ledger.tasks(self.loop, r) if t["kind"] != EXTRA] if resumed else []  # an extra is never sent
         selected, held = self._screen(self.store.to_review(self.policy))
         if recorded:  # the batch a crash left open: the same tasks again
             rows = self.store.predictions(ids=[t["item_id"] for t in recorded], status=None)
