@@ -72,7 +72,7 @@ from clicloop.backends.prolific_pay import (  # noqa: F401 (names of this module
 )
 from clicloop.backends.prolific_sizing import RateSizedStudies, Sizing, StudySizer  # continuous mode
 from clicloop.orchestrator.ledger import money
-from clicloop.orchestrator.types import Answer, BackendContext, Task
+from clicloop.orchestrator.types import Answer, BackendContext, PublishedBatch, Task, UnpaidWork
 
 UNPAID = ("RETURNED", "TIMED-OUT")
 
@@ -85,6 +85,7 @@ class _Study:
     status: str
     reward_cents: int
     places: int = 0
+    sizing: dict[str, Any] | None = None  # continuous mode: the rule that sized it (its metadata's ``sizing``)
 
 
 class ProlificBackend(ProlificPayments, RateSizedStudies):
@@ -238,7 +239,8 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
         if self.project:
             body["project"] = self.project
         created = self.api_.request("POST", "/api/v1/studies/", body=body)
-        study = _Study(str(created["id"]), batch_id, tuple(t.key for t in tasks), str(created.get("status", "UNPUBLISHED")), cents, places)
+        study = _Study(str(created["id"]), batch_id, tuple(t.key for t in tasks), str(created.get("status", "UNPUBLISHED")), cents, places,
+                       sizing.as_json() if sizing else None)
         self._remember(study)
         return study
 
@@ -257,7 +259,8 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
             try:
                 meta = json.loads(detail.get("metadata") or "{}")
                 study = _Study(str(detail["id"]), str(meta["clicloop_batch"]), tuple(meta["task_keys"]),
-                               str(detail.get("status")), int(detail.get("reward") or 0), int(detail.get("total_available_places") or 0))
+                               str(detail.get("status")), int(detail.get("reward") or 0), int(detail.get("total_available_places") or 0),
+                               meta.get("sizing") if isinstance(meta.get("sizing"), dict) else None)
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise ProlificError(f"prolific: study {row.get('id')} is named like ours but its metadata is unreadable: {e}") from e
             self._remember(study)
@@ -321,6 +324,19 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
     def returned_effort(self) -> list[UnpaidEffort]:
         """Unpaid time on returned or timed-out submissions seen so far (for the ledger's overhead)."""
         return sorted(self.unpaid_.values(), key=lambda u: u.submission_id)
+
+    def unpaid_work(self) -> list[UnpaidWork]:
+        """:meth:`returned_effort` as the loop records it: one item per submission (keyed by its
+        id), counted as the participant's unpaid returned work in every wage view."""
+        return [UnpaidWork(f"submission:{u.submission_id}", u.participant, u.seconds, u.status.lower(),
+                           self.studies_[u.study_id].keys if u.study_id in self.studies_ else ())
+                for u in self.returned_effort() if u.participant]
+
+    def published_batches(self) -> list[PublishedBatch]:
+        """The loop's studies that went out, with their places and, in continuous mode, the
+        sizing rule's record (for the ledger)."""
+        return [PublishedBatch(s.batch_id, s.keys, s.places, s.id, s.sizing)
+                for s in sorted(self.studies_.values(), key=lambda s: s.id) if s.status != "UNPUBLISHED"]
 
     # -- pricing ---------------------------------------------------------------------------------
 

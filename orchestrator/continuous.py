@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clicloop.orchestrator.crowd import quality
+from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.fairwork.policies import check_dispatch
@@ -344,6 +345,7 @@ class ContinuousRun:
             answers = nxt(given) if callable(nxt) else loop.backend_.collect(given)
         answers = loop.ids_.answers(answers)
         record_extras(loop.ledger_, loop.name, loop.config.backend.name, loop.labels_, answers, loop._received)  # more people answered a task: paid
+        record_backend_facts(loop, r)  # work that brought no answer (returned, timed out), the batches put out
         created = [x for x in answers if x.event == "created" and x.task_key in self.open_]
         if not created:
             simulated = until is not None or callable(getattr(loop.backend_, "collect_next", None))

@@ -27,6 +27,7 @@ from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
 from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
+from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
 from clicloop.orchestrator.training.models import confidence_weights, evaluate, predictions_for
@@ -372,6 +373,7 @@ class Loop:
             for i in new:
                 self._received(rows[i][1], rows[i][2])
             record_extras(self.ledger_, self.name, self.config.backend.name, self.labels_, answers, self._received)
+            record_backend_facts(self, r)  # work that brought no answer (returned, timed out), the batches put out
             pending = self.ledger_.pending(self.name, r) & by_key.keys()
             if pending:
                 if deadline is not None and time.monotonic() > deadline:

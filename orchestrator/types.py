@@ -94,6 +94,33 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class UnpaidWork:
+    """Time a person spent on work that brought no answer and no pay, as a backend reports it
+    (``unpaid_work()``, optional): a submission returned or timed out on Prolific. ``key`` is the
+    platform's id of that work (the ledger records it once), ``worker`` the platform's raw id,
+    ``kind`` e.g. ``"returned"`` or ``"timed-out"``, ``task_keys`` the tasks it was for."""
+
+    key: str
+    worker: str
+    seconds: float
+    kind: str
+    task_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PublishedBatch:
+    """A batch a backend put out (``published_batches()``, optional): a Prolific study. ``key``
+    is the backend's batch id, ``places`` how many people can take it, ``sizing`` the rule that
+    sized it and what it read (e.g. the measured answer rate), None when the batch is a round's."""
+
+    key: str
+    task_keys: tuple[str, ...]
+    places: int
+    external_id: str | None = None
+    sizing: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class BackendContext:
     """What a backend is told when a loop opens it.
 
@@ -144,6 +171,10 @@ class Backend(Protocol):
     for the given tasks (it may repeat earlier answers: the ledger de-duplicates them).
     ``expected_cost_per_task`` (reward + fee, an exact Decimal) lets the loop respect a money
     budget; None if unknown (a float from a third-party backend is still accepted, read by its repr). ``confidential`` backends (in-house people) may receive sensitive items.
+
+    Optional: ``unpaid_work()`` (:class:`UnpaidWork` seen so far) and ``published_batches()``
+    (:class:`PublishedBatch` put out so far); the loop records both in the ledger after each
+    collect, once each (:mod:`clicloop.orchestrator.crowd.backend_facts`).
     """
 
     confidential: bool

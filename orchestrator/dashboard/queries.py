@@ -15,11 +15,12 @@ from sqlalchemy import Engine, case, func, inspect, literal, null, select, union
 from clicloop.orchestrator.dashboard.source import REVIEW_SUFFIX, Filters
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, PLANNED_KINDS, _wages, has_waits
+from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, PLANNED_KINDS, _wages
 from clicloop.orchestrator.ledger.db import has_table
 from clicloop.orchestrator.ledger.money import from_micros, to_micros
+from clicloop.orchestrator.ledger.unpaid import loose
 
-a, p, w, rv, r, cw = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c, s.rounds.c, s.cont_waits.c
+a, p, w, rv, r = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c, s.rounds.c
 
 
 @dataclass(frozen=True)
@@ -145,14 +146,14 @@ def effort_by_round(engine: Engine, scope: Scope) -> dict[tuple[str, int], dict[
         .group_by(w.loop, w.first_round))
     money = {(lp, rn): (inc, adj, fee) for lp, rn, inc, adj, fee in money_rows}
     qual = {(lp, rn): q for lp, rn, q in qual_rows}
-    for (lp, rn), seconds in _trailing_waits(engine, scope, (cw.loop, cw.round_no)).items():  # counted as qualification is
+    for (lp, rn), seconds in _loose(engine, scope, ("loop", "round_no")).items():  # counted as qualification is
         qual[(lp, rn)] = float(qual.get((lp, rn)) or 0) + seconds
     out: dict[tuple[str, int], dict[str, Any]] = {}
     for lp, rn, n, active, unpaid in work:
         inc, adj, fee = money.get((lp, rn), (0, 0, 0))
         out[(lp, rn)] = {"answers": int(n), "income": from_micros(inc), "adjustment": from_micros(adj), "fee": from_micros(fee),
                          "active_s": float(active or 0), "unpaid_s": float(unpaid or 0) + float(qual.get((lp, rn)) or 0)}
-    for key in list(money) + [k for k, v in qual.items() if v]:  # pay or waiting in a round without answers in scope
+    for key in list(money) + [k for k, v in qual.items() if v]:  # pay or unpaid time in a round without answers in scope
         if key not in out:
             inc, adj, fee = money.get(key, (0, 0, 0))
             out[key] = {"answers": 0, "income": from_micros(inc), "adjustment": from_micros(adj), "fee": from_micros(fee),
@@ -160,13 +161,16 @@ def effort_by_round(engine: Engine, scope: Scope) -> dict[tuple[str, int], dict[
     return out
 
 
-def _trailing_waits(engine: Engine, scope: Scope, keys: Sequence[Any]) -> dict[tuple[Any, ...], float]:
-    """Seconds of waiting after workers' last answers (``cont_waits``, recorded when a loop stops)
-    in scope, per ``keys`` (columns of ``cont_waits``); none on a ledger from before schema 0007."""
+def _loose(engine: Engine, scope: Scope, keys: Sequence[str]) -> dict[tuple[Any, ...], float]:
+    """Seconds of unpaid time no answer carries (``ledger.unpaid.loose``: the waiting after
+    workers' last answers, recorded when a loop stops, and returned work) in scope, per ``keys``
+    (of loop, backend, worker, round_no, kind); none on a ledger from before schema 0008."""
     with engine.connect() as conn:
-        if not has_waits(conn):
+        q = loose(conn)
+        if q is None:
             return {}
-        rows = conn.execute(select(*keys, func.sum(cw.wait_s)).where(*_where(cw, scope)).group_by(*keys)).all()
+        rows = conn.execute(select(*(q.c[k] for k in keys), func.sum(q.c.seconds)).where(*_where(q.c, scope))
+                            .group_by(*(q.c[k] for k in keys))).all()
     return {tuple(x[:-1]): float(x[-1] or 0) for x in rows}
 
 
@@ -199,7 +203,7 @@ def wages(engine: Engine, scope: Scope, keys: Sequence[str] = ("loop", "backend"
             acc = sums.setdefault(tuple(x[: len(keys)]), [0, 0.0, 0.0, 0, 0, 0])
             for i, v in enumerate(x[len(keys) :]):
                 acc[i] += float(v or 0) if SUMS[i] in ("active_s", "unpaid_s") else int(v or 0)  # money: whole micro-units
-    for key, seconds in _trailing_waits(engine, scope, [cw[k] for k in keys]).items():  # waiting after the last answers
+    for key, seconds in _loose(engine, scope, keys).items():  # waiting after the last answers, returned work
         sums.setdefault(key, [0, 0.0, 0.0, 0, 0, 0])[2] += seconds
     return [_wages(dict(zip(keys, key)), *v) for key, v in sorted(sums.items())]
 
@@ -245,8 +249,8 @@ def unpaid_by_loop_kind(engine: Engine, scope: Scope) -> dict[str, dict[str, flo
                 "qualification": float(qual.get(lp) or 0) / 3600, "active": float(act or 0) / 3600} for lp, x, y, z, act in work}
     for lp, q in qual.items():
         out.setdefault(lp, {"search": 0.0, "wait": 0.0, "returned": 0.0, "qualification": float(q or 0) / 3600, "active": 0.0})
-    for (lp,), seconds in _trailing_waits(engine, scope, (cw.loop,)).items():  # waiting after the last answers
-        out.setdefault(lp, {"search": 0.0, "wait": 0.0, "returned": 0.0, "qualification": 0.0, "active": 0.0})["wait"] += seconds / 3600
+    for (lp, kind), seconds in _loose(engine, scope, ("loop", "kind")).items():  # waiting after the last answers, returned work
+        out.setdefault(lp, {"search": 0.0, "wait": 0.0, "returned": 0.0, "qualification": 0.0, "active": 0.0})[kind] += seconds / 3600
     return out
 
 

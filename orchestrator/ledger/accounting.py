@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, case, func, literal, select, union_al
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.db import has_table
 from clicloop.orchestrator.ledger.money import from_micros, ratio
+from clicloop.orchestrator.ledger.unpaid import loose, loose_seconds
 
 INCOME_KINDS = ("reward", "bonus", "adjustment")
 PLANNED_KINDS = ("reward", "bonus")  # what the loop priced; adjustments are back-pay, their own line
@@ -22,14 +23,15 @@ def _unpaid() -> Any:
 
 
 def has_waits(conn: Connection) -> bool:
-    """Whether the ledger has the ``cont_waits`` table (waiting after a worker's last answer); a
-    ledger of a schema before 0008, opened read-only (never migrated), has not: it recorded none."""
-    return has_table(conn, s.cont_waits)
+    """Whether the ledger has a table of unpaid time no answer carries (``cont_waits``, schema
+    0008; ``unpaid_work``, 0009); a ledger of an earlier schema, opened read-only (never migrated),
+    has not: it recorded none."""
+    return loose(conn) is not None
 
 
 def trailing_wait_s(conn: Connection, *where: Any) -> float:
     """Seconds of waiting after workers' last answers (``cont_waits``) matching ``where``."""
-    if not has_waits(conn):
+    if not has_table(conn, s.cont_waits):
         return 0.0
     return float(conn.execute(select(func.coalesce(func.sum(cw.wait_s), 0.0)).where(*where)).scalar_one())
 
@@ -38,12 +40,11 @@ def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None) -> d
     """Answers bought, cost (everything paid, fees included), worker income, adjustments (back-pay,
     a part of income) and human hours, over all rounds or ``rounds = (first, last)`` inclusive.
     Money is exact (Decimal, :mod:`clicloop.orchestrator.ledger.money`)."""
-    wa, wp, ww, wc = [a.loop == loop], [p.loop == loop], [w.loop == loop], [cw.loop == loop]
+    wa, wp, ww = [a.loop == loop], [p.loop == loop], [w.loop == loop]
     if rounds is not None:
         wa += [a.round_no.between(*rounds)]
         wp += [p.round_no.between(*rounds)]
         ww += [w.first_round.between(*rounds)]
-        wc += [cw.round_no.between(*rounds)]
     with engine.connect() as conn:
         n, active, unpaid = conn.execute(
             select(func.count(), func.coalesce(func.sum(a.active_s), 0.0), func.coalesce(func.sum(_unpaid()), 0.0)).where(*wa)
@@ -54,7 +55,7 @@ def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None) -> d
                    func.coalesce(func.sum(case((p.kind == "adjustment", p.amount_micros), else_=0)), 0)).where(*wp)
         ).one()
         qual = conn.execute(select(func.coalesce(func.sum(w.qualification_s), 0.0)).where(*ww)).scalar_one()
-        trailing = trailing_wait_s(conn, *wc)
+        trailing = sum(loose_seconds(conn, loop, rounds=rounds).values())  # waiting after last answers, returned work
     active_h = float(active) / 3600  # PostgreSQL sums come back as Decimal: normalise
     return {"answers": int(n), "cost": from_micros(cost), "income": from_micros(income), "adjustments": from_micros(adjusted),
             "active_hours": active_h,
@@ -89,15 +90,14 @@ def effort_by_round(engine: Engine, loop: str) -> dict[int, dict[str, Any]]:
             .where(p.loop == loop).group_by(p.round_no)
         ).all())
         qual = dict(conn.execute(select(w.first_round, func.sum(w.qualification_s)).where(w.loop == loop).group_by(w.first_round)).all())
-        trailing = dict(conn.execute(select(cw.round_no, func.sum(cw.wait_s)).where(cw.loop == loop).group_by(cw.round_no)).all()) \
-            if has_waits(conn) else {}
+        trailing = loose_seconds(conn, loop, by="round_no")  # waiting after the last answers, returned work
     out: dict[int, dict[str, Any]] = {}
     for r, n, active, unpaid, quarantined in work:
         income, adjusted, fee = money.get(r, (0, 0, 0))
         out[r] = {"answers": int(n), "reward": from_micros(income), "adjustment": from_micros(adjusted), "fee": from_micros(fee),
                   "active_s": float(active), "unpaid_s": float(unpaid) + float(qual.get(r, 0.0)) + float(trailing.get(r, 0.0)),
                   "quarantined": int(quarantined or 0)}
-    for r, seconds in trailing.items():  # waiting in a round without answers (the loop stopped in a fresh round)
+    for r, seconds in trailing.items():  # unpaid time in a round without answers (e.g. the loop stopped in a fresh round)
         if r not in out:
             out[r] = {"answers": 0, "reward": from_micros(0), "adjustment": from_micros(0), "fee": from_micros(0),
                       "active_s": 0.0, "unpaid_s": float(seconds), "quarantined": 0}
@@ -117,17 +117,17 @@ def by_backend(engine: Engine, loop: str | None = None, *, before_round: int | N
 
 def unpaid_by_kind(engine: Engine, loop: str, *, before_round: int | None = None) -> dict[str, float]:
     """Unpaid hours by kind: searching, waiting, returned work, qualification tests."""
-    wa, ww, wc = [a.loop == loop], [w.loop == loop], [cw.loop == loop]
+    wa, ww = [a.loop == loop], [w.loop == loop]
     if before_round is not None:
         wa.append(a.round_no < before_round)
         ww.append(w.first_round < before_round)
-        wc.append(cw.round_no < before_round)
     with engine.connect() as conn:
         search, wait, returned = conn.execute(
             select(*(func.coalesce(func.sum(c), 0.0) for c in (a.search_s, a.wait_s, a.returned_s))).where(*wa)).one()
         qual = conn.execute(select(func.coalesce(func.sum(w.qualification_s), 0.0)).where(*ww)).scalar_one()
-        wait = float(wait) + trailing_wait_s(conn, *wc)  # waiting after the last answers, too
-    return {"search": float(search) / 3600, "wait": float(wait) / 3600, "returned": float(returned) / 3600,
+        other = loose_seconds(conn, loop, before_round=before_round, by="kind")  # waiting after the last answers, returned work
+    wait, returned = float(wait) + other.get("wait", 0.0), float(returned) + other.get("returned", 0.0)
+    return {"search": float(search) / 3600, "wait": wait / 3600, "returned": returned / 3600,
             "qualification": float(qual) / 3600}
 
 
@@ -151,18 +151,22 @@ def _grouped(engine: Engine, loop: str | None, keys: Sequence[str], before_round
     rejected = (select(*(a[k] for k in keys), literal(0).label("answers"), zero.label("active_s"), zero.label("unpaid_s"),
                        zero.label("income"), zero.label("fees"), literal(1).label("rejected"))
                 .select_from(s.reviews).join(s.assignments, a.task_key == rv.task_key).where(rv.decision == "reject"))
-    waits = select(*(cw[k] for k in keys), literal(0).label("answers"), zero.label("active_s"),
-                   func.sum(cw.wait_s).label("unpaid_s"), zero.label("income"), zero.label("fees"),
-                   zero.label("rejected")).group_by(*(cw[k] for k in keys))
     if loop is not None:
-        work, money, quals, rejected, waits = (work.where(a.loop == loop), money.where(p.loop == loop), quals.where(w.loop == loop),
-                                               rejected.where(a.loop.concat("") == loop), waits.where(cw.loop == loop))
+        work, money, quals, rejected = (work.where(a.loop == loop), money.where(p.loop == loop), quals.where(w.loop == loop),
+                                        rejected.where(a.loop.concat("") == loop))
     if before_round is not None:
-        work, money, quals, rejected, waits = (work.where(a.round_no < before_round), money.where(p.round_no < before_round),
-                                               quals.where(w.first_round < before_round), rejected.where(a.round_no + 0 < before_round),
-                                               waits.where(cw.round_no < before_round))
+        work, money, quals, rejected = (work.where(a.round_no < before_round), money.where(p.round_no < before_round),
+                                        quals.where(w.first_round < before_round), rejected.where(a.round_no + 0 < before_round))
     with engine.connect() as conn:
-        parts = [work, money, quals, rejected] + ([waits] if has_waits(conn) else [])
+        parts = [work, money, quals, rejected]
+        other = loose(conn)  # waiting after the last answers, returned work
+    if other is not None:
+        oc = other.c
+        extra = select(*(oc[k] for k in keys), literal(0).label("answers"), zero.label("active_s"),
+                       func.sum(oc.seconds).label("unpaid_s"), zero.label("income"), zero.label("fees"),
+                       zero.label("rejected")).group_by(*(oc[k] for k in keys))
+        extra = extra.where(oc.loop == loop) if loop is not None else extra
+        parts.append(extra.where(oc.round_no < before_round) if before_round is not None else extra)
     facts = union_all(*parts).subquery()
     query = select(*(facts.c[k] for k in keys), *(func.sum(facts.c[c]).label(c) for c in
                    ("answers", "active_s", "unpaid_s", "income", "fees", "rejected"))).group_by(*(facts.c[k] for k in keys))

@@ -340,3 +340,39 @@ cont_waits = Table(
 )
 
 TABLES.append(cont_waits)
+
+
+# == work no answer carries, and the batches a backend published (migration 0009_unpaid_work) ====
+# ``unpaid_work``: time a person spent on work that brought no answer and no pay (a Prolific
+# submission returned or timed out), reported by the backend (``unpaid_work()``) and recorded
+# once per (loop, backend, key: the platform's id of that work); the wage views count it as
+# returned work, unpaid overhead like searching and waiting (Hara et al., CHI 2018, count the
+# time on returned tasks as unpaid work time). ``published_batches``: each batch the backend put
+# out (a Prolific study), its places and, where a rule sized it, the rule and the rate it read.
+
+unpaid_work = Table(
+    "unpaid_work", metadata,
+    Column("loop", _id, primary_key=True),
+    Column("backend", String(100), primary_key=True),
+    Column("key", _id, primary_key=True),
+    Column("worker", String(64), nullable=False),  # salted pseudonym, as in assignments
+    Column("round_no", Integer, nullable=False),  # the round of the tasks the work was for
+    Column("kind", String(32), nullable=False),  # e.g. returned, timed-out
+    Column("seconds", Float, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+)
+
+published_batches = Table(
+    "published_batches", metadata,
+    Column("loop", _id, primary_key=True),
+    Column("backend", String(100), primary_key=True),
+    Column("key", _id, primary_key=True),  # the backend's batch id
+    Column("round_no", Integer, nullable=False),  # the earliest round of its tasks
+    Column("external_id", _id),  # e.g. the Prolific study id
+    Column("tasks", Integer, nullable=False),
+    Column("places", Integer, nullable=False),
+    Column("sizing", Text),  # JSON: the rule that sized it and what it read (rate, window); None: one batch per round
+    Column("recorded_at", Float, nullable=False),
+)
+
+TABLES += [unpaid_work, published_batches]

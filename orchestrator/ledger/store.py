@@ -114,7 +114,7 @@ class Ledger:
         """Remove a loop and everything recorded for it (``clicloop run --restart``)."""
         with self.engine_.begin() as conn:
             for table in (s.labels, s.corrections, s.reviews, s.payments, s.workers, s.assignments, s.tasks, s.rounds,
-                          s.cont_versions, s.cont_answers, s.eval_sizes, s.cont_waits):
+                          s.cont_versions, s.cont_answers, s.eval_sizes, s.cont_waits, s.unpaid_work, s.published_batches):
                 conn.execute(table.delete().where(table.c.loop == name))
             conn.execute(s.loops.delete().where(s.loops.c.name == name))
 

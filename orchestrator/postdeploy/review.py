@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from clicloop.orchestrator.config import Sensitive
+from clicloop.orchestrator.crowd.backend_facts import record_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
 from clicloop.orchestrator.fairwork.policies import OpaqueIds, check_dispatch, sensitive_mask
@@ -192,6 +193,8 @@ class Reviewer:
             except (OSError, ValueError) as e:
                 raise ReviewError(f"backend {self.backend_name!r} failed to return reviews: {e}") from e
             record_extras(ledger, self.loop, self.backend_name, self.labels, got)  # a second review: paid, no verdict
+            record_facts(ledger, self.loop, self.backend, self.backend_name, r, real=self.ids.real,
+                         seen=self.__dict__.setdefault("facts_seen_", set()))  # returned work, the batches put out
             answers = [a for a in got if a.event == "created" and a.task_key in pending]
             recorded = [(by_key[a.task_key], a, *self._check(a)) for a in answers]
 

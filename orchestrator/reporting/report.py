@@ -85,6 +85,8 @@ class Totals:
     staleness_mean: float | None = None  # continuous mode: answers between the version that chose a task and its answer
     staleness_median: float | None = None
     staleness_max: float | None = None
+    returned_hours: float = 0.0  # unpaid work that brought no answer (a submission returned or timed out), in the total time
+    batches: dict[str, Any] | None = None  # the batches the backend published (ledger.unpaid.batch_summary), None without any
 
 
 def build_report(ledger: Ledger, loop: str, floor: WageFloor | None = None) -> tuple[list[ReportRow], Totals]:
@@ -145,8 +147,11 @@ def _totals(ledger: Ledger, loop: str, rows: list[ReportRow], effort: dict[int, 
 
 def _waiting_and_staleness(ledger: Ledger, loop: str) -> dict[str, Any]:
     from clicloop.orchestrator.ledger import continuous as cl
+    from clicloop.orchestrator.ledger.accounting import unpaid_by_kind
+    from clicloop.orchestrator.ledger.unpaid import batch_summary
 
-    return cl.summary(ledger, loop)
+    return {**cl.summary(ledger, loop), "returned_hours": unpaid_by_kind(ledger.engine_, loop)["returned"],
+            "batches": batch_summary(ledger, loop)}
 
 
 def _per_point(amount: float, gain: float | None) -> float | None:
@@ -244,6 +249,13 @@ def _waiting_lines(totals: Totals) -> list[str]:
     if totals.waiting_share is not None:
         out.append(f"waiting (unpaid, counted in the total time): {totals.waiting_hours:.2f} h, "
                    f"{100 * totals.waiting_share:.1f}% of active time")
+    if totals.returned_hours > 0:
+        out.append(f"returned or timed-out work (unpaid, counted in the total time): {totals.returned_hours:.2f} h")
+    if totals.batches:
+        b = totals.batches
+        rate = f", the last at {b['last_rate_per_hour']:.1f} answers/h" if b["last_rate_per_hour"] is not None else ""
+        out.append(f"batches published: {b['batches']} for {b['tasks']} task(s), {b['places']} place(s) "
+                   f"({b['min_places']}-{b['max_places']} each); {b['rate_sized']} sized by the measured answer rate{rate}")
     if totals.staleness_mean is not None:
         out.append(f"staleness: {totals.staleness_mean:.1f} answers on average (median {totals.staleness_median:.1f}, at most {totals.staleness_max:.0f}) between "
                    "the model version that chose a task and its answer")
