@@ -8,7 +8,8 @@ margin sampling (and random), paired seeds, labels to 95% / 98% of full-data acc
 
 Every run is ``Loop(config).run()`` with the product's default config (default model, strategy,
 pseudo-labels, aggregator) and only the overrides a comparison needs: ``default`` is the loop as
-shipped, ``margin`` is ``strategy: margin`` with ``loop.pseudo_labels: null``, ``random`` likewise
+shipped, ``margin`` is ``strategy: margin`` with ``loop.pseudo_labels: null`` and ``loop.cold_start_labels: 0``
+(plain margin sampling from the first round), ``random`` likewise
 with random sampling. ``--configs NAME=JSON`` adds another row (a JSON mapping merged into the
 config, e.g. ``'c10={"model": {"name": "scaled-logreg", "params": {"C": 10}}}'``); ``--set JSON``
 is merged into every row (e.g. another model on both sides). For a seed, every row gets the same
@@ -53,7 +54,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
-    "margin": {"strategy": {"name": "margin"}, "loop": {"pseudo_labels": None}},
+    # plain margin sampling: no pseudo-labels, and its first round picked by margin too (not the
+    # default loop's first-round cold start, loop.cold_start_labels: auto, since 2026-12-05)
+    "margin": {"strategy": {"name": "margin"}, "loop": {"pseudo_labels": None, "cold_start_labels": 0}},
     "random": {"strategy": {"name": "random"}, "loop": {"pseudo_labels": None}},
 }
 REFERENCE = "margin"

@@ -26,7 +26,7 @@ from clicloop.orchestrator.crowd import planning, quality
 from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
-from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
+from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, cold_start_reason, fingerprint, make_engine
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
@@ -313,10 +313,9 @@ class Loop:
 
         strategy = self.strategy_
         labeled = np.setdiff1d(np.arange(len(self.pool_)), candidates)
-        warming = labeled.size < self.config.loop.cold_start_labels
-        if (model is None or warming) and set(getattr(strategy, "requires", ())) - {"features"}:
+        why = cold_start_reason(self.config.loop.cold_start_labels, r, labeled.size, model is not None, is_numeric(self.pool_.X))
+        if why is not None and set(getattr(strategy, "requires", ())) - {"features"}:
             strategy = ColdStart() if is_numeric(self.pool_.X) else RandomSampling()
-            why = "no model yet" if model is None else f"{labeled.size} < loop.cold_start_labels labeled"
             log.info("round %d: cold start (%s); selecting with %r", r, why, strategy)
         context = SelectContext(labeled=labeled, seconds=lambda: ledger_seconds(self.ledger_, self.name),
                                 pending=np.empty(0, dtype=np.int64) if pending is None else pending)

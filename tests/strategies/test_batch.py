@@ -254,6 +254,50 @@ def test_cold_start_labels_keep_picking_by_coverage_until_enough_are_labeled(tmp
     assert results[-1].n_labeled >= 60
 
 
+def test_the_default_first_round_picks_typical_items_then_the_strategy_takes_over(tmp_path, caplog):
+    """loop.cold_start_labels: auto (the default since 2026-12-05): round 0, which the seed model
+    alone would choose, picks by pool coverage; every later round by the strategy. Its picks are
+    ColdStart's, with the round's seeded generator."""
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.seeding import rng_for
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    cfg = config_from_dict(digits_config(url, stop={"max_labels": 50}))
+    assert cfg.loop.cold_start_labels == "auto"
+    with caplog.at_level("INFO", logger="clicloop"):
+        loop = Loop(cfg)
+        loop.run()
+    cold = [m for m in caplog.messages if "cold start" in m]
+    assert len(cold) == 1 and cold[0].startswith("round 0: cold start (the first round") and "ColdStart" in cold[0]
+    X, index = loop.pool_.X, loop.index_
+    labeled = np.sort([index[i] for i in loop.pool_.seed_labels])
+    expected = ColdStart().select(None, X, np.setdiff1d(np.arange(len(X)), labeled), 10, rng_for(0, "select", 0),
+                                  chunk_size=65536, ids=loop.pool_.ids, context=SelectContext(labeled=labeled))
+    with Ledger(url) as ledger:
+        picked = {row["item_id"] for row in ledger.tasks("t", 0)}
+    assert picked == {loop.pool_.ids[i] for i in expected}
+
+
+@pytest.mark.parametrize("setting", [0, 20])
+def test_a_count_keeps_its_meaning_and_0_lets_the_strategy_pick_the_first_round(tmp_path, caplog, setting):
+    cfg = config_from_dict(digits_config(f"sqlite:///{tmp_path / 'z.db'}", loop={"cold_start_labels": setting},
+                                         stop={"max_labels": 40}))
+    with caplog.at_level("INFO", logger="clicloop"):
+        Loop(cfg).run()
+    assert not [m for m in caplog.messages if "cold start" in m]  # 20 seed labels: never fewer than 20
+
+
+def test_cold_start_reason_says_when_and_why():
+    from clicloop.orchestrator.loop_setup import cold_start_reason
+
+    assert cold_start_reason("auto", 0, 20, True, True).startswith("the first round")
+    assert cold_start_reason("auto", 1, 30, True, True) is None
+    assert cold_start_reason("auto", 0, 20, True, False) is None  # a text pool keeps its strategy
+    assert cold_start_reason("auto", 3, 0, False, False) == "no model yet"
+    assert cold_start_reason(40, 2, 39, True, True) == "39 < loop.cold_start_labels labeled"
+    assert cold_start_reason(40, 0, 40, True, True) is None and cold_start_reason(0, 0, 0, True, True) is None
+
+
 def test_seconds_model_learns_a_line_and_falls_back_to_the_prior():
     f = np.array([10.0, 20, 30, 40, 50])
     m = SecondsModel(min_observations=3).fit(f, 2 + 0.5 * f)

@@ -209,7 +209,8 @@ def test_the_loop_selects_with_the_human_label_fit_and_evaluates_the_pseudo_labe
             return super().fit(X, y, sample_weight=sample_weight)
 
     ledger = f"sqlite:///{tmp_path / 'q.db'}"
-    cfg = config_from_dict(digits_config(ledger, strategy={"name": "margin"}, stop={"max_rounds": 1}))
+    cfg = config_from_dict(digits_config(ledger, strategy={"name": "margin"}, stop={"max_rounds": 1},
+                                         loop={"cold_start_labels": 0}))  # round 0 by the strategy, not by coverage
     Loop(cfg, model=CountingLR(max_iter=500), strategy=Spy()).run()
     human = cfg.data.seed_size  # round 0 learns from the seed labels
     assert fits[:2] == [human, fits[1]] and fits[1] > human  # round 0: the human-label fit, then the pseudo-labeled copy
