@@ -63,6 +63,8 @@ ROWS: dict[str, dict[str, Any]] = {
     "cont-r1": {"loop": {"mode": "continuous", "batch_size": 10, "refit_every": 1}},
     "cont-r2": {"loop": {"mode": "continuous", "batch_size": 10, "refit_every": 2}},
     # the tasks in someone's hands left out of the ranking and covered around (not the default; measured 2026-12-05)
+    # the first wave picked by the strategy, not by coverage (loop.cold_start_labels: 0; measured 2026-12-05)
+    "cont-cs0": {"loop": {"mode": "continuous", "batch_size": 10, "cold_start_labels": 0}},
     "cont-pend": {"loop": {"mode": "continuous", "batch_size": 10},
                   "strategy": {"name": "margin-coverage", "params": {"pending": True}}},
 }
