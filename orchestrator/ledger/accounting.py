@@ -6,34 +6,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, literal, select, union_all
+from sqlalchemy import Engine, case, func, literal, select, union_all
 
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.db import has_table
 from clicloop.orchestrator.ledger.money import from_micros, ratio
 from clicloop.orchestrator.ledger.unpaid import loose, loose_seconds
 
 INCOME_KINDS = ("reward", "bonus", "adjustment")
 PLANNED_KINDS = ("reward", "bonus")  # what the loop priced; adjustments are back-pay, their own line
-a, p, w, rv, cw = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c, s.cont_waits.c
+a, p, w, rv = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c
 
 
 def _unpaid() -> Any:
     return a.search_s + a.wait_s + a.returned_s
-
-
-def has_waits(conn: Connection) -> bool:
-    """Whether the ledger has a table of unpaid time no answer carries (``cont_waits``, schema
-    0008; ``unpaid_work``, 0009); a ledger of an earlier schema, opened read-only (never migrated),
-    has not: it recorded none."""
-    return loose(conn) is not None
-
-
-def trailing_wait_s(conn: Connection, *where: Any) -> float:
-    """Seconds of waiting after workers' last answers (``cont_waits``) matching ``where``."""
-    if not has_table(conn, s.cont_waits):
-        return 0.0
-    return float(conn.execute(select(func.coalesce(func.sum(cw.wait_s), 0.0)).where(*where)).scalar_one())
 
 
 def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None) -> dict[str, Any]:

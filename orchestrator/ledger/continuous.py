@@ -13,7 +13,7 @@ from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.db import insert_ignore
 
-t, a, cv, ca, cw_ = s.tasks.c, s.assignments.c, s.cont_versions.c, s.cont_answers.c, s.cont_waits.c
+t, a, cv, ca = s.tasks.c, s.assignments.c, s.cont_versions.c, s.cont_answers.c
 
 
 def record_version(ledger: Ledger, loop: str, round_no: int, answers_seen: int, compute_s: float, clock_s: float | None) -> None:
@@ -120,12 +120,12 @@ def waiting(source: Ledger | Engine, loop: str) -> dict[str, float]:
     """Waiting (unpaid, caused by the requester) against active time, over every answer of ``loop``
     and the waiting after workers' last answers (``trailing_s``, recorded when the loop stopped;
     included in ``wait_s``)."""
-    from clicloop.orchestrator.ledger.accounting import trailing_wait_s
+    from clicloop.orchestrator.ledger.unpaid import loose_seconds
 
     q = select(func.count(), func.coalesce(func.sum(a.wait_s), 0.0), func.coalesce(func.sum(a.active_s), 0.0)).where(a.loop == loop)
     with _engine(source).connect() as conn:
         n, wait, active = conn.execute(q).one()
-        trailing = trailing_wait_s(conn, cw_.loop == loop)
+        trailing = loose_seconds(conn, loop, by="kind").get("wait", 0.0)
     wait = float(wait) + trailing
     return {"answers": int(n), "wait_s": wait, "trailing_s": trailing, "active_s": float(active),
             "share_of_active": wait / float(active) if active else 0.0}

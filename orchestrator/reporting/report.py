@@ -141,11 +141,13 @@ def _totals(ledger: Ledger, loop: str, rows: list[ReportRow], effort: dict[int, 
         hours_per_point=_per_point(total, gain), cost_per_point=money_per_point(cost, gain),
         wage_paid_time=ratio(income + adjusted, active), wage_total_time=ratio(income + adjusted, total),
         stop_reason=rows[-1].stop_reason if rows else None, adjustments=adjusted, fair_cost=fair_cost(cost, adjusted, ZERO),
-        **_waiting_and_staleness(ledger, loop),
+        **_beside_the_rounds(ledger, loop),
     )
 
 
-def _waiting_and_staleness(ledger: Ledger, loop: str) -> dict[str, Any]:
+def _beside_the_rounds(ledger: Ledger, loop: str) -> dict[str, Any]:
+    """The totals no round row carries: waiting and staleness (:func:`ledger.continuous.summary`),
+    returned work and the batches the backend published."""
     from clicloop.orchestrator.ledger import continuous as cl
     from clicloop.orchestrator.ledger.accounting import unpaid_by_kind
     from clicloop.orchestrator.ledger.unpaid import batch_summary
