@@ -30,7 +30,8 @@ of the reference row's model (``margin``'s; the product's default model unless `
 it) fitted on the whole pool. ``--report`` prints the harness's paired tables
 (:func:`benchmarks.strategies_labels.report`) and then, per row: full-data accuracy of its own
 model, final accuracy and its paired difference to margin, how often it is below margin once both
-passed 95%, and the median seconds per round. Each process (``--jobs``) runs on one BLAS thread
+passed 95%, the median seconds per round and the median seconds people wait per round (from a
+round's start to its tasks going out). Each process (``--jobs``) runs on one BLAS thread
 (``loop.blas_threads: 1``, a resource setting that changes no pick), so runs share the cores.
 """
 
@@ -193,7 +194,8 @@ def run_one(name: str, overrides: dict[str, Any], folder: str, ns: argparse.Name
         results = Loop(cfg, plugin_manager=pm).run()
         total = time.perf_counter() - start
     curve = [[r.n_labeled, r.metric] for r in results if r.metric is not None]
-    return {"name": name, "seed": seed, "curve": curve, "round_seconds": clock.seconds, "seconds": total}
+    return {"name": name, "seed": seed, "curve": curve, "round_seconds": clock.seconds, "round_waits": clock.waits,
+            "seconds": total}
 
 
 def full_accuracy(overrides: dict[str, Any], folder: Path, ns: argparse.Namespace) -> float:
@@ -252,6 +254,7 @@ def run(ns: argparse.Namespace) -> None:
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
                         "sklearn": sklearn.__version__, "jobs": ns.jobs},
             "curves": {name: {} for name in rows}, "seconds": {}, "round_seconds": {name: {} for name in rows},
+            "round_waits": {name: {} for name in rows},
         }
         print(f"{meta}; full-data accuracy {fulls}", flush=True)
         seeds = range(ns.first_seed, ns.first_seed + ns.seeds)
@@ -262,6 +265,7 @@ def run(ns: argparse.Namespace) -> None:
                 name, seed = res["name"], str(res["seed"])
                 out["curves"][name][seed] = res["curve"]
                 out["round_seconds"][name][seed] = res["round_seconds"]
+                out["round_waits"][name][seed] = res["round_waits"]
                 out["seconds"].setdefault(name, []).append(res["seconds"])
                 print(f"{name} seed {seed}: final {res['curve'][-1]} in {res['seconds']:.0f}s, "
                       f"median {statistics.median(res['round_seconds']):.2f}s/round", flush=True)
@@ -286,9 +290,9 @@ def report(paths: list[str]) -> None:
               f"{m.get('python')}, numpy {m.get('numpy')}, scikit-learn {m.get('sklearn')})")
         print("\n| row | its model's full-data accuracy | final accuracy (mean) | final - margin [95% CI] | "
               "below margin after both passed 95% (points, seeds) | mean shortfall there | "
-              "median s/round | x margin's |")
-        print("|---|---|---|---|---|---|---|---|")
-        ref_secs = _median_seconds(res, REFERENCE)
+              "median s/round | x margin's | people wait: median s/round | x margin's |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        ref_secs, ref_waits = _median_seconds(res, REFERENCE), _median_seconds(res, REFERENCE, "round_waits")
         for name, curves in res["curves"].items():
             seeds = sorted(set(curves) & set(base or {}), key=int)
             final = np.array([curves[s][-1][1] for s in curves])
@@ -303,12 +307,15 @@ def report(paths: list[str]) -> None:
                 cells += ["-", "-", "-"]
             secs = _median_seconds(res, name)
             cells += [f"{secs:.2f}", f"{secs / ref_secs:.2f}" if ref_secs else "-"]
+            waits = _median_seconds(res, name, "round_waits")  # absent from files written before 2026-12-05
+            cells += [f"{waits:.2f}", f"{waits / ref_waits:.2f}"] if waits and ref_waits else ["-", "-"]
             print("| " + " | ".join(cells) + " |")
 
 
-def _median_seconds(res: dict[str, Any], name: str) -> float:
-    """Median over seeds of each run's median seconds per round (0 when the row is absent)."""
-    runs = res.get("round_seconds", {}).get(name, {})
+def _median_seconds(res: dict[str, Any], name: str, key: str = "round_seconds") -> float:
+    """Median over seeds of each run's median seconds per round (``round_waits``: from a round's
+    start to its tasks going out); 0 when the row is absent."""
+    runs = {seed: s for seed, s in res.get(key, {}).get(name, {}).items() if s}
     return statistics.median(statistics.median(s) for s in runs.values()) if runs else 0.0
 
 
@@ -336,8 +343,8 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     runs are deterministic given their seed, so a seed run twice must give the same curve."""
     setting = ("data", "batch", "max_labels", "seed_size", "noise", "full_accuracy")
     first = runs[0]
-    out = {**first, **{k: {row: dict(v) if isinstance(v, dict) else list(v) for row, v in first[k].items()}
-                       for k in ("curves", "round_seconds", "seconds")},
+    out = {**first, **{k: {row: dict(v) if isinstance(v, dict) else list(v) for row, v in first.get(k, {}).items()}
+                       for k in ("curves", "round_seconds", "round_waits", "seconds")},
            "configs": dict(first["configs"]), "full_accuracy_by_row": dict(first["full_accuracy_by_row"])}
     for run_ in runs[1:]:
         differ = [k for k in setting if run_.get(k) != first.get(k)]
@@ -352,6 +359,7 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 out["seconds"].setdefault(row, []).extend(run_["seconds"][row])
             mine.update(curves)
             out["round_seconds"].setdefault(row, {}).update(run_["round_seconds"][row])
+            out["round_waits"].setdefault(row, {}).update(run_.get("round_waits", {}).get(row, {}))
             out["configs"].setdefault(row, run_["configs"][row])
             out["full_accuracy_by_row"].setdefault(row, run_["full_accuracy_by_row"][row])
     seeds = sorted({int(s) for curves in out["curves"].values() for s in curves})

@@ -14,7 +14,10 @@ crowd, SQLite ledger in a temporary folder) runs ``--rounds`` rounds from ``--se
 labels, once per setting of ``loop.pseudo_labels`` (``auto`` is the default: agreeing
 pseudo-labels on a numeric pool; ``null`` is off). Each round's wall time (fit, select, dispatch,
 collect, evaluate) runs from its ``clicloop_round_started`` to its ``clicloop_round_finished``
-hook; the last round listed only fits and evaluates, then stops at ``max_rounds``. ``--sections
+hook; the last round listed only fits and evaluates, then stops at ``max_rounds``. "People
+wait" is a round's seconds from its start to its tasks going out (:class:`RoundClock`); this crowd
+answers at once, so the rest of a round (the model it evaluates, fitted while real people would be
+answering) follows at once too. ``--sections
 NAME=JSON`` adds a row per ``loop.pseudo_labels`` section (e.g. a candidate ``max_rows``). ``--blas-threads``
 runs every setting once per value (``auto``, a count, or ``none`` for the libraries' own choice),
 in the order given, all in one process. ``--data`` is ``digits`` (the bundled
@@ -84,7 +87,7 @@ def data_section(spec: str, folder: Path, seed_size: int) -> dict[str, Any]:
 
 
 def round_seconds(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: Path,
-                  blas: Any = "auto") -> tuple[list[float], list[float], list[float]]:
+                  blas: Any = "auto") -> tuple[list[float], list[float], list[float], list[float]]:
     from clicloop.orchestrator.config import config_from_dict
     from clicloop.orchestrator.loop import Loop
     from clicloop.orchestrator.plugins import get_plugin_manager
@@ -102,13 +105,13 @@ def round_seconds(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, fol
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(clock)
     results = Loop(cfg, plugin_manager=pm).run()
-    return clock.seconds, [r.metric for r in results], clock.cpu
+    return clock.seconds, [r.metric for r in results], clock.cpu, clock.waits
 
 
 def isolated(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: Path,
-             blas: Any) -> tuple[list[float], list[float], list[float], float]:
+             blas: Any) -> tuple[list[float], list[float], list[float], list[float], float]:
     """:func:`round_seconds` in a fresh process with an empty graph cache: ``(seconds, metrics,
-    CPU seconds, peak resident memory in GB)`` of that process (the pool, the loop and its
+    CPU seconds, waits, peak resident memory in GB)`` of that process (the pool, the loop and its
     pseudo-labels: ``ru_maxrss``, the child's own high-water mark)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -118,27 +121,36 @@ def isolated(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: 
 
 
 def _child(data: dict[str, Any], pseudo: Any, ns: argparse.Namespace, folder: Path,
-           blas: Any) -> tuple[list[float], list[float], list[float], float]:
+           blas: Any) -> tuple[list[float], list[float], list[float], list[float], float]:
     import os
     import resource
 
     os.environ["CLICLOOP_CACHE_DIR"] = str(folder / "cache")
-    secs, metrics, cpu = round_seconds(data, pseudo, ns, folder, blas)
-    return secs, metrics, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    secs, metrics, cpu, waits = round_seconds(data, pseudo, ns, folder, blas)
+    return secs, metrics, cpu, waits, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
 class RoundClock:
     """A plugin: the wall time of each round, from its start to its committed result, and the
     process's CPU time over it (all its threads: above the wall time when several cores work,
-    below it when the machine's other work takes the cores)."""
+    below it when the machine's other work takes the cores); and ``waits``, each round's seconds
+    from its start to its tasks going out (what people who answered the round before wait for;
+    the model the round evaluates is fitted after that, while they work: ``orchestrator/later_fit.py``)."""
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
         self.cpu: list[float] = []
+        self.waits: list[float] = []
 
     @hookimpl
     def clicloop_round_started(self, loop: Any, round_no: int) -> None:
-        self.start_, self.cpu_ = time.perf_counter(), time.process_time()
+        self.start_, self.cpu_, self.sent_ = time.perf_counter(), time.process_time(), False
+
+    @hookimpl
+    def clicloop_tasks_dispatched(self, loop: Any, round_no: int, tasks: Any) -> None:
+        if not self.sent_:  # the round's first tasks (more answers for a disagreement come later)
+            self.waits.append(time.perf_counter() - self.start_)
+            self.sent_ = True
 
     @hookimpl
     def clicloop_round_finished(self, loop: Any, result: Any) -> None:
@@ -177,23 +189,25 @@ def main() -> None:
         data = data_section(ns.data, Path(tmp), ns.seed_size)
         print(f"{ns.data}: {ns.rounds} rounds of {ns.batch}, {ns.seed_size} seed labels, seed {ns.seed}")
         if ns.isolate:
-            print("| setting | loop.blas_threads | first round s (CPU s) | median later s (CPU s) | peak memory GB | "
-                  "each round (s) | final metric | load before / after |\n|---|---|---|---|---|---|---|---|")
+            print("| setting | loop.blas_threads | first round s (CPU s) | median later s (CPU s) | people wait: first / "
+                  "median later s | peak memory GB | each round (s) | final metric | load before / after |"
+                  "\n|---|---|---|---|---|---|---|---|---|")
         else:
-            print("| setting | loop.blas_threads | median s/round (CPU s) | each round (s) | final metric | load before / after |"
-                  "\n|---|---|---|---|---|---|")
+            print("| setting | loop.blas_threads | median s/round (CPU s) | people wait: median s | each round (s) | "
+                  "final metric | load before / after |\n|---|---|---|---|---|---|---|")
         for n, (title, pseudo) in enumerate(settings.items()):
             for blas in blas_values:
                 folder = Path(tmp) / f"{n}-{blas}"
                 folder.mkdir()
                 before = load_average()
                 if ns.isolate:
-                    secs, metrics, cpu, peak = isolated(data, pseudo, ns, folder, blas)
+                    secs, metrics, cpu, waits, peak = isolated(data, pseudo, ns, folder, blas)
                     each = (f"{secs[0]:.1f} ({cpu[0]:.1f}) | {statistics.median(secs[1:] or secs):.2f} "
-                            f"({statistics.median(cpu[1:] or cpu):.2f}) | {peak:.2f} | ")
+                            f"({statistics.median(cpu[1:] or cpu):.2f}) | {waits[0]:.1f} / "
+                            f"{statistics.median(waits[1:] or waits):.2f} | {peak:.2f} | ")
                 else:
-                    secs, metrics, cpu = round_seconds(data, pseudo, ns, folder, blas)
-                    each = f"{statistics.median(secs):.2f} ({statistics.median(cpu):.2f}) | "
+                    secs, metrics, cpu, waits = round_seconds(data, pseudo, ns, folder, blas)
+                    each = f"{statistics.median(secs):.2f} ({statistics.median(cpu):.2f}) | {statistics.median(waits):.2f} | "
                 print(f"| {title} | {blas} | {each}{' '.join(f'{s:.1f}' for s in secs)} | {metrics[-1]:.4f} | "
                       f"{before} / {load_average()} |", flush=True)
 

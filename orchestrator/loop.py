@@ -1,4 +1,7 @@
-"""The loop: fit -> score -> select -> dispatch -> collect -> aggregate -> evaluate -> record.
+"""The loop: fit -> score -> select -> dispatch -> (evaluate) -> collect -> aggregate -> record.
+
+The strategy scores with the fit on human labels; the model the round evaluates and deploys (with
+pseudo-labels) is fitted while people work on the round's tasks (``orchestrator/later_fit.py``).
 
 Every fact is committed to the ledger before the loop acts on it, and every write is idempotent,
 so a killed run resumes where it stopped: no answer lost, no task sent or paid twice.
@@ -9,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from decimal import Decimal
@@ -30,11 +33,12 @@ from clicloop.orchestrator.loop_setup import check_model, check_money_budget, ch
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
-from clicloop.orchestrator.training.models import confidence_weights, evaluate, predictions_for
+from clicloop.orchestrator.later_fit import LaterFit, fit_first
+from clicloop.orchestrator.training.models import confidence_weights, predictions_for
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
 from clicloop.orchestrator.runner import RunnerLease
 from clicloop.orchestrator.seeding import rng_for
-from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels, resolve_pseudo_labels, state_name
+from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_in_two, resolve_pseudo_labels, state_name
 from clicloop.orchestrator.training.sentence_model import auto_model, embed_data
 from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.stopping import Budget, items_affordable, per_task, stop_reason
@@ -192,14 +196,16 @@ class Loop:
         self.pm_.hook.clicloop_round_started(loop=self, round_no=r)
         started = time.perf_counter()
         labeled = self._labeled()
-        model, query = self._fit(labeled)
-        metric = evaluate(model, self.evalset_, self.config.loop.metric)
-        self.ledger_.start_round(self.name, r, self._version(r, model), len(labeled), self.config.loop.metric, metric,
+        query, deploy = self._fit_query(labeled)
+        later = LaterFit(self, r, deploy)  # the model to evaluate and deploy: fitted once the tasks are out, unless
+        model, metric = later.now() if fit_first(self, query) else (None, None)  # a stop rule or a pre-annotation needs it
+        self.ledger_.start_round(self.name, r, self._version(r, query), len(labeled), self.config.loop.metric, metric,
                                  n_eval=self.eval_size())
         tasks = self._recorded_tasks(r)
         if not tasks:
-            reason, tasks = self._plan(r, metric, model, query, labeled)
+            reason, tasks = self._plan(r, metric, query if model is None else model, query, labeled)
             if reason is not None:
+                later.run()
                 return self._finish(r, reason)
         charge = getattr(self.backend_, "charge", None)  # a simulated clock (backends/des.py): the loop's compute time passes
         if callable(charge):
@@ -207,8 +213,10 @@ class Loop:
         while tasks:  # adaptive redundancy: more answers while they disagree
             self._dispatch(r, tasks)
             self._tell_if_last(r)
+            later.run()  # people are at work on the tasks: the model to evaluate and deploy is fitted now
             self._collect(r, tasks)
             tasks = planning.more_answers(self, r)
+        later.wait()
         if self.config.loop.gold is not None:
             quality.judge_gold(self.ledger_, self.name, self.known_, self.config.loop.gold)
         items = sorted({row["item_id"] for row in self.ledger_.tasks(self.name, r) if row["kind"] != "gold"})
@@ -223,14 +231,20 @@ class Loop:
 
     def _fit(self, labeled: dict[str, str]) -> tuple[Model | None, Model | None]:
         """``(trained, query)``: the model to evaluate and deploy, the one the strategy scores with."""
+        query, deploy = self._fit_query(labeled)
+        return deploy(), query
+
+    def _fit_query(self, labeled: dict[str, str]) -> tuple[Model | None, Callable[[], Model | None]]:
+        """``(query, deploy)``: the model the strategy scores with, fitted now, and the function
+        that fits the model to evaluate and deploy (the pseudo-labeled fit, when there is one)."""
         if len(set(labeled.values())) < 2:
-            return None, None  # cold start: nothing to learn from yet
+            return None, lambda: None  # cold start: nothing to learn from yet
         idx = np.fromiter((self.index_[i] for i in sorted(labeled, key=self.index_.__getitem__)), dtype=np.int64)
         y = np.array([labeled[self.pool_.ids[i]] for i in idx], dtype=object).astype(str)
         model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, self.config.model.params, field="model")
         weights = confidence_weights(self.ledger_.label_confidence(self.name), self.pool_.ids[idx], model) \
             if self.config.loop.weight_by_confidence else {}
-        return fit_with_pseudo_labels(model, self.pseudo_, self.pool_.X, idx, y, weights)  # pseudo-labels: never stored
+        return fit_in_two(model, self.pseudo_, self.pool_.X, idx, y, weights)  # pseudo-labels: never stored
 
     def eval_size(self) -> int | None:
         """Items in the evaluation set (the sampling error of each round's metric); None without one."""

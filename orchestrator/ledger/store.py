@@ -147,6 +147,18 @@ class Ledger:
             if n_eval is not None and metric is not None:
                 insert_ignore(conn, s.eval_sizes, [{"loop": loop, "round_no": round_no, "n_items": int(n_eval), "recorded_at": now}])
 
+    def record_metric(self, loop: str, round_no: int, metric: float | None, n_eval: int | None = None) -> None:
+        """Record the metric of a round started without one (its model was fitted after the round's
+        tasks went out); a metric already recorded is kept, as :meth:`start_round` keeps its first."""
+        if metric is None:
+            return
+        with self.engine_.begin() as conn:
+            done = conn.execute(update(s.rounds).where(s.rounds.c.loop == loop, s.rounds.c.round_no == round_no,
+                                                       s.rounds.c.metric.is_(None)).values(metric=metric)).rowcount
+            if done and n_eval is not None:
+                insert_ignore(conn, s.eval_sizes, [{"loop": loop, "round_no": round_no, "n_items": int(n_eval),
+                                                    "recorded_at": time.time()}])
+
     def finish_round(self, loop: str, round_no: int, stop_reason: str | None = None) -> None:
         with self.engine_.begin() as conn:
             conn.execute(update(s.rounds).where(s.rounds.c.loop == loop, s.rounds.c.round_no == round_no)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -231,21 +232,38 @@ FEW_LABELS_WARNING = "The number of unique classes is greater than 50% of the nu
 
 def fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, idx: np.ndarray, y: np.ndarray,
                            fit_kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """:func:`_fit_with_pseudo_labels`, without scikit-learn's warning that many classes and few
-    labels look like a regression target: an active-learning loop starts that way on purpose (150
-    intents, 200 seed labels), and the warning came again every round until the labels doubled."""
+    """``(trained, query)`` (:func:`fit_in_two`), both fitted now."""
+    query, deploy = fit_in_two(model, labeler, X, idx, y, fit_kwargs)
+    return deploy(), query
+
+
+def fit_in_two(model: Any, labeler: PseudoLabeler | None, X: Any, idx: np.ndarray, y: np.ndarray,
+               fit_kwargs: dict[str, Any]) -> tuple[Any, Callable[[], Any]]:
+    """``(query, deploy)``: ``query`` is fitted now, ``deploy()`` fits and returns the trained model
+    (:func:`_fit_query`, :func:`_fit_trained`), so a loop can send out the tasks ``query`` chose
+    before it fits the model it evaluates and deploys. scikit-learn's warning that many classes and
+    few labels look like a regression target is silenced in both: an active-learning loop starts
+    that way on purpose (150 intents, 200 seed labels), and it came every round until the labels doubled."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=FEW_LABELS_WARNING, category=UserWarning)
-        return _fit_with_pseudo_labels(model, labeler, X, idx, y, fit_kwargs)
+        query, labeler = _fit_query(model, labeler, X, idx, y, fit_kwargs)
+
+    def deploy() -> Any:
+        if labeler is None:
+            return query
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=FEW_LABELS_WARNING, category=UserWarning)
+            return _fit_trained(query, labeler, X, idx, y, fit_kwargs)
+
+    return query, deploy
 
 
-def _fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, idx: np.ndarray, y: np.ndarray,
-                            fit_kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """Fit ``model`` on the human labels (rows ``idx`` of ``X``) and, with ``labeler``, a copy of
-    it on the pseudo-labels too. Returns ``(trained, query)``: the model to evaluate, pre-annotate
-    with and deploy, and the one the strategy scores the pool with.
+def _fit_query(model: Any, labeler: PseudoLabeler | None, X: Any, idx: np.ndarray, y: np.ndarray,
+               fit_kwargs: dict[str, Any]) -> tuple[Any, PseudoLabeler | None]:
+    """Fit the model the strategy scores the pool with; returns it and the labeler the trained
+    model still needs (None: the query model is the trained one).
 
     ``query`` is the fit on human labels alone whenever there is one (``agree``, the default): a
     pool item that trained a model with its own pseudo-label looks surer to that model than the
@@ -259,19 +277,24 @@ def _fit_with_pseudo_labels(model: Any, labeler: PseudoLabeler | None, X: Any, i
     if labeler is not None and not labeler.agree:
         X2, y2, kwargs = with_pseudo_labels(labeler, X, idx, y, fit_kwargs)
         model.fit(X2, y2, **kwargs)
-        return model, model
+        return model, None
     model.fit(X[idx], y, **fit_kwargs)
-    if labeler is None:
-        return model, model
+    return model, labeler
+
+
+def _fit_trained(model: Any, labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,
+                 fit_kwargs: dict[str, Any]) -> Any:
+    """The pseudo-labeled fit: a copy of ``model`` (fitted on the human labels) trained on the
+    rows whose spread label it agrees with too; ``model`` itself where none agreed."""
     X2, y2, kwargs = with_pseudo_labels(labeler, X, idx, y, fit_kwargs, model)
     if len(y2) == len(y):  # no pseudo-label agreed: the human-label fit is the trained model
-        return model, model
+        return model
     trained = warm_copy(labeler, model, y2)
     if labeler.fit_tol is not None:
         trained.set_params(**{key: labeler.fit_tol for key in param_keys(trained, "tol")})
     trained.fit(X2, y2, **kwargs)
     labeler.remember_trained(trained)
-    return trained, model
+    return trained
 
 
 def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:
