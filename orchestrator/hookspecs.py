@@ -108,7 +108,10 @@ def clicloop_round_started(loop: Loop, round_no: int) -> None:
 
 @hookspec
 def clicloop_tasks_dispatched(loop: Loop, round_no: int, tasks: Sequence[Task]) -> None:
-    """Tasks were handed to the backend and the dispatch is recorded in the ledger."""
+    """Tasks were handed to the backend and the dispatch is recorded in the ledger. In rounds
+    mode the round's metric may not be recorded yet: the model the round evaluates is fitted
+    while people work on these tasks (``orchestrator/later_fit.py``); it is in ``result`` at
+    ``clicloop_round_finished``."""
 
 
 @hookspec
