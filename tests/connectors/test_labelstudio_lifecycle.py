@@ -85,7 +85,8 @@ def test_a_killed_backend_serves_its_latest_model_on_restart_and_never_reuses_a_
             for task_id in batch:
                 sdk.annotations.create(id=task_id, result=choice(truth[task_id]), lead_time=30.0)
             wait_for(lambda v=version: (p := backend.get("/status")["projects"][0])["model_version"] == v
-                  and p["training"]["state"] == "idle", what=version)
+                     and p["training"]["state"] == "idle", what=version,
+                     explain=lambda: f"status: {backend.get('/status')}\nlog:\n{backend.log()}")
 
         backend.kill(signal.SIGKILL)  # no shutdown of any kind
         made_while_down = sdk.annotations.create(id=ids[8], result=choice(truth[ids[8]]), lead_time=30.0).id

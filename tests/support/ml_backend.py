@@ -108,15 +108,16 @@ class BackendProcess:
         return r.json()
 
 
-def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something true (returned), or fail naming ``what``."""
+def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition", explain: Any = None) -> Any:
+    """Poll ``predicate`` until it returns something true (returned), or fail naming ``what``
+    (and what ``explain()`` says then: e.g. a backend's status and log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{explain()}" if explain is not None else ""))
 
 
 def sdk_client(ls: Any) -> Any:
