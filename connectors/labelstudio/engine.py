@@ -50,6 +50,7 @@ class ProjectModel:
         self.training_: dict[str, Any] = {"state": "idle", "version": None, "started_at": None, "error": None}
         self.new_since_training_ = 0
         self.train_thread_: threading.Thread | None = None
+        self.training_running_ = False  # a training loop runs (set and cleared under lock_, unlike is_alive())
         self.pending_train_ = False
         self.recorder_ = Recorder(self.settings.ledger, f"{self.settings.loop}.p{self.project_id}", self.project_id,
                                   self.schema.purpose, self.schema.labels, self.settings.hourly_wage,
@@ -196,7 +197,7 @@ class ProjectModel:
                 if label in self.schema.labels:
                     self.labels_seen_.add(label)
                 due = self.settings.train_every and self.new_since_training_ >= self.settings.train_every
-                training = self.train_thread_ is not None and self.train_thread_.is_alive()
+                training = self.training_running_
                 first = (self.settings.train_every and self.model_ is None and not training
                          and len(self.labels_seen_ & set(self.schema.labels)) >= 2)
             if due or first:
@@ -206,7 +207,9 @@ class ProjectModel:
     # -- training --------------------------------------------------------------------------------
 
     def start_training(self) -> bool:
-        """Train in the background; a request while training runs queues one more run."""
+        """Train in the background; a request while training runs queues one more run. Whether one
+        runs is the loop's own flag, cleared under the lock as it decides to end: a thread that
+        has decided is still ``is_alive()`` for a moment, and a run queued then was never made."""
         with self.lock_:
             if not hasattr(self, "client_"):
                 self.training_ = {**self.training_, "state": "error",
@@ -214,9 +217,10 @@ class ProjectModel:
                                            "Label Studio's next /setup (Batch predictions, or open the model's settings)"}
                 self.retrain_due_ = True
                 return False
-            if self.train_thread_ is not None and self.train_thread_.is_alive():
+            if self.training_running_:
                 self.pending_train_ = True
                 return True
+            self.training_running_ = True
             self.new_since_training_ = 0
             self.training_ = {"state": "training", "version": None, "started_at": time.time(), "error": None,
                               "progress": "fetching annotations"}
@@ -232,8 +236,13 @@ class ProjectModel:
                 log.exception("training project %s failed", self.project_id)
                 with self.lock_:
                     self.training_ = {**self.training_, "state": "error", "error": f"{type(e).__name__}: {e}"}
+            except BaseException:  # the thread ends (e.g. the interpreter exits): no loop runs any more
+                with self.lock_:
+                    self.training_running_ = False
+                raise
             with self.lock_:
                 if not self.pending_train_:
+                    self.training_running_ = False
                     return
                 self.pending_train_ = False
                 self.training_ = {**self.training_, "state": "training", "started_at": time.time(), "error": None}
@@ -319,8 +328,7 @@ class ProjectModel:
         """Block until no training runs (tests, benchmarks)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            thread = self.train_thread_
-            if (thread is None or not thread.is_alive()) and not self.pending_train_:
+            if not self.training_running_ and not self.pending_train_:
                 return
             time.sleep(0.05)
 

@@ -1,0 +1,62 @@
+"""Training runs of a served Label Studio project (``connectors/labelstudio/engine.py``): a
+request while a run is under way queues exactly one more, and none is lost."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from clicloop.connectors.labelstudio.engine import ProjectModel
+
+
+def _model() -> ProjectModel:
+    """A project's training state alone (no ledger, no Label Studio): ``_train`` counts its runs."""
+    m = ProjectModel.__new__(ProjectModel)
+    m.project_id, m.lock_, m.client_ = 1, threading.RLock(), object()
+    m.training_ = {"state": "idle", "version": None, "started_at": None, "error": None}
+    m.new_since_training_, m.train_thread_, m.training_running_, m.pending_train_ = 0, None, False, False
+    m.runs_ = 0
+
+    def train() -> None:
+        m.runs_ += 1
+
+    m._train = train
+    return m
+
+
+def test_a_request_when_the_last_run_has_ended_but_its_thread_not_yet_starts_a_run():
+    """The thread of a run that has decided to end is still alive for a moment; a request then
+    was queued on it and never made (the Label Studio lifecycle test timed out waiting for its
+    second version)."""
+    m = _model()
+    release = threading.Event()
+    ending = threading.Thread(target=release.wait)  # a training thread past its last check, not yet gone
+    ending.start()
+    m.train_thread_ = ending
+    try:
+        assert m.start_training()
+        m.wait_trained(timeout_s=10)
+        assert m.runs_ == 1
+    finally:
+        release.set()
+        ending.join()
+
+
+def test_a_request_while_a_run_is_under_way_queues_one_more():
+    m = _model()
+    go, started = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        go.wait()
+        m.runs_ += 1
+
+    m._train = slow
+    assert m.start_training()
+    started.wait(5)
+    m._train = lambda: setattr(m, "runs_", m.runs_ + 1)
+    assert m.start_training() and m.start_training()  # two requests while it runs: one more run
+    go.set()
+    m.wait_trained(timeout_s=10)
+    time.sleep(0.05)
+    assert m.runs_ == 2 and not m.training_running_ and not m.pending_train_
