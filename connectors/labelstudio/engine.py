@@ -49,7 +49,6 @@ class ProjectModel:
         self.retrain_due_ = False
         self.training_: dict[str, Any] = {"state": "idle", "version": None, "started_at": None, "error": None}
         self.new_since_training_ = 0
-        self.train_thread_: threading.Thread | None = None
         self.training_running_ = False  # a training loop runs (set and cleared under lock_, unlike is_alive())
         self.pending_train_ = False
         self.recorder_ = Recorder(self.settings.ledger, f"{self.settings.loop}.p{self.project_id}", self.project_id,
@@ -224,8 +223,7 @@ class ProjectModel:
             self.new_since_training_ = 0
             self.training_ = {"state": "training", "version": None, "started_at": time.time(), "error": None,
                               "progress": "fetching annotations"}
-            self.train_thread_ = threading.Thread(target=self._train_loop, name=f"ls-train-{self.project_id}", daemon=True)
-            self.train_thread_.start()
+            threading.Thread(target=self._train_loop, name=f"ls-train-{self.project_id}", daemon=True).start()
             return True
 
     def _train_loop(self) -> None:

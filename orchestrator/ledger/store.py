@@ -144,8 +144,8 @@ class Ledger:
                "metric_name": metric_name, "metric": metric, "status": "started", "stop_reason": None, "recorded_at": now}
         with self.engine_.begin() as conn:
             insert_ignore(conn, s.rounds, [row])
-            if n_eval is not None and metric is not None:
-                insert_ignore(conn, s.eval_sizes, [{"loop": loop, "round_no": round_no, "n_items": int(n_eval), "recorded_at": now}])
+            if metric is not None:
+                _eval_size(conn, loop, round_no, n_eval, now)
 
     def record_metric(self, loop: str, round_no: int, metric: float | None, n_eval: int | None = None) -> None:
         """Record the metric of a round started without one (its model was fitted after the round's
@@ -153,11 +153,9 @@ class Ledger:
         if metric is None:
             return
         with self.engine_.begin() as conn:
-            done = conn.execute(update(s.rounds).where(s.rounds.c.loop == loop, s.rounds.c.round_no == round_no,
-                                                       s.rounds.c.metric.is_(None)).values(metric=metric)).rowcount
-            if done and n_eval is not None:
-                insert_ignore(conn, s.eval_sizes, [{"loop": loop, "round_no": round_no, "n_items": int(n_eval),
-                                                    "recorded_at": time.time()}])
+            conn.execute(update(s.rounds).where(s.rounds.c.loop == loop, s.rounds.c.round_no == round_no,
+                                                s.rounds.c.metric.is_(None)).values(metric=metric))
+            _eval_size(conn, loop, round_no, n_eval, time.time())
 
     def finish_round(self, loop: str, round_no: int, stop_reason: str | None = None) -> None:
         with self.engine_.begin() as conn:
@@ -410,3 +408,9 @@ def _payment_row(key: str, loop: str, round_no: int, backend: str, worker: str, 
 def _label_row(loop: str, round_no: int, c: Consensus, revision: int, now: float) -> dict[str, Any]:
     return {"loop": loop, "item_id": c.item_id, "revision": revision, "label": c.label, "confidence": c.confidence,
             "n_answers": c.n_answers, "round_no": round_no, "recorded_at": now}
+
+
+def _eval_size(conn: Any, loop: str, round_no: int, n_eval: int | None, now: float) -> None:
+    """The evaluation items a round's metric was measured on (once; nothing without a count)."""
+    if n_eval is not None:
+        insert_ignore(conn, s.eval_sizes, [{"loop": loop, "round_no": round_no, "n_items": int(n_eval), "recorded_at": now}])

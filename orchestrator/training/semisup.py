@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -241,23 +242,30 @@ def fit_in_two(model: Any, labeler: PseudoLabeler | None, X: Any, idx: np.ndarra
                fit_kwargs: dict[str, Any]) -> tuple[Any, Callable[[], Any]]:
     """``(query, deploy)``: ``query`` is fitted now, ``deploy()`` fits and returns the trained model
     (:func:`_fit_query`, :func:`_fit_trained`), so a loop can send out the tasks ``query`` chose
-    before it fits the model it evaluates and deploys. scikit-learn's warning that many classes and
-    few labels look like a regression target is silenced in both: an active-learning loop starts
-    that way on purpose (150 intents, 200 seed labels), and it came every round until the labels doubled."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=FEW_LABELS_WARNING, category=UserWarning)
+    before it fits the model it evaluates and deploys. Both without scikit-learn's warning that
+    many classes and few labels look like a regression target (:func:`_few_labels_quiet`)."""
+    with _few_labels_quiet():
         query, labeler = _fit_query(model, labeler, X, idx, y, fit_kwargs)
 
     def deploy() -> Any:
         if labeler is None:
             return query
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=FEW_LABELS_WARNING, category=UserWarning)
+        with _few_labels_quiet():
             return _fit_trained(query, labeler, X, idx, y, fit_kwargs)
 
     return query, deploy
+
+
+@contextmanager
+def _few_labels_quiet() -> Iterator[None]:
+    """Silence scikit-learn's warning that many classes and few labels look like a regression
+    target: an active-learning loop starts that way on purpose (150 intents, 200 seed labels), and
+    it came every round until the labels doubled."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=FEW_LABELS_WARNING, category=UserWarning)
+        yield
 
 
 def _fit_query(model: Any, labeler: PseudoLabeler | None, X: Any, idx: np.ndarray, y: np.ndarray,
