@@ -204,6 +204,23 @@ def summarise(cases: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def bias(cases: list[dict[str, Any]]) -> list[str]:
+    """Which way the point forecasts err, every case pooled, per fraction: the median of forecast /
+    truth (over the cases with a finite forecast) and the share of those below the truth."""
+    lines = ["Direction of the error (every case with a finite forecast): median forecast / truth, and the share "
+             "below the truth; labels / hours / money", ""]
+    for frac in FRACTIONS:
+        sel = [c for c in cases if c["fraction"] == frac]
+        parts, finite = [], 0
+        for k in ("n", "h", "c"):
+            r = [c[f"fc_{k}"].point / c[f"true_{k}"] for c in sel
+                 if c[f"fc_{k}"] is not None and math.isfinite(c[f"fc_{k}"].point) and c[f"true_{k}"] > 0]
+            parts.append(f"{statistics.median(r):.2f}x, {sum(x < 1 for x in r) / len(r):.0%} below" if r else "-")
+            finite = max(finite, len(r))
+        lines.append(f"- from {frac:.0%} of the rounds ({finite} of {len(sel)} cases finite): " + " / ".join(parts))
+    return lines
+
+
 def scores(sel: list[dict[str, Any]]) -> dict[str, float] | None:
     """Median absolute relative errors (``n``, ``h``, ``c``), interval coverage (``in_n``, ``in_h``,
     ``in_c``), unreachable count and the straight line's error over the cases ``sel``."""
@@ -271,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"{dt.date.today().isoformat()}, {platform.node() or 'host'}: {os.cpu_count()} cores, Python {platform.python_version()}; "
              f"seeds {args.seeds}, data {', '.join(f'{n} ({a} answers, batches of {b})' for n, _, a, b in data)}, "
              f"loops {', '.join(configs)}; forecaster {args.forecaster or 'the product'}; whole run {time.perf_counter() - started:.0f} s.", ""]
-    lines += summarise(cases)
+    lines += summarise(cases) + [""] + bias(cases)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
