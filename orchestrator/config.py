@@ -239,6 +239,10 @@ class PseudoLabels(_Strict):
         "exact up to 20,000 items, approximate above")
     agree: bool = Field(True, description="keep only the items whose spread label the model (fitted on the human "
                         "labels alone) also predicts; costs a second fit per round")
+    newest_check: int = Field(8, ge=0, description="0: off; N >= 1: a round evaluates and deploys its fit on human "
+                              "labels instead of the pseudo-labeled one when, on the labels bought in the last N rounds, "
+                              "the fits on human labels that came before them got at least 90% right and no fewer than "
+                              "the pseudo-labeled fits (with agree; no pick changes; docs/benchmarks/log.md, 2026-12-05)")
     check_folds: int = Field(0, ge=0, description="0: off; N >= 2: each round, use pseudo-labels only if, fitted on N-1 "
                              "folds of the human labels, they get at least as many of the held-out fold right (costs "
                              "about N more rounds of fitting; measured in docs/benchmarks/log.md, 2026-12-04)")

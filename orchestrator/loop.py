@@ -167,6 +167,7 @@ class Loop:
             cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"pseudo_labels": spread})})
         self.pseudo_ = None if spread is None else PseudoLabeler(spread.share, spread.neighbors, spread.alpha,
                                                                  agree=spread.agree, check_folds=spread.check_folds,
+                                                                 newest_check=spread.newest_check,
                                                                  graph=spread.graph, max_rows=spread.max_rows,
                                                                  fit_tol=spread.fit_tol,
                                                                  state=state_name(cfg.ledger, cfg.loop.name))

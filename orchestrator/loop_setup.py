@@ -102,6 +102,8 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
         pseudo = body["loop"]["pseudo_labels"]
         if not pseudo.get("check_folds"):
             del pseudo["check_folds"]  # likewise
+        if pseudo.get("newest_check") == 8:
+            del pseudo["newest_check"]  # likewise: it changes no pick, only which of two fits a round evaluates
         if pseudo.get("graph") == "auto":
             del pseudo["graph"]  # likewise
         if pseudo.get("max_rows") == 20_000:

@@ -138,7 +138,7 @@ def _card_table(card: dict[str, Any]) -> Table:
         {"field": f"{card['metric']['name']}", "value": fmt(card["metric"]["value"], 4)},
         {"field": "labels trained on", "value": str(card["labels"]["trained_on"])},
         {"field": "answers bought", "value": str(card["labels"]["bought_answers"])},
-        *([{"field": "also trained on pseudo-labels", "value": f"{pseudo_labels_text(card['pseudo_labels'])}, each round "
+        *([{"field": "also trained on pseudo-labels", "value": f"{pseudo_labels_text(card['pseudo_labels'])} "
             "(machine-made, no human time)"}] if card.get("pseudo_labels") else []),
         {"field": "people", "value": f"{card['people']} ({', '.join(card['backends']) or '-'})"},
         {"field": "hours in all", "value": fmt(h["total"], 3, unit="h")},

@@ -203,19 +203,27 @@ def render_markdown(card: dict[str, Any]) -> str:
 
 
 def pseudo_labels_text(pseudo: dict[str, Any]) -> str:
-    """Which pool items trained the model with a machine-made label, in words."""
+    """Which pool items trained the model with a machine-made label, and in which rounds, in words.
+    A recorded config without ``newest_check`` ran with its default (configs record a later
+    field only when it differs from its default, so older loops keep their fingerprint)."""
+    from clicloop.orchestrator.config import PseudoLabels
+
     which = "every unlabeled item" if pseudo["share"] >= 1 else f"the surest {pseudo['share']:.0%} of the unlabeled pool"
     if pseudo.get("agree"):
         which += " on which label spreading and the model's own prediction agreed"
     if pseudo.get("check_folds"):
         which += f", in rounds where they did no harm on held-out human labels ({pseudo['check_folds']} folds)"
-    return which
+    rounds = pseudo.get("newest_check", PseudoLabels.model_fields["newest_check"].default) if pseudo.get("agree") else 0
+    if rounds:
+        return which + (", in every round but those whose fit on human labels alone had got at least 90% of the labels "
+                        f"bought in the last {rounds} rounds right, and no fewer than with them")
+    return which + ", each round"
 
 
 def _pseudo_line(pseudo: dict[str, Any] | None) -> list[str]:
     if not pseudo:
         return []
-    return [f"- Also trained on label-spreading pseudo-labels: {pseudo_labels_text(pseudo)}, each round "
+    return [f"- Also trained on label-spreading pseudo-labels: {pseudo_labels_text(pseudo)} "
             "(machine-made: no human time, not counted in the labels above)"]
 
 

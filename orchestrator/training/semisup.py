@@ -26,6 +26,7 @@ import numpy as np
 from clicloop.orchestrator.config import PseudoLabels
 from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.training.graph import EXACT_MAX, graph_key, graph_params, neighbour_graph
+from clicloop.orchestrator.training.newest import choose
 from clicloop.orchestrator.training.spreading import (columns_for, label_matrix, normalise, normalised_graph, respread,
                                                        spread, surest, top_share)
 from clicloop.orchestrator.training.warmstate import Generations, labels_key
@@ -137,7 +138,7 @@ class PseudoLabeler:
     def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
                  agree: bool = False, check_folds: int = 0, graph: str = "auto", cache: bool = True,
                  max_rows: int | None = None, engine: Any = None, state: str | None = None,
-                 fit_tol: float | None = None):
+                 fit_tol: float | None = None, newest_check: int = 0):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
@@ -148,6 +149,7 @@ class PseudoLabeler:
         self.cache = cache
         self.max_rows = max_rows
         self.fit_tol = fit_tol
+        self.newest_check = newest_check
         self.engine = engine
         self.state = state
 
@@ -221,6 +223,10 @@ class PseudoLabeler:
         self.fresh_ = True
         if getattr(self, "state_", None) is not None:
             self.state_.clear()
+
+    def remember_check(self, check: dict[str, Any]) -> None:
+        """Keep this round's fits and newest-label tallies (:mod:`.newest`) for the next round's check."""
+        self._state().record_check(check)
 
     def remember_trained(self, trained: Any) -> None:
         """Keep this round's pseudo-labeled fit when it can warm-start: the next round's starts from it."""
@@ -296,13 +302,13 @@ def _fit_trained(model: Any, labeler: PseudoLabeler, X: Any, idx: np.ndarray, y:
     rows whose spread label it agrees with too; ``model`` itself where none agreed."""
     X2, y2, kwargs = with_pseudo_labels(labeler, X, idx, y, fit_kwargs, model)
     if len(y2) == len(y):  # no pseudo-label agreed: the human-label fit is the trained model
-        return model
+        return choose(labeler, model, model, X, idx, y)
     trained = warm_copy(labeler, model, y2)
     if labeler.fit_tol is not None:
         trained.set_params(**{key: labeler.fit_tol for key in param_keys(trained, "tol")})
     trained.fit(X2, y2, **kwargs)
     labeler.remember_trained(trained)
-    return trained
+    return choose(labeler, model, trained, X, idx, y)
 
 
 def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:

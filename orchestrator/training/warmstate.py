@@ -1,5 +1,6 @@
 """What pseudo-labels carry from one round to the next: the last three rounds' spreading
-solutions (``F``, their classes and labels) and pseudo-labeled fits, in memory and, for a loop, on
+solutions (``F``, their classes and labels), pseudo-labeled fits and newest-label checks (both
+fits of the round and the tally the next round's check reads), in memory and, for a loop, on
 disk.
 
 Several, because a round can run twice: a loop killed after a round's fit re-fits that round when
@@ -33,7 +34,7 @@ def labels_key(rows: np.ndarray, labels: np.ndarray) -> str:
 
 
 class Generations:
-    """The newest two generations; ``folder`` (None: memory only) keeps them across processes."""
+    """The newest ``KEEP`` generations; ``folder`` (None: memory only) keeps them across processes."""
 
     def __init__(self, folder: Path | None = None):
         self.folder = folder
@@ -67,7 +68,7 @@ class Generations:
         """The solution for the labels ``key``: replaces the generation that had these labels (in
         its place), else becomes the newest."""
         gens = self._gens()
-        g = {"key": key, "F": F, "classes": classes, "rows": rows, "codes": codes, "trained": None}
+        g = {"key": key, "F": F, "classes": classes, "rows": rows, "codes": codes, "trained": None, "check": None}
         at = self._find(key)
         if at is not None:
             gens[at] = g
@@ -85,29 +86,30 @@ class Generations:
             gens[-1 if at is None else at]["trained"] = trained
             self._save(trained_only=True)
 
+    def record_check(self, check: dict[str, Any]) -> None:
+        """The newest-label check of the generation recorded last (:func:`.newest.choose`: both fits, the tallies)."""
+        gens = self._gens()
+        at = self._find(getattr(self, "last_", None) or "")
+        if gens:
+            gens[-1 if at is None else at]["check"] = check
+            self._save(trained_only=True)
+
     def _save(self, trained_only: bool = False) -> None:
         if self.folder is None:
             return
-        import joblib
-
         self.folder.mkdir(parents=True, exist_ok=True)
         for g in self.gens_:
             npz = self.folder / f"{g['key']}.npz"
             if not trained_only and not npz.exists():
                 _write(self.folder, g)
-            if g["trained"] is not None and not (self.folder / f"{g['key']}.joblib").exists():
-                tmp = self.folder / f"{g['key']}.{os.getpid()}.tmp.joblib"
-                try:
-                    joblib.dump(g["trained"], tmp)
-                except (pickle.PicklingError, TypeError, AttributeError):  # a model that cannot be saved: kept in memory
-                    tmp.unlink(missing_ok=True)
-                    continue
-                os.replace(tmp, self.folder / f"{g['key']}.joblib")
+            for part, end in (("trained", ".joblib"), ("check", ".check.joblib")):
+                if g.get(part) is not None and not (self.folder / f"{g['key']}{end}").exists():
+                    _dump(self.folder, g[part], f"{g['key']}{end}")
         chain = self.folder / "chain.json"
         tmp = self.folder / f"chain.{os.getpid()}.tmp"
         tmp.write_text(json.dumps([g["key"] for g in self.gens_]))
         os.replace(tmp, chain)
-        keep = {f"{g['key']}{end}" for g in self.gens_ for end in (".npz", ".F.npy", ".joblib")} | {"chain.json"}
+        keep = {f"{g['key']}{end}" for g in self.gens_ for end in (".npz", ".F.npy", ".joblib", ".check.joblib")} | {"chain.json"}
         for old in self.folder.iterdir():
             if old.name not in keep and ".tmp" not in old.name:
                 old.unlink(missing_ok=True)
@@ -121,11 +123,12 @@ class Generations:
                 with np.load(self.folder / f"{key}.npz", allow_pickle=False) as z:
                     F = np.load(self.folder / f"{key}.F.npy", allow_pickle=False) if "F" not in z else z["F"]
                     g = {"key": key, "F": F, "classes": z["classes"], "rows": z["rows"], "codes": z["codes"],
-                         "trained": None}
-                if (self.folder / f"{key}.joblib").exists():
-                    import joblib
+                         "trained": None, "check": None}
+                for part, end in (("trained", ".joblib"), ("check", ".check.joblib")):
+                    if (self.folder / f"{key}{end}").exists():
+                        import joblib
 
-                    g["trained"] = joblib.load(self.folder / f"{key}.joblib")
+                        g[part] = joblib.load(self.folder / f"{key}{end}")
                 gens.append(g)
         except (OSError, ValueError, KeyError, EOFError) as e:  # a damaged cache only costs recomputation
             import logging
@@ -133,6 +136,20 @@ class Generations:
             logging.getLogger(__name__).warning("pseudo-labels: ignoring the saved state in %s (%s)", self.folder, e)
             return []
         return gens
+
+
+def _dump(folder: Path, obj: Any, name: str) -> None:
+    """``obj`` into ``folder / name`` with joblib, atomically; one that cannot be pickled is only
+    kept in memory (a resumed loop then recomputes without it)."""
+    import joblib
+
+    tmp = folder / f"{name}.{os.getpid()}.tmp.joblib"
+    try:
+        joblib.dump(obj, tmp)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        tmp.unlink(missing_ok=True)
+        return
+    os.replace(tmp, folder / name)
 
 
 def _write(folder: Path, g: dict[str, Any]) -> None:

@@ -129,7 +129,9 @@ def test_default_loop_trains_on_agreeing_pseudo_labels_and_says_so_on_the_card(t
     card = labor_card(runs["agree"][1], "t-r1")
     assert card["pseudo_labels"]["agree"] is True
     assert card["pseudo_labels"]["share"] == 1.0  # auto, resolved: the ledger records what ran
-    assert "every unlabeled item on which label spreading and the model's own prediction agreed" in render_markdown(card)
+    assert ("every unlabeled item on which label spreading and the model's own prediction agreed, in every round but "
+            "those whose fit on human labels alone had got at least 90% of the labels bought in the last 8 rounds right, "
+            "and no fewer than with them (machine-made") in render_markdown(card)
 
 
 def test_auto_is_off_for_text_and_over_the_memory_bound_and_the_default_settings_otherwise(monkeypatch, caplog):
