@@ -22,14 +22,13 @@ import numpy as np
 
 from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.data import EvalSet, Pool, load_data
-from clicloop.orchestrator.errors import StrategyError
 from clicloop.orchestrator.fairwork.wages import price_per_answer, strict_floor_pause
 from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, check_dispatch, sensitive_mask, warning_mask
 from clicloop.orchestrator.crowd import planning, quality
 from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
-from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, cold_start_reason, fingerprint, make_engine
+from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
@@ -38,6 +37,7 @@ from clicloop.orchestrator.training.models import confidence_weights, prediction
 from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
 from clicloop.orchestrator.runner import RunnerLease
 from clicloop.orchestrator.seeding import rng_for
+from clicloop.orchestrator.selection import select_items
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_in_two, resolve_pseudo_labels, state_name
 from clicloop.orchestrator.training.sentence_model import auto_model, embed_data
 from clicloop.orchestrator.training.threads import blas_limits
@@ -321,28 +321,8 @@ class Loop:
 
     def _select(self, r: int, model: Model | None, candidates: np.ndarray, n: int,
                 pending: np.ndarray | None = None) -> np.ndarray:
-        from clicloop.strategies.cost import ledger_seconds
-        from clicloop.strategies.diversity import ColdStart
-        from clicloop.strategies.scores import RandomSampling, is_numeric
-        from clicloop.strategies.select import SelectContext, select
-
-        strategy = self.strategy_
-        labeled = np.setdiff1d(np.arange(len(self.pool_)), candidates)
-        why = cold_start_reason(self.config.loop.cold_start_labels, r, labeled.size, model is not None, is_numeric(self.pool_.X))
-        if why is not None and set(getattr(strategy, "requires", ())) - {"features"}:
-            strategy = ColdStart() if is_numeric(self.pool_.X) else RandomSampling()
-            log.info("round %d: cold start (%s); selecting with %r", r, why, strategy)
-        context = SelectContext(labeled=labeled, seconds=lambda: ledger_seconds(self.ledger_, self.name),
-                                pending=np.empty(0, dtype=np.int64) if pending is None else pending)
-        rng = rng_for(self.config.loop.seed, "select", r)
-        try:
-            if self.engine_ is not None and not callable(getattr(strategy, "select", None)):
-                excluded = np.setdiff1d(np.arange(len(self.pool_)), candidates)
-                return self.engine_.top_k(strategy, model, self.pool_.X, n, rng, exclude=excluded, chunk_size=self.config.loop.chunk_size)
-            return select(strategy, model, self.pool_.X, candidates, n, rng, chunk_size=self.config.loop.chunk_size,
-                          ids=self.pool_.ids, context=context, threads=self.config.loop.engine.threads)
-        except (ValueError, TypeError) as e:
-            raise StrategyError(f"strategy {self.config.strategy.name!r} failed in round {r}: {e}") from e
+        """Round ``r``'s ``n`` picks among ``candidates`` (:func:`~clicloop.orchestrator.selection.select_items`)."""
+        return select_items(self, r, model, candidates, n, pending)
 
     def _budget(self, r: int) -> Budget:
         spent = self.ledger_.spent(self.name, rounds=(0, r - 1))
