@@ -58,15 +58,20 @@ def confidence_weights(confidence: dict[str, float], item_ids: Any, model: Any) 
     return {f"{steps[-1][0]}__sample_weight" if steps else "sample_weight": weights}
 
 
+def predicted_labels(model: Any, X: Any) -> Any:
+    """``model``'s most likely class for each row of ``X``, as text."""
+    import numpy as np
+
+    return np.asarray(model.classes_)[np.asarray(model.predict_proba(X)).argmax(axis=1)].astype(str)
+
+
 def evaluate(model: Any, evalset: Any, metric: str) -> float | None:
     """``metric`` (accuracy or macro_f1) of ``model`` on the evaluation set; None without either."""
     if model is None or evalset is None:
         return None
-    import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
 
-    proba = np.asarray(model.predict_proba(evalset.X))
-    predicted = np.asarray(model.classes_)[proba.argmax(axis=1)].astype(str)
+    predicted = predicted_labels(model, evalset.X)
     if metric == "macro_f1":
         return float(f1_score(evalset.y, predicted, average="macro", zero_division=0))
     return float(accuracy_score(evalset.y, predicted))

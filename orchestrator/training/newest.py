@@ -32,20 +32,18 @@ from typing import Any
 
 import numpy as np
 
+from clicloop.orchestrator.training.models import predicted_labels
+
 log = logging.getLogger(__name__)
 
 SURE = 0.9  # share of the newest labels the human-label fit must get right before it replaces the pseudo-labeled one
 
 
-def predicted(model: Any, X: Any) -> np.ndarray:
-    """``model``'s most likely class for each row of ``X``, as text."""
-    return np.asarray(model.classes_)[np.asarray(model.predict_proba(X)).argmax(axis=1)].astype(str)
-
-
 def tally(base: dict[str, Any] | None, X: Any, idx: np.ndarray, y: np.ndarray) -> list[int] | None:
     """``[human-label fit right, pseudo-labeled fit right, labels]`` of the ``base`` generation's
-    two fits on the labels (``idx``, ``y``) that are new since it (an item not labeled then, or
-    labeled otherwise); None when ``base`` kept no fits (the first round, a lost cache)."""
+    two fits (its check's human-label fit, its ``trained``: None when no pseudo-label agreed, the
+    same fit) on the labels (``idx``, ``y``) that are new since it (an item not labeled then, or
+    labeled otherwise); None when ``base`` kept no check (the first round, a lost cache)."""
     check = None if base is None else base.get("check")
     if check is None:
         return None
@@ -55,8 +53,8 @@ def tally(base: dict[str, Any] | None, X: Any, idx: np.ndarray, y: np.ndarray) -
     if not new.any():
         return [0, 0, 0]
     rows, truth = np.asarray(idx)[new], labels[new]
-    human = int((predicted(check["query"], X[rows]) == truth).sum())
-    pseudo = human if check["trained"] is None else int((predicted(check["trained"], X[rows]) == truth).sum())
+    human = int((predicted_labels(check["query"], X[rows]) == truth).sum())
+    pseudo = human if base.get("trained") is None else int((predicted_labels(base["trained"], X[rows]) == truth).sum())
     return [human, pseudo, int(new.sum())]
 
 
@@ -73,8 +71,9 @@ def keeps(tallies: list[list[int] | None], rounds: int, sure: float = SURE) -> b
 
 def choose(labeler: Any, query: Any, trained: Any, X: Any, idx: np.ndarray, y: np.ndarray) -> Any:
     """The model the round deploys, ``trained`` or ``query`` (:func:`keeps`), with this round's
-    fits and tally recorded in ``labeler``'s current generation for the next round's check (the
-    query fit as a copy: a model instance the loop was given is fitted again next round)."""
+    human-label fit and tallies recorded in ``labeler``'s current generation for the next round's
+    check (the fit as a copy: a model instance the loop was given is fitted again next round; the
+    pseudo-labeled fit is the generation's ``trained`` already)."""
     rounds = getattr(labeler, "newest_check", 0)
     if not rounds or not labeler.agree:
         return trained
@@ -90,6 +89,5 @@ def choose(labeler: Any, query: Any, trained: Any, X: Any, idx: np.ndarray, y: n
                  "deployed from 90%% right and no fewer than with pseudo-labels)",
                  "back in the model the round evaluates" if keep else "left out of the model the round evaluates",
                  n, rounds, human, pseudo)
-    labeler.remember_check({"query": copy.deepcopy(query), "trained": None if trained is query else trained,
-                            "tallies": tallies, "kept": keep})
+    labeler.remember_check({"query": copy.deepcopy(query), "tallies": tallies, "kept": keep})
     return trained if keep else query

@@ -26,6 +26,7 @@ import numpy as np
 from clicloop.orchestrator.config import PseudoLabels
 from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.training.graph import EXACT_MAX, graph_key, graph_params, neighbour_graph
+from clicloop.orchestrator.training.models import predicted_labels
 from clicloop.orchestrator.training.newest import choose
 from clicloop.orchestrator.training.spreading import (columns_for, label_matrix, normalise, normalised_graph, respread,
                                                        spread, surest, top_share)
@@ -225,13 +226,13 @@ class PseudoLabeler:
             self.state_.clear()
 
     def remember_check(self, check: dict[str, Any]) -> None:
-        """Keep this round's fits and newest-label tallies (:mod:`.newest`) for the next round's check."""
+        """Keep this round's human-label fit and newest-label tallies (:mod:`.newest`) for the next round's check."""
         self._state().record_check(check)
 
     def remember_trained(self, trained: Any) -> None:
-        """Keep this round's pseudo-labeled fit when it can warm-start: the next round's starts from it."""
-        if warm_keys(trained):
-            self._state().record_trained(trained)
+        """Keep this round's pseudo-labeled fit: the next round's starts from it where the model can
+        warm-start (:func:`warm_copy`), and its newest-label check scores it (:mod:`.newest`)."""
+        self._state().record_trained(trained)
 
 
 FEW_LABELS_WARNING = "The number of unique classes is greater than 50% of the number of samples"
@@ -363,8 +364,7 @@ def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.nd
         pseudo = copy.deepcopy(template)
         pseudo.fit(X2, y2, **kw2)
         for j, m in enumerate((human, pseudo)):
-            predicted = np.asarray(m.classes_)[np.asarray(m.predict_proba(X[test])).argmax(axis=1)]
-            right[j] += int((predicted.astype(str) == y[fold_of == f].astype(str)).sum())
+            right[j] += int((predicted_labels(m, X[test]) == y[fold_of == f].astype(str)).sum())
     log.debug("pseudo-label check: %d held-out labels right without, %d with", right[0], right[1])
     return bool(right[1] >= right[0])
 
@@ -385,8 +385,7 @@ def with_pseudo_labels(labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.nd
     if labeler.agree and rows.size:
         if model is None:
             raise ValueError("agreeing pseudo-labels need the model fitted on the human labels")
-        predicted = np.asarray(model.classes_)[np.asarray(model.predict_proba(X[rows])).argmax(axis=1)]
-        same = predicted.astype(str) == labels.astype(str)
+        same = predicted_labels(model, X[rows]) == labels.astype(str)
         rows, labels = rows[same], labels[same]
     if not rows.size:
         return X[idx], y, fit_kwargs

@@ -87,7 +87,7 @@ class Generations:
             self._save(trained_only=True)
 
     def record_check(self, check: dict[str, Any]) -> None:
-        """The newest-label check of the generation recorded last (:func:`.newest.choose`: both fits, the tallies)."""
+        """The newest-label check of the generation recorded last (:func:`.newest.choose`: its human-label fit, the tallies)."""
         gens = self._gens()
         at = self._find(getattr(self, "last_", None) or "")
         if gens:

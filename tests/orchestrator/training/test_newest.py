@@ -37,8 +37,8 @@ TRUTH = np.array(["a", "a", "b", "b", "a", "b"])
 
 def base(human: Says, pseudo: Says | None, tallies: list[Any], kept: bool = True) -> dict[str, Any]:
     """The last round's generation: rows 0 and 1 labeled, and its two fits."""
-    return {"rows": np.array([0, 1]), "classes": np.array(["a"]), "codes": np.array([0, 0]),
-            "check": {"query": human, "trained": pseudo, "tallies": tallies, "kept": kept}}
+    return {"rows": np.array([0, 1]), "classes": np.array(["a"]), "codes": np.array([0, 0]), "trained": pseudo,
+            "check": {"query": human, "tallies": tallies, "kept": kept}}
 
 
 def test_the_tally_scores_the_last_rounds_fits_on_the_labels_new_since():
