@@ -282,8 +282,9 @@ class LoopSection(_Strict):
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
     cold_start_labels: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
         "auto", description="pick by pool coverage (model-free cold start: typical items of the pool's clusters; random "
-        "for a text pool) while fewer than this many items are labeled, then by the strategy; auto: the first round only, "
-        "on a pool with numeric features; 0: only while no model exists")
+        "for a text pool) while fewer than this many items are labeled, then by the strategy; auto: on a pool with numeric "
+        "features, the first round (continuous mode: the first wave) and every later round while fewer than two items a "
+        "class are labeled; 0: only while no model exists")
     pseudo_labels: PseudoLabels | Literal["auto"] | None = Field(
         "auto", description="train on label-spreading pseudo-labels too (a training change, see docs/strategies.md); "
         "auto: with the defaults on a numeric pool that fits half the machine's memory, off otherwise; null: off")

@@ -113,8 +113,10 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
         if pseudo.get("max_pool") is None:
             pseudo["max_pool"] = 100_000  # the default until 2026-12-04 (no limit since): older loops keep their hash
     if body["loop"].get("cold_start_labels") == "auto":
-        # the default since 2026-12-05 (0 before): it picks otherwise than 0 only in round 0, whose tasks a
-        # resume reads back from the ledger once recorded, so a loop begun with 0 resumes under it
+        # the default since 2026-12-05 (0 before): it picks otherwise than 0 in round 0, whose tasks a resume
+        # reads back from the ledger once recorded, and in later rounds only while fewer than two items a class
+        # are labeled (a seed set with fewer than two labels a class, as CLINC150's 200 over 150 intents), so a
+        # loop begun with 0 resumes under it
         body["loop"]["cold_start_labels"] = 0
     for name, default in (("mode", "rounds"), ("lookahead", None), ("refit_every", 10), ("lookahead_ramp", False)):  # later fields: older loops keep their hash
         if body["loop"].get(name) == default:
@@ -128,17 +130,27 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
     return hashlib.sha256(text.encode()).hexdigest(), text
 
 
-def cold_start_reason(setting: int | str, r: int, n_labeled: int, has_model: bool, numeric: bool) -> str | None:
+def cold_start_reason(setting: int | str, r: int, n_labeled: int, has_model: bool, numeric: bool,
+                      n_classes: int = 0) -> str | None:
     """Why round ``r`` picks by pool coverage instead of the strategy (``loop.cold_start_labels``),
-    or None. Without a model there is nothing else to pick by. ``auto`` (the default): the first
-    round, whose picks the seed model alone would choose, on a pool with numeric features (the
-    coverage needs them; a text pool keeps its strategy): typical items of the pool's clusters
-    (TypiClust, Hacohen et al., ICML 2022) give the next model and its pseudo-labels the classes'
-    centres. Measured with the real loop (docs/benchmarks.md, 2026-12-05): fewer labels to 95% on
-    SNIPS at batches 10 and 50 and on digits at batch 50. A count: while fewer items are labeled."""
+    or None. Without a model there is nothing else to pick by. ``auto`` (the default), on a pool
+    with numeric features (the coverage needs them; a text pool keeps its strategy): the first
+    round, whose picks the seed model alone would choose, and every round while the ``n_labeled``
+    items are fewer than twice the ``n_classes`` classes the model knows (the caller passes 0 in
+    continuous mode, whose first wave is the cover; fewer than two labels a
+    class: the low-budget regime where typical items beat uncertain ones, Hacohen et al., "Active
+    Learning on a Budget", ICML 2022). Typical items of the pool's clusters give the next model and
+    its pseudo-labels the classes' centres. Measured with the real loop (docs/benchmarks.md,
+    2026-12-05): fewer labels to 95% on SNIPS at batches 10 and 50, on digits at batch 50 and, with
+    the two-labels-a-class rule, on CLINC150 at batch 10. A count: while fewer items are labeled."""
     if not has_model:
         return "no model yet"
     if setting == "auto":
-        return "the first round: the seed model alone would choose it (loop.cold_start_labels: auto)" \
-            if r == 0 and numeric else None
+        if not numeric:
+            return None
+        if r == 0:
+            return "the first round: the seed model alone would choose it (loop.cold_start_labels: auto)"
+        if n_labeled < 2 * n_classes:
+            return f"{n_labeled} labeled, fewer than two for each of {n_classes} classes (loop.cold_start_labels: auto)"
+        return None
     return f"{n_labeled} < loop.cold_start_labels labeled" if n_labeled < int(setting) else None

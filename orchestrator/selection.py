@@ -33,7 +33,10 @@ def select_items(loop: Loop, r: int, model: Model | None, candidates: np.ndarray
     cfg, X = loop.config, loop.pool_.X
     strategy = loop.strategy_
     labeled = np.setdiff1d(np.arange(len(loop.pool_)), candidates)
-    why = cold_start_reason(cfg.loop.cold_start_labels, r, labeled.size, model is not None, is_numeric(X))
+    # continuous mode covers with its first wave only (lookahead tasks, twice the workers): covering again in
+    # later versions cost it labels on CLINC150 (docs/benchmarks/log.md, "Coverage while fewer than two labels a class")
+    classes = len(getattr(model, "classes_", ())) if cfg.loop.mode == "rounds" else 0
+    why = cold_start_reason(cfg.loop.cold_start_labels, r, labeled.size, model is not None, is_numeric(X), n_classes=classes)
     if why is not None and set(getattr(strategy, "requires", ())) - {"features"}:
         strategy = ColdStart() if is_numeric(X) else RandomSampling()
         log.info("round %d: cold start (%s); selecting with %r", r, why, strategy)

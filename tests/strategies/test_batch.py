@@ -278,6 +278,39 @@ def test_the_default_first_round_picks_typical_items_then_the_strategy_takes_ove
     assert picked == {loop.pool_.ids[i] for i in expected}
 
 
+def test_the_default_keeps_covering_while_there_are_fewer_than_two_labels_a_class(tmp_path, caplog):
+    """loop.cold_start_labels: auto also picks by coverage past the first round while the labeled
+    items are fewer than twice the classes the model knows (CLINC150's 200 seed labels over 150
+    intents; here 10 digits seed labels and batches of 2), then the strategy takes over for good."""
+    import re
+
+    cfg = config_from_dict(digits_config(f"sqlite:///{tmp_path / 'k.db'}", data={"builtin": "digits", "seed_size": 10},
+                                         loop={"batch_size": 2}, stop={"max_labels": 40}))
+    with caplog.at_level("INFO", logger="clicloop"):
+        Loop(cfg).run()
+    rounds = {int(m.group(1)): m.group(2) for m in map(re.compile(r"round (\d+): cold start \((.*?)\); selecting").match,
+                                                      caplog.messages) if m}
+    later = {r: why for r, why in rounds.items() if r > 0}
+    assert later and sorted(rounds) == list(range(len(rounds))), rounds  # past round 0, and without a gap
+    for r, why in later.items():
+        n, k = map(int, re.match(r"(\d+) labeled, fewer than two for each of (\d+) classes", why).groups())
+        assert n == 10 + 2 * r and n < 2 * k, (r, why)
+    assert 10 + 2 * len(rounds) < 40  # the strategy took over before the budget ran out
+
+
+def test_continuous_mode_covers_with_its_first_wave_only(tmp_path, caplog):
+    """In continuous mode ``auto`` covers with the first version's wave alone: covering in later
+    versions too cost labels on CLINC150 (docs/benchmarks/log.md, 2026-12-05)."""
+    cfg = config_from_dict(digits_config(f"sqlite:///{tmp_path / 'c.db'}", data={"builtin": "digits", "seed_size": 10},
+                                         loop={"mode": "continuous", "lookahead": 2, "refit_every": 2},
+                                         backend={"name": "event-crowd", "params": {"n_workers": 2}},
+                                         stop={"max_labels": 24}))
+    with caplog.at_level("INFO", logger="clicloop"):
+        Loop(cfg).run()
+    cold = [m for m in caplog.messages if "cold start" in m]
+    assert len(cold) == 1 and cold[0].startswith("round 0: cold start (the first round"), cold
+
+
 @pytest.mark.parametrize("setting", [0, 20])
 def test_a_count_keeps_its_meaning_and_0_lets_the_strategy_pick_the_first_round(tmp_path, caplog, setting):
     cfg = config_from_dict(digits_config(f"sqlite:///{tmp_path / 'z.db'}", loop={"cold_start_labels": setting},
@@ -292,6 +325,10 @@ def test_cold_start_reason_says_when_and_why():
 
     assert cold_start_reason("auto", 0, 20, True, True).startswith("the first round")
     assert cold_start_reason("auto", 1, 30, True, True) is None
+    assert cold_start_reason("auto", 1, 30, True, True, n_classes=15) is None  # two labels a class: the strategy's turn
+    assert cold_start_reason("auto", 4, 229, True, True, n_classes=115) == \
+        "229 labeled, fewer than two for each of 115 classes (loop.cold_start_labels: auto)"
+    assert cold_start_reason("auto", 4, 229, True, False, n_classes=115) is None
     assert cold_start_reason("auto", 0, 20, True, False) is None  # a text pool keeps its strategy
     assert cold_start_reason("auto", 3, 0, False, False) == "no model yet"
     assert cold_start_reason(40, 2, 39, True, True) == "39 < loop.cold_start_labels labeled"
