@@ -38,8 +38,14 @@ def features(X: Any, idx: np.ndarray, name: str) -> np.ndarray:
 
 
 def pairwise_sq(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Squared euclidean distances between every row of ``A`` and every row of ``B``."""
-    return np.maximum(np.einsum("ij,ij->i", A, A)[:, None] - 2.0 * (A @ B.T) + np.einsum("ij,ij->i", B, B)[None, :], 0.0)
+    """Squared euclidean distances between every row of ``A`` and every row of ``B``: |a|^2 - 2 a.b
+    + |b|^2, clipped at 0, computed in place in the product's array (the same values, bit for bit,
+    as the expression written out, without its three temporaries of the result's size)."""
+    G = (A @ B.T).astype(np.result_type(A, B, np.float32), copy=False)
+    G *= -2.0
+    G += np.einsum("ij,ij->i", A, A)[:, None]
+    G += np.einsum("ij,ij->i", B, B)[None, :]
+    return np.maximum(G, 0.0, out=G)
 
 
 def _sq_dist_to(F: np.ndarray, C: np.ndarray, chunk: int = 4096) -> np.ndarray:

@@ -370,3 +370,17 @@ def test_cost_aware_runs_in_a_loop_and_reads_seconds_from_the_ledger(tmp_path):
         labeled = ledger.labels("t")
     assert seconds and set(seconds) <= set(labeled)  # timed answers are for items that got a label
     assert all(s > 0 for s in seconds.values())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_pairwise_squared_distances_equal_the_formula_written_out(dtype):
+    """pairwise_sq works in place in the product's array; its values are those of the textbook
+    expression bit for bit (so the covers' picks do not move), never negative, float for ints."""
+    from clicloop.strategies.diversity import pairwise_sq
+
+    rng = np.random.default_rng(0)
+    A, B = (rng.normal(size=(33, 16)) * 10).astype(dtype), (rng.normal(size=(9, 16)) * 10).astype(dtype)
+    for X, Y in ((A, B), (A, A)):
+        expected = np.maximum(np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ Y.T) + np.einsum("ij,ij->i", Y, Y)[None, :], 0.0)
+        got = pairwise_sq(X, Y)
+        assert got.dtype == expected.dtype and np.array_equal(got, expected) and (got >= 0).all()
