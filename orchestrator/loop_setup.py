@@ -115,8 +115,8 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
     if body["loop"].get("cold_start_labels") == "auto":
         # the default since 2026-12-05 (0 before): it picks otherwise than 0 in round 0, whose tasks a resume
         # reads back from the ledger once recorded, and in later rounds only while fewer than two items a class
-        # are labeled (a seed set with fewer than two labels a class, as CLINC150's 200 over 150 intents), so a
-        # loop begun with 0 resumes under it
+        # are labeled (seed labels that few, as CLINC150's 200 over 150 intents); a loop begun with 0 resumes
+        # under it, and on such a pool its later rounds then pick by coverage until two labels a class
         body["loop"]["cold_start_labels"] = 0
     for name, default in (("mode", "rounds"), ("lookahead", None), ("refit_every", 10), ("lookahead_ramp", False)):  # later fields: older loops keep their hash
         if body["loop"].get(name) == default:
@@ -131,15 +131,16 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
 
 
 def cold_start_reason(setting: int | str, r: int, n_labeled: int, has_model: bool, numeric: bool,
-                      n_classes: int = 0) -> str | None:
+                      n_classes: int = 0, continuous: bool = False) -> str | None:
     """Why round ``r`` picks by pool coverage instead of the strategy (``loop.cold_start_labels``),
     or None. Without a model there is nothing else to pick by. ``auto`` (the default), on a pool
     with numeric features (the coverage needs them; a text pool keeps its strategy): the first
-    round, whose picks the seed model alone would choose, and every round while the ``n_labeled``
-    items are fewer than twice the ``n_classes`` classes the model knows (the caller passes 0 in
-    continuous mode, whose first wave is the cover; fewer than two labels a
-    class: the low-budget regime where typical items beat uncertain ones, Hacohen et al., "Active
-    Learning on a Budget", ICML 2022). Typical items of the pool's clusters give the next model and
+    round, whose picks the seed model alone would choose, and every later round while the
+    ``n_labeled`` items are fewer than twice the ``n_classes`` classes the model knows (fewer than
+    two labels a class: the low-budget regime where typical items beat uncertain ones, Hacohen et
+    al., "Active Learning on a Budget", ICML 2022); in ``continuous`` mode the first version's wave
+    alone (covering in later versions too cost it labels on CLINC150, docs/benchmarks/log.md,
+    "Coverage while fewer than two labels a class"). Typical items of the pool's clusters give the next model and
     its pseudo-labels the classes' centres. Measured with the real loop (docs/benchmarks.md,
     2026-12-05): fewer labels to 95% on SNIPS at batches 10 and 50, on digits at batch 50 and, with
     the two-labels-a-class rule, on CLINC150 at batch 10. A count: while fewer items are labeled."""
@@ -150,7 +151,7 @@ def cold_start_reason(setting: int | str, r: int, n_labeled: int, has_model: boo
             return None
         if r == 0:
             return "the first round: the seed model alone would choose it (loop.cold_start_labels: auto)"
-        if n_labeled < 2 * n_classes:
+        if not continuous and n_labeled < 2 * n_classes:
             return f"{n_labeled} labeled, fewer than two for each of {n_classes} classes (loop.cold_start_labels: auto)"
         return None
     return f"{n_labeled} < loop.cold_start_labels labeled" if n_labeled < int(setting) else None

@@ -33,10 +33,8 @@ def select_items(loop: Loop, r: int, model: Model | None, candidates: np.ndarray
     cfg, X = loop.config, loop.pool_.X
     strategy = loop.strategy_
     labeled = np.setdiff1d(np.arange(len(loop.pool_)), candidates)
-    # continuous mode covers with its first wave only (lookahead tasks, twice the workers): covering again in
-    # later versions cost it labels on CLINC150 (docs/benchmarks/log.md, "Coverage while fewer than two labels a class")
-    classes = len(getattr(model, "classes_", ())) if cfg.loop.mode == "rounds" else 0
-    why = cold_start_reason(cfg.loop.cold_start_labels, r, labeled.size, model is not None, is_numeric(X), n_classes=classes)
+    why = cold_start_reason(cfg.loop.cold_start_labels, r, labeled.size, model is not None, is_numeric(X),
+                            n_classes=len(getattr(model, "classes_", ())), continuous=cfg.loop.mode == "continuous")
     if why is not None and set(getattr(strategy, "requires", ())) - {"features"}:
         strategy = ColdStart() if is_numeric(X) else RandomSampling()
         log.info("round %d: cold start (%s); selecting with %r", r, why, strategy)
@@ -45,8 +43,7 @@ def select_items(loop: Loop, r: int, model: Model | None, candidates: np.ndarray
     rng = rng_for(cfg.loop.seed, "select", r)
     try:
         if loop.engine_ is not None and not callable(getattr(strategy, "select", None)):
-            excluded = np.setdiff1d(np.arange(len(loop.pool_)), candidates)
-            return loop.engine_.top_k(strategy, model, X, n, rng, exclude=excluded, chunk_size=cfg.loop.chunk_size)
+            return loop.engine_.top_k(strategy, model, X, n, rng, exclude=labeled, chunk_size=cfg.loop.chunk_size)
         return select(strategy, model, X, candidates, n, rng, chunk_size=cfg.loop.chunk_size, ids=loop.pool_.ids,
                       context=context, threads=cfg.loop.engine.threads)
     except (ValueError, TypeError) as e:
