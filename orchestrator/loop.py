@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from clicloop.orchestrator.cachedir import cache_dir
 from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.data import EvalSet, Pool, load_data
 from clicloop.orchestrator.fairwork.wages import price_per_answer, strict_floor_pause
@@ -41,6 +42,7 @@ from clicloop.orchestrator.selection import select_items
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_in_two, resolve_pseudo_labels, state_name
 from clicloop.orchestrator.training.sentence_model import auto_model, embed_data
 from clicloop.orchestrator.training.threads import blas_limits
+from clicloop.orchestrator.training.warmstate import QueryFits
 from clicloop.orchestrator.stopping import Budget, items_affordable, per_task, stop_reason
 from clicloop.orchestrator.types import Answer, BackendContext, Model, RoundResult, Task
 
@@ -171,6 +173,7 @@ class Loop:
                                                                  graph=spread.graph, max_rows=spread.max_rows,
                                                                  fit_tol=spread.fit_tol,
                                                                  state=state_name(cfg.ledger, cfg.loop.name))
+        self.warm_ = None if self.model is not None else QueryFits(cache_dir("query-fits") / state_name(cfg.ledger, cfg.loop.name))
         check_money_budget(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)
         if self.pseudo_ is not None:
@@ -182,8 +185,9 @@ class Loop:
         for row in rounds[:-1]:
             self.results_.append(self._result(row))
         if not rounds:
-            if self.pseudo_ is not None:
-                self.pseudo_.start_over()  # nothing saved by an earlier run of this name may seed it
+            for state in (self.warm_, self.pseudo_):  # nothing saved by an earlier run of this name may seed it
+                if state is not None:
+                    state.start_over()
             return 0
         last = rounds[-1]
         if last["status"] == "finished" and last["stop_reason"] is None:  # done: the next round starts
@@ -245,7 +249,10 @@ class Loop:
         model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, self.config.model.params, field="model")
         weights = confidence_weights(self.ledger_.label_confidence(self.name), self.pool_.ids[idx], model) \
             if self.config.loop.weight_by_confidence else {}
-        return fit_in_two(model, self.pseudo_, self.pool_.X, idx, y, weights)  # pseudo-labels: never stored
+        def fit(start: Any) -> tuple[Model | None, Callable[[], Model | None]]:
+            return fit_in_two(start, self.pseudo_, self.pool_.X, idx, y, weights)  # pseudo-labels: never stored
+
+        return fit(model) if self.warm_ is None else self.warm_.around(model, idx, y, fit)  # a given instance: as it is
 
     def eval_size(self) -> int | None:
         """Items in the evaluation set (the sampling error of each round's metric); None without one."""

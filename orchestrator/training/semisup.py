@@ -30,7 +30,7 @@ from clicloop.orchestrator.training.models import predicted_labels
 from clicloop.orchestrator.training.newest import choose
 from clicloop.orchestrator.training.spreading import (columns_for, label_matrix, normalise, normalised_graph, respread,
                                                        spread, surest, top_share)
-from clicloop.orchestrator.training.warmstate import Generations, labels_key
+from clicloop.orchestrator.training.warmstate import Generations, labels_key, param_keys, warm_from
 
 log = logging.getLogger(__name__)
 
@@ -315,32 +315,10 @@ def _fit_trained(model: Any, labeler: PseudoLabeler, X: Any, idx: np.ndarray, y:
 def warm_copy(labeler: PseudoLabeler, model: Any, y: np.ndarray) -> Any:
     """The model to fit on the pseudo-labeled set: the last round's pseudo-labeled fit (the one
     before the labels ``labeler`` spread last), set to start from its own coefficients
-    (``warm_start``, e.g. ``LogisticRegression``), when it is of the same kind and saw the same
-    classes; otherwise a fresh copy of ``model``."""
+    (:func:`.warmstate.warm_from`); otherwise a fresh copy of ``model``."""
     base = getattr(labeler, "base_", None)
-    previous = None if base is None else base.get("trained")
-    if previous is None or type(previous) is not type(model):
-        return copy.deepcopy(model)
-    keys = warm_keys(previous)
-    seen = getattr(previous, "classes_", None)
-    if not keys or seen is None or not np.array_equal(np.asarray(seen).astype(str), np.unique(y.astype(str))):
-        return copy.deepcopy(model)
-    trained = copy.deepcopy(previous)
-    trained.set_params(**{key: True for key in keys})
-    return trained
-
-
-def warm_keys(model: Any) -> list[str]:
-    """The ``warm_start`` parameters of ``model`` (its own, or a pipeline step's); [] for none."""
-    return param_keys(model, "warm_start")
-
-
-def param_keys(model: Any, name: str) -> list[str]:
-    """The parameters called ``name`` of ``model`` (its own, or a pipeline step's); [] for none."""
-    get_params = getattr(model, "get_params", None)
-    if not callable(get_params):
-        return []
-    return [key for key in get_params() if key == name or key.endswith(f"__{name}")]
+    warm = warm_from(None if base is None else base.get("trained"), model, y)
+    return copy.deepcopy(model) if warm is None else warm
 
 
 def pseudo_labels_help(template: Any, labeler: PseudoLabeler, X: Any, idx: np.ndarray, y: np.ndarray,

@@ -19,6 +19,7 @@ import json
 import os
 import pickle
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -164,3 +165,133 @@ def _write(folder: Path, g: dict[str, Any]) -> None:
     tmp = folder / f"{key}.{os.getpid()}.tmp.npz"
     np.savez(tmp, classes=g["classes"].astype(str), rows=g["rows"], codes=g["codes"])
     os.replace(tmp, folder / f"{key}.npz")
+
+
+class QueryFits:
+    """The fits the strategy queried with in the last ``KEEP`` rounds, keyed by their labels
+    (:func:`labels_key`), so each round's fit on human labels starts from the last one's
+    coefficients where the model can (``warm_start``, e.g. ``LogisticRegression``; its L-BFGS needed
+    about half the iterations on CLINC150, docs/benchmarks/log.md, 2026-12-06). Chosen like
+    :meth:`Generations.base`, so a round redone after a kill starts from the same fit as the first
+    time and the resumed loop records the same ledger; ``folder`` (None: memory only) keeps them
+    across processes, and deleting it only costs a cold start."""
+
+    def __init__(self, folder: Path | None = None):
+        self.folder = folder
+
+    def around(self, model: Any, idx: np.ndarray, y: np.ndarray, fit: Callable[[Any], tuple[Any, Any]]) -> tuple[Any, Any]:
+        """``fit(start)`` (``(query, ...)``) for the labels ``y`` of rows ``idx``, ``start`` as
+        :meth:`start` chooses (``model`` where the warm start fails: a pipeline whose features
+        change from round to round); the query fit is recorded (:meth:`record`)."""
+        key = labels_key(idx, y)
+        start = self.start(model, key, y)
+        try:
+            out = fit(start)
+        except ValueError:
+            if start is model:
+                raise
+            out = fit(model)  # the base's coefficients do not fit these features (a vectorizer's vocabulary changed): cold
+        self.record(key, out[0])
+        return out
+
+    def start(self, model: Any, key: str, y: np.ndarray) -> Any:
+        """The model to fit on the labels ``key`` (``y``): the base fit set to warm-start, when
+        :func:`warm_from` allows it; else ``model`` itself."""
+        base = self._base(key)
+        warm = None if base is None else warm_from(base[1], model, y)
+        return model if warm is None else warm
+
+    def record(self, key: str, fitted: Any) -> None:
+        """``fitted``, the fit on the labels ``key``, as the next round's start (its ``warm_start``
+        set back to off: the model the round deploys refits as configured); nothing for a model
+        that cannot warm-start."""
+        keys = warm_keys(fitted)
+        if not keys:
+            return
+        fitted.set_params(**{k: False for k in keys})
+        fits = self._fits()
+        at = next((i for i in range(len(fits) - 1, -1, -1) if fits[i][0] == key), None)
+        if at is not None:
+            fits[at] = (key, fitted)
+        else:
+            fits.append((key, fitted))
+            del fits[:-KEEP]
+        self._save()
+
+    def start_over(self) -> None:
+        """Forget every fit, on disk too (round 0 of a new or restarted loop)."""
+        self.fits_ = []
+        if self.folder is not None and self.folder.is_dir():
+            for old in self.folder.iterdir():
+                old.unlink(missing_ok=True)
+
+    def _base(self, key: str) -> tuple[str, Any] | None:
+        fits = self._fits()
+        at = next((i for i in range(len(fits) - 1, -1, -1) if fits[i][0] == key), None)
+        if at is not None:
+            return fits[at - 1] if at > 0 else None
+        return fits[-1] if fits else None
+
+    def _fits(self) -> list[tuple[str, Any]]:
+        if getattr(self, "fits_", None) is None:
+            self.fits_ = self._load()
+        return self.fits_
+
+    def _save(self) -> None:
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for key, fitted in self.fits_:
+            if not (self.folder / f"{key}.joblib").exists():
+                _dump(self.folder, fitted, f"{key}.joblib")
+        tmp = self.folder / f"chain.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps([key for key, _ in self.fits_]))
+        os.replace(tmp, self.folder / "chain.json")
+        keep = {f"{key}.joblib" for key, _ in self.fits_} | {"chain.json"}
+        for old in self.folder.iterdir():
+            if old.name not in keep and ".tmp" not in old.name:
+                old.unlink(missing_ok=True)
+
+    def _load(self) -> list[tuple[str, Any]]:
+        if self.folder is None or not (self.folder / "chain.json").exists():
+            return []
+        import joblib
+
+        try:
+            keys = json.loads((self.folder / "chain.json").read_text())
+            return [(key, joblib.load(self.folder / f"{key}.joblib")) for key in keys
+                    if (self.folder / f"{key}.joblib").exists()]
+        except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:  # a damaged cache costs a cold start
+            import logging
+
+            logging.getLogger(__name__).warning("ignoring the saved query fits in %s (%s)", self.folder, e)
+            return []
+
+
+def warm_from(previous: Any, model: Any, y: np.ndarray) -> Any | None:
+    """A copy of ``previous`` set to start from its own coefficients (``warm_start``), when it is
+    of the same kind as ``model`` and saw the same classes as ``y`` holds; else None."""
+    if previous is None or type(previous) is not type(model):
+        return None
+    keys = warm_keys(previous)
+    seen = getattr(previous, "classes_", None)
+    if not keys or seen is None or not np.array_equal(np.asarray(seen).astype(str), np.unique(np.asarray(y).astype(str))):
+        return None
+    import copy
+
+    warm = copy.deepcopy(previous)
+    warm.set_params(**{key: True for key in keys})
+    return warm
+
+
+def warm_keys(model: Any) -> list[str]:
+    """The ``warm_start`` parameters of ``model`` (its own, or a pipeline step's); [] for none."""
+    return param_keys(model, "warm_start")
+
+
+def param_keys(model: Any, name: str) -> list[str]:
+    """The parameters called ``name`` of ``model`` (its own, or a pipeline step's); [] for none."""
+    get_params = getattr(model, "get_params", None)
+    if not callable(get_params):
+        return []
+    return [key for key in get_params() if key == name or key.endswith(f"__{name}")]

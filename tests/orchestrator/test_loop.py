@@ -1,4 +1,5 @@
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +193,28 @@ def test_a_restart_or_a_new_ledger_at_the_same_path_records_the_same_ledger(tmp_
     db.unlink()
     Loop(cfg).run()
     assert dump(db) == first
+
+
+@pytest.mark.parametrize("pseudo_labels", [None, "auto"])
+def test_each_rounds_query_fit_starts_from_the_last_rounds_coefficients(tmp_path, monkeypatch, pseudo_labels):
+    from clicloop.orchestrator import loop as loop_module
+
+    started = []
+
+    def spy(model, *args, **kwargs):
+        started.append(model.get_params()["logisticregression__warm_start"])
+        return fit_in_two(model, *args, **kwargs)
+
+    fit_in_two = loop_module.fit_in_two
+    monkeypatch.setattr(loop_module, "fit_in_two", spy)
+    cfg = digits_config(f"sqlite:///{tmp_path / 'w.db'}", loop={"pseudo_labels": pseudo_labels, "cold_start_labels": 0},
+                        strategy={"name": "margin"}, data={"builtin": "digits", "seed_size": 30}, stop={"max_labels": 70})
+    loop = Loop(config_from_dict(cfg))
+    results = loop.run()
+    assert len(results) >= 4 and started[0] is False  # round 0 has nothing to start from
+    assert all(started[1:]), started  # the seed labels hold all ten digits: every later fit starts warm
+    assert all(r.model_version for r in results)
+    assert (Path(loop.warm_.folder) / "chain.json").exists()  # kept for a resumed loop
+    fresh = Loop(config_from_dict({**cfg, "ledger": f"sqlite:///{tmp_path / 'other.db'}"}))
+    fresh.run()
+    assert started[len(results)] is False  # a new loop never starts from another ledger's fits

@@ -2,7 +2,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels
-from clicloop.orchestrator.training.warmstate import Generations, labels_key
+from clicloop.orchestrator.training.warmstate import Generations, QueryFits, labels_key
 
 
 def pool(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -62,3 +62,50 @@ def test_a_generation_is_kept_as_its_F_in_a_plain_npy_and_an_older_npz_holding_F
     loaded = Generations(old).base("k2")
     np.testing.assert_array_equal(loaded["F"], F)
     assert loaded["classes"].tolist() == ["a", "b"]
+
+
+def query_rounds(fits: QueryFits, X: np.ndarray, truth: np.ndarray, sizes: list[int]) -> list[tuple[np.ndarray, int]]:
+    """Each round's query fit as the loop makes it: from :meth:`QueryFits.start`, then recorded."""
+    out = []
+    for size in sizes:
+        idx = np.arange(0, 3 * size, 3)
+        query, _ = fits.around(LogisticRegression(max_iter=500, tol=1e-3), idx, truth[idx], lambda m: (m.fit(X[idx], truth[idx]), None))
+        out.append((query.coef_.copy(), int(query.n_iter_[0])))
+    return out
+
+
+def test_each_query_fit_starts_from_the_last_rounds_and_needs_fewer_iterations():
+    X, truth = pool(1)
+    warm = query_rounds(QueryFits(), X, truth, [30, 31, 32, 33])
+    cold = [query_rounds(QueryFits(), X, truth, [size])[0] for size in [30, 31, 32, 33]]
+    assert warm[0][1] == cold[0][1]  # nothing to start from in the first round
+    assert sum(n for _, n in warm[1:]) < sum(n for _, n in cold[1:])
+    for (coef, _), (coef2, _) in zip(warm, cold):
+        np.testing.assert_allclose(coef, coef2, atol=0.05)  # the same optimum, to the solver's tolerance
+
+
+def test_a_resumed_loop_redoing_a_round_starts_its_query_fit_where_the_uninterrupted_one_did(tmp_path):
+    X, truth = pool(2)
+    clean = query_rounds(QueryFits(tmp_path / "clean"), X, truth, [30, 31, 32])
+    query_rounds(QueryFits(tmp_path / "killed"), X, truth, [30, 31])  # killed after round 2's fit was recorded
+    resumed = query_rounds(QueryFits(tmp_path / "killed"), X, truth, [31, 32])  # a new process redoes round 2
+    for (coef, n), (coef2, n2) in zip(clean[1:], resumed):
+        np.testing.assert_array_equal(coef, coef2)
+        assert n == n2
+    forgetful = query_rounds(QueryFits(None), X, truth, [31, 32])  # what a resume without the saved fits would do
+    assert not np.array_equal(forgetful[0][0], clean[1][0])
+
+
+def test_a_fit_on_other_classes_or_features_starts_cold_and_the_recorded_fit_refits_as_configured(tmp_path):
+    X, truth = pool(3)
+    fits = QueryFits(tmp_path / "f")
+    idx = np.arange(0, 60, 3)
+    first, _ = fits.around(LogisticRegression(), idx, truth[idx], lambda m: (m.fit(X[idx], truth[idx]), None))
+    assert first.get_params()["warm_start"] is False
+    two = np.flatnonzero(truth != "c")[:20]  # two classes of three: not the base's
+    assert fits.start(LogisticRegression(), "other", truth[two]).get_params()["warm_start"] is False
+    started = fits.start(LogisticRegression(), "other", truth[idx])
+    assert started.get_params()["warm_start"] is True and started is not first
+    wider = np.hstack([X, X])  # a vectorizer's vocabulary grew: the base's coefficients do not fit, so it fits cold
+    fitted, _ = fits.around(LogisticRegression(), idx, truth[idx], lambda m: (m.fit(wider[idx], truth[idx]), None))
+    assert fitted.coef_.shape[1] == 10
