@@ -285,8 +285,19 @@ def warm_from(previous: Any, model: Any, y: np.ndarray) -> Any | None:
 
 
 def warm_keys(model: Any) -> list[str]:
-    """The ``warm_start`` parameters of ``model`` (its own, or a pipeline step's); [] for none."""
-    return param_keys(model, "warm_start")
+    """The ``warm_start`` parameters of ``model`` (its own, or a pipeline step's) that make a fit
+    start from the last solution: those of linear models and MLPs. An ensemble's ``warm_start``
+    means "keep the members fitted so far and add more" (a random forest refitted with it and the
+    same ``n_estimators`` fits nothing new), so it is never set; [] for none."""
+    keys = param_keys(model, "warm_start")
+    if not keys:
+        return []
+    from sklearn.linear_model import LogisticRegression, PassiveAggressiveClassifier, Perceptron, SGDClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    continues = (LogisticRegression, SGDClassifier, Perceptron, PassiveAggressiveClassifier, MLPClassifier)
+    params = model.get_params()
+    return [key for key in keys if isinstance(model if key == "warm_start" else params.get(key.rsplit("__", 1)[0]), continues)]
 
 
 def param_keys(model: Any, name: str) -> list[str]:

@@ -109,3 +109,23 @@ def test_a_fit_on_other_classes_or_features_starts_cold_and_the_recorded_fit_ref
     wider = np.hstack([X, X])  # a vectorizer's vocabulary grew: the base's coefficients do not fit, so it fits cold
     fitted, _ = fits.around(LogisticRegression(), idx, truth[idx], lambda m: (m.fit(wider[idx], truth[idx]), None))
     assert fitted.coef_.shape[1] == 10
+
+
+def test_an_ensemble_never_warm_starts_so_every_round_fits_new_members():
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from clicloop.orchestrator.training.warmstate import warm_from, warm_keys
+
+    X, truth = pool(4)
+    fits = QueryFits()
+    forest = lambda: RandomForestClassifier(n_estimators=5, random_state=0)  # noqa: E731
+    rows = [np.arange(0, 60, 3), np.arange(0, 120, 3)]
+    for idx in rows:
+        fitted, _ = fits.around(forest(), idx, truth[idx], lambda m: (m.fit(X[idx], truth[idx]), None))
+    cold = forest().fit(X[rows[1]], truth[rows[1]])
+    np.testing.assert_array_equal(fitted.predict_proba(X), cold.predict_proba(X))  # fitted on the new labels, not kept
+    assert warm_keys(make_pipeline(StandardScaler(), forest())) == []
+    assert warm_keys(make_pipeline(StandardScaler(), LogisticRegression())) == ["logisticregression__warm_start"]
+    assert warm_from(cold, forest(), truth[rows[1]]) is None
