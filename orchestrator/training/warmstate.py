@@ -46,16 +46,14 @@ class Generations:
         return self.gens_
 
     def base(self, key: str) -> dict[str, Any] | None:
-        """The generation to start from for the labels ``key``."""
+        """The generation to start from for the labels ``key`` (:func:`base_of`)."""
         gens = self._gens()
-        at = self._find(key)
-        if at is not None:
-            return gens[at - 1] if at > 0 else None
-        return gens[-1] if gens else None
+        at = base_of([g["key"] for g in gens], key)
+        return None if at is None else gens[at]
 
     def _find(self, key: str) -> int | None:
         """Where the generation of the labels ``key`` is (the newest with it), if kept."""
-        return next((i for i in range(len(self._gens()) - 1, -1, -1) if self._gens()[i]["key"] == key), None)
+        return newest_with([g["key"] for g in self._gens()], key)
 
     def clear(self) -> None:
         """Forget every generation, on disk too: the loop starts over (round 0 of a new or
@@ -106,14 +104,7 @@ class Generations:
             for part, end in (("trained", ".joblib"), ("check", ".check.joblib")):
                 if g.get(part) is not None and not (self.folder / f"{g['key']}{end}").exists():
                     _dump(self.folder, g[part], f"{g['key']}{end}")
-        chain = self.folder / "chain.json"
-        tmp = self.folder / f"chain.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps([g["key"] for g in self.gens_]))
-        os.replace(tmp, chain)
-        keep = {f"{g['key']}{end}" for g in self.gens_ for end in (".npz", ".F.npy", ".joblib", ".check.joblib")} | {"chain.json"}
-        for old in self.folder.iterdir():
-            if old.name not in keep and ".tmp" not in old.name:
-                old.unlink(missing_ok=True)
+        _write_chain(self.folder, [g["key"] for g in self.gens_], (".npz", ".F.npy", ".joblib", ".check.joblib"))
 
     def _load(self) -> list[dict[str, Any]]:
         if self.folder is None or not (self.folder / "chain.json").exists():
@@ -137,6 +128,32 @@ class Generations:
             logging.getLogger(__name__).warning("pseudo-labels: ignoring the saved state in %s (%s)", self.folder, e)
             return []
         return gens
+
+
+def newest_with(keys: list[str], key: str) -> int | None:
+    """Where the newest generation of the labels ``key`` is in ``keys`` (oldest first), if kept."""
+    return next((i for i in range(len(keys) - 1, -1, -1) if keys[i] == key), None)
+
+
+def base_of(keys: list[str], key: str) -> int | None:
+    """Where the generation to start from for the labels ``key`` is: the one before it when it is
+    kept (a round redone after a kill starts where it did the first time), else the newest."""
+    at = newest_with(keys, key)
+    if at is not None:
+        return at - 1 if at > 0 else None
+    return len(keys) - 1 if keys else None
+
+
+def _write_chain(folder: Path, keys: list[str], ends: tuple[str, ...]) -> None:
+    """The generations' order (``chain.json``, written atomically), then every file of a
+    generation no longer kept removed (temporary files of a writer still at work stay)."""
+    tmp = folder / f"chain.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(keys))
+    os.replace(tmp, folder / "chain.json")
+    keep = {f"{key}{end}" for key in keys for end in ends} | {"chain.json"}
+    for old in folder.iterdir():
+        if old.name not in keep and ".tmp" not in old.name:
+            old.unlink(missing_ok=True)
 
 
 def _dump(folder: Path, obj: Any, name: str) -> None:
@@ -210,7 +227,7 @@ class QueryFits:
             return
         fitted.set_params(**{k: False for k in keys})
         fits = self._fits()
-        at = next((i for i in range(len(fits) - 1, -1, -1) if fits[i][0] == key), None)
+        at = newest_with([k for k, _ in fits], key)
         if at is not None:
             fits[at] = (key, fitted)
         else:
@@ -227,10 +244,8 @@ class QueryFits:
 
     def _base(self, key: str) -> tuple[str, Any] | None:
         fits = self._fits()
-        at = next((i for i in range(len(fits) - 1, -1, -1) if fits[i][0] == key), None)
-        if at is not None:
-            return fits[at - 1] if at > 0 else None
-        return fits[-1] if fits else None
+        at = base_of([k for k, _ in fits], key)
+        return None if at is None else fits[at]
 
     def _fits(self) -> list[tuple[str, Any]]:
         if getattr(self, "fits_", None) is None:
@@ -244,13 +259,7 @@ class QueryFits:
         for key, fitted in self.fits_:
             if not (self.folder / f"{key}.joblib").exists():
                 _dump(self.folder, fitted, f"{key}.joblib")
-        tmp = self.folder / f"chain.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps([key for key, _ in self.fits_]))
-        os.replace(tmp, self.folder / "chain.json")
-        keep = {f"{key}.joblib" for key, _ in self.fits_} | {"chain.json"}
-        for old in self.folder.iterdir():
-            if old.name not in keep and ".tmp" not in old.name:
-                old.unlink(missing_ok=True)
+        _write_chain(self.folder, [key for key, _ in self.fits_], (".joblib",))
 
     def _load(self) -> list[tuple[str, Any]]:
         if self.folder is None or not (self.folder / "chain.json").exists():
