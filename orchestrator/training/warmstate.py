@@ -18,13 +18,15 @@ import hashlib
 import json
 import os
 import pickle
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 KEEP = 3  # generations kept (see the module text)
+# what reading a kept file can raise: damaged, cut short, or pickled by a version of a library since changed
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError, AttributeError, ImportError)
 
 
 def labels_key(rows: np.ndarray, labels: np.ndarray) -> str:
@@ -122,7 +124,7 @@ class Generations:
 
                         g[part] = joblib.load(self.folder / f"{key}{end}")
                 gens.append(g)
-        except (OSError, ValueError, KeyError, EOFError) as e:  # a damaged cache only costs recomputation
+        except UNREADABLE as e:  # a damaged cache, or one pickled by another library version: recomputed
             import logging
 
             logging.getLogger(__name__).warning("pseudo-labels: ignoring the saved state in %s (%s)", self.folder, e)
@@ -188,7 +190,7 @@ class QueryFits:
     """The fits the strategy queried with in the last ``KEEP`` rounds, keyed by their labels
     (:func:`labels_key`), so each round's fit on human labels starts from the last one's
     coefficients where the model can (``warm_start``, e.g. ``LogisticRegression``; its L-BFGS needed
-    about half the iterations on CLINC150, docs/benchmarks/log.md, 2026-12-06). Chosen like
+    about half the iterations on CLINC150, docs/benchmarks/log.md, 2026-12-05). Chosen like
     :meth:`Generations.base`, so a round redone after a kill starts from the same fit as the first
     time and the resumed loop records the same ledger; ``folder`` (None: memory only) keeps them
     across processes, and deleting it only costs a cold start."""
@@ -270,7 +272,7 @@ class QueryFits:
             keys = json.loads((self.folder / "chain.json").read_text())
             return [(key, joblib.load(self.folder / f"{key}.joblib")) for key in keys
                     if (self.folder / f"{key}.joblib").exists()]
-        except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:  # a damaged cache costs a cold start
+        except UNREADABLE as e:  # a damaged cache, or fits pickled by another library version: a cold start
             import logging
 
             logging.getLogger(__name__).warning("ignoring the saved query fits in %s (%s)", self.folder, e)

@@ -129,3 +129,24 @@ def test_an_ensemble_never_warm_starts_so_every_round_fits_new_members():
     assert warm_keys(make_pipeline(StandardScaler(), forest())) == []
     assert warm_keys(make_pipeline(StandardScaler(), LogisticRegression())) == ["logisticregression__warm_start"]
     assert warm_from(cold, forest(), truth[rows[1]]) is None
+
+
+def test_kept_fits_that_no_longer_load_cost_a_cold_start_not_the_loop(tmp_path, caplog):
+    import json
+
+    folder = tmp_path / "fits"
+    folder.mkdir()
+    (folder / "chain.json").write_text(json.dumps(["k1", "k2"]))
+    (folder / "k1.joblib").write_bytes(b"cno_such_module_of_an_old_version\nThing\n.")  # pickled by a library since gone
+    (folder / "k2.joblib").write_bytes(b"not a pickle")
+    model = LogisticRegression()
+    assert QueryFits(folder).start(model, "k3", np.array(["a", "b"])) is model
+    assert "ignoring the saved query fits" in caplog.text
+
+
+def test_a_pseudo_label_generation_that_no_longer_loads_is_recomputed(tmp_path, caplog):
+    gens = Generations(tmp_path / "g")
+    gens.record("k1", np.zeros((3, 2), dtype=np.float32), np.array(["a", "b"]), np.array([0]), np.array([1]))
+    (tmp_path / "g" / "k1.joblib").write_bytes(b"cno_such_module_of_an_old_version\nThing\n.")
+    assert Generations(tmp_path / "g").base("k2") is None
+    assert "ignoring the saved state" in caplog.text
