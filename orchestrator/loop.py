@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from clicloop.orchestrator.cachedir import cache_dir
 from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.data import EvalSet, Pool, load_data
 from clicloop.orchestrator.fairwork.wages import price_per_answer, strict_floor_pause
@@ -42,7 +41,7 @@ from clicloop.orchestrator.selection import select_items
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_in_two, resolve_pseudo_labels, state_name
 from clicloop.orchestrator.training.sentence_model import auto_model, embed_data
 from clicloop.orchestrator.training.threads import blas_limits
-from clicloop.orchestrator.training.warmstate import QueryFits
+from clicloop.orchestrator.training.warmstate import query_fits
 from clicloop.orchestrator.stopping import Budget, items_affordable, per_task, stop_reason
 from clicloop.orchestrator.types import Answer, BackendContext, Model, RoundResult, Task
 
@@ -173,7 +172,7 @@ class Loop:
                                                                  graph=spread.graph, max_rows=spread.max_rows,
                                                                  fit_tol=spread.fit_tol,
                                                                  state=state_name(cfg.ledger, cfg.loop.name))
-        self.warm_ = None if self.model is not None else QueryFits(cache_dir("query-fits") / state_name(cfg.ledger, cfg.loop.name))
+        self.warm_ = None if self.model is not None else query_fits(state_name(cfg.ledger, cfg.loop.name))
         check_money_budget(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)
         if self.pseudo_ is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 KEEP = 3  # generations kept (see the module text)
+_log = logging.getLogger(__name__)
 # what reading a kept file can raise: damaged, cut short, or pickled by a version of a library since changed
 UNREADABLE = (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError, AttributeError, ImportError)
 
@@ -125,9 +127,7 @@ class Generations:
                         g[part] = joblib.load(self.folder / f"{key}{end}")
                 gens.append(g)
         except UNREADABLE as e:  # a damaged cache, or one pickled by another library version: recomputed
-            import logging
-
-            logging.getLogger(__name__).warning("pseudo-labels: ignoring the saved state in %s (%s)", self.folder, e)
+            _log.warning("pseudo-labels: ignoring the saved state in %s (%s)", self.folder, e)
             return []
         return gens
 
@@ -257,11 +257,15 @@ class QueryFits:
     def _save(self) -> None:
         if self.folder is None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for key, fitted in self.fits_:
-            if not (self.folder / f"{key}.joblib").exists():
-                _dump(self.folder, fitted, f"{key}.joblib")
-        _write_chain(self.folder, [key for key, _ in self.fits_], (".joblib",))
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for key, fitted in self.fits_:
+                if not (self.folder / f"{key}.joblib").exists():
+                    _dump(self.folder, fitted, f"{key}.joblib")
+            _write_chain(self.folder, [key for key, _ in self.fits_], (".joblib",))
+        except OSError as e:  # a full or read-only disk: kept in memory from here on
+            _log.warning("the query fits are kept in memory only: cannot write %s (%s)", self.folder, e)
+            self.folder = None
 
     def _load(self) -> list[tuple[str, Any]]:
         if self.folder is None or not (self.folder / "chain.json").exists():
@@ -273,10 +277,20 @@ class QueryFits:
             return [(key, joblib.load(self.folder / f"{key}.joblib")) for key in keys
                     if (self.folder / f"{key}.joblib").exists()]
         except UNREADABLE as e:  # a damaged cache, or fits pickled by another library version: a cold start
-            import logging
-
-            logging.getLogger(__name__).warning("ignoring the saved query fits in %s (%s)", self.folder, e)
+            _log.warning("ignoring the saved query fits in %s (%s)", self.folder, e)
             return []
+
+
+def query_fits(name: str) -> QueryFits:
+    """A loop's kept query fits: in the cache folder's ``query-fits/name``, or in memory only
+    (a resumed loop then starts its first round cold) where that folder cannot be made."""
+    from clicloop.orchestrator.cachedir import cache_dir
+
+    try:
+        return QueryFits(cache_dir("query-fits") / name)
+    except OSError as e:
+        _log.warning("the query fits are kept in memory only: %s (set CLICLOOP_CACHE_DIR to a writable folder)", e)
+        return QueryFits(None)
 
 
 def warm_from(previous: Any, model: Any, y: np.ndarray) -> Any | None:

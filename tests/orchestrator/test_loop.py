@@ -218,3 +218,15 @@ def test_each_rounds_query_fit_starts_from_the_last_rounds_coefficients(tmp_path
     fresh = Loop(config_from_dict({**cfg, "ledger": f"sqlite:///{tmp_path / 'other.db'}"}))
     fresh.run()
     assert started[len(results)] is False  # a new loop never starts from another ledger's fits
+
+
+def test_a_cache_folder_that_cannot_be_made_keeps_the_query_fits_in_memory(tmp_path, monkeypatch, caplog):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("CLICLOOP_CACHE_DIR", str(blocked))
+    cfg = digits_config(f"sqlite:///{tmp_path / 'w.db'}", loop={"pseudo_labels": None, "cold_start_labels": 0},
+                        strategy={"name": "margin"}, stop={"max_labels": 40})
+    loop = Loop(config_from_dict(cfg))
+    assert len(loop.run()) >= 2
+    assert loop.warm_.folder is None and loop.warm_.fits_  # kept, in memory
+    assert "kept in memory only" in caplog.text
