@@ -26,15 +26,15 @@ from clicloop.orchestrator.errors import StrategyError
 from clicloop.orchestrator.types import Model
 from clicloop.strategies.diversity import features, kmeans_pp, pairwise_sq
 from clicloop.strategies.scores import Margin, is_numeric, margin
-from clicloop.strategies.select import SelectContext, select_top_k
+from clicloop.strategies.select import SelectContext, select_top_k, top_k_scored
 
 
 class MarginCoverage:
     """The ``factor x k`` smallest-margin candidates (at most ``max_shortlist``, at least k),
     covered greedily by k of them, weighted by their margin score when ``weighted``; the first
-    pick is the smallest margin. After the scoring pass (margin's), the shortlist's pairwise
-    distances are computed once (shortlist^2, at most 64 MB) and the greedy is lazy, so few rows
-    are re-evaluated per pick. On a pool without numeric features (raw text) there are no
+    pick is the smallest margin. The pool is scored once (margin's pass, whose scores weigh the
+    cover); the shortlist's weighted pairwise distances are computed once (float32, shortlist^2 x
+    4 bytes, at most 64 MB) and the greedy is lazy, so few rows are re-evaluated per pick. On a pool without numeric features (raw text) there are no
     distances, and it ranks by margin alone, so it works as a default on any pool.
 
     ``max_gap`` (default 0.5; None: off): only shortlisted items whose two likeliest classes are
@@ -81,12 +81,11 @@ class MarginCoverage:
             return select_top_k(Margin(), model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids)
         top_rng, cover_rng = rng.spawn(2)
         size = min(self.factor * k, max(self.max_shortlist, k))
-        short = select_top_k(Margin(), model, X, candidates, size, top_rng, chunk_size=chunk_size, ids=ids)
-        w = Margin().score(model, X[short], cover_rng) if self.weighted or self.max_gap is not None else None
+        short, w = top_k_scored(Margin(), model, X, candidates, size, top_rng, chunk_size=chunk_size, ids=ids)
         if self.max_gap is not None:  # only the uncertain part of the shortlist (never fewer than k)
             keep = max(k, int((w >= 1.0 - self.max_gap).sum()))
             short, w = short[:keep], w[:keep]
-            w = w if self.weighted else None
+        w = w if self.weighted else None
         pending = np.asarray(context.pending, dtype=np.int64)
         centers = features(X, pending, "margin-coverage") if self.pending and pending.size else None
         return short[kmeans_pp(features(X, short, "margin-coverage"), k, cover_rng, centers=centers, first=0, trials=0,

@@ -20,7 +20,7 @@ distinct pool indices, best first. Randomness comes only from the ``rng`` argume
 
 from __future__ import annotations
 
-import heapq
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -106,44 +106,75 @@ def _best_of(F: np.ndarray, d2: np.ndarray, w: np.ndarray, cands: np.ndarray) ->
 
 def _greedy_cover(F: np.ndarray, k: int, rng: np.random.Generator, d2: np.ndarray, w: np.ndarray,
                   first: int | None) -> np.ndarray:
-    """Greedy minimisation of the weighted k-means cost over every row, made lazy (M. Minoux,
-    "Accelerated greedy algorithms for maximizing submodular set functions", 1978): the cost
-    reduction of a row only shrinks as rows are chosen, so a stale reduction bounds the fresh
-    one and most rows are never re-evaluated. Picks as the plain greedy loop does."""
+    """Greedy minimisation of the weighted k-means cost over every row: each pick is the row
+    whose choice lowers the weighted sum of squared distances to the nearest pick most, its
+    *reduction* ``sum_j w_j max(d2_j - D_ij, 0)`` (ties: the lowest row), among rows still at a
+    distance; when none is left, the rest at random, as k-means++ does. Made lazy (M. Minoux,
+    "Accelerated greedy algorithms for maximizing submodular set functions", 1978): a row's
+    reduction only shrinks as rows are chosen, so a stale one bounds the fresh one, and a pick
+    re-evaluates only rows whose stale bound is the highest left, 16 at a time, until the highest
+    is fresh. The weighted distances ``D_ij w_j`` are computed once (float32, as the features;
+    n^2 x 4 bytes, at most 64 MB, else row blocks as needed); a reduction is summed directly,
+    not as a difference of two large totals, so float32 loses nothing that decides a pick."""
     n = F.shape[0]
-    D = pairwise_sq(F, F) if n <= 4096 else None  # at most 64 MB; larger: recomputed per evaluation
+    w32 = w.astype(np.float32)
+    Dw = pairwise_sq(F, F) if n * n * 4 <= 64 << 20 else None
+    if Dw is not None:
+        Dw *= w32[None, :]
+
+    def rows(idx: np.ndarray) -> np.ndarray:
+        return Dw[idx] if Dw is not None else pairwise_sq(F[idx], F) * w32[None, :]
+
     chosen: list[int] = []
     if np.isinf(d2).all():
         chosen.append(int(first) if first is not None else int(rng.integers(n)))
         np.minimum(d2, _sq_dist_to(F, F[chosen[0] : chosen[0] + 1]), out=d2)
-    d2 = d2.astype(np.float64)
-    total = float((w * d2).sum())
-    eligible = np.flatnonzero(w * d2 > 0)
-    eligible = eligible[~np.isin(eligible, chosen)]
-    heap = [(-(total - c), int(i)) for c, i in zip(_costs(F, d2, w, eligible, D), eligible)]
-    heapq.heapify(heap)
+    d2w = (d2 * w32).astype(np.float32)
+    bound = np.full(n, -np.inf, dtype=np.float32)  # a stale reduction; -inf: chosen, or at no distance
+    live = np.flatnonzero(d2w > 0)
+    live = live[~np.isin(live, chosen)]
+    for s in range(0, live.size, 256):
+        bound[live[s : s + 256]] = _reductions(rows(live[s : s + 256]), d2w)
     while len(chosen) < k:
-        if not heap:  # nothing left that lowers the cost: the rest at random, as k-means++ does
+        i = _next_pick(rows, d2w, bound)
+        if i < 0:  # nothing left that lowers the cost: the rest at random, as k-means++ does
             rest = np.setdiff1d(np.arange(n), chosen)
-            chosen.extend(int(i) for i in rng.choice(rest, k - len(chosen), replace=False))
+            chosen.extend(int(j) for j in rng.choice(rest, k - len(chosen), replace=False))
             break
-        batch = [i for _, i in (heapq.heappop(heap) for _ in range(min(16, len(heap))))]  # re-evaluated together
-        batch = np.array([i for i in batch if w[i] * d2[i] > 0], dtype=np.int64)
-        if batch.size == 0:
-            continue
-        gains = total - _costs(F, d2, w, batch, D)
-        best = int(np.lexsort((batch, -gains))[0])  # ties: the lowest row, as the plain loop
-        wait = bool(heap) and gains[best] < -heap[0][0]  # a stale bound is higher: not yet
-        for j in range(batch.size):
-            if wait or j != best:
-                heapq.heappush(heap, (-float(gains[j]), int(batch[j])))
-        if wait:
-            continue
-        i = int(batch[best])
         chosen.append(i)
-        np.minimum(d2, D[i] if D is not None else pairwise_sq(F[i : i + 1], F)[0], out=d2)
-        total = float((w * d2).sum())
+        np.minimum(d2w, rows(np.array([i]))[0], out=d2w)
+        bound[i] = -np.inf
+        bound[d2w <= 0] = -np.inf
     return np.array(chosen, dtype=np.int64)
+
+
+def _reductions(block: np.ndarray, d2w: np.ndarray) -> np.ndarray:
+    """For each row of ``block`` (weighted distances from a candidate), how much choosing it lowers
+    the weighted sum of squared distances to the nearest chosen row (``d2w``)."""
+    gain = np.subtract(d2w[None, :], block)
+    np.maximum(gain, 0.0, out=gain)
+    return gain.sum(axis=1, dtype=np.float32)
+
+
+def _next_pick(rows: Callable[[np.ndarray], np.ndarray], d2w: np.ndarray, bound: np.ndarray) -> int:
+    """The row with the largest fresh reduction (ties: the lowest row), or -1 when no row lowers
+    the cost: re-evaluates the rows of highest stale bound (16, then 32, 64, ...) until the
+    highest bound left (the lowest row among equals) is a fresh one. Updates ``bound`` for the
+    rows it re-evaluated."""
+    fresh = np.zeros(bound.size, dtype=bool)
+    m = 16
+    while True:
+        top = int(np.argmax(bound))
+        if not np.isfinite(bound[top]):
+            return -1
+        if fresh[top]:
+            return top
+        stale = np.where(fresh, -np.inf, bound)
+        take = np.argpartition(stale, -m)[-m:] if stale.size > m else np.arange(stale.size)
+        take = take[np.isfinite(stale[take])]  # holds a row of the highest stale bound: each pass makes progress
+        bound[take] = _reductions(rows(take), d2w)
+        fresh[take] = True
+        m *= 2
 
 
 def k_center_greedy(F: np.ndarray, k: int, centers: np.ndarray | None = None, first: int = 0) -> np.ndarray:

@@ -39,9 +39,17 @@ def select_top_k(
     thread: many small products in parallel beat BLAS threads fighting over each one. A model
     that is not safe to call from several threads at once needs ``threads=1``.
     """
+    return top_k_scored(strategy, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, threads=threads)[0]
+
+
+def top_k_scored(strategy: Strategy, model: Model | None, X: Any, candidates: np.ndarray, k: int,
+                 rng: np.random.Generator, *, chunk_size: int = 65536, ids: np.ndarray | None = None,
+                 threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`select_top_k`'s indices and their scores (float64), for strategies built on a
+    shortlist that weigh its items by score without scoring them twice."""
     candidates = np.asarray(candidates, dtype=np.int64)
     if k <= 0 or candidates.size == 0:
-        return np.empty(0, dtype=np.int64)
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
     if chunk_size <= 0:
         raise StrategyError(f"chunk_size must be positive, got {chunk_size}")
     score_rng, tie_rng = rng.spawn(2)
@@ -58,7 +66,7 @@ def select_top_k(
         _check_finite(strategy, scores, idx, ids)
         best_i, best_s, best_t = merge_top((best_i, best_s, best_t), idx, scores, tie_rng.random(idx.shape[0]), k)
     order = np.lexsort((best_t, -best_s))
-    return best_i[order]
+    return best_i[order], best_s[order]
 
 
 def _scored_chunks(strategy: Strategy, model: Model | None, X: Any, candidates: np.ndarray, chunk_size: int,

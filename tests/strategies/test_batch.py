@@ -58,9 +58,11 @@ def test_greedy_kmeans_pp_covers_the_rows_better_than_plain_seeding():
     assert len(set(kmeans_pp(X, 400, np.random.default_rng(0), trials=0, first=0))) == 400
 
 
-def test_greedy_coverage_is_lazy_but_picks_what_the_plain_greedy_loop_picks():
-    rng = np.random.default_rng(5)
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_greedy_coverage_is_lazy_but_picks_what_the_plain_greedy_loop_picks(seed):
+    rng = np.random.default_rng(seed)
     X = rng.normal(size=(300, 6)).astype(np.float64)
+    X[rng.integers(0, 300, 40)] = X[rng.integers(0, 300, 40)]  # duplicates: a twin of a pick lowers nothing
     w = rng.uniform(0.1, 1.0, 300)
 
     def plain(k):  # every candidate evaluated at every step
@@ -131,6 +133,24 @@ def test_margin_coverage_is_weighted_greedy_cluster_margin_on_features_and_margi
     assert unmet(MarginCoverage(), TextModel(), texts) == []
     on_text = select(MarginCoverage(), TextModel(), texts, np.arange(2000), 5, np.random.default_rng(3))
     np.testing.assert_array_equal(on_text, select(Margin(), TextModel(), texts, np.arange(2000), 5, np.random.default_rng(3)))
+
+def test_margin_coverage_scores_the_pool_once():
+    """The shortlist's margins weigh the cover as they come from the pool's scoring pass: the
+    model sees each candidate once (it saw the shortlist twice before, 2026-12-06)."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(0, 10, 2000), rng.uniform(0, 100, 2000)]).astype(np.float32)
+    seen = []
+
+    class Counting(TwoBlobModel):
+        def predict_proba(self, X):
+            seen.append(len(X))
+            return super().predict_proba(X)
+
+    picks = select(MarginCoverage(factor=10), Counting(), X, np.arange(2000), 5, np.random.default_rng(3))
+    assert sum(seen) == 2000
+    np.testing.assert_array_equal(picks, select(MarginCoverage(factor=10), TwoBlobModel(), X, np.arange(2000), 5,
+                                                np.random.default_rng(3)))
+
 
 def test_margin_coverage_covers_around_the_items_pending_in_someones_hands():
     """Continuous mode: items asked and in someone's hands (``SelectContext.pending``) count as
