@@ -112,8 +112,7 @@ def _greedy_cover(F: np.ndarray, k: int, rng: np.random.Generator, d2: np.ndarra
     distance; when none is left, the rest at random, as k-means++ does. Made lazy (M. Minoux,
     "Accelerated greedy algorithms for maximizing submodular set functions", 1978): a row's
     reduction only shrinks as rows are chosen, so a stale one bounds the fresh one, and a pick
-    re-evaluates only rows whose stale bound is the highest left, 16 at a time, until the highest
-    is fresh. The weighted distances ``D_ij w_j`` are computed once (float32, as the features;
+    re-evaluates only rows whose stale bound is the highest left (:func:`_next_pick`). The weighted distances ``D_ij w_j`` are computed once (float32, as the features;
     n^2 x 4 bytes, at most 64 MB, else row blocks as needed); a reduction is summed directly,
     not as a difference of two large totals, so float32 loses nothing that decides a pick."""
     n = F.shape[0]
@@ -151,7 +150,7 @@ def _greedy_cover(F: np.ndarray, k: int, rng: np.random.Generator, d2: np.ndarra
 def _reductions(block: np.ndarray, d2w: np.ndarray) -> np.ndarray:
     """For each row of ``block`` (weighted distances from a candidate), how much choosing it lowers
     the weighted sum of squared distances to the nearest chosen row (``d2w``)."""
-    gain = np.subtract(d2w[None, :], block)
+    gain = np.subtract(d2w[None, :], block, out=block)  # a copy of the table's rows: overwritten
     np.maximum(gain, 0.0, out=gain)
     return gain.sum(axis=1, dtype=np.float32)
 
