@@ -8,13 +8,14 @@ Runs :func:`benchmarks.loop_labels.run_one`'s loop (the row's config from
 loop's steps timed: the fit the strategy queries with (and its solver's iterations where the
 model has ``n_iter_``), the selection, the whole planning step (selection, pricing, pre-annotation,
 recording the tasks), and the later fit (``orchestrator/later_fit.py``: the model the round
-evaluates, fitted after the tasks went out). Medians over the rounds after the first; "people
-wait" is :class:`benchmarks.loop_round_time.RoundClock`'s, from a round's start to its tasks going out.
+evaluates, fitted after the tasks went out). Medians and means over the rounds after the first
+(each round's seconds in ``--json FILE``); "people wait" is :class:`benchmarks.loop_round_time.RoundClock`'s, from a round's start to its tasks going out.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -49,6 +50,7 @@ def main() -> None:
     p.add_argument("--seed-size", type=int, default=None, help="default: as loop_labels.py (20 up to 20 classes, else 200)")
     p.add_argument("--row", default="default", choices=sorted(ll.CONFIGS))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="FILE", help="also write each step's seconds, round by round, to FILE")
     ns = p.parse_args()
     times: dict[str, list[float]] = {}
     iters: list[int] = []
@@ -84,12 +86,15 @@ def main() -> None:
         Loop(config_from_dict(cfg), plugin_manager=pm).run()
     print(f"{ns.data}, batch {ns.batch}, to {ns.max_labels} labels, row {ns.row!r}, seed {ns.seed}: "
           f"{len(clock.waits)} rounds sent tasks; medians over the rounds after the first")
-    print("| step | median s | total s |\n|---|---|---|")
-    print(f"| people wait (round start to tasks out) | {statistics.median(clock.waits[1:]):.4f} | {sum(clock.waits):.2f} |")
-    for name, values in times.items():
-        print(f"| {name} | {statistics.median(values[1:] or values):.4f} | {sum(values):.2f} |")
+    print("| step | median s | mean s | total s |\n|---|---|---|---|")
+    for name, values in {"people wait (round start to tasks out)": clock.waits, **times}.items():
+        later = values[1:] or values
+        print(f"| {name} | {statistics.median(later):.4f} | {statistics.mean(later):.4f} | {sum(values):.2f} |")
     if iters:
-        print(f"| query fit's solver iterations | {statistics.median(iters[1:] or iters):.1f} | {sum(iters)} |")
+        print(f"| query fit's solver iterations | {statistics.median(iters[1:] or iters):.1f} | "
+              f"{statistics.mean(iters[1:] or iters):.1f} | {sum(iters)} |")
+    if ns.json:
+        Path(ns.json).write_text(json.dumps({"people wait": clock.waits, **times, "query fit's solver iterations": iters}))
 
 
 if __name__ == "__main__":
