@@ -34,8 +34,9 @@ class MarginCoverage:
     covered greedily by k of them, weighted by their margin score when ``weighted``; the first
     pick is the smallest margin. The pool is scored once (margin's pass, whose scores weigh the
     cover); the shortlist's weighted pairwise distances are computed once (float32, shortlist^2 x
-    4 bytes, at most 64 MB) and the greedy is lazy, so few rows are re-evaluated per pick. On a pool without numeric features (raw text) there are no
-    distances, and it ranks by margin alone, so it works as a default on any pool.
+    4 bytes, at most 64 MB) and the greedy is lazy, so few rows are re-evaluated per pick. On a
+    pool without numeric features (raw text) there are no distances, and it ranks by margin
+    alone, so it works as a default on any pool.
 
     ``max_gap`` (default 0.5; None: off): only shortlisted items whose two likeliest classes are
     at most this far apart in probability are covered (never fewer than k): as the model grows

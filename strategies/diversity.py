@@ -104,6 +104,9 @@ def _best_of(F: np.ndarray, d2: np.ndarray, w: np.ndarray, cands: np.ndarray) ->
     return int(cands[int(np.argmin(_costs(F, d2, w, cands)))])
 
 
+COVER_TABLE_BYTES = 64 << 20  # the cover's table of weighted distances at most this big; past it, rows as needed
+
+
 def _greedy_cover(F: np.ndarray, k: int, rng: np.random.Generator, d2: np.ndarray, w: np.ndarray,
                   first: int | None) -> np.ndarray:
     """Greedy minimisation of the weighted k-means cost over every row: each pick is the row
@@ -112,12 +115,13 @@ def _greedy_cover(F: np.ndarray, k: int, rng: np.random.Generator, d2: np.ndarra
     distance; when none is left, the rest at random, as k-means++ does. Made lazy (M. Minoux,
     "Accelerated greedy algorithms for maximizing submodular set functions", 1978): a row's
     reduction only shrinks as rows are chosen, so a stale one bounds the fresh one, and a pick
-    re-evaluates only rows whose stale bound is the highest left (:func:`_next_pick`). The weighted distances ``D_ij w_j`` are computed once (float32, as the features;
-    n^2 x 4 bytes, at most 64 MB, else row blocks as needed); a reduction is summed directly,
-    not as a difference of two large totals, so float32 loses nothing that decides a pick."""
+    re-evaluates only rows whose stale bound is the highest left (:func:`_next_pick`). The
+    weighted distances ``D_ij w_j`` are computed once (float32, as the features; n^2 x 4 bytes,
+    at most :data:`COVER_TABLE_BYTES`, else rows as needed); a reduction is summed directly, not
+    as a difference of two large totals, so float32 loses nothing that decides a pick."""
     n = F.shape[0]
     w32 = w.astype(np.float32)
-    Dw = pairwise_sq(F, F) if n * n * 4 <= 64 << 20 else None
+    Dw = pairwise_sq(F, F) if n * n * 4 <= COVER_TABLE_BYTES else None
     if Dw is not None:
         Dw *= w32[None, :]
 

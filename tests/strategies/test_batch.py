@@ -80,6 +80,17 @@ def test_greedy_coverage_is_lazy_but_picks_what_the_plain_greedy_loop_picks(seed
     assert list(lazy) == plain(25)
 
 
+def test_greedy_coverage_past_its_table_size_computes_rows_as_needed_and_picks_the_same(monkeypatch):
+    import clicloop.strategies.diversity as diversity
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 8)).astype(np.float32)
+    w = rng.uniform(0.5, 1.0, 500)
+    with_table = kmeans_pp(X, 20, np.random.default_rng(0), first=0, weights=w, trials=0)
+    monkeypatch.setattr(diversity, "COVER_TABLE_BYTES", 0)  # as a shortlist too large for the table
+    np.testing.assert_array_equal(kmeans_pp(X, 20, np.random.default_rng(0), first=0, weights=w, trials=0), with_table)
+
+
 class TwoBlobModel:
     """Uncertain about x near 5 (between the blobs), sure elsewhere."""
 
