@@ -1,0 +1,95 @@
+"""The label benchmark (``benchmarks/loop_labels.py``) with margin-coverage's cover replaced by a
+cheaper variant, for exploring; the product is unchanged. Every argument after ``--variant NAME``
+goes to ``loop_labels.py``; its ``default`` row then runs the variant.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cover_variants.py --variant top4k --data ../shared/data/snips --batch 50 --max-labels 1000 --seeds 10 --first-seed 10 --configs default --jobs 2 --out v_s50.json
+
+Variants:
+- ``top4k``: only the ``4 x k`` smallest-margin items of the (gap-filtered) shortlist may be
+  picked; the cover's cost still counts every shortlisted item. The distances are 4k x n instead
+  of n x n, and a pick evaluates at most 4k rows.
+
+The patch is applied before ``loop_labels.py`` starts its worker processes (forked, so they
+inherit it); a run under another start method would run the product's cover.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def top_cover(F: np.ndarray, k: int, w: np.ndarray | None, m: int) -> np.ndarray:
+    """Greedy weighted cover of all rows of ``F`` by ``k`` of its first ``m`` rows (the first pick
+    row 0), as the product's lazy greedy (:func:`clicloop.strategies.diversity._next_pick`)."""
+    from clicloop.strategies.diversity import _next_pick, _reductions, pairwise_sq
+
+    n = F.shape[0]
+    m = min(n, max(m, k))
+    w32 = np.ones(n, dtype=np.float32) if w is None else np.asarray(w, dtype=np.float32)
+    Dw = pairwise_sq(F[:m], F) * w32[None, :]
+
+    def rows(idx: np.ndarray) -> np.ndarray:
+        return Dw[idx]
+
+    chosen = [0]
+    d2w = Dw[0].copy()
+    bound = np.full(m, -np.inf, dtype=np.float32)
+    live = np.flatnonzero(d2w[:m] > 0)
+    if live.size:
+        bound[live] = _reductions(rows(live), d2w)
+    bound[0] = -np.inf  # the first pick (its distance to itself may round above 0)
+    while len(chosen) < k:
+        i = _next_pick(rows, d2w, bound)
+        if i < 0:
+            rest = np.setdiff1d(np.arange(m), chosen)
+            chosen.extend(int(j) for j in rest[: k - len(chosen)])
+            break
+        chosen.append(i)
+        np.minimum(d2w, Dw[i], out=d2w)
+        bound[i] = -np.inf
+        bound[d2w[:m] <= 0] = -np.inf
+    return np.array(chosen, dtype=np.int64)
+
+
+def patch(variant: str) -> None:
+    from clicloop.strategies import coverage
+    from clicloop.strategies.diversity import features
+    from clicloop.strategies.select import top_k_scored
+
+    if variant != "top4k":
+        raise SystemExit(f"unknown variant {variant!r}: top4k")
+    plain = coverage.MarginCoverage.select
+
+    def select(self: Any, model: Any, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
+               chunk_size: int, ids: Any, context: Any) -> np.ndarray:
+        if self.pending or not coverage.is_numeric(X):
+            return plain(self, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, context=context)
+        top_rng, _ = rng.spawn(2)
+        size = min(self.factor * k, max(self.max_shortlist, k))
+        short, w = top_k_scored(coverage.Margin(), model, X, candidates, size, top_rng, chunk_size=chunk_size, ids=ids)
+        if self.max_gap is not None:
+            keep = max(k, int((w >= 1.0 - self.max_gap).sum()))
+            short, w = short[:keep], w[:keep]
+        return short[top_cover(features(X, short, "margin-coverage"), k, w if self.weighted else None, 4 * k)]
+
+    coverage.MarginCoverage.select = select
+
+
+def main() -> None:
+    if len(sys.argv) < 3 or sys.argv[1] != "--variant":
+        raise SystemExit(__doc__)
+    patch(sys.argv[2])
+    from benchmarks import loop_labels
+
+    sys.argv = [sys.argv[0], *sys.argv[3:]]
+    loop_labels.main()
+
+
+if __name__ == "__main__":
+    main()
