@@ -11,7 +11,8 @@ labels scores the pool by margin; each shortlist is the ``n`` smallest-margin it
 their margin score, as ``MarginCoverage.select`` covers them (``--data``: a folder as
 ``benchmarks/loop_labels.py`` reads it, or ``digits``). Each size is timed ``--repeat`` times,
 this version and ``--against`` (a ``diversity.py`` of another commit) side by side in one run;
-"same picks" compares the two covers' picks.
+"same picks" compares the two covers' picks; "its distances" times the shortlist's pairwise
+squared distances alone (``pairwise_sq``), the part of a cover that does not depend on the picks.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ def load_module(path: str) -> Any:
     return module
 
 
+def median_seconds(f: Any, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 def timed(module: Any, F: np.ndarray, w: np.ndarray, k: int, repeat: int) -> tuple[float, np.ndarray]:
     times, picks = [], None
     for _ in range(repeat):
@@ -87,13 +97,14 @@ def main() -> None:
     X, y = pool(ns.data)
     other = load_module(ns.against) if ns.against else None
     print(f"{ns.data}: {X.shape[0]} x {X.shape[1]}, scoring model on {ns.labels} random labels; median of {ns.repeat}")
-    print("| shortlist | picks | this version, ms |" + (" against, ms | ratio | same picks |" if other else ""))
-    print("|---|---|---|" + ("---|---|---|" if other else ""))
+    print("| shortlist | picks | this version, ms | its distances, ms |" + (" against, ms | ratio | same picks |" if other else ""))
+    print("|---|---|---|---|" + ("---|---|---|" if other else ""))
     for n in ns.sizes:
         F, w = shortlist_of(X, y, ns.labels, n, ns.seed)
+        distances = median_seconds(lambda: diversity.pairwise_sq(F, F), ns.repeat)
         for k in ns.k:
             now, picks = timed(diversity, F, w, k, ns.repeat)
-            row = f"| {n} | {k} | {now * 1000:.2f} |"
+            row = f"| {n} | {k} | {now * 1000:.2f} | {distances * 1000:.2f} |"
             if other is not None:
                 then, theirs = timed(other, F, w, k, ns.repeat)
                 row += f" {then * 1000:.2f} | {now / then:.2f} | {'yes' if np.array_equal(picks, theirs) else 'no'} |"

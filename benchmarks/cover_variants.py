@@ -58,27 +58,21 @@ def top_cover(F: np.ndarray, k: int, w: np.ndarray | None, m: int) -> np.ndarray
 
 
 def patch(variant: str) -> None:
+    """Replace the cover ``MarginCoverage.select`` calls (``coverage.kmeans_pp``) by ``variant``'s;
+    a cover around pending items (continuous mode's ``pending: true``) stays the product's."""
     from clicloop.strategies import coverage
-    from clicloop.strategies.diversity import features
-    from clicloop.strategies.select import top_k_scored
 
     if variant != "top4k":
         raise SystemExit(f"unknown variant {variant!r}: top4k")
-    plain = coverage.MarginCoverage.select
+    plain = coverage.kmeans_pp
 
-    def select(self: Any, model: Any, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
-               chunk_size: int, ids: Any, context: Any) -> np.ndarray:
-        if self.pending or not coverage.is_numeric(X):
-            return plain(self, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, context=context)
-        top_rng, _ = rng.spawn(2)
-        size = min(self.factor * k, max(self.max_shortlist, k))
-        short, w = top_k_scored(coverage.Margin(), model, X, candidates, size, top_rng, chunk_size=chunk_size, ids=ids)
-        if self.max_gap is not None:
-            keep = max(k, int((w >= 1.0 - self.max_gap).sum()))
-            short, w = short[:keep], w[:keep]
-        return short[top_cover(features(X, short, "margin-coverage"), k, w if self.weighted else None, 4 * k)]
+    def cover(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: Any = None, first: Any = None,
+              trials: int = 1, weights: Any = None) -> np.ndarray:
+        if centers is not None:
+            return plain(F, k, rng, centers=centers, first=first, trials=trials, weights=weights)
+        return top_cover(F, k, weights, 4 * k)
 
-    coverage.MarginCoverage.select = select
+    coverage.kmeans_pp = cover
 
 
 def main() -> None:

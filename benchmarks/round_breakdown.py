@@ -6,7 +6,7 @@
 Runs :func:`benchmarks.loop_labels.run_one`'s loop (the row's config from
 :data:`benchmarks.loop_labels.CONFIGS`, the simulated crowd, seed labels as there) with the
 loop's steps timed: the fit the strategy queries with (and its solver's iterations where the
-model has ``n_iter_``), the selection, the whole planning step (selection, pricing, pre-annotation,
+model has ``n_iter_``), the selection (and margin-coverage's cover in it), the whole planning step (selection, pricing, pre-annotation,
 recording the tasks), and the later fit (``orchestrator/later_fit.py``: the model the round
 evaluates, fitted after the tasks went out). Medians and means over the rounds after the first
 (each round's seconds in ``--json FILE``); "people wait" is
@@ -43,6 +43,7 @@ def main() -> None:
     from clicloop import Loop, config_from_dict
     from clicloop.orchestrator.later_fit import LaterFit
     from clicloop.orchestrator.plugins import get_plugin_manager
+    from clicloop.strategies import coverage
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="digits, or a folder as benchmarks/loop_labels.py reads")
@@ -66,6 +67,7 @@ def main() -> None:
 
     Loop._fit_query = counted
     Loop._select = timed(times, "selection", Loop._select)
+    coverage.kmeans_pp = timed(times, "cover (margin-coverage's, in the selection)", coverage.kmeans_pp)
     Loop._plan = timed(times, "planning (selection included)", Loop._plan)
     LaterFit.now = timed(times, "trained model before the tasks", LaterFit.now)
     run = LaterFit.run

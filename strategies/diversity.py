@@ -88,13 +88,12 @@ def kmeans_pp(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: np.nd
     return np.array(chosen, dtype=np.int64)
 
 
-def _costs(F: np.ndarray, d2: np.ndarray, w: np.ndarray, cands: np.ndarray, D: np.ndarray | None = None,
-           chunk: int = 256) -> np.ndarray:
+def _costs(F: np.ndarray, d2: np.ndarray, w: np.ndarray, cands: np.ndarray, chunk: int = 256) -> np.ndarray:
     """For each candidate row, the weighted sum of squared distances to the nearest chosen row
-    if it were chosen too. ``D``: the rows' pairwise squared distances, if precomputed."""
+    if it were chosen too."""
     cost = np.empty(cands.size)
     for s in range(0, cands.size, chunk):
-        block = D[cands[s : s + chunk]] if D is not None else pairwise_sq(F[cands[s : s + chunk]], F)
+        block = pairwise_sq(F[cands[s : s + chunk]], F)
         cost[s : s + chunk] = (np.minimum(block, d2[None, :]) * w[None, :]).sum(axis=1)
     return cost
 
