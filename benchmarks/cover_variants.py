@@ -1,13 +1,18 @@
 """The label benchmark (``benchmarks/loop_labels.py``) with margin-coverage's cover replaced by a
 cheaper variant, for exploring; the product is unchanged. Every argument after ``--variant NAME``
-goes to ``loop_labels.py``; its ``default`` row then runs the variant.
+goes to ``loop_labels.py``; its ``default`` row then runs the variant (``--configs 'NAME={}'``
+names that row, so the file joins a run of the product's rows with ``--merge``).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cover_variants.py --variant top4k --data ../shared/data/snips --batch 50 --max-labels 1000 --seeds 10 --first-seed 10 --configs default --jobs 2 --out v_s50.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cover_variants.py --variant labeled --data ../shared/data/clinc150 --batch 10 --max-labels 2000 --seeds 10 --first-seed 10 --configs 'labeled={}' --jobs 2 --out c10_lab.json
 
 Variants:
 - ``top4k``: only the ``4 x k`` smallest-margin items of the (gap-filtered) shortlist may be
   picked; the cover's cost still counts every shortlisted item. The distances are 4k x n instead
   of n x n, and a pick evaluates at most 4k rows.
+- ``labeled``: the cover starts from the labeled items as centers already chosen (as
+  ``pending: true`` does with the items in people's hands), so it picks uncertain items far from
+  what is labeled; the first pick is then the one that most lowers the cost.
 
 The patch is applied before ``loop_labels.py`` starts its worker processes (forked, so they
 inherit it); a run under another start method would run the product's cover.
@@ -62,8 +67,10 @@ def patch(variant: str) -> None:
     a cover around pending items (continuous mode's ``pending: true``) stays the product's."""
     from clicloop.strategies import coverage
 
+    if variant == "labeled":
+        return _patch_labeled(coverage)
     if variant != "top4k":
-        raise SystemExit(f"unknown variant {variant!r}: top4k")
+        raise SystemExit(f"unknown variant {variant!r}: top4k, labeled")
     plain = coverage.kmeans_pp
 
     def cover(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: Any = None, first: Any = None,
@@ -73,6 +80,25 @@ def patch(variant: str) -> None:
         return top_cover(F, k, weights, 4 * k)
 
     coverage.kmeans_pp = cover
+
+
+def _patch_labeled(coverage: Any) -> None:
+    """``MarginCoverage.select`` covering around the labeled items (and any pending ones)."""
+    import copy
+
+    from clicloop.strategies.select import SelectContext
+
+    plain = coverage.MarginCoverage.select
+
+    def select(self: Any, model: Any, X: Any, candidates: Any, k: int, rng: Any, *, chunk_size: int, ids: Any,
+               context: Any) -> Any:
+        around = copy.copy(self)
+        around.pending = True
+        held = np.concatenate([np.asarray(context.pending, dtype=np.int64), np.asarray(context.labeled, dtype=np.int64)])
+        ctx = SelectContext(labeled=context.labeled, pending=held, seconds=context.seconds)
+        return plain(around, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, context=ctx)
+
+    coverage.MarginCoverage.select = select
 
 
 def main() -> None:
