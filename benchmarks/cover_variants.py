@@ -10,6 +10,10 @@ Variants:
 - ``top4k``: only the ``4 x k`` smallest-margin items of the (gap-filtered) shortlist may be
   picked; the cover's cost still counts every shortlisted item. The distances are 4k x n instead
   of n x n, and a pick evaluates at most 4k rows.
+- ``typiclust``: not the cover but the cold start (``ColdStart``, the first round's picks): in
+  each cluster the most typical item as TypiClust defines it (the inverse of its mean distance
+  to its 20 nearest neighbours in the cluster; Hacohen et al., ICML 2022), not the item nearest
+  the centroid.
 - ``labeled``: the cover starts from the labeled items as centers already chosen (as
   ``pending: true`` does with the items in people's hands), so it picks uncertain items far from
   what is labeled; the first pick is then the one that most lowers the cost.
@@ -69,8 +73,10 @@ def patch(variant: str) -> None:
 
     if variant == "labeled":
         return _patch_labeled(coverage)
+    if variant == "typiclust":
+        return _patch_typiclust()
     if variant != "top4k":
-        raise SystemExit(f"unknown variant {variant!r}: top4k, labeled")
+        raise SystemExit(f"unknown variant {variant!r}: top4k, labeled, typiclust")
     plain = coverage.kmeans_pp
 
     def cover(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: Any = None, first: Any = None,
@@ -99,6 +105,53 @@ def _patch_labeled(coverage: Any) -> None:
         return plain(around, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, context=ctx)
 
     coverage.MarginCoverage.select = select
+
+
+def most_typical(F: np.ndarray, knn: int = 20) -> int:
+    """The row of ``F`` with the smallest mean squared distance to its ``knn`` nearest other rows."""
+    from clicloop.strategies.diversity import pairwise_sq
+
+    if F.shape[0] <= 2:
+        return 0
+    D = pairwise_sq(F, F)
+    np.fill_diagonal(D, np.inf)
+    m = min(knn, F.shape[0] - 1)
+    near = np.partition(D, m - 1, axis=1)[:, :m]
+    return int(np.argmin(near.mean(axis=1)))
+
+
+def _patch_typiclust() -> None:
+    """``ColdStart.select`` picking each cluster's most typical item instead of its centroid's nearest."""
+    from clicloop.strategies import diversity as dv
+
+    def select(self: Any, model: Any, X: Any, candidates: Any, k: int, rng: Any, *, chunk_size: int, ids: Any,
+               context: Any) -> Any:
+        cand = candidates
+        if cand.size > self.max_candidates:
+            cand = np.sort(rng.choice(cand, self.max_candidates, replace=False))
+        F = dv.features(X, cand, "cold-start")
+        L = dv.features(X, context.labeled, "cold-start") if context.labeled.size else np.empty((0, F.shape[1]), np.float32)
+        n_clusters = min(k + L.shape[0], F.shape[0])
+        C = F[dv.kmeans_pp(F, n_clusters, rng)]
+        for _ in range(self.n_iter):
+            assign = dv._nearest(F, C)
+            for j in np.unique(assign):
+                C[j] = F[assign == j].mean(axis=0)
+        assign = dv._nearest(F, C)
+        covered = set(dv._nearest(L, C).tolist()) if L.shape[0] else set()
+        sizes = np.bincount(assign, minlength=n_clusters)
+        order = [j for j in np.lexsort((np.arange(n_clusters), -sizes)) if j not in covered and sizes[j] > 0]
+        picks = []
+        for j in order[:k]:
+            members = np.flatnonzero(assign == j)
+            picks.append(members[most_typical(F[members])])
+        if len(picks) < k:
+            rest = np.setdiff1d(np.arange(F.shape[0]), picks)
+            more = dv.k_center_greedy(F[rest], k - len(picks), np.vstack([L, F[picks]]) if picks or L.shape[0] else None)
+            picks.extend(rest[more].tolist())
+        return cand[np.array(picks, dtype=np.int64)]
+
+    dv.ColdStart.select = select
 
 
 def main() -> None:
