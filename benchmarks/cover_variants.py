@@ -121,37 +121,13 @@ def most_typical(F: np.ndarray, knn: int = 20) -> int:
 
 
 def _patch_typiclust() -> None:
-    """``ColdStart.select`` picking each cluster's most typical item instead of its centroid's nearest."""
+    """``ColdStart`` representing each cluster by its most typical item, not its centroid's nearest."""
     from clicloop.strategies import diversity as dv
 
-    def select(self: Any, model: Any, X: Any, candidates: Any, k: int, rng: Any, *, chunk_size: int, ids: Any,
-               context: Any) -> Any:
-        cand = candidates
-        if cand.size > self.max_candidates:
-            cand = np.sort(rng.choice(cand, self.max_candidates, replace=False))
-        F = dv.features(X, cand, "cold-start")
-        L = dv.features(X, context.labeled, "cold-start") if context.labeled.size else np.empty((0, F.shape[1]), np.float32)
-        n_clusters = min(k + L.shape[0], F.shape[0])
-        C = F[dv.kmeans_pp(F, n_clusters, rng)]
-        for _ in range(self.n_iter):
-            assign = dv._nearest(F, C)
-            for j in np.unique(assign):
-                C[j] = F[assign == j].mean(axis=0)
-        assign = dv._nearest(F, C)
-        covered = set(dv._nearest(L, C).tolist()) if L.shape[0] else set()
-        sizes = np.bincount(assign, minlength=n_clusters)
-        order = [j for j in np.lexsort((np.arange(n_clusters), -sizes)) if j not in covered and sizes[j] > 0]
-        picks = []
-        for j in order[:k]:
-            members = np.flatnonzero(assign == j)
-            picks.append(members[most_typical(F[members])])
-        if len(picks) < k:
-            rest = np.setdiff1d(np.arange(F.shape[0]), picks)
-            more = dv.k_center_greedy(F[rest], k - len(picks), np.vstack([L, F[picks]]) if picks or L.shape[0] else None)
-            picks.extend(rest[more].tolist())
-        return cand[np.array(picks, dtype=np.int64)]
+    def representative(F: np.ndarray, members: np.ndarray, center: np.ndarray) -> int:
+        return int(members[most_typical(F[members])])
 
-    dv.ColdStart.select = select
+    dv.ColdStart._representative = staticmethod(representative)
 
 
 def main() -> None:

@@ -320,16 +320,18 @@ class ColdStart:
         covered = set(_nearest(L, C).tolist()) if L.shape[0] else set()
         sizes = np.bincount(assign, minlength=n_clusters)
         order = [j for j in np.lexsort((np.arange(n_clusters), -sizes)) if j not in covered and sizes[j] > 0]
-        picks = []
-        for j in order[:k]:
-            members = np.flatnonzero(assign == j)
-            d = ((F[members] - C[j]) ** 2).sum(axis=1)
-            picks.append(members[int(np.argmin(d))])
+        picks = [self._representative(F, np.flatnonzero(assign == j), C[j]) for j in order[:k]]
         if len(picks) < k:  # fewer uncovered clusters than k: fill by farthest-first
             rest = np.setdiff1d(np.arange(F.shape[0]), picks)
             more = k_center_greedy(F[rest], k - len(picks), np.vstack([L, F[picks]]) if picks or L.shape[0] else None)
             picks.extend(rest[more].tolist())
         return cand[np.array(picks, dtype=np.int64)]
+
+    @staticmethod
+    def _representative(F: np.ndarray, members: np.ndarray, center: np.ndarray) -> int:
+        """The row of ``F`` a cluster (its ``members``) is represented by: the one nearest its centroid."""
+        d = ((F[members] - center) ** 2).sum(axis=1)
+        return int(members[int(np.argmin(d))])
 
     def __repr__(self) -> str:
         return f"ColdStart(max_candidates={self.max_candidates}, n_iter={self.n_iter})"
