@@ -1,5 +1,5 @@
-"""The label benchmark (``benchmarks/loop_labels.py``) with margin-coverage's cover replaced by a
-cheaper variant, for exploring; the product is unchanged. Every argument after ``--variant NAME``
+"""The label benchmark (``benchmarks/loop_labels.py``) with margin-coverage's cover, or the cold
+start's picks, replaced by a variant, for exploring; the product is unchanged. Every argument after ``--variant NAME``
 goes to ``loop_labels.py``; its ``default`` row then runs the variant (``--configs 'NAME={}'``
 names that row, so the file joins a run of the product's rows with ``--merge``).
 
@@ -67,8 +67,10 @@ def top_cover(F: np.ndarray, k: int, w: np.ndarray | None, m: int) -> np.ndarray
 
 
 def patch(variant: str) -> None:
-    """Replace the cover ``MarginCoverage.select`` calls (``coverage.kmeans_pp``) by ``variant``'s;
-    a cover around pending items (continuous mode's ``pending: true``) stays the product's."""
+    """Apply ``variant``: ``top4k`` replaces the cover ``MarginCoverage.select`` calls
+    (``coverage.kmeans_pp``; a cover around pending items, continuous mode's ``pending: true``,
+    stays the product's), ``labeled`` wraps ``MarginCoverage.select``, ``typiclust`` replaces
+    ``ColdStart._representative``."""
     from clicloop.strategies import coverage
 
     if variant == "labeled":
