@@ -1,7 +1,8 @@
 """The label benchmark (``benchmarks/loop_labels.py``) with margin-coverage's cover, or the cold
-start's picks, replaced by a variant, for exploring; the product is unchanged. Every argument after ``--variant NAME``
-goes to ``loop_labels.py``; its ``default`` row then runs the variant (``--configs 'NAME={}'``
-names that row, so the file joins a run of the product's rows with ``--merge``).
+start's picks, replaced by a variant, for exploring; the product is unchanged. Every argument
+after ``--variant NAME`` goes to ``loop_labels.py``; its ``default`` row then runs the variant
+(``--configs 'NAME={}'`` names that row, so the file joins a run of the product's rows with
+``--merge``).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cover_variants.py --variant top4k --data ../shared/data/snips --batch 50 --max-labels 1000 --seeds 10 --first-seed 10 --configs default --jobs 2 --out v_s50.json
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cover_variants.py --variant labeled --data ../shared/data/clinc150 --batch 10 --max-labels 2000 --seeds 10 --first-seed 10 --configs 'labeled={}' --jobs 2 --out c10_lab.json
@@ -102,7 +103,8 @@ def _patch_labeled(coverage: Any) -> None:
                context: Any) -> Any:
         around = copy.copy(self)
         around.pending = True
-        held = np.concatenate([np.asarray(context.pending, dtype=np.int64), np.asarray(context.labeled, dtype=np.int64)])
+        held = np.concatenate([np.asarray(context.pending, dtype=np.int64),
+                               np.asarray(context.labeled, dtype=np.int64)])
         ctx = SelectContext(labeled=context.labeled, pending=held, seconds=context.seconds)
         return plain(around, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, context=ctx)
 
