@@ -74,12 +74,11 @@ def median_seconds(f: Any, repeat: int) -> float:
 
 
 def timed(module: Any, F: np.ndarray, w: np.ndarray, k: int, repeat: int) -> tuple[float, np.ndarray]:
-    times, picks = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        picks = module.kmeans_pp(F, k, np.random.default_rng(0), first=0, trials=0, weights=w)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), picks
+    """``module``'s cover of ``F``: its median seconds and its picks."""
+    def cover() -> np.ndarray:
+        return module.kmeans_pp(F, k, np.random.default_rng(0), first=0, trials=0, weights=w)
+
+    return median_seconds(cover, repeat), cover()
 
 
 def main() -> None:
