@@ -15,6 +15,9 @@ Variants:
   each cluster the most typical item as TypiClust defines it (the inverse of its mean distance
   to its 20 nearest neighbours in the cluster; Hacohen et al., ICML 2022), not the item nearest
   the centroid.
+- ``powerP`` (e.g. ``power4``): the cover's weights (each shortlisted item's margin score, 1 -
+  its top-two gap) raised to the power P, so the cover leans harder towards the least sure
+  items; the first pick and the shortlist are the product's.
 - ``labeled``: the cover starts from the labeled items as centers already chosen (as
   ``pending: true`` does with the items in people's hands), so it picks uncertain items far from
   what is labeled; the first pick is then the one that most lowers the cost.
@@ -70,7 +73,7 @@ def top_cover(F: np.ndarray, k: int, w: np.ndarray | None, m: int) -> np.ndarray
 def patch(variant: str) -> None:
     """Apply ``variant``: ``top4k`` replaces the cover ``MarginCoverage.select`` calls
     (``coverage.kmeans_pp``; a cover around pending items, continuous mode's ``pending: true``,
-    stays the product's), ``labeled`` wraps ``MarginCoverage.select``, ``typiclust`` replaces
+    stays the product's), ``powerP`` wraps it, ``labeled`` wraps ``MarginCoverage.select``, ``typiclust`` replaces
     ``ColdStart._representative``."""
     from clicloop.strategies import coverage
 
@@ -78,15 +81,32 @@ def patch(variant: str) -> None:
         return _patch_labeled(coverage)
     if variant == "typiclust":
         return _patch_typiclust()
-    if variant != "top4k":
-        raise SystemExit(f"unknown variant {variant!r}: top4k, labeled, typiclust")
     plain = coverage.kmeans_pp
+    if variant.startswith("power"):
+        try:
+            power = float(variant[len("power"):])
+        except ValueError as e:
+            raise SystemExit(f"--variant {variant!r}: powerP takes a number, e.g. power4") from e
+        return _patch_power(coverage, plain, power)
+    if variant != "top4k":
+        raise SystemExit(f"unknown variant {variant!r}: top4k, powerP, labeled, typiclust")
 
     def cover(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: Any = None, first: Any = None,
               trials: int = 1, weights: Any = None) -> np.ndarray:
         if centers is not None:
             return plain(F, k, rng, centers=centers, first=first, trials=trials, weights=weights)
         return top_cover(F, k, weights, 4 * k)
+
+    coverage.kmeans_pp = cover
+
+
+def _patch_power(coverage: Any, plain: Any, power: float) -> None:
+    """The cover ``MarginCoverage.select`` calls, its weights raised to ``power``."""
+
+    def cover(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: Any = None, first: Any = None,
+              trials: int = 1, weights: Any = None) -> np.ndarray:
+        w = None if weights is None else np.asarray(weights, dtype=np.float64) ** power
+        return plain(F, k, rng, centers=centers, first=first, trials=trials, weights=w)
 
     coverage.kmeans_pp = cover
 

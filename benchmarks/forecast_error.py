@@ -18,7 +18,8 @@ DIR`` keeps each finished loop's rounds (labels, metric, human hours, money) as 
 them: loops are deterministic given their seed, so the forecaster can be measured again without
 rerunning them (use a fresh folder after a change to the loop; ``--cached-only`` runs none).
 ``--forecaster FILE`` measures another version of ``forecast.py`` (e.g. ``git show
-COMMIT:orchestrator/reporting/forecast.py``) on the same loops. ``--tune`` scores a grid of the
+COMMIT:orchestrator/reporting/forecast.py``) on the same loops; ``--scale S`` multiplies every
+forecast by S (a correction of its bias, to be chosen on calibration loops). ``--tune`` scores a grid of the
 forecast's curve families, noise scale and interval widening instead (see :func:`tune`): run it
 on calibration loops (other seeds or data sets), never on the ones the table reports.
 
@@ -265,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--forecaster", type=Path, default=None,
                     help="a forecast.py to measure instead of the product's, e.g. an earlier version: "
                          "git show COMMIT:orchestrator/reporting/forecast.py > /tmp/old_forecast.py")
+    ap.add_argument("--scale", type=float, default=None,
+                    help="multiply every forecast (labels, hours, money: point and interval) by this factor, to measure a "
+                         "correction of the forecast's bias (choose it on calibration loops: other seeds or data sets)")
     ap.add_argument("--families", default=None, help="with --tune: these curve families (comma-separated) ...")
     ap.add_argument("--noise-scale", type=float, default=None, help="... and this noise scale; only the widening is tuned")
     ap.add_argument("--tune", action="store_true",
@@ -284,10 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         fixed = (tuple(args.families.split(",")), args.noise_scale) if args.families and args.noise_scale else None
         print("\n".join(tune(loops, fixed)))
         return 0
-    cases = evaluate(loops, forecaster=load_forecaster(args.forecaster) if args.forecaster else None)
+    forecaster = load_forecaster(args.forecaster) if args.forecaster else None
+    if args.scale is not None:
+        forecaster = scaled(forecaster, args.scale)
+    cases = evaluate(loops, forecaster=forecaster)
+    scale = "" if args.scale is None else f" x {args.scale}"
     lines = [f"{dt.date.today().isoformat()}, {platform.node() or 'host'}: {os.cpu_count()} cores, Python {platform.python_version()}; "
              f"seeds {args.seeds}, data {', '.join(f'{n} ({a} answers, batches of {b})' for n, _, a, b in data)}, "
-             f"loops {', '.join(configs)}; forecaster {args.forecaster or 'the product'}; whole run {time.perf_counter() - started:.0f} s.", ""]
+             f"loops {', '.join(configs)}; forecaster {args.forecaster or 'the product'}{scale}; whole run {time.perf_counter() - started:.0f} s.", ""]
     lines += summarise(cases) + [""] + bias(cases)
     text = "\n".join(lines) + "\n"
     print(text)
@@ -346,6 +354,26 @@ def tune(loops: list[dict[str, Any]], fixed: tuple[tuple[str, ...], float] | Non
 def _tune_row(families: tuple[str, ...], scale: float, widen: float, s: dict[str, float]) -> str:
     return (f"| {'+'.join(families)} | {scale} | {widen} | {int(s['cases'])} | {_pct(s['n'])} | {_pct(s['h'])} | {_pct(s['c'])} | "
             f"{_pct(s['in_n'])} | {_pct(s['in_h'])} | {_pct(s['in_c'])} |")
+
+
+def scaled(forecaster: Any, factor: float) -> Any:
+    """``forecaster`` (None: the product's) with its labels, hours and money (point and interval)
+    multiplied by ``factor``: a multiplicative correction of its bias, for measuring."""
+    import dataclasses
+
+    from clicloop.orchestrator.reporting.forecast import Interval, forecast
+
+    inner = forecaster or forecast
+
+    def times(iv: Any) -> Any:
+        return None if iv is None else Interval(iv.point * factor, iv.low * factor, iv.high * factor)
+
+    def fc(rows: list[Any], target: float, **kw: Any) -> Any:
+        f = inner(rows, target, **kw)
+        return dataclasses.replace(f, labels_to_target=times(f.labels_to_target), hours_to_target=times(f.hours_to_target),
+                                   cost_to_target=times(f.cost_to_target))
+
+    return fc
 
 
 def load_forecaster(path: Path) -> Any:

@@ -22,9 +22,11 @@ Rules (each needs ``W`` tallies, from the last ``W`` rounds, before it may act; 
 pseudo-labeled fit is deployed, as with the check off): ``geq``: the human-label fit when it got at least as many
 of the newest labels right; ``shS``: the same, and only when it also got a share of at least
 ``S`` of them right (its least sure items no longer puzzle it). ``score`` prints, for the product
-(``trained``), the human-label fit alone (``query``) and each rule: mean final accuracy minus
-margin's, the points past 95% where it is below margin, and the median ratios of labels to 95% /
-98% of the full-data accuracy (from the margin file) to margin's. Measured on 2026-12-05
+(``trained``), the human-label fit alone (``query``), the two fits' averaged probabilities every
+round (``avg``, an ensemble; records made before 2026-12-06 lack it and show ``trained``) and
+each rule: mean final accuracy minus margin's, the points past 95% where it is below margin, and
+the median ratios of labels to 95% / 98% of the full-data accuracy (from the margin file) to
+margin's. Measured on 2026-12-05
 (docs/benchmarks/log.md, "Pseudo-labels at the top of the curve: the newest labels decide"):
 ``sh0.9`` with W=8 became the product's rule (``loop.pseudo_labels.newest_check``, default 8);
 ``geq`` was not kept.
@@ -68,6 +70,7 @@ def record(ns: argparse.Namespace) -> None:
             model = deploy()
             entry["t_acc"] = evaluate(model, self.evalset_, "accuracy")
             entry["t_pool"] = predicted(model, self.pool_.X)
+            entry["a_acc"] = averaged_accuracy(query, model, self.evalset_)
             return model
 
         return query, deployed
@@ -91,13 +94,23 @@ def record(ns: argparse.Namespace) -> None:
     Path(ns.out).write_text(json.dumps({"data": ns.data, "batch": ns.batch, "max_labels": ns.max_labels, "seeds": out}))
 
 
+def averaged_accuracy(a: Any, b: Any, evalset: Any) -> float:
+    """Accuracy on ``evalset`` of the two fits' averaged class probabilities (an ensemble of the
+    fit on human labels and the pseudo-labeled fit; a class one of them lacks counts 0 there)."""
+    classes = np.union1d(np.asarray(a.classes_).astype(str), np.asarray(b.classes_).astype(str))
+    P = np.zeros((evalset.X.shape[0], classes.size))
+    for m in (a, b):
+        P[:, np.searchsorted(classes, np.asarray(m.classes_).astype(str))] += np.asarray(m.predict_proba(evalset.X))
+    return float((classes[P.argmax(axis=1)] == np.asarray(evalset.y).astype(str)).mean())
+
+
 def tallied(rounds: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
     """Per round: labels, both fits' accuracy, and (but the last) how many of the next round's new
     labels each fit got right (``human``, ``pseudo``) out of ``new``."""
     at = {item: i for i, item in enumerate(ids)}
     rows = []
     for i, e in enumerate(rounds):
-        row = {"n": e["n"], "q_acc": e["q_acc"], "t_acc": e.get("t_acc")}
+        row = {"n": e["n"], "q_acc": e["q_acc"], "t_acc": e.get("t_acc"), "a_acc": e.get("a_acc")}
         if i + 1 < len(rounds):
             after = rounds[i + 1]["labeled"]
             new = [k for k, v in after.items() if e["labeled"].get(k) != v]
@@ -113,6 +126,9 @@ def replay(rows: list[dict[str, Any]], rule: str, window: int) -> list[tuple[int
     """The curve a loop with ``rule`` would report: each round's deployed fit's accuracy."""
     out = []
     for i, r in enumerate(rows):
+        if rule == "avg":
+            out.append((r["n"], r["a_acc"] if r.get("a_acc") is not None else r["t_acc"]))
+            continue
         past = rows[max(0, i - window):i]
         human, pseudo, new = (sum(p.get(k, 0) for p in past) for k in ("human", "pseudo", "new"))
         use_human = rule == "query" or (rule not in ("trained", "query") and len(past) >= window and human >= pseudo
@@ -129,7 +145,7 @@ def score(ns: argparse.Namespace) -> None:
     print(f"{len(seeds)} paired seeds; full-data accuracy {full:.4f}\n")
     print("| rule | final - margin (mean) | below margin past 95% (points) | labels to 95% / 98%, x margin's (median) |")
     print("|---|---|---|---|")
-    rules = [("trained", 0), ("query", 0)] + [(r, w) for w in ns.windows for r in ns.rules]
+    rules = [("trained", 0), ("query", 0), ("avg", 0)] + [(r, w) for w in ns.windows for r in ns.rules]
     for rule, window in rules:
         finals, below, points, r95, r98 = [], 0, 0, [], []
         for s in seeds:
@@ -147,7 +163,7 @@ def score(ns: argparse.Namespace) -> None:
                 if n >= max(pm, pc):
                     points += 1
                     below += c[n] < m[n]
-        name = rule if rule in ("trained", "query") else f"{rule}, W={window}"
+        name = rule if rule in ("trained", "query", "avg") else f"{rule}, W={window}"
         print(f"| {name} | {np.mean(finals):+.4f} | {below}/{points} | {statistics.median(r95):.2f} / {statistics.median(r98):.2f} |")
 
 
