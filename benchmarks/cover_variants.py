@@ -18,6 +18,9 @@ Variants:
 - ``powerP`` (e.g. ``power4``): the cover's weights (each shortlisted item's margin score, 1 -
   its top-two gap) raised to the power P, so the cover leans harder towards the least sure
   items; the first pick and the shortlist are the product's.
+- ``handoverC`` (e.g. ``handover4``): where fewer than ``C x k`` shortlisted items pass the
+  gap filter (the model sure of most of the pool: the top of the curve), the batch is margin's
+  own top k, no cover.
 - ``labeled``: the cover starts from the labeled items as centers already chosen (as
   ``pending: true`` does with the items in people's hands), so it picks uncertain items far from
   what is labeled; the first pick is then the one that most lowers the cost.
@@ -82,12 +85,10 @@ def patch(variant: str) -> None:
     if variant == "typiclust":
         return _patch_typiclust()
     plain = coverage.kmeans_pp
+    if variant.startswith("handover"):
+        return _patch_handover(coverage, _number(variant, "handover"))
     if variant.startswith("power"):
-        try:
-            power = float(variant[len("power"):])
-        except ValueError as e:
-            raise SystemExit(f"--variant {variant!r}: powerP takes a number, e.g. power4") from e
-        return _patch_power(coverage, plain, power)
+        return _patch_power(coverage, plain, _number(variant, "power"))
     if variant != "top4k":
         raise SystemExit(f"unknown variant {variant!r}: top4k, powerP, labeled, typiclust")
 
@@ -98,6 +99,36 @@ def patch(variant: str) -> None:
         return top_cover(F, k, weights, 4 * k)
 
     coverage.kmeans_pp = cover
+
+
+def _number(variant: str, prefix: str) -> float:
+    try:
+        return float(variant[len(prefix):])
+    except ValueError as e:
+        raise SystemExit(f"--variant {variant!r}: {prefix} takes a number, e.g. {prefix}4") from e
+
+
+def _patch_handover(coverage: Any, times: float) -> None:
+    """``MarginCoverage.select`` returning margin's top k where fewer than ``times x k`` shortlisted
+    items pass the gap filter."""
+    import copy
+
+    from clicloop.strategies.scores import Margin, is_numeric
+    from clicloop.strategies.select import top_k_scored
+
+    plain = coverage.MarginCoverage.select
+
+    def select(self: Any, model: Any, X: Any, candidates: Any, k: int, rng: Any, *, chunk_size: int, ids: Any,
+               context: Any) -> Any:
+        if model is not None and is_numeric(X) and self.max_gap is not None:
+            top_rng, _ = copy.deepcopy(rng).spawn(2)  # the shortlist the product's select draws, its rng untouched
+            size = min(self.factor * k, max(self.max_shortlist, k))
+            short, w = top_k_scored(Margin(), model, X, candidates, size, top_rng, chunk_size=chunk_size, ids=ids)
+            if int((w >= 1.0 - self.max_gap).sum()) < times * k:
+                return short[:k]
+        return plain(self, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, context=context)
+
+    coverage.MarginCoverage.select = select
 
 
 def _patch_power(coverage: Any, plain: Any, power: float) -> None:
