@@ -76,8 +76,8 @@ def top_cover(F: np.ndarray, k: int, w: np.ndarray | None, m: int) -> np.ndarray
 def patch(variant: str) -> None:
     """Apply ``variant``: ``top4k`` replaces the cover ``MarginCoverage.select`` calls
     (``coverage.kmeans_pp``; a cover around pending items, continuous mode's ``pending: true``,
-    stays the product's), ``powerP`` wraps it, ``labeled`` wraps ``MarginCoverage.select``, ``typiclust`` replaces
-    ``ColdStart._representative``."""
+    stays the product's), ``powerP`` wraps it, ``handoverC`` and ``labeled`` wrap
+    ``MarginCoverage.select``, ``typiclust`` replaces ``ColdStart._representative``."""
     from clicloop.strategies import coverage
 
     if variant == "labeled":
@@ -90,7 +90,7 @@ def patch(variant: str) -> None:
     if variant.startswith("power"):
         return _patch_power(coverage, plain, _number(variant, "power"))
     if variant != "top4k":
-        raise SystemExit(f"unknown variant {variant!r}: top4k, powerP, labeled, typiclust")
+        raise SystemExit(f"unknown variant {variant!r}: top4k, powerP, handoverC, labeled, typiclust")
 
     def cover(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: Any = None, first: Any = None,
               trials: int = 1, weights: Any = None) -> np.ndarray:

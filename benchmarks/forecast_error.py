@@ -19,9 +19,10 @@ them: loops are deterministic given their seed, so the forecaster can be measure
 rerunning them (use a fresh folder after a change to the loop; ``--cached-only`` runs none).
 ``--forecaster FILE`` measures another version of ``forecast.py`` (e.g. ``git show
 COMMIT:orchestrator/reporting/forecast.py``) on the same loops; ``--scale S`` multiplies every
-forecast by S (a correction of its bias, to be chosen on calibration loops). ``--tune`` scores a grid of the
-forecast's curve families, noise scale and interval widening instead (see :func:`tune`): run it
-on calibration loops (other seeds or data sets), never on the ones the table reports.
+forecast by S (a correction of its bias, to be chosen on calibration loops). ``--tune`` scores a
+grid of the forecast's curve families, noise scale and interval widening instead (see
+:func:`tune`): run it on calibration loops (other seeds or data sets), never on the ones the
+table reports.
 
 For each finished loop the target is 98% of the best metric it reached; round R is the first whose
 model meets it (as the loop's target rule would see it). From the first k rounds (k = 25%, 50%,

@@ -26,10 +26,10 @@ of the newest labels right; ``shS``: the same, and only when it also got a share
 round (``avg``, an ensemble; records made before 2026-12-06 lack it and show ``trained``) and
 each rule: mean final accuracy minus margin's, the points past 95% where it is below margin, and
 the median ratios of labels to 95% / 98% of the full-data accuracy (from the margin file) to
-margin's. Measured on 2026-12-05
-(docs/benchmarks/log.md, "Pseudo-labels at the top of the curve: the newest labels decide"):
-``sh0.9`` with W=8 became the product's rule (``loop.pseudo_labels.newest_check``, default 8);
-``geq`` was not kept.
+margin's. Measured on 2026-12-05 (docs/benchmarks/log.md, "Pseudo-labels at the top of the
+curve: the newest labels decide"): ``sh0.9`` with W=8 became the product's rule
+(``loop.pseudo_labels.newest_check``, default 8); ``geq`` was not kept. ``avg`` was measured on
+2026-12-06 and not kept (same log, "Sharper cover weights, the two fits averaged, ...").
 """
 
 from __future__ import annotations
