@@ -76,7 +76,7 @@ def top_cover(F: np.ndarray, k: int, w: np.ndarray | None, m: int) -> np.ndarray
 def patch(variant: str) -> None:
     """Apply ``variant``: ``top4k`` replaces the cover ``MarginCoverage.select`` calls
     (``coverage.kmeans_pp``; a cover around pending items, continuous mode's ``pending: true``,
-    stays the product's), ``powerP`` wraps it, ``handoverC`` and ``labeled`` wrap
+    stays the product's), ``powerP`` and ``handoverC`` wrap it, ``labeled`` wraps
     ``MarginCoverage.select``, ``typiclust`` replaces ``ColdStart._representative``."""
     from clicloop.strategies import coverage
 
@@ -86,7 +86,7 @@ def patch(variant: str) -> None:
         return _patch_typiclust()
     plain = coverage.kmeans_pp
     if variant.startswith("handover"):
-        return _patch_handover(coverage, _number(variant, "handover"))
+        return _patch_handover(coverage, plain, _number(variant, "handover"))
     if variant.startswith("power"):
         return _patch_power(coverage, plain, _number(variant, "power"))
     if variant != "top4k":
@@ -108,27 +108,18 @@ def _number(variant: str, prefix: str) -> float:
         raise SystemExit(f"--variant {variant!r}: {prefix} takes a number, e.g. {prefix}4") from e
 
 
-def _patch_handover(coverage: Any, times: float) -> None:
-    """``MarginCoverage.select`` returning margin's top k where fewer than ``times x k`` shortlisted
-    items pass the gap filter."""
-    import copy
+def _patch_handover(coverage: Any, plain: Any, times: float) -> None:
+    """The cover ``MarginCoverage.select`` calls, returning the shortlist's first k rows (margin's
+    top k: the shortlist is best first) where fewer than ``times x k`` rows passed the gap filter
+    (a cover around pending items stays the product's)."""
 
-    from clicloop.strategies.scores import Margin, is_numeric
-    from clicloop.strategies.select import top_k_scored
+    def cover(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: Any = None, first: Any = None,
+              trials: int = 1, weights: Any = None) -> np.ndarray:
+        if centers is None and F.shape[0] < times * k:
+            return np.arange(min(k, F.shape[0]), dtype=np.int64)
+        return plain(F, k, rng, centers=centers, first=first, trials=trials, weights=weights)
 
-    plain = coverage.MarginCoverage.select
-
-    def select(self: Any, model: Any, X: Any, candidates: Any, k: int, rng: Any, *, chunk_size: int, ids: Any,
-               context: Any) -> Any:
-        if model is not None and is_numeric(X) and self.max_gap is not None:
-            top_rng, _ = copy.deepcopy(rng).spawn(2)  # the shortlist the product's select draws, its rng untouched
-            size = min(self.factor * k, max(self.max_shortlist, k))
-            short, w = top_k_scored(Margin(), model, X, candidates, size, top_rng, chunk_size=chunk_size, ids=ids)
-            if int((w >= 1.0 - self.max_gap).sum()) < times * k:
-                return short[:k]
-        return plain(self, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, context=context)
-
-    coverage.MarginCoverage.select = select
+    coverage.kmeans_pp = cover
 
 
 def _patch_power(coverage: Any, plain: Any, power: float) -> None:

@@ -8,9 +8,10 @@ Runs :func:`benchmarks.loop_labels.run_one`'s loop (the row's config from
 loop's steps timed: the fit the strategy queries with (and its solver's iterations where the
 model has ``n_iter_``), the selection (and margin-coverage's cover in it), the whole planning
 step (selection, pricing, pre-annotation, recording the tasks), and the later fit
-(``orchestrator/later_fit.py``: the model the round evaluates, fitted after the tasks went out). Medians and means over the rounds after the first
-(each round's seconds in ``--json FILE``); "people wait" is
-:class:`benchmarks.loop_round_time.RoundClock`'s, from a round's start to its tasks going out.
+(``orchestrator/later_fit.py``: the model the round evaluates, fitted after the tasks went out).
+Medians and means over the rounds after the first (each round's seconds in ``--json FILE``);
+"people wait" is :class:`benchmarks.loop_round_time.RoundClock`'s, from a round's start to its
+tasks going out.
 """
 
 from __future__ import annotations
