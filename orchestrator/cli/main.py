@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from clicloop.orchestrator.cli.output import pay_command, table_console
+from clicloop.orchestrator.cli.output import one_line_summaries, pay_command, table_console
 from clicloop.orchestrator.errors import ClicloopError
 
 app = typer.Typer(
@@ -236,6 +236,7 @@ app.add_typer(deploy_app, name="deploy")
 from clicloop.orchestrator.cli.dashboard import dashboard_command  # noqa: E402 (typer only; the server imports lazily)
 
 app.command("dashboard")(dashboard_command)
+one_line_summaries(app)
 
 
 def main(argv: list[str] | None = None) -> Any:

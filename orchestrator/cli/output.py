@@ -32,3 +32,17 @@ def pay_command(floor: Any, *, config: Any = None, ledger: str | None = None, lo
     if config is None:
         parts.append(f"--floor {format(floor.amount.normalize(), 'f')} --currency {floor.currency}")
     return " ".join([*parts, "--apply"])
+
+
+def one_line_summaries(app: Any) -> None:
+    """Give every command of ``app`` (and of its sub-apps) a ``short_help``, the first paragraph of
+    its docstring on one line: in the command list, typer's rich mode keeps a docstring's single
+    line breaks, which broke each summary mid-sentence at any terminal width."""
+    import inspect
+
+    for command in app.registered_commands:
+        doc = inspect.getdoc(command.callback) or ""
+        if command.short_help is None and doc:
+            command.short_help = " ".join(doc.split("\n\n")[0].split())
+    for group in app.registered_groups:
+        one_line_summaries(group.typer_instance)
