@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
+
+os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
 STRATEGIES = {"margin": {"name": "margin"}, "cost-aware (margin per second)": {"name": "cost-aware", "params": {"base": "margin"}}}
 

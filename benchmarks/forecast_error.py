@@ -55,6 +55,7 @@ from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
 FRACTIONS = (0.25, 0.5, 0.75)
 CONFIGS: dict[str, dict[str, Any]] = {

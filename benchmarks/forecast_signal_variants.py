@@ -39,8 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import os
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
 from benchmarks import forecast_error as bench  # noqa: E402
 from benchmarks.forecast_variants import cells, patched  # noqa: E402

@@ -28,6 +28,7 @@ data) or a folder holding ``<name>.jsonl`` and ``<name>.minilm.npy`` (CLINC150 i
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
 from clicloop.orchestrator.hookspecs import hookimpl  # noqa: E402
 

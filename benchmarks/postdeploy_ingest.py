@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
 LABELS = [f"intent_{i:03d}" for i in range(150)]
 WORDS = ["play", "song", "weather", "tomorrow", "transfer", "money", "book", "flight", "timer", "alarm", "what", "is", "my"]

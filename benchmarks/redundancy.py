@@ -20,11 +20,14 @@ Reported per scheme: how many seeds reached the target, and the median (min-max)
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
 SCHEMES: dict[str, dict[str, Any]] = {
     "1 answer": {"redundancy": 1, "aggregator": "majority"},
