@@ -145,6 +145,32 @@ def test_margin_coverage_is_weighted_greedy_cluster_margin_on_features_and_margi
     on_text = select(MarginCoverage(), TextModel(), texts, np.arange(2000), 5, np.random.default_rng(3))
     np.testing.assert_array_equal(on_text, select(Margin(), TextModel(), texts, np.arange(2000), 5, np.random.default_rng(3)))
 
+def test_margin_coverage_leans_towards_the_least_sure_items_with_its_weight_power():
+    """The cover weighs each shortlisted item by its margin score to the power ``weight_power``:
+    at 4, two very unsure items outweigh six fairly unsure ones, which the score itself (power 1,
+    the default) lets win by their number."""
+
+    class ReadsP:  # column 2 holds P(class 1) / 1000
+        classes_ = np.array([0, 1])
+
+        def predict_proba(self, X):
+            p = np.asarray(X)[:, 2] * 1000.0
+            return np.column_stack([1 - p, p])
+
+    rng = np.random.default_rng(0)
+    centre = [[0.0, 0.0, 0.5e-3]]  # score 1: the first pick
+    many = np.column_stack([10 + rng.normal(0, 0.1, 6), rng.normal(0, 0.1, 6), np.full(6, 0.7e-3)])  # score 0.6
+    few = np.column_stack([-10 + rng.normal(0, 0.1, 2), rng.normal(0, 0.1, 2), np.full(2, 0.525e-3)])  # score 0.95
+    X = np.vstack([centre, many, few]).astype(np.float64)
+    everything = np.arange(len(X))
+    sharp = select(MarginCoverage(factor=10, weight_power=4), ReadsP(), X, everything, 2, np.random.default_rng(0))
+    plain = select(MarginCoverage(factor=10), ReadsP(), X, everything, 2, np.random.default_rng(0))
+    assert sharp[0] == plain[0] == 0
+    assert sharp[1] >= 7 and 1 <= plain[1] <= 6
+    with pytest.raises(ValueError, match="weight_power"):
+        MarginCoverage(weight_power=0)
+
+
 def test_margin_coverage_scores_the_pool_once():
     """The shortlist's margins weigh the cover as they come from the pool's scoring pass: the
     model sees each candidate once (it saw the shortlist twice before, 2026-12-06)."""
