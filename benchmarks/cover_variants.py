@@ -17,7 +17,11 @@ Variants:
   the centroid.
 - ``powerP`` (e.g. ``power4``): the cover's weights (each shortlisted item's margin score, 1 -
   its top-two gap) raised to the power P, so the cover leans harder towards the least sure
-  items; the first pick and the shortlist are the product's.
+  items; the first pick and the shortlist are the product's. Since 2026-12-06 the product's
+  opt-in ``strategy.params.weight_power: P`` does the same (identical curves: digits at batch
+  10, seeds 10-12), e.g. ``loop_labels.py --configs 'p4={"strategy": {"name":
+  "margin-coverage", "params": {"weight_power": 4}}}'``; the variant stays so that the commands
+  of the benchmark log run as written.
 - ``handoverC`` (e.g. ``handover4``): where fewer than ``C x k`` shortlisted items pass the
   gap filter (the model sure of most of the pool: the top of the curve), the batch is margin's
   own top k, no cover.

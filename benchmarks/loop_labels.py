@@ -276,7 +276,9 @@ def run(ns: argparse.Namespace) -> None:
 # -- report -------------------------------------------------------------------------------------
 
 
-def report(paths: list[str]) -> None:
+def report(paths: list[str], against: str | None = None) -> None:
+    """The harness's ratio tables, then per row its final accuracy against margin's, the top of
+    its curve and its seconds; ``against``: also each row's final accuracy paired with that row's."""
     from benchmarks.strategies_labels import _boot, labels_to
     from benchmarks.strategies_labels import report as ratio_tables
 
@@ -311,6 +313,24 @@ def report(paths: list[str]) -> None:
             waits = _median_seconds(res, name, "round_waits")  # absent from files written before 2026-12-05
             cells += [f"{waits:.2f}", f"{waits / ref_waits:.2f}"] if waits and ref_waits else ["-", "-"]
             print("| " + " | ".join(cells) + " |")
+        if against is not None:
+            _paired_finals(res, against, rng, _boot)
+
+
+def _paired_finals(res: dict[str, Any], against: str, rng: np.random.Generator, boot: Any) -> None:
+    """Each row's final accuracy minus ``against``'s on the same seeds: mean [95% bootstrap
+    interval], and in how many seeds it ended above and below."""
+    other = res["curves"].get(against)
+    if other is None:
+        raise SystemExit(f"--against {against!r}: no such row in {res['data']}'s run (rows: {', '.join(res['curves'])})")
+    print(f"\n| row | final - {against} [95% CI] | seeds above / below / level |\n|---|---|---|")
+    for name, curves in res["curves"].items():
+        seeds = sorted(set(curves) & set(other), key=int)
+        if name == against or not seeds:
+            continue
+        d = np.array([curves[s][-1][1] - other[s][-1][1] for s in seeds])
+        lo, hi = boot(d, rng)
+        print(f"| {name} | {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}] | {(d > 0).sum()} / {(d < 0).sum()} / {(d == 0).sum()} |")
 
 
 def _median_seconds(res: dict[str, Any], name: str, key: str = "round_seconds") -> float:
@@ -386,14 +406,16 @@ def main() -> None:
     p.add_argument("--out", default="loop_labels.json")
     p.add_argument("--prepare", metavar="DIR", help="only write --data's pool and evaluation set into DIR, then stop")
     p.add_argument("--report", nargs="+", metavar="JSON", help="print the tables of earlier runs")
+    p.add_argument("--against", metavar="ROW", help="with --report or --merge: also each row's final accuracy paired "
+                   "with this row's (e.g. a variant against default)")
     p.add_argument("--merge", nargs="+", metavar="JSON", help="join runs of one setting (other seeds, other rows) "
                    "into --out, then report it")
     ns = p.parse_args()
     if ns.merge:
         Path(ns.out).write_text(json.dumps(merge_runs([json.loads(Path(f).read_text()) for f in ns.merge])))
-        return report([ns.out])
+        return report([ns.out], ns.against)
     if ns.report:
-        return report(ns.report)
+        return report(ns.report, ns.against)
     if ns.prepare:
         print(prepare(ns.data, Path(ns.prepare), ns.classes, compress=True, text=ns.text))
         return None
