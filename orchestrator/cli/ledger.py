@@ -85,7 +85,7 @@ def adjust(
     apply: Annotated[bool, typer.Option("--apply", help="record the payments (otherwise only list them)")] = False,
 ) -> None:
     """Adjustment payments that lift every worker below the wage floor (on total time) to it,
-    for any loop of a ledger: a labeling loop, or a deployment's review loop (``<name>:review``)."""
+    for any loop of a ledger: a labeling loop, or a deployment's review loop (named <name>:review)."""
     from clicloop.orchestrator.config import WageFloor
     from clicloop.orchestrator.fairwork.wages import apply_adjustments, proposed_adjustments
     from clicloop.orchestrator.ledger import Ledger
