@@ -33,11 +33,11 @@ class MarginCoverage:
     """The ``factor x k`` smallest-margin candidates (at most ``max_shortlist``, at least k),
     covered greedily by k of them, weighted when ``weighted`` by their margin score (1 - the gap
     between the two likeliest classes) raised to ``weight_power``; the first pick is the smallest
-    margin. The pool is scored once (margin's pass, whose scores weigh the
-    cover); the shortlist's weighted pairwise distances are computed once (float32, shortlist^2 x
-    4 bytes, at most 64 MB) and the greedy is lazy, so few rows are re-evaluated per pick. On a
-    pool without numeric features (raw text) there are no distances, and it ranks by margin
-    alone, so it works as a default on any pool.
+    margin. The pool is scored once (margin's pass, whose scores weigh the cover); the
+    shortlist's weighted pairwise distances are computed once (float32, shortlist^2 x 4 bytes, at
+    most 64 MB) and the greedy is lazy, so few rows are re-evaluated per pick. On a pool without
+    numeric features (raw text) there are no distances, and it ranks by margin alone, so it works
+    as a default on any pool.
 
     ``max_gap`` (default 0.5; None: off): only shortlisted items whose two likeliest classes are
     at most this far apart in probability are covered (never fewer than k): as the model grows
@@ -48,8 +48,9 @@ class MarginCoverage:
     ``weight_power`` (default 1: the margin score itself): how hard the cover leans towards the
     least sure shortlisted items. Not the default: with 4, measured with the real loop on
     calibration seeds (docs/benchmarks/log.md, 2026-12-06), CLINC150 at batch 10 needed fewer
-    labels to 95% (0.73x margin's against 0.76x), digits and SNIPS at batch 50 ended as before,
-    SNIPS at batch 10 needed more labels to 98% and CLINC150 at batch 50 ended a little lower.
+    labels to 95% (0.73x margin's against 0.76x), digits and SNIPS ended level with power 1,
+    SNIPS at batch 10 needed more labels to 98% (0.62x against 0.57x) and CLINC150 at batch 50
+    ended a little lower (-0.0004 accuracy).
 
     ``pending`` (default False; continuous mode only): items in someone's hands whose labels are
     still to come (``SelectContext.pending``) count as already chosen, so the cover goes around

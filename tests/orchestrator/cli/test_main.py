@@ -1,6 +1,7 @@
 """The command line as a user runs it: a subprocess, real files, exit codes."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,8 +52,6 @@ def test_help_lists_the_commands(tmp_path):
 def test_help_reflows_each_commands_summary_instead_of_keeping_the_docstrings_line_breaks(tmp_path):
     # rich markup mode kept a docstring's single line breaks in the command list, so a summary
     # broke mid-sentence ("with a simulated crowd" / "paid at the wage floor") at any width
-    import os
-
     run = subprocess.run([sys.executable, "-m", "clicloop", "--help"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=60, env={**os.environ, "COLUMNS": "250"})
     assert "with a simulated crowd paid at the wage floor" in run.stdout
