@@ -187,8 +187,17 @@ def report(path: Path) -> None:
             if x is not None and y:
                 ratios.append(x / y)
         shown = ", ".join(f"{v:.2f}" for v in ratios)
-        print(f"{label}: median {statistics.median(ratios):.2f} over {len(ratios)} paired seeds ({shown})" if ratios
-              else f"{label}: not reached in every run")
+        print(f"{label}: median {statistics.median(ratios):.2f} [{_median_interval(ratios)}] over {len(ratios)} paired "
+              f"seeds ({shown})" if ratios else f"{label}: not reached in every run")
+
+
+def _median_interval(ratios: list[float], draws: int = 10_000) -> str:
+    """The median's 95% bootstrap interval (seeds resampled, seeded: the same file prints the same)."""
+    import numpy as np
+
+    r = np.asarray(ratios)
+    medians = np.median(r[np.random.default_rng(0).integers(0, r.size, (draws, r.size))], axis=1)
+    return f"95% CI {np.percentile(medians, 2.5):.2f}, {np.percentile(medians, 97.5):.2f}"
 
 
 def main() -> None:
