@@ -191,13 +191,14 @@ def report(path: Path) -> None:
               f"seeds ({shown})" if ratios else f"{label}: not reached in every run")
 
 
-def _median_interval(ratios: list[float], draws: int = 10_000) -> str:
+def _median_interval(ratios: list[float]) -> str:
     """The median's 95% bootstrap interval (seeds resampled, seeded: the same file prints the same)."""
     import numpy as np
 
-    r = np.asarray(ratios)
-    medians = np.median(r[np.random.default_rng(0).integers(0, r.size, (draws, r.size))], axis=1)
-    return f"95% CI {np.percentile(medians, 2.5):.2f}, {np.percentile(medians, 97.5):.2f}"
+    from benchmarks.strategies_labels import _boot
+
+    lo, hi = _boot(np.asarray(ratios), np.random.default_rng(0), stat=np.median)
+    return f"95% CI {lo:.2f}, {hi:.2f}"
 
 
 def main() -> None:

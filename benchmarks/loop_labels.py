@@ -314,12 +314,14 @@ def report(paths: list[str], against: str | None = None) -> None:
             cells += [f"{waits:.2f}", f"{waits / ref_waits:.2f}"] if waits and ref_waits else ["-", "-"]
             print("| " + " | ".join(cells) + " |")
         if against is not None:
-            _paired_finals(res, against, rng, _boot)
+            _paired_finals(res, against, rng)
 
 
-def _paired_finals(res: dict[str, Any], against: str, rng: np.random.Generator, boot: Any) -> None:
+def _paired_finals(res: dict[str, Any], against: str, rng: np.random.Generator) -> None:
     """Each row's final accuracy minus ``against``'s on the same seeds: mean [95% bootstrap
     interval], and in how many seeds it ended above and below."""
+    from benchmarks.strategies_labels import _boot
+
     other = res["curves"].get(against)
     if other is None:
         raise SystemExit(f"--against {against!r}: no such row in {res['data']}'s run (rows: {', '.join(res['curves'])})")
@@ -329,7 +331,7 @@ def _paired_finals(res: dict[str, Any], against: str, rng: np.random.Generator, 
         if name == against or not seeds:
             continue
         d = np.array([curves[s][-1][1] - other[s][-1][1] for s in seeds])
-        lo, hi = boot(d, rng)
+        lo, hi = _boot(d, rng)
         print(f"| {name} | {d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}] | {(d > 0).sum()} / {(d < 0).sum()} / {(d == 0).sum()} |")
 
 

@@ -133,10 +133,11 @@ def aulc(curve: list[list[float]]) -> float:
     return float(np.trapezoid(a, n) / (n[-1] - n[0]))
 
 
-def _boot(ratios: np.ndarray, rng: np.random.Generator, B: int = 10_000) -> tuple[float, float]:
+def _boot(ratios: np.ndarray, rng: np.random.Generator, B: int = 10_000, stat: Any = np.mean) -> tuple[float, float]:
+    """95% bootstrap interval of ``stat`` (the mean unless given) over ``ratios`` resampled."""
     idx = rng.integers(0, ratios.size, (B, ratios.size))
-    means = ratios[idx].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    stats = stat(ratios[idx], axis=1)
+    return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
 
 
 def _load(paths: list[str], merge: bool) -> list[dict[str, Any]]:
