@@ -228,6 +228,8 @@ class ProjectModel:
 
     def _train_loop(self) -> None:
         while True:
+            with self.lock_:  # a queued run too reads every answer made until it starts
+                self.new_since_training_ = 0
             try:
                 self._train()
             except Exception as e:  # noqa: BLE001 - a failed training is reported, never kills the server
@@ -278,12 +280,28 @@ class ProjectModel:
         if name == "auto":
             name, why = auto_model(kind)
             log.info("project %s: model %s (%s)", self.project_id, name, why)
+        training_set = training_set_hash(ids, labels, [d.get(schema.field) for d in datas])
+        if self._serves(training_set, name, list(schema.labels)):
+            return
         model = self._create("model", name)
         model.fit(X, np.asarray(labels, dtype=object).astype(str))
-        training_set = training_set_hash(ids, labels, [d.get(schema.field) for d in datas])
         self._commit(model, {"trained_on": len(labels), "model": name, "training_set": training_set,
                              "labels": list(schema.labels)})
         self.warm_embeddings(model, every)
+
+    def _serves(self, training_set: str, model: str, labels: list[str]) -> bool:
+        """Whether the served version was fitted on exactly these answers, with this model and
+        label set: a retraining then makes no new version (two requests while one run was under
+        way, a webhook and a "Start training" for the same answers), and the run ends saying so."""
+        with self.lock_:
+            last = self.versions_[-1] if self.versions_ else {}
+            same = (self.model_ is not None and last.get("model_version") == self.serving_
+                    and last.get("training_set") == training_set and last.get("model") == model
+                    and list(last.get("labels") or []) == labels)
+            if same:
+                self.training_ = {**self.training_, "state": "idle", "version": self.serving_,
+                                  "progress": f"no new answers since {self.serving_}, which keeps serving"}
+        return same
 
     def warm_embeddings(self, model: Any, texts: list[Any]) -> int:
         """Embed every task's text into the disk cache, after a model is served, so that

@@ -65,6 +65,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
 
 
+def _trained_on(backend: BackendProcess, n: int) -> dict[str, Any] | None:
+    """The project's status once no training runs and the latest version was trained on ``n`` answers."""
+    p = backend.get("/status")["projects"][0]
+    return p if p["training"]["state"] == "idle" and p["versions"] and p["versions"][-1]["trained_on"] == n else None
+
+
 def test_a_killed_backend_serves_its_latest_model_on_restart_and_never_reuses_a_version(
         labelstudio: LabelStudioServer, tmp_path: Path) -> None:
     sdk = sdk_client(labelstudio)
@@ -80,13 +86,22 @@ def test_a_killed_backend_serves_its_latest_model_on_restart_and_never_reuses_a_
     backend.start()
     ledger, loop = f"sqlite:///{tmp_path / 'rs.db'}", f"rs.p{project.id}"
     try:
-        sdk.ml.create(project=project.id, url=f"{backend.url}/t/{token}", title="clicloop")
-        for batch, version in ((ids[:4], "rs-v1"), (ids[4:8], "rs-v2")):
-            for task_id in batch:
+        ml = sdk.ml.create(project=project.id, url=f"{backend.url}/t/{token}", title="clicloop")
+        # the webhooks train a first model at two labels and retrain every 4; how many versions that
+        # makes depends on when each webhook lands, so "Start training" then brings every answer in
+        for n in (4, 8):
+            for task_id in ids[n - 4:n]:
                 sdk.annotations.create(id=task_id, result=choice(truth[task_id]), lead_time=30.0)
-            wait_for(lambda v=version: (p := backend.get("/status")["projects"][0])["model_version"] == v
-                     and p["training"]["state"] == "idle", what=version,
-                     explain=lambda: f"status: {backend.get('/status')}\nlog:\n{backend.log()}")
+            sdk.ml.train(id=ml.id)
+            status = wait_for(lambda n=n: _trained_on(backend, n), what=f"a version trained on {n} answers",
+                              explain=lambda: f"status: {backend.get('/status')}\nlog:\n{backend.log()}")
+        names = [v["model_version"] for v in status["versions"]]
+        latest = names[-1]
+        assert names == [f"rs-v{i}" for i in range(1, len(names) + 1)]
+        sdk.ml.train(id=ml.id)  # no new answer: no new version
+        again = wait_for(lambda: (p := backend.get("/status")["projects"][0])["training"]["state"] == "idle"
+                         and p["training"].get("progress", "").startswith("no new answers") and p, what="a retraining on the same answers")
+        assert [v["model_version"] for v in again["versions"]] == names and again["model_version"] == latest
 
         backend.kill(signal.SIGKILL)  # no shutdown of any kind
         made_while_down = sdk.annotations.create(id=ids[8], result=choice(truth[ids[8]]), lead_time=30.0).id
@@ -96,26 +111,28 @@ def test_a_killed_backend_serves_its_latest_model_on_restart_and_never_reuses_a_
         answer = backend.post("/predict", {"tasks": tasks, "project": f"{project.id}.1"})
         first_predict_s = time.monotonic() - asked
         # the first call after the restart is served by the latest model
-        assert answer["model_version"] == "rs-v2" and all(r["result"] and r["model_version"] == "rs-v2" for r in answer["results"])
+        assert answer["model_version"] == latest and all(r["result"] and r["model_version"] == latest for r in answer["results"])
         status = backend.get("/status")["projects"][0]
-        assert [v["model_version"] for v in status["versions"]] == ["rs-v1", "rs-v2"] and status["predictions"] == "served"
-        stored = json.loads((tmp_path / "rs-models" / loop / "rs-v2.json").read_text())
-        assert len(stored["training_set"]) == 64 and stored["trained_on"] >= 4
+        assert [v["model_version"] for v in status["versions"]] == names and status["predictions"] == "served"
+        stored = json.loads((tmp_path / "rs-models" / loop / f"{latest}.json").read_text())
+        assert len(stored["training_set"]) == 64 and stored["trained_on"] == 8
         assert set(stored["libraries"]) >= {"sklearn", "numpy", "joblib", "clicloop"}
-        print(f"restart: /health after {up_after:.2f} s, first /predict (16 tasks, rs-v2) in {first_predict_s * 1000:.0f} ms")
+        print(f"restart: /health after {up_after:.2f} s, first /predict (16 tasks, {latest}) in {first_predict_s * 1000:.0f} ms")
 
-        # more labels: the next version is v3, trained once Label Studio's /setup brings a token again
+        # more labels: the next version, trained once Label Studio's /setup brings a token again
+        following = f"rs-v{len(names) + 1}"
         for task_id in ids[9:13]:
             sdk.annotations.create(id=task_id, result=choice(truth[task_id]), lead_time=30.0)
         sdk.actions.create(id="retrieve_tasks_predictions", project=project.id)
-        wait_for(lambda: backend.get("/status")["projects"][0]["model_version"] == "rs-v3", what="rs-v3")
+        wait_for(lambda: backend.get("/status")["projects"][0]["model_version"] == following, what=following)
     finally:
         backend.kill(signal.SIGTERM)
     rounds = _rows(ledger, s.rounds, loop=loop)
-    assert [(r["round_no"], r["model_version"]) for r in rounds] == [(0, f"{loop}-cold"), (1, "rs-v1"), (2, "rs-v2"), (3, "rs-v3")]
-    assert [r["status"] for r in rounds] == ["finished", "finished", "finished", "started"]
+    assert [(r["round_no"], r["model_version"]) for r in rounds] == [(0, f"{loop}-cold"), *enumerate(names, 1),
+                                                                     (len(names) + 1, following)]
+    assert [r["status"] for r in rounds] == ["finished"] * (len(names) + 1) + ["started"]
     down = [a for a in _rows(ledger, s.assignments, loop=loop) if a["external_id"] == str(made_while_down)]
-    assert [a["round_no"] for a in down] == [2]  # made while rs-v2 was the version to serve
+    assert [a["round_no"] for a in down] == [len(names)]  # made while the latest version was the one to serve
     verified = _cli("ledger", "verify", "--ledger", ledger)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

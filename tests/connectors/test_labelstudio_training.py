@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 from clicloop.connectors.labelstudio.engine import ProjectModel
 
@@ -60,3 +61,36 @@ def test_a_request_while_a_run_is_under_way_queues_one_more():
     m.wait_trained(timeout_s=10)
     time.sleep(0.05)
     assert m.runs_ == 2 and not m.training_running_ and not m.pending_train_
+
+
+def test_answers_during_a_queued_run_count_from_its_start():
+    """With ``train_every`` 4, a run queued behind a running one reads every answer made until it
+    starts, so the count starts again there: before, it went on from the first run's start, and
+    every answer past the fourth queued one more run (a CI run made four versions of eight answers,
+    two of them fitted on the same answers)."""
+    m = _model()
+    m.settings = SimpleNamespace(train_every=4)
+    m.recorder_ = SimpleNamespace(created=lambda *args: True)
+    m.schema = SimpleNamespace(labels=("billing", "delivery"), from_name="topic")
+    m.labels_seen_, m.model_ = set(), object()
+    started, go = threading.Semaphore(0), threading.Semaphore(0)
+
+    def blocked() -> None:
+        started.release()
+        go.acquire(timeout=10)
+        m.runs_ += 1
+
+    m._train = blocked
+    for _ in range(4):  # the fourth answer starts a run
+        m.on_annotation("created", 1, {}, None)
+    assert started.acquire(timeout=5)
+    for _ in range(4):  # four more while it runs: one run queued
+        m.on_annotation("created", 1, {}, None)
+    go.release()
+    assert started.acquire(timeout=5)  # the queued run has started: it reads those four
+    m.on_annotation("created", 1, {}, None)  # one new answer: not four
+    go.release()
+    m.wait_trained(timeout_s=10)
+    time.sleep(0.05)
+    assert m.runs_ == 2 and not m.pending_train_
+    assert m.new_since_training_ == 1
