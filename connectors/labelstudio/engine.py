@@ -20,7 +20,7 @@ from clicloop.connectors.labelstudio.modelstore import ModelStore, StoredModelEr
 from clicloop.connectors.labelstudio.recorder import Recorder, answer_label
 from clicloop.connectors.labelstudio.relabel import answers_with, readmit
 from clicloop.connectors.labelstudio.settings import ServeSettings
-from clicloop.connectors.labelstudio.writeback import ScoreWriter
+from clicloop.connectors.labelstudio.writeback import ScoreWriter, score_updates, write_now
 from clicloop.orchestrator.errors import ClicloopError
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.training.sentence_model import auto_model
@@ -350,23 +350,12 @@ class ProjectModel:
 
     # -- acquisition scores into the Data Manager ------------------------------------------------
 
-    def _score_updates(self, tasks: list[dict[str, Any]], scores: list[float | None]) -> list[tuple[int, dict[str, Any]]]:
-        """``(task id, new data)`` for each task with a score whose data do not hold it and this model version yet."""
-        version, todo = self.version, []
-        for task, score in zip(tasks, scores):
-            if score is None:  # deferred: no prediction yet
-                continue
-            value, data = round(float(score), 6), task.get("data") or {}
-            if data.get("clicloop_acquisition") != value or data.get("clicloop_model_version") != version:
-                todo.append((int(task["id"]), {**data, "clicloop_acquisition": value, "clicloop_model_version": version}))
-        return todo
-
     def queue_acquisition(self, tasks: list[dict[str, Any]], scores: list[float | None]) -> int:
         """Hand each task's acquisition score to the background writer (``/predict`` never waits
         on Label Studio); returns how many writes were queued."""
         if not hasattr(self, "client_"):
             return 0
-        return self.writer_.submit(self._score_updates(tasks, scores))
+        return self.writer_.submit(score_updates(tasks, scores, self.version))
 
     def write_acquisition(self, tasks: list[dict[str, Any]], scores: list[float | None], workers: int | None = None) -> int:
         """Store each task's acquisition score in ``task.data["clicloop_acquisition"]``, a column
@@ -379,12 +368,8 @@ class ProjectModel:
         """
         if not hasattr(self, "client_"):
             return 0
-        todo = self._score_updates(tasks, scores)
-        writer = ScoreWriter(lambda: self.client_, self.project_id, max(1, workers or self.settings.acquisition_workers))
-        writer.submit(todo)
-        writer.wait_idle()
-        writer.stop()
-        return len(todo)
+        return write_now(lambda: self.client_, self.project_id, score_updates(tasks, scores, self.version),
+                         max(1, workers or self.settings.acquisition_workers))
 
     def _why_no_predictions(self) -> str | None:
         """Why /predict answers empty predictions, in words (None while a model serves)."""

@@ -116,3 +116,26 @@ class ScoreWriter:
                 self._count_dropped(dropped, "the server is stopping")
             self.cond_.notify_all()
         return dropped
+
+
+def score_updates(tasks: list[dict[str, Any]], scores: list[float | None], version: str) -> list[tuple[int, dict[str, Any]]]:
+    """``(task id, new data)`` for each task with a score (None: deferred, no prediction yet) whose
+    data do not hold that score and model ``version`` yet."""
+    todo = []
+    for task, score in zip(tasks, scores):
+        if score is None:
+            continue
+        value, data = round(float(score), 6), task.get("data") or {}
+        if data.get("clicloop_acquisition") != value or data.get("clicloop_model_version") != version:
+            todo.append((int(task["id"]), {**data, "clicloop_acquisition": value, "clicloop_model_version": version}))
+    return todo
+
+
+def write_now(client: Callable[[], Any], project_id: int, updates: Sequence[tuple[int, dict[str, Any]]], workers: int) -> int:
+    """Write the updates over ``workers`` connections at once and wait until they are written (a
+    failure is logged, not raised); returns how many were sent."""
+    writer = ScoreWriter(client, project_id, workers)
+    writer.submit(updates)
+    writer.wait_idle()
+    writer.stop()
+    return len(updates)

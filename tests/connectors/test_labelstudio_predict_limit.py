@@ -15,6 +15,7 @@ import pytest
 from clicloop.connectors.labelstudio.engine import ProjectModel
 from clicloop.connectors.labelstudio.labelset import parse_schema
 from clicloop.connectors.labelstudio.settings import ServeSettings
+from clicloop.connectors.labelstudio.writeback import score_updates
 from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.plugins import Registry, get_plugin_manager
 from clicloop.orchestrator.training import embeddings
@@ -87,8 +88,8 @@ def test_predict_embeds_at_most_the_limit_and_defers_the_rest(engine, caplog):
         assert results[i] == {"result": [], "score": None, "model_version": "ml-v1"} and scores[i] is None
     assert all(isinstance(scores[i], float) for i in predicted)
     assert len([r for r in caplog.records if "defers 4 task(s)" in r.getMessage()]) == 1
-    assert engine._score_updates(tasks, scores) == [(i, {**tasks[i]["data"], "clicloop_acquisition": round(scores[i], 6),
-                                                         "clicloop_model_version": "ml-v1"}) for i in predicted]
+    assert score_updates(tasks, scores, engine.version) == [(i, {**tasks[i]["data"], "clicloop_acquisition": round(scores[i], 6),
+                                                                  "clicloop_model_version": "ml-v1"}) for i in predicted]
 
     assert engine.deferral_.wait_idle(30)
     assert engine.status()["deferred_embeddings"] == 0
