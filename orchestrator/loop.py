@@ -28,7 +28,8 @@ from clicloop.orchestrator.crowd import planning, quality
 from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
-from clicloop.orchestrator.loop_setup import check_model, check_money_budget, check_strategy, fingerprint, make_engine
+from clicloop.orchestrator.loop_setup import (check_ledger_items, check_model, check_money_budget, check_strategy, check_truth,
+                                              fingerprint, make_engine)
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
@@ -121,7 +122,11 @@ class Loop:
         config_hash, config_json = fingerprint(cfg)
         if not restart:  # refuse another config before the backend opens (it may create projects)
             self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed, register=False)
+        if not restart:
+            check_ledger_items(self.ledger_, self.name, self.pool_, self.index_)
         truth = None
+        if getattr(self.backend_, "reads_ground_truth", False):
+            check_truth(cfg, self.pool_)
         if getattr(self.backend_, "reads_ground_truth", False) and self.pool_.truth is not None:
             truth = {i: t for i, t in zip(self.pool_.ids, self.pool_.truth) if t is not None}
         warning = cfg.loop.content_warning

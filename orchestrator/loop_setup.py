@@ -14,7 +14,7 @@ from typing import Any
 
 from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.credentials import public_config
-from clicloop.orchestrator.errors import BudgetError, ConfigError
+from clicloop.orchestrator.errors import BudgetError, ConfigError, DataError
 from clicloop.orchestrator.ledger.money import exact
 
 
@@ -75,6 +75,31 @@ def check_money_budget(cfg: Config, backend: Any) -> None:
                 f"{loop.redundancy} answers x {float(price):g} per task = {float(batch):g}); raise it or lower loop.batch_size",
                 field="stop.max_cost",
             )
+
+
+def check_truth(cfg: Config, pool: Any) -> None:
+    """A crowd that answers from the ground truth (the simulated ones) has it for every pool row
+    it may be asked about: every row without a seed label."""
+    if pool.truth is None:
+        return
+    import numpy as np
+
+    empty = np.flatnonzero(pool.truth == None)  # noqa: E711 - elementwise, on an object array
+    missing = [pool.ids[i] for i in empty if pool.ids[i] not in pool.seed_labels]
+    if missing:
+        shown = ", ".join(repr(str(i)) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise DataError(f"{pool.source}: data.pool.truth ({cfg.data.pool.truth!r}) is empty in {len(missing)} row(s) "
+                        f"without a seed label (ids {shown}); the {cfg.backend.name} crowd answers from it: fill it in, "
+                        "or remove those rows")
+
+
+def check_ledger_items(ledger: Any, loop: str, pool: Any, index: dict[str, int]) -> None:
+    """Every item the ledger holds a task of, for a loop being resumed, is still in the pool."""
+    gone = sorted(i for i in ledger.item_ids(loop) if i not in index)
+    if gone:
+        more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
+        raise DataError(f"{pool.source}: the ledger holds a task of item {gone[0]!r}{more} of loop {loop!r}, which is "
+                        "not in the pool any more; put its row back to resume, or start the loop over with --restart")
 
 
 def make_engine(cfg: Config, strategy: Any) -> Any:

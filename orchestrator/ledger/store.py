@@ -178,6 +178,11 @@ class Ledger:
             rows = conn.execute(select(s.tasks).where(s.tasks.c.loop == loop, s.tasks.c.round_no == round_no).order_by(s.tasks.c.rank))
             return [dict(r._mapping) for r in rows]
 
+    def item_ids(self, loop: str) -> list[str]:
+        """Every item the loop has a task of."""
+        with self.engine_.connect() as conn:
+            return list(conn.execute(select(s.tasks.c.item_id).where(s.tasks.c.loop == loop).distinct()).scalars())
+
     def task_items(self, keys: Iterable[str]) -> dict[str, str]:
         """Item id of each known task key (unknown keys are left out)."""
         out: dict[str, str] = {}

@@ -153,3 +153,33 @@ def test_matching_files_still_run(tmp_path):
     evalset.to_csv(tmp_path / "eval.csv", index=False)
     results = Loop(config_from_dict(file_config(tmp_path, "pool.csv"))).run()
     assert sum(r.answers for r in results) == 20 and np.isfinite(results[-1].metric)
+
+
+@pytest.mark.parametrize("backend", ["simulated", "event-crowd"])
+def test_pool_rows_without_ground_truth_are_refused_before_a_crowd_that_answers_from_it(tmp_path, backend):
+    """A row the simulated crowd could be asked about but has no truth for was found only when the
+    strategy picked it: the loop was registered and its round's tasks recorded by then, and the
+    error came or not by the luck of the picks."""
+    pool, evalset = digits_frames()
+    pool.loc[[300, 901], "truth"] = None  # two rows without a seed label either
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    cfg = {**file_config(tmp_path, "pool.csv"), "backend": {"name": backend}}
+    refused(cfg, DataError, r"pool.csv: data.pool.truth \('truth'\) is empty in 2 row\(s\) .*'d300', 'd901'")
+    pool.loc[[300, 901], "label"] = "1"  # a seed label: never asked
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    assert sum(r.answers for r in Loop(config_from_dict(cfg)).run()) == 20
+
+
+def test_a_resume_after_a_pool_row_with_a_task_was_removed_names_the_row(tmp_path):
+    pool, evalset = digits_frames()
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    cfg = file_config(tmp_path, "pool.csv")
+    Loop(config_from_dict(cfg)).run()
+    with Ledger(cfg["ledger"]) as ledger:
+        asked = sorted({row["item_id"] for row in ledger.tasks(cfg["loop"]["name"], 1)})
+    pool[~pool["id"].isin(asked[:1])].to_csv(tmp_path / "pool.csv", index=False)
+    more = {**cfg, "stop": {"max_labels": 40}}
+    with pytest.raises(DataError, match=rf"pool.csv: the ledger holds a task of item '{asked[0]}' .* not in the pool"):
+        Loop(config_from_dict(more)).run()
