@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from clicloop.orchestrator.credentials import check_secret_params, resolve_secret_files
 from clicloop.orchestrator.errors import BudgetError, ConfigError
@@ -37,6 +37,7 @@ class Source(_Strict):
     truth: str | None = Field(None, description="ground truth that only the simulated crowd reads")
     sensitive: str | None = Field(None, description="boolean column: personal or sensitive items (confidential backends only)")
     disturbing: str | None = Field(None, description="boolean column: items that need a content warning")
+    _written: dict[str, str] = PrivateAttr(default_factory=dict)  # relative paths as the config file gives them
 
     @model_validator(mode="after")
     def _text_or_features(self) -> Source:
@@ -390,8 +391,11 @@ def _config_error(e: ValidationError, source: str) -> ConfigError:
 
 def _resolve_paths(config: Config, base_dir: Path) -> None:
     for source in (config.data.pool, config.data.eval):
-        if source is not None and not source.path.is_absolute():
-            source.path = base_dir / source.path
+        for key in ("path", "embeddings"):
+            value = None if source is None else getattr(source, key)
+            if value is not None and not value.is_absolute():  # the loop's fingerprint keeps them as written
+                source._written[key] = str(value)
+                setattr(source, key, base_dir / value)
     for ref in (config.model, config.strategy, config.backend, config.aggregator):
         resolve_secret_files(ref.params, base_dir)
     prefix = "sqlite:///"

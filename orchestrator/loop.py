@@ -120,8 +120,9 @@ class Loop:
         self.lease_ = RunnerLease(self.ledger_, self.name).acquire()  # one runner per loop, before --restart deletes
         opened.callback(self.lease_.release)
         config_hash, config_json = fingerprint(cfg)
+        accept = {fingerprint(cfg, legacy=True)[0]}  # a loop begun before data paths counted as written
         if not restart:  # refuse another config before the backend opens (it may create projects)
-            self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed, register=False)
+            self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed, register=False, accept=accept)
         if not restart:
             check_ledger_items(self.ledger_, self.name, self.pool_, self.index_)
         truth = None
@@ -138,7 +139,7 @@ class Loop:
         opened.callback(self.backend_.close)
         if restart:
             self.ledger_.delete_loop(self.name)
-        self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed)
+        self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed, accept=accept)
         texts = self.pool_.texts
         self.sensitive_ = sensitive_mask(texts, self.pool_.sensitive, cfg.loop.sensitive, len(self.pool_))
         self.warned_ = warning_mask(texts, self.pool_.disturbing, warning, len(self.pool_))

@@ -116,9 +116,12 @@ def make_engine(cfg: Config, strategy: Any) -> Any:
     return RayEngine(address=engine.address, num_workers=engine.num_workers, range_rows=engine.range_rows)
 
 
-def fingerprint(cfg: Config) -> tuple[str, str]:
+def fingerprint(cfg: Config, *, legacy: bool = False) -> tuple[str, str]:
     """Hash of what decides a loop's results (stop rules and pay may change between resumes).
-    Secrets are left out (``public_config``): never stored, and a new token resumes the same loop."""
+    Secrets are left out (``public_config``): never stored, and a new token resumes the same loop.
+    Data files count as the config file names them, so a run from another folder resumes the same
+    loop (``legacy``: the hash of loops begun before 2026-12-06, which counted the pool's path
+    resolved against the folder the run started in)."""
     body = cfg.model_dump(mode="json", exclude={"stop": True, "ledger": True, "wage_floor": True, "worker_salt": True,
                                                 "loop": {"engine", "blas_threads"}})  # engines pick the same items; threads: the machine's business
     if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
@@ -150,6 +153,11 @@ def fingerprint(cfg: Config) -> tuple[str, str]:
         for key in ("vectors", "embeddings"):
             if isinstance(source, dict) and source.get(key) is None:
                 source.pop(key, None)
+    for key in ("pool", "eval"):
+        source, dumped = getattr(cfg.data, key), body["data"].get(key)
+        for field, written in ({} if source is None else source._written).items():
+            if isinstance(dumped, dict) and not (legacy and field == "path"):
+                dumped[field] = written
     body = public_config(body)
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

@@ -19,6 +19,7 @@ from clicloop.orchestrator.credentials import redact_url, scrub
 from clicloop.orchestrator.ledger import accounting, secrecy
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.create import check_or_create
+from clicloop.orchestrator.ledger.configdiff import differences
 from clicloop.orchestrator.ledger.db import amount_micros, chunks, has_table, insert_ignore, insert_tuples, lock_for_migration, make_engine, micros, num
 from clicloop.orchestrator.types import Answer, Consensus, Task
 
@@ -92,21 +93,25 @@ class Ledger:
 
     # -- loops and rounds ------------------------------------------------------------------------
 
-    def begin_loop(self, name: str, config_hash: str, config_json: str, seed: int, *, register: bool = True) -> bool:
-        """Register a loop; True if new. A loop resumed with another config is refused (``register``
-        False: only that check, nothing written)."""
+    def begin_loop(self, name: str, config_hash: str, config_json: str, seed: int, *, register: bool = True,
+                   accept: Iterable[str] = ()) -> bool:
+        """Register a loop; True if new. A loop resumed with another config (whose hash is neither
+        ``config_hash`` nor one of ``accept``) is refused, naming what differs (``register`` False:
+        only that check, nothing written)."""
         with self.engine_.begin() as conn:
-            row = conn.execute(select(s.loops.c.config_hash).where(s.loops.c.name == name)).first()
+            row = conn.execute(select(s.loops.c.config_hash, s.loops.c.config_json).where(s.loops.c.name == name)).first()
             if row is None:
                 if not register:
                     return True
                 insert_ignore(conn, s.loops, [{"name": name, "config_hash": config_hash, "config_json": config_json,
                                                "seed": seed, "created_at": time.time()}])
                 return True
-        if row.config_hash != config_hash:
+        if row.config_hash != config_hash and row.config_hash not in set(accept):
+            changed = differences(row.config_json, config_json)
             raise LedgerError(
-                f"loop {name!r} already exists in this ledger with a different config; resuming it would mix "
-                "two experiments. Give the new run another loop.name, or pass --restart to replace the loop."
+                f"loop {name!r} already exists in this ledger with a different config"
+                f"{f' (it differs in {changed})' if changed else ''}; resuming it would mix two experiments. "
+                "Give the new run another loop.name, or pass --restart to replace the loop."
             )
         return False
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,67 @@ def test_a_resume_after_a_pool_row_with_a_task_was_removed_names_the_row(tmp_pat
     more = {**cfg, "stop": {"max_labels": 40}}
     with pytest.raises(DataError, match=rf"pool.csv: the ledger holds a task of item '{asked[0]}' .* not in the pool"):
         Loop(config_from_dict(more)).run()
+
+
+def _project(tmp_path: Path, embeddings: bool = False) -> Path:
+    """A project folder as ``clicloop init`` leaves it: the config beside its data, relative paths."""
+    folder = tmp_path / "tix"
+    folder.mkdir()
+    pool, evalset = digits_frames()
+    pool.to_csv(folder / "pool.csv", index=False)
+    evalset.to_csv(folder / "eval.csv", index=False)
+    cfg = digits_config("sqlite:///ledger.db", stop={"max_labels": 20})
+    cfg["data"] = {"pool": {"path": "pool.csv", "id": "id", "truth": "truth", "label": "label"},
+                   "eval": {"path": "eval.csv", "label": "label"}}
+    if embeddings:
+        np.save(folder / "pool.npy", pool[[f"f{i}" for i in range(4)]].to_numpy())
+        np.save(folder / "eval.npy", evalset[[f"f{i}" for i in range(4)]].to_numpy())
+        cfg["data"]["pool"]["embeddings"], cfg["data"]["eval"]["embeddings"] = "pool.npy", "eval.npy"
+    (folder / "c.yaml").write_text(yaml.safe_dump(cfg))
+    return folder
+
+
+@pytest.mark.parametrize("embeddings", [False, True])
+def test_a_loop_resumes_from_another_folder_and_embeddings_resolve_against_the_config(tmp_path, monkeypatch, embeddings):
+    """A data path counted in the loop's fingerprint as resolved against the folder the run started
+    in: begun inside the project folder, the loop was "a different config" from its parent. And
+    an embeddings file was looked for in the working folder, not beside the config."""
+    folder = _project(tmp_path, embeddings)
+    monkeypatch.chdir(folder)
+    main(["run", "c.yaml"])
+    monkeypatch.chdir(tmp_path)
+    cfg = yaml.safe_load((folder / "c.yaml").read_text())
+    cfg["stop"]["max_labels"] = 40
+    (folder / "c.yaml").write_text(yaml.safe_dump(cfg))
+    main(["run", "tix/c.yaml"])
+    with Ledger(f"sqlite:///{folder / 'ledger.db'}") as ledger:
+        assert ledger.loops() == ["t"] and sum(len(ledger.tasks("t", r["round_no"])) for r in ledger.rounds("t")) == 40
+
+
+def test_a_loop_begun_from_another_folder_before_paths_counted_as_written_still_resumes(tmp_path, monkeypatch):
+    from clicloop.orchestrator.config import load_config
+    from clicloop.orchestrator.loop_setup import fingerprint
+
+    folder = _project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    main(["run", "tix/c.yaml"])
+    as_run = Loop(load_config("tix/c.yaml"))._build()  # the config as the loop runs it ("auto" settings resolved)
+    old, new = (fingerprint(as_run, legacy=legacy)[0] for legacy in (True, False))
+    assert old != new
+    with sqlite3.connect(folder / "ledger.db") as db:  # the hash the code before recorded
+        db.execute("UPDATE loops SET config_hash = ? WHERE name = 't'", (old,))
+    main(["run", "tix/c.yaml"])
+
+
+def test_a_loop_resumed_with_another_config_is_refused_naming_what_differs(tmp_path, monkeypatch, capsys):
+    folder = _project(tmp_path)
+    monkeypatch.chdir(folder)
+    main(["run", "c.yaml"])
+    cfg = yaml.safe_load((folder / "c.yaml").read_text())
+    cfg["strategy"] = {"name": "entropy"}
+    (folder / "c.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(SystemExit) as refusal:
+        main(["run", "c.yaml"])
+    assert refusal.value.code == 2
+    err = capsys.readouterr().err
+    assert "it differs in strategy.name ('entropy' now, 'margin-coverage' when the loop began)" in err
