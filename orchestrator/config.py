@@ -318,7 +318,9 @@ class Config(_Strict):
     worker_salt: str | None = Field(None, min_length=8, description="key of worker pseudonyms (else $CLICLOOP_WORKER_SALT, "
                                     "else a key file outside the ledger: orchestrator/ledger/keys.py)")
     wage_floor: WageFloor = WageFloor()
-    plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
+    plugins: list[str] = Field(default_factory=list, description="extra plugins to load: module names, or .py files "
+                               "(relative to the config file)")
+    _written: dict[str, Any] = PrivateAttr(default_factory=dict)  # relative paths as the config file gives them
 
     @model_validator(mode="after")
     def _checks(self) -> Config:
@@ -396,6 +398,9 @@ def _resolve_paths(config: Config, base_dir: Path) -> None:
             if value is not None and not value.is_absolute():  # the loop's fingerprint keeps them as written
                 source._written[key] = str(value)
                 setattr(source, key, base_dir / value)
+    if any(p.endswith(".py") and not Path(p).is_absolute() for p in config.plugins):
+        config._written["plugins"] = list(config.plugins)
+        config.plugins = [str(base_dir / p) if p.endswith(".py") and not Path(p).is_absolute() else p for p in config.plugins]
     for ref in (config.model, config.strategy, config.backend, config.aggregator):
         resolve_secret_files(ref.params, base_dir)
     prefix = "sqlite:///"

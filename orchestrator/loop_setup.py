@@ -158,6 +158,8 @@ def fingerprint(cfg: Config, *, legacy: bool = False) -> tuple[str, str]:
         for field, written in ({} if source is None else source._written).items():
             if isinstance(dumped, dict) and not (legacy and field == "path"):
                 dumped[field] = written
+    if "plugins" in cfg._written:
+        body["plugins"] = cfg._written["plugins"]
     body = public_config(body)
     text = json.dumps(body, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), text

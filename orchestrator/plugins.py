@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -53,18 +54,34 @@ def get_plugin_manager(
         except Exception as e:  # a broken third-party plugin: name it, keep the cause
             raise PluginError(f"could not load a plugin from the 'clicloop' entry points: {e}") from e
     for name in extra_modules:
-        if pm.has_plugin(name):
-            continue
-        try:
-            module = importlib.import_module(name)
-        except ImportError as e:
-            raise PluginError(f"plugin module {name!r} (from the config's 'plugins') cannot be imported: {e}") from e
-        pm.register(module, name=name)
+        if not pm.has_plugin(name):
+            pm.register(_import(name), name=name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:
         raise PluginError(f"{e} (is the hook name misspelled? known hooks: {', '.join(_hook_names())})") from e
     return pm
+
+
+def _import(name: str) -> Any:
+    """A plugin module by its import name, or by the path of its ``.py`` file."""
+    if name.endswith(".py"):
+        path = Path(name)
+        spec = importlib.util.spec_from_file_location(path.stem, path) if path.is_file() else None
+        if spec is None or spec.loader is None:
+            raise PluginError(f"plugin file {name!r} (from the config's 'plugins') not found")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except ImportError as e:
+            raise PluginError(f"plugin file {name!r} (from the config's 'plugins') cannot be imported: {e}") from e
+        return module
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise PluginError(f"plugin module {name!r} (from the config's 'plugins') cannot be imported: {e}"
+                          + (f" (a file beside the config: write plugins: [{name}.py])"
+                             if isinstance(e, ModuleNotFoundError) and e.name == name else "")) from e
 
 
 def _hook_names() -> list[str]:

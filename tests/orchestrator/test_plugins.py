@@ -165,3 +165,44 @@ def test_a_real_third_party_distribution_adds_a_strategy_and_a_backend(tmp_path)
     totals = json.loads(report.stdout)["t"]["totals"]
     assert totals["answers"] == 20
     assert totals["active_hours"] * 3600 / 20 > 10  # the slow crowd's tasks took ~15 s each
+
+
+README_PLUGIN = '''
+import numpy as np
+from clicloop import hookimpl
+
+class SmallestMax:
+    """Least confidence, written as a plugin: higher score = more informative."""
+    requires = ("predict_proba",)
+
+    def score(self, model, X, rng):
+        return 1.0 - model.predict_proba(X).max(axis=1)
+
+@hookimpl
+def clicloop_register_strategies(register):
+    register("smallest-max", SmallestMax)
+'''
+
+
+def test_a_plugin_file_beside_the_config_loads_from_any_folder(tmp_path, monkeypatch, capsys):
+    """The README's plugin, loaded by ``plugins: [my_plugin]`` as it said, was not importable by the
+    console script (whose path holds no working folder): a ``.py`` entry is a file, relative to
+    the config, and a module that cannot be found says so."""
+    from clicloop.orchestrator.cli.main import main
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "my_plugin.py").write_text(README_PLUGIN)
+    cfg = digits_config("sqlite:///l.db", strategy={"name": "smallest-max"}, stop={"max_labels": 30}, plugins=["my_plugin.py"])
+    (project / "c.yaml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.chdir(tmp_path)
+    main(["run", "proj/c.yaml"])
+    monkeypatch.chdir(project)
+    cfg["stop"]["max_labels"] = 40
+    (project / "c.yaml").write_text(yaml.safe_dump(cfg))
+    main(["run", "c.yaml"])  # the same loop, resumed from the config's folder
+    assert "smallest-max" in capsys.readouterr().out + (project / "c.yaml").read_text()
+    with pytest.raises(PluginError, match=r"'no_such_plugin' .* \(a file beside the config: write plugins: \[no_such_plugin.py\]\)"):
+        get_plugin_manager(["no_such_plugin"])
+    with pytest.raises(PluginError, match=r"plugin file 'gone.py' .* not found"):
+        get_plugin_manager(["gone.py"])
