@@ -3,7 +3,9 @@
 A strategy lists its needs in ``requires``: model capabilities (``predict_proba``,
 ``predict_proba_samples`` for MC dropout, ``predict_proba_members`` for a committee) and
 ``features`` (a numeric 2-D pool). A model states what it offers with ``clicloop_provides()``
-(so a committee of one or a dropout of 0 can say no); otherwise its methods are looked up.
+(so a committee of one or a dropout of 0 can say no); otherwise its methods are looked up. A
+model whose own setting gives what is missing says which with ``clicloop_how_to_provide(need)``
+(the sentence-embedding model's ``head``), named instead of a model to switch to.
 """
 
 from __future__ import annotations
@@ -37,5 +39,8 @@ def unmet(strategy: Any, model: Any, X: Any) -> list[str]:
             if not is_numeric(X):
                 out.append(NEEDS["features"])
         elif need not in offered:
-            out.append(NEEDS.get(need, f"a model with {need}"))
+            how = getattr(model, "clicloop_how_to_provide", None)
+            setting = how(need) if callable(how) else None
+            what = NEEDS.get(need, f"a model with {need}")
+            out.append(f"{what.split(' (model:')[0]} ({setting})" if setting else what)
     return out

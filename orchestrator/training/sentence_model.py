@@ -58,6 +58,11 @@ class SentenceEmbedding:
         """What the head offers the strategies: MC-dropout samples or committee members too."""
         return set(self._new_head().clicloop_provides()) if self.head != "logreg" else {"predict_proba"}
 
+    def clicloop_how_to_provide(self, need: str) -> str | None:
+        """The setting that gives a strategy what it needs (``strategies/requirements.py``)."""
+        return {"predict_proba_members": "model.params.head: committee (head_params n_members >= 2, the default 5)",
+                "predict_proba_samples": "model.params.head: mc-dropout (head_params dropout > 0)"}.get(need)
+
     def set_params(self, **params: Any) -> SentenceEmbedding:
         for key, value in params.items():
             setattr(self, key, value)

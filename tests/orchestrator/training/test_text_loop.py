@@ -129,8 +129,8 @@ def test_query_by_committee_on_a_text_pool_with_a_committee_head(tmp_path, monke
 
 
 @pytest.mark.parametrize(("strategy", "head", "says"), [
-    ("bald", "logreg", "Monte-Carlo dropout"),
-    ("qbc-vote-entropy", "mc-dropout", "committee"),
+    ("bald", "logreg", r"Monte-Carlo dropout samples \(model.params.head: mc-dropout"),
+    ("qbc-vote-entropy", "mc-dropout", r"committee of at least two members \(model.params.head: committee"),
 ])
 def test_a_strategy_the_head_cannot_serve_is_refused_when_the_config_loads(tmp_path, strategy, head, says):
     model = {"name": "sentence-embedding", "params": {"head": head}}
