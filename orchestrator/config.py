@@ -74,6 +74,12 @@ class PluginRef(_Strict):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _a_name_alone(cls, data: Any) -> Any:
+        """``model: auto`` is ``model: {name: auto}`` (no params)."""
+        return {"name": data} if isinstance(data, str) else data
+
     @field_validator("params")
     @classmethod
     def _no_literal_secret(cls, params: dict[str, Any]) -> dict[str, Any]:
@@ -387,6 +393,8 @@ def _config_error(e: ValidationError, source: str) -> ConfigError:
         message = "unknown field (check its spelling; `clicloop init` writes a commented example)"
     if first["type"] == "missing":
         message = "this field is required"
+    if first["type"] == "model_type" and "PluginRef" in message:
+        message = "give a plugin's name (e.g. margin), or {name: NAME, params: {...}}"
     more = len(e.errors()) - 1
     return ConfigError(message + (f" (and {more} more problem(s))" if more else ""), source=source, field=field)
 

@@ -71,3 +71,19 @@ def test_the_starter_config_is_valid():
     template = Path(str(files("clicloop.orchestrator").joinpath("templates/clicloop.yaml")))
     cfg = load_config(template)
     assert cfg.strategy.name == "margin-coverage" and cfg.stop.max_labels == 300
+
+
+def test_a_plugin_named_alone_is_a_plugin_without_params(tmp_path):
+    """The docs write ``model: auto``; as YAML it was refused with pydantic's class name
+    ("Input should be a valid dictionary or instance of PluginRef")."""
+    from clicloop.orchestrator.loop_setup import fingerprint
+
+    path = write(tmp_path, "short.yaml", "loop: {purpose: 'Label digits for a form reader.'}\ndata: {builtin: digits}\n"
+                                         "stop: {max_rounds: 2}\nmodel: auto\nstrategy: margin\n")
+    short = load_config(path)
+    assert (short.model.name, short.model.params, short.strategy.name) == ("auto", {}, "margin")
+    long = load_config(write(tmp_path, "long.yaml", path.read_text().replace("model: auto", "model: {name: auto}")
+                             .replace("strategy: margin", "strategy: {name: margin}")))
+    assert fingerprint(short) == fingerprint(long)
+    with pytest.raises(ConfigError, match=r"field 'strategy': give a plugin's name \(e.g. margin\), or \{name: NAME"):
+        load_config(write(tmp_path, "bad.yaml", path.read_text().replace("strategy: margin", "strategy: [margin]")))
