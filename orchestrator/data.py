@@ -71,7 +71,7 @@ def load_data(data: Data, seed: int) -> tuple[Pool, EvalSet | None, tuple[str, .
 
 
 def read_pool(source: Source) -> Pool:
-    cols, name = read_table(source.path)
+    cols, name = read_table(source.path, field="data.pool.path")
     n = _n_rows(cols, name)
     if n == 0:
         raise DataError(f"{name}: the pool is empty; nothing to label")
@@ -115,7 +115,7 @@ def _flags(cols: dict[str, Any], column: str, name: str) -> np.ndarray:
 
 
 def read_eval(source: Source, kind: str) -> EvalSet:
-    cols, name = read_table(source.path)
+    cols, name = read_table(source.path, field="data.eval.path")
     if _n_rows(cols, name) == 0:
         raise DataError(f"{name}: the evaluation set is empty")
     ids = _ids(cols, source, _n_rows(cols, name), name) if source.embeddings else np.empty(0, dtype=object)
@@ -156,7 +156,7 @@ def _ids(cols: dict[str, Any], source: Source, n: int, name: str) -> np.ndarray:
         raise DataError(
             f"{name}: column {source.id!r} has {int((counts > 1).sum())} duplicate id(s), "
             + "; ".join(f"{d!r} in rows {r}" for d, r in rows.items())
-            + ". Item ids must be unique and stable."
+            + " (0-based, the header not counted). Item ids must be unique and stable."
         )
     return ids
 

@@ -21,13 +21,15 @@ from clicloop.orchestrator.errors import DataError
 CHUNK_ROWS = 1 << 16  # rows parsed at a time from a CSV, TSV or JSON Lines file
 
 
-def read_table(path: Path, chunk_rows: int | None = None) -> tuple[dict[str, Any], str]:
+def read_table(path: Path, chunk_rows: int | None = None, field: str | None = None) -> tuple[dict[str, Any], str]:
     """``(columns, name)``: the file's columns as 1-D arrays (``__X__``: a ``.npy`` matrix);
-    text files parsed ``chunk_rows`` rows at a time (default :data:`CHUNK_ROWS`)."""
+    text files parsed ``chunk_rows`` rows at a time (default :data:`CHUNK_ROWS`). ``field``: the
+    config field that names the file, for the error when it is missing."""
     name = str(path)
     chunk_rows = chunk_rows or CHUNK_ROWS
     if not path.exists():
-        raise DataError(f"{name}: file not found")
+        where = f" (the config's {field}, relative to the config file)" if field else ""
+        raise DataError(f"{name}: file not found{where}")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
     try:
         if suffix == ".npy":
@@ -49,7 +51,9 @@ def read_table(path: Path, chunk_rows: int | None = None) -> tuple[dict[str, Any
     except DataError:
         raise
     except (ValueError, OSError) as e:
-        raise DataError(f"{name}: cannot read it: {e}") from e
+        hint = ("; a row with more fields than the header usually holds an unquoted comma: quote that text field "
+                "(\"...\")") if "Error tokenizing data" in str(e) else ""
+        raise DataError(f"{name}: cannot read it: {str(e).strip()}{hint}") from e
     except (EOFError, zlib.error) as e:  # a truncated or corrupt .gz (click would turn EOFError into a silent abort)
         raise DataError(f"{name}: cannot read it, the compressed file is truncated or corrupt ({e}); copy it again "
                         "from its source") from e

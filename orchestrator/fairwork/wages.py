@@ -115,7 +115,7 @@ def strict_floor_pause(ledger: Ledger, loop: str, floor: WageFloor, backend: str
         return None
     f = floor.for_backend(backend)
     return (f"wage floor (strict): {len(low)} worker(s) on {backend} earn below {f.amount:.2f} {f.currency}/h on total "
-            "time; pay the adjustments (clicloop ledger adjust CONFIG --apply), then run again to go on")
+            "time; pay the adjustments (clicloop ledger adjust with this loop's config and --apply), then run again to go on")
 
 
 def pay_unknown(ledger: Ledger, loop: str) -> bool:

@@ -37,7 +37,7 @@ def test_jsonl_parquet_and_npy_pools(tmp_path):
 def test_duplicate_ids_are_named(tmp_path):
     path = tmp_path / "dup.csv"
     path.write_text("id,text\nx,one\ny,two\nx,three\n")
-    with pytest.raises(DataError, match=r"dup.csv.*duplicate id.*'x' in rows \[0, 2\]"):
+    with pytest.raises(DataError, match=r"dup.csv.*duplicate id.*'x' in rows \[0, 2\] \(0-based, the header not counted\)"):
         read_pool(Source(path=path, id="id", text="text"))
 
 
@@ -60,8 +60,17 @@ def test_empty_pool_and_missing_file(tmp_path):
     path.write_text("id,text\n")
     with pytest.raises(DataError, match="empty"):
         read_pool(Source(path=path, id="id", text="text"))
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match=r"nope.csv: file not found \(the config's data.pool.path, relative to the config file\)"):
         read_pool(Source(path=tmp_path / "nope.csv"))
+    with pytest.raises(DataError, match=r"nope.csv: file not found \(the config's data.eval.path"):
+        read_eval(Source(path=tmp_path / "nope.csv"), "text")
+
+
+def test_a_row_with_an_unquoted_comma_says_to_quote_it(tmp_path):
+    path = tmp_path / "comma.csv"
+    path.write_text("id,text,label\na,one,x\nb,two, three,y\n")
+    with pytest.raises(DataError, match=r"comma.csv: cannot read it: .*Expected 3 fields in line 3, saw 4; .*quote that text field"):
+        read_pool(Source(path=path, id="id", text="text"))
 
 
 def test_eval_needs_labels_in_every_row(tmp_path):

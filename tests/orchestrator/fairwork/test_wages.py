@@ -36,6 +36,7 @@ def test_strict_mode_pauses_until_adjustments_are_paid(tmp_path):
     cfg = digits_config(url, backend=CROWD, stop={"max_labels": 40}, wage_floor={"strict": True})
     results = Loop(config_from_dict(cfg)).run()
     assert results[-1].round_no == 1 and results[-1].stop_reason.startswith("wage floor (strict)")
+    assert "clicloop ledger adjust with this loop's config and --apply" in results[-1].stop_reason  # no literal CONFIG
     config = config_from_dict(cfg)
     with Ledger(url) as ledger:
         proposals = proposed_adjustments(ledger, "t", config.wage_floor)
