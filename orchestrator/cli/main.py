@@ -122,7 +122,9 @@ def report(
         typer.echo(f"{name}: {fc['text']}")
         m = fc.get("marginal")
         if m is not None and m["beyond_plateau"]:
-            typer.echo(f"{name}: the next point is beyond the fitted curve's plateau (marginal cost: not reachable)")
+            typer.echo(f"{name}: the next point would take the best-fitting curve from {m['curve_now']:.4f} to "
+                       f"{m['curve_now'] + 0.01:.4f}, above where it levels off ({m['curve_plateau']:.4f}): more labels buy "
+                       "no point on average (the forecast also counts the other curve families and the evaluation's noise)")
         elif m is not None:
             cur = fc.get("currency") or ""
             typer.echo(f"{name}: the next point costs about {m['labels_per_point']:,.0f} labels, {m['hours_per_point']:.2f} h, "

@@ -205,7 +205,7 @@ def _interval_note(rows: list[dict[str, Any]]) -> str:
 def _next_point(loop: str, m: Any, cur: str, unknown: bool) -> list[Number]:
     """The next point's labels and cost from the fitted curve (``Forecast.marginal``), as key numbers."""
     if m is None or not math.isfinite(m.labels):
-        why = "no fit yet" if m is None else "beyond the fitted plateau"
+        why = "no fit yet" if m is None else f"beyond the fitted plateau ({m.plateau:.4f})"
         return [Number(f"marginal_labels:{loop}", f"{loop}: labels for the next point (fitted curve)", None, why),
                 Number(f"marginal_cost:{loop}", f"{loop}: cost of the next point (fitted curve)", None,
                        "pay unknown" if unknown else why)]

@@ -66,11 +66,15 @@ class Interval:
 
 @dataclass(frozen=True)
 class Marginal:
-    """The next point's cost from the fitted curve: labels, human hours, money (an estimate)."""
+    """The next point's cost from the fitted curve: labels, human hours, money (an estimate);
+    ``curve_now`` the curve at the current labels and ``plateau`` where it levels off (the labels
+    are infinite when ``curve_now + 0.01`` is above it)."""
 
     labels: float
     hours: float
     cost: float
+    curve_now: float = math.nan
+    plateau: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,7 @@ class Forecast:
 
         reach = labels_at(self.model, self.params, aim)
         labels = max(0.0, reach - n) if math.isfinite(reach) else math.inf
-        return Marginal(labels, labels * self.hours_per_label, labels * self.cost_per_label)
+        return Marginal(labels, labels * self.hours_per_label, labels * self.cost_per_label, aim - 0.01, float(self.params[0]))
 
     def beyond(self, *, hours_left: float | None = None, cost_left: float | None = None, conservative: bool = True) -> bool:
         """The stopping rule: True when reaching the target needs more than the remaining budget.

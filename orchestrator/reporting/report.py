@@ -320,4 +320,5 @@ def marginal_dict(fc: Any) -> dict[str, Any] | None:
         return None
     finite = math.isfinite(m.labels)  # JSON has no infinity: null, with "beyond_plateau" saying why
     return {"labels_per_point": m.labels if finite else None, "hours_per_point": m.hours if finite else None,
-            "cost_per_point": estimate(m.cost), "beyond_plateau": not finite}
+            "cost_per_point": estimate(m.cost), "beyond_plateau": not finite,
+            "curve_now": m.curve_now, "curve_plateau": m.plateau}

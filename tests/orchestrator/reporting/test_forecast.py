@@ -205,6 +205,15 @@ def test_the_next_points_cost_comes_from_the_fitted_curve_and_stops_at_its_plate
     assert m.hours == pytest.approx(m.labels * fc.hours_per_label) and m.cost == pytest.approx(m.labels * fc.cost_per_label)
     flat = forecast(rounds(0.95, 2.0, 0.6, list(range(8000, 18000, 500))), 0.99)  # within a point of its plateau
     assert flat.marginal() is not None and flat.marginal().labels == math.inf
+    # and it says where: the curve now and where it levels off, which the report prints beside the forecast
+    beyond = flat.marginal()
+    assert beyond.plateau == flat.params[0] and beyond.curve_now == pytest.approx(float(flat.predict(flat.labels_now)))
+    assert beyond.curve_now < beyond.plateau < beyond.curve_now + 0.01
+    from clicloop.orchestrator.reporting.report import marginal_dict
+
+    assert marginal_dict(flat) | {"cost_per_point": None} == {
+        "labels_per_point": None, "hours_per_point": None, "cost_per_point": None, "beyond_plateau": True,
+        "curve_now": beyond.curve_now, "curve_plateau": beyond.plateau}
 
 
 def curve_rows(f: object, n: list[int], hours: list[float], cost: float = 0.2) -> list[dict[str, float]]:
