@@ -164,6 +164,7 @@ class Loop:
         self.backend_ = self.backend or self.registry_.create("backend", cfg.backend.name, cfg.backend.params, field="backend")
         self.aggregator_ = self.registry_.create("aggregator", cfg.aggregator.name, cfg.aggregator.params, field="aggregator")
         model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, cfg.model.params, field="model")
+        check_strategy(cfg, self.strategy_, model, None)  # what the model offers, before minutes of embedding
         self.pool_, self.evalset_ = embed_data(model, self.pool_, self.evalset_)  # a text pool, embedded once: numeric from here on
         if self.model is None:
             check_model(cfg, model, self.pool_.X, self.labels_)

@@ -30,13 +30,14 @@ def provides(model: Any) -> set[str]:
 
 
 def unmet(strategy: Any, model: Any, X: Any) -> list[str]:
-    """Plain-language descriptions of what ``strategy`` needs and ``model`` / the pool ``X`` lack."""
+    """Plain-language descriptions of what ``strategy`` needs and ``model`` / the pool ``X`` lack
+    (``X`` None: the pool is not read yet, and only the model is checked)."""
     needs = tuple(getattr(strategy, "requires", ()))
     offered = provides(model) if model is not None else set(NEEDS) - {"features"}
     out = []
     for need in needs:
         if need == "features":
-            if not is_numeric(X):
+            if X is not None and not is_numeric(X):
                 out.append(NEEDS["features"])
         elif need not in offered:
             how = getattr(model, "clicloop_how_to_provide", None)

@@ -123,13 +123,6 @@ def _project_updated(projects: Projects, pid: int, project: Any) -> dict[str, An
         return {"status": "ignored", "reason": str(e)}
     return {"status": "recorded", "labels": list(projects.by_id[pid].schema.labels)}
 
-    def close(self) -> None:
-        """Stop every project's score writer and close its ledger (the server is stopping)."""
-        with self.lock:
-            models = list(self.by_id.values())
-        for model in models:
-            model.close()
-
 
 def build_app(settings: ServeSettings) -> FastAPI:
     """The app; see the module docstring for the endpoints."""

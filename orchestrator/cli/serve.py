@@ -48,7 +48,7 @@ def labelstudio(
     token = os.environ.get(token_env, "")
     if not token:
         raise ConfigError(f"set {token_env} to a secret of 16+ characters (e.g. `export {token_env}=$(openssl rand -hex 20)`) "
-                          "and give the same value to Label Studio as the Basic-auth password")
+                          "and give Label Studio the model URL http://HOST:PORT/t/<that value> (docs/labelstudio.md)")
     if hourly_wage is None:
         raise ConfigError("--hourly-wage is required: what your annotators earn per hour (e.g. --hourly-wage 18), so the "
                           "ledger and `clicloop report` show what their time cost; --hourly-wage 0 records no pay and the "

@@ -132,7 +132,13 @@ def test_query_by_committee_on_a_text_pool_with_a_committee_head(tmp_path, monke
     ("bald", "logreg", r"Monte-Carlo dropout samples \(model.params.head: mc-dropout"),
     ("qbc-vote-entropy", "mc-dropout", r"committee of at least two members \(model.params.head: committee"),
 ])
-def test_a_strategy_the_head_cannot_serve_is_refused_when_the_config_loads(tmp_path, strategy, head, says):
+def test_a_strategy_the_head_cannot_serve_is_refused_before_the_pool_is_embedded(tmp_path, monkeypatch, strategy, head, says):
+    from clicloop.orchestrator.training.sentence_model import SentenceEmbedding
+
+    def never(*args, **kwargs):
+        raise AssertionError("the pool was embedded before the strategy was refused")
+
+    monkeypatch.setattr(SentenceEmbedding, "encode", never)
     model = {"name": "sentence-embedding", "params": {"head": head}}
     with pytest.raises(ConfigError, match=says):
         Loop(config_from_dict(text_config(tmp_path, model=model, strategy={"name": strategy}))).run()
