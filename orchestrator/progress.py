@@ -25,6 +25,13 @@ def _resumed_line(loop: Any, round_no: int) -> str | None:
     return f"{loop.name}: resumed at round {round_no} ({len(done)} rounds and {answers} answers already in the ledger)"
 
 
+def _so_far(loop: Any) -> dict[str, Any] | None:
+    """The loop's totals in the ledger, in continuous mode (None in rounds mode): there a version's
+    own tasks are answered after it is put in use, so its round's answers, hours and cost are 0 when
+    it finishes, and the line and the bar show what the loop has gathered so far instead."""
+    return loop.ledger_.spent(loop.name) if loop.config.loop.mode == "continuous" else None
+
+
 class _FirstRound:
     """Says, once, where a run starts: ``(line, done, resumed)`` on its first round, with ``done``
     the answers (or rounds) already in the ledger; ``None`` on later rounds."""
@@ -60,6 +67,10 @@ class ProgressPlugin(_FirstRound):
 
     @hookimpl
     def clicloop_round_finished(self, loop: Any, result: Any) -> None:
+        total = _so_far(loop) if self.by_answers else None
+        if total is not None:
+            self.progress.update(self.task_id, completed=int(total["answers"]), description=_round_line(loop, result))
+            return
         self.progress.update(self.task_id, advance=result.answers if self.by_answers else 1,
                              description=_round_line(loop, result))
 
@@ -87,11 +98,16 @@ class LogLinesPlugin(_FirstRound):
 
     @hookimpl
     def clicloop_round_finished(self, loop: Any, result: Any) -> None:
-        self.done_ += result.answers if self.by_answers else 1
+        total = _so_far(loop)
+        self.done_ = (int(total["answers"]) if total is not None else self.done_ + result.answers) if self.by_answers \
+            else self.done_ + 1
         unit = "answers" if self.by_answers else "rounds"
         of = f"/{self.total}" if self.total is not None else ""
         currency = loop.ledger_.currency(loop.name) or loop.config.wage_floor.for_backend(loop.config.backend.name).currency
-        cost = f", {result.total_hours:.2f} h, cost {result.cost:.2f} {currency}"
+        if total is None:
+            cost = f", {result.total_hours:.2f} h, cost {result.cost:.2f} {currency}"
+        else:
+            cost = f", {total['total_hours']:.2f} h, cost {total['cost'] - total['adjustments']:.2f} {currency} so far"
         self._print(f"{_round_line(loop, result)}{cost} ({self.done_}{of} {unit})")
 
 

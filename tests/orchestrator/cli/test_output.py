@@ -25,6 +25,20 @@ def _clicloop(*args, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "clicloop", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+def test_a_continuous_run_in_a_pipe_counts_the_answers_gathered_so_far(tmp_path):
+    """In continuous mode a version's own tasks are answered after it is put in use: each line
+    said "(10/60 answers)", 0.00 h and cost 0.00 to the end (the bar did not move either)."""
+    cfg = digits_config(f"sqlite:///{tmp_path / 'l.db'}", stop={"max_labels": 60},
+                        loop={"mode": "continuous"}, backend={"name": "event-crowd", "params": {"n_workers": 5}})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    done = _clicloop("run", "c.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("t: round ")]
+    counts = [int(re.search(r"\((\d+)/60 answers\)", ln).group(1)) for ln in lines]
+    assert counts == sorted(counts) and counts[-1] == 60 and len(set(counts)) > 2, lines
+    assert all(ln.count(" so far (") == 1 for ln in lines) and "cost 0.00 EUR so far" not in lines[-1], lines
+
+
 def test_a_run_in_a_pipe_writes_one_line_per_round_as_it_goes(tmp_path):
     config = _config(tmp_path, 30)
     proc = subprocess.Popen([sys.executable, "-m", "clicloop", "run", str(config)], cwd=tmp_path,
