@@ -394,7 +394,7 @@ class ProjectModel:
                     "acquisition_writes": self.writer_.stats(), "deferred_embeddings": self.deferral_.pending(),
                     "model_store": str(self.store_.dir),
                     "pay": (f"{self.settings.hourly_wage:g} {self.settings.currency}/h of lead_time" if self.settings.hourly_wage
-                            else "unknown (no --hourly-wage): no pay is recorded and the report computes no wage")}
+                            else "unknown (--hourly-wage 0): no pay is recorded and the report computes no wage")}
 
     def close(self) -> None:
         """Stop the score writer and the deferred embedding (what is pending is dropped, with a log

@@ -78,8 +78,13 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if len(self.token) < 16:
             raise ConfigError("the ML backend token must be at least 16 characters (e.g. `openssl rand -hex 20`)")
-        if self.train_every < 0 or self.min_labels < 2 or self.max_body_bytes < 1024 or self.hourly_wage < 0:
-            raise ConfigError("train_every >= 0, min_labels >= 2, max_body_bytes >= 1024 and hourly_wage >= 0 are required")
+        for bad, what in ((self.hourly_wage < 0, f"--hourly-wage (hourly_wage) must be 0 or more, not {self.hourly_wage:g}"),
+                          (self.train_every < 0, f"--train-every (train_every) must be 0 or more, not {self.train_every}"),
+                          (self.min_labels < 2, f"min_labels must be 2 or more, not {self.min_labels}"),
+                          (self.max_body_bytes < 1024, f"--max-body-mb (max_body_bytes) must allow 1024 bytes at least, "
+                                                        f"not {self.max_body_bytes}")):
+            if bad:
+                raise ConfigError(what)
         check_limit(self.max_active_s)
         if not 1 <= self.acquisition_workers <= 64:
             raise ConfigError(f"acquisition_workers must be between 1 and 64, not {self.acquisition_workers}")

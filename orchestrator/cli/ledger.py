@@ -102,7 +102,8 @@ def adjust(
         names = loop or ([cfg.loop.name] if cfg is not None else known)  # type: ignore[union-attr]
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ClicloopError(f"no loop {unknown[0]!r} in the ledger; loops there: {', '.join(known) or '(none)'}")
+            raise ClicloopError(f"no loop {unknown[0]!r} in the ledger; loops there: {', '.join(known) or '(none)'} (pick one with "
+                                "--loop NAME; a Label Studio ML backend's loops are <loop>.p<project id>)")
         for name in names:
             _adjust_loop(led, name, wage_floor, apply, proposed_adjustments, apply_adjustments)
 

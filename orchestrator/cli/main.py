@@ -168,7 +168,8 @@ def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = Fal
         names = [loop] if loop else ledger.loops()
         unknown = [n for n in names if n not in ledger.loops()]
         if unknown or not names:
-            raise LedgerError(f"no loop {unknown[0]!r} in the ledger; loops there: {ledger.loops()}" if unknown else "the ledger holds no loop yet")
+            raise LedgerError(f"no loop {unknown[0]!r} in the ledger; loops there: {ledger.loops()} (pick one with --loop NAME; "
+                              "a Label Studio ML backend's loops are <loop>.p<project id>)" if unknown else "the ledger holds no loop yet")
         reports = {n: build_report(ledger, n, floor) for n in names}  # owed wages below the floor: Totals.owed
     if as_json:
         out = {n: {**report_dict(*r), "below_floor": {"workers": r[1].workers_below_floor, "adjustments_owed": r[1].owed,
