@@ -90,6 +90,7 @@ class ProjectModel:
 
     def connect(self, hostname: str | None, access_token: str | None) -> None:
         url = self.settings.label_studio_url or hostname
+        access_token = access_token or self.settings.label_studio_api_key  # /setup's, else the configured key
         if url and access_token:
             self.client_ = LabelStudioClient(url, access_token, timeout_s=30, retry_for_s=30)
             if self.retrain_due_:
@@ -213,7 +214,8 @@ class ProjectModel:
             if not hasattr(self, "client_"):
                 self.training_ = {**self.training_, "state": "error",
                                   "error": "no /setup with an access token since the backend started: training waits for "
-                                           "Label Studio's next /setup (Batch predictions, or open the model's settings)"}
+                                           "Label Studio's next /setup (Batch predictions, or open the model's settings); "
+                                           "started with --label-studio-url and $LABEL_STUDIO_API_KEY it would not wait"}
                 self.retrain_due_ = True
                 return False
             if self.training_running_:

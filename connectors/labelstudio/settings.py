@@ -27,6 +27,10 @@ class ServeSettings:
         different labels are in (0: only on demand).
     min_labels: fewest labeled tasks (with two classes at least) before a first model.
     label_studio_url: where to fetch annotations (default: the ``hostname`` sent in /setup).
+    label_studio_api_key: a Label Studio API key (legacy token or personal access token) to fetch
+        annotations with until a /setup brings one, so a restarted backend trains at once; used only
+        with ``label_studio_url`` (without it, the URL too comes with /setup). A secret: never in a
+        repr, a log line or an error.
     max_body_bytes: requests larger than this get 413.
     hourly_wage, currency: pay recorded per annotation (lead_time x wage); 0 records none, and the
         report then says that pay is unknown (``clicloop serve labelstudio`` requires the wage).
@@ -66,6 +70,7 @@ class ServeSettings:
     seed: int = 0
     model_store: str | None = None
     worker_salt: str | None = field(default=None, repr=False)
+    label_studio_api_key: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # the ledger and Label Studio URLs without passwords, the token left out
         from dataclasses import fields

@@ -22,7 +22,10 @@ def labelstudio(
     host: Annotated[str, typer.Option(help="interface to bind (127.0.0.1: this machine only)")] = "127.0.0.1",
     token_env: Annotated[str, typer.Option(help="environment variable holding the shared token Label Studio sends")] = "CLICLOOP_ML_TOKEN",
     train_every: Annotated[int, typer.Option(help="retrain after this many new annotations (0: on demand only)")] = 10,
-    label_studio_url: Annotated[Optional[str], typer.Option(help="Label Studio URL to fetch annotations from (default: the one /setup sends)")] = None,
+    label_studio_url: Annotated[Optional[str], typer.Option(help="Label Studio URL to fetch annotations from (default: "
+                                                                  "$LABEL_STUDIO_URL, else the one /setup sends)")] = None,
+    api_key_env: Annotated[str, typer.Option(help="environment variable holding a Label Studio API key (optional): with it "
+                                                  "and the URL, a restarted backend trains without waiting for a /setup")] = "LABEL_STUDIO_API_KEY",
     hourly_wage: Annotated[Optional[float], typer.Option(help="required: your annotators' gross pay per hour, in the config's "
                                                                "wage_floor.currency (recorded per annotation: lead_time x wage); "
                                                                "0: pay unknown, none recorded")] = None,
@@ -54,7 +57,9 @@ def labelstudio(
                           "ledger and `clicloop report` show what their time cost; --hourly-wage 0 records no pay and the "
                           "report then says that pay is unknown")
     cfg = load_config(config)
+    label_studio_url = label_studio_url or os.environ.get("LABEL_STUDIO_URL") or None
     settings = settings_from_config(cfg, token, train_every=train_every, label_studio_url=label_studio_url,
+                                    label_studio_api_key=os.environ.get(api_key_env) or None,
                                     hourly_wage=hourly_wage, max_active_s=max_active_s, max_body_bytes=max_body_mb * 1024 * 1024,
                                     acquisition_workers=acquisition_workers, predict_embed_limit=predict_embed_limit,
                                     model_store=str(model_store) if model_store is not None else None)

@@ -204,6 +204,39 @@ def test_the_label_set_follows_label_studio(labelstudio: LabelStudioServer, tmp_
         assert model.schema.labels == ("billing", "Other", "Refund")
 
 
+def test_with_an_api_key_a_restarted_backend_trains_without_waiting_for_a_setup(labelstudio: LabelStudioServer, tmp_path: Path) -> None:
+    """The access token comes with Label Studio's /setup and is never stored, so after a restart
+    "Start training" (which sends no /setup) did nothing until someone opened the model's settings,
+    and annotations made while the backend was down stayed out of the ledger until then. With
+    ``label_studio_url`` and an API key the restarted backend reads the project at once."""
+    sdk = sdk_client(labelstudio)
+    texts = _texts(["billing", "delivery"] * 3, seed=5)
+    project, ids = _project(sdk, ["billing", "delivery"], texts)
+    truth = dict(zip(ids, (label for _, label in texts)))
+    settings = ServeSettings(token=secrets.token_hex(20), loop="ak", ledger=f"sqlite:///{tmp_path / 'l.db'}", train_every=0,
+                             hourly_wage=15, label_studio_url=labelstudio.url, label_studio_api_key=labelstudio.token)
+    assert labelstudio.token not in repr(settings)
+    port = free_port()
+    with serve_in_thread(settings, port) as served:
+        ml = sdk.ml.create(project=project.id, url=f"{served.url}/t/{served.token}", title="clicloop")
+        for task_id in ids[:2]:
+            sdk.annotations.create(id=task_id, result=choice(truth[task_id]), lead_time=10.0)
+        model = served.app.state.projects.by_id[project.id]
+        sdk.ml.train(id=ml.id)
+        wait_for(lambda: model.version == "ak-v1", what="ak-v1")
+        model.wait_trained()
+    made_while_down = sdk.annotations.create(id=ids[2], result=choice(truth[ids[2]]), lead_time=10.0).id
+    with serve_in_thread(settings, port) as served:  # restarted: no /setup comes
+        model = served.app.state.projects.by_id[project.id]
+        assert model.version == "ak-v1"
+        sdk.ml.train(id=ml.id)
+        wait_for(lambda: model.version == "ak-v2", what="ak-v2, trained without a /setup",
+                 explain=lambda: f"status: {model.status()}")
+        assert model.versions_[-1]["trained_on"] == 3
+    answered = {a["external_id"] for a in _rows(settings.ledger, s.assignments, loop=f"ak.p{project.id}")}
+    assert str(made_while_down) in answered
+
+
 def test_a_model_saved_by_other_library_versions_is_retrained_not_loaded(labelstudio: LabelStudioServer, tmp_path: Path) -> None:
     sdk = sdk_client(labelstudio)
     texts = _texts(["billing", "delivery"] * 3, seed=3)
