@@ -307,3 +307,20 @@ def test_serving_without_the_annotators_pay_is_refused(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "clicloop", "serve", "labelstudio", "--config", str(tmp_path / "c.yaml")],
                           capture_output=True, text=True, timeout=60, env={"CLICLOOP_ML_TOKEN": "t" * 20, "PATH": "/usr/bin:/bin"})
     assert done.returncode == 2 and "--hourly-wage is required" in done.stderr
+
+
+def test_serving_on_a_port_in_use_is_refused_before_it_says_it_serves(tmp_path: Path) -> None:
+    """The "ML backend on http://..." line came first, then uvicorn's error (exit 3)."""
+    import socket
+
+    (tmp_path / "c.yaml").write_text("loop: {name: x, purpose: 'Route customer e-mails to the right team.'}\n"
+                                     "data: {builtin: digits}\nstop: {max_labels: 10}\nledger: sqlite:///l.db\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "clicloop", "serve", "labelstudio", "--config", str(tmp_path / "c.yaml"),
+                               "--port", str(port), "--hourly-wage", "18"], capture_output=True, text=True, timeout=60,
+                              env={"CLICLOOP_ML_TOKEN": "t" * 20, "PATH": "/usr/bin:/bin", "CLICLOOP_KEY_DIR": str(tmp_path)})
+    assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr, done.stderr
+    assert "ML backend on" not in done.stderr
