@@ -406,9 +406,10 @@ def _resolve_paths(config: Config, base_dir: Path) -> None:
             if value is not None and not value.is_absolute():  # the loop's fingerprint keeps them as written
                 source._written[key] = str(value)
                 setattr(source, key, base_dir / value)
-    if any(p.endswith(".py") and not Path(p).is_absolute() for p in config.plugins):
-        config._written["plugins"] = list(config.plugins)
-        config.plugins = [str(base_dir / p) if p.endswith(".py") and not Path(p).is_absolute() else p for p in config.plugins]
+    written = list(config.plugins)
+    config.plugins = [str(base_dir / p) if p.endswith(".py") and not Path(p).is_absolute() else p for p in written]
+    if config.plugins != written:  # a .py file, relative: the fingerprint keeps it as written
+        config._written["plugins"] = written
     for ref in (config.model, config.strategy, config.backend, config.aggregator):
         resolve_secret_files(ref.params, base_dir)
     prefix = "sqlite:///"

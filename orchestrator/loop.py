@@ -121,15 +121,14 @@ class Loop:
         opened.callback(self.lease_.release)
         config_hash, config_json = fingerprint(cfg)
         accept = {fingerprint(cfg, legacy=True)[0]}  # a loop begun before data paths counted as written
-        if not restart:  # refuse another config before the backend opens (it may create projects)
+        if not restart:  # refuse another config, or a pool that lost asked items, before the backend opens (it may create projects)
             self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed, register=False, accept=accept)
-        if not restart:
             check_ledger_items(self.ledger_, self.name, self.pool_, self.index_)
         truth = None
         if getattr(self.backend_, "reads_ground_truth", False):
             check_truth(cfg, self.pool_)
-        if getattr(self.backend_, "reads_ground_truth", False) and self.pool_.truth is not None:
-            truth = {i: t for i, t in zip(self.pool_.ids, self.pool_.truth) if t is not None}
+            if self.pool_.truth is not None:
+                truth = {i: t for i, t in zip(self.pool_.ids, self.pool_.truth) if t is not None}
         warning = cfg.loop.content_warning
         self.confidential_ = bool(getattr(self.backend_, "confidential", False))
         self.ids_ = OpaqueIds(self.ledger_.secret_key(), cfg.loop.sensitive, self.confidential_)  # personal ids never leave as such

@@ -99,8 +99,12 @@ class LogLinesPlugin(_FirstRound):
     @hookimpl
     def clicloop_round_finished(self, loop: Any, result: Any) -> None:
         total = _so_far(loop)
-        self.done_ = (int(total["answers"]) if total is not None else self.done_ + result.answers) if self.by_answers \
-            else self.done_ + 1
+        if not self.by_answers:
+            self.done_ += 1
+        elif total is not None:
+            self.done_ = int(total["answers"])
+        else:
+            self.done_ += result.answers
         unit = "answers" if self.by_answers else "rounds"
         of = f"/{self.total}" if self.total is not None else ""
         currency = loop.ledger_.currency(loop.name) or loop.config.wage_floor.for_backend(loop.config.backend.name).currency

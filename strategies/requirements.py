@@ -16,9 +16,14 @@ from clicloop.strategies.scores import is_numeric
 
 NEEDS = {
     "predict_proba": "a model with predict_proba",
-    "predict_proba_samples": "a model with Monte-Carlo dropout samples (model: mc-dropout-mlp with dropout > 0)",
-    "predict_proba_members": "a committee of at least two members (model: committee with n_members >= 2)",
+    "predict_proba_samples": "a model with Monte-Carlo dropout samples",
+    "predict_proba_members": "a committee of at least two members",
     "features": "numeric features (a 2-D numeric pool: NumPy, or numeric columns); this pool has none",
+}
+#: The model that offers a need, unless the model in use says which of its own settings does.
+MODEL_FOR = {
+    "predict_proba_samples": "model: mc-dropout-mlp with dropout > 0",
+    "predict_proba_members": "model: committee with n_members >= 2",
 }
 
 
@@ -41,7 +46,7 @@ def unmet(strategy: Any, model: Any, X: Any) -> list[str]:
                 out.append(NEEDS["features"])
         elif need not in offered:
             how = getattr(model, "clicloop_how_to_provide", None)
-            setting = how(need) if callable(how) else None
+            fix = (how(need) if callable(how) else None) or MODEL_FOR.get(need)
             what = NEEDS.get(need, f"a model with {need}")
-            out.append(f"{what.split(' (model:')[0]} ({setting})" if setting else what)
+            out.append(f"{what} ({fix})" if fix else what)
     return out
