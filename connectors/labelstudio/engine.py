@@ -53,7 +53,8 @@ class ProjectModel:
         self.pending_train_ = False
         self.recorder_ = Recorder(self.settings.ledger, f"{self.settings.loop}.p{self.project_id}", self.project_id,
                                   self.schema.purpose, self.schema.labels, self.settings.hourly_wage,
-                                  self.settings.currency, self.settings.max_active_s, self.settings.worker_salt).open()
+                                  self.settings.currency, self.settings.max_active_s, self.settings.worker_salt,
+                                  cold_version=self.cold_version).open()
         self.deferral_ = EmbedDeferral(self.project_id, self.settings.predict_embed_limit, self.warm_embeddings)
         self.writer_ = ScoreWriter(lambda: getattr(self, "client_", None), self.project_id, self.settings.acquisition_workers)
         self.store_ = ModelStore(self.settings.model_store_dir, self.recorder_.loop)
@@ -98,9 +99,15 @@ class ProjectModel:
                 self.start_training()
 
     @property
+    def cold_version(self) -> str:
+        """``<loop>-cold``: the version of the empty predictions made while no model serves, and of
+        the ledger's round 0 (trained versions are ``<loop>-vN``)."""
+        return f"{self.settings.loop}-cold"
+
+    @property
     def version(self) -> str:
-        """The version serving predictions (``<loop>-cold`` while none does)."""
-        return self.serving_ if self.model_ is not None and self.serving_ else f"{self.settings.loop}-cold"
+        """The version serving predictions (:attr:`cold_version` while none does)."""
+        return self.serving_ if self.model_ is not None and self.serving_ else self.cold_version
 
     def _create(self, kind: str, name: str | None = None) -> Any:
         if kind == "strategy":

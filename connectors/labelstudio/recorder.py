@@ -43,9 +43,10 @@ class Recorder:
 
     def __init__(self, ledger_url: str, loop: str, project_id: int, purpose: str, labels: tuple[str, ...],
                  hourly_wage: float = 0.0, currency: str = "EUR", max_active_s: float = DEFAULT_MAX_ACTIVE_S,
-                 worker_salt: str | None = None):
+                 worker_salt: str | None = None, cold_version: str | None = None):
         self.ledger_url = ledger_url
         self.loop = loop
+        self.cold_version = cold_version
         self.project_id = project_id
         self.purpose = purpose
         self.labels = labels
@@ -62,7 +63,7 @@ class Recorder:
         rounds = self.ledger_.rounds(self.loop)
         self.round_ = rounds[-1]["round_no"] if rounds else 0
         if not rounds:
-            self.ledger_.start_round(self.loop, 0, f"{self.loop}-cold", 0, "accuracy", None)
+            self.ledger_.start_round(self.loop, 0, self.cold_version or f"{self.loop}-cold", 0, "accuracy", None)
         self.clock_ = RoundClock(self.ledger_.rounds(self.loop))
         return self
 

@@ -125,7 +125,7 @@ def test_the_five_steps_as_written(blocks: dict[str, str], documented_label_stud
         out = run_block(substitute(blocks["report"], {"9090": str(port)}), tmp_path, user)
         report, status = out.split("{", 1)
         assert "pay unknown" not in report
-        for version, answers in (("support.p%d-cold" % project.id, 2), ("support-v1", 4), ("support-v2", 2)):
+        for version, answers in (("support-cold", 2), ("support-v1", 4), ("support-v2", 2)):
             assert re.search(rf"│ +\d+ │ {re.escape(version)} +│ +\d+ │ +- │ +- │ +{answers} │", report), (version, report)
         assert re.search(r"planned cost [\d.]+ EUR \(workers' planned pay [\d.]+ EUR\)", report) and "18.00 EUR/h on paid time" in report
         assert '"model_version":"support-v2"' in status and '"pay":"18 EUR/h of lead_time"' in status

@@ -128,7 +128,7 @@ def test_a_killed_backend_serves_its_latest_model_on_restart_and_never_reuses_a_
     finally:
         backend.kill(signal.SIGTERM)
     rounds = _rows(ledger, s.rounds, loop=loop)
-    assert [(r["round_no"], r["model_version"]) for r in rounds] == [(0, f"{loop}-cold"), *enumerate(names, 1),
+    assert [(r["round_no"], r["model_version"]) for r in rounds] == [(0, "rs-cold"), *enumerate(names, 1),
                                                                      (len(names) + 1, following)]
     assert [r["status"] for r in rounds] == ["finished"] * (len(names) + 1) + ["started"]
     down = [a for a in _rows(ledger, s.assignments, loop=loop) if a["external_id"] == str(made_while_down)]

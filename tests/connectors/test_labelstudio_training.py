@@ -94,3 +94,26 @@ def test_answers_during_a_queued_run_count_from_its_start():
     time.sleep(0.05)
     assert m.runs_ == 2 and not m.pending_train_
     assert m.new_since_training_ == 1
+
+
+def test_the_ledger_names_the_cold_round_as_predictions_do(tmp_path):
+    """Round 0 of a served project is the version Label Studio shows on its empty predictions
+    (``<loop>-cold``, as trained versions are ``<loop>-vN``): it was recorded as
+    ``<loop>.p<project>-cold``, a name no prediction carried, so a data lead could not match the
+    report's first row to the predictions."""
+    from clicloop.connectors.labelstudio.labelset import parse_schema
+    from clicloop.connectors.labelstudio.settings import ServeSettings
+    from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+
+    xml = ('<View><Text name="text" value="$text"/><Choices name="topic" toName="text">'
+           '<Choice value="billing"/><Choice value="delivery"/></Choices></View>')
+    settings = ServeSettings(token="t" * 16, loop="support", ledger=f"sqlite:///{tmp_path / 'l.db'}",
+                             model_store=str(tmp_path / "models"))
+    model = ProjectModel(settings, 3, parse_schema(xml), Registry(get_plugin_manager(load_entrypoints=False)))
+    model.open(None, None)
+    try:
+        rounds = model.recorder_.ledger_.rounds(model.recorder_.loop)
+        assert model.recorder_.loop == "support.p3"
+        assert [(r["round_no"], r["model_version"]) for r in rounds] == [(0, model.version)] == [(0, "support-cold")]
+    finally:
+        model.close()
