@@ -95,6 +95,10 @@ def ingest(
         except KeyboardInterrupt:
             typer.echo("stopped; run again to resume from the saved offset", err=True)
             return
+    if result.unfinished_bytes and not follow:
+        typer.echo(f"{file}: its last {result.unfinished_bytes} bytes have no newline, so they wait for a later run "
+                   "(a line still being written); if the file is complete, end it with a newline. The file must be "
+                   "JSONL: one JSON object per line, not a JSON list", err=True)
     typer.echo(json.dumps(result.as_dict()))
 
 

@@ -60,6 +60,7 @@ class FileFollower:
             return total
         fingerprint = self._fingerprint()
         if fingerprint is None:
+            total.unfinished_bytes = os.path.getsize(self.path)
             return total
         saved = self.ingestor.store.offset(self.key)
         offset = 0
@@ -93,6 +94,7 @@ class FileFollower:
                 self.ingestor.store.save_offset(self.key, fingerprint, offset)
                 self._at = (fingerprint, offset, line_no)
                 f.seek(offset)
+        total.unfinished_bytes = max(0, os.path.getsize(self.path) - offset)
         return total
 
     def follow(self, *, poll_s: float = 1.0, stop: threading.Event | None = None, idle_exit_s: float | None = None) -> IngestResult:

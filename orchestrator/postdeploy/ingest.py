@@ -30,23 +30,29 @@ SOURCES = ("python", "file", "http")
 class IngestResult:
     """What one call did: new accepted and quarantined rows, duplicates, rejects with reasons
     (``(position, reason)``; the position is the index in the batch, or, with ``position ==
-    "line"``, the 1-based line of a followed file)."""
+    "line"``, the 1-based line of a followed file); ``unfinished_bytes``: a followed file's bytes
+    after its last newline, a line left for a later read (a writer may still be writing it)."""
 
     accepted: int = 0
     quarantined: int = 0
     duplicates: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     position: str = "index"
+    unfinished_bytes: int = 0
 
     def add(self, other: IngestResult, offset: int = 0) -> None:
         self.accepted += other.accepted
         self.quarantined += other.quarantined
         self.duplicates += other.duplicates
         self.rejected += [(i + offset, r) for i, r in other.rejected]
+        self.unfinished_bytes = other.unfinished_bytes  # the latest read's
 
     def as_dict(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "quarantined": self.quarantined, "duplicates": self.duplicates,
-                "rejected": len(self.rejected), "errors": [{self.position: i, "reason": r} for i, r in self.rejected[:100]]}
+        out = {"accepted": self.accepted, "quarantined": self.quarantined, "duplicates": self.duplicates,
+               "rejected": len(self.rejected), "errors": [{self.position: i, "reason": r} for i, r in self.rejected[:100]]}
+        if self.unfinished_bytes:
+            out["unfinished_line_bytes"] = self.unfinished_bytes
+        return out
 
 
 class Ingestor:

@@ -158,6 +158,10 @@ def test_bad_input_is_one_clear_line_and_leaves_the_ledger_sound(ledger_url: str
     (tmp_path / "one.jsonl").write_text(json.dumps({"id": "a", "model_version": "v1", "predicted_label": "music", "text": "hi",
                                                     "confidence": 0.5, "time": 1_767_225_600}) + "\n")
     ok(clicloop("deploy", "ingest", "one.jsonl", *common, cwd=tmp_path))
+    (tmp_path / "list.json").write_text(json.dumps([{"id": "b"}]))  # a JSON list, no newline: it waits, and says so
+    waiting = clicloop("deploy", "ingest", "list.json", *common, cwd=tmp_path)
+    assert waiting.returncode == 0 and "list.json: its last 13 bytes have no newline" in waiting.stderr, waiting.stderr
+    assert json.loads(waiting.stdout)["unfinished_line_bytes"] == 13
     fails(clicloop("deploy", "triage", "--policy", "novel.yaml", *common, cwd=tmp_path), "--base")
     fails(clicloop("deploy", "review", "--params", "{oops", *common, cwd=tmp_path), "--params must be a JSON object")
     (tmp_path / "nolabel.jsonl").write_text('{"text": "play a song"}\n')

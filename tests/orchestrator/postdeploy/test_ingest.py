@@ -86,3 +86,18 @@ def test_follower_tails_a_growing_file_resumes_and_never_counts_a_replay_twice(s
     assert Ingestor(store).counts() == {"accepted": 7, "quarantined": 1, "rejected": 2}
     path.write_text(json.dumps(rec(20)) + "\n", encoding="utf-8")  # replaced in place: read from the start
     assert FileFollower(Ingestor(store), path).poll().accepted == 1
+
+
+def test_a_last_line_without_its_newline_is_reported_not_silently_skipped(store: DeploymentStore, tmp_path: Path) -> None:
+    """`deploy ingest` of a file whose last line has no newline (a JSON list written by
+    ``json.dump``, a writer that ends without one) said accepted 0, rejected 0: the line waits for
+    its newline, as it must while a writer may still be writing it, but nothing said so."""
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps([rec(0), rec(1)]), encoding="utf-8")
+    result = FileFollower(Ingestor(store), path).poll()
+    assert (result.accepted, result.rejected, result.unfinished_bytes) == (0, [], path.stat().st_size)
+    assert result.as_dict()["unfinished_line_bytes"] == path.stat().st_size
+    path.write_text(json.dumps(rec(2)) + "\n" + json.dumps(rec(3)), encoding="utf-8")
+    result = FileFollower(Ingestor(store), path).poll()
+    assert (result.accepted, result.unfinished_bytes) == (1, len(json.dumps(rec(3))))
+    assert "unfinished_line_bytes" not in FileFollower(Ingestor(store), tmp_path / "none.jsonl").poll().as_dict()
