@@ -116,8 +116,8 @@ def _adjust_loop(led: Any, name: str, floor: Any, apply: bool, propose: Any, rec
         return
     proposals = propose(led, name, floor)
     for adj in proposals:
-        typer.echo(f"{name} {adj.backend}/{adj.worker}: {adj.wage_total_time:.2f}/h < {adj.floor:.2f}/h "
-                   f"-> pay {adj.amount:.2f} {adj.currency}")
+        typer.echo(f"{name} {adj.backend}/{adj.worker}: {adj.wage_total_time:.2f} {adj.currency}/h < "
+                   f"{adj.floor:.2f} {adj.currency}/h -> pay {adj.amount:.2f} {adj.currency}")
     if not proposals:
         typer.echo(f"{name}: every worker earns at least the floor on total time")
     elif apply:

@@ -38,6 +38,7 @@ def test_adjust_pays_a_review_loop_from_the_ledger_url(tmp_path):
     listed = _clicloop("ledger", "adjust", "--ledger", url, "--floor", "12.02", "--currency", "EUR", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("bot:review sim/") == 2 and "pay 0.16 EUR" in listed.stdout  # 12.02 / 60 - 0.05 = 0.1503, up to the cent
+    assert "EUR/h < 12.02 EUR/h" in listed.stdout  # every amount names its currency
 
     applied = _clicloop("ledger", "adjust", "--ledger", url, "--loop", "bot:review", "--floor", "12.02", "--apply", cwd=tmp_path)
     assert applied.returncode == 0 and "bot:review: recorded 2 adjustment payment(s)" in applied.stdout
