@@ -27,7 +27,7 @@ class ReportRow:
     is its change since the previous round, bought by the previous round's human work.
 
     ``answers``, hours, ``cost`` (planned: rewards, bonuses and fees, what the loop priced) and
-    ``income`` (the workers' planned pay) are what this round bought after fitting its model;
+    ``planned_pay`` (the workers' share of it) are what this round bought after fitting its model;
     ``adjustments`` is back-pay booked in this round, its own line: per-round figures (cost per
     point, wages) use planned money only, so back-pay never looks like a round's price. Money is
     exact (Decimal) in ``Totals.currency``."""
@@ -41,7 +41,7 @@ class ReportRow:
     active_hours: float
     total_hours: float
     cost: Decimal
-    income: Decimal
+    planned_pay: Decimal
     adjustments: Decimal
     hours_per_point: float | None
     cost_per_point: Decimal | None
@@ -56,8 +56,8 @@ class Totals:
     """A loop's totals. ``cost`` is the planned cost; ``adjustments`` the back-pay booked;
     ``owed`` what lifting every worker below the floor would still cost (None when no floor was
     given or pay is unknown); ``fair_cost`` = cost + adjustments + owed (``fairwork.wages.fair_cost``;
-    owed counts as 0 without a floor). Wages are on what the
-    workers received (planned pay and adjustments), as the per-worker views compute them."""
+    owed counts as 0 without a floor). Wages are on ``paid_to_workers``, what the workers received
+    (``planned_pay`` and adjustments), as the per-worker views and the labor card compute them."""
 
     loop: str
     rounds: int
@@ -66,7 +66,8 @@ class Totals:
     active_hours: float
     total_hours: float
     cost: Decimal
-    income: Decimal
+    planned_pay: Decimal
+    paid_to_workers: Decimal
     currency: str
     first_metric: float | None
     final_metric: float | None
@@ -130,16 +131,16 @@ def _totals(ledger: Ledger, loop: str, rows: list[ReportRow], effort: dict[int, 
     active = sum(r.active_hours for r in rows)
     total = sum(r.total_hours for r in rows)
     cost = sum((r.cost for r in rows), ZERO)
-    income = sum((r.income for r in rows), ZERO)
+    planned_pay = sum((r.planned_pay for r in rows), ZERO)
     adjusted = sum((e["adjustment"] for e in effort.values()), ZERO)  # also in rounds without a model (none are lost)
     gain = metrics[-1] - metrics[0] if len(metrics) > 1 else None
     return Totals(
         loop=loop, rounds=len(rows), answers=sum(r.answers for r in rows),
         quarantined=int(sum(e["quarantined"] for e in effort.values())), active_hours=active, total_hours=total,
-        cost=cost, income=income, currency=ledger.currency(loop) or "",
+        cost=cost, planned_pay=planned_pay, paid_to_workers=planned_pay + adjusted, currency=ledger.currency(loop) or "",
         first_metric=metrics[0] if metrics else None, final_metric=metrics[-1] if metrics else None,
         hours_per_point=_per_point(total, gain), cost_per_point=money_per_point(cost, gain),
-        wage_paid_time=ratio(income + adjusted, active), wage_total_time=ratio(income + adjusted, total),
+        wage_paid_time=ratio(planned_pay + adjusted, active), wage_total_time=ratio(planned_pay + adjusted, total),
         stop_reason=rows[-1].stop_reason if rows else None, adjustments=adjusted, fair_cost=fair_cost(cost, adjusted, ZERO),
         **_beside_the_rounds(ledger, loop),
     )
@@ -204,7 +205,7 @@ def render_report(rows: list[ReportRow], totals: Totals, wage_floor: Decimal | N
     owed_text = f", still owed {fmt(totals.owed, cur)}" if totals.owed is not None else ""
     lines = [
         f"{hours}",
-        f"planned cost {fmt(totals.cost, cur)} (workers' planned pay {fmt(totals.income, cur)}); back-pay booked "
+        f"planned cost {fmt(totals.cost, cur)} (workers' planned pay {fmt(totals.planned_pay, cur)}); back-pay booked "
         f"{fmt(totals.adjustments, cur)}{owed_text}; fair cost {fmt(totals.fair_cost, cur)}",
         f"metric {_f(totals.first_metric, 4)} -> {_f(totals.final_metric, 4)}; per point (planned cost): "
         f"{_f(totals.hours_per_point, 3)} h, {fmt(totals.cost_per_point, cur)}",

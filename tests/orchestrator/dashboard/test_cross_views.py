@@ -110,7 +110,7 @@ def test_report_json_html_dashboard_and_labor_card_agree(adjusted_ledger: tuple[
     for lp in loops:  # JSON money is exact decimal strings with the currency named, never a float
         totals = report[lp]["totals"]
         assert report[lp]["currency"] == totals["currency"] == "EUR"
-        for key in ("cost", "income", "adjustments", "owed", "fair_cost", "wage_total_time"):
+        for key in ("cost", "planned_pay", "paid_to_workers", "adjustments", "owed", "fair_cost", "wage_total_time"):
             assert isinstance(totals[key], str) and Decimal(totals[key]) == Decimal(totals[key]).quantize(Decimal("0.000001"))
     t = {lp: report[lp]["totals"] for lp in loops}
     assert Decimal(t[ADJUSTED]["adjustments"]) > 0 and Decimal(t[ADJUSTED]["owed"]) == 0

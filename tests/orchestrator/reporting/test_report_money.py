@@ -50,6 +50,11 @@ def test_back_pay_is_its_own_line_and_never_a_rounds_price(tmp_path) -> None:
     text = json.dumps(report_dict(rows, totals), default=json_default)
     data = json.loads(text)
     assert data["totals"]["adjustments"] == str(owed)  # exact, e.g. "1.230000", never 1.2300000000000002
-    assert all(isinstance(r[k], (str, type(None))) for r in data["rounds"] for k in ("cost", "income", "adjustments", "wage_paid_time"))
+    assert all(isinstance(r[k], (str, type(None))) for r in data["rounds"] for k in ("cost", "planned_pay", "adjustments", "wage_paid_time"))
+    # what the workers received is named as the labor card names it, and is what the wages divide (it read
+    # "income" and held the planned pay alone, while the wages counted back-pay too)
+    t = data["totals"]
+    assert "income" not in t and Decimal(t["paid_to_workers"]) == Decimal(t["planned_pay"]) + Decimal(t["adjustments"])
+    assert Decimal(t["wage_paid_time"]) == (Decimal(t["paid_to_workers"]) / Decimal(repr(t["active_hours"]))).quantize(Decimal("0.000001"))
     assert all(isinstance(v, (str, type(None))) for v in (json.loads(text)["totals"][k] for k in ("cost", "owed", "fair_cost")))
     assert asdict(totals)["currency"] == "EUR"
