@@ -140,7 +140,8 @@ def read(engine: Engine, scope: Scope, review_loops: set[str]) -> list[Deploymen
                                                                   & (first.c.deployment.concat(REVIEW_SUFFIX) == w.loop)))
                                  .where(w.loop.in_(loops), *([w.backend == backend] if backend else []), *_time(qwhen, scope))
                                  .group_by(w.loop, qday)).all()
-        pay_where = [p.loop.in_(loops), *_time(func.coalesce(rv.reviewed_at, p.recorded_at), scope)]
+        pay_where = [p.loop.in_(loops), p.kind != "adjustment",  # planned cost: back-pay is its own line
+                     *_time(func.coalesce(rv.reviewed_at, p.recorded_at), scope)]
         if backend is not None:
             pay_where.append(p.backend == backend)
         if version is not None:

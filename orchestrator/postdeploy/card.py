@@ -77,7 +77,7 @@ def post_deployment(ledger: Any, version: str) -> list[dict[str, Any]] | None:
             "deployment": row.deployment, "parent": row.parent, "serving_now": store.serving() == version,
             "trained_on": int(row.n_train), "production_corrections_in_training": int(row.n_corrections),
             "review_work_before": {"answers": work["answers"], "hours": work["total_hours"], "active_hours": work["active_hours"],
-                                   "cost": work["cost"]},
+                                   "cost": work["cost"] - work["adjustments"], "back_pay": work["adjustments"]},
             "predictions_served": int(served), "reviews_of_its_predictions": int(reviewed), "errors_found": int(errors or 0),
             "audited_error_rate": asdict(audit_error_rate(store, model_version=version)),
             "promotions": [{"seq": x["seq"], "action": x["action"], "reason": x["reason"]}

@@ -76,16 +76,19 @@ def audit_error_rate(store: DeploymentStore, *, model_version: str | None = None
 
 
 def errors_fixed_per_hour(store: DeploymentStore) -> dict[str, Any]:
-    """Reviews, errors found (corrected or out of scope), review hours (unpaid included), cost."""
+    """Reviews, errors found (corrected or out of scope), review hours (unpaid included), the
+    planned cost (what the reviews were priced at) and cost per error fixed on it, and the
+    back-pay booked on the review loop (``ledger adjust``), its own line as in every view."""
     with store.engine.connect() as conn:
         reviews, fixed = conn.execute(select(func.count(), func.coalesce(func.sum(case((r.verdict != "confirm", 1), else_=0)), 0))
                                       .where(r.deployment == store.deployment)).one()
     spent = store.review_spent()
     hours = spent["total_hours"]
     return {"reviews": int(reviews), "errors_fixed": int(fixed), "hours": hours, "active_hours": spent["active_hours"],
-            "cost": spent["cost"], "currency": store.ledger.currency(review_loop(store.deployment)),
+            "cost": spent["cost"] - spent["adjustments"], "back_pay": spent["adjustments"],
+            "currency": store.ledger.currency(review_loop(store.deployment)),
             "per_hour": int(fixed) / hours if hours else None,
-            "cost_per_error": ratio(spent["cost"], int(fixed))}  # exact money (Decimal), to the micro-unit
+            "cost_per_error": ratio(spent["cost"] - spent["adjustments"], int(fixed))}  # exact (Decimal), to the micro-unit
 
 
 def time_to_correction(store: DeploymentStore) -> dict[str, Any]:

@@ -44,7 +44,8 @@ def lines(data: dict[str, Any]) -> list[str]:
         f"- Production error rate from random audits ({level}% Wilson interval): {_rate(data['error_rate'])}",
         f"- ... of the serving version's traffic: {_rate(data['serving_error_rate'])}",
         f"- Review: {rv['reviews']} reviews found {rv['errors_fixed']} errors in {rv['hours']:.2f} human hours "
-        f"({rv['active_hours']:.2f} h on tasks), cost {rv['cost']:.2f} {cur}".rstrip(),
+        f"({rv['active_hours']:.2f} h on tasks), cost {rv['cost']:.2f} {cur}".rstrip()
+        + (f" (planned; back-pay {rv['back_pay']:.2f} {cur} booked since)".replace("  ", " ") if rv.get("back_pay") else ""),
         f"- Errors fixed per human hour: {'-' if rv['per_hour'] is None else format(rv['per_hour'], '.1f')}; "
         f"cost per error fixed: {'-' if rv['cost_per_error'] is None else format(rv['cost_per_error'], '.2f')} {cur}".rstrip(),
         f"- Time from error to correction: median {_duration(ttc['median_s'])}, 90th percentile {_duration(ttc['p90_s'])} "

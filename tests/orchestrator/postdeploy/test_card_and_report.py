@@ -110,3 +110,31 @@ def test_review_refuses_ground_truth_it_cannot_express_before_sending_anything(l
         full = Reviewer(store, SimulatedCrowd(), "simulated", sorted({*INTENTS, *NEW_INTENT}), truth=truth, poll_s=0.0)
         assert full.run().answered == 40
         full.close()
+
+
+def test_back_pay_on_review_work_is_its_own_line_not_the_reviews_cost(tmp_path) -> None:
+    """`ledger adjust --apply` on a review loop moved `deploy status`'s cost from 1.85 to 19.21 EUR
+    and its cost per error fixed from 0.03 to 0.33, with no line saying why; the report kept the
+    planned cost with back-pay on its own line. Now every post-deployment view does the same."""
+    from clicloop.orchestrator.config import WageFloor
+    from clicloop.orchestrator.dashboard.base import Context
+    from clicloop.orchestrator.dashboard.postdeploy import post_deployment
+    from clicloop.orchestrator.dashboard.source import Filters
+    from clicloop.orchestrator.fairwork.wages import apply_adjustments, proposed_adjustments
+
+    floor = WageFloor(amount=50, currency="EUR")  # far above the simulated reviewers' pay: everyone gets back-pay
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        store, _, _ = _deployment(ledger, "v1")
+        before = (metrics.errors_fixed_per_hour(store), labor_card(ledger, "v2")["post_deployment_corrections"][0],
+                  {n.key: n.value for n in post_deployment(Context(ledger.engine_, Filters())).numbers})
+        booked = apply_adjustments(ledger, proposed_adjustments(ledger, "bot:review", floor), 0)
+        back_pay = ledger.spent("bot:review")["adjustments"]
+        after = (metrics.errors_fixed_per_hour(store), labor_card(ledger, "v2")["post_deployment_corrections"][0],
+                 {n.key: n.value for n in post_deployment(Context(ledger.engine_, Filters())).numbers})
+        text = "\n".join(report.lines(report.build(store)))
+    assert booked > 0 and back_pay > 0
+    assert after[0]["cost"] == before[0]["cost"] and after[0]["cost_per_error"] == before[0]["cost_per_error"]
+    assert after[0]["back_pay"] == back_pay and before[0]["back_pay"] == 0
+    assert after[1]["review_work_before"]["cost"] == before[1]["review_work_before"]["cost"]
+    assert after[2]["cost_per_error:bot"] == before[2]["cost_per_error:bot"]
+    assert f"back-pay {back_pay:.2f} EUR" in text
