@@ -14,8 +14,9 @@ STALENESS = (("staleness_mean", "mean"), ("staleness_median", "median"), ("stale
 
 
 def rows(ctx: Context) -> list[dict[str, Any]]:
-    """Per labeling loop in scope: the report's waiting and staleness figures."""
-    return [{"loop": i.name, **cl.summary(ctx.engine, i.name)} for i in ctx.loops if not i.review]
+    """Per loop in scope, a deployment's review loop included (reviewers wait unpaid too): the
+    report's waiting and staleness figures."""
+    return [{"loop": i.name, **cl.summary(ctx.engine, i.name)} for i in ctx.loops]
 
 
 def waiting_staleness(ctx: Context) -> View:
@@ -28,7 +29,7 @@ def waiting_staleness(ctx: Context) -> View:
                 "filters do not).")
     per_loop = rows(ctx)
     if not per_loop:
-        view.empty = "No labeling loop in scope."
+        view.empty = "No loop in scope."
         return view
     for r in per_loop:
         share = r["waiting_share"]

@@ -56,3 +56,22 @@ def test_the_labor_card_says_pay_unknown(tmp_path) -> None:
     assert card["money"] == {"currency": None, "pay_unknown": True} and card["wages_total_time"]["pay_unknown"]
     assert "Money: pay unknown" in render_markdown(card) and "below the" not in render_markdown(card)
     assert {n.key: n.text for n in view.numbers}["card_cost:unpaid-r1"] == "pay unknown"
+
+
+def test_the_waiting_view_counts_reviewers_too(tmp_path) -> None:
+    """A deployment's reviewers who wait for work wait unpaid, as labelers do: `clicloop report`
+    showed the review loop's waiting and the dashboard's waiting view, which says it shows the
+    report's figures, left the review loop out."""
+    from clicloop.orchestrator.dashboard.views_continuous import waiting_staleness
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    loop = "bot:review"
+    with Ledger(url) as ledger:
+        ledger.begin_loop(loop, "h", "{}", 0)
+        ledger.start_round(loop, 0, "v1", 0, "accuracy", None)
+        tasks = [Task(f"{loop}/0/p{i}/0", loop, 0, f"p{i}", 0, "Check answers.", ("a", "b")) for i in range(2)]
+        ledger.record_tasks(tasks, "sim")
+        ledger.record_answers(loop, "sim", [(t, Answer(t.key, "w0", "a", active_s=60.0, wait_s=30.0, reward=0.2, fee=0.0,
+                                                        currency="EUR"), "submitted", None) for t in tasks])
+        numbers = {n.key: n for n in waiting_staleness(Context(ledger.engine_, Filters())).numbers}
+    assert numbers[f"waiting_share:{loop}"].value == 0.5 and numbers[f"waiting_hours:{loop}"].text == "0.02 h"
