@@ -19,7 +19,7 @@ AXES = (("n_labeled", "labels", "labels the model was trained on"), ("hours", "h
 def targets(ctx: Context) -> dict[str, float]:
     """Per loop, the target its forecast aims at: ``?target=``, else the ``stop.target_metric`` of
     the loop's config (``clicloop dashboard --config``), else 2 points above the best metric in
-    scope (capped at 0.99); the same rule as ``clicloop report`` (clicloop.orchestrator.reporting.forecast.default_target)."""
+    scope, rounded up to a whole point (capped at 0.99); the same rule as ``clicloop report`` (clicloop.orchestrator.reporting.forecast.default_target)."""
     best = max((r["metric"] for rows in ctx.curves.values() for r in rows if r["metric"] is not None), default=None)
     return {loop: ctx.target if ctx.target is not None else
             default_target(ctx.stops[loop].target_metric if loop in ctx.stops else None, best) for loop in ctx.curves}
@@ -129,8 +129,8 @@ def forecast_view(ctx: Context) -> View:
     view = View("forecast", "Forecast to target", f"Labels, human hours and money still needed until a round's measured "
                 f"{_metric_name(ctx)} first reaches the target: a learning curve a - b·n^-c fitted to each loop's rounds so far "
                 "(refitted every round), bootstrapped and rolled forward with the measurement noise; median and 80% interval. "
-                "The target is ?target=, else the stop.target_metric of the loop's config (clicloop dashboard --config), else 2 "
-                "points above the best metric in scope. With stop.forecast in its config a loop stops once even the "
+                "The target is ?target=, else the stop.target_metric of the loop's config (clicloop dashboard --config), else the "
+                "best metric in scope rounded up to a whole point, plus 2 points. With stop.forecast in its config a loop stops once even the "
                 "optimistic end is over its budget.")
     if not ctx.curves:
         view.empty = "No round in scope: nothing to forecast."

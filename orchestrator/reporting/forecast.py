@@ -317,10 +317,12 @@ def _ensemble(x: np.ndarray, y: np.ndarray, n_now: float, step: float, target: f
 
 def default_target(configured: float | None, best: float | None) -> float:
     """The target a forecast aims at when none is given: the loop's ``stop.target_metric``, else
-    2 points above the best metric so far (capped at 0.99)."""
+    the best metric so far (of the loops in view: one target they all compare on) rounded up to a
+    whole point, plus 2 points, capped at 0.99: 0.93 -> 0.95, 0.9555 -> 0.98."""
     if configured is not None:
         return float(configured)
-    return min(0.99, math.ceil((best or 0.0) * 100) / 100 + 0.02)
+    points = math.ceil(round((best or 0.0) * 100, 6))  # 0.93 * 100 is 93.00000000000001 in floats
+    return min(0.99, round((points + 2) / 100, 2))
 
 
 def describe(fc: Forecast, currency: str = "", hours_left: float | None = None, cost_left: float | None = None) -> str:

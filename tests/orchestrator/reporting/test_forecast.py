@@ -170,6 +170,11 @@ def test_describe_says_what_is_left_and_against_which_budget() -> None:
     assert "within reach" in describe(fc, "EUR", hours_left=fc.hours_to_target.high * 2)
     assert default_target(None, 0.913) == pytest.approx(0.94) and default_target(0.8, 0.95) == 0.8
     assert default_target(None, 0.985) == 0.99
+    # a best metric on a whole point aims 2 points up, and the target is a clean 2-place number (0.93 aimed at
+    # 0.96: 0.93 * 100 is 93.00000000000001 in floats; the JSON carried 0.9500000000000001)
+    assert default_target(None, 0.93) == 0.95 and default_target(None, 0.9265) == 0.95 and default_target(None, 0.9555) == 0.98
+    assert [repr(default_target(None, b / 1000)) for b in range(900, 970)] == [repr(round(default_target(None, b / 1000), 2))
+                                                                               for b in range(900, 970)]
 
 
 def test_a_curve_that_levels_off_below_the_target_is_not_reachable_and_shows_its_plateau() -> None:
