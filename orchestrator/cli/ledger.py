@@ -109,10 +109,16 @@ def adjust(
 
 
 def _adjust_loop(led: Any, name: str, floor: Any, apply: bool, propose: Any, record: Any) -> None:
+    from clicloop.orchestrator.fairwork.currency import not_compared, pay_currencies
     from clicloop.orchestrator.fairwork.wages import pay_unknown
 
     if pay_unknown(led, name):
         typer.echo(f"{name}: pay unknown (no payment recorded), so no wage and no adjustment is computed")
+        return
+    notes = not_compared(floor, pay_currencies(led.engine_, name))
+    if notes:  # before, it said "every worker earns at least the floor": a floor in euros skipped pay in dollars
+        for note in notes:
+            typer.echo(f"{note}; no adjustment is computed for {name}")
         return
     proposals = propose(led, name, floor)
     for adj in proposals:

@@ -179,13 +179,12 @@ def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = Fal
         return
     console = table_console()
     for name, (rows, totals) in reports.items():
-        console.print(render_report(rows, totals, floor.amount))
+        console.print(render_report(rows, totals))
         if totals.workers_below_floor:
             command = pay_command(floor, config=config, ledger=None if own and own[0] else redact_url(url),
                                   loop=(None if name == own[1] else name) if own else loop)
-            console.print(f"[bold]! {totals.workers_below_floor} worker(s) earn below the floor of {floor.amount:.2f} "
-                          f"{floor.currency}/h on total time; adjustments owed: {fmt_money(totals.owed, floor.currency)} "
-                          f"({command})[/]")
+            console.print(f"[bold]! {totals.workers_below_floor} worker(s) earn below the floor of {totals.floor}/h "
+                          f"on total time; adjustments owed: {fmt_money(totals.owed, totals.currency)} ({command})[/]")
 
 
 @app.command()

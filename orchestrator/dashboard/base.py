@@ -107,6 +107,25 @@ class Context:
         return "/".join(found) if found else self.floor.currency
 
     @cached_property
+    def pay_currencies(self) -> dict[tuple[str, str], str]:
+        """``(loop, backend) -> currency`` of its payments (``fairwork.currency.pay_currencies``)."""
+        from clicloop.orchestrator.fairwork.currency import pay_currencies
+
+        return pay_currencies(self.engine)
+
+    def loop_currency(self, loop: str) -> str | None:
+        """The currency a loop pays in (its first backend's), None before any payment."""
+        return next((cur for (lp, _), cur in sorted(self.pay_currencies.items()) if lp == loop), None)
+
+    @cached_property
+    def not_compared(self) -> list[str]:
+        """The loops and backends in scope whose floor is in another currency than their pay."""
+        from clicloop.orchestrator.fairwork.currency import not_compared
+
+        names = {i.name for i in self.loops}
+        return not_compared(self.floor, {k: v for k, v in self.pay_currencies.items() if k[0] in names})
+
+    @cached_property
     def pay_unknown(self) -> set[str]:
         """Loops in scope with answers and not one payment (the report's rule: no cost, no wage)."""
         from clicloop.orchestrator.ledger.accounting import pay_unknown

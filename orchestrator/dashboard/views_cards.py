@@ -59,10 +59,8 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
     """The labor card of a labeling loop's model version, as ``clicloop.orchestrator.reporting.laborcard.labor_card``
     writes it (a test checks they agree), from one pass of the dashboard's per-worker query: the
     card's totals are the sums of its workers' figures, so the ledger is scanned once, not twice."""
-    from clicloop.orchestrator.ledger.accounting import pay_unknown
-    from clicloop.orchestrator.ledger.money import ZERO, exact
-    from clicloop.orchestrator.reporting.laborcard import (_count, _distribution, _rejections, adjustments, loop_settings,
-                                                           money_section, owed_before)
+    from clicloop.orchestrator.ledger.money import ZERO
+    from clicloop.orchestrator.reporting.laborcard import _count, _rejections, loop_settings, people_money
     from clicloop.orchestrator.ledger import schema as s
 
     loop, before = row["loop"], int(row["round_no"])
@@ -73,7 +71,6 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
     total = sum(w["total_hours"] for w in workers)
     income = sum((w["income"] for w in workers), ZERO)  # exact: Decimal sums of whole micro-units
     fees = sum((w["fees"] for w in workers), ZERO)
-    paid = [w for w in workers if w["wage_total_time"] is not None]
     currency = ledger.currency(loop) or ctx.floor.currency
     with ctx.engine.connect() as conn:
         config = conn.execute(select(s.loops.c.config_json).where(s.loops.c.name == loop)).scalar()
@@ -86,10 +83,7 @@ def version_card(ctx: Context, ledger: ReadOnlyLedger, row: dict[str, Any]) -> d
         "people": len({(w["backend"], w["worker"]) for w in workers}), "backends": sorted({w["backend"] for w in workers}),
         "hours": {"active": active, "total": total, "unpaid": total - active,
                   "unpaid_by_kind": {k: unpaid.get(k, 0.0) for k, _ in UNPAID_KINDS}},
-        "money": {"currency": None, "pay_unknown": True} if pay_unknown(ctx.engine, loop) else money_section(currency, income, fees, adjustments(ledger, loop, before),
-                               None if pay_unknown(ctx.engine, loop) else owed_before(workers, ctx.floor)),
-        "wages_total_time": {"workers": 0, "pay_unknown": True} if pay_unknown(ctx.engine, loop) else _distribution([w["wage_total_time"] for w in paid],
-                                          [exact(ctx.floor.for_backend(w["backend"]).amount) for w in paid], ctx.floor.currency),
+        **people_money(ledger, loop, before, workers, ctx.floor, currency, income, fees),
         "rejections": _rejections(ledger, loop, before),
         "corrections": _count(ledger, s.corrections, loop),
     }
@@ -129,7 +123,7 @@ def _money_rows(m: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _card_table(card: dict[str, Any]) -> Table:
-    from clicloop.orchestrator.reporting.laborcard import pseudo_labels_text
+    from clicloop.orchestrator.reporting.laborcard import floor_text, pseudo_labels_text
 
     h, m, w, rej = card["hours"], card["money"], card["wages_total_time"], card["rejections"]
     cur = m["currency"]
@@ -149,7 +143,7 @@ def _card_table(card: dict[str, Any]) -> Table:
     ]
     if w.get("workers"):
         rows.append({"field": "wage on total time", "value": f"median {w['median']:.2f}, p10 {w['p10']:.2f}, lowest {w['min']:.2f} "
-                     f"{w['currency']}/h; {w['below_floor']} of {w['workers']} below the {w['floor']:.2f} floor"})
+                     f"{w['currency']}/h; {floor_text(w)}"})
     rows.append({"field": "rejections", "value": f"{rej['count']}" + "".join(f"; {n} × {r}" for r, n in rej["reasons"].items())})
     rows.append({"field": "corrections", "value": str(card["corrections"])})
     return table(f"Labor card: {card['model_version']}", [("field", "", None), ("value", "", None)], rows)

@@ -3,7 +3,6 @@ on total time), unpaid overhead by kind, and rejections with their reasons."""
 
 from __future__ import annotations
 
-import statistics
 from decimal import Decimal
 from typing import Any
 
@@ -38,24 +37,22 @@ def wages(ctx: Context) -> View:
         mark_floor(ctx, row, unknown)
         row["owed"] = owed_sum(workers, row, unknown)
     known = [r for r in workers if r["loop"] not in unknown]
-    paid = [r["wage_paid_time"] for r in known if r["wage_paid_time"] is not None]
-    total = [r["wage_total_time"] for r in known if r["wage_total_time"] is not None]
-    owed_all = sum((r["owed"] for r in known), money.ZERO)
     view.numbers += [
         Number("workers", "people (per loop and backend)", len(workers), f"{len(workers):,}"),
-        Number("median_wage_paid", "median wage, paid time", statistics.median(paid) if paid else None,
-               fmt(statistics.median(paid), 2, unit=f"{cur}/h") if paid else "-"),
-        Number("median_wage_total", "median wage, total time", statistics.median(total) if total else None,
-               fmt(statistics.median(total), 2, unit=f"{cur}/h") if total else "-"),
+        per_currency("median_wage_paid", "median wage, paid time", known, "wage_paid_time", _median, "/h"),
+        per_currency("median_wage_total", "median wage, total time", known, "wage_total_time", _median, "/h"),
         Number("below_floor_paid", "below the floor on paid time", sum(r["below_paid"] for r in workers),
                f"{sum(r['below_paid'] for r in workers):,} of {len(workers):,}"),
         Number("below_floor_total", "below the floor on total time", sum(r["below_total"] for r in workers),
                f"{sum(r['below_total'] for r in workers):,} of {len(workers):,}"),
-        Number("owed", "owed: back-pay still due up to the floor (total time)", owed_all, money.fmt(owed_all, cur)),
+        per_currency("owed", "owed: back-pay still due up to the floor (total time)", known, "owed",
+                     lambda v: sum(v, money.ZERO), "", empty=money.fmt(money.ZERO, cur)),
     ]
     for lp in loops:
         view.numbers.append(Number(f"loop_owed:{lp['loop']}", f"{lp['loop']}: owed up to the floor", lp["owed"],
-                                   "pay unknown" if lp["owed"] is None else money.fmt(lp["owed"], cur)))
+                                   "pay unknown" if lp["loop"] in unknown else "not compared" if lp["owed"] is None
+                                   else money.fmt(lp["owed"], lp["currency"] or cur)))
+    view.notes += ctx.not_compared
     for b in backends:
         view.numbers.append(Number(f"backend_wage_total:{b['loop']}:{b['backend']}", f"{b['loop']} / {b['backend']}: wage on total time",
                                    b["wage_total_time"], "pay unknown" if b["loop"] in unknown else fmt(b["wage_total_time"], 2, unit=f"{cur}/h")))
@@ -79,6 +76,24 @@ def wages(ctx: Context) -> View:
     return view
 
 
+def _median(values: list[Any]) -> Any:
+    return money.percentile(values, 50)
+
+
+def per_currency(key: str, label: str, rows: list[dict[str, Any]], field: str, combine: Any, unit: str,
+                 empty: str = "-") -> Number:
+    """A figure of ``rows``' ``field`` (money, or money per hour with ``unit`` "/h") combined
+    (summed, their median) per currency: one currency gives the figure; several give no single
+    value and each currency's figure in the text (an amount in euros never meets one in dollars)."""
+    groups: dict[str, list[Any]] = {}
+    for r in rows:
+        if r.get(field) is not None:
+            groups.setdefault(r.get("currency") or "", []).append(r[field])
+    figures = {cur: combine(values) for cur, values in sorted(groups.items())}
+    text = "; ".join(money.fmt(v, f"{cur}{unit}".strip() or None) for cur, v in figures.items()) or empty
+    return Number(key, label, next(iter(figures.values())) if len(figures) == 1 else None, text)
+
+
 def _num(value: Any) -> float | None:
     """A figure for a chart (charts draw floats; the text and tables keep the exact Decimal)."""
     return float(value) if isinstance(value, (int, float, Decimal)) else None
@@ -91,8 +106,9 @@ def _backend_figure(go: Any, backends: list[dict[str, Any]], cur: str) -> Any:
         vals = [_num(b[key]) for b in backends]
         fig.add_trace(go.Bar(y=names, x=vals, name=label, orientation="h", marker_color=color,
                              text=[fmt(v, 2) for v in vals], textposition="outside", cliponaxis=False))
-    top = max([_num(b[k]) or 0.0 for b in backends for k in ("wage_paid_time", "wage_total_time")] + [float(b["floor"]) for b in backends])
-    for floor in sorted({float(b["floor"]) for b in backends}):
+    floors = {f for f in (_num(b["floor"]) for b in backends) if f is not None}  # "not compared": no line
+    top = max([_num(b[k]) or 0.0 for b in backends for k in ("wage_paid_time", "wage_total_time")] + list(floors))
+    for floor in sorted(floors):
         fig.add_vline(x=floor, line={"color": FLOOR, "dash": "dash", "width": 2}, annotation_text=f"floor {floor:.2f}",
                       annotation_position="top")
     return layout(fig, title=f"Wage per loop and backend ({cur}/h)", barmode="group", xaxis_title=f"{cur} per hour",

@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from clicloop.orchestrator.config import WageFloor
+from clicloop.orchestrator.fairwork.currency import held_to, not_compared, pay_currencies
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, by_worker
@@ -93,14 +94,17 @@ def price_per_answer(ledger: Ledger, loop: str, backend: str, floor: WageFloor, 
 
 
 def below_floor(ledger: Ledger, loop: str, floor: WageFloor, backend: str | None = None) -> list[dict[str, Any]]:
-    """Workers whose effective wage on total time is below their backend's floor."""
+    """Workers whose effective wage on total time is below their backend's floor (a floor in
+    another currency than their pay is not compared: :mod:`.currency`)."""
     out = []
+    currencies = pay_currencies(ledger.engine_, loop)
     for row in by_worker(ledger.engine_, loop):
         if backend is not None and row["backend"] != backend:
             continue
         f = floor.for_backend(row["backend"])
+        amount = held_to(floor, row["backend"], currencies.get((loop, row["backend"])))
         wage = row["wage_total_time"]
-        if wage is not None and wage < f.amount and _currency(ledger, loop, row) in (f.currency, None):
+        if amount is not None and wage is not None and wage < amount:
             out.append({**row, "floor": f.amount, "currency": f.currency})
     return out
 
@@ -150,13 +154,18 @@ def owed_amount(row: dict[str, Any]) -> Decimal:
 
 def owed(ledger: Ledger, loop: str, floor: WageFloor) -> dict[str, Any]:
     """Wages still owed on ``loop``: the sum of :func:`proposed_adjustments` (exact), with its
-    currency and the number of workers below the floor; ``None`` amounts where pay is unknown."""
+    currency and the number of workers below the floor; ``None`` amounts where pay is unknown, or
+    where a backend's floor is in another currency than its pay (``not_compared`` says which and
+    what to give instead: :func:`.currency.not_compared`)."""
     if pay_unknown(ledger, loop):
-        return {"workers_below_floor": None, "amount": None, "currency": None}
+        return {"workers_below_floor": None, "amount": None, "currency": None, "not_compared": []}
+    notes = not_compared(floor, pay_currencies(ledger.engine_, loop))
+    if notes:
+        return {"workers_below_floor": None, "amount": None, "currency": ledger.currency(loop), "not_compared": notes}
     proposals = proposed_adjustments(ledger, loop, floor)
     currency = proposals[0].currency if proposals else (ledger.currency(loop) or floor.currency)
     return {"workers_below_floor": len(below_floor(ledger, loop, floor)), "amount": sum((p.amount for p in proposals), ZERO),
-            "currency": currency}
+            "currency": currency, "not_compared": []}
 
 
 def fair_cost(planned: Decimal, back_pay: Decimal, owed_now: Decimal | None) -> Decimal | None:
@@ -171,12 +180,7 @@ def apply_adjustments(ledger: Ledger, adjustments: list[Adjustment], round_no: i
     """Record the adjustment payments; returns how many were new."""
     return sum(
         ledger.pay(adj.key, adj.loop, round_no, adj.backend, adj.worker, "adjustment", adj.amount, adj.currency,
-                   reason=f"effective wage {adj.wage_total_time:.2f}/h on total time was below the floor {adj.floor:.2f}/h")
+                   reason=f"effective wage {adj.wage_total_time:.2f} {adj.currency}/h on total time was below the floor "
+                          f"{adj.floor:.2f} {adj.currency}/h")
         for adj in adjustments
     )
-
-
-def _currency(ledger: Ledger, loop: str, row: dict[str, Any]) -> str | None:
-    p = s.payments.c
-    with ledger.engine_.connect() as conn:
-        return conn.execute(select(p.currency).where(p.loop == loop, p.backend == row["backend"], p.worker == row["worker"]).limit(1)).scalar()

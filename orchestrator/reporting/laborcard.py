@@ -21,6 +21,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from clicloop.orchestrator.config import WageFloor
+from clicloop.orchestrator.fairwork.currency import held_to, pay_currencies
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
@@ -75,7 +76,6 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
     floor = floor or WageFloor()
     workers = by_worker(ledger.engine_, loop, before_round=before)
     totals = _totals(workers)
-    paid = [w for w in workers if w["wage_total_time"] is not None]
     currency = ledger.currency(loop) or floor.currency
     return {
         "model_version": model_version, "loop": loop, "purpose": purpose,
@@ -87,10 +87,7 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         "hours": {"active": totals["active_hours"], "total": totals["total_hours"],
                   "unpaid": totals["total_hours"] - totals["active_hours"],
                   "unpaid_by_kind": unpaid_by_kind(ledger.engine_, loop, before_round=before)},
-        "money": {"currency": None, "pay_unknown": True} if pay_unknown(ledger, loop) else money_section(currency, totals["income"], totals["fees"], adjustments(ledger, loop, before),
-                               None if pay_unknown(ledger, loop) else owed_before(workers, floor)),
-        "wages_total_time": {"workers": 0, "pay_unknown": True} if pay_unknown(ledger, loop) else _distribution([w["wage_total_time"] for w in paid],
-                                          [exact(floor.for_backend(w["backend"]).amount) for w in paid], floor.currency),
+        **people_money(ledger, loop, before, workers, floor, currency, totals["income"], totals["fees"]),
         "rejections": _rejections(ledger, loop, before),
         "corrections": _count(ledger, s.corrections, loop),
         "post_deployment_corrections": post_deployment(ledger, model_version),
@@ -135,20 +132,66 @@ def adjustments(ledger: Ledger, loop: str, before: int | None) -> Decimal:
         return from_micros(conn.execute(select(func.coalesce(func.sum(p.amount_micros), 0)).where(*where)).scalar_one())
 
 
-def owed_before(workers: list[dict[str, Any]], floor: WageFloor) -> Decimal:
-    """What lifting each worker below the floor (on total time) would cost: ``fairwork.wages``'s rule."""
-    rows = [{**w, "floor": exact(floor.for_backend(w["backend"]).amount)} for w in workers]
-    return sum((owed_amount(r) for r in rows if r["wage_total_time"] is not None and r["wage_total_time"] < r["floor"]), ZERO)
+def people_money(ledger: Ledger, loop: str, before: int | None, workers: list[dict[str, Any]], floor: WageFloor,
+                 currency: str, income: Decimal, fees: Decimal) -> dict[str, Any]:
+    """The card's ``money`` and ``wages_total_time`` sections from the per-worker rows of the work
+    before round ``before`` (the labor card and the dashboard's card share it): pay unknown, or
+    money, what is still owed and the wages against the floor each backend's pay is held to."""
+    if pay_unknown(ledger, loop):
+        return {"money": {"currency": None, "pay_unknown": True}, "wages_total_time": {"workers": 0, "pay_unknown": True}}
+    currencies = pay_currencies(ledger.engine_, loop)
+    paid = [w for w in workers if w["wage_total_time"] is not None]
+    floors = [held_to(floor, w["backend"], currencies.get((loop, w["backend"]))) for w in paid]
+    return {"money": money_section(currency, income, fees, adjustments(ledger, loop, before),
+                                   owed_before(workers, floor, currencies, loop, paid_since(ledger, loop, before))),
+            "wages_total_time": _distribution([w["wage_total_time"] for w in paid], floors, currency)}
 
 
-def _distribution(wages: list[Decimal], floors: list[Decimal], currency: str) -> dict[str, Any]:
-    """Effective wages on total time (exact Decimals), their percentiles and the share below the floor."""
+def floor_text(w: dict[str, Any]) -> str:
+    """A card's wages against the floor, in words."""
+    if w.get("below_floor") is None:
+        return "the wage floor is in another currency than the pay: not compared"
+    return f"{w['below_floor']} of {w['workers']} worker(s) below the {w['floor']:.2f} floor"
+
+
+def owed_before(workers: list[dict[str, Any]], floor: WageFloor, currencies: dict[tuple[str, str], str], loop: str,
+                later: dict[tuple[str, str], Decimal] | None = None) -> Decimal | None:
+    """What lifting each worker below the floor (on total time) would still cost: ``fairwork.wages``'s
+    rule on the work in ``workers``, less what each was paid in back-pay booked after it (``later``,
+    per backend and worker: a debt of this work, paid since); None where a backend's floor is in
+    another currency than its pay (not compared)."""
+    rows = [{**w, "floor": held_to(floor, w["backend"], currencies.get((loop, w["backend"])))} for w in workers]
+    if any(r["floor"] is None for r in rows):
+        return None
+    later = later or {}
+    return sum((max(ZERO, owed_amount(r) - later.get((r["backend"], r["worker"]), ZERO)) for r in rows
+                if r["wage_total_time"] is not None and r["wage_total_time"] < r["floor"]), ZERO)
+
+
+def paid_since(ledger: Ledger, loop: str, before: int | None) -> dict[tuple[str, str], Decimal]:
+    """Back-pay booked on ``loop`` in round ``before`` or later, per backend and worker (none when
+    ``before`` is None: the card covers every round)."""
+    if before is None:
+        return {}
+    p = s.payments.c
+    with ledger.engine_.connect() as conn:
+        rows = conn.execute(select(p.backend, p.worker, func.sum(p.amount_micros))
+                            .where(p.loop == loop, p.kind == "adjustment", p.round_no >= before)
+                            .group_by(p.backend, p.worker)).all()
+    return {(b, w): from_micros(m) for b, w, m in rows}
+
+
+def _distribution(wages: list[Decimal], floors: list[Decimal | None], currency: str) -> dict[str, Any]:
+    """Effective wages on total time (exact Decimals, in ``currency``: the pay's), their percentiles
+    and the share below the floor (None where a floor is in another currency: not compared)."""
     if not wages:
         return {"workers": 0}
-    below = sum(w < f for w, f in zip(wages, floors))
     q = [percentile(wages, x) for x in (0, 10, 50, 90, 100)]
-    return {"workers": len(wages), "currency": currency, "min": q[0], "p10": q[1], "median": q[2], "p90": q[3],
-            "max": q[4], "below_floor": int(below), "share_below_floor": below / len(wages), "floor": max(floors)}
+    out = {"workers": len(wages), "currency": currency, "min": q[0], "p10": q[1], "median": q[2], "p90": q[3], "max": q[4]}
+    if any(f is None for f in floors):
+        return {**out, "below_floor": None, "share_below_floor": None, "floor": None}
+    below = sum(w < f for w, f in zip(wages, floors))
+    return {**out, "below_floor": int(below), "share_below_floor": below / len(wages), "floor": max(floors)}
 
 
 def _rejections(ledger: Ledger, loop: str, before: int) -> dict[str, Any]:
@@ -191,7 +234,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     if w.get("workers"):
         lines.append(
             f"- Effective wage on total time ({w['currency']}/h): median {w['median']:.2f}, 10th percentile {w['p10']:.2f}, "
-            f"lowest {w['min']:.2f}; {w['below_floor']} of {w['workers']} worker(s) below the {w['floor']:.2f} floor"
+            f"lowest {w['min']:.2f}; {floor_text(w)}"
         )
     rej = card["rejections"]
     lines.append(f"- Rejections: {rej['count']}" + "".join(f"\n  - {n} x {reason}" for reason, n in rej["reasons"].items()))

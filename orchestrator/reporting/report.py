@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from clicloop.orchestrator.fairwork.currency import floor_label, pay_currencies
 from clicloop.orchestrator.fairwork.wages import fair_cost, owed, pay_unknown
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, fmt, ratio
@@ -88,6 +89,8 @@ class Totals:
     staleness_max: float | None = None
     returned_hours: float = 0.0  # unpaid work that brought no answer (a submission returned or timed out), in the total time
     batches: dict[str, Any] | None = None  # the batches the backend published (ledger.unpaid.batch_summary), None without any
+    floor: str | None = None  # the wage floor the loop's workers are held to, as text (fairwork.currency.floor_label)
+    not_compared: tuple[str, ...] = ()  # backends whose floor is in another currency than their pay (owed is None then)
 
 
 def build_report(ledger: Ledger, loop: str, floor: WageFloor | None = None) -> tuple[list[ReportRow], Totals]:
@@ -122,7 +125,8 @@ def build_report(ledger: Ledger, loop: str, floor: WageFloor | None = None) -> t
     elif floor is not None:
         due = owed(ledger, loop, floor)
         totals = replace(totals, owed=due["amount"], fair_cost=fair_cost(totals.cost, totals.adjustments, due["amount"]),
-                         workers_below_floor=due["workers_below_floor"])
+                         workers_below_floor=due["workers_below_floor"], not_compared=tuple(due["not_compared"]),
+                         floor=floor_label(floor, pay_currencies(ledger.engine_, loop), loop))
     return rows, totals
 
 
@@ -174,7 +178,7 @@ def report_dict(rows: list[ReportRow], totals: Totals) -> dict[str, Any]:
             "reach": [asdict(x) for x in reach_table(rows, default_targets(rows))]}
 
 
-def render_report(rows: list[ReportRow], totals: Totals, wage_floor: Decimal | None = None) -> Any:
+def render_report(rows: list[ReportRow], totals: Totals) -> Any:
     """A rich renderable: the per-round table, the "cost to reach" table and the totals lines."""
     from rich.console import Group
     from rich.table import Table
@@ -202,7 +206,8 @@ def render_report(rows: list[ReportRow], totals: Totals, wage_floor: Decimal | N
                      Text(f"metric {_f(totals.first_metric, 4)} -> {_f(totals.final_metric, 4)}; per point: "
                           f"{_f(totals.hours_per_point, 3)} h"),
                      *([Text(f"stopped: {totals.stop_reason}")] if totals.stop_reason else []))
-    owed_text = f", still owed {fmt(totals.owed, cur)}" if totals.owed is not None else ""
+    owed_text = (f", still owed {fmt(totals.owed, cur)}" if totals.owed is not None
+                 else ", owed not compared (the floor's currency is not the pay's)" if totals.not_compared else "")
     lines = [
         f"{hours}",
         f"planned cost {fmt(totals.cost, cur)} (workers' planned pay {fmt(totals.planned_pay, cur)}); back-pay booked "
@@ -211,7 +216,8 @@ def render_report(rows: list[ReportRow], totals: Totals, wage_floor: Decimal | N
         f"{_f(totals.hours_per_point, 3)} h, {fmt(totals.cost_per_point, cur)}",
         f"effective wage (back-pay included): {fmt(totals.wage_paid_time, cur)}/h on paid time, "
         f"{fmt(totals.wage_total_time, cur)}/h counting unpaid time"
-        + (f" (floor {wage_floor:.2f} {cur})" if wage_floor is not None else ""),
+        + (f" (floor {totals.floor})" if totals.floor is not None else ""),
+        *totals.not_compared,
     ]
     lines += _waiting_lines(totals)
     if totals.stop_reason:
@@ -274,7 +280,8 @@ def _f(v: float | None, digits: int, *, signed: bool = False) -> str:
 def forecasts(ledger: Ledger, reports: dict[str, tuple[list[ReportRow], Totals]], target: float | None = None,
               stops: Mapping[str, Stop] | None = None) -> dict[str, dict[str, Any]]:
     """Per labeling loop: the forecast to its target (``target``, else the ``stop.target_metric``
-    of the loop's config in ``stops``, else 2 points above the best metric of the loops reported:
+    of the loop's config in ``stops``, else 2 points above the best metric of the loops reported,
+    rounded up to a whole point (:func:`.forecast.default_target`):
     the dashboard's rule), the budget left under that config's ``max_hours`` / ``max_cost``, and a
     line for people. (The ledger keeps no stop rules: they come from the config.)"""
     import math

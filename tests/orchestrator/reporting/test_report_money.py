@@ -58,3 +58,20 @@ def test_back_pay_is_its_own_line_and_never_a_rounds_price(tmp_path) -> None:
     assert Decimal(t["wage_paid_time"]) == (Decimal(t["paid_to_workers"]) / Decimal(repr(t["active_hours"]))).quantize(Decimal("0.000001"))
     assert all(isinstance(v, (str, type(None))) for v in (json.loads(text)["totals"][k] for k in ("cost", "owed", "fair_cost")))
     assert asdict(totals)["currency"] == "EUR"
+
+
+def test_an_earlier_versions_card_counts_back_pay_booked_after_it(tmp_path) -> None:
+    """Back-pay is booked on the last round that bought answers, so the card of an earlier version
+    (its work only) went on saying "still owed" after every worker had been paid up to the floor
+    (1.93 EUR on a loop whose whole debt had been 1.81 EUR). What a worker got later pays their
+    earlier debt first."""
+    from clicloop.orchestrator.reporting.laborcard import labor_card
+
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        _loop(ledger)
+        owed_then = labor_card(ledger, "l-r3", FLOOR)["money"]["owed"]
+        apply_adjustments(ledger, proposed_adjustments(ledger, "l", FLOOR), 5)
+        card = labor_card(ledger, "l-r3", FLOOR)
+        assert proposed_adjustments(ledger, "l", FLOOR) == []
+    assert owed_then > 0 and card["money"]["owed"] == 0  # was owed_then, unchanged by the payments
+    assert card["money"]["retroactive"] == 0  # booked after this version: not its pay
