@@ -28,8 +28,8 @@ from clicloop.orchestrator.crowd import planning, quality
 from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
-from clicloop.orchestrator.loop_setup import (check_ledger_items, check_model, check_money_budget, check_strategy, check_truth,
-                                              fingerprint, make_engine)
+from clicloop.orchestrator.loop_setup import (check_floor_currency, check_ledger_items, check_model, check_money_budget,
+                                              check_strategy, check_truth, fingerprint, make_engine)
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
@@ -180,6 +180,7 @@ class Loop:
                                                                  state=state_name(cfg.ledger, cfg.loop.name))
         self.warm_ = None if self.model is not None else query_fits(state_name(cfg.ledger, cfg.loop.name))
         check_money_budget(cfg, self.backend_)
+        check_floor_currency(cfg, self.backend_)
         self.engine_ = make_engine(cfg, self.strategy_)
         if self.pseudo_ is not None:
             self.pseudo_.engine = self.engine_  # the ray engine also searches the neighbour graph

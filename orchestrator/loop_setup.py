@@ -77,6 +77,19 @@ def check_money_budget(cfg: Config, backend: Any) -> None:
             )
 
 
+def check_floor_currency(cfg: Config, backend: Any) -> None:
+    """The wage floor the backend's workers are held to is in the currency the backend pays in: a
+    floor in another currency would price rewards as if it were the pay's, and no view can compare
+    the two (no exchange rate is assumed)."""
+    paid_in = getattr(backend, "currency", None)
+    floor = cfg.wage_floor.for_backend(cfg.backend.name)
+    if isinstance(paid_in, str) and paid_in != floor.currency:
+        raise ConfigError(
+            f"the wage floor for backend {cfg.backend.name!r} is {floor.amount:.2f} {floor.currency}/h but it pays in "
+            f"{paid_in}; give the floor in {paid_in} (wage_floor.per_backend.{cfg.backend.name}: {{amount: ..., currency: "
+            f"{paid_in}}}) or pay in {floor.currency} (backend.params.currency: {floor.currency})", field="wage_floor")
+
+
 def check_truth(cfg: Config, pool: Any) -> None:
     """A crowd that answers from the ground truth (the simulated ones) has it for every pool row
     it may be asked about: every row without a seed label."""

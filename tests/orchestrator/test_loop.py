@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from clicloop.orchestrator.config import config_from_dict
-from clicloop.orchestrator.errors import BudgetError, UnknownPluginError
+from clicloop.orchestrator.errors import BudgetError, ConfigError, UnknownPluginError
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.loop import Loop
 from clicloop.orchestrator.types import Answer
@@ -105,6 +105,18 @@ def test_a_money_budget_below_one_batch_is_refused_before_anything_is_written(tm
     with pytest.raises(BudgetError, match="stop.max_cost"):
         Loop(cfg).run()
     assert not (tmp_path / "m.db").exists()
+
+
+def test_a_wage_floor_in_another_currency_than_the_pay_is_refused_before_anything_is_written(tmp_path):
+    """A floor in USD over a backend paying EUR was taken as EUR by the reward pricing (rounds cost
+    1.44, 3.50, 6.01 EUR) and compared with nothing by the report ('owed 0.00')."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    cfg = config_from_dict(digits_config(url, wage_floor={"amount": 12.02, "currency": "USD", "price_rewards": True}))
+    with pytest.raises(ConfigError, match=r"wage_floor.*USD.*pays in EUR.*per_backend.simulated") as e:
+        Loop(cfg).run()
+    assert e.value.field == "wage_floor" and not (tmp_path / "m.db").exists()
+    per_backend = {"amount": 12.02, "currency": "USD", "per_backend": {"simulated": {"amount": 11.5, "currency": "EUR"}}}
+    assert Loop(config_from_dict(digits_config(url, wage_floor=per_backend, stop={"max_labels": 10}))).run()[-1].n_labeled > 0
 
 
 @pytest.mark.slow
