@@ -71,10 +71,12 @@ def load_data(data: Data, seed: int) -> tuple[Pool, EvalSet | None, tuple[str, .
 
 
 def read_pool(source: Source) -> Pool:
-    cols, name = read_table(source.path, field="data.pool.path")
+    cols, name = read_table(source.path, field="data.pool.path", text_columns=(source.id,) if source.id else ())
     n = _n_rows(cols, name)
     if n == 0:
         raise DataError(f"{name}: the pool is empty; nothing to label")
+    if source.label and "label" in source.model_fields_set and source.label not in cols:  # a typo: no seed label, no word
+        raise DataError(f"{name}: label column {source.label!r} (data.pool.label) not found; columns: {_names(cols)}")
     ids = _ids(cols, source, n, name)
     kind, X, texts = _features_of(cols, source, ids, name)
     truth = _labels(cols, source.truth, name) if source.truth else None
@@ -115,7 +117,7 @@ def _flags(cols: dict[str, Any], column: str, name: str) -> np.ndarray:
 
 
 def read_eval(source: Source, kind: str) -> EvalSet:
-    cols, name = read_table(source.path, field="data.eval.path")
+    cols, name = read_table(source.path, field="data.eval.path", text_columns=(source.id,) if source.id else ())
     if _n_rows(cols, name) == 0:
         raise DataError(f"{name}: the evaluation set is empty")
     ids = _ids(cols, source, _n_rows(cols, name), name) if source.embeddings else np.empty(0, dtype=object)
@@ -171,13 +173,15 @@ def _features(cols: dict[str, Any], source: Source, name: str) -> tuple[str, Any
         if source.text not in cols:
             raise DataError(f"{name}: text column {source.text!r} not found; columns: {_names(cols)}")
         texts = cols[source.text]
-        bad = np.flatnonzero([not isinstance(t, str) for t in texts])
+        bad = np.flatnonzero([not isinstance(t, str) or not t.strip() for t in texts])
         if bad.size:
             raise DataError(f"{name}: column {source.text!r} has empty or non-text values in rows {_rows(bad)}")
         return "text", np.asarray(texts, dtype=object)
     if "X" in cols and np.asarray(cols["X"]).ndim == 2:  # .npz with an X array
         return "numeric", _finite_or_raise(_float_matrix(cols["X"]), name)
-    reserved = {source.id, source.label, source.truth}
+    reserved = {source.id, source.label, source.truth, source.sensitive, source.disturbing, source.vectors}
+    if not source.features:
+        _no_stray_text(cols, reserved, name)
     names = source.features or [c for c in cols if c not in reserved and np.issubdtype(np.asarray(cols[c]).dtype, np.number)]
     if not names:
         raise DataError(f"{name}: no features found; name a 'text' column or numeric 'features' (columns: {_names(cols)})")
@@ -192,6 +196,24 @@ def _features(cols: dict[str, Any], source: Source, name: str) -> tuple[str, Any
     return "numeric", np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in names])
 
 
+def _no_stray_text(cols: dict[str, Any], reserved: set[Any], name: str) -> None:
+    """A column of numbers with a few text cells ('abc', '1,5') would be left out of the features
+    as a text column: name its first such cell instead (at least half its filled cells are numbers)."""
+    import pandas as pd
+
+    for c, col in cols.items():
+        col = np.asarray(col)
+        if c in reserved or col.dtype != object or col.ndim != 1:
+            continue
+        filled = np.array([not _is_missing(v) for v in col], dtype=bool)
+        numbers = pd.to_numeric(pd.Series(col), errors="coerce").notna().to_numpy()
+        stray = np.flatnonzero(filled & ~numbers)
+        if stray.size and (filled & numbers).sum() >= filled.sum() / 2:
+            raise DataError(f"{name}: column {c!r} holds numbers but row {int(stray[0])} holds {col[stray[0]]!r} "
+                            f"(0-based; {stray.size} such row(s)); fix the cell, or list the feature columns "
+                            "(data.pool.features / data.eval.features) to leave the column out")
+
+
 def _float_matrix(X: Any) -> np.ndarray:
     """``X`` as floats without a copy where it already is: float32 stays float32 (embeddings, half
     the memory of float64: 1.5 GB for 1,000,000 x 384 instead of 3.1 GB); other types become float64."""
@@ -199,19 +221,31 @@ def _float_matrix(X: Any) -> np.ndarray:
     return X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
 
 
-def _finite_or_raise(X: Any, name: str, chunk: int = 1 << 18) -> Any:
+LARGEST = 1e150  # a feature's square must stay finite (distances, variances): beyond this it overflows
+UNUSABLE = f"NaN, infinite or too large (beyond +-{LARGEST:g}: their squares overflow)"
+
+
+def _unusable(block: np.ndarray) -> np.ndarray:
+    """Per row (or value): NaN, infinite, or so large that its square overflows (float64: a finite
+    float32 is below 3.5e38, its square finite in the float64 the models compute in)."""
+    bad = ~np.isfinite(block)
+    if block.dtype == np.float64:
+        bad |= np.abs(block) > LARGEST
+    return bad if bad.ndim == 1 else bad.any(axis=1)
+
+
+def _finite_or_raise(X: Any, name: str, chunk: int = 1 << 15) -> Any:
     for start in range(0, len(X), chunk):
-        block = np.asarray(X[start : start + chunk])
-        bad = ~np.isfinite(block).all(axis=1)
+        bad = _unusable(np.asarray(X[start : start + chunk]))
         if bad.any():
-            raise DataError(f"{name}: NaN or infinite features in rows {_rows(np.flatnonzero(bad) + start)}")
+            raise DataError(f"{name}: {UNUSABLE} features in rows {_rows(np.flatnonzero(bad) + start)}")
     return X
 
 
 def _check_finite(col: np.ndarray, name: str, column: str) -> None:
-    bad = ~np.isfinite(col) if col.ndim == 1 else ~np.isfinite(col).all(axis=1)
+    bad = _unusable(col)
     if bad.any():
-        raise DataError(f"{name}: column {column!r} has NaN or infinite values in rows {_rows(np.flatnonzero(bad))}")
+        raise DataError(f"{name}: column {column!r} has {UNUSABLE} values in rows {_rows(np.flatnonzero(bad))}")
 
 
 def _labels(cols: dict[str, Any], column: str, name: str) -> np.ndarray:

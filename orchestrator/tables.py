@@ -21,10 +21,12 @@ from clicloop.orchestrator.errors import DataError
 CHUNK_ROWS = 1 << 16  # rows parsed at a time from a CSV, TSV or JSON Lines file
 
 
-def read_table(path: Path, chunk_rows: int | None = None, field: str | None = None) -> tuple[dict[str, Any], str]:
+def read_table(path: Path, chunk_rows: int | None = None, field: str | None = None,
+               text_columns: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
     """``(columns, name)``: the file's columns as 1-D arrays (``__X__``: a ``.npy`` matrix);
     text files parsed ``chunk_rows`` rows at a time (default :data:`CHUNK_ROWS`). ``field``: the
-    config field that names the file, for the error when it is missing."""
+    config field that names the file, for the error when it is missing. ``text_columns``: CSV
+    columns read as written (ids: ``00007`` stays ``00007``, not the number 7)."""
     name = str(path)
     chunk_rows = chunk_rows or CHUNK_ROWS
     if not path.exists():
@@ -40,8 +42,7 @@ def read_table(path: Path, chunk_rows: int | None = None, field: str | None = No
         import pandas as pd
 
         if suffix in (".csv", ".csv.gz", ".tsv"):
-            with pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", chunksize=chunk_rows) as chunks:
-                return _columns(chunks), name
+            return _read_csv(path, "\t" if suffix == ".tsv" else ",", chunk_rows, text_columns), name
         if suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
             return _read_jsonl(path, chunk_rows), name
         if suffix == ".parquet":
@@ -57,6 +58,39 @@ def read_table(path: Path, chunk_rows: int | None = None, field: str | None = No
     except (EOFError, zlib.error) as e:  # a truncated or corrupt .gz (click would turn EOFError into a silent abort)
         raise DataError(f"{name}: cannot read it, the compressed file is truncated or corrupt ({e}); copy it again "
                         "from its source") from e
+
+
+def _read_csv(path: Path, sep: str, chunk_rows: int, text_columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A CSV or TSV file's columns; a first row with more fields than the header is an error
+    naming its line (pandas would take its first fields as an index and shift every column)."""
+    import warnings
+
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            with pd.read_csv(path, sep=sep, chunksize=chunk_rows, index_col=False,
+                             dtype={c: str for c in text_columns}) as chunks:
+                return _columns(chunks)
+        except pd.errors.ParserWarning as e:
+            raise DataError(f"{path}: {_ragged(path, sep)}; a row with more fields than the header usually holds an "
+                            "unquoted comma: quote that text field (\"...\")") from e
+
+
+def _ragged(path: Path, sep: str) -> str:
+    """Where a CSV file's rows first differ from its header in their number of fields."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        rows = csv.reader(f, delimiter=sep)
+        header = next(rows, [])
+        for row in rows:
+            if row and len(row) != len(header):
+                return f"line {rows.line_num} has {len(row)} fields, the header {len(header)}"
+    return "a row has more fields than the header"
 
 
 def _columns(frames: Iterable[Any]) -> dict[str, np.ndarray]:

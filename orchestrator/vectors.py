@@ -63,7 +63,7 @@ def join(path: Path, ids: np.ndarray, by_id: bool, id_column: str) -> np.ndarray
                                 f"'id' naming each row; it holds {z.files}")
             X, row_ids = np.asarray(z["X"]), (np.asarray(z["id"]) if "id" in z.files else None)
         return _in_order(X, ids, name) if row_ids is None else _by_id(X, row_ids, ids, name)
-    cols = _table(path)
+    cols = _table(path, id_column)
     if id_column not in cols:
         raise DataError(f"{name}: the embeddings need an id column {id_column!r} to join them to the data "
                         f"(columns: {', '.join(map(repr, cols))})")
@@ -103,8 +103,9 @@ def _by_id(X: np.ndarray, row_ids: np.ndarray, ids: np.ndarray, name: str) -> np
     return np.asarray(X[np.fromiter((where[i] for i in ids), dtype=np.int64, count=len(ids))], dtype=np.float32)
 
 
-def _table(path: Path) -> dict[str, Any]:
-    """The columns of a Parquet, CSV or JSON Lines file of embeddings."""
+def _table(path: Path, id_column: str) -> dict[str, Any]:
+    """The columns of a Parquet, CSV or JSON Lines file of embeddings (a CSV's ids read as written,
+    as the data file's are: ``00007`` stays ``00007``)."""
     import pandas as pd
 
     try:
@@ -113,7 +114,7 @@ def _table(path: Path) -> dict[str, Any]:
         elif path.suffix in (".jsonl", ".ndjson"):
             frame = pd.read_json(path, lines=True, dtype=False)
         elif path.suffix == ".csv":
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, dtype={id_column: str})
         else:
             raise DataError(f"{path}: unsupported embeddings file {path.suffix!r}; use .npy, .npz, .parquet, .csv or .jsonl")
     except ImportError as e:

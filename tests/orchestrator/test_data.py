@@ -88,3 +88,66 @@ def test_a_float32_npz_pool_stays_float32_and_integer_features_become_float64(tm
     np.testing.assert_array_equal(pool.X, X)
     np.savez(tmp_path / "int.npz", X=np.arange(12).reshape(4, 3))
     assert read_pool(Source(path=tmp_path / "int.npz", label=None)).X.dtype == np.float64
+
+
+def test_a_label_column_the_config_names_must_exist(tmp_path):
+    """`label: topc` (a typo for `topic`) dropped every seed label without a word: the loop ran a
+    cold start. A label column named in the config is required; the default `label` is not."""
+    path = tmp_path / "pool.csv"
+    path.write_text("id,f0,f1,topic\na,1,2,x\nb,3,4,\nc,5,6,y\n")
+    with pytest.raises(DataError, match=r"pool.csv: label column 'topc' \(data.pool.label\) not found; columns: 'id', 'f0', 'f1', 'topic'"):
+        read_pool(Source(path=path, id="id", label="topc", features=["f0", "f1"]))
+    assert read_pool(Source(path=path, id="id", label="topic")).seed_labels == {"a": "x", "c": "y"}
+    assert read_pool(Source(path=path, id="id", features=["f0", "f1"])).seed_labels == {}  # the default 'label': none
+
+
+def test_csv_ids_are_read_as_written(tmp_path):
+    """Ids were parsed as numbers: '00007' became '7', and '3' and '03' were refused as duplicates."""
+    path = tmp_path / "pool.csv"
+    path.write_text("id,f0\n00007,1\n3,2\n03,3\n3.0,4\n")
+    assert read_pool(Source(path=path, id="id")).ids.tolist() == ["00007", "3", "03", "3.0"]
+
+
+def test_features_too_large_to_compute_with_are_named(tmp_path):
+    """1e308 is finite but its square is not: the loop failed late with a strategy error, after
+    the loop was registered."""
+    path = tmp_path / "pool.csv"
+    path.write_text("id,f0,f1\na,1,2\nb,1e308,3\nc,-1e308,4\n")
+    with pytest.raises(DataError, match=r"pool.csv: column 'f0' has .*too large.* in rows 1, 2 \(0-based\)"):
+        read_pool(Source(path=path, id="id"))
+    npy = tmp_path / "pool.npy"
+    np.save(npy, np.array([[1.0, 2.0], [1e200, 0.0]]))
+    with pytest.raises(DataError, match=r"pool.npy: .*too large.* in rows 1 \(0-based\)"):
+        read_pool(Source(path=npy))
+
+
+def test_a_number_column_with_one_text_cell_is_named_not_dropped(tmp_path):
+    """A column of numbers with 'abc' in one row became a text column and was left out of the
+    features without a word (the error came later: 'the evaluation set has 4 feature(s)')."""
+    path = tmp_path / "pool.csv"
+    path.write_text("id,f0,f1\na,1,2\nb,abc,3\nc,5,4\nd,6,5\n")
+    with pytest.raises(DataError, match=r"pool.csv: column 'f0' holds numbers but row 1 holds 'abc'"):
+        read_pool(Source(path=path, id="id"))
+
+
+def test_a_row_with_more_fields_than_the_header_is_named(tmp_path):
+    """The first data row with extra fields made pandas take the first columns as an index: the
+    columns shifted and the error named '17 duplicate ids'."""
+    path = tmp_path / "pool.csv"
+    path.write_text("id,f0,f1,label\na,1,2,x,extra,more\nb,3,4,y\nc,5,6,z\n")
+    with pytest.raises(DataError, match=r"pool.csv: line 2 has 6 fields, the header 4; .*quote"):
+        read_pool(Source(path=path, id="id"))
+
+
+def test_empty_and_blank_texts_are_refused(tmp_path):
+    path = tmp_path / "pool.jsonl"
+    path.write_text('{"id": "a", "text": "hello"}\n{"id": "b", "text": ""}\n{"id": "c", "text": "   "}\n')
+    with pytest.raises(DataError, match=r"column 'text' has empty or non-text values in rows 1, 2 \(0-based\)"):
+        read_pool(Source(path=path, id="id", text="text"))
+
+
+def test_flag_columns_are_not_features(tmp_path):
+    path = tmp_path / "pool.csv"
+    path.write_text("id,f0,f1,sensitive,disturbing\na,1,2,0,1\nb,3,4,1,0\n")
+    pool = read_pool(Source(path=path, id="id", sensitive="sensitive", disturbing="disturbing"))
+    assert pool.X.shape == (2, 2) and pool.sensitive.tolist() == [False, True]

@@ -101,3 +101,12 @@ def test_a_text_eval_set_against_an_embedded_pool_says_what_to_give(tmp_path, po
 def test_the_config_refuses_both_a_vector_column_and_a_file(tmp_path):
     with pytest.raises(ValueError, match="either 'vectors'"):
         Source(path=tmp_path / "p.csv", vectors="v", embeddings=tmp_path / "e.npy")
+
+
+def test_a_csv_of_embeddings_joins_zero_padded_ids_as_written(tmp_path):
+    from clicloop.orchestrator.vectors import join
+
+    path = tmp_path / "emb.csv"
+    path.write_text("id,e0,e1\n00007,1,2\n7,3,4\n")
+    X = join(path, np.array(["7", "00007"], dtype=object), True, "id")
+    assert X.tolist() == [[3.0, 4.0], [1.0, 2.0]]
