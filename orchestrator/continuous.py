@@ -163,7 +163,7 @@ class ContinuousRun:
         """Put a fitted version in use: record it, stop or withdraw and fill; the result and the next version."""
         loop, cfg, r = self.loop, self.loop.config, fit.r
         loop.ledger_.start_round(loop.name, r, loop._version(r, fit.model), len(fit.labeled), cfg.loop.metric, fit.metric,
-                                 n_eval=loop.eval_size())
+                                 n_eval=loop.eval_size(), eval_digest=loop.eval_digest_)
         reason = self._stop_reason(r, fit.metric, fit.labeled)
         ranking = np.empty(0, dtype=np.int64) if reason else fit.ranking
         cl.record_version(loop.ledger_, loop.name, r, fit.seen, fit.charged if fit.charged is not None else fit.seconds, fit.ready_at)

@@ -58,7 +58,7 @@ class LaterFit:
         metric = evaluate(self.deploy(), loop.evalset_, loop.config.loop.metric)
         if clock is not None:
             self.until_ = start + float(clock.charge(time.perf_counter() - started, key=key, start=start))
-        loop.ledger_.record_metric(loop.name, self.r, metric, n_eval=loop.eval_size())
+        loop.ledger_.record_metric(loop.name, self.r, metric, n_eval=loop.eval_size(), eval_digest=loop.eval_digest_)
         self.done_ = True
 
     def wait(self) -> None:

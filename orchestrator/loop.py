@@ -28,8 +28,9 @@ from clicloop.orchestrator.crowd import planning, quality
 from clicloop.orchestrator.crowd.redundancy import check_answer
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
-from clicloop.orchestrator.loop_setup import (check_floor_currency, check_ledger_items, check_model, check_money_budget,
-                                              check_strategy, check_truth, fingerprint, make_engine)
+from clicloop.orchestrator.loop_setup import (check_eval_set, check_floor_currency, check_ledger_items, check_model,
+                                              check_money_budget, check_strategy, check_truth, eval_digest, fingerprint,
+                                              make_engine)
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
@@ -124,6 +125,7 @@ class Loop:
         if not restart:  # refuse another config, or a pool that lost asked items, before the backend opens (it may create projects)
             self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed, register=False, accept=accept)
             check_ledger_items(self.ledger_, self.name, self.pool_, self.index_)
+            check_eval_set(self.ledger_, self.name, self.evalset_, self.eval_digest_)
         truth = None
         if getattr(self.backend_, "reads_ground_truth", False):
             check_truth(cfg, self.pool_)
@@ -155,6 +157,7 @@ class Loop:
         pool, evalset, self.labels_ = load_data(cfg.data, cfg.loop.seed)
         self.pool_ = self.pool or pool
         self.evalset_ = self.evalset if self.evalset is not None else evalset
+        self.eval_digest_ = eval_digest(self.evalset_)  # as given: a text set before it is embedded
         self.index_ = {item_id: i for i, item_id in enumerate(self.pool_.ids)}
         self.model_name_, why = auto_model(self.pool_.kind) if cfg.model.name == "auto" else (cfg.model.name, "the config's model.name")
         log.info("model: %s (%s)", self.model_name_, why)
@@ -211,7 +214,7 @@ class Loop:
         later = LaterFit(self, r, deploy)  # the model to evaluate and deploy: fitted once the tasks are out, unless
         model, metric = later.now() if fit_first(self, query) else (None, None)  # a stop rule or a pre-annotation needs it
         self.ledger_.start_round(self.name, r, self._version(r, query), len(labeled), self.config.loop.metric, metric,
-                                 n_eval=self.eval_size())
+                                 n_eval=self.eval_size(), eval_digest=self.eval_digest_)
         tasks = self._recorded_tasks(r)
         if not tasks:
             reason, tasks = self._plan(r, metric, query if model is None else model, query, labeled)

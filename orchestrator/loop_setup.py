@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.credentials import public_config
 from clicloop.orchestrator.errors import BudgetError, ConfigError, DataError
@@ -113,6 +115,33 @@ def check_ledger_items(ledger: Any, loop: str, pool: Any, index: dict[str, int])
         more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
         raise DataError(f"{pool.source}: the ledger holds a task of item {gone[0]!r}{more} of loop {loop!r}, which is "
                         "not in the pool any more; put its row back to resume, or start the loop over with --restart")
+
+
+def eval_digest(evalset: Any) -> str | None:
+    """A fingerprint of an evaluation set as the data gives it (its features, or texts, and labels,
+    in order); None without one."""
+    if evalset is None:
+        return None
+    X = np.asarray(evalset.X)
+    h = hashlib.sha256()
+    if X.dtype == object:  # texts
+        h.update("\x1f".join(map(str, X.ravel())).encode("utf-8", "surrogatepass"))
+    else:
+        h.update(f"{X.dtype.str}{X.shape}".encode())
+        h.update(np.ascontiguousarray(X).tobytes())
+    h.update("\x1e".join(map(str, evalset.y)).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def check_eval_set(ledger: Any, loop: str, evalset: Any, digest: str | None) -> None:
+    """A resumed loop measures on the evaluation set its earlier rounds measured on: a metric series
+    on two sets compares nothing."""
+    recorded = ledger.eval_digest(loop)
+    if recorded is None or digest is None or recorded[1] == digest:
+        return
+    raise DataError(f"{evalset.source}: the evaluation set changed since round {recorded[0]} of loop {loop!r} measured its "
+                    "metric (rows, features, texts or labels); a metric measured on two sets compares nothing: restore the "
+                    "file to resume, or measure the new set in a new loop (another loop.name, or --restart)")
 
 
 def make_engine(cfg: Config, strategy: Any) -> Any:

@@ -318,6 +318,7 @@ eval_sizes = Table(
     Column("round_no", Integer, primary_key=True),
     Column("n_items", Integer, nullable=False),
     Column("recorded_at", Float, nullable=False),
+    Column("digest", String(64)),  # the evaluation set's fingerprint (migration 0010); None before it
 )
 
 TABLES.append(eval_sizes)

@@ -141,18 +141,28 @@ class Ledger:
             return [dict(x._mapping) for x in rows]
 
     def start_round(self, loop: str, round_no: int, model_version: str, n_labeled: int, metric_name: str, metric: float | None,
-                    n_eval: int | None = None) -> None:
+                    n_eval: int | None = None, eval_digest: str | None = None) -> None:
         """Record a round's model (once: a resumed round keeps its first record); ``n_eval``: the
-        evaluation items ``metric`` was measured on."""
+        evaluation items ``metric`` was measured on, ``eval_digest`` their fingerprint."""
         now = time.time()
         row = {"loop": loop, "round_no": round_no, "model_version": model_version, "n_labeled": n_labeled,
                "metric_name": metric_name, "metric": metric, "status": "started", "stop_reason": None, "recorded_at": now}
         with self.engine_.begin() as conn:
             insert_ignore(conn, s.rounds, [row])
             if metric is not None:
-                _eval_size(conn, loop, round_no, n_eval, now)
+                _eval_size(conn, loop, round_no, n_eval, eval_digest, now)
 
-    def record_metric(self, loop: str, round_no: int, metric: float | None, n_eval: int | None = None) -> None:
+    def eval_digest(self, loop: str) -> tuple[int, str] | None:
+        """``(round, digest)``: the latest round whose metric was measured on an evaluation set with a
+        recorded fingerprint (None: none yet, or all from before schema 0010)."""
+        e = s.eval_sizes.c
+        with self.engine_.connect() as conn:
+            row = conn.execute(select(e.round_no, e.digest).where(e.loop == loop, e.digest.is_not(None))
+                               .order_by(e.round_no.desc()).limit(1)).first()
+        return None if row is None else (int(row.round_no), str(row.digest))
+
+    def record_metric(self, loop: str, round_no: int, metric: float | None, n_eval: int | None = None,
+                      eval_digest: str | None = None) -> None:
         """Record the metric of a round started without one (its model was fitted after the round's
         tasks went out); a metric already recorded is kept, as :meth:`start_round` keeps its first."""
         if metric is None:
@@ -160,7 +170,7 @@ class Ledger:
         with self.engine_.begin() as conn:
             conn.execute(update(s.rounds).where(s.rounds.c.loop == loop, s.rounds.c.round_no == round_no,
                                                 s.rounds.c.metric.is_(None)).values(metric=metric))
-            _eval_size(conn, loop, round_no, n_eval, time.time())
+            _eval_size(conn, loop, round_no, n_eval, eval_digest, time.time())
 
     def finish_round(self, loop: str, round_no: int, stop_reason: str | None = None) -> None:
         with self.engine_.begin() as conn:
@@ -420,7 +430,9 @@ def _label_row(loop: str, round_no: int, c: Consensus, revision: int, now: float
             "n_answers": c.n_answers, "round_no": round_no, "recorded_at": now}
 
 
-def _eval_size(conn: Any, loop: str, round_no: int, n_eval: int | None, now: float) -> None:
-    """The evaluation items a round's metric was measured on (once; nothing without a count)."""
+def _eval_size(conn: Any, loop: str, round_no: int, n_eval: int | None, digest: str | None, now: float) -> None:
+    """The evaluation items a round's metric was measured on, and their fingerprint (once; nothing
+    without a count)."""
     if n_eval is not None:
-        insert_ignore(conn, s.eval_sizes, [{"loop": loop, "round_no": round_no, "n_items": int(n_eval), "recorded_at": now}])
+        insert_ignore(conn, s.eval_sizes, [{"loop": loop, "round_no": round_no, "n_items": int(n_eval), "digest": digest,
+                                            "recorded_at": now}])

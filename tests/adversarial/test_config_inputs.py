@@ -186,6 +186,26 @@ def test_a_resume_after_a_pool_row_with_a_task_was_removed_names_the_row(tmp_pat
         Loop(config_from_dict(more)).run()
 
 
+def test_a_resume_on_a_changed_evaluation_set_is_refused_naming_the_file(tmp_path):
+    """An evaluation row removed or a label changed between runs resumed silently: the loop's
+    metric went on on another set, and its gains compared two sets."""
+    pool, evalset = digits_frames()
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    cfg = file_config(tmp_path, "pool.csv")
+    Loop(config_from_dict(cfg)).run()
+    more = {**cfg, "stop": {"max_labels": 30}}
+    changed = evalset.copy()
+    changed.iloc[0, changed.columns.get_loc("label")] = "9" if changed["label"].iloc[0] != "9" else "8"
+    for edited in (evalset.iloc[1:], changed):
+        edited.to_csv(tmp_path / "eval.csv", index=False)
+        with pytest.raises(DataError, match=r"eval.csv: the evaluation set changed since round \d+ of loop 't' measured its "
+                                            r"metric.*restore the file.*--restart"):
+            Loop(config_from_dict(more)).run()
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    assert sum(r.answers for r in Loop(config_from_dict(more)).run()) == 30  # restored: resumes to the new budget
+
+
 def _project(tmp_path: Path, embeddings: bool = False) -> Path:
     """A project folder as ``clicloop init`` leaves it: the config beside its data, relative paths."""
     folder = tmp_path / "tix"
