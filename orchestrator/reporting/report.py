@@ -197,7 +197,8 @@ def render_report(rows: list[ReportRow], totals: Totals) -> Any:
             _f(r.active_hours, 3), _f(r.total_hours, 3), money(r.cost), money(r.adjustments) if r.adjustments else "-",
             _f(r.hours_per_point, 3), money(r.cost_per_point), money(r.wage_paid_time), money(r.wage_total_time),
         )
-    parts: list[Any] = [table, reach_renderable(rows, cur if totals.pay_known else None)]
+    review = totals.loop.endswith(":review")  # a deployment's reviews: no learning curve, so no target to reach
+    parts: list[Any] = [table] if review else [table, reach_renderable(rows, cur if totals.pay_known else None)]
     hours = (f"total: {totals.answers} answers ({totals.quarantined} quarantined), {totals.active_hours:.2f} h active, "
              f"{totals.total_hours:.2f} h with unpaid time")
     if not totals.pay_known:
@@ -212,7 +213,8 @@ def render_report(rows: list[ReportRow], totals: Totals) -> Any:
         f"{hours}",
         f"planned cost {fmt(totals.cost, cur)} (workers' planned pay {fmt(totals.planned_pay, cur)}); back-pay booked "
         f"{fmt(totals.adjustments, cur)}{owed_text}; fair cost {fmt(totals.fair_cost, cur)}",
-        f"metric {_f(totals.first_metric, 4)} -> {_f(totals.final_metric, 4)}; per point (planned cost): "
+        "a deployment's review work: its errors found and cost per error fixed are in `clicloop deploy status`"
+        if review else f"metric {_f(totals.first_metric, 4)} -> {_f(totals.final_metric, 4)}; per point (planned cost): "
         f"{_f(totals.hours_per_point, 3)} h, {fmt(totals.cost_per_point, cur)}",
         f"effective wage (back-pay included): {fmt(totals.wage_paid_time, cur)}/h on paid time, "
         f"{fmt(totals.wage_total_time, cur)}/h counting unpaid time"

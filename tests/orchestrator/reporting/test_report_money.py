@@ -75,3 +75,19 @@ def test_an_earlier_versions_card_counts_back_pay_booked_after_it(tmp_path) -> N
         assert proposed_adjustments(ledger, "l", FLOOR) == []
     assert owed_then > 0 and card["money"]["owed"] == 0  # was owed_then, unchanged by the payments
     assert card["money"]["retroactive"] == 0  # booked after this version: not its pay
+
+
+def test_a_review_loop_reports_its_work_without_a_learning_curve(tmp_path) -> None:
+    """A deployment's review loop printed an empty "cost to reach" table and "metric - -> -"."""
+    from tests.orchestrator.fairwork.test_floor_currency import _text
+
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        ledger.begin_loop("bot:review", "h", "{}", 0)
+        ledger.start_round("bot:review", 0, "v1", 0, "accuracy", None)
+        task = Task("bot:review/0/p0/0", "bot:review", 0, "p0", 0, "Check answers.", ("a", "b"))
+        ledger.record_tasks([task], "sim")
+        ledger.record_answers("bot:review", "sim", [(task, Answer(task.key, "w0", "a", active_s=60.0, reward=0.2, fee=0.0,
+                                                                  currency="EUR"), "submitted", None)])
+        text = _text(*build_report(ledger, "bot:review", FLOOR))
+    assert "cost to reach" not in text and "metric -" not in text and "clicloop deploy status" in text
+    assert "total: 1 answers" in text and "12.00 EUR/h on paid time" in text
