@@ -217,7 +217,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"*Purpose shown to every worker:* {card['purpose'] or '(none recorded)'}",
         "",
         f"- Model: {card['metric']['name']} {_f(card['metric']['value'], 4)}, trained on {card['labels']['trained_on']} labels "
-        f"({card['labels']['bought_answers']} human answers bought through clicloop)",
+        f"({card['labels']['bought_answers']} human answers bought through clicloop{_review_share(card)})",
         *_pseudo_line(card.get("pseudo_labels")),
         f"- People: {card['people']} (backends: {', '.join(card['backends']) or '-'})",
         f"- Hours: {h['total']:.2f} h in all — {h['active']:.2f} h on tasks, {h['unpaid']:.2f} h unpaid "
@@ -243,6 +243,16 @@ def render_markdown(card: dict[str, Any]) -> str:
 
     lines += markdown_lines(card.get("post_deployment_corrections"), cur)
     return "\n".join(lines) + "\n"
+
+
+def _review_share(card: dict[str, Any]) -> str:
+    """For a version retrained on a deployment's reviews: how many of the answers bought trained it
+    (the random audits and confirmed predictions that measured the error rate did not)."""
+    own = [d for d in card.get("post_deployment_corrections") or [] if d["deployment"] + ":review" == card["loop"]]
+    if not own:
+        return ""
+    used = own[0]["production_corrections_in_training"]
+    return f"; {used} of them corrections in its training set, the rest audits and confirmations that measured errors"
 
 
 def pseudo_labels_text(pseudo: dict[str, Any]) -> str:

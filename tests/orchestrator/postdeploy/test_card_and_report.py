@@ -68,6 +68,9 @@ def test_a_deployed_labeling_version_keeps_its_card_and_gains_post_deployment_fi
     (s2,) = v2["post_deployment_corrections"]
     assert s2["serving_now"] and s2["production_corrections_in_training"] > 0
     assert s2["review_work_before"]["answers"] == v2["labels"]["bought_answers"]
+    # "trained on 114 labels (77 human answers bought)" read as if all 77 trained it: say how many did
+    assert (f"({v2['labels']['bought_answers']} human answers bought through clicloop; "
+            f"{s2['production_corrections_in_training']} of them corrections in its training set") in render_markdown(v2)
     assert v2["metric"]["name"] == "audited error at its gate" and v2["metric"]["value"] is not None
 
 
