@@ -98,7 +98,8 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
     token: the API token; None (the default) reads the environment variable ``token_env``. A
         config gives it as ``{env: NAME}`` or ``{file: PATH}``, never literally
         (orchestrator/credentials.py); it is never stored in the ledger.
-    currency: the workspace currency, ``"GBP"`` or ``"USD"``.
+    currency: the workspace currency, ``"GBP"`` or ``"USD"`` (the loop's ``wage_floor`` for this backend must be
+        in it: ``wage_floor.per_backend.prolific: {amount: 9.0, currency: GBP}``).
     reward_per_hour: target pay per hour (the wage floor); default Prolific's recommendation.
     estimated_completion_time: minutes per submission; None to derive it from task times.
     median_task_seconds: prior median seconds per task, used until 5 answers are observed.

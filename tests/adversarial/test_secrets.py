@@ -45,7 +45,7 @@ def _files_text(root: Path) -> bytes:
 def _prolific_config(tmp_path: Path, url: str, token: Any, **loop: Any) -> Path:
     cfg = digits_config(f"sqlite:///{tmp_path / 'ledger.db'}", loop={"name": "p", "poll_seconds": 0.01, **loop},
                         backend={"name": "prolific", "params": {"survey_url": f"{url}/survey", "base_url": url, "token": token}},
-                        stop={"max_labels": 20})
+                        stop={"max_labels": 20}, wage_floor={"per_backend": {"prolific": {"amount": 9.0, "currency": "GBP"}}})
     path = tmp_path / "clicloop.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path

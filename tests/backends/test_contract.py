@@ -279,9 +279,11 @@ def test_collect_returns_valid_answers_for_the_asked_tasks_only(harness: Any, tr
 
 def test_a_loop_runs_end_to_end(harness: Any, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    backend = harness.backend()
+    floor = {"per_backend": {harness.name: {"amount": 12.02, "currency": getattr(backend, "currency", "EUR")}}}  # its pay's
     config = config_from_dict(digits_config(
         url, loop={"name": f"contract-{harness.name}", "poll_seconds": 0.01, "round_timeout_s": 60},
-        backend={"name": harness.name}, stop={"max_labels": 20},
+        backend={"name": harness.name}, stop={"max_labels": 20}, wage_floor=floor,
     ))
     stop = threading.Event()
 
@@ -293,7 +295,7 @@ def test_a_loop_runs_end_to_end(harness: Any, tmp_path: Path) -> None:
     worker = threading.Thread(target=crowd, daemon=True)
     worker.start()
     try:
-        results = Loop(config, backend=harness.backend()).run()
+        results = Loop(config, backend=backend).run()
     finally:
         stop.set()
         worker.join(timeout=10)

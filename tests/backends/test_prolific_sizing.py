@@ -158,7 +158,8 @@ def test_a_continuous_loop_on_the_local_server_publishes_studies_sized_by_its_ra
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     config = config_from_dict(digits_config(url, loop={"name": "pc", "mode": "continuous", "refit_every": 5,
                                                        "poll_seconds": 0.01, "round_timeout_s": 60},
-                                            backend={"name": "prolific"}, stop={"max_labels": 30}))
+                                            backend={"name": "prolific"}, stop={"max_labels": 30},
+                                            wage_floor={"per_backend": {"prolific": {"amount": 9.0, "currency": "GBP"}}}))
     pool, _, _ = load_data(config.data, config.loop.seed)
     state = prolific_server.new_state(seed=1, truth=dict(zip(pool.ids, pool.truth)), pool=prolific_server.Pool(n=60))
     with prolific_server.running(state) as base:

@@ -47,7 +47,8 @@ def _run(tmp_path, *, mode: str = "rounds", return_rate: float = 0.4, max_labels
     loop = {"name": "pr", "poll_seconds": 0.01, "round_timeout_s": 60}
     if mode == "continuous":
         loop.update(mode="continuous", refit_every=5)
-    config = config_from_dict(digits_config(url, loop=loop, backend={"name": "prolific"}, stop={"max_labels": max_labels}))
+    config = config_from_dict(digits_config(url, loop=loop, backend={"name": "prolific"}, stop={"max_labels": max_labels},
+                                            wage_floor={"per_backend": {"prolific": {"amount": 9.0, "currency": "GBP"}}}))
     pool, _, _ = load_data(config.data, config.loop.seed)
     state = prolific_server.new_state(seed=2, truth=dict(zip(pool.ids, pool.truth)),
                                       pool=prolific_server.Pool(n=60, return_rate=return_rate))
