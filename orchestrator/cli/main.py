@@ -241,17 +241,23 @@ app.command("dashboard")(dashboard_command)
 one_line_summaries(app)
 
 
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point: clicloop errors become one clear line and exit status 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
+        if result == INTERRUPTED:  # typer turns Ctrl-C into Exit(130), which click returns when not standalone
+            raise KeyboardInterrupt
+        return result
     except ClicloopError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume from the ledger", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except ModuleNotFoundError as e:

@@ -112,3 +112,24 @@ def test_run_verbose_says_which_model_and_pseudo_labels_and_why(tmp_path):
     loud = clicloop("run", "clicloop.yaml", "--restart", "-v", cwd=tmp_path)
     assert loud.returncode == 0, loud.stderr
     assert "model: scaled-logreg (" in loud.stderr and "loop.pseudo_labels: auto is on" in loud.stderr
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    """Typer turns KeyboardInterrupt into Exit(130) before main() sees it, so the resume hint was
+    never printed: Ctrl-C on `clicloop run` exited 130 in silence."""
+    import pytest
+
+    from clicloop.orchestrator.cli.main import main
+    from clicloop.orchestrator.loop import Loop
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) is None
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Loop, "run", interrupted)
+    with pytest.raises(SystemExit) as e:
+        main(["run", "clicloop.yaml"])
+    assert e.value.code == 130
+    assert "interrupted; run the same command again to resume from the ledger" in capsys.readouterr().err
