@@ -32,10 +32,16 @@ PLUGIN = "clicloop.orchestrator.postdeploy.plugin"
 
 
 @contextmanager
-def _store(ledger: str, deployment: str) -> Iterator[Any]:
+def _store(ledger: str, deployment: str, create: bool = False) -> Iterator[Any]:
+    """The deployment's records; only ``register`` and ``ingest`` (``create``) may create the
+    ledger: any other command on a ledger that does not exist is refused, creating nothing."""
     from clicloop.orchestrator.ledger import Ledger
     from clicloop.orchestrator.postdeploy.store import DeploymentStore
 
+    if not create:
+        from clicloop.orchestrator.ledger.readonly import require_ledger
+
+        require_ledger(ledger, "register a model first (clicloop deploy register VERSION --labels FILE)")
     with Ledger(ledger) as led:
         yield DeploymentStore(led, deployment)
 
@@ -67,7 +73,7 @@ def register(
         if not classes <= set(names):
             raise ConfigError(f"the model predicts label(s) {sorted(classes - set(names))[:5]} missing from the label file; "
                               "list every label the model can predict", source=str(labels))
-    with _store(ledger, deployment) as store:
+    with _store(ledger, deployment, create=True) as store:
         new = store.register_version(version, names, artifact=None if model is None else str(model.resolve()), n_train=n_train)
         if serve:
             store.record_promotion("deploy", version, reason="registered from the command line")
@@ -88,7 +94,7 @@ def ingest(
 
     if not follow and not file.is_file():
         raise ConfigError(f"no file {file}; give the JSONL file the deployed model writes (or --follow to wait for it)")
-    with _store(ledger, deployment) as store:
+    with _store(ledger, deployment, create=True) as store:
         follower = FileFollower(Ingestor(store), file)
         try:
             result = follower.follow(poll_s=poll) if follow else follower.poll()

@@ -93,6 +93,9 @@ def adjust(
     url, cfg = _resolve(config, ledger)
     if cfg is None and floor is None:
         raise ClicloopError("give the wage floor: --floor AMOUNT [--currency EUR], or a config with wage_floor")
+    from clicloop.orchestrator.ledger.readonly import require_ledger
+
+    require_ledger(url)  # nothing to adjust in a ledger that does not exist: never create one
     wage_floor = cfg.wage_floor if cfg is not None else WageFloor()  # type: ignore[union-attr]
     if floor is not None or currency is not None:
         given = {k: v for k, v in (("amount", floor), ("currency", currency)) if v is not None}
@@ -172,6 +175,9 @@ def quality(
     cfg = load_config(config)
     gold = cfg.loop.gold or Gold()
     pool, _, _ = load_data(cfg.data, cfg.loop.seed)
+    from clicloop.orchestrator.ledger.readonly import require_ledger
+
+    require_ledger(cfg.ledger)
     with Ledger(cfg.ledger, salt=cfg.worker_salt) as led:
         accuracy = worker_accuracy(led, cfg.loop.name, pool.seed_labels, gold)
         disputed = sorted(i for i, g in gold_status(led.gold_answers(cfg.loop.name), pool.seed_labels, gold).items() if g.disputed)

@@ -23,6 +23,21 @@ from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.store import Ledger
 
 
+def require_ledger(url: str, first: str = "run a loop first (e.g. clicloop quickstart)") -> None:
+    """Refuse a ledger that does not exist yet, for a command that reads one (or writes into one
+    that must hold something): opening it would create an empty ledger, folders included."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :].split("?", 1)[0]
+        if path not in ("", ":memory:") and not Path(path).resolve().is_file():
+            raise LedgerError(f"no ledger at {Path(path).resolve()}; {first}")
+        return
+    if url.startswith("postgresql"):
+        engine = read_only_engine(url)  # refuses a database without a clicloop ledger
+        engine.dispose()
+        return
+    raise LedgerError(f"ledger databases must be SQLite or PostgreSQL URLs, not {redact_url(url)}")
+
+
 def read_only_engine(url: str) -> Engine:
     """An engine that can only read the ledger at ``url`` (SQLite or PostgreSQL)."""
     if url.startswith("sqlite:///"):

@@ -133,3 +133,21 @@ def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch, capsys):
         main(["run", "clicloop.yaml"])
     assert e.value.code == 130
     assert "interrupted; run the same command again to resume from the ledger" in capsys.readouterr().err
+
+
+def test_commands_that_need_a_ledger_never_create_one(tmp_path, capsys):
+    """deploy status/report/promote/rollback, ledger adjust (a dry run) and ledger quality made an
+    empty ledger, folders included, then said 'nothing deployed' with exit 0; `ledger verify` then
+    passed on that empty file."""
+    import pytest
+
+    from clicloop.orchestrator.cli.main import main
+
+    url = f"sqlite:///{tmp_path / 'nope' / 'x.db'}"
+    for args in (["deploy", "status", "--ledger", url], ["deploy", "report", "--ledger", url],
+                 ["deploy", "promote", "v1", "--ledger", url], ["deploy", "rollback", "--ledger", url],
+                 ["ledger", "adjust", "--ledger", url, "--floor", "12"]):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code == 2 and "no ledger at" in capsys.readouterr().err, args
+    assert not (tmp_path / "nope").exists()
