@@ -13,7 +13,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from clicloop.orchestrator.errors import ConfigError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -36,8 +35,9 @@ def dashboard_command(
     from clicloop.orchestrator.config import WageFloor, load_config
     from clicloop.orchestrator.dashboard.app import create_app
 
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port {port} is not a port number", field="port")
+    from clicloop.orchestrator.cli.output import check_listen
+
+    check_listen(host, port)
     configs = [load_config(path) for path in config or []]
     ledger = ledger or (configs[0].ledger if configs else None)
     if ledger is None:

@@ -85,7 +85,7 @@ def register(
 def ingest(
     file: Annotated[Path, typer.Argument(help="a JSONL file of prediction records")],
     follow: Annotated[bool, typer.Option("--follow", help="keep reading as the file grows (Ctrl-C to stop)")] = False,
-    poll: Annotated[float, typer.Option(help="seconds between polls with --follow")] = 1.0,
+    poll: Annotated[float, typer.Option(help="seconds between polls with --follow", min=0.05)] = 1.0,
     ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
 ) -> None:
     """Ingest a JSONL file from where the last run stopped (resumable; a replay is not counted twice)."""
@@ -285,9 +285,12 @@ def serve_ingest(
 
     from clicloop.orchestrator.postdeploy.server import IngestSettings, create_ingest_app
 
+    from clicloop.orchestrator.cli.output import check_listen
+
     token = os.environ.get(token_env, "")
     if not token:
         raise ConfigError(f"set {token_env} to a secret of 16+ characters (e.g. `export {token_env}=$(openssl rand -hex 20)`)")
+    check_listen(host, port)  # before the ledger is opened (created) and the 'on http://' line
     settings = IngestSettings(token=token, ledger=ledger, deployment=deployment, max_body_bytes=max_body_mb * 1024 * 1024)
     typer.echo(f"clicloop ingest on http://{host}:{port}/v1/predictions (deployment {deployment!r})", err=True)
     uvicorn.run(create_ingest_app(settings), host=host, port=port, log_level="warning")

@@ -35,7 +35,7 @@ def verify(
     config: ConfigOpt = None,
     ledger: LedgerOpt = None,
     max_active_s: Annotated[float, typer.Option(help="flag answers recorded (not quarantined) with more active seconds "
-                                                     "than this plausibility limit (0: do not check)")] = DEFAULT_MAX_ACTIVE_S,
+                                                     "than this plausibility limit (0: do not check)", min=0)] = DEFAULT_MAX_ACTIVE_S,
 ) -> None:
     """Check the invariants: every payment has its answer, nothing is paid twice, totals add up,
     no answer holds an implausible time unless quarantined (the ledger is opened read-only)."""
@@ -69,6 +69,8 @@ def export(
     from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
 
     url, _ = _resolve(config, ledger)
+    if out.exists() and not out.is_dir():
+        raise ClicloopError(f"{out} is a file; give a folder to write the tables into (it is created if missing)")
     with ReadOnlyLedger(url) as led:
         counts = run_export(led, out, fmt, include_external_ids=include_external_ids)
     for table, n in counts.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -24,9 +25,10 @@ ConfigArg = Annotated[Path, typer.Argument(help="the loop's config file (YAML or
 
 @app.command()
 def quickstart(
-    ledger: Annotated[str, typer.Option(help="where to write the ledger")] = "sqlite:///clicloop-quickstart.db",
+    ledger: Annotated[str, typer.Option(help="where to write the ledger (the quickstart's two loops start over in it "
+                                              "each time; other loops there are kept)")] = "sqlite:///clicloop-quickstart.db",
     seed: Annotated[int, typer.Option(help="seed for data split, crowd and selection")] = 0,
-    budget: Annotated[int, typer.Option(help="answers each loop may buy")] = 300,
+    budget: Annotated[int, typer.Option(help="answers each loop may buy", min=1)] = 300,
     underpaid: Annotated[bool, typer.Option("--underpaid", help="pay the simulated crowd's default 0.02 EUR a task, far "
                                                                 "below the wage floor, to see what the ledger flags and owes")] = False,
 ) -> None:
@@ -72,7 +74,9 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables (same as --format json)")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table (default), csv (one row per round, for spreadsheets and pipes) or json")] = "table",
     html: Annotated[Optional[Path], typer.Option("--html", help="write the dashboard's views to this one self-contained HTML file (opens offline)")] = None,
-    target: Annotated[Optional[float], typer.Option(help="target metric of the forecast (default: the config's stop.target_metric)")] = None,
+    target: Annotated[Optional[float], typer.Option(help="target metric of the forecast, above 0 and at most 1 (default: the "
+                                                        "config's stop.target_metric, else the best metric so far rounded up "
+                                                        "to a whole point, plus 2 points)")] = None,
 ) -> None:
     """Per round: labels, human hours (active / with unpaid time), cost, metric, gain, cost per point, wages;
     then the forecast of the hours and money still needed to reach the target."""
@@ -81,6 +85,8 @@ def report(
 
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter(f"--format {fmt!r}: use table, csv or json", param_hint="--format")
+    if target is not None and not (math.isfinite(target) and 0 < target <= 1):
+        raise typer.BadParameter(f"{target}: give a number above 0 and at most 1", param_hint="--target")
     as_json = as_json or fmt == "json"
     floor, stops, own = None, {}, None
     if config is not None:
@@ -131,6 +137,20 @@ def report(
                        f"{fmt_money(m['cost_per_point'], cur)} (marginal, from the fitted curve; zero-gain rounds counted)")
 
 
+def _loop_names(ledger: Any, loop: str | None) -> list[str]:
+    """The loops a report shows: ``loop``, else every loop of the ledger; an unknown name or an
+    empty ledger is an error (every format says so, none prints nothing)."""
+    from clicloop.orchestrator.errors import LedgerError
+
+    known = ledger.loops()
+    if loop is not None and loop not in known:
+        raise LedgerError(f"no loop {loop!r} in the ledger; loops there: {', '.join(known) or '(none)'} (pick one with --loop "
+                          "NAME; a Label Studio ML backend's loops are <loop>.p<project id>)")
+    if not known:
+        raise LedgerError("the ledger holds no loop yet")
+    return [loop] if loop is not None else known
+
+
 def _print_csv(url: str, loop: str | None) -> None:
     """The per-round rows of every loop (or ``loop``) as CSV on stdout, with a ``loop`` column."""
     import csv
@@ -139,7 +159,7 @@ def _print_csv(url: str, loop: str | None) -> None:
     from clicloop.orchestrator.reporting.report import build_report, report_dict
 
     with ReadOnlyLedger(url) as led:
-        names = [loop] if loop else led.loops()
+        names = _loop_names(led, loop)
         tables = {n: report_dict(*build_report(led, n)) for n in names}
     writer = None
     for name, data in tables.items():
@@ -157,7 +177,6 @@ def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = Fal
     """``own``: with a config, whether ``url`` is the config's ledger, and the config's loop."""
     from clicloop.orchestrator.config import WageFloor
     from clicloop.orchestrator.credentials import redact_url
-    from clicloop.orchestrator.errors import LedgerError
     from clicloop.orchestrator.ledger.money import fmt as fmt_money
     from clicloop.orchestrator.ledger.money import json_default
     from clicloop.orchestrator.ledger.readonly import ReadOnlyLedger
@@ -165,11 +184,7 @@ def _print_report(url: str, loop: str | None, floor: Any, *, as_json: bool = Fal
 
     floor = floor or WageFloor()
     with ReadOnlyLedger(url) as ledger:  # a report never writes: it works on a ledger it cannot write
-        names = [loop] if loop else ledger.loops()
-        unknown = [n for n in names if n not in ledger.loops()]
-        if unknown or not names:
-            raise LedgerError(f"no loop {unknown[0]!r} in the ledger; loops there: {ledger.loops()} (pick one with --loop NAME; "
-                              "a Label Studio ML backend's loops are <loop>.p<project id>)" if unknown else "the ledger holds no loop yet")
+        names = _loop_names(ledger, loop)
         reports = {n: build_report(ledger, n, floor) for n in names}  # owed wages below the floor: Totals.owed
     if as_json:
         out = {n: {**report_dict(*r), "below_floor": {"workers": r[1].workers_below_floor, "adjustments_owed": r[1].owed,
@@ -197,6 +212,9 @@ def init(
 
     if path.exists() and not force:
         raise ClicloopError(f"{path} exists; pass --force to overwrite it")
+    if path.is_dir():
+        raise ClicloopError(f"{path} is a folder; give the config file's path (e.g. {path / 'clicloop.yaml'})")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(files("clicloop.orchestrator").joinpath("templates/clicloop.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     typer.echo(f"wrote {path}; run it with: clicloop run {path}")
 

@@ -46,3 +46,25 @@ def one_line_summaries(app: Any) -> None:
             command.short_help = " ".join(doc.split("\n\n")[0].split())
     for group in app.registered_groups:
         one_line_summaries(group.typer_instance)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse a port number out of range, a host that does not resolve, or a port another process
+    listens on, before a server says it is there (uvicorn would print its error, or a traceback,
+    after our 'on http://...' line)."""
+    import socket
+
+    from clicloop.orchestrator.errors import ConfigError
+
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a port number (1-65535)", field="port")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except socket.gaierror as e:
+            raise ConfigError(f"cannot listen on {host}:{port}: the host does not resolve ({e.strerror}); give an "
+                              "address of this machine with --host (127.0.0.1: this machine only)") from e
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror} (another server running? pick another "
+                              "--port)") from e

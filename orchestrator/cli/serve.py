@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S
+from clicloop.orchestrator.cli.output import check_listen
 from clicloop.orchestrator.errors import ConfigError
 
 serve_app = typer.Typer(help="Run clicloop as a server (e.g. a Label Studio ML backend).", no_args_is_help=True)
@@ -63,25 +64,12 @@ def labelstudio(
                                     hourly_wage=hourly_wage, max_active_s=max_active_s, max_body_bytes=max_body_mb * 1024 * 1024,
                                     acquisition_workers=acquisition_workers, predict_embed_limit=predict_embed_limit,
                                     model_store=str(model_store) if model_store is not None else None)
-    _check_port_free(host, port)
+    check_listen(host, port)
     app = create_app(settings)  # reopens the stored models before the port opens
     typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {redact_url(cfg.ledger)}, loop prefix {cfg.loop.name!r}, "
                f"models in {settings.model_store_dir})", err=True)
     # SIGTERM: requests in flight get 5 s to finish; score writes still pending are dropped (logged)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Refuse a port another process listens on before saying the backend is there (uvicorn would
-    print its error after our 'ML backend on ...' line)."""
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
-        try:
-            probe.bind((host, port))
-        except OSError as e:
-            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror} (another backend running? pick another --port)") from e
 
 
 from clicloop.orchestrator.cli.deploy import serve_ingest  # noqa: E402 (typer only; the server imports lazily)

@@ -151,3 +151,51 @@ def test_commands_that_need_a_ledger_never_create_one(tmp_path, capsys):
             main(args)
         assert e.value.code == 2 and "no ledger at" in capsys.readouterr().err, args
     assert not (tmp_path / "nope").exists()
+
+
+def test_servers_refuse_a_port_out_of_range_or_in_use_before_saying_they_listen(tmp_path, monkeypatch, capsys):
+    """`serve ingest --port -1` (and `serve labelstudio --port 70000`) ended in an OverflowError
+    traceback, the ledger created; the dashboard on a port in use printed 'on http://...' first."""
+    import socket
+
+    import pytest
+
+    from clicloop.orchestrator.cli.main import main
+
+    monkeypatch.setenv("CLICLOOP_INGEST_TOKEN", "t" * 20)
+    url = f"sqlite:///{tmp_path / 'ing.db'}"
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "ingest", "--ledger", url, "--port", "-1"])
+    assert e.value.code == 2 and "--port -1 is not a port number" in capsys.readouterr().err
+    assert not (tmp_path / "ing.db").exists()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as e:
+            main(["dashboard", "--ledger", url, "--port", str(port)])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and f"cannot listen on 127.0.0.1:{port}" in err and "dashboard on" not in err
+
+
+def test_wrong_paths_and_values_are_one_clear_line(tmp_path, monkeypatch, capsys):
+    """Each of these was a traceback (init into a missing folder, export onto a file), an empty
+    output with exit 0 (csv of a loop the ledger lacks) or a forecast 'to nan'."""
+    import pytest
+
+    from clicloop.orchestrator.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "sub/dir/c.yaml"]) is None and (tmp_path / "sub" / "dir" / "c.yaml").is_file()
+    (tmp_path / "c.yaml").write_text((tmp_path / "sub" / "dir" / "c.yaml").read_text().replace("max_labels: 300", "max_labels: 20"))
+    assert main(["run", "c.yaml"]) is None
+    capsys.readouterr()
+    (tmp_path / "afile").write_text("")
+    for args, said in ((["ledger", "export", "afile", "--config", "c.yaml"], "afile is a file"),
+                       (["report", "c.yaml", "--loop", "nosuch", "--format", "csv"], "no loop 'nosuch'"),
+                       (["report", "c.yaml", "--target", "nan"], "--target"),
+                       (["report", "c.yaml", "--target", "5"], "--target"),
+                       (["quickstart", "--budget", "0"], "--budget")):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code == 2 and said in capsys.readouterr().err, args
