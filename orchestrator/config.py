@@ -328,6 +328,14 @@ class Config(_Strict):
                                "(relative to the config file)")
     _written: dict[str, Any] = PrivateAttr(default_factory=dict)  # relative paths as the config file gives them
 
+    @field_validator("ledger")
+    @classmethod
+    def _ledger_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("the ledger is a SQLite or PostgreSQL URL: sqlite:///clicloop.db or "
+                             "postgresql+psycopg://user@host/db")
+        return value
+
     @model_validator(mode="after")
     def _checks(self) -> Config:
         adaptive = self.loop.adaptive

@@ -87,3 +87,15 @@ def test_a_plugin_named_alone_is_a_plugin_without_params(tmp_path):
     assert fingerprint(short) == fingerprint(long)
     with pytest.raises(ConfigError, match=r"field 'strategy': give a plugin's name \(e.g. margin\), or \{name: NAME"):
         load_config(write(tmp_path, "bad.yaml", path.read_text().replace("strategy: margin", "strategy: [margin]")))
+
+
+def test_a_ledger_url_of_another_database_is_named_and_its_password_not_shown():
+    """`ledger: mysql://...` failed at run time with "No module named 'MySQLdb'"."""
+    import pytest
+
+    from clicloop.orchestrator.errors import ConfigError
+    from tests.conftest import digits_config
+
+    with pytest.raises(ConfigError, match=r"ledger.*SQLite or PostgreSQL URL") as e:
+        config_from_dict(digits_config("mysql://me:s3cret@db.example.org/labels"))
+    assert "s3cret" not in str(e.value)
