@@ -140,7 +140,8 @@ def _pay_line(config: Config, underpaid: bool) -> str:
         return (f"pay: {reward} {floor.currency} a task (--underpaid: the simulated crowd's default), far below the "
                 f"{floor.amount:.2f} {floor.currency}/h floor on purpose, to show what the ledger flags and owes")
     return (f"pay: {FAIR_REWARD} {floor.currency} a task at first, then each round priced from the measured task times "
-            f"(unpaid time included) to pay the {floor.amount:.2f} {floor.currency}/h floor; "
+            f"(unpaid time included) to pay the {floor.amount:.2f} {floor.currency}/h floor on average over the budget "
+            "(a short budget weighs each worker's one-off qualification test more); "
             "--underpaid shows the underpaid case (0.02 a task)")
 
 
