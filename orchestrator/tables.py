@@ -84,7 +84,7 @@ def _ragged(path: Path, sep: str) -> str:
     import gzip
 
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
         rows = csv.reader(f, delimiter=sep)
         header = next(rows, [])
         for row in rows:
@@ -132,7 +132,7 @@ def _read_jsonl(path: Path, chunk_rows: int) -> dict[str, np.ndarray]:
             yield frame
 
     try:
-        with pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows) as reader:
+        with pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows, encoding="utf-8-sig") as reader:
             return _columns(checked(reader))
     except DataError:
         raise
@@ -147,7 +147,7 @@ def _first_non_object(path: Path) -> None:
     import json
 
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as lines:
+    with opener(path, "rt", encoding="utf-8-sig") as lines:
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue

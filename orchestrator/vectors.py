@@ -112,7 +112,7 @@ def _table(path: Path, id_column: str) -> dict[str, Any]:
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path)
         elif path.suffix in (".jsonl", ".ndjson"):
-            frame = pd.read_json(path, lines=True, dtype=False)
+            frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
         elif path.suffix == ".csv":
             frame = pd.read_csv(path, dtype={id_column: str})
         else:

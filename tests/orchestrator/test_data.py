@@ -151,3 +151,11 @@ def test_flag_columns_are_not_features(tmp_path):
     path.write_text("id,f0,f1,sensitive,disturbing\na,1,2,0,1\nb,3,4,1,0\n")
     pool = read_pool(Source(path=path, id="id", sensitive="sensitive", disturbing="disturbing"))
     assert pool.X.shape == (2, 2) and pool.sensitive.tolist() == [False, True]
+
+
+def test_a_jsonl_pool_with_a_byte_order_mark_reads_as_a_csv_one_does(tmp_path):
+    """A BOM (Windows tools write one) was accepted in CSV but refused in JSON Lines: 'line 1 is
+    not valid JSON (Unexpected UTF-8 BOM ...)'."""
+    path = tmp_path / "pool.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "text": "hello"}\n{"id": "b", "text": "bye"}\n')
+    assert read_pool(Source(path=path, id="id", text="text")).ids.tolist() == ["a", "b"]
