@@ -22,6 +22,26 @@ BUILTIN_DATASETS = ("digits",)
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no field takes NaN or infinity
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        """``batch_size: true`` is a mistake, not 1: a number field refuses true/false (pydantic
+        would read them as 1 and 0)."""
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                if isinstance(value, bool) and _numeric(field.annotation):
+                    raise ValueError(f"{name} is a number, not {str(value).lower()}")
+        return data
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field's type is a number (int, float, Decimal, or one of them or None), not bool."""
+    import typing
+
+    kinds = typing.get_args(annotation) or (annotation,)
+    return bool(kinds) and all(k in (int, float, Decimal, type(None)) for k in kinds) and any(k is not type(None) for k in kinds)
+
 
 class Source(_Strict):
     """One tabular or array file. Columns name the id, the features and the labels."""

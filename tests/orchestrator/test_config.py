@@ -99,3 +99,12 @@ def test_a_ledger_url_of_another_database_is_named_and_its_password_not_shown():
     with pytest.raises(ConfigError, match=r"ledger.*SQLite or PostgreSQL URL") as e:
         config_from_dict(digits_config("mysql://me:s3cret@db.example.org/labels"))
     assert "s3cret" not in str(e.value)
+
+
+def test_a_number_field_refuses_true_and_false():
+    """`batch_size: true` ran as a batch of 1."""
+    with pytest.raises(ConfigError, match=r"batch_size is a number, not true"):
+        config_from_dict(digits_config("sqlite:///x.db", loop={"batch_size": True}))
+    with pytest.raises(ConfigError, match=r"max_labels is a number, not false"):
+        config_from_dict(digits_config("sqlite:///x.db", stop={"max_labels": False}))
+    assert config_from_dict(digits_config("sqlite:///x.db", loop={"batch_size": 10})).loop.batch_size == 10
