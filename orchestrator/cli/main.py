@@ -43,8 +43,9 @@ def quickstart(
 def run(
     config: ConfigArg,
     restart: Annotated[bool, typer.Option("--restart", help="delete this loop's records first and start over")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show the loop's decisions and why (the model "
-                                                                  "that model: auto picked, pseudo-labels on or off, cold start)")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show the loop's decisions and why: which model "
+                                                                  "'model: auto' chose, pseudo-labels on or off, the cold "
+                                                                  "start")] = False,
 ) -> None:
     """Run a loop, or resume it from the ledger where it stopped."""
     if verbose:
@@ -85,6 +86,8 @@ def report(
 
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter(f"--format {fmt!r}: use table, csv or json", param_hint="--format")
+    if as_json and fmt == "csv":
+        raise typer.BadParameter("--json is --format json: give one of them", param_hint="--json")
     if target is not None and not (math.isfinite(target) and 0 < target <= 1):
         raise typer.BadParameter(f"{target}: give a number above 0 and at most 1", param_hint="--target")
     as_json = as_json or fmt == "json"

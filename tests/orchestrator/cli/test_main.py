@@ -195,7 +195,8 @@ def test_wrong_paths_and_values_are_one_clear_line(tmp_path, monkeypatch, capsys
                        (["report", "c.yaml", "--loop", "nosuch", "--format", "csv"], "no loop 'nosuch'"),
                        (["report", "c.yaml", "--target", "nan"], "--target"),
                        (["report", "c.yaml", "--target", "5"], "--target"),
-                       (["quickstart", "--budget", "0"], "--budget")):
+                       (["quickstart", "--budget", "0"], "--budget"),
+                       (["report", "c.yaml", "--json", "--format", "csv"], "--json")):
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 2 and said in capsys.readouterr().err, args
