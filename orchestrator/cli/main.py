@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import sys
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Annotated, Any, Optional
 
 import typer
@@ -59,12 +61,27 @@ def run(
 
     cfg = load_config(config)
     console = Console(stderr=True)
-    pm = get_plugin_manager(cfg.plugins)
-    check_names(cfg, Registry(pm))
-    with progress_plugin(pm, cfg, console):
-        loop = Loop(cfg, plugin_manager=pm)
-        loop.run(restart=restart)
+    with _naming_the_file(config):
+        pm = get_plugin_manager(cfg.plugins)
+        check_names(cfg, Registry(pm))
+        with progress_plugin(pm, cfg, console):
+            loop = Loop(cfg, plugin_manager=pm)
+            loop.run(restart=restart)
     _print_report(cfg.ledger, cfg.loop.name, cfg.wage_floor, config=config, own=(True, cfg.loop.name))
+
+
+@contextlib.contextmanager
+def _naming_the_file(config: Path) -> Iterator[None]:
+    """A config error found after the file was read (an unknown strategy, a floor in another
+    currency than the pay) names the file as a parse error does."""
+    from clicloop.orchestrator.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as e:
+        if e.source is not None:
+            raise
+        raise ConfigError(e.detail, source=str(config), field=e.field) from e
 
 
 @app.command()

@@ -200,3 +200,16 @@ def test_wrong_paths_and_values_are_one_clear_line(tmp_path, monkeypatch, capsys
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 2 and said in capsys.readouterr().err, args
+
+
+def test_a_config_error_found_after_reading_names_the_file(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from clicloop.orchestrator.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    main(["init", "c.yaml"])
+    (tmp_path / "c.yaml").write_text((tmp_path / "c.yaml").read_text().replace("name: margin-coverage", "name: marginn"))
+    with pytest.raises(SystemExit):
+        main(["run", "c.yaml"])
+    assert capsys.readouterr().err.startswith("error: c.yaml, field 'strategy.name': unknown strategy 'marginn'")
