@@ -150,6 +150,10 @@ def _ids(cols: dict[str, Any], source: Source, n: int, name: str) -> np.ndarray:
     missing = np.flatnonzero([_is_missing(v) for v in raw])
     if missing.size:
         raise DataError(f"{name}: column {source.id!r} has missing ids in rows {_rows(missing)}")
+    odd = np.flatnonzero([isinstance(v, (bool, np.bool_, dict, list)) for v in raw])
+    if odd.size:
+        raise DataError(f"{name}: column {source.id!r} holds {raw[odd[0]]!r} in rows {_rows(odd)}; an id is a text or a "
+                        "whole number")
     ids = np.array([_label_str(v) for v in raw], dtype=object)
     uniq, first, counts = np.unique(ids.astype(str), return_index=True, return_counts=True)
     if (counts > 1).any():

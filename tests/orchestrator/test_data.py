@@ -159,3 +159,10 @@ def test_a_jsonl_pool_with_a_byte_order_mark_reads_as_a_csv_one_does(tmp_path):
     path = tmp_path / "pool.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "text": "hello"}\n{"id": "b", "text": "bye"}\n')
     assert read_pool(Source(path=path, id="id", text="text")).ids.tolist() == ["a", "b"]
+
+
+def test_an_id_that_is_an_object_a_list_or_a_boolean_is_refused(tmp_path):
+    path = tmp_path / "pool.jsonl"
+    path.write_text('{"id": "a", "text": "one"}\n{"id": {"a": 1}, "text": "two"}\n{"id": true, "text": "three"}\n')
+    with pytest.raises(DataError, match=r"column 'id' holds \{'a': 1\} in rows 1, 2 \(0-based\); an id is a text or a whole number"):
+        read_pool(Source(path=path, id="id", text="text"))
