@@ -83,9 +83,11 @@ def check_floor_currency(cfg: Config, backend: Any) -> None:
     """The wage floor the backend's workers are held to is in the currency the backend pays in: a
     floor in another currency would price rewards as if it were the pay's, and no view can compare
     the two (no exchange rate is assumed)."""
+    from clicloop.orchestrator.fairwork.currency import held_to
+
     paid_in = getattr(backend, "currency", None)
     floor = cfg.wage_floor.for_backend(cfg.backend.name)
-    if isinstance(paid_in, str) and paid_in != floor.currency:
+    if isinstance(paid_in, str) and held_to(cfg.wage_floor, cfg.backend.name, paid_in) is None:
         raise ConfigError(
             f"the wage floor for backend {cfg.backend.name!r} is {floor.amount:.2f} {floor.currency}/h but it pays in "
             f"{paid_in}; give the floor in {paid_in} (wage_floor.per_backend.{cfg.backend.name}: {{amount: ..., currency: "

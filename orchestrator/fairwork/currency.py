@@ -40,7 +40,7 @@ def not_compared(floor: WageFloor, currencies: dict[tuple[str, str], str]) -> li
     out = []
     for (loop, backend), currency in sorted(currencies.items()):
         f = floor.for_backend(backend)
-        if currency != f.currency:
+        if held_to(floor, backend, currency) is None:
             out.append(f"{loop} / {backend}: its wage floor is {f.amount:.2f} {f.currency}/h and its pay in {currency}, so wages "
                        f"and the floor are not compared (no exchange rate is assumed); give a floor in {currency}: "
                        f"wage_floor.per_backend.{backend}: {{amount: ..., currency: {currency}}} in the config, or "

@@ -136,12 +136,17 @@ def proposed_adjustments(ledger: Ledger, loop: str, floor: WageFloor) -> list[Ad
     """
     if pay_unknown(ledger, loop):
         return []
+    return _adjustments(loop, below_floor(ledger, loop, floor))
+
+
+def _adjustments(loop: str, below: list[dict[str, Any]]) -> list[Adjustment]:
+    """The adjustments of the workers :func:`below_floor` found (those owed a cent or more)."""
     return [
         Adjustment(
             key=f"{loop}/adjustment/{r['backend']}/{r['worker']}/{r['answers']}", loop=loop, backend=r["backend"],
             worker=r["worker"], amount=owed_amount(r), currency=r["currency"], wage_total_time=r["wage_total_time"], floor=r["floor"],
         )
-        for r in below_floor(ledger, loop, floor)
+        for r in below
         if owed_amount(r) > 0
     ]
 
@@ -162,9 +167,10 @@ def owed(ledger: Ledger, loop: str, floor: WageFloor) -> dict[str, Any]:
     notes = not_compared(floor, pay_currencies(ledger.engine_, loop))
     if notes:
         return {"workers_below_floor": None, "amount": None, "currency": ledger.currency(loop), "not_compared": notes}
-    proposals = proposed_adjustments(ledger, loop, floor)
+    below = below_floor(ledger, loop, floor)  # once: the per-worker query reads every answer of the loop
+    proposals = _adjustments(loop, below)
     currency = proposals[0].currency if proposals else (ledger.currency(loop) or floor.currency)
-    return {"workers_below_floor": len(below_floor(ledger, loop, floor)), "amount": sum((p.amount for p in proposals), ZERO),
+    return {"workers_below_floor": len(below), "amount": sum((p.amount for p in proposals), ZERO),
             "currency": currency, "not_compared": []}
 
 

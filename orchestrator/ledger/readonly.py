@@ -26,27 +26,25 @@ from clicloop.orchestrator.ledger.store import Ledger
 def require_ledger(url: str, first: str = "run a loop first (e.g. clicloop quickstart)") -> None:
     """Refuse a ledger that does not exist yet, for a command that reads one (or writes into one
     that must hold something): opening it would create an empty ledger, folders included."""
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :].split("?", 1)[0]
-        if path not in ("", ":memory:") and not Path(path).resolve().is_file():
-            raise LedgerError(f"no ledger at {Path(path).resolve()}; {first}")
-        return
-    if url.startswith("postgresql"):
-        engine = read_only_engine(url)  # refuses a database without a clicloop ledger
-        engine.dispose()
-        return
-    raise LedgerError(f"ledger databases must be SQLite or PostgreSQL URLs, not {redact_url(url)}")
+    if url.startswith("sqlite:///") and _sqlite_path(url) in ("", ":memory:"):
+        return  # an in-memory ledger: nothing on disk to create
+    read_only_engine(url, first).dispose()  # refuses a missing file, or a database without a clicloop ledger
 
 
-def read_only_engine(url: str) -> Engine:
-    """An engine that can only read the ledger at ``url`` (SQLite or PostgreSQL)."""
+def _sqlite_path(url: str) -> str:
+    return url[len("sqlite:///") :].split("?", 1)[0]
+
+
+def read_only_engine(url: str, first: str = "run a loop first (e.g. clicloop quickstart)") -> Engine:
+    """An engine that can only read the ledger at ``url`` (SQLite or PostgreSQL); ``first``: what
+    to do when there is none yet."""
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :].split("?", 1)[0]
+        path = _sqlite_path(url)
         if path in ("", ":memory:"):
             raise LedgerError("a read-only command reads a ledger file; an in-memory SQLite ledger has nothing to show")
         file = Path(path).resolve()
         if not file.is_file():
-            raise LedgerError(f"no ledger at {file}; run a loop first (e.g. clicloop quickstart)")
+            raise LedgerError(f"no ledger at {file}; {first}")
         return _sqlite_engine(file, url)
     if url.startswith("postgresql"):
         try:
