@@ -51,6 +51,9 @@ def read_table(path: Path, chunk_rows: int | None = None, field: str | None = No
         raise DataError(f"{name}: unsupported file type {suffix!r}; use .csv, .tsv, .jsonl, .parquet, .npy or .npz")
     except DataError:
         raise
+    except UnicodeDecodeError as e:
+        raise DataError(f"{name}: {_not_utf8(path)} is not UTF-8 ({e.reason}); save the file as UTF-8 "
+                        f"(e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`)") from e
     except (ValueError, OSError) as e:
         hint = ("; a row with more fields than the header usually holds an unquoted comma: quote that text field "
                 "(\"...\")") if "Error tokenizing data" in str(e) else ""
@@ -76,6 +79,20 @@ def _read_csv(path: Path, sep: str, chunk_rows: int, text_columns: tuple[str, ..
         except pd.errors.ParserWarning as e:
             raise DataError(f"{path}: {_ragged(path, sep)}; a row with more fields than the header usually holds an "
                             "unquoted comma: quote that text field (\"...\")") from e
+
+
+def _not_utf8(path: Path) -> str:
+    """Which line of a text file first holds bytes that are not UTF-8 ("line N")."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"line {number}"
+    return "a line"
 
 
 def _ragged(path: Path, sep: str) -> str:

@@ -49,3 +49,16 @@ def test_a_non_object_line_in_a_later_chunk_is_named(tmp_path):
     path.write_text("\n".join([json.dumps({"id": i, "text": "a"}) for i in range(5)] + ["[1, 2]"]))
     with pytest.raises(DataError, match=r"line 6 is an array"):
         read_table(path, chunk_rows=2)
+
+
+@pytest.mark.parametrize("name", ["pool.csv", "pool.jsonl", "pool.csv.gz"])
+def test_a_file_that_is_not_utf8_names_its_line_and_the_fix(tmp_path, name):
+    """A Latin-1 pool said "'utf-8' codec can't decode byte 0xe9 in position 3", with no line."""
+    rows = [b"id,text", b"1,hello", b"2,caf\xe9 au lait", b"3,bye"] if ".csv" in name else \
+        [b'{"id": 1, "text": "hello"}', b'{"id": 2, "text": "caf\xe9"}']
+    data = b"\n".join(rows) + b"\n"
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    with pytest.raises(DataError, match=rf"{name}: line 3 is not UTF-8.*iconv" if ".csv" in name else
+                       rf"{name}: line 2 is not UTF-8.*iconv"):
+        read_table(path)
