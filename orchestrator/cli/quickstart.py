@@ -65,12 +65,18 @@ def outcome(strategy: str, results: list[RoundResult], target: float) -> Outcome
     return Outcome(strategy, results, reached, got.labels, got.hours, got.cost)
 
 
-def run_quickstart(*, ledger: str, seed: int, budget: int, console: Any = None, underpaid: bool = False) -> list[Outcome]:
+def run_quickstart(*, ledger: str, seed: int, budget: int, console: Any = None, underpaid: bool = False,
+                   progress_console: Any = None) -> list[Outcome]:
+    """Both loops, then their comparison on ``console`` (stdout); each round's progress goes to
+    ``progress_console`` (stderr, as ``clicloop run``'s, so ``quickstart > out.txt`` holds the result)."""
+    from rich.console import Console
+
     from clicloop.orchestrator.cli.output import table_console
     from clicloop.orchestrator.plugins import get_plugin_manager
     from clicloop.orchestrator.progress import progress_plugin
 
     console = console or table_console()
+    progress_console = progress_console or Console(stderr=True)
     configs = [quickstart_config(s, ledger=ledger, seed=seed, budget=budget, underpaid=underpaid) for s in ("margin", "random")]
     full = full_data_metric(configs[0])
     target = 0.95 * full
@@ -82,7 +88,7 @@ def run_quickstart(*, ledger: str, seed: int, budget: int, console: Any = None, 
     outcomes = []
     for cfg in configs:
         pm = get_plugin_manager()
-        with progress_plugin(pm, cfg, console):
+        with progress_plugin(pm, cfg, progress_console):
             results = Loop(cfg, plugin_manager=pm).run(restart=True)
         outcomes.append(outcome(cfg.strategy.name, results, target))
     console.print(summary(outcomes, target, configs[0], ledger))

@@ -19,6 +19,8 @@ def test_quickstart_prints_a_summary_against_random(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "margin reached the target with" in run.stdout
     assert "effective wage" in run.stdout and "floor" in run.stdout
+    # progress on stderr as `clicloop run`'s, so `quickstart > result.txt` holds the result only
+    assert "quickstart-margin: round 1," in run.stderr and "quickstart-margin: round" not in run.stdout
     assert (tmp_path / "clicloop-quickstart.db").exists()
     report = clicloop("report", "--ledger", "sqlite:///clicloop-quickstart.db", "--json", cwd=tmp_path)
     data = json.loads(report.stdout)
