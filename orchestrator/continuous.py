@@ -387,5 +387,6 @@ class ContinuousRun:
         """Labels for every answered item without one (those answered before answer ``before_seq``)."""
         loop = self.loop
         items = sorted(cl.answered_items(loop.ledger_, loop.name, before_seq) - set(loop.ledger_.labels(loop.name)))
-        quality.aggregate_items(loop.ledger_, loop.aggregator_, loop.name, r, items, rng_for(loop.config.loop.seed, "aggregate", r))
+        quality.aggregate_items(loop.ledger_, loop.aggregator_, loop.name, r, items, rng_for(loop.config.loop.seed, "aggregate", r),
+                                labels=loop.labels_)
         fault("aggregated")

@@ -32,6 +32,11 @@ class DuplicatePluginError(PluginError):
     """Two plugins registered the same name for the same kind."""
 
 
+class AggregatorError(PluginError):
+    """An aggregator returned a label the ledger cannot keep (an item nobody answered in this
+    aggregation, a label outside the set, a confidence outside [0, 1]); nothing was recorded."""
+
+
 class UnknownPluginError(PluginError, ConfigError):
     """A config names a strategy, backend, model or aggregator that no plugin registered."""
 

@@ -235,7 +235,7 @@ class Loop:
             quality.judge_gold(self.ledger_, self.name, self.known_, self.config.loop.gold)
         items = sorted({row["item_id"] for row in self.ledger_.tasks(self.name, r) if row["kind"] != "gold"})
         quality.aggregate_items(self.ledger_, self.aggregator_, self.name, r, items, rng_for(self.config.loop.seed, "aggregate", r),
-                                gold=list(self.known_))
+                                labels=self.labels_, gold=list(self.known_))
         return self._finish(r, None)
 
     def _labeled(self) -> dict[str, str]:

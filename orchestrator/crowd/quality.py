@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from clicloop.orchestrator.config import Gold, Relabel
+from clicloop.orchestrator.errors import AggregatorError
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.types import Answer, Consensus, Vote
 
@@ -110,7 +111,7 @@ def relabel_candidates(ledger: Ledger, loop: str, relabel: Relabel, keep_out: se
 
 
 def aggregate_items(ledger: Ledger, aggregator: Any, loop: str, r: int, items: Sequence[str], rng: np.random.Generator,
-                    gold: Sequence[str] = ()) -> None:
+                    labels: Sequence[str], gold: Sequence[str] = ()) -> None:
     """Aggregate every usable answer on ``items`` (all rounds: a relabeled item keeps its earlier
     votes); new items get their first label, relabeled ones a revision when it changed. A
     ``pooled`` aggregator (Dawid-Skene and kin: worker parameters learned across items) gets every
@@ -123,9 +124,38 @@ def aggregate_items(ledger: Ledger, aggregator: Any, loop: str, r: int, items: S
         votes = [Vote(v["item_id"], v["worker"], v["label"]) for v in ledger.votes(loop) if v["item_id"] not in keep_out]
     else:
         votes = [Vote(v["item_id"], v["worker"], v["label"]) for v in ledger.votes(loop, item_ids=items)]
-    consensus: list[Consensus] = aggregator.aggregate(votes, rng)
+    consensus = checked_consensus(aggregator.aggregate(votes, rng), votes, labels, aggregator)
     ledger.record_labels(loop, r, consensus)
     ledger.revise_labels(loop, r, consensus)
+
+
+def checked_consensus(consensus: Any, votes: Sequence[Vote], labels: Sequence[str], aggregator: Any) -> list[Consensus]:
+    """The aggregator's labels, each for an item with votes in this aggregation, in the label set,
+    once, with a confidence in [0, 1] and a count of answers; an :class:`AggregatorError` naming the
+    first that is not, before anything is recorded (a label for an unknown item, or outside the
+    set, would be kept by the ledger and break every later round)."""
+    import math
+
+    name = type(aggregator).__name__
+    if not isinstance(consensus, (list, tuple)):
+        raise AggregatorError(f"aggregator {name} returned {type(consensus).__name__}, not a list of Consensus; nothing "
+                              "was recorded: fix the aggregator and run again (the round resumes)")
+    voted, allowed, seen = {v.item_id for v in votes}, set(labels), set()
+    for c in consensus:
+        problem = ("not a Consensus" if not isinstance(c, Consensus)
+                   else f"item {c.item_id!r} has no answer in this aggregation" if c.item_id not in voted
+                   else f"item {c.item_id!r} has a second label" if c.item_id in seen
+                   else f"label {c.label!r} is not in the label set" if c.label not in allowed
+                   else f"confidence {c.confidence!r} is not a number in [0, 1]"
+                   if isinstance(c.confidence, bool) or not isinstance(c.confidence, (int, float))
+                   or not math.isfinite(c.confidence) or not 0 <= c.confidence <= 1
+                   else f"n_answers {c.n_answers!r} is not a count" if isinstance(c.n_answers, bool)
+                   or not isinstance(c.n_answers, int) or c.n_answers < 0 else None)
+        if problem:
+            raise AggregatorError(f"aggregator {name} returned {c!r}: {problem}; nothing was recorded: fix the aggregator "
+                                  "and run again (the round resumes)")
+        seen.add(c.item_id)
+    return list(consensus)
 
 
 def apply_corrections(ledger: Ledger, aggregator: Any, loop: str, r: int, answers: Sequence[Answer], labels: Sequence[str],
@@ -145,7 +175,7 @@ def apply_corrections(ledger: Ledger, aggregator: Any, loop: str, r: int, answer
     ledger.record_corrections(loop, rows)
     touched = sorted({row[1] for row in rows})
     votes = [Vote(v["item_id"], v["worker"], v["label"]) for v in ledger.votes(loop, item_ids=touched)]
-    consensus = aggregator.aggregate(votes, rng)
+    consensus = checked_consensus(aggregator.aggregate(votes, rng), votes, labels, aggregator)
     withdrawn = sorted(set(touched) - {c.item_id for c in consensus})
     ledger.revise_labels(loop, r, consensus, withdrawn)
 
