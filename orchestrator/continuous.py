@@ -39,7 +39,7 @@ import numpy as np
 from clicloop.orchestrator.crowd import quality
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
-from clicloop.orchestrator.crowd.redundancy import check_answer
+from clicloop.orchestrator.crowd.redundancy import answer_rules, screened
 from clicloop.orchestrator.fairwork.policies import check_dispatch
 from clicloop.orchestrator.fairwork.wages import price_per_answer
 from clicloop.orchestrator.ledger import continuous as cl
@@ -344,7 +344,8 @@ class ContinuousRun:
             nxt = getattr(loop.backend_, "collect_next", None)
             answers = nxt(given) if callable(nxt) else loop.backend_.collect(given)
         answers = loop.ids_.answers(answers)
-        record_extras(loop.ledger_, loop.name, loop.config.backend.name, loop.labels_, answers, loop._received)  # more people answered a task: paid
+        record_extras(loop.ledger_, loop.name, loop.config.backend.name, loop.labels_, answers, loop._received,
+                      **answer_rules(loop.backend_, loop.ledger_, loop.name))  # more people answered a task: paid
         record_backend_facts(loop, r)  # work that brought no answer (returned, timed out), the batches put out
         created = [x for x in answers if x.event == "created" and x.task_key in self.open_]
         if not created:
@@ -362,7 +363,8 @@ class ContinuousRun:
 
     def _record(self, r: int, created: list[Any]) -> int:
         loop = self.loop
-        rows = [(self.open_[x.task_key], x, *check_answer(x, loop.labels_)) for x in created]
+        rules = answer_rules(loop.backend_, loop.ledger_, loop.name)
+        rows = [screened(self.open_[x.task_key], x, loop.labels_, **rules) for x in created]
         keys = [(row[0].key, row[0].round_no) for row in rows]
         new = loop.ledger_.record_answers(loop.name, loop.config.backend.name, rows, then=cl.order_writer(loop.name, r, keys))
         fault("answers")

@@ -25,7 +25,7 @@ from clicloop.orchestrator.data import EvalSet, Pool, load_data
 from clicloop.orchestrator.fairwork.wages import price_per_answer, strict_floor_pause
 from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, check_dispatch, sensitive_mask, warning_mask
 from clicloop.orchestrator.crowd import planning, quality
-from clicloop.orchestrator.crowd.redundancy import check_answer
+from clicloop.orchestrator.crowd.redundancy import answer_rules, screened
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
 from clicloop.orchestrator.loop_setup import (check_eval_set, check_floor_currency, check_ledger_items, check_model,
@@ -375,14 +375,15 @@ class Loop:
             quality.apply_corrections(self.ledger_, self.aggregator_, self.name, r, [a for a in answers if a.event in ("updated", "deleted")],
                                       self.labels_, rng_for(self.config.loop.seed, "correct", r))
             created = [a for a in answers if a.event == "created"]
-            rows = [(by_key[a.task_key], a, *check_answer(a, self.labels_)) for a in created if a.task_key in pending]
+            rules = answer_rules(self.backend_, self.ledger_, self.name)
+            rows = [screened(by_key[a.task_key], a, self.labels_, **rules) for a in created if a.task_key in pending]
             stray = [a.task_key for a in created if a.task_key not in by_key]
             if stray:
                 log.warning("round %d: backend returned answers for unknown tasks %s; ignored", r, stray[:3])
             new = self.ledger_.record_answers(self.name, self.config.backend.name, rows)
             for i in new:
                 self._received(rows[i][1], rows[i][2])
-            record_extras(self.ledger_, self.name, self.config.backend.name, self.labels_, answers, self._received)
+            record_extras(self.ledger_, self.name, self.config.backend.name, self.labels_, answers, self._received, **rules)
             record_backend_facts(self, r)  # work that brought no answer (returned, timed out), the batches put out
             pending = self.ledger_.pending(self.name, r) & by_key.keys()
             if pending:

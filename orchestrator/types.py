@@ -174,7 +174,9 @@ class Backend(Protocol):
 
     Optional: ``unpaid_work()`` (:class:`UnpaidWork` seen so far) and ``published_batches()``
     (:class:`PublishedBatch` put out so far); the loop records both in the ledger after each
-    collect, once each (:mod:`clicloop.orchestrator.crowd.backend_facts`).
+    collect, once each (:mod:`clicloop.orchestrator.crowd.backend_facts`). Optional attributes:
+    ``currency`` (what it pays in; an answer in another is quarantined, unpaid) and
+    ``max_active_s`` (the plausibility limit on an answer's active seconds, default 8 h).
     """
 
     confidential: bool

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
-from clicloop.orchestrator.crowd.redundancy import check_answer
+from clicloop.orchestrator.crowd.redundancy import screened
 from clicloop.orchestrator.ledger.extra import KIND, record_extra_answers, task_rows
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.types import Answer, Task
@@ -27,10 +28,11 @@ EVENT = "extra"
 
 
 def record_extras(ledger: Ledger, loop: str, backend: str, labels: Sequence[str], answers: Sequence[Answer],
-                  received: Callable[[Answer, str], None] | None = None) -> int:
+                  received: Callable[[Answer, str], None] | None = None, **rules: Any) -> int:
     """Record the extra answers among ``answers`` (under the ledger's task keys) to tasks of
     ``loop``; the number that were new, each passed to ``received(answer, status)``. An extra
-    answer to a task this loop never recorded is logged and ignored."""
+    answer to a task this loop never recorded is logged and ignored. ``rules``: :func:`screened`'s
+    (the loop's currency and plausibility limit)."""
     extras = [a for a in answers if a.event == EVENT]
     if not extras:
         return 0
@@ -44,7 +46,7 @@ def record_extras(ledger: Ledger, loop: str, backend: str, labels: Sequence[str]
         task = Task(key=f"{row['key']}+{answer.external_id or answer.version}", loop=loop, round_no=row["round_no"],
                     item_id=row["item_id"], replica=row["replica"], purpose=row["purpose"], labels=tuple(labels), kind=KIND)
         answer = replace(answer, task_key=task.key, event="created")
-        rows.append((task, answer, *check_answer(answer, labels)))
+        rows.append(screened(task, answer, labels, **rules))
     new = record_extra_answers(ledger, loop, backend, rows)
     for i in new:
         log.info("task %s: one more person answered it (%s); recorded and paid as an answer of its own",

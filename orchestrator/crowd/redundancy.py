@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from dataclasses import replace
+
 from clicloop.orchestrator.config import Adaptive
-from clicloop.orchestrator.crowd.plausibility import amount_problem
-from clicloop.orchestrator.types import Answer
+from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, amount_problem, time_problem
+from clicloop.orchestrator.types import Answer, Task
 
 
 def agreement(labels: Sequence[str]) -> float:
@@ -54,3 +56,38 @@ def check_answer(answer: Answer, labels: Sequence[str]) -> tuple[str, str | None
     if answer.label not in labels:
         return "quarantined", f"label {answer.label!r} is not in the label set"
     return "submitted", None
+
+
+def screened(task: Task, answer: Answer, labels: Sequence[str], *, currency: str | None = None,
+             max_active_s: float = DEFAULT_MAX_ACTIVE_S) -> tuple[Task, Answer, str, str | None]:
+    """``(task, answer, status, reason)`` as the ledger records it, whichever backend reported the
+    answer: :func:`check_answer`'s status, and two rules a backend may not apply itself. Active
+    seconds above ``max_active_s`` (the plausibility limit) are quarantined, recorded as 0 s and
+    unpaid, with the raw value in the reason; pay in another currency than the loop's
+    (``currency``: the backend's, else the ledger's for this loop) is quarantined and not recorded
+    as pay, the amounts in the reason (a loop's sums hold one currency; no exchange rate is assumed)."""
+    status, reason = check_answer(answer, labels)
+    if status == "quarantined":
+        return task, answer, status, reason
+    zero = Decimal(0)
+    problem = time_problem(answer.active_s, "active_s", max_active_s)
+    if problem is not None:
+        return task, replace(answer, active_s=0.0, reward=zero, fee=zero), "quarantined", f"{problem}; recorded as 0 s, unpaid"
+    if currency is not None and answer.currency != currency:
+        return (task, replace(answer, reward=zero, fee=zero), "quarantined",
+                f"paid in {answer.currency!r} (reward {answer.reward}, fee {answer.fee}) where the loop pays in {currency}: "
+                "not recorded as pay (a loop's sums hold one currency); settle it by hand")
+    return task, answer, status, reason
+
+
+def answer_rules(backend: Any, ledger: Any, loop: str) -> dict[str, Any]:
+    """:func:`screened`'s rules for ``loop``'s answers: its currency (the backend's ``currency``,
+    else the one the ledger recorded for the loop; None before any pay) and the backend's
+    ``max_active_s`` (the default plausibility limit when it states none)."""
+    currency = getattr(backend, "currency", None)
+    if not isinstance(currency, str):
+        currency = ledger.currency(loop)
+    limit = getattr(backend, "max_active_s", None)
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit <= 0:
+        limit = DEFAULT_MAX_ACTIVE_S
+    return {"currency": currency, "max_active_s": float(limit)}

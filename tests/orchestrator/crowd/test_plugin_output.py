@@ -72,3 +72,55 @@ def test_an_aggregators_bad_label_is_refused_before_the_ledger_keeps_it(tmp_path
     _loop(url).run()
     with Ledger(url) as ledger:
         assert ledger.spent("t")["answers"] == 30 and verify(ledger) == []
+
+
+class Altering:
+    """A third-party backend: the simulated crowd, with the first answer of each collect altered."""
+
+    def __init__(self, alter, **params):
+        from backends.simulated import SimulatedCrowd
+
+        self.inner, self.alter = SimulatedCrowd(**params), alter
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def collect(self, tasks):
+        answers = self.inner.collect(tasks)
+        return [self.alter(answers[0]), *answers[1:]] if answers else answers
+
+
+def _altered(url: str, alter, **params) -> dict[str, dict]:
+    from sqlalchemy import select
+
+    from clicloop.orchestrator.ledger import schema as s
+
+    Loop(config_from_dict(digits_config(url, stop={"max_labels": 30})), backend=Altering(alter, **params)).run()
+    with Ledger(url) as ledger, ledger.engine_.connect() as conn:
+        assert verify(ledger) == []
+        rows = {r.task_key: r._mapping for r in conn.execute(select(s.assignments))}
+        paid = {r.currency for r in conn.execute(select(s.payments))}
+        return {"rows": rows, "paid": paid, "currency": ledger.currency("t")}
+
+
+def test_active_seconds_above_the_limit_from_any_backend_are_quarantined_at_0_s_and_unpaid(tmp_path):
+    """A plugin backend's answer of 1e6 active seconds was recorded 'submitted' at 277.8 h and paid
+    (the limit was applied by the built-in backends only), and ``ledger verify`` then failed."""
+    from dataclasses import replace
+
+    got = _altered(f"sqlite:///{tmp_path / 'l.db'}", lambda a: replace(a, active_s=1e6))
+    odd = [r for r in got["rows"].values() if r["status"] == "quarantined"]
+    assert len(odd) == 3 and all(r["active_s"] == 0 and "active_s 1e+06 s is above the plausibility limit" in r["reason"]
+                                 for r in odd)
+    assert all(r["active_s"] <= 28800 for r in got["rows"].values())
+
+
+def test_pay_in_another_currency_is_quarantined_not_summed_with_the_loops(tmp_path):
+    """A plugin backend paying in EUR reported one USD answer a round: it was 'submitted', its
+    dollars added to the loop's euros, and the report then labelled the whole loop USD."""
+    from dataclasses import replace
+
+    got = _altered(f"sqlite:///{tmp_path / 'l.db'}", lambda a: replace(a, currency="USD"))
+    odd = [r for r in got["rows"].values() if r["status"] == "quarantined"]
+    assert len(odd) == 3 and all("paid in 'USD'" in r["reason"] and "pays in EUR" in r["reason"] for r in odd)
+    assert got["paid"] == {"EUR"} and got["currency"] == "EUR"
