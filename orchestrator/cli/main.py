@@ -241,8 +241,8 @@ def init(
 
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """List the strategies, backends, models and aggregators installed, where each comes from, and
-    what to install for those whose extra is missing."""
+    """List the strategies, backends, models, aggregators and triage policies installed, where each
+    comes from, and what to install for those whose extra is missing."""
     from clicloop.orchestrator.plugins import KINDS, Registry, get_plugin_manager
 
     registry = Registry(get_plugin_manager())
