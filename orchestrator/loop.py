@@ -25,18 +25,19 @@ from clicloop.orchestrator.data import EvalSet, Pool, load_data
 from clicloop.orchestrator.fairwork.wages import price_per_answer, strict_floor_pause
 from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, check_dispatch, sensitive_mask, warning_mask
 from clicloop.orchestrator.crowd import planning, quality
+from clicloop.orchestrator.crowd.late import record_late
 from clicloop.orchestrator.crowd.redundancy import answer_rules, screened
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
 from clicloop.orchestrator.loop_setup import (check_eval_set, check_floor_currency, check_ledger_items, check_model,
-                                              check_money_budget, check_strategy, check_truth, eval_digest, fingerprint,
-                                              make_engine)
+                                              check_money_budget, check_protocols, check_strategy, check_truth, eval_digest,
+                                              fingerprint, make_engine, plugin_manager_for)
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
 from clicloop.orchestrator.later_fit import LaterFit, fit_first
 from clicloop.orchestrator.training.models import confidence_weights, predictions_for
-from clicloop.orchestrator.plugins import Registry, check_names, get_plugin_manager
+from clicloop.orchestrator.plugins import Registry, check_names
 from clicloop.orchestrator.runner import RunnerLease
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.selection import select_items
@@ -151,7 +152,7 @@ class Loop:
     def _build(self) -> Config:
         """Load the data and build the parts, checking each (no side effect); the config as run."""
         cfg = self.config
-        self.pm_ = self.plugin_manager or get_plugin_manager(cfg.plugins)
+        self.pm_ = plugin_manager_for(cfg, self.plugin_manager)
         self.registry_ = Registry(self.pm_)
         check_names(cfg, self.registry_)
         pool, evalset, self.labels_ = load_data(cfg.data, cfg.loop.seed)
@@ -166,6 +167,7 @@ class Loop:
         self.backend_ = self.backend or self.registry_.create("backend", cfg.backend.name, cfg.backend.params, field="backend")
         self.aggregator_ = self.registry_.create("aggregator", cfg.aggregator.name, cfg.aggregator.params, field="aggregator")
         model = self.model if self.model is not None else self.registry_.create("model", self.model_name_, cfg.model.params, field="model")
+        check_protocols(cfg, model, self.backend_, (self.model is not None, self.backend is not None))
         check_strategy(cfg, self.strategy_, model, None)  # what the model offers, before minutes of embedding
         self.pool_, self.evalset_ = embed_data(model, self.pool_, self.evalset_)  # a text pool, embedded once: numeric from here on
         if self.model is None:
@@ -377,7 +379,7 @@ class Loop:
             created = [a for a in answers if a.event == "created"]
             rules = answer_rules(self.backend_, self.ledger_, self.name)
             rows = [screened(by_key[a.task_key], a, self.labels_, **rules) for a in created if a.task_key in pending]
-            stray = [a.task_key for a in created if a.task_key not in by_key]
+            stray = record_late(self, r, [a for a in created if a.task_key not in by_key], rules)
             if stray:
                 log.warning("round %d: backend returned answers for unknown tasks %s; ignored", r, stray[:3])
             new = self.ledger_.record_answers(self.name, self.config.backend.name, rows)

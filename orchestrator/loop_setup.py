@@ -34,6 +34,35 @@ def check_strategy(cfg: Config, strategy: Any, model: Any, X: Any) -> None:
         raise ConfigError(f"strategy {cfg.strategy.name!r} needs {'; '.join(missing)}", field="strategy.name")
 
 
+def plugin_manager_for(cfg: Any, given: Any = None) -> Any:
+    """The loop's plugin manager: ``given`` (``Loop(plugin_manager=...)``) with the config's
+    ``plugins`` added, else a new one; a :class:`ConfigError` if ``cfg`` is not a Config."""
+    from clicloop.orchestrator.plugins import add_modules, get_plugin_manager
+
+    if not isinstance(cfg, Config):
+        raise ConfigError(f"Loop takes a Config, not {type(cfg).__name__}: build it with load_config(path) or "
+                          "config_from_dict(dict)")
+    if given is None:
+        return get_plugin_manager(cfg.plugins)
+    add_modules(given, cfg.plugins)
+    return given
+
+
+def check_protocols(cfg: Config, model: Any, backend: Any, given: tuple[bool, bool]) -> None:
+    """The model and the backend have the methods the loop calls (a model without
+    ``predict_proba`` failed mid-run, after its round was registered, with ``strategy: random``).
+    ``given``: whether each was handed to ``Loop`` rather than named in the config."""
+    for part, obj, needs, by_hand, field in (
+            ("model", model, ("fit", "predict_proba"), given[0], "model.name"),
+            ("backend", backend, ("open", "dispatch", "collect", "close", "expected_cost_per_task"), given[1], "backend.name")):
+        missing = [m for m in needs if not callable(getattr(obj, m, None))]
+        if missing:
+            what = f"the {part} given to Loop ({type(obj).__name__})" if by_hand else f"{part} {getattr(cfg, part).name!r}"
+            hint = (" (the loop evaluates, pseudo-labels and queries with class probabilities: wrap it, e.g. "
+                    "CalibratedClassifierCV(LinearSVC()))" if part == "model" else " (the Backend protocol, clicloop.orchestrator.types)")
+            raise ConfigError(f"{what} has no {', '.join(missing)}{hint}", field=field)
+
+
 def check_model(cfg: Config, model: Any, X: Any, labels: Sequence[str]) -> None:
     """The model accepts its params: a trial fit on a few pool rows with made-up labels, so a bad
     value (``C: abc``) fails now, not after the first answers are bought. Only a parameter the

@@ -53,14 +53,24 @@ def get_plugin_manager(
             pm.load_setuptools_entrypoints(hookspecs.PROJECT)
         except Exception as e:  # a broken third-party plugin: name it, keep the cause
             raise PluginError(f"could not load a plugin from the 'clicloop' entry points: {e}") from e
-    for name in extra_modules:
-        if not pm.has_plugin(name):
-            pm.register(_import(name), name=name)
+    add_modules(pm, extra_modules)
+    return pm
+
+
+def add_modules(pm: pluggy.PluginManager, names: Iterable[str]) -> None:
+    """Register the plugin modules ``names`` (import names or ``.py`` paths, as a config's
+    ``plugins`` gives them) on ``pm``, each once: one already registered, by name or as an
+    installed entry point, is not registered again. Then check every hook implementation."""
+    for name in names:
+        if pm.has_plugin(name):
+            continue
+        module = _import(name)
+        if not pm.is_registered(module):  # an installed plugin the config names too
+            pm.register(module, name=name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:
         raise PluginError(f"{e} (is the hook name misspelled? known hooks: {', '.join(_hook_names())})") from e
-    return pm
 
 
 def _import(name: str) -> Any:
@@ -73,13 +83,15 @@ def _import(name: str) -> Any:
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except ImportError as e:
-            raise PluginError(f"plugin file {name!r} (from the config's 'plugins') cannot be imported: {e}") from e
+        except Exception as e:  # noqa: BLE001 - any failure of a third-party file (a SyntaxError too): name it, keep the cause
+            raise PluginError(f"plugin file {name!r} (from the config's 'plugins') cannot be imported: "
+                              f"{type(e).__name__}: {e}") from e
         return module
     try:
         return importlib.import_module(name)
-    except ImportError as e:
-        raise PluginError(f"plugin module {name!r} (from the config's 'plugins') cannot be imported: {e}"
+    except Exception as e:  # noqa: BLE001 - any failure of a third-party module at import: name it, keep the cause
+        raise PluginError(f"plugin module {name!r} (from the config's 'plugins') cannot be imported: "
+                          f"{'' if isinstance(e, ImportError) else type(e).__name__ + ': '}{e}"
                           + (f" (a file beside the config: write plugins: [{name}.py])"
                              if isinstance(e, ModuleNotFoundError) and e.name == name else "")) from e
 

@@ -242,3 +242,34 @@ def test_a_cache_folder_that_cannot_be_made_keeps_the_query_fits_in_memory(tmp_p
     assert len(loop.run()) >= 2
     assert loop.warm_.folder is None and loop.warm_.fits_  # kept, in memory
     assert "kept in memory only" in caplog.text
+
+
+def test_parts_given_to_the_loop_without_the_methods_it_calls_are_refused_before_anything_is_recorded(tmp_path):
+    """A model without predict_proba passed setup with ``strategy: random`` and failed mid-run,
+    its round already in the ledger; a backend without expected_cost_per_task, an AttributeError;
+    ``Loop(dict)``, "'dict' object has no attribute 'plugins'"."""
+    from sklearn.svm import LinearSVC
+
+    from clicloop.backends.simulated import SimulatedCrowd
+    from clicloop.orchestrator.errors import ConfigError
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    cfg = config_from_dict(digits_config(url, strategy={"name": "random"}))
+    with pytest.raises(ConfigError, match=r"the model given to Loop \(LinearSVC\) has no predict_proba.*CalibratedClassifierCV"):
+        Loop(cfg, model=LinearSVC()).run()
+
+    class NoPrice:
+        def __init__(self):
+            self.inner = SimulatedCrowd()
+
+        def __getattr__(self, name):
+            if name == "expected_cost_per_task":
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    with pytest.raises(ConfigError, match=r"the backend given to Loop \(NoPrice\) has no expected_cost_per_task"):
+        Loop(cfg, backend=NoPrice()).run()
+    with pytest.raises(ConfigError, match="Loop takes a Config, not dict.*config_from_dict"):
+        Loop(digits_config(url)).run()
+    with Ledger(url) as ledger:
+        assert ledger.loops() == []

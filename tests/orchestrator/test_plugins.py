@@ -206,3 +206,61 @@ def test_a_plugin_file_beside_the_config_loads_from_any_folder(tmp_path, monkeyp
         get_plugin_manager(["no_such_plugin"])
     with pytest.raises(PluginError, match=r"plugin file 'gone.py' .* not found"):
         get_plugin_manager(["gone.py"])
+
+
+TOY_STRATEGY = '''
+import numpy as np
+from clicloop.orchestrator.hookspecs import hookimpl
+
+
+class SmallestMax:
+    requires = ("predict_proba",)
+
+    def score(self, model, X, rng):
+        return -model.predict_proba(X).max(axis=1)
+
+
+@hookimpl
+def clicloop_register_strategies(register):
+    register("smallest-max", SmallestMax)
+'''
+
+
+def test_an_installed_plugin_the_config_names_too_is_registered_once(tmp_path, monkeypatch):
+    """An entry-point plugin also listed in ``plugins:`` (the README's module-name form) failed
+    with pluggy's raw "Plugin already registered under a different name"."""
+    from clicloop.orchestrator.plugins import add_modules
+
+    (tmp_path / "toy_installed.py").write_text(TOY_STRATEGY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import toy_installed
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(toy_installed, name="toy-entry-point")  # as load_setuptools_entrypoints names it
+    add_modules(pm, ["toy_installed"])
+    assert Registry(pm).get("strategy", "smallest-max").plugin == "toy-entry-point"
+
+
+def test_a_plugin_manager_given_to_the_loop_gets_the_configs_plugins(tmp_path):
+    """``Loop(config, plugin_manager=pm)`` ignored ``config.plugins``: 'unknown strategy'."""
+    from clicloop.orchestrator.config import config_from_dict
+    from clicloop.orchestrator.loop import Loop
+
+    (tmp_path / "toy_file.py").write_text(TOY_STRATEGY)
+    cfg = config_from_dict(digits_config(f"sqlite:///{tmp_path / 'l.db'}", plugins=["toy_file.py"],
+                                         strategy={"name": "smallest-max"}, stop={"max_labels": 20}), base_dir=tmp_path)
+    results = Loop(cfg, plugin_manager=get_plugin_manager(load_entrypoints=False)).run()
+    assert len(results) >= 2  # it ran with the file's strategy (before: "unknown strategy 'smallest-max'")
+
+
+@pytest.mark.parametrize("body, says", [("def broken(:\n", "SyntaxError"),
+                                        ("raise RuntimeError('no licence key')\n", "RuntimeError: no licence key")])
+def test_a_plugin_that_fails_at_import_is_a_plugin_error_naming_it(tmp_path, monkeypatch, body, says):
+    """A plugin file with a SyntaxError, or one raising at import, propagated raw (only
+    ImportError was caught, unlike for entry points)."""
+    (tmp_path / "bad_file.py").write_text(body)
+    (tmp_path / "bad_module.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in (str(tmp_path / "bad_file.py"), "bad_module"):
+        with pytest.raises(PluginError, match=f"{name!r}.*cannot be imported: {says}"):
+            get_plugin_manager([name], load_entrypoints=False)

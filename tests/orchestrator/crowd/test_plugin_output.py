@@ -124,3 +124,49 @@ def test_pay_in_another_currency_is_quarantined_not_summed_with_the_loops(tmp_pa
     odd = [r for r in got["rows"].values() if r["status"] == "quarantined"]
     assert len(odd) == 3 and all("paid in 'USD'" in r["reason"] and "pays in EUR" in r["reason"] for r in odd)
     assert got["paid"] == {"EUR"} and got["currency"] == "EUR"
+
+
+class Late:
+    """The simulated crowd, but the first task of round 1 is answered only after its round's
+    timeout expired it: the answer comes back with the next round's answers."""
+
+    def __init__(self):
+        from backends.simulated import SimulatedCrowd
+
+        self.inner, self.held, self.late_key = SimulatedCrowd(), None, None
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def collect(self, tasks):
+        answers = self.inner.collect(tasks)
+        if self.late_key is None and tasks and tasks[0].round_no == 1:
+            self.late_key = tasks[0].key
+        held = [a for a in answers if a.task_key == self.late_key]
+        if held:
+            self.held = held[0]
+        answers = [a for a in answers if a.task_key != self.late_key]
+        if self.held is not None and tasks and tasks[0].round_no >= 2:
+            answers.append(self.held)
+        return answers
+
+
+def test_a_late_answer_to_an_expired_task_is_recorded_paid_and_counted(tmp_path):
+    """An answer to a task its round had expired was logged "for unknown tasks ... ignored": the
+    person's work was neither recorded nor paid, and its label never counted."""
+    from sqlalchemy import select
+
+    from clicloop.orchestrator.ledger import schema as s
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    backend = Late()
+    cfg = digits_config(url, loop={"round_timeout_s": 0.3, "poll_seconds": 0.05}, stop={"max_labels": 40})
+    Loop(config_from_dict(cfg), backend=backend).run()
+    with Ledger(url) as ledger, ledger.engine_.connect() as conn:
+        assert verify(ledger) == []
+        task = conn.execute(select(s.tasks).where(s.tasks.c.key == backend.late_key)).one()
+        answer = conn.execute(select(s.assignments).where(s.assignments.c.task_key == backend.late_key)).one()
+        paid = conn.execute(select(s.payments.c.kind).where(s.payments.c.task_key == backend.late_key)).scalars().all()
+        assert task.status == "expired" and task.round_no == 1 and answer.round_no == 1 and answer.status == "submitted"
+        assert sorted(paid) == ["fee", "reward"]
+        assert task.item_id in ledger.labels("t")
