@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import statistics
 import time
@@ -75,6 +76,7 @@ from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer, BackendContext, PublishedBatch, Task, UnpaidWork
 
 UNPAID = ("RETURNED", "TIMED-OUT")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -202,9 +204,8 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
             self._refresh()
             study = next((s for s in self.studies_.values() if s.batch_id == batch_id), None)
         if study is None:
-            study = self._create(batch_id, new)
-        self._publish(study)
-        for study_id in {self.study_of_[t.key] for t in tasks}:
+            self._create(batch_id, new)
+        for study_id in {self.study_of_[t.key] for t in tasks}:  # the study each task is remembered in: one per task
             self._publish(self.studies_[study_id])
 
     def _create(self, batch_id: str, tasks: list[Task], places: int | None = None, sizing: Sizing | None = None) -> _Study:
@@ -239,7 +240,9 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
         }
         if self.project:
             body["project"] = self.project
-        created = self.api_.request("POST", "/api/v1/studies/", body=body)
+        # never repeated: a create the server made but answered 5xx to would leave a second study for the
+        # same tasks; the error stops the run, and a resume finds the draft by its name (_refresh)
+        created = self.api_.request("POST", "/api/v1/studies/", body=body, safe_to_repeat=False)
         study = _Study(str(created["id"]), batch_id, tuple(t.key for t in tasks), str(created.get("status", "UNPUBLISHED")), cents, places,
                        sizing.as_json() if sizing else None)
         self._remember(study)
@@ -267,9 +270,17 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
             self._remember(study)
 
     def _remember(self, study: _Study) -> None:
+        """Keep ``study``; each task stays in the study it was first found in, unless that one is a
+        draft and this one is published (two studies for one batch, left by an older clicloop that
+        repeated a create: the draft is never published)."""
         self.studies_[study.id] = study
         for key in study.keys:
-            self.study_of_.setdefault(key, study.id)
+            held = self.studies_.get(self.study_of_.get(key, ""))
+            if held is None or (held.status == "UNPUBLISHED" and study.status != "UNPUBLISHED"):
+                self.study_of_[key] = study.id
+            elif held.id != study.id:
+                log.warning("prolific: study %s holds task %s of study %s too; it is not used (delete it at Prolific)",
+                            study.id, key, held.id)
 
     # -- collect ---------------------------------------------------------------------------------
 

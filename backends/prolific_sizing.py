@@ -162,6 +162,8 @@ class RateSizedStudies:
         for task in tasks:
             if task.key not in self.study_of_:
                 self.pending_.setdefault(task.key, task)
+        for study_id in sorted({self.study_of_[t.key] for t in tasks if t.key in self.study_of_}):
+            self._publish(self.studies_[study_id])  # a draft a crash left between create and publish (else nothing)
         self._flush()
 
     def _flush(self) -> None:

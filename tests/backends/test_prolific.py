@@ -250,3 +250,28 @@ def test_a_task_answered_in_two_submissions_is_the_first_ones_and_an_extra_answe
     assert {a.task_key: a.external_id for a in answers if a.event == "created"}[key] == first[key].external_id
     assert [(a.task_key, a.external_id) for a in answers if a.event == "extra"] == [(key, sub["id"])]
     assert fresh.submission_of_[key][0] == first[key].external_id  # a review of the task concerns the first submission
+
+
+def test_a_create_the_server_made_but_answered_500_to_is_not_repeated_and_the_resume_publishes_it(server) -> None:
+    """The create was retried on a 5xx: the server had made the study, so two studies held the
+    same tasks, a resume published the draft too, and both were paid (11 submissions for 5 tasks)."""
+    state, url = server
+    tasks = _tasks()
+    state.fail_after_create = 1
+    with pytest.raises(ProlificError, match="500 to POST /api/v1/studies/"):
+        _backend(url).dispatch(tasks)
+    assert [s["status"] for s in state.studies.values()] == ["UNPUBLISHED"]
+    _backend(url).dispatch(tasks)  # the resume
+    assert [s["status"] for s in state.studies.values()] == ["ACTIVE"]
+
+
+def test_a_second_study_for_the_same_tasks_is_never_published(server) -> None:
+    """Two studies for one batch (an older clicloop repeated a create): the tasks stay with the
+    published one, whichever the listing gives first."""
+    state, url = server
+    tasks = _tasks()
+    _backend(url).dispatch(tasks)
+    _backend(url)._create(_batch_id("p", tasks), tasks)  # the stray draft
+    state.studies = dict(reversed(list(state.studies.items())))  # listed first
+    _backend(url).dispatch(tasks)
+    assert sorted(s["status"] for s in state.studies.values()) == ["ACTIVE", "UNPUBLISHED"]

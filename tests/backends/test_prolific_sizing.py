@@ -178,3 +178,22 @@ def test_a_continuous_loop_on_the_local_server_publishes_studies_sized_by_its_ra
         if sizing["rule"] == "rate":  # the recorded rate gives the recorded places
             assert sizing["places"] == min(max(math.ceil(sizing["rate_per_hour"] * 3 / 60 - 1e-9), 1), 12)
     assert any(s["rule"] == "rate" for s in sizings)
+
+
+def test_a_study_a_crash_left_unpublished_is_published_when_the_resumed_loop_dispatches_its_tasks() -> None:
+    """Continuous mode skipped tasks already in a study and never published that study: after a
+    crash between create and publish its tasks stayed open and the resumed loop polled forever."""
+    state = prolific_server.new_state(seed=5, truth=TRUTH, pool=prolific_server.Pool(return_rate=0.0))
+    with prolific_server.running(state) as url:
+        def backend() -> ProlificBackend:
+            b = ProlificBackend(survey_url=f"{url}/survey", base_url=url, token="test-token", first_places=4)
+            b.open(BackendContext("p", LABELS, PURPOSE, 0, mode="continuous"))
+            return b
+
+        first = _tasks(0, 4)
+        crashed = backend()
+        crashed._create("p-r0-crashed", first, 4)  # created, then the process died before publishing
+        assert [s["status"] for s in state.studies.values()] == ["UNPUBLISHED"]
+        resumed = backend()  # open() finds the draft by its name
+        resumed.dispatch(first)
+        assert [s["status"] for s in state.studies.values()] == ["ACTIVE"]

@@ -80,6 +80,7 @@ class State:
     payments: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    fail_after_create: int = 0  # fault injection: the next N creates make the study, then answer 500
     clock_s: float = 0.0
     counter: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -130,6 +131,9 @@ def create_app(state: State) -> Any:
             study = {**body, "id": state.new_id(), "status": "UNPUBLISHED", "currency": state.currency,
                      "date_created": state.now()}
             state.studies[study["id"]] = study
+            if state.fail_after_create > 0:
+                state.fail_after_create -= 1
+                raise fail(500, "Internal server error.")
             return study
 
     @app.get("/api/v1/studies/")
