@@ -23,7 +23,10 @@ or a file over 256 MiB is refused whole, unread (see :mod:`clicloop.backends.fil
 ``inbox/``, ``outbox/`` and ``rejected/`` must be folders inside ``directory``, not links.
 A malformed row never stops the loop and is never lost: it is skipped, logged once with file +
 line + field, and written to ``rejected/``. A row repeating an earlier answer to the same task
-is dropped (a file dropped twice counts once); one contradicting it is rejected. Dispatch is
+is dropped (a file dropped twice counts once); one contradicting it is rejected (files are read
+oldest first, so the first answer is the one that arrived first, as the ledger recorded it). A
+last row without its newline waits, noted in ``rejected/``, until the file ends with one (a
+file still being written is never read half-way). Dispatch is
 idempotent (a key already in an outbox file is not exported again) and atomic (write, rename).
 ``confidential`` is a parameter: True for a vendor under NDA or in-house, False for an open crowd.
 """
@@ -114,6 +117,7 @@ class FileExchange:
         self.exported_.update(self._exported_keys())
         self.cache_: dict[str, tuple[tuple[int, int], list[tuple[int, Any]], list[Rejection]]] = {}
         self.logged_: set[tuple[str, int, str]] = set()
+        self.first_: dict[str, tuple[Answer, str, int]] = {}  # task key -> its first answer, file and line
 
     def _check_folders(self) -> None:
         """outbox/, inbox/ and rejected/ are folders inside the exchange directory, not links
@@ -184,9 +188,9 @@ class FileExchange:
     def answers(self) -> list[Answer]:
         """Every valid answer in the inbox (first answer per task key), rejected rows written out."""
         self._check_folders()
-        first: dict[str, tuple[Answer, str, int]] = {}
+        first = self.first_  # an answer reported once stays the task's first (the ledger keeps the first it records)
         rejected: dict[str, list[Rejection]] = {}
-        for path in sorted(p for p in self.inbox_.iterdir() if not p.name.startswith(".")):
+        for path in _by_arrival(p for p in self.inbox_.iterdir() if not p.name.startswith(".")):
             if path.suffix.lower().lstrip(".") not in FORMATS or (path.is_dir() and not path.is_symlink()):
                 continue
             rows, problems = self._parsed(path)
@@ -241,6 +245,18 @@ class FileExchange:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _by_arrival(paths: Iterable[Path]) -> list[Path]:
+    """Inbox files oldest first (modification time, then name): the first answer to a task is the
+    one that arrived first, as the ledger recorded it, not the one whose file name sorts first."""
+    def arrived(path: Path) -> tuple[int, str]:
+        try:
+            return path.lstat().st_mtime_ns, path.name
+        except OSError:  # vanished since the listing: read (and refused) last
+            return 2 ** 63, path.name
+
+    return sorted(paths, key=arrived)
 
 
 def _write_atomic(path: Path, text: str) -> None:

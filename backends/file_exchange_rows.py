@@ -105,6 +105,11 @@ def read_rows(path: Path) -> tuple[list[tuple[int, Any]], list[Rejection]]:
         return [], [Rejection(path.name, 0, e.field, e.reason)]
     rows: list[tuple[int, Any]] = []
     problems: list[Rejection] = []
+    if text and not text.endswith(("\n", "\r")):  # a row still being written: read once its newline is there
+        line = text.count("\n") + 1
+        text = text[:text.rfind("\n") + 1]
+        problems.append(Rejection(path.name, line, "<line>", "no newline at its end yet: the row waits (a file still "
+                                  "being written is read once it ends with a newline; end the file's last row with one)"))
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""), restkey=None)  # type: ignore[arg-type]
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -122,11 +123,52 @@ def test_the_same_file_imported_twice_counts_once_and_a_contradiction_is_rejecte
                                            for t in tasks))
     shutil.copy(inbox / "a.jsonl", inbox / "a-again.jsonl")
     (inbox / "b.jsonl").write_text(json.dumps({"task_key": tasks[0].key, "worker": "x", "label": "spam", "active_s": 2}) + "\n")
+    for n, name in enumerate(("a.jsonl", "a-again.jsonl", "b.jsonl")):  # arrival order
+        os.utime(inbox / name, ns=(1_000_000_000 * (n + 1),) * 2)
     answers = backend.collect(tasks)
     assert len(answers) == 2 and all(a.worker == "w" for a in answers)
     assert _rejected(tmp_path, "a-again.jsonl") == []
     (conflict,) = _rejected(tmp_path, "b.jsonl")
-    assert conflict["field"] == "task_key" and "a-again.jsonl line 1" in conflict["reason"]
+    assert conflict["field"] == "task_key" and "a.jsonl line 1" in conflict["reason"]
+
+
+def test_the_answer_kept_is_the_first_to_arrive_not_the_first_file_name(tmp_path: Path) -> None:
+    """z.jsonl's answer was recorded; a.jsonl, arriving later with another label, was then read
+    first (by name): rejected/ blamed z.jsonl, whose answer the ledger held, and a.jsonl's went
+    unreported."""
+    backend = _open(tmp_path)
+    tasks = _tasks(1)
+    backend.dispatch(tasks)
+    inbox = tmp_path / "inbox"
+    (inbox / "z.jsonl").write_text(json.dumps({"task_key": tasks[0].key, "worker": "w", "label": "ham", "active_s": 2}) + "\n")
+    os.utime(inbox / "z.jsonl", ns=(1_000_000_000,) * 2)
+    assert [a.label for a in backend.collect(tasks)] == ["ham"]
+    (inbox / "a.jsonl").write_text(json.dumps({"task_key": tasks[0].key, "worker": "x", "label": "spam", "active_s": 2}) + "\n")
+    for reader in (backend, _open(tmp_path)):  # the same process, and after a restart
+        assert [a.label for a in reader.collect(tasks)] == ["ham"]
+        assert _rejected(tmp_path, "z.jsonl") == []
+        (conflict,) = _rejected(tmp_path, "a.jsonl")
+        assert "z.jsonl line 1" in conflict["reason"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_row_still_being_written_waits_for_its_newline(tmp_path: Path, suffix: str) -> None:
+    """A CSV row cut mid-number (active_s "12" of "120") was accepted at 12 s, the completed row
+    then dropped as a repeat: ten times too little time, ten times the wage."""
+    backend = _open(tmp_path)
+    tasks = _tasks(1)
+    backend.dispatch(tasks)
+    path = tmp_path / "inbox" / f"p{suffix}"
+    head, rest = ((f"task_key,worker,label,active_s\n{tasks[0].key},w,ham,12", "0\n") if suffix == ".csv" else
+                  (json.dumps({"task_key": tasks[0].key, "worker": "w", "label": "ham", "active_s": 120})[:-2], "0}\n"))
+    path.write_text(head)
+    assert backend.collect(tasks) == []
+    (waiting,) = _rejected(tmp_path, path.name)
+    assert waiting["field"] == "<line>" and waiting["line"] == (2 if suffix == ".csv" else 1) and "waits" in waiting["reason"]
+    with path.open("a") as f:
+        f.write(rest)
+    assert [a.active_s for a in backend.collect(tasks)] == [120.0]
+    assert _rejected(tmp_path, path.name) == []
 
 
 def test_answers_survive_a_restart_and_confidential_is_a_parameter(tmp_path: Path) -> None:
