@@ -17,12 +17,15 @@ def _round_line(loop: Any, result: Any) -> str:
 
 
 def _resumed_line(loop: Any, round_no: int) -> str | None:
-    """'resumed at round N' when the loop picks up from the ledger (its earlier rounds are loaded)."""
+    """'resumed at round N' when the loop picks up from the ledger (its earlier rounds are loaded),
+    with the answers the ledger holds (those of the unfinished round too: they counted only the
+    finished rounds' before 2026-12-06)."""
     done = getattr(loop, "results_", [])
     if not done:
         return None
-    answers = sum(r.answers for r in done)
-    return f"{loop.name}: resumed at round {round_no} ({len(done)} rounds and {answers} answers already in the ledger)"
+    answers = int(loop.ledger_.spent(loop.name)["answers"])  # an unfinished round's answers too
+    rounds = f"{len(done)} round{'s' if len(done) != 1 else ''} finished"
+    return f"{loop.name}: resumed at round {round_no} ({rounds}, {answers} answers already in the ledger)"
 
 
 def _so_far(loop: Any) -> dict[str, Any] | None:

@@ -78,3 +78,15 @@ def test_report_in_a_pipe_keeps_every_number_and_speaks_csv(tmp_path):
 
     bad = _clicloop("report", str(config), "--format", "xml", cwd=tmp_path)
     assert bad.returncode == 2 and "--format" in bad.stderr
+
+
+def test_the_resume_line_counts_every_answer_in_the_ledger_not_only_finished_rounds():
+    """'resumed at round 1 (1 rounds and 4 answers already in the ledger)' was printed over a
+    ledger holding 7: the unfinished round's answers were left out."""
+    from types import SimpleNamespace
+
+    from clicloop.orchestrator.progress import _resumed_line
+
+    loop = SimpleNamespace(name="t", results_=[SimpleNamespace(answers=4)],
+                           ledger_=SimpleNamespace(spent=lambda name: {"answers": 7.0}))
+    assert _resumed_line(loop, 1) == "t: resumed at round 1 (1 round finished, 7 answers already in the ledger)"
