@@ -16,8 +16,8 @@ with the study's completion code. So this backend talks to two services:
 An answer is reported once its submission is AWAITING REVIEW, APPROVED or PARTIALLY APPROVED
 (statuses per https://docs.prolific.com/api-reference/submissions/submission-object), joined
 with the survey responses by session id: participant id -> ``worker``, the survey's per-task
-seconds (or the submission's completed_at - started_at, split evenly over its tasks) ->
-``active_s``, submission id -> ``external_id``. RETURNED and TIMED-OUT submissions carry no
+seconds plus an even share of the submission's time beyond them (or the submission's
+completed_at - started_at split evenly over its tasks) -> ``active_s``, submission id -> ``external_id``. RETURNED and TIMED-OUT submissions carry no
 label; their unpaid seconds are kept in :meth:`returned_effort` for the ledger. A task answered in
 two submissions (the survey tool handed it to two people) is the first-completed one's; the
 other answer comes back as ``event="extra"`` (Prolific pays that submission too).
@@ -72,6 +72,7 @@ from clicloop.backends.prolific_pay import (  # noqa: F401 (names of this module
     APPEAL_NOTE, REJECTION_CATEGORIES, ProlificPayments, RejectionReasonRequired,
 )
 from clicloop.backends.prolific_sizing import RateSizedStudies, Sizing, StudySizer  # continuous mode
+from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S
 from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer, BackendContext, PublishedBatch, Task, UnpaidWork
 
@@ -316,8 +317,7 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
                 continue
             total = (completed - started) if started is not None and completed is not None else float("nan")
             reward = (Decimal(study.reward_cents) / 100 / len(rows)).quantize(money.MICRO, ROUND_HALF_EVEN)  # exact
-            for r in rows:
-                active = _seconds(r.get("active_s"), total / len(rows))
+            for r, active in zip(rows, _task_seconds(rows, total)):
                 key = str(r["task_key"])
                 self.observed_s_[key] = active
                 label = r.get("label")
@@ -365,6 +365,21 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
 
     def __repr__(self) -> str:
         return f"ProlificBackend(base_url={self.base_url!r}, currency={self.currency!r}, reward_per_hour={self.reward_per_hour})"
+
+
+def _task_seconds(rows: Sequence[dict[str, Any]], total: float) -> list[float]:
+    """Each task's seconds in one submission of ``total`` seconds (NaN: unknown): the survey's
+    per-task seconds, or an even share of the submission; the submission's time beyond the tasks'
+    own (instructions, consent, loading: time the study pays for) split evenly over its tasks, so
+    the answers hold the whole submission (they held the survey's seconds alone: a 490 s
+    submission recorded as 190 s, the wage on it read 21.88 GBP/h for about 12). A submission
+    that lasted beyond the plausibility limit (a clock left running) adds nothing."""
+    share = total / len(rows)
+    own = [_seconds(r.get("active_s"), share) for r in rows]
+    rest = total - sum(own)
+    if not (0 < rest and total <= DEFAULT_MAX_ACTIVE_S):  # unknown or none; the survey counted more than the
+        return own  # submission lasted; or a submission clock beyond the plausibility limit: the survey's seconds stand
+    return [round(x + rest / len(rows), 3) for x in own]
 
 
 def _first_answers(submissions: Sequence[dict[str, Any]], by_session: dict[str, list[dict[str, Any]]]) -> dict[str, str]:

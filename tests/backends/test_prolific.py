@@ -124,9 +124,11 @@ def test_submissions_map_to_answers(server) -> None:
     for a in answers:
         sub = subs[a.external_id]
         assert sub["status"] == "AWAITING REVIEW" and a.worker == sub["participant"]
-        assert a.active_s == seconds[a.task_key] and a.currency == "GBP"
+        # the whole submission: the survey's seconds on the task and the 20 s around it (instructions, loading),
+        # which the study pays for (before 2026-12-06 the 20 s were recorded nowhere: a higher wage than paid)
+        assert a.active_s == pytest.approx(seconds[a.task_key] + 20.0) and a.currency == "GBP"
         assert a.reward == Decimal("0.15") and a.fee == Decimal("0.049950")  # exact: 0.15 x 0.333, to the micro-unit
-        assert a.submitted_at - a.accepted_at == pytest.approx(a.active_s + 20.0)
+        assert a.submitted_at - a.accepted_at == pytest.approx(a.active_s)
     assert sum(a.label == TRUTH[a.task_key.split("/")[2]] for a in answers) >= 4
 
 
