@@ -166,7 +166,9 @@ class ContinuousRun:
                                  n_eval=loop.eval_size(), eval_digest=loop.eval_digest_)
         reason = self._stop_reason(r, fit.metric, fit.labeled)
         ranking = np.empty(0, dtype=np.int64) if reason else fit.ranking
-        cl.record_version(loop.ledger_, loop.name, r, fit.seen, fit.charged if fit.charged is not None else fit.seconds, fit.ready_at)
+        priced = cfg.wage_floor.price_rewards
+        cl.record_version(loop.ledger_, loop.name, r, fit.seen, fit.charged if fit.charged is not None else fit.seconds, fit.ready_at,
+                          self._price_now() if priced else None, priced)  # a resumed version keeps what it recorded
         fault("version")
         if reason is None and ranking.size == 0 and not self.open_:
             reason = "pool exhausted: every item is labeled or asked"
@@ -286,7 +288,7 @@ class ContinuousRun:
         (or nothing is left to ask), then refit in the background as answers go on coming; the next
         version, or None when this one got no answer and has nothing open."""
         loop, cfg = self.loop, self.loop.config
-        reward = price_per_answer(loop.ledger_, loop.name, cfg.backend.name, cfg.wage_floor) if cfg.wage_floor.price_rewards else None
+        reward = self._price(r) if cfg.wage_floor.price_rewards else None
         predictions = predictions_for(model, loop.pool_.X, ranking)
         asked = {task.item_id for task in self.open_.values()} | cl.answered_items(loop.ledger_, loop.name)
         queue = [int(i) for i in ranking if loop.pool_.ids[i] not in asked]
@@ -302,6 +304,19 @@ class ContinuousRun:
         if new == 0 and not self.open_:
             return None
         return self._refit(r + 1, queue, reward, predictions)
+
+    def _price_now(self) -> Decimal | None:
+        """The reward per answer that pays the floor, from the ledger as it stands, toward
+        ``stop.max_labels`` as in rounds mode (wage_floor.price_rewards)."""
+        loop, cfg = self.loop, self.loop.config
+        return price_per_answer(loop.ledger_, loop.name, cfg.backend.name, cfg.wage_floor, cfg.stop.max_labels)
+
+    def _price(self, r: int) -> Decimal | None:
+        """Version ``r``'s reward per answer: as it recorded it when put in use (a resume offers
+        what the version offered before the crash: it priced from the ledger as it stood at the
+        resume before 2026-12-06), else (a ledger from before migration 0011) priced now."""
+        recorded, price = cl.version_price(self.loop.ledger_, self.loop.name, r)
+        return price if recorded else self._price_now()
 
     def _top_up(self, r: int, queue: list[int], reward: Decimal | None, predictions: dict[int, Any],
                 leaving: int = 0) -> list[int]:

@@ -5,22 +5,38 @@ from __future__ import annotations
 
 import statistics
 import time
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, inspect, select
 
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.db import insert_ignore
+from clicloop.orchestrator.ledger.db import amount_micros, insert_ignore
+from clicloop.orchestrator.ledger.money import from_micros
 
 t, a, cv, ca = s.tasks.c, s.assignments.c, s.cont_versions.c, s.cont_answers.c
 
 
-def record_version(ledger: Ledger, loop: str, round_no: int, answers_seen: int, compute_s: float, clock_s: float | None) -> None:
-    """A model version: the answers it was fitted on, its compute seconds, the simulated clock (once per round)."""
+def record_version(ledger: Ledger, loop: str, round_no: int, answers_seen: int, compute_s: float, clock_s: float | None,
+                   price: Decimal | None = None, priced: bool = False) -> None:
+    """A model version: the answers it was fitted on, its compute seconds, the simulated clock and,
+    when the loop prices tasks (``priced``), the reward it offers (None: the backend's own); once per round."""
+    price_micros = (-1 if price is None else amount_micros(price)) if priced else None
     with ledger.engine_.begin() as conn:
         insert_ignore(conn, s.cont_versions, [{"loop": loop, "round_no": round_no, "answers_seen": answers_seen,
-                                               "compute_s": compute_s, "clock_s": clock_s, "recorded_at": time.time()}])
+                                               "compute_s": compute_s, "clock_s": clock_s, "recorded_at": time.time(),
+                                               "price_micros": price_micros}])
+
+
+def version_price(ledger: Ledger, loop: str, round_no: int) -> tuple[bool, Decimal | None]:
+    """``(recorded, price)``: whether version ``round_no`` recorded the reward it offers, and that
+    reward (None: the backend's own)."""
+    with ledger.engine_.connect() as conn:
+        micros = conn.execute(select(cv.price_micros).where(cv.loop == loop, cv.round_no == round_no)).scalar_one_or_none()
+    if micros is None:
+        return False, None
+    return True, None if micros < 0 else from_micros(micros)
 
 
 def versions(ledger: Ledger, loop: str) -> dict[int, dict[str, Any]]:

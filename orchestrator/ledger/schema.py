@@ -291,6 +291,8 @@ cont_versions = Table(
     Column("compute_s", Float, nullable=False),  # fit and scoring, as measured (or as the backend charged it)
     Column("clock_s", Float),  # the backend's simulated clock after the charge; None on real backends
     Column("recorded_at", Float, nullable=False),
+    # the reward per answer it offered (price_rewards): -1 none (the backend's own), NULL not recorded (before 0011)
+    Column("price_micros", BigInteger),
 )
 
 cont_answers = Table(

@@ -30,10 +30,11 @@ RUN = ("import json, sys; from clicloop.orchestrator.config import config_from_d
        "from clicloop.orchestrator.loop import Loop; Loop(config_from_dict(json.loads(sys.argv[1]))).run()")
 
 
-def run(folder: Path, fault: str | None = None, count: str | None = None) -> subprocess.CompletedProcess:
+def run(folder: Path, fault: str | None = None, count: str | None = None, priced: bool = False) -> subprocess.CompletedProcess:
     raw = digits_config(f"sqlite:///{folder / 'ledger.db'}", loop={"mode": "continuous", "refit_every": 10},
                         stop={"max_labels": 200, "max_rounds": 5},  # max_rounds first: people still there wait until the stop
-                        backend={"name": "event-crowd", "params": {"compute_s": 2.0, "state_path": str(folder / "crowd.pkl")}})
+                        backend={"name": "event-crowd", "params": {"compute_s": 2.0, "state_path": str(folder / "crowd.pkl")}},
+                        **({"wage_floor": {"amount": 12.02, "currency": "EUR", "price_rewards": True}} if priced else {}))
     env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, COUNT_ENV)}
     env["CLICLOOP_WORKER_SALT"] = "fixed-salt-for-crash-tests"
     if fault is not None:
@@ -71,3 +72,29 @@ def test_killed_mid_run_and_resumed_the_ledger_is_whole_and_the_same(tmp_path, b
         assert verify(ledger) == []
         assert ledger.spent("t")["answers"] == n and len(ledger.labels("t")) == n
     assert dump(tmp_path / "ledger.db") == uninterrupted  # cont_waits included: the last waiting recorded once
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_priced(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("whole-priced")
+    done = run(folder, priced=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import sqlite3
+
+    with sqlite3.connect(folder / "ledger.db") as conn:
+        assert conn.execute("select count(distinct reward_micros) from tasks").fetchone()[0] > 2  # priced, repriced
+    return dump(folder / "ledger.db")
+
+
+@pytest.mark.parametrize("boundary", ["answers", "version"])
+def test_a_resumed_version_offers_the_reward_it_offered_before_the_kill(tmp_path, boundary, uninterrupted_priced):
+    """With ``wage_floor.price_rewards`` a resumed version priced its tasks from the ledger as it
+    stood at the resume (0.076 EUR a task where the uninterrupted run offered 0.05): the ledger
+    differed from the uninterrupted run's. Each version records its price (migration 0011)."""
+    killed = run(tmp_path, boundary, priced=True)
+    assert killed.returncode == FAULT_EXIT, killed.stderr[-2000:]
+    resumed = run(tmp_path, priced=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        assert verify(ledger) == []
+    assert dump(tmp_path / "ledger.db") == uninterrupted_priced
