@@ -56,6 +56,11 @@ class DataError(ClicloopError):
     """A pool, seed-label or evaluation file is unusable (names the file, column and rows)."""
 
 
+class ModelError(ClicloopError):
+    """A model's output cannot be used: class probabilities that are not finite, or not one per
+    class and row."""
+
+
 class StrategyError(ClicloopError):
     """A strategy cannot run with this model or data, or produced unusable scores."""
 

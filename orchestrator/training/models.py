@@ -59,10 +59,22 @@ def confidence_weights(confidence: dict[str, float], item_ids: Any, model: Any) 
 
 
 def predicted_labels(model: Any, X: Any) -> Any:
-    """``model``'s most likely class for each row of ``X``, as text."""
+    """``model``'s most likely class for each row of ``X``, as text; a :class:`ModelError` when its
+    probabilities are not finite or not one per class and row (a model answering NaN was
+    evaluated as if it predicted its first class everywhere: a metric of 0.09 recorded)."""
     import numpy as np
 
-    return np.asarray(model.classes_)[np.asarray(model.predict_proba(X)).argmax(axis=1)].astype(str)
+    from clicloop.orchestrator.errors import ModelError
+
+    proba, classes = np.asarray(model.predict_proba(X)), np.asarray(model.classes_)
+    rows = X.shape[0] if hasattr(X, "shape") else len(X)  # a sparse matrix has no len()
+    if proba.shape != (rows, len(classes)):
+        raise ModelError(f"{type(model).__name__}.predict_proba gave shape {proba.shape} for {rows} rows and "
+                         f"{len(classes)} classes; it must give one probability per class and row")
+    if not np.isfinite(proba).all():
+        raise ModelError(f"{type(model).__name__}.predict_proba gave non-finite probabilities (NaN or infinity) on "
+                         f"{int((~np.isfinite(proba)).any(axis=1).sum())} of {rows} rows; check the model and its inputs")
+    return classes[proba.argmax(axis=1)].astype(str)
 
 
 def evaluate(model: Any, evalset: Any, metric: str) -> float | None:

@@ -273,3 +273,21 @@ def test_parts_given_to_the_loop_without_the_methods_it_calls_are_refused_before
         Loop(digits_config(url)).run()
     with Ledger(url) as ledger:
         assert ledger.loops() == []
+
+
+def test_a_model_answering_nan_probabilities_is_an_error_not_a_metric(tmp_path):
+    """A model whose predict_proba gave NaN was evaluated as predicting its first class
+    everywhere: accuracy 0.0935 recorded as the round's metric."""
+    from sklearn.linear_model import LogisticRegression
+
+    from clicloop.orchestrator.errors import ModelError
+
+    class Nan(LogisticRegression):
+        def predict_proba(self, X):
+            return np.full((X.shape[0], len(self.classes_)), np.nan)
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with pytest.raises(ModelError, match=r"Nan.predict_proba gave non-finite probabilities"):
+        Loop(config_from_dict(digits_config(url, strategy={"name": "random"})), model=Nan()).run()
+    with Ledger(url) as ledger:
+        assert all(r["metric"] is None for r in ledger.rounds("t"))
