@@ -25,6 +25,28 @@ app = typer.Typer(
 ConfigArg = Annotated[Path, typer.Argument(help="the loop's config file (YAML or TOML)")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from clicloop import __version__
+
+        try:
+            number = version("clicloop")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            number = __version__
+        typer.echo(f"clicloop {number} (Python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[bool, typer.Option("--version", help="print the version and exit", is_eager=True,
+                                               callback=_print_version)] = False,
+) -> None:
+    """clicloop: an active-learning labeling loop that accounts for every human second behind a model."""
+
+
 @app.command()
 def quickstart(
     ledger: Annotated[str, typer.Option(help="where to write the ledger (the quickstart's two loops start over in it "

@@ -215,3 +215,11 @@ def test_a_config_error_found_after_reading_names_the_file(tmp_path, monkeypatch
     with pytest.raises(SystemExit):
         main(["run", "c.yaml"])
     assert capsys.readouterr().err.startswith("error: c.yaml, field 'strategy.name': unknown strategy 'marginn'")
+
+
+def test_version_prints_the_installed_version(tmp_path):
+    """There was no --version ("No such option")."""
+    from importlib.metadata import version
+
+    run = clicloop("--version", cwd=tmp_path)
+    assert run.returncode == 0 and run.stdout.startswith(f"clicloop {version('clicloop')} (Python "), run.stdout + run.stderr
