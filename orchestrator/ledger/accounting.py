@@ -76,16 +76,17 @@ def effort_by_round(engine: Engine, loop: str) -> dict[int, dict[str, Any]]:
         ).all())
         qual = dict(conn.execute(select(w.first_round, func.sum(w.qualification_s)).where(w.loop == loop).group_by(w.first_round)).all())
         trailing = loose_seconds(conn, loop, by="round_no")  # waiting after the last answers, returned work
+    answered = {r: (n, active, unpaid, quarantined) for r, n, active, unpaid, quarantined in work}
     out: dict[int, dict[str, Any]] = {}
-    for r, n, active, unpaid, quarantined in work:
+    # every round with a fact: answers, money, a first worker, or unpaid time alone (a loop that stopped in a fresh
+    # round books its last waiting there, and back-pay lands on the last round: it was dropped from such a round)
+    for r in sorted(answered.keys() | money.keys() | qual.keys() | trailing.keys()):
+        n, active, unpaid, quarantined = answered.get(r, (0, 0.0, 0.0, 0))
         income, adjusted, fee = money.get(r, (0, 0, 0))
         out[r] = {"answers": int(n), "reward": from_micros(income), "adjustment": from_micros(adjusted), "fee": from_micros(fee),
-                  "active_s": float(active), "unpaid_s": float(unpaid) + float(qual.get(r, 0.0)) + float(trailing.get(r, 0.0)),
+                  "active_s": float(active or 0.0),
+                  "unpaid_s": float(unpaid or 0.0) + float(qual.get(r, 0.0)) + float(trailing.get(r, 0.0)),
                   "quarantined": int(quarantined or 0)}
-    for r, seconds in trailing.items():  # unpaid time in a round without answers (e.g. the loop stopped in a fresh round)
-        if r not in out:
-            out[r] = {"answers": 0, "reward": from_micros(0), "adjustment": from_micros(0), "fee": from_micros(0),
-                      "active_s": 0.0, "unpaid_s": float(seconds), "quarantined": 0}
     return out
 
 

@@ -70,7 +70,9 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         loop, before, metric, n_labeled, purpose = base
         pseudo = None
     else:
-        loop, before, n_labeled = row.loop, row.round_no, row.n_labeled
+        # the rounds before the version's own; a loop's stop round buys nothing, but the waiting after the last
+        # answers and back-pay are booked on it: the version the loop stopped with counts them (it left them out)
+        loop, before, n_labeled = row.loop, row.round_no + (row.stop_reason is not None), row.n_labeled
         metric = {"name": row.metric_name, "value": row.metric}
         purpose, pseudo = loop_settings(loop_row.config_json if loop_row else None)
     floor = floor or WageFloor()

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict
 from decimal import Decimal
 
+import pytest
+
 from clicloop.orchestrator.config import WageFloor
 from clicloop.orchestrator.fairwork.wages import apply_adjustments, proposed_adjustments
 from clicloop.orchestrator.ledger import Ledger
@@ -91,3 +93,38 @@ def test_a_review_loop_reports_its_work_without_a_learning_curve(tmp_path) -> No
         text = _text(*build_report(ledger, "bot:review", FLOOR))
     assert "cost to reach" not in text and "metric -" not in text and "clicloop deploy status" in text
     assert "total: 1 answers" in text and "12.00 EUR/h on paid time" in text
+
+
+def test_back_pay_booked_in_a_round_without_answers_is_counted(tmp_path) -> None:
+    """A loop that stopped in a fresh round (only its last waiting recorded there) had its back-pay
+    booked on that round by ``ledger adjust``: the report said back-pay 0.00, owed 0.00 and nobody
+    below the floor at 10.18 EUR/h, while the dashboard counted 1.62 EUR (the round's money was
+    never read for a round without answers)."""
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        _loop(ledger)
+        ledger.start_round("l", 6, "l-r6", 80, "accuracy", 0.9)  # the stop round: no answers
+        ledger.finish_round("l", 6, stop_reason="label budget spent")
+        assert ledger.pay("l/back/w0", "l", 6, "sim", ledger.pseudonym("sim", "w0"), "adjustment", 1.25, "EUR")
+        effort = ledger.effort_by_round("l")
+        assert effort[6]["adjustment"] == Decimal("1.25") and effort[6]["answers"] == 0
+        totals = build_report(ledger, "l", FLOOR)[1]
+    assert totals.adjustments == Decimal("1.25") and totals.paid_to_workers == totals.planned_pay + Decimal("1.25")
+
+
+def test_the_card_of_the_version_a_loop_stopped_with_counts_what_its_stop_round_holds(tmp_path) -> None:
+    """The waiting after the last answers and back-pay are booked on the stop round; the card of
+    the version the loop stopped with counted the rounds before it only: 0.700 h and 1.22 EUR owed
+    where the report and the dashboard said 0.748 h and 1.62 EUR."""
+    from clicloop.orchestrator.ledger.continuous import record_waits
+    from clicloop.orchestrator.reporting.laborcard import labor_card
+
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        _loop(ledger)
+        ledger.start_round("l", 6, "l-r6", 80, "accuracy", 0.9)  # the stop round: no answers
+        record_waits(ledger, "l", "sim", 6, {"w0": 600.0, "w1": 300.0})
+        ledger.finish_round("l", 6, stop_reason="label budget spent")
+        totals = build_report(ledger, "l", FLOOR)[1]
+        card = labor_card(ledger, "l-r6", FLOOR)
+        earlier = labor_card(ledger, "l-r5", FLOOR)
+    assert card["hours"]["total"] == pytest.approx(totals.total_hours, abs=1e-9) and card["money"]["owed"] == totals.owed
+    assert earlier["hours"]["total"] < totals.total_hours  # a version before the stop: its own rounds only
