@@ -46,7 +46,7 @@ from clicloop.orchestrator.ledger import continuous as cl
 from clicloop.orchestrator.continuous_hooks import BOUNDARIES, COUNT_ENV, fault, no_more_tasks, record_trailing_waits  # noqa: F401 (loop.py and the crash tests import them from here)
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
-from clicloop.orchestrator.stopping import Budget, items_affordable, per_task, stop_reason
+from clicloop.orchestrator.stopping import Budget, cost_at, items_affordable, stop_reason
 from clicloop.orchestrator.training.models import evaluate, predictions_for
 from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.types import Model, RoundResult, Task
@@ -188,16 +188,17 @@ class ContinuousRun:
         history = [row for row in loop.ledger_.rounds(loop.name) if row["round_no"] < r]
         return stop_reason(loop.config.stop, r, metric, self._budget(len(labeled), committed=False), history, loop._hours_between)
 
-    def _budget(self, n_labeled: int | None = None, *, committed: bool = True) -> Budget:
-        """What is spent; ``committed``: counting the open tasks as answers to come (no new task
-        is asked beyond the budget, and the loop stops once what it asked is answered)."""
+    def _budget(self, n_labeled: int | None = None, *, committed: bool = True, reward: Decimal | None = None) -> Budget:
+        """What is spent; ``committed``: counting the open tasks as answers to come, each at the
+        reward it offers (no new task is asked beyond the budget, and the loop stops once what it
+        asked is answered); a new task costs ``reward`` and its fee (the backend's own price without one)."""
         loop = self.loop
         spent = loop.ledger_.spent(loop.name)
         left = len(loop.pool_.ids) - (n_labeled if n_labeled is not None else 0)
-        price = per_task(loop.backend_)
+        price = cost_at(loop.backend_, reward)
+        opened = sum(((cost_at(loop.backend_, t.reward) or ZERO) for t in self.open_.values()), ZERO) if committed else ZERO
         n_open = len(self.open_) if committed else 0
-        return Budget(int(spent["answers"]) + n_open, spent["cost"] + n_open * (price or ZERO),
-                      spent["total_hours"], price, pool_left=left)
+        return Budget(int(spent["answers"]) + n_open, spent["cost"] + opened, spent["total_hours"], price, pool_left=left)
 
     def lookahead(self, seen: int | None = None) -> int:
         """Open tasks to keep: ``loop.lookahead``, else twice the backend's active workers (one in
@@ -322,7 +323,7 @@ class ContinuousRun:
                 leaving: int = 0) -> list[int]:
         loop, cfg = self.loop, self.loop.config
         want = self.lookahead() - len(self.open_) + leaving
-        n, _ = items_affordable(cfg.stop, max(want, 0), 1, self._budget())
+        n, _ = items_affordable(cfg.stop, max(want, 0), 1, self._budget(reward=reward))
         if want > 0 and n <= 0:
             no_more_tasks(loop)  # the budget is fully asked: people need not wait for more
         if n <= 0 or not queue:

@@ -45,7 +45,7 @@ from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_in_two, re
 from clicloop.orchestrator.training.sentence_model import auto_model, embed_data
 from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.training.warmstate import query_fits
-from clicloop.orchestrator.stopping import Budget, items_affordable, per_task, stop_reason
+from clicloop.orchestrator.stopping import Budget, cost_at, items_affordable, per_task, stop_reason
 from clicloop.orchestrator.types import Answer, BackendContext, Model, RoundResult, Task
 
 log = logging.getLogger("clicloop")
@@ -295,7 +295,10 @@ class Loop:
         """Decide whether to stop; otherwise select this round's items (scored by ``query``) and
         record their tasks (pre-annotated by ``model``)."""
         cfg = self.config
-        spent = replace(self._budget(r), pool_left=len(self.pool_.ids) - len(labeled))
+        reward = (price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor, cfg.stop.max_labels)
+                  if cfg.wage_floor.price_rewards else None)
+        spent = replace(self._budget(r), pool_left=len(self.pool_.ids) - len(labeled),
+                        cost_per_task=cost_at(self.backend_, reward))  # the money budget at the price offered
         history = [row for row in self.ledger_.rounds(self.name) if row["round_no"] < r]
         reason = stop_reason(cfg.stop, r, metric, spent, history, self._hours_between)
         if reason is not None:
@@ -316,8 +319,6 @@ class Loop:
         gold = planning.gold_items(self, r, n)
         relabel = planning.relabel_candidates(self) if model is not None else {}
         chosen = planning.choose(self, r, query, candidates, relabel, n - len(gold))
-        reward = (price_per_answer(self.ledger_, self.name, cfg.backend.name, cfg.wage_floor, cfg.stop.max_labels)
-                  if cfg.wage_floor.price_rewards else None)
         predictions = predictions_for(model, self.pool_.X, chosen)
         tasks = []
         for i in chosen:
@@ -348,8 +349,11 @@ class Loop:
 
     def _tell_if_last(self, r: int) -> None:
         """With round ``r``'s tasks the budget is fully asked: tell the backend no more work is coming."""
-        spent, n = self._budget(r), len(self.ledger_.tasks(self.name, r))
-        after = replace(spent, answers=spent.answers + n, cost=spent.cost + n * (spent.cost_per_task or ZERO))
+        spent, rows = self._budget(r), self.ledger_.tasks(self.name, r)
+        offered = [None if t["reward_micros"] is None else from_micros(t["reward_micros"]) for t in rows]
+        costs = [cost_at(self.backend_, reward) or ZERO for reward in offered]  # each task at the reward it offers
+        after = replace(spent, answers=spent.answers + len(rows), cost=spent.cost + sum(costs, ZERO),
+                        cost_per_task=max(costs, default=spent.cost_per_task))
         if items_affordable(self.config.stop, 1, 1, after)[0] == 0:
             from clicloop.orchestrator.continuous import no_more_tasks
 

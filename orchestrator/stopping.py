@@ -132,3 +132,33 @@ def per_task(backend: Any) -> Decimal | None:
 
     value = backend.expected_cost_per_task()
     return None if value is None else exact(value)
+
+
+def cost_at(backend: Any, reward: Decimal | None) -> Decimal | None:
+    """What one task costs when the loop offers ``reward`` (``wage_floor.price_rewards``): the
+    reward and the backend's fee on it (``fee_rate`` when the backend states one, else in
+    proportion to its expected cost of its own ``reward``); :func:`per_task` without a price.
+    The money budget is checked at this cost: at the backend's own reward, a priced loop overspent
+    ``stop.max_cost`` (9.98 of 9)."""
+    from decimal import ROUND_HALF_EVEN
+
+    from clicloop.orchestrator.ledger.money import MICRO, exact
+
+    base = per_task(backend)
+    if reward is None or base is None:
+        return base
+    rate, own = getattr(backend, "fee_rate", None), getattr(backend, "reward", None)
+    if _number(rate) and rate >= 0:
+        cost = exact(reward) * (1 + exact(rate))
+    elif _number(own) and own > 0:
+        cost = base * exact(reward) / exact(own)
+    else:
+        cost = max(base, exact(reward))
+    return cost.quantize(MICRO, ROUND_HALF_EVEN)
+
+
+def _number(value: Any) -> bool:
+    import math
+    import numbers
+
+    return isinstance(value, (numbers.Real, Decimal)) and not isinstance(value, bool) and math.isfinite(value)

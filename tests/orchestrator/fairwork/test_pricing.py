@@ -9,6 +9,7 @@ from importlib.resources import files
 from statistics import median
 
 import numpy as np
+import pytest
 import yaml
 
 from clicloop.backends.simulated import SimulatedCrowd
@@ -87,3 +88,23 @@ def test_the_starter_configs_reward_meets_its_floor_by_its_own_time_estimates() 
                + crowd.qualification_seconds / answers_per_worker)
     wage = params["reward"] * 3600 / seconds
     assert wage >= floor, f"the template's reward pays {wage:.2f} {params.get('currency')}/h on total time, below its floor {floor}"
+
+
+@pytest.mark.parametrize("mode", ["rounds", "continuous"])
+def test_a_priced_loop_keeps_to_its_money_budget(tmp_path, mode) -> None:
+    """The money budget was checked at the backend's own reward (0.06 EUR) while the loop offered
+    its priced reward (0.15-0.20 EUR): 'money budget spent (9.98 of 9)', continuous '2.83 of 2.5'."""
+    from clicloop.orchestrator.config import config_from_dict
+    from clicloop.orchestrator.loop import Loop
+    from tests.conftest import digits_config
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    backend = {"name": "event-crowd", "params": {"n_workers": 6, "answer_median_s": 20, "compute_s": 5, "reward": 0.06,
+                                                 "fee_rate": 0.2, "currency": "EUR"}}
+    cfg = digits_config(url, loop={"mode": mode, "refit_every": 8, "lookahead": 6} if mode == "continuous" else {},
+                        backend=backend, stop={"max_labels": 100, "max_cost": 4},
+                        wage_floor={"amount": 12.02, "currency": "EUR", "price_rewards": True})
+    Loop(config_from_dict(cfg)).run()
+    with Ledger(url) as ledger:
+        spent = ledger.spent("t")
+        assert 3 < spent["cost"] <= 4 and spent["answers"] < 100, spent  # the money ran out first, not overspent
