@@ -108,3 +108,23 @@ def test_a_priced_loop_keeps_to_its_money_budget(tmp_path, mode) -> None:
     with Ledger(url) as ledger:
         spent = ledger.spent("t")
         assert 3 < spent["cost"] <= 4 and spent["answers"] < 100, spent  # the money ran out first, not overspent
+
+
+def test_unpaid_time_no_answer_carries_raises_the_price(tmp_path) -> None:
+    """A loop stopped by its budget records the waiting after each worker's last answer apart from
+    the answers (``cont_waits``); resumed, it was priced from the answers alone and paid the same
+    work less (0.151 against 0.191 EUR a task) than a run never stopped."""
+    from clicloop.orchestrator.ledger.continuous import record_waits
+
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        ledger.begin_loop("l", "h", "{}", 0)
+        ledger.start_round("l", 0, "l-r0", 20, "accuracy", 0.5)
+        tasks = [Task(f"l/0/i{i}/0", "l", 0, f"i{i}", 0, "p", ("a", "b")) for i in range(10)]
+        ledger.record_tasks(tasks, "sim")
+        ledger.record_answers("l", "sim", [(t, Answer(t.key, f"w{i % 2}", "a", active_s=10.0 + i, search_s=5.0, reward=0.05,
+                                                       fee=0.01, currency="EUR"), "submitted", None) for i, t in enumerate(tasks)])
+        before = price_per_answer(ledger, "l", "sim", FLOOR, 100)
+        record_waits(ledger, "l", "sim", 1, {"w0": 200.0, "w1": 100.0})
+        after = price_per_answer(ledger, "l", "sim", FLOOR, 100)
+    rate = Decimal("12.02") / 3600
+    assert float(after - before) >= 0.99 * float(rate * 300 / 10)  # 300 s more over 10 answers, at least at the floor
