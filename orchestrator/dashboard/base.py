@@ -117,6 +117,20 @@ class Context:
         """The currency a loop pays in (its first backend's), None before any payment."""
         return next((cur for (lp, _), cur in sorted(self.pay_currencies.items()) if lp == loop), None)
 
+    def currency_of(self, loop: str) -> str:
+        """The currency a loop's money is shown in: its pay's, the floor's before any payment."""
+        return self.loop_currency(loop) or self.floor.currency
+
+    def money_columns(self, spec: list[tuple[str, str, int | None]]) -> list[tuple[str, str, int | None]]:
+        """Table columns whose headings name the currency (``{cur}``): the one currency in scope;
+        with several, headings without it and a ``currency`` column after the loop, each row naming
+        its own (a column read "income EUR/GBP" over rows in one or the other)."""
+        if "/" not in self.currency:
+            return [(k, h.format(cur=self.currency), d) for k, h, d in spec]
+        out = [(k, h.replace(" {cur}", "").replace("{cur}", ""), d) for k, h, d in spec]
+        at = next((i + 1 for i, (k, _, _) in enumerate(out) if k == "loop"), 0)
+        return out[:at] + [("currency", "currency", None)] + out[at:]
+
     @cached_property
     def not_compared(self) -> list[str]:
         """The loops and backends in scope whose floor is in another currency than their pay."""
@@ -131,6 +145,17 @@ class Context:
         from clicloop.orchestrator.ledger.accounting import pay_unknown
 
         return {i.name for i in self.loops if pay_unknown(self.engine, i.name)}
+
+    @cached_property
+    def paid_later(self) -> dict[tuple[str, str, str], Any]:
+        """Under a model-version filter: back-pay booked after the version's rounds, per loop,
+        backend and worker; it pays that work's debt first, as the version's labor card counts it."""
+        from clicloop.orchestrator.reporting.laborcard import paid_since
+
+        before = self.scope.before_round
+        if before is None:
+            return {}
+        return {(lp, b, w): amount for lp in self.scope.loops or () for (b, w), amount in paid_since(self.engine, lp, before).items()}
 
     @cached_property
     def workers(self) -> list[dict[str, Any]]:

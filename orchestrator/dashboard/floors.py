@@ -10,7 +10,8 @@ from clicloop.orchestrator.ledger import money
 
 def mark_floor(ctx: Any, row: dict[str, Any], unknown: set[str]) -> None:
     """The row's floor, whether it is below it, and (a worker's row) what lifts it to the floor
-    (``fairwork.wages.owed_amount``, the rule of ``ledger adjust``); "pay unknown" rows get no wage.
+    (``fairwork.wages.owed_amount``, the rule of ``ledger adjust``, less back-pay booked after a
+    filtered model version's rounds, as its labor card counts); "pay unknown" rows get no wage.
     A floor in another currency than the row's pay is not compared (``fairwork.currency``): no
     floor, nobody below, owed None."""
     from clicloop.orchestrator.fairwork.wages import owed_amount
@@ -27,6 +28,8 @@ def mark_floor(ctx: Any, row: dict[str, Any], unknown: set[str]) -> None:
     row["below_paid"] = row["wage_paid_time"] is not None and row["wage_paid_time"] < row["floor"]
     row["below_total"] = row["wage_total_time"] is not None and row["wage_total_time"] < row["floor"]
     row["owed"] = owed_amount(row) if row["below_total"] else money.ZERO
+    if row.get("worker") is not None and row["owed"]:  # a version's debt that later back-pay paid (its labor card's rule)
+        row["owed"] = max(money.ZERO, row["owed"] - ctx.paid_later.get((row["loop"], row["backend"], row["worker"]), money.ZERO))
 
 
 def _floor(ctx: Any, row: dict[str, Any]) -> Any:

@@ -56,10 +56,14 @@ def _version_scope(conn: Any, filters: Filters) -> tuple[tuple[str, ...], int | 
     """A model version's loops and first round not counted: a labeling loop's version covers the
     rounds that trained it; a deployed version (post-deployment) covers its deployment's review work."""
     version = filters.model_version
-    rows = conn.execute(select(r.loop, r.round_no).where(r.model_version == version).order_by(r.round_no, r.loop)).all()
+    rows = conn.execute(select(r.loop, r.round_no, r.stop_reason).where(r.model_version == version)
+                        .order_by(r.round_no, r.loop)).all()
     labeling = [x for x in rows if not x.loop.endswith(REVIEW_SUFFIX)]
     if labeling:
-        found: tuple[tuple[str, ...], int | None] = ((labeling[0].loop,), int(labeling[0].round_no))
+        from clicloop.orchestrator.reporting.laborcard import first_round_not_counted
+
+        found: tuple[tuple[str, ...], int | None] = (
+            (labeling[0].loop,), first_round_not_counted(int(labeling[0].round_no), labeling[0].stop_reason))
     else:
         deployments = (conn.execute(select(s.pd_models.c.deployment).where(s.pd_models.c.version == version).distinct()).scalars().all()
                        if inspect(conn).has_table(s.pd_models.name) else [])

@@ -56,18 +56,19 @@ def learning(ctx: Context) -> View:
         unknown = loop in ctx.pay_unknown
         adjusted = sum((r["adjustment"] for r in rows), money.ZERO)
         fair = None if unknown else fair_cost(spent[1], adjusted, ctx.owed.get(loop, money.ZERO))
-        summary.append({"loop": loop, "strategy": next((i.strategy for i in ctx.all_loops if i.name == loop), "?"),
+        summary.append({"loop": loop, "currency": ctx.currency_of(loop),
+                        "strategy": next((i.strategy for i in ctx.all_loops if i.name == loop), "?"),
                         "rounds": len(rows), "n_labeled": last["n_labeled"], "metric": last["metric"], "hours": spent[0],
                         "cost": "pay unknown" if unknown else spent[1], "adjustment": "pay unknown" if unknown else adjusted,
                         "owed": "pay unknown" if unknown else ctx.owed.get(loop, money.ZERO),
                         "fair_cost": "pay unknown" if unknown else fair})
         view.numbers.append(Number(f"final_metric:{loop}", f"{loop}: latest {_metric_name(ctx)}", last["metric"], fmt(last["metric"], 4)))
         view.numbers.append(Number(f"fair_cost:{loop}", f"{loop}: fair cost (planned + back-pay + owed)", fair,
-                                   "pay unknown" if unknown else money.fmt(fair, cur)))
-    view.tables.append(table("Each loop's latest model and everything spent so far", [
+                                   "pay unknown" if unknown else money.fmt(fair, ctx.currency_of(loop))))
+    view.tables.append(table("Each loop's latest model and everything spent so far", ctx.money_columns([
         ("loop", "loop", None), ("strategy", "strategy", None), ("rounds", "rounds", 0), ("n_labeled", "labels", 0),
-        ("metric", _metric_name(ctx), 4), ("hours", "human hours", 2), ("cost", f"planned cost {cur}", 2),
-        ("adjustment", f"back-pay booked {cur}", 2), ("owed", f"owed {cur}", 2), ("fair_cost", f"fair cost {cur}", 2)], summary,
+        ("metric", _metric_name(ctx), 4), ("hours", "human hours", 2), ("cost", "planned cost {cur}", 2),
+        ("adjustment", "back-pay booked {cur}", 2), ("owed", "owed {cur}", 2), ("fair_cost", "fair cost {cur}", 2)]), summary,
         note="Planned cost: rewards, bonuses and fees as the loop priced them; back-pay (ledger adjust) is its own column; "
              "owed: what lifting every worker below the floor would still cost (per worker in the wages view); fair cost = "
              "planned cost + back-pay + owed; docs/ledger.md defines every number."))
@@ -103,8 +104,8 @@ def _versus_baseline(ctx: Context) -> list[Number]:
             if ctx.is_baseline(loop):
                 continue
             hit = reach(reach_rows(rows), ref["metric"])
-            text = (f"{hit.labels} labels bought, {hit.hours:.2f} h, {money.fmt(hit.cost, ctx.currency)} "
-                    f"(baseline: {own.labels} labels, {own.hours:.2f} h, {money.fmt(own.cost, ctx.currency)})"
+            text = (f"{hit.labels} labels bought, {hit.hours:.2f} h, {money.fmt(hit.cost, ctx.currency_of(loop))} "
+                    f"(baseline: {own.labels} labels, {own.hours:.2f} h, {money.fmt(own.cost, ctx.currency_of(base))})"
                     if hit.round_no is not None else "not reached yet")
             out.append(Number(f"versus:{loop}:{base}", f"{loop} to reach {base}'s {ref['metric']:.3f}", hit.labels, text))
     return out
@@ -137,10 +138,10 @@ def forecast_view(ctx: Context) -> View:
         return view
     aims = targets(ctx)
     fig, rows = go.Figure(), []
-    cur = ctx.currency
     for loop, curve in ctx.curves.items():
         target = aims[loop]
         fc = loop_forecast(ctx, loop, target)
+        cur = ctx.currency_of(loop)
         pts = [r for r in curve if r["metric"] is not None]
         stop = ctx.stops.get(loop)
         spent_h = sum(r["bought_hours"] for r in curve)
@@ -150,7 +151,7 @@ def forecast_view(ctx: Context) -> View:
                      else None)
         budget = " / ".join(x for x in (fmt(hours_left, 2, unit="h") if hours_left is not None else "",
                                         fmt(cost_left, 2, unit=cur) if cost_left is not None else "") if x) or "-"
-        rows.append({"loop": loop, "target": target, "status": fc.status, "labels": _interval(fc.labels_to_target, 0),
+        rows.append({"loop": loop, "currency": cur, "target": target, "status": fc.status, "labels": _interval(fc.labels_to_target, 0),
                      "hours": _interval(fc.hours_to_target, 2), "cost": _interval(fc.cost_to_target, 2), "budget": budget,
                      "beyond": ("over budget" if fc.beyond(hours_left=hours_left, cost_left=cost_left) else "within")
                      if budget != "-" else "-", "message": fc.message})
@@ -183,10 +184,10 @@ def forecast_view(ctx: Context) -> View:
                       annotation_position="bottom right")
     view.figures.append(layout(fig, title="Fitted learning curves and the target", xaxis_title="labels",
                                yaxis_title=_metric_name(ctx)))
-    view.tables.append(table("Still needed to reach the target (point, and 80% interval)", [
+    view.tables.append(table("Still needed to reach the target (point, and 80% interval)", ctx.money_columns([
         ("loop", "loop", None), ("target", "target", 4), ("status", "status", None), ("labels", "more labels", None),
-        ("hours", "human hours", None), ("cost", f"cost {cur}", None), ("budget", "budget left", None),
-        ("beyond", "forecast vs budget", None), ("message", "how", None)], rows,
+        ("hours", "human hours", None), ("cost", "cost {cur}", None), ("budget", "budget left", None),
+        ("beyond", "forecast vs budget", None), ("message", "how", None)]), rows,
         note="Budget left: stop.max_hours / stop.max_cost of the loop's config (clicloop dashboard --config) minus what it "
              "spent; not shown without a config, nor under backend, model-version or date filters (they cover part of the spending)."))
     return view
@@ -255,17 +256,18 @@ def marginal(ctx: Context) -> View:
                    for x in reach_table(reach_rows(rows), default_targets(rows, configured))]
         view.tables.append(table(f"{loop}: cost to reach", [
             ("target", "target", 4), ("round_no", "first round at or above it", 0), ("labels", "labels bought", 0),
-            ("labels_interval", "labels, 80% interval", None), ("hours", "human hours", 3), ("cost", f"planned cost {cur}", 2)],
-            reached, note=_interval_note(rows)))
-        view.numbers += _next_point(loop, loop_forecast(ctx, loop, aims[loop]).marginal(), cur, unknown)
+            ("labels_interval", "labels, 80% interval", None), ("hours", "human hours", 3),
+            ("cost", f"planned cost {ctx.currency_of(loop)}", 2)], reached, note=_interval_note(rows)))
+        view.numbers += _next_point(loop, loop_forecast(ctx, loop, aims[loop]).marginal(), ctx.currency_of(loop), unknown)
         for key, fig in figs.items():
             fig.add_trace(go.Scatter(x=[r["round_no"] for r in rows], y=[None if r[key] is None else float(r[key]) for r in rows],
                                      name=loop, mode="lines+markers", connectgaps=False,
                                      line={"color": ctx.color(loop), "dash": "dash" if ctx.is_baseline(loop) else "solid"}))
+        own = ctx.currency_of(loop)
         view.tables.append(table(f"{loop}: per round", [
             ("round_no", "round", 0), ("n_labeled", "labels", 0), ("metric", "metric", 4), ("gain", "gain", 4),
-            ("answers", "answers bought", 0), ("bought_hours", "hours bought", 3), ("bought_cost", f"planned cost bought {cur}", 2),
-            ("adjustment", f"back-pay booked {cur}", 2), ("hours_per_point", "h/point", 3), ("cost_per_point", f"{cur}/point", 2)],
+            ("answers", "answers bought", 0), ("bought_hours", "hours bought", 3), ("bought_cost", f"planned cost bought {own}", 2),
+            ("adjustment", f"back-pay booked {own}", 2), ("hours_per_point", "h/point", 3), ("cost_per_point", f"{own}/point", 2)],
             rows))
     view.figures.append(layout(figs["cost_per_point"], title=f"Cost per point ({cur}), per round", xaxis_title="round",
                                yaxis_title=f"{cur} per point", yaxis_type="log"))

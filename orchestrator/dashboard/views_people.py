@@ -42,9 +42,9 @@ def wages(ctx: Context) -> View:
         per_currency("median_wage_paid", "median wage, paid time", known, "wage_paid_time", _median, "/h"),
         per_currency("median_wage_total", "median wage, total time", known, "wage_total_time", _median, "/h"),
         Number("below_floor_paid", "below the floor on paid time", sum(r["below_paid"] for r in workers),
-               f"{sum(r['below_paid'] for r in workers):,} of {len(workers):,}"),
+               f"{sum(r['below_paid'] for r in workers):,} of {_compared(workers)}"),
         Number("below_floor_total", "below the floor on total time", sum(r["below_total"] for r in workers),
-               f"{sum(r['below_total'] for r in workers):,} of {len(workers):,}"),
+               f"{sum(r['below_total'] for r in workers):,} of {_compared(workers)}"),
         per_currency("owed", "owed: back-pay still due up to the floor (total time)", known, "owed",
                      lambda v: sum(v, money.ZERO), "", empty=money.fmt(money.ZERO, cur)),
     ]
@@ -55,25 +55,33 @@ def wages(ctx: Context) -> View:
     view.notes += ctx.not_compared
     for b in backends:
         view.numbers.append(Number(f"backend_wage_total:{b['loop']}:{b['backend']}", f"{b['loop']} / {b['backend']}: wage on total time",
-                                   b["wage_total_time"], "pay unknown" if b["loop"] in unknown else fmt(b["wage_total_time"], 2, unit=f"{cur}/h")))
+                                   b["wage_total_time"], "pay unknown" if b["loop"] in unknown
+                                   else fmt(b["wage_total_time"], 2, unit=f"{b['currency'] or cur}/h")))
     if unknown:
         view.notes.append(f"Pay unknown for {', '.join(sorted(unknown))}: answers and not one payment are recorded, so no wage "
                           "and no owed amount is computed (for Label Studio: clicloop serve labelstudio --hourly-wage ...).")
     view.figures.append(_backend_figure(go, backends, cur))
     view.figures.append(_worker_figure(go, ctx, workers, cur))
-    view.tables.append(table("Per loop and backend", [
+    view.tables.append(table("Per loop and backend", ctx.money_columns([
         ("loop", "loop", None), ("backend", "backend", None), ("answers", "answers", 0), ("active_hours", "paid hours", 2),
-        ("unpaid_hours", "unpaid hours", 2), ("income", f"income {cur}", 2), ("wage_paid_time", f"wage paid {cur}/h", 2),
-        ("wage_total_time", f"wage total {cur}/h", 2), ("floor", "floor/h", 2), ("owed", f"owed {cur}", 2)], backends))
+        ("unpaid_hours", "unpaid hours", 2), ("income", "income {cur}", 2), ("wage_paid_time", "wage paid {cur}/h", 2),
+        ("wage_total_time", "wage total {cur}/h", 2), ("floor", "floor/h", 2), ("owed", "owed {cur}", 2)]), backends))
     lowest = sorted(workers, key=lambda r: (_num(r["wage_total_time"]) is None, _num(r["wage_total_time"]) or 0.0))[:MAX_WORKER_ROWS]
     note = (f"the {MAX_WORKER_ROWS} lowest of {len(workers):,} workers by wage on total time" if len(workers) > MAX_WORKER_ROWS
             else None)
-    view.tables.append(table("Per worker (pseudonyms), lowest wage on total time first", [
+    view.tables.append(table("Per worker (pseudonyms), lowest wage on total time first", ctx.money_columns([
         ("loop", "loop", None), ("backend", "backend", None), ("worker", "worker", None), ("answers", "answers", 0),
-        ("active_hours", "paid hours", 3), ("unpaid_hours", "unpaid hours", 3), ("income", f"income {cur}", 2),
-        ("wage_paid_time", f"wage paid {cur}/h", 2), ("wage_total_time", f"wage total {cur}/h", 2), ("owed", f"owed {cur}", 2),
-        ("rejected", "rejected", 0)], lowest, note))
+        ("active_hours", "paid hours", 3), ("unpaid_hours", "unpaid hours", 3), ("income", "income {cur}", 2),
+        ("wage_paid_time", "wage paid {cur}/h", 2), ("wage_total_time", "wage total {cur}/h", 2), ("owed", "owed {cur}", 2),
+        ("rejected", "rejected", 0)]), lowest, note))
     return view
+
+
+def _compared(workers: list[dict[str, Any]]) -> str:
+    """How many workers' wages were compared with a floor ("13" counted the 5 whose floor is in
+    another currency than their pay, and who are never below it)."""
+    apart = sum(r["floor"] == "not compared" for r in workers)
+    return f"{len(workers) - apart:,}" + (f" ({apart:,} not compared: a floor in another currency)" if apart else "")
 
 
 def _median(values: list[Any]) -> Any:

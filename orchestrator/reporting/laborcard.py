@@ -70,9 +70,7 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         loop, before, metric, n_labeled, purpose = base
         pseudo = None
     else:
-        # the rounds before the version's own; a loop's stop round buys nothing, but the waiting after the last
-        # answers and back-pay are booked on it: the version the loop stopped with counts them (it left them out)
-        loop, before, n_labeled = row.loop, row.round_no + (row.stop_reason is not None), row.n_labeled
+        loop, before, n_labeled = row.loop, first_round_not_counted(row.round_no, row.stop_reason), row.n_labeled
         metric = {"name": row.metric_name, "value": row.metric}
         purpose, pseudo = loop_settings(loop_row.config_json if loop_row else None)
     floor = floor or WageFloor()
@@ -94,6 +92,14 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
         "corrections": _count(ledger, s.corrections, loop),
         "post_deployment_corrections": post_deployment(ledger, model_version),
     }
+
+
+def first_round_not_counted(round_no: int, stop_reason: str | None) -> int:
+    """The first round a version's card (and the dashboard filtered to it) does not count: the
+    version's own round, whose answers it did not train on; but the round a loop stopped in buys
+    nothing, and the waiting after the last answers and back-pay are booked on it, so the version
+    the loop stopped with counts it (it left them out: 0.700 h against the report's 0.748 h)."""
+    return round_no + (stop_reason is not None)
 
 
 def loop_settings(config_json: str | None) -> tuple[str | None, dict[str, Any] | None]:
@@ -170,13 +176,13 @@ def owed_before(workers: list[dict[str, Any]], floor: WageFloor, currencies: dic
                 if r["wage_total_time"] is not None and r["wage_total_time"] < r["floor"]), ZERO)
 
 
-def paid_since(ledger: Ledger, loop: str, before: int | None) -> dict[tuple[str, str], Decimal]:
+def paid_since(source: Any, loop: str, before: int | None) -> dict[tuple[str, str], Decimal]:
     """Back-pay booked on ``loop`` in round ``before`` or later, per backend and worker (none when
-    ``before`` is None: the card covers every round)."""
+    ``before`` is None: the card covers every round); ``source`` a Ledger or its engine."""
     if before is None:
         return {}
     p = s.payments.c
-    with ledger.engine_.connect() as conn:
+    with getattr(source, "engine_", source).connect() as conn:
         rows = conn.execute(select(p.backend, p.worker, func.sum(p.amount_micros))
                             .where(p.loop == loop, p.kind == "adjustment", p.round_no >= before)
                             .group_by(p.backend, p.worker)).all()

@@ -93,3 +93,24 @@ def test_ledger_adjust_says_a_floor_in_another_currency_is_not_compared(tmp_path
     assert "usd / prolific: its wage floor is 12.02 EUR/h and its pay in USD" in out and "--currency USD" in out
     main(["ledger", "adjust", "--ledger", url, "--floor", "8", "--currency", "USD"])
     assert "usd: total 0.34 USD" in capsys.readouterr().out
+
+
+def test_two_currencies_in_view_each_loop_names_its_own(tmp_path) -> None:
+    """With a EUR loop and a GBP loop in view, per-loop figures read "9.67 EUR/GBP", table columns
+    "income EUR/GBP" over rows in one or the other, and "below the floor 8 of 13" counted the 5
+    workers never compared."""
+    from clicloop.orchestrator.dashboard.views_cost import forecast_view, learning
+
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        _loop(ledger, "eur", "simulated", "EUR")
+        _loop(ledger, "gbp", "event-crowd", "GBP")
+        ctx = Context(ledger.engine_, Filters(), floor=EUR_ONLY)
+        views = [learning(ctx), wages(ctx), forecast_view(ctx)]
+    texts = {n.key: n.text for v in views for n in v.numbers}
+    assert "EUR/GBP" not in repr(texts) and texts["fair_cost:eur"].endswith(" EUR")
+    assert texts["backend_wage_total:gbp:event-crowd"] == "6.00 GBP/h"
+    assert texts["below_floor_total"] == "2 of 2 (2 not compared: a floor in another currency)"
+    for table in (t for v in views for t in v.tables if "loop" in t.keys):
+        assert "currency" in table.keys and not any("EUR/GBP" in c for c in table.columns), table.caption
+        rows = {r[table.keys.index("loop")]: r[table.keys.index("currency")] for r in table.rows}
+        assert rows.get("eur", "EUR") == "EUR" and rows.get("gbp", "GBP") == "GBP"

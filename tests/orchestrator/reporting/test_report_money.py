@@ -128,3 +128,22 @@ def test_the_card_of_the_version_a_loop_stopped_with_counts_what_its_stop_round_
         earlier = labor_card(ledger, "l-r5", FLOOR)
     assert card["hours"]["total"] == pytest.approx(totals.total_hours, abs=1e-9) and card["money"]["owed"] == totals.owed
     assert earlier["hours"]["total"] < totals.total_hours  # a version before the stop: its own rounds only
+
+
+def test_the_dashboard_filtered_to_a_version_counts_what_its_card_counts(tmp_path) -> None:
+    """After back-pay booked on the last round, the dashboard filtered to an earlier version said
+    1.24 USD owed and its labor card 0.48: the card lets later back-pay pay that work's debt first,
+    the filter did not (docs/dashboard.md: the filter shows exactly what the card counts)."""
+    from clicloop.orchestrator.dashboard.source import Filters
+    from clicloop.orchestrator.dashboard.views import build_views
+    from clicloop.orchestrator.reporting.laborcard import labor_card
+
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        _loop(ledger)
+        half = proposed_adjustments(ledger, "l", FLOOR)
+        apply_adjustments(ledger, half[: len(half) // 2 + 1], 5)  # some workers paid up, others still owed
+        for version in ("l-r3", "l-r5"):
+            card = labor_card(ledger, version, FLOOR)["money"]
+            (wages,) = build_views(ledger.engine_, Filters(model_version=version), ["wages"], floor=FLOOR)
+            shown = {n.key: n.value for n in wages.numbers}
+            assert shown["loop_owed:l"] == card["owed"], version
