@@ -189,8 +189,10 @@ def build_app(settings: ServeSettings) -> FastAPI:
             task_id = task.get("id") if task else body.annotation.task
             if isinstance(task_id, dict):
                 task_id = task_id.get("id")
-            if not isinstance(task_id, int):
+            if not isinstance(task_id, int) or isinstance(task_id, bool):
                 raise HTTPException(422, f"{body.action} needs the task id (task.id or annotation.task)")
+            if task.get("data") is not None and not isinstance(task["data"], dict):
+                raise HTTPException(422, f"task.data must be an object (the task's data fields), not {type(task['data']).__name__}")
             new = projects.get(pid).on_annotation(ANNOTATION_EVENTS[body.action], task_id, body.annotation.model_dump(), task.get("data"))
             return {"status": "recorded" if new else "already recorded"}
         if body.action == "PROJECT_UPDATED":
@@ -198,7 +200,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
         if body.action == "ANNOTATIONS_DELETED":
             model, n = projects.get(pid), 0
             for a in body.annotations or []:
-                if isinstance(a, dict) and isinstance(a.get("id"), int):
+                if isinstance(a, dict) and isinstance(a.get("id"), int) and not isinstance(a.get("id"), bool):
                     n += model.on_annotation("deleted", 0, a, None)
             return {"status": "recorded", "deleted": n}
         return {"status": "ignored", "action": body.action}

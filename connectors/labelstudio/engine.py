@@ -148,8 +148,12 @@ class ProjectModel:
         values = [d.get(self.schema.field) for d in datas]
         if all(isinstance(v, str) for v in values):
             return np.array(values, dtype=object), "text"
-        if all(isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v) for v in values):
-            X = np.asarray(values, dtype=np.float64)
+        if all(isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+               for v in values):
+            try:
+                X = np.asarray(values, dtype=np.float64)
+            except (OverflowError, ValueError):  # an integer of 400 digits: beyond float64 (it was a 500)
+                X = np.empty(0)
             if X.ndim == 2 and np.isfinite(X).all():
                 return X, "numeric"
         raise ValueError(f"every task needs data[{self.schema.field!r}] as text, or as a list of numbers of one length")
@@ -268,9 +272,9 @@ class ProjectModel:
         schema = self.schema
         for t in self.client_.iter_tasks(self.project_id):
             every.append((t.get("data") or {}).get(schema.field))
+            for a in t.get("annotations") or []:  # every annotation lands in the ledger, webhook or not (skips too:
+                self.recorder_.created(int(t["id"]), a, t.get("data"), schema.from_name)  # unpaid work otherwise)
             anns = [a for a in t.get("annotations") or [] if not a.get("was_cancelled")]
-            for a in anns:  # every annotation lands in the ledger, webhook or not
-                self.recorder_.created(int(t["id"]), a, t.get("data"), schema.from_name)
             label = answer_label(max(anns, key=lambda a: a.get("updated_at") or ""), schema.from_name) if anns else None
             if label in schema.labels:
                 datas.append(t.get("data") or {})

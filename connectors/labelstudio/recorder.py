@@ -13,12 +13,15 @@ import json
 import threading
 from typing import Any
 
+import numpy as np
+
 from clicloop.backends.labelstudio_format import annotation_label as answer_label
 from clicloop.backends.labelstudio_format import user_id
 from clicloop.connectors.labelstudio.rounds import RoundClock
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, timed_pay
 from clicloop.orchestrator.ledger import Ledger
-from clicloop.orchestrator.types import Answer, Consensus, Task
+from clicloop.orchestrator.crowd.aggregate import MajorityVote
+from clicloop.orchestrator.types import Answer, Consensus, Task, Vote
 
 BACKEND = "labelstudio-ml"
 
@@ -128,7 +131,9 @@ class Recorder:
                 return False  # never recorded (made before clicloop was connected)
             key, item = found
             new = self.ledger_.record_corrections(self.loop, [(key, item, event, label, version)])
-            if new:
-                consensus = [Consensus(item, label, 1.0, 1)] if label is not None else []
-                self.ledger_.revise_labels(self.loop, self.round_, consensus, [] if label is not None else [item])
+            if new:  # the item's label from its answers as corrected: another annotator's answer still counts
+                consensus = MajorityVote().aggregate([Vote(v["item_id"], v["worker"], v["label"])
+                                                      for v in self.ledger_.votes(self.loop, item_ids=[item])],
+                                                     np.random.default_rng(0))
+                self.ledger_.revise_labels(self.loop, self.round_, consensus, [] if consensus else [item])
             return bool(new)

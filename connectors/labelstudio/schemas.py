@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 
 class _Open(BaseModel):
@@ -16,8 +16,8 @@ def project_id(value: Any) -> int:
     """Label Studio's project uid "<id>.<created-timestamp>", a bare id, or a project dict."""
     if isinstance(value, dict):
         value = value.get("id")
-    text = str(value).split(".", 1)[0] if value is not None else ""
-    if not text.isdigit():
+    text = str(value).split(".", 1)[0] if value is not None and not isinstance(value, bool) else ""
+    if not (text.isascii() and text.isdecimal()):  # isdigit() let "²" through to int(), and read "١٢" as 12
         raise ValueError(f"project must be '<id>.<timestamp>', an id or an object with an id, not {value!r}")
     return int(text)
 
@@ -49,14 +49,14 @@ class PredictRequest(_Open):
 
 
 class Annotation(_Open):
-    id: int = Field(..., ge=0, le=2**31 - 1)  # it numbers the answer in the ledger (a 32-bit column)
+    id: StrictInt = Field(..., ge=0, le=2**31 - 1)  # it numbers the answer in the ledger (a 32-bit column); true is no id
     result: list[dict[str, Any]] = Field(default_factory=list)
     lead_time: float | None = None  # judged by the recorder: an implausible one is quarantined
     completed_by: int | dict[str, Any] | None = None
     was_cancelled: bool = False
     created_at: str | None = None
     updated_at: str | None = None
-    task: int | dict[str, Any] | None = None
+    task: StrictInt | dict[str, Any] | None = None
 
 
 class WebhookRequest(_Open):

@@ -203,3 +203,30 @@ def test_the_default_strategy_scores_each_task_as_margin_does(tmp_path: Path) ->
     P = np.random.default_rng(0).dirichlet(np.ones(3), 50)
     rng = np.random.default_rng(1)
     np.testing.assert_array_equal(MarginCoverage().score(Model(), P, rng), Margin().score(Model(), P, rng))
+
+
+def test_odd_values_get_a_4xx_naming_the_field_never_a_500_or_a_guess(served: Served) -> None:
+    """Found 2026-12-06: a 401-digit number in a numeric task gave a 500 (OverflowError), a
+    webhook whose task.data was a string a 500 (AttributeError); `"id": true` deleted annotation
+    1; project "²" answered "invalid literal for int()" and "١٢" was read as project 12."""
+    good = {"Authorization": f"Bearer {served.token}"}
+    schema = ('<View><Text name="x" value="$x"/><Choices name="c" toName="x" choice="single"><Choice value="a"/>'
+              '<Choice value="b"/></Choices></View>')
+    setup = httpx.post(f"{served.url}/setup", json={"project": "7.1", "schema": schema}, headers=good)
+    assert setup.status_code == 200, setup.text
+    with pytest.raises(ValueError, match="data"):  # /predict maps it to a 422 (once a model serves)
+        served.app.state.projects.by_id[7]._features([{"x": [int("1" + "0" * 400), 1]}])
+    cases = [
+        ("/webhook", {"action": "ANNOTATION_CREATED", "project": 7, "task": {"id": 27, "data": "str"},
+                      "annotation": {"id": 954, "lead_time": 2, "result": []}}, "task.data"),
+        ("/webhook", {"action": "ANNOTATION_CREATED", "project": 7, "annotation": {"id": True, "task": 3}}, "id"),
+        ("/webhook", {"action": "ANNOTATION_CREATED", "project": 7, "annotation": {"id": 5, "task": True}}, "task"),
+        ("/predict", {"project": "²", "tasks": []}, "project"),
+        ("/predict", {"project": "١٢", "tasks": []}, "project"),
+    ]
+    for path, body, field in cases:
+        r = httpx.post(f"{served.url}{path}", json=body, headers=good)
+        assert 400 <= r.status_code < 500 and field in r.text, (path, str(body)[:80], r.status_code, r.text[:300])
+    deleted = httpx.post(f"{served.url}/webhook", json={"action": "ANNOTATIONS_DELETED", "project": 7,
+                                                        "annotations": [{"id": True}]}, headers=good)
+    assert deleted.status_code == 200 and deleted.json()["deleted"] == 0

@@ -117,3 +117,62 @@ def test_the_ledger_names_the_cold_round_as_predictions_do(tmp_path):
         assert [(r["round_no"], r["model_version"]) for r in rounds] == [(0, model.version)] == [(0, "support-cold")]
     finally:
         model.close()
+
+
+def _served_model(tmp_path):
+    from clicloop.connectors.labelstudio.labelset import parse_schema
+    from clicloop.connectors.labelstudio.settings import ServeSettings
+    from clicloop.orchestrator.plugins import Registry, get_plugin_manager
+
+    xml = ('<View><Text name="text" value="$text"/><Choices name="topic" toName="text">'
+           '<Choice value="billing"/><Choice value="delivery"/></Choices></View>')
+    settings = ServeSettings(token="t" * 16, loop="support", ledger=f"sqlite:///{tmp_path / 'l.db'}",
+                             model_store=str(tmp_path / "models"), hourly_wage=12.0)
+    model = ProjectModel(settings, 3, parse_schema(xml), Registry(get_plugin_manager(load_entrypoints=False)))
+    model.open(None, None)
+    return model
+
+
+def _ann(i: int, user: int, label: str | None, **kw):
+    result = [] if label is None else [{"from_name": "topic", "to_name": "text", "type": "choices",
+                                        "value": {"choices": [label]}}]
+    return {"id": i, "completed_by": user, "result": result, "lead_time": 10.0, "created_at": "2026-12-06T10:00:00Z",
+            "updated_at": "2026-12-06T10:00:00Z", **kw}
+
+
+def test_deleting_one_of_two_annotations_keeps_the_others_label(tmp_path):
+    """Deleting annotator B's annotation of a task annotator A had also labeled gave the task a
+    new label revision of NULL (unlabeled), though A's answer stood."""
+    model = _served_model(tmp_path)
+    try:
+        rec = model.recorder_
+        assert rec.created(7, _ann(1, 10, "billing"), {"text": "refund please"}, "topic")
+        assert rec.created(7, _ann(2, 11, "delivery"), {"text": "refund please"}, "topic")
+        assert rec.corrected(_ann(2, 11, None), "topic", "deleted")
+        assert rec.ledger_.labels(rec.loop) == {"ls-task-7": "billing"}
+        assert rec.corrected(_ann(1, 10, None), "topic", "deleted")  # the last answer gone: unlabeled
+        assert rec.ledger_.labels(rec.loop) == {}
+    finally:
+        model.close()
+
+
+def test_a_skip_made_while_the_backend_was_down_is_recorded_at_the_next_training(tmp_path):
+    """Training reads the whole project so that what happened while `serve` was down reaches the
+    ledger; skips (``was_cancelled``) were left out there, so that work went unrecorded and unpaid,
+    while a skip seen by its webhook was recorded and paid."""
+    model = _served_model(tmp_path)
+    tasks = [{"id": 1, "data": {"text": "where is my parcel"}, "annotations": [_ann(5, 10, "delivery")]},
+             {"id": 2, "data": {"text": "double charge"}, "annotations": [_ann(6, 11, None, was_cancelled=True, lead_time=13.0)]}]
+    model.client_ = SimpleNamespace(project=lambda pid: {"label_config": None}, iter_tasks=lambda pid: iter(tasks))
+    model.refresh = lambda *a, **k: None
+    try:
+        model._train()
+        from sqlalchemy import select
+
+        from clicloop.orchestrator.ledger import schema as s
+
+        with model.recorder_.ledger_.engine_.connect() as conn:
+            rows = {r.external_id: (r.status, r.active_s) for r in conn.execute(select(s.assignments))}
+        assert rows == {"5": ("submitted", 10.0), "6": ("skipped", 13.0)}
+    finally:
+        model.close()
