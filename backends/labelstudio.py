@@ -83,6 +83,7 @@ class LabelStudioBackend(Annotations, Withdrawal):
 
     confidential = True
     reads_ground_truth = False
+    reports_changes = True  # collect([]) reports extra answers and corrections to any task of the loop
 
     def __init__(self, url: str | None = None, api_key: str | None = None, api_key_env: str = "LABEL_STUDIO_API_KEY",
                  project: int | str | None = None, kind: str = "label", pre_annotations: bool = False,

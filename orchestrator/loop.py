@@ -25,7 +25,7 @@ from clicloop.orchestrator.data import EvalSet, Pool, load_data
 from clicloop.orchestrator.fairwork.wages import price_per_answer, strict_floor_pause
 from clicloop.orchestrator.fairwork.policies import OpaqueIds, apply_policies, check_dispatch, sensitive_mask, warning_mask
 from clicloop.orchestrator.crowd import planning, quality
-from clicloop.orchestrator.crowd.late import record_late
+from clicloop.orchestrator.crowd.late import record_late, settle_changes
 from clicloop.orchestrator.crowd.redundancy import answer_rules, screened
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
@@ -403,9 +403,10 @@ class Loop:
         self.pm_.hook.clicloop_annotation_received(loop=self, answer=answer, status=status)
 
     def _finish(self, r: int, reason: str | None) -> RoundResult:
-        if reason is not None:  # the loop stops: the waiting after each worker's last answer, once
+        if reason is not None:  # the loop stops: what people did since the last poll; each worker's last waiting, once
             from clicloop.orchestrator.continuous import record_trailing_waits
 
+            settle_changes(self, r)
             record_trailing_waits(self, r)
         self.ledger_.finish_round(self.name, r, reason)
         row = next(row for row in self.ledger_.rounds(self.name) if row["round_no"] == r)

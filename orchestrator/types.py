@@ -176,7 +176,9 @@ class Backend(Protocol):
     (:class:`PublishedBatch` put out so far); the loop records both in the ledger after each
     collect, once each (:mod:`clicloop.orchestrator.crowd.backend_facts`). Optional attributes:
     ``currency`` (what it pays in; an answer in another is quarantined, unpaid) and
-    ``max_active_s`` (the plausibility limit on an answer's active seconds, default 8 h).
+    ``max_active_s`` (the plausibility limit on an answer's active seconds, default 8 h);
+    ``reports_changes`` (True: ``collect([])`` reports extra answers and corrections to any of the
+    loop's tasks; the loop polls so once when it stops).
     """
 
     confidential: bool

@@ -1,4 +1,5 @@
-"""Late answers: a person answered a task after its round's ``round_timeout_s`` had expired it.
+"""Late answers: a person answered a task after its round's ``round_timeout_s`` had expired it,
+or changed or added an answer after the loop's last poll.
 
 The work was done, so it is recorded against its own task (its round, its item) and paid as any
 answer, passing the same checks; its item is aggregated again in the round that received it, so
@@ -13,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from clicloop.orchestrator.crowd import quality
-from clicloop.orchestrator.crowd.redundancy import screened
+from clicloop.orchestrator.crowd.extra import record_extras
+from clicloop.orchestrator.crowd.redundancy import answer_rules, screened
 from clicloop.orchestrator.ledger.extra import task_rows
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.types import Answer, Task
@@ -47,3 +49,20 @@ def record_late(loop: Any, r: int, answers: Sequence[Answer], rules: dict[str, A
     quality.aggregate_items(loop.ledger_, loop.aggregator_, loop.name, r, items, rng_for(loop.config.loop.seed, "late", r),
                             labels=loop.labels_, gold=list(loop.known_))
     return unknown
+
+
+def settle_changes(loop: Any, r: int) -> None:
+    """When a loop stops (in its first run, or in a resume that decides its stop again): one last
+    poll for what people did since the last one, on a backend that reports it for tasks no longer
+    asked (``reports_changes``: Label Studio): another person's answer to a task (an extra answer,
+    paid) and edits and deletions of earlier answers. Before 2026-12-06 a loop resumed after its
+    stop decided the stop without polling, so an annotation added after the last poll was never
+    recorded or paid, though docs/labelstudio.md said the next run records it."""
+    if not getattr(loop.backend_, "reports_changes", False):
+        return
+    answers = loop.ids_.answers(loop.backend_.collect([]))
+    changes = [a for a in answers if a.event in ("updated", "deleted")]
+    quality.apply_corrections(loop.ledger_, loop.aggregator_, loop.name, r, changes, loop.labels_,
+                              rng_for(loop.config.loop.seed, "correct", r))
+    record_extras(loop.ledger_, loop.name, loop.config.backend.name, loop.labels_, answers, loop._received,
+                  **answer_rules(loop.backend_, loop.ledger_, loop.name))

@@ -110,3 +110,16 @@ def test_a_task_answered_by_two_people_pays_both_once(labelstudio: LabelStudioSe
     assert labels[answers[key0]["item_id"]] == label0
     assert len(labels) == len({r["item_id"] for r in answers.values()})  # extras are votes, not items
     assert "ignored correction" not in caplog.text  # an extra answer is not a correction
+
+    # after the loop spent its budget: one more person answers a task, and a run with the same budget,
+    # which only decides its stop again, records and pays it (it stopped without polling: unpaid work)
+    t2 = next(a for a in annotator.done if a.label is not None and a.key not in (key0, t1.key))
+    later = second.annotations.create(id=t2.task_id, result=_choice(t2.label), lead_time=24.0)
+    again_loop = Loop(_config(labelstudio, url, title, webhook, max_labels=15))
+    thread, out = _run_in_thread(again_loop)
+    thread.join(timeout=120)
+    assert "error" not in out, out.get("error")
+    answers = {r["task_key"]: r for r in _assignments(url, name)}
+    assert answers[f"{t2.key}+{later.id}"]["active_s"] == pytest.approx(24.0)
+    with Ledger(url) as ledger:
+        assert verify(ledger) == [] and ledger.spent(name)["answers"] == len(answers)
