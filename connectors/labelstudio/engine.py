@@ -270,16 +270,19 @@ class ProjectModel:
             self.refresh(config_xml, retrain=False)
         datas, labels, ids, every = [], [], [], []
         schema = self.schema
+        seen: list[dict[str, Any]] = []
         for t in self.client_.iter_tasks(self.project_id):
             every.append((t.get("data") or {}).get(schema.field))
             for a in t.get("annotations") or []:  # every annotation lands in the ledger, webhook or not (skips too:
                 self.recorder_.created(int(t["id"]), a, t.get("data"), schema.from_name)  # unpaid work otherwise)
+                seen.append(a)
             anns = [a for a in t.get("annotations") or [] if not a.get("was_cancelled")]
             label = answer_label(max(anns, key=lambda a: a.get("updated_at") or ""), schema.from_name) if anns else None
             if label in schema.labels:
                 datas.append(t.get("data") or {})
                 labels.append(label)
                 ids.append(int(t["id"]))
+        self.recorder_.reconcile(seen, schema.from_name)  # edits and deletions no webhook told of
         with self.lock_:
             self.labels_seen_.update(labels)
             self.training_["progress"] = f"fitting on {len(labels)} labeled tasks"

@@ -120,6 +120,34 @@ class Recorder:
             row = conn.execute(select(a.task_key, a.item_id).where(a.loop == self.loop, a.external_id == str(annotation_id))).first()
         return (row.task_key, row.item_id) if row else None
 
+    def reconcile(self, annotations: list[dict[str, Any]], from_name: str) -> int:
+        """What the project holds now (every annotation of a full read), against the ledger: an
+        annotation whose answer differs from what the ledger holds for it was edited, a recorded one
+        no longer there was deleted, while no webhook told (``serve`` was down, a delivery was lost).
+        Each becomes a correction, once (they went unrecorded: stale labels, a deleted answer still
+        a vote). The corrections recorded."""
+        from sqlalchemy import select
+
+        from clicloop.orchestrator.ledger import schema as s
+
+        a, c = s.assignments.c, s.corrections.c
+        with self.ledger_.engine_.connect() as conn:
+            held = {r.external_id: r.label for r in conn.execute(select(a.external_id, a.label).where(a.loop == self.loop))}
+            for ext, event, label in conn.execute(  # the latest correction of each answer wins
+                    select(a.external_id, c.event, c.label).join(s.assignments, a.task_key == c.task_key)
+                    .where(c.loop == self.loop).order_by(c.recorded_at, c.key)):
+                held[ext] = None if event == "deleted" else label
+            gone = {ext for ext, label in held.items() if label is None}
+        present = {str(ann["id"]): ann for ann in annotations}
+        n = 0
+        for ext, ann in present.items():
+            label = answer_label(ann, from_name)
+            if ext in held and ext not in gone and label != held[ext] and not ann.get("was_cancelled"):
+                n += self.corrected(ann, from_name, "updated")
+        for ext in held.keys() - present.keys() - gone:
+            n += self.corrected({"id": int(ext)}, from_name, "deleted")
+        return n
+
     def corrected(self, annotation: dict[str, Any], from_name: str, event: str) -> bool:
         """Record an edit (``updated``) or a deletion (``deleted``) of an annotation, once per version."""
         label = answer_label(annotation, from_name) if event == "updated" else None

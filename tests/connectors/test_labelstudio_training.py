@@ -176,3 +176,32 @@ def test_a_skip_made_while_the_backend_was_down_is_recorded_at_the_next_training
         assert rows == {"5": ("submitted", 10.0), "6": ("skipped", 13.0)}
     finally:
         model.close()
+
+
+def test_edits_and_deletions_made_while_the_backend_was_down_become_corrections_at_the_next_training(tmp_path):
+    """An annotation edited (shipping -> tech) or deleted while `serve` was down, or whose webhook
+    was lost, stayed as first recorded: no correction, a stale label, a deleted answer still a
+    vote. Training reads the whole project: what differs from the ledger is now a correction, once."""
+    model = _served_model(tmp_path)
+    tasks = [{"id": 1, "data": {"text": "where is my parcel"}, "annotations": [_ann(5, 10, "delivery")]},
+             {"id": 2, "data": {"text": "double charge"}, "annotations": [_ann(6, 11, "billing")]},
+             {"id": 3, "data": {"text": "refund"}, "annotations": [_ann(7, 11, "billing")]}]
+    model.client_ = SimpleNamespace(project=lambda pid: {"label_config": None}, iter_tasks=lambda pid: iter(tasks))
+    model.refresh = lambda *a, **k: None
+    try:
+        model._train()
+        rec = model.recorder_
+        assert rec.ledger_.labels(rec.loop) == {"ls-task-1": "delivery", "ls-task-2": "billing", "ls-task-3": "billing"}
+        tasks[1]["annotations"] = [_ann(6, 11, "delivery", updated_at="2026-12-06T11:00:00Z")]  # edited while down
+        tasks[2]["annotations"] = []  # deleted while down
+        model._train()
+        model._train()  # once each
+        assert rec.ledger_.labels(rec.loop) == {"ls-task-1": "delivery", "ls-task-2": "delivery"}
+        from sqlalchemy import func, select
+
+        from clicloop.orchestrator.ledger import schema as s
+
+        with rec.ledger_.engine_.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(s.corrections)).scalar_one() == 2
+    finally:
+        model.close()
