@@ -193,7 +193,11 @@ def build_app(settings: ServeSettings) -> FastAPI:
                 raise HTTPException(422, f"{body.action} needs the task id (task.id or annotation.task)")
             if task.get("data") is not None and not isinstance(task["data"], dict):
                 raise HTTPException(422, f"task.data must be an object (the task's data fields), not {type(task['data']).__name__}")
-            new = projects.get(pid).on_annotation(ANNOTATION_EVENTS[body.action], task_id, body.annotation.model_dump(), task.get("data"))
+            model, event = projects.get(pid), ANNOTATION_EVENTS[body.action]
+            new = model.on_annotation(event, task_id, body.annotation.model_dump(), task.get("data"))
+            if not new and event != "created" and model.recorder_.recorded(body.annotation.id) is None:
+                return {"status": "ignored", "reason": f"annotation {body.annotation.id} was never recorded (made before "
+                                                       "clicloop was connected, or unknown): nothing to correct"}
             return {"status": "recorded" if new else "already recorded"}
         if body.action == "PROJECT_UPDATED":
             return _project_updated(projects, pid, body.project)

@@ -109,7 +109,7 @@ class Recorder:
                 self.ledger_.record_labels(self.loop, round_no, [Consensus(task.item_id, label, 1.0, 1)])
             return bool(new)
 
-    def _recorded(self, annotation_id: int) -> tuple[str, str] | None:
+    def recorded(self, annotation_id: int) -> tuple[str, str] | None:
         """(task key, item id) of the recorded answer for this annotation id, if any."""
         from sqlalchemy import select
 
@@ -154,7 +154,7 @@ class Recorder:
         event = "deleted" if label is None else event
         version = str(annotation.get("updated_at") or "") if event == "updated" else f"deleted:{annotation['id']}"
         with self.lock_:
-            found = self._recorded(int(annotation["id"]))
+            found = self.recorded(int(annotation["id"]))
             if found is None:
                 return False  # never recorded (made before clicloop was connected)
             key, item = found

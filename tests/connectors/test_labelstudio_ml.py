@@ -230,3 +230,6 @@ def test_odd_values_get_a_4xx_naming_the_field_never_a_500_or_a_guess(served: Se
     deleted = httpx.post(f"{served.url}/webhook", json={"action": "ANNOTATIONS_DELETED", "project": 7,
                                                         "annotations": [{"id": True}]}, headers=good)
     assert deleted.status_code == 200 and deleted.json()["deleted"] == 0
+    unknown = httpx.post(f"{served.url}/webhook", json={"action": "ANNOTATION_UPDATED", "project": 7, "task": {"id": 3},
+                                                        "annotation": {"id": 4444, "result": []}}, headers=good)
+    assert unknown.status_code == 200 and unknown.json()["status"] == "ignored", unknown.text  # it said "already recorded"
