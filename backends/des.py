@@ -63,6 +63,8 @@ class EventCrowd(Waiting):
         ``submitted_at``).
     """
 
+    pays_task_reward = True  # pays the loop's price for a task (Task.reward) when it sets one
+
     confidential = False
     reads_ground_truth = True
     can_withdraw = True

@@ -50,6 +50,8 @@ class SimulatedCrowd:
         the platform fee is ``fee_rate * reward``.
     """
 
+    pays_task_reward = True  # pays the loop's price for a task (Task.reward) when it sets one
+
     confidential = False
     reads_ground_truth = True
 

@@ -46,7 +46,7 @@ from clicloop.orchestrator.ledger import continuous as cl
 from clicloop.orchestrator.continuous_hooks import BOUNDARIES, COUNT_ENV, fault, no_more_tasks, record_trailing_waits  # noqa: F401 (loop.py and the crash tests import them from here)
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
-from clicloop.orchestrator.stopping import Budget, cost_at, items_affordable, stop_reason
+from clicloop.orchestrator.stopping import Budget, costing, items_affordable, stop_reason
 from clicloop.orchestrator.training.models import evaluate, predictions_for
 from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.types import Model, RoundResult, Task
@@ -195,8 +195,9 @@ class ContinuousRun:
         loop = self.loop
         spent = loop.ledger_.spent(loop.name)
         left = len(loop.pool_.ids) - (n_labeled if n_labeled is not None else 0)
-        price = cost_at(loop.backend_, reward)
-        opened = sum(((cost_at(loop.backend_, t.reward) or ZERO) for t in self.open_.values()), ZERO) if committed else ZERO
+        cost = costing(loop.backend_)  # the backend's own price read once, not once per open task
+        price = cost(reward)
+        opened = sum(((cost(t.reward) or ZERO) for t in self.open_.values()), ZERO) if committed else ZERO
         n_open = len(self.open_) if committed else 0
         return Budget(int(spent["answers"]) + n_open, spent["cost"] + opened, spent["total_hours"], price, pool_left=left)
 
@@ -379,7 +380,7 @@ class ContinuousRun:
 
     def _record(self, r: int, created: list[Any]) -> int:
         loop = self.loop
-        rules = answer_rules(loop.backend_, loop.ledger_, loop.name)
+        rules = answer_rules(loop.backend_, loop.ledger_, loop.name, created)
         rows = [screened(self.open_[x.task_key], x, loop.labels_, **rules) for x in created]
         keys = [(row[0].key, row[0].round_no) for row in rows]
         new = loop.ledger_.record_answers(loop.name, loop.config.backend.name, rows, then=cl.order_writer(loop.name, r, keys))

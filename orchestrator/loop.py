@@ -45,7 +45,7 @@ from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_in_two, re
 from clicloop.orchestrator.training.sentence_model import auto_model, embed_data
 from clicloop.orchestrator.training.threads import blas_limits
 from clicloop.orchestrator.training.warmstate import query_fits
-from clicloop.orchestrator.stopping import Budget, cost_at, items_affordable, per_task, stop_reason
+from clicloop.orchestrator.stopping import Budget, cost_at, costing, items_affordable, per_task, stop_reason
 from clicloop.orchestrator.types import Answer, BackendContext, Model, RoundResult, Task
 
 log = logging.getLogger("clicloop")
@@ -351,7 +351,8 @@ class Loop:
         """With round ``r``'s tasks the budget is fully asked: tell the backend no more work is coming."""
         spent, rows = self._budget(r), self.ledger_.tasks(self.name, r)
         offered = [None if t["reward_micros"] is None else from_micros(t["reward_micros"]) for t in rows]
-        costs = [cost_at(self.backend_, reward) or ZERO for reward in offered]  # each task at the reward it offers
+        cost = costing(self.backend_)
+        costs = [cost(reward) or ZERO for reward in offered]  # each task at the reward it offers
         after = replace(spent, answers=spent.answers + len(rows), cost=spent.cost + sum(costs, ZERO),
                         cost_per_task=max(costs, default=spent.cost_per_task))
         if items_affordable(self.config.stop, 1, 1, after)[0] == 0:
@@ -381,7 +382,7 @@ class Loop:
             quality.apply_corrections(self.ledger_, self.aggregator_, self.name, r, [a for a in answers if a.event in ("updated", "deleted")],
                                       self.labels_, rng_for(self.config.loop.seed, "correct", r))
             created = [a for a in answers if a.event == "created"]
-            rules = answer_rules(self.backend_, self.ledger_, self.name)
+            rules = answer_rules(self.backend_, self.ledger_, self.name, answers)
             rows = [screened(by_key[a.task_key], a, self.labels_, **rules) for a in created if a.task_key in pending]
             stray = record_late(self, r, [a for a in created if a.task_key not in by_key], rules)
             if stray:

@@ -136,25 +136,37 @@ def per_task(backend: Any) -> Decimal | None:
 
 def cost_at(backend: Any, reward: Decimal | None) -> Decimal | None:
     """What one task costs when the loop offers ``reward`` (``wage_floor.price_rewards``): the
-    reward and the backend's fee on it (``fee_rate`` when the backend states one, else in
-    proportion to its expected cost of its own ``reward``); :func:`per_task` without a price.
-    The money budget is checked at this cost: at the backend's own reward, a priced loop overspent
-    ``stop.max_cost`` (9.98 of 9)."""
+    reward and the backend's fee on it, on a backend that pays the loop's price (``pays_task_reward``:
+    the simulated crowds; Prolific, Label Studio and the file exchange pay their own); else
+    :func:`per_task`. The money budget is checked at this cost: at the backend's own reward, a
+    priced loop overspent ``stop.max_cost`` (9.98 of 9)."""
+    return costing(backend)(reward)
+
+
+def costing(backend: Any) -> Any:
+    """:func:`cost_at` for one backend as a function of the reward, the backend's own price read
+    once (a backend may compute it from every answer so far)."""
     from decimal import ROUND_HALF_EVEN
 
     from clicloop.orchestrator.ledger.money import MICRO, exact
 
     base = per_task(backend)
-    if reward is None or base is None:
-        return base
+    if base is None or not getattr(backend, "pays_task_reward", False):
+        return lambda reward: base
     rate, own = getattr(backend, "fee_rate", None), getattr(backend, "reward", None)
-    if _number(rate) and rate >= 0:
-        cost = exact(reward) * (1 + exact(rate))
-    elif _number(own) and own > 0:
-        cost = base * exact(reward) / exact(own)
-    else:
-        cost = max(base, exact(reward))
-    return cost.quantize(MICRO, ROUND_HALF_EVEN)
+
+    def cost(reward: Decimal | None) -> Decimal | None:
+        if reward is None:
+            return base
+        if _number(rate) and rate >= 0:
+            value = exact(reward) * (1 + exact(rate))
+        elif _number(own) and own > 0:
+            value = base * exact(reward) / exact(own)
+        else:
+            value = max(base, exact(reward))
+        return value.quantize(MICRO, ROUND_HALF_EVEN)
+
+    return cost
 
 
 def _number(value: Any) -> bool:

@@ -271,6 +271,7 @@ class ProjectModel:
         datas, labels, ids, every = [], [], [], []
         schema = self.schema
         seen: list[dict[str, Any]] = []
+        read_at = time.time()  # what a webhook records from now on is newer than this read
         for t in self.client_.iter_tasks(self.project_id):
             every.append((t.get("data") or {}).get(schema.field))
             for a in t.get("annotations") or []:  # every annotation lands in the ledger, webhook or not (skips too:
@@ -282,7 +283,7 @@ class ProjectModel:
                 datas.append(t.get("data") or {})
                 labels.append(label)
                 ids.append(int(t["id"]))
-        self.recorder_.reconcile(seen, schema.from_name)  # edits and deletions no webhook told of
+        self.recorder_.reconcile(seen, schema.from_name, read_at)  # edits and deletions no webhook told of
         with self.lock_:
             self.labels_seen_.update(labels)
             self.training_["progress"] = f"fitting on {len(labels)} labeled tasks"

@@ -120,29 +120,35 @@ class Recorder:
             row = conn.execute(select(a.task_key, a.item_id).where(a.loop == self.loop, a.external_id == str(annotation_id))).first()
         return (row.task_key, row.item_id) if row else None
 
-    def reconcile(self, annotations: list[dict[str, Any]], from_name: str) -> int:
-        """What the project holds now (every annotation of a full read), against the ledger: an
-        annotation whose answer differs from what the ledger holds for it was edited, a recorded one
-        no longer there was deleted, while no webhook told (``serve`` was down, a delivery was lost).
-        Each becomes a correction, once (they went unrecorded: stale labels, a deleted answer still
-        a vote). The corrections recorded."""
+    def reconcile(self, annotations: list[dict[str, Any]], from_name: str, read_at: float) -> int:
+        """What the project held when it was read (every annotation of a full read started at
+        ``read_at``), against the ledger: an annotation whose answer differs from what the ledger
+        holds for it was edited, a recorded one no longer there was deleted, while no webhook told
+        (``serve`` was down, a delivery was lost). Each becomes a correction, once (they went
+        unrecorded: stale labels, a deleted answer still a vote). Only answers the ledger held, with
+        all their corrections, before the read started are compared: a webhook recorded during the
+        read is newer than the read. The corrections recorded."""
         from sqlalchemy import select
 
         from clicloop.orchestrator.ledger import schema as s
 
         a, c = s.assignments.c, s.corrections.c
-        with self.ledger_.engine_.connect() as conn:
-            held = {r.external_id: r.label for r in conn.execute(select(a.external_id, a.label).where(a.loop == self.loop))}
-            for ext, event, label in conn.execute(  # the latest correction of each answer wins
-                    select(a.external_id, c.event, c.label).join(s.assignments, a.task_key == c.task_key)
-                    .where(c.loop == self.loop).order_by(c.recorded_at, c.key)):
-                held[ext] = None if event == "deleted" else label
-            gone = {ext for ext, label in held.items() if label is None}
+        with self.lock_, self.ledger_.engine_.connect() as conn:
+            rows = conn.execute(select(a.external_id, a.task_key, a.label, a.recorded_at).where(a.loop == self.loop)).all()
+            held = {r.external_id: r.label for r in rows if r.recorded_at < read_at}
+            by_key = {r.task_key: r.external_id for r in rows}
+            for task_key, event, label, at in conn.execute(  # the latest correction of each answer, as votes take it
+                    select(c.task_key, c.event, c.label, c.recorded_at).where(c.loop == self.loop).order_by(c.key)):
+                ext = by_key.get(task_key)
+                if at >= read_at:
+                    held.pop(ext, None)  # corrected during the read: the read is older, nothing to compare
+                elif ext in held:
+                    held[ext] = None if event == "deleted" else label
         present = {str(ann["id"]): ann for ann in annotations}
+        gone = {ext for ext, label in held.items() if label is None}  # deleted (or a skip): nothing to correct
         n = 0
         for ext, ann in present.items():
-            label = answer_label(ann, from_name)
-            if ext in held and ext not in gone and label != held[ext] and not ann.get("was_cancelled"):
+            if ext in held and ext not in gone and not ann.get("was_cancelled") and answer_label(ann, from_name) != held[ext]:
                 n += self.corrected(ann, from_name, "updated")
         for ext in held.keys() - present.keys() - gone:
             n += self.corrected({"id": int(ext)}, from_name, "deleted")

@@ -45,7 +45,9 @@ def record_late(loop: Any, r: int, answers: Sequence[Answer], rules: dict[str, A
         log.info("round %d: a late answer to task %s (round %d, expired unanswered): recorded and paid", r, rows[i][0].key,
                  rows[i][0].round_no)
         loop._received(rows[i][1], rows[i][2])
-    items = sorted({task.item_id for task, _, status, _ in rows if status == "submitted" and task.kind != "gold"})
+    items = sorted({rows[i][0].item_id for i in new if rows[i][2] == "submitted" and rows[i][0].kind != "gold"})
+    if not items:  # a repeat of an answer already recorded: nothing to aggregate again
+        return unknown
     quality.aggregate_items(loop.ledger_, loop.aggregator_, loop.name, r, items, rng_for(loop.config.loop.seed, "late", r),
                             labels=loop.labels_, gold=list(loop.known_))
     return unknown

@@ -139,7 +139,7 @@ def checked_consensus(consensus: Any, votes: Sequence[Vote], labels: Sequence[st
     name = type(aggregator).__name__
     if not isinstance(consensus, (list, tuple)):
         raise AggregatorError(f"aggregator {name} returned {type(consensus).__name__}, not a list of Consensus; nothing "
-                              "was recorded: fix the aggregator and run again (the round resumes)")
+                              "was recorded: fix the aggregator's code and run again (the round resumes)")
     voted, allowed, seen = {v.item_id for v in votes}, set(labels), set()
     for c in consensus:
         problem = ("not a Consensus" if not isinstance(c, Consensus)
@@ -152,8 +152,8 @@ def checked_consensus(consensus: Any, votes: Sequence[Vote], labels: Sequence[st
                    else f"n_answers {c.n_answers!r} is not a count" if isinstance(c.n_answers, bool)
                    or not isinstance(c.n_answers, int) or c.n_answers < 0 else None)
         if problem:
-            raise AggregatorError(f"aggregator {name} returned {c!r}: {problem}; nothing was recorded: fix the aggregator "
-                                  "and run again (the round resumes)")
+            raise AggregatorError(f"aggregator {name} returned {c!r}: {problem}; nothing was recorded: fix the aggregator's "
+                                  "code and run again (the round resumes; a change of its name or params is another config)")
         seen.add(c.item_id)
     return list(consensus)
 

@@ -61,33 +61,50 @@ def check_answer(answer: Answer, labels: Sequence[str]) -> tuple[str, str | None
 def screened(task: Task, answer: Answer, labels: Sequence[str], *, currency: str | None = None,
              max_active_s: float = DEFAULT_MAX_ACTIVE_S) -> tuple[Task, Answer, str, str | None]:
     """``(task, answer, status, reason)`` as the ledger records it, whichever backend reported the
-    answer: :func:`check_answer`'s status, and two rules a backend may not apply itself. Active
-    seconds above ``max_active_s`` (the plausibility limit) are quarantined, recorded as 0 s and
-    unpaid, with the raw value in the reason; pay in another currency than the loop's
-    (``currency``: the backend's, else the ledger's for this loop) is quarantined and not recorded
-    as pay, the amounts in the reason (a loop's sums hold one currency; no exchange rate is assumed)."""
+    answer: :func:`check_answer`'s status, and two rules a backend may not apply itself. A time
+    (active, searching, waiting, returned work, qualification) above ``max_active_s`` (the
+    plausibility limit) is quarantined, recorded as 0 s and unpaid, with the raw value in the
+    reason (unpaid seconds count in wages and back-pay: 1e6 s of waiting read as 10,016 EUR owed);
+    pay in another currency than the loop's (``currency``: the backend's, else the ledger's for
+    this loop) is quarantined and not recorded as pay, the amounts in the reason (a loop's sums
+    hold one currency; no exchange rate is assumed). Pay that is not valid money is not recorded
+    either (a negative reward had its fee paid)."""
+    zero = Decimal(0)
     status, reason = check_answer(answer, labels)
     if status == "quarantined":
+        if reason is not None and ("invalid times or pay" in reason or reason.startswith(("reward", "fee"))):
+            answer = replace(answer, reward=zero, fee=zero)
         return task, answer, status, reason
-    zero = Decimal(0)
-    problem = time_problem(answer.active_s, "active_s", max_active_s)
+    times = {"active_s": answer.active_s, "search_s": answer.search_s, "wait_s": answer.wait_s,
+             "returned_s": answer.returned_s, "qualification_s": answer.qualification_s}
+    problem = next((p for f, v in times.items() if (p := time_problem(v, f, max_active_s)) is not None), None)
     if problem is not None:
-        return task, replace(answer, active_s=0.0, reward=zero, fee=zero), "quarantined", f"{problem}; recorded as 0 s, unpaid"
-    if currency is not None and answer.currency != currency:
+        return (task, replace(answer, reward=zero, fee=zero, **dict.fromkeys(times, 0.0)), "quarantined",
+                f"{problem}; recorded as 0 s, unpaid")
+    if currency is not None and str(answer.currency).upper() != currency.upper():
         return (task, replace(answer, reward=zero, fee=zero), "quarantined",
                 f"paid in {answer.currency!r} (reward {answer.reward}, fee {answer.fee}) where the loop pays in {currency}: "
                 "not recorded as pay (a loop's sums hold one currency); settle it by hand")
     return task, answer, status, reason
 
 
-def answer_rules(backend: Any, ledger: Any, loop: str) -> dict[str, Any]:
+def answer_rules(backend: Any, ledger: Any, loop: str, answers: Sequence[Answer] = ()) -> dict[str, Any]:
     """:func:`screened`'s rules for ``loop``'s answers: its currency (the backend's ``currency``,
-    else the one the ledger recorded for the loop; None before any pay) and the backend's
-    ``max_active_s`` (the default plausibility limit when it states none)."""
+    else the first the ledger recorded for the loop, else the most common among ``answers``: one
+    stray answer of a first poll does not set it) and the backend's ``max_active_s`` (the default
+    plausibility limit when it states none)."""
     currency = getattr(backend, "currency", None)
     if not isinstance(currency, str):
-        currency = ledger.currency(loop)
+        currency = ledger.currency(loop) or _most_common(answers)
     limit = getattr(backend, "max_active_s", None)
     if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit <= 0:
         limit = DEFAULT_MAX_ACTIVE_S
     return {"currency": currency, "max_active_s": float(limit)}
+
+
+def _most_common(answers: Sequence[Answer]) -> str | None:
+    """The currency most of ``answers`` are paid in (ties: the first in name order); None without any."""
+    from collections import Counter
+
+    counts = Counter(a.currency for a in answers if isinstance(a.currency, str))
+    return min(counts, key=lambda cur: (-counts[cur], cur)) if counts else None

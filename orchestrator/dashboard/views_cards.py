@@ -17,7 +17,6 @@ MAX_CARDS = 4  # full cards shown at once (the latest version of each loop, or t
 def labor_cards(ctx: Context) -> View:
     from clicloop.orchestrator.reporting.laborcard import labor_card
 
-    cur = ctx.currency
     view = View("laborcards", "Labor cards", "Every model version with the human work behind it (labels, hours, money "
                 "spent before it); below, the full labor card of the latest version of each loop, or of the version "
                 "chosen in the filters. A card counts all the work before its version, whatever the backend and dates filters.")
@@ -34,12 +33,13 @@ def labor_cards(ctx: Context) -> View:
     rounds = {r["model_version"]: r for r in ctx.rounds}
     cards_done = [version_card(ctx, ledger, rounds[v]) if v in rounds else labor_card(ledger, v, ctx.floor) for v in chosen]
     carded = {c["model_version"]: c for c in cards_done}
-    versions = [{**r, "hours": carded[r["model_version"]]["hours"]["total"] if r["model_version"] in carded else None,
+    versions = [{**r, "currency": ctx.currency_of(r["loop"]),
+                 "hours": carded[r["model_version"]]["hours"]["total"] if r["model_version"] in carded else None,
                  "cost": carded[r["model_version"]]["money"].get("total_cost", "pay unknown") if r["model_version"] in carded else None}
                 for r in ctx.rounds]
-    view.tables.append(table("Model versions", [
+    view.tables.append(table("Model versions", ctx.money_columns([
         ("loop", "loop", None), ("model_version", "model version", None), ("metric", "metric", 4), ("n_labeled", "labels", 0),
-        ("hours", "human hours before it", 2), ("cost", f"cost before it {cur}", 2)], versions,
+        ("hours", "human hours before it", 2), ("cost", "cost before it {cur}", 2)]), versions,
         note="Hours and cost are shown for the versions with a full card below; the learning-curve and marginal-cost "
              "views give them for every round."))
     view.figures.append(_hours_figure(cards_done))

@@ -77,6 +77,14 @@ def wages(ctx: Context) -> View:
     return view
 
 
+def _reversed(by_currency: dict[str, Any], cur: str) -> Number:
+    """Worker pay reversed by rejections: one amount per currency, never a sum across them."""
+    if len(by_currency) <= 1:
+        amount = next(iter(by_currency.values()), money.ZERO)
+        return Number("income_reversed", "worker pay reversed", amount, money.fmt(amount, next(iter(by_currency), cur)))
+    return Number("income_reversed", "worker pay reversed", None, "; ".join(money.fmt(v, c) for c, v in by_currency.items()))
+
+
 def _compared(workers: list[dict[str, Any]]) -> str:
     """How many workers' wages were compared with a floor ("13" counted the 5 whose floor is in
     another currency than their pay, and who are never below it)."""
@@ -185,7 +193,7 @@ def rejections(ctx: Context) -> View:
         Number("reviewed", "reviewed", rej["reviewed"], f"{rej['reviewed']:,}"),
         Number("rejected", "rejected", rej["rejected"], f"{rej['rejected']:,}"),
         Number("rejection_rate", "rejected, share of answers", rate, fmt(100 * rate, 2, unit="%") if rate is not None else "-"),
-        Number("income_reversed", "worker pay reversed", rej["income_reversed"], fmt(rej["income_reversed"], 2, unit=cur)),
+        _reversed(rej["income_reversed"], cur),
     ]
     if not rej["reasons"]:
         view.empty = "No answer in scope was rejected." if rej["answers"] else "No answer in scope."

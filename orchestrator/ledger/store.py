@@ -409,7 +409,8 @@ class Ledger:
 
     def currency(self, loop: str) -> str | None:
         with self.engine_.connect() as conn:
-            return conn.execute(select(s.payments.c.currency).where(s.payments.c.loop == loop).limit(1)).scalar()
+            return conn.execute(select(s.payments.c.currency).where(s.payments.c.loop == loop)  # the first recorded
+                                .order_by(s.payments.c.recorded_at, s.payments.c.key).limit(1)).scalar()
 
 
 _ASSIGNMENT_COLUMNS = ("task_key", "loop", "round_no", "item_id", "backend", "worker", "label", "status", "reason", "external_id",

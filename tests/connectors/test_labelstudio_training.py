@@ -205,3 +205,24 @@ def test_edits_and_deletions_made_while_the_backend_was_down_become_corrections_
             assert conn.execute(select(func.count()).select_from(s.corrections)).scalar_one() == 2
     finally:
         model.close()
+
+
+def test_what_a_webhook_records_while_training_reads_the_project_is_not_taken_for_a_deletion(tmp_path):
+    """The read of the project is older than what webhooks record meanwhile: an annotation a
+    webhook recorded during the read was missing from it and became a permanent deletion, and an
+    edit recorded during the read got a correction back to the old label."""
+    import time as clock
+
+    model = _served_model(tmp_path)
+    try:
+        rec = model.recorder_
+        first = _ann(1, 10, "billing")
+        assert rec.created(11, first, {"text": "a"}, "topic")
+        read_at = clock.time()
+        clock.sleep(0.01)
+        assert rec.created(12, _ann(2, 11, "delivery"), {"text": "b"}, "topic")  # by webhook, during the read
+        assert rec.corrected(_ann(1, 10, "delivery", updated_at="2026-12-06T12:00:00Z"), "topic", "updated")
+        assert rec.reconcile([first], "topic", read_at) == 0  # the read saw annotation 1 as it was, and no 2
+        assert rec.ledger_.labels(rec.loop) == {"ls-task-11": "delivery", "ls-task-12": "delivery"}
+    finally:
+        model.close()

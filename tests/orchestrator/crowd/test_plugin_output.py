@@ -170,3 +170,64 @@ def test_a_late_answer_to_an_expired_task_is_recorded_paid_and_counted(tmp_path)
         assert task.status == "expired" and task.round_no == 1 and answer.round_no == 1 and answer.status == "submitted"
         assert sorted(paid) == ["fee", "reward"]
         assert task.item_id in ledger.labels("t")
+
+
+@pytest.mark.parametrize("field", ["wait_s", "search_s", "returned_s", "qualification_s"])
+def test_unpaid_seconds_above_the_limit_are_quarantined_too(tmp_path, field):
+    """A plugin's 1e6 s of waiting was recorded: 833 h of total time and 10,016 EUR owed, which
+    `ledger adjust --apply` would have paid (only active seconds were checked)."""
+    from dataclasses import replace
+
+    got = _altered(f"sqlite:///{tmp_path / 'l.db'}", lambda a: replace(a, **{field: 1e6}))
+    odd = [r for r in got["rows"].values() if r["status"] == "quarantined"]
+    assert len(odd) == 3 and all(f"{field} 1e+06 s is above the plausibility limit" in r["reason"] for r in odd)
+    assert all(r[c] < 28800 for r in got["rows"].values() for c in ("active_s", "search_s", "wait_s", "returned_s"))
+
+
+def test_a_currency_in_other_letters_is_the_same_and_bad_pay_records_no_fee(tmp_path):
+    """'eur' from a backend paying EUR was quarantined; a negative reward was quarantined but its
+    fee recorded as paid."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from clicloop.orchestrator.ledger import schema as s
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    answers = iter(range(1000))
+
+    def alter(a):
+        return replace(a, currency="eur") if next(answers) % 2 else replace(a, reward=-0.5)
+
+    got = _altered(url, alter)
+    odd = {k: r for k, r in got["rows"].items() if r["status"] == "quarantined"}
+    assert odd and all("-0.5" in r["reason"] for r in odd.values())  # the raw value kept
+    with Ledger(url) as ledger, ledger.engine_.connect() as conn:
+        assert not conn.execute(select(s.payments).where(s.payments.c.task_key.in_(list(odd)))).all()
+
+
+class NoCurrency(Altering):
+    """A backend that states no currency, whose very first answer is in another one."""
+
+    def __getattr__(self, name):
+        if name == "currency":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_without_a_stated_currency_one_stray_first_answer_does_not_set_the_loops(tmp_path):
+    """The first answer recorded set the loop's currency: one USD answer in a first poll of EUR
+    answers made the loop USD and quarantined 29 of 30 EUR answers, unpaid."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from clicloop.orchestrator.ledger import schema as s
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    first = iter([True])
+    backend = NoCurrency(lambda a: replace(a, currency="USD") if next(first, False) else a)
+    Loop(config_from_dict(digits_config(url, stop={"max_labels": 30})), backend=backend).run()
+    with Ledger(url) as ledger, ledger.engine_.connect() as conn:
+        statuses = [r.status for r in conn.execute(select(s.assignments))]
+        assert ledger.currency("t") == "EUR" and statuses.count("quarantined") == 1 and len(statuses) == 30

@@ -114,3 +114,22 @@ def test_two_currencies_in_view_each_loop_names_its_own(tmp_path) -> None:
         assert "currency" in table.keys and not any("EUR/GBP" in c for c in table.columns), table.caption
         rows = {r[table.keys.index("loop")]: r[table.keys.index("currency")] for r in table.rows}
         assert rows.get("eur", "EUR") == "EUR" and rows.get("gbp", "GBP") == "GBP"
+
+
+def test_pay_reversed_by_rejections_is_never_summed_across_currencies(tmp_path) -> None:
+    """0.08 USD and 0.14 EUR reversed read "worker pay reversed 0.22 EUR/USD"; the model-versions
+    table's heading read "cost before it EUR/USD"."""
+    from clicloop.orchestrator.dashboard.views_cards import labor_cards
+    from clicloop.orchestrator.dashboard.views_people import rejections
+
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        _loop(ledger, "eur", "simulated", "EUR")
+        _loop(ledger, "usd", "prolific", "USD")
+        assert ledger.review("eur/0/i0/0", accept=False, reason="wrong label, checked against gold", withhold_pay=True)
+        assert ledger.review("usd/0/i1/0", accept=False, reason="wrong label, checked against gold", withhold_pay=True)
+        ctx = Context(ledger.engine_, Filters(), floor=WITH_USD)
+        numbers = {n.key: n for n in rejections(ctx).numbers}
+        cards = labor_cards(ctx)
+    assert numbers["income_reversed"].text == "0.05 EUR; 0.05 USD" and numbers["income_reversed"].value is None
+    (versions,) = [t for t in cards.tables if t.caption == "Model versions"]
+    assert "currency" in versions.keys and not any("/" in c for c in versions.columns)

@@ -128,3 +128,17 @@ def test_unpaid_time_no_answer_carries_raises_the_price(tmp_path) -> None:
         after = price_per_answer(ledger, "l", "sim", FLOOR, 100)
     rate = Decimal("12.02") / 3600
     assert float(after - before) >= 0.99 * float(rate * 300 / 10)  # 300 s more over 10 answers, at least at the floor
+
+
+def test_the_money_budget_uses_the_priced_reward_only_where_the_backend_pays_it() -> None:
+    """Prolific, Label Studio and the file exchange pay their own price whatever the loop offers:
+    their budget check stays at that price (at the priced reward it let through about three
+    times the tasks stop.max_cost pays for)."""
+    from types import SimpleNamespace
+
+    from clicloop.orchestrator.stopping import cost_at
+
+    own = SimpleNamespace(fee_rate=0.333, reward=0.15, expected_cost_per_task=lambda: Decimal("0.199950"))
+    assert cost_at(own, Decimal("0.05")) == Decimal("0.199950")
+    sim = SimulatedCrowd(reward=0.05, fee_rate=0.2)
+    assert cost_at(sim, Decimal("0.10")) == Decimal("0.120000") and cost_at(sim, None) == Decimal("0.060000")
