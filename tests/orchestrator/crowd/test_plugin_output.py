@@ -78,7 +78,7 @@ class Altering:
     """A third-party backend: the simulated crowd, with the first answer of each collect altered."""
 
     def __init__(self, alter, **params):
-        from backends.simulated import SimulatedCrowd
+        from clicloop.backends.simulated import SimulatedCrowd
 
         self.inner, self.alter = SimulatedCrowd(**params), alter
 
@@ -131,7 +131,7 @@ class Late:
     timeout expired it: the answer comes back with the next round's answers."""
 
     def __init__(self):
-        from backends.simulated import SimulatedCrowd
+        from clicloop.backends.simulated import SimulatedCrowd
 
         self.inner, self.held, self.late_key = SimulatedCrowd(), None, None
 
