@@ -145,28 +145,15 @@ def cost_at(backend: Any, reward: Decimal | None) -> Decimal | None:
 
 def costing(backend: Any) -> Any:
     """:func:`cost_at` for one backend as a function of the reward, the backend's own price read
-    once (a backend may compute it from every answer so far)."""
-    from decimal import ROUND_HALF_EVEN
-
-    from clicloop.orchestrator.ledger.money import MICRO, exact
+    once (a backend may compute it from every answer so far): the reward and its fee at the
+    backend's ``fee_rate`` (``money.share``, as the backend charges it)."""
+    from clicloop.orchestrator.ledger.money import exact, share
 
     base = per_task(backend)
-    if base is None or not getattr(backend, "pays_task_reward", False):
+    rate = getattr(backend, "fee_rate", None)
+    if base is None or not getattr(backend, "pays_task_reward", False) or not (_number(rate) and rate >= 0):
         return lambda reward: base
-    rate, own = getattr(backend, "fee_rate", None), getattr(backend, "reward", None)
-
-    def cost(reward: Decimal | None) -> Decimal | None:
-        if reward is None:
-            return base
-        if _number(rate) and rate >= 0:
-            value = exact(reward) * (1 + exact(rate))
-        elif _number(own) and own > 0:
-            value = base * exact(reward) / exact(own)
-        else:
-            value = max(base, exact(reward))
-        return value.quantize(MICRO, ROUND_HALF_EVEN)
-
-    return cost
+    return lambda reward: base if reward is None else exact(reward) + share(exact(reward), rate)
 
 
 def _number(value: Any) -> bool:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
-
-from dataclasses import replace
 
 from clicloop.orchestrator.config import Adaptive
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, amount_problem, time_problem
