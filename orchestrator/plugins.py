@@ -183,6 +183,7 @@ class Registry:
         _check_params(entry, params, field)
         where = f"{field}.params" if field else "params"
         resolved = resolve_secrets(params, where)
+        _check_types(entry, resolved, field)
         try:
             return entry.factory(**resolved)
         except (TypeError, ValueError) as e:
@@ -206,6 +207,43 @@ def _check_params(entry: Entry, params: dict[str, Any], field: str | None) -> No
             f"it accepts: {', '.join(sorted(accepted)) or '(none)'}",
             field=f"{field}.params" if field else None,
         )
+
+
+_NUMBER, _WHOLE, _FLAG = "a number", "a whole number", "true or false"
+
+
+def _check_types(entry: Entry, params: dict[str, Any], field: str | None) -> None:
+    """A parameter annotated as a number or a flag gets one (``threshold: "abc"`` is named here,
+    not left to fail inside the factory as ``'<=' not supported ...``); other annotations are the
+    factory's business. The value is never printed: it may come from a secret."""
+    import types
+    import typing
+
+    target = entry.factory.__init__ if inspect.isclass(entry.factory) else entry.factory
+    try:
+        hints = typing.get_type_hints(target)
+    except (NameError, TypeError, AttributeError):  # annotations it cannot resolve: nothing to check
+        return
+    for name, value in params.items():
+        hint = hints.get(name)
+        kinds = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        wanted = {_WHOLE if k is int else _NUMBER if k is float else _FLAG if k is bool else None
+                  for k in kinds if k is not type(None)}
+        if wanted == {_WHOLE, _NUMBER}:
+            wanted = {_NUMBER}
+        if len(wanted) != 1 or None in wanted or (value is None and type(None) in kinds):
+            continue
+        want = wanted.pop()
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        fits = isinstance(value, bool) if want == _FLAG else number and (want == _NUMBER or isinstance(value, int))
+        if not fits:
+            raise ConfigError(f"{entry.kind} {entry.name!r}: parameter {name} is {want}, not {_kind_of(value)}",
+                              field=f"{field}.params.{name}" if field else None)
+
+
+def _kind_of(value: Any) -> str:
+    return {bool: "true or false", str: "text", type(None): "null", list: "a list", dict: "a mapping",
+            float: "a number with a fraction"}.get(type(value), type(value).__name__)
 
 
 def _from(dist: str | None) -> str:

@@ -92,8 +92,13 @@ def ingest(
     from clicloop.orchestrator.postdeploy.follower import FileFollower
     from clicloop.orchestrator.postdeploy.ingest import Ingestor
 
+    if file.is_dir():
+        raise ConfigError(f"{file} is a folder; give the JSONL file the deployed model writes")
     if not follow and not file.is_file():
         raise ConfigError(f"no file {file}; give the JSONL file the deployed model writes (or --follow to wait for it)")
+    if file.suffix.lower() in (".csv", ".tsv", ".parquet", ".xlsx"):
+        raise ConfigError(f"{file}: deploy ingest reads JSONL (one JSON object per line, docs/postdeploy.md), not "
+                          f"{file.suffix.lstrip('.').upper()}; convert it, e.g. pandas' to_json(orient='records', lines=True)")
     with _store(ledger, deployment, create=True) as store:
         follower = FileFollower(Ingestor(store), file)
         try:

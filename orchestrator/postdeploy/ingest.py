@@ -3,7 +3,8 @@
 The same :class:`Ingestor` serves the Python call, the JSONL follower and the HTTP endpoint.
 Malformed records are rejected with a reason and counted in ``pd_rejects`` (keyed so a replay is
 not counted twice); a record for an unknown model version or a label outside that version's label
-set is kept with status ``quarantined``; a prediction id seen before is a duplicate, not an error.
+set is kept with status ``quarantined``; a prediction id seen before is a duplicate, not an error, when the record says the same; one that
+says something else is rejected (the first record is kept).
 """
 
 from __future__ import annotations
@@ -84,26 +85,43 @@ class Ingestor:
         rejects; otherwise a reject is keyed by a hash of its content."""
         result, now = IngestResult(), time.time()
         rows: dict[str, dict[str, Any]] = {}
+        first_at: dict[str, int] = {}  # each id's position in the batch
+        repeats: list[tuple[int, dict[str, Any]]] = []  # an id again in the same batch
         rejects: list[dict[str, Any]] = []
+
+        def reject(i: int, reason: str) -> None:
+            result.rejected.append((i, reason))
+            key = reject_keys[i] if reject_keys is not None else f"{source}:{_digest(raws[i])}"
+            rejects.append({"key": key[:400], "deployment": self.store.deployment, "source": source, "reason": reason[:2000],
+                            "raw": _text(raws[i])[:2000], "recorded_at": now})
+
+        def again(first: dict[str, Any], row: dict[str, Any], i: int) -> None:
+            reason = _changed(first, row)
+            if reason is None:
+                result.duplicates += 1  # a replay
+            else:
+                reject(i, reason)
+
         for i, raw in enumerate(raws):
             record = parse_record(raw)
             if isinstance(record, str):
-                result.rejected.append((i, record))
-                key = reject_keys[i] if reject_keys is not None else f"{source}:{_digest(raw)}"
-                rejects.append({"key": key[:400], "deployment": self.store.deployment, "source": source, "reason": record[:2000],
-                                "raw": _text(raw)[:2000], "recorded_at": now})
+                reject(i, record)
                 continue
+            row = _row(self.store.deployment, record, source, self._quarantine_reason(record), now)
             if record.id in rows:
-                result.duplicates += 1
+                repeats.append((i, row))
                 continue
-            rows[record.id] = _row(self.store.deployment, record, source, self._quarantine_reason(record), now)
+            rows[record.id], first_at[record.id] = row, i
         with self._lock:
-            seen = self.store.existing_predictions(rows)
+            seen = self.store.existing_predictions(rows, content=CONTENT)
+            for pid, stored in seen.items():
+                again(stored, rows[pid], first_at[pid])
+            for i, row in repeats:  # compared with the record kept: the recorded one, else the batch's first
+                again(seen.get(row["prediction_id"], rows[row["prediction_id"]]), row, i)
             new = [r for pid, r in rows.items() if pid not in seen]
             with self.store.engine.begin() as conn:
                 insert_ignore(conn, s.pd_predictions, new)
                 insert_ignore(conn, s.pd_rejects, rejects)
-        result.duplicates += len(seen)
         result.quarantined = sum(r["status"] == "quarantined" for r in new)
         result.accepted = len(new) - result.quarantined
         return result
@@ -117,6 +135,24 @@ class Ingestor:
             rejected = conn.execute(select(func.count()).where(r.deployment == self.store.deployment)).scalar_one()
         return {"accepted": int(by_status.get("accepted", 0)), "quarantined": int(by_status.get("quarantined", 0)),
                 "rejected": int(rejected)}
+
+
+CONTENT = ("model_version", "text", "features_json", "predicted_label", "confidence", "proba_json", "predicted_at",
+           "feedback", "rephrasing")  # what a record says: the same id saying other things is not a replay
+FIELD_NAMES = {"features_json": "features", "proba_json": "probabilities", "predicted_at": "time"}
+
+
+def _changed(first: dict[str, Any], again: dict[str, Any]) -> str | None:
+    """None when ``again`` says what ``first`` (a recorded prediction of the same id) says (a
+    replay); else why it is rejected: a prediction id names one prediction, and feedback sent
+    after its prediction was recorded is not taken."""
+    changed = [f for f in CONTENT if first[f] != again[f]]
+    if not changed:
+        return None
+    late = " (feedback is taken only in the prediction's own record)" if set(changed) <= {"feedback", "rephrasing"} else ""
+    return (f"id: prediction {again['prediction_id']!r} was recorded before with another "
+            f"{', '.join(FIELD_NAMES.get(f, f) for f in changed)}; the first record is kept{late}: a changed "
+            "prediction needs a new id")
 
 
 def _row(deployment: str, r: PredictionRecord, source: str, reason: str | None, now: float) -> dict[str, Any]:

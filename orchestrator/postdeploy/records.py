@@ -25,7 +25,7 @@ MAX_DEPTH = 32  # JSON nesting of one record (a record needs 3)
 class PredictionRecord(BaseModel):
     """One production prediction. ``confidence`` defaults to the largest probability."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN is no confidence
 
     id: str = Field(min_length=1, max_length=200)
     model_version: str = Field(min_length=1, max_length=200)

@@ -93,13 +93,15 @@ class DeploymentStore:
 
     # -- predictions -----------------------------------------------------------------------------
 
-    def existing_predictions(self, ids: Iterable[str]) -> set[str]:
+    def existing_predictions(self, ids: Iterable[str], content: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+        """The recorded predictions among ``ids``: each id's ``content`` columns."""
         c = s.pd_predictions.c
-        out: set[str] = set()
+        out: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(list(ids), 500):
-                out |= set(conn.execute(select(c.prediction_id).where(c.deployment == self.deployment,
-                                                                      c.prediction_id.in_(chunk))).scalars())
+                query = select(c.prediction_id, *(c[f] for f in content)).where(c.deployment == self.deployment,
+                                                                                 c.prediction_id.in_(chunk))
+                out.update((row[0], dict(zip(content, row[1:]))) for row in conn.execute(query))
         return out
 
     def predictions(self, *, status: str | None = "accepted", ids: Sequence[str] | None = None,

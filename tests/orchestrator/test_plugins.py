@@ -264,3 +264,19 @@ def test_a_plugin_that_fails_at_import_is_a_plugin_error_naming_it(tmp_path, mon
     for name in (str(tmp_path / "bad_file.py"), "bad_module"):
         with pytest.raises(PluginError, match=f"{name!r}.*cannot be imported: {says}"):
             get_plugin_manager([name], load_entrypoints=False)
+
+
+@pytest.mark.parametrize("params, says", [
+    ({"reward": "abc"}, "parameter reward is a number, not text"),
+    ({"reward": True}, "parameter reward is a number, not true or false"),
+    ({"n_workers": 2.5}, "parameter n_workers is a whole number, not a number with a fraction"),
+])
+def test_a_parameter_of_the_wrong_kind_is_named_before_the_plugin_is_built(params, says):
+    """``n_workers: 2.5`` escaped a run as numpy's TypeError; ``threshold: abc`` as "'<=' not supported"."""
+    from clicloop.orchestrator.errors import ConfigError
+
+    registry = Registry(get_plugin_manager())
+    with pytest.raises(ConfigError, match=says) as caught:
+        registry.create("backend", "simulated", params, field="backend")
+    assert caught.value.field == f"backend.params.{next(iter(params))}"
+    registry.create("backend", "simulated", {"reward": 1, "n_workers": 3}, field="backend")  # an int is a number

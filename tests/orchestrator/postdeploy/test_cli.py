@@ -150,6 +150,12 @@ def test_bad_input_is_one_clear_line_and_leaves_the_ledger_sound(ledger_url: str
           "missing from the label file")
     ok(clicloop("deploy", "register", "v1", "--labels", "labels.txt", "--model", "v1.joblib", "--serve", *common, cwd=tmp_path))
     fails(clicloop("deploy", "ingest", "nothing.jsonl", *common, cwd=tmp_path), "no file nothing.jsonl")
+    fails(clicloop("deploy", "ingest", ".", *common, cwd=tmp_path), "is a folder")  # it said "no file ." of a folder
+    (tmp_path / "log.csv").write_text("id,model_version,text,predicted_label,confidence,time\nc1,v1,hi,music,0.3,1767225600\n")
+    fails(clicloop("deploy", "ingest", "log.csv", *common, cwd=tmp_path), "reads JSONL", "not CSV")  # one "not JSON" per line
+    (tmp_path / "low.yaml").write_text("{name: low-confidence, params: {threshold: abc}}\n")
+    fails(clicloop("deploy", "triage", "--policy", "low.yaml", *common, cwd=tmp_path),
+          "parameter threshold is a number, not text")  # it said "'<=' not supported between instances of 'int' and 'str'"
     (tmp_path / "bad.yaml").write_text("any: [low-confidence, {name: nope}]\n")
     fails(clicloop("deploy", "triage", "--policy", "bad.yaml", *common, cwd=tmp_path), "unknown triage 'nope'")
     (tmp_path / "typo.yaml").write_text("{name: low-confidence, params: {treshold: 0.3}}\n")
@@ -185,3 +191,14 @@ def test_a_record_without_a_required_field_is_rejected_naming_it(field: str) -> 
     record = {"id": "a", "model_version": "v1", "predicted_label": "music", "text": "hi", "time": 1_767_225_600}
     reason = parse_record({k: v for k, v in record.items() if k != field})
     assert isinstance(reason, str) and reason.startswith(f"{field}: Field required")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_confidence_that_is_no_finite_number_is_rejected_as_such(value: float) -> None:
+    """NaN (what json.dumps writes for float('nan')) was rejected as "less than or equal to 1"."""
+    from clicloop.orchestrator.postdeploy.records import parse_record
+
+    record = {"id": "a", "model_version": "v1", "predicted_label": "music", "text": "hi", "time": 1_767_225_600,
+              "confidence": value}
+    reason = parse_record(json.dumps(record))
+    assert isinstance(reason, str) and reason.startswith("confidence: Input should be a finite number"), reason

@@ -33,15 +33,35 @@ def test_python_call_records_once_and_quarantines_unknown_versions_and_labels(st
     batch = [rec(0), rec(1, feedback="thumbs_down"), rec(2, model_version="v9"), rec(3, predicted_label="cooking"),
              rec(4, probabilities={"music": 0.5, "cooking": 0.5}), rec(1)]
     first = ingest(store.ledger, "assistant", batch)
-    assert (first.accepted, first.quarantined, first.duplicates, first.rejected) == (2, 3, 1, [])
+    assert (first.accepted, first.quarantined, first.duplicates) == (2, 3, 0)
+    assert [i for i, _ in first.rejected] == [5]  # p1 again, saying something else (no feedback): not a replay
     again = ingest(store.ledger, "assistant", batch)
-    assert (again.accepted, again.quarantined, again.duplicates) == (0, 0, 6)
+    assert (again.accepted, again.quarantined, again.duplicates, len(again.rejected)) == (0, 0, 5, 1)
     rows = {r["prediction_id"]: r for r in store.predictions(status=None)}
     assert rows["p2"]["status"] == "quarantined" and "unknown model version 'v9'" in rows["p2"]["reason"]
     assert "'cooking' is not in the label set" in rows["p3"]["reason"]
     assert "outside the label set" in rows["p4"]["reason"]
     assert rows["p1"]["feedback"] == "thumbs_down"
-    assert Ingestor(store).counts() == {"accepted": 2, "quarantined": 3, "rejected": 0}
+    assert Ingestor(store).counts() == {"accepted": 2, "quarantined": 3, "rejected": 1}
+
+
+def test_a_prediction_id_sent_again_with_other_content_is_rejected_and_the_first_record_kept(store: DeploymentStore) -> None:
+    """A complaint sent after its prediction was counted as a duplicate and dropped without a
+    word, as was the same id with another text or label; a replay stays a duplicate."""
+    Ingestor(store).ingest([rec(1), rec(2)])
+    later = Ingestor(store).ingest([rec(1, feedback="thumbs_down"), rec(2, predicted_label="timer", confidence=0.4), rec(1), rec(3),
+                                    rec(3, text="other")])
+    assert (later.accepted, later.duplicates) == (1, 1)
+    reasons = dict(later.rejected)
+    assert sorted(reasons) == [0, 1, 4]
+    assert "'p1' was recorded before with another feedback" in reasons[0] and "feedback is taken only" in reasons[0]
+    assert "another predicted_label, confidence" in reasons[1] and "feedback" not in reasons[1]
+    assert "'p3'" in reasons[4] and "another text" in reasons[4]
+    rows = {r["prediction_id"]: r for r in store.predictions(status=None)}
+    assert rows["p1"]["feedback"] is None and rows["p2"]["predicted_label"] == "music" and rows["p3"]["text"] == "play song 3"
+    assert Ingestor(store).counts()["rejected"] == 3
+    Ingestor(store).ingest([rec(1, feedback="thumbs_down")])  # a retry is counted once
+    assert Ingestor(store).counts()["rejected"] == 3
 
 
 def test_malformed_records_are_rejected_with_a_reason_and_counted_once(store: DeploymentStore) -> None:
