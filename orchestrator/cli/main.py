@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from collections.abc import Iterator
@@ -123,12 +122,17 @@ def report(
     import contextlib
     import io
 
+    from clicloop.orchestrator.errors import ConfigError
+    from clicloop.orchestrator.reporting.forecast import check_target
+
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter(f"--format {fmt!r}: use table, csv or json", param_hint="--format")
     if as_json and fmt == "csv":
         raise typer.BadParameter("--json is --format json: give one of them", param_hint="--json")
-    if target is not None and not (math.isfinite(target) and 0 < target <= 1):
-        raise typer.BadParameter(f"{target}: give a number above 0 and at most 1", param_hint="--target")
+    try:
+        check_target(target)
+    except ConfigError as e:
+        raise typer.BadParameter(e.detail, param_hint="--target") from e
     as_json = as_json or fmt == "json"
     floor, stops, own = None, {}, None
     if config is not None:
@@ -333,7 +337,22 @@ def main(argv: list[str] | None = None) -> Any:
             sys.exit(e.exit_code)
         if type(e).__name__ == "Abort":
             sys.exit(1)
-        raise
+        lost = _ledger_connection_lost(e)
+        if lost is None:
+            raise
+        print(f"error: the ledger's database failed mid-command ({lost}); what was committed is kept: run the same "
+              "command again (a loop resumes where it stopped)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _ledger_connection_lost(e: BaseException) -> str | None:
+    """The database's own words when ``e`` is a connection or server failure (a PostgreSQL restart
+    or an administrator ending the session mid-run), else None."""
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is None or not isinstance(e, exc.OperationalError):
+        return None
+    words = str(getattr(e, "orig", e)).strip().splitlines()
+    return words[0] if words else type(e).__name__
 
 
 # optional dependencies -> the extra (pyproject.toml) that installs them

@@ -15,6 +15,7 @@ from clicloop.orchestrator.dashboard.views_continuous import waiting_staleness
 from clicloop.orchestrator.dashboard.views_cost import forecast_view, learning, marginal
 from clicloop.orchestrator.dashboard.views_people import rejections, unpaid, wages
 from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.reporting.forecast import check_target
 
 VIEWS: dict[str, Callable[[Context], View]] = {
     "learning": learning,
@@ -33,6 +34,7 @@ def build_views(engine: Engine, filters: Filters | None = None, names: Sequence[
                 floor: WageFloor | None = None, target: float | None = None, stops: Mapping[str, Stop] | None = None) -> list[View]:
     """The views ``names`` (default: all, in order) of the ledger behind ``engine``; ``stops``
     (loop name -> its config's stop rules) gives the forecast its targets and budgets."""
+    check_target(target)
     names = list(names or VIEWS)
     unknown = [n for n in names if n not in VIEWS]
     if unknown:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, inspect, make_url, select
 
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import schema as s
@@ -38,8 +38,7 @@ def check_or_create(conn: Connection, url: str) -> bool:
             raise LedgerError(f"{redact(url)} has a {s.meta.name} table that clicloop did not write; refusing to use it. "
                               "Point 'ledger' at a new file, database or schema.")
     else:
-        ours = {t.name for t in s.TABLES} | {ALEMBIC}
-        if existing & ours or (conn.dialect.name == "sqlite" and existing):
+        if existing:  # ours without the marker, or another application's (a PostgreSQL schema it shares, too)
             raise LedgerError(
                 f"{redact(url)} already holds tables that are not a clicloop ledger "
                 f"({', '.join(sorted(existing)[:5])}); refusing to write into it. Use a new file, database or schema."
@@ -60,3 +59,12 @@ def _half_made(conn: Connection, existing: set[str]) -> bool:
     if not versions <= revisions():
         return False
     return all(conn.execute(select(ours[name]).limit(1)).first() is None for name in existing - {ALEMBIC})
+
+
+def privilege_message(url: str, reason: str) -> str:
+    """What to do when the PostgreSQL role at ``url`` lacks a right the ledger needs (``reason``: the server's words)."""
+    user = make_url(url).username or "this role"
+    return (f"{redact(url)}: the PostgreSQL role {user!r} may not create or write the ledger's tables "
+            f"({reason.splitlines()[0]}); nothing was written. Run as the role that owns the ledger, or grant the rights, "
+            f"e.g. GRANT CREATE ON SCHEMA public TO {user} (a new ledger), GRANT SELECT, INSERT, UPDATE, DELETE ON ALL "
+            f"TABLES IN SCHEMA public TO {user} (an existing one). Read-only commands (report, verify, export) need SELECT only.")

@@ -24,7 +24,8 @@ def make_engine(url: str, *, schema_changes: bool = False) -> Engine:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     try:
-        engine = create_engine(url, poolclass=NullPool) if schema_changes else create_engine(url)
+        ping = {} if url.startswith("sqlite") else {"pool_pre_ping": True}  # a server restart drops pooled connections
+        engine = create_engine(url, poolclass=NullPool) if schema_changes else create_engine(url, **ping)
     except (SQLAlchemyError, ImportError, ValueError) as e:
         hint = " (PostgreSQL needs: pip install 'clicloop[postgres]')" if "postgres" in url else ""
         raise LedgerError(f"cannot use the ledger URL {redact_url(url)}: {scrub(str(e), url)}{hint}") from e

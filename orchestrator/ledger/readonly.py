@@ -48,13 +48,15 @@ def read_only_engine(url: str, first: str = "run a loop first (e.g. clicloop qui
         return _sqlite_engine(file, url)
     if url.startswith("postgresql"):
         try:
-            engine = create_engine(url)
+            engine = create_engine(url, pool_pre_ping=True)  # a server restart drops pooled connections (the dashboard's)
         except (SQLAlchemyError, ImportError, ValueError) as e:
             raise LedgerError(f"cannot use the ledger URL {redact_url(url)}: {scrub(str(e), url)}") from e
         event.listen(engine, "connect", _pg_read_only)
         _check_ledger(engine, url)
         return engine
-    raise LedgerError(f"ledger databases must be SQLite or PostgreSQL URLs, not {redact_url(url)}")
+    hint = "; write postgresql+psycopg://... (SQLAlchemy's name for PostgreSQL)" if url.startswith("postgres:") else \
+        " (sqlite:///path/to/ledger.db or postgresql+psycopg://user@host/db)"
+    raise LedgerError(f"ledger databases must be SQLite or PostgreSQL URLs, not {redact_url(url)}{hint}")
 
 
 def _sqlite_engine(file: Path, url: str) -> Engine:

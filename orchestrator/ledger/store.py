@@ -18,7 +18,7 @@ from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.credentials import redact_url, scrub
 from clicloop.orchestrator.ledger import accounting, secrecy
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.create import check_or_create
+from clicloop.orchestrator.ledger.create import check_or_create, privilege_message
 from clicloop.orchestrator.ledger.configdiff import differences
 from clicloop.orchestrator.ledger.db import amount_micros, chunks, has_table, insert_ignore, insert_tuples, lock_for_migration, make_engine, micros, num
 from clicloop.orchestrator.types import Answer, Consensus, Task
@@ -59,6 +59,8 @@ class Ledger:
                         raise LedgerError(f"cannot open the ledger at {redact_url(self.url)}: "
                                           f"{scrub(str(getattr(e, 'orig', e)), self.url)}") from e
                 except DatabaseError as e:
+                    if getattr(e.orig, "sqlstate", None) == "42501":  # PostgreSQL: insufficient privilege
+                        raise LedgerError(privilege_message(self.url, scrub(str(e.orig), self.url))) from e
                     raise LedgerError(
                         f"{redact_url(self.url)} is not a usable database ({scrub(str(e.orig), self.url)}); it was left "
                         "untouched. Point 'ledger' at a new file or an existing clicloop ledger."

@@ -150,6 +150,13 @@ def _get(row: Any, name: str) -> Any:
     return row[name] if isinstance(row, Mapping) else getattr(row, name)
 
 
+def check_target(target: float | None) -> None:
+    """A forecast target someone asked for (``report --target``, the dashboard's ``target``) is
+    a metric above 0 and at most 1."""
+    if target is not None and not (math.isfinite(target) and 0 < target <= 1):
+        raise ConfigError(f"{target}: give a number above 0 and at most 1", field="target")
+
+
 def forecast(rounds_rows: Sequence[Any], target: float, *, seed: int = 0, n_boot: int = BOOTSTRAP,
              level: float = LEVEL, pool_left: int | None = None, families: Sequence[str] = FAMILIES,
              noise_scale: float = NOISE_SCALE, widen: float = WIDEN) -> Forecast:

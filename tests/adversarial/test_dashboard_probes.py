@@ -70,6 +70,16 @@ def test_a_date_that_is_not_one_is_a_400_naming_the_parameter(ledger, query):
     assert response.status_code == 400 and query.split("=")[0] in response.text
 
 
+@pytest.mark.parametrize("target", ["-1", "0", "2", "nan", "inf"])
+def test_a_forecast_target_report_refuses_is_a_400_here_too(ledger, target):
+    """The dashboard answered 200 with "the latest model meets the target -1.0000" (report refuses it)."""
+    client = _client(ledger, "127.0.0.1:8050")
+    for path in ("/api/views/forecast", "/", "/view/forecast"):
+        response = client.get(f"{path}?target={target}")
+        assert response.status_code == 400 and "give a number above 0 and at most 1" in response.text, (path, response.text)
+    assert client.get("/api/views/forecast?target=0.95").status_code == 200
+
+
 def test_the_cli_passes_the_bound_host_and_allow_host(ledger, monkeypatch, tmp_path: Path):
     import uvicorn
     from fastapi.testclient import TestClient

@@ -84,3 +84,12 @@ def test_a_read_only_command_on_a_postgresql_ledger_runs_in_a_read_only_session(
     Loop(config_from_dict(digits_config(pg_url, stop={"max_labels": 10}))).run()
     with ReadOnlyLedger(pg_url) as led, led.engine_.connect() as conn:
         assert conn.execute(text("SHOW transaction_read_only")).scalar() == "on"
+
+
+def test_a_postgres_url_is_told_how_sqlalchemy_spells_postgresql():
+    """``postgres://`` read "ledger databases must be SQLite or PostgreSQL URLs" with no way forward."""
+    from clicloop.orchestrator.errors import LedgerError
+    from clicloop.orchestrator.ledger.readonly import read_only_engine
+
+    with pytest.raises(LedgerError, match=r"write postgresql\+psycopg://"):
+        read_only_engine("postgres://postgres@127.0.0.1:5432/test")

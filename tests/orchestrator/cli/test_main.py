@@ -137,6 +137,30 @@ def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch, capsys):
     assert "interrupted; run the same command again to resume from the ledger" in capsys.readouterr().err
 
 
+def test_a_ledger_connection_lost_mid_run_is_one_line_that_says_to_run_again(tmp_path, monkeypatch, capsys):
+    """A PostgreSQL session ended by an administrator mid-query ended `clicloop run` with 90
+    lines of traceback and exit status 1."""
+    from sqlalchemy.exc import OperationalError
+
+    from clicloop.orchestrator.cli.main import main
+    from clicloop.orchestrator.loop import Loop
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) is None
+
+    def dropped(self, *args, **kwargs):
+        raise OperationalError("SELECT labels.item_id FROM labels", {}, Exception(
+            "terminating connection due to administrator command\nSSL connection has been closed unexpectedly"))
+
+    monkeypatch.setattr(Loop, "run", dropped)
+    with pytest.raises(SystemExit) as e:
+        main(["run", "clicloop.yaml"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the ledger's database failed mid-command (terminating connection due to administrator "
+                          "command); what was committed is kept: run the same command again") and "Traceback" not in err
+
+
 def test_commands_that_need_a_ledger_never_create_one(tmp_path, capsys):
     """deploy status/report/promote/rollback, ledger adjust (a dry run) and ledger quality made an
     empty ledger, folders included, then said 'nothing deployed' with exit 0; `ledger verify` then
