@@ -100,13 +100,14 @@ class Gold(_Strict):
     """Gold questions: items with a known answer (the seed labels) mixed into every round, to
     estimate each worker's accuracy. A gold item's answers are judged once it has
     ``min_answers``: when at least ``dispute_share`` of them disagree with the known answer, the
-    item is unclear (instructions or answer key), so every answer on it is accepted and paid and
-    the item is no longer used as gold."""
+    item is unclear (instructions or answer key), so every answer on it is accepted and paid (an
+    answer rejected before is accepted after all and paid back) and the item is no longer used as gold."""
 
     per_round: int = Field(1, ge=1, description="gold items mixed into each round (each asked loop.redundancy times)")
     min_answers: int = Field(3, ge=1, description="answers on a gold item before they are judged")
     dispute_share: float = Field(0.5, gt=0, le=1, description="this share disagreeing with the key = unclear item, pay all")
-    reject_failed: bool = Field(False, description="reject (with the reason) wrong answers on undisputed gold")
+    reject_failed: bool = Field(False, description="reject (with the reason) wrong answers on undisputed gold and withhold "
+                                "their pay (given back if the item is disputed later)")
 
 
 class Relabel(_Strict):

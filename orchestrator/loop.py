@@ -29,7 +29,7 @@ from clicloop.orchestrator.crowd.late import record_late, settle_changes
 from clicloop.orchestrator.crowd.redundancy import answer_rules, screened
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
-from clicloop.orchestrator.loop_setup import (check_eval_set, check_floor_currency, check_ledger_items, check_model,
+from clicloop.orchestrator.loop_setup import (check_aggregator, check_eval_set, check_floor_currency, check_ledger_items, check_model,
                                               check_money_budget, check_protocols, check_strategy, check_truth, eval_digest,
                                               fingerprint, make_engine, plugin_manager_for)
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
@@ -172,6 +172,7 @@ class Loop:
         self.pool_, self.evalset_ = embed_data(model, self.pool_, self.evalset_)  # a text pool, embedded once: numeric from here on
         if self.model is None:
             check_model(cfg, model, self.pool_.X, self.labels_)
+        check_aggregator(cfg, self.aggregator_, self.labels_)
         check_strategy(cfg, self.strategy_, model, self.pool_.X)
         spread = resolve_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_),
                                        self.pool_.X.shape[1] if self.pool_.X.ndim == 2 else 0, len(self.labels_))

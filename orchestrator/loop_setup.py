@@ -82,6 +82,27 @@ def check_model(cfg: Config, model: Any, X: Any, labels: Sequence[str]) -> None:
         return
 
 
+def check_aggregator(cfg: Config, aggregator: Any, labels: Sequence[str]) -> None:
+    """The aggregator works with its params: a trial on made-up votes (three workers on two
+    items), so a bad value (crowd-kit's ``n_restarts: 0``, ``tol: -1``) fails now, not after the
+    first round's answers are bought. Its output is checked as a round's would be."""
+    import numpy as np
+
+    from clicloop.orchestrator.crowd.quality import checked_consensus
+    from clicloop.orchestrator.errors import AggregatorError, ClicloopError
+    from clicloop.orchestrator.types import Vote
+
+    votes = [Vote(item, worker, labels[(i + j) % len(labels)] if j < 2 else labels[i % len(labels)])
+             for i, item in enumerate(("trial-a", "trial-b")) for j, worker in enumerate(("w1", "w2", "w3"))]
+    try:
+        checked_consensus(aggregator.aggregate(votes, np.random.default_rng(0)), votes, labels, aggregator)
+    except AggregatorError as e:  # its output: the code's fault, not the params'
+        raise AggregatorError(f"on a trial of 6 made-up answers, before any answer is bought: {e}") from e
+    except (ClicloopError, ValueError, TypeError, ArithmeticError, LookupError, NameError) as e:
+        raise ConfigError(f"aggregator {cfg.aggregator.name!r} fails with its params on a trial of 6 made-up answers: {e}",
+                          field="aggregator.params") from e
+
+
 def check_money_budget(cfg: Config, backend: Any) -> None:
     """The backend prices a task from its params (a finite, non-negative number), and
     ``stop.max_cost`` pays for at least one batch."""

@@ -168,7 +168,7 @@ def quality(
     config: Annotated[Path, typer.Argument(help="the loop's config (its gold settings and known answers)")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Each worker's accuracy on gold questions, and the gold items most workers disputed."""
+    """Each worker's accuracy on gold questions, and the gold items their workers disputed."""
     from clicloop.orchestrator.config import Gold, load_config
     from clicloop.orchestrator.data import load_data
     from clicloop.orchestrator.ledger import Ledger
@@ -188,7 +188,10 @@ def quality(
         print(json.dumps({"workers": rows, "disputed_gold": disputed}, indent=2))
         return
     if not rows:
-        typer.echo(f"no gold answers in loop {cfg.loop.name!r} (set loop.gold in the config)")
+        typer.echo(f"no gold answers on undisputed items in loop {cfg.loop.name!r}" if disputed else
+                   f"no gold answers in loop {cfg.loop.name!r} (set loop.gold in the config)")
+        if disputed:
+            typer.echo(f"disputed gold items (answers accepted and paid; check their answer key): {', '.join(disputed)}")
         return
     from rich.table import Table
 

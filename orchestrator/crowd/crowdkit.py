@@ -82,7 +82,7 @@ class _CrowdKitAggregator:
             warnings.simplefilter("ignore", RuntimeWarning)
             try:
                 return self._model(rng, aggregation).fit_predict_proba(frame)
-            except (ValueError, KeyError, IndexError, TypeError, ZeroDivisionError, np.linalg.LinAlgError) as e:
+            except (ValueError, LookupError, TypeError, ArithmeticError, NameError, np.linalg.LinAlgError) as e:  # NameError: MACE with no restart
                 raise AggregationError(f"crowd-kit {self._crowdkit_name} failed on {len(votes)} votes: {e}") from e
 
 

@@ -2,9 +2,9 @@
 aggregation of the items a round touched.
 
 - Gold questions: items with a known answer mixed into the work, the classic way to estimate a
-  worker's accuracy (Oleson et al., "Programmatic Gold", HCOMP 2011). A gold item most workers
-  disagree with is a broken question, not a careless crowd: every answer on it is accepted and
-  paid, and the item is retired.
+  worker's accuracy (Oleson et al., "Programmatic Gold", HCOMP 2011). A gold item its workers
+  dispute (at least ``gold.dispute_share`` of its answers) is a broken question, not a careless
+  crowd: every answer on it is accepted and paid, and the item is retired.
 - Relabel or label new: one more answer on an item whose consensus is doubtful can be worth more
   than a new item (Sheng, Provost and Ipeirotis, "Get another label?", KDD 2008); doubtful items
   compete with new ones under the same strategy score.
@@ -15,6 +15,7 @@ Everything is derived from the ledger, so a resumed loop makes the same decision
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,10 @@ from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.types import Answer, Consensus, Vote
 
 log = logging.getLogger("clicloop")
-DISPUTED = "gold item disputed by most workers: treated as unclear instructions, answer accepted and paid"
+DISPUTED = ("gold item disputed by its workers (at least gold.dispute_share of its answers): treated as unclear "
+            "instructions, answer accepted and paid")
+DISPUTED_LATER = ("gold item disputed by its workers since this answer was rejected: treated as unclear instructions, "
+                  "the rejection overturned and the pay withheld paid back")
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,8 @@ class GoldItem:
 
 
 def gold_status(rows: Sequence[Mapping[str, Any]], known: Mapping[str, str], gold: Gold) -> dict[str, GoldItem]:
-    """Per gold item: its answers, the wrong ones, and whether most workers dispute its key
-    (judged only once it has ``gold.min_answers`` answers)."""
+    """Per gold item: its answers, the wrong ones, and whether its workers dispute its key (at
+    least ``gold.dispute_share`` of the answers, judged once it has ``gold.min_answers``)."""
     by_item: dict[str, list[str]] = {}
     for row in rows:
         if row["label"] is not None:
@@ -65,13 +69,19 @@ def plan_gold(known: Mapping[str, str], retired: set[str], per_round: int, rng: 
 
 
 def judge_gold(ledger: Ledger, loop: str, known: Mapping[str, str], gold: Gold) -> dict[str, GoldItem]:
-    """Review the answers on gold items that are ready: disputed items -> accept all (paid);
+    """Review the answers on gold items that are ready: disputed items -> accept all (paid; an
+    answer rejected before the item was disputed is accepted after all, its pay given back);
     otherwise accept right answers and, with ``gold.reject_failed``, reject wrong ones with the
-    reason. Reviews happen once per answer (idempotent)."""
+    reason and their pay withheld. Reviews happen once per answer (idempotent)."""
+    from clicloop.orchestrator.ledger.overturn import overturn
+
     rows = ledger.gold_answers(loop)
     status = gold_status(rows, known, gold)
     for row in rows:
         item = status.get(row["item_id"])
+        if item is not None and item.disputed and row["decision"] == "reject":  # rejected before most disputed the key
+            overturn(ledger.engine_, row["task_key"], DISPUTED_LATER, "gold")
+            continue
         if item is None or row["decision"] is not None or item.answers < gold.min_answers:
             continue
         if item.disputed:
@@ -130,32 +140,43 @@ def aggregate_items(ledger: Ledger, aggregator: Any, loop: str, r: int, items: S
 
 
 def checked_consensus(consensus: Any, votes: Sequence[Vote], labels: Sequence[str], aggregator: Any) -> list[Consensus]:
-    """The aggregator's labels, each for an item with votes in this aggregation, in the label set,
-    once, with a confidence in [0, 1] and a count of answers; an :class:`AggregatorError` naming the
+    """The aggregator's labels, one for each item with votes in this aggregation (an item left
+    out would be bought again every round), in the label set, once, with a confidence in [0, 1]
+    and a count of answers no larger than the item's votes; an :class:`AggregatorError` naming the
     first that is not, before anything is recorded (a label for an unknown item, or outside the
     set, would be kept by the ledger and break every later round)."""
+    import dataclasses
     import math
+    import numbers
 
     name = type(aggregator).__name__
     if not isinstance(consensus, (list, tuple)):
         raise AggregatorError(f"aggregator {name} returned {type(consensus).__name__}, not a list of Consensus; nothing "
                               "was recorded: fix the aggregator's code and run again (the round resumes)")
-    voted, allowed, seen = {v.item_id for v in votes}, set(labels), set()
+    counts = Counter(v.item_id for v in votes if v.label is not None)
+    allowed, seen, out = set(labels), set(), []
     for c in consensus:
+        count = isinstance(c, Consensus) and isinstance(c.n_answers, numbers.Integral) and not isinstance(c.n_answers, bool)
         problem = ("not a Consensus" if not isinstance(c, Consensus)
-                   else f"item {c.item_id!r} has no answer in this aggregation" if c.item_id not in voted
+                   else f"item {c.item_id!r} has no answer in this aggregation" if c.item_id not in counts
                    else f"item {c.item_id!r} has a second label" if c.item_id in seen
                    else f"label {c.label!r} is not in the label set" if c.label not in allowed
                    else f"confidence {c.confidence!r} is not a number in [0, 1]"
                    if isinstance(c.confidence, bool) or not isinstance(c.confidence, (int, float))
                    or not math.isfinite(c.confidence) or not 0 <= c.confidence <= 1
-                   else f"n_answers {c.n_answers!r} is not a count" if isinstance(c.n_answers, bool)
-                   or not isinstance(c.n_answers, int) or c.n_answers < 0 else None)
+                   else f"n_answers {c.n_answers!r} is not a count of the item's {counts[c.item_id]} answer(s)"
+                   if not count or not 0 <= c.n_answers <= counts[c.item_id] else None)
         if problem:
             raise AggregatorError(f"aggregator {name} returned {c!r}: {problem}; nothing was recorded: fix the aggregator's "
                                   "code and run again (the round resumes; a change of its name or params is another config)")
         seen.add(c.item_id)
-    return list(consensus)
+        out.append(dataclasses.replace(c, label=str(c.label), confidence=float(c.confidence), n_answers=int(c.n_answers)))
+    missing = sorted(set(counts) - seen)
+    if missing:
+        raise AggregatorError(f"aggregator {name} returned no label for {len(missing)} item(s) with answers (e.g. "
+                              f"{missing[0]!r}); nothing was recorded: an aggregator labels every item it is given (an "
+                              "item left out would be bought again every round); fix its code and run again")
+    return out
 
 
 def apply_corrections(ledger: Ledger, aggregator: Any, loop: str, r: int, answers: Sequence[Answer], labels: Sequence[str],

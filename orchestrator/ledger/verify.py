@@ -12,9 +12,11 @@ from sqlalchemy import and_, func, not_, or_, select
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
+from clicloop.orchestrator.ledger.overturn import REINSTATED
 
 a, p, t, w, rv, lab = s.assignments.c, s.payments.c, s.tasks.c, s.workers.c, s.reviews.c, s.labels.c
 pdr = s.pd_reviews.c
+back = s.payments.alias("reinstated").c
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,13 @@ def _checks(max_active_s: float | None = DEFAULT_MAX_ACTIVE_S) -> dict[str, obje
             .where(p.task_key.is_not(None), or_(a.task_key.is_(None), a.worker != p.worker))
         ),
         "no answer is paid twice (one reward, one fee, at most one reversal each)": (
-            select(p.task_key).where(reward_or_fee, p.amount_micros > 0).group_by(p.task_key, p.kind).having(func.count() > 1)
+            select(p.task_key).where(reward_or_fee, p.amount_micros > 0, not_(p.key.endswith(REINSTATED)))
+            .group_by(p.task_key, p.kind).having(func.count() > 1)
         ),
-        "reversals undo exactly one rejected payment": (
+        "reversals undo exactly one rejected payment (or are paid back when the rejection is overturned)": (
             select(p.key).where(reward_or_fee, p.amount_micros < 0).outerjoin(
                 s.reviews, and_(rv.task_key == p.task_key, rv.decision == "reject")).where(rv.task_key.is_(None))
+            .where(not_(select(back.key).where(back.key == p.key + REINSTATED, back.amount_micros == -p.amount_micros).exists()))
         ),
         "worker income is never negative": (
             select(p.worker).where(p.kind.in_(("reward", "bonus", "adjustment"))).group_by(p.loop, p.backend, p.worker)

@@ -76,13 +76,13 @@ def test_out_of_range_values_are_refused_naming_the_field(tmp_path, section, fie
 def test_model_params_the_model_refuses_fail_before_any_answer(tmp_path):
     cfg = digits_config(f"sqlite:///{tmp_path / 'ledger.db'}", data={"seed_size": 0},
                         model={"name": "scaled-logreg", "params": {"C": "abc"}})
-    refused(cfg, ConfigError, r"field 'model.params'.*'C' parameter")
+    refused(cfg, ConfigError, r"field 'model.params.C'.*parameter C is a number, not text")
 
 
 @pytest.mark.parametrize("reward", [math.nan, "abc"])
 def test_a_simulated_reward_that_is_not_a_number_is_refused_before_any_answer(tmp_path, reward):
     cfg = digits_config(f"sqlite:///{tmp_path / 'ledger.db'}", backend={"name": "simulated", "params": {"reward": reward}})
-    refused(cfg, ConfigError, r"field 'backend.params'")
+    refused(cfg, ConfigError, r"field 'backend.params(.reward)?'")
 
 
 def test_a_refused_run_registers_nothing_so_the_corrected_config_runs(tmp_path):

@@ -133,3 +133,42 @@ def test_flagged_items_carry_a_warning_an_opt_out_is_paid_and_exposure_is_capped
 def test_an_exposure_cap_no_crowd_can_meet_fails_with_what_to_change(tmp_path):
     with pytest.raises(BackendError, match="exposure_cap_per_day"):
         Loop(_warned_cfg(tmp_path, exposure_cap_per_day=1)).run()
+
+
+def test_an_answer_rejected_before_its_gold_item_was_disputed_is_accepted_and_paid_back(ledger_url):
+    """A wrong answer rejected (pay withheld) while the key looked right stayed rejected and
+    unpaid after most workers disputed the key, though the docs say answers on a disputed item are
+    accepted and paid."""
+    from decimal import Decimal
+
+    from clicloop.orchestrator.crowd.quality import DISPUTED_LATER, judge_gold
+    from clicloop.orchestrator.ledger.verify import verify
+    from clicloop.orchestrator.types import Answer, Task
+
+    gold = Gold(min_answers=3, dispute_share=0.5, reject_failed=True)
+    known = {"g1": "a"}
+
+    def answer(ledger, r, replica, worker, label):
+        task = Task(f"t/{r}/g1/{replica}", "t", r, "g1", replica, "Sort tickets by topic.", ("a", "b"), kind="gold")
+        ledger.record_tasks([task], "simulated")
+        ledger.record_answers("t", "simulated", [(task, Answer(task.key, worker, label, active_s=5.0, reward=0.1, fee=0.02,
+                                                                   currency="EUR"), "submitted", None)])
+        return task.key
+
+    with Ledger(ledger_url) as ledger:
+        ledger.begin_loop("t", "h", "{}", 0)
+        first = [answer(ledger, 0, i, f"w{i}", label) for i, label in enumerate("baa")]
+        judge_gold(ledger, "t", known, gold)  # 1 of 3 wrong: the wrong one is rejected, its pay reversed
+        worker = ledger.gold_answers("t")[0]["worker"]
+        assert ledger.gold_answers("t")[0]["decision"] == "reject"
+        assert ledger.spent("t")["income"] == Decimal("0.2")
+        [answer(ledger, 1, 3 + i, f"w{3 + i}", "b") for i in range(3)]  # 4 of 6 now say "b": the key is disputed
+        judge_gold(ledger, "t", known, gold)
+        judge_gold(ledger, "t", known, gold)  # idempotent
+        with ledger.engine_.connect() as conn:
+            review = conn.execute(text("SELECT decision, reason FROM reviews WHERE task_key = :k"), {"k": first[0]}).one()
+            back = conn.execute(text("SELECT kind, amount_micros FROM payments WHERE key LIKE '%/reinstated' ORDER BY kind")).all()
+        assert tuple(review) == ("accept", DISPUTED_LATER) and worker
+        assert [tuple(r) for r in back] == [("fee", 20_000), ("reward", 100_000)]
+        assert ledger.spent("t")["income"] == Decimal("0.6")  # six answers, each paid once
+        assert verify(ledger) == []

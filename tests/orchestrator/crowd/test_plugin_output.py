@@ -24,6 +24,7 @@ class Broken:
     """Majority vote, then one defect (the class's ``mode``: a test sets it, then fixes it)."""
 
     mode = "ok"
+    on_trial = False  # misbehave on the loop's trial aggregation too
 
     def aggregate(self, votes, rng):
         by: dict[str, list[str]] = {}
@@ -31,11 +32,15 @@ class Broken:
             by.setdefault(v.item_id, []).append(v.label)
         out = [Consensus(i, Counter(ls).most_common(1)[0][0], 1.0, len(ls)) for i, ls in sorted(by.items())]
         first = out[0]
+        if len(votes) <= 6 and not self.on_trial:  # the loop's trial aggregation before anything is bought
+            return out
         bad = {"ok": None,
                "unknown item": Consensus("ghost-item", first.label, 1.0, 1),
                "outside the set": Consensus(first.item_id, "zebra", 1.0, 1),
                "nan confidence": Consensus(first.item_id, first.label, float("nan"), 1),
-               "twice": Consensus(first.item_id, first.label, 1.0, 1)}[self.mode]
+               "twice": Consensus(first.item_id, first.label, 1.0, 1), "left out": None}[self.mode]
+        if self.mode == "left out":
+            return out[1:]
         if bad is not None:
             out = out[1:] + [bad] if self.mode in ("outside the set", "nan confidence") else out + [bad]
         return out
@@ -53,10 +58,21 @@ def _loop(url: str) -> Loop:
     return Loop(config_from_dict(digits_config(url, aggregator={"name": "broken"}, stop={"max_labels": 30})), plugin_manager=pm)
 
 
+def test_an_aggregator_that_fails_its_trial_is_refused_before_any_answer_is_bought(tmp_path, monkeypatch):
+    """An aggregator that leaves items out (or breaks on its params) made the loop buy answers first."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    monkeypatch.setattr(Broken, "mode", "unknown item")
+    monkeypatch.setattr(Broken, "on_trial", True)
+    with pytest.raises(AggregatorError, match="on a trial of 6 made-up answers, before any answer is bought: .*ghost-item"):
+        _loop(url).run()
+    assert not (tmp_path / "l.db").exists() or Ledger(url).open().spent("t")["answers"] == 0
+
+
 @pytest.mark.parametrize("mode, says", [("unknown item", "'ghost-item' has no answer"),
                                         ("outside the set", "label 'zebra' is not in the label set"),
                                         ("nan confidence", "confidence nan"),
-                                        ("twice", "has a second label")])
+                                        ("twice", "has a second label"),
+                                        ("left out", "no label for 1 item")])
 def test_an_aggregators_bad_label_is_refused_before_the_ledger_keeps_it(tmp_path, monkeypatch, mode, says):
     url = f"sqlite:///{tmp_path / 'l.db'}"
     monkeypatch.setattr(Broken, "mode", mode)
