@@ -296,15 +296,46 @@ class EventCrowd(Waiting):
 
     def _assign_idle(self) -> None:
         st = self.state_
+        did: dict[int, set[str]] | None = None
         for w, worker in enumerate(st.workers):
             if not st.queue:
                 return
             if worker.present and worker.task is None:
-                _, key = heapq.heappop(st.queue)
+                did = self._items_by_worker() if did is None else did
+                key = self._pop_for(w, did)
+                if key is None:  # every queued task is of an item they answered: someone else takes it
+                    continue
+                did.setdefault(w, set()).add(st.tasks[key][0])
                 st.queued.discard(key)
                 worker.waited_s += st.now - (worker.idle_since if worker.idle_since is not None else st.now)
                 worker.task, worker.idle_since = key, None
                 worker.busy_until = st.now + self._seconds(w, key)
+
+    def _items_by_worker(self) -> dict[int, set[str]]:
+        """The items each worker answered or holds: nobody answers one item twice."""
+        st, out = self.state_, {}
+        for key, answer in st.done.items():
+            out.setdefault(int(answer.worker[len("des-"):]), set()).add(st.tasks[key][0])
+        for w, worker in enumerate(st.workers):
+            if worker.task is not None:
+                out.setdefault(w, set()).add(st.tasks[worker.task][0])
+        return out
+
+    def _pop_for(self, w: int, did: dict[int, set[str]]) -> str | None:
+        """The first queued task worker ``w`` may take: one of an item they have not answered,
+        unless every worker has (then anyone may: a replica never waits forever)."""
+        st, skipped, found = self.state_, [], None
+        mine = did.get(w, set())
+        while st.queue:
+            entry = heapq.heappop(st.queue)
+            item = st.tasks[entry[1]][0]
+            if item not in mine or sum(item in items for items in did.values()) >= len(st.workers):
+                found = entry[1]
+                break
+            skipped.append(entry)
+        for entry in skipped:
+            heapq.heappush(st.queue, entry)
+        return found
 
     def _seconds(self, w: int, key: str) -> float:
         z = rng_for(self.state_.seed, "event-crowd", "seconds", key, w).standard_normal()

@@ -48,6 +48,11 @@ class SimulatedCrowd:
         working day: no worker gets more flagged tasks in a round than the cap.
     reward, fee_rate, currency: pay per task (unless the loop prices the task: ``Task.reward``);
         the platform fee is ``fee_rate * reward``.
+
+    The replicas of an item asked in one round go to different workers (up to ``n_workers``);
+    an answer asked in a later round (``loop.relabel``, ``loop.adaptive``) may go to a worker
+    who answered the item before, since each answer is a pure function of its task: the event
+    crowd (``event-crowd``), which keeps its state, never gives one person an item twice.
     """
 
     pays_task_reward = True  # pays the loop's price for a task (Task.reward) when it sets one

@@ -161,3 +161,16 @@ def test_a_loop_that_starts_over_gets_a_fresh_crowd_not_the_old_state(tmp_path):
 def test_bad_parameters_are_refused_by_name(params):
     with pytest.raises(BackendError, match="event crowd"):
         EventCrowd(**params).open(context())
+
+
+def test_nobody_answers_one_item_twice_unless_everyone_has():
+    """Three replicas of an item went to the same worker of six in one round (each a vote)."""
+    c = crowd(0, n_workers=6)
+    batch = [Task(f"des/0/i{n}/{r}", "des", 0, f"i{n}", r, PURPOSE, LABELS) for n in range(10) for r in range(3)]
+    c.dispatch(batch)
+    answers = c.collect(batch)
+    pairs = [(a.task_key.split("/")[2], a.worker) for a in answers]
+    assert len(answers) == 30 and len(set(pairs)) == 30
+    few = crowd(0, n_workers=2)  # three replicas, two people: the third goes to one of them, it never waits forever
+    few.dispatch(batch[:3])
+    assert len(few.collect(batch[:3])) == 3
