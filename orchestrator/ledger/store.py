@@ -26,6 +26,9 @@ from clicloop.orchestrator.types import Answer, Consensus, Task
 SALT_ENV = secrecy.KEY_ENV
 
 
+CONFIDENCE_STEP = 0.01  # a label's stored confidence follows its aggregator's to within this
+
+
 class Ledger:
     """A ledger at a SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://...``).
 
@@ -366,12 +369,14 @@ class Ledger:
 
     def revise_labels(self, loop: str, round_no: int, consensus: Sequence[Consensus], withdrawn: Sequence[str] = ()) -> int:
         """Add a revision for each item whose label changed, that got more answers (a relabel,
-        with its new confidence) or that was withdrawn (every answer deleted)."""
+        with its new confidence), whose confidence moved by more than ``CONFIDENCE_STEP`` (a
+        pooled aggregator re-estimating its workers: relabeling and weights read it) or that was
+        withdrawn (every answer deleted)."""
         current = self._latest_labels(loop, [c.item_id for c in consensus] + list(withdrawn))
         now, rows = time.time(), []
         for c in consensus:
-            rev, label, n_answers, _ = current.get(c.item_id, (-1, None, 0, 0.0))
-            if label != c.label or n_answers != c.n_answers:
+            rev, label, n_answers, confidence = current.get(c.item_id, (-1, None, 0, 0.0))
+            if label != c.label or n_answers != c.n_answers or abs(confidence - c.confidence) > CONFIDENCE_STEP:
                 rows.append(_label_row(loop, round_no, c, rev + 1, now))
         for item in withdrawn:
             rev, label, _, _ = current.get(item, (-1, None, 0, 0.0))

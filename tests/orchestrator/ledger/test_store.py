@@ -140,3 +140,14 @@ def test_a_ledger_from_a_newer_clicloop_is_refused(tmp_path):
         conn.execute("update alembic_version set version_num = '9999'")
     with pytest.raises(LedgerError, match="newer clicloop"):
         Ledger(url).open()
+
+
+def test_a_labels_confidence_follows_a_pooled_aggregators_re_estimate(ledger_url):
+    """Dawid-Skene moved digit-0299 from 1.0 to 0.739 (below relabel's 0.75) while the ledger kept
+    1.0: a revision was written only when the label or the answer count changed."""
+    with Ledger(ledger_url) as ledger:
+        ledger.begin_loop("l", "h", "{}", 0)
+        ledger.record_labels("l", 0, [Consensus("item1", "a", 1.0, 3), Consensus("item2", "b", 0.5, 3)])
+        assert ledger.revise_labels("l", 1, [Consensus("item1", "a", 0.739, 3), Consensus("item2", "b", 0.505, 3)]) == 1
+        assert ledger.label_confidence("l") == {"item1": 0.739, "item2": 0.5}  # a move within 0.01 is not a revision
+        assert ledger.labels("l") == {"item1": "a", "item2": "b"}
