@@ -73,7 +73,7 @@ def judge_gold(ledger: Ledger, loop: str, known: Mapping[str, str], gold: Gold) 
     answer rejected before the item was disputed is accepted after all, its pay given back);
     otherwise accept right answers and, with ``gold.reject_failed``, reject wrong ones with the
     reason and their pay withheld. Reviews happen once per answer (idempotent)."""
-    from clicloop.orchestrator.ledger.overturn import overturn
+    from clicloop.orchestrator.ledger.reviews import overturn
 
     rows = ledger.gold_answers(loop)
     status = gold_status(rows, known, gold)

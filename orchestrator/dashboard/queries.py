@@ -18,7 +18,7 @@ from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, PLANNED_KINDS, _wages
 from clicloop.orchestrator.ledger.db import has_table
 from clicloop.orchestrator.ledger.money import from_micros, to_micros
-from clicloop.orchestrator.ledger.overturn import REINSTATED
+from clicloop.orchestrator.ledger.reviews import REINSTATED
 from clicloop.orchestrator.ledger.unpaid import loose
 
 a, p, w, rv, r = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c, s.rounds.c

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from clicloop.orchestrator.crowd.plausibility import MAX_AMOUNT
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.credentials import redact_url, scrub
-from clicloop.orchestrator.ledger import accounting, secrecy
+from clicloop.orchestrator.ledger import accounting, reviews, secrecy
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.create import check_or_create, privilege_message
 from clicloop.orchestrator.ledger.configdiff import differences
@@ -308,28 +308,8 @@ class Ledger:
 
     def review(self, task_key: str, *, accept: bool, reason: str | None = None, reviewer: str = "requester",
                withhold_pay: bool = False) -> bool:
-        """Accept or reject an answer; a rejection needs a reason. ``withhold_pay`` reverses its
-        reward and fee (as platforms do for rejected work). True if this decision is new."""
-        if not accept and not (reason and reason.strip()):
-            raise LedgerError(f"rejecting {task_key} needs a reason the worker can read (and appeal)")
-        with self.engine_.begin() as conn:
-            row = conn.execute(select(s.assignments.c.loop).where(s.assignments.c.task_key == task_key)).first()
-            if row is None:
-                raise LedgerError(f"no answer for task {task_key!r} in this ledger")
-            if conn.execute(select(s.reviews.c.task_key).where(s.reviews.c.task_key == task_key)).first():
-                return False
-            now = time.time()
-            insert_ignore(conn, s.reviews, [{"task_key": task_key, "loop": row.loop, "decision": "accept" if accept else "reject",
-                                             "reason": reason, "reviewer": reviewer, "recorded_at": now}])
-            if not accept and withhold_pay:
-                paid = conn.execute(select(s.payments).where(s.payments.c.task_key == task_key,
-                                                            s.payments.c.kind.in_(("reward", "fee")))).all()
-                insert_ignore(conn, s.payments, [
-                    {**p._mapping, "key": f"{p.key}/reversal", "amount_micros": -p.amount_micros, "reason": f"rejected: {reason}",
-                     "recorded_at": now}
-                    for p in paid
-                ])
-        return True
+        """Accept or reject an answer (:func:`clicloop.orchestrator.ledger.reviews.review`)."""
+        return reviews.review(self.engine_, task_key, accept=accept, reason=reason, reviewer=reviewer, withhold_pay=withhold_pay)
 
     def record_corrections(self, loop: str, rows: Sequence[tuple[str, str, str, str | None, str]]) -> int:
         """Record corrections ``(task_key, item_id, event, label, version)``; returns how many were new."""

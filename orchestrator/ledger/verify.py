@@ -12,7 +12,7 @@ from sqlalchemy import and_, func, not_, or_, select
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.overturn import REINSTATED
+from clicloop.orchestrator.ledger.reviews import REINSTATED
 
 a, p, t, w, rv, lab = s.assignments.c, s.payments.c, s.tasks.c, s.workers.c, s.reviews.c, s.labels.c
 pdr = s.pd_reviews.c

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.db import insert_ignore
-from clicloop.orchestrator.postdeploy.records import PredictionRecord, day_of, parse_record
+from clicloop.orchestrator.postdeploy.records import PredictionRecord, parse_record
 from clicloop.orchestrator.postdeploy.store import DeploymentStore
 
 SOURCES = ("python", "file", "http")
