@@ -98,6 +98,7 @@ class EventCrowd(Waiting):
             raise BackendError("the event crowd needs ground truth: set data.pool.truth to the column that holds it")
         self.context_ = context
         self.state_ = self._load(context) or self._fresh(context)
+        self.did_: dict[int, set[str]] | None = None  # items each worker answered or holds, built from the state once
 
     def dispatch(self, tasks: Sequence[Task]) -> None:
         """Queue the tasks (first come, first served); a known key is ignored, a withdrawn one
@@ -296,12 +297,11 @@ class EventCrowd(Waiting):
 
     def _assign_idle(self) -> None:
         st = self.state_
-        did: dict[int, set[str]] | None = None
         for w, worker in enumerate(st.workers):
             if not st.queue:
                 return
             if worker.present and worker.task is None:
-                did = self._items_by_worker() if did is None else did
+                did = self._items_by_worker()
                 key = self._pop_for(w, did)
                 if key is None:  # every queued task is of an item they answered: someone else takes it
                     continue
@@ -312,24 +312,28 @@ class EventCrowd(Waiting):
                 worker.busy_until = st.now + self._seconds(w, key)
 
     def _items_by_worker(self) -> dict[int, set[str]]:
-        """The items each worker answered or holds: nobody answers one item twice."""
-        st, out = self.state_, {}
-        for key, answer in st.done.items():
-            out.setdefault(int(answer.worker[len("des-"):]), set()).add(st.tasks[key][0])
-        for w, worker in enumerate(st.workers):
-            if worker.task is not None:
-                out.setdefault(w, set()).add(st.tasks[worker.task][0])
-        return out
+        """The items each worker answered or holds (nobody answers one item twice): built from the
+        state once (a resumed crowd), then kept as tasks are taken."""
+        if self.did_ is None:
+            st, self.did_ = self.state_, {}
+            for key, answer in st.done.items():
+                self.did_.setdefault(int(answer.worker[len("des-"):]), set()).add(st.tasks[key][0])
+            for w, worker in enumerate(st.workers):
+                if worker.task is not None:
+                    self.did_.setdefault(w, set()).add(st.tasks[worker.task][0])
+        return self.did_
 
     def _pop_for(self, w: int, did: dict[int, set[str]]) -> str | None:
         """The first queued task worker ``w`` may take: one of an item they have not answered,
-        unless every worker has (then anyone may: a replica never waits forever)."""
+        unless every worker who is or will be there has (then anyone may: a replica never waits
+        forever on people who never come)."""
         st, skipped, found = self.state_, [], None
         mine = did.get(w, set())
+        reachable = [i for i, x in enumerate(st.workers) if x.present or x.toggle_at < float("inf")]
         while st.queue:
             entry = heapq.heappop(st.queue)
             item = st.tasks[entry[1]][0]
-            if item not in mine or sum(item in items for items in did.values()) >= len(st.workers):
+            if item not in mine or all(item in did.get(i, ()) for i in reachable):
                 found = entry[1]
                 break
             skipped.append(entry)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from clicloop.orchestrator.config_people import (  # noqa: F401 (importers name them from here)
-    Adaptive, ContentWarning, Gold, Relabel, Sensitive, WageFloor, _money, _Strict,
+    Adaptive, ContentWarning, Floor, Gold, Relabel, Sensitive, WageFloor, _money, _Strict,
 )
 from clicloop.orchestrator.credentials import check_secret_params, resolve_secret_files
 from clicloop.orchestrator.errors import BudgetError, ConfigError
@@ -244,10 +244,6 @@ class Config(_Strict):
             raise ValueError("loop.adaptive needs loop.redundancy >= 2: agreement is measured between the first answers")
         if adaptive is not None and adaptive.max_answers < self.loop.redundancy:
             raise ValueError(f"loop.adaptive.max_answers ({adaptive.max_answers}) is below loop.redundancy ({self.loop.redundancy})")
-        relabel = self.loop.relabel
-        if relabel is not None and relabel.max_answers <= self.loop.redundancy:
-            raise ValueError(f"loop.relabel.max_answers ({relabel.max_answers}) must exceed loop.redundancy "
-                             f"({self.loop.redundancy}): every item has that many answers already, so none could get another")
         if self.loop.gold is not None and self.data.seed_size == 0 and not (self.data.pool and self.data.pool.label):
             raise ValueError("loop.gold needs items with known answers: set data.seed_size or give seed labels in the pool")
         if self.loop.mode == "continuous":

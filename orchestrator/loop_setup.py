@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import numbers
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.credentials import public_config
 from clicloop.orchestrator.errors import BudgetError, ConfigError, DataError
 from clicloop.orchestrator.ledger.money import exact
+
+log = logging.getLogger("clicloop")
 
 
 def check_strategy(cfg: Config, strategy: Any, model: Any, X: Any) -> None:
@@ -84,23 +87,31 @@ def check_model(cfg: Config, model: Any, X: Any, labels: Sequence[str]) -> None:
 
 def check_aggregator(cfg: Config, aggregator: Any, labels: Sequence[str]) -> None:
     """The aggregator works with its params: a trial on made-up votes (three workers on two
-    items), so a bad value (crowd-kit's ``n_restarts: 0``, ``tol: -1``) fails now, not after the
-    first round's answers are bought. Its output is checked as a round's would be."""
-    import numpy as np
+    items, on a copy of it), so a bad value (crowd-kit's ``n_restarts: 0``) fails now, not after
+    the first round's answers are bought. Its output is checked as a round's would be. Also warns
+    of a relabel setting that can never ask for an answer."""
+    import copy
 
     from clicloop.orchestrator.crowd.quality import checked_consensus
     from clicloop.orchestrator.errors import AggregatorError, ClicloopError
     from clicloop.orchestrator.types import Vote
 
+    if cfg.loop.relabel is not None and cfg.loop.relabel.max_answers <= cfg.loop.redundancy:
+        log.warning("loop.relabel.max_answers (%d) is not above loop.redundancy (%d): every item has that many answers "
+                    "already, so relabeling never asks for another", cfg.loop.relabel.max_answers, cfg.loop.redundancy)
     votes = [Vote(item, worker, labels[(i + j) % len(labels)] if j < 2 else labels[i % len(labels)])
              for i, item in enumerate(("trial-a", "trial-b")) for j, worker in enumerate(("w1", "w2", "w3"))]
+    trial = copy.deepcopy(aggregator)  # a stateful aggregator never meets the made-up workers
     try:
-        checked_consensus(aggregator.aggregate(votes, np.random.default_rng(0)), votes, labels, aggregator)
+        checked_consensus(trial.aggregate(votes, np.random.default_rng(0)), votes, labels, trial)
     except AggregatorError as e:  # its output: the code's fault, not the params'
-        raise AggregatorError(f"on a trial of 6 made-up answers, before any answer is bought: {e}") from e
-    except (ClicloopError, ValueError, TypeError, ArithmeticError, LookupError, NameError) as e:
-        raise ConfigError(f"aggregator {cfg.aggregator.name!r} fails with its params on a trial of 6 made-up answers: {e}",
-                          field="aggregator.params") from e
+        raise AggregatorError(f"on a trial of 6 made-up answers (items trial-a, trial-b), before any answer is bought: "
+                              f"{e}") from e
+    except LookupError:  # an aggregator that knows the real items (a prior per item): the real rounds decide
+        return
+    except (ClicloopError, ValueError, TypeError, ArithmeticError, NameError) as e:
+        raise ConfigError(f"aggregator {cfg.aggregator.name!r} fails with its params on a trial of 6 made-up answers "
+                          f"(items trial-a, trial-b): {e}", field="aggregator.params") from e
 
 
 def check_money_budget(cfg: Config, backend: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,16 +235,46 @@ def _check_types(entry: Entry, params: dict[str, Any], field: str | None) -> Non
         if len(wanted) != 1 or None in wanted or (value is None and type(None) in kinds):
             continue
         want = wanted.pop()
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        fits = isinstance(value, bool) if want == _FLAG else number and (want == _NUMBER or isinstance(value, int))
-        if not fits:
+        if not _fits(want, value):
             raise ConfigError(f"{entry.kind} {entry.name!r}: parameter {name} is {want}, not {_kind_of(value)}",
                               field=f"{field}.params.{name}" if field else None)
 
 
+def _fits(want: str, value: Any) -> bool:
+    """Numbers as YAML, Python or numpy give them (a money amount also as Decimal or a decimal
+    string: ``reward: "0.05"``); whole numbers as integers; flags as booleans."""
+    import numbers
+    from decimal import Decimal, InvalidOperation
+
+    if want == _FLAG:
+        return isinstance(value, bool) or type(value).__name__ == "bool_"  # numpy's too
+    if isinstance(value, bool):
+        return False
+    if want == _WHOLE:
+        return isinstance(value, numbers.Integral)
+    if isinstance(value, str):  # a decimal string, as money is written; never an exponent (see _kind_of)
+        try:
+            return "e" not in value.lower() and Decimal(value.strip()).is_finite()
+        except InvalidOperation:
+            return False
+    return isinstance(value, (numbers.Real, Decimal))
+
+
 def _kind_of(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return f"{value!r} (write {int(value)})"
+    if isinstance(value, str) and _YAML_EXPONENT.fullmatch(value.strip()):
+        return f"text ({value!r}: YAML reads an exponent without a dot as text; write {_dotted(value.strip())})"
     return {bool: "true or false", str: "text", type(None): "null", list: "a list", dict: "a mapping",
             float: "a number with a fraction"}.get(type(value), type(value).__name__)
+
+
+_YAML_EXPONENT = re.compile(r"[-+]?\d+[eE][-+]?\d+")  # 1e-5: text to YAML 1.1 (PyYAML), a number to everyone else
+
+
+def _dotted(value: str) -> str:
+    mantissa, exponent = re.split("[eE]", value, maxsplit=1)
+    return f"{mantissa}.0e{exponent}"
 
 
 def _from(dist: str | None) -> str:

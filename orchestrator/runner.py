@@ -18,6 +18,7 @@ its lease (suspended past the expiry while another took over) stops there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -209,8 +210,12 @@ class RunnerLease:
                     self.conn_.execute(text("SELECT 1")).scalar()
                     self.conn_.commit()
                 except SQLAlchemyError as e:
-                    self.lost_ = f"the database session holding its lock ended ({e.__class__.__name__})"
-                    return False
+                    if not self._relock():
+                        self.lost_ = (f"the database session holding its lock ended ({e.__class__.__name__}) and "
+                                      "another runner holds the loop now")
+                        return False
+                    log.warning("loop %r: the database session holding the runner lock ended (%s, a server restart?); "
+                                "took the lock again on a new one", self.loop, e.__class__.__name__)
             with self.ledger.engine_.begin() as conn:
                 done = conn.execute(update(s.runner_leases).where(lease.loop == self.loop, lease.holder == self.me_.token)
                                     .values(heartbeat_at=now, expires_at=now + self.expiry_s))
@@ -219,6 +224,29 @@ class RunnerLease:
                 return False
             self.expires_ = now + self.expiry_s
             return True
+
+    def _relock(self) -> bool:
+        """After the session that held the advisory lock ended (a server restart, an administrator):
+        the lock again on a new session, if nobody took the loop meanwhile (its lease row still
+        names this runner). False when another runner has it."""
+        old, self.conn_ = self.conn_, None
+        with contextlib.suppress(SQLAlchemyError):
+            old.invalidate()  # type: ignore[union-attr]
+            old.close()  # type: ignore[union-attr]
+        try:
+            conn = self.ledger.engine_.connect()  # checked before use: a live session
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key_}).scalar()
+            conn.commit()
+        except SQLAlchemyError:
+            return False
+        row = self.holder_row() if got else None
+        if row is None or row["holder"] != self.me_.token:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.invalidate()  # ends the session, and the lock with it
+                conn.close()
+            return False
+        self.conn_ = conn
+        return True
 
     def check(self) -> None:
         """Raise :class:`LeaseLostError` when this runner no longer holds its loop. Cheap while

@@ -345,13 +345,22 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(2)
 
 
+_LOST_STATES = ("08", "57P01", "57P02", "57P03", "53")  # connection exceptions, shutdowns, insufficient resources (a full disk)
+
+
 def _ledger_connection_lost(e: BaseException) -> str | None:
-    """The database's own words when ``e`` is a connection or server failure (a PostgreSQL restart
-    or an administrator ending the session mid-run), else None."""
+    """The database's own words when ``e`` is a lost connection or a server failure (a PostgreSQL
+    restart, an administrator ending the session mid-run, a full disk), else None: any other
+    database error (a missing table: a bug) keeps its traceback."""
     exc = sys.modules.get("sqlalchemy.exc")
     if exc is None or not isinstance(e, exc.OperationalError):
         return None
-    words = str(getattr(e, "orig", e)).strip().splitlines()
+    state = str(getattr(e.orig, "sqlstate", "") or "")
+    if not (getattr(e, "connection_invalidated", False) or state.startswith(_LOST_STATES)):
+        return None
+    from clicloop.orchestrator.credentials import redact_url
+
+    words = redact_url(str(getattr(e, "orig", e))).strip().splitlines()  # a URL in the driver's words loses its password
     return words[0] if words else type(e).__name__
 
 

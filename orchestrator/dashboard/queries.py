@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Engine, case, func, inspect, literal, null, or_, select, union_all
+from sqlalchemy import Engine, case, func, inspect, literal, null, select, union_all
 
 from clicloop.orchestrator.dashboard.source import REVIEW_SUFFIX, Filters
 from clicloop.orchestrator.errors import LedgerError
@@ -18,7 +18,6 @@ from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.accounting import INCOME_KINDS, PLANNED_KINDS, _wages
 from clicloop.orchestrator.ledger.db import has_table
 from clicloop.orchestrator.ledger.money import from_micros, to_micros
-from clicloop.orchestrator.ledger.reviews import REINSTATED
 from clicloop.orchestrator.ledger.unpaid import loose
 
 a, p, w, rv, r = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c, s.rounds.c
@@ -276,9 +275,9 @@ def rejections(engine: Engine, scope: Scope) -> dict[str, Any]:
         reasons = conn.execute(select(func.coalesce(rv.reason, "(no reason)"), func.count()).select_from(joined)
                                .where(*where, rv.decision == "reject").group_by(rv.reason)
                                .order_by(func.count().desc(), rv.reason)).all()
+        standing = select(rv.task_key).where(rv.task_key == p.task_key, rv.decision == "reject").exists()  # not overturned
         reversed_ = dict(conn.execute(select(p.currency, func.sum(p.amount_micros)).where(  # per currency: never summed across
-            *_where(p, scope), p.kind.in_(INCOME_KINDS), or_(p.amount_micros < 0, p.key.endswith(REINSTATED)))  # net of pay given back
-            .group_by(p.currency)).all())
+            *_where(p, scope), p.kind.in_(INCOME_KINDS), p.amount_micros < 0, standing).group_by(p.currency)).all())
         answers = conn.execute(select(func.count()).select_from(s.assignments).where(*_where(a, scope))).scalar_one()
     return {"answers": int(answers), "reviewed": int(reviewed), "rejected": int(rejected or 0),
             "reasons": [(str(reason), int(n)) for reason, n in reasons],

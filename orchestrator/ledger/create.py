@@ -10,6 +10,8 @@ any point leaves no ledger or a complete one.
 from __future__ import annotations
 
 import logging
+import re
+from urllib.parse import unquote
 
 from sqlalchemy import Connection, inspect, make_url, select
 
@@ -62,9 +64,15 @@ def _half_made(conn: Connection, existing: set[str]) -> bool:
 
 
 def privilege_message(url: str, reason: str) -> str:
-    """What to do when the PostgreSQL role at ``url`` lacks a right the ledger needs (``reason``: the server's words)."""
-    user = make_url(url).username or "this role"
+    """What to do when the PostgreSQL role at ``url`` lacks a right the ledger needs (``reason``: the
+    server's words): the GRANTs, on the URL's schema (its ``search_path`` option, else public)."""
+    parsed = make_url(url)
+    user = parsed.username or "this role"
+    role = user if re.fullmatch(r"[a-z_][a-z0-9_$]*", user) else '"' + user.replace('"', '""') + '"'
+    options = parsed.query.get("options", "")
+    found = re.search(r"search_path\s*=\s*([^\s,]+)", unquote(" ".join(options) if isinstance(options, tuple) else options))
+    schema = found.group(1) if found else "public"
     return (f"{redact(url)}: the PostgreSQL role {user!r} may not create or write the ledger's tables "
             f"({reason.splitlines()[0]}); nothing was written. Run as the role that owns the ledger, or grant the rights, "
-            f"e.g. GRANT CREATE ON SCHEMA public TO {user} (a new ledger), GRANT SELECT, INSERT, UPDATE, DELETE ON ALL "
-            f"TABLES IN SCHEMA public TO {user} (an existing one). Read-only commands (report, verify, export) need SELECT only.")
+            f"e.g. GRANT CREATE ON SCHEMA {schema} TO {role} (a new ledger), GRANT SELECT, INSERT, UPDATE, DELETE ON ALL "
+            f"TABLES IN SCHEMA {schema} TO {role} (an existing one). Read-only commands (report, verify, export) need SELECT only.")

@@ -4,7 +4,8 @@ pay withheld is accepted after all (a gold item whose key its workers later disp
 comes back.
 
 The history stays: the reversal rows remain, each followed by a ``<reversal key>/reinstated``
-row of the opposite amount, and the review row records the new decision and why. ``ledger
+row of the opposite amount, and the review row records the new decision and why, with the
+rejection's reason (and keeps the rejection's time). ``ledger
 verify`` counts a reinstated reversal as undone, never as a second payment.
 """
 
@@ -26,10 +27,11 @@ def overturn(engine: Engine, task_key: str, reason: str, reviewer: str) -> bool:
     rejection reversed, in one transaction; True if it was rejected until now (idempotent)."""
     rv, p = s.reviews.c, s.payments.c
     with engine.begin() as conn:
-        changed = conn.execute(update(s.reviews).where(rv.task_key == task_key, rv.decision == "reject")
-                               .values(decision="accept", reason=reason, reviewer=reviewer, recorded_at=time.time())).rowcount
-        if not changed:
+        before = conn.execute(select(rv.reason).where(rv.task_key == task_key, rv.decision == "reject")).first()
+        if before is None:
             return False
+        conn.execute(update(s.reviews).where(rv.task_key == task_key, rv.decision == "reject")  # its time stays the rejection's
+                     .values(decision="accept", reason=f"{reason} (rejected before: {before.reason})", reviewer=reviewer))
         reversals = conn.execute(select(s.payments).where(p.task_key == task_key, p.kind.in_(("reward", "fee")),
                                                           p.amount_micros < 0)).all()
         insert_ignore(conn, s.payments, [

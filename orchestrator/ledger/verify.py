@@ -47,6 +47,13 @@ def _checks(max_active_s: float | None = DEFAULT_MAX_ACTIVE_S) -> dict[str, obje
                 s.reviews, and_(rv.task_key == p.task_key, rv.decision == "reject")).where(rv.task_key.is_(None))
             .where(not_(select(back.key).where(back.key == p.key + REINSTATED, back.amount_micros == -p.amount_micros).exists()))
         ),
+        "every reinstated payment pays back one reversal of an overturned rejection": (
+            select(p.key).where(p.key.endswith(REINSTATED)).where(or_(
+                not_(select(back.key).where(back.key == func.substr(p.key, 1, func.length(p.key) - len(REINSTATED)),
+                                            back.task_key == p.task_key, back.amount_micros == -p.amount_micros,
+                                            back.amount_micros < 0).exists()),
+                not_(select(rv.task_key).where(rv.task_key == p.task_key, rv.decision == "accept").exists())))
+        ),
         "worker income is never negative": (
             select(p.worker).where(p.kind.in_(("reward", "bonus", "adjustment"))).group_by(p.loop, p.backend, p.worker)
             .having(func.sum(p.amount_micros) < 0)

@@ -174,3 +174,6 @@ def test_nobody_answers_one_item_twice_unless_everyone_has():
     few = crowd(0, n_workers=2)  # three replicas, two people: the third goes to one of them, it never waits forever
     few.dispatch(batch[:3])
     assert len(few.collect(batch[:3])) == 3
+    half = crowd(0, n_workers=4, present_share=0.5)  # two of four never come: the two there take the third replica
+    half.dispatch(batch[:3])
+    assert len(half.collect(batch[:3])) == 3

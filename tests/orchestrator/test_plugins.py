@@ -280,3 +280,12 @@ def test_a_parameter_of_the_wrong_kind_is_named_before_the_plugin_is_built(param
         registry.create("backend", "simulated", params, field="backend")
     assert caught.value.field == f"backend.params.{next(iter(params))}"
     registry.create("backend", "simulated", {"reward": 1, "n_workers": 3}, field="backend")  # an int is a number
+    import numpy as np
+    from decimal import Decimal
+
+    for fine in ({"reward": "0.05"}, {"reward": Decimal("0.05")}, {"reward": np.float64(0.05), "n_workers": np.int64(3)}):
+        registry.create("backend", "simulated", fine, field="backend")  # money as a decimal string, numpy numbers
+    with pytest.raises(ConfigError, match=r"n_workers is a whole number, not 3.0 \(write 3\)"):
+        registry.create("backend", "simulated", {"n_workers": 3.0}, field="backend")
+    with pytest.raises(ConfigError, match=r"reward is a number, not text \('5e-2': YAML reads .* write 5.0e-2\)"):
+        registry.create("backend", "simulated", {"reward": "5e-2"}, field="backend")  # what PyYAML makes of reward: 5e-2

@@ -148,8 +148,11 @@ def test_a_ledger_connection_lost_mid_run_is_one_line_that_says_to_run_again(tmp
     monkeypatch.chdir(tmp_path)
     assert main(["init"]) is None
 
+    class AdminShutdown(Exception):
+        sqlstate = "57P01"
+
     def dropped(self, *args, **kwargs):
-        raise OperationalError("SELECT labels.item_id FROM labels", {}, Exception(
+        raise OperationalError("SELECT labels.item_id FROM labels", {}, AdminShutdown(
             "terminating connection due to administrator command\nSSL connection has been closed unexpectedly"))
 
     monkeypatch.setattr(Loop, "run", dropped)
@@ -159,6 +162,13 @@ def test_a_ledger_connection_lost_mid_run_is_one_line_that_says_to_run_again(tmp
     err = capsys.readouterr().err
     assert err.startswith("error: the ledger's database failed mid-command (terminating connection due to administrator "
                           "command); what was committed is kept: run the same command again") and "Traceback" not in err
+
+    def missing_table(self, *args, **kwargs):  # a bug, not a lost connection: its traceback stays
+        raise OperationalError("SELECT x FROM nowhere", {}, Exception("no such table: nowhere"))
+
+    monkeypatch.setattr(Loop, "run", missing_table)
+    with pytest.raises(OperationalError, match="no such table"):
+        main(["run", "clicloop.yaml"])
 
 
 def test_commands_that_need_a_ledger_never_create_one(tmp_path, capsys):

@@ -168,7 +168,13 @@ def test_an_answer_rejected_before_its_gold_item_was_disputed_is_accepted_and_pa
         with ledger.engine_.connect() as conn:
             review = conn.execute(text("SELECT decision, reason FROM reviews WHERE task_key = :k"), {"k": first[0]}).one()
             back = conn.execute(text("SELECT kind, amount_micros FROM payments WHERE key LIKE '%/reinstated' ORDER BY kind")).all()
-        assert tuple(review) == ("accept", DISPUTED_LATER) and worker
+        assert review[0] == "accept" and review[1] == f"{DISPUTED_LATER} (rejected before: gold question: answered 'b' where " \
+            "the known answer is 'a')" and worker
         assert [tuple(r) for r in back] == [("fee", 20_000), ("reward", 100_000)]
         assert ledger.spent("t")["income"] == Decimal("0.6")  # six answers, each paid once
         assert verify(ledger) == []
+        with ledger.engine_.begin() as conn:  # a reinstatement that pays back no reversal is a second payment
+            conn.execute(text("INSERT INTO payments SELECT key || '/reinstated', loop, round_no, backend, worker, task_key, "
+                              "kind, amount_micros, currency, reason, recorded_at FROM payments WHERE key = :k"),
+                         {"k": f"{first[1]}/reward"})
+        assert [v.check for v in verify(ledger)] == ["every reinstated payment pays back one reversal of an overturned rejection"]

@@ -63,7 +63,7 @@ def test_an_aggregator_that_fails_its_trial_is_refused_before_any_answer_is_boug
     url = f"sqlite:///{tmp_path / 'l.db'}"
     monkeypatch.setattr(Broken, "mode", "unknown item")
     monkeypatch.setattr(Broken, "on_trial", True)
-    with pytest.raises(AggregatorError, match="on a trial of 6 made-up answers, before any answer is bought: .*ghost-item"):
+    with pytest.raises(AggregatorError, match=r"on a trial of 6 made-up answers \(items trial-a, trial-b\), before any answer is bought: .*ghost-item"):
         _loop(url).run()
     assert not (tmp_path / "l.db").exists() or Ledger(url).open().spent("t")["answers"] == 0
 

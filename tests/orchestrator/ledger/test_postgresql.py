@@ -36,7 +36,7 @@ def test_a_role_without_the_right_to_create_tables_is_told_what_to_grant() -> No
             conn.execute(text(f"GRANT USAGE ON SCHEMA {schema} TO {role}"))  # may look, may not create
         try:
             as_role = make_url(url).set(username=role).render_as_string(hide_password=False)
-            with pytest.raises(LedgerError, match=f"role '{role}' may not create or write.*GRANT CREATE ON SCHEMA"):
+            with pytest.raises(LedgerError, match=f"role '{role}' may not create or write.*GRANT CREATE ON SCHEMA {schema} TO {role}"):
                 Ledger(as_role).open()
             assert inspect(admin).get_table_names(schema=schema) == []
         finally:
@@ -48,7 +48,8 @@ def test_a_role_without_the_right_to_create_tables_is_told_what_to_grant() -> No
 
 def test_a_run_whose_connections_the_server_drops_between_rounds_goes_on() -> None:
     """An administrator (or a server restart) ending the loop's sessions between two rounds made
-    the next round's first query fail with a traceback; pooled connections are checked first now."""
+    the next round's first query fail with a traceback, and the next heartbeat lost the lease (its
+    lock's session was gone); pooled connections are checked first now, and the lock is taken again."""
     from clicloop import Loop, config_from_dict
     from clicloop.orchestrator.ledger.verify import verify
 
@@ -56,13 +57,14 @@ def test_a_run_whose_connections_the_server_drops_between_rounds_goes_on() -> No
     admin = create_engine(PG_BASE)
     with postgresql_url("dropped") as url:
         cfg = config_from_dict(digits_config(f"{url}&application_name={name}", stop={"max_labels": 40}))
-        ended = 0
-        for result in Loop(cfg).rounds():
+        ended, loop = 0, Loop(cfg)
+        for result in loop.rounds():
             if result.round_no in (0, 2):
-                with admin.begin() as conn:
+                with admin.begin() as conn:  # the pooled sessions and the one holding the runner's lock
                     ended += sum(conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                                    "WHERE application_name = :name"), {"name": name}).scalars())
-        assert ended >= 2  # the sessions were there, and ended
+                assert loop.lease_.renew()  # the next heartbeat takes the lock again (it lost the lease: "another runner")
+        assert ended >= 4  # the sessions were there, and ended
         with Ledger(url) as ledger:
             assert len(ledger.labels("t")) == 40 and verify(ledger) == []
     admin.dispose()
