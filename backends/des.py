@@ -72,7 +72,7 @@ class EventCrowd(Waiting):
     def __init__(self, n_workers: int = 20, answer_median_s: float = 15.0, answer_sigma: float = 0.5,
                  speed_spread: float = 0.3, error_rate: float = 0.05, error_concentration: float = 40.0,
                  session_mean_s: float | None = None, absence_mean_s: float = 600.0, present_share: float = 1.0,
-                 reward: float = 0.05, fee_rate: float = 0.2, currency: str = "EUR", compute_s: float | None = None,
+                 reward: float | Decimal | str = 0.05, fee_rate: float = 0.2, currency: str = "EUR", compute_s: float | None = None,
                  state_path: str | None = None, epoch0: float = 1_800_000_000.0):
         self.n_workers = n_workers
         self.answer_median_s = answer_median_s

@@ -118,7 +118,7 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
     clock = staticmethod(time.time)  # continuous mode's rate clock (tests set a fake one on the instance)
 
     def __init__(self, survey_url: str, base_url: str = "https://api.prolific.com", token: str | None = None,
-                 token_env: str = "PROLIFIC_TOKEN", currency: str = "GBP", reward_per_hour: float | None = None,
+                 token_env: str = "PROLIFIC_TOKEN", currency: str = "GBP", reward_per_hour: float | Decimal | str | None = None,
                  estimated_completion_time: float | None = None, median_task_seconds: float = 30.0,
                  tasks_per_submission: int = 1, fee_rate: float = 0.333, instructions: str = "",
                  project: str | None = None, timeout_s: float = 30.0, study_minutes: float = 15.0,

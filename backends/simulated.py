@@ -74,7 +74,7 @@ class SimulatedCrowd:
         overhead_sigma: float = 0.8,
         qualification_seconds: float = 180.0,
         opt_out_rate: float = 0.1,
-        reward: float = 0.02,
+        reward: float | Decimal | str = 0.02,  # a money amount: also exact, or as a decimal string
         fee_rate: float = 0.2,
         currency: str = "EUR",
     ):

@@ -241,23 +241,20 @@ def _check_types(entry: Entry, params: dict[str, Any], field: str | None) -> Non
 
 
 def _fits(want: str, value: Any) -> bool:
-    """Numbers as YAML, Python or numpy give them (a money amount also as Decimal or a decimal
-    string: ``reward: "0.05"``); whole numbers as integers; flags as booleans."""
+    """Numbers as YAML, Python or numpy give them, or as Decimal; whole numbers as integers;
+    flags as booleans (numpy's too)."""
     import numbers
-    from decimal import Decimal, InvalidOperation
+    from decimal import Decimal
+
+    import numpy as np
 
     if want == _FLAG:
-        return isinstance(value, bool) or type(value).__name__ == "bool_"  # numpy's too
-    if isinstance(value, bool):
+        return isinstance(value, (bool, np.bool_))
+    if isinstance(value, (bool, np.bool_)):
         return False
     if want == _WHOLE:
         return isinstance(value, numbers.Integral)
-    if isinstance(value, str):  # a decimal string, as money is written; never an exponent (see _kind_of)
-        try:
-            return "e" not in value.lower() and Decimal(value.strip()).is_finite()
-        except InvalidOperation:
-            return False
-    return isinstance(value, (numbers.Real, Decimal))
+    return isinstance(value, (numbers.Real, Decimal))  # text never: a money parameter annotates str itself
 
 
 def _kind_of(value: Any) -> str:

@@ -113,6 +113,7 @@ class RunnerLease:
         self.lock_, self.stop_ = threading.Lock(), threading.Event()
         self.lost_: str | None = None
         self.conn_: Connection | None = None
+        self.key_: int | None = None  # the PostgreSQL advisory lock's key, once taken
         self.thread_: threading.Thread | None = None
         try:
             if self.ledger.engine_.dialect.name == "postgresql":
@@ -205,17 +206,12 @@ class RunnerLease:
             if self.lost_ is not None:
                 return False
             now = self.clock()
-            if self.conn_ is not None:
-                try:  # the session that holds the advisory lock is alive
-                    self.conn_.execute(text("SELECT 1")).scalar()
-                    self.conn_.commit()
-                except SQLAlchemyError as e:
-                    if not self._relock():
-                        self.lost_ = (f"the database session holding its lock ended ({e.__class__.__name__}) and "
-                                      "another runner holds the loop now")
-                        return False
-                    log.warning("loop %r: the database session holding the runner lock ended (%s, a server restart?); "
-                                "took the lock again on a new one", self.loop, e.__class__.__name__)
+            if self.key_ is not None and not self._lock_alive():
+                if not self._relock():  # a server still down raises: the next beat tries again
+                    self.lost_ = "the database session holding its lock ended and another runner holds the loop now"
+                    return False
+                log.warning("loop %r: the database session holding the runner lock ended (a server restart?); took "
+                            "the lock again on a new one", self.loop)
             with self.ledger.engine_.begin() as conn:
                 done = conn.execute(update(s.runner_leases).where(lease.loop == self.loop, lease.holder == self.me_.token)
                                     .values(heartbeat_at=now, expires_at=now + self.expiry_s))
@@ -225,25 +221,37 @@ class RunnerLease:
             self.expires_ = now + self.expiry_s
             return True
 
+    def _lock_alive(self) -> bool:
+        """Whether the session that holds the advisory lock is alive (PostgreSQL)."""
+        if self.conn_ is None:
+            return False
+        try:
+            self.conn_.execute(text("SELECT 1")).scalar()
+            self.conn_.commit()
+            return True
+        except SQLAlchemyError:
+            return False
+
     def _relock(self) -> bool:
         """After the session that held the advisory lock ended (a server restart, an administrator):
         the lock again on a new session, if nobody took the loop meanwhile (its lease row still
-        names this runner). False when another runner has it."""
+        names this runner). False when another runner has it; a server that cannot be reached
+        raises (SQLAlchemyError), the lock left to the next try."""
         old, self.conn_ = self.conn_, None
-        with contextlib.suppress(SQLAlchemyError):
-            old.invalidate()  # type: ignore[union-attr]
-            old.close()  # type: ignore[union-attr]
+        if old is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                old.invalidate()
+                old.close()
+        conn = self.ledger.engine_.connect()  # checked before use: a live session, or it raises
         try:
-            conn = self.ledger.engine_.connect()  # checked before use: a live session
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key_}).scalar()
             conn.commit()
+            row = self.holder_row() if got else None
         except SQLAlchemyError:
-            return False
-        row = self.holder_row() if got else None
+            _end_session(conn)  # and the lock with it, if it was taken
+            raise
         if row is None or row["holder"] != self.me_.token:
-            with contextlib.suppress(SQLAlchemyError):
-                conn.invalidate()  # ends the session, and the lock with it
-                conn.close()
+            _end_session(conn)
             return False
         self.conn_ = conn
         return True
@@ -279,6 +287,7 @@ class RunnerLease:
                 conn.execute(delete(s.runner_leases).where(lease.loop == self.loop, lease.holder == self.me_.token))
         except (SQLAlchemyError, LedgerError) as e:
             log.warning("loop %r: could not give the runner lease back (%s); the next run takes it over", self.loop, e)
+        self.key_ = None  # given back: nothing to take again
         self._close_connection()
 
     def _close_connection(self) -> None:
@@ -293,6 +302,13 @@ class RunnerLease:
         finally:  # never back to the pool: the session ends, and any lock it still held with it
             conn.invalidate()
             conn.close()
+
+
+def _end_session(conn: Connection) -> None:
+    """Close ``conn`` for good (never back to the pool): its session ends, and any lock it held."""
+    with contextlib.suppress(SQLAlchemyError):
+        conn.invalidate()
+        conn.close()
 
 
 def busy_message(loop: str, row: dict[str, Any] | None, now: float, *, backend: int | None = None) -> str:

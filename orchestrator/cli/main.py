@@ -356,7 +356,8 @@ def _ledger_connection_lost(e: BaseException) -> str | None:
     if exc is None or not isinstance(e, exc.OperationalError):
         return None
     state = str(getattr(e.orig, "sqlstate", "") or "")
-    if not (getattr(e, "connection_invalidated", False) or state.startswith(_LOST_STATES)):
+    unreachable = not state and type(e.orig).__module__.startswith("psycopg")  # refused, reset: no server answer at all
+    if not (getattr(e, "connection_invalidated", False) or unreachable or state.startswith(_LOST_STATES)):
         return None
     from clicloop.orchestrator.credentials import redact_url
 

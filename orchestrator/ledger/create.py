@@ -70,8 +70,9 @@ def privilege_message(url: str, reason: str) -> str:
     user = parsed.username or "this role"
     role = user if re.fullmatch(r"[a-z_][a-z0-9_$]*", user) else '"' + user.replace('"', '""') + '"'
     options = parsed.query.get("options", "")
-    found = re.search(r"search_path\s*=\s*([^\s,]+)", unquote(" ".join(options) if isinstance(options, tuple) else options))
-    schema = found.group(1) if found else "public"
+    found = re.search(r"search_path\s*=\s*(\S+)", unquote(" ".join(options) if isinstance(options, tuple) else options))
+    paths = [x for x in (found.group(1).split(",") if found else []) if x.strip('"') != "$user"]  # $user: a schema per role
+    schema = paths[0] if paths else "public"
     return (f"{redact(url)}: the PostgreSQL role {user!r} may not create or write the ledger's tables "
             f"({reason.splitlines()[0]}); nothing was written. Run as the role that owns the ledger, or grant the rights, "
             f"e.g. GRANT CREATE ON SCHEMA {schema} TO {role} (a new ledger), GRANT SELECT, INSERT, UPDATE, DELETE ON ALL "

@@ -267,8 +267,8 @@ def test_a_plugin_that_fails_at_import_is_a_plugin_error_naming_it(tmp_path, mon
 
 
 @pytest.mark.parametrize("params, says", [
-    ({"reward": "abc"}, "parameter reward is a number, not text"),
-    ({"reward": True}, "parameter reward is a number, not true or false"),
+    ({"accuracy_mean": "abc"}, "parameter accuracy_mean is a number, not text"),
+    ({"accuracy_mean": True}, "parameter accuracy_mean is a number, not true or false"),
     ({"n_workers": 2.5}, "parameter n_workers is a whole number, not a number with a fraction"),
 ])
 def test_a_parameter_of_the_wrong_kind_is_named_before_the_plugin_is_built(params, says):
@@ -283,9 +283,13 @@ def test_a_parameter_of_the_wrong_kind_is_named_before_the_plugin_is_built(param
     import numpy as np
     from decimal import Decimal
 
-    for fine in ({"reward": "0.05"}, {"reward": Decimal("0.05")}, {"reward": np.float64(0.05), "n_workers": np.int64(3)}):
+    for fine in ({"reward": "0.05"}, {"reward": Decimal("0.05")}, {"reward": np.float64(0.05), "n_workers": np.int64(3)},
+                 {"accuracy_mean": Decimal("0.9")}):
         registry.create("backend", "simulated", fine, field="backend")  # money as a decimal string, numpy numbers
     with pytest.raises(ConfigError, match=r"n_workers is a whole number, not 3.0 \(write 3\)"):
         registry.create("backend", "simulated", {"n_workers": 3.0}, field="backend")
-    with pytest.raises(ConfigError, match=r"reward is a number, not text \('5e-2': YAML reads .* write 5.0e-2\)"):
-        registry.create("backend", "simulated", {"reward": "5e-2"}, field="backend")  # what PyYAML makes of reward: 5e-2
+    with pytest.raises(ConfigError, match=r"accuracy_mean is a number, not text \('9e-1': YAML reads .* write 9.0e-1\)"):
+        registry.create("backend", "simulated", {"accuracy_mean": "9e-1"}, field="backend")  # what PyYAML makes of 9e-1
+    with pytest.raises(ConfigError, match="accuracy_mean is a number, not text"):  # it failed at the first collect
+        registry.create("backend", "simulated", {"accuracy_mean": "0.9"}, field="backend")
+    registry.create("strategy", "margin-coverage", {"pending": np.True_}, field="strategy")  # numpy's bool is a flag

@@ -247,3 +247,29 @@ def test_without_a_stated_currency_one_stray_first_answer_does_not_set_the_loops
     with Ledger(url) as ledger, ledger.engine_.connect() as conn:
         statuses = [r.status for r in conn.execute(select(s.assignments))]
         assert ledger.currency("t") == "EUR" and statuses.count("quarantined") == 1 and len(statuses) == 30
+
+
+def test_an_aggregator_that_cannot_be_copied_or_knows_the_real_items_is_not_refused_by_the_trial():
+    """The trial runs on a copy: one holding a lock (no copy) or looking up real item ids (a KeyError
+    on the made-up ones) is left to the real rounds, not refused as "fails with its params"."""
+    import threading
+
+    from clicloop.orchestrator.config import config_from_dict as load
+    from clicloop.orchestrator.loop_setup import check_aggregator
+
+    class Locked:
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        def aggregate(self, votes, rng):
+            raise AssertionError("the trial ran on an aggregator it could not copy")
+
+    class Prior:
+        prior = {"digit-0001": "1"}
+
+        def aggregate(self, votes, rng):
+            return [Consensus(v.item_id, self.prior[v.item_id], 1.0, 1) for v in votes]
+
+    cfg = load(digits_config("sqlite://"))
+    check_aggregator(cfg, Locked(), ["a", "b"])
+    check_aggregator(cfg, Prior(), ["a", "b"])
