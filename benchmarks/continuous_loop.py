@@ -69,6 +69,8 @@ ROWS: dict[str, dict[str, Any]] = {
     "cont-cs0": {"loop": {"mode": "continuous", "batch_size": 10, "cold_start_labels": 0}},
     "cont-pend": {"loop": {"mode": "continuous", "batch_size": 10},
                   "strategy": {"name": "margin-coverage", "params": {"pending": True}}},
+    # the product's continuous row, to be run by benchmarks/continuous_variants.py --variant NAME (a name of its own to merge)
+    "cont-believer": {"loop": {"mode": "continuous", "batch_size": 10}},
 }
 PURPOSE = "Benchmark: continuous against rounds mode on a simulated crowd."
 
