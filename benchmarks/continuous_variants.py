@@ -27,37 +27,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def _patch_believer() -> None:
     """Rank with a fit that also holds the predicted labels of the items people are answering."""
-    import time
-
     import numpy as np
 
     from clicloop.orchestrator import continuous as cont
-    from clicloop.orchestrator.training.models import evaluate
-    from clicloop.orchestrator.training.threads import blas_limits
 
-    refit = cont.ContinuousRun._refit
+    refit, rank = cont.ContinuousRun._refit, cont.ContinuousRun._rank
 
     def _refit(self: Any, r: int, queue: list[int], reward: Any, predictions: Any) -> Any:
         self.inflight_ = {task.item_id for task in self.open_.values()}  # a snapshot, before the refit thread starts
         return refit(self, r, queue, reward, predictions)
 
-    def _fit(self: Any, r: int, seen: int, taken: set[str], later: set[str], held: set[str] = frozenset()) -> Any:
-        loop, cfg = self.loop, self.loop.config
-        started = time.perf_counter()
-        with blas_limits(cfg.loop.blas_threads):
-            labeled = {k: v for k, v in loop._labeled().items() if k not in later}
-            model, query = loop._fit(labeled)
-            metric = evaluate(model, loop.evalset_, cfg.loop.metric)
-            believed = sorted(getattr(self, "inflight_", set()) - set(labeled))
-            if query is not None and believed:
-                rows = np.array([loop.index_[i] for i in believed], dtype=np.int64)
-                guess = np.asarray(query.predict(loop.pool_.X[rows])).astype(str)
-                query, _ = loop._fit_query({**labeled, **dict(zip(believed, guess))})
-            ranking = self._rank(r, query, labeled, taken, seen, held)
-        return cont._Fit(r, seen, labeled, model, metric, ranking, time.perf_counter() - started)
+    def _rank(self: Any, r: int, query: Any, labeled: dict[str, str], *args: Any, **kwargs: Any) -> Any:
+        believed = sorted(getattr(self, "inflight_", set()) - set(labeled))
+        if query is not None and believed:
+            loop = self.loop
+            rows = np.array([loop.index_[i] for i in believed], dtype=np.int64)
+            guess = np.asarray(query.predict(loop.pool_.X[rows])).astype(str)
+            query, _ = loop._fit_query({**labeled, **dict(zip(believed, guess))})
+        return rank(self, r, query, labeled, *args, **kwargs)
 
     cont.ContinuousRun._refit = _refit  # type: ignore[method-assign]
-    cont.ContinuousRun._fit = _fit  # type: ignore[method-assign]
+    cont.ContinuousRun._rank = _rank  # type: ignore[method-assign]
 
 
 VARIANTS = {"believer": _patch_believer}

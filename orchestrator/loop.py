@@ -31,7 +31,7 @@ from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
 from clicloop.orchestrator.loop_setup import (check_aggregator, check_eval_set, check_floor_currency, check_ledger_items, check_model,
                                               check_money_budget, check_protocols, check_strategy, check_truth, eval_digest,
-                                              fingerprint, make_engine, plugin_manager_for)
+                                              fingerprint, make_engine, plugin_manager_for, warn_inert_relabel)
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
@@ -173,6 +173,7 @@ class Loop:
         if self.model is None:
             check_model(cfg, model, self.pool_.X, self.labels_)
         check_aggregator(cfg, self.aggregator_, self.labels_)
+        warn_inert_relabel(cfg)
         check_strategy(cfg, self.strategy_, model, self.pool_.X)
         spread = resolve_pseudo_labels(cfg.loop.pseudo_labels, self.pool_.kind, len(self.pool_),
                                        self.pool_.X.shape[1] if self.pool_.X.ndim == 2 else 0, len(self.labels_))

@@ -85,20 +85,23 @@ def check_model(cfg: Config, model: Any, X: Any, labels: Sequence[str]) -> None:
         return
 
 
+def warn_inert_relabel(cfg: Config) -> None:
+    """A relabel setting that can never ask for an answer is said (not refused: a loop begun with it resumes)."""
+    if cfg.loop.relabel is not None and cfg.loop.relabel.max_answers <= cfg.loop.redundancy:
+        log.warning("loop.relabel.max_answers (%d) is not above loop.redundancy (%d): every item has that many answers "
+                    "already, so relabeling never asks for another", cfg.loop.relabel.max_answers, cfg.loop.redundancy)
+
+
 def check_aggregator(cfg: Config, aggregator: Any, labels: Sequence[str]) -> None:
     """The aggregator works with its params: a trial on made-up votes (three workers on two
     items, on a copy of it), so a bad value (crowd-kit's ``n_restarts: 0``) fails now, not after
-    the first round's answers are bought. Its output is checked as a round's would be. Also warns
-    of a relabel setting that can never ask for an answer."""
+    the first round's answers are bought. Its output is checked as a round's would be."""
     import copy
 
     from clicloop.orchestrator.crowd.quality import checked_consensus
     from clicloop.orchestrator.errors import AggregatorError, ClicloopError
     from clicloop.orchestrator.types import Vote
 
-    if cfg.loop.relabel is not None and cfg.loop.relabel.max_answers <= cfg.loop.redundancy:
-        log.warning("loop.relabel.max_answers (%d) is not above loop.redundancy (%d): every item has that many answers "
-                    "already, so relabeling never asks for another", cfg.loop.relabel.max_answers, cfg.loop.redundancy)
     votes = [Vote(item, worker, labels[(i + j) % len(labels)] if j < 2 else labels[i % len(labels)])
              for i, item in enumerate(("trial-a", "trial-b")) for j, worker in enumerate(("w1", "w2", "w3"))]
     try:

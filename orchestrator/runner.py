@@ -239,9 +239,7 @@ class RunnerLease:
         raises (SQLAlchemyError), the lock left to the next try."""
         old, self.conn_ = self.conn_, None
         if old is not None:
-            with contextlib.suppress(SQLAlchemyError):
-                old.invalidate()
-                old.close()
+            _end_session(old)
         conn = self.ledger.engine_.connect()  # checked before use: a live session, or it raises
         try:
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key_}).scalar()
@@ -300,8 +298,7 @@ class RunnerLease:
         except SQLAlchemyError as e:
             log.warning("loop %r: could not unlock the runner lock (%s); it ends with the session", self.loop, e)
         finally:  # never back to the pool: the session ends, and any lock it still held with it
-            conn.invalidate()
-            conn.close()
+            _end_session(conn)
 
 
 def _end_session(conn: Connection) -> None:

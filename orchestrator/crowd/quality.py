@@ -79,7 +79,7 @@ def judge_gold(ledger: Ledger, loop: str, known: Mapping[str, str], gold: Gold) 
     status = gold_status(rows, known, gold)
     for row in rows:
         item = status.get(row["item_id"])
-        if item is not None and item.disputed and row["decision"] == "reject":  # rejected before most disputed the key
+        if item is not None and item.disputed and row["decision"] == "reject":  # rejected before the key was disputed
             overturn(ledger.engine_, row["task_key"], DISPUTED_LATER, "gold")
             continue
         if item is None or row["decision"] is not None or item.answers < gold.min_answers:
