@@ -90,8 +90,14 @@ class ProjectModel:
         self.model_, self.strategy_, self.serving_ = model, self._create("strategy"), recorded[-1]
 
     def connect(self, hostname: str | None, access_token: str | None) -> None:
-        url = self.settings.label_studio_url or hostname
-        access_token = access_token or self.settings.label_studio_api_key  # /setup's, else the configured key
+        """Talk to Label Studio: at the configured URL with /setup's token, else the configured key;
+        at the ``hostname`` a /setup names only with the token that came with it. The configured key
+        never goes to a host a request names (anyone holding the ML token can send /setup)."""
+        if self.settings.label_studio_url:
+            url = self.settings.label_studio_url
+            access_token = access_token or self.settings.label_studio_api_key
+        else:
+            url = hostname
         if url and access_token:
             self.client_ = LabelStudioClient(url, access_token, timeout_s=30, retry_for_s=30)
             if self.retrain_due_:

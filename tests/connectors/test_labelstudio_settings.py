@@ -22,3 +22,33 @@ def test_a_value_out_of_range_names_its_option(values, says):
     and hourly_wage >= 0 are required", naming no option and not the value given."""
     with pytest.raises(ConfigError, match=says):
         ServeSettings(token=TOKEN, **values)
+
+
+XML = '<View><Text name="t" value="$t"/><Choices name="c" toName="t"><Choice value="a"/><Choice value="b"/></Choices></View>'
+
+
+def _project(**settings):
+    from clicloop.connectors.labelstudio.engine import ProjectModel
+    from clicloop.connectors.labelstudio.labelset import parse_schema
+
+    pm = ProjectModel(ServeSettings(token=TOKEN, **settings), 1, parse_schema(XML), registry=None)
+    pm.retrain_due_ = False
+    return pm
+
+
+def test_the_configured_api_key_never_goes_to_a_host_a_setup_names():
+    """Before, with $LABEL_STUDIO_API_KEY set and no --label-studio-url, a /setup naming any
+    ``hostname`` without an ``access_token`` got the operator's key sent to that host."""
+    pm = _project(label_studio_api_key="SECRET-LS-KEY")
+    pm.connect("http://127.0.0.1:9199", None)
+    assert not hasattr(pm, "client_")
+    pm.connect("http://127.0.0.1:9199", "setup-token")  # the token that came with that /setup
+    assert (pm.client_.url, pm.client_.api_key) == ("http://127.0.0.1:9199", "setup-token")
+
+
+def test_the_configured_url_takes_the_configured_key_until_a_setup_brings_one():
+    pm = _project(label_studio_url="http://ls.internal:8080", label_studio_api_key="SECRET-LS-KEY")
+    pm.connect("http://elsewhere:9199", None)
+    assert (pm.client_.url, pm.client_.api_key) == ("http://ls.internal:8080", "SECRET-LS-KEY")
+    pm.connect("http://elsewhere:9199", "setup-token")
+    assert (pm.client_.url, pm.client_.api_key) == ("http://ls.internal:8080", "setup-token")
