@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from clicloop.backends.labelstudio_format import annotation_label, changed, epoch, stamp, user_id
+from clicloop.backends.labelstudio_format import annotation_label, changed, epoch, result_problem, stamp, user_id
 from clicloop.orchestrator.crowd.plausibility import timed_pay
 from clicloop.orchestrator.types import Answer
 
@@ -82,6 +82,7 @@ class Annotations:
                         per_answer=self.reward_per_task, max_active_s=self.max_active_s)
         return Answer(
             task_key=key, worker=f"labelstudio-user-{user_id(annotation.get('completed_by'))}", label=annotation_label(annotation),
-            active_s=pay.active_s, reward=pay.reward, fee=0.0, currency=self.currency, problem=pay.problem,
+            active_s=pay.active_s, reward=pay.reward, fee=0.0, currency=self.currency,
+            problem=pay.problem or result_problem(annotation.get("result")),
             submitted_at=epoch(annotation.get("created_at")), external_id=str(annotation["id"]), event=event, version=version,
         )

@@ -55,14 +55,49 @@ def epoch(stamp: str | None) -> float | None:
         return None
 
 
+def result_problem(result: Any, where: str = "annotation.result") -> str | None:
+    """Why an annotation's ``result`` is not what Label Studio writes (a list of region objects; a
+    choices region's ``value`` an object whose ``choices`` is a list of label strings), or None."""
+    from clicloop.orchestrator.crowd.plausibility import show
+
+    if result is None:
+        return None
+    if not isinstance(result, list):
+        return f"{where} must be a list of regions, not {type(result).__name__}"
+    for i, region in enumerate(result):
+        if not isinstance(region, dict):
+            return f"{where}[{i}] must be an object, not {type(region).__name__}"
+        if region.get("type") != "choices":
+            continue
+        value = region.get("value")
+        if not isinstance(value, dict):
+            return f"{where}[{i}].value must be an object with 'choices', not {show(value)}"
+        chosen = value.get("choices", [])
+        if not isinstance(chosen, list) or not all(isinstance(c, str) for c in chosen):
+            return f"{where}[{i}].value.choices must be a list of label strings, not {show(chosen)}"
+    return None
+
+
+def user_problem(completed_by: Any, where: str = "annotation.completed_by") -> str | None:
+    """Why ``completed_by`` names no annotator (an integer user id, or an object with one), or None:
+    answers without one would all count as one person's."""
+    from clicloop.orchestrator.crowd.plausibility import show
+
+    person = user_id(completed_by)
+    if isinstance(person, bool) or not isinstance(person, (int, str)) or person == "":
+        return f"{where} must be the annotator's user id (an integer, or an object with an integer 'id'), not {show(completed_by)}"
+    return None
+
+
 def annotation_label(annotation: dict[str, Any], from_name: str = FROM_NAME) -> str | None:
-    """The chosen label of a choices annotation; None if skipped or empty."""
-    if annotation.get("was_cancelled"):
+    """The chosen label of a choices annotation; None if skipped, empty or unreadable (see
+    :func:`result_problem`: a string ``choices`` is not read as its first character)."""
+    if annotation.get("was_cancelled") or result_problem(annotation.get("result")):
         return None
     for region in annotation.get("result") or []:
         if region.get("from_name") == from_name and region.get("type") == "choices":
-            chosen = (region.get("value") or {}).get("choices") or []
-            return str(chosen[0]) if chosen else None
+            chosen = region["value"].get("choices") or []
+            return chosen[0] if chosen else None
     return None
 
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from clicloop.backends.labelstudio_format import result_problem, user_problem
+
 if TYPE_CHECKING:
     from clicloop.backends.labelstudio_client import LabelStudioClient
 
@@ -60,7 +62,7 @@ def _id_of(value: Any) -> int | None:
     return _int(value.get("id")) if isinstance(value, dict) else _int(value)
 
 
-def _annotation(raw: Any, where: str) -> dict[str, Any]:
+def _annotation(raw: Any, where: str, created: bool) -> dict[str, Any]:
     if not isinstance(raw, dict) or _int(raw.get("id")) is None:
         raise WebhookPayloadError(f"{where} must be an object with an integer 'id'")
     if _id_of(raw.get("task")) is None:
@@ -68,13 +70,15 @@ def _annotation(raw: Any, where: str) -> dict[str, Any]:
     lead = raw.get("lead_time")
     if lead is not None and (isinstance(lead, bool) or not isinstance(lead, (int, float)) or lead < 0):
         raise WebhookPayloadError(f"{where}.lead_time must be a non-negative number or null")
-    if not isinstance(raw.get("result", []), list):
-        raise WebhookPayloadError(f"{where}.result must be a list")
     if not isinstance(raw.get("was_cancelled", False), bool):
         raise WebhookPayloadError(f"{where}.was_cancelled must be true or false")
     for stamp in ("created_at", "updated_at"):
         if raw.get(stamp) is not None and not isinstance(raw[stamp], str):
             raise WebhookPayloadError(f"{where}.{stamp} must be a string")
+    problem = result_problem(raw.get("result", []), f"{where}.result") or (
+        user_problem(raw.get("completed_by"), f"{where}.completed_by") if created else None)
+    if problem:
+        raise WebhookPayloadError(problem)
     return raw
 
 
@@ -95,6 +99,8 @@ def parse_delivery(body: bytes) -> Delivery | None:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise WebhookPayloadError(f"the body is not JSON: {e}") from e
+    except RecursionError as e:
+        raise WebhookPayloadError("the body's JSON is nested too deeply") from e
     if not isinstance(payload, dict) or not isinstance(payload.get("action"), str):
         raise WebhookPayloadError("the body must be a JSON object with a string 'action'")
     action = payload["action"]
@@ -118,7 +124,9 @@ def parse_delivery(body: bytes) -> Delivery | None:
         if raw_annotations is None:
             raise WebhookPayloadError(f"{action} needs an 'annotation' object")
         raw_annotations, raw_tasks = [raw_annotations], [raw_tasks] if raw_tasks is not None else []
-    annotations = tuple(_annotation(a, f"annotation[{i}]" if many else "annotation") for i, a in enumerate(raw_annotations))
+    created = action != "ANNOTATION_UPDATED"
+    annotations = tuple(_annotation(a, f"annotation[{i}]" if many else "annotation", created)
+                        for i, a in enumerate(raw_annotations))
     tasks: dict[int, dict[str, Any]] = {}
     for i, raw in enumerate(raw_tasks):
         task = _task(raw, f"task[{i}]" if many else "task")

@@ -38,8 +38,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clicloop.backends.labelstudio_format import user_problem
 from clicloop.connectors.labelstudio.labelset import LabelConfigError
 from clicloop.connectors.labelstudio.projects import Projects
+from clicloop.connectors.labelstudio.recorder import AnnotationConflict
 from clicloop.connectors.labelstudio.schemas import PredictRequest, SetupRequest, WebhookRequest, project_id
 from clicloop.connectors.labelstudio.settings import ServeSettings
 from clicloop.orchestrator.errors import ClicloopError
@@ -150,6 +152,10 @@ def build_app(settings: ServeSettings) -> FastAPI:
     async def _bad_value(_: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    @app.exception_handler(AnnotationConflict)
+    async def _conflict(_: Request, exc: AnnotationConflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
     @app.exception_handler(ClicloopError)
     async def _clicloop(_: Request, exc: ClicloopError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=502)  # Label Studio or the ledger failed us
@@ -194,6 +200,9 @@ def build_app(settings: ServeSettings) -> FastAPI:
             if task.get("data") is not None and not isinstance(task["data"], dict):
                 raise HTTPException(422, f"task.data must be an object (the task's data fields), not {type(task['data']).__name__}")
             model, event = projects.get(pid), ANNOTATION_EVENTS[body.action]
+            problem = user_problem(body.annotation.completed_by) if event == "created" else None
+            if problem:
+                raise HTTPException(422, problem)
             new = model.on_annotation(event, task_id, body.annotation.model_dump(), task.get("data"))
             if not new and event != "created" and model.recorder_.recorded(body.annotation.id) is None:
                 return {"status": "ignored", "reason": f"annotation {body.annotation.id} was never recorded (made before "

@@ -17,7 +17,7 @@ from clicloop.backends.labelstudio_client import LabelStudioClient, LabelStudioE
 from clicloop.connectors.labelstudio.deferral import EmbedDeferral
 from clicloop.connectors.labelstudio.labelset import LabelConfigError, Restricted, Schema, compare, parse_schema, restrict
 from clicloop.connectors.labelstudio.modelstore import ModelStore, StoredModelError, training_set_hash, version_number
-from clicloop.connectors.labelstudio.recorder import Recorder, answer_label
+from clicloop.connectors.labelstudio.recorder import AnnotationConflict, Recorder, answer_label
 from clicloop.connectors.labelstudio.relabel import answers_with, readmit
 from clicloop.connectors.labelstudio.settings import ServeSettings
 from clicloop.connectors.labelstudio.writeback import ScoreWriter, score_updates, write_now
@@ -281,7 +281,10 @@ class ProjectModel:
         for t in self.client_.iter_tasks(self.project_id):
             every.append((t.get("data") or {}).get(schema.field))
             for a in t.get("annotations") or []:  # every annotation lands in the ledger, webhook or not (skips too:
-                self.recorder_.created(int(t["id"]), a, t.get("data"), schema.from_name)  # unpaid work otherwise)
+                try:  # unpaid work otherwise)
+                    self.recorder_.created(int(t["id"]), a, t.get("data"), schema.from_name)
+                except AnnotationConflict as e:
+                    log.warning("project %s: %s", self.project_id, e)
                 seen.append(a)
             anns = [a for a in t.get("annotations") or [] if not a.get("was_cancelled")]
             label = answer_label(max(anns, key=lambda a: a.get("updated_at") or ""), schema.from_name) if anns else None

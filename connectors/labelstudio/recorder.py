@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from clicloop.backends.labelstudio_format import annotation_label as answer_label
-from clicloop.backends.labelstudio_format import user_id
+from clicloop.backends.labelstudio_format import result_problem, user_id
 from clicloop.connectors.labelstudio.rounds import RoundClock
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, timed_pay
 from clicloop.orchestrator.ledger import Ledger
@@ -24,6 +24,10 @@ from clicloop.orchestrator.crowd.aggregate import MajorityVote
 from clicloop.orchestrator.types import Answer, Consensus, Task, Vote
 
 BACKEND = "labelstudio-ml"
+
+
+class AnnotationConflict(ValueError):
+    """An annotation id arrives under another task than the one it was recorded for (answered 409)."""
 
 
 def _user(annotation: dict[str, Any]) -> str:
@@ -97,9 +101,15 @@ class Recorder:
         with self.lock_:
             round_no = self.clock_.round_at(annotation.get("created_at"), self.round_)
             task = self._task(ls_task_id, int(annotation["id"]), data, round_no)
+            found = self.recorded(int(annotation["id"]))
+            if found is not None and found[0] != task.key:
+                raise AnnotationConflict(
+                    f"annotation {annotation['id']} is recorded for another task ({found[0]}), not Label Studio task "
+                    f"{ls_task_id}: an annotation is one answer, paid once (a forged or misrouted webhook?)")
             answer = Answer(
                 task_key=task.key, worker=_user(annotation), label=label, active_s=pay.active_s,
-                reward=pay.reward, fee=0.0, currency=self.currency, problem=pay.problem,
+                reward=pay.reward, fee=0.0, currency=self.currency,
+                problem=pay.problem or result_problem(annotation.get("result")),
                 external_id=str(annotation["id"]), version=str(annotation.get("created_at") or ""),
             )
             status, reason = _status(label, self.labels, pay.problem)

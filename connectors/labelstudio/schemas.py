@@ -58,6 +58,16 @@ class Annotation(_Open):
     updated_at: str | None = None
     task: StrictInt | dict[str, Any] | None = None
 
+    @field_validator("result")
+    @classmethod
+    def _result(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from clicloop.backends.labelstudio_format import result_problem
+
+        problem = result_problem(v, "result")
+        if problem:
+            raise ValueError(problem)
+        return v
+
 
 class WebhookRequest(_Open):
     action: str = Field(..., min_length=1, max_length=100)

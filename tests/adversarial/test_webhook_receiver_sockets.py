@@ -19,7 +19,7 @@ CAP, IDLE = 8, 60
 
 def _webhook() -> dict:
     return {"action": "ANNOTATION_CREATED", "project": {"id": 7},
-            "annotation": {"id": 1, "task": 3, "lead_time": 4.0, "result": []}, "task": {"id": 3, "data": {}}}
+            "annotation": {"id": 1, "task": 3, "lead_time": 4.0, "result": [], "completed_by": 2}, "task": {"id": 3, "data": {}}}
 
 
 def _closed_by_server(sock: socket.socket) -> bool:

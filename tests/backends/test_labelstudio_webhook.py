@@ -176,11 +176,21 @@ def test_webhook_setup_errors_say_what_to_do(labelstudio: LabelStudioServer) -> 
     (b"\xff", "not JSON"),
     (b'{"action": "ANNOTATION_CREATED"}', "needs an 'annotation'"),
     (b'{"action": "ANNOTATION_CREATED", "annotation": {"id": 1}}', "task id"),
-    (b'{"action": "ANNOTATION_CREATED", "annotation": {"id": 1, "task": 2, "result": {}}}', "result must be a list"),
-    (b'{"action": "ANNOTATION_CREATED", "annotation": {"id": 1, "task": 2}, "task": {"id": 2, "data": []}}', "must be objects"),
+    (b'{"action": "ANNOTATION_CREATED", "annotation": {"id": 1, "task": 2, "result": {}}}', "result must be a list of regions"),
+    (b'{"action": "ANNOTATION_CREATED", "annotation": {"id": 1, "task": 2, "completed_by": 1}, "task": {"id": 2, "data": []}}', "must be objects"),
     (b'{"action": "ANNOTATIONS_CREATED", "annotation": {"id": 1, "task": 2}}', "as a list"),
     (b'{"action": "ANNOTATION_UPDATED", "project": "x", "annotation": {"id": 1, "task": 2}}', "'project'"),
     (b'{"action": "ANNOTATION_UPDATED", "annotation": {"id": 1, "task": 2, "was_cancelled": "no"}}', "was_cancelled"),
+    # found 2026-12-06: a list value was an AttributeError in collect, a string choices read as its first letter,
+    # a missing completed_by made every such answer one person's, deep nesting a traceback and no answer
+    (b'{"action": "ANNOTATION_CREATED", "annotation": {"id": 1, "task": 2, "completed_by": 4, "result": '
+     b'[{"from_name": "label", "type": "choices", "value": ["b"]}]}}', r"annotation.result\[0\].value must be an object"),
+    (b'{"action": "ANNOTATION_CREATED", "annotation": {"id": 1, "task": 2, "completed_by": 4, "result": '
+     b'[{"from_name": "label", "type": "choices", "value": {"choices": "bogus"}}]}}', r"value.choices must be a list of label"),
+    (b'{"action": "ANNOTATION_CREATED", "annotation": {"id": 1, "task": 2, "result": []}}', "annotation.completed_by must be"),
+    (b'{"action": "ANNOTATIONS_CREATED", "annotation": [{"id": 1, "task": 2, "completed_by": {"id": [1, 2]}}]}',
+     r"annotation\[0\].completed_by must be"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
 ])
 def test_labelstudio_webhook_payload_validation(body: bytes, reason: str) -> None:
     with pytest.raises(WebhookPayloadError, match=reason):
@@ -190,10 +200,12 @@ def test_labelstudio_webhook_payload_validation(body: bytes, reason: str) -> Non
 def test_labelstudio_webhook_payload_parsing() -> None:
     created = parse_delivery(json.dumps({
         "action": "ANNOTATIONS_CREATED", "project": {"id": 3},
-        "annotation": [{"id": 1, "task": 5, "lead_time": 2.5}, {"id": 2, "task": {"id": 6}}],
+        "annotation": [{"id": 1, "task": 5, "lead_time": 2.5, "completed_by": 4}, {"id": 2, "task": {"id": 6}, "completed_by": {"id": 5}}],
         "task": [{"id": 5, "data": {"clicloop_key": "k"}}, {"id": 6, "data": {}}]}).encode())
     assert created is not None and created.project == 3 and [a["id"] for a in created.annotations] == [1, 2]
     assert sorted(created.tasks) == [5, 6]
     deleted = parse_delivery(b'{"action": "ANNOTATIONS_DELETED", "project": 3, "annotations": [{"id": 9}]}')
     assert deleted is not None and deleted.annotations == ({"id": 9},)
     assert parse_delivery(b'{"action": "PROJECT_UPDATED", "project": {"id": 3}}') is None
+    updated = parse_delivery(b'{"action": "ANNOTATION_UPDATED", "annotation": {"id": 1, "task": 2, "result": null}}')
+    assert updated is not None  # an update needs no completed_by: the answer it corrects names its person

@@ -233,3 +233,37 @@ def test_odd_values_get_a_4xx_naming_the_field_never_a_500_or_a_guess(served: Se
     unknown = httpx.post(f"{served.url}/webhook", json={"action": "ANNOTATION_UPDATED", "project": 7, "task": {"id": 3},
                                                         "annotation": {"id": 4444, "result": []}}, headers=good)
     assert unknown.status_code == 200 and unknown.json()["status"] == "ignored", unknown.text  # it said "already recorded"
+
+
+def test_an_annotation_is_one_answer_with_a_readable_label_and_a_person(served: Served) -> None:
+    """Found 2026-12-06: one annotation id posted under four task ids was four paid answers; a
+    list ``value`` gave a 500, a string ``choices`` was read as its first letter and paid; a
+    missing ``completed_by`` made every such answer one person's ("labelstudio-user-None")."""
+    good = {"Authorization": f"Bearer {served.token}"}
+    schema = ('<View><Text name="x" value="$x"/><Choices name="c" toName="x" choice="single"><Choice value="a"/>'
+              '<Choice value="b"/></Choices></View>')
+    assert httpx.post(f"{served.url}/setup", json={"project": "7.1", "schema": schema}, headers=good).status_code == 200
+
+    def post(task: int, **annotation: Any) -> httpx.Response:
+        body = {"action": "ANNOTATION_CREATED", "project": 7, "task": {"id": task, "data": {"x": "hello"}},
+                "annotation": {"id": 300, "lead_time": 100, "completed_by": 4,
+                               "result": [{"from_name": "c", "to_name": "x", "type": "choices", "value": {"choices": ["b"]}}],
+                               **annotation}}
+        return httpx.post(f"{served.url}/webhook", json=body, headers=good)
+
+    for annotation, says in [
+        ({"result": [{"from_name": "c", "type": "choices", "value": ["b"]}]}, "value must be an object"),
+        ({"result": [{"from_name": "c", "type": "choices", "value": {"choices": "bogus"}}]}, "must be a list of label strings"),
+        ({"completed_by": None}, "annotation.completed_by must be the annotator's user id"),
+        ({"completed_by": {"id": [1, 2]}}, "annotation.completed_by must be the annotator's user id"),
+    ]:
+        r = post(30, **annotation)
+        assert r.status_code == 422 and says in r.text, (annotation, r.status_code, r.text)
+    assert _assignments(served.ledger) == []
+    assert post(30).json()["status"] == "recorded"
+    for task in (31, 32, 33):
+        r = post(task)
+        assert r.status_code == 409 and "recorded for another task" in r.text, r.text
+    assert post(30).json()["status"] == "already recorded"
+    rows = _assignments(served.ledger)
+    assert [(r["external_id"], r["label"], r["status"]) for r in rows] == [("300", "b", "submitted")]
