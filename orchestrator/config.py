@@ -18,6 +18,7 @@ from clicloop.orchestrator.config_people import (  # noqa: F401 (importers name 
 )
 from clicloop.orchestrator.credentials import check_secret_params, resolve_secret_files
 from clicloop.orchestrator.errors import BudgetError, ConfigError
+from clicloop.orchestrator.yamlfile import load_yaml
 
 BUILTIN_DATASETS = ("digits",)
 
@@ -58,6 +59,14 @@ class Data(_Strict):
     eval_fraction: float = Field(0.25, gt=0, lt=1, description="builtin only: share held out for evaluation")
     seed_size: int = Field(0, ge=0, description="seed labels drawn from the ground truth (simulations)")
     labels: list[str] | None = Field(None, description="the label set; inferred from eval and seed labels")
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _whole_numbers_name_classes(cls, v: Any) -> Any:
+        """``labels: [0, 1, 2]`` names classes as the data files do (read as text, as every label is)."""
+        if isinstance(v, list):
+            return [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in v]
+        return v
 
     @model_validator(mode="after")
     def _one_source(self) -> Data:
@@ -273,7 +282,7 @@ def load_config(path: str | Path) -> Config:
     except OSError as e:
         raise ConfigError(f"cannot read the config file: {e.strerror}", source=str(path)) from e
     try:
-        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        raw = tomllib.loads(text) if path.suffix == ".toml" else load_yaml(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {e}", source=str(path)) from e
     if not isinstance(raw, dict):

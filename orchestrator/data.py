@@ -201,8 +201,9 @@ def _features(cols: dict[str, Any], source: Source, name: str) -> tuple[str, Any
 
 
 def _no_stray_text(cols: dict[str, Any], reserved: set[Any], name: str) -> None:
-    """A column of numbers with a few text cells ('abc', '1,5') would be left out of the features
-    as a text column: name its first such cell instead (at least half its filled cells are numbers)."""
+    """A column of numbers with a few text cells ('abc', '1,5', a blank ' ', or in JSON a number
+    in quotes among numbers) would be left out of the features as a text column: name its first
+    such cell instead (at least half its filled cells are numbers)."""
     import pandas as pd
 
     for c, col in cols.items():
@@ -210,10 +211,16 @@ def _no_stray_text(cols: dict[str, Any], reserved: set[Any], name: str) -> None:
         if c in reserved or col.dtype != object or col.ndim != 1:
             continue
         filled = np.array([not _is_missing(v) for v in col], dtype=bool)
+        blank = np.array([isinstance(v, str) and not v.strip() for v in col], dtype=bool)
         numbers = pd.to_numeric(pd.Series(col), errors="coerce").notna().to_numpy()
-        stray = np.flatnonzero(filled & ~numbers)
-        if stray.size and (filled & numbers).sum() >= filled.sum() / 2:
-            raise DataError(f"{name}: column {c!r} holds numbers but row {int(stray[0])} holds {col[stray[0]]!r} "
+        real = np.array([isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in col],
+                        dtype=bool)
+        quoted = filled & numbers & ~real if real.any() else np.zeros_like(filled)
+        stray = np.flatnonzero((filled & ~numbers) | blank | quoted)
+        if stray.size and (filled & numbers).any() and (filled & numbers).sum() >= filled.sum() / 2:
+            row = int(stray[0])
+            what = " (blank)" if blank[row] else " (a number written as text)" if quoted[row] else ""
+            raise DataError(f"{name}: column {c!r} holds numbers but row {row} holds {col[row]!r}{what} "
                             f"(0-based; {stray.size} such row(s)); fix the cell, or list the feature columns "
                             "(data.pool.features / data.eval.features) to leave the column out")
 
@@ -323,12 +330,30 @@ def _label_set(data: Data, pool: Pool, evalset: EvalSet | None) -> tuple[str, ..
         raise DataError(f"{pool.source}: seed label(s) {stray[:5]} appear nowhere in the evaluation set"
                         f"{' or the ground truth' if truth else ''}; a typo would become a class of its own. Fix them, "
                         "or list every label in data.labels")
+    unused = sorted(evals - seed - truth, key=_natural) if evalset is not None and truth else []
+    if unused:
+        raise DataError(f"{evalset.source}: evaluation label(s) {unused[:5]} appear nowhere in the pool's ground truth "
+                        "or seed labels; a typo would become a class of its own (and an accuracy target out of reach). "
+                        "Fix them, or list every label in data.labels")
     found = seed | evals | truth
+    _no_near_twins(found, evalset.source if evalset is not None else pool.source)
     if len(found) < 2:
         raise DataError(
             f"{pool.source}: cannot infer a label set of at least two labels; list them in data.labels"
         )
     return tuple(sorted(found, key=_natural))
+
+
+def _no_near_twins(labels: set[str], source: Any) -> None:
+    """Two labels that differ only in letter case or surrounding spaces ('Eel' and 'eel', 'cat '
+    and 'cat') are one class spelled two ways: refused, naming both."""
+    seen: dict[str, str] = {}
+    for label in sorted(labels, key=_natural):
+        twin = seen.setdefault(label.strip().casefold(), label)
+        if twin != label:
+            raise DataError(f"{source}: labels {twin!r} and {label!r} differ only in letter case or spaces; a typo "
+                            "would become a class of its own. Spell them the same in every file, or list every label "
+                            "in data.labels")
 
 
 def _natural(label: str) -> tuple[int, float | str]:

@@ -85,8 +85,10 @@ def read_policy(path: Path) -> Any:
     """A triage policy spec from YAML or JSON (see :mod:`clicloop.orchestrator.postdeploy.triage`)."""
     import yaml
 
+    from clicloop.orchestrator.yamlfile import load_yaml
+
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        spec = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read the triage policy: {e}", source=str(path)) from e
     if spec is None:

@@ -138,6 +138,24 @@ def test_a_seed_label_outside_the_label_set_does_not_become_a_class(tmp_path):
     refused(file_config(tmp_path, "pool.csv", labels=labels), DataError, r"seed labels \['seven'\] are not in data.labels")
 
 
+def test_an_eval_label_spelled_otherwise_than_the_pools_does_not_become_a_class(tmp_path):
+    """Found 2026-12-06: 'Eel' in the evaluation file against the pool's 'eel' (or 'cat ' against
+    'cat') became a fourth class people were asked about; the accuracy target was out of reach."""
+    pool, evalset = digits_frames()
+    evalset.loc[evalset["label"] == "7", "label"] = "seven"
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    refused(file_config(tmp_path, "pool.csv"), DataError, r"eval.csv: evaluation label\(s\) \['seven'\] appear nowhere in "
+            r"the pool's ground truth")
+    pool, evalset = digits_frames()
+    for frame, column in ((pool, "truth"), (pool, "label"), (evalset, "label")):
+        frame[column] = frame[column].where(frame[column].isna(), "d" + frame[column].astype(str))
+    pool.loc[pool.index[pool["truth"] == "d7"][-3:], "truth"] = "D7"  # three rows spelled otherwise
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    refused(file_config(tmp_path, "pool.csv"), DataError, r"labels 'D7' and 'd7' differ only in letter case or spaces")
+
+
 def test_eval_labels_that_match_none_of_the_pools_are_refused(tmp_path):
     pool, evalset = digits_frames()
     evalset["label"] = "digit-" + evalset["label"]

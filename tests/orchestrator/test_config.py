@@ -49,6 +49,22 @@ def test_invalid_yaml_names_the_file(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("text", ["loop: {name: a}\nstop: {max_cost: 0.3}\nstop: {max_rounds: 6}\n",
+                                  "loop: {name: a, batch_size: 5, batch_size: 7}\n"])
+def test_a_key_written_twice_is_refused_not_the_last_one_kept(tmp_path, text):
+    """Found 2026-12-06: a second ``stop:`` section silently dropped the first one's max_cost,
+    and the run spent six times the cap."""
+    path = write(tmp_path, "twice.yaml", text)
+    with pytest.raises(ConfigError, match=r"(?s)twice.yaml.*not valid YAML.*found the key '(stop|batch_size)' twice"):
+        load_config(path)
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path):
+    from clicloop.orchestrator.yamlfile import load_yaml
+
+    assert load_yaml("a: &x {b: 1, c: 2}\nd:\n  <<: *x\n  b: 3\n")["d"] == {"b": 3, "c": 2}
+
+
 def test_toml_works_and_relative_paths_resolve_against_the_file(tmp_path):
     path = write(tmp_path, "c.toml", """
 ledger = "sqlite:///runs/l.db"
@@ -108,3 +124,11 @@ def test_a_number_field_refuses_true_and_false():
     with pytest.raises(ConfigError, match=r"max_labels is a number, not false"):
         config_from_dict(digits_config("sqlite:///x.db", stop={"max_labels": False}))
     assert config_from_dict(digits_config("sqlite:///x.db", loop={"batch_size": 10})).loop.batch_size == 10
+
+
+def test_whole_number_class_names_are_taken_in_data_labels():
+    """Found 2026-12-06: ``labels: [0, 1, 2]`` was refused ("Input should be a valid string")."""
+    config = config_from_dict({**digits_config("sqlite://"), "data": {"builtin": "digits", "labels": list(range(10))}})
+    assert config.data.labels == [str(i) for i in range(10)]
+    with pytest.raises(ConfigError, match="data.labels"):
+        config_from_dict({**digits_config("sqlite://"), "data": {"builtin": "digits", "labels": [True, 1.5]}})

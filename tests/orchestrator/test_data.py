@@ -130,6 +130,22 @@ def test_a_number_column_with_one_text_cell_is_named_not_dropped(tmp_path):
         read_pool(Source(path=path, id="id"))
 
 
+@pytest.mark.parametrize(("name", "text", "says"), [
+    ("pool.csv", "id,f0,f1\na,1,2\nb, ,3\nc,5,4\nd,6,5\n", r"row 1 holds ' ' \(blank\)"),
+    ("pool.jsonl", '{"id": "a", "f0": 1, "f1": 2}\n{"id": "b", "f0": "", "f1": 3}\n{"id": "c", "f0": 5, "f1": 4}\n',
+     r"row 1 holds '' \(blank\)"),
+    ("pool.jsonl", '{"id": "a", "f0": 1, "f1": 2}\n{"id": "b", "f0": "1.5", "f1": 3}\n{"id": "c", "f0": 5, "f1": 4}\n',
+     r"row 1 holds '1.5' \(a number written as text\)"),
+])
+def test_a_number_column_with_a_blank_or_quoted_cell_is_named_not_dropped(tmp_path, name, text, says):
+    """Found 2026-12-06: one blank cell, or in JSON a number in quotes, made the column text and
+    it was left out of the features without a word (the loop ran and bought labels on the rest)."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError, match=rf"{name}: column 'f0' holds numbers but {says}"):
+        read_pool(Source(path=path, id="id"))
+
+
 def test_a_row_with_more_fields_than_the_header_is_named(tmp_path):
     """The first data row with extra fields made pandas take the first columns as an index: the
     columns shifted and the error named '17 duplicate ids'."""
