@@ -20,6 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from clicloop.orchestrator.errors import ConfigError
+from clicloop.orchestrator.postdeploy.errors import PromotionError
 from clicloop.orchestrator.ledger.money import json_default
 
 deploy_app = typer.Typer(help="Review a deployed model's predictions with people and learn from their corrections.",
@@ -227,6 +228,8 @@ def promote(
 ) -> None:
     """Serve a version now, without the gate (the gate runs in `retrain`)."""
     with _store(ledger, deployment) as store:
+        if store.serving() == version:
+            raise PromotionError(f"{version!r} is already serving deployment {deployment!r}: nothing recorded")
         store.record_promotion("promote", version, reason=reason)
     typer.echo(f"{deployment}: {version} is serving")
 

@@ -176,11 +176,15 @@ class Learner:
 
 def rollback(store: DeploymentStore, to: str | None = None, reason: str = "rollback on demand") -> str:
     """Record a rollback to ``to`` or to the version that served before the current one."""
-    history = [p for p in store.promotions() if p["action"] in ("deploy", "promote", "rollback")]
-    if to is None:
-        if not history or history[-1]["previous"] is None:
+    serving = store.serving()
+    if to is None:  # the last change of the serving version (a re-promotion of the serving one changed nothing)
+        changes = [p for p in store.promotions() if p["action"] in ("deploy", "promote", "rollback")
+                   and p["previous"] != p["version"]]
+        if not changes or changes[-1]["previous"] is None:
             raise PromotionError(f"deployment {store.deployment!r} has no earlier serving version to roll back to")
-        to = history[-1]["previous"]
+        to = changes[-1]["previous"]
+    if to == serving:
+        raise PromotionError(f"{to!r} is already serving deployment {store.deployment!r}; name another version with --to")
     store.record_promotion("rollback", to, reason=reason)  # type: ignore[arg-type]
     return to  # type: ignore[return-value]
 

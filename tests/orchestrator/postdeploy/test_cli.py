@@ -137,6 +137,8 @@ def test_a_user_runs_the_whole_post_deployment_loop_from_the_command_line(ledger
     assert "# Labor card: v2" in card and "of them production reviews" in card and "Post-deployment (bot, serving now)" in card
     assert "bot: rolled back to v1" in ok(clicloop("deploy", "rollback", *common, cwd=tmp_path))
     assert "v2 is serving" in ok(clicloop("deploy", "promote", "v2", "--reason", "fixed the bug", *common, cwd=tmp_path))
+    fails(clicloop("deploy", "promote", "v2", *common, cwd=tmp_path), "'v2' is already serving")  # it recorded v2 -> v2
+    assert "bot: rolled back to v1" in ok(clicloop("deploy", "rollback", *common, cwd=tmp_path))
     assert ok(clicloop("ledger", "verify", "--ledger", ledger_url, cwd=tmp_path)).startswith("ok:")
 
 

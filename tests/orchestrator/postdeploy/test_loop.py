@@ -89,3 +89,20 @@ def test_wilson_interval_matches_the_textbook_values() -> None:
     assert rate == 0.1 and low == pytest.approx(0.0552, abs=1e-4) and high == pytest.approx(0.1744, abs=1e-4)
     assert metrics.wilson(0, 0) == (None, None, None)
     assert metrics.wilson(0, 20)[1] == 0.0
+
+
+def test_a_rollback_after_a_re_promotion_serves_the_version_before(tmp_path) -> None:
+    """Found 2026-12-06: promoting the version already serving recorded v2 -> v2, and a rollback
+    then "rolled back" to v2 itself; v1 never served again."""
+    from clicloop.orchestrator.postdeploy.learn import rollback
+
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        store = DeploymentStore(ledger, "bot")
+        for v in ("v1", "v2"):
+            store.register_version(v, ["a", "b"])
+        store.record_promotion("deploy", "v1")
+        store.record_promotion("promote", "v2")
+        store.record_promotion("promote", "v2", reason="a no-op, as older clicloop recorded it")
+        assert rollback(store) == "v1" and store.serving() == "v1"
+        with pytest.raises(PromotionError, match="'v1' is already serving"):
+            rollback(store, to="v1")
