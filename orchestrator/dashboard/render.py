@@ -83,8 +83,27 @@ class PageOptions:
     csp: str | None = STATIC_CSP
 
 
+def _plain(values: Any) -> Any:
+    """Text from the ledger as plotly shows it literally: plotly reads ``<a href>``, ``<span
+    style>``, ``<b>`` ... in its texts as markup (a rejection reason drew a live link)."""
+    if isinstance(values, str):
+        return escape(values, quote=False)
+    if isinstance(values, (list, tuple)) and any(isinstance(v, str) for v in values):
+        return [escape(v, quote=False) if isinstance(v, str) else v for v in values]
+    return values
+
+
 def figure_json(fig: Any) -> str:
-    """The figure as JSON that is safe inside a <script> element."""
+    """The figure as JSON that is safe inside a <script> element, its texts shown as written."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(fig)  # a copy: the view's own figure keeps its texts (the JSON export reads them)
+    for trace in fig.data:
+        for attr in ("x", "y", "name", "text", "hovertext"):
+            if attr in trace and trace[attr] is not None:
+                trace[attr] = _plain(trace[attr])
+    if fig.layout.title.text:
+        fig.layout.title.text = _plain(fig.layout.title.text)
     return fig.to_json().replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 

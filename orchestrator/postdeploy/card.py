@@ -88,6 +88,8 @@ def post_deployment(ledger: Any, version: str) -> list[dict[str, Any]] | None:
 
 def markdown_lines(section: list[dict[str, Any]] | None, currency: str) -> list[str]:
     """The post-deployment part of the card as Markdown bullets (none when never deployed)."""
+    from clicloop.orchestrator.reporting.laborcard import md_text
+
     lines = []
     for d in section or []:
         e, w = d["audited_error_rate"], d["review_work_before"]
@@ -100,5 +102,5 @@ def markdown_lines(section: list[dict[str, Any]] | None, currency: str) -> list[
             f"  - its traffic: {d['predictions_served']} predictions, {d['reviews_of_its_predictions']} reviewed, "
             f"{d['errors_found']} errors found; production error rate {rate}",
         ]
-        lines += [f"  - {p['action']} #{p['seq']}: {p['reason'] or '-'}" for p in d["promotions"]]
+        lines += [f"  - {p['action']} #{p['seq']}: {md_text(p['reason']) if p['reason'] else '-'}" for p in d["promotions"]]
     return lines

@@ -215,19 +215,28 @@ def _count(ledger: Ledger, table: Any, loop: str) -> int:
         return int(conn.execute(select(func.count()).select_from(table).where(table.c.loop == loop)).scalar_one())
 
 
+def md_text(text: Any) -> str:
+    """Text from the ledger (a purpose, a reason, a version name) as Markdown shows it literally:
+    no HTML a renderer would pass through (``<script>``), no link, emphasis or heading."""
+    out = str(text).replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for mark in "`*_[]#|":
+        out = out.replace(mark, "\\" + mark)
+    return out.replace("\n", " ")
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     """The card as Markdown, for a model repository."""
     h, m, w = card["hours"], card["money"], card["wages_total_time"]
     cur = m["currency"]
     lines = [
-        f"# Labor card: {card['model_version']}",
+        f"# Labor card: {md_text(card['model_version'])}",
         "",
-        f"*Purpose shown to every worker:* {card['purpose'] or '(none recorded)'}",
+        f"*Purpose shown to every worker:* {md_text(card['purpose']) if card['purpose'] else '(none recorded)'}",
         "",
         f"- Model: {card['metric']['name']} {_f(card['metric']['value'], 4)}, trained on {card['labels']['trained_on']} labels "
         f"({card['labels']['bought_answers']} human answers bought through clicloop{_review_share(card)})",
         *_pseudo_line(card.get("pseudo_labels")),
-        f"- People: {card['people']} (backends: {', '.join(card['backends']) or '-'})",
+        f"- People: {card['people']} (backends: {', '.join(map(md_text, card['backends'])) or '-'})",
         f"- Hours: {h['total']:.2f} h in all — {h['active']:.2f} h on tasks, {h['unpaid']:.2f} h unpaid "
         f"(searching {h['unpaid_by_kind']['search']:.2f}, waiting {h['unpaid_by_kind']['wait']:.2f}, "
         f"returned work {h['unpaid_by_kind']['returned']:.2f}, qualification {h['unpaid_by_kind']['qualification']:.2f})",
@@ -245,7 +254,7 @@ def render_markdown(card: dict[str, Any]) -> str:
             f"lowest {w['min']:.2f}; {floor_text(w)}"
         )
     rej = card["rejections"]
-    lines.append(f"- Rejections: {rej['count']}" + "".join(f"\n  - {n} x {reason}" for reason, n in rej["reasons"].items()))
+    lines.append(f"- Rejections: {rej['count']}" + "".join(f"\n  - {n} x {md_text(reason)}" for reason, n in rej["reasons"].items()))
     lines.append(f"- Corrections of earlier answers: {card['corrections']}")
     from clicloop.orchestrator.postdeploy.card import markdown_lines
 

@@ -141,3 +141,21 @@ def test_back_pay_on_review_work_is_its_own_line_not_the_reviews_cost(tmp_path) 
     assert after[1]["review_work_before"]["cost"] == before[1]["review_work_before"]["cost"]
     assert after[2]["cost_per_error:bot"] == before[2]["cost_per_error:bot"]
     assert f"back-pay {back_pay:.2f} EUR" in text
+
+
+def test_ledger_text_in_the_card_is_shown_literally_by_a_markdown_renderer(tmp_path) -> None:
+    """Found 2026-12-06: the card's Markdown carried the purpose raw, so a renderer that passes
+    HTML through (MkDocs, many wikis) ran ``<script>`` in it; a reason could be a link."""
+    from markdown_it import MarkdownIt
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    hostile = '<script>document.title="x"</script> [claim your wages](https://evil.example) *now*'
+    cfg = digits_config(url, stop={"max_labels": 20})
+    cfg["loop"]["purpose"] = "Read digits. " + hostile
+    Loop(config_from_dict(cfg)).run()
+    with Ledger(url) as ledger:
+        card = labor_card(ledger, "t-r2")
+    card["rejections"] = {"count": 1, "reasons": {hostile: 1}}
+    html = MarkdownIt("commonmark", {"html": True}).render(render_markdown(card))
+    assert "<script" not in html and "<a " not in html and "<em>now</em>" not in html
+    assert html.count('&lt;script&gt;document.title=&quot;x&quot;&lt;/script&gt; [claim your wages](https://evil.example) *now*') == 2
