@@ -7,7 +7,11 @@ file, line, field, task key and reason, never the row's content (rewritten, neve
 
 Outbox rows: ``task_key`` (answer with it), ``item_id``, ``replica``, ``round``, ``purpose`` (why
 this labeling exists), ``instructions``, ``labels`` (allowed answers), ``payload`` (JSON text in
-CSV). Inbox rows (JSON objects, or CSV with a header), validated strictly:
+CSV). In a CSV outbox an ``item_id``, ``purpose`` or ``instructions`` cell that a spreadsheet would
+run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is written
+with a leading ``'`` (OWASP's advice on CSV injection); the JSONL outbox holds the values as they
+are. Files whose names start with ``.`` are never read (a file being copied in under a temporary
+dot-name is not read half-way): give answer files a plain name. Inbox rows (JSON objects, or CSV with a header), validated strictly:
 
 - ``task_key`` (required): a key from one of our outbox files.
 - ``worker`` (required): the vendor's id for the person (the ledger stores a salted pseudonym).
@@ -292,11 +296,21 @@ def _jsonable(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a leading ``'``."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def _to_csv(rows: Iterable[dict[str, Any]]) -> str:
     out = io.StringIO(newline="")
     writer = csv.DictWriter(out, fieldnames=OUTBOX_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({**r, "labels": json.dumps(r["labels"], ensure_ascii=False),
+        writer.writerow({**r, "item_id": _inert(r["item_id"]), "purpose": _inert(r["purpose"]),
+                         "instructions": _inert(r["instructions"]),
+                         "labels": json.dumps(r["labels"], ensure_ascii=False),
                          "payload": json.dumps(r["payload"], ensure_ascii=False)})
     return out.getvalue()

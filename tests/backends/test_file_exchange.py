@@ -61,6 +61,20 @@ def test_csv_export_round_trips_labels_and_payload(tmp_path: Path) -> None:
         _open(tmp_path, format="xlsx")
 
 
+def test_a_csv_outbox_cell_a_spreadsheet_would_run_is_written_inert(tmp_path: Path) -> None:
+    """Found 2026-12-06: item ids such as ``=cmd|' /C calc'!A1`` went into the CSV outbox as they
+    were, a formula for the vendor's spreadsheet; the answer key is unchanged."""
+    backend = FileExchange(directory=str(tmp_path), instructions="=HYPERLINK(\"http://evil.example\")", format="csv")
+    backend.open(BackendContext("fx", LABELS, PURPOSE, 0))
+    task = Task("fx/0/x/0", "fx", 0, "=cmd|' /C calc'!A1", 0, PURPOSE, LABELS, payload="=1+1")
+    backend.dispatch([task, *_tasks(1)])
+    (path,) = (tmp_path / "outbox").iterdir()
+    rows = {r["task_key"]: r for r in csv.DictReader(path.open(newline=""))}
+    hostile, plain = rows["fx/0/x/0"], rows["fx/0/m0/0"]
+    assert hostile["item_id"] == "'=cmd|' /C calc'!A1" and hostile["instructions"].startswith("'=HYPERLINK")
+    assert json.loads(hostile["payload"]) == "=1+1" and plain["item_id"] == "m0"
+
+
 def test_valid_answers_are_imported_with_their_times_and_pay(tmp_path: Path) -> None:
     backend = _open(tmp_path, reward=0.04, fee_rate=0.25, currency="EUR")
     tasks = _tasks()
