@@ -125,7 +125,8 @@ class Loop:
         accept = {fingerprint(cfg, legacy=True)[0]}  # a loop begun before data paths counted as written
         if not restart:  # refuse another config, or a pool that lost asked items, before the backend opens (it may create projects)
             self.ledger_.begin_loop(self.name, config_hash, config_json, cfg.loop.seed, register=False, accept=accept)
-            check_ledger_items(self.ledger_, self.name, self.pool_, self.index_)
+            check_ledger_items(self.ledger_, self.name, self.pool_, self.index_,
+                               row_numbered=cfg.data.pool is not None and cfg.data.pool.id is None)
             check_eval_set(self.ledger_, self.name, self.evalset_, self.eval_digest_)
         truth = None
         if getattr(self.backend_, "reads_ground_truth", False):

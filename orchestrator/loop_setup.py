@@ -177,9 +177,17 @@ def check_truth(cfg: Config, pool: Any) -> None:
                         "or remove those rows")
 
 
-def check_ledger_items(ledger: Any, loop: str, pool: Any, index: dict[str, int]) -> None:
-    """Every item the ledger holds a task of, for a loop being resumed, is still in the pool."""
-    gone = sorted(i for i in ledger.item_ids(loop) if i not in index)
+def check_ledger_items(ledger: Any, loop: str, pool: Any, index: dict[str, int], row_numbered: bool = False) -> None:
+    """Every item the ledger holds a task of, for a loop being resumed, is still in the pool. A pool
+    without an id column names its items by row number: a resume says so, since rows moved in the
+    file would carry earlier labels onto other items (nothing records their content)."""
+    asked = ledger.item_ids(loop)
+    if row_numbered and asked:
+        log.warning("%s has no id column (data.pool.id): its items are named by row number, and this resume takes the "
+                    "%d item(s) the ledger holds by their row; if rows were added, removed or reordered since the last "
+                    "run, their labels now belong to other items: start over with --restart, and give the pool an id "
+                    "column", pool.source, len(asked))
+    gone = sorted(i for i in asked if i not in index)
     if gone:
         more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
         raise DataError(f"{pool.source}: the ledger holds a task of item {gone[0]!r}{more} of loop {loop!r}, which is "

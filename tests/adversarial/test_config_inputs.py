@@ -286,3 +286,20 @@ def test_a_loop_resumed_with_another_config_is_refused_naming_what_differs(tmp_p
     assert refusal.value.code == 2
     err = capsys.readouterr().err
     assert "it differs in strategy.name ('entropy' now, 'margin-coverage' when the loop began)" in err
+
+
+def test_a_resume_of_a_row_numbered_pool_says_labels_follow_the_rows(tmp_path, caplog):
+    """Found 2026-12-06: a pool without an id column, its rows reordered between runs, resumed with
+    no word and trained on bought labels that now sat on other items. The ledger records no item
+    content, so the resume cannot tell; it says what it takes the ids to be."""
+    pool, evalset = digits_frames()
+    pool.drop(columns=["id"]).to_csv(tmp_path / "pool.csv", index=False)
+    evalset.to_csv(tmp_path / "eval.csv", index=False)
+    cfg = file_config(tmp_path, "pool.csv")
+    del cfg["data"]["pool"]["id"]
+    Loop(config_from_dict(cfg)).run()
+    assert "named by row number" not in caplog.text  # a first run has nothing to carry over
+    cfg["stop"] = {"max_labels": 30}
+    Loop(config_from_dict(cfg)).run()
+    assert "pool.csv has no id column (data.pool.id): its items are named by row number" in caplog.text
+    assert "start over with --restart" in caplog.text
