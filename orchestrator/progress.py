@@ -103,7 +103,7 @@ class LogLinesPlugin(_FirstRound):
     def clicloop_round_finished(self, loop: Any, result: Any) -> None:
         total = _so_far(loop)
         if not self.by_answers:
-            self.done_ += 1
+            self.done_ += result.stop_reason is None  # the closing round evaluates the last model, buys nothing
         elif total is not None:
             self.done_ = int(total["answers"])
         else:

@@ -90,3 +90,14 @@ def test_the_resume_line_counts_every_answer_in_the_ledger_not_only_finished_rou
     loop = SimpleNamespace(name="t", results_=[SimpleNamespace(answers=4)],
                            ledger_=SimpleNamespace(spent=lambda name: {"answers": 7.0}))
     assert _resumed_line(loop, 1) == "t: resumed at round 1 (1 round finished, 7 answers already in the ledger)"
+
+
+def test_the_round_count_leaves_out_the_closing_round(tmp_path):
+    """Found 2026-12-06: a run with ``stop.max_rounds: 2`` ended on "(3/2 rounds)": the closing
+    round, which evaluates the last model and buys nothing, was counted as a labeling round."""
+    cfg = {**digits_config(f"sqlite:///{tmp_path / 'l.db'}"), "stop": {"max_rounds": 2}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    done = _clicloop("run", "c.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    counts = re.findall(r"\((\d+/\d+) rounds\)", done.stderr)
+    assert counts == ["1/2", "2/2", "2/2"], done.stderr
