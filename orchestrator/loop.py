@@ -31,7 +31,8 @@ from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.money import ZERO, from_micros
 from clicloop.orchestrator.loop_setup import (check_aggregator, check_eval_set, check_floor_currency, check_ledger_items, check_model,
                                               check_money_budget, check_protocols, check_strategy, check_truth, eval_digest,
-                                              fingerprint, make_engine, plugin_manager_for, warn_inert_relabel)
+                                              fingerprint, make_engine, plugin_manager_for, warn_cold_resume,
+                                              warn_inert_relabel)
 from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
@@ -203,6 +204,7 @@ class Loop:
                 if state is not None:
                     state.start_over()
             return 0
+        warn_cold_resume(self.name, self.warm_, len(rounds))
         last = rounds[-1]
         if last["status"] == "finished" and last["stop_reason"] is None:  # done: the next round starts
             self.results_.append(self._result(last))

@@ -194,6 +194,16 @@ def check_ledger_items(ledger: Any, loop: str, pool: Any, index: dict[str, int],
                         "not in the pool any more; put its row back to resume, or start the loop over with --restart")
 
 
+def warn_cold_resume(loop: str, warm: Any, n_rounds: int) -> None:
+    """A resume (two rounds in the ledger at least, so a fit was kept) that finds no fits the
+    earlier run kept in the cache folder starts its fits afresh: from there it records another
+    ledger than an uninterrupted run would. Said, since "same seed, same ledger" assumes the folder."""
+    if warm is not None and n_rounds >= 2 and not warm.saved():
+        log.warning("%s: resuming with no saved fits from the earlier run in the cache folder (%s: another machine, a "
+                    "cleared cache or another CLICLOOP_CACHE_DIR); the next fits start afresh, so from here this ledger "
+                    "will differ from an uninterrupted run's (nothing is lost or paid twice)", loop, warm.folder or "memory only")
+
+
 def eval_digest(evalset: Any) -> str | None:
     """A fingerprint of an evaluation set as the data gives it (its features, or texts, and labels,
     in order); None without one."""

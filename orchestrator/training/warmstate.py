@@ -9,7 +9,10 @@ current one is in use, a loop killed then re-fits the current version and the ne
 generations: the one before the current, the current, the next). Labels seen before (a kept
 generation's) start from the generation before them, as the first time; new labels start from the
 newest. So a resumed loop computes what an uninterrupted one computes, bit for bit, and records
-the same ledger. Deleting the folder only costs that: the next round spreads afresh.
+the same ledger. Deleting the folder (or resuming on another machine, or with another
+``CLICLOOP_CACHE_DIR``) costs that: the next round spreads and fits afresh, so from there the loop
+records another ledger than an uninterrupted run would (nothing is lost or paid twice); a resume
+says so (:meth:`QueryFits.saved`).
 """
 
 from __future__ import annotations
@@ -193,10 +196,15 @@ class QueryFits:
     about half the iterations on CLINC150, docs/benchmarks/log.md, 2026-12-05). Chosen like
     :meth:`Generations.base`, so a round redone after a kill starts from the same fit as the first
     time and the resumed loop records the same ledger; ``folder`` (None: memory only) keeps them
-    across processes, and deleting it only costs a cold start."""
+    across processes, and deleting it costs a cold start (and a ledger that differs from an
+    uninterrupted run's from there)."""
 
     def __init__(self, folder: Path | None = None):
         self.folder = folder
+
+    def saved(self) -> bool:
+        """Whether an earlier process left fits in ``folder`` (False when memory only)."""
+        return self.folder is not None and (self.folder / "chain.json").exists()
 
     def around(self, model: Any, idx: np.ndarray, y: np.ndarray, fit: Callable[[Any], tuple[Any, Any]]) -> tuple[Any, Any]:
         """``fit(start)`` (``(query, ...)``) for the labels ``y`` of rows ``idx``, ``start`` as

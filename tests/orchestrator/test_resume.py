@@ -89,3 +89,21 @@ def test_sigkill_at_any_point_then_resume_loses_nothing_and_pays_no_one_twice(tm
             assert conn.execute("select count(*), count(distinct task_key) from assignments").fetchone() == (60, 60)
             # each answer paid exactly once: one reward and one fee per task key
             assert conn.execute("select count(*), count(distinct key) from payments").fetchone() == (120, 120)
+
+
+def test_a_resume_without_the_earlier_runs_cache_says_its_ledger_will_differ(tmp_path, monkeypatch, caplog):
+    """Found 2026-12-06: resumed with an empty cache folder (another machine, a cleared cache), a
+    loop fitted afresh and recorded another ledger than an uninterrupted run, without a word."""
+    from clicloop.orchestrator.config import config_from_dict
+    from clicloop.orchestrator.loop import Loop
+    from tests.conftest import digits_config
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    monkeypatch.setenv("CLICLOOP_CACHE_DIR", str(tmp_path / "cache-a"))
+    Loop(config_from_dict(digits_config(url, stop={"max_labels": 30}))).run()
+    Loop(config_from_dict(digits_config(url, stop={"max_labels": 40}))).run()  # the same folder: nothing to say
+    assert "no saved fits" not in caplog.text
+    monkeypatch.setenv("CLICLOOP_CACHE_DIR", str(tmp_path / "cache-b"))
+    Loop(config_from_dict(digits_config(url, stop={"max_labels": 50}))).run()
+    assert "t: resuming with no saved fits from the earlier run in the cache folder" in caplog.text
+    assert "will differ from an uninterrupted run's (nothing is lost or paid twice)" in caplog.text
