@@ -73,6 +73,7 @@ def run(
     """Run a loop, or resume it from the ledger where it stopped."""
     if verbose:
         logging.getLogger("clicloop").setLevel(logging.INFO)
+    logging.getLogger("clicloop.orchestrator.progress").setLevel(logging.INFO)  # long steps, off a terminal too
     from rich.console import Console
 
     from clicloop.orchestrator.config import load_config

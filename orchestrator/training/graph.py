@@ -144,7 +144,7 @@ def _ivf_rows(faiss: Any, X: np.ndarray, params: dict[str, Any], n: int, d: int,
     index.nprobe = nprobe = params["nprobe"]
     rows = np.empty((n, k), dtype=np.int32)
     near, dist = np.empty((n, nprobe), dtype=np.int64), np.empty((n, nprobe), dtype=np.float32)
-    with chunk_progress(2 * n, "neighbour graph") as advance:
+    with chunk_progress(2 * n, f"neighbour graph of {n:,} items (two passes: cells, then neighbours)") as advance:
         for start in range(0, n, CHUNK):  # each item's nprobe nearest cells, once: its own for the add, all for the search
             dist[start:start + CHUNK], near[start:start + CHUNK] = quantizer.search(_chunk(X, start), nprobe)
         _reserve(faiss, index, np.bincount(near[:, 0], minlength=params["nlist"]))

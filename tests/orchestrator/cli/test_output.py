@@ -101,3 +101,15 @@ def test_the_round_count_leaves_out_the_closing_round(tmp_path):
     assert done.returncode == 0, done.stderr
     counts = re.findall(r"\((\d+/\d+) rounds\)", done.stderr)
     assert counts == ["1/2", "2/2", "2/2"], done.stderr
+
+
+def test_a_long_step_in_a_pipe_writes_its_progress_without_verbose(tmp_path):
+    """Found 2026-12-06: on a 1,000,000-item pool the first neighbour graph took two minutes and a
+    run writing to a log file printed nothing meanwhile (its lines were INFO, shown only with -v)."""
+    cfg = {**digits_config(f"sqlite:///{tmp_path / 'l.db'}"), "stop": {"max_rounds": 2}}
+    cfg["loop"] = {**cfg["loop"], "pseudo_labels": {"graph": "approximate"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    done = _clicloop("run", "c.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"neighbour graph of 1,\d{3} items \(two passes: cells, then neighbours\): 100% \(\d+ of \d+\)",
+                     done.stderr), done.stderr
