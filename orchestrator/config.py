@@ -23,6 +23,16 @@ from clicloop.orchestrator.yamlfile import load_yaml
 BUILTIN_DATASETS = ("digits",)
 
 
+def unexpanded_path(path: str) -> None:
+    """A path is taken as written: ``~`` or ``$HOME`` / ``${HOME}`` would become folders of those
+    names (a ledger landed in ``./${HOME}/c.db``), so they are refused, naming what to write."""
+    import re
+
+    if path.startswith("~") or re.search(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", path):
+        raise ValueError(f"{path!r}: clicloop expands no '~' or '$VARIABLE' in paths; write the path in full "
+                         "(a relative path is read from the config file's folder)")
+
+
 class Source(_Strict):
     """One tabular or array file. Columns name the id, the features and the labels."""
 
@@ -38,6 +48,13 @@ class Source(_Strict):
     sensitive: str | None = Field(None, description="boolean column: personal or sensitive items (confidential backends only)")
     disturbing: str | None = Field(None, description="boolean column: items that need a content warning")
     _written: dict[str, str] = PrivateAttr(default_factory=dict)  # relative paths as the config file gives them
+
+    @field_validator("path", "embeddings")
+    @classmethod
+    def _expanded(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            unexpanded_path(str(value))
+        return value
 
     @model_validator(mode="after")
     def _text_or_features(self) -> Source:
@@ -244,6 +261,8 @@ class Config(_Strict):
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("the ledger is a SQLite or PostgreSQL URL: sqlite:///clicloop.db or "
                              "postgresql+psycopg://user@host/db")
+        if value.startswith("sqlite"):
+            unexpanded_path(value.split(":///", 1)[-1])
         return value
 
     @model_validator(mode="after")

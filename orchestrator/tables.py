@@ -56,7 +56,9 @@ def read_table(path: Path, chunk_rows: int | None = None, field: str | None = No
                         f"(e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`)") from e
     except (ValueError, OSError) as e:
         hint = ("; a row with more fields than the header usually holds an unquoted comma: quote that text field "
-                "(\"...\")") if "Error tokenizing data" in str(e) else ""
+                "(\"...\")") if "Error tokenizing data" in str(e) else (
+                "; clicloop loads no pickled objects: save text arrays (ids) as strings, e.g. np.savez(path, X=X, "
+                "id=ids.astype(str))") if "allow_pickle=False" in str(e) else ""
         raise DataError(f"{name}: cannot read it: {str(e).strip()}{hint}") from e
     except (EOFError, zlib.error) as e:  # a truncated or corrupt .gz (click would turn EOFError into a silent abort)
         raise DataError(f"{name}: cannot read it, the compressed file is truncated or corrupt ({e}); copy it again "

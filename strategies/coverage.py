@@ -125,7 +125,10 @@ class DiverseMiniBatch:
 
     def select(self, model: Model | None, X: Any, candidates: np.ndarray, k: int, rng: np.random.Generator, *,
                chunk_size: int, ids: np.ndarray | None, context: SelectContext) -> np.ndarray:
+        import warnings
+
         from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
 
         if model is None:
             raise StrategyError("diverse-mini-batch needs a fitted model")
@@ -135,7 +138,9 @@ class DiverseMiniBatch:
             return short
         F = features(X, short, "diverse-mini-batch")
         w = Margin().score(model, X[short], km_rng) if self.weighted else None
-        km = KMeans(n_clusters=k, n_init=1, random_state=int(km_rng.integers(2**31 - 1))).fit(F, sample_weight=w)
+        with warnings.catch_warnings():  # tied or repeated points: fewer distinct clusters than k; the picks
+            warnings.filterwarnings("ignore", "Number of distinct clusters", ConvergenceWarning)  # below still give k
+            km = KMeans(n_clusters=k, n_init=1, random_state=int(km_rng.integers(2**31 - 1))).fit(F, sample_weight=w)
         d2 = pairwise_sq(km.cluster_centers_.astype(np.float32), F)
         picks: list[int] = []
         for j in np.argsort(np.bincount(km.labels_, minlength=k))[::-1]:  # largest clusters first

@@ -132,3 +132,17 @@ def test_whole_number_class_names_are_taken_in_data_labels():
     assert config.data.labels == [str(i) for i in range(10)]
     with pytest.raises(ConfigError, match="data.labels"):
         config_from_dict({**digits_config("sqlite://"), "data": {"builtin": "digits", "labels": [True, 1.5]}})
+
+
+@pytest.mark.parametrize(("section", "value"), [("ledger", "sqlite:///${HOME}/c.db"), ("ledger", "sqlite:///~/c.db"),
+                                                ("pool", "$DATA/pool.csv"), ("pool", "~/pool.csv")])
+def test_a_path_with_tilde_or_a_variable_is_refused_not_made_a_folder(section, value):
+    """Found 2026-12-06: ``ledger: sqlite:///${HOME}/c.db`` made a folder literally named
+    ``${HOME}`` beside the config; only secrets take ``{env: ...}``."""
+    cfg = digits_config("sqlite://")
+    if section == "ledger":
+        cfg["ledger"] = value
+    else:
+        cfg["data"] = {"pool": {"path": value}}
+    with pytest.raises(ConfigError, match=r"expands no '~' or '\$VARIABLE' in paths; write the path in full"):
+        config_from_dict(cfg)

@@ -182,3 +182,25 @@ def test_an_id_that_is_an_object_a_list_or_a_boolean_is_refused(tmp_path):
     path.write_text('{"id": "a", "text": "one"}\n{"id": {"a": 1}, "text": "two"}\n{"id": true, "text": "three"}\n')
     with pytest.raises(DataError, match=r"column 'id' holds \{'a': 1\} in rows 1, 2 \(0-based\); an id is a text or a whole number"):
         read_pool(Source(path=path, id="id", text="text"))
+
+
+def test_a_float32_parquet_pool_stays_float32(tmp_path):
+    """Found 2026-12-06: a Parquet pool of float32 features was widened to float64, twice the
+    memory a float32 .npy of the same data takes (488 MB against 244 MB at 1,000,000 x 64)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "f0": np.array([1, 2, 3], np.float32),
+                          "f1": np.array([0.5, 0.25, 1], np.float32)})
+    frame.to_parquet(tmp_path / "p.parquet")
+    pool = read_pool(Source(path=tmp_path / "p.parquet", id="id"))
+    assert pool.X.dtype == np.float32 and pool.X.tolist() == [[1, 0.5], [2, 0.25], [3, 1]]
+    frame.astype({"f1": np.float64}).to_parquet(tmp_path / "mixed.parquet")
+    assert read_pool(Source(path=tmp_path / "mixed.parquet", id="id")).X.dtype == np.float64
+
+
+def test_an_npz_with_object_ids_says_to_save_them_as_text(tmp_path):
+    """Found 2026-12-06: ids saved as an object array failed with numpy's own "Object arrays
+    cannot be loaded when allow_pickle=False", saying nothing of what to do."""
+    np.savez(tmp_path / "p.npz", X=np.ones((3, 2)), id=np.array(["a", "b", 3], dtype=object))
+    with pytest.raises(DataError, match=r"p.npz: cannot read it: .*save text arrays \(ids\) as strings"):
+        read_pool(Source(path=tmp_path / "p.npz", id="id", label=None))

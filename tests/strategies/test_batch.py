@@ -114,6 +114,18 @@ def test_margin_then_diversity_picks_uncertain_items_spread_along_the_boundary(s
         assert chosen[0] == select(Margin(), TwoBlobModel(), X, np.arange(2000), 1, np.random.default_rng(0))[0]
 
 
+def test_diverse_mini_batch_on_repeated_points_picks_k_items_without_a_warning():
+    """Found 2026-12-06: tied or repeated points passed scikit-learn's "Number of distinct clusters
+    (1) found smaller than n_clusters" to the user, though the picks handle it."""
+    import warnings
+
+    X = np.repeat(np.array([[5.0, 1.0], [5.0, 2.0]], dtype=np.float32), 30, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chosen = select(DiverseMiniBatch(factor=10), TwoBlobModel(), X, np.arange(60), 5, np.random.default_rng(0))
+    assert len(set(chosen.tolist())) == 5
+
+
 def test_cold_start_takes_one_typical_item_per_uncovered_cluster():
     X, y = blobs(n_per=60)
     chosen = select(ColdStart(), None, X, np.arange(len(y)), 4, np.random.default_rng(0))
