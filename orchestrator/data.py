@@ -217,7 +217,8 @@ def _no_stray_text(cols: dict[str, Any], reserved: set[Any], name: str) -> None:
         numbers = pd.to_numeric(pd.Series(col), errors="coerce").notna().to_numpy()
         real = np.array([isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in col],
                         dtype=bool)
-        quoted = filled & numbers & ~real if real.any() else np.zeros_like(filled)
+        json_lines = name.endswith((".jsonl", ".ndjson", ".jsonl.gz"))  # a CSV's chunks may parse one column two ways
+        quoted = filled & numbers & ~real if json_lines and real.any() else np.zeros_like(filled)
         stray = np.flatnonzero((filled & ~numbers) | blank | quoted)
         if stray.size and (filled & numbers).any() and (filled & numbers).sum() >= filled.sum() / 2:
             row = int(stray[0])

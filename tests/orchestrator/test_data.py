@@ -204,3 +204,14 @@ def test_an_npz_with_object_ids_says_to_save_them_as_text(tmp_path):
     np.savez(tmp_path / "p.npz", X=np.ones((3, 2)), id=np.array(["a", "b", 3], dtype=object))
     with pytest.raises(DataError, match=r"p.npz: cannot read it: .*save text arrays \(ids\) as strings"):
         read_pool(Source(path=tmp_path / "p.npz", id="id", label=None))
+
+
+def test_a_big_csv_whose_chunks_read_a_column_two_ways_names_its_text_cell(tmp_path):
+    """A CSV is parsed 65,536 rows at a time: the chunk holding 'abc' reads its column as text, the
+    others as numbers. The check for numbers written as text in JSON (2026-12-06) first took
+    that chunk's numbers for quoted ones and named row 196608's '196608'."""
+    lines = ["id,f0,f1"] + [f"i{i},{i},{i % 7}" for i in range(300_000)]
+    lines[250_001] = "i250000,abc,1"
+    (tmp_path / "pool.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"column 'f0' holds numbers but row 250000 holds 'abc'"):
+        read_pool(Source(path=tmp_path / "pool.csv", id="id"))
