@@ -176,13 +176,14 @@ def quality(
 
     cfg = load_config(config)
     gold = cfg.loop.gold or Gold()
-    pool, _, _ = load_data(cfg.data, cfg.loop.seed)
     from clicloop.orchestrator.ledger.readonly import require_ledger
 
     require_ledger(cfg.ledger)
     with Ledger(cfg.ledger, salt=cfg.worker_salt) as led:
-        accuracy = worker_accuracy(led, cfg.loop.name, pool.seed_labels, gold)
-        disputed = sorted(i for i, g in gold_status(led.gold_answers(cfg.loop.name), pool.seed_labels, gold).items() if g.disputed)
+        answers = led.gold_answers(cfg.loop.name)
+        seed_labels = load_data(cfg.data, cfg.loop.seed)[0].seed_labels if answers else {}  # the pool only when needed
+        accuracy = worker_accuracy(led, cfg.loop.name, seed_labels, gold)
+        disputed = sorted(i for i, g in gold_status(answers, seed_labels, gold).items() if g.disputed)
     rows = [{"worker": w, "right": right, "answered": n, "accuracy": right / n} for w, (right, n) in sorted(accuracy.items())]
     if as_json:
         print(json.dumps({"workers": rows, "disputed_gold": disputed}, indent=2))
