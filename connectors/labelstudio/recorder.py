@@ -106,13 +106,13 @@ class Recorder:
                 raise AnnotationConflict(
                     f"annotation {annotation['id']} is recorded for another task ({found[0]}), not Label Studio task "
                     f"{ls_task_id}: an annotation is one answer, paid once (a forged or misrouted webhook?)")
+            problem = pay.problem or result_problem(annotation.get("result"))
             answer = Answer(
                 task_key=task.key, worker=_user(annotation), label=label, active_s=pay.active_s,
-                reward=pay.reward, fee=0.0, currency=self.currency,
-                problem=pay.problem or result_problem(annotation.get("result")),
+                reward=pay.reward, fee=0.0, currency=self.currency, problem=problem,
                 external_id=str(annotation["id"]), version=str(annotation.get("created_at") or ""),
             )
-            status, reason = _status(label, self.labels, pay.problem)
+            status, reason = _status(label, self.labels, problem)
             self.ledger_.record_tasks([task], BACKEND)
             new = self.ledger_.record_answers(self.loop, BACKEND, [(task, answer, status, reason)])
             if new and status == "submitted":

@@ -267,3 +267,20 @@ def test_an_annotation_is_one_answer_with_a_readable_label_and_a_person(served: 
     assert post(30).json()["status"] == "already recorded"
     rows = _assignments(served.ledger)
     assert [(r["external_id"], r["label"], r["status"]) for r in rows] == [("300", "b", "submitted")]
+
+
+def test_an_unreadable_result_read_through_the_api_is_kept_quarantined(tmp_path: Path) -> None:
+    """A training reads every annotation through Label Studio's API, past the webhook's checks:
+    one whose result cannot be read is recorded quarantined with the reason (paid for its time),
+    not as a skip (the reason was dropped on the way to its status)."""
+    from clicloop.connectors.labelstudio.recorder import Recorder
+
+    ledger = f"sqlite:///{tmp_path / 'l.db'}"
+    recorder = Recorder(ledger, "ml.p7", 7, "Route e-mails.", ("a", "b"), hourly_wage=36.0).open()
+    bad = {"id": 5, "lead_time": 100.0, "completed_by": 4,
+           "result": [{"from_name": "c", "to_name": "x", "type": "choices", "value": {"choices": "bogus"}}]}
+    assert recorder.created(30, bad, {"x": "hello"}, "c")
+    recorder.close()
+    (row,) = _assignments(ledger)
+    assert row["status"] == "quarantined" and "value.choices must be a list of label strings" in row["reason"]
+    assert row["label"] is None and row["active_s"] == 100.0
