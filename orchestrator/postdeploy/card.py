@@ -88,7 +88,7 @@ def post_deployment(ledger: Any, version: str) -> list[dict[str, Any]] | None:
 
 def markdown_lines(section: list[dict[str, Any]] | None, currency: str) -> list[str]:
     """The post-deployment part of the card as Markdown bullets (none when never deployed)."""
-    from clicloop.orchestrator.reporting.laborcard import md_text
+    from clicloop.orchestrator.reporting.markdown import md_text
 
     lines = []
     for d in section or []:

@@ -24,6 +24,7 @@ from clicloop.orchestrator.config import WageFloor
 from clicloop.orchestrator.fairwork.currency import held_to, pay_currencies
 from clicloop.orchestrator.errors import LedgerError
 from clicloop.orchestrator.ledger import Ledger
+from clicloop.orchestrator.reporting.markdown import md_text
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.fairwork.wages import fair_cost, owed_amount, pay_unknown
 from clicloop.orchestrator.ledger.accounting import by_worker, unpaid_by_kind
@@ -213,15 +214,6 @@ def _rejections(ledger: Ledger, loop: str, before: int) -> dict[str, Any]:
 def _count(ledger: Ledger, table: Any, loop: str) -> int:
     with ledger.engine_.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table).where(table.c.loop == loop)).scalar_one())
-
-
-def md_text(text: Any) -> str:
-    """Text from the ledger (a purpose, a reason, a version name) as Markdown shows it literally:
-    no HTML a renderer would pass through (``<script>``), no link, emphasis or heading."""
-    out = str(text).replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for mark in "`*_[]#|":
-        out = out.replace(mark, "\\" + mark)
-    return out.replace("\n", " ")
 
 
 def render_markdown(card: dict[str, Any]) -> str:
