@@ -18,7 +18,9 @@
 - With ``webhook_port`` set, ``open`` also starts a small receiver (:mod:`clicloop.backends.labelstudio_webhook`)
   and registers a project webhook for annotation events; the receiver answers each delivery at
   once and ``collect`` works through the queue, polling the project on its first call and every
-  ``poll_every_s`` as well, since a delivery can be lost. ``close`` removes the webhook.
+  ``poll_every_s`` as well, since a delivery can be lost. A delivery only says where to look:
+  each new annotation is read back through the API (its task, once) before it is recorded, so a
+  forged delivery pays no one. ``close`` removes the webhook.
 - Every call retries with backoff while Label Studio is down (see :mod:`clicloop.backends.labelstudio_client`).
 - In ``loop.mode: continuous`` the loop may take queued tasks back: ``withdraw`` deletes those
   nobody can have started (:mod:`clicloop.backends.labelstudio_withdraw` has the rule).
@@ -132,8 +134,10 @@ class LabelStudioBackend(Annotations, Withdrawal):
         self.annotation_keys_: dict[int, tuple[str, int]] = {}  # annotation id -> (task key, task id)
         self.metas_: dict[int, dict[str, Any]] = {}
         self.sources_: dict[str, str] = {}  # task key -> where its answer first came from
+        self.confirmed_: set[int] = set()  # webhook annotations read back through the API
         self.counts_ = dict.fromkeys(("polls", "answers_by_webhook", "answers_by_poll", "corrections_by_webhook",
-                                      "corrections_by_poll", "extras_by_webhook", "extras_by_poll"), 0)
+                                      "corrections_by_poll", "extras_by_webhook", "extras_by_poll",
+                                      "webhook_unconfirmed"), 0)
         self.last_poll_, self.poll_soon_ = -math.inf, False
         self.receiver_: WebhookReceiver | None = None
         self.webhook_id_: int | None = None
@@ -300,7 +304,7 @@ class LabelStudioBackend(Annotations, Withdrawal):
 
     def _from_webhooks(self, wanted: set[str], marks: dict[int, tuple[dict[str, Any], int, str]]) -> list[Answer]:
         """Answers from the queued deliveries. A new annotation of a task not yet reported is
-        taken from the payload; anything touching a reported answer (an edit, a deletion) makes
+        read back through the API (:meth:`_confirmed`); anything touching a reported answer (an edit, a deletion) makes
         the backend re-read that one task, so corrections follow exactly the polling rules."""
         recheck: dict[int, str] = {}
         for delivery in self.receiver_.drain() if self.receiver_ is not None else []:
@@ -339,6 +343,9 @@ class LabelStudioBackend(Annotations, Withdrawal):
             if key not in wanted and key in self.reported_:
                 del self.hooked_[key]  # reported by a poll meanwhile
             elif key in wanted and annotations:
+                annotations = self._confirmed(key, self.task_ids_[key], annotations)
+                if not annotations:
+                    continue
                 current = annotations[min(annotations)]
                 task_id = self.task_ids_[key]
                 if self.reported_.get(key) != current["id"]:
@@ -346,6 +353,34 @@ class LabelStudioBackend(Annotations, Withdrawal):
                 answers += [self._answer(key, current, "created", stamp(current.get("created_at"))),
                             *self._extras(key, list(annotations.values()))]
         return answers
+
+    def _confirmed(self, key: str, task_id: int, hooked: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """The delivered annotations as Label Studio holds them: a webhook only says where to look.
+        The task is read once through the API, and what is paid (label, person, lead time) comes
+        from there; an annotation the task does not hold (forged by someone who read the webhook
+        URL, or deleted since) is dropped and counted (``webhook_unconfirmed``). Once per annotation."""
+        if hooked.keys() <= self.confirmed_:
+            return hooked
+        try:
+            ls_task = self.client_.task(task_id)
+        except LabelStudioError as e:
+            if e.status != 404:
+                raise
+            ls_task = {}
+        if (ls_task.get("data") or {}).get("clicloop_key") != key:
+            ls_task = {}
+        held = {int(a["id"]): a for a in ls_task.get("annotations") or []}
+        confirmed = {i: held[i] for i in hooked if i in held}
+        if len(confirmed) < len(hooked):
+            self.counts_["webhook_unconfirmed"] += len(hooked) - len(confirmed)
+            log.warning("Label Studio task %s: %d webhook annotation(s) the project does not hold (deleted since, or a "
+                        "forged delivery): not recorded", task_id, len(hooked) - len(confirmed))
+        self.confirmed_ |= confirmed.keys()
+        if confirmed:
+            self.hooked_[key] = confirmed
+        else:
+            del self.hooked_[key]
+        return confirmed
 
     def _key_of(self, task_id: int) -> str | None:
         return next((k for k, i in self.task_ids_.items() if i == task_id), None)

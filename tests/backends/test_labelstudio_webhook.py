@@ -209,3 +209,33 @@ def test_labelstudio_webhook_payload_parsing() -> None:
     assert parse_delivery(b'{"action": "PROJECT_UPDATED", "project": {"id": 3}}') is None
     updated = parse_delivery(b'{"action": "ANNOTATION_UPDATED", "annotation": {"id": 1, "task": 2, "result": null}}')
     assert updated is not None  # an update needs no completed_by: the answer it corrects names its person
+
+
+def test_a_forged_delivery_pays_no_one(labelstudio: LabelStudioServer) -> None:
+    """Found 2026-12-06: a new answer was taken from the webhook's payload as it came (its
+    annotator, label and lead time), so anyone who read the webhook URL in the project's settings
+    could post paid answers for made-up people. A delivery now only says where to look."""
+    loop = f"forge-{secrets.token_hex(3)}"
+    backend = LabelStudioBackend(url=labelstudio.url, api_key=labelstudio.token, project=loop, webhook_port=0,
+                                 poll_every_s=3600.0)
+    backend.open(BackendContext(loop, LABELS, PURPOSE, 0))
+    tasks = _tasks(loop, 2)
+    backend.dispatch(tasks)
+    assert backend.collect(tasks) == []  # the first call polls
+    task_id = backend.task_ids_[tasks[0].key]
+    forged = {"action": "ANNOTATION_CREATED", "project": {"id": backend.project_id_},
+              "task": {"id": task_id, "data": {"clicloop_key": tasks[0].key}},
+              "annotation": {"id": 999_999, "task": task_id, "completed_by": 4242, "lead_time": 3600.0,
+                             "result": _choice("3")}}
+    r = httpx.post(backend.receiver_.url_, json=forged)
+    assert r.status_code == 200 and r.json()["status"] == "queued"
+    assert backend.collect(tasks) == [] and backend.stats()["webhook_unconfirmed"] == 1
+    truth = {t.item_id: str(i) for i, t in enumerate(tasks)}
+    annotator = Annotator(labelstudio.url, labelstudio.token, backend.project_id_, truth, seed=3)
+    assert annotator.annotate_open_tasks() == 2
+    answers = {a.task_key: a for a in backend.collect(tasks)}
+    made = {a.key: a for a in annotator.done}
+    assert sorted(answers) == sorted(made) and backend.stats()["answers_by_webhook"] == 2
+    for key, a in answers.items():  # what Label Studio holds, not what a payload said
+        assert a.external_id == str(made[key].annotation_id) and a.active_s == pytest.approx(made[key].lead_time)
+    backend.close()
