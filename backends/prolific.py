@@ -111,6 +111,9 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
     instructions: shown in the study description and the survey; project: Prolific project id.
     study_minutes, rate_window_s, first_places, min_places, max_places: continuous mode only, the
         size of each study from the measured answer rate (:mod:`clicloop.backends.prolific_sizing`).
+    payments_journal: a file where each bonus and adjustment is written before it is paid and once
+        it is (:mod:`clicloop.backends.prolific_journal`); paying without one is refused, since
+        Prolific's pay call is not idempotent. Keep it with the ledger.
     """
 
     confidential = False  # an open crowd: never for sensitive items
@@ -122,7 +125,8 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
                  estimated_completion_time: float | None = None, median_task_seconds: float = 30.0,
                  tasks_per_submission: int = 1, fee_rate: float = 0.333, instructions: str = "",
                  project: str | None = None, timeout_s: float = 30.0, study_minutes: float = 15.0,
-                 rate_window_s: float = 1800.0, first_places: int = 10, min_places: int = 1, max_places: int = 100):
+                 rate_window_s: float = 1800.0, first_places: int = 10, min_places: int = 1, max_places: int = 100,
+                 payments_journal: str | None = None):
         self.survey_url = survey_url
         self.base_url = base_url
         self.token = token
@@ -141,6 +145,7 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
         self.first_places = first_places
         self.min_places = min_places
         self.max_places = max_places
+        self.payments_journal = payments_journal
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -168,7 +173,7 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
         self.observed_s_: dict[str, float] = {}  # task key -> active seconds
         self.submission_of_: dict[str, tuple[str, str, str]] = {}  # task key -> (submission, participant, study)
         self.unpaid_: dict[str, UnpaidEffort] = {}
-        self.paid_keys_: set[str] = set()
+        self.journal_ = None  # read on the first payment
         self.busy_: dict[str, int] = {}  # study id -> places taken, as last read
         self.pending_: dict[str, Task] = {}  # continuous mode: tasks gathering for the next study
         self.sizer_: StudySizer | None = None

@@ -2,22 +2,29 @@
 adjustment payments that top a study up when its median time beat the estimate.
 
 A mixin of :class:`~clicloop.backends.prolific.ProlificBackend` (it uses the backend's ``api_``,
-``studies_``, ``submission_of_``, ``paid_keys_``, ``rate_`` and ``currency``). Amounts are exact
+``studies_``, ``submission_of_``, ``payments_journal``, ``rate_`` and ``currency``). Amounts are exact
 ``Decimal`` in the study currency, in whole cents as Prolific pays them: a bonus given with finer
 precision is rounded up to the cent (never paying less than asked), and an adjustment is a whole
-number of cents by construction. Paying is not idempotent at Prolific: pass ``key`` (e.g. the
-ledger's pay-event id) and record it before calling; a key already paid in this process is refused.
+number of cents by construction. Paying is not idempotent at Prolific: every payment takes a
+``key`` (e.g. the ledger's pay-event id; adjustments make theirs) and is written to the backend's
+payment journal (``params.payments_journal``, :mod:`clicloop.backends.prolific_journal`) before
+the pay call and after it; a key the journal holds is refused, in this process or any later one.
+Paying without a journal is refused.
 """
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from clicloop.backends.prolific_client import ANSWERED, Payment, ProlificError, epoch as _epoch, reward_cents
+from clicloop.backends.prolific_journal import PaymentJournal
 from clicloop.orchestrator.ledger import money
+
+log = logging.getLogger("clicloop.prolific")
 
 REJECTION_CATEGORIES = ("TOO_QUICKLY", "TOO_SLOWLY", "FAILED_INSTRUCTIONS", "INCOMP_LONGITUDINAL", "FAILED_CHECK",
                         "LOW_EFFORT", "MALINGERING", "NO_CODE", "BAD_CODE", "NO_DATA", "UNSUPP_DEVICE", "OTHER")
@@ -27,6 +34,14 @@ APPEAL_NOTE = (" If you think this is wrong, reply to this message through Proli
 
 class RejectionReasonRequired(ProlificError):
     """A rejection without a reason: every rejection must tell the participant why."""
+
+
+class PaymentsInterrupted(ProlificError):
+    """A run of payments stopped part way; ``payments`` holds those made before it stopped."""
+
+    def __init__(self, message: str, payments: list[Payment]):
+        super().__init__(message)
+        self.payments = payments
 
 
 def bonus_amount(amount: Decimal | int | str | float) -> Decimal:
@@ -68,30 +83,50 @@ class ProlificPayments:
             self.api_.request("POST", "/api/v1/submissions/bulk-approve/", body={"submission_ids": ids[start:start + 1000]})
         return ids
 
-    def pay_bonus(self, worker: str, amount: Decimal | int | str | float, reason: str, *, study_id: str | None = None,
-                  key: str | None = None, kind: str = "bonus") -> Payment:
+    def pay_bonus(self, worker: str, amount: Decimal | int | str | float, reason: str, *, key: str,
+                  study_id: str | None = None, kind: str = "bonus") -> Payment:
         """Pay ``amount`` (study currency, exact; rounded up to the cent) to participant ``worker``
         and message them the reason.
 
-        ``study_id`` defaults to the last study the participant submitted to; ``key`` guards
-        against paying twice (Prolific's pay call is not idempotent).
+        ``key`` names the payment once and for all (Prolific's pay call is not idempotent): the
+        journal records it before the pay call, and a key it holds is refused. ``study_id``
+        defaults to the last study the participant submitted to. A message that fails after the
+        payment is logged, not raised: the payment stands.
         """
         if not reason or not reason.strip():
             raise ProlificError("prolific: a bonus needs a reason the participant can read")
+        if not key:
+            raise ProlificError("prolific: a payment needs a key (e.g. the ledger's pay-event id), so that it is made once")
         cents = bonus_amount(amount)
-        if key is not None and key in self.paid_keys_:
-            raise ProlificError(f"prolific: payment {key!r} was already made; not paying twice")
+        journal = self._journal()
+        refusal = journal.refusal(key)
+        if refusal:
+            raise ProlificError(refusal)
         study_id = study_id or next((s for _, p, s in reversed(list(self.submission_of_.values())) if p == worker), None)
         if study_id is None:
             raise ProlificError(f"prolific: participant {worker!r} has no submission we know of; pass study_id")
         setup = self.api_.request("POST", "/api/v1/submissions/bonus-payments/",
                                   body={"study_id": study_id, "csv_bonuses": f"{worker},{cents}\n"})
-        if key is not None:
-            self.paid_keys_.add(key)
-        self.api_.request("POST", f"/api/v1/bulk-bonus-payments/{setup['id']}/pay/", safe_to_repeat=False)
-        self.api_.request("POST", "/api/v1/messages/", body={"recipient_id": worker, "study_id": study_id,
-                                                             "body": reason.strip()})
-        return Payment(worker, study_id, cents, self.currency, reason.strip(), str(setup["id"]), kind)
+        bonus_id = str(setup["id"])
+        journal.started(key, bonus_id=bonus_id, participant=worker, study=study_id, amount=str(cents), currency=self.currency)
+        self.api_.request("POST", f"/api/v1/bulk-bonus-payments/{bonus_id}/pay/", safe_to_repeat=False)
+        journal.paid(key, bonus_id)
+        try:
+            self.api_.request("POST", "/api/v1/messages/", safe_to_repeat=False,
+                              body={"recipient_id": worker, "study_id": study_id, "body": reason.strip()})
+        except ProlificError as e:
+            log.warning("prolific: paid %s %s to %s (bulk bonus %s) but could not message them why: %s",
+                        f"{cents:.2f}", self.currency, worker, bonus_id, e)
+        return Payment(worker, study_id, cents, self.currency, reason.strip(), bonus_id, kind)
+
+    def _journal(self) -> PaymentJournal:
+        if self.payments_journal is None:
+            raise ProlificError("prolific: paying needs params.payments_journal, a file where each payment is written "
+                                "before it is made (Prolific's pay call is not idempotent: without it a resumed or second "
+                                "process would pay the same people again)")
+        if getattr(self, "journal_", None) is None:
+            self.journal_ = PaymentJournal(self.payments_journal).open()
+        return self.journal_
 
     def adjustment_payments(self, *, dry_run: bool = False) -> list[Payment]:
         """Top up every answered submission of a study whose median time beat its estimate.
@@ -116,10 +151,14 @@ class ProlificPayments:
             for sub in sorted(subs, key=lambda s: str(s.get("id"))):
                 pid = str(sub.get("participant_id") or sub.get("participant"))
                 key = f"adjustment:{study.id}:{pid}"
-                if key in self.paid_keys_:
+                if self._journal().refusal(key):
                     continue
                 if dry_run:
                     payments.append(Payment(pid, study.id, amount, self.currency, reason, "", "adjustment"))
-                else:
+                    continue
+                try:
                     payments.append(self.pay_bonus(pid, amount, reason, study_id=study.id, key=key, kind="adjustment"))
+                except ProlificError as e:
+                    raise PaymentsInterrupted(f"prolific: adjustment payments stopped at {key!r} after {len(payments)} "
+                                              f"made (in .payments; the journal holds them): {e}", payments) from e
         return payments

@@ -169,9 +169,9 @@ def test_review_approves_and_rejects_only_with_a_reason(server) -> None:
     assert [state.submissions[a.external_id]["status"] for a in answers[2:]] == ["APPROVED"] * 4
 
 
-def test_a_bonus_is_set_up_paid_once_and_explained(server) -> None:
+def test_a_bonus_is_set_up_paid_once_and_explained(server, tmp_path) -> None:
     state, url = server
-    backend = _backend(url)
+    backend = _backend(url, payments_journal=str(tmp_path / "paid.jsonl"))
     tasks = _tasks()
     backend.dispatch(tasks)
     worker = _answers(backend, tasks)[0].worker
@@ -180,33 +180,33 @@ def test_a_bonus_is_set_up_paid_once_and_explained(server) -> None:
     with pytest.raises(ProlificError, match="already"):
         backend.pay_bonus(worker, 0.5, "again", key="bonus-1")
     with pytest.raises(ProlificError, match="reason"):
-        backend.pay_bonus(worker, 0.5, "")
+        backend.pay_bonus(worker, 0.5, "", key="bonus-2")
     assert state.payments == [{"bonus_id": payment.bonus_id, "participant": worker, "amount": 0.5,
                                "study": payment.study_id}]
     assert state.messages[0]["recipient_id"] == worker and "matched" in state.messages[0]["body"]
 
 
-def test_bonuses_are_exact_whole_cents_rounded_up(server) -> None:
+def test_bonuses_are_exact_whole_cents_rounded_up(server, tmp_path) -> None:
     state, url = server
-    backend = _backend(url)
+    backend = _backend(url, payments_journal=str(tmp_path / "paid.jsonl"))
     tasks = _tasks()
     backend.dispatch(tasks)
     worker = _answers(backend, tasks)[0].worker
-    tenth = backend.pay_bonus(worker, 0.1, "Thank you.")  # a float is read by its repr: 0.10, not 0.1000000000000000055
+    tenth = backend.pay_bonus(worker, 0.1, "Thank you.", key="b1")  # a float is read by its repr: 0.10, not 0.1000000000000000055
     assert isinstance(tenth.amount, Decimal) and tenth.amount == Decimal("0.10")
-    finer = backend.pay_bonus(worker, "0.101", "Thank you.")  # Prolific pays cents: never less than asked
+    finer = backend.pay_bonus(worker, "0.101", "Thank you.", key="b2")  # Prolific pays cents: never less than asked
     assert finer.amount == Decimal("0.11")
     assert [p["amount"] for p in state.payments] == [0.1, 0.11]
     with pytest.raises(ProlificError, match="bonus"):
-        backend.pay_bonus(worker, "ten", "Thank you.")
+        backend.pay_bonus(worker, "ten", "Thank you.", key="b3")
     with pytest.raises(ProlificError, match="positive"):
-        backend.pay_bonus(worker, Decimal("0"), "Thank you.")
+        backend.pay_bonus(worker, Decimal("0"), "Thank you.", key="b4")
 
 
 @pytest.mark.parametrize("server", [prolific_server.Pool(seconds_median=200.0, return_rate=0.0)], indirect=True)
-def test_a_study_slower_than_estimated_gets_adjustment_payments_once(server) -> None:
+def test_a_study_slower_than_estimated_gets_adjustment_payments_once(server, tmp_path) -> None:
     state, url = server
-    backend = _backend(url, median_task_seconds=30)  # estimates 1 minute; people take ~3.7
+    backend = _backend(url, median_task_seconds=30, payments_journal=str(tmp_path / "paid.jsonl"))  # estimates 1 minute; people take ~3.7
     tasks = _tasks()
     backend.dispatch(tasks)
     answers = _answers(backend, tasks)
@@ -218,6 +218,43 @@ def test_a_study_slower_than_estimated_gets_adjustment_payments_once(server) -> 
     assert sorted(p.participant for p in paid) == sorted(a.worker for a in answers)
     assert backend.adjustment_payments() == []  # once per participant and study
     assert len(state.payments) == 6 and all("Adjustment" in m["body"] for m in state.messages)
+
+
+@pytest.mark.parametrize("server", [prolific_server.Pool(seconds_median=200.0, return_rate=0.0)], indirect=True)
+def test_payments_are_made_once_across_processes_and_a_lost_answer_is_never_repaid(server, tmp_path) -> None:
+    """Found 2026-12-06: the guard against paying twice lived in memory: a second process (a
+    resume) paid every adjustment again, and a retried bonus after a lost answer paid twice;
+    Prolific's pay call is not idempotent. A message that failed after a payment raised, and the
+    payments already made were lost with the list that held them."""
+    state, url = server
+    journal = tmp_path / "paid.jsonl"
+    first = _backend(url, median_task_seconds=30, payments_journal=str(journal))
+    tasks = _tasks()
+    first.dispatch(tasks)
+    worker = _answers(first, tasks)[0].worker
+    with pytest.raises(ProlificError, match="needs params.payments_journal"):
+        _backend(url).pay_bonus(worker, 1, "Thank you.", key="k0")
+    first.pay_bonus(worker, 1, "Thank you.", key="bonus-7")
+    second = _backend(url, median_task_seconds=30, payments_journal=str(journal))  # a resumed process
+    second.submission_of_ = first.submission_of_
+    with pytest.raises(ProlificError, match="'bonus-7' was already made"):
+        second.pay_bonus(worker, 1, "Thank you.", key="bonus-7")
+    assert len(state.payments) == 1
+
+    state.fail_messages = True  # the payment goes through, telling the participant why does not
+    payment = second.pay_bonus(worker, "0.20", "A thank-you.", key="bonus-8")
+    assert payment.amount == Decimal("0.20") and len(state.payments) == 2
+    state.fail_messages = False
+
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    journal.write_text("".join(json.dumps(e) + "\n" for e in lines if not (e["key"] == "bonus-8" and e["state"] == "paid")))
+    third = _backend(url, median_task_seconds=30, payments_journal=str(journal))  # bonus-8's answer was lost
+    third.submission_of_ = first.submission_of_
+    with pytest.raises(ProlificError, match="'bonus-8' was started .* never confirmed: .*Check the study's bonus payments"):
+        third.pay_bonus(worker, "0.20", "A thank-you.", key="bonus-8")
+    paid = third.adjustment_payments()
+    assert len(paid) == 6 and _backend(url, payments_journal=str(journal)).adjustment_payments() == []
+    assert len(state.payments) == 2 + 6
 
 
 def test_a_task_answered_in_two_submissions_is_the_first_ones_and_an_extra_answer(server) -> None:

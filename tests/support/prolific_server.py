@@ -81,6 +81,7 @@ class State:
     messages: list[dict[str, Any]] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
     fail_after_create: int = 0  # fault injection: the next N creates make the study, then answer 500
+    fail_messages: bool = False  # fault injection: messages answer 500
     clock_s: float = 0.0
     counter: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -235,6 +236,8 @@ def create_app(state: State) -> Any:
 
     @app.post("/api/v1/messages/", status_code=201)
     def send_message(body: dict[str, Any]) -> dict[str, Any]:
+        if state.fail_messages:
+            raise fail(500, {"detail": "injected failure"})
         for name in ("recipient_id", "body", "study_id"):
             if not body.get(name):
                 raise fail(400, {name: ["This field is required."]})
