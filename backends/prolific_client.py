@@ -94,6 +94,7 @@ class JsonClient:
             headers["Authorization"] = f"Token {self.token}"
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
+            wait = delay
             req = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
@@ -105,28 +106,42 @@ class JsonClient:
                 if not retry or attempt == self.retries:
                     raise ProlificError(f"{self.name} answered {e.code} to {method} {path}: {_short(answer)}",
                                         status=e.code, body=answer) from e
+                wait = max(delay, _retry_after(e.headers.get("Retry-After") if e.headers else None))
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 if not safe_to_repeat or attempt == self.retries:
                     raise ProlificError(f"{self.name} unreachable for {method} {path}: {e}") from e
             except json.JSONDecodeError as e:
                 raise ProlificError(f"{self.name} sent invalid JSON for {method} {path}: {e}") from e
-            log.info("%s: %s %s failed (attempt %d), retrying in %.2fs", self.name, method, path, attempt + 1, delay)
-            self.sleep(delay)
+            log.info("%s: %s %s failed (attempt %d), retrying in %.2fs", self.name, method, path, attempt + 1, wait)
+            self.sleep(wait)
             delay = min(delay * 2, 30.0)
         raise ProlificError(f"{self.name}: {method} {path} failed")  # pragma: no cover - loop always returns
 
     def paged(self, path: str, params: dict[str, Any], *, page_size: int = 100) -> Iterator[dict[str, Any]]:
-        """Every row of a paginated list (``page``/``page_size``; stops at the last page)."""
-        page = 1
+        """Every row of a paginated list (``page``/``page_size``; stops at the last page), each id
+        once: a live list read by offset can show a row on two pages, and a server that ignores
+        ``page`` (sending the same page again) ends the reading instead of looping forever."""
+        page, seen = 1, set()
         while True:
             answer = self.request("GET", path, params={**params, "page": page, "page_size": page_size})
             rows = answer.get("results", []) if isinstance(answer, dict) else []
-            yield from rows
+            new = [r for r in rows if not (isinstance(r, dict) and r.get("id") is not None and str(r["id"]) in seen)]
+            seen.update(str(r["id"]) for r in new if isinstance(r, dict) and r.get("id") is not None)
+            yield from new
             links = answer.get("_links") if isinstance(answer, dict) else None
             has_next = bool((links.get("next") or {}).get("href")) if isinstance(links, dict) else len(rows) == page_size
-            if not rows or not has_next:
+            if not new or not has_next:
                 return
             page += 1
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds a 429 or 5xx answer's ``Retry-After`` asks for (at most 5 minutes); 0 without one."""
+    try:
+        seconds = float(value) if value is not None else 0.0
+    except ValueError:
+        return 0.0
+    return min(max(seconds, 0.0), 300.0) if math.isfinite(seconds) else 0.0
 
 
 def _decode(raw: bytes) -> Any:
