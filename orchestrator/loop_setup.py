@@ -204,12 +204,15 @@ def warn_cold_resume(loop: str, warm: Any, n_rounds: int) -> None:
                     "will differ from an uninterrupted run's (nothing is lost or paid twice)", loop, warm.folder or "memory only")
 
 
-def eval_digest(evalset: Any) -> str | None:
+def eval_digest(evalset: Any, dtype: Any = None) -> str | None:
     """A fingerprint of an evaluation set as the data gives it (its features, or texts, and labels,
-    in order); None without one."""
+    in order); None without one. ``dtype``: of the features as another clicloop read them (a
+    float32 Parquet set was widened to float64 before 2026-12-07)."""
     if evalset is None:
         return None
     X = np.asarray(evalset.X)
+    if dtype is not None and X.dtype != object:
+        X = X.astype(dtype)
     h = hashlib.sha256()
     if X.dtype == object:  # texts
         h.update("\x1f".join(map(str, X.ravel())).encode("utf-8", "surrogatepass"))
@@ -224,7 +227,7 @@ def check_eval_set(ledger: Any, loop: str, evalset: Any, digest: str | None) -> 
     """A resumed loop measures on the evaluation set its earlier rounds measured on: a metric series
     on two sets compares nothing."""
     recorded = ledger.eval_digest(loop)
-    if recorded is None or digest is None or recorded[1] == digest:
+    if recorded is None or digest is None or recorded[1] in (digest, eval_digest(evalset, np.float64)):
         return
     raise DataError(f"{evalset.source}: the evaluation set changed since round {recorded[0]} of loop {loop!r} measured its "
                     "metric (rows, features, texts or labels); a metric measured on two sets compares nothing: restore the "

@@ -224,6 +224,39 @@ def test_a_resume_on_a_changed_evaluation_set_is_refused_naming_the_file(tmp_pat
     assert sum(r.answers for r in Loop(config_from_dict(more)).run()) == 30  # restored: resumes to the new budget
 
 
+def test_a_float32_parquet_evaluation_set_fingerprinted_as_float64_still_resumes(tmp_path):
+    """Found 2026-12-07 in review: float32 Parquet features stay float32 since 2026-12-07, and the
+    evaluation set's fingerprint, recorded from them widened to float64 by an older clicloop, no
+    longer matched: every such loop was refused as 'the evaluation set changed'."""
+    import hashlib
+
+    import numpy as np
+    from sqlalchemy import create_engine, update
+
+    from clicloop.orchestrator.data import load_data
+    from clicloop.orchestrator.ledger import schema as s
+    from clicloop.orchestrator.loop_setup import eval_digest
+
+    pool, evalset = digits_frames()
+    features = [c for c in pool.columns if c.startswith("f")]
+    pool.astype({c: np.float32 for c in features}).to_parquet(tmp_path / "pool.parquet")
+    evalset.astype({c: np.float32 for c in features}).to_parquet(tmp_path / "eval.parquet")
+    cfg = file_config(tmp_path, "pool.parquet", "eval.parquet")
+    Loop(config_from_dict(cfg)).run()
+    _, ev, _ = load_data(config_from_dict(cfg).data, 0)
+    assert ev.X.dtype == np.float32
+    engine = create_engine(cfg["ledger"])
+    X = np.asarray(ev.X, dtype=np.float64)  # the fingerprint an older clicloop recorded: the features as float64
+    h = hashlib.sha256(f"{X.dtype.str}{X.shape}".encode())
+    h.update(np.ascontiguousarray(X).tobytes())
+    h.update("\x1e".join(map(str, ev.y)).encode())
+    assert h.hexdigest() != eval_digest(ev)
+    with engine.begin() as conn:
+        conn.execute(update(s.eval_sizes).values(digest=h.hexdigest()))
+    engine.dispose()
+    assert sum(r.answers for r in Loop(config_from_dict({**cfg, "stop": {"max_labels": 30}})).run()) == 30
+
+
 def _project(tmp_path: Path, embeddings: bool = False) -> Path:
     """A project folder as ``clicloop init`` leaves it: the config beside its data, relative paths."""
     folder = tmp_path / "tix"
