@@ -203,7 +203,8 @@ class QueryFits:
         self.folder = folder
 
     def saved(self) -> bool:
-        """Whether an earlier process left fits in ``folder`` (False when memory only)."""
+        """Whether an earlier process left its fits in ``folder``, or said it had none to keep (a
+        model that cannot warm-start); False when memory only."""
         return self.folder is not None and (self.folder / "chain.json").exists()
 
     def around(self, model: Any, idx: np.ndarray, y: np.ndarray, fit: Callable[[Any], tuple[Any, Any]]) -> tuple[Any, Any]:
@@ -233,7 +234,10 @@ class QueryFits:
         set back to off: the model the round deploys refits as configured); nothing for a model
         that cannot warm-start."""
         keys = warm_keys(fitted)
-        if not keys:
+        if not keys:  # nothing to keep: an empty chain says so (a resume then has nothing to miss, :meth:`saved`)
+            if self.folder is not None and not self.saved():
+                self._fits()
+                self._save()
             return
         fitted.set_params(**{k: False for k in keys})
         fits = self._fits()

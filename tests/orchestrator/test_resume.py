@@ -107,3 +107,19 @@ def test_a_resume_without_the_earlier_runs_cache_says_its_ledger_will_differ(tmp
     Loop(config_from_dict(digits_config(url, stop={"max_labels": 50}))).run()
     assert "t: resuming with no saved fits from the earlier run in the cache folder" in caplog.text
     assert "will differ from an uninterrupted run's (nothing is lost or paid twice)" in caplog.text
+
+
+def test_a_model_that_cannot_warm_start_leaves_a_resume_nothing_to_miss(tmp_path):
+    """Found 2026-12-07 in review: with a model that keeps no fits (no ``warm_start``: naive Bayes,
+    a forest, a plugin's), the cache folder stayed empty by design and every resume warned that
+    its ledger would differ."""
+    from sklearn.datasets import load_digits
+    from sklearn.naive_bayes import GaussianNB
+
+    from clicloop.orchestrator.training.warmstate import QueryFits
+
+    X, y = load_digits(return_X_y=True)
+    fits = QueryFits(tmp_path / "fits")
+    fits.record("k1", GaussianNB().fit(X[:50], y[:50]))
+    assert QueryFits(tmp_path / "fits").saved()  # the next process: nothing was lost
+    assert not QueryFits(tmp_path / "elsewhere").saved()
