@@ -47,6 +47,7 @@ from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.labelstudio")
+READ_BACK_MAX = 20  # tasks read back one by one in a collect; more (a bulk import): one paginated poll
 
 __all__ = ["LabelStudioBackend", "annotation_label", "choices_of", "label_config"]
 
@@ -134,7 +135,8 @@ class LabelStudioBackend(Annotations, Withdrawal):
         self.annotation_keys_: dict[int, tuple[str, int]] = {}  # annotation id -> (task key, task id)
         self.metas_: dict[int, dict[str, Any]] = {}
         self.sources_: dict[str, str] = {}  # task key -> where its answer first came from
-        self.confirmed_: set[int] = set()  # webhook annotations read back through the API
+        self.confirmed_: dict[int, dict[str, Any]] = {}  # webhook annotations as read back through the API
+        self.claimed_: dict[str, int] = {}  # task key -> the Label Studio task a delivery says holds it
         self.counts_ = dict.fromkeys(("polls", "answers_by_webhook", "answers_by_poll", "corrections_by_webhook",
                                       "corrections_by_poll", "extras_by_webhook", "extras_by_poll",
                                       "webhook_unconfirmed"), 0)
@@ -323,13 +325,17 @@ class LabelStudioBackend(Annotations, Withdrawal):
                     self.poll_soon_ = True  # no task data and a task we have not seen: ask the project
                 if not isinstance(key, str) or not key.startswith(self.prefix_):
                     continue
-                self.task_ids_.setdefault(key, task_id)
-                self.annotation_keys_[int(a["id"])] = (key, task_id)
+                known = self.task_ids_.get(key)
+                if known is not None and known != task_id:  # a delivery naming another task for a key we know
+                    self.counts_["webhook_unconfirmed"] += 1
+                    log.warning("Label Studio webhook: annotation %s names task %s for %s, which is task %s: ignored",
+                                a["id"], task_id, key, known)
+                    continue
                 if key in self.reported_ and key not in wanted:
                     recheck[task_id] = key
-                else:
+                else:  # what the payload says is checked before anything is kept (:meth:`_confirmed`)
                     self.hooked_.setdefault(key, {})[int(a["id"])] = a
-                    self.metas_[task_id] = task.get("meta") or self.metas_.get(task_id) or {}
+                    self.claimed_[key] = task_id
         answers: list[Answer] = []
         for task_id, key in recheck.items():
             try:
@@ -339,11 +345,19 @@ class LabelStudioBackend(Annotations, Withdrawal):
                     raise
                 ls_task = {"id": task_id, "annotations": [], "meta": {"clicloop_reported": self.reported_.get(key)}}
             answers += self._judge(key, ls_task, wanted, marks)
+        reads = READ_BACK_MAX
         for key, annotations in list(self.hooked_.items()):
             if key not in wanted and key in self.reported_:
-                del self.hooked_[key]  # reported by a poll meanwhile
+                for i in self.hooked_.pop(key):  # reported by a poll meanwhile
+                    self.confirmed_.pop(i, None)
             elif key in wanted and annotations:
-                annotations = self._confirmed(key, self.task_ids_[key], annotations)
+                if not annotations.keys() <= self.confirmed_.keys():
+                    if reads == 0:  # a bulk import's deliveries: one paginated poll reads them all
+                        self.poll_soon_ = True
+                        del self.hooked_[key]
+                        continue
+                    reads -= 1
+                annotations = self._confirmed(key, self.task_ids_.get(key, self.claimed_.get(key, 0)), annotations)
                 if not annotations:
                     continue
                 current = annotations[min(annotations)]
@@ -359,8 +373,8 @@ class LabelStudioBackend(Annotations, Withdrawal):
         The task is read once through the API, and what is paid (label, person, lead time) comes
         from there; an annotation the task does not hold (forged by someone who read the webhook
         URL, or deleted since) is dropped and counted (``webhook_unconfirmed``). Once per annotation."""
-        if hooked.keys() <= self.confirmed_:
-            return hooked
+        if hooked.keys() <= self.confirmed_.keys():
+            return {i: self.confirmed_[i] for i in hooked}
         try:
             ls_task = self.client_.task(task_id)
         except LabelStudioError as e:
@@ -375,8 +389,12 @@ class LabelStudioBackend(Annotations, Withdrawal):
             self.counts_["webhook_unconfirmed"] += len(hooked) - len(confirmed)
             log.warning("Label Studio task %s: %d webhook annotation(s) the project does not hold (deleted since, or a "
                         "forged delivery): not recorded", task_id, len(hooked) - len(confirmed))
-        self.confirmed_ |= confirmed.keys()
-        if confirmed:
+        self.confirmed_.update(confirmed)
+        if confirmed:  # the task as Label Studio holds it: where the key's answers live, and its meta
+            self.task_ids_.setdefault(key, task_id)
+            self.metas_[task_id] = ls_task.get("meta") or {}
+            for i in confirmed:
+                self.annotation_keys_[i] = (key, task_id)
             self.hooked_[key] = confirmed
         else:
             del self.hooked_[key]

@@ -230,12 +230,24 @@ def test_a_forged_delivery_pays_no_one(labelstudio: LabelStudioServer) -> None:
     r = httpx.post(backend.receiver_.url_, json=forged)
     assert r.status_code == 200 and r.json()["status"] == "queued"
     assert backend.collect(tasks) == [] and backend.stats()["webhook_unconfirmed"] == 1
+    later = _tasks(loop, 3)[2]  # a key not sent yet (keys can be guessed): a delivery naming it changes nothing
+    ahead = {**forged, "task": {"id": 987_654, "data": {"clicloop_key": later.key}},
+             "annotation": {**forged["annotation"], "id": 999_998, "task": 987_654}}
+    httpx.post(backend.receiver_.url_, json=ahead)
+    assert backend.collect([*tasks, later]) == []
+    backend.dispatch([later])
+    assert backend.task_ids_[later.key] != 987_654  # imported (it was skipped as "already in the project")
+    tasks = [*tasks, later]
     truth = {t.item_id: str(i) for i, t in enumerate(tasks)}
     annotator = Annotator(labelstudio.url, labelstudio.token, backend.project_id_, truth, seed=3)
-    assert annotator.annotate_open_tasks() == 2
-    answers = {a.task_key: a for a in backend.collect(tasks)}
+    assert annotator.annotate_open_tasks() == 3
     made = {a.key: a for a in annotator.done}
-    assert sorted(answers) == sorted(made) and backend.stats()["answers_by_webhook"] == 2
+    real = made[tasks[0].key]  # a real annotation re-posted with another person, time and label: the payload lies
+    lying = {**forged, "annotation": {**forged["annotation"], "id": real.annotation_id}}
+    assert httpx.post(backend.receiver_.url_, json=lying).json()["status"] == "queued"
+    answers = {a.task_key: a for a in backend.collect(tasks)}
+    assert sorted(answers) == sorted(made) and backend.stats()["answers_by_webhook"] == 3
     for key, a in answers.items():  # what Label Studio holds, not what a payload said
         assert a.external_id == str(made[key].annotation_id) and a.active_s == pytest.approx(made[key].lead_time)
+        assert a.label == made[key].label and a.worker != "labelstudio-user-4242"
     backend.close()
