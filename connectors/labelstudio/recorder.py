@@ -101,10 +101,10 @@ class Recorder:
         with self.lock_:
             round_no = self.clock_.round_at(annotation.get("created_at"), self.round_)
             task = self._task(ls_task_id, int(annotation["id"]), data, round_no)
-            found = self.recorded(int(annotation["id"]))
-            if found is not None and found[0] != task.key:
+            found = self._recorded_key(str(annotation["id"]))
+            if found is not None and found != task.key:
                 raise AnnotationConflict(
-                    f"annotation {annotation['id']} is recorded for another task ({found[0]}), not Label Studio task "
+                    f"annotation {annotation['id']} is recorded for another task ({found}), not Label Studio task "
                     f"{ls_task_id}: an annotation is one answer, paid once (a forged or misrouted webhook?)")
             problem = pay.problem or result_problem(annotation.get("result"))
             answer = Answer(
@@ -115,9 +115,29 @@ class Recorder:
             status, reason = _status(label, self.labels, problem)
             self.ledger_.record_tasks([task], BACKEND)
             new = self.ledger_.record_answers(self.loop, BACKEND, [(task, answer, status, reason)])
+            self.keys_[answer.external_id] = task.key
             if new and status == "submitted":
                 self.ledger_.record_labels(self.loop, round_no, [Consensus(task.item_id, label, 1.0, 1)])
             return bool(new)
+
+    def _recorded_key(self, external_id: str) -> str | None:
+        """The task key an annotation id was recorded under: from memory (read once, then kept as
+        answers are recorded: a full read of the project asks about every annotation, and the
+        ledger has no index on it), else the ledger (another process may have recorded it)."""
+        if getattr(self, "keys_", None) is None:
+            from sqlalchemy import select
+
+            from clicloop.orchestrator.ledger import schema as s
+
+            a = s.assignments.c
+            with self.ledger_.engine_.connect() as conn:
+                self.keys_ = dict(conn.execute(select(a.external_id, a.task_key).where(a.loop == self.loop)).all())
+        if external_id in self.keys_:
+            return self.keys_[external_id]
+        found = self.recorded(int(external_id))
+        if found is not None:
+            self.keys_[external_id] = found[0]
+        return None if found is None else found[0]
 
     def recorded(self, annotation_id: int) -> tuple[str, str] | None:
         """(task key, item id) of the recorded answer for this annotation id, if any."""
