@@ -104,6 +104,8 @@ def figure_json(fig: Any) -> str:
                 trace[attr] = _plain(trace[attr])
     if fig.layout.title.text:
         fig.layout.title.text = _plain(fig.layout.title.text)
+    for note in fig.layout.annotations:  # placed on a category: escaped as the categories are, or it lands elsewhere
+        note.update({k: _plain(note[k]) for k in ("x", "y", "text") if isinstance(note[k], str)})
     return fig.to_json().replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 

@@ -96,7 +96,7 @@ def markdown_lines(section: list[dict[str, Any]] | None, currency: str) -> list[
         rate = (f"{e['rate']:.3f} [{e['low']:.3f}, {e['high']:.3f}] from {e['n']} random audits" if e["n"]
                 else "no random audit of its traffic reviewed yet")
         lines += [
-            f"- Post-deployment ({d['deployment']}{', serving now' if d['serving_now'] else ''}): trained on "
+            f"- Post-deployment ({md_text(d['deployment'])}{', serving now' if d['serving_now'] else ''}): trained on "
             f"{d['trained_on']} labels, {d['production_corrections_in_training']} of them production reviews; the review "
             f"work before it: {w['answers']} reviews, {w['hours']:.2f} h, {w['cost']:.2f} {currency}",
             f"  - its traffic: {d['predictions_served']} predictions, {d['reviews_of_its_predictions']} reviewed, "

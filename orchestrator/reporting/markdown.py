@@ -11,4 +11,4 @@ def md_text(text: Any) -> str:
     out = str(text).replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     for mark in "`*_[]#|":
         out = out.replace(mark, "\\" + mark)
-    return out.replace("\n", " ")
+    return " ".join(out.splitlines())  # \r, \n, \u2028 ...: a line break would start a heading or a list

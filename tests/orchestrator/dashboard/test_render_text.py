@@ -23,3 +23,12 @@ def test_a_reason_with_markup_is_text_in_the_figure_not_a_link():
     assert shown["data"][0]["name"].startswith("&lt;span") and shown["layout"]["title"]["text"] == "Rejections of &lt;b&gt;loop&lt;/b&gt;"
     assert "<" not in figure_json(fig)  # safe inside a <script> element too
     assert fig.data[0].y[0] == LINK  # the view's own figure is left as it was (the JSON export reads it)
+
+
+def test_a_note_placed_on_a_category_follows_its_escaping():
+    """Found 2026-12-07 in review: a bar's total, placed at ``y=<its version name>``, kept the raw
+    name while the bars' categories were escaped: for a name with & or < it sat on no bar."""
+    fig = go.Figure(go.Bar(y=["R&D-v2"], x=[3.0], orientation="h"))
+    fig.add_annotation(y="R&D-v2", x=3.0, text="3.00 h", showarrow=False)
+    shown = json.loads(figure_json(fig))
+    assert shown["layout"]["annotations"][0]["y"] == shown["data"][0]["y"][0] == "R&amp;D-v2"

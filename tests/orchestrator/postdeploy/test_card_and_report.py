@@ -159,3 +159,14 @@ def test_ledger_text_in_the_card_is_shown_literally_by_a_markdown_renderer(tmp_p
     html = MarkdownIt("commonmark", {"html": True}).render(render_markdown(card))
     assert "<script" not in html and "<a " not in html and "<em>now</em>" not in html
     assert html.count('&lt;script&gt;document.title=&quot;x&quot;&lt;/script&gt; [claim your wages](https://evil.example) *now*') == 2
+
+
+def test_a_carriage_return_in_ledger_text_starts_no_heading_or_list() -> None:
+    """Found 2026-12-07 in review: CommonMark reads a bare carriage return as a line break, so a
+    purpose 'Sort mail\\r===\\r1. list' made the card's purpose line a heading and a list."""
+    from markdown_it import MarkdownIt
+
+    from clicloop.orchestrator.reporting.markdown import md_text
+
+    html = MarkdownIt("commonmark", {"html": True}).render(f"*Purpose:* {md_text('Sort mail' + chr(13) + '===' + chr(13) + '> quoted' + chr(13) + '1. list')}\n")
+    assert "<h1>" not in html and "<ol>" not in html and "<blockquote>" not in html and "Sort mail === &gt; quoted 1. list" in html
