@@ -24,11 +24,16 @@ BUILTIN_DATASETS = ("digits",)
 
 
 def unexpanded_path(path: str) -> None:
-    """A path is taken as written: ``~`` or ``$HOME`` / ``${HOME}`` would become folders of those
-    names (a ledger landed in ``./${HOME}/c.db``), so they are refused, naming what to write."""
+    """A path is taken as written: a leading ``~`` (``~/...``) or a ``${NAME}``, or a ``$NAME`` of
+    a variable that is set, would become folders of those names (a ledger landed in
+    ``./${HOME}/c.db``), so they are refused, naming what to write. ``price$usd.csv`` or
+    ``~backup/x.csv`` are file names like any other."""
+    import os
     import re
 
-    if path.startswith("~") or re.search(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", path):
+    braced = re.search(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", path)
+    variable = any(name in os.environ for name in re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", path))
+    if path == "~" or path.startswith(("~/", "~\\")) or braced or variable:
         raise ValueError(f"{path!r}: clicloop expands no '~' or '$VARIABLE' in paths; write the path in full "
                          "(a relative path is read from the config file's folder)")
 

@@ -135,7 +135,7 @@ def test_whole_number_class_names_are_taken_in_data_labels():
 
 
 @pytest.mark.parametrize(("section", "value"), [("ledger", "sqlite:///${HOME}/c.db"), ("ledger", "sqlite:///~/c.db"),
-                                                ("pool", "$DATA/pool.csv"), ("pool", "~/pool.csv")])
+                                                ("pool", "$HOME/pool.csv"), ("pool", "~/pool.csv")])
 def test_a_path_with_tilde_or_a_variable_is_refused_not_made_a_folder(section, value):
     """Found 2026-12-06: ``ledger: sqlite:///${HOME}/c.db`` made a folder literally named
     ``${HOME}`` beside the config; only secrets take ``{env: ...}``."""
@@ -146,3 +146,9 @@ def test_a_path_with_tilde_or_a_variable_is_refused_not_made_a_folder(section, v
         cfg["data"] = {"pool": {"path": value}}
     with pytest.raises(ConfigError, match=r"expands no '~' or '\$VARIABLE' in paths; write the path in full"):
         config_from_dict(cfg)
+
+
+@pytest.mark.parametrize("path", ["data/price$usd.csv", "~backup/pool.csv", "data/$NOT_A_SET_VARIABLE_X/pool.csv"])
+def test_a_dollar_or_tilde_inside_a_file_name_is_a_file_name(path):
+    """Found 2026-12-07 in review: 'price$usd.csv' and '~backup/x.csv' were refused as variables."""
+    config_from_dict({**digits_config("sqlite://"), "data": {"pool": {"path": path}}})
