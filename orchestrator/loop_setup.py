@@ -183,10 +183,12 @@ def check_ledger_items(ledger: Any, loop: str, pool: Any, index: dict[str, int],
     file would carry earlier labels onto other items (nothing records their content)."""
     asked = ledger.item_ids(loop)
     if row_numbered and asked:
+        fix = ("save it as .npz with an 'id' array beside 'X'" if str(pool.source).endswith(".npy")
+               else "give the pool an id column")
         log.warning("%s has no id column (data.pool.id): its items are named by row number, and this resume takes the "
                     "%d item(s) the ledger holds by their row; if rows were added, removed or reordered since the last "
-                    "run, their labels now belong to other items: start over with --restart, and give the pool an id "
-                    "column", pool.source, len(asked))
+                    "run, their labels now belong to other items: start over with --restart, and %s",
+                    pool.source, len(asked), fix)
     gone = sorted(i for i in asked if i not in index)
     if gone:
         more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""

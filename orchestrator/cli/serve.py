@@ -64,6 +64,10 @@ def labelstudio(
                                     hourly_wage=hourly_wage, max_active_s=max_active_s, max_body_bytes=max_body_mb * 1024 * 1024,
                                     acquisition_workers=acquisition_workers, predict_embed_limit=predict_embed_limit,
                                     model_store=str(model_store) if model_store is not None else None)
+    if settings.label_studio_api_key and not label_studio_url:
+        typer.echo(f"note: ${api_key_env} is set but no --label-studio-url (or $LABEL_STUDIO_URL): the key is only ever sent "
+                   "to that URL, so it is not used; each project trains once Label Studio's /setup brings its own token",
+                   err=True)
     check_listen(host, port)
     app = create_app(settings)  # reopens the stored models before the port opens
     typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {redact_url(cfg.ledger)}, loop prefix {cfg.loop.name!r}, "

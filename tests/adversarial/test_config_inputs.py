@@ -336,3 +336,15 @@ def test_a_resume_of_a_row_numbered_pool_says_labels_follow_the_rows(tmp_path, c
     Loop(config_from_dict(cfg)).run()
     assert "pool.csv has no id column (data.pool.id): its items are named by row number" in caplog.text
     assert "start over with --restart" in caplog.text
+
+
+def test_the_row_number_warning_says_what_an_npy_pool_can_do(caplog):
+    """A .npy file has no columns: 'give the pool an id column' was advice it cannot follow
+    (found 2026-12-07 in review)."""
+    from types import SimpleNamespace
+
+    from clicloop.orchestrator.loop_setup import check_ledger_items
+
+    ledger = SimpleNamespace(item_ids=lambda loop: ["0", "1"])
+    check_ledger_items(ledger, "t", SimpleNamespace(source="pool.npy"), {"0": 0, "1": 1}, row_numbered=True)
+    assert "save it as .npz with an 'id' array beside 'X'" in caplog.text

@@ -280,3 +280,33 @@ def test_ledger_quality_without_gold_answers_reads_no_pool(tmp_path, capsys):
     capsys.readouterr()
     main(["ledger", "quality", str(tmp_path / "c.yaml")])
     assert "no gold answers in loop 't'" in capsys.readouterr().out
+
+
+def test_serve_labelstudio_says_when_its_api_key_has_no_url_to_go_to(tmp_path, monkeypatch, capsys):
+    """Since 2026-12-06 the configured Label Studio API key goes only to --label-studio-url; with
+    the key and no URL, it was silently unused (found 2026-12-07 in review)."""
+    import socket
+
+    import uvicorn
+    import yaml
+
+    from clicloop.orchestrator.cli.main import main
+    from tests.conftest import digits_config
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    (tmp_path / "ls.yaml").write_text(yaml.safe_dump(digits_config(f"sqlite:///{tmp_path / 'l.db'}")))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    monkeypatch.setenv("CLICLOOP_ML_TOKEN", "t" * 20)
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "k" * 40)
+    port = str(free_port())
+    main(["serve", "labelstudio", "--config", str(tmp_path / "ls.yaml"), "--hourly-wage", "15", "--port", port])
+    err = capsys.readouterr().err
+    assert "$LABEL_STUDIO_API_KEY is set but no --label-studio-url" in err and "k" * 40 not in err
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:8080")
+    main(["serve", "labelstudio", "--config", str(tmp_path / "ls.yaml"), "--hourly-wage", "15", "--port", port])
+    assert "is set but no --label-studio-url" not in capsys.readouterr().err
