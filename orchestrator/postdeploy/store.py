@@ -73,11 +73,19 @@ class DeploymentStore:
 
     def record_promotion(self, action: str, version: str, *, reason: str | None = None, error_current: float | None = None,
                          error_candidate: float | None = None, n_slice: int | None = None) -> int:
-        """Append a deploy / promote / reject / rollback; returns its sequence number."""
+        """Append a deploy / promote / reject / rollback; returns its sequence number. Serving the
+        version already serving changes nothing: a deploy of it records nothing (a deploy script
+        run twice), a promote or rollback to it is refused (it recorded ``v2 -> v2``, and a later
+        rollback went nowhere)."""
         if version not in self.versions():
             raise PromotionError(f"unknown model version {version!r} of deployment {self.deployment!r}; "
                                  f"known: {', '.join(self.versions()) or '(none)'}")
         p = s.pd_promotions.c
+        if action in SERVING_ACTIONS and self.serving() == version:
+            if action == "deploy":
+                with self.engine.connect() as conn:
+                    return int(conn.execute(select(func.max(p.seq)).where(p.deployment == self.deployment)).scalar_one())
+            raise PromotionError(f"{version!r} is already serving deployment {self.deployment!r}: nothing recorded")
         for _ in range(5):  # two writers racing for one seq: the loser retries with the next
             previous = self.serving()
             with self.engine.begin() as conn:

@@ -102,7 +102,26 @@ def test_a_rollback_after_a_re_promotion_serves_the_version_before(tmp_path) -> 
             store.register_version(v, ["a", "b"])
         store.record_promotion("deploy", "v1")
         store.record_promotion("promote", "v2")
-        store.record_promotion("promote", "v2", reason="a no-op, as older clicloop recorded it")
+        from sqlalchemy import insert
+
+        from clicloop.orchestrator.ledger import schema as s
+
+        with ledger.engine_.begin() as conn:  # a no-op v2 -> v2, as older clicloop recorded it
+            conn.execute(insert(s.pd_promotions).values(deployment="bot", seq=3, action="promote", version="v2",
+                                                        previous="v2", reason="re-promoted", recorded_at=0.0))
         assert rollback(store) == "v1" and store.serving() == "v1"
         with pytest.raises(PromotionError, match="'v1' is already serving"):
             rollback(store, to="v1")
+
+
+def test_serving_the_serving_version_records_nothing(tmp_path) -> None:
+    """Found 2026-12-07 in review: only `deploy promote` refused it; `deploy register --serve` of
+    the serving version, or the Python API, still recorded v -> v."""
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        store = DeploymentStore(ledger, "bot")
+        store.register_version("v1", ["a", "b"])
+        first = store.record_promotion("deploy", "v1")
+        assert store.record_promotion("deploy", "v1") == first  # a deploy script run twice
+        with pytest.raises(PromotionError, match="'v1' is already serving"):
+            store.record_promotion("promote", "v1")
+        assert [p["seq"] for p in store.promotions()] == [first]
