@@ -92,7 +92,8 @@ class Ingestor:
         def reject(i: int, reason: str) -> None:
             result.rejected.append((i, reason))
             key = reject_keys[i] if reject_keys is not None else f"{source}:{_digest(raws[i])}"
-            rejects.append({"key": key[:400], "deployment": self.store.deployment, "source": source, "reason": reason[:2000],
+            rejects.append({"key": storable(key)[:400], "deployment": self.store.deployment, "source": source,
+                            "reason": storable(reason)[:2000],
                             "raw": _text(raws[i])[:2000], "recorded_at": now})
 
         def again(first: dict[str, Any], row: dict[str, Any], i: int) -> None:
@@ -122,9 +123,28 @@ class Ingestor:
             with self.store.engine.begin() as conn:
                 insert_ignore(conn, s.pd_predictions, new)
                 insert_ignore(conn, s.pd_rejects, rejects)
+            lost = self._lost_races(new, first_at, reject)  # another process recorded some ids meanwhile
+            if lost:
+                new = [r for r in new if r["prediction_id"] not in lost]
+                with self.store.engine.begin() as conn:
+                    insert_ignore(conn, s.pd_rejects, rejects)
         result.quarantined = sum(r["status"] == "quarantined" for r in new)
         result.accepted = len(new) - result.quarantined
         return result
+
+    def _lost_races(self, new: list[dict[str, Any]], first_at: dict[str, int], reject: Any) -> set[str]:
+        """Ids of ``new`` another process (a second server, ``deploy ingest --follow``) recorded
+        with other content between the check and the insert: each is rejected as any changed
+        record is (its insert did nothing; both processes answered "accepted" and one content
+        vanished without a trace)."""
+        stored = self.store.existing_predictions([r["prediction_id"] for r in new], content=CONTENT)
+        lost = set()
+        for row in new:
+            reason = _changed(stored.get(row["prediction_id"], row), row)
+            if reason is not None:
+                reject(first_at[row["prediction_id"]], reason)
+                lost.add(row["prediction_id"])
+        return lost
 
     def counts(self) -> dict[str, int]:
         """Rows recorded so far: accepted, quarantined, rejected (SQL counts)."""
@@ -146,13 +166,26 @@ def _changed(first: dict[str, Any], again: dict[str, Any]) -> str | None:
     """None when ``again`` says what ``first`` (a recorded prediction of the same id) says (a
     replay); else why it is rejected: a prediction id names one prediction, and feedback sent
     after its prediction was recorded is not taken."""
-    changed = [f for f in CONTENT if first[f] != again[f]]
+    changed = [f for f in CONTENT if not _same(f, first[f], again[f])]
     if not changed:
         return None
     late = " (feedback is taken only in the prediction's own record)" if set(changed) <= {"feedback", "rephrasing"} else ""
     return (f"id: prediction {again['prediction_id']!r} was recorded before with another "
             f"{', '.join(FIELD_NAMES.get(f, f) for f in changed)}; the first record is kept{late}: a changed "
             "prediction needs a new id")
+
+
+def _same(field: str, a: Any, b: Any) -> bool:
+    """Two recorded values of ``field`` say the same: JSON fields compare as data (a retry may send
+    the probabilities' keys in another order)."""
+    if a == b:
+        return True
+    if field in ("proba_json", "features_json") and isinstance(a, str) and isinstance(b, str):
+        try:
+            return json.loads(a) == json.loads(b)
+        except ValueError:
+            return False
+    return False
 
 
 def _row(deployment: str, r: PredictionRecord, source: str, reason: str | None, now: float) -> dict[str, Any]:
@@ -167,16 +200,25 @@ def _row(deployment: str, r: PredictionRecord, source: str, reason: str | None, 
 
 
 def _text(raw: Any) -> str:
+    """A rejected input as text any database keeps (PostgreSQL refuses NUL and lone surrogates:
+    the reject row failed, and with it the batch)."""
     if isinstance(raw, bytes):
-        return raw.decode("utf-8", "replace")
-    if isinstance(raw, str):
-        return raw
-    try:
-        return json.dumps(raw, sort_keys=True, default=str)
-    except RecursionError:
-        return f"<a {type(raw).__name__} nested too deeply to keep>"
-    except (TypeError, ValueError):
-        return repr(raw)
+        text = raw.decode("utf-8", "replace")
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = json.dumps(raw, sort_keys=True, default=str)
+        except RecursionError:
+            return f"<a {type(raw).__name__} nested too deeply to keep>"
+        except (TypeError, ValueError):
+            text = repr(raw)
+    return storable(text)
+
+
+def storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates written as escapes (what no database column refuses)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _digest(raw: Any) -> str:

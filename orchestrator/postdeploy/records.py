@@ -29,7 +29,7 @@ class PredictionRecord(BaseModel):
 
     id: str = Field(min_length=1, max_length=200)
     model_version: str = Field(min_length=1, max_length=200)
-    predicted_label: str = Field(min_length=1)
+    predicted_label: str = Field(min_length=1, max_length=1000)
     text: str | None = None
     features: list[float] | None = None
     confidence: float | None = Field(None, ge=0.0, le=1.0)
@@ -52,6 +52,14 @@ class PredictionRecord(BaseModel):
     @classmethod
     def _in_range(cls, value: float) -> float:
         return check_time(value)
+
+    @field_validator("id", "model_version", "predicted_label", "text", "rephrasing")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        if value is not None and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)):
+            raise ValueError("holds a NUL character or a lone surrogate (\\u0000, \\ud800-\\udfff), which no database "
+                             "stores as text; drop or replace it")
+        return value
 
     @field_validator("features")
     @classmethod

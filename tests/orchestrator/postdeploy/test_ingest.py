@@ -121,3 +121,48 @@ def test_a_last_line_without_its_newline_is_reported_not_silently_skipped(store:
     result = FileFollower(Ingestor(store), path).poll()
     assert (result.accepted, result.unfinished_bytes) == (1, len(json.dumps(rec(3))))
     assert "unfinished_line_bytes" not in FileFollower(Ingestor(store), tmp_path / "none.jsonl").poll().as_dict()
+
+
+def test_text_no_database_stores_is_one_rejected_record_not_a_lost_batch(store: DeploymentStore) -> None:
+    """Found 2026-12-07: on PostgreSQL a NUL in a record's text (and on both databases a lone
+    surrogate) failed the whole batch's insert, its good records with it (a 500 over HTTP; a file
+    ingest stopped on that line for ever); a body that was not JSON with a NUL failed its reject row."""
+    result = Ingestor(store).ingest([rec(1), rec(2, text="play\x00song"), rec(3, text="play \ud800"),
+                                     rec(4, predicted_label="mu\x00sic"), b"not json \x00 \xff"])
+    assert result.accepted == 1 and [i for i, _ in result.rejected] == [1, 2, 3, 4]
+    assert "text: Value error, holds a NUL character or a lone surrogate" in dict(result.rejected)[1]
+    assert [r["prediction_id"] for r in store.predictions(status=None)] == ["p1"]
+    assert Ingestor(store).counts() == {"accepted": 1, "quarantined": 0, "rejected": 4}
+
+
+def test_probabilities_sent_again_in_another_key_order_are_a_replay(store: DeploymentStore) -> None:
+    """Found 2026-12-07: a retry whose probabilities listed the same labels in another order was
+    rejected as 'recorded before with another probabilities'."""
+    Ingestor(store).ingest([rec(1, probabilities={"music": 0.7, "timer": 0.3})])
+    again = Ingestor(store).ingest([rec(1, probabilities={"timer": 0.3, "music": 0.7})])
+    assert (again.duplicates, again.rejected) == (1, [])
+
+
+def test_an_id_another_process_records_first_with_other_content_is_rejected_not_counted(store: DeploymentStore) -> None:
+    """Found 2026-12-07: two ingest processes on one ledger both answered 'accepted' for the same
+    ids; the content that lost the race vanished without a trace (the insert did nothing)."""
+    ingestor = Ingestor(store)
+    real = store.existing_predictions
+
+    raced: list[bool] = []
+
+    def racing(ids, content=()):  # the other process records p1 between this one's check and its insert
+        found = real(ids, content=content)
+        if not raced:
+            raced.append(True)
+            store.existing_predictions = real
+            Ingestor(store).ingest([rec(1, predicted_label="timer")])
+        return found
+
+    store.existing_predictions = racing
+    result = ingestor.ingest([rec(1), rec(2)])
+    store.existing_predictions = real
+    assert result.accepted == 1 and [i for i, _ in result.rejected] == [0]
+    assert "'p1' was recorded before with another predicted_label" in result.rejected[0][1]
+    rows = {r["prediction_id"]: r for r in store.predictions(status=None)}
+    assert rows["p1"]["predicted_label"] == "timer" and Ingestor(store).counts()["rejected"] == 1
