@@ -71,6 +71,11 @@ def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mappin
 
     def params(loop: str | None, backend: str | None, model_version: str | None, date_from: str | None,
                date_to: str | None) -> Filters:
+        given = {"loop": loop, "backend": backend, "model_version": model_version, "date_from": date_from, "date_to": date_to}
+        for name, value in given.items():  # PostgreSQL refuses a NUL in a query parameter: it was a 500 there
+            if value and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)):
+                raise ConfigError(f"the {name} parameter holds a NUL character or a lone surrogate: no {name} is named so",
+                                  field=name)
         return Filters(loop or None, backend or None, model_version or None, date_from or None, date_to or None)
 
     def page(names: list[str] | None, filters: Filters, target: float | None, alone: bool) -> HTMLResponse:

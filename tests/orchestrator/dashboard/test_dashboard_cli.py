@@ -173,3 +173,17 @@ def test_configs_give_the_forecast_its_target_and_budget(sqlite_ledger: str, tmp
     page = local.get("/view/forecast").text
     assert 'data-key="target:quickstart-margin" data-value="0.97"' in page
     assert "floor 9.50" in local.get("/view/wages").text
+
+
+@pytest.mark.parametrize("which", ["sqlite", "postgresql"])
+def test_a_filter_holding_a_nul_is_a_400_naming_it(which: str, request: pytest.FixtureRequest) -> None:
+    """Found 2026-12-07: on PostgreSQL `/?loop=%00` (and backend, model_version) answered 500."""
+    from fastapi.testclient import TestClient
+
+    from clicloop.orchestrator.dashboard.app import create_app
+
+    client = TestClient(create_app(request.getfixturevalue(f"{which}_ledger")), base_url="http://127.0.0.1:8050")
+    for query in ("loop=%00", "backend=x%00", "model_version=v1%00"):
+        for path in ("/", "/api/views"):
+            r = client.get(f"{path}?{query}")
+            assert r.status_code == 400 and "holds a NUL character" in r.text, (path, query, r.status_code, r.text[:200])
