@@ -83,6 +83,9 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if len(self.token) < 16:
             raise ConfigError("the ML backend token must be at least 16 characters (e.g. `openssl rand -hex 20`)")
+        if not self.token.isascii() or not self.token.isprintable() or " " in self.token:
+            raise ConfigError("the ML backend token must be printable ASCII without spaces (HTTP headers carry no other "
+                              "characters as written: a client could never send it; e.g. `openssl rand -hex 20`)")
         for bad, what in ((self.hourly_wage < 0, f"--hourly-wage (hourly_wage) must be 0 or more, not {self.hourly_wage:g}"),
                           (self.train_every < 0, f"--train-every (train_every) must be 0 or more, not {self.train_every}"),
                           (self.min_labels < 2, f"min_labels must be 2 or more, not {self.min_labels}"),

@@ -46,6 +46,9 @@ class IngestSettings:
     def __post_init__(self) -> None:
         if len(self.token) < 16:
             raise ConfigError("the ingest token must be at least 16 characters (e.g. `openssl rand -hex 20`)")
+        if not self.token.isascii() or not self.token.isprintable() or " " in self.token:
+            raise ConfigError("the ingest token must be printable ASCII without spaces (HTTP headers carry no other "
+                              "characters as written: a client could never send it; e.g. `openssl rand -hex 20`)")
         if self.max_body_bytes < 1024 or self.max_records < 1:
             raise ConfigError("max_body_bytes >= 1024 and max_records >= 1 are required")
 

@@ -52,3 +52,15 @@ def test_the_configured_url_takes_the_configured_key_until_a_setup_brings_one():
     assert (pm.client_.url, pm.client_.api_key) == ("http://ls.internal:8080", "SECRET-LS-KEY")
     pm.connect("http://elsewhere:9199", "setup-token")
     assert (pm.client_.url, pm.client_.api_key) == ("http://ls.internal:8080", "setup-token")
+
+
+@pytest.mark.parametrize("token", ["pässwörd-0123456789ab", "0123456789abcdef 012", "0123456789abcdef\t012"])
+def test_a_token_no_client_can_send_is_refused_at_startup(token):
+    """Found 2026-12-07: a non-ASCII token could never be sent (headers are read as Latin-1), so
+    every request got 401 with no word of why."""
+    from clicloop.orchestrator.postdeploy.server import IngestSettings
+
+    with pytest.raises(ConfigError, match="printable ASCII without spaces"):
+        ServeSettings(token=token)
+    with pytest.raises(ConfigError, match="printable ASCII without spaces"):
+        IngestSettings(token=token, ledger="sqlite://", deployment="d")
