@@ -66,7 +66,7 @@ from typing import Any
 from clicloop.backends.prolific_client import (
     ANSWERED, PROLIFIC_MINIMUM_PER_HOUR, PROLIFIC_RECOMMENDED_PER_HOUR, JsonClient, ProlificError, UnpaidEffort,
     batch_id as _batch_id, epoch as _epoch, html as _html, jsonable as _jsonable, minutes_for, reward_cents,
-    safe as _safe, seconds as _seconds,
+    readable_submission, safe as _safe, seconds as _seconds,
 )
 from clicloop.backends.prolific_pay import (  # noqa: F401 (names of this module's public API)
     APPEAL_NOTE, REJECTION_CATEGORIES, ProlificPayments, RejectionReasonRequired,
@@ -174,6 +174,7 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
         self.submission_of_: dict[str, tuple[str, str, str]] = {}  # task key -> (submission, participant, study)
         self.unpaid_: dict[str, UnpaidEffort] = {}
         self.journal_ = None  # read on the first payment
+        self.unreadable_: set[str] = set()  # submissions skipped (said once each)
         self.busy_: dict[str, int] = {}  # study id -> places taken, as last read
         self.pending_: dict[str, Task] = {}  # continuous mode: tasks gathering for the next study
         self.sizer_: StudySizer | None = None
@@ -302,7 +303,8 @@ class ProlificBackend(ProlificPayments, RateSizedStudies):
         return answers
 
     def _study_answers(self, study: _Study) -> list[Answer]:
-        submissions = list(self.api_.paged("/api/v1/submissions/", {"study": study.id}))
+        submissions = [s for s in self.api_.paged("/api/v1/submissions/", {"study": study.id})
+                       if readable_submission(s, study.id, self.unreadable_)]
         responses = self.survey_.request("GET", f"/batches/{study.batch_id}/responses") or {}
         by_session: dict[str, list[dict[str, Any]]] = {}
         for r in responses.get("results", []):

@@ -135,6 +135,20 @@ class JsonClient:
             page += 1
 
 
+def readable_submission(sub: Any, study_id: str, said: set[str]) -> bool:
+    """A submission names itself, its participant and its status; one that does not is skipped,
+    said once per submission (in ``said``): its answer would be paid to nobody."""
+    if isinstance(sub, dict) and sub.get("id") and (sub.get("participant_id") or sub.get("participant")) \
+            and isinstance(sub.get("status"), str):
+        return True
+    mark = f"{study_id}:{sub.get('id') if isinstance(sub, dict) else sub!r}"
+    if mark not in said:
+        said.add(mark)
+        log.warning("prolific: study %s lists a submission without its id, participant or status (%s): skipped",
+                    study_id, str(sub)[:200])
+    return False
+
+
 def _retry_after(value: str | None) -> float:
     """Seconds a 429 or 5xx answer's ``Retry-After`` asks for (at most 5 minutes); 0 without one."""
     try:

@@ -314,3 +314,22 @@ def test_a_second_study_for_the_same_tasks_is_never_published(server) -> None:
     state.studies = dict(reversed(list(state.studies.items())))  # listed first
     _backend(url).dispatch(tasks)
     assert sorted(s["status"] for s in state.studies.values()) == ["ACTIVE", "UNPUBLISHED"]
+
+
+def test_a_submission_without_its_participant_is_skipped_and_said(server, caplog) -> None:
+    """Found 2026-12-07: a submission listed without its participant became an answer of worker
+    '' (paid to nobody); one without an id was dropped without a word."""
+    state, url = server
+    backend = _backend(url)
+    tasks = _tasks()
+    backend.dispatch(tasks)
+    for _ in range(50):  # until people have submitted
+        backend.collect(tasks)
+        if len(state.submissions) >= 2:
+            break
+    nameless = sorted(state.submissions)[0]
+    state.submissions[nameless]["participant"] = None
+    fresh = _backend(url)
+    answers = [a for _ in range(3) for a in fresh.collect(tasks)]
+    assert answers and all(a.worker for a in answers) and all(a.external_id != nameless for a in answers)
+    assert caplog.text.count("without its id, participant or status") == 1
