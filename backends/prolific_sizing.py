@@ -32,6 +32,8 @@ from typing import Any
 from clicloop.backends.prolific_client import ProlificError
 from clicloop.backends.prolific_client import batch_id as batch_id_of
 
+OPEN_STATUSES = ("ACTIVE", "PUBLISHING", "SCHEDULED")  # a study whose places are, or will be, on offer
+
 
 @dataclass
 class Sizing:
@@ -184,8 +186,10 @@ class RateSizedStudies:
         self._publish(study or self._create(batch_id, tasks, places, sizing))
 
     def _free_place(self) -> bool:
-        """Whether a published study of the loop still has a place nobody took."""
-        return any(s.status == "ACTIVE" and s.places - self.busy_.get(s.id, 0) > 0 for s in self.studies_.values())
+        """Whether a published study of the loop still has a place nobody took (one Prolific is
+        still publishing or has scheduled counts: its places are coming; it answered a publish with
+        PUBLISHING, and every task added meanwhile got a study of its own)."""
+        return any(s.status in OPEN_STATUSES and s.places - self.busy_.get(s.id, 0) > 0 for s in self.studies_.values())
 
     def _observe(self, answers: Any, submissions: Any, study: Any) -> None:
         """After a study's submissions were read: its taken places, and the answers' times."""

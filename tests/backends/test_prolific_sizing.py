@@ -197,3 +197,23 @@ def test_a_study_a_crash_left_unpublished_is_published_when_the_resumed_loop_dis
         resumed = backend()  # open() finds the draft by its name
         resumed.dispatch(first)
         assert [s["status"] for s in state.studies.values()] == ["ACTIVE"]
+
+
+def test_a_study_prolific_is_still_publishing_counts_its_places() -> None:
+    """Found 2026-12-07: a publish answered PUBLISHING (Prolific publishes after balance checks)
+    left the study out of the free places, so every task added meanwhile got a study of its own
+    (10 studies against 7 for the same tasks)."""
+    counts = []
+    for publishing in (False, True):
+        state = prolific_server.new_state(seed=5, truth=TRUTH, pool=prolific_server.Pool(return_rate=0.0, arrivals_per_step=0))
+        state.publish_answers_publishing = publishing
+        with prolific_server.running(state) as url:
+            backend = ProlificBackend(survey_url=f"{url}/survey", base_url=url, token="test-token", first_places=4,
+                                      study_minutes=5, rate_window_s=3600, max_places=30)
+            backend.open(BackendContext("p", LABELS, PURPOSE, 0, mode="continuous"))
+            tasks = _tasks(0, 12)
+            for start in range(0, 12, 2):  # tasks arrive two at a time, nobody answers yet
+                backend.dispatch(tasks[start:start + 2])
+                backend.collect(tasks[:start + 2])
+            counts.append(len(state.studies))
+    assert counts[1] == counts[0], counts

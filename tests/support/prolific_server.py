@@ -82,6 +82,7 @@ class State:
     calls: list[tuple[str, str]] = field(default_factory=list)
     fail_after_create: int = 0  # fault injection: the next N creates make the study, then answer 500
     fail_messages: bool = False  # fault injection: messages answer 500
+    publish_answers_publishing: bool = False  # a publish is answered PUBLISHING (the study goes ACTIVE all the same)
     clock_s: float = 0.0
     counter: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -157,6 +158,8 @@ def create_app(state: State) -> Any:
             if target is None:
                 raise fail(400, f"Cannot {body.get('action')} a study that is {study['status']}.")
             study["status"] = target
+            if target == "ACTIVE" and state.publish_answers_publishing:  # as Prolific may: publishing goes on after
+                return {**study, "status": "PUBLISHING"}
             return study
 
     @app.get("/api/v1/submissions/")
