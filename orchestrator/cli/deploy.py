@@ -293,12 +293,19 @@ def serve_ingest(
 
     from clicloop.orchestrator.postdeploy.server import IngestSettings, create_ingest_app
 
-    from clicloop.orchestrator.cli.output import check_listen
+    from clicloop.orchestrator.cli.output import LIMIT_CONCURRENCY, check_listen
+    from clicloop.orchestrator.credentials import redact_url
 
     token = os.environ.get(token_env, "")
     if not token:
         raise ConfigError(f"set {token_env} to a secret of 16+ characters (e.g. `export {token_env}=$(openssl rand -hex 20)`)")
     check_listen(host, port)  # before the ledger is opened (created) and the 'on http://' line
     settings = IngestSettings(token=token, ledger=ledger, deployment=deployment, max_body_bytes=max_body_mb * 1024 * 1024)
+    with _store(ledger, deployment, create=True) as store:
+        if not store.versions():  # a mistyped --deployment or --ledger quarantined every prediction without a word
+            typer.echo(f"note: deployment {deployment!r} has no registered model version in {redact_url(ledger)}: every "
+                       "prediction is quarantined until one is (`clicloop deploy register`); check --deployment and "
+                       "--ledger", err=True)
     typer.echo(f"clicloop ingest on http://{host}:{port}/v1/predictions (deployment {deployment!r})", err=True)
-    uvicorn.run(create_ingest_app(settings), host=host, port=port, log_level="warning")
+    uvicorn.run(create_ingest_app(settings), host=host, port=port, log_level="warning",
+                limit_concurrency=LIMIT_CONCURRENCY)  # more open connections at once get 503, none held for ever

@@ -310,3 +310,33 @@ def test_serve_labelstudio_says_when_its_api_key_has_no_url_to_go_to(tmp_path, m
     monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:8080")
     main(["serve", "labelstudio", "--config", str(tmp_path / "ls.yaml"), "--hourly-wage", "15", "--port", port])
     assert "is set but no --label-studio-url" not in capsys.readouterr().err
+
+
+def test_serve_ingest_says_when_its_deployment_has_no_version_and_bounds_its_connections(tmp_path, monkeypatch, capsys):
+    """Found 2026-12-07: a mistyped --deployment (or --ledger) served, answered 200 and quarantined
+    every prediction without a word; 200 idle connections stayed open for ever."""
+    import socket
+
+    import uvicorn
+
+    from clicloop.orchestrator.cli.main import main
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    runs: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append(kw))
+    monkeypatch.setenv("CLICLOOP_INGEST_TOKEN", "0123456789abcdef0123")
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    main(["serve", "ingest", "--deployment", "asistant", "--ledger", url, "--port", port])
+    assert "deployment 'asistant' has no registered model version" in capsys.readouterr().err
+    assert runs[0]["limit_concurrency"] == 256
+    main(["deploy", "register", "v1", "--labels", str(_labels(tmp_path)), "--deployment", "asistant", "--ledger", url])
+    main(["serve", "ingest", "--deployment", "asistant", "--ledger", url, "--port", port])
+    assert "no registered model version" not in capsys.readouterr().err
+
+
+def _labels(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("music\ntimer\n")
+    return path
