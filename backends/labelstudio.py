@@ -38,7 +38,8 @@ from typing import Any
 
 from clicloop.backends.labelstudio_client import LabelStudioClient, LabelStudioError, LabelStudioUnreachable
 from clicloop.backends.labelstudio_answers import Annotations
-from clicloop.backends.labelstudio_format import FROM_NAME, TO_NAME, choices_of, label_config, stamp
+from clicloop.backends.labelstudio_deliveries import Deliveries
+from clicloop.backends.labelstudio_format import FROM_NAME, TO_NAME, choices_of, label_config
 from clicloop.backends.labelstudio_webhook import WebhookReceiver, open_webhook
 from clicloop.backends.labelstudio_withdraw import Withdrawal
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit
@@ -47,12 +48,11 @@ from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.labelstudio")
-READ_BACK_MAX = 20  # tasks read back one by one in a collect; more (a bulk import): one paginated poll
 
 __all__ = ["LabelStudioBackend", "annotation_label", "choices_of", "label_config"]
 
 
-class LabelStudioBackend(Annotations, Withdrawal):
+class LabelStudioBackend(Annotations, Deliveries, Withdrawal):
     """In-house annotators in a Label Studio project.
 
     Parameters
@@ -303,102 +303,6 @@ class LabelStudioBackend(Annotations, Withdrawal):
             if isinstance(key, str) and key.startswith(self.prefix_):
                 answers += self._judge(key, ls_task, wanted, marks)
         return answers
-
-    def _from_webhooks(self, wanted: set[str], marks: dict[int, tuple[dict[str, Any], int, str]]) -> list[Answer]:
-        """Answers from the queued deliveries. A new annotation of a task not yet reported is
-        read back through the API (:meth:`_confirmed`); anything touching a reported answer (an edit, a deletion) makes
-        the backend re-read that one task, so corrections follow exactly the polling rules."""
-        recheck: dict[int, str] = {}
-        for delivery in self.receiver_.drain() if self.receiver_ is not None else []:
-            if delivery.action == "ANNOTATIONS_DELETED":
-                for a in delivery.annotations:
-                    key, task_id = self.annotation_keys_.get(a["id"], (None, 0))
-                    if key is not None:
-                        self.hooked_.get(key, {}).pop(a["id"], None)
-                        recheck[task_id] = key
-                continue
-            for a in delivery.annotations:
-                task_id = int(a["task"]["id"] if isinstance(a["task"], dict) else a["task"])
-                task = delivery.tasks.get(task_id) or {}
-                key = (task.get("data") or {}).get("clicloop_key") or self._key_of(task_id)
-                if key is None:
-                    self.poll_soon_ = True  # no task data and a task we have not seen: ask the project
-                if not isinstance(key, str) or not key.startswith(self.prefix_):
-                    continue
-                known = self.task_ids_.get(key)
-                if known is not None and known != task_id:  # a delivery naming another task for a key we know
-                    self.counts_["webhook_unconfirmed"] += 1
-                    log.warning("Label Studio webhook: annotation %s names task %s for %s, which is task %s: ignored",
-                                a["id"], task_id, key, known)
-                    continue
-                if key in self.reported_ and key not in wanted:
-                    recheck[task_id] = key
-                else:  # what the payload says is checked before anything is kept (:meth:`_confirmed`)
-                    self.hooked_.setdefault(key, {})[int(a["id"])] = a
-                    self.claimed_[key] = task_id
-        answers: list[Answer] = []
-        for task_id, key in recheck.items():
-            try:
-                ls_task = self.client_.task(task_id)
-            except LabelStudioError as e:
-                if e.status != 404:
-                    raise
-                ls_task = {"id": task_id, "annotations": [], "meta": {"clicloop_reported": self.reported_.get(key)}}
-            answers += self._judge(key, ls_task, wanted, marks)
-        reads = READ_BACK_MAX
-        for key, annotations in list(self.hooked_.items()):
-            if key not in wanted and key in self.reported_:
-                for i in self.hooked_.pop(key):  # reported by a poll meanwhile
-                    self.confirmed_.pop(i, None)
-            elif key in wanted and annotations:
-                if not annotations.keys() <= self.confirmed_.keys():
-                    if reads == 0:  # a bulk import's deliveries: one paginated poll reads them all
-                        self.poll_soon_ = True
-                        del self.hooked_[key]
-                        continue
-                    reads -= 1
-                annotations = self._confirmed(key, self.task_ids_.get(key, self.claimed_.get(key, 0)), annotations)
-                if not annotations:
-                    continue
-                current = annotations[min(annotations)]
-                task_id = self.task_ids_[key]
-                if self.reported_.get(key) != current["id"]:
-                    marks.setdefault(task_id, (self.metas_.get(task_id, {}), int(current["id"]), key))
-                answers += [self._answer(key, current, "created", stamp(current.get("created_at"))),
-                            *self._extras(key, list(annotations.values()))]
-        return answers
-
-    def _confirmed(self, key: str, task_id: int, hooked: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
-        """The delivered annotations as Label Studio holds them: a webhook only says where to look.
-        The task is read once through the API, and what is paid (label, person, lead time) comes
-        from there; an annotation the task does not hold (forged by someone who read the webhook
-        URL, or deleted since) is dropped and counted (``webhook_unconfirmed``). Once per annotation."""
-        if hooked.keys() <= self.confirmed_.keys():
-            return {i: self.confirmed_[i] for i in hooked}
-        try:
-            ls_task = self.client_.task(task_id)
-        except LabelStudioError as e:
-            if e.status != 404:
-                raise
-            ls_task = {}
-        if (ls_task.get("data") or {}).get("clicloop_key") != key:
-            ls_task = {}
-        held = {int(a["id"]): a for a in ls_task.get("annotations") or []}
-        confirmed = {i: held[i] for i in hooked if i in held}
-        if len(confirmed) < len(hooked):
-            self.counts_["webhook_unconfirmed"] += len(hooked) - len(confirmed)
-            log.warning("Label Studio task %s: %d webhook annotation(s) the project does not hold (deleted since, or a "
-                        "forged delivery): not recorded", task_id, len(hooked) - len(confirmed))
-        self.confirmed_.update(confirmed)
-        if confirmed:  # the task as Label Studio holds it: where the key's answers live, and its meta
-            self.task_ids_.setdefault(key, task_id)
-            self.metas_[task_id] = ls_task.get("meta") or {}
-            for i in confirmed:
-                self.annotation_keys_[i] = (key, task_id)
-            self.hooked_[key] = confirmed
-        else:
-            del self.hooked_[key]
-        return confirmed
 
     def _key_of(self, task_id: int) -> str | None:
         return next((k for k, i in self.task_ids_.items() if i == task_id), None)
