@@ -45,9 +45,10 @@ completion time turns out longer than estimated, :meth:`adjustment_payments` top
 Review and pay (for the loop and the ledger; each returns what it did; in
 :mod:`clicloop.backends.prolific_pay`, amounts exact, in whole cents): :meth:`review` (accept,
 or reject with a reason: no reason raises :class:`RejectionReasonRequired`), :meth:`approve_all`,
-:meth:`pay_bonus` (set up + pay + a message with the reason), :meth:`adjustment_payments`. Paying is not idempotent at Prolific: pass ``key`` (e.g. the
-ledger's pay-event id) and record it before calling; a key already paid in this process is
-refused.
+:meth:`pay_bonus` (set up + pay + a message with the reason), :meth:`adjustment_payments`. Paying is
+not idempotent at Prolific: each payment takes a ``key`` and goes through the payments journal
+(``params.payments_journal``, :mod:`clicloop.backends.prolific_journal`), which refuses a key paid
+before in any process.
 """
 
 from __future__ import annotations

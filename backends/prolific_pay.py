@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from clicloop.backends.prolific_client import ANSWERED, Payment, ProlificError, epoch as _epoch, reward_cents
-from clicloop.backends.prolific_journal import PaymentJournal
+from clicloop.backends.prolific_client import ANSWERED, Payment, ProlificError, epoch as _epoch, readable_submission, reward_cents
+from clicloop.backends.prolific_journal import PaymentJournal, PaymentRefused
 from clicloop.orchestrator.ledger import money
 
 log = logging.getLogger("clicloop.prolific")
@@ -83,7 +83,7 @@ class ProlificPayments:
             self.api_.request("POST", "/api/v1/submissions/bulk-approve/", body={"submission_ids": ids[start:start + 1000]})
         return ids
 
-    def pay_bonus(self, worker: str, amount: Decimal | int | str | float, reason: str, *, key: str,
+    def pay_bonus(self, worker: str, amount: Decimal | int | str | float, reason: str, *, key: str | None = None,
                   study_id: str | None = None, kind: str = "bonus") -> Payment:
         """Pay ``amount`` (study currency, exact; rounded up to the cent) to participant ``worker``
         and message them the reason.
@@ -101,15 +101,20 @@ class ProlificPayments:
         journal = self._journal()
         refusal = journal.refusal(key)
         if refusal:
-            raise ProlificError(refusal)
+            raise PaymentRefused(refusal)
         study_id = study_id or next((s for _, p, s in reversed(list(self.submission_of_.values())) if p == worker), None)
         if study_id is None:
             raise ProlificError(f"prolific: participant {worker!r} has no submission we know of; pass study_id")
         setup = self.api_.request("POST", "/api/v1/submissions/bonus-payments/",
                                   body={"study_id": study_id, "csv_bonuses": f"{worker},{cents}\n"})
         bonus_id = str(setup["id"])
-        journal.started(key, bonus_id=bonus_id, participant=worker, study=study_id, amount=str(cents), currency=self.currency)
-        self.api_.request("POST", f"/api/v1/bulk-bonus-payments/{bonus_id}/pay/", safe_to_repeat=False)
+        journal.claim(key, bonus_id=bonus_id, participant=worker, study=study_id, amount=str(cents), currency=self.currency)
+        try:
+            self.api_.request("POST", f"/api/v1/bulk-bonus-payments/{bonus_id}/pay/", safe_to_repeat=False)
+        except ProlificError as e:
+            if e.status is not None and 400 <= e.status < 500:  # refused (e.g. the balance): no money moved
+                journal.failed(key, bonus_id)
+            raise
         journal.paid(key, bonus_id)
         try:
             self.api_.request("POST", "/api/v1/messages/", safe_to_repeat=False,
@@ -136,7 +141,8 @@ class ProlificPayments:
         """
         payments = []
         for study in sorted(self.studies_.values(), key=lambda s: s.id):
-            subs = [s for s in self.api_.paged("/api/v1/submissions/", {"study": study.id}) if s.get("status") in ANSWERED]
+            subs = [s for s in self.api_.paged("/api/v1/submissions/", {"study": study.id})
+                    if readable_submission(s, study.id, self.unreadable_) and s["status"] in ANSWERED]
             times = [e - b for s in subs if (b := _epoch(s.get("started_at"))) is not None
                      and (e := _epoch(s.get("completed_at"))) is not None]
             if not times:
@@ -151,13 +157,18 @@ class ProlificPayments:
             for sub in sorted(subs, key=lambda s: str(s.get("id"))):
                 pid = str(sub.get("participant_id") or sub.get("participant"))
                 key = f"adjustment:{study.id}:{pid}"
-                if self._journal().refusal(key):
+                refusal = self._journal().refusal(key)
+                if refusal:
+                    if "never confirmed" in refusal:
+                        log.warning("%s", refusal)  # owed, and not paid again until someone checks
                     continue
                 if dry_run:
                     payments.append(Payment(pid, study.id, amount, self.currency, reason, "", "adjustment"))
                     continue
                 try:
                     payments.append(self.pay_bonus(pid, amount, reason, study_id=study.id, key=key, kind="adjustment"))
+                except PaymentRefused as e:  # another process paid it since this one read the journal
+                    log.info("%s", e)
                 except ProlificError as e:
                     raise PaymentsInterrupted(f"prolific: adjustment payments stopped at {key!r} after {len(payments)} "
                                               f"made (in .payments; the journal holds them): {e}", payments) from e

@@ -333,3 +333,31 @@ def test_a_submission_without_its_participant_is_skipped_and_said(server, caplog
     answers = [a for _ in range(3) for a in fresh.collect(tasks)]
     assert answers and all(a.worker for a in answers) and all(a.external_id != nameless for a in answers)
     assert caplog.text.count("without its id, participant or status") == 1
+
+
+@pytest.mark.parametrize("server", [prolific_server.Pool(seconds_median=200.0, return_rate=0.0)], indirect=True)
+def test_two_live_processes_on_one_journal_pay_each_person_once(server, tmp_path, caplog) -> None:
+    """Found 2026-12-07 in re-check: the journal was read once per process, so a running loop and
+    a payment script that had both read it paid the same 6 people twice (12 payments). A pay call
+    Prolific refused (a 4xx: no money moved) left its key 'started', and that person was skipped
+    for ever without a word; a half-written last line blocked every payment."""
+    state, url = server
+    journal = str(tmp_path / "paid.jsonl")
+    a = _backend(url, median_task_seconds=30, payments_journal=journal)
+    tasks = _tasks()
+    a.dispatch(tasks)
+    _answers(a, tasks)
+    b = _backend(url, median_task_seconds=30, payments_journal=journal)
+    assert len(a.adjustment_payments(dry_run=True)) == len(b.adjustment_payments(dry_run=True)) == 6  # both read it
+    state.refuse_pay = 1  # the first pay call is refused: the balance ran out
+    with pytest.raises(ProlificError, match="adjustment payments stopped .* after 0 made"):
+        a.adjustment_payments()
+    assert state.payments == []
+    paid = a.adjustment_payments()  # topped up: the refused one is paid too
+    assert len(paid) == 6 and b.adjustment_payments() == [] and len(state.payments) == 6
+    with open(journal, "a", encoding="utf-8") as f:
+        f.write('{"key": "half')  # a process killed while writing, before its pay call
+    c = _backend(url, median_task_seconds=30, payments_journal=journal)
+    assert c.adjustment_payments() == [] and "half-written line" in caplog.text
+    assert c.pay_bonus(paid[0].participant, "0.10", "Thank you.", key="late-bonus", study_id=paid[0].study_id).amount == Decimal("0.10")
+    assert len(state.payments) == 7

@@ -82,6 +82,7 @@ class State:
     calls: list[tuple[str, str]] = field(default_factory=list)
     fail_after_create: int = 0  # fault injection: the next N creates make the study, then answer 500
     fail_messages: bool = False  # fault injection: messages answer 500
+    refuse_pay: int = 0  # fault injection: the next N pay calls answer 400 (e.g. the balance), paying nothing
     publish_answers_publishing: bool = False  # a publish is answered PUBLISHING (the study goes ACTIVE all the same)
     clock_s: float = 0.0
     counter: int = 0
@@ -230,6 +231,9 @@ def create_app(state: State) -> Any:
     @app.post("/api/v1/bulk-bonus-payments/{bonus_id}/pay/", status_code=202)
     def pay_bonus(bonus_id: str) -> dict[str, Any]:
         with state.lock:
+            if state.refuse_pay:
+                state.refuse_pay -= 1
+                raise fail(400, {"detail": "Insufficient balance in the workspace."})
             bonus = state.bonuses.get(bonus_id)
             if bonus is None:
                 raise fail(404, "Not found.")
