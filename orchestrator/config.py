@@ -24,16 +24,15 @@ BUILTIN_DATASETS = ("digits",)
 
 
 def unexpanded_path(path: str) -> None:
-    """A path is taken as written: a leading ``~`` (``~/...``) or a ``${NAME}``, or a ``$NAME`` of
-    a variable that is set, would become folders of those names (a ledger landed in
-    ``./${HOME}/c.db``), so they are refused, naming what to write. ``price$usd.csv`` or
-    ``~backup/x.csv`` are file names like any other."""
-    import os
+    """A path is taken as written: a leading ``~`` (``~/...``, ``~user/...``), a ``${NAME}``, or a
+    ``$NAME`` as a whole path component would become folders of those names (a ledger landed in
+    ``./${HOME}/c.db``), so they are refused, naming what to write, whatever the environment holds
+    (a variable unset under cron made a fresh ledger). ``price$usd.csv`` is a file name."""
     import re
 
     braced = re.search(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", path)
-    variable = any(name in os.environ for name in re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", path))
-    if path == "~" or path.startswith(("~/", "~\\")) or braced or variable:
+    variable = re.search(r"(^|[/\\])\$[A-Za-z_][A-Za-z0-9_]*([/\\]|$)", path)  # a whole component: $HOME/..., .../$DIR/...
+    if path.startswith("~") or braced or variable:
         raise ValueError(f"{path!r}: clicloop expands no '~' or '$VARIABLE' in paths; write the path in full "
                          "(a relative path is read from the config file's folder)")
 
@@ -354,6 +353,9 @@ def _resolve_paths(config: Config, base_dir: Path) -> None:
         config._written["plugins"] = written
     for ref in (config.model, config.strategy, config.backend, config.aggregator):
         resolve_secret_files(ref.params, base_dir)
+    journal = config.backend.params.get("payments_journal")  # a file the backend writes: beside the config, as the ledger
+    if isinstance(journal, str) and journal and not Path(journal).is_absolute() and not journal.startswith(("~", "$")):
+        config.backend.params["payments_journal"] = str(base_dir / journal)
     prefix = "sqlite:///"
     if config.ledger.startswith(prefix) and not config.ledger.startswith(prefix + "/"):
         rel = config.ledger[len(prefix) :]

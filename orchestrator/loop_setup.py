@@ -229,8 +229,10 @@ def check_eval_set(ledger: Any, loop: str, evalset: Any, digest: str | None) -> 
     """A resumed loop measures on the evaluation set its earlier rounds measured on: a metric series
     on two sets compares nothing."""
     recorded = ledger.eval_digest(loop)
-    if recorded is None or digest is None or recorded[1] in (digest, eval_digest(evalset, np.float64)):
+    if recorded is None or digest is None or recorded[1] == digest:
         return
+    if np.asarray(evalset.X).dtype == np.float32 and recorded[1] == eval_digest(evalset, np.float64):
+        return  # recorded by an older clicloop, which widened float32 Parquet features to float64
     raise DataError(f"{evalset.source}: the evaluation set changed since round {recorded[0]} of loop {loop!r} measured its "
                     "metric (rows, features, texts or labels); a metric measured on two sets compares nothing: restore the "
                     "file to resume, or measure the new set in a new loop (another loop.name, or --restart)")
@@ -258,6 +260,7 @@ def fingerprint(cfg: Config, *, legacy: bool = False) -> tuple[str, str]:
     resolved against the folder the run started in)."""
     body = cfg.model_dump(mode="json", exclude={"stop": True, "ledger": True, "wage_floor": True, "worker_salt": True,
                                                 "loop": {"engine", "blas_threads"}})  # engines pick the same items; threads: the machine's business
+    body["backend"]["params"].pop("payments_journal", None)  # where payments are written down: no result depends on it
     if body["loop"].get("pseudo_labels") is None:  # a later field: left out when off, older loops keep their hash
         del body["loop"]["pseudo_labels"]
     elif isinstance(body["loop"]["pseudo_labels"], dict):

@@ -148,7 +148,34 @@ def test_a_path_with_tilde_or_a_variable_is_refused_not_made_a_folder(section, v
         config_from_dict(cfg)
 
 
-@pytest.mark.parametrize("path", ["data/price$usd.csv", "~backup/pool.csv", "data/$NOT_A_SET_VARIABLE_X/pool.csv"])
+@pytest.mark.parametrize("path", ["data/price$usd.csv", "data/a~b.csv", "data/v$2/pool.csv"])
 def test_a_dollar_or_tilde_inside_a_file_name_is_a_file_name(path):
-    """Found 2026-12-07 in review: 'price$usd.csv' and '~backup/x.csv' were refused as variables."""
+    """Found 2026-12-07 in review: 'price$usd.csv' was refused as a variable."""
     config_from_dict({**digits_config("sqlite://"), "data": {"pool": {"path": path}}})
+
+
+@pytest.mark.parametrize("path", ["data/$NOT_A_SET_VARIABLE_X/pool.csv", "~backup/pool.csv"])
+def test_a_variable_is_refused_whatever_the_environment_holds(path, monkeypatch):
+    """Found 2026-12-07 in re-check: a $NAME refused only while set was accepted under cron, where
+    it was unset, and made a fresh ledger in a folder of that name; ~backup/ is user backup's home."""
+    monkeypatch.delenv("NOT_A_SET_VARIABLE_X", raising=False)
+    with pytest.raises(ConfigError, match="expands no"):
+        config_from_dict({**digits_config("sqlite://"), "data": {"pool": {"path": path}}})
+
+
+def test_a_payments_journal_sits_beside_the_config_and_leaves_the_loop_fingerprint_alone(tmp_path):
+    """Found 2026-12-07 in re-check: adding params.payments_journal to a Prolific loop's config
+    changed its fingerprint (the resume was refused), and a relative journal was read from the
+    folder the run started in: a resume elsewhere found it empty and would pay again."""
+    import yaml
+
+    from clicloop.orchestrator.loop_setup import fingerprint
+
+    base = {**digits_config("sqlite:///l.db"), "backend": {"name": "prolific", "params": {"survey_url": "http://s"}}}
+    with_journal = {**base, "backend": {"name": "prolific", "params": {"survey_url": "http://s",
+                                                                       "payments_journal": "paid.jsonl"}}}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(with_journal))
+    a, b = load_config(tmp_path / "a.yaml"), load_config(tmp_path / "b.yaml")
+    assert b.backend.params["payments_journal"] == str(tmp_path / "paid.jsonl")
+    assert fingerprint(a)[0] == fingerprint(b)[0]
