@@ -121,18 +121,20 @@ class JsonClient:
         """Every row of a paginated list (``page``/``page_size``; stops at the last page), each id
         once: a live list read by offset can show a row on two pages, and a server that ignores
         ``page`` (sending the same page again) ends the reading instead of looping forever."""
-        page, seen = 1, set()
+        page, seen, previous = 1, set(), None
         while True:
             answer = self.request("GET", path, params={**params, "page": page, "page_size": page_size})
             rows = answer.get("results", []) if isinstance(answer, dict) else []
-            new = [r for r in rows if not (isinstance(r, dict) and r.get("id") is not None and str(r["id"]) in seen)]
-            seen.update(str(r["id"]) for r in new if isinstance(r, dict) and r.get("id") is not None)
-            yield from new
+            ids = [str(r.get("id")) if isinstance(r, dict) else repr(r) for r in rows]
+            if ids == previous:  # the same page again: the server ignores ``page``
+                return
+            yield from (r for r, i in zip(rows, ids) if i not in seen or i == "None")
+            seen.update(ids)
             links = answer.get("_links") if isinstance(answer, dict) else None
             has_next = bool((links.get("next") or {}).get("href")) if isinstance(links, dict) else len(rows) == page_size
-            if not new or not has_next:
+            if not rows or not has_next:
                 return
-            page += 1
+            page, previous = page + 1, ids
 
 
 def readable_submission(sub: Any, study_id: str, said: set[str]) -> bool:
@@ -150,11 +152,19 @@ def readable_submission(sub: Any, study_id: str, said: set[str]) -> bool:
 
 
 def _retry_after(value: str | None) -> float:
-    """Seconds a 429 or 5xx answer's ``Retry-After`` asks for (at most 5 minutes); 0 without one."""
-    try:
-        seconds = float(value) if value is not None else 0.0
-    except ValueError:
+    """Seconds a 429 or 5xx answer's ``Retry-After`` asks for, as seconds or an HTTP date (at most
+    5 minutes); 0 without one."""
+    from email.utils import parsedate_to_datetime
+
+    if value is None:
         return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return 0.0
     return min(max(seconds, 0.0), 300.0) if math.isfinite(seconds) else 0.0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from email.utils import formatdate
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,16 +32,20 @@ def server() -> Iterator[tuple[str, dict[str, Any]]]:
             url = urlparse(self.path)
             page = int(parse_qs(url.query).get("page", ["1"])[0])
             seen["calls"] += 1
-            if url.path == "/limited" and seen["limited"] == 0:
+            if url.path in ("/limited", "/limited-date") and seen["limited"] == 0:
                 seen["limited"] += 1
                 self.send_response(429)
-                self.send_header("Retry-After", "7")
+                when = formatdate(time.time() + 20, usegmt=True) if url.path == "/limited-date" else "7"
+                self.send_header("Retry-After", when)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"{}")
                 return
             if url.path == "/ignores-page":
                 body = {"results": [{"id": i} for i in ("a", "b", "c")]}
+            elif url.path == "/all-seen":  # page 2 holds only rows seen before (the list moved a page): read on
+                pages = {1: ["a", "b"], 2: ["b", "a"], 3: ["c"]}
+                body = {"results": [{"id": i} for i in pages[page]], "_links": {"next": {"href": "x" if page < 3 else None}}}
             elif url.path == "/shifting":
                 body = {"results": [{"id": "a"}, {"id": "b"}] if page == 1 else [{"id": "b"}, {"id": "c"}],
                         "_links": {"next": {"href": "x" if page == 1 else None}}}
@@ -78,3 +84,14 @@ def test_a_row_shown_on_two_pages_is_read_once_and_retry_after_is_honoured(serve
     slept: list[float] = []
     assert JsonClient(url, None, sleep=slept.append).request("GET", "/limited") == {"results": []}
     assert slept == [7.0]  # Retry-After honoured (it slept 0.5 s, then 1, 2, ... against a 30 s limit)
+
+
+def test_a_page_of_rows_seen_before_does_not_end_the_list_and_retry_after_may_be_a_date(server) -> None:
+    """Found 2026-12-07 in re-check: a page made only of rows seen before (the list moved by a page
+    between reads) ended the reading, and the rows after it were missed; a Retry-After given as an
+    HTTP date was ignored."""
+    url, seen = server
+    assert [r["id"] for r in JsonClient(url, None).paged("/all-seen", {}, page_size=2)] == ["a", "b", "c"]
+    slept: list[float] = []
+    JsonClient(url, None, sleep=slept.append).request("GET", "/limited-date")
+    assert len(slept) == 1 and 15 <= slept[0] <= 21
