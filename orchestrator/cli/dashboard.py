@@ -35,7 +35,7 @@ def dashboard_command(
     from clicloop.orchestrator.config import WageFloor, load_config
     from clicloop.orchestrator.dashboard.app import create_app
 
-    from clicloop.orchestrator.cli.output import LIMIT_CONCURRENCY, check_listen
+    from clicloop.orchestrator.cli.output import check_listen
 
     check_listen(host, port)
     configs = [load_config(path) for path in config or []]
@@ -52,4 +52,4 @@ def dashboard_command(
         wage_floor = configs[0].wage_floor if configs else WageFloor(currency=currency)
     app = create_app(ledger, floor=wage_floor, stops={c.loop.name: c.stop for c in configs}, hosts=[host, *(allow_host or [])])
     typer.echo(f"clicloop dashboard on http://{host}:{port} (read-only; Ctrl+C stops it)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=LIMIT_CONCURRENCY)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -293,7 +293,7 @@ def serve_ingest(
 
     from clicloop.orchestrator.postdeploy.server import IngestSettings, create_ingest_app
 
-    from clicloop.orchestrator.cli.output import LIMIT_CONCURRENCY, check_listen
+    from clicloop.orchestrator.cli.output import check_listen
     from clicloop.orchestrator.credentials import redact_url
 
     token = os.environ.get(token_env, "")
@@ -307,5 +307,4 @@ def serve_ingest(
                        "prediction is quarantined until one is (`clicloop deploy register`); check --deployment and "
                        "--ledger", err=True)
     typer.echo(f"clicloop ingest on http://{host}:{port}/v1/predictions (deployment {deployment!r})", err=True)
-    uvicorn.run(create_ingest_app(settings), host=host, port=port, log_level="warning",
-                limit_concurrency=LIMIT_CONCURRENCY)  # more open connections at once get 503, none held for ever
+    uvicorn.run(create_ingest_app(settings), host=host, port=port, log_level="warning")

@@ -48,9 +48,6 @@ def one_line_summaries(app: Any) -> None:
         one_line_summaries(group.typer_instance)
 
 
-LIMIT_CONCURRENCY = 256  # the HTTP servers' open connections at once; more get 503 (idle ones were held for ever)
-
-
 def check_listen(host: str, port: int) -> None:
     """Refuse a port number out of range, a host that does not resolve, or a port another process
     listens on, before a server says it is there (uvicorn would print its error, or a traceback,

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S
-from clicloop.orchestrator.cli.output import LIMIT_CONCURRENCY, check_listen
+from clicloop.orchestrator.cli.output import check_listen
 from clicloop.orchestrator.errors import ConfigError
 
 serve_app = typer.Typer(help="Run clicloop as a server (e.g. a Label Studio ML backend).", no_args_is_help=True)
@@ -73,8 +73,7 @@ def labelstudio(
     typer.echo(f"clicloop ML backend on http://{host}:{port} (ledger {redact_url(cfg.ledger)}, loop prefix {cfg.loop.name!r}, "
                f"models in {settings.model_store_dir})", err=True)
     # SIGTERM: requests in flight get 5 s to finish; score writes still pending are dropped (logged)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5,
-                limit_concurrency=LIMIT_CONCURRENCY)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 from clicloop.orchestrator.cli.deploy import serve_ingest  # noqa: E402 (typer only; the server imports lazily)

@@ -312,9 +312,9 @@ def test_serve_labelstudio_says_when_its_api_key_has_no_url_to_go_to(tmp_path, m
     assert "is set but no --label-studio-url" not in capsys.readouterr().err
 
 
-def test_serve_ingest_says_when_its_deployment_has_no_version_and_bounds_its_connections(tmp_path, monkeypatch, capsys):
+def test_serve_ingest_says_when_its_deployment_has_no_version(tmp_path, monkeypatch, capsys):
     """Found 2026-12-07: a mistyped --deployment (or --ledger) served, answered 200 and quarantined
-    every prediction without a word; 200 idle connections stayed open for ever."""
+    every prediction without a word."""
     import socket
 
     import uvicorn
@@ -330,7 +330,6 @@ def test_serve_ingest_says_when_its_deployment_has_no_version_and_bounds_its_con
     url = f"sqlite:///{tmp_path / 'l.db'}"
     main(["serve", "ingest", "--deployment", "asistant", "--ledger", url, "--port", port])
     assert "deployment 'asistant' has no registered model version" in capsys.readouterr().err
-    assert runs[0]["limit_concurrency"] == 256
     main(["deploy", "register", "v1", "--labels", str(_labels(tmp_path)), "--deployment", "asistant", "--ledger", url])
     main(["serve", "ingest", "--deployment", "asistant", "--ledger", url, "--port", port])
     assert "no registered model version" not in capsys.readouterr().err

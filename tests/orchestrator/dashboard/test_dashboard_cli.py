@@ -55,8 +55,7 @@ def test_binding_elsewhere_needs_the_option_and_warns(sqlite_ledger: str, monkey
     monkeypatch.setattr(uvicorn, "run", lambda app_, **kw: calls.append(kw))
     result = CliRunner().invoke(app, ["dashboard", "--ledger", sqlite_ledger, "--host", "0.0.0.0", "--port", "8123"])
     assert result.exit_code == 0, result.output
-    assert "warning: binding 0.0.0.0" in result.output and calls == [{"host": "0.0.0.0", "port": 8123, "log_level": "warning",
-                                                                     "limit_concurrency": 256}]
+    assert "warning: binding 0.0.0.0" in result.output and calls == [{"host": "0.0.0.0", "port": 8123, "log_level": "warning"}]
     calls.clear()
     result = CliRunner().invoke(app, ["dashboard", "--ledger", sqlite_ledger])
     assert "warning" not in result.output and calls[0]["host"] == "127.0.0.1"
