@@ -83,6 +83,7 @@ assignments = Table(
     Index("ix_assignments_loop_round", "loop", "round_no", "status", "active_s", "search_s", "wait_s", "returned_s"),
     Index("ix_assignments_worker", "loop", "backend", "worker", "round_no", "active_s", "search_s", "wait_s", "returned_s"),
     Index("ix_assignments_item", "loop", "item_id"),  # votes of given items; verify's labels check
+    Index("ix_assignments_external", "loop", "external_id"),  # an annotation id's answer (migration 0012)
 )
 
 workers = Table(
