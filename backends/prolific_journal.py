@@ -44,9 +44,12 @@ class PaymentJournal:
 
     def open(self) -> PaymentJournal:
         """Read what earlier processes wrote; a line that cannot be read stops here, named."""
-        if str(self.path).startswith(("~", "$")):
-            raise ProlificError(f"prolific: payments_journal {str(self.path)!r}: clicloop expands no '~' or '$VARIABLE'; "
-                                "write the path in full")
+        from clicloop.orchestrator.config import unexpanded_path
+
+        try:
+            unexpanded_path(str(self.path))
+        except ValueError as e:
+            raise ProlificError(f"prolific: payments_journal {e}") from e
         self.entries_: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             with self._file("r") as f:

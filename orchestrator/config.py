@@ -354,7 +354,7 @@ def _resolve_paths(config: Config, base_dir: Path) -> None:
     for ref in (config.model, config.strategy, config.backend, config.aggregator):
         resolve_secret_files(ref.params, base_dir)
     journal = config.backend.params.get("payments_journal")  # a file the backend writes: beside the config, as the ledger
-    if isinstance(journal, str) and journal and not Path(journal).is_absolute() and not journal.startswith(("~", "$")):
+    if isinstance(journal, str) and journal and not Path(journal).is_absolute() and not journal.startswith("~"):
         config.backend.params["payments_journal"] = str(base_dir / journal)
     prefix = "sqlite:///"
     if config.ledger.startswith(prefix) and not config.ledger.startswith(prefix + "/"):

@@ -52,6 +52,7 @@ def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mappin
     from clicloop.orchestrator.dashboard.source import Filters, loop_infos, read_only_engine
     from clicloop.orchestrator.dashboard.views import VIEWS, build_views
     from clicloop.orchestrator.credentials import redact_url
+    from clicloop.orchestrator.ledger.db import unstorable
 
     engine = read_only_engine(ledger_url)
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -73,7 +74,7 @@ def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mappin
                date_to: str | None) -> Filters:
         given = {"loop": loop, "backend": backend, "model_version": model_version, "date_from": date_from, "date_to": date_to}
         for name, value in given.items():  # PostgreSQL refuses a NUL in a query parameter: it was a 500 there
-            if value and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)):
+            if value and unstorable(value):
                 raise ConfigError(f"the {name} parameter holds a NUL character or a lone surrogate: no {name} is named so",
                                   field=name)
         return Filters(loop or None, backend or None, model_version or None, date_from or None, date_to or None)

@@ -113,6 +113,17 @@ def revisions() -> set[str]:
     return {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
 
 
+def unstorable(text: str) -> bool:
+    """Whether ``text`` holds what no database keeps as text: a NUL (PostgreSQL refuses it) or a
+    lone surrogate (UTF-8 cannot encode it)."""
+    return "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates written as escapes (what no database column refuses)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows, skipping those whose primary key exists: the ledger's idempotent write."""
     if not rows:

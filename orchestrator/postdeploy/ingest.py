@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from clicloop.orchestrator.ledger import schema as s
-from clicloop.orchestrator.ledger.db import insert_ignore
+from clicloop.orchestrator.ledger.db import insert_ignore, storable
 from clicloop.orchestrator.postdeploy.records import PredictionRecord, parse_record
 from clicloop.orchestrator.postdeploy.store import DeploymentStore
 
@@ -214,11 +214,6 @@ def _text(raw: Any) -> str:
         except (TypeError, ValueError):
             text = repr(raw)
     return storable(text)
-
-
-def storable(text: str) -> str:
-    """``text`` with NUL and lone surrogates written as escapes (what no database column refuses)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _digest(raw: Any) -> str:

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from clicloop.orchestrator.ledger.db import unstorable
+
 FEEDBACK = ("thumbs_down", "not_what_i_asked", "rephrased")
 OUT_OF_SCOPE = "out_of_scope"
 EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z: the earliest prediction time accepted
@@ -56,7 +58,7 @@ class PredictionRecord(BaseModel):
     @field_validator("id", "model_version", "predicted_label", "text", "rephrasing")
     @classmethod
     def _storable(cls, value: str | None) -> str | None:
-        if value is not None and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)):
+        if value is not None and unstorable(value):
             raise ValueError("holds a NUL character or a lone surrogate (\\u0000, \\ud800-\\udfff), which no database "
                              "stores as text; drop or replace it")
         return value
