@@ -30,6 +30,13 @@ margin's. Measured on 2026-12-05 (docs/benchmarks/log.md, "Pseudo-labels at the 
 curve: the newest labels decide"): ``sh0.9`` with W=8 became the product's rule
 (``loop.pseudo_labels.newest_check``, default 8); ``geq`` was not kept. ``avg`` was measured on
 2026-12-06 and not kept (same log, "Sharper cover weights, the two fits averaged, ...").
+
+``record --weights 1,0.5,0.1`` also refits each round's pseudo-labeled set from scratch with the
+pseudo-labeled rows weighted each of these (human labels 1); ``score --weighted`` replays
+weightings from them: ``wW`` (W every round), ``dA`` (min(1, A / labels)), ``cA`` (min(1, A x
+classes / labels)), and ``sh0.9+c2.5`` in ``--rules`` (a rule, its pseudo-labeled fit so
+weighted). Measured on 2026-12-07 (docs/benchmarks/log.md, "Pseudo-labels that fade as the
+human labels grow"); ``benchmarks/pseudo_weight_variants.py`` runs a weighting in the real loop.
 """
 
 from __future__ import annotations
@@ -54,8 +61,21 @@ def record(ns: argparse.Namespace) -> None:
     from clicloop import Loop, config_from_dict
     from clicloop.orchestrator.training.models import evaluate
 
+    from clicloop.orchestrator.training import semisup
+
     rounds: list[dict[str, Any]] = []
     fit_query = Loop._fit_query
+    sets: list[tuple[Any, Any, int]] = []  # the round's pseudo-labeled training set, and how many rows are human
+    with_pseudo = semisup.with_pseudo_labels
+
+    def capture(labeler: Any, X: Any, idx: Any, y: Any, fit_kwargs: Any, model: Any = None, exclude: Any = None,
+                remember: bool = True) -> Any:
+        X2, y2, kwargs = with_pseudo(labeler, X, idx, y, fit_kwargs, model, exclude, remember)
+        if remember and model is not None:
+            sets.append((X2, y2, len(y)))
+        return X2, y2, kwargs
+
+    semisup.with_pseudo_labels = capture
 
     def predicted(model: Any, X: Any) -> np.ndarray:
         return np.asarray(model.classes_)[np.asarray(model.predict_proba(X)).argmax(axis=1)].astype(str)
@@ -73,6 +93,11 @@ def record(ns: argparse.Namespace) -> None:
             entry["t_acc"] = evaluate(model, self.evalset_, "accuracy")
             entry["t_pool"] = predicted(model, self.pool_.X)
             entry["a_acc"] = averaged_accuracy(query, model, self.evalset_)
+            if sets and ns.weights:
+                X2, y2, human = sets.pop()
+                entry["w_acc"] = {str(w): weighted_accuracy(query, X2, y2, human, w, self.evalset_)
+                                  for w in ns.weights}
+            sets.clear()
             return model
 
         return query, deployed
@@ -93,7 +118,24 @@ def record(ns: argparse.Namespace) -> None:
             loop.run()
             out[str(seed)] = tallied(rounds, loop.pool_.ids.tolist())
             print(f"seed {seed}: {len(rounds)} rounds", file=sys.stderr, flush=True)
-    Path(ns.out).write_text(json.dumps({"data": ns.data, "batch": ns.batch, "max_labels": ns.max_labels, "seeds": out}))
+    Path(ns.out).write_text(json.dumps({"data": ns.data, "batch": ns.batch, "max_labels": ns.max_labels,
+                                        "classes": meta["classes"], "seeds": out}))
+
+
+def weighted_accuracy(query: Any, X2: Any, y2: Any, human: int, weight: float, evalset: Any) -> float:
+    """Accuracy on ``evalset`` of the round's pseudo-labeled set refitted from scratch (a copy of
+    ``query``'s estimator, not warm-started) with each pseudo-labeled row weighted ``weight`` and
+    each human label 1."""
+    import copy
+
+    from clicloop.orchestrator.training.models import confidence_weights, evaluate
+
+    model = copy.deepcopy(query)
+    w = np.ones(len(y2))
+    w[human:] = weight
+    key = next(iter(confidence_weights({}, [], model)))
+    model.fit(X2, y2, **{key: w})
+    return evaluate(model, evalset, "accuracy")
 
 
 def averaged_accuracy(a: Any, b: Any, evalset: Any) -> float:
@@ -112,7 +154,8 @@ def tallied(rounds: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]
     at = {item: i for i, item in enumerate(ids)}
     rows = []
     for i, e in enumerate(rounds):
-        row = {"n": e["n"], "q_acc": e["q_acc"], "t_acc": e.get("t_acc"), "a_acc": e.get("a_acc")}
+        row = {"n": e["n"], "q_acc": e["q_acc"], "t_acc": e.get("t_acc"), "a_acc": e.get("a_acc"),
+               "w_acc": e.get("w_acc")}
         if i + 1 < len(rounds):
             after = rounds[i + 1]["labeled"]
             new = [k for k, v in after.items() if e["labeled"].get(k) != v]
@@ -124,23 +167,40 @@ def tallied(rounds: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]
     return rows
 
 
-def replay(rows: list[dict[str, Any]], rule: str, window: int) -> list[tuple[int, float]]:
+def replay(rows: list[dict[str, Any]], rule: str, window: int, classes: int = 0) -> list[tuple[int, float]]:
     """The curve a loop with ``rule`` would report: each round's deployed fit's accuracy."""
     out = []
+    rule, _, weighted = rule.partition("+")  # e.g. sh0.9+d25: the rule, with a weighted pseudo-labeled fit
     for i, r in enumerate(rows):
         if rule == "avg":
             out.append((r["n"], r["a_acc"] if r.get("a_acc") is not None else r["t_acc"]))
+            continue
+        trained = r["t_acc"] if not weighted else _weighted(r, weighted, classes)
+        if rule[0] in "wdc" and rule[1:2].isdigit():  # a recorded weight, or one that decays with the labels
+            out.append((r["n"], _weighted(r, rule, classes)))
             continue
         past = rows[max(0, i - window):i]
         human, pseudo, new = (sum(p.get(k, 0) for p in past) for k in ("human", "pseudo", "new"))
         use_human = rule == "query" or (rule not in ("trained", "query") and len(past) >= window and human >= pseudo
                                          and (rule == "geq" or human >= float(rule[2:]) * new))
-        out.append((r["n"], r["q_acc"] if use_human else r["t_acc"]))
+        out.append((r["n"], r["q_acc"] if use_human else trained))
     return out
 
 
+def _weighted(r: dict[str, Any], rule: str, classes: int) -> float:
+    """The accuracy of the round's pseudo-labeled fit with its pseudo-labels weighted as ``rule``
+    says (``wW``; ``dA``: A / labels; ``cA``: A x classes / labels; at most 1), the recorded weight
+    nearest it; the product's fit where none was recorded."""
+    grid = r.get("w_acc") or {}
+    scale = {"w": 0, "d": 1, "c": classes}[rule[0]]
+    want = float(rule[1:]) if not scale else min(1.0, float(rule[1:]) * scale / r["n"])
+    near = min(grid, key=lambda w: abs(np.log(float(w)) - np.log(want)), default=None)
+    return r["t_acc"] if near is None else grid[near]
+
+
 def score(ns: argparse.Namespace) -> None:
-    rec = json.loads(Path(ns.records).read_text())["seeds"]
+    records = json.loads(Path(ns.records).read_text())
+    rec, classes = records["seeds"], records.get("classes") or ns.classes
     ref = json.loads(Path(ns.margin).read_text())
     full, margin = ref["full_accuracy"], ref["curves"]["margin"]
     seeds = [s for s in rec if s in margin]
@@ -148,11 +208,12 @@ def score(ns: argparse.Namespace) -> None:
     print("| rule | final - margin (mean) | below margin past 95% (points) | labels to 95% / 98%, x margin's (median) |")
     print("|---|---|---|---|")
     rules = [("trained", 0), ("query", 0), ("avg", 0)] + [(r, w) for w in ns.windows for r in ns.rules]
+    rules += [(r, 0) for r in ns.weighted]
     for rule, window in rules:
         finals, below, points, r95, r98 = [], 0, 0, [], []
         for s in seeds:
             m = {int(n): a for n, a in margin[s]}
-            c = dict(replay(rec[s], rule, window))
+            c = dict(replay(rec[s], rule, window, classes))
 
             def first(curve: dict[int, float], t: float) -> int:
                 return min([n for n, a in curve.items() if a is not None and a >= t] or [10**9])
@@ -165,7 +226,7 @@ def score(ns: argparse.Namespace) -> None:
                 if n >= max(pm, pc):
                     points += 1
                     below += c[n] < m[n]
-        name = rule if rule in ("trained", "query", "avg") else f"{rule}, W={window}"
+        name = rule if rule in ("trained", "query", "avg") or window == 0 else f"{rule}, W={window}"
         print(f"| {name} | {np.mean(finals):+.4f} | {below}/{points} | {statistics.median(r95):.2f} / {statistics.median(r98):.2f} |")
 
 
@@ -183,11 +244,18 @@ def main() -> None:
     r.add_argument("--max-labels", type=int, default=400)
     r.add_argument("--seeds", type=seeds_of, default=seeds_of("0-9"), help="e.g. 0-9 or 0,3,5")
     r.add_argument("--out", required=True)
+    r.add_argument("--weights", type=lambda t: [float(w) for w in t.split(",")], default=[],
+                   help="also refit each round's pseudo-labeled set from scratch with the pseudo-labeled rows "
+                        "weighted each of these (e.g. 1,0.5,0.2); score shows them as wW")
     s = sub.add_parser("score", help="replay the rules on recorded loops")
     s.add_argument("records")
     s.add_argument("--margin", required=True, help="benchmarks/loop_labels.py's JSON with a margin row, same seeds")
     s.add_argument("--windows", type=lambda t: [int(w) for w in t.split(",")], default=[3, 5, 8, 10])
     s.add_argument("--rules", type=lambda t: t.split(","), default=["geq", "sh1.0", "sh0.95", "sh0.9", "sh0.85"])
+    s.add_argument("--classes", type=int, default=0, help="the pool's classes, for records made without them")
+    s.add_argument("--weighted", type=lambda t: t.split(","), default=[],
+                   help="rules from --weights records: wW (weight W every round), dA (weight min(1, A / labels)), "
+                        "cA (min(1, A x classes / labels)); RULE+wW etc.: a rule of --rules with that weighting")
     ns = p.parse_args()
     record(ns) if ns.cmd == "record" else score(ns)
 
