@@ -9,7 +9,6 @@ so a killed run resumes where it stopped: no answer lost, no task sent or paid t
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +36,7 @@ from clicloop.orchestrator.crowd.backend_facts import record_backend_facts
 from clicloop.orchestrator.crowd.extra import record_extras
 from clicloop.orchestrator.ledger.extra import KIND as EXTRA
 from clicloop.orchestrator.later_fit import LaterFit, fit_first
-from clicloop.orchestrator.training.models import confidence_weights, predictions_for
+from clicloop.orchestrator.training.models import confidence_weights
 from clicloop.orchestrator.plugins import Registry, check_names
 from clicloop.orchestrator.runner import RunnerLease
 from clicloop.orchestrator.seeding import rng_for
@@ -313,25 +312,13 @@ class Loop:
             reason = strict_floor_pause(self.ledger_, self.name, cfg.wage_floor, cfg.backend.name)
         if reason is not None:
             return reason, []
-        open_items = np.ones(len(self.pool_.ids), dtype=bool)  # by the id index: np.isin sorts object ids (s at 1M)
-        open_items[[self.index_[i] for i in itertools.chain(labeled, self.vetoed_) if i in self.index_]] = False
-        if not self.confidential_:
-            open_items &= ~self.sensitive_  # sensitive items never go to an open crowd
-        candidates = np.flatnonzero(open_items)
-        if candidates.size == 0:
-            held = int(self.sensitive_.sum()) if not self.confidential_ else 0
-            return "pool exhausted: every item is labeled" + (f" ({held} sensitive item(s) kept from this open backend)" if held else ""), []
+        candidates, reason = planning.open_candidates(self, labeled)
+        if reason is not None:
+            return reason, []
         gold = planning.gold_items(self, r, n)
         relabel = planning.relabel_candidates(self) if model is not None else {}
         chosen = planning.choose(self, r, query, candidates, relabel, n - len(gold))
-        predictions = predictions_for(model, self.pool_.X, chosen)
-        tasks = []
-        for i in chosen:
-            item = self.pool_.ids[i]
-            replicas = [relabel[item]] if item in relabel else range(cfg.loop.redundancy)  # a relabel: one more answer
-            tasks += [self._task(r, item, rep, reward, predictions.get(int(i))) for rep in replicas]
-        tasks += [self._task(r, item, rep, reward, kind="gold") for item in gold for rep in range(cfg.loop.redundancy)]
-        tasks = self._police(r, tasks)
+        tasks = self._police(r, planning.round_tasks(self, r, chosen, gold, relabel, reward, model))
         self.ledger_.record_tasks(tasks, cfg.backend.name)
         return None, tasks
 

@@ -8,6 +8,9 @@ so a resumed round plans the same.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,10 +20,40 @@ from clicloop.orchestrator.crowd.redundancy import doubtful_items
 from clicloop.orchestrator.ledger.money import from_micros
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.stopping import items_affordable
+from clicloop.orchestrator.training.models import predictions_for
 from clicloop.orchestrator.types import Model, Task
 
 if TYPE_CHECKING:
     from clicloop.orchestrator.loop import Loop
+
+
+def open_candidates(loop: Loop, labeled: Iterable[str]) -> tuple[np.ndarray, str | None]:
+    """``(rows, None)``: the pool rows the round may pick (not labeled, not vetoed, not sensitive
+    on an open backend); ``(empty, reason)`` when none is left."""
+    open_items = np.ones(len(loop.pool_.ids), dtype=bool)  # by the id index: np.isin sorts object ids (s at 1M)
+    open_items[[loop.index_[i] for i in itertools.chain(labeled, loop.vetoed_) if i in loop.index_]] = False
+    if not loop.confidential_:
+        open_items &= ~loop.sensitive_  # sensitive items never go to an open crowd
+    candidates = np.flatnonzero(open_items)
+    if candidates.size:
+        return candidates, None
+    held = int(loop.sensitive_.sum()) if not loop.confidential_ else 0
+    return candidates, "pool exhausted: every item is labeled" + (
+        f" ({held} sensitive item(s) kept from this open backend)" if held else "")
+
+
+def round_tasks(loop: Loop, r: int, chosen: np.ndarray, gold: list[str], relabel: dict[str, int],
+                reward: Decimal | None, model: Model | None) -> list[Task]:
+    """Round ``r``'s tasks: each chosen item's replicas (one more answer for a relabel), with
+    ``model``'s pre-annotation, then the gold items' replicas (never pre-annotated)."""
+    redundancy = loop.config.loop.redundancy
+    predictions = predictions_for(model, loop.pool_.X, chosen)
+    tasks = []
+    for i in chosen:
+        item = loop.pool_.ids[i]
+        replicas = [relabel[item]] if item in relabel else range(redundancy)  # a relabel: one more answer
+        tasks += [loop._task(r, item, rep, reward, predictions.get(int(i))) for rep in replicas]
+    return tasks + [loop._task(r, item, rep, reward, kind="gold") for item in gold for rep in range(redundancy)]
 
 
 def choose(loop: Loop, r: int, model: Model | None, candidates: np.ndarray, relabel: dict[str, int], k: int) -> np.ndarray:
