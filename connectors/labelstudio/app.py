@@ -45,6 +45,7 @@ from clicloop.connectors.labelstudio.recorder import AnnotationConflict
 from clicloop.connectors.labelstudio.schemas import PredictRequest, SetupRequest, WebhookRequest, project_id
 from clicloop.connectors.labelstudio.settings import ServeSettings
 from clicloop.orchestrator.errors import ClicloopError
+from clicloop.orchestrator.webapp import answer_head
 
 log = logging.getLogger("clicloop.labelstudio.ml")
 
@@ -227,6 +228,7 @@ def build_app(settings: ServeSettings) -> FastAPI:
     def status() -> dict[str, Any]:
         return {"projects": [m.status() for m in list(projects.by_id.values())]}
 
+    answer_head(app)
     guarded = _Guard(app, settings.token, settings.max_body_bytes)
     guarded.state = app.state  # type: ignore[attr-defined]  # tests and the CLI reach the projects here
     return guarded

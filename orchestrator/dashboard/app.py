@@ -25,6 +25,7 @@ from typing import Any
 
 from clicloop.orchestrator.config import Stop, WageFloor
 from clicloop.orchestrator.errors import ClicloopError, ConfigError, LedgerError
+from clicloop.orchestrator.webapp import answer_head
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -117,6 +118,7 @@ def create_app(ledger_url: str, *, floor: WageFloor | None = None, stops: Mappin
     def healthz() -> dict[str, Any]:
         return {"ok": True, "views": list(VIEWS)}
 
+    answer_head(app)
     return app
 
 

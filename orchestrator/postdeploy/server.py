@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from clicloop.orchestrator.errors import ConfigError
 from clicloop.orchestrator.postdeploy.ingest import Ingestor
 from clicloop.orchestrator.postdeploy.records import MAX_DEPTH, too_deep
+from clicloop.orchestrator.webapp import answer_head
 
 log = logging.getLogger("clicloop.postdeploy.server")
 
@@ -121,6 +122,7 @@ def create_ingest_app(settings: IngestSettings) -> Any:
             return JSONResponse({**result.as_dict(), "detail": f"no record was recorded; record {index}: {reason}"}, status_code=400)
         return JSONResponse(result.as_dict())
 
+    answer_head(app)
     return app
 
 
