@@ -327,17 +327,39 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<python>", base_dir:
 
 
 def _config_error(e: ValidationError, source: str) -> ConfigError:
-    first = e.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
+    """The first problem, an unknown field before any other (a misspelled key also makes the
+    field it meant missing, and "required" alone hid the typo), with the closest required field
+    it may have meant, and the fields of the other problems."""
+    errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
+    first = errors[0]
+    field = _dotted(first["loc"]) or None
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown field (check its spelling; `clicloop init` writes a commented example)"
+        meant = _meant(first["loc"], errors)
+        if meant:
+            message = f"unknown field: did you mean '{meant}'? (`clicloop init` writes a commented example)"
     if first["type"] == "missing":
         message = "this field is required"
     if first["type"] == "model_type" and "PluginRef" in message:
         message = "give a plugin's name (e.g. margin), or {name: NAME, params: {...}}"
-    more = len(e.errors()) - 1
-    return ConfigError(message + (f" (and {more} more problem(s))" if more else ""), source=source, field=field)
+    others = [_dotted(err["loc"]) or "the config" for err in errors[1:]]
+    if others:
+        message += f" (and {len(others)} more problem(s): {', '.join(others[:3])}{', ...' if len(others) > 3 else ''})"
+    return ConfigError(message, source=source, field=field)
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _meant(loc: tuple[Any, ...], errors: list[Any]) -> str | None:
+    """A required field missing beside the unknown one at ``loc`` whose name is close to it."""
+    import difflib
+
+    missing = [str(err["loc"][-1]) for err in errors if err["type"] == "missing" and tuple(err["loc"][:-1]) == tuple(loc[:-1])]
+    close = difflib.get_close_matches(str(loc[-1]), missing, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _resolve_paths(config: Config, base_dir: Path) -> None:

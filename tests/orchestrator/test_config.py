@@ -179,3 +179,19 @@ def test_a_payments_journal_sits_beside_the_config_and_leaves_the_loop_fingerpri
     a, b = load_config(tmp_path / "a.yaml"), load_config(tmp_path / "b.yaml")
     assert b.backend.params["payments_journal"] == str(tmp_path / "paid.jsonl")
     assert fingerprint(a)[0] == fingerprint(b)[0]
+
+
+def test_a_misspelled_required_field_is_named_not_only_the_one_it_meant(tmp_path):
+    path = write(tmp_path, "typo.yaml", "loop: {purpos: 'Label digits for a form reader.'}\ndata: {builtin: digits}\nstop: {max_rounds: 2}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert e.value.field == "loop.purpos" and "did you mean 'purpose'" in str(e.value), str(e.value)
+    assert "more problem(s): loop.purpose" in str(e.value)
+
+
+def test_a_misspelled_nested_field_is_named_before_the_required_one_it_hid():
+    cfg = digits_config("sqlite://")
+    cfg["stop"]["plateau"] = {"min_point_per_hour": 1}
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(cfg)
+    assert e.value.field == "stop.plateau.min_point_per_hour" and "unknown field" in str(e.value), str(e.value)
