@@ -21,6 +21,11 @@ from clicloop.orchestrator.errors import DataError
 CHUNK_ROWS = 1 << 16  # rows parsed at a time from a CSV, TSV or JSON Lines file
 
 
+PICKLED_HINT = ("; clicloop loads no pickled objects, and an array of Python strings is one (pandas' "
+                "`.values.astype(str)` gives one): save ids as a NumPy text array, e.g. np.savez(path, X=X, "
+                "id=np.asarray(ids, dtype=str))")
+
+
 def read_table(path: Path, chunk_rows: int | None = None, field: str | None = None,
                text_columns: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
     """``(columns, name)``: the file's columns as 1-D arrays (``__X__``: a ``.npy`` matrix);
@@ -57,8 +62,7 @@ def read_table(path: Path, chunk_rows: int | None = None, field: str | None = No
     except (ValueError, OSError) as e:
         hint = ("; a row with more fields than the header usually holds an unquoted comma: quote that text field "
                 "(\"...\")") if "Error tokenizing data" in str(e) else (
-                "; clicloop loads no pickled objects: save text arrays (ids) as strings, e.g. np.savez(path, X=X, "
-                "id=ids.astype(str))") if "allow_pickle=False" in str(e) else ""
+                PICKLED_HINT) if "allow_pickle=False" in str(e) else ""
         raise DataError(f"{name}: cannot read it: {str(e).strip()}{hint}") from e
     except (EOFError, zlib.error) as e:  # a truncated or corrupt .gz (click would turn EOFError into a silent abort)
         raise DataError(f"{name}: cannot read it, the compressed file is truncated or corrupt ({e}); copy it again "

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from clicloop.orchestrator.errors import DataError
+from clicloop.orchestrator.tables import PICKLED_HINT
 
 
 def precomputed(cols: dict[str, Any], ids: np.ndarray, source: Any, name: str) -> np.ndarray:
@@ -54,14 +55,8 @@ def join(path: Path, ids: np.ndarray, by_id: bool, id_column: str) -> np.ndarray
     name = str(path)
     if not path.exists():
         raise DataError(f"{name}: embeddings file not found")
-    if path.suffix == ".npy":
-        return _in_order(np.load(path, mmap_mode="r", allow_pickle=False), ids, name)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "X" not in z.files:
-                raise DataError(f"{name}: an .npz of embeddings needs an array 'X' (rows x dimensions), and optionally "
-                                f"'id' naming each row; it holds {z.files}")
-            X, row_ids = np.asarray(z["X"]), (np.asarray(z["id"]) if "id" in z.files else None)
+    if path.suffix in (".npy", ".npz"):
+        X, row_ids = _arrays(path, name)
         return _in_order(X, ids, name) if row_ids is None else _by_id(X, row_ids, ids, name)
     cols = _table(path, id_column)
     if id_column not in cols:
@@ -77,6 +72,22 @@ def join(path: Path, ids: np.ndarray, by_id: bool, id_column: str) -> np.ndarray
             raise DataError(f"{name}: no vectors found: give one column of vectors (lists of numbers) or numeric columns")
         X = np.column_stack([np.asarray(cols[c], dtype=np.float32) for c in numeric])
     return _by_id(X, np.asarray(cols[id_column]), ids, name)
+
+
+def _arrays(path: Path, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(X, ids or None)`` of a .npy or .npz file of embeddings; pickled arrays refused with how
+    to save them instead."""
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, mmap_mode="r", allow_pickle=False), None
+        with np.load(path, allow_pickle=False) as z:
+            if "X" not in z.files:
+                raise DataError(f"{name}: an .npz of embeddings needs an array 'X' (rows x dimensions), and optionally "
+                                f"'id' naming each row; it holds {z.files}")
+            return np.asarray(z["X"]), (np.asarray(z["id"]) if "id" in z.files else None)
+    except (ValueError, OSError) as e:
+        hint = PICKLED_HINT if "allow_pickle=False" in str(e) else ""
+        raise DataError(f"{name}: cannot read it: {str(e).strip()}{hint}") from e
 
 
 def _in_order(X: np.ndarray, ids: np.ndarray, name: str) -> np.ndarray:

@@ -202,7 +202,7 @@ def test_an_npz_with_object_ids_says_to_save_them_as_text(tmp_path):
     """Found 2026-12-06: ids saved as an object array failed with numpy's own "Object arrays
     cannot be loaded when allow_pickle=False", saying nothing of what to do."""
     np.savez(tmp_path / "p.npz", X=np.ones((3, 2)), id=np.array(["a", "b", 3], dtype=object))
-    with pytest.raises(DataError, match=r"p.npz: cannot read it: .*save text arrays \(ids\) as strings"):
+    with pytest.raises(DataError, match=r"p.npz: cannot read it: .*save ids as a NumPy text array"):
         read_pool(Source(path=tmp_path / "p.npz", id="id", label=None))
 
 

@@ -110,3 +110,11 @@ def test_a_csv_of_embeddings_joins_zero_padded_ids_as_written(tmp_path):
     path.write_text("id,e0,e1\n00007,1,2\n7,3,4\n")
     X = join(path, np.array(["7", "00007"], dtype=object), True, "id")
     assert X.tolist() == [[3.0, 4.0], [1.0, 2.0]]
+
+
+def test_an_embeddings_npz_with_object_ids_says_how_to_save_them_not_a_traceback(tmp_path, pool_csv):
+    """Found 2026-12-07: ``np.savez(..., id=df.id.values.astype(str))`` stores an object array under
+    pandas 3; the pool's own .npz had the hint, an embeddings .npz raised numpy's ValueError."""
+    np.savez(tmp_path / "e.npz", X=E(), id=np.array(["i0", "i1", "i2", "i3"], dtype=object))
+    with pytest.raises(DataError, match=r"e.npz: cannot read it: .*dtype=str"):
+        read_pool(Source(path=pool_csv, id="id", text="text", embeddings=tmp_path / "e.npz"))
