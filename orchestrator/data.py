@@ -307,7 +307,11 @@ def _draw_seed(pool: Pool, size: int, seed: int) -> None:
     if pool.truth is None:
         raise DataError(f"{pool.source}: data.seed_size needs ground truth (data.pool.truth)")
     known = np.flatnonzero(pool.truth != None)  # noqa: E711
-    chosen = rng_for(seed, "seed-labels").choice(known, size=min(size, known.size), replace=False)
+    if size > known.size or size >= len(pool.ids):
+        raise DataError(f"{pool.source}: data.seed_size is {size:,} but the pool has {len(pool.ids):,} items, "
+                        f"{known.size:,} of them with ground truth: seed labels must leave items to label; "
+                        "lower data.seed_size")
+    chosen = rng_for(seed, "seed-labels").choice(known, size=size, replace=False)
     for i in np.sort(chosen):
         pool.seed_labels.setdefault(pool.ids[i], pool.truth[i])
 

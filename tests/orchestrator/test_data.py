@@ -215,3 +215,18 @@ def test_a_big_csv_whose_chunks_read_a_column_two_ways_names_its_text_cell(tmp_p
     (tmp_path / "pool.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"column 'f0' holds numbers but row 250000 holds 'abc'"):
         read_pool(Source(path=tmp_path / "pool.csv", id="id"))
+
+
+@pytest.mark.parametrize("size", [1348, 5000])
+def test_seed_labels_that_leave_nothing_to_label_are_refused_before_the_loop_registers(tmp_path, size):
+    """Found 2026-12-07: data.seed_size 5000 on digits' 1,348 pool items made every item a seed
+    label; the loop registered, bought nothing and stopped "pool exhausted"."""
+    from clicloop import Loop, config_from_dict
+    from clicloop.orchestrator.ledger import Ledger
+    from tests.conftest import digits_config
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with pytest.raises(DataError, match=rf"data.seed_size is {size:,} but the pool has 1,348 items"):
+        Loop(config_from_dict(digits_config(url, data={"builtin": "digits", "seed_size": size}))).run()
+    with Ledger(url) as ledger:
+        assert ledger.loops() == []
