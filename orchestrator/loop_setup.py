@@ -67,22 +67,44 @@ def check_protocols(cfg: Config, model: Any, backend: Any, given: tuple[bool, bo
 
 
 def check_model(cfg: Config, model: Any, X: Any, labels: Sequence[str]) -> None:
-    """The model accepts its params: a trial fit on a few pool rows with made-up labels, so a bad
-    value (``C: abc``) fails now, not after the first answers are bought. Only a parameter the
-    model refuses fails here; anything else a fit this small may hit is left to the real fit."""
+    """The model accepts its params and the pool's kind of input: :func:`trial_fit` on a few pool
+    rows, so a bad value (``C: abc``) or a numeric model on a text pool fails now, not after the
+    first answers are bought."""
+    trial_fit(model, cfg.model.name, X, labels, field="model")
+
+
+def trial_fit(model: Any, name: str, X: Any, labels: Sequence[str], *, field: str) -> None:
+    """Fit ``model`` (unfitted, or a copy) on up to 4 rows of ``X`` with made-up ``labels``: a
+    ConfigError naming ``field`` when it refuses a parameter, or when ``X`` is text and the model
+    needs numbers. Only those fail here; anything else a fit this small may hit (too few rows,
+    one class) is left to the real fit."""
     import numpy as np
 
     try:
         from sklearn.utils._param_validation import InvalidParameterError
     except ImportError:  # pragma: no cover - scikit-learn is a dependency; a future one may move it
-        return
+        InvalidParameterError = ()  # type: ignore[assignment,misc]  # noqa: N806
     rows = np.arange(min(len(X), 4))
+    sample = X[rows] if hasattr(X, "shape") else [X[i] for i in rows]
     try:
-        model.fit(X[rows], np.array([labels[i % len(labels)] for i in rows], dtype=object).astype(str))
+        model.fit(sample, np.array([labels[i % len(labels)] for i in rows], dtype=object).astype(str))
     except InvalidParameterError as e:
-        raise ConfigError(f"model {cfg.model.name!r} refuses its params: {e}", field="model.params") from e
+        raise ConfigError(f"model {name!r} refuses its params: {e}", field=f"{field}.params") from e
+    except (ValueError, TypeError) as e:
+        if _is_text(sample) and "could not convert string" in str(e):
+            raise ConfigError(f"model {name!r} needs numeric features and this data is text; use a text model "
+                              "(tfidf-logreg, or sentence-embedding with pip install 'clicloop[text]'; model: auto "
+                              "picks one), or give numeric features (feature columns or embeddings)",
+                              field=f"{field}.name" if field == "model" else field) from e
     except Exception:  # noqa: BLE001 - too few rows, one class, ...: the real fit, on real labels, decides
         return
+
+
+def _is_text(sample: Any) -> bool:
+    import numpy as np
+
+    values = np.asarray(sample, dtype=object).ravel()
+    return values.size > 0 and all(isinstance(v, str) for v in values)
 
 
 def warn_inert_relabel(cfg: Config) -> None:

@@ -201,6 +201,7 @@ def retrain(
     ledger: LedgerOpt = DEFAULT_LEDGER, deployment: DeploymentOpt = "default",
 ) -> None:
     """Retrain on the base data plus corrections; promote only if better on the audited slice."""
+    from clicloop.orchestrator.loop_setup import trial_fit
     from clicloop.orchestrator.plugins import Registry, get_plugin_manager
     from clicloop.orchestrator.postdeploy.inputs import parse_json_object, read_labeled
     from clicloop.orchestrator.postdeploy.learn import Learner, due
@@ -208,7 +209,8 @@ def retrain(
     data = read_labeled(base)
     model_params = parse_json_object(params, "--params")
     registry = Registry(get_plugin_manager())
-    registry.create("model", model, model_params, field="model")  # fail on a bad name or param before any work
+    trial_fit(registry.create("model", model, model_params, field="model"), model, data.X, sorted(set(data.y)),
+              field="--model")  # fail on a bad name or param, or a numeric model on text, before any work
     with _store(ledger, deployment) as store:
         if (every_reviews is not None or every_hours is not None) and not due(
                 store, every_reviews=every_reviews, every_s=None if every_hours is None else every_hours * 3600):

@@ -175,6 +175,8 @@ def test_bad_input_is_one_clear_line_and_leaves_the_ledger_sound(ledger_url: str
     (tmp_path / "nolabel.jsonl").write_text('{"text": "play a song"}\n')
     fails(clicloop("deploy", "retrain", "--base", "nolabel.jsonl", *common, cwd=tmp_path), "line 1 has no 'label'")
     fails(clicloop("deploy", "retrain", "--base", "base.jsonl", "--model", "nope", *common, cwd=tmp_path), "unknown model 'nope'")
+    fails(clicloop("deploy", "retrain", "--base", "base.jsonl", "--model", "logreg", *common, cwd=tmp_path),
+          "--model", "needs numeric features")  # a traceback: "could not convert string to float"
     fails(clicloop("deploy", "promote", "v9", *common, cwd=tmp_path), "unknown model version 'v9'")
     fails(clicloop("deploy", "rollback", *common, cwd=tmp_path), "no earlier serving version")
     env = {k: v for k, v in os.environ.items() if k != "CLICLOOP_INGEST_TOKEN"}

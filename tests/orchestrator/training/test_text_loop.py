@@ -152,3 +152,17 @@ def test_a_bad_head_is_a_config_error_naming_the_field(tmp_path, params, says):
     model = {"name": "sentence-embedding", "params": params}
     with pytest.raises(ConfigError, match=says):
         Loop(config_from_dict(text_config(tmp_path, model=model))).run()
+
+
+@pytest.mark.parametrize("model", ["logreg", "scaled-logreg"])
+def test_a_numeric_model_on_a_text_pool_is_refused_naming_model_name_before_the_loop_registers(tmp_path, model):
+    """Found 2026-12-07: numpy's "could not convert string to float" traceback, after the loop
+    had registered (a trial fit swallowed it, the first real fit raised it)."""
+    from clicloop.orchestrator.ledger import Ledger
+
+    cfg = text_config(tmp_path, model={"name": model})
+    with pytest.raises(ConfigError, match="needs numeric features and this data is text") as e:
+        Loop(config_from_dict(cfg)).run()
+    assert e.value.field == "model.name"
+    with Ledger(cfg["ledger"]) as ledger:
+        assert ledger.loops() == []
