@@ -79,13 +79,13 @@ def read_pool(source: Source) -> Pool:
         raise DataError(f"{name}: label column {source.label!r} (data.pool.label) not found; columns: {_names(cols)}")
     ids = _ids(cols, source, n, name)
     kind, X, texts = _features_of(cols, source, ids, name)
-    truth = _labels(cols, source.truth, name) if source.truth else None
+    truth = _labels(cols, source.truth, name, "data.pool.truth") if source.truth else None
     seed_labels: dict[str, str] = {}
     if source.label and source.label in cols:
-        labels = _labels(cols, source.label, name)
+        labels = _labels(cols, source.label, name, "data.pool.label")
         seed_labels = {ids[i]: labels[i] for i in np.flatnonzero(labels != None)}  # noqa: E711
-    sensitive = _flags(cols, source.sensitive, name) if source.sensitive else None
-    disturbing = _flags(cols, source.disturbing, name) if source.disturbing else None
+    sensitive = _flags(cols, source.sensitive, name, "data.pool.sensitive") if source.sensitive else None
+    disturbing = _flags(cols, source.disturbing, name, "data.pool.disturbing") if source.disturbing else None
     return Pool(ids, X, kind, truth, seed_labels, name, sensitive, disturbing, texts)
 
 
@@ -101,9 +101,9 @@ def _features_of(cols: dict[str, Any], source: Source, ids: np.ndarray, name: st
     return "numeric", precomputed(cols, ids, source, name), texts
 
 
-def _flags(cols: dict[str, Any], column: str, name: str) -> np.ndarray:
+def _flags(cols: dict[str, Any], column: str, name: str, field: str) -> np.ndarray:
     if column not in cols:
-        raise DataError(f"{name}: flag column {column!r} not found; columns: {_names(cols)}")
+        raise DataError(f"{name}: flag column {column!r} ({field}) not found; columns: {_names(cols)}")
     truthy, falsy = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f", ""}
     out = np.zeros(len(cols[column]), dtype=bool)
     for i, v in enumerate(cols[column]):
@@ -126,8 +126,9 @@ def read_eval(source: Source, kind: str) -> EvalSet:
         raise DataError(f"{name}: the evaluation set has {got_kind} features but the pool has {kind} features"
                         + (" (give data.eval the same vectors or embeddings as data.pool)" if kind == "numeric" else ""))
     if not source.label or source.label not in cols:
-        raise DataError(f"{name}: the evaluation set needs a label column ({source.label!r} not found)")
-    y = _labels(cols, source.label, name)
+        raise DataError(f"{name}: the evaluation set needs a label column: {source.label!r} (data.eval.label) not "
+                        f"found; columns: {_names(cols)}")
+    y = _labels(cols, source.label, name, "data.eval.label")
     missing = np.flatnonzero(y == None)  # noqa: E711
     if missing.size:
         raise DataError(f"{name}: column {source.label!r} is empty in evaluation rows {_rows(missing)}")
@@ -262,9 +263,10 @@ def _check_finite(col: np.ndarray, name: str, column: str) -> None:
         raise DataError(f"{name}: column {column!r} has {UNUSABLE} values in rows {_rows(np.flatnonzero(bad))}")
 
 
-def _labels(cols: dict[str, Any], column: str, name: str) -> np.ndarray:
+def _labels(cols: dict[str, Any], column: str, name: str, field: str) -> np.ndarray:
     if column not in cols:
-        raise DataError(f"{name}: label column {column!r} not found; columns: {_names(cols)}")
+        what = "ground-truth" if field.endswith("truth") else "label"
+        raise DataError(f"{name}: {what} column {column!r} ({field}) not found; columns: {_names(cols)}")
     return np.array([None if _is_missing(v) else _label_str(v) for v in cols[column]], dtype=object)
 
 

@@ -230,3 +230,13 @@ def test_seed_labels_that_leave_nothing_to_label_are_refused_before_the_loop_reg
         Loop(config_from_dict(digits_config(url, data={"builtin": "digits", "seed_size": size}))).run()
     with Ledger(url) as ledger:
         assert ledger.loops() == []
+
+
+def test_a_missing_truth_or_eval_label_column_names_its_field_and_the_columns(tmp_path):
+    """Found 2026-12-07: a wrong `truth:` was reported as a "label column", with no field, so the
+    user checked a correct `label:`; a wrong eval label listed no columns."""
+    (tmp_path / "pool.csv").write_text("id,f0,topic\na,1,x\nb,2,y\n")
+    with pytest.raises(DataError, match=r"ground-truth column 'gold' \(data.pool.truth\) not found; columns: 'id', 'f0', 'topic'"):
+        read_pool(Source(path=tmp_path / "pool.csv", id="id", truth="gold"))
+    with pytest.raises(DataError, match=r"'topik' \(data.eval.label\) not found; columns: 'id', 'f0', 'topic'"):
+        read_eval(Source(path=tmp_path / "pool.csv", id="id", label="topik"), "numeric")
