@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from clicloop.orchestrator.errors import BackendError
+from clicloop.backends.params import check_number
 from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.backends.des_state import STATE_VERSION, _State, _Worker, load_state, save_state  # noqa: F401 (pickles name them here)
@@ -93,7 +94,7 @@ class EventCrowd(Waiting):
     # -- the backend protocol --------------------------------------------------------------------
 
     def open(self, context: BackendContext) -> None:
-        self._validate()
+        self.check_params()
         if context.truth is None:
             raise BackendError("the event crowd needs ground truth: set data.pool.truth to the column that holds it")
         self.context_ = context
@@ -375,20 +376,23 @@ class EventCrowd(Waiting):
     def _save(self) -> None:
         save_state(self.state_path, self.state_)
 
-    def _validate(self) -> None:
-        if self.n_workers < 1:
-            raise BackendError("event crowd: n_workers must be at least 1")
-        if self.answer_median_s <= 0 or self.answer_sigma < 0 or self.speed_spread < 0:
-            raise BackendError("event crowd: answer_median_s must be positive, answer_sigma and speed_spread not negative")
-        if not 0 <= self.error_rate < 1:
-            raise BackendError("event crowd: error_rate must be in [0, 1)")
-        if self.session_mean_s is not None and (self.session_mean_s <= 0 or self.absence_mean_s <= 0):
-            raise BackendError("event crowd: session_mean_s and absence_mean_s must be positive")
-        if not 0 <= self.present_share <= 1:
-            raise BackendError("event crowd: present_share must be between 0 and 1")
+    def check_params(self) -> None:
+        """Refuse params that cannot run, each error naming ``backend.params.<name>`` (the loop
+        calls this before it opens the ledger, :meth:`open` again)."""
+        who, share = "event crowd", " (a share: 0.1 for 10%)"
+        check_number(who, "n_workers", self.n_workers, low=1, whole=True)
+        check_number(who, "answer_median_s", self.answer_median_s, low=0, open_low=True)
+        check_number(who, "answer_sigma", self.answer_sigma, low=0)
+        check_number(who, "speed_spread", self.speed_spread, low=0)
+        check_number(who, "error_rate", self.error_rate, low=0, high=1, open_high=True, hint=share)
+        if self.session_mean_s is not None:
+            check_number(who, "session_mean_s", self.session_mean_s, low=0, open_low=True)
+            check_number(who, "absence_mean_s", self.absence_mean_s, low=0, open_low=True)
+        check_number(who, "present_share", self.present_share, low=0, high=1, hint=share)
         self._reward(None)
-        if self.fee_rate < 0 or (self.compute_s is not None and self.compute_s < 0):
-            raise BackendError("event crowd: reward, fee_rate and compute_s must not be negative")
+        check_number(who, "fee_rate", self.fee_rate, low=0, high=1, hint=" (a share of the reward: 0.2 for 20%)")
+        if self.compute_s is not None:
+            check_number(who, "compute_s", self.compute_s, low=0)
 
     def __repr__(self) -> str:
         return f"EventCrowd(n_workers={self.n_workers}, answer_median_s={self.answer_median_s})"

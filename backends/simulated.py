@@ -15,6 +15,7 @@ from decimal import Decimal
 import numpy as np
 
 from clicloop.orchestrator.errors import BackendError
+from clicloop.backends.params import check_number
 from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.types import Answer, BackendContext, Task
@@ -47,7 +48,7 @@ class SimulatedCrowd:
         With ``exposure_cap_per_day`` in the loop's content warning, a round counts as one
         working day: no worker gets more flagged tasks in a round than the cap.
     reward, fee_rate, currency: pay per task (unless the loop prices the task: ``Task.reward``);
-        the platform fee is ``fee_rate * reward``.
+        the platform fee is ``fee_rate * reward`` (a share, at most 1: 0.2 for 20%).
 
     The replicas of an item asked in one round go to different workers (up to ``n_workers``);
     an answer asked in a later round (``loop.relabel``, ``loop.adaptive``) may go to a worker
@@ -95,7 +96,7 @@ class SimulatedCrowd:
         self.currency = currency
 
     def open(self, context: BackendContext) -> None:
-        self._validate()
+        self.check_params()
         if context.truth is None:
             raise BackendError("the simulated crowd needs ground truth: set data.pool.truth to the column that holds it")
         self.context_ = context
@@ -115,18 +116,17 @@ class SimulatedCrowd:
         self.assigned_: dict[str, int] = {}  # task key -> worker, for capped (content-warning) tasks
         self.exposure_: dict[tuple[int, int], int] = {}  # (round = day, worker) -> flagged tasks
 
-    def _validate(self) -> None:
-        if self.n_workers < 1:
-            raise BackendError("simulated crowd: n_workers must be at least 1")
-        if not 0 < self.accuracy_mean < 1:
-            raise BackendError("simulated crowd: accuracy_mean must be strictly between 0 and 1")
-        if not 0 <= self.opt_out_rate <= 1:
-            raise BackendError("simulated crowd: opt_out_rate must be between 0 and 1")
-        if not 0 <= self.careless_fraction <= 1:
-            raise BackendError("simulated crowd: careless_fraction must be between 0 and 1")
+    def check_params(self) -> None:
+        """Refuse params that cannot run, each error naming ``backend.params.<name>`` (the loop
+        calls this before it opens the ledger, :meth:`open` again)."""
+        who, share = "simulated crowd", " (a share: 0.9 for 90%)"
+        check_number(who, "n_workers", self.n_workers, low=1, whole=True)
+        check_number(who, "accuracy_mean", self.accuracy_mean, low=0, high=1, open_low=True, open_high=True, hint=share)
+        check_number(who, "accuracy_concentration", self.accuracy_concentration, low=0, open_low=True)
+        check_number(who, "opt_out_rate", self.opt_out_rate, low=0, high=1, hint=share)
+        check_number(who, "careless_fraction", self.careless_fraction, low=0, high=1, hint=share)
         self._reward()
-        if self.fee_rate < 0:
-            raise BackendError("simulated crowd: reward and fee_rate must not be negative")
+        check_number(who, "fee_rate", self.fee_rate, low=0, high=1, hint=" (a share of the reward: 0.2 for 20%)")
 
     def _reward(self, task: Task | None = None, error: type[Exception] = BackendError) -> Decimal:
         """The reward of an answer, exact: the loop's price when it set one, else ``reward``

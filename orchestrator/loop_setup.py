@@ -53,8 +53,9 @@ def plugin_manager_for(cfg: Any, given: Any = None) -> Any:
 
 def check_protocols(cfg: Config, model: Any, backend: Any, given: tuple[bool, bool]) -> None:
     """The model and the backend have the methods the loop calls (a model without
-    ``predict_proba`` failed mid-run, after its round was registered, with ``strategy: random``).
-    ``given``: whether each was handed to ``Loop`` rather than named in the config."""
+    ``predict_proba`` failed mid-run, after its round was registered, with ``strategy: random``),
+    and the backend accepts its params (its optional ``check_params()``). ``given``: whether each
+    was handed to ``Loop`` rather than named in the config."""
     for part, obj, needs, by_hand, field in (
             ("model", model, ("fit", "predict_proba"), given[0], "model.name"),
             ("backend", backend, ("open", "dispatch", "collect", "close", "expected_cost_per_task"), given[1], "backend.name")):
@@ -64,6 +65,9 @@ def check_protocols(cfg: Config, model: Any, backend: Any, given: tuple[bool, bo
             hint = (" (the loop evaluates, pseudo-labels and queries with class probabilities: wrap it, e.g. "
                     "CalibratedClassifierCV(LinearSVC()))" if part == "model" else " (the Backend protocol, clicloop.orchestrator.types)")
             raise ConfigError(f"{what} has no {', '.join(missing)}{hint}", field=field)
+    check = getattr(backend, "check_params", None)
+    if callable(check):  # its params, before the ledger exists (a bad one left an empty ledger file)
+        check()
 
 
 def check_model(cfg: Config, model: Any, X: Any, labels: Sequence[str]) -> None:

@@ -178,7 +178,9 @@ class Backend(Protocol):
     ``currency`` (what it pays in; an answer in another is quarantined, unpaid) and
     ``max_active_s`` (the plausibility limit on an answer's active seconds, default 8 h);
     ``reports_changes`` (True: ``collect([])`` reports extra answers and corrections to any of the
-    loop's tasks; the loop polls so once when it stops).
+    loop's tasks; the loop polls so once when it stops). Optional method: ``check_params()``,
+    raising a ClicloopError that names ``backend.params.<name>`` for a value that cannot run; the
+    loop calls it before it opens the ledger.
     """
 
     confidential: bool

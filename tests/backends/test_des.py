@@ -157,9 +157,13 @@ def test_a_loop_that_starts_over_gets_a_fresh_crowd_not_the_old_state(tmp_path):
 
 
 @pytest.mark.parametrize("params", [{"n_workers": 0}, {"answer_median_s": 0}, {"error_rate": 1.0}, {"present_share": 2.0},
-                                    {"session_mean_s": -1.0}, {"compute_s": -1.0}])
+                                    {"session_mean_s": -1.0}, {"compute_s": -1.0}, {"fee_rate": 20},
+                                    {"n_workers": "three"}, {"answer_sigma": float("nan")}])
 def test_bad_parameters_are_refused_by_name(params):
-    with pytest.raises(BackendError, match="event crowd"):
+    """By name since 2026-12-07 (the message named the crowd only; a string n_workers was a
+    TypeError; fee_rate 20, meant as 20%, made each answer cost 21 times its reward)."""
+    (name, value), = params.items()
+    with pytest.raises(BackendError, match=rf"event crowd: backend.params.{name} must be .*not {value!r}"):
         EventCrowd(**params).open(context())
 
 

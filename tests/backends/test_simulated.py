@@ -14,7 +14,7 @@ from clicloop.orchestrator.types import BackendContext, Task
 
 
 def _open(**params) -> SimulatedCrowd:
-    crowd = SimulatedCrowd(n_workers=3, **params)
+    crowd = SimulatedCrowd(**{"n_workers": 3, **params})
     crowd.open(BackendContext(loop="l", labels=("a", "b"), purpose="p", seed=0, truth={"i": "a"}))
     return crowd
 
@@ -34,3 +34,23 @@ def test_a_reward_that_is_not_money_names_the_parameter() -> None:
         _open(reward="twelve cents")
     with pytest.raises(BackendError, match=r"backend.params.reward must not be negative"):
         _open(reward=-0.01)
+
+
+@pytest.mark.parametrize("params", [{"accuracy_mean": 97}, {"n_workers": 0}, {"careless_fraction": 5}, {"fee_rate": 20},
+                                    {"n_workers": 2.5}, {"opt_out_rate": "half"}])
+def test_a_param_out_of_range_names_itself_and_its_value(params) -> None:
+    """Found 2026-12-07: 'accuracy_mean must be strictly between 0 and 1' named no field;
+    fee_rate 20 (meant as 20%) was accepted and 40 answers cost 252 EUR for 12 EUR of pay."""
+    (name, value), = params.items()
+    with pytest.raises(BackendError, match=rf"simulated crowd: backend.params.{name} must be .*not {value!r}"):
+        _open(**params)
+
+
+def test_a_bad_backend_param_stops_the_loop_before_a_ledger_file_exists(tmp_path) -> None:
+    from clicloop import Loop, config_from_dict
+    from tests.conftest import digits_config
+
+    cfg = digits_config(f"sqlite:///{tmp_path / 'l.db'}", backend={"name": "simulated", "params": {"accuracy_mean": 97}})
+    with pytest.raises(BackendError, match="backend.params.accuracy_mean"):
+        Loop(config_from_dict(cfg)).run()
+    assert not (tmp_path / "l.db").exists()

@@ -1,0 +1,32 @@
+"""Checks of a built-in backend's numeric params, each error naming ``backend.params.<name>``,
+the value given and what is expected (a share, a whole number, ...)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from clicloop.orchestrator.errors import BackendError
+
+
+def check_number(who: str, name: str, value: Any, *, low: float | None = None, high: float | None = None,
+                 open_low: bool = False, open_high: bool = False, whole: bool = False, hint: str = "") -> None:
+    """Raise a BackendError unless ``value`` is a number (a whole one with ``whole``) in the range
+    from ``low`` to ``high`` (either end excluded with ``open_low`` / ``open_high``)."""
+    kind = "a whole number" if whole else "a number"
+    ok = isinstance(value, int) if whole else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not math.isfinite(value):
+        raise BackendError(f"{who}: backend.params.{name} must be {kind}, not {value!r}{hint}")
+    below = low is not None and (value <= low if open_low else value < low)
+    above = high is not None and (value >= high if open_high else value > high)
+    if below or above:
+        raise BackendError(f"{who}: backend.params.{name} must be {_range(low, high, open_low, open_high)}, "
+                           f"not {value!r}{hint}")
+
+
+def _range(low: float | None, high: float | None, open_low: bool, open_high: bool) -> str:
+    if low is not None and high is not None:
+        return (f"{'above' if open_low else 'at least'} {low:g} and {'below' if open_high else 'at most'} {high:g}")
+    if low is not None:
+        return f"{'above' if open_low else 'at least'} {low:g}"
+    return f"{'below' if open_high else 'at most'} {high:g}"
