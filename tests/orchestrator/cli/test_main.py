@@ -339,3 +339,11 @@ def _labels(tmp_path):
     path = tmp_path / "labels.txt"
     path.write_text("music\ntimer\n")
     return path
+
+
+@pytest.mark.parametrize("name", ["x.toml", "x.json", "x"])
+def test_init_refuses_a_file_name_run_would_not_read_as_yaml(tmp_path, name):
+    """Found 2026-12-07: `clicloop init x.toml` wrote YAML and said to run it; the run failed as
+    invalid TOML."""
+    run = clicloop("init", name, cwd=tmp_path)
+    assert run.returncode == 2 and "writes YAML" in run.stderr and not (tmp_path / name).exists(), run.stderr
