@@ -56,6 +56,7 @@ from clicloop.backends.file_exchange_rows import (
 from clicloop.orchestrator.crowd.plausibility import DEFAULT_MAX_ACTIVE_S, check_limit
 from clicloop.orchestrator.errors import BackendError, ConfigError
 from clicloop.orchestrator.ledger import money
+from clicloop.orchestrator.progress import notice
 from clicloop.orchestrator.types import Answer, BackendContext, Task
 
 log = logging.getLogger("clicloop.file_exchange")
@@ -166,7 +167,12 @@ class FileExchange:
         except OSError as e:
             raise FileExchangeError(f"file exchange: cannot write {path}: {e}") from e
         self.exported_.update(t.key for t in batch)
-        log.info("file exchange: exported %d task(s) to %s", len(batch), path)
+        if getattr(self, "told_", False):
+            log.info("file exchange: exported %d task(s) to %s", len(batch), path)
+            return
+        self.told_ = True  # once a run: where the work is, and where its answers go
+        notice("file exchange: %d task(s) in %s; the loop waits for answer files in %s (CSV or JSON Lines: task_key, "
+               "worker, label, active_s; docs/file-exchange.md)", len(batch), path, self.inbox_)
 
     def _outbox_row(self, task: Task) -> dict[str, Any]:
         return {"task_key": task.key, "item_id": task.item_id, "replica": task.replica, "round": task.round_no,

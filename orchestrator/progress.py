@@ -175,3 +175,12 @@ def chunk_progress(total: int, description: str, every: float = 0.1) -> Iterator
             logger.info("%s: %.0f%% (%d of %d)", description, 100 * share, state["done"], total)
 
     yield advance
+
+
+def notice(message: str, *args: Any) -> None:
+    """A line the person running the loop needs in order to go on, such as where a backend put
+    the work and where it waits for answers: logged where progress is, so ``clicloop run`` shows
+    it without ``-v``, on a terminal or in a log file."""
+    import logging
+
+    logging.getLogger("clicloop.orchestrator.progress").info(message, *args)

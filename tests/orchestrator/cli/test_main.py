@@ -347,3 +347,17 @@ def test_init_refuses_a_file_name_run_would_not_read_as_yaml(tmp_path, name):
     invalid TOML."""
     run = clicloop("init", name, cwd=tmp_path)
     assert run.returncode == 2 and "writes YAML" in run.stderr and not (tmp_path / name).exists(), run.stderr
+
+
+def test_run_says_where_a_file_exchange_put_the_work_and_waits_for_answers_without_v(tmp_path):
+    """Found 2026-12-07: `clicloop run` with the file exchange printed "starting at round 0", then
+    nothing while it waited: the outbox file and the inbox folder were said only with -v."""
+    (tmp_path / "fx.yaml").write_text(
+        "loop: {purpose: 'Label digits for a form reader.', batch_size: 5, round_timeout_s: 1, poll_seconds: 0.2}\n"
+        "data: {builtin: digits, seed_size: 20}\nbackend: {name: file-exchange, params: {directory: ex, format: csv}}\n"
+        "stop: {max_rounds: 1}\n")
+    run = clicloop("run", "fx.yaml", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    (outbox,) = (tmp_path / "ex" / "outbox").iterdir()
+    assert f"5 task(s) in {Path('ex') / 'outbox' / outbox.name}" in run.stderr, run.stderr
+    assert f"waits for answer files in {Path('ex') / 'inbox'}" in run.stderr and "docs/file-exchange.md" in run.stderr
