@@ -310,11 +310,23 @@ one_line_summaries(app)
 
 
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
+TERMINATED = 143  # ... by SIGTERM (128 + 15): a container stopped, systemd, kill
+_signalled: list[int] = []
+
+
+def _stop_as_ctrl_c(signum: int, _frame: Any) -> None:
+    """SIGTERM stops a command as Ctrl-C does: the loop's with-blocks close, its runner lease is
+    released and the ledger stays as committed (it died at once, lease held, with no message)."""
+    _signalled.append(signum)
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point: clicloop errors become one clear line and exit status 2."""
+    import signal
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _stop_as_ctrl_c)  # the servers' uvicorn puts its own in place while it serves
     try:
         result = app(args=argv, standalone_mode=False)
         if result == INTERRUPTED:  # typer turns Ctrl-C into Exit(130), which click returns when not standalone
@@ -324,8 +336,9 @@ def main(argv: list[str] | None = None) -> Any:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume from the ledger", file=sys.stderr)
-        sys.exit(INTERRUPTED)
+        what = "stopped by SIGTERM" if _signalled else "interrupted"
+        print(f"{what}; run the same command again to resume from the ledger", file=sys.stderr)
+        sys.exit(TERMINATED if _signalled else INTERRUPTED)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except ModuleNotFoundError as e:

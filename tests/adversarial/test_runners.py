@@ -120,3 +120,19 @@ def test_collect_reads_its_pending_tasks_back_from_the_ledger(ledger_url):
     results = Loop(cfg, backend=crowd).run()
     assert sum(r.answers for r in results) == 20
     assert crowd.calls_ == 2  # one collect per round: the answers were there, whoever wrote them
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_gives_the_lease_back(tmp_path, request):
+    """Found 2026-12-07: SIGTERM (a container stopped, systemd) killed `clicloop run` at once, in
+    silence, its runner lease held: elsewhere the next runner waited for the lease to expire."""
+    url, path, first = holding("sqlite", tmp_path, request)
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 143, err
+    assert "stopped by SIGTERM; run the same command again to resume from the ledger" in err and "Traceback" not in err
+    with Ledger(url) as ledger:
+        assert RunnerLease(ledger, "t").holder_row() is None
+    resumed = clicloop(path, stdin=subprocess.DEVNULL)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and "took over the lease" not in err, err
+    assert_finished(url)
