@@ -169,7 +169,7 @@ class EventCrowd(Waiting):
         done[key] = seconds
         if start is None:
             end = st.now + seconds
-            self._run(lambda: False, until=end)
+            self._run(lambda: False, until=end, save=False)  # the charge, its events and the clock saved as one
             st.now = end
         self._save()
         return seconds
@@ -237,8 +237,9 @@ class EventCrowd(Waiting):
             return True
         return key in st.queued and any(w.present or w.toggle_at < float("inf") for w in st.workers)
 
-    def _run(self, done: Any, until: float = float("inf")) -> None:
-        """Take events in time order until ``done()`` holds, no event is left or the next is after ``until``."""
+    def _run(self, done: Any, until: float = float("inf"), save: bool = True) -> None:
+        """Take events in time order until ``done()`` holds, no event is left or the next is after
+        ``until``; then save the state (unless ``save`` is False: the caller saves it with more)."""
         st = self.state_
         while not done():
             w, at = self._next_event()
@@ -253,7 +254,8 @@ class EventCrowd(Waiting):
             else:
                 self._toggle(w)
             self._assign_idle()
-        self._save()
+        if save:
+            self._save()
 
     def _next_event(self) -> tuple[int | None, float]:
         best, at = None, float("inf")

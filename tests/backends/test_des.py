@@ -181,3 +181,24 @@ def test_nobody_answers_one_item_twice_unless_everyone_has():
     half = crowd(0, n_workers=4, present_share=0.5)  # two of four never come: the two there take the third replica
     half.dispatch(batch[:3])
     assert len(half.collect(batch[:3])) == 3
+
+
+def test_a_kill_inside_a_charge_leaves_its_mark_and_the_clock_saved_together(tmp_path, monkeypatch):
+    """Found 2026-12-07: the charge was saved as done before the clock moved (two saves); a kill
+    between them made the resumed loop skip the charge, every later simulated time 2 s early."""
+    path = str(tmp_path / "crowd.pkl")
+    params = dict(n_workers=2, answer_sigma=0.0, speed_spread=0.0, answer_median_s=10.0, compute_s=None, state_path=path)
+    c = crowd(**params)
+    c.dispatch(tasks(range(1)))
+    real = EventCrowd._save
+
+    def killed_after_saving(self):
+        real(self)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(EventCrowd, "_save", killed_after_saving)
+    with pytest.raises(RuntimeError, match="killed"):
+        c.charge(100.0, key="fit-1")
+    monkeypatch.setattr(EventCrowd, "_save", real)
+    again = crowd(**params)
+    assert again.charge(100.0, key="fit-1") == 100.0 and again.now_ == 100.0
