@@ -186,14 +186,19 @@ class ContinuousRun:
     def _stop_reason(self, r: int, metric: float | None, labeled: dict[str, str]) -> str | None:
         loop = self.loop
         history = [row for row in loop.ledger_.rounds(loop.name) if row["round_no"] < r]
-        return stop_reason(loop.config.stop, r, metric, self._budget(len(labeled), committed=False), history, loop._hours_between)
+        spent = self._budget(len(labeled), committed=False, before=r)  # as when version r was first put in use
+        return stop_reason(loop.config.stop, r, metric, spent, history, loop._hours_between)
 
-    def _budget(self, n_labeled: int | None = None, *, committed: bool = True, reward: Decimal | None = None) -> Budget:
+    def _budget(self, n_labeled: int | None = None, *, committed: bool = True, reward: Decimal | None = None,
+                before: int | None = None) -> Budget:
         """What is spent; ``committed``: counting the open tasks as answers to come, each at the
         reward it offers (no new task is asked beyond the budget, and the loop stops once what it
-        asked is answered); a new task costs ``reward`` and its fee (the backend's own price without one)."""
+        asked is answered); a new task costs ``reward`` and its fee (the backend's own price without one).
+        ``before``: without the answers recorded while that version or a later one was in use (a
+        resumed version decides its stop on the ledger as it stood then: it stopped one version
+        early, the last answers of the budget in no version, when killed just after them)."""
         loop = self.loop
-        spent = loop.ledger_.spent(loop.name)
+        spent = loop.ledger_.spent(loop.name, answered_before=before)
         left = len(loop.pool_.ids) - (n_labeled if n_labeled is not None else 0)
         cost = costing(loop.backend_)  # the backend's own price read once, not once per open task
         price = cost(reward)

@@ -14,22 +14,30 @@ from clicloop.orchestrator.ledger.unpaid import loose, loose_seconds
 
 INCOME_KINDS = ("reward", "bonus", "adjustment")
 PLANNED_KINDS = ("reward", "bonus")  # what the loop priced; adjustments are back-pay, their own line
-a, p, w, rv = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c
+a, p, w, rv, ca = s.assignments.c, s.payments.c, s.workers.c, s.reviews.c, s.cont_answers.c
 
 
 def _unpaid() -> Any:
     return a.search_s + a.wait_s + a.returned_s
 
 
-def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None) -> dict[str, Any]:
+def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None,
+          answered_before: int | None = None) -> dict[str, Any]:
     """Answers bought, cost (everything paid, fees included), worker income, adjustments (back-pay,
     a part of income) and human hours, over all rounds or ``rounds = (first, last)`` inclusive.
-    Money is exact (Decimal, :mod:`clicloop.orchestrator.ledger.money`)."""
+    Money is exact (Decimal, :mod:`clicloop.orchestrator.ledger.money`). ``answered_before``
+    (continuous mode): without the answers, and their pay, recorded while version
+    ``answered_before`` or a later one was in use: the ledger as it stood when that version was
+    put in use, which a resumed loop must decide from as the uninterrupted one did."""
     wa, wp, ww = [a.loop == loop], [p.loop == loop], [w.loop == loop]
     if rounds is not None:
         wa += [a.round_no.between(*rounds)]
         wp += [p.round_no.between(*rounds)]
         ww += [w.first_round.between(*rounds)]
+    if answered_before is not None:
+        later = select(ca.task_key).where(ca.loop == loop, ca.answered_round >= answered_before)
+        wa += [a.task_key.not_in(later)]
+        wp += [p.task_key.is_(None) | p.task_key.not_in(later)]
     with engine.connect() as conn:
         n, active, unpaid = conn.execute(
             select(func.count(), func.coalesce(func.sum(a.active_s), 0.0), func.coalesce(func.sum(_unpaid()), 0.0)).where(*wa)

@@ -388,8 +388,9 @@ class Ledger:
 
     # -- accounting (SQL) ------------------------------------------------------------------------
 
-    def spent(self, loop: str, rounds: tuple[int, int] | None = None) -> dict[str, float]:
-        return accounting.spent(self.engine_, loop, rounds)
+    def spent(self, loop: str, rounds: tuple[int, int] | None = None,
+              answered_before: int | None = None) -> dict[str, float]:
+        return accounting.spent(self.engine_, loop, rounds, answered_before)
 
     def effort_by_round(self, loop: str) -> dict[int, dict[str, float]]:
         return accounting.effort_by_round(self.engine_, loop)

@@ -30,10 +30,13 @@ RUN = ("import json, sys; from clicloop.orchestrator.config import config_from_d
        "from clicloop.orchestrator.loop import Loop; Loop(config_from_dict(json.loads(sys.argv[1]))).run()")
 
 
-def run(folder: Path, fault: str | None = None, count: str | None = None, priced: bool = False) -> subprocess.CompletedProcess:
+def run(folder: Path, fault: str | None = None, count: str | None = None, priced: bool = False,
+        budget: bool = False) -> subprocess.CompletedProcess:
+    """``budget``: stopped by its label budget (60 answers, 10 people), not by ``max_rounds``."""
+    stop = {"max_labels": 60} if budget else {"max_labels": 200, "max_rounds": 5}  # max_rounds first: people still there wait until the stop
+    crowd = {"compute_s": 2.0, "state_path": str(folder / "crowd.pkl"), **({"n_workers": 10} if budget else {})}
     raw = digits_config(f"sqlite:///{folder / 'ledger.db'}", loop={"mode": "continuous", "refit_every": 10},
-                        stop={"max_labels": 200, "max_rounds": 5},  # max_rounds first: people still there wait until the stop
-                        backend={"name": "event-crowd", "params": {"compute_s": 2.0, "state_path": str(folder / "crowd.pkl")}},
+                        stop=stop, backend={"name": "event-crowd", "params": crowd},
                         **({"wage_floor": {"amount": 12.02, "currency": "EUR", "price_rewards": True}} if priced else {}))
     env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, COUNT_ENV)}
     env["CLICLOOP_WORKER_SALT"] = "fixed-salt-for-crash-tests"
@@ -98,3 +101,24 @@ def test_a_resumed_version_offers_the_reward_it_offered_before_the_kill(tmp_path
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
         assert verify(ledger) == []
     assert dump(tmp_path / "ledger.db") == uninterrupted_priced
+
+
+def test_killed_just_after_the_budgets_last_answer_the_last_version_is_still_fitted_on_every_label(tmp_path):
+    """Found 2026-12-07: a resumed version re-decided its stop on every answer in the ledger,
+    those recorded after it was first put in use too: killed just after the budget's last answer,
+    the resumed loop stopped one version early (79 labels, not 80), the last answers in no version."""
+    whole, killed_dir = tmp_path / "whole", tmp_path / "killed"
+    whole.mkdir(), killed_dir.mkdir()
+    done = run(whole, budget=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    killed = run(killed_dir, "answers", "60", budget=True)  # the pass that records the 60th answer
+    assert killed.returncode == FAULT_EXIT, killed.stderr[-2000:]
+    resumed = run(killed_dir, budget=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    reference = dump(whole / "ledger.db")
+    with Ledger(f"sqlite:///{whole / 'ledger.db'}") as ledger:
+        last = ledger.rounds("t")[-1]
+        assert last["stop_reason"].startswith("label budget spent") and last["n_labeled"] == 80
+    with Ledger(f"sqlite:///{killed_dir / 'ledger.db'}") as ledger:
+        assert verify(ledger) == []
+    assert dump(killed_dir / "ledger.db") == reference
