@@ -154,7 +154,8 @@ def labor_card_command(
         if model_version is None:
             model_version = latest_model_version(led, cfg.loop.name if cfg else None)  # type: ignore[union-attr]
             typer.echo(f"labor card of {model_version} (the latest finished round; --model-version picks another)", err=True)
-        card = labor_card(led, model_version, cfg.wage_floor if cfg else None)  # type: ignore[union-attr]
+        card = labor_card(led, model_version, cfg.wage_floor if cfg else None,  # type: ignore[union-attr]
+                          loop=cfg.loop.name if cfg else None)  # type: ignore[union-attr]
     if out is None:
         typer.echo(render_markdown(card))
         return

@@ -51,8 +51,10 @@ def latest_model_version(ledger: Ledger, loop: str | None = None) -> str:
     return known[0]
 
 
-def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = None) -> dict[str, Any]:
-    """The labor card of ``model_version`` as a JSON-ready dict."""
+def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = None,
+               loop: str | None = None) -> dict[str, Any]:
+    """The labor card of ``model_version`` as a JSON-ready dict; an unknown version's error lists
+    the versions of ``loop`` (the config's), or of the whole ledger without one."""
     from clicloop.orchestrator.postdeploy.card import deployed_card_base, post_deployment
 
     r = s.rounds.c
@@ -63,10 +65,11 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
     if row is None:
         base = deployed_card_base(ledger, model_version)
         if base is None:
-            known = model_versions(ledger)
+            known = model_versions(ledger, loop)
             listed = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
             raise LedgerError(f"no model version {model_version!r} in the ledger; "
-                              + (f"the latest are: {listed}" if known else "it holds no finished round yet")
+                              + (f"the latest{f' of loop {loop!r}' if loop else ''} are: {listed}" if known
+                                 else "it holds no finished round yet")
                               + " (clicloop report lists them per round)")
         loop, before, metric, n_labeled, purpose = base
         pseudo = None
