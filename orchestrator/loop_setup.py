@@ -275,7 +275,9 @@ def make_engine(cfg: Config, strategy: Any) -> Any:
                           field="loop.engine.name")
     from clicloop.strategies.ray_engine import RayEngine
 
-    return RayEngine(address=engine.address, num_workers=engine.num_workers, range_rows=engine.range_rows)
+    ray = RayEngine(address=engine.address, num_workers=engine.num_workers, range_rows=engine.range_rows)
+    ray.check()  # connected before anything is bought
+    return ray
 
 
 def fingerprint(cfg: Config, *, legacy: bool = False) -> tuple[str, str]:

@@ -63,6 +63,20 @@ class RayEngine:
         self.range_rows = range_rows
         self.init_kwargs = init_kwargs
 
+    def check(self) -> None:
+        """Connect now, before the loop buys anything: a ``ray://`` address without Ray Client, or a
+        cluster that does not answer, failed in round 1 with round 0 already bought."""
+        import importlib.util
+
+        if self.address and str(self.address).startswith("ray://") and importlib.util.find_spec("grpc") is None:
+            raise StrategyError(f"loop.engine.address {self.address!r} connects through Ray Client, which is not "
+                                "installed: pip install 'ray[client]' (or give the cluster's GCS address, host:6379, "
+                                "on a machine of the cluster)")
+        try:
+            self._ray()
+        except (ConnectionError, RuntimeError, TimeoutError, ValueError) as e:
+            raise StrategyError(f"loop.engine.address {self.address!r}: cannot start or reach Ray: {e}") from e
+
     def _ray(self) -> Any:
         try:
             import ray

@@ -57,3 +57,25 @@ def test_the_ray_engine_refuses_a_batch_strategy_when_the_config_loads(tmp_path)
     cfg = digits_config(f"sqlite:///{tmp_path / 'b.db'}", loop={"engine": {"name": "ray"}})  # the default strategy
     with pytest.raises(ConfigError, match="strategy: {name: margin}.*engine 'local'"):
         Loop(config_from_dict(cfg)).run()
+
+
+def test_a_ray_client_address_without_ray_client_is_refused_before_anything_is_bought(tmp_path, monkeypatch):
+    """Found 2026-12-07: the README's `address: ray://head:10001` bought and paid round 0, then failed
+    in round 1 ("Ray Client requires pip package ray[client]"): Ray was first started then."""
+    import importlib.util
+
+    from clicloop.orchestrator.config import config_from_dict
+    from clicloop.orchestrator.errors import StrategyError
+    from clicloop.orchestrator.ledger import Ledger
+    from clicloop.orchestrator.loop import Loop
+    from tests.conftest import digits_config
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    cfg = digits_config(url, loop={"engine": {"name": "ray", "address": "ray://head.invalid:10001"}},
+                        strategy={"name": "margin"})
+    with pytest.raises(StrategyError, match=r"loop.engine.address 'ray://head.invalid:10001'.*pip install 'ray\[client\]'"):
+        Loop(config_from_dict(cfg)).run()
+    with Ledger(url) as ledger:
+        assert ledger.loops() == []
