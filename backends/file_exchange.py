@@ -29,6 +29,8 @@ A malformed row never stops the loop and is never lost: it is skipped, logged on
 line + field, and written to ``rejected/``. A row repeating an earlier answer to the same task
 is dropped (a file dropped twice counts once); one contradicting it is rejected (files are read
 oldest first, so the first answer is the one that arrived first, as the ledger recorded it). A
+task's first answer is written down (``.clicloop-first-answers.jsonl`` in ``directory``) before
+the loop records it, so a restarted backend reports the same first. A
 last row without its newline waits, noted in ``rejected/``, until the file ends with one (a
 file still being written is never read half-way). Dispatch is
 idempotent (a key already in an outbox file is not exported again) and atomic (write, rename).
@@ -123,6 +125,10 @@ class FileExchange:
         self.cache_: dict[str, tuple[tuple[int, int], list[tuple[int, Any]], list[Rejection]]] = {}
         self.logged_: set[tuple[str, int, str]] = set()
         self.first_: dict[str, tuple[Answer, str, int]] = {}  # task key -> its first answer, file and line
+        self.firsts_path_ = root / FIRSTS
+        if context.restart:  # the loop starts over: its answers are recorded afresh, first by arrival
+            self.firsts_path_.unlink(missing_ok=True)
+        self.firsts_ = _read_firsts(self.firsts_path_)  # task key -> (file, line) reported first, across restarts
 
     def _check_folders(self) -> None:
         """outbox/, inbox/ and rejected/ are folders inside the exchange directory, not links
@@ -200,6 +206,7 @@ class FileExchange:
         self._check_folders()
         first = self.first_  # an answer reported once stays the task's first (the ledger keeps the first it records)
         rejected: dict[str, list[Rejection]] = {}
+        valid: list[tuple[Answer, str, int]] = []
         for path in _by_arrival(p for p in self.inbox_.iterdir() if not p.name.startswith(".")):
             if path.suffix.lower().lstrip(".") not in FORMATS or (path.is_dir() and not path.is_symlink()):
                 continue
@@ -207,18 +214,39 @@ class FileExchange:
             bad = rejected.setdefault(path.name, list(problems))
             for line, row in rows:
                 try:
-                    answer = answer_from_row(path.name, line, row, self.rules_)
+                    valid.append((answer_from_row(path.name, line, row, self.rules_), path.name, line))
                 except FieldError as e:
                     bad.append(Rejection(path.name, line, e.field, e.reason, task_key_of(row)))
-                    continue
-                seen = first.get(answer.task_key)
-                if seen is None:
-                    first[answer.task_key] = (answer, path.name, line)
-                elif not _same(seen[0], answer):  # the same answer again (a file dropped twice) counts once
-                    bad.append(Rejection(path.name, line, "task_key", f"task already answered differently in {seen[1]} "
-                                         f"line {seen[2]}; the first answer is kept", answer.task_key))
+        for answer, name, line in valid:  # a first reported before a restart stays first, whatever arrived since
+            if first.get(answer.task_key) is None and self.firsts_.get(answer.task_key) == (name, line):
+                first[answer.task_key] = (answer, name, line)
+        new: dict[str, tuple[str, int]] = {}
+        for answer, name, line in valid:
+            seen = first.get(answer.task_key)
+            if seen is None:
+                first[answer.task_key] = (answer, name, line)
+                new[answer.task_key] = (name, line)
+            elif (seen[1], seen[2]) != (name, line) and not _same(seen[0], answer):  # the same again counts once
+                rejected[name].append(Rejection(name, line, "task_key", f"task already answered differently in "
+                                                f"{seen[1]} line {seen[2]}; the first answer is kept", answer.task_key))
+        self._remember_firsts(new)
         self._write_rejections(rejected)
         return [a for a, _, _ in first.values()]
+
+    def _remember_firsts(self, new: dict[str, tuple[str, int]]) -> None:
+        """Append the answers reported first for the first time (before the loop records them), so a
+        restarted backend reports the same ones first: the inbox's arrival order changes when a
+        vendor appends to a file, and rejected/ then blamed the answer the ledger held."""
+        if not new:
+            return
+        self.firsts_.update(new)
+        try:
+            with self.firsts_path_.open("a", encoding="utf-8") as f:
+                f.write("".join(json.dumps({"task_key": k, "file": n, "line": ln}) + "\n" for k, (n, ln) in new.items()))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise FileExchangeError(f"file exchange: cannot write {self.firsts_path_}: {e}") from e
 
     def _parsed(self, path: Path) -> tuple[list[tuple[int, Any]], list[Rejection]]:
         try:
@@ -255,6 +283,30 @@ class FileExchange:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+FIRSTS = ".clicloop-first-answers.jsonl"  # in the exchange directory: which row was each task's first answer
+
+
+def _read_firsts(path: Path) -> dict[str, tuple[str, int]]:
+    """``task key -> (file, line)`` of the answers reported first, as :meth:`FileExchange._remember_firsts`
+    wrote them; an unreadable line (a torn last write) is skipped: that task's first is then
+    decided by arrival again."""
+    firsts: dict[str, tuple[str, int]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return firsts
+    except (OSError, UnicodeDecodeError) as e:
+        raise FileExchangeError(f"file exchange: cannot read {path}: {e}; remove it to decide first answers by "
+                                "arrival again") from e
+    for text in lines:
+        try:
+            row = json.loads(text)
+            firsts[str(row["task_key"])] = (str(row["file"]), int(row["line"]))  # the latest written wins
+        except (ValueError, KeyError, TypeError):
+            continue
+    return firsts
 
 
 def _by_arrival(paths: Iterable[Path]) -> list[Path]:

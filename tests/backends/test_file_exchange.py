@@ -201,3 +201,45 @@ def test_the_expected_cost_of_a_task_is_exact_money() -> None:
     assert backend.expected_cost_per_task() == Decimal("0.3")
     assert isinstance(backend.expected_cost_per_task(), Decimal)
     assert FileExchange(directory="unused").expected_cost_per_task() is None  # the vendor's rows name their pay
+
+
+def test_after_a_restart_the_first_answer_is_still_the_one_reported_first(tmp_path: Path) -> None:
+    """Found 2026-12-07: bad.jsonl line 1 was reported (and recorded), late.jsonl's contradiction
+    rejected; then the vendor appended to bad.jsonl, which made it the newer file, and after a
+    restart rejected/ blamed bad.jsonl lines 1-3 ("already answered differently in late.jsonl"),
+    the opposite of what the ledger held, an identical repeat rejected with them."""
+    backend = _open(tmp_path)
+    tasks = _tasks(2)
+    backend.dispatch(tasks)
+    inbox = tmp_path / "inbox"
+
+    def row(task: Task, label: str, worker: str = "w") -> str:
+        return json.dumps({"task_key": task.key, "worker": worker, "label": label, "active_s": 2}) + "\n"
+
+    (inbox / "bad.jsonl").write_text(row(tasks[0], "ham"))
+    os.utime(inbox / "bad.jsonl", ns=(1_000_000_000,) * 2)
+    assert [a.label for a in backend.collect(tasks)] == ["ham"]
+    (inbox / "late.jsonl").write_text(row(tasks[1], "spam") + row(tasks[0], "spam", "x"))
+    os.utime(inbox / "late.jsonl", ns=(2_000_000_000,) * 2)
+    backend.collect(tasks)
+    with (inbox / "bad.jsonl").open("a") as f:  # the vendor appends: bad.jsonl is now the newer file
+        f.write(row(tasks[0], "ham") + row(tasks[1], "spam"))
+    for reader in (_open(tmp_path), _open(tmp_path)):  # restarted, twice
+        answers = {a.task_key: (a.label, a.worker) for a in reader.collect(tasks)}
+        assert answers == {tasks[0].key: ("ham", "w"), tasks[1].key: ("spam", "w")}
+        assert _rejected(tmp_path, "bad.jsonl") == []  # its repeats count once, nothing blamed on it
+        (conflict,) = _rejected(tmp_path, "late.jsonl")
+        assert conflict["line"] == 2 and "bad.jsonl line 1" in conflict["reason"]
+
+
+def test_a_loop_started_over_decides_first_answers_by_arrival_again(tmp_path: Path) -> None:
+    backend = _open(tmp_path)
+    tasks = _tasks(1)
+    backend.dispatch(tasks)
+    (tmp_path / "inbox" / "a.jsonl").write_text(json.dumps({"task_key": tasks[0].key, "worker": "w", "label": "ham",
+                                                            "active_s": 2}) + "\n")
+    backend.collect(tasks)
+    assert (tmp_path / ".clicloop-first-answers.jsonl").exists()
+    again = FileExchange(directory=str(tmp_path))
+    again.open(BackendContext("fx", LABELS, PURPOSE, 0, restart=True))
+    assert not (tmp_path / ".clicloop-first-answers.jsonl").exists()
