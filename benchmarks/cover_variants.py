@@ -181,13 +181,9 @@ def _patch_typiclust() -> None:
 
 
 def main() -> None:
-    if len(sys.argv) < 3 or sys.argv[1] != "--variant":
-        raise SystemExit(__doc__)
-    patch(sys.argv[2])
     from benchmarks import loop_labels
 
-    sys.argv = [sys.argv[0], *sys.argv[3:]]
-    loop_labels.main()
+    loop_labels.main_with_variant(patch, __doc__)
 
 
 if __name__ == "__main__":

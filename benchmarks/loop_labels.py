@@ -390,6 +390,17 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def main_with_variant(patch: Any, usage: str) -> None:
+    """``SCRIPT --variant NAME ARGS...``: ``patch(NAME)``, then :func:`main` with ``ARGS`` (the
+    variant scripts, e.g. ``cover_variants.py``; their worker processes are forked and inherit
+    the patch)."""
+    if len(sys.argv) < 3 or sys.argv[1] != "--variant":
+        raise SystemExit(usage)
+    patch(sys.argv[2])
+    sys.argv = [sys.argv[0], *sys.argv[3:]]
+    main()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="digits", help="digits, a folder such as ../shared/data/clinc150, or one --prepare wrote")
