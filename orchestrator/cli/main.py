@@ -322,11 +322,24 @@ def _stop_as_ctrl_c(signum: int, _frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry point: clicloop errors become one clear line and exit status 2."""
+    """Console-script entry point: clicloop errors become one clear line and exit status 2; SIGTERM
+    stops a command as Ctrl-C does (the handler before is put back when the command ends)."""
     import signal
 
+    try:
+        before = signal.signal(signal.SIGTERM, _stop_as_ctrl_c)  # a server's uvicorn puts its own in place while it serves
+    except ValueError:  # not the main thread: SIGTERM stays as it is
+        before = None
+    try:
+        return _main(argv)
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
+        _signalled.clear()
+
+
+def _main(argv: list[str] | None) -> Any:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, _stop_as_ctrl_c)  # the servers' uvicorn puts its own in place while it serves
     try:
         result = app(args=argv, standalone_mode=False)
         if result == INTERRUPTED:  # typer turns Ctrl-C into Exit(130), which click returns when not standalone

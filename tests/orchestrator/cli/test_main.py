@@ -361,3 +361,21 @@ def test_run_says_where_a_file_exchange_put_the_work_and_waits_for_answers_witho
     (outbox,) = (tmp_path / "ex" / "outbox").iterdir()
     assert f"5 task(s) in {Path('ex') / 'outbox' / outbox.name}" in run.stderr, run.stderr
     assert f"waits for answer files in {Path('ex') / 'inbox'}" in run.stderr and "docs/file-exchange.md" in run.stderr
+
+
+def test_main_puts_the_sigterm_handler_it_found_back_when_the_command_ends(tmp_path, monkeypatch):
+    """A process calling main() (a test runner, a notebook) keeps its own SIGTERM handling after."""
+    import signal
+
+    from clicloop.orchestrator.cli.main import main
+
+    def mine(signum, frame):  # noqa: ANN001, ANN202
+        pass
+
+    monkeypatch.chdir(tmp_path)
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["init"]) is None
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
