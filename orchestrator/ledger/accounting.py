@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, case, func, literal, select, union_all
+from sqlalchemy import Engine, case, exists, func, literal, select, union_all
 
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.money import from_micros, ratio
@@ -28,16 +28,21 @@ def spent(engine: Engine, loop: str, rounds: tuple[int, int] | None = None,
     Money is exact (Decimal, :mod:`clicloop.orchestrator.ledger.money`). ``answered_before``
     (continuous mode): without the answers, and their pay, recorded while version
     ``answered_before`` or a later one was in use: the ledger as it stood when that version was
-    put in use, which a resumed loop must decide from as the uninterrupted one did."""
+    put in use, which a resumed loop must decide from as the uninterrupted one did. Only answers
+    numbered in ``cont_answers`` are cut so: extra answers, qualification seconds and returned
+    work recorded later still count (none on the event crowd; a ``max_hours`` or forecast stop
+    after a resume may then differ from the uninterrupted run's)."""
     wa, wp, ww = [a.loop == loop], [p.loop == loop], [w.loop == loop]
     if rounds is not None:
         wa += [a.round_no.between(*rounds)]
         wp += [p.round_no.between(*rounds)]
         ww += [w.first_round.between(*rounds)]
-    if answered_before is not None:
-        later = select(ca.task_key).where(ca.loop == loop, ca.answered_round >= answered_before)
-        wa += [a.task_key.not_in(later)]
-        wp += [p.task_key.is_(None) | p.task_key.not_in(later)]
+    if answered_before is not None:  # NOT EXISTS, an anti-join (NOT IN rescanned the list per row on PostgreSQL)
+        def later(key: Any) -> Any:
+            return ~exists().where(ca.task_key == key, ca.loop == loop, ca.answered_round >= answered_before)
+
+        wa += [later(a.task_key)]
+        wp += [p.task_key.is_(None) | later(p.task_key)]
     with engine.connect() as conn:
         n, active, unpaid = conn.execute(
             select(func.count(), func.coalesce(func.sum(a.active_s), 0.0), func.coalesce(func.sum(_unpaid()), 0.0)).where(*wa)
