@@ -4,7 +4,11 @@ the value given and what is expected (a share, a whole number, ...)."""
 from __future__ import annotations
 
 import math
+import numbers
+from decimal import Decimal
 from typing import Any
+
+import numpy as np
 
 from clicloop.orchestrator.errors import BackendError
 
@@ -14,8 +18,8 @@ def check_number(who: str, name: str, value: Any, *, low: float | None = None, h
     """Raise a BackendError unless ``value`` is a number (a whole one with ``whole``) in the range
     from ``low`` to ``high`` (either end excluded with ``open_low`` / ``open_high``)."""
     kind = "a whole number" if whole else "a number"
-    ok = isinstance(value, int) if whole else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not math.isfinite(value):
+    ok = isinstance(value, numbers.Integral) if whole else isinstance(value, (numbers.Real, Decimal))  # numpy's too
+    if isinstance(value, (bool, np.bool_)) or not ok or not math.isfinite(value):
         raise BackendError(f"{who}: backend.params.{name} must be {kind}, not {value!r}{hint}")
     below = low is not None and (value <= low if open_low else value < low)
     above = high is not None and (value >= high if open_high else value > high)

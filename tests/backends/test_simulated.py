@@ -54,3 +54,16 @@ def test_a_bad_backend_param_stops_the_loop_before_a_ledger_file_exists(tmp_path
     with pytest.raises(BackendError, match="backend.params.accuracy_mean"):
         Loop(config_from_dict(cfg)).run()
     assert not (tmp_path / "l.db").exists()
+
+
+def test_numpy_numbers_and_decimals_are_numbers() -> None:
+    """Found 2026-12-07 (review): the new checks refused np.int64(5), np.float32(0.8) and
+    Decimal('0.2'), which the crowd took before (a parameter sweep passes numpy values)."""
+    import numpy as np
+
+    crowd = _open(n_workers=np.int64(5), accuracy_mean=np.float32(0.8), fee_rate=Decimal("0.2"))
+    assert len(crowd.workers_) == 5
+    with pytest.raises(BackendError, match=r"backend.params.n_workers must be a whole number"):
+        _open(n_workers=np.float64(2.5))
+    with pytest.raises(BackendError, match=r"backend.params.careless_fraction must be a number"):
+        _open(careless_fraction=np.bool_(True))
