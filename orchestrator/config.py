@@ -305,9 +305,9 @@ def load_config(path: str | Path) -> Config:
     except OSError as e:
         raise ConfigError(f"cannot read the config file: {e.strerror}", source=str(path)) from e
     try:
-        raw = tomllib.loads(text) if path.suffix == ".toml" else load_yaml(text)
+        raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else load_yaml(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {e}", source=str(path)) from e
+        raise ConfigError(f"not valid {'TOML' if path.suffix.lower() == '.toml' else 'YAML'}: {e}", source=str(path)) from e
     if not isinstance(raw, dict):
         raise ConfigError("the file must hold a mapping of sections (loop:, data:, ...)", source=str(path))
     return config_from_dict(raw, source=str(path), base_dir=path.parent)

@@ -261,9 +261,9 @@ def init(
         raise ClicloopError(f"{path} exists; pass --force to overwrite it")
     if path.is_dir():
         raise ClicloopError(f"{path} is a folder; give the config file's path (e.g. {path / 'clicloop.yaml'})")
-    if path.suffix not in (".yaml", ".yml"):
-        raise ClicloopError(f"{path}: clicloop init writes YAML, which `clicloop run` reads from a .yaml or .yml file "
-                            f"(a .toml file is read as TOML); give a name such as {path.with_suffix('.yaml')}")
+    if path.suffix.lower() == ".toml":
+        raise ClicloopError(f"{path}: clicloop init writes YAML, and `clicloop run` reads a .toml file as TOML; give "
+                            f"a name such as {path.with_suffix('.yaml')}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(files("clicloop.orchestrator").joinpath("templates/clicloop.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     typer.echo(f"wrote {path}; run it with: clicloop run {path}")

@@ -341,12 +341,13 @@ def _labels(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("name", ["x.toml", "x.json", "x"])
-def test_init_refuses_a_file_name_run_would_not_read_as_yaml(tmp_path, name):
+@pytest.mark.parametrize("name", ["x.toml", "X.TOML"])
+def test_init_refuses_a_file_name_run_would_read_as_toml(tmp_path, name):
     """Found 2026-12-07: `clicloop init x.toml` wrote YAML and said to run it; the run failed as
-    invalid TOML."""
+    invalid TOML. Any other name is read as YAML, so it is written."""
     run = clicloop("init", name, cwd=tmp_path)
     assert run.returncode == 2 and "writes YAML" in run.stderr and not (tmp_path / name).exists(), run.stderr
+    assert clicloop("init", "loop.conf", cwd=tmp_path).returncode == 0
 
 
 def test_run_says_where_a_file_exchange_put_the_work_and_waits_for_answers_without_v(tmp_path):
