@@ -29,7 +29,7 @@ A malformed row never stops the loop and is never lost: it is skipped, logged on
 line + field, and written to ``rejected/``. A row repeating an earlier answer to the same task
 is dropped (a file dropped twice counts once); one contradicting it is rejected (files are read
 oldest first, so the first answer is the one that arrived first, as the ledger recorded it). A
-task's first answer is written down (``.clicloop-first-answers.jsonl`` in ``directory``) before
+task's first answer is written down (``.clicloop-first-answers-<loop>.jsonl`` in ``directory``) before
 the loop records it, so a restarted backend reports the same first. A
 last row without its newline waits, noted in ``rejected/``, until the file ends with one (a
 file still being written is never read half-way). Dispatch is
@@ -125,7 +125,7 @@ class FileExchange:
         self.cache_: dict[str, tuple[tuple[int, int], list[tuple[int, Any]], list[Rejection]]] = {}
         self.logged_: set[tuple[str, int, str]] = set()
         self.first_: dict[str, tuple[Answer, str, int]] = {}  # task key -> its first answer, file and line
-        self.firsts_path_ = root / FIRSTS
+        self.firsts_path_ = root / FIRSTS.format(loop=_safe(context.loop))  # one per loop: --restart clears its own
         if context.restart:  # the loop starts over: its answers are recorded afresh, first by arrival
             self.firsts_path_.unlink(missing_ok=True)
         self.firsts_ = _read_firsts(self.firsts_path_)  # task key -> (file, line) reported first, across restarts
@@ -160,6 +160,12 @@ class FileExchange:
             by_round.setdefault(task.round_no, []).append(task)
         for round_no, batch in sorted(by_round.items()):
             self._export(round_no, sorted(batch, key=lambda t: t.key))
+        if tasks and not getattr(self, "told_", False):  # once a run, a resumed one too: where the work is
+            self.told_ = True
+            newest = max(self.outbox_.glob(f"{_safe(self.context_.loop)}-r*"), key=_mtime, default=None)
+            notice("file exchange: %d task(s) out in %s (the newest file: %s); the loop waits for answer files in %s "
+                   "(CSV or JSON Lines: task_key, worker, label, active_s; docs/file-exchange.md)", len(tasks),
+                   self.outbox_, newest.name if newest else "-", self.inbox_)
 
     def _export(self, round_no: int, batch: list[Task]) -> None:
         digest = hashlib.sha256("\n".join(t.key for t in batch).encode()).hexdigest()[:12]
@@ -173,12 +179,7 @@ class FileExchange:
         except OSError as e:
             raise FileExchangeError(f"file exchange: cannot write {path}: {e}") from e
         self.exported_.update(t.key for t in batch)
-        if getattr(self, "told_", False):
-            log.info("file exchange: exported %d task(s) to %s", len(batch), path)
-            return
-        self.told_ = True  # once a run: where the work is, and where its answers go
-        notice("file exchange: %d task(s) in %s; the loop waits for answer files in %s (CSV or JSON Lines: task_key, "
-               "worker, label, active_s; docs/file-exchange.md)", len(batch), path, self.inbox_)
+        log.info("file exchange: exported %d task(s) to %s", len(batch), path)
 
     def _outbox_row(self, task: Task) -> dict[str, Any]:
         return {"task_key": task.key, "item_id": task.item_id, "replica": task.replica, "round": task.round_no,
@@ -237,11 +238,14 @@ class FileExchange:
         """Append the answers reported first for the first time (before the loop records them), so a
         restarted backend reports the same ones first: the inbox's arrival order changes when a
         vendor appends to a file, and rejected/ then blamed the answer the ledger held."""
+        new = {k: v for k, v in new.items() if k.startswith(f"{self.context_.loop}/")}  # this loop's tasks only
         if not new:
             return
         self.firsts_.update(new)
         try:
+            torn = _torn(self.firsts_path_)  # a torn last line stays alone (skipped when read), not glued to the next
             with self.firsts_path_.open("a", encoding="utf-8") as f:
+                f.write("\n" if torn else "")
                 f.write("".join(json.dumps({"task_key": k, "file": n, "line": ln}) + "\n" for k, (n, ln) in new.items()))
                 f.flush()
                 os.fsync(f.fileno())
@@ -285,7 +289,26 @@ class FileExchange:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-FIRSTS = ".clicloop-first-answers.jsonl"  # in the exchange directory: which row was each task's first answer
+FIRSTS = ".clicloop-first-answers-{loop}.jsonl"  # in the exchange directory: which row was each task's first answer
+
+
+def _torn(path: Path) -> bool:
+    """Whether ``path`` exists and its last line has no newline (a write cut short)."""
+    try:
+        with path.open("rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.lstat().st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _read_firsts(path: Path) -> dict[str, tuple[str, int]]:

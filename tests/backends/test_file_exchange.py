@@ -239,7 +239,40 @@ def test_a_loop_started_over_decides_first_answers_by_arrival_again(tmp_path: Pa
     (tmp_path / "inbox" / "a.jsonl").write_text(json.dumps({"task_key": tasks[0].key, "worker": "w", "label": "ham",
                                                             "active_s": 2}) + "\n")
     backend.collect(tasks)
-    assert (tmp_path / ".clicloop-first-answers.jsonl").exists()
+    assert (tmp_path / ".clicloop-first-answers-fx.jsonl").exists()
+    other = FileExchange(directory=str(tmp_path))  # another loop sharing the directory starts over: not this loop's
+    other.open(BackendContext("other", LABELS, PURPOSE, 0, restart=True))
+    assert (tmp_path / ".clicloop-first-answers-fx.jsonl").exists()
     again = FileExchange(directory=str(tmp_path))
     again.open(BackendContext("fx", LABELS, PURPOSE, 0, restart=True))
-    assert not (tmp_path / ".clicloop-first-answers.jsonl").exists()
+    assert not (tmp_path / ".clicloop-first-answers-fx.jsonl").exists()
+
+
+def test_a_torn_last_line_of_the_firsts_file_loses_only_itself(tmp_path: Path) -> None:
+    """Found 2026-12-07 (review): the next record was appended onto a torn line and lost with it."""
+    backend = _open(tmp_path)
+    tasks = _tasks(2)
+    backend.dispatch(tasks)
+    firsts = tmp_path / ".clicloop-first-answers-fx.jsonl"
+    firsts.write_text('{"task_key": "fx/0/m9/0", "fi')
+    (tmp_path / "inbox" / "a.jsonl").write_text(json.dumps({"task_key": tasks[0].key, "worker": "w", "label": "ham",
+                                                            "active_s": 2}) + "\n")
+    backend.collect(tasks)
+    assert _open(tmp_path).firsts_ == {tasks[0].key: ("a.jsonl", 1)}
+
+
+def test_a_restarted_backend_says_where_the_work_is_though_nothing_new_is_exported(tmp_path: Path, caplog) -> None:
+    """Found 2026-12-07 (review): the notice came with an export only, so a resumed run, whose
+    tasks were exported before, waited in silence."""
+    import logging
+
+    tasks = _tasks(3)
+    _open(tmp_path).dispatch(tasks)
+    (outbox,) = (tmp_path / "outbox").iterdir()
+    caplog.set_level(logging.INFO, logger="clicloop.orchestrator.progress")
+    restarted = _open(tmp_path)
+    restarted.dispatch(tasks)
+    restarted.dispatch(tasks)
+    said = [r.getMessage() for r in caplog.records if r.name == "clicloop.orchestrator.progress"]
+    assert len(said) == 1 and f"3 task(s) out in {tmp_path / 'outbox'} (the newest file: {outbox.name})" in said[0], said
+    assert sorted((tmp_path / "outbox").iterdir()) == [outbox]  # nothing exported again

@@ -360,8 +360,11 @@ def test_run_says_where_a_file_exchange_put_the_work_and_waits_for_answers_witho
     run = clicloop("run", "fx.yaml", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     (outbox,) = (tmp_path / "ex" / "outbox").iterdir()
-    assert f"5 task(s) in {Path('ex') / 'outbox' / outbox.name}" in run.stderr, run.stderr
+    assert f"5 task(s) out in {Path('ex') / 'outbox'} (the newest file: {outbox.name})" in run.stderr, run.stderr
     assert f"waits for answer files in {Path('ex') / 'inbox'}" in run.stderr and "docs/file-exchange.md" in run.stderr
+    (tmp_path / "fx.yaml").write_text((tmp_path / "fx.yaml").read_text().replace("max_rounds: 1", "max_rounds: 2"))
+    resumed = clicloop("run", "fx.yaml", cwd=tmp_path)  # round 1's tasks are new; a resume says it again, once
+    assert resumed.returncode == 0 and resumed.stderr.count("waits for answer files in") == 1, resumed.stderr
 
 
 def test_main_puts_the_sigterm_handler_it_found_back_when_the_command_ends(tmp_path, monkeypatch):
