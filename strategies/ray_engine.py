@@ -83,10 +83,17 @@ class RayEngine:
         except ImportError as e:
             raise StrategyError(f"the ray engine needs Ray: pip install 'clicloop[ray]' ({e})") from e
         if not ray.is_initialized():
+            import signal
+            import threading
+
             kwargs = dict(self.init_kwargs or {})
             if self.address is None:
                 kwargs.setdefault("num_cpus", self.num_workers)
+            main = threading.current_thread() is threading.main_thread()
+            before = signal.getsignal(signal.SIGTERM) if main else None
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, **kwargs)
+            if before is not None:  # ray.init puts its own SIGTERM handler (sys.exit) in the main thread: clicloop's back
+                signal.signal(signal.SIGTERM, before)
         return ray
 
     def _workers(self, ray: Any) -> list[Any]:
