@@ -89,14 +89,21 @@ class ContinuousRun:
         if self.open_:  # a resume: send again what may not have reached the backend (idempotent by key)
             self._dispatch(r, list(self.open_.values()))
         threads = loop.config.loop.blas_threads  # held in the loop's thread (BLAS pools are global) and the refit's (OpenMP is per thread)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clicloop-refit") as pool:
-            self.pool_ = pool
+        pool = self.pool_ = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clicloop-refit")
+        wait_for_fit = False  # Ctrl-C, SIGTERM, a for left early: the lease goes back now, not after the refit in
+        try:  # hand (it ends in the background); an error waits for it, as the pool's with-block did
             with blas_limits(threads):
                 fit: _Fit | None = self._refit(r, [], None, None)
             while fit is not None:
                 with blas_limits(threads):
                     result, fit = self._version(fit)
                 yield result
+            wait_for_fit = True
+        except Exception:
+            wait_for_fit = True
+            raise
+        finally:
+            pool.shutdown(wait=wait_for_fit, cancel_futures=not wait_for_fit)
 
     # -- one version ----------------------------------------------------------------------------
 

@@ -260,3 +260,40 @@ def test_once_the_budget_is_fully_asked_people_are_not_kept_waiting(tmp_path):
     with Ledger(url) as ledger:
         wait = cl.waiting(ledger, "t")
     assert wait["trailing_s"] == 0.0  # told no more work is coming, they left as they finished
+
+
+def test_ctrl_c_during_a_refit_gives_the_lease_back_without_waiting_for_the_fit(ledger_url):
+    """Found 2026-12-07 (review): the refit pool's exit waited for the fit in hand before the lease
+    was released, so a container's SIGTERM grace period could end with the lease still held."""
+    import threading
+    import time
+
+    from sklearn.linear_model import LogisticRegression
+
+    from clicloop.backends.simulated import SimulatedCrowd
+    from clicloop.orchestrator.runner import RunnerLease
+
+    slow_started = threading.Event()
+
+    class SlowLater(LogisticRegression):
+        def fit(self, X, y, **kw):  # noqa: ANN001, ANN201, N803
+            if len(y) >= 40:  # a later version's fit: slow, in the refit thread
+                slow_started.set()
+                time.sleep(6)
+            return super().fit(X, y, **kw)
+
+    class InterruptedWhileFitting(SimulatedCrowd):
+        def collect(self, tasks):  # noqa: ANN001, ANN201
+            if slow_started.is_set():
+                raise KeyboardInterrupt
+            return super().collect(tasks)
+
+    raw = digits_config(ledger_url, loop={"mode": "continuous", "refit_every": 10, "poll_seconds": 0.01, "lookahead": 20,
+                                          "pseudo_labels": None}, stop={"max_labels": 200})
+    loop = Loop(config_from_dict(raw), model=SlowLater(max_iter=200), backend=InterruptedWhileFitting())
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        loop.run()
+    assert time.monotonic() - started < 5, "the run waited for the slow fit before giving the lease back"
+    with Ledger(ledger_url) as ledger:
+        assert RunnerLease(ledger, "t").holder_row() is None and verify(ledger) == []
