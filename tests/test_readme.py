@@ -22,4 +22,4 @@ def test_the_readmes_python_loop_runs_in_its_own_ledger_at_the_floor(tmp_path, m
     assert (tmp_path / "demo.db").exists() and not (tmp_path / "clicloop.db").exists()
     with Ledger(f"sqlite:///{tmp_path / 'demo.db'}") as ledger:
         spent = ledger.spent("demo")
-        assert spent["answers"] == 200 and float(spent["income"]) / spent["active_hours"] > 12.02  # priced to the floor
+        assert spent["answers"] == 200 and float(spent["income"]) / spent["total_hours"] > 10  # priced to the floor (1.74 before)

@@ -69,6 +69,7 @@ def labor_card(ledger: Ledger, model_version: str, floor: WageFloor | None = Non
             listed = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
             raise LedgerError(f"no model version {model_version!r} in the ledger; "
                               + (f"the latest{f' of loop {loop!r}' if loop else ''} are: {listed}" if known
+                                 else f"loop {loop!r} has no finished round yet" if loop
                                  else "it holds no finished round yet")
                               + " (clicloop report lists them per round)")
         loop, before, metric, n_labeled, purpose = base
