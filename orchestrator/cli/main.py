@@ -317,6 +317,8 @@ _signalled: list[int] = []
 def _stop_as_ctrl_c(signum: int, _frame: Any) -> None:
     """SIGTERM stops a command as Ctrl-C does: the loop's with-blocks close, its runner lease is
     released and the ledger stays as committed (it died at once, lease held, with no message)."""
+    if _signalled:  # a second SIGTERM while the first is being handled must not cut the lease's release short
+        return
     _signalled.append(signum)
     raise KeyboardInterrupt
 

@@ -383,3 +383,15 @@ def test_main_puts_the_sigterm_handler_it_found_back_when_the_command_ends(tmp_p
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_second_sigterm_while_the_first_is_handled_is_ignored():
+    from clicloop.orchestrator.cli import main as cli
+
+    cli._signalled.clear()
+    with pytest.raises(KeyboardInterrupt):
+        cli._stop_as_ctrl_c(15, None)
+    try:
+        assert cli._stop_as_ctrl_c(15, None) is None  # the cleanup of the first goes on
+    finally:
+        cli._signalled.clear()
