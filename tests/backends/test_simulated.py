@@ -50,9 +50,12 @@ def test_a_bad_backend_param_stops_the_loop_before_a_ledger_file_exists(tmp_path
     from clicloop import Loop, config_from_dict
     from tests.conftest import digits_config
 
+    from clicloop.orchestrator.errors import ConfigError
+
     cfg = digits_config(f"sqlite:///{tmp_path / 'l.db'}", backend={"name": "simulated", "params": {"accuracy_mean": 97}})
-    with pytest.raises(BackendError, match="backend.params.accuracy_mean"):
+    with pytest.raises(ConfigError, match="backend.params.accuracy_mean must be") as e:
         Loop(config_from_dict(cfg)).run()
+    assert e.value.field == "backend.params.accuracy_mean"
     assert not (tmp_path / "l.db").exists()
 
 
