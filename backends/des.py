@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from clicloop.orchestrator.errors import BackendError
-from clicloop.backends.params import check_number
+from clicloop.backends.params import check_money, check_number
 from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.backends.des_state import STATE_VERSION, _State, _Worker, load_state, save_state  # noqa: F401 (pickles name them here)
@@ -391,7 +391,7 @@ class EventCrowd(Waiting):
             check_number(who, "session_mean_s", self.session_mean_s, low=0, open_low=True)
             check_number(who, "absence_mean_s", self.absence_mean_s, low=0, open_low=True)
         check_number(who, "present_share", self.present_share, low=0, high=1, hint=share)
-        self._reward(None)
+        check_money(who, "reward", self.reward)
         check_number(who, "fee_rate", self.fee_rate, low=0, high=1, hint=" (a share of the reward: 0.2 for 20%)")
         if self.compute_s is not None:
             check_number(who, "compute_s", self.compute_s, low=0)

@@ -15,7 +15,7 @@ from decimal import Decimal
 import numpy as np
 
 from clicloop.orchestrator.errors import BackendError
-from clicloop.backends.params import check_number
+from clicloop.backends.params import check_money, check_number
 from clicloop.orchestrator.ledger import money
 from clicloop.orchestrator.seeding import rng_for
 from clicloop.orchestrator.types import Answer, BackendContext, Task
@@ -125,7 +125,7 @@ class SimulatedCrowd:
         check_number(who, "accuracy_concentration", self.accuracy_concentration, low=0, open_low=True)
         check_number(who, "opt_out_rate", self.opt_out_rate, low=0, high=1, hint=share)
         check_number(who, "careless_fraction", self.careless_fraction, low=0, high=1, hint=share)
-        self._reward()
+        check_money(who, "reward", self.reward)
         check_number(who, "fee_rate", self.fee_rate, low=0, high=1, hint=" (a share of the reward: 0.2 for 20%)")
 
     def _reward(self, task: Task | None = None, error: type[Exception] = BackendError) -> Decimal:

@@ -69,6 +69,14 @@ class BackendError(ClicloopError):
     """A crowd backend failed to dispatch or collect."""
 
 
+class BackendParamError(BackendError, ConfigError):
+    """A backend parameter that cannot run (``field``: ``backend.params.<name>``): a backend's
+    error when it opens, a config error when the loop checks the config."""
+
+    def __init__(self, message: str, *, field: str):
+        ConfigError.__init__(self, message, field=field)
+
+
 class LedgerError(ClicloopError):
     """The ledger database is unusable, foreign, or inconsistent with the run being resumed."""
 

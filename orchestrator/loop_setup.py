@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import math
-import re
 import numbers
 from collections.abc import Sequence
 from decimal import Decimal
@@ -18,7 +17,7 @@ import numpy as np
 
 from clicloop.orchestrator.config import Config
 from clicloop.orchestrator.credentials import public_config
-from clicloop.orchestrator.errors import BackendError, BudgetError, ConfigError, DataError
+from clicloop.orchestrator.errors import BudgetError, ConfigError, DataError
 from clicloop.orchestrator.ledger.money import exact
 
 log = logging.getLogger("clicloop")
@@ -68,11 +67,7 @@ def check_protocols(cfg: Config, model: Any, backend: Any, given: tuple[bool, bo
             raise ConfigError(f"{what} has no {', '.join(missing)}{hint}", field=field)
     check = getattr(backend, "check_params", None)
     if callable(check):  # its params, before the ledger exists (a bad one left an empty ledger file)
-        try:
-            check()
-        except BackendError as e:  # a config value: named as the config's other errors are
-            named = re.search(r"backend\.params\.\w+", str(e))
-            raise ConfigError(str(e), field=named.group(0) if named else "backend.params") from e
+        check()
 
 
 def check_model(cfg: Config, model: Any, X: Any, labels: Sequence[str]) -> None:

@@ -179,8 +179,8 @@ class Backend(Protocol):
     ``max_active_s`` (the plausibility limit on an answer's active seconds, default 8 h);
     ``reports_changes`` (True: ``collect([])`` reports extra answers and corrections to any of the
     loop's tasks; the loop polls so once when it stops). Optional method: ``check_params()``,
-    raising a ClicloopError that names ``backend.params.<name>`` for a value that cannot run; the
-    loop calls it before it opens the ledger.
+    raising a BackendParamError (``field``: ``backend.params.<name>``) for a value that cannot
+    run; the loop calls it before it opens the ledger.
     """
 
     confidential: bool

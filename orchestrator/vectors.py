@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from clicloop.orchestrator.errors import DataError
-from clicloop.orchestrator.tables import PICKLED_HINT
+from clicloop.orchestrator.tables import read_table
 
 
 def precomputed(cols: dict[str, Any], ids: np.ndarray, source: Any, name: str) -> np.ndarray:
@@ -75,19 +75,15 @@ def join(path: Path, ids: np.ndarray, by_id: bool, id_column: str) -> np.ndarray
 
 
 def _arrays(path: Path, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(X, ids or None)`` of a .npy or .npz file of embeddings; pickled arrays refused with how
-    to save them instead."""
-    try:
-        if path.suffix == ".npy":
-            return np.load(path, mmap_mode="r", allow_pickle=False), None
-        with np.load(path, allow_pickle=False) as z:
-            if "X" not in z.files:
-                raise DataError(f"{name}: an .npz of embeddings needs an array 'X' (rows x dimensions), and optionally "
-                                f"'id' naming each row; it holds {z.files}")
-            return np.asarray(z["X"]), (np.asarray(z["id"]) if "id" in z.files else None)
-    except (ValueError, OSError) as e:
-        hint = PICKLED_HINT if "allow_pickle=False" in str(e) else ""
-        raise DataError(f"{name}: cannot read it: {str(e).strip()}{hint}") from e
+    """``(X, ids or None)`` of a .npy or .npz file of embeddings, read as any data file is
+    (:func:`~clicloop.orchestrator.tables.read_table`: no pickled arrays, the hint how to save them)."""
+    cols, _ = read_table(path)
+    if "__X__" in cols:
+        return cols["__X__"], None
+    if "X" not in cols:
+        raise DataError(f"{name}: an .npz of embeddings needs an array 'X' (rows x dimensions), and optionally "
+                        f"'id' naming each row; it holds {list(cols)}")
+    return np.asarray(cols["X"]), (np.asarray(cols["id"]) if "id" in cols else None)
 
 
 def _in_order(X: np.ndarray, ids: np.ndarray, name: str) -> np.ndarray:
