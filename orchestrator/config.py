@@ -169,9 +169,10 @@ class PseudoLabels(_Strict):
                                  "keeps to half the machine's memory)")
     max_rows: int | None = Field(20_000, ge=1, description="most pseudo-labeled items in a round's fit, surest first "
                                  "(bounds the second fit's time on a large pool; None: no limit)")
-    fit_tol: float | None = Field(None, gt=0, description="the pseudo-labeled fit's solver tolerance (the model's "
-                                  "``tol``, or its pipeline step's; it starts from the last round's fit); None: the "
-                                  "model's own")
+    fit_tol: Annotated[float, Field(gt=0)] | Literal["auto"] | None = Field(
+        "auto", description="the pseudo-labeled fit's solver tolerance (the model's ``tol``, or its pipeline step's; it "
+        "starts from the last round's fit); auto: at most 0.00001 for logistic regression (at its own 0.0001 the warm-"
+        "started fit stops a few iterations in, short of converged), the model's own for other models; None: the model's own")
     graph: Literal["auto", "exact", "approximate"] = Field(
         "auto", description="the neighbour graph: exact (brute force, n^2 distances), approximate (faiss IVF), auto: "
         "exact up to 20,000 items, approximate above")

@@ -323,6 +323,28 @@ def test_fit_tol_loosens_only_the_pseudo_labeled_fit_and_changes_the_fingerprint
     assert fingerprint(loose)[0] != fingerprint(base)[0]
 
 
+def test_the_default_fit_tol_converges_a_logistic_regression_and_keeps_older_loops_hash():
+    """fit_tol: auto (the default since 2026-12-07) tightens the pseudo-labeled fit of a logistic
+    regression to 1e-5; a loop begun when the default was the model's own (None) resumes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from clicloop.orchestrator.loop_setup import fingerprint
+
+    assert PseudoLabels().fit_tol == "auto"
+    X, truth = two_blobs()
+    idx = np.array([0, 1, 60, 61])
+    model = make_pipeline(StandardScaler(), LogisticRegression())
+    trained, query = fit_with_pseudo_labels(model, PseudoLabeler(share=1.0, agree=True, cache=False, fit_tol="auto"), X,
+                                            idx, truth[idx], {})
+    assert trained.get_params()["logisticregression__tol"] == 1e-5
+    assert query.get_params()["logisticregression__tol"] == 1e-4  # the strategy's fit keeps the model's own
+    base = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {}}))
+    older = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"fit_tol": None}}))
+    assert fingerprint(base)[0] == fingerprint(older)[0]
+
+
 def test_the_loop_hands_fit_tol_to_its_pseudo_labeler(tmp_path):
     from clicloop import Loop
 

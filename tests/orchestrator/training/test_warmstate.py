@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from clicloop.orchestrator.training.semisup import PseudoLabeler, fit_with_pseudo_labels
@@ -150,3 +151,25 @@ def test_a_pseudo_label_generation_that_no_longer_loads_is_recomputed(tmp_path, 
     (tmp_path / "g" / "k1.joblib").write_bytes(b"cno_such_module_of_an_old_version\nThing\n.")
     assert Generations(tmp_path / "g").base("k2") is None
     assert "ignoring the saved state" in caplog.text
+
+
+@pytest.mark.parametrize(("model", "fit_tol", "expected"), [
+    ("pipeline", "auto", {"logisticregression__tol": 1e-5}),
+    ("pipeline", 0.001, {"logisticregression__tol": 0.001}),
+    ("pipeline", None, {}),
+    ("tight", "auto", {"tol": 1e-6}),  # auto never loosens a tolerance the user chose
+    ("sgd", "auto", {}),  # measured on logistic regression only: other models keep their own
+    ("sgd", 0.01, {"tol": 0.01}),
+    ("forest", "auto", {}),  # no tol at all
+])
+def test_fit_tolerances(model, fit_tol, expected):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from clicloop.orchestrator.training.warmstate import fit_tolerances
+
+    models = {"pipeline": make_pipeline(StandardScaler(), LogisticRegression()), "tight": LogisticRegression(tol=1e-6),
+              "sgd": SGDClassifier(), "forest": RandomForestClassifier()}
+    assert fit_tolerances(models[model], fit_tol) == expected
