@@ -69,6 +69,8 @@ ROWS: dict[str, dict[str, Any]] = {
     "cont-cs0": {"loop": {"mode": "continuous", "batch_size": 10, "cold_start_labels": 0}},
     "cont-pend": {"loop": {"mode": "continuous", "batch_size": 10},
                   "strategy": {"name": "margin-coverage", "params": {"pending": True}}},
+    # the pseudo-labeled fit at the model's own tolerance (the default before 2026-12-07; measured 2026-12-07)
+    "cont-tolown": {"loop": {"mode": "continuous", "batch_size": 10, "pseudo_labels": {"fit_tol": None}}},
     # the product's continuous row, to be run by benchmarks/continuous_variants.py --variant NAME (a name of its own to merge)
     "cont-believer": {"loop": {"mode": "continuous", "batch_size": 10}},
 }

@@ -231,6 +231,25 @@ def configs(ns: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return out
 
 
+def processor() -> dict[str, str]:
+    """The CPU's model and the BLAS library with the kernel it chose for it: a seed's curve is the
+    same run after run on one machine, but BLAS kernels for another CPU round differently, so
+    the solver's iterations and then the picks may differ there (log, 2026-12-07)."""
+    import platform
+
+    from threadpoolctl import threadpool_info
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:  # not Linux: platform's answer
+        pass
+    blas = ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
+                     for i in threadpool_info() if i.get("user_api") == "blas")
+    return {"cpu": cpu, "blas": blas or "none found"}
+
+
 def run(ns: argparse.Namespace) -> None:
     import sklearn
 
@@ -253,7 +272,7 @@ def run(ns: argparse.Namespace) -> None:
             "seeds": ns.seeds, "first_seed": ns.first_seed, "noise": ns.noise, "set": ns.set, "configs": rows,
             "model": f"the loop's model for the {ref!r} row (full-data accuracy {fulls[ref]:.4f})",
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
-                        "sklearn": sklearn.__version__, "jobs": ns.jobs},
+                        "sklearn": sklearn.__version__, "jobs": ns.jobs, **processor()},
             "curves": {name: {} for name in rows}, "seconds": {}, "round_seconds": {name: {} for name in rows},
             "round_waits": {name: {} for name in rows},
         }
@@ -289,8 +308,9 @@ def report(paths: list[str], against: str | None = None) -> None:
         full, base = res["full_accuracy"], res["curves"].get(REFERENCE)
         m = res.get("machine", {})
         print(f"\n{res['data']}, batch {res['batch']}: final accuracy at {res['max_labels']} labels, the top of the "
-              f"curve and seconds per round ({m.get('cpus')} CPUs, {m.get('jobs')} runs at a time, Python "
-              f"{m.get('python')}, numpy {m.get('numpy')}, scikit-learn {m.get('sklearn')})")
+              f"curve and seconds per round ({m.get('cpus')} CPUs, {m.get('cpu', 'CPU not recorded')}, BLAS "
+              f"{m.get('blas', 'not recorded')}, {m.get('jobs')} runs at a time, Python {m.get('python')}, numpy "
+              f"{m.get('numpy')}, scikit-learn {m.get('sklearn')})")
         print("\n| row | its model's full-data accuracy | final accuracy (mean) | final - margin [95% CI] | "
               "below margin after both passed 95% (points, seeds) | mean shortfall there | "
               "median s/round | x margin's | people wait: median s/round | x margin's |")
@@ -363,7 +383,8 @@ def _top_of_curve(curves: dict[str, Any], base: dict[str, Any], seeds: list[str]
 def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Runs of one setting (data, batch, budget, seed labels, noise) joined: their rows' curves and
     seconds by seed, e.g. a long run made in parts (``--first-seed``) or a row added later. The
-    runs are deterministic given their seed, so a seed run twice must give the same curve."""
+    runs are deterministic given their seed on one machine, so a seed run twice must give the same
+    curve; runs recorded on another CPU or BLAS kernel are refused."""
     setting = ("data", "batch", "max_labels", "seed_size", "noise", "full_accuracy")
     first = runs[0]
     out = {**first, **{k: {row: dict(v) if isinstance(v, dict) else list(v) for row, v in first.get(k, {}).items()}
@@ -373,6 +394,12 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         differ = [k for k in setting if run_.get(k) != first.get(k)]
         if differ:
             raise SystemExit(f"--merge: the runs differ in {', '.join(differ)}; only runs of one setting join")
+        where = [k for k in ("cpu", "blas") if {k} <= run_.get("machine", {}).keys() & first.get("machine", {}).keys()
+                 and run_["machine"][k] != first["machine"][k]]
+        if where:  # another CPU's BLAS kernels round differently: a seed's curve there is not the one here
+            raise SystemExit(f"--merge: the runs were made on machines with another {' and '.join(k.upper() for k in where)} "
+                             f"({first['machine'][where[0]]!r} against {run_['machine'][where[0]]!r}); a seed's curve "
+                             "may differ between them, so pair rows run on one machine")
         for row, curves in run_["curves"].items():
             mine = out["curves"].setdefault(row, {})
             clash = [s for s in curves if s in mine and mine[s] != curves[s]]
