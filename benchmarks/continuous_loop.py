@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
 from benchmarks.loop_labels import data_section, merge, prepare  # noqa: E402
+from benchmarks.machine import processor  # noqa: E402
 
 ROWS: dict[str, dict[str, Any]] = {
     "rounds-b50": {"loop": {"mode": "rounds", "batch_size": 50}},
@@ -145,7 +146,9 @@ def first(curve: list[list[float]], target: float, what: int) -> float | None:
 def report(path: Path) -> None:
     data = json.loads(path.read_text())
     full, runs = data["full_accuracy"], data["runs"]
-    print(f"{data['meta']['name']}: full-data accuracy {full:.4f}; {data['args']}")
+    m = data.get("machine", {})
+    print(f"{data['meta']['name']}: full-data accuracy {full:.4f}; {data['args']}; {m.get('cpus', '?')} CPUs, CPU "
+          f"{m.get('cpu', 'not recorded')}, BLAS {m.get('blas', 'not recorded')}")
     by = {(r["name"], r["seed"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs})
     names = list(dict.fromkeys(r["name"] for r in runs))  # as run (rows since renamed or removed included)
@@ -230,6 +233,10 @@ def main() -> None:
     ns = ap.parse_args()
     if ns.merge:
         parts = [json.loads(p.read_text()) for p in ns.merge]
+        machines = {(m.get("cpu"), m.get("blas")) for m in (part.get("machine") for part in parts) if m}
+        if len(machines) > 1:  # continuous mode charges measured compute to the clock: seconds of two machines differ
+            raise SystemExit(f"--merge: the parts ran on machines with another CPU or BLAS ({sorted(machines)}); "
+                             "merge parts run on one machine")
         ns.out.write_text(json.dumps({**parts[0], "runs": [r for part in parts for r in part["runs"]]}))
         report(ns.out)
         return
@@ -241,7 +248,7 @@ def main() -> None:
         folder = Path(tmp)
         meta = prepare(ns.data, folder, ns.classes)
         full = full_accuracy(folder, ns)
-        runs = []
+        runs, machine = [], {"cpus": os.cpu_count(), **processor()}
         for seed in range(ns.first_seed, ns.first_seed + ns.seeds):
             for name in ns.rows:
                 runs.append(run_one(name, folder, ns, seed))
@@ -250,7 +257,8 @@ def main() -> None:
                       f"final {r['curve'][-1][1]:.4f}, {r['seconds']:.0f} s", flush=True)
                 if ns.out:
                     args = {k: v for k, v in vars(ns).items() if k not in ("out", "report")}
-                    ns.out.write_text(json.dumps({"meta": meta, "full_accuracy": full, "args": args, "runs": runs}))
+                    ns.out.write_text(json.dumps({"meta": meta, "full_accuracy": full, "args": args, "runs": runs,
+                                                  "machine": machine}))
     if ns.out:
         report(ns.out)
 

@@ -54,6 +54,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
+from benchmarks.machine import processor  # noqa: E402
+
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
     # plain margin sampling: no pseudo-labels, and its first round picked by margin too (not the
@@ -231,25 +233,6 @@ def configs(ns: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return out
 
 
-def processor() -> dict[str, str]:
-    """The CPU's model and the BLAS library with the kernel it chose for it: a seed's curve is the
-    same run after run on one machine, but BLAS kernels for another CPU round differently, so
-    the solver's iterations and then the picks may differ there (log, 2026-12-07)."""
-    import platform
-
-    from threadpoolctl import threadpool_info
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:  # not Linux: platform's answer
-        pass
-    blas = ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
-                     for i in threadpool_info() if i.get("user_api") == "blas")
-    return {"cpu": cpu, "blas": blas or "none found"}
-
-
 def run(ns: argparse.Namespace) -> None:
     import sklearn
 
@@ -272,7 +255,7 @@ def run(ns: argparse.Namespace) -> None:
             "seeds": ns.seeds, "first_seed": ns.first_seed, "noise": ns.noise, "set": ns.set, "configs": rows,
             "model": f"the loop's model for the {ref!r} row (full-data accuracy {fulls[ref]:.4f})",
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
-                        "sklearn": sklearn.__version__, "jobs": ns.jobs, **processor()},
+                        "sklearn": sklearn.__version__, "jobs": ns.jobs, **processor()},  # a seed's curve is one machine's
             "curves": {name: {} for name in rows}, "seconds": {}, "round_seconds": {name: {} for name in rows},
             "round_waits": {name: {} for name in rows},
         }

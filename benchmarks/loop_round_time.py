@@ -40,6 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
+from benchmarks.machine import describe  # noqa: E402
 from clicloop.orchestrator.hookspecs import hookimpl  # noqa: E402
 
 SETTINGS = {"pseudo_labels: auto (default)": "auto", "pseudo_labels: exact graph (brute force)": "exact",
@@ -189,7 +190,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="The number of unique classes")  # 150 intents, few labels each
     with tempfile.TemporaryDirectory() as tmp:
         data = data_section(ns.data, Path(tmp), ns.seed_size)
-        print(f"{ns.data}: {ns.rounds} rounds of {ns.batch}, {ns.seed_size} seed labels, seed {ns.seed}")
+        print(f"{ns.data}: {ns.rounds} rounds of {ns.batch}, {ns.seed_size} seed labels, seed {ns.seed}; "
+              f"{os.cpu_count()} CPUs, {describe()}")
         if ns.isolate:
             print("| setting | loop.blas_threads | first round s (CPU s) | median later s (CPU s) | people wait: first / "
                   "median later s | peak memory GB | each round (s) | final metric | load before / after |"
