@@ -196,11 +196,27 @@ def _features(cols: dict[str, Any], source: Source, name: str) -> tuple[str, Any
         try:
             col = np.asarray(cols[c], dtype=np.float64)
         except (TypeError, ValueError) as e:
-            raise DataError(f"{name}: feature column {c!r} is not numeric ({e})") from e
+            raise DataError(_not_numeric(cols[c], name, c, e)) from e
         _check_finite(col, name, c)
     # float32 columns (Parquet, Arrow) stay float32, as a float32 .npy does: half the memory on large pools
     dtype = np.float32 if all(np.asarray(cols[c]).dtype == np.float32 for c in names) else np.float64
     return "numeric", np.column_stack([np.asarray(cols[c], dtype=dtype) for c in names])
+
+
+def _not_numeric(col: Any, name: str, column: str, error: Exception) -> str:
+    """The message for a listed feature column that does not convert: its first cells that are
+    filled and not numbers (a text cell, or a CSV row short of a field that shifted its label)."""
+    import pandas as pd
+
+    values = pd.Series(np.asarray(col, dtype=object))
+    filled = np.array([not _is_missing(v) for v in values], dtype=bool)
+    bad = np.flatnonzero(filled & pd.to_numeric(values, errors="coerce").isna().to_numpy())
+    if not bad.size:
+        return f"{name}: feature column {column!r} is not numeric ({error})"
+    rows = ", ".join(str(int(r)) for r in bad[:5]) + (f" and {bad.size - 5} more" if bad.size > 5 else "")
+    return (f"{name}: feature column {column!r} is not numeric: row {int(bad[0])} holds {values[bad[0]]!r} (0-based; "
+            f"{bad.size} such row(s): {rows}); fix those cells or rows, or leave the column out of data.pool.features / "
+            "data.eval.features")
 
 
 def _no_stray_text(cols: dict[str, Any], reserved: set[Any], name: str) -> None:

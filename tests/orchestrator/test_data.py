@@ -130,6 +130,16 @@ def test_a_number_column_with_one_text_cell_is_named_not_dropped(tmp_path):
         read_pool(Source(path=path, id="id"))
 
 
+def test_a_listed_feature_column_with_text_names_the_row(tmp_path):
+    """With the features listed, a text cell (here a CSV row one field short, its label shifted into
+    f1) said only 'could not convert string to float', not where."""
+    path = tmp_path / "pool.csv"
+    path.write_text("id,f0,f1,label\na,1,2,x\nb,3,x\nc,5,4,y\nd,6,z,y\n")
+    with pytest.raises(DataError, match=r"pool.csv: feature column 'f1' is not numeric: row 1 holds 'x' \(0-based; "
+                                        r"2 such row\(s\): 1, 3\)"):
+        read_pool(Source(path=path, id="id", features=["f0", "f1"], truth="label"))
+
+
 @pytest.mark.parametrize(("name", "text", "says"), [
     ("pool.csv", "id,f0,f1\na,1,2\nb, ,3\nc,5,4\nd,6,5\n", r"row 1 holds ' ' \(blank\)"),
     ("pool.jsonl", '{"id": "a", "f0": 1, "f1": 2}\n{"id": "b", "f0": "", "f1": 3}\n{"id": "c", "f0": 5, "f1": 4}\n',
