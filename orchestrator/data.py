@@ -213,10 +213,9 @@ def _not_numeric(col: Any, name: str, column: str, error: Exception) -> str:
     bad = np.flatnonzero(filled & pd.to_numeric(values, errors="coerce").isna().to_numpy())
     if not bad.size:
         return f"{name}: feature column {column!r} is not numeric ({error})"
-    rows = ", ".join(str(int(r)) for r in bad[:5]) + (f" and {bad.size - 5} more" if bad.size > 5 else "")
-    return (f"{name}: feature column {column!r} is not numeric: row {int(bad[0])} holds {values[bad[0]]!r} (0-based; "
-            f"{bad.size} such row(s): {rows}); fix those cells or rows, or leave the column out of data.pool.features / "
-            "data.eval.features")
+    return (f"{name}: feature column {column!r} is not numeric: row {int(bad[0])} holds {values[bad[0]]!r}; "
+            f"{bad.size} such row(s): {_rows(bad)}; fix those cells or rows, or leave the column out of "
+            "data.pool.features / data.eval.features")
 
 
 def _no_stray_text(cols: dict[str, Any], reserved: set[Any], name: str) -> None:

@@ -135,8 +135,8 @@ def test_a_listed_feature_column_with_text_names_the_row(tmp_path):
     f1) said only 'could not convert string to float', not where."""
     path = tmp_path / "pool.csv"
     path.write_text("id,f0,f1,label\na,1,2,x\nb,3,x\nc,5,4,y\nd,6,z,y\n")
-    with pytest.raises(DataError, match=r"pool.csv: feature column 'f1' is not numeric: row 1 holds 'x' \(0-based; "
-                                        r"2 such row\(s\): 1, 3\)"):
+    with pytest.raises(DataError, match=r"pool.csv: feature column 'f1' is not numeric: row 1 holds 'x'; "
+                                        r"2 such row\(s\): 1, 3 \(0-based\)"):
         read_pool(Source(path=path, id="id", features=["f0", "f1"], truth="label"))
 
 
