@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
 from benchmarks.loop_labels import data_section, merge, prepare  # noqa: E402
-from benchmarks.machine import processor  # noqa: E402
+from benchmarks.machine import other_machine, processor  # noqa: E402
 
 ROWS: dict[str, dict[str, Any]] = {
     "rounds-b50": {"loop": {"mode": "rounds", "batch_size": 50}},
@@ -233,10 +233,9 @@ def main() -> None:
     ns = ap.parse_args()
     if ns.merge:
         parts = [json.loads(p.read_text()) for p in ns.merge]
-        machines = {(m.get("cpu"), m.get("blas")) for m in (part.get("machine") for part in parts) if m}
-        if len(machines) > 1:  # continuous mode charges measured compute to the clock: seconds of two machines differ
-            raise SystemExit(f"--merge: the parts ran on machines with another CPU or BLAS ({sorted(machines)}); "
-                             "merge parts run on one machine")
+        why = other_machine([part.get("machine", {}) for part in parts])
+        if why:  # continuous mode charges measured compute to the clock: seconds of two machines differ
+            raise SystemExit(f"--merge: {why}")
         ns.out.write_text(json.dumps({**parts[0], "runs": [r for part in parts for r in part["runs"]]}))
         report(ns.out)
         return

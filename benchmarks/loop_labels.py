@@ -54,7 +54,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("CLICLOOP_WORKER_SALT", "clicloop-benchmarks")  # throwaway ledgers: no key file per run in ~/.config
 
-from benchmarks.machine import processor  # noqa: E402
+from benchmarks.machine import other_machine, processor  # noqa: E402
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -370,6 +370,9 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     curve; runs recorded on another CPU or BLAS kernel are refused."""
     setting = ("data", "batch", "max_labels", "seed_size", "noise", "full_accuracy")
     first = runs[0]
+    why = other_machine([r.get("machine", {}) for r in runs])
+    if why:  # another CPU's BLAS kernels round differently: a seed's curve there is not the one here
+        raise SystemExit(f"--merge: {why}")
     out = {**first, **{k: {row: dict(v) if isinstance(v, dict) else list(v) for row, v in first.get(k, {}).items()}
                        for k in ("curves", "round_seconds", "round_waits", "seconds")},
            "configs": dict(first["configs"]), "full_accuracy_by_row": dict(first["full_accuracy_by_row"])}
@@ -377,12 +380,6 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         differ = [k for k in setting if run_.get(k) != first.get(k)]
         if differ:
             raise SystemExit(f"--merge: the runs differ in {', '.join(differ)}; only runs of one setting join")
-        where = [k for k in ("cpu", "blas") if {k} <= run_.get("machine", {}).keys() & first.get("machine", {}).keys()
-                 and run_["machine"][k] != first["machine"][k]]
-        if where:  # another CPU's BLAS kernels round differently: a seed's curve there is not the one here
-            raise SystemExit(f"--merge: the runs were made on machines with another {' and '.join(k.upper() for k in where)} "
-                             f"({first['machine'][where[0]]!r} against {run_['machine'][where[0]]!r}); a seed's curve "
-                             "may differ between them, so pair rows run on one machine")
         for row, curves in run_["curves"].items():
             mine = out["curves"].setdefault(row, {})
             clash = [s for s in curves if s in mine and mine[s] != curves[s]]

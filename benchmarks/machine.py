@@ -29,3 +29,15 @@ def describe() -> str:
     """One line for a benchmark's header: ``CPU ..., BLAS ...``."""
     info = processor()
     return f"CPU {info['cpu']}, BLAS {info['blas']}"
+
+
+def other_machine(machines: list[dict[str, object]]) -> str | None:
+    """Why runs recorded on these machines (each a run's ``machine`` record) must not be joined, or
+    ``None`` when they agree: the first CPU or BLAS that differs, both values named. A record
+    without the key (runs older than 2026-12-07) is taken as agreeing."""
+    for key in ("cpu", "blas"):
+        seen = {m[key] for m in machines if key in m}
+        if len(seen) > 1:
+            return (f"the runs were made on machines with another {key.upper()} ({' against '.join(map(repr, sorted(seen)))}); "
+                    "a seed's curve and its seconds may differ between them, so join only runs of one machine")
+    return None

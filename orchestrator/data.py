@@ -206,11 +206,9 @@ def _features(cols: dict[str, Any], source: Source, name: str) -> tuple[str, Any
 def _not_numeric(col: Any, name: str, column: str, error: Exception) -> str:
     """The message for a listed feature column that does not convert: its first cells that are
     filled and not numbers (a text cell, or a CSV row short of a field that shifted its label)."""
-    import pandas as pd
-
-    values = pd.Series(np.asarray(col, dtype=object))
-    filled = np.array([not _is_missing(v) for v in values], dtype=bool)
-    bad = np.flatnonzero(filled & pd.to_numeric(values, errors="coerce").isna().to_numpy())
+    values = np.asarray(col, dtype=object)
+    filled, numbers = _filled_and_numbers(values)
+    bad = np.flatnonzero(filled & ~numbers)
     if not bad.size:
         return f"{name}: feature column {column!r} is not numeric ({error})"
     return (f"{name}: feature column {column!r} is not numeric: row {int(bad[0])} holds {values[bad[0]]!r}; "
@@ -222,15 +220,12 @@ def _no_stray_text(cols: dict[str, Any], reserved: set[Any], name: str) -> None:
     """A column of numbers with a few text cells ('abc', '1,5', a blank ' ', or in JSON a number
     in quotes among numbers) would be left out of the features as a text column: name its first
     such cell instead (at least half its filled cells are numbers)."""
-    import pandas as pd
-
     for c, col in cols.items():
         col = np.asarray(col)
         if c in reserved or col.dtype != object or col.ndim != 1:
             continue
-        filled = np.array([not _is_missing(v) for v in col], dtype=bool)
+        filled, numbers = _filled_and_numbers(col)
         blank = np.array([isinstance(v, str) and not v.strip() for v in col], dtype=bool)
-        numbers = pd.to_numeric(pd.Series(col), errors="coerce").notna().to_numpy()
         real = np.array([isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in col],
                         dtype=bool)
         json_lines = name.endswith((".jsonl", ".ndjson", ".jsonl.gz"))  # a CSV's chunks may parse one column two ways
@@ -242,6 +237,15 @@ def _no_stray_text(cols: dict[str, Any], reserved: set[Any], name: str) -> None:
             raise DataError(f"{name}: column {c!r} holds numbers but row {row} holds {col[row]!r}{what} "
                             f"(0-based; {stray.size} such row(s)); fix the cell, or list the feature columns "
                             "(data.pool.features / data.eval.features) to leave the column out")
+
+
+def _filled_and_numbers(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of a 1-D column: filled (not missing), and a number or a text that reads as one;
+    a cell filled and not a number is text where numbers belong (the one rule of both messages)."""
+    import pandas as pd
+
+    filled = np.array([not _is_missing(v) for v in col], dtype=bool)
+    return filled, pd.to_numeric(pd.Series(col), errors="coerce").notna().to_numpy()
 
 
 def _float_matrix(X: Any) -> np.ndarray:
