@@ -3,11 +3,13 @@ the real ``Loop`` (the default config, ``benchmarks/loop_labels.py``'s ``default
 given label counts, the round's pseudo-labeled training set is refitted from scratch and, from
 the product's fit, with tighter tolerances; each fit's accuracy on the evaluation set, its
 L-BFGS iterations and seconds are printed as JSON lines. The loop's own picks and fits are
-unchanged (the refits are evaluated and dropped).
+unchanged (the refits are evaluated and dropped). ``--Cs`` also refits each set with another C
+(the pseudo-labeled fit's regularisation; no pick depends on it).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pseudo_fit_convergence.py --data ../shared/data/clinc150 --batch 10 --seed 10 --at 500,600,650,700,800
 
-Measured on 2026-12-07 (docs/benchmarks/log.md, "The pseudo-labeled fit, converged").
+Measured on 2026-12-07 (docs/benchmarks/log.md, "The pseudo-labeled fit, converged" and "A smaller C
+for the pseudo-labeled fit, probed offline").
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=10, help="the run's seed (10+: calibration seeds)")
     p.add_argument("--at", type=lambda t: {int(a) for a in t.split(",")}, required=True, help="label counts, e.g. 500,600")
     p.add_argument("--tols", type=lambda t: [float(a) for a in t.split(",")], default=[1e-5, 1e-6])
+    p.add_argument("--Cs", type=lambda t: [float(a) for a in t.split(",")], default=[],
+                   help="also refit the pseudo-labeled set warm with these C (the last step's), at the tightest tolerance")
     ns = p.parse_args()
     from benchmarks import loop_labels as ll
     from clicloop import Loop, config_from_dict
@@ -58,7 +62,7 @@ def main() -> None:
         trained = plain_trained(model, labeler, X, idx, y, fit_kwargs)
         seconds = time.perf_counter() - started
         if "set" in captured:
-            print(json.dumps(compare(trained, seconds, *captured.pop("set"), loops[0].evalset_, ns.tols, evaluate)),
+            print(json.dumps(compare(trained, seconds, *captured.pop("set"), loops[0].evalset_, ns.tols, evaluate, ns.Cs)),
                   flush=True)
         return trained
 
@@ -77,8 +81,8 @@ def main() -> None:
 
 
 def compare(trained: Any, seconds: float, X2: Any, y2: Any, n: int, query: Any, evalset: Any, tols: list[float],
-            evaluate: Any) -> dict[str, Any]:
-    """The product's fit against a cold refit and warm refits at tighter tolerances."""
+            evaluate: Any, Cs: list[float] = ()) -> dict[str, Any]:
+    """The product's fit against a cold refit, warm refits at tighter tolerances and with another C."""
     def last(m: Any) -> Any:
         return m.steps[-1][1] if hasattr(m, "steps") else m
 
@@ -96,6 +100,11 @@ def compare(trained: Any, seconds: float, X2: Any, y2: Any, n: int, query: Any, 
         warm.fit(X2, y2)
         row |= {f"tol{tol:g}": round(evaluate(warm, evalset, "accuracy"), 4),
                 f"tol{tol:g}_s": round(time.perf_counter() - started, 2)}
+    for C in Cs:
+        warm = copy.deepcopy(trained)
+        last(warm).set_params(warm_start=True, tol=min(tols, default=1e-5), C=C)
+        warm.fit(X2, y2)
+        row[f"C{C:g}"] = round(evaluate(warm, evalset, "accuracy"), 4)
     return row
 
 
