@@ -37,6 +37,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=10, help="the run's seed (10+: calibration seeds)")
     p.add_argument("--at", type=lambda t: {int(a) for a in t.split(",")}, required=True, help="label counts, e.g. 500,600")
     p.add_argument("--tols", type=lambda t: [float(a) for a in t.split(",")], default=[1e-5, 1e-6])
+    p.add_argument("--second-pass", action="store_true",
+                   help="also refit on the rows whose spread label the pseudo-labeled fit (not the human-label fit) predicts")
     p.add_argument("--Cs", type=lambda t: [float(a) for a in t.split(",")], default=[],
                    help="also refit the pseudo-labeled set warm with these C (the last step's), at the tightest tolerance")
     ns = p.parse_args()
@@ -54,6 +56,13 @@ def main() -> None:
         out = plain_with(labeler, X, idx, y, fit_kwargs, model, exclude, remember)
         if remember and model is not None and len(y) in ns.at:
             captured["set"] = (out[0], out[1], len(y), copy.deepcopy(model))
+            if ns.second_pass:
+                from clicloop.orchestrator.training.spreading import normalise, top_share
+                unlabeled = np.setdiff1d(np.arange(labeler.spread_.shape[0]), idx)
+                classes = np.unique(y)
+                spread = classes[normalise(labeler.spread_[unlabeled]).argmax(axis=1)]
+                sure = top_share(labeler.spread_)[unlabeled]
+                captured["pool"] = (X, idx, y, unlabeled, spread, sure, copy.deepcopy(model))
         return out
 
     def fit_trained(model: Any, labeler: Any, X: Any, idx: Any, y: Any, fit_kwargs: Any) -> Any:
@@ -62,8 +71,10 @@ def main() -> None:
         trained = plain_trained(model, labeler, X, idx, y, fit_kwargs)
         seconds = time.perf_counter() - started
         if "set" in captured:
-            print(json.dumps(compare(trained, seconds, *captured.pop("set"), loops[0].evalset_, ns.tols, evaluate, ns.Cs)),
-                  flush=True)
+            row = compare(trained, seconds, *captured.pop("set"), loops[0].evalset_, ns.tols, evaluate, ns.Cs)
+            if "pool" in captured:
+                row |= second_pass(trained, *captured.pop("pool"), loops[0].evalset_, evaluate)
+            print(json.dumps(row), flush=True)
         return trained
 
     def build(self: Any) -> Any:
@@ -87,7 +98,7 @@ def compare(trained: Any, seconds: float, X2: Any, y2: Any, n: int, query: Any, 
         return m.steps[-1][1] if hasattr(m, "steps") else m
 
     row = {"labels": n, "product": round(evaluate(trained, evalset, "accuracy"), 4), "product_s": round(seconds, 2),
-           "product_iters": int(np.max(last(trained).n_iter_))}
+           "product_iters": int(np.max(last(trained).n_iter_)), "pseudo_rows": int(len(y2) - n)}
     started = time.perf_counter()
     cold = copy.deepcopy(query)
     cold.fit(X2, y2)
@@ -105,6 +116,29 @@ def compare(trained: Any, seconds: float, X2: Any, y2: Any, n: int, query: Any, 
         last(warm).set_params(warm_start=True, tol=min(tols, default=1e-5), C=C)
         warm.fit(X2, y2)
         row[f"C{C:g}"] = round(evaluate(warm, evalset, "accuracy"), 4)
+    return row
+
+
+def second_pass(trained: Any, X: Any, idx: Any, y: Any, unlabeled: Any, spread: Any, sure: Any, human: Any,
+                evalset: Any, evaluate: Any) -> dict[str, Any]:
+    """Other choices of the pseudo-labeled rows, each refitted warm from the product's fit at
+    tolerance 0.00001: ``pass2`` the rows whose spread label the pseudo-labeled fit predicts
+    (co-training's second round); ``and3`` those both fits predict; ``topQ`` the agreeing rows
+    whose spreading confidence is in their top Q share."""
+    from clicloop.orchestrator.training.models import predicted_labels
+
+    text = spread.astype(str)
+    by_pseudo = predicted_labels(trained, X[unlabeled]) == text
+    by_human = predicted_labels(human, X[unlabeled]) == text
+    cut = {f"top{q:g}": by_human & (sure >= np.quantile(sure[by_human], 1 - q)) for q in (0.5, 0.75)}
+    row: dict[str, Any] = {}
+    for name, keep in {"pass2": by_pseudo, "and3": by_pseudo & by_human, **cut}.items():
+        rows = unlabeled[keep]
+        X2, y2 = X[np.concatenate([idx, rows])], np.concatenate([y, spread[keep].astype(y.dtype)])
+        warm = copy.deepcopy(trained)
+        (warm.steps[-1][1] if hasattr(warm, "steps") else warm).set_params(warm_start=True, tol=1e-5)
+        warm.fit(X2, y2)
+        row |= {name: round(evaluate(warm, evalset, "accuracy"), 4), f"{name}_rows": int(rows.size)}
     return row
 
 
