@@ -39,6 +39,8 @@ def main() -> None:
     p.add_argument("--tols", type=lambda t: [float(a) for a in t.split(",")], default=[1e-5, 1e-6])
     p.add_argument("--second-pass", action="store_true",
                    help="also refit on the rows whose spread label the pseudo-labeled fit (not the human-label fit) predicts")
+    p.add_argument("--scaled", action="store_true",
+                   help="also refit with C x human labels / rows (the prior weighs as much as on the human labels alone)")
     p.add_argument("--Cs", type=lambda t: [float(a) for a in t.split(",")], default=[],
                    help="also refit the pseudo-labeled set warm with these C (the last step's), at the tightest tolerance")
     ns = p.parse_args()
@@ -71,7 +73,12 @@ def main() -> None:
         trained = plain_trained(model, labeler, X, idx, y, fit_kwargs)
         seconds = time.perf_counter() - started
         if "set" in captured:
-            row = compare(trained, seconds, *captured.pop("set"), loops[0].evalset_, ns.tols, evaluate, ns.Cs)
+            X2, y2, n = captured["set"][:3]
+            scaled = [n / len(y2)] if ns.scaled else []
+            row = compare(trained, seconds, *captured.pop("set"), loops[0].evalset_, ns.tols, evaluate, ns.Cs + scaled)
+            if scaled:
+                row["scaled_C"] = round(scaled[0], 4)
+                row["scaled"] = row.pop(f"C{scaled[0]:g}")
             if "pool" in captured:
                 row |= second_pass(trained, *captured.pop("pool"), loops[0].evalset_, evaluate)
             print(json.dumps(row), flush=True)

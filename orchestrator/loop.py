@@ -184,7 +184,7 @@ class Loop:
                                                                  agree=spread.agree, check_folds=spread.check_folds,
                                                                  newest_check=spread.newest_check,
                                                                  graph=spread.graph, max_rows=spread.max_rows,
-                                                                 fit_tol=spread.fit_tol,
+                                                                 fit_tol=spread.fit_tol, fit_C=spread.fit_C,
                                                                  state=state_name(cfg.ledger, cfg.loop.name))
         self.warm_ = None if self.model is not None else query_fits(state_name(cfg.ledger, cfg.loop.name))
         check_money_budget(cfg, self.backend_)

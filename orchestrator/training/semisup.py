@@ -30,7 +30,8 @@ from clicloop.orchestrator.training.models import predicted_labels
 from clicloop.orchestrator.training.newest import choose
 from clicloop.orchestrator.training.spreading import (columns_for, label_matrix, normalise, normalised_graph, respread,
                                                        spread, surest, top_share)
-from clicloop.orchestrator.training.warmstate import Generations, fit_tolerances, labels_key, warm_from
+from clicloop.orchestrator.training.warmstate import (Generations, fit_regularisation, fit_tolerances, labels_key,
+                                                       warm_from)
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class PseudoLabeler:
     def __init__(self, share: float = 0.75, neighbors: int = 10, alpha: float = 0.2, max_iter: int = 100,
                  agree: bool = False, check_folds: int = 0, graph: str = "auto", cache: bool = True,
                  max_rows: int | None = None, engine: Any = None, state: str | None = None,
-                 fit_tol: float | str | None = None, newest_check: int = 0):
+                 fit_tol: float | str | None = None, newest_check: int = 0, fit_C: float | str | None = None):
         self.share = share
         self.neighbors = neighbors
         self.alpha = alpha
@@ -150,6 +151,7 @@ class PseudoLabeler:
         self.cache = cache
         self.max_rows = max_rows
         self.fit_tol = fit_tol
+        self.fit_C = fit_C
         self.newest_check = newest_check
         self.engine = engine
         self.state = state
@@ -305,9 +307,9 @@ def _fit_trained(model: Any, labeler: PseudoLabeler, X: Any, idx: np.ndarray, y:
     if len(y2) == len(y):  # no pseudo-label agreed: the human-label fit is the trained model
         return choose(labeler, model, model, X, idx, y)
     trained = warm_copy(labeler, model, y2)
-    tolerances = fit_tolerances(trained, labeler.fit_tol)
-    if tolerances:  # a model is anything with fit / predict_proba / classes_: set_params is optional
-        trained.set_params(**tolerances)
+    params = fit_tolerances(trained, labeler.fit_tol) | fit_regularisation(model, labeler.fit_C, len(y), len(y2))
+    if params:  # a model is anything with fit / predict_proba / classes_: set_params is optional
+        trained.set_params(**params)
     trained.fit(X2, y2, **kwargs)
     labeler.remember_trained(trained)
     return choose(labeler, model, trained, X, idx, y)

@@ -365,3 +365,17 @@ def fit_tolerances(model: Any, fit_tol: float | str | None) -> dict[str, float]:
     params = model.get_params()
     return {key: min(float(params[key]), CONVERGED_TOL) for key in keys
             if isinstance(model if key == "tol" else params.get(key.rsplit("__", 1)[0]), LogisticRegression)}
+
+
+def fit_regularisation(model: Any, fit_C: float | str | None, n_human: int, n_rows: int) -> dict[str, float]:
+    """The ``C`` parameters to set on ``model`` for the pseudo-labeled fit of ``n_rows`` rows, of
+    which ``n_human`` are human labels: ``fit_C`` on each (its own, or a pipeline step's); with
+    ``"scaled"``, each one's own C times ``n_human / n_rows`` (the penalty then weighs against the
+    loss as in the fit on the human labels alone); ``{}`` for None."""
+    keys = param_keys(model, "C")
+    if fit_C is None or not keys:
+        return {}
+    if fit_C != "scaled":
+        return {key: float(fit_C) for key in keys}
+    params = model.get_params()
+    return {key: float(params[key]) * n_human / max(n_rows, 1) for key in keys}

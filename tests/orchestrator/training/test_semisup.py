@@ -354,6 +354,48 @@ def test_the_loop_hands_fit_tol_to_its_pseudo_labeler(tmp_path):
     assert loop.pseudo_.fit_tol == 0.0003
 
 
+def test_fit_C_regularises_only_the_pseudo_labeled_fit_scaled_by_its_share_of_human_labels():
+    """fit_C sets the pseudo-labeled fit's C (the strategy's fit keeps the model's own); scaled:
+    the model's own C times human labels / rows trained on. Off by default, and off keeps an
+    older loop's hash."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from clicloop.orchestrator.loop_setup import fingerprint
+
+    X, truth = two_blobs()
+    idx = np.array([0, 1, 60, 61])
+    fixed, query = fit_with_pseudo_labels(make_pipeline(StandardScaler(), LogisticRegression(C=2.0)),
+                                          PseudoLabeler(share=1.0, agree=True, cache=False, fit_C=0.1), X, idx,
+                                          truth[idx], {})
+    assert fixed.get_params()["logisticregression__C"] == 0.1
+    assert query.get_params()["logisticregression__C"] == 2.0
+    labeler = PseudoLabeler(share=1.0, agree=True, cache=False, fit_C="scaled")
+    scaled, _ = fit_with_pseudo_labels(make_pipeline(StandardScaler(), LogisticRegression(C=2.0)), labeler, X, idx,
+                                       truth[idx], {})
+    rows = scaled.named_steps["standardscaler"].n_samples_seen_  # the rows the pseudo-labeled fit trained on
+    assert rows > idx.size  # pseudo-labels joined the fit
+    assert scaled.get_params()["logisticregression__C"] == pytest.approx(2.0 * idx.size / rows)
+    assert PseudoLabels().fit_C is None
+    base = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {}}))
+    older = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"fit_C": None}}))
+    assert fingerprint(base)[0] == fingerprint(older)[0]
+    assert fingerprint(config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"fit_C": "scaled"}})))[0] \
+        != fingerprint(base)[0]
+    with pytest.raises(ConfigError, match="fit_C"):
+        config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"fit_C": 0}}))
+
+
+def test_the_loop_hands_fit_C_to_its_pseudo_labeler(tmp_path):
+    from clicloop import Loop
+
+    config = digits_config(f"sqlite:///{tmp_path / 'l.db'}", loop={"pseudo_labels": {"fit_C": "scaled"}})
+    loop = Loop(config_from_dict(config))
+    loop._build()
+    assert loop.pseudo_.fit_C == "scaled"
+
+
 def test_many_classes_and_few_labels_fit_without_a_regression_warning():
     """An active-learning loop starts with many classes and few labels (150 intents, 200 seed
     labels): scikit-learn's 'could represent a regression problem' warning is not shown for it.
