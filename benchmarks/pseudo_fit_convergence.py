@@ -4,12 +4,14 @@ given label counts, the round's pseudo-labeled training set is refitted from scr
 the product's fit, with tighter tolerances; each fit's accuracy on the evaluation set, its
 L-BFGS iterations and seconds are printed as JSON lines. The loop's own picks and fits are
 unchanged (the refits are evaluated and dropped). ``--Cs`` also refits each set with another C
-(the pseudo-labeled fit's regularisation; no pick depends on it).
+(the pseudo-labeled fit's regularisation; no pick depends on it), ``--scaled`` with the model's
+C times human labels / rows (``loop.pseudo_labels.fit_C: scaled``), and ``--second-pass`` on
+other choices of the pseudo-labeled rows (:func:`second_pass`).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pseudo_fit_convergence.py --data ../shared/data/clinc150 --batch 10 --seed 10 --at 500,600,650,700,800
 
-Measured on 2026-12-07 (docs/benchmarks/log.md, "The pseudo-labeled fit, converged" and "A smaller C
-for the pseudo-labeled fit, probed offline").
+Measured on 2026-12-07 (docs/benchmarks/log.md, "The pseudo-labeled fit, converged" and "The
+pseudo-labeled fit probed offline: a smaller C, other sets of pseudo-labels").
 """
 
 from __future__ import annotations
@@ -73,8 +75,8 @@ def main() -> None:
         trained = plain_trained(model, labeler, X, idx, y, fit_kwargs)
         seconds = time.perf_counter() - started
         if "set" in captured:
-            X2, y2, n = captured["set"][:3]
-            scaled = [n / len(y2)] if ns.scaled else []
+            _, y2, n, query = captured["set"]
+            scaled = [own_C(query) * n / len(y2)] if ns.scaled else []
             row = compare(trained, seconds, *captured.pop("set"), loops[0].evalset_, ns.tols, evaluate, ns.Cs + scaled)
             if scaled:
                 row["scaled_C"] = round(scaled[0], 4)
@@ -124,6 +126,11 @@ def compare(trained: Any, seconds: float, X2: Any, y2: Any, n: int, query: Any, 
         warm.fit(X2, y2)
         row[f"C{C:g}"] = round(evaluate(warm, evalset, "accuracy"), 4)
     return row
+
+
+def own_C(model: Any) -> float:
+    """The model's C (its last pipeline step's), as ``fit_C: scaled`` starts from."""
+    return float((model.steps[-1][1] if hasattr(model, "steps") else model).C)
 
 
 def second_pass(trained: Any, X: Any, idx: Any, y: Any, unlabeled: Any, spread: Any, sure: Any, human: Any,
