@@ -355,27 +355,38 @@ def fit_tolerances(model: Any, fit_tol: float | str | None) -> dict[str, float]:
     """The ``tol`` parameters to set on ``model`` for the pseudo-labeled fit: ``fit_tol`` on each
     (its own, or a pipeline step's); with ``"auto"``, at most :data:`CONVERGED_TOL` on each
     logistic regression, the others left as they are; ``{}`` for None."""
-    keys = param_keys(model, "tol")
-    if fit_tol is None or not keys:
-        return {}
-    if fit_tol != "auto":
-        return {key: float(fit_tol) for key in keys}
     from sklearn.linear_model import LogisticRegression
 
-    params = model.get_params()
-    return {key: min(float(params[key]), CONVERGED_TOL) for key in keys
-            if isinstance(model if key == "tol" else params.get(key.rsplit("__", 1)[0]), LogisticRegression)}
+    def auto(key: str, params: dict[str, Any]) -> float | None:
+        owner = model if key == "tol" else params.get(key.rsplit("__", 1)[0])
+        return min(float(params[key]), CONVERGED_TOL) if isinstance(owner, LogisticRegression) else None
+
+    return _fit_params(model, "tol", fit_tol, "auto", auto)
 
 
 def fit_regularisation(model: Any, fit_C: float | str | None, n_human: int, n_rows: int) -> dict[str, float]:
     """The ``C`` parameters to set on ``model`` for the pseudo-labeled fit of ``n_rows`` rows, of
     which ``n_human`` are human labels: ``fit_C`` on each (its own, or a pipeline step's); with
     ``"scaled"``, each one's own C times ``n_human / n_rows`` (the penalty then weighs against the
-    loss as in the fit on the human labels alone); ``{}`` for None."""
-    keys = param_keys(model, "C")
-    if fit_C is None or not keys:
+    loss as in the fit on the human labels alone), a C that is not a number left as it is; ``{}``
+    for None."""
+    def scaled(key: str, params: dict[str, Any]) -> float | None:
+        own = params[key]
+        if isinstance(own, bool) or not isinstance(own, (int, float, np.number)):
+            return None
+        return float(own) * n_human / max(n_rows, 1)
+
+    return _fit_params(model, "C", fit_C, "scaled", scaled)
+
+
+def _fit_params(model: Any, name: str, value: float | str | None, rule_name: str,
+                rule: Callable[[str, dict[str, Any]], float | None]) -> dict[str, float]:
+    """``value`` for each parameter ``name`` of ``model``; where ``value`` is ``rule_name``, what
+    ``rule(key, model's params)`` gives each (None: leave that one as it is); ``{}`` for None."""
+    keys = param_keys(model, name)
+    if value is None or not keys:
         return {}
-    if fit_C != "scaled":
-        return {key: float(fit_C) for key in keys}
+    if value != rule_name:
+        return {key: float(value) for key in keys}
     params = model.get_params()
-    return {key: float(params[key]) * n_human / max(n_rows, 1) for key in keys}
+    return {key: got for key in keys if (got := rule(key, params)) is not None}

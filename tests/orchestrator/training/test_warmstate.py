@@ -173,3 +173,35 @@ def test_fit_tolerances(model, fit_tol, expected):
     models = {"pipeline": make_pipeline(StandardScaler(), LogisticRegression()), "tight": LogisticRegression(tol=1e-6),
               "sgd": SGDClassifier(), "forest": RandomForestClassifier()}
     assert fit_tolerances(models[model], fit_tol) == expected
+
+
+class _NamedC:
+    """A model whose C is not a number (a model is anything with fit / predict_proba / classes_)."""
+
+    def __init__(self, C="balanced"):
+        self.C = C
+
+    def get_params(self, deep=True):
+        return {"C": self.C}
+
+
+@pytest.mark.parametrize(("model", "fit_C", "expected"), [
+    ("pipeline", "scaled", {"logisticregression__C": 0.5}),  # its own 2.0 x 100 human labels / 400 rows
+    ("pipeline", 0.1, {"logisticregression__C": 0.1}),
+    ("pipeline", None, {}),
+    ("svc", "scaled", {"C": 0.25}),
+    ("named", "scaled", {}),  # a C that is not a number is left as it is (it raised ValueError before)
+    ("forest", "scaled", {}),  # no C at all
+])
+def test_fit_regularisation(model, fit_C, expected):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from clicloop.orchestrator.training.warmstate import fit_regularisation
+
+    models = {"pipeline": make_pipeline(StandardScaler(), LogisticRegression(C=2.0)), "svc": SVC(C=1),
+              "named": _NamedC(), "forest": RandomForestClassifier()}
+    assert fit_regularisation(models[model], fit_C, 100, 400) == expected
