@@ -59,14 +59,15 @@ def main() -> None:
                     remember: bool = True) -> Any:
         out = plain_with(labeler, X, idx, y, fit_kwargs, model, exclude, remember)
         if remember and model is not None and len(y) in ns.at:
-            captured["set"] = (out[0], out[1], len(y), copy.deepcopy(model))
+            human = copy.deepcopy(model)  # the fit on human labels, as the query uses it
+            captured["set"] = (out[0], out[1], len(y), human)
             if ns.second_pass:
                 from clicloop.orchestrator.training.spreading import normalise, top_share
                 unlabeled = np.setdiff1d(np.arange(labeler.spread_.shape[0]), idx)
                 classes = np.unique(y)
                 spread = classes[normalise(labeler.spread_[unlabeled]).argmax(axis=1)]
                 sure = top_share(labeler.spread_)[unlabeled]
-                captured["pool"] = (X, idx, y, unlabeled, spread, sure, copy.deepcopy(model))
+                captured["pool"] = (X, idx, y, unlabeled, spread, sure, human)  # compare() refits copies, never it
         return out
 
     def fit_trained(model: Any, labeler: Any, X: Any, idx: Any, y: Any, fit_kwargs: Any) -> Any:
