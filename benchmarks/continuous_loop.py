@@ -17,7 +17,9 @@ ready)``, waiting (``wait_s`` summed: time a present worker had no task) against
 effective wage on total time (income / (active + unpaid) hours) and, in continuous mode, the mean
 staleness. ``--report`` prints, per row, the medians over seeds and the paired ratios to the
 rounds rows the issue names: simulated hours to 95% of the full-data accuracy (continuous vs
-rounds at batch 50) and labels to 95% / 98% (continuous vs rounds at batch 10). Full-data accuracy:
+rounds at batch 50) and labels to 95% / 98% (continuous vs rounds at batch 10); a continuous row
+``cont-X`` is paired with ``rounds-b50-X`` where that row ran (``cont-scaled`` with
+``rounds-b50-scaled``: one setting in both modes). Full-data accuracy:
 the default model fitted on the whole pool (``benchmarks/loop_labels.full_accuracy``). ``--data``
 takes what ``benchmarks/loop_labels.py`` takes (``digits`` or a folder of ``<name>.jsonl`` +
 ``<name>.minilm.npy``); ``--classes K`` keeps the first K labels. ``--session-mean S`` makes
@@ -72,6 +74,9 @@ ROWS: dict[str, dict[str, Any]] = {
                   "strategy": {"name": "margin-coverage", "params": {"pending": True}}},
     # the pseudo-labeled fit at the model's own tolerance (the default before 2026-12-07; measured 2026-12-07)
     "cont-tolown": {"loop": {"mode": "continuous", "batch_size": 10, "pseudo_labels": {"fit_tol": None}}},
+    # the pseudo-labeled fit's C scaled to its share of human labels, in both modes (measured 2026-12-07)
+    "rounds-b50-scaled": {"loop": {"mode": "rounds", "batch_size": 50, "pseudo_labels": {"fit_C": "scaled"}}},
+    "cont-scaled": {"loop": {"mode": "continuous", "batch_size": 10, "pseudo_labels": {"fit_C": "scaled"}}},
     # the product's continuous row, to be run by benchmarks/continuous_variants.py --variant NAME (a name of its own to merge)
     "cont-believer": {"loop": {"mode": "continuous", "batch_size": 10}},
 }
@@ -181,12 +186,14 @@ def report(path: Path) -> None:
             during = statistics.median((r["wait_s"] - r["trailing_s"]) / r["active_s"] for r in rs)
             after = statistics.median(r["trailing_s"] / r["active_s"] for r in rs)
             print(f"{name}: waiting / active on answers {during:.2%}, recorded at the stop (no answer carried it) {after:.2%} (medians)")
-    pairs = [(f"{what_name} to {int(100 * target)}%: {a} / {b}", a, b, what, target)
+    present = {r["name"] for r in runs}
+    twin = lambda a, b: f"{b}-{a.split('-', 1)[1]}" if "-" in a and f"{b}-{a.split('-', 1)[1]}" in present else b  # noqa: E731
+    pairs = [(f"{what_name} to {int(100 * target)}%: {a} / {twin(a, b)}", a, twin(a, b), what, target)
              for a in names if a.startswith("cont")
              for what_name, b, what, target in (("sim hours", "rounds-b50", 2, 0.95), ("labels", "rounds-b10", 0, 0.95),
                                                 ("labels", "rounds-b10", 0, 0.98), ("labels", "rounds-b20", 0, 0.95),
                                                 ("labels", "rounds-b20", 0, 0.98))
-             if any(r["name"] == b for r in runs)]
+             if twin(a, b) in present]
     for label, a, b, what, target in pairs:
         ratios = []
         for s in seeds:
