@@ -174,9 +174,10 @@ class PseudoLabels(_Strict):
         "starts from the last round's fit); auto: at most 0.00001 for logistic regression (at its own 0.0001 the warm-"
         "started fit stops a few iterations in, short of converged), the model's own for other models; None: the model's own")
     fit_C: Annotated[float, Field(gt=0)] | Literal["scaled"] | None = Field(
-        None, description="the pseudo-labeled fit's inverse regularisation (the model's ``C``, or its pipeline step's); "
-        "scaled: the model's own times human labels / rows trained on, so the prior weighs against the loss as on the "
-        "human labels alone; None: the model's own (an opt-in under measurement, docs/benchmarks/log.md, 2026-12-07)")
+        "scaled", description="the pseudo-labeled fit's inverse regularisation (the model's ``C``, or its pipeline step's; "
+        "the fit the strategy queries with keeps the model's own); scaled: the model's own times human labels / rows "
+        "trained on, so the prior weighs against the loss as on the human labels alone (a C that is not a number is left "
+        "as it is); None: the model's own (the default before 2026-12-07; docs/strategies.md)")
     graph: Literal["auto", "exact", "approximate"] = Field(
         "auto", description="the neighbour graph: exact (brute force, n^2 distances), approximate (faiss IVF), auto: "
         "exact up to 20,000 items, approximate above")

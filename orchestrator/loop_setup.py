@@ -303,8 +303,8 @@ def fingerprint(cfg: Config, *, legacy: bool = False) -> tuple[str, str]:
             del pseudo["max_rows"]  # likewise (pools up to 20,000 items run as before)
         if pseudo.get("fit_tol") in (None, "auto"):
             pseudo.pop("fit_tol", None)  # likewise (auto is the default since 2026-12-07; no pick changes, only the fit evaluated)
-        if pseudo.get("fit_C") is None:
-            pseudo.pop("fit_C", None)  # likewise (no pick changes, only the fit evaluated)
+        if pseudo.get("fit_C") in (None, "scaled"):
+            pseudo.pop("fit_C", None)  # likewise (scaled is the default since 2026-12-07; no pick changes, only the fit evaluated)
         if pseudo.get("max_pool") is None:
             pseudo["max_pool"] = 100_000  # the default until 2026-12-04 (no limit since): older loops keep their hash
     if body["loop"].get("cold_start_labels") == "auto":

@@ -356,8 +356,8 @@ def test_the_loop_hands_fit_tol_to_its_pseudo_labeler(tmp_path):
 
 def test_fit_C_regularises_only_the_pseudo_labeled_fit_scaled_by_its_share_of_human_labels():
     """fit_C sets the pseudo-labeled fit's C (the strategy's fit keeps the model's own); scaled:
-    the model's own C times human labels / rows trained on. Off by default, and off keeps an
-    older loop's hash."""
+    the model's own C times human labels / rows trained on. Scaled by default, and it keeps the
+    hash of an older loop (the model's own C then: no pick changes, only the fit evaluated)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -377,11 +377,11 @@ def test_fit_C_regularises_only_the_pseudo_labeled_fit_scaled_by_its_share_of_hu
     rows = scaled.named_steps["standardscaler"].n_samples_seen_  # the rows the pseudo-labeled fit trained on
     assert rows > idx.size  # pseudo-labels joined the fit
     assert scaled.get_params()["logisticregression__C"] == pytest.approx(2.0 * idx.size / rows)
-    assert PseudoLabels().fit_C is None
+    assert PseudoLabels().fit_C == "scaled"
     base = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {}}))
     older = config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"fit_C": None}}))
     assert fingerprint(base)[0] == fingerprint(older)[0]
-    assert fingerprint(config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"fit_C": "scaled"}})))[0] \
+    assert fingerprint(config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"fit_C": 0.1}})))[0] \
         != fingerprint(base)[0]
     with pytest.raises(ConfigError, match="fit_C"):
         config_from_dict(digits_config("sqlite://", loop={"pseudo_labels": {"fit_C": 0}}))
