@@ -74,7 +74,8 @@ ROWS: dict[str, dict[str, Any]] = {
                   "strategy": {"name": "margin-coverage", "params": {"pending": True}}},
     # the pseudo-labeled fit at the model's own tolerance (the default before 2026-12-07; measured 2026-12-07)
     "cont-tolown": {"loop": {"mode": "continuous", "batch_size": 10, "pseudo_labels": {"fit_tol": None}}},
-    # the pseudo-labeled fit's C scaled to its share of human labels, in both modes (measured 2026-12-07)
+    # the pseudo-labeled fit's C scaled to its share of human labels, in both modes (measured 2026-12-07 as an opt-in,
+    # the default since: these rows now run the defaults under names of their own)
     "rounds-b50-scaled": {"loop": {"mode": "rounds", "batch_size": 50, "pseudo_labels": {"fit_C": "scaled"}}},
     "cont-scaled": {"loop": {"mode": "continuous", "batch_size": 10, "pseudo_labels": {"fit_C": "scaled"}}},
     # the product's continuous row, to be run by benchmarks/continuous_variants.py --variant NAME (a name of its own to merge)
