@@ -50,6 +50,7 @@ def main() -> None:
     from clicloop import Loop, config_from_dict
     from clicloop.orchestrator.training import semisup
     from clicloop.orchestrator.training.models import evaluate
+    from clicloop.orchestrator.training.warmstate import fit_regularisation
 
     captured: dict[str, Any] = {}
     loops: list[Any] = []
@@ -77,7 +78,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         if "set" in captured:
             _, y2, n, query = captured["set"]
-            scaled = [own_C(query) * n / len(y2)] if ns.scaled else []
+            scaled = list(fit_regularisation(query, "scaled", n, len(y2)).values())[-1:] if ns.scaled else []
             row = compare(trained, seconds, *captured.pop("set"), loops[0].evalset_, ns.tols, evaluate, ns.Cs + scaled)
             if scaled:
                 row["scaled_C"] = round(scaled[0], 4)
@@ -127,11 +128,6 @@ def compare(trained: Any, seconds: float, X2: Any, y2: Any, n: int, query: Any, 
         warm.fit(X2, y2)
         row[f"C{C:g}"] = round(evaluate(warm, evalset, "accuracy"), 4)
     return row
-
-
-def own_C(model: Any) -> float:
-    """The model's C (its last pipeline step's), as ``fit_C: scaled`` starts from."""
-    return float((model.steps[-1][1] if hasattr(model, "steps") else model).C)
 
 
 def second_pass(trained: Any, X: Any, idx: Any, y: Any, unlabeled: Any, spread: Any, sure: Any, human: Any,
