@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from clicloop.orchestrator.hookspecs import hookimpl
 from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger.verify import verify
 from clicloop.orchestrator.training.newest import choose, keeps, tally
@@ -101,14 +102,34 @@ def test_the_check_changes_which_model_a_round_evaluates_never_a_pick(tmp_path, 
     assert [r.metric for r in on] != [r.metric for r in off]
 
 
-@pytest.mark.parametrize("kill_at", [31, 34])  # seed 0: round 31 is the first to switch, 34 switches back
-def test_a_kill_after_the_check_switched_resumes_to_the_same_ledger(tmp_path, monkeypatch, kill_at):
+class Switches(Watch):
+    """A :class:`Watch` that also notes each round whose check switched the model it evaluates
+    (the ``newest`` log line, written before the round finishes)."""
+
+    def __init__(self, caplog: Any):
+        super().__init__()
+        self.caplog, self.seen, self.rounds = caplog, 0, []
+
+    @hookimpl
+    def clicloop_round_finished(self, loop: Any, result: Any) -> None:
+        super().clicloop_round_finished(loop, result)
+        said = [r for r in self.caplog.records if "the model the round evaluates" in r.getMessage()]
+        if len(said) > self.seen:
+            self.rounds.append(result.round_no)
+        self.seen = len(said)
+
+
+@pytest.mark.parametrize("switch", [0, 1])  # killed in the round after the first switch, after the second
+def test_a_kill_after_the_check_switched_resumes_to_the_same_ledger(tmp_path, monkeypatch, caplog, switch):
     monkeypatch.setenv("CLICLOOP_WORKER_SALT", "fixed-salt")
     monkeypatch.setenv("CLICLOOP_CACHE_DIR", str(tmp_path / "cache"))
-    whole = run(checked(f"sqlite:///{tmp_path / 'whole.db'}"))
+    watch = Switches(caplog)
+    with caplog.at_level(logging.INFO, logger="clicloop.orchestrator.training.newest"):
+        whole = run(checked(f"sqlite:///{tmp_path / 'whole.db'}"), watch)
+    assert len(watch.rounds) >= 2, f"the check switched only after rounds {watch.rounds}: nothing to kill after"
     url = f"sqlite:///{tmp_path / 'killed.db'}"
-    with pytest.raises(KeyboardInterrupt):
-        run(checked(url), Watch(kill_at=kill_at))
+    with pytest.raises(KeyboardInterrupt):  # the round resumed from reads the switched check
+        run(checked(url), Watch(kill_at=watch.rounds[switch] + 1))
     resumed = run(checked(url))
     assert [(r.n_labeled, r.metric) for r in resumed] == [(r.n_labeled, r.metric) for r in whole]
     assert dump(tmp_path / "killed.db") == dump(tmp_path / "whole.db")
