@@ -28,6 +28,10 @@ Variants:
 - ``labeled``: the cover starts from the labeled items as centers already chosen (as
   ``pending: true`` does with the items in people's hands), so it picks uncertain items far from
   what is labeled; the first pick is then the one that most lowers the cost.
+- ``recentR`` (e.g. ``recent4``): the same with only the items picked in the last ``R`` rounds
+  as centers (the picks of this process's last ``R`` covers that are labeled now), so that at a
+  small batch the cover goes on where the last rounds' covers stopped, as one cover of ``R + 1``
+  batches would.
 
 The patch is applied before ``loop_labels.py`` starts its worker processes (forked, so they
 inherit it); a run under another start method would run the product's cover.
@@ -86,6 +90,8 @@ def patch(variant: str) -> None:
 
     if variant == "labeled":
         return _patch_labeled(coverage)
+    if variant.startswith("recent"):
+        return _patch_labeled(coverage, int(_number(variant, "recent")))
     if variant == "typiclust":
         return _patch_typiclust()
     plain = coverage.kmeans_pp
@@ -94,7 +100,7 @@ def patch(variant: str) -> None:
     if variant.startswith("power"):
         return _patch_power(coverage, plain, _number(variant, "power"))
     if variant != "top4k":
-        raise SystemExit(f"unknown variant {variant!r}: top4k, powerP, handoverC, labeled, typiclust")
+        raise SystemExit(f"unknown variant {variant!r}: top4k, powerP, handoverC, labeled, recentR, typiclust")
 
     def cover(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: Any = None, first: Any = None,
               trials: int = 1, weights: Any = None) -> np.ndarray:
@@ -137,22 +143,33 @@ def _patch_power(coverage: Any, plain: Any, power: float) -> None:
     coverage.kmeans_pp = cover
 
 
-def _patch_labeled(coverage: Any) -> None:
-    """``MarginCoverage.select`` covering around the labeled items (and any pending ones)."""
+def _patch_labeled(coverage: Any, rounds: int | None = None) -> None:
+    """``MarginCoverage.select`` covering around the labeled items (and any pending ones); with
+    ``rounds``, around only those of the labeled items this process's last ``rounds`` covers
+    picked (a process runs one loop at a time: picks no longer labeled belong to an earlier run)."""
     import copy
 
     from clicloop.strategies.select import SelectContext
 
     plain = coverage.MarginCoverage.select
+    recent: list[np.ndarray] = []
 
     def select(self: Any, model: Any, X: Any, candidates: Any, k: int, rng: Any, *, chunk_size: int, ids: Any,
                context: Any) -> Any:
         around = copy.copy(self)
         around.pending = True
-        held = np.concatenate([np.asarray(context.pending, dtype=np.int64),
-                               np.asarray(context.labeled, dtype=np.int64)])
+        labeled = np.asarray(context.labeled, dtype=np.int64)
+        if rounds is None:
+            centers = labeled
+        else:
+            recent[:] = [p for p in recent[-rounds:] if np.isin(p, labeled).all()]
+            centers = np.concatenate(recent) if recent else np.empty(0, dtype=np.int64)
+        held = np.concatenate([np.asarray(context.pending, dtype=np.int64), centers])
         ctx = SelectContext(labeled=context.labeled, pending=held, seconds=context.seconds)
-        return plain(around, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, context=ctx)
+        picks = plain(around, model, X, candidates, k, rng, chunk_size=chunk_size, ids=ids, context=ctx)
+        if rounds is not None:
+            recent.append(np.asarray(picks, dtype=np.int64))
+        return picks
 
     coverage.MarginCoverage.select = select
 
