@@ -78,7 +78,7 @@ class LabelStudioBackend(Annotations, Deliveries, Withdrawal):
         (Label Studio in a container, behind a proxy); a secret path is appended.
     poll_every_s: with a webhook, poll the project this often as well (lost deliveries).
     annotators: the people who label this project (continuous mode: the default lookahead is twice
-        that, and the first ``annotators + 1`` open tasks are never withdrawn); None: the users of
+        that, and the first ``2 x annotators + 1`` open tasks are never withdrawn); None: the users of
         the token's organization.
     withdraw_queued: in continuous mode, take back queued tasks that fell out of the ranking
         (never one someone started; see :mod:`clicloop.backends.labelstudio_withdraw`).

@@ -12,11 +12,20 @@ about a task, and the rule built on it:
   sampling** the label stream hands out the first task, by id, that is not labeled and not
   locked by someone else, and each person holds one lock at most; so every locked task is among
   the first ``n`` not-labeled tasks of the project, ``n`` the number of people who may label.
-  The first ``hold = annotators + 1`` of them are never withdrawn (the one extra covers a task
-  handed out between clicloop's read of the project and its delete).
+  The first ``hold = 2 x annotators + 1`` of them are never withdrawn: the task each person holds,
+  the next one each may be handed while clicloop reads the project and deletes (a person who
+  answers in that window takes the first free task: with one spare only, two such answers put a
+  task that is being withdrawn in someone's hands; seen in the real-server test), and one spare.
+- **ids**: on SQLite, Label Studio numbers an import's tasks from the highest task id in the
+  database + 1 (``tasks/serializers.py``), not from SQLite's own counter, so deleting the task of
+  the highest id gives that id to the next task imported, and an annotation someone was still
+  making for the deleted task would land on the new one with the old task's answer (a wrong label,
+  recorded without a word). The project's task of the highest id is never withdrawn: every id
+  clicloop deletes stays below one that exists, so none is given out again, and a late submit for
+  a withdrawn task is refused (404) instead.
 
-So a task is withdrawable when it has no annotation, no skip and no draft, and is not among the
-first ``hold`` not-labeled tasks of the project by id. With any other sampling (uniform,
+So a task is withdrawable when it has no annotation, no skip and no draft, is not among the
+first ``hold`` not-labeled tasks of the project by id, and is not the project's last task by id. With any other sampling (uniform,
 uncertainty) any task may be in someone's hands: nothing is withdrawn. An annotator labeling
 from a sorted or filtered Data Manager tab gets tasks in that tab's order, which the rule cannot
 see: turn withdrawal off (``params.withdraw_queued: false``) for such a project.
@@ -45,11 +54,13 @@ def started(task: dict[str, Any]) -> bool:
 def withdrawable(tasks: Iterable[dict[str, Any]], prefix: str, hold: int) -> dict[str, int]:
     """Clicloop key -> Label Studio task id of the tasks (keys starting with ``prefix``) nobody can
     have started, by the rule above; ``tasks``: every task of the project (``fields=all``)."""
+    tasks = list(tasks)
+    last = max((int(t["id"]) for t in tasks), default=None)  # its id would be given out again (the module's rule)
     open_ = sorted((t for t in tasks if not t.get("is_labeled")), key=lambda t: int(t["id"]))
     out: dict[str, int] = {}
     for task in open_[max(hold, 0):]:
         key = (task.get("data") or {}).get("clicloop_key")
-        if isinstance(key, str) and key.startswith(prefix) and not started(task):
+        if isinstance(key, str) and key.startswith(prefix) and not started(task) and int(task["id"]) != last:
             out[key] = int(task["id"])
     return out
 
@@ -112,7 +123,7 @@ class Withdrawal:
                 log.warning("Label Studio project %s uses %r, not %r: any open task may be in someone's hands, "
                             "so none is withdrawn", self.project_id_, sampling, SEQUENTIAL)
             return {}
-        hold = self._people() + 1  # read fresh: someone may just have joined
+        hold = 2 * self._people() + 1  # read fresh: someone may just have joined
         return withdrawable(self.client_.iter_tasks(self.project_id_), self.prefix_, hold)
 
     @property

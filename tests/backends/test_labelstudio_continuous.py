@@ -22,7 +22,8 @@ from clicloop.orchestrator.ledger import Ledger
 from clicloop.orchestrator.ledger import schema as s
 from clicloop.orchestrator.ledger.verify import verify
 from clicloop.orchestrator.loop import Loop
-from tests.conftest import digits_config
+from clicloop.orchestrator.types import BackendContext, Task
+from tests.conftest import PURPOSE, digits_config
 from tests.support.labelstudio_server import LabelStudioServer, labelstudio  # noqa: F401 - fixture
 from tests.support.labelstudio_stream import StreamAnnotator, join_organization
 
@@ -146,6 +147,27 @@ def test_two_annotators_always_have_a_task_chosen_by_the_latest_model(labelstudi
     assert not withdrawn & {h.key for p in people for h in p.handed}
 
 
+def test_a_withdrawn_tasks_id_is_never_given_to_a_new_task(labelstudio: LabelStudioServer) -> None:
+    """Label Studio on SQLite numbers imported tasks from the highest task id + 1: withdrawing the
+    project's last task would hand its id to the next import, and a late annotation of the
+    withdrawn task would land on the new one. The last task stays; withdrawn ids stay unused."""
+    from clicloop.backends.labelstudio import LabelStudioBackend
+
+    loop = f"ids-{secrets.token_hex(3)}"
+    backend = LabelStudioBackend(url=labelstudio.url, api_key=labelstudio.token, project=loop, annotators=1)
+    backend.open(BackendContext(loop, tuple(str(i) for i in range(10)), PURPOSE, 0))
+    tasks = [Task(f"{loop}/0/item-{i}/0", loop, 0, f"item-{i}", 0, PURPOSE, (), f"text {i}") for i in range(8)]
+    backend.dispatch(tasks[:7])
+    ids = dict(backend.task_ids_)
+    taken = backend.withdraw([t.key for t in tasks[:7]])
+    backend.dispatch(tasks[7:])
+    assert backend.task_ids_[tasks[7].key] not in {ids[k] for k in taken}
+    # one person: the first three open tasks are held (theirs, the next they may take, a spare); the
+    # last stays until a later task follows it
+    assert taken == [t.key for t in tasks[3:6]] and backend.queued() == {tasks[6].key}
+    backend.close()
+
+
 def _task(i: int, *, labeled: bool = False, key: str | None = None, **fields: Any) -> dict[str, Any]:
     return {"id": i, "is_labeled": labeled, "data": {"clicloop_key": key or f"l/{i}"}, **fields}
 
@@ -153,10 +175,12 @@ def _task(i: int, *, labeled: bool = False, key: str | None = None, **fields: An
 def test_the_rule_keeps_the_head_of_the_stream_and_anything_started() -> None:
     tasks = [_task(1, labeled=True, total_annotations=1), _task(2), _task(3), _task(4, draft_exists=True),
              _task(5, cancelled_annotations=1), _task(6), _task(7, key="other/7"), _task(8)]
-    # not labeled, by id: 2 3 4 5 6 7 8; with two people the first three are held (one each, one spare)
-    assert withdrawable(tasks, "l/", hold=3) == {"l/6": 6, "l/8": 8}
-    assert withdrawable(tasks, "l/", hold=0) == {"l/2": 2, "l/3": 3, "l/6": 6, "l/8": 8}
-    assert withdrawable(list(reversed(tasks)), "l/", hold=6) == {"l/8": 8}  # order is the task id, not the list's
+    # not labeled, by id: 2 3 4 5 6 7 8; held: the first `hold`; never the last (its id would be reused)
+    assert withdrawable(tasks, "l/", hold=3) == {"l/6": 6}
+    assert withdrawable(tasks, "l/", hold=0) == {"l/2": 2, "l/3": 3, "l/6": 6}
+    assert withdrawable(tasks + [_task(9, labeled=True, total_annotations=1)], "l/", hold=3) == {"l/6": 6, "l/8": 8}
+    assert withdrawable(list(reversed(tasks)), "l/", hold=4) == {"l/6": 6}  # order is the task id, not the list's
+    assert withdrawable(tasks, "l/", hold=5) == {}
 
 
 class _FakeClient:
@@ -188,13 +212,13 @@ def _backend(client: _FakeClient, **params: Any) -> Any:
 
 
 def test_without_annotators_the_organizations_users_are_the_people_who_may_hold_a_task() -> None:
-    client = _FakeClient([_task(i) for i in range(1, 9)], users=3)
+    client = _FakeClient([_task(i) for i in range(1, 13)], users=3)
     backend = _backend(client)
     assert backend.can_withdraw and backend.active_workers() == 3 and backend.active_workers() == 3
     assert client.user_reads == 1  # the loop asks at every top-up: read once a minute
-    assert backend.queued() == {f"l/{i}" for i in range(5, 9)}  # 3 people + 1: tasks 1-4 held
-    assert backend.withdraw(["l/2", "l/6", "l/7"]) == ["l/6", "l/7"] and client.deleted == [6, 7]
-    assert backend.withdrawn_ == {"l/6", "l/7"}
+    assert backend.queued() == {f"l/{i}" for i in range(8, 12)}  # 2 x 3 people + 1: tasks 1-7 held; 12 is the last
+    assert backend.withdraw(["l/2", "l/9", "l/10", "l/12"]) == ["l/9", "l/10"] and client.deleted == [9, 10]
+    assert backend.withdrawn_ == {"l/9", "l/10"}
 
 
 def test_with_another_sampling_or_withdrawal_off_nothing_is_withdrawn() -> None:
