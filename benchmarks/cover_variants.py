@@ -28,6 +28,9 @@ Variants:
 - ``labeled``: the cover starts from the labeled items as centers already chosen (as
   ``pending: true`` does with the items in people's hands), so it picks uncertain items far from
   what is labeled; the first pick is then the one that most lowers the cost.
+- ``medoid``: the cover's first pick is the shortlist's weighted medoid (the item whose choice
+  alone leaves the smallest weighted sum of squared distances: the greedy's own first step from
+  no center), not the smallest margin; the rest as the product's.
 - ``recentR`` (e.g. ``recent4``): the same with only the items picked in the last ``R`` rounds
   as centers (the picks of this process's last ``R`` covers that are labeled now), so that at a
   small batch the cover goes on where the last rounds' covers stopped, as one cover of ``R + 1``
@@ -99,8 +102,10 @@ def patch(variant: str) -> None:
         return _patch_handover(coverage, plain, _number(variant, "handover"))
     if variant.startswith("power"):
         return _patch_power(coverage, plain, _number(variant, "power"))
+    if variant == "medoid":
+        return _patch_medoid(coverage, plain)
     if variant != "top4k":
-        raise SystemExit(f"unknown variant {variant!r}: top4k, powerP, handoverC, labeled, recentR, typiclust")
+        raise SystemExit(f"unknown variant {variant!r}: top4k, powerP, handoverC, medoid, labeled, recentR, typiclust")
 
     def cover(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: Any = None, first: Any = None,
               trials: int = 1, weights: Any = None) -> np.ndarray:
@@ -139,6 +144,20 @@ def _patch_power(coverage: Any, plain: Any, power: float) -> None:
               trials: int = 1, weights: Any = None) -> np.ndarray:
         w = None if weights is None else np.asarray(weights, dtype=np.float64) ** power
         return plain(F, k, rng, centers=centers, first=first, trials=trials, weights=w)
+
+    coverage.kmeans_pp = cover
+
+
+def _patch_medoid(coverage: Any, plain: Any) -> None:
+    """The cover ``MarginCoverage.select`` calls, its first pick the weighted medoid of the shortlist."""
+    from clicloop.strategies.diversity import pairwise_sq
+
+    def cover(F: np.ndarray, k: int, rng: np.random.Generator, *, centers: Any = None, first: Any = None,
+              trials: int = 1, weights: Any = None) -> np.ndarray:
+        if centers is None and F.shape[0] > 1:
+            w = np.ones(F.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+            first = int(np.argmin(pairwise_sq(F, F).astype(np.float64) @ w))
+        return plain(F, k, rng, centers=centers, first=first, trials=trials, weights=weights)
 
     coverage.kmeans_pp = cover
 
