@@ -38,7 +38,7 @@ def _config(server: LabelStudioServer, ledger: str, title: str) -> Any:
     os.environ[TOKEN_ENV] = server.token
     return config_from_dict(digits_config(
         ledger,
-        loop={"name": f"lsc-{title}", "mode": "continuous", "refit_every": 4, "lookahead": 12, "poll_seconds": 0.1,
+        loop={"name": f"lsc-{title}", "mode": "continuous", "refit_every": 4, "lookahead": 16, "poll_seconds": 0.1,
               "round_timeout_s": 30},
         backend={"name": "labelstudio", "params": {"url": server.url, "api_key": {"env": TOKEN_ENV}, "project": title,
                                                    "hourly_wage": 18.0, "annotators": 2, "retry_for_s": 30.0}},
