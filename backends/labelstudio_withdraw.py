@@ -25,10 +25,11 @@ about a task, and the rule built on it:
   a withdrawn task is refused (404) instead.
 
 So a task is withdrawable when it has no annotation, no skip and no draft, is not among the
-first ``hold`` not-labeled tasks of the project by id, and is not the project's last task by id. With any other sampling (uniform,
-uncertainty) any task may be in someone's hands: nothing is withdrawn. An annotator labeling
-from a sorted or filtered Data Manager tab gets tasks in that tab's order, which the rule cannot
-see: turn withdrawal off (``params.withdraw_queued: false``) for such a project.
+first ``hold`` not-labeled tasks of the project by id, and is not the project's last task by id.
+With any other sampling (uniform, uncertainty) any task may be in someone's hands: nothing is
+withdrawn. An annotator labeling from a sorted or filtered Data Manager tab gets tasks in that
+tab's order, which the rule cannot see: turn withdrawal off (``params.withdraw_queued: false``)
+for such a project.
 """
 
 from __future__ import annotations
